@@ -1,0 +1,4 @@
+package identity
+
+// SignedBytes exposes signedBytes to the golden tests in identity_test.
+var SignedBytes = signedBytes
