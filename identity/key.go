@@ -18,7 +18,14 @@ var ErrBadKey = errors.New("bad key")
 // and never prints its secret.
 type PrivateKey struct {
 	_ [0]func() // not comparable
-	k crypto.PrivKey
+	// priv returns the key. It is a func rather than the key itself so that
+	// reflection-based printing (fmt with a bad verb or an unexported field,
+	// dumpers) reaches only a code pointer, never the key bytes.
+	priv func() crypto.PrivKey
+}
+
+func newPrivateKey(k crypto.PrivKey) *PrivateKey {
+	return &PrivateKey{priv: func() crypto.PrivKey { return k }}
 }
 
 // PublicKey is a host's Ed25519 public key. The zero value is invalid.
@@ -32,7 +39,7 @@ func Generate(rand io.Reader) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating ed25519 key: %w", err)
 	}
-	return &PrivateKey{k: priv}, nil
+	return newPrivateKey(priv), nil
 }
 
 // PrivateKeyFromSeed derives a key from a 32-byte Ed25519 seed.
@@ -48,12 +55,12 @@ func privateFromStd(std ed25519.PrivateKey) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	return &PrivateKey{k: priv}, nil
+	return newPrivateKey(priv), nil
 }
 
 // seed returns the 32-byte Ed25519 seed, the only secret form stored on disk.
 func (k *PrivateKey) seed() []byte {
-	raw, err := k.k.Raw()
+	raw, err := k.priv().Raw()
 	if err != nil {
 		panic(fmt.Sprintf("identity: raw ed25519 key: %v", err))
 	}
@@ -61,33 +68,34 @@ func (k *PrivateKey) seed() []byte {
 }
 
 // Public returns the matching public key.
-func (k *PrivateKey) Public() PublicKey { return PublicKey{k: k.k.GetPublic()} }
+func (k *PrivateKey) Public() PublicKey { return PublicKey{k: k.priv().GetPublic()} }
 
 // ID returns the host's peer ID.
 func (k *PrivateKey) ID() lpeer.ID { return k.Public().ID() }
 
 // Libp2p returns the key in libp2p's form, for building a libp2p host.
-func (k *PrivateKey) Libp2p() crypto.PrivKey { return k.k }
+func (k *PrivateKey) Libp2p() crypto.PrivKey { return k.priv() }
 
 // Equal reports whether k and o are the same key, in constant time.
 func (k *PrivateKey) Equal(o *PrivateKey) bool {
 	if k == nil || o == nil {
 		return k == o
 	}
-	return k.k.Equals(o.k)
+	return k.priv().Equals(o.priv())
 }
 
-// String redacts the key.
-func (k *PrivateKey) String() string { return "identity.PrivateKey(redacted)" }
+// String redacts the key. String, GoString, Format and MarshalText have value
+// receivers so that a PrivateKey copied into a struct is redacted too.
+func (k PrivateKey) String() string { return "identity.PrivateKey(redacted)" }
 
 // GoString redacts the key.
-func (k *PrivateKey) GoString() string { return k.String() }
+func (k PrivateKey) GoString() string { return k.String() }
 
 // Format redacts the key under every verb.
-func (k *PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
+func (k PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // MarshalText refuses: private keys are saved only through key files.
-func (k *PrivateKey) MarshalText() ([]byte, error) {
+func (k PrivateKey) MarshalText() ([]byte, error) {
 	return nil, errors.New("identity: refusing to encode a private key as text")
 }
 

@@ -64,7 +64,7 @@ func (k *PrivateKey) Sign(purpose Purpose, msg []byte) ([]byte, error) {
 	if err := validPurpose(purpose); err != nil {
 		return nil, err
 	}
-	sig, err := k.k.Sign(signedBytes(purpose, msg))
+	sig, err := k.priv().Sign(signedBytes(purpose, msg))
 	if err != nil {
 		return nil, fmt.Errorf("signing %s: %w", purpose, err)
 	}
