@@ -59,7 +59,7 @@ func base32Crockford(b []byte) string {
 }
 
 // checkChar is a Luhn mod 32 check over body, catching any single wrong
-// character and most swaps of adjacent characters.
+// character and every swap of adjacent characters except 0 and Z.
 func checkChar(body string) int {
 	factor, sum := 2, 0
 	for i := len(body) - 1; i >= 0; i-- {
@@ -79,7 +79,12 @@ func checkChar(body string) int {
 // check character and returns the canonical grouped form.
 func NormalizeFingerprint(s string) (string, error) {
 	var body strings.Builder
-	for _, r := range strings.ToUpper(s) {
+	for _, r := range s {
+		// Only ASCII is folded: strings.ToUpper would also turn look-alikes
+		// such as dotless i and long s into I and S.
+		if r >= 'a' && r <= 'z' {
+			r -= 'a' - 'A'
+		}
 		switch {
 		case r == '-' || r == ' ':
 			continue
