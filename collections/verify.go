@@ -1,0 +1,263 @@
+package collections
+
+import (
+	"fmt"
+	"strings"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/identity"
+)
+
+// VerifyOptions are the caller's freshness requirements for Verify.
+type VerifyOptions struct {
+	// Master, if set, is the only host whose certifications are accepted:
+	// the master the caller currently follows.
+	Master lpeer.ID
+	// MinEpoch fences off deposed masters: certifications from an earlier
+	// epoch are refused with ErrStaleEpoch. On the live path pass the
+	// highest epoch seen; for historical records (anti-entropy, loading
+	// data files) pass 0.
+	MinEpoch uint64
+}
+
+// Verified is a certified update that passed State.Verify: the only thing
+// Apply accepts. The zero value is rejected by Apply.
+type Verified struct {
+	c Certified
+}
+
+// Certified is the verified certified update.
+func (v Verified) Certified() Certified { return v.c }
+
+// Update is the verified update.
+func (v Verified) Update() Update { return v.c.Update() }
+
+// Verify checks a certified update against the state, so Apply may use it:
+//   - the master's signature (PurposeCertification) by the master it names,
+//     a server in the current chain (and opts.Master, if set), at an epoch
+//     of at least opts.MinEpoch;
+//   - the author's signature (PurposeUpdate) by the author the update names;
+//   - the write rules: Domain records are written only by the master that
+//     certifies them; a folder only by its hosting server, which must be the
+//     home server of its owner and, for an existing folder, the server that
+//     already hosts it; a report only by its author, a server in the chain.
+//
+// Errors wrap ErrMalformed, ErrBadSignature, ErrUnauthorized or
+// ErrStaleEpoch, with the reason.
+func (s *State) Verify(c Certified, opts VerifyOptions) (Verified, error) {
+	if c.IsZero() {
+		return Verified{}, fmt.Errorf("%w: empty certified update", ErrMalformed)
+	}
+	if err := c.verifyMaster(); err != nil {
+		return Verified{}, err
+	}
+	master := c.Master()
+	if !s.IsServer(master) {
+		return Verified{}, fmt.Errorf("%w: certified by %s, not a server in the chain", ErrUnauthorized, master)
+	}
+	if opts.Master != "" && master != opts.Master {
+		return Verified{}, fmt.Errorf("%w: certified by %s, but the master is %s", ErrUnauthorized, master, opts.Master)
+	}
+	if c.Epoch() < opts.MinEpoch {
+		return Verified{}, fmt.Errorf("%w: certified in epoch %d, fence is %d", ErrStaleEpoch, c.Epoch(), opts.MinEpoch)
+	}
+	if err := s.verifySigned(c.Signed(), master); err != nil {
+		return Verified{}, err
+	}
+	return Verified{c: c}, nil
+}
+
+// VerifiedProposal is a signed update that passed State.VerifyProposal on
+// the master's side: the master may certify it.
+type VerifiedProposal struct {
+	su     SignedUpdate
+	master lpeer.ID
+}
+
+// Update is the verified update.
+func (p VerifiedProposal) Update() Update { return p.su.Update() }
+
+// Signed is the verified signed update.
+func (p VerifiedProposal) Signed() SignedUpdate { return p.su }
+
+// VerifyProposal is the master's check of an update proposed to it (by a
+// slave, or by itself): the author's signature and the write rules, as if
+// master certified it. master must be a server in the chain.
+func (s *State) VerifyProposal(su SignedUpdate, master lpeer.ID) (VerifiedProposal, error) {
+	if su.IsZero() {
+		return VerifiedProposal{}, fmt.Errorf("%w: empty signed update", ErrMalformed)
+	}
+	if !s.IsServer(master) {
+		return VerifiedProposal{}, fmt.Errorf("%w: %s is not a server in the chain and cannot certify", ErrUnauthorized, master)
+	}
+	if err := s.verifySigned(su, master); err != nil {
+		return VerifiedProposal{}, err
+	}
+	return VerifiedProposal{su: su, master: master}, nil
+}
+
+// Certify certifies the verified proposal with key, which must be the
+// master it was verified for, and returns the certified update (to persist,
+// acknowledge and publish) and its Verified form (to Apply) without
+// verifying again.
+func (p VerifiedProposal) Certify(key *identity.PrivateKey, epoch, masterSeq uint64) (Certified, Verified, error) {
+	if p.su.IsZero() {
+		return Certified{}, Verified{}, fmt.Errorf("%w: zero VerifiedProposal", ErrNotVerified)
+	}
+	if key.ID() != p.master {
+		return Certified{}, Verified{}, fmt.Errorf("%w: proposal was verified for master %s, not %s", ErrUnauthorized, p.master, key.ID())
+	}
+	c, err := Certify(key, p.su, epoch, masterSeq)
+	if err != nil {
+		return Certified{}, Verified{}, err
+	}
+	return c, Verified{c: c}, nil
+}
+
+// verifySigned checks the author's signature and the write rules for an
+// update certified by master.
+func (s *State) verifySigned(su SignedUpdate, master lpeer.ID) error {
+	if err := su.verifyAuthor(); err != nil {
+		return err
+	}
+	u := su.Update()
+	if err := u.Validate(); err != nil {
+		return err
+	}
+	author, err := parseID(u.Author)
+	if err != nil {
+		return err
+	}
+	var v Value
+	if !u.Delete {
+		if v, err = u.Decode(); err != nil {
+			return err
+		}
+	}
+	switch u.Collection {
+	case Domain:
+		err = s.authorizeDomain(u, v, author, master)
+	case Catalog:
+		err = s.authorizeCatalog(u, v, author)
+	case Report:
+		err = s.authorizeReport(u, v, author)
+	}
+	if err != nil {
+		return fmt.Errorf("%s update %s by %s: %w", u.Collection, u.Key, author, err)
+	}
+	return nil
+}
+
+func unauthorized(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnauthorized}, args...)...)
+}
+
+// authorizeDomain: the master writes the Domain, and only under its own
+// certification; the records must keep the Domain coherent.
+func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID) error {
+	if author != master {
+		return unauthorized("Domain records are written only by the master that certifies them (certified by %s)", master)
+	}
+	if !s.IsServer(author) {
+		return unauthorized("author is not a server in the chain")
+	}
+	chain := s.Chain()
+	switch r := v.(type) {
+	case nil: // delete
+		if id, ok := strings.CutPrefix(u.Key, HostPrefix); ok && chain.Contains(mustDecode(id)) {
+			return unauthorized("host %s is in the chain; remove it from the chain first", id)
+		}
+	case DomainInfo:
+		if err := r.Settings.checkChainRule(len(chain.Servers)); err != nil {
+			return err
+		}
+	case Chain:
+		if !r.Contains(author) {
+			return unauthorized("a master cannot remove itself from the chain")
+		}
+		for _, id := range r.Servers {
+			h, ok := s.HostByID(mustDecode(id))
+			if !ok || h.Role != identity.RoleServer {
+				return unauthorized("chain server %s has no host record with role server", id)
+			}
+		}
+		if err := s.DomainInfo().Settings.checkChainRule(len(r.Servers)); err != nil {
+			return err
+		}
+	case User:
+		if !chain.Contains(mustDecode(r.HomeServer)) {
+			return unauthorized("user %s: home server %s is not in the chain", r.Name, r.HomeServer)
+		}
+	case Host:
+		rec, err := r.Open()
+		if err != nil {
+			return err
+		}
+		if chain.Contains(rec.ID()) && rec.Role != identity.RoleServer {
+			return unauthorized("host %s is in the chain and must keep role server", rec.ID())
+		}
+	}
+	return nil
+}
+
+// authorizeCatalog: a folder is written by its hosting server, for a user
+// whose home server it is, and never by another server than the one already
+// hosting it.
+func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID) error {
+	if !s.IsServer(author) {
+		return unauthorized("author is not a server in the chain")
+	}
+	old, exists := s.Folder(strings.TrimPrefix(u.Key, FolderPrefix))
+	if exists && old.Server != author.String() {
+		return unauthorized("folder is hosted by %s", old.Server)
+	}
+	if u.Delete {
+		if !exists {
+			return unauthorized("no such folder to delete")
+		}
+		return nil
+	}
+	f := v.(Folder)
+	if f.Server != author.String() {
+		return unauthorized("folder names hosting server %s", f.Server)
+	}
+	home, ok := s.HomeServer(f.Owner)
+	if !ok {
+		return unauthorized("owner %s is not a user of the domain", f.Owner)
+	}
+	if home != author {
+		return unauthorized("owner %s's home server is %s", f.Owner, home)
+	}
+	return nil
+}
+
+// authorizeReport: a report is written by its author, a server in the chain.
+func (s *State) authorizeReport(u Update, v Value, author lpeer.ID) error {
+	if !s.IsServer(author) {
+		return unauthorized("author is not a server in the chain")
+	}
+	old, exists := s.ReportByID(strings.TrimPrefix(u.Key, ReportPrefix))
+	if exists && old.Author != author.String() {
+		return unauthorized("report was written by %s", old.Author)
+	}
+	if u.Delete {
+		if !exists {
+			return unauthorized("no such report to delete")
+		}
+		return nil
+	}
+	if r := v.(ReportRecord); r.Author != author.String() {
+		return unauthorized("report names author %s", r.Author)
+	}
+	return nil
+}
+
+// mustDecode decodes a peer ID that was validated already.
+func mustDecode(s string) lpeer.ID {
+	id, err := lpeer.Decode(s)
+	if err != nil {
+		return ""
+	}
+	return id
+}

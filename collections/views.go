@@ -1,0 +1,110 @@
+package collections
+
+import (
+	"strings"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/identity"
+)
+
+// live decodes the live record at key of k into T.
+func live[T Value](s *State, k Kind, key string) (T, bool) {
+	var zero T
+	r, ok := s.Lookup(k, key)
+	if !ok {
+		return zero, false
+	}
+	v, err := r.Decode()
+	if err != nil {
+		return zero, false // verified before it was applied; cannot happen
+	}
+	t, ok := v.(T)
+	return t, ok
+}
+
+// each decodes every live record of k under prefix into T, in key order.
+func each[T Value](s *State, k Kind, prefix string) []T {
+	var out []T
+	for _, r := range s.Records(k) {
+		if r.Deleted || !strings.HasPrefix(r.Key, prefix) {
+			continue
+		}
+		v, err := r.Decode()
+		if err != nil {
+			continue
+		}
+		if t, ok := v.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// DomainInfo is the domain record.
+func (s *State) DomainInfo() DomainInfo {
+	d, _ := live[DomainInfo](s, Domain, DomainKey)
+	return d
+}
+
+// Chain is the current server chain.
+func (s *State) Chain() Chain {
+	c, _ := live[Chain](s, Domain, ChainKey)
+	return c
+}
+
+// IsServer reports whether id is a server in the current chain.
+func (s *State) IsServer(id lpeer.ID) bool {
+	return id != "" && s.Chain().Contains(id)
+}
+
+// Users is every provisioned user, by name.
+func (s *State) Users() []User { return each[User](s, Domain, UserPrefix) }
+
+// User returns the user called name.
+func (s *State) User(name string) (User, bool) { return live[User](s, Domain, UserPrefix+name) }
+
+// HomeServer is the peer ID of user's home server.
+func (s *State) HomeServer(user string) (lpeer.ID, bool) {
+	u, ok := s.User(user)
+	if !ok {
+		return "", false
+	}
+	id, err := lpeer.Decode(u.HomeServer)
+	return id, err == nil
+}
+
+// Hosts is every member host's record, by peer ID.
+func (s *State) Hosts() []identity.HostRecord {
+	var out []identity.HostRecord
+	for _, h := range each[Host](s, Domain, HostPrefix) {
+		if r, err := h.Open(); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// HostByID returns the record of the member host id.
+func (s *State) HostByID(id lpeer.ID) (identity.HostRecord, bool) {
+	h, ok := live[Host](s, Domain, HostPrefix+id.String())
+	if !ok {
+		return identity.HostRecord{}, false
+	}
+	r, err := h.Open()
+	return r, err == nil
+}
+
+// Folders is every folder of the Catalog, by ID.
+func (s *State) Folders() []Folder { return each[Folder](s, Catalog, FolderPrefix) }
+
+// Folder returns the folder with id.
+func (s *State) Folder(id string) (Folder, bool) { return live[Folder](s, Catalog, FolderPrefix+id) }
+
+// Reports is every report, by ID.
+func (s *State) Reports() []ReportRecord { return each[ReportRecord](s, Report, ReportPrefix) }
+
+// ReportByID returns the report with id.
+func (s *State) ReportByID(id string) (ReportRecord, bool) {
+	return live[ReportRecord](s, Report, ReportPrefix+id)
+}
