@@ -1,0 +1,96 @@
+// Package role decides which server of a domain's chain is master: the
+// chain-of-responsibility failover of DESIGN.md, as a pure state machine in
+// the etcd raft Step/Tick/Ready shape. It starts no goroutines and does no
+// I/O; it reads no clock and no randomness. The driver feeds it ticks,
+// heartbeats and catch-up reports and carries out what it asks.
+//
+// # The rules
+//
+// The servers form an ordered chain, highest priority first. Every master
+// term has an epoch; epochs only grow, and each is used by one server at
+// most. Every server broadcasts a heartbeat every HeartbeatTicks; a server
+// not heard from within FailAfterTicks is down.
+//
+// A server is caught up when it holds the data of the latest epoch that had
+// a master: a master is caught up in its own epoch, a slave once the driver
+// reports (CaughtUp) that it has pulled from the master. A restarted server
+// is not caught up. The rightful master, in a server's view, is the first
+// live, caught-up server in chain order. So a master that fails is
+// replaced by the next live server (scenario 3), a lower-priority server
+// never preempts the acting master, and a recovered master first catches up
+// and only then takes the role back with a higher epoch, the acting master
+// stepping down (scenario 4). Agents are not in the chain and slaves do not
+// matter to it (scenarios 1 and 2). When no master has been seen for
+// StartupGraceTicks and no live server is caught up (a whole-cluster cold
+// start), the first live server is rightful.
+//
+// In Majority mode (the default for three or more servers) the rightful
+// server must win the epoch from a majority of the chain, self included.
+// It first pre-campaigns (asks without changing anything), then campaigns
+// for highest+1; a server grants an epoch only if it sees the candidate as
+// rightful and has seen no epoch as high, and persists the epoch before
+// granting. A majority has thus fenced the old epoch before the new master
+// acts, and no epoch ever has two masters. A master that has not heard from
+// a majority for FailAfterTicks steps down and stops acknowledging writes.
+//
+// In plain-chain mode (Majority false, the default for two servers) the
+// rightful server promotes itself, taking the next epoch congruent to its
+// chain position plus one modulo the chain length, so two servers split by
+// a partition still never share an epoch. When they meet again the lower
+// epoch steps down, catches up (the driver merges; collections merge loses
+// nothing) and, if it has the higher priority, takes the role back.
+//
+// Any message carrying a higher epoch raises the highest epoch seen; a
+// master or candidate of a lower epoch steps down at once. Heartbeats of a
+// master below the highest epoch seen are refused with [ErrStaleEpoch], and
+// [Machine.Fence] applies the same test to the master-signed messages of the
+// data protocols.
+//
+// # Usage
+//
+// The driver goroutine owns the machine and loops:
+//
+//	m, err := role.New(role.DefaultConfig(self, chain), role.Persisted{Epoch: loadEpoch()})
+//	for {
+//		select {
+//		case <-ticker.C: // every role.DefaultTickInterval
+//			m.Tick()
+//		case msg := <-heartbeats: // verified: signed by msg.From
+//			_ = m.Step(msg)
+//		case epoch := <-pulled: // a pull from State.CatchUpFrom finished
+//			m.CaughtUp(epoch)
+//		}
+//		if !m.HasReady() {
+//			continue
+//		}
+//		rd := m.Ready()
+//		if rd.PersistEpoch != 0 {
+//			saveEpochAndFsync(rd.PersistEpoch) // 1. before anything else
+//		}
+//		send(rd.Messages) // 2.
+//		apply(rd.State)   // 3. role, master to follow, pull, acknowledge
+//		m.Advance(rd)
+//	}
+//
+// The contract:
+//
+//   - Persist before you send, before you act. A Ready's PersistEpoch must
+//     be durable (fsynced) before any of its Messages leave and before its
+//     State is acted on; a server that crashes in between restarts from
+//     what is durable. Never acknowledge a write as master before the
+//     Ready that made the server master has been persisted.
+//   - Acknowledge writes only while the last applied State.AcceptWrites()
+//     holds, and sign master messages with its Epoch. Stop acknowledging
+//     as soon as a State says otherwise.
+//   - Refuse master-signed messages that [Machine.Fence] rejects.
+//   - When State.CatchUpFrom is set, pull everything from that master and
+//     then call CaughtUp(State.Epoch). Until then the server cannot be
+//     promoted (short of a cold start).
+//   - Call Advance with each Ready before the next Ready; Tick, Step and
+//     CaughtUp may be called in between. A restart is New with the
+//     persisted epoch.
+//
+// With [DefaultConfig] and [DefaultTickInterval] a server is declared down
+// after 1 s of silence and a new master is elected within one round trip
+// after that; a cold start elects after 1.5 s.
+package role
