@@ -42,10 +42,18 @@ func (p KDFParams) validate() error {
 
 const keyFileVersion = 1
 
+// keyFileAD is the AEAD additional data of an encrypted key file. It is fixed
+// rather than the peer ID so that a file whose ID was altered decrypts and
+// fails the ID check as corrupt, instead of looking like a wrong passphrase.
+var keyFileAD = []byte("baton host key v1")
+
+// sealedSeedSize is the ciphertext length of a sealed 32-byte seed.
+const sealedSeedSize = 32 + chacha20poly1305.Overhead
+
 // keyFile is the on-disk JSON form. The secret is the 32-byte Ed25519 seed,
 // either in Seed (plaintext) or sealed in Ciphertext with XChaCha20-Poly1305
-// under an argon2id key; the peer ID is the additional data, so a file cannot
-// be re-labelled.
+// under an argon2id key. The ID is checked against the decrypted key, so a
+// re-labelled file is reported as corrupt rather than as a wrong passphrase.
 type keyFile struct {
 	Version    int        `json:"baton_host_key"`
 	Type       string     `json:"type"`
@@ -87,7 +95,7 @@ func SaveKeyFileKDF(path string, k *PrivateKey, passphrase []byte, kdf KDFParams
 		kf.KDF = &kdf
 		kf.Salt = base64.StdEncoding.EncodeToString(salt)
 		kf.Nonce = base64.StdEncoding.EncodeToString(nonce)
-		kf.Ciphertext = base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, k.seed(), []byte(kf.ID)))
+		kf.Ciphertext = base64.StdEncoding.EncodeToString(aead.Seal(nil, nonce, k.seed(), keyFileAD))
 	}
 	data, err := json.MarshalIndent(kf, "", "  ")
 	if err != nil {
@@ -122,6 +130,9 @@ func readKeyFile(path string) (*keyFile, error) {
 			return nil, fmt.Errorf("loading host key %s: %w (run 'baton keys gen' first)", path, err)
 		}
 		return nil, fmt.Errorf("loading host key %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("loading host key %s: %w: not a regular file", path, ErrCorruptKeyFile)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("loading host key %s: %w (mode %04o; fix with: chmod 600 %s)", path, ErrInsecurePermissions, st.Mode().Perm(), path)
@@ -173,7 +184,7 @@ func LoadKeyFile(path string, passphrase []byte) (*PrivateKey, error) {
 		}
 		salt, err := base64.StdEncoding.DecodeString(kf.Salt)
 		if err != nil || len(salt) < 16 {
-			return nil, corrupt("salt", fmt.Errorf("want 16 base64 bytes"))
+			return nil, corrupt("salt", errors.New("want at least 16 base64 bytes"))
 		}
 		nonce, err := base64.StdEncoding.DecodeString(kf.Nonce)
 		if err != nil || len(nonce) != chacha20poly1305.NonceSizeX {
@@ -183,11 +194,14 @@ func LoadKeyFile(path string, passphrase []byte) (*PrivateKey, error) {
 		if err != nil {
 			return nil, corrupt("ciphertext", err)
 		}
+		if len(ct) != sealedSeedSize {
+			return nil, corrupt("ciphertext", fmt.Errorf("%d bytes, want %d", len(ct), sealedSeedSize))
+		}
 		aead, err := chacha20poly1305.NewX(argon2.IDKey(passphrase, salt, kf.KDF.Time, kf.KDF.Memory, kf.KDF.Threads, chacha20poly1305.KeySize))
 		if err != nil {
 			return nil, corrupt("cipher", err)
 		}
-		if seed, err = aead.Open(nil, nonce, ct, []byte(kf.ID)); err != nil {
+		if seed, err = aead.Open(nil, nonce, ct, keyFileAD); err != nil {
 			return nil, fmt.Errorf("loading host key %s: %w", path, ErrWrongPassphrase)
 		}
 	}
