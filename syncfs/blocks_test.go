@@ -1,0 +1,166 @@
+package syncfs_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// small chunking so tests see many blocks in little data.
+var testChunking = syncfs.Chunking{MinSize: 1 << 10, MaxSize: 16 << 10, AverageBits: 12}
+
+func randBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+	r.Read(b)
+	return b
+}
+
+func hashWith(t testing.TB, c syncfs.Chunking, data []byte) ([]syncfs.Block, syncfs.Hash) {
+	t.Helper()
+	hs, err := syncfs.NewHasher(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, sum, err := hs.HashFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blocks, sum
+}
+
+func TestPolynomialIrreducible(t *testing.T) {
+	if !syncfs.Polynomial.Irreducible() || syncfs.Polynomial.Deg() != 53 {
+		t.Errorf("Polynomial %v: irreducible %v, degree %d; want irreducible of degree 53",
+			syncfs.Polynomial, syncfs.Polynomial.Irreducible(), syncfs.Polynomial.Deg())
+	}
+}
+
+func TestHashFileBlocks(t *testing.T) {
+	for _, c := range []syncfs.Chunking{testChunking, syncfs.DefaultChunking} {
+		data := randBytes(1, 5<<20+123)
+		blocks, sum := hashWith(t, c, data)
+		if sum != syncfs.HashBytes(data) {
+			t.Errorf("file hash = %x; want blake3 of the content", sum)
+		}
+		var off int64
+		for i, b := range blocks {
+			if b.Offset != off {
+				t.Fatalf("block %d at %d; want %d", i, b.Offset, off)
+			}
+			if b.Size > c.MaxSize || i < len(blocks)-1 && b.Size < c.MinSize {
+				t.Errorf("block %d size %d outside %d..%d", i, b.Size, c.MinSize, c.MaxSize)
+			}
+			if b.Hash != syncfs.HashBytes(data[off:off+int64(b.Size)]) {
+				t.Errorf("block %d hash mismatch", i)
+			}
+			off += int64(b.Size)
+		}
+		if off != int64(len(data)) {
+			t.Errorf("blocks cover %d bytes; want %d", off, len(data))
+		}
+		t.Logf("%+v: %d blocks for %d bytes", c, len(blocks), len(data))
+	}
+}
+
+// TestHashFileStable pins the cut points: all hosts, and all versions of
+// baton, must cut the same content at the same places.
+func TestHashFileStable(t *testing.T) {
+	blocks, _ := hashWith(t, syncfs.DefaultChunking, randBytes(7, 4<<20))
+	var got []int64
+	for _, b := range blocks {
+		got = append(got, b.Offset)
+	}
+	want := []int64{0, 311317, 684579, 998167, 1308804, 1635028, 2206186, 2500189, 2852868, 3242580, 3544654, 3872283, 4156773}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("cut offsets = %v;\nwant %v", got, want)
+	}
+}
+
+func TestHashFileEmptyAndSmall(t *testing.T) {
+	blocks, sum := hashWith(t, syncfs.DefaultChunking, nil)
+	if len(blocks) != 0 || sum != syncfs.HashBytes(nil) {
+		t.Errorf("HashFile(empty) = %v, %x; want no blocks, hash of nothing", blocks, sum)
+	}
+	blocks, _ = hashWith(t, syncfs.DefaultChunking, []byte("hello"))
+	if len(blocks) != 1 || blocks[0].Size != 5 || blocks[0].Hash != syncfs.HashBytes([]byte("hello")) {
+		t.Errorf("HashFile(hello) = %+v; want one 5-byte block", blocks)
+	}
+}
+
+// TestHashFileShiftResistant inserts bytes in the middle: content-defined
+// cuts resynchronise, so only the blocks around the edit change.
+func TestHashFileShiftResistant(t *testing.T) {
+	data := randBytes(2, 1<<20)
+	edited := append(append(append([]byte{}, data[:500000]...), []byte("inserted text")...), data[500000:]...)
+	a, _ := hashWith(t, testChunking, data)
+	b, _ := hashWith(t, testChunking, edited)
+	have := map[syncfs.Hash]bool{}
+	for _, blk := range a {
+		have[blk.Hash] = true
+	}
+	var newBytes int64
+	for _, blk := range b {
+		if !have[blk.Hash] {
+			newBytes += int64(blk.Size)
+		}
+	}
+	if newBytes > 3*int64(testChunking.MaxSize) {
+		t.Errorf("a 13-byte insert changed %d bytes of blocks; want at most a few blocks", newBytes)
+	}
+}
+
+func TestHashFileReadError(t *testing.T) {
+	boom := errors.New("boom")
+	hs, _ := syncfs.NewHasher(testChunking)
+	_, _, err := hs.HashFile(io.MultiReader(bytes.NewReader(randBytes(3, 10000)), iotestErr{boom}))
+	if !errors.Is(err, boom) {
+		t.Errorf("HashFile(failing reader) error = %v; want boom", err)
+	}
+	// The Hasher is reusable after an error.
+	blocks, sum, err := hs.HashFile(bytes.NewReader([]byte("x")))
+	if err != nil || len(blocks) != 1 || sum != syncfs.HashBytes([]byte("x")) {
+		t.Errorf("HashFile after error = %v, %x, %v", blocks, sum, err)
+	}
+}
+
+type iotestErr struct{ err error }
+
+func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
+
+func TestChunkingValidate(t *testing.T) {
+	for _, c := range []syncfs.Chunking{{}, {MinSize: 100, MaxSize: 50, AverageBits: 10}, {MinSize: 64, MaxSize: 128 << 20, AverageBits: 10}, {MinSize: 64, MaxSize: 128, AverageBits: 40}} {
+		if _, err := syncfs.NewHasher(c); err == nil {
+			t.Errorf("NewHasher(%+v) = nil error; want invalid", c)
+		}
+	}
+}
+
+func BenchmarkHashFile(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		c    syncfs.Chunking
+	}{
+		{"default", syncfs.DefaultChunking},
+		{"restic", syncfs.Chunking{MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			data := randBytes(9, 64<<20)
+			hs, err := syncfs.NewHasher(bc.c)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, _, err := hs.HashFile(bytes.NewReader(data)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
