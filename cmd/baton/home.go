@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	toml "github.com/pelletier/go-toml/v2"
 	ma "github.com/multiformats/go-multiaddr"
+	toml "github.com/pelletier/go-toml/v2"
 
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/atomicfile"

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBinary builds the real baton binary and checks exit codes, stdout and
+// stderr end to end, as a shell would see them.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "baton")
+	build := exec.Command(gobin, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// A clean environment: no BATON_* from the caller, a private HOME.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "BATON_") && !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "XDG_CONFIG_HOME=") {
+			environ = append(environ, kv)
+		}
+	}
+	environ = append(environ, "HOME="+filepath.Join(dir, "user"))
+
+	baton := func(args ...string) (code int, stdout, stderr string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = environ
+		cmd.Stdin = strings.NewReader("") // not a terminal
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &exit):
+			code = exit.ExitCode()
+		default:
+			t.Fatalf("running baton %s: %v", strings.Join(args, " "), err)
+		}
+		return code, out.String(), errb.String()
+	}
+
+	home := filepath.Join(dir, "home")
+	if code, _, stderr := baton("keys", "gen", "--home", home, "--name", "e2e"); code != 0 {
+		t.Fatalf("baton keys gen: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, stderr := baton("keys", "show", "--json", "--home", home)
+	if code != 0 || stderr != "" {
+		t.Fatalf("baton keys show --json: exit %d, stderr %q", code, stderr)
+	}
+	var ki keyInfo
+	if err := json.Unmarshal([]byte(stdout), &ki); err != nil {
+		t.Fatalf("baton keys show --json printed %q: %v", stdout, err)
+	}
+	if ki.Name != "e2e" || !strings.HasPrefix(ki.ID, "12D3KooW") || ki.Encrypted {
+		t.Errorf("baton keys show --json = %+v; want name e2e, an Ed25519 peer ID, not encrypted", ki)
+	}
+
+	// The default home is under $HOME when XDG_CONFIG_HOME is unset.
+	if code, _, stderr := baton("keys", "gen"); code != 0 {
+		t.Fatalf("baton keys gen (default home): exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "user", ".config", "baton", "host.key")); err != nil {
+		t.Errorf("default home: %v", err)
+	}
+
+	for _, tc := range []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"keys", "show", "--home", filepath.Join(dir, "nowhere")}, 1, "no host key in " + filepath.Join(dir, "nowhere")},
+		{[]string{"keys", "gen", "--home", home}, 1, "already exists"},
+		{[]string{"keys", "show", "--jsn", "--home", home}, 2, "unknown flag: --jsn"},
+		{[]string{"kees"}, 2, `unknown command "kees"`},
+	} {
+		code, stdout, stderr := baton(tc.args...)
+		name := "baton " + strings.Join(tc.args, " ")
+		if code != tc.code {
+			t.Errorf("%s: exit %d; want %d", name, code, tc.code)
+		}
+		if stdout != "" {
+			t.Errorf("%s: stdout %q; want nothing", name, stdout)
+		}
+		if !strings.HasPrefix(stderr, "baton: ") || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.contains) {
+			t.Errorf("%s: stderr %q; want one line \"baton: ...%s...\"", name, stderr, tc.contains)
+		}
+	}
+}
