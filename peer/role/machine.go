@@ -329,7 +329,16 @@ func (m *Machine) rightful() string {
 }
 
 func (m *Machine) maybePromote() {
-	if m.now < int64(m.cfg.StartupGraceTicks) || m.rightful() != m.cfg.Self || m.liveCount() < m.quorum {
+	// A freshly started server first listens for FailAfterTicks, so that it
+	// has heard every live server, and while there is no master for
+	// StartupGraceTicks, so that a cold start elects the chain's head.
+	if m.now < int64(m.cfg.FailAfterTicks) {
+		return
+	}
+	if id, _ := m.liveMaster(); id == "" && m.now < int64(m.cfg.StartupGraceTicks) {
+		return
+	}
+	if m.rightful() != m.cfg.Self || m.liveCount() < m.quorum {
 		return
 	}
 	if m.quorum == 1 {
