@@ -1,0 +1,164 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/role"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotMaster: the change must be made at the master (Domain changes),
+	// or this server is not master. NotMasterError says who is.
+	ErrNotMaster = errors.New("not the master")
+	// ErrNoMaster: no master is reachable now; the update waits in the
+	// outbox and is sent when one is.
+	ErrNoMaster = errors.New("no master reachable")
+	// ErrRejected: the master (or this host) refused the update.
+	ErrRejected = errors.New("update rejected")
+	// ErrStopped: the node is not running.
+	ErrStopped = errors.New("node not running")
+)
+
+// NotMasterError says that an operation needs the master, and which host is
+// the master as far as this host knows ("" if none).
+type NotMasterError struct {
+	Master     lpeer.ID
+	MasterName string
+}
+
+func (e *NotMasterError) Error() string {
+	if e.Master == "" {
+		return "domain changes are made at the master, and no master is reachable now"
+	}
+	return fmt.Sprintf("domain changes are made at the master: run this on %s (%s)", e.MasterName, e.Master)
+}
+
+func (e *NotMasterError) Unwrap() error { return ErrNotMaster }
+
+// Config configures a Node. Key, Genesis and DataDir are required.
+type Config struct {
+	// Key is the host's identity.
+	Key *identity.PrivateKey
+	// Name is the host's name (for logs and status).
+	Name string
+	// Role is server or agent. A server must be in the genesis chain or be
+	// added to the chain later; an agent never becomes master.
+	Role identity.Role
+	// Genesis is the domain this host belongs to.
+	Genesis collections.Genesis
+	// DataDir holds the data files, the outbox and the persisted epoch.
+	DataDir string
+	// Listen are multiaddrs to listen on (e.g. /ip4/127.0.0.1/tcp/0).
+	Listen []string
+	// PublicAddrs and PrivateAddrs are announced to peers in addition to
+	// (or, when set, instead of) the listen addresses.
+	PublicAddrs, PrivateAddrs []string
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// TickInterval drives the role machine (default role.DefaultTickInterval).
+	TickInterval time.Duration
+	// SyncInterval is how often anti-entropy runs with each connected
+	// server (default 3 s). It also runs on connect and on a detected gap.
+	SyncInterval time.Duration
+	// WatchDebounce is the quiet time before a changed data file is checked
+	// (default 100 ms).
+	WatchDebounce time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.TickInterval <= 0 {
+		c.TickInterval = role.DefaultTickInterval
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = 3 * time.Second
+	}
+	if c.WatchDebounce <= 0 {
+		c.WatchDebounce = 100 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Role == "" {
+		c.Role = identity.RoleServer
+	}
+}
+
+// Validate checks the required fields.
+func (c *Config) Validate() error {
+	if c.Key == nil {
+		return errors.New("node config: no host key")
+	}
+	if c.Genesis.Marshal() == nil {
+		return errors.New("node config: no domain genesis")
+	}
+	if c.DataDir == "" {
+		return errors.New("node config: no data directory")
+	}
+	if c.Role != identity.RoleServer && c.Role != identity.RoleAgent {
+		return fmt.Errorf("node config: role %q, want server or agent", c.Role)
+	}
+	return nil
+}
+
+// Status is a snapshot of a running node, for `baton status`.
+type Status struct {
+	Name        string                      `json:"name"`
+	ID          string                      `json:"id"`
+	Role        string                      `json:"role"` // master, slave, candidate or agent
+	Master      string                      `json:"master"`
+	MasterName  string                      `json:"master_name"`
+	Epoch       uint64                      `json:"epoch"`
+	Domain      string                      `json:"domain"`
+	Listen      []string                    `json:"listen"`
+	Peers       []PeerStatus                `json:"peers"`
+	Collections map[string]CollectionStatus `json:"collections"`
+	Outbox      int                         `json:"outbox"`
+	Quarantined []QuarantineEvent           `json:"quarantined"`
+}
+
+// PeerStatus is one connected peer.
+type PeerStatus struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Addr    string `json:"addr"`
+	Network string `json:"network"` // "private", "public" or "other": which advertised address the connection uses
+}
+
+// CollectionStatus describes one collection.
+type CollectionStatus struct {
+	Records    int       `json:"records"`
+	Digest     string    `json:"digest"`
+	LastUpdate time.Time `json:"last_update"`
+}
+
+// QuarantineEvent records a data file that changed behind the node's back
+// and did not verify, and where it was moved.
+type QuarantineEvent struct {
+	Time       time.Time `json:"time"`
+	Collection string    `json:"collection"`
+	File       string    `json:"file"`
+	MovedTo    string    `json:"moved_to"`
+	Reason     string    `json:"reason"`
+}
+
+// Receipt is the result of a submitted update.
+type Receipt struct {
+	// Certified is the master-certified update; zero if Queued.
+	Certified collections.Certified
+	// Queued is set when no master acknowledged in time: the update is in
+	// the durable outbox and will be sent when a master is reachable.
+	Queued bool
+}

@@ -1,0 +1,103 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+)
+
+// Node is a running baton host: a server in the domain's chain or a desktop
+// agent. New builds it and starts nothing; Run runs it until its context
+// ends, and returns after everything it started has stopped.
+//
+// The methods other than Run may be called from any goroutine while Run is
+// running; they hand their work to the goroutine that owns the node's state.
+type Node struct {
+	cfg     Config
+	started chan struct{}
+	reqs    chan request
+}
+
+// request is work handed to the driver goroutine.
+type request struct {
+	fn func(d *driver)
+}
+
+// New checks cfg and returns a node. It does no I/O.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Node{cfg: cfg, started: make(chan struct{}), reqs: make(chan request)}, nil
+}
+
+// ID is the node's peer ID.
+func (n *Node) ID() lpeer.ID { return n.cfg.Key.ID() }
+
+// Started is closed once the node listens and serves.
+func (n *Node) Started() <-chan struct{} { return n.started }
+
+// do runs fn on the driver goroutine and waits for it.
+func (n *Node) do(ctx context.Context, fn func(d *driver)) error {
+	done := make(chan struct{})
+	select {
+	case n.reqs <- request{fn: func(d *driver) { fn(d); close(done) }}:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+	}
+}
+
+// Status returns a snapshot of the node for display.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := n.do(ctx, func(d *driver) { st = d.status() })
+	return st, err
+}
+
+// State returns a copy of the node's collections.
+func (n *Node) State(ctx context.Context) (*collections.State, error) {
+	var s *collections.State
+	err := n.do(ctx, func(d *driver) { s = d.state.Clone() })
+	return s, err
+}
+
+// Submit signs u as this host, keeps it in the durable outbox and sends it
+// to the master (or, at the master, certifies it). It waits for the master's
+// receipt until ctx ends; then the Receipt says Queued and the update stays in
+// the outbox. Domain updates are accepted only at the master: elsewhere Submit
+// returns a *NotMasterError.
+func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error) {
+	var wait <-chan submitResult
+	var err error
+	if derr := n.do(ctx, func(d *driver) { wait, err = d.submit(u) }); derr != nil {
+		return Receipt{}, derr
+	}
+	if err != nil {
+		return Receipt{}, err
+	}
+	select {
+	case r := <-wait:
+		return r.receipt, r.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return Receipt{Queued: true}, nil
+		}
+		return Receipt{}, ctx.Err()
+	}
+}
+
+type submitResult struct {
+	receipt Receipt
+	err     error
+}
