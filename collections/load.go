@@ -18,9 +18,9 @@ type LoadResult struct {
 }
 
 // Load reads collection k's data file from st and applies every record.
-// Each record is decoded and verified (Verify with MinEpoch 0: the records
-// are historical) against the state as loading proceeds, so the file is
-// replayed in its own order. If any record does not decode, verify or
+// Each record is decoded and verified (Verify with MinEpoch 0 and History:
+// the records are historical) against the state as loading proceeds, so
+// the file is replayed in its own order. If any record does not decode, verify or
 // apply, Load returns a *DataFileError naming the file and the record's
 // offset, and s is left unchanged: nothing from the file is applied.
 //
@@ -46,7 +46,7 @@ func (s *State) Load(st Storage, k Kind) (LoadResult, error) {
 		if got := c.Update().Collection; got != k {
 			return fail(fmt.Errorf("%w: %s update in the %s data file", ErrMalformed, got, k))
 		}
-		v, err := tmp.Verify(c, VerifyOptions{})
+		v, err := tmp.Verify(c, VerifyOptions{History: true})
 		if err != nil {
 			return fail(err)
 		}

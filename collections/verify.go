@@ -19,6 +19,15 @@ type VerifyOptions struct {
 	// highest epoch seen; for historical records (anti-entropy, loading
 	// data files) pass 0.
 	MinEpoch uint64
+	// History marks the update as historical: a record of a data file being
+	// loaded, or part of an anti-entropy delta replayed in order. The
+	// signatures, the certifier's place in the chain and the rules about
+	// the record itself (Domain author = certifier; Folder.Server and
+	// ReportRecord.Author = author, a chain server) are still checked, but
+	// not the rules relative to other records (the owner's home server, the
+	// server already hosting a folder, a chain's host records), which may
+	// have changed since the master checked them when it certified.
+	History bool
 }
 
 // Verified is a certified update that passed State.Verify: the only thing
@@ -62,7 +71,7 @@ func (s *State) Verify(c Certified, opts VerifyOptions) (Verified, error) {
 	if c.Epoch() < opts.MinEpoch {
 		return Verified{}, fmt.Errorf("%w: certified in epoch %d, fence is %d", ErrStaleEpoch, c.Epoch(), opts.MinEpoch)
 	}
-	if err := s.verifySigned(c.Signed(), master); err != nil {
+	if err := s.verifySigned(c.Signed(), master, opts.History); err != nil {
 		return Verified{}, err
 	}
 	return Verified{c: c}, nil
@@ -91,7 +100,7 @@ func (s *State) VerifyProposal(su SignedUpdate, master lpeer.ID) (VerifiedPropos
 	if !s.IsServer(master) {
 		return VerifiedProposal{}, fmt.Errorf("%w: %s is not a server in the chain and cannot certify", ErrUnauthorized, master)
 	}
-	if err := s.verifySigned(su, master); err != nil {
+	if err := s.verifySigned(su, master, false); err != nil {
 		return VerifiedProposal{}, err
 	}
 	return VerifiedProposal{su: su, master: master}, nil
@@ -117,7 +126,7 @@ func (p VerifiedProposal) Certify(key *identity.PrivateKey, epoch, masterSeq uin
 
 // verifySigned checks the author's signature and the write rules for an
 // update certified by master.
-func (s *State) verifySigned(su SignedUpdate, master lpeer.ID) error {
+func (s *State) verifySigned(su SignedUpdate, master lpeer.ID, hist bool) error {
 	if err := su.verifyAuthor(); err != nil {
 		return err
 	}
@@ -137,11 +146,11 @@ func (s *State) verifySigned(su SignedUpdate, master lpeer.ID) error {
 	}
 	switch u.Collection {
 	case Domain:
-		err = s.authorizeDomain(u, v, author, master)
+		err = s.authorizeDomain(u, v, author, master, hist)
 	case Catalog:
-		err = s.authorizeCatalog(u, v, author)
+		err = s.authorizeCatalog(u, v, author, hist)
 	case Report:
-		err = s.authorizeReport(u, v, author)
+		err = s.authorizeReport(u, v, author, hist)
 	}
 	if err != nil {
 		return fmt.Errorf("%s update %s by %s: %w", u.Collection, u.Key, author, err)
@@ -155,12 +164,15 @@ func unauthorized(format string, args ...any) error {
 
 // authorizeDomain: the master writes the Domain, and only under its own
 // certification; the records must keep the Domain coherent.
-func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID) error {
+func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID, hist bool) error {
 	if author != master {
 		return unauthorized("Domain records are written only by the master that certifies them (certified by %s)", master)
 	}
 	if !s.IsServer(author) {
 		return unauthorized("author is not a server in the chain")
+	}
+	if hist {
+		return nil
 	}
 	chain := s.Chain()
 	switch r := v.(type) {
@@ -201,27 +213,58 @@ func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID) erro
 	return nil
 }
 
-// authorizeCatalog: a folder is written by its hosting server, for a user
-// whose home server it is, and never by another server than the one already
-// hosting it.
-func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID) error {
+// previous returns the record at key of k, live or tombstone, and the
+// host that wrote it: the folder's server, the report's author, or the
+// tombstone's author (who was one of those).
+func (s *State) previous(k Kind, key string) (owner string, live, ok bool) {
+	e := s.cols[k].records[key]
+	if e == nil {
+		return "", false, false
+	}
+	if e.u.Delete {
+		return e.u.Author, false, true
+	}
+	v, err := e.u.Decode()
+	if err != nil {
+		return "", false, false // verified before it was applied; cannot happen
+	}
+	switch r := v.(type) {
+	case Folder:
+		return r.Server, true, true
+	case ReportRecord:
+		return r.Author, true, true
+	}
+	return e.u.Author, true, true
+}
+
+// authorizeCatalog: a folder is written by its hosting server, a chain
+// server. It creates folders for users whose home server it is, and never
+// writes a folder another server hosts. A delete must follow a record by
+// the same server (live, or its own tombstone when replayed).
+func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID, hist bool) error {
 	if !s.IsServer(author) {
 		return unauthorized("author is not a server in the chain")
 	}
-	old, exists := s.Folder(strings.TrimPrefix(u.Key, FolderPrefix))
-	if exists && old.Server != author.String() {
-		return unauthorized("folder is hosted by %s", old.Server)
+	if f, ok := v.(Folder); ok && f.Server != author.String() {
+		return unauthorized("folder names hosting server %s", f.Server)
 	}
+	if hist {
+		return nil
+	}
+	prev, live, exists := s.previous(Catalog, u.Key)
 	if u.Delete {
 		if !exists {
 			return unauthorized("no such folder to delete")
 		}
+		if prev != author.String() {
+			return unauthorized("folder is hosted by %s", prev)
+		}
 		return nil
 	}
-	f := v.(Folder)
-	if f.Server != author.String() {
-		return unauthorized("folder names hosting server %s", f.Server)
+	if live && prev != author.String() {
+		return unauthorized("folder is hosted by %s", prev)
 	}
+	f := v.(Folder)
 	home, ok := s.HomeServer(f.Owner)
 	if !ok {
 		return unauthorized("owner %s is not a user of the domain", f.Owner)
@@ -232,23 +275,24 @@ func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID) error {
 	return nil
 }
 
-// authorizeReport: a report is written by its author, a server in the chain.
-func (s *State) authorizeReport(u Update, v Value, author lpeer.ID) error {
+// authorizeReport: a report is written by its author, a server in the
+// chain, and only that author changes or deletes it.
+func (s *State) authorizeReport(u Update, v Value, author lpeer.ID, hist bool) error {
 	if !s.IsServer(author) {
 		return unauthorized("author is not a server in the chain")
 	}
-	old, exists := s.ReportByID(strings.TrimPrefix(u.Key, ReportPrefix))
-	if exists && old.Author != author.String() {
-		return unauthorized("report was written by %s", old.Author)
+	if r, ok := v.(ReportRecord); ok && r.Author != author.String() {
+		return unauthorized("report names author %s", r.Author)
 	}
-	if u.Delete {
-		if !exists {
-			return unauthorized("no such report to delete")
-		}
+	if hist {
 		return nil
 	}
-	if r := v.(ReportRecord); r.Author != author.String() {
-		return unauthorized("report names author %s", r.Author)
+	prev, live, exists := s.previous(Report, u.Key)
+	if u.Delete && !exists {
+		return unauthorized("no such report to delete")
+	}
+	if (live || u.Delete) && prev != author.String() {
+		return unauthorized("report was written by %s", prev)
 	}
 	return nil
 }
