@@ -16,7 +16,8 @@ type cluster struct {
 	ids []string
 	cfg map[string]Config
 
-	nodes map[string]*Machine // nil while crashed
+	nodes  map[string]*Machine // nil while crashed
+	paused map[string]bool     // neither ticked nor delivered to
 	disk  map[string]uint64   // durable epoch per server
 	state map[string]State    // State last applied by the driver
 
@@ -35,7 +36,7 @@ type cluster struct {
 func newCluster(t testing.TB, n int, majority *bool) *cluster {
 	c := &cluster{
 		t: t, cfg: map[string]Config{},
-		nodes: map[string]*Machine{}, disk: map[string]uint64{}, state: map[string]State{},
+		nodes: map[string]*Machine{}, paused: map[string]bool{}, disk: map[string]uint64{}, state: map[string]State{},
 		cut: map[[2]string]bool{}, autoCatchUp: true,
 		masterOf: map[uint64]string{}, maxHighest: map[string]uint64{},
 	}
@@ -103,6 +104,7 @@ func (c *cluster) mustKnow(id string) {
 func (c *cluster) crash(id string) {
 	c.mustKnow(id)
 	c.nodes[id] = nil
+	c.paused[id] = false
 	c.state[id] = State{}
 	c.logf("crash %s", id)
 }
@@ -126,6 +128,22 @@ func (c *cluster) restart(id string) {
 	c.start(id)
 	c.logf("restart %s from epoch %d", id, c.disk[id])
 }
+
+// pause freezes id with its state, like SIGSTOP; resume lets it go on.
+func (c *cluster) pause(id string) {
+	c.mustKnow(id)
+	c.paused[id] = true
+	c.logf("pause %s", id)
+}
+
+func (c *cluster) resume(id string) {
+	c.mustKnow(id)
+	c.paused[id] = false
+	c.logf("resume %s", id)
+}
+
+// active reports whether id is running and not paused.
+func (c *cluster) active(id string) bool { return c.nodes[id] != nil && !c.paused[id] }
 
 // partition cuts every link between servers of different groups. Servers
 // named in no group form one more group.
@@ -168,8 +186,8 @@ func (c *cluster) tick() {
 	c.t.Helper()
 	c.now++
 	for _, id := range c.ids {
-		if m := c.nodes[id]; m != nil {
-			m.Tick()
+		if c.active(id) {
+			c.nodes[id].Tick()
 		}
 	}
 	c.stabilize()
@@ -188,7 +206,7 @@ func (c *cluster) tick() {
 func (c *cluster) caughtUp(id string) bool {
 	st := c.state[id]
 	from := st.CatchUpFrom
-	if from == "" || c.nodes[id] == nil || c.nodes[from] == nil || !c.linked(id, from) || !c.linked(from, id) {
+	if from == "" || !c.active(id) || !c.active(from) || !c.linked(id, from) || !c.linked(from, id) {
 		return false
 	}
 	if ms := c.state[from]; ms.Role != Master || ms.Epoch != st.Epoch {
@@ -209,7 +227,7 @@ func (c *cluster) stabilize() {
 		var inflight []Message
 		for _, id := range c.ids {
 			m := c.nodes[id]
-			if m == nil || !m.HasReady() {
+			if !c.active(id) || !m.HasReady() {
 				continue
 			}
 			rd := m.Ready()
@@ -225,7 +243,7 @@ func (c *cluster) stabilize() {
 				if to == msg.From || (msg.To != "" && msg.To != to) {
 					continue
 				}
-				if c.nodes[to] == nil || !c.linked(msg.From, to) || (c.drop != nil && c.drop(msg)) {
+				if !c.active(to) || !c.linked(msg.From, to) || (c.drop != nil && c.drop(msg)) {
 					continue
 				}
 				if err := c.nodes[to].Step(msg); err != nil {
@@ -279,7 +297,7 @@ func (c *cluster) checkInvariants() {
 	c.t.Helper()
 	for _, id := range c.ids {
 		m := c.nodes[id]
-		if m == nil {
+		if !c.active(id) {
 			continue
 		}
 		s := m.Status()
@@ -296,11 +314,11 @@ func (c *cluster) checkInvariants() {
 	}
 }
 
-// writers returns the running servers whose applied State accepts writes.
+// writers returns the active servers whose applied State accepts writes.
 func (c *cluster) writers() []string {
 	var w []string
 	for _, id := range c.ids {
-		if c.nodes[id] != nil && c.state[id].AcceptWrites() {
+		if c.active(id) && c.state[id].AcceptWrites() {
 			w = append(w, id)
 		}
 	}
@@ -324,7 +342,7 @@ func (c *cluster) settled() (string, bool) {
 	}
 	master, epoch := w[0], c.state[w[0]].Epoch
 	for _, id := range c.ids {
-		if c.nodes[id] == nil {
+		if !c.active(id) {
 			continue
 		}
 		st := c.state[id]

@@ -195,7 +195,12 @@ func (m *Machine) stepHeartbeat(p *peerState, msg Message) error {
 // master at epoch (the driver pulled from State.CatchUpFrom). Epochs above
 // the highest seen are clamped to it.
 func (m *Machine) CaughtUp(epoch uint64) {
-	m.caughtUp = max(m.caughtUp, min(epoch, m.highest))
+	if e := min(epoch, m.highest); e > m.caughtUp {
+		m.caughtUp = e
+		// Tell the others at once: they rank servers by it, and a
+		// stale view could let a lower-priority server promote itself.
+		m.heartbeat()
+	}
 }
 
 // Fence returns an error wrapping [ErrStaleEpoch] when a master-signed

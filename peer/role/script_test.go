@@ -19,7 +19,9 @@ import (
 //	restart ID                    New from ID's durable epoch
 //	partition A B | C             cut every link between the groups;
 //	                              servers in no group form one more group
+//	cut A B                       drop everything A sends to B
 //	heal                          restore every link
+//	pause ID / resume ID          freeze ID with its state (SIGSTOP), thaw it
 //	autocatchup on|off            the driver pulls from the master at once
 //	                              (default) or only on caughtup
 //	caughtup ID                   ID's pull from its master completed
@@ -169,6 +171,15 @@ func (s *script) exec(f []string) {
 		c.partition(append(groups, g))
 	case "heal":
 		c.heal()
+	case "cut":
+		c.mustKnow(f[1])
+		c.mustKnow(f[2])
+		c.cut[[2]string{f[1], f[2]}] = true
+		c.logf("cut %s->%s", f[1], f[2])
+	case "pause":
+		c.pause(f[1])
+	case "resume":
+		c.resume(f[1])
 	case "autocatchup":
 		c.autoCatchUp = f[1] == "on"
 	case "caughtup":
