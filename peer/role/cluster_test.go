@@ -18,8 +18,8 @@ type cluster struct {
 
 	nodes  map[string]*Machine // nil while crashed
 	paused map[string]bool     // neither ticked nor delivered to
-	disk  map[string]uint64   // durable epoch per server
-	state map[string]State    // State last applied by the driver
+	disk   map[string]uint64   // durable epoch per server
+	state  map[string]State    // State last applied by the driver
 
 	cut         map[[2]string]bool // directed links that drop everything
 	drop        func(Message) bool // optional extra loss
