@@ -160,11 +160,11 @@ func (m *Machine) Step(msg Message) error {
 
 func (m *Machine) stepHeartbeat(p *peerState, msg Message) error {
 	p.isMaster, p.caughtUp = msg.IsMaster, msg.CaughtUp
-	m.known = max(m.known, msg.MasterEpoch)
+	m.observe(msg.Epoch)
+	m.known = max(m.known, min(msg.MasterEpoch, m.highest))
 	if msg.IsMaster {
 		m.known = max(m.known, msg.Epoch)
 	}
-	m.observe(msg.Epoch)
 	if !msg.IsMaster {
 		return nil
 	}

@@ -89,7 +89,8 @@ type Message struct {
 	// epoch being contested.
 	Epoch uint64
 	// Master is, in a heartbeat, the live master the sender follows ("" if
-	// none; the sender itself when IsMaster).
+	// none; the sender itself when IsMaster). It is for display and
+	// diagnosis: decisions use IsMaster, Epoch and MasterEpoch.
 	Master string
 	// MasterEpoch is, in a heartbeat, the highest epoch the sender knows a
 	// master was elected in.
