@@ -22,7 +22,9 @@
 // stepping down (scenario 4). Agents are not in the chain and slaves do not
 // matter to it (scenarios 1 and 2). When no master has been seen for
 // StartupGraceTicks and no live server is caught up (a whole-cluster cold
-// start), the first live server is rightful.
+// start), the first live server is rightful. A freshly started machine
+// promotes nobody for FailAfterTicks, so that it has heard every live
+// server, nor, while it sees no master, for StartupGraceTicks.
 //
 // In Majority mode (the default for three or more servers) the rightful
 // server must win the epoch from a majority of the chain, self included.
@@ -40,8 +42,9 @@
 // epoch steps down, catches up (the driver merges; collections merge loses
 // nothing) and, if it has the higher priority, takes the role back.
 //
-// Any message carrying a higher epoch raises the highest epoch seen; a
-// master or candidate of a lower epoch steps down at once. Heartbeats of a
+// A heartbeat carrying a higher epoch, or a campaign this server grants,
+// raises the highest epoch seen; a master or candidate of a lower epoch
+// steps down at once. (Pre-campaigns and refused campaigns change nothing.) Heartbeats of a
 // master below the highest epoch seen are refused with [ErrStaleEpoch], and
 // [Machine.Fence] applies the same test to the master-signed messages of the
 // data protocols.
@@ -82,10 +85,18 @@
 //   - Acknowledge writes only while the last applied State.AcceptWrites()
 //     holds, and sign master messages with its Epoch. Stop acknowledging
 //     as soon as a State says otherwise.
-//   - Refuse master-signed messages that [Machine.Fence] rejects.
+//   - Refuse master acts (acknowledgements, receipts, republishes sent
+//     now) whose epoch [Machine.Fence] rejects. Records certified in an
+//     earlier epoch remain valid history: anti-entropy still merges them.
 //   - When State.CatchUpFrom is set, pull everything from that master and
 //     then call CaughtUp(State.Epoch). Until then the server cannot be
 //     promoted (short of a cold start).
+//   - On taking the role over from a live master (the previous State
+//     followed another master), pull once more from it before
+//     acknowledging: it kept acknowledging until it granted the new
+//     epoch (Majority) or heard the new master (plain chain), so its last
+//     updates may postdate the catch-up. Anti-entropy would merge them
+//     anyway; the extra pull makes the handback lose nothing at once.
 //   - Call Advance with each Ready before the next Ready; Tick, Step and
 //     CaughtUp may be called in between. A restart is New with the
 //     persisted epoch.

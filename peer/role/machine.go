@@ -203,8 +203,10 @@ func (m *Machine) CaughtUp(epoch uint64) {
 	}
 }
 
-// Fence returns an error wrapping [ErrStaleEpoch] when a master-signed
-// message at epoch must be refused because a higher epoch has been seen.
+// Fence returns an error wrapping [ErrStaleEpoch] when a master act (an
+// acknowledgement, receipt or republish) signed at epoch must be refused
+// because a higher epoch has been seen. A higher epoch than any seen is
+// accepted: the heartbeats will tell the machine about it.
 func (m *Machine) Fence(epoch uint64) error {
 	if epoch < m.highest {
 		return fmt.Errorf("role: epoch %d below %d: %w", epoch, m.highest, ErrStaleEpoch)
