@@ -75,6 +75,11 @@ func (r HostRecord) Validate() error {
 	}
 	for _, list := range [][]string{r.PublicAddrs, r.PrivateAddrs} {
 		for _, a := range list {
+			// The canonical encoding refuses invalid UTF-8 on decode, so a
+			// record carrying it would be signed but could never be opened.
+			if !utf8.ValidString(a) {
+				return fmt.Errorf("%w: host %s address %q is not valid UTF-8", ErrBadRecord, r.Name, a)
+			}
 			if _, err := ma.NewMultiaddr(a); err != nil {
 				return fmt.Errorf("%w: host %s address %q: %v", ErrBadRecord, r.Name, a, err)
 			}

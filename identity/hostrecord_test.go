@@ -112,6 +112,7 @@ func TestHostRecordValidation(t *testing.T) {
 		{"public addr empty", func(r *identity.HostRecord) { r.PublicAddrs = []string{""} }},
 		{"private addr bad ip", func(r *identity.HostRecord) { r.PrivateAddrs = []string{"/ip4/10.0.0.300/tcp/1"} }},
 		{"private addr bad port", func(r *identity.HostRecord) { r.PrivateAddrs = []string{"/ip4/10.0.0.1/tcp/70000"} }},
+		{"addr invalid utf-8", func(r *identity.HostRecord) { r.PrivateAddrs = []string{"/dns/\xe0"} }},
 		{"unknown protocol", func(r *identity.HostRecord) { r.PrivateAddrs = []string{"/carrier-pigeon/1"} }},
 		{"too many addrs", func(r *identity.HostRecord) {
 			r.PublicAddrs = make([]string, 33)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -53,7 +54,7 @@ func signedBytes(purpose Purpose, msg []byte) []byte {
 }
 
 func validPurpose(p Purpose) error {
-	if p == "" || len(p) > 128 || strings.ContainsRune(string(p), 0) {
+	if p == "" || len(p) > 128 || strings.ContainsRune(string(p), 0) || !utf8.ValidString(string(p)) {
 		return fmt.Errorf("%w: invalid purpose %q", ErrMalformed, p)
 	}
 	return nil

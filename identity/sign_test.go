@@ -76,12 +76,15 @@ func TestPurposeBoundaryIsFixed(t *testing.T) {
 
 func TestSignRejectsInvalidPurpose(t *testing.T) {
 	k := identitytest.Key("alice")
-	for _, p := range []identity.Purpose{"", "with\x00nul", identity.Purpose(bytes.Repeat([]byte("x"), 129))} {
+	for _, p := range []identity.Purpose{"", "with\x00nul", "bad\xffutf-8", identity.Purpose(bytes.Repeat([]byte("x"), 129))} {
 		if _, err := k.Sign(p, []byte("m")); !errors.Is(err, identity.ErrMalformed) {
 			t.Errorf("Sign(%q) error = %v; want ErrMalformed", p, err)
 		}
 		if err := k.Public().Verify(p, []byte("m"), make([]byte, 64)); err == nil {
 			t.Errorf("Verify(%q) = nil; want an error", p)
+		}
+		if env, err := identity.Seal(p, []byte("m"), k); err == nil {
+			t.Errorf("Seal(%q) = %+v, nil; want an error (it could never be decoded)", p, env)
 		}
 	}
 }
