@@ -5,10 +5,21 @@
 // Usage:
 //
 //	key, _ := identity.Generate(rand.Reader)
-//	env, _ := identity.Seal(key, identity.PurposeHostRecord, payload)
-//	signer, _ := env.Open(identity.PurposeHostRecord) // verifies; returns the signer
+//	env, _ := identity.Seal(identity.PurposeUpdate, payload, key)
+//	wire, _ := env.Marshal()
+//
+//	env, _ = identity.UnmarshalEnvelope(wire)         // decodes only
+//	signers, err := env.Open(identity.PurposeUpdate) // verifies; returns the signers
+//
+// Callers must Open (or OpenBy, OpenHostRecord, OpenRotation) an envelope
+// before trusting its payload; UnmarshalEnvelope checks nothing but the form.
 //
 // A signature made for one Purpose never verifies for another: the signed
-// bytes are prefixed with the purpose string. Private keys never print: their
-// String, GoString and Format methods redact the key.
+// bytes are "baton signature\x00", the purpose length as a uvarint, the
+// purpose, then the message. Private keys never print: their String,
+// GoString, Format and MarshalText methods redact or refuse.
+//
+// Every signed and stored format has golden-byte tests in testdata; a change
+// that alters those bytes needs a new format version. Package identitytest
+// provides deterministic keys for tests.
 package identity
