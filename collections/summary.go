@@ -112,9 +112,15 @@ func UnmarshalSummary(data []byte) (Summary, error) {
 	if err := decodeCanonical(data, &s, MaxSummarySize); err != nil {
 		return nil, fmt.Errorf("summary: %w", err)
 	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: summary is null", ErrMalformed)
+	}
 	for k, authors := range s {
 		if !k.Valid() {
 			return nil, fmt.Errorf("%w: summary names unknown collection %d", ErrMalformed, k)
+		}
+		if len(authors) == 0 {
+			return nil, fmt.Errorf("%w: summary of %s names no author", ErrMalformed, k)
 		}
 		for a, r := range authors {
 			if _, err := parseID(a); err != nil {
@@ -127,9 +133,6 @@ func UnmarshalSummary(data []byte) (Summary, error) {
 				return nil, fmt.Errorf("summary %s %s: %w", k, a, err)
 			}
 		}
-	}
-	if s == nil {
-		s = Summary{}
 	}
 	return s, nil
 }
