@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -20,11 +21,12 @@ type Node struct {
 	cfg     Config
 	started chan struct{}
 	reqs    chan request
+	running atomic.Bool
 }
 
 // request is work handed to the driver goroutine.
 type request struct {
-	fn func(d *driver)
+	fn func(ctx context.Context, d *driver)
 }
 
 // New checks cfg and returns a node. It does no I/O.
@@ -43,10 +45,10 @@ func (n *Node) ID() lpeer.ID { return n.cfg.Key.ID() }
 func (n *Node) Started() <-chan struct{} { return n.started }
 
 // do runs fn on the driver goroutine and waits for it.
-func (n *Node) do(ctx context.Context, fn func(d *driver)) error {
+func (n *Node) do(ctx context.Context, fn func(ctx context.Context, d *driver)) error {
 	done := make(chan struct{})
 	select {
-	case n.reqs <- request{fn: func(d *driver) { fn(d); close(done) }}:
+	case n.reqs <- request{fn: func(dctx context.Context, d *driver) { fn(dctx, d); close(done) }}:
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
 	}
@@ -61,14 +63,14 @@ func (n *Node) do(ctx context.Context, fn func(d *driver)) error {
 // Status returns a snapshot of the node for display.
 func (n *Node) Status(ctx context.Context) (Status, error) {
 	var st Status
-	err := n.do(ctx, func(d *driver) { st = d.status() })
+	err := n.do(ctx, func(_ context.Context, d *driver) { st = d.status() })
 	return st, err
 }
 
 // State returns a copy of the node's collections.
 func (n *Node) State(ctx context.Context) (*collections.State, error) {
 	var s *collections.State
-	err := n.do(ctx, func(d *driver) { s = d.state.Clone() })
+	err := n.do(ctx, func(_ context.Context, d *driver) { s = d.state.Clone() })
 	return s, err
 }
 
@@ -80,7 +82,7 @@ func (n *Node) State(ctx context.Context) (*collections.State, error) {
 func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error) {
 	var wait <-chan submitResult
 	var err error
-	if derr := n.do(ctx, func(d *driver) { wait, err = d.submit(u) }); derr != nil {
+	if derr := n.do(ctx, func(dctx context.Context, d *driver) { wait, err = d.submit(dctx, u) }); derr != nil {
 		return Receipt{}, derr
 	}
 	if err != nil {

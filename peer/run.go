@@ -1,0 +1,261 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/collections/datafile"
+)
+
+// Protocols and topics.
+const (
+	protoPropose = protocol.ID("/baton/propose/1.0.0")
+	protoSync    = protocol.ID("/baton/sync/1.0.0")
+
+	maxGossip = 2 << 20 // bytes in one pubsub message
+)
+
+func topicName(g collections.Genesis, what string) string {
+	h := g.Hash()
+	return fmt.Sprintf("/baton/%x/%s", h[:8], what)
+}
+
+// shared is what the driver publishes for the network goroutines
+// (validators, stream handlers), which must not touch the driver's state.
+type shared struct {
+	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
+	highest atomic.Uint64                     // the highest epoch seen (fence)
+}
+
+func (s *shared) isServer(id lpeer.ID) bool {
+	m := s.servers.Load()
+	return m != nil && (*m)[id]
+}
+
+func (s *shared) setServers(ids []lpeer.ID) {
+	m := make(map[lpeer.ID]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	s.servers.Store(&m)
+}
+
+// Run runs the node until ctx ends: it loads the data files, listens,
+// joins the domain's topics, takes part in failover (servers) and
+// replicates the collections. It returns after every goroutine it started
+// has exited and the data files are flushed.
+func (n *Node) Run(ctx context.Context) error {
+	if !n.running.CompareAndSwap(false, true) {
+		return errors.New("node: Run called twice")
+	}
+	cfg := n.cfg
+	log := cfg.Logger
+
+	store, err := datafile.Open(filepath.Join(cfg.DataDir, "data"))
+	if err != nil {
+		return fmt.Errorf("opening data files: %w", err)
+	}
+	d, err := newDriver(n, store)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	h, err := libp2p.New(
+		libp2p.Identity(cfg.Key.Libp2p()),
+		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.ConnectionGater(d.allow),
+		libp2p.AddrsFactory(n.announce),
+		libp2p.UserAgent("baton/0.1"),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return fmt.Errorf("starting libp2p host: %w", err)
+	}
+	d.host = h
+	defer h.Close()
+
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithFloodPublish(true),
+		pubsub.WithMaxMessageSize(maxGossip),
+		pubsub.WithPeerFilter(func(p lpeer.ID, _ string) bool { return d.allow.allowed(p) }),
+		pubsub.WithPeerOutboundQueueSize(1024),
+		pubsub.WithValidateQueueSize(1024),
+	)
+	if err != nil {
+		return fmt.Errorf("starting gossipsub: %w", err)
+	}
+	updName, hbName := topicName(cfg.Genesis, "updates"), topicName(cfg.Genesis, "heartbeat")
+	if err := ps.RegisterTopicValidator(updName, d.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
+		return fmt.Errorf("registering validator: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(hbName, d.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
+		return fmt.Errorf("registering validator: %w", err)
+	}
+	updTopic, err := ps.Join(updName)
+	if err != nil {
+		return fmt.Errorf("joining %s: %w", updName, err)
+	}
+	hbTopic, err := ps.Join(hbName)
+	if err != nil {
+		return fmt.Errorf("joining %s: %w", hbName, err)
+	}
+	d.updTopic, d.hbTopic = updTopic, hbTopic
+	notSelf := pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != h.ID() })
+	updSub, err := updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf)
+	if err != nil {
+		return fmt.Errorf("subscribing %s: %w", updName, err)
+	}
+	hbSub, err := hbTopic.Subscribe(pubsub.WithBufferSize(1024), notSelf)
+	if err != nil {
+		return fmt.Errorf("subscribing %s: %w", hbName, err)
+	}
+
+	var wg sync.WaitGroup
+	d.wg = &wg
+	d.done = ctx.Done()
+	defer func() {
+		cancel()
+		h.RemoveStreamHandler(protoPropose)
+		h.RemoveStreamHandler(protoSync)
+		updSub.Cancel()
+		hbSub.Cancel()
+		wg.Wait()
+		d.shutdown()
+	}()
+
+	h.SetStreamHandler(protoPropose, d.handlePropose)
+	h.SetStreamHandler(protoSync, d.handleSync)
+
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		d.readTopic(ctx, updSub, (*driver).onGossipUpdate)
+	}()
+	go func() {
+		defer wg.Done()
+		d.readTopic(ctx, hbSub, (*driver).onHeartbeat)
+	}()
+
+	connSub, err := h.EventBus().Subscribe(new(connectednessEvent))
+	if err != nil {
+		return fmt.Errorf("subscribing to connection events: %w", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer connSub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-connSub.Out():
+				if !ok {
+					return
+				}
+				ev := e.(connectednessEvent)
+				if ev.Connectedness == network.Connected {
+					id := ev.Peer
+					d.post(func(ctx context.Context, d *driver) { d.onConnected(ctx, id) })
+				}
+			}
+		}
+	}()
+
+	if err := d.startWatcher(ctx, &wg); err != nil {
+		log.Warn("data files are not watched", "err", err)
+	}
+
+	log.Info("node started", "id", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "role", string(cfg.Role))
+	close(n.started)
+	return d.loop(ctx)
+}
+
+// announce is the address factory: the configured public and private
+// addresses when given, else what the host listens on.
+func (n *Node) announce(listen []ma.Multiaddr) []ma.Multiaddr {
+	var out []ma.Multiaddr
+	for _, s := range append(append([]string{}, n.cfg.PrivateAddrs...), n.cfg.PublicAddrs...) {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return listen
+	}
+	return out
+}
+
+// task is work for the driver goroutine.
+type task func(ctx context.Context, d *driver)
+
+// readTopic hands every message of sub to the driver.
+func (d *driver) readTopic(ctx context.Context, sub *pubsub.Subscription, fn func(d *driver, ctx context.Context, m *pubsub.Message)) {
+	for {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		d.post(func(ctx context.Context, d *driver) { fn(d, ctx, m) })
+	}
+}
+
+// post hands fn to the driver goroutine, unless the node is stopping.
+func (d *driver) post(fn task) bool {
+	select {
+	case d.events <- fn:
+		return true
+	case <-d.done:
+		return false
+	}
+}
+
+// spawn runs work on its own goroutine (network calls the driver must not
+// wait for) and posts its result back to the driver.
+func (d *driver) spawn(ctx context.Context, work func(ctx context.Context) task) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if res := work(ctx); res != nil {
+			d.post(res)
+		}
+	}()
+}
+
+// loop is the driver goroutine.
+func (d *driver) loop(ctx context.Context) error {
+	tick := time.NewTicker(d.cfg.TickInterval)
+	defer tick.Stop()
+	d.onStart(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-d.node.reqs:
+			r.fn(ctx, d)
+		case fn := <-d.events:
+			fn(ctx, d)
+		case <-tick.C:
+			d.onTick(ctx)
+		}
+		d.processReady(ctx)
+	}
+}
+
+type connectednessEvent = event.EvtPeerConnectednessChanged
