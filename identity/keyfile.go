@@ -34,7 +34,7 @@ type KDFParams struct {
 var DefaultKDF = KDFParams{Time: 3, Memory: 64 << 10, Threads: 2}
 
 func (p KDFParams) validate() error {
-	if p.Time < 1 || p.Time > 64 || p.Memory < 8<<3 || p.Memory > 4<<20 || p.Threads < 1 {
+	if p.Time < 1 || p.Time > 16 || p.Memory < 8<<3 || p.Memory > 1<<20 || p.Threads < 1 {
 		return fmt.Errorf("argon2id parameters out of range (time %d, memory %d KiB, threads %d)", p.Time, p.Memory, p.Threads)
 	}
 	return nil

@@ -41,6 +41,10 @@ var (
 // MaxEnvelopeSize caps a decoded envelope (4 MiB).
 const MaxEnvelopeSize = 4 << 20
 
+// MaxSignatures caps the signatures in a decoded envelope, so a hostile
+// envelope cannot make the receiver verify thousands of them.
+const MaxSignatures = 16
+
 const signaturePrefix = "baton signature\x00"
 
 // signedBytes is the exact byte string signed for purpose and msg:
@@ -179,6 +183,9 @@ func UnmarshalEnvelope(data []byte) (*Envelope, error) {
 	}
 	if err := validPurpose(e.Purpose); err != nil {
 		return nil, err
+	}
+	if len(e.Signatures) > MaxSignatures {
+		return nil, fmt.Errorf("%w: %d signatures, at most %d", ErrMalformed, len(e.Signatures), MaxSignatures)
 	}
 	return &e, nil
 }
