@@ -228,3 +228,29 @@ func TestPersistence(t *testing.T) {
 		t.Error("compact right after compaction")
 	}
 }
+
+// A server removed from the chain leaves its history valid: its folders and
+// reports, and the master certifications it made, still load.
+func TestLoadAfterServerRemoved(t *testing.T) {
+	d := ct.NewTestDomain(t, 3)
+	st := d.State(t)
+	store := ct.NewStorage()
+	keep := func(c collections.Certified) {
+		store.Append(c.Update().Collection, c.Marshal())
+	}
+	keep(d.Commit(t, st, "s1", mustPut(collections.User{Name: "ann", HomeServer: ct.ID("s3").String()})))
+	keep(d.Commit(t, st, "s3", mustPut(folder("f1", "ann", "s3"))))
+	keep(d.Commit(t, st, "s1", mustPut(collections.User{Name: "ann", HomeServer: ct.ID("s2").String()})))
+	keep(d.Commit(t, st, "s1", mustPut(collections.Chain{Servers: []string{ct.ID("s1").String(), ct.ID("s2").String(), ct.ID("spare").String()}})))
+	if st.IsServer(ct.ID("s3")) || !st.WasServer(ct.ID("s3")) {
+		t.Fatalf("after removal: IsServer(s3) = %v, WasServer(s3) = %v; want false, true", st.IsServer(ct.ID("s3")), st.WasServer(ct.ID("s3")))
+	}
+	for _, k := range collections.Kinds {
+		store.Replace(k, st.Snapshot(k))
+	}
+	again, err := loadAll(t, d, store)
+	if err != nil {
+		t.Fatalf("loading after s3 left the chain: %v", err)
+	}
+	ct.AssertSameDigests(t, st, again)
+}

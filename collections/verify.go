@@ -62,7 +62,7 @@ func (s *State) Verify(c Certified, opts VerifyOptions) (Verified, error) {
 		return Verified{}, err
 	}
 	master := c.Master()
-	if !s.IsServer(master) {
+	if !s.isServer(master, opts.History) {
 		return Verified{}, fmt.Errorf("%w: certified by %s, not a server in the chain", ErrUnauthorized, master)
 	}
 	if opts.Master != "" && master != opts.Master {
@@ -168,7 +168,7 @@ func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID, hist
 	if author != master {
 		return unauthorized("Domain records are written only by the master that certifies them (certified by %s)", master)
 	}
-	if !s.IsServer(author) {
+	if !s.isServer(author, hist) {
 		return unauthorized("author is not a server in the chain")
 	}
 	if hist {
@@ -242,7 +242,7 @@ func (s *State) previous(k Kind, key string) (owner string, live, ok bool) {
 // writes a folder another server hosts. A delete must follow a record by
 // the same server (live, or its own tombstone when replayed).
 func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID, hist bool) error {
-	if !s.IsServer(author) {
+	if !s.isServer(author, hist) {
 		return unauthorized("author is not a server in the chain")
 	}
 	if f, ok := v.(Folder); ok && f.Server != author.String() {
@@ -278,7 +278,7 @@ func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID, hist bool) 
 // authorizeReport: a report is written by its author, a server in the
 // chain, and only that author changes or deletes it.
 func (s *State) authorizeReport(u Update, v Value, author lpeer.ID, hist bool) error {
-	if !s.IsServer(author) {
+	if !s.isServer(author, hist) {
 		return unauthorized("author is not a server in the chain")
 	}
 	if r, ok := v.(ReportRecord); ok && r.Author != author.String() {

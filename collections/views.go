@@ -58,6 +58,41 @@ func (s *State) IsServer(id lpeer.ID) bool {
 	return id != "" && s.Chain().Contains(id)
 }
 
+// WasServer reports whether id is, or ever was, a server in the chain: in
+// the genesis or in any chain record the state holds. Historical records
+// (History in VerifyOptions) certified or authored by a server since
+// removed from the chain stay valid.
+func (s *State) WasServer(id lpeer.ID) bool {
+	if id == "" {
+		return false
+	}
+	if s.IsServer(id) || s.genesis.Chain.Contains(id) {
+		return true
+	}
+	for _, e := range s.cols[Domain].byID {
+		if e.u.Key != ChainKey || e.u.Delete {
+			continue
+		}
+		v, err := e.u.Decode()
+		if err != nil {
+			continue
+		}
+		if c, ok := v.(Chain); ok && c.Contains(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// isServer is the chain test the write rules apply: the current chain for
+// live updates, any chain the domain has had for historical ones.
+func (s *State) isServer(id lpeer.ID, hist bool) bool {
+	if hist {
+		return s.WasServer(id)
+	}
+	return s.IsServer(id)
+}
+
 // Users is every provisioned user, by name.
 func (s *State) Users() []User { return each[User](s, Domain, UserPrefix) }
 
