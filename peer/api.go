@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/metrics"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -73,6 +74,16 @@ type Config struct {
 	WatchDebounce time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// OnApplied, if set, is called on the node's goroutine each time a
+	// certified update changes this host's state (from gossip, anti-entropy,
+	// a receipt, or this master's own certification), after it is stored.
+	// It must return quickly and must not call the Node's methods (that
+	// would deadlock). For tests, benchmarks and programs embedding a node.
+	OnApplied func(collections.Certified)
+	// Bandwidth, if set, counts the bytes the libp2p host sends and
+	// receives (libp2p.BandwidthReporter), e.g. metrics.NewBandwidthCounter().
+	Bandwidth metrics.Reporter
 }
 
 func (c *Config) setDefaults() {
@@ -127,6 +138,32 @@ type Status struct {
 	Collections map[string]CollectionStatus `json:"collections"`
 	Outbox      int                         `json:"outbox"`
 	Quarantined []QuarantineEvent           `json:"quarantined"`
+	Counters    Counters                    `json:"counters"`
+}
+
+// Counters count, since the node started, what happened to the certified
+// updates that reached it. They make rejection and anti-entropy observable
+// (in status and in tests).
+type Counters struct {
+	// GossipApplied: updates from gossip that changed the state.
+	GossipApplied int64 `json:"gossip_applied"`
+	// GossipHeld: gossiped updates already held (duplicate or superseded),
+	// which change nothing: replays land here.
+	GossipHeld int64 `json:"gossip_held"`
+	// GossipRefused: gossip messages refused: malformed, a bad master or
+	// author signature, published by a host other than the certifying
+	// master, certified by a host outside the chain, below the epoch fence,
+	// or breaking the write rules.
+	GossipRefused int64 `json:"gossip_refused"`
+	// SyncPulls: anti-entropy pulls that completed.
+	SyncPulls int64 `json:"sync_pulls"`
+	// SyncReceived: certified updates received in pull responses (only
+	// what this host's summary said it lacked).
+	SyncReceived int64 `json:"sync_received"`
+	// SyncApplied: of those, the updates that changed the state.
+	SyncApplied int64 `json:"sync_applied"`
+	// SyncServed: certified updates sent in answer to other hosts' pulls.
+	SyncServed int64 `json:"sync_served"`
 }
 
 // PeerStatus is one connected peer.

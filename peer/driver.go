@@ -73,6 +73,7 @@ type driver struct {
 	lastDial   time.Time
 	lastUpdate map[collections.Kind]time.Time
 	quarantine []QuarantineEvent
+	counters   Counters // GossipRefused also counts d.sh.refused
 	backoff    backoff
 }
 

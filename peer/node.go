@@ -22,6 +22,16 @@ type Node struct {
 	started chan struct{}
 	reqs    chan request
 	running atomic.Bool
+	// hooks are fault-injection points for this package's tests, set
+	// (through export_test.go) before Run; all nil otherwise.
+	hooks testHooks
+}
+
+// testHooks are fault-injection points for tests.
+type testHooks struct {
+	// dropGossip, if it returns true, drops a validated gossiped update
+	// before the driver sees it, as if the network had lost it.
+	dropGossip func(collections.Certified) bool
 }
 
 // request is work handed to the driver goroutine.

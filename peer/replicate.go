@@ -26,15 +26,19 @@ import (
 func (d *driver) validateUpdate(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	c, err := collections.UnmarshalCertified(m.Data)
 	if err != nil {
+		d.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
 	if m.GetFrom() != c.Master() || !d.sh.isServer(c.Master()) {
+		d.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
 	if c.Epoch() < d.sh.highest.Load() {
+		d.sh.refused.Add(1)
 		return pubsub.ValidationIgnore // a deposed master: fenced
 	}
 	if err := checkSignatures(c); err != nil {
+		d.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
 	m.ValidatorData = c
@@ -67,8 +71,12 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 	if !ok {
 		return
 	}
+	if drop := d.node.hooks.dropGossip; drop != nil && drop(c) {
+		return
+	}
 	if d.machine != nil {
 		if err := d.machine.Fence(c.Epoch()); err != nil {
+			d.counters.GossipRefused++
 			d.log.Warn("refused update from a deposed master", "master", c.Master().String(), "err", err)
 			return
 		}
@@ -81,7 +89,15 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 	if c.Epoch() > d.gap.epoch || c.Epoch() == d.gap.epoch && c.MasterSeq() > d.gap.seq {
 		d.gap.epoch, d.gap.seq = c.Epoch(), c.MasterSeq()
 	}
-	d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "gossip")
+	v, _ := d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "gossip")
+	switch v.Outcome {
+	case collections.Accepted:
+		d.counters.GossipApplied++
+	case collections.Duplicate, collections.Stale:
+		d.counters.GossipHeld++
+	default:
+		d.counters.GossipRefused++
+	}
 }
 
 // applyCertified verifies and applies one certified update, persists it if
@@ -104,6 +120,9 @@ func (d *driver) applyCertified(c collections.Certified, opts collections.Verify
 		d.log.Debug("applied update", "via", via, "collection", u.Collection.String(), "key", u.Key, "epoch", c.Epoch(), "seq", c.MasterSeq())
 		if u.Collection == collections.Domain {
 			d.onDomainChanged()
+		}
+		if d.cfg.OnApplied != nil {
+			d.cfg.OnApplied(c)
 		}
 	}
 	if verdict.Outcome != collections.Rejected {
@@ -187,6 +206,9 @@ func (d *driver) certify(ctx context.Context, su collections.SignedUpdate) (coll
 		d.lastUpdate[u.Collection] = d.cfg.Now()
 		if u.Collection == collections.Domain {
 			d.onDomainChanged()
+		}
+		if d.cfg.OnApplied != nil {
+			d.cfg.OnApplied(c)
 		}
 	}
 	d.settle(su.Hash(), submitResult{receipt: Receipt{Certified: c}})
@@ -393,6 +415,8 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 				return
 			}
 			applied := 0
+			d.counters.SyncPulls++
+			d.counters.SyncReceived += int64(len(resp.Updates))
 			for _, b := range resp.Updates {
 				c, err := collections.UnmarshalCertified(b)
 				if err != nil {
@@ -404,6 +428,7 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 					applied++
 				}
 			}
+			d.counters.SyncApplied += int64(applied)
 			if applied > 0 {
 				d.log.Debug("anti-entropy pulled updates", "peer", p.String(), "applied", applied)
 			}
@@ -464,6 +489,7 @@ func (d *driver) handleSync(s network.Stream) {
 			resp.Updates = append(resp.Updates, m)
 			size += len(m)
 		}
+		d.counters.SyncServed += int64(len(resp.Updates))
 		reply <- resp
 	}) {
 		_ = s.Reset()
@@ -576,7 +602,9 @@ func (d *driver) status() Status {
 		Outbox:      len(d.outbox.entries),
 		Quarantined: append([]QuarantineEvent{}, d.quarantine...),
 		Peers:       []PeerStatus{},
+		Counters:    d.counters,
 	}
+	st.Counters.GossipRefused += d.sh.refused.Load()
 	if d.cfg.Role == identity.RoleServer {
 		st.Role = "slave"
 		switch d.roleState.Role {

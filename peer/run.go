@@ -39,6 +39,7 @@ func topicName(g collections.Genesis, what string) string {
 type shared struct {
 	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
 	highest atomic.Uint64                     // the highest epoch seen (fence)
+	refused atomic.Int64                      // gossip refused by the validator
 }
 
 func (s *shared) isServer(id lpeer.ID) bool {
@@ -77,14 +78,18 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	h, err := libp2p.New(
+	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key.Libp2p()),
 		libp2p.ListenAddrStrings(cfg.Listen...),
 		libp2p.ConnectionGater(d.allow),
 		libp2p.AddrsFactory(n.announce),
 		libp2p.UserAgent("baton/0.1"),
 		libp2p.DisableMetrics(),
-	)
+	}
+	if cfg.Bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
+	}
+	h, err := libp2p.New(opts...)
 	if err != nil {
 		return fmt.Errorf("starting libp2p host: %w", err)
 	}

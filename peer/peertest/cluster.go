@@ -23,7 +23,8 @@ var Created = time.Date(2025, time.June, 1, 12, 0, 0, 0, time.UTC)
 type Member struct {
 	Name    string
 	Key     *identity.PrivateKey
-	Addr    string // its listen (and announced) multiaddr
+	Role    identity.Role // server (in the chain) or agent
+	Addr    string        // its listen (and announced) multiaddr
 	DataDir string
 
 	mu     sync.Mutex
@@ -39,6 +40,20 @@ type Cluster struct {
 	Members []*Member
 	// Config adjusts each node's configuration before it starts.
 	Config func(m *Member, c *peer.Config)
+	// BeforeRun, if set, is called with each new node before its Run
+	// starts (to install test hooks).
+	BeforeRun func(m *Member, n *peer.Node)
+}
+
+// Options describes a test domain.
+type Options struct {
+	// Servers is the number of servers, named s1..sN, in chain order.
+	Servers int
+	// Agents is the number of desktop agents, named a1..aN: member hosts
+	// of the genesis with role agent, not in the chain.
+	Agents int
+	// Settings are the failover settings of the domain.
+	Settings collections.FailoverSettings
 }
 
 // FreePort asks the OS for a free TCP port on 127.0.0.1.
@@ -56,14 +71,20 @@ func FreePort(t testing.TB) int {
 // in chain order, with the given failover settings.
 func NewCluster(t testing.TB, n int, settings collections.FailoverSettings) *Cluster {
 	t.Helper()
+	return NewClusterWith(t, Options{Servers: n, Settings: settings})
+}
+
+// NewClusterWith makes (but does not start) the domain o describes.
+// Members are the servers in chain order, then the agents.
+func NewClusterWith(t testing.TB, o Options) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
 	var hosts [][]byte
 	var chain collections.Chain
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("s%d", i)
+	add := func(name string, role identity.Role) {
 		key := identitytest.Key(name)
 		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
-		rec := identity.HostRecord{Name: name, PublicKey: key.Public(), PrivateAddrs: []string{addr}, PublicAddrs: []string{addr}, Role: identity.RoleServer, Issued: Created.UnixNano()}
+		rec := identity.HostRecord{Name: name, PublicKey: key.Public(), PrivateAddrs: []string{addr}, PublicAddrs: []string{addr}, Role: role, Issued: Created.UnixNano()}
 		env, err := identity.SignHostRecord(key, rec)
 		if err != nil {
 			t.Fatal(err)
@@ -73,10 +94,18 @@ func NewCluster(t testing.TB, n int, settings collections.FailoverSettings) *Clu
 			t.Fatal(err)
 		}
 		hosts = append(hosts, b)
-		chain.Servers = append(chain.Servers, key.ID().String())
-		c.Members = append(c.Members, &Member{Name: name, Key: key, Addr: addr, DataDir: t.TempDir()})
+		if role == identity.RoleServer {
+			chain.Servers = append(chain.Servers, key.ID().String())
+		}
+		c.Members = append(c.Members, &Member{Name: name, Key: key, Role: role, Addr: addr, DataDir: t.TempDir()})
 	}
-	gb, err := collections.NewGenesis(c.Members[0].Key, collections.DomainInfo{Name: "test", Settings: settings}, chain, hosts, Created)
+	for i := 1; i <= o.Servers; i++ {
+		add(fmt.Sprintf("s%d", i), identity.RoleServer)
+	}
+	for i := 1; i <= o.Agents; i++ {
+		add(fmt.Sprintf("a%d", i), identity.RoleAgent)
+	}
+	gb, err := collections.NewGenesis(c.Members[0].Key, collections.DomainInfo{Name: "test", Settings: o.Settings}, chain, hosts, Created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +126,7 @@ func (c *Cluster) Start(i int) *peer.Node {
 		c.t.Fatalf("%s already running", m.Name)
 	}
 	cfg := peer.Config{
-		Key: m.Key, Name: m.Name, Role: identity.RoleServer, Genesis: c.Genesis, DataDir: m.DataDir,
+		Key: m.Key, Name: m.Name, Role: m.Role, Genesis: c.Genesis, DataDir: m.DataDir,
 		Listen: []string{m.Addr}, SyncInterval: time.Second,
 	}
 	if os.Getenv("BATON_TEST_LOG") != "" {
@@ -109,6 +138,9 @@ func (c *Cluster) Start(i int) *peer.Node {
 	n, err := peer.New(cfg)
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.BeforeRun != nil {
+		c.BeforeRun(m, n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
