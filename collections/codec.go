@@ -91,7 +91,7 @@ func kindOfKey(key string) Kind {
 	switch {
 	case key == DomainKey, key == ChainKey, strings.HasPrefix(key, UserPrefix), strings.HasPrefix(key, HostPrefix):
 		return Domain
-	case strings.HasPrefix(key, FolderPrefix):
+	case strings.HasPrefix(key, FolderPrefix), strings.HasPrefix(key, DevicePrefix):
 		return Catalog
 	case strings.HasPrefix(key, ReportPrefix):
 		return Report
@@ -117,6 +117,8 @@ func ValidateKey(k Kind, key string) error {
 		_, err = parseID(key[len(HostPrefix):])
 	case strings.HasPrefix(key, FolderPrefix):
 		err = validateID(key[len(FolderPrefix):])
+	case strings.HasPrefix(key, DevicePrefix):
+		_, err = parseID(key[len(DevicePrefix):])
 	case strings.HasPrefix(key, ReportPrefix):
 		err = validateID(key[len(ReportPrefix):])
 	}
@@ -128,7 +130,8 @@ func ValidateKey(k Kind, key string) error {
 
 // DecodeValue decodes and validates the record stored at key of collection
 // k. The encoding must be canonical and the record's own key must be key.
-// The result is one of DomainInfo, Chain, User, Host, Folder, ReportRecord.
+// The result is one of DomainInfo, Chain, User, Host, Folder, Device,
+// ReportRecord.
 func DecodeValue(k Kind, key string, data []byte) (Value, error) {
 	if err := ValidateKey(k, key); err != nil {
 		return nil, err
@@ -156,6 +159,10 @@ func DecodeValue(k Kind, key string, data []byte) (Value, error) {
 		var f Folder
 		err = decodeCanonical(data, &f, MaxValueSize)
 		v = f
+	case strings.HasPrefix(key, DevicePrefix):
+		var d Device
+		err = decodeCanonical(data, &d, MaxValueSize)
+		v = d
 	case strings.HasPrefix(key, ReportPrefix):
 		var r ReportRecord
 		err = decodeCanonical(data, &r, MaxValueSize)

@@ -20,7 +20,8 @@ const (
 )
 
 // Record keys. Domain holds DomainKey, ChainKey, "user/NAME" and
-// "host/PEERID"; Catalog holds "folder/ID"; Report holds "report/ID".
+// "host/PEERID"; Catalog holds "folder/ID" and "device/PEERID"
+// (DevicePrefix); Report holds "report/ID".
 const (
 	DomainKey    = "domain"
 	ChainKey     = "chain"

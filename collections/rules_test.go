@@ -11,7 +11,8 @@ import (
 
 // ruleBase is a three-server domain (s1 master, s2, s3; spare is a server
 // outside the chain; agent is an agent) with users ann (home s2) and bob
-// (home s1), folder fs2 hosted by s2 and report rs2 by s2.
+// (home s1), folder fs2 hosted by s2, report rs2 by s2 and ann's device d1
+// (certified by s2).
 func ruleBase(t *testing.T) (*ct.Domain, *collections.State) {
 	t.Helper()
 	d := ct.NewTestDomain(t, 3)
@@ -20,6 +21,7 @@ func ruleBase(t *testing.T) (*ct.Domain, *collections.State) {
 	d.Commit(t, st, "s1", ct.MustPut(t, collections.User{Name: "bob", HomeServer: ct.ID("s1").String()}))
 	d.Commit(t, st, "s2", ct.MustPut(t, folder("fs2", "ann", "s2")))
 	d.Commit(t, st, "s2", ct.MustPut(t, report("rs2", "s2", "first")))
+	d.Commit(t, st, "s2", ct.MustPut(t, deviceRecord(t, deviceCert("ann", "d1", "s2"), "s2", false)))
 	return d, st
 }
 
@@ -77,6 +79,19 @@ func TestWriteRules(t *testing.T) {
 		}, map[string]bool{"slave": true}},
 		{"catalog/delete", func(h string) collections.Update {
 			return collections.Delete(collections.Catalog, collections.FolderPrefix+"fs2")
+		}, map[string]bool{"slave": true}},
+		{"device/put new", func(h string) collections.Update {
+			user := "ann" // home s2
+			if h == "s1" {
+				user = "bob" // home s1
+			}
+			return mustPut(deviceRecord(t, deviceCert(user, "d2", h), h, false))
+		}, map[string]bool{"master": true, "slave": true}},
+		{"device/revoke existing", func(h string) collections.Update {
+			return mustPut(deviceRecord(t, deviceCert("ann", "d1", h), h, true))
+		}, map[string]bool{"slave": true}},
+		{"device/delete", func(h string) collections.Update {
+			return collections.Delete(collections.Catalog, collections.DevicePrefix+ct.ID("d1").String())
 		}, map[string]bool{"slave": true}},
 		{"report/put new", func(h string) collections.Update {
 			return mustPut(report("new", h, "x"))

@@ -50,7 +50,9 @@ func (v Verified) Update() Update { return v.c.Update() }
 //   - the write rules: Domain records are written only by the master that
 //     certifies them; a folder only by its hosting server, which must be the
 //     home server of its owner and, for an existing folder, the server that
-//     already hosts it; a report only by its author, a server in the chain.
+//     already hosts it; a device only by the server that signed its
+//     certificate, the home server of its user; a report only by its
+//     author, a server in the chain.
 //
 // Errors wrap ErrMalformed, ErrBadSignature, ErrUnauthorized or
 // ErrStaleEpoch, with the reason.
@@ -233,6 +235,10 @@ func (s *State) previous(k Kind, key string) (owner string, live, ok bool) {
 		return r.Server, true, true
 	case ReportRecord:
 		return r.Author, true, true
+	case Device:
+		if c, err := r.Open(); err == nil {
+			return c.Server, true, true
+		}
 	}
 	return e.u.Author, true, true
 }
@@ -242,6 +248,9 @@ func (s *State) previous(k Kind, key string) (owner string, live, ok bool) {
 // writes a folder another server hosts. A delete must follow a record by
 // the same server (live, or its own tombstone when replayed).
 func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID, hist bool) error {
+	if strings.HasPrefix(u.Key, DevicePrefix) {
+		return s.authorizeDevice(u, v, author, hist)
+	}
 	if !s.isServer(author, hist) {
 		return unauthorized("author is not a server in the chain")
 	}
