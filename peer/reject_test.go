@@ -387,7 +387,7 @@ func TestReplayedUpdateChangesNothing(t *testing.T) {
 	}
 	c.WaitMaster(20 * time.Second)
 	old := putUser(t, c, 0, "ann", 1).Certified
-	putUser(t, c, 0, "ann", 2) // supersedes old
+	putUser(t, c, 0, "ann", 2)                   // supersedes old
 	oldFolder := putFolder(t, c, 2, "f1", "ann") // ann's home is now s3
 	c.WaitConverged(10 * time.Second)
 	before := snapshot(c, servers)
