@@ -83,7 +83,9 @@ func New(cfg Config, persisted Persisted) (*Machine, error) {
 // Tick advances the machine's clock by one tick.
 func (m *Machine) Tick() {
 	m.now++
-	if m.pre != nil && m.now-m.pre.start >= int64(m.cfg.FailAfterTicks) {
+	// A pre-campaign changes nothing anywhere, so it is retried soon: the
+	// others may only be a heartbeat behind in noticing the master is gone.
+	if m.pre != nil && m.now-m.pre.start >= int64(m.cfg.HeartbeatTicks) {
 		m.pre = nil
 	}
 	switch m.role {
