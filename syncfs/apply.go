@@ -1,0 +1,683 @@
+package syncfs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// Errors the applier reports, for callers to branch on.
+var (
+	// ErrChangedMeanwhile reports that an entry on disk no longer matches
+	// the local record the plan was made from. The applier leaves it alone;
+	// the next scan picks up the change and the next plan decides again.
+	ErrChangedMeanwhile = errors.New("changed on disk since the plan was made")
+	// ErrBlockUnavailable reports a block that could not be had, or did not
+	// verify.
+	ErrBlockUnavailable = errors.New("block unavailable")
+	// ErrNotDurable reports that a change is in place and recorded but the
+	// fsync of its directory failed, so a crash could still undo it.
+	ErrNotDurable = errors.New("change not yet durable")
+)
+
+// BlockSource supplies blocks by hash, typically from peers over the
+// network. The applier verifies every block it gets, so a source may be
+// wrong but never makes the applier write wrong data. Block may be called
+// from several goroutines at once.
+type BlockSource interface {
+	Block(ctx context.Context, hash Hash, size uint32) ([]byte, error)
+}
+
+// DefaultConcurrency is how many blocks of one file the applier gets at
+// once when Applier.Concurrency is zero.
+const DefaultConcurrency = 8
+
+// Applier carries out a Plan's actions in a folder on disk. Every name goes
+// through SafeJoin and CheckNoSymlinkTraversal, and every operation through
+// an os.Root, so nothing is written outside Root or through a symbolic link.
+// File content is assembled in a temporary file in the target's directory
+// (named TempPrefix plus random letters), every block and the whole file are
+// verified, mode and mtime are set, the file is fsynced, the target is
+// checked against the local record once more and the temporary file renamed
+// over it, then the directory is fsynced. After a crash the target is
+// either the old file or the new one; a stale temporary file is removed by
+// the next Scan.
+//
+// The zero value is not usable: set Root and Source.
+type Applier struct {
+	// Root is the folder's directory.
+	Root string
+	// Source supplies the blocks no local file holds.
+	Source BlockSource
+	// Expect, if set, is told about each name the applier is about to
+	// create, replace or remove, with the size and mtime (Unix nanoseconds)
+	// it will have, size -1 for a removal, so a watcher can drop the
+	// events it causes (see Watcher.Expect).
+	Expect func(name string, size, modTime int64)
+	// Concurrency bounds the blocks of one file fetched at once
+	// (DefaultConcurrency if zero).
+	Concurrency int
+
+	// hook, if set, is called at named steps of writing a file and may
+	// fail them (a test seam for crash safety).
+	hook func(step, name string) error
+}
+
+// Result is the outcome of one action.
+type Result struct {
+	Action Action
+	// Err is nil when the action's effect is on disk and recorded in the
+	// Local; otherwise nothing was recorded, except that an error wrapping
+	// ErrNotDurable means the change is in place and recorded.
+	Err error
+	// Fetched is how many bytes came from the BlockSource, Copied how
+	// many from local files.
+	Fetched, Copied int64
+}
+
+// Apply runs actions in order against the folder described by local, the
+// Local the plan was made from, and records in it the entries of each
+// action that succeeds (the Action's File, and Also under ConflictName or
+// From), with their new disk stats. An action that fails is reported and
+// the rest still run; a failure leaves the entry as it was. Apply must not
+// run at the same time as Scan on the same folder.
+func (ap *Applier) Apply(ctx context.Context, local *Local, actions []Action) []Result {
+	local.init()
+	results := make([]Result, len(actions))
+	root, err := os.OpenRoot(ap.Root)
+	for i, a := range actions {
+		results[i].Action = a
+		if err != nil {
+			results[i].Err = fmt.Errorf("opening folder %s: %w", ap.Root, err)
+			continue
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			results[i].Err = cerr
+			continue
+		}
+		x := &applyRun{ap: ap, root: root, local: local, res: &results[i]}
+		if e := x.do(ctx, a); e != nil {
+			results[i].Err = fmt.Errorf("%v: %w", a, e)
+		}
+	}
+	if root != nil {
+		root.Close()
+	}
+	return results
+}
+
+// applyRun is one action being applied.
+type applyRun struct {
+	ap    *Applier
+	root  *os.Root
+	local *Local
+	res   *Result
+}
+
+func (x *applyRun) step(step, name string) error {
+	if x.ap.hook == nil {
+		return nil
+	}
+	return x.ap.hook(step, name)
+}
+
+func (x *applyRun) expect(name string, size, mtime int64) {
+	if x.ap.Expect != nil {
+		x.ap.Expect(name, size, mtime)
+	}
+}
+
+// check returns name's path for the Root: name must pass SafeJoin, and no
+// existing parent may be a symbolic link or not a directory.
+func (x *applyRun) check(name string) (string, error) {
+	if _, err := SafeJoin(x.ap.Root, name); err != nil {
+		return "", err
+	}
+	if err := CheckNoSymlinkTraversal(x.ap.Root, name); err != nil {
+		return "", err
+	}
+	return filepath.FromSlash(name), nil
+}
+
+func (x *applyRun) do(ctx context.Context, a Action) error {
+	switch a.Kind {
+	case ActSkip:
+		return nil
+	case ActRecord:
+		if _, err := x.check(a.Name); err != nil {
+			return err
+		}
+		x.local.Files[a.Name] = a.File
+		if a.File.Deleted {
+			delete(x.local.Disk, a.Name)
+		}
+		return nil
+	case ActDelete:
+		return x.remove(a)
+	case ActMkDir:
+		return x.mkdir(a, false)
+	case ActFetch:
+		return x.write(ctx, a, false)
+	case ActSymlink:
+		return x.write(ctx, a, false)
+	case ActRename:
+		return x.rename(a)
+	case ActMeta:
+		return x.meta(a)
+	case ActConflict:
+		if _, err := x.check(a.ConflictName); err != nil {
+			return err
+		}
+		if a.File.Type == TypeDir {
+			return x.mkdir(a, true)
+		}
+		return x.write(ctx, a, true)
+	}
+	return fmt.Errorf("unknown action kind %v", a.Kind)
+}
+
+// typeOf returns the type of entry fi describes, false for what a folder
+// does not sync (devices, pipes, sockets).
+func typeOf(fi fs.FileInfo) (FileType, bool) {
+	switch m := fi.Mode(); {
+	case m&fs.ModeSymlink != 0:
+		return TypeSymlink, true
+	case m.IsDir():
+		return TypeDir, true
+	case m.IsRegular():
+		return TypeFile, true
+	}
+	return 0, false
+}
+
+// unchanged checks that name on disk is what the local record says: absent
+// if the record has no live entry, else the same type and, for a file, the
+// same disk stat (size and mtime where no stat was recorded), for a
+// symlink the same target.
+func (x *applyRun) unchanged(name string) error {
+	p, err := x.check(name)
+	if err != nil {
+		return err
+	}
+	f, ok := x.local.Files[name]
+	live := ok && !f.Deleted
+	fi, err := x.root.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		if live {
+			return fmt.Errorf("%w: %s is gone", ErrChangedMeanwhile, name)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !live {
+		return fmt.Errorf("%w: %s appeared", ErrChangedMeanwhile, name)
+	}
+	if t, ok := typeOf(fi); !ok || t != f.Type {
+		return fmt.Errorf("%w: %s is now %v", ErrChangedMeanwhile, name, fi.Mode().Type())
+	}
+	switch f.Type {
+	case TypeSymlink:
+		if t, err := x.root.Readlink(p); err != nil || t != f.SymlinkTarget {
+			return fmt.Errorf("%w: symlink %s now points elsewhere", ErrChangedMeanwhile, name)
+		}
+	case TypeFile:
+		st := statOf(fi)
+		if d, ok := x.local.Disk[name]; ok {
+			if !d.same(st) {
+				return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
+			}
+		} else if st.Size != f.Size || st.ModTime != f.ModTime {
+			return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
+		}
+	}
+	return nil
+}
+
+// absent checks that nothing exists at name.
+func (x *applyRun) absent(name string) error {
+	p, err := x.check(name)
+	if err != nil {
+		return err
+	}
+	if _, err := x.root.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s exists", ErrChangedMeanwhile, name)
+	}
+	return nil
+}
+
+// record notes that name now holds f, as on disk.
+func (x *applyRun) record(name string, f FileInfo) error {
+	x.local.Files[name] = f
+	if f.Deleted {
+		delete(x.local.Disk, name)
+		return nil
+	}
+	fi, err := x.root.Lstat(filepath.FromSlash(name))
+	if err != nil {
+		delete(x.local.Disk, name)
+		return fmt.Errorf("checking %s after writing: %w", name, err)
+	}
+	x.local.Disk[name] = statOf(fi)
+	return nil
+}
+
+// syncDir fsyncs the directory holding name.
+func (x *applyRun) syncDir(name string) error {
+	if err := x.step("dir-fsync", name); err != nil {
+		return err
+	}
+	dir := filepath.FromSlash(parentDir(name))
+	if dir == "" {
+		dir = "."
+	}
+	d, err := x.root.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func notDurable(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrNotDurable, name, err)
+}
+
+func (x *applyRun) remove(a Action) error {
+	p, err := x.check(a.Name)
+	if err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		if _, serr := x.root.Lstat(p); !errors.Is(serr, fs.ErrNotExist) {
+			return err
+		}
+		// Already gone: nothing to lose.
+	} else {
+		x.expect(a.Name, -1, 0)
+		if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	x.record(a.Name, a.File)
+	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+// keepConflict moves the local entry at a.Name to a.ConflictName.
+func (x *applyRun) keepConflict(a Action) error {
+	if err := x.absent(a.ConflictName); err != nil {
+		return err
+	}
+	st := x.local.Disk[a.Name]
+	x.expect(a.ConflictName, st.Size, st.ModTime)
+	x.expect(a.Name, -1, 0)
+	if err := x.root.Rename(filepath.FromSlash(a.Name), filepath.FromSlash(a.ConflictName)); err != nil {
+		return fmt.Errorf("keeping conflict copy: %w", err)
+	}
+	delete(x.local.Disk, a.Name)
+	if err := x.record(a.ConflictName, a.Also); err != nil {
+		return err
+	}
+	return nil
+}
+
+// undoConflict moves the conflict copy kept by keepConflict back to
+// a.Name after the new entry could not be put there.
+func (x *applyRun) undoConflict(a Action) {
+	if x.absent(a.Name) != nil {
+		return // the copy stays, recorded; nothing is lost
+	}
+	st := x.local.Disk[a.ConflictName]
+	x.expect(a.Name, st.Size, st.ModTime)
+	if x.root.Rename(filepath.FromSlash(a.ConflictName), filepath.FromSlash(a.Name)) != nil {
+		return
+	}
+	delete(x.local.Files, a.ConflictName)
+	delete(x.local.Disk, a.ConflictName)
+	if fi, err := x.root.Lstat(filepath.FromSlash(a.Name)); err == nil {
+		x.local.Disk[a.Name] = statOf(fi)
+	}
+}
+
+func (x *applyRun) mkdir(a Action, conflict bool) error {
+	p, err := x.check(a.Name)
+	if err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		return err
+	}
+	if conflict {
+		if err := x.keepConflict(a); err != nil {
+			return err
+		}
+	}
+	mode := fs.FileMode(a.File.Mode & PermMask)
+	if err := x.root.Mkdir(p, mode|0o700); err != nil {
+		fi, serr := x.root.Lstat(p)
+		if !errors.Is(err, fs.ErrExist) || serr != nil || !fi.IsDir() {
+			return err
+		}
+		// Made meanwhile by someone else: it is a directory, take it.
+	}
+	if err := x.root.Chmod(p, mode); err != nil {
+		return err
+	}
+	if err := x.record(a.Name, a.File); err != nil {
+		return err
+	}
+	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+func (x *applyRun) meta(a Action) error {
+	p, err := x.check(a.Name)
+	if err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		return err
+	}
+	if a.File.Type == TypeSymlink {
+		return x.record(a.Name, a.File)
+	}
+	x.expect(a.Name, a.File.Size, a.File.ModTime)
+	if err := x.root.Chmod(p, fs.FileMode(a.File.Mode&PermMask)); err != nil {
+		return err
+	}
+	if a.File.Type == TypeFile {
+		t := time.Unix(0, a.File.ModTime)
+		if err := x.root.Chtimes(p, t, t); err != nil {
+			return err
+		}
+	}
+	return x.record(a.Name, a.File)
+}
+
+func (x *applyRun) rename(a Action) error {
+	from, err := x.check(a.From)
+	if err != nil {
+		return err
+	}
+	to, err := x.check(a.Name)
+	if err != nil {
+		return err
+	}
+	if f := x.local.Files[a.From]; f.Deleted || f.Type != TypeFile || !f.SameContent(a.File) {
+		return fmt.Errorf("%w: rename source %s is not the file recorded", ErrChangedMeanwhile, a.From)
+	}
+	if err := x.unchanged(a.From); err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		return err
+	}
+	if err := x.absent(a.Name); err != nil {
+		return err
+	}
+	x.expect(a.From, -1, 0)
+	x.expect(a.Name, a.File.Size, a.File.ModTime)
+	if err := x.root.Rename(from, to); err != nil {
+		return err
+	}
+	delete(x.local.Disk, a.From)
+	x.local.Files[a.From] = a.Also
+	if err := x.root.Chmod(to, fs.FileMode(a.File.Mode&PermMask)); err != nil {
+		return err
+	}
+	t := time.Unix(0, a.File.ModTime)
+	if err := x.root.Chtimes(to, t, t); err != nil {
+		return err
+	}
+	if err := x.record(a.Name, a.File); err != nil {
+		return err
+	}
+	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+// tempName returns a fresh temporary name in the directory of name.
+func tempName(name string) string {
+	t := TempPrefix + rand.Text()[:12]
+	if dir := parentDir(name); dir != "" {
+		return dir + "/" + t
+	}
+	return t
+}
+
+// write puts a.File (a file or a symlink) at a.Name through a temporary
+// file, keeping the local entry as a.ConflictName first if conflict.
+func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
+	p, err := x.check(a.Name)
+	if err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		return err
+	}
+	tmp := tempName(a.Name)
+	tp := filepath.FromSlash(tmp)
+	if err := x.step("create-temp", a.Name); err != nil {
+		return err
+	}
+	placed := false
+	defer func() {
+		if !placed {
+			x.root.Remove(tp)
+		}
+	}()
+	if a.File.Type == TypeSymlink {
+		if err := x.root.Symlink(a.File.SymlinkTarget, tp); err != nil {
+			return fmt.Errorf("creating symlink: %w", err)
+		}
+	} else if err := x.assemble(ctx, a, tp); err != nil {
+		return err
+	}
+	if err := x.step("check", a.Name); err != nil {
+		return err
+	}
+	if err := x.unchanged(a.Name); err != nil {
+		return err
+	}
+	if err := x.step("rename", a.Name); err != nil {
+		return err
+	}
+	if conflict {
+		if err := x.keepConflict(a); err != nil {
+			return err
+		}
+	}
+	x.expect(a.Name, a.File.Size, a.File.ModTime)
+	if err := x.root.Rename(tp, p); err != nil {
+		if conflict {
+			x.undoConflict(a)
+		}
+		return err
+	}
+	placed = true
+	if err := x.record(a.Name, a.File); err != nil {
+		return err
+	}
+	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+// assemble writes a.File's content to the new temporary file tp, verifies
+// it, sets its mode and mtime and fsyncs it.
+func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
+	f := a.File
+	out, err := x.root.OpenFile(tp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating temporary file: %w", err)
+	}
+	defer out.Close()
+	if err := out.Truncate(f.Size); err != nil {
+		return err
+	}
+	if err := x.fill(ctx, a, out); err != nil {
+		return err
+	}
+	if err := x.step("verify", a.Name); err != nil {
+		return err
+	}
+	h := blake3.New()
+	n, err := io.Copy(h, io.NewSectionReader(out, 0, f.Size+1))
+	if err != nil {
+		return fmt.Errorf("verifying: %w", err)
+	}
+	var sum Hash
+	h.Sum(sum[:0])
+	if n != f.Size || sum != f.FileHash {
+		return fmt.Errorf("%w: assembled file does not match its hash", ErrBlockUnavailable)
+	}
+	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
+		return err
+	}
+	t := time.Unix(0, f.ModTime)
+	if err := x.root.Chtimes(tp, t, t); err != nil {
+		return err
+	}
+	if err := x.step("fsync", a.Name); err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	return out.Close()
+}
+
+// fill writes every block of a.File into out: from local files where the
+// plan says one holds it and it still verifies, else from the Source, with
+// up to Concurrency blocks in flight.
+func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
+	local := make(map[int64]BlockCopy, len(a.Copy))
+	for _, c := range a.Copy {
+		local[c.Block.Offset] = c
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srcs := &sourceFiles{x: x, open: map[string]*os.File{}}
+	defer srcs.close()
+	n := x.ap.Concurrency
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, n)
+		mu       sync.Mutex
+		firstErr error
+		fetched  atomic.Int64
+		copied   atomic.Int64
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	for _, b := range a.File.Blocks {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var data []byte
+			if c, ok := local[b.Offset]; ok && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
+				data = srcs.read(c)
+			}
+			if data != nil {
+				copied.Add(int64(len(data)))
+			} else {
+				if x.ap.Source == nil {
+					fail(fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset))
+					return
+				}
+				d, err := x.ap.Source.Block(ctx, b.Hash, b.Size)
+				if err != nil {
+					fail(fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err))
+					return
+				}
+				if len(d) != int(b.Size) || HashBytes(d) != b.Hash {
+					fail(fmt.Errorf("%w: block at %d does not match its hash", ErrBlockUnavailable, b.Offset))
+					return
+				}
+				fetched.Add(int64(len(d)))
+				data = d
+			}
+			if err := x.step("write", a.Name); err != nil {
+				fail(err)
+				return
+			}
+			if _, err := out.WriteAt(data, b.Offset); err != nil {
+				fail(fmt.Errorf("writing temporary file: %w", err))
+			}
+		})
+	}
+	wg.Wait()
+	x.res.Fetched += fetched.Load()
+	x.res.Copied += copied.Load()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// sourceFiles reads blocks from local files, opening each once.
+type sourceFiles struct {
+	x    *applyRun
+	mu   sync.Mutex
+	open map[string]*os.File
+}
+
+// read returns the block c describes if its local file still holds it, or
+// nil.
+func (s *sourceFiles) read(c BlockCopy) []byte {
+	s.mu.Lock()
+	f, ok := s.open[c.From]
+	if !ok {
+		if p, err := s.x.check(c.From); err == nil {
+			if fi, err := s.x.root.Lstat(p); err == nil && fi.Mode().IsRegular() {
+				f, _ = s.x.root.Open(p)
+			}
+		}
+		s.open[c.From] = f
+	}
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	buf := make([]byte, c.Block.Size)
+	if _, err := f.ReadAt(buf, c.FromOffset); err != nil || HashBytes(buf) != c.Block.Hash {
+		return nil
+	}
+	return buf
+}
+
+func (s *sourceFiles) close() {
+	for _, f := range s.open {
+		if f != nil {
+			f.Close()
+		}
+	}
+}

@@ -1,0 +1,246 @@
+package syncfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/baton-sync/baton/internal/canon"
+	"go.etcd.io/bbolt"
+)
+
+// ErrBadDB reports a database that is not a baton index store, or holds a
+// malformed record.
+var ErrBadDB = errors.New("invalid index database")
+
+// dbFormat is stored in the meta bucket; a different value is refused.
+var dbFormat = []byte("baton-syncfs-1")
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketFolders = []byte("folders")
+	bucketLocal   = []byte("local")
+	bucketRemote  = []byte("remote")
+	keyFormat     = []byte("format")
+)
+
+// maxEntrySize caps one stored local entry (a file of tens of GiB has a
+// block list of a few MiB).
+const maxEntrySize = canon.MaxSize
+
+// DB persists, per folder, this device's Local (so a restart does not
+// rehash) and the latest signed index of every other device, in one bbolt
+// file per agent. Entries are stored one per key under a bucket per
+// folder. DB is safe for concurrent use.
+type DB struct {
+	b *bbolt.DB
+}
+
+// OpenDB opens or creates the database at path. It fails after a second if
+// another process holds it.
+func OpenDB(path string) (*DB, error) {
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening index database %s: %w", path, err)
+	}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch f := meta.Get(keyFormat); {
+		case f == nil:
+			if err := meta.Put(keyFormat, dbFormat); err != nil {
+				return err
+			}
+		case !bytes.Equal(f, dbFormat):
+			return fmt.Errorf("%w: format %q, want %q", ErrBadDB, f, dbFormat)
+		}
+		_, err = tx.CreateBucketIfNotExists(bucketFolders)
+		return err
+	})
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("opening index database %s: %w", path, err)
+	}
+	return &DB{b: b}, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.b.Close() }
+
+// storedEntry is one local entry as stored.
+type storedEntry struct {
+	File FileInfo  `cbor:"1,keyasint"`
+	Disk *DiskStat `cbor:"2,keyasint,omitempty"`
+}
+
+// folderBucket returns folder's bucket, creating it if create.
+func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, error) {
+	if folder == "" {
+		return nil, errors.New("index database: empty folder ID")
+	}
+	fs := tx.Bucket(bucketFolders)
+	if fs == nil {
+		return nil, fmt.Errorf("%w: no folders bucket", ErrBadDB)
+	}
+	if !create {
+		return fs.Bucket([]byte(folder)), nil
+	}
+	return fs.CreateBucketIfNotExists([]byte(folder))
+}
+
+// PutLocal replaces folder's stored Local with l, in one transaction.
+func (db *DB) PutLocal(folder string, l Local) error {
+	err := db.b.Update(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, true)
+		if err != nil {
+			return err
+		}
+		if fb.Bucket(bucketLocal) != nil {
+			if err := fb.DeleteBucket(bucketLocal); err != nil {
+				return err
+			}
+		}
+		lb, err := fb.CreateBucket(bucketLocal)
+		if err != nil {
+			return err
+		}
+		lb.FillPercent = 0.9 // written in key order
+		for _, f := range l.Files.Sorted() {
+			e := storedEntry{File: f}
+			if d, ok := l.Disk[f.Name]; ok {
+				e.Disk = &d
+			}
+			v, err := canon.Marshal(e)
+			if err != nil {
+				return fmt.Errorf("encoding %s: %w", f.Name, err)
+			}
+			if err := lb.Put([]byte(f.Name), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing local index of folder %s: %w", folder, err)
+	}
+	return nil
+}
+
+// Local returns folder's stored Local, empty if none was stored. Every entry
+// is validated.
+func (db *DB) Local(folder string) (Local, error) {
+	l := NewLocal()
+	err := db.b.View(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, false)
+		if err != nil || fb == nil {
+			return err
+		}
+		lb := fb.Bucket(bucketLocal)
+		if lb == nil {
+			return nil
+		}
+		return lb.ForEach(func(k, v []byte) error {
+			var e storedEntry
+			if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
+				return fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
+			}
+			if e.File.Name != string(k) {
+				return fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
+			}
+			if err := e.File.Validate(); err != nil {
+				return fmt.Errorf("%w: %v", ErrBadDB, err)
+			}
+			l.Files[e.File.Name] = e.File
+			if e.Disk != nil {
+				l.Disk[e.File.Name] = *e.Disk
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return Local{}, fmt.Errorf("loading local index of folder %s: %w", folder, err)
+	}
+	return l, nil
+}
+
+// PutRemote stores signed, the latest signed index (as SignIndex made it)
+// of device for folder, replacing the previous one. The caller verifies it
+// first.
+func (db *DB) PutRemote(folder, device string, signed []byte) error {
+	if device == "" || len(signed) > MaxIndexSize {
+		return fmt.Errorf("storing index of %q for folder %s: empty device or %d bytes (limit %d)", device, folder, len(signed), MaxIndexSize)
+	}
+	err := db.b.Update(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, true)
+		if err != nil {
+			return err
+		}
+		rb, err := fb.CreateBucketIfNotExists(bucketRemote)
+		if err != nil {
+			return err
+		}
+		return rb.Put([]byte(device), signed)
+	})
+	if err != nil {
+		return fmt.Errorf("storing index of %s for folder %s: %w", device, folder, err)
+	}
+	return nil
+}
+
+// Remote returns the stored signed index of device for folder, nil if none.
+// The caller verifies it again with OpenIndex.
+func (db *DB) Remote(folder, device string) ([]byte, error) {
+	var out []byte
+	err := db.b.View(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, false)
+		if err != nil || fb == nil {
+			return err
+		}
+		if rb := fb.Bucket(bucketRemote); rb != nil {
+			if v := rb.Get([]byte(device)); v != nil {
+				if len(v) > MaxIndexSize {
+					return fmt.Errorf("%w: index of %s is %d bytes", ErrBadDB, device, len(v))
+				}
+				out = bytes.Clone(v)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading index of %s for folder %s: %w", device, folder, err)
+	}
+	return out, nil
+}
+
+// Remotes returns the devices that have a stored index for folder, sorted.
+func (db *DB) Remotes(folder string) ([]string, error) {
+	var out []string
+	err := db.b.View(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, false)
+		if err != nil || fb == nil {
+			return err
+		}
+		if rb := fb.Bucket(bucketRemote); rb != nil {
+			return rb.ForEach(func(k, _ []byte) error {
+				out = append(out, string(k))
+				return nil
+			})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteFolder forgets everything stored for folder.
+func (db *DB) DeleteFolder(folder string) error {
+	return db.b.Update(func(tx *bbolt.Tx) error {
+		fs := tx.Bucket(bucketFolders)
+		if fs == nil || fs.Bucket([]byte(folder)) == nil {
+			return nil
+		}
+		return fs.DeleteBucket([]byte(folder))
+	})
+}

@@ -1,0 +1,77 @@
+package syncfs
+
+import (
+	"io/fs"
+	"maps"
+	"strings"
+)
+
+// TempPrefix starts the names of the applier's temporary files. The scanner
+// and the watcher skip such names; the scanner removes stale ones.
+const TempPrefix = ".baton-tmp-"
+
+// IsTemp reports whether the last component of name is an applier
+// temporary file.
+func IsTemp(name string) bool {
+	i := strings.LastIndexByte(name, '/')
+	return strings.HasPrefix(name[i+1:], TempPrefix)
+}
+
+// DiskStat is what Lstat said about an entry when the scanner (or the
+// applier) last recorded it. It never leaves the device: it lets a rescan
+// trust an unchanged file without rehashing it, and lets the applier check
+// that a file did not change since the plan.
+type DiskStat struct {
+	Size    int64  `cbor:"1,keyasint,omitempty"`
+	ModTime int64  `cbor:"2,keyasint,omitempty"` // Unix nanoseconds
+	Mode    uint32 `cbor:"3,keyasint,omitempty"` // fs.FileMode, type and permission bits
+	Inode   uint64 `cbor:"4,keyasint,omitempty"` // zero where unknown
+	Ctime   int64  `cbor:"5,keyasint,omitempty"` // inode change time, zero where unknown
+	// Racy marks a stat taken so soon after the file's last change that a
+	// later change within the filesystem's timestamp granularity could
+	// leave the stat equal: the next scan rehashes the file anyway.
+	Racy bool `cbor:"6,keyasint,omitempty"`
+}
+
+// statOf returns the DiskStat of fi.
+func statOf(fi fs.FileInfo) DiskStat {
+	ino, ctime := sysStat(fi)
+	return DiskStat{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode()), Inode: ino, Ctime: ctime}
+}
+
+// same reports whether d and o describe the same unchanged entry.
+func (d DiskStat) same(o DiskStat) bool {
+	return d.Size == o.Size && d.ModTime == o.ModTime && d.Mode == o.Mode && d.Inode == o.Inode && d.Ctime == o.Ctime
+}
+
+// Local is a device's own record of a folder: the entries it announces
+// (Files, the local side of Plan) and, for the live ones, what was on disk
+// when they were recorded (Disk). The scanner produces it, the applier
+// updates it as it writes, and DB persists it so a restart does not rehash.
+type Local struct {
+	Files Snapshot            `cbor:"1,keyasint"`
+	Disk  map[string]DiskStat `cbor:"2,keyasint"`
+}
+
+// NewLocal returns an empty Local.
+func NewLocal() Local {
+	return Local{Files: Snapshot{}, Disk: map[string]DiskStat{}}
+}
+
+// Clone returns a copy of l that shares no maps with it.
+func (l Local) Clone() Local {
+	c := NewLocal()
+	maps.Copy(c.Files, l.Files)
+	maps.Copy(c.Disk, l.Disk)
+	return c
+}
+
+// init makes l's nil maps empty.
+func (l *Local) init() {
+	if l.Files == nil {
+		l.Files = Snapshot{}
+	}
+	if l.Disk == nil {
+		l.Disk = map[string]DiskStat{}
+	}
+}

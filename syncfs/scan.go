@@ -1,0 +1,508 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultStaleTemp is how old an applier temporary file must be before Scan
+// removes it, when Scanner.StaleTemp is zero.
+const DefaultStaleTemp = time.Hour
+
+// racyWindow is how close to the scan a file's last change may be before
+// its stat is not trusted on the next scan: filesystems keep timestamps at
+// a granularity (a kernel tick, a second on some), so a second change in
+// the same tick could leave size and times equal.
+const racyWindow = time.Second
+
+// hashAttempts bounds how often a file that changes while being hashed is
+// hashed again within one scan.
+const hashAttempts = 3
+
+// Scanner walks a folder on disk and records what changed since the last
+// scan. The zero value is not usable: set Root and Self.
+type Scanner struct {
+	// Root is the folder's directory.
+	Root string
+	// Self is this device's ID, the one whose counter changed entries get.
+	Self string
+	// Ignore says which names are not synced (nil: none). Ignored entries
+	// are neither recorded nor deleted: what the previous Local said about
+	// them stays.
+	Ignore *Matcher
+	// Chunking sets the blocks (DefaultChunking if zero). Every device of a
+	// folder must use the same.
+	Chunking Chunking
+	// Workers bounds how many files are hashed at once (GOMAXPROCS if
+	// zero).
+	Workers int
+	// StaleTemp is how old (by change time) an applier temporary file must
+	// be before Scan removes it (DefaultStaleTemp if zero; negative: at
+	// once).
+	StaleTemp time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+
+	// afterHash, if set, is called after hashing a file and before
+	// checking that it did not change meanwhile (a test seam).
+	afterHash func(name string)
+}
+
+// ScanStats says what a scan found and did.
+type ScanStats struct {
+	Files, Dirs, Symlinks int // live entries found
+	Reused                int // files whose unchanged stat let their hash be reused
+	Hashed                int // files hashed (each attempt counts)
+	HashedBytes           int64
+	Changed               int      // entries given a new version: new, changed or deleted
+	Deleted               int      // of which deletions (tombstones)
+	Unstable              []string // files still changing after several attempts: left as they were, rescan them
+	Skipped               []string // entries not synced, with why: bad names, special files, read errors
+	TempRemoved           int      // stale temporary files removed
+}
+
+// Scan walks the folder and returns the new Local: prev with the entries
+// that changed given a new version (prev's version updated by Self), files
+// whose disk stat is unchanged (size, mtime, change time, inode, mode)
+// keeping their hashes without being read, and entries that disappeared
+// turned into tombstones. prev is not modified. Files are hashed in
+// parallel; a file that changes while being hashed is hashed again, and if
+// it keeps changing it is left as it was and listed in ScanStats.Unstable.
+// An entry that cannot be read is left as it was (never deleted) and listed
+// in ScanStats.Skipped.
+//
+// With paths (slash-separated names relative to Root), only those entries
+// and everything under them are scanned, as the Watcher reports them; ""
+// or no paths at all means the whole folder. Scan must not run at the same
+// time as an Applier on the same folder.
+func (s *Scanner) Scan(ctx context.Context, prev Local, paths ...string) (Local, ScanStats, error) {
+	var stats ScanStats
+	if s.Root == "" || s.Self == "" {
+		return Local{}, stats, errors.New("scanner: Root and Self must be set")
+	}
+	c := s.Chunking
+	if c == (Chunking{}) {
+		c = DefaultChunking
+	}
+	if err := c.Validate(); err != nil {
+		return Local{}, stats, err
+	}
+	root, err := os.OpenRoot(s.Root)
+	if err != nil {
+		return Local{}, stats, fmt.Errorf("scanning: %w", err)
+	}
+	defer root.Close()
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	sc := &scan{s: s, root: root, prev: prev, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+
+	scopes := scopesOf(paths)
+	for _, p := range scopes {
+		if err := ctx.Err(); err != nil {
+			return Local{}, stats, err
+		}
+		if err := sc.walkScope(ctx, p); err != nil {
+			return Local{}, stats, err
+		}
+	}
+	if err := sc.hashAll(ctx, c); err != nil {
+		return Local{}, stats, err
+	}
+	next := prev.Clone()
+	sc.merge(next, scopes)
+	return next, stats, nil
+}
+
+// scopesOf returns the valid paths to scan, none under another, sorted; a
+// single "" for the whole folder.
+func scopesOf(paths []string) []string {
+	if len(paths) == 0 || slices.Contains(paths, "") {
+		return []string{""}
+	}
+	var out []string
+	for _, p := range slices.Sorted(slices.Values(paths)) {
+		if CheckName(p) != nil {
+			continue
+		}
+		if n := len(out); n > 0 && (out[n-1] == p || strings.HasPrefix(p, out[n-1]+"/")) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// under reports whether name is scope or inside it.
+func under(name, scope string) bool {
+	return scope == "" || name == scope || strings.HasPrefix(name, scope+"/")
+}
+
+type found struct {
+	info     FileInfo // without version
+	st       DiskStat
+	hash     bool // to be hashed
+	unstable bool
+	gone     bool // disappeared before it could be hashed
+	err      error
+}
+
+type scan struct {
+	s     *Scanner
+	root  *os.Root
+	prev  Local
+	start time.Time
+	now   func() time.Time
+	stats *ScanStats
+	found []*found
+	seen  map[string]bool // names present on disk (found, or kept as they were)
+	keep  map[string]bool // names whose prev entries stay (unreadable, unstable, ignored)
+}
+
+func (sc *scan) skip(name, why string) {
+	sc.stats.Skipped = append(sc.stats.Skipped, name+": "+why)
+}
+
+// walkScope scans the entry scope (and its parent directories) and, if it
+// is a directory, everything under it.
+func (sc *scan) walkScope(ctx context.Context, scope string) error {
+	if scope == "" {
+		return sc.walkDir(ctx, "")
+	}
+	// A scope under a symlink or a non-directory is not in the folder: its
+	// entries are gone, which the parent's scan will see.
+	if CheckNoSymlinkTraversal(sc.s.Root, scope) != nil {
+		return nil
+	}
+	for p := parentDir(scope); p != ""; p = parentDir(p) {
+		if fi, err := sc.root.Lstat(filepath.FromSlash(p)); err == nil {
+			sc.entry(p, fi)
+		}
+	}
+	fi, err := sc.root.Lstat(filepath.FromSlash(scope))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		sc.keep[scope] = true
+		sc.skip(scope, err.Error())
+		return nil
+	}
+	if sc.entry(scope, fi) && fi.IsDir() {
+		return sc.walkDir(ctx, scope)
+	}
+	return nil
+}
+
+// walkDir records the entries under dir, recursively.
+func (sc *scan) walkDir(ctx context.Context, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := "."
+	if dir != "" {
+		d = filepath.FromSlash(dir)
+	}
+	f, err := sc.root.Open(d)
+	if err != nil {
+		sc.keep[dir] = true
+		sc.skip(dir, err.Error())
+		return nil
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		sc.keep[dir] = true
+		sc.skip(dir, err.Error())
+		return nil
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if dir != "" {
+			name = dir + "/" + name
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			sc.keep[name] = true
+			sc.skip(name, err.Error())
+			continue
+		}
+		if sc.entry(name, fi) && fi.IsDir() {
+			if err := sc.walkDir(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// entry records name, described by fi; it reports whether name is part of
+// the folder (for a directory: whether to walk it).
+func (sc *scan) entry(name string, fi fs.FileInfo) bool {
+	if IsTemp(name) {
+		sc.removeIfStale(name, fi)
+		return false
+	}
+	if err := CheckName(name); err != nil {
+		sc.skip(name, err.Error())
+		return false
+	}
+	if sc.s.Ignore.Match(name, fi.IsDir()) {
+		sc.keep[name] = true
+		return false
+	}
+	t, ok := typeOf(fi)
+	if !ok {
+		sc.skip(name, "not a regular file, directory or symlink")
+		return false
+	}
+	if sc.seen[name] {
+		return false
+	}
+	st := statOf(fi)
+	f := &found{info: FileInfo{Name: name, Type: t}, st: st}
+	switch t {
+	case TypeDir:
+		sc.stats.Dirs++
+		f.info.Mode = uint32(fi.Mode() & PermMask)
+	case TypeSymlink:
+		sc.stats.Symlinks++
+		target, err := sc.root.Readlink(filepath.FromSlash(name))
+		if err != nil {
+			sc.keep[name] = true
+			sc.skip(name, err.Error())
+			return false
+		}
+		if target == "" || len(target) > MaxSymlinkTarget {
+			sc.skip(name, "symlink target empty or too long")
+			return false
+		}
+		f.info.SymlinkTarget = target
+	case TypeFile:
+		sc.stats.Files++
+		f.info.Mode = uint32(fi.Mode() & PermMask)
+		p, okP := sc.prev.Files[name]
+		d, okD := sc.prev.Disk[name]
+		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) {
+			sc.stats.Reused++
+			f.info = p
+			f.st = d
+		} else {
+			f.hash = true
+		}
+	}
+	sc.seen[name] = true
+	sc.found = append(sc.found, f)
+	return true
+}
+
+// removeIfStale removes the applier temporary file name if it is older
+// than StaleTemp.
+func (sc *scan) removeIfStale(name string, fi fs.FileInfo) {
+	age := sc.s.StaleTemp
+	if age == 0 {
+		age = DefaultStaleTemp
+	}
+	st := statOf(fi)
+	changed := max(st.ModTime, st.Ctime)
+	if age > 0 && sc.now().Sub(time.Unix(0, changed)) < age {
+		return
+	}
+	if sc.root.Remove(filepath.FromSlash(name)) == nil {
+		sc.stats.TempRemoved++
+	}
+}
+
+// hashAll hashes the files found to be hashed, with a pool of workers.
+func (sc *scan) hashAll(ctx context.Context, c Chunking) error {
+	jobs := make(chan *found)
+	n := sc.s.Workers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		count int
+		bytes int64
+	)
+	for range n {
+		hs, err := NewHasher(c)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			for f := range jobs {
+				k, b := sc.hashOne(ctx, hs, f)
+				mu.Lock()
+				count += k
+				bytes += b
+				mu.Unlock()
+			}
+		})
+	}
+	for _, f := range sc.found {
+		if !f.hash {
+			continue
+		}
+		select {
+		case jobs <- f:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	sc.stats.Hashed += count
+	sc.stats.HashedBytes += bytes
+	return ctx.Err()
+}
+
+// hashOne hashes f's file until its stat is the same after hashing as
+// before, at most hashAttempts times. It returns the attempts and bytes.
+func (sc *scan) hashOne(ctx context.Context, hs *Hasher, f *found) (int, int64) {
+	name := f.info.Name
+	p := filepath.FromSlash(name)
+	var bytes int64
+	for attempt := 1; attempt <= hashAttempts; attempt++ {
+		if ctx.Err() != nil {
+			f.err = ctx.Err()
+			return attempt - 1, bytes
+		}
+		file, err := sc.root.Open(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			f.gone = true
+			return attempt - 1, bytes
+		}
+		if err != nil {
+			f.err = err
+			return attempt - 1, bytes
+		}
+		fi, err := file.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			file.Close()
+			f.unstable = true // replaced by something else meanwhile
+			continue
+		}
+		before := statOf(fi)
+		blocks, sum, err := hs.HashFile(file)
+		file.Close()
+		if err != nil {
+			f.err = err
+			return attempt, bytes
+		}
+		bytes += before.Size
+		if sc.s.afterHash != nil {
+			sc.s.afterHash(name)
+		}
+		after, err := sc.root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			f.gone = true
+			return attempt, bytes
+		}
+		var covered int64
+		for _, b := range blocks {
+			covered += int64(b.Size)
+		}
+		if err != nil || !statOf(after).same(before) || covered != before.Size {
+			f.unstable = true
+			continue
+		}
+		f.unstable = false
+		f.st = before
+		f.st.Racy = sc.racy(before)
+		f.info.Size, f.info.ModTime, f.info.Mode = before.Size, before.ModTime, before.Mode&PermMask
+		f.info.Blocks, f.info.FileHash = blocks, sum
+		return attempt, bytes
+	}
+	return hashAttempts, bytes
+}
+
+// racy reports whether st was changed so close to the scan that a change in
+// the same timestamp tick could go unseen.
+func (sc *scan) racy(st DiskStat) bool {
+	changed := max(st.ModTime, st.Ctime)
+	return changed >= sc.start.Add(-racyWindow).UnixNano()
+}
+
+// merge records the scan's findings in next.
+func (sc *scan) merge(next Local, scopes []string) {
+	for _, f := range sc.found {
+		name := f.info.Name
+		switch {
+		case f.err != nil:
+			sc.skip(name, f.err.Error())
+			sc.keep[name] = true
+			continue
+		case f.unstable:
+			sc.stats.Unstable = append(sc.stats.Unstable, name)
+			sc.keep[name] = true
+			delete(next.Disk, name) // not trusted: hash it next time
+			continue
+		case f.gone:
+			delete(sc.seen, name)
+			continue
+		}
+		if f.info.Type != TypeFile && !f.hash {
+			f.st.Racy = false
+		}
+		next.Disk[name] = f.st
+		p, ok := sc.prev.Files[name]
+		if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
+			continue
+		}
+		f.info.Version = p.Version.Update(sc.s.Self)
+		next.Files[name] = f.info
+		sc.stats.Changed++
+	}
+	// Entries that were there and are not any more, unless kept.
+	for name, p := range sc.prev.Files {
+		if p.Deleted || sc.seen[name] || !inScopes(name, scopes) || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
+			continue
+		}
+		next.Files[name] = tombstone(p, p.Version.Update(sc.s.Self))
+		delete(next.Disk, name)
+		sc.stats.Changed++
+		sc.stats.Deleted++
+	}
+	slices.Sort(sc.stats.Unstable)
+	slices.Sort(sc.stats.Skipped)
+}
+
+func inScopes(name string, scopes []string) bool {
+	for _, s := range scopes {
+		if under(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// kept reports whether name or a directory holding it could not be read,
+// so its previous entry stays.
+func (sc *scan) kept(name string) bool {
+	if sc.keep[""] {
+		return true
+	}
+	for p := name; p != ""; p = parentDir(p) {
+		if sc.keep[p] {
+			return true
+		}
+	}
+	return false
+}
