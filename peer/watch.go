@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,7 +138,12 @@ func (d *driver) checkDataFile(k collections.Kind) {
 		return
 	}
 	if res.TornAt >= 0 {
-		_ = d.rewrite(k)
+		// The node never leaves a torn tail while it runs (a failed
+		// append is rewritten at once), so someone else appended to the
+		// file: tampering, to be moved aside and reported like any other.
+		reason := fmt.Sprintf("unexpected bytes after the last whole record (offset %d)", res.TornAt)
+		d.log.Warn("data file changed behind our back", "file", path, "problem", reason)
+		d.quarantineFile(k, reason)
 		return
 	}
 	d.stamp(k)
