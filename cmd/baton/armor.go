@@ -29,8 +29,18 @@ func armorEnvelope(e *identity.Envelope) ([]byte, error) {
 // decodeEnvelope reads a signed record in the armored form (text around the
 // block is ignored) or as raw CBOR. It does not verify signatures.
 func decodeEnvelope(data []byte) (*identity.Envelope, error) {
+	raw, err := unarmor(data)
+	if err != nil {
+		return nil, err
+	}
+	return identity.UnmarshalEnvelope(raw)
+}
+
+// unarmor returns the envelope bytes of a signed record in the armored form
+// (text around the block is ignored) or as raw CBOR, as they were signed.
+func unarmor(data []byte) ([]byte, error) {
 	if len(data) > 0 && data[0]>>5 == 5 {
-		return identity.UnmarshalEnvelope(data) // raw CBOR: starts with a map header
+		return data, nil // raw CBOR: starts with a map header
 	}
 	if i := bytes.Index(data, []byte("-----BEGIN ")); i >= 0 {
 		block, _ := pem.Decode(data[i:])
@@ -40,7 +50,12 @@ func decodeEnvelope(data []byte) (*identity.Envelope, error) {
 		if block.Type != armorType {
 			return nil, fmt.Errorf("armored %q, not a %q", block.Type, armorType)
 		}
-		return identity.UnmarshalEnvelope(block.Bytes)
+		return block.Bytes, nil
 	}
 	return nil, fmt.Errorf("neither an armored %q nor a CBOR envelope", armorType)
+}
+
+// armorBytes armors envelope bytes that are already encoded (a genesis).
+func armorBytes(raw []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: armorType, Bytes: raw})
 }

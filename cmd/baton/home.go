@@ -19,9 +19,12 @@ import (
 
 // Files in the baton home.
 const (
-	hostKeyFile    = "host.key"  // this host's key (identity key file, 0600)
-	hostConfigFile = "host.toml" // hostConfig
-	rotationsDir   = "rotations" // signed rotation statements made by 'keys rotate'
+	hostKeyFile    = "host.key"       // this host's key (identity key file, 0600)
+	hostConfigFile = "host.toml"      // hostConfig
+	rotationsDir   = "rotations"      // signed rotation statements made by 'keys rotate'
+	genesisFile    = "domain.genesis" // the signed domain genesis, armored ('domain create', 'domain join')
+	controlSocket  = "control.sock"   // the running daemon's control API (unix socket, 0600)
+	dataDirName    = "data"           // the daemon's data files, outbox and epoch
 )
 
 // homeDir is the baton home: --home, else $BATON_HOME, else
@@ -104,11 +107,36 @@ type hostConfig struct {
 	PublicAddrs []string `toml:"public_addrs"`
 	// PrivateAddrs are the multiaddrs other servers dial on a private LAN.
 	PrivateAddrs []string `toml:"private_addrs"`
+	// Listen are the multiaddrs 'baton run' listens on. Default: see
+	// defaultListen. With no public or private addresses set, the node
+	// announces the addresses it actually listens on.
+	Listen []string `toml:"listen,omitempty"`
+}
+
+// Default listen addresses: servers take a fixed, well-known port so the
+// addresses in their host records stay valid; agents only dial out and serve
+// blocks to peers that learn their address, so the OS picks the port.
+const (
+	defaultServerListen = "/ip4/0.0.0.0/tcp/7400"
+	defaultAgentListen  = "/ip4/0.0.0.0/tcp/0"
+)
+
+// listenAddrs is c.Listen, or the default for c's role.
+func (c hostConfig) listenAddrs() []string {
+	if len(c.Listen) > 0 {
+		return c.Listen
+	}
+	if c.Role == identity.RoleAgent {
+		return []string{defaultAgentListen}
+	}
+	return []string{defaultServerListen}
 }
 
 const hostConfigHeader = `# baton host settings: what this host says about itself in its signed host
 # record ('baton keys export'). name: letters, digits, '.', '-', '_';
 # role: server or agent; addresses are multiaddrs, e.g. /ip4/192.0.2.1/tcp/4001.
+# listen: where 'baton run' listens (default /ip4/0.0.0.0/tcp/7400 for a server,
+# /ip4/0.0.0.0/tcp/0 for an agent).
 `
 
 // loadHostConfig reads <home>/host.toml; a missing file gives the zero
@@ -164,7 +192,7 @@ func (c hostConfig) validate() error {
 	for _, list := range []struct {
 		what  string
 		addrs []string
-	}{{"public", c.PublicAddrs}, {"private", c.PrivateAddrs}} {
+	}{{"public", c.PublicAddrs}, {"private", c.PrivateAddrs}, {"listen", c.Listen}} {
 		for _, a := range list.addrs {
 			if _, err := ma.NewMultiaddr(a); err != nil {
 				return fmt.Errorf("%s address %q is not a multiaddr (like /ip4/192.0.2.1/tcp/4001): %v", list.what, a, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -127,46 +128,17 @@ is kept as host.key.old-<ID>. To change keys and let peers follow, use
 			if err != nil {
 				return err
 			}
-			keyPath := filepath.Join(home, hostKeyFile)
-			exists, err := fileExists(keyPath)
+			nk, err := env.newHostKey(cmd.Context(), home, cfg, encrypt, force)
 			if err != nil {
-				return err
-			}
-			if exists && !force {
-				return existingKeyError(keyPath)
-			}
-			var pass []byte
-			if encrypt {
-				if pass, err = env.newPassphrase(cmd.Context(), "the new host key", env.passphraseFile, "--passphrase-file", true); err != nil {
-					return err
-				}
-			}
-			key, err := identity.Generate(env.rand)
-			if err != nil {
-				return err
-			}
-			if err := makeHome(home); err != nil {
-				return err
-			}
-			var kept string
-			if exists {
-				if kept, err = env.keepOldKey(keyPath); err != nil {
-					return err
-				}
-			}
-			if err := identity.SaveKeyFileKDF(keyPath, key, pass, env.kdf); err != nil {
-				return err
-			}
-			if err := saveHostConfig(home, cfg); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Generated host key %s (%s)\n", keyPath, encryptedWord(len(pass) > 0))
-			fmt.Fprintf(w, "  id:          %s\n", key.ID())
-			fmt.Fprintf(w, "  fingerprint: %s\n", key.Fingerprint())
+			fmt.Fprintf(w, "Generated host key %s (%s)\n", nk.path, encryptedWord(nk.encrypted))
+			fmt.Fprintf(w, "  id:          %s\n", nk.key.ID())
+			fmt.Fprintf(w, "  fingerprint: %s\n", nk.key.Fingerprint())
 			fmt.Fprintf(w, "  name:        %s (%s)\n", cfg.Name, cfg.Role)
-			if kept != "" {
-				fmt.Fprintf(w, "  old key:     kept as %s\n", kept)
+			if nk.kept != "" {
+				fmt.Fprintf(w, "  old key:     kept as %s\n", nk.kept)
 			}
 			fmt.Fprintf(w, "Next: 'baton keys export' writes the signed host record for your domain admin.\n")
 			return nil
@@ -176,6 +148,56 @@ is kept as host.key.old-<ID>. To change keys and let peers follow, use
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
 	hf.bind(cmd)
 	return cmd
+}
+
+// newKey is a key made by newHostKey.
+type newKey struct {
+	key       *identity.PrivateKey
+	path      string // <home>/host.key
+	encrypted bool
+	kept      string // where a replaced key was kept, or ""
+}
+
+// newHostKey generates this host's key in home and saves cfg as host.toml:
+// the work of 'keys gen' and 'init'. An existing key is replaced only with
+// force, and then kept as host.key.old-<ID>. With encrypt, the passphrase
+// comes from --passphrase-file, $BATON_PASSPHRASE or the terminal (twice).
+func (e *cliEnv) newHostKey(ctx context.Context, home string, cfg hostConfig, encrypt, force bool) (newKey, error) {
+	keyPath := filepath.Join(home, hostKeyFile)
+	exists, err := fileExists(keyPath)
+	if err != nil {
+		return newKey{}, err
+	}
+	if exists && !force {
+		return newKey{}, existingKeyError(keyPath)
+	}
+	var pass []byte
+	if encrypt {
+		if pass, err = e.newPassphrase(ctx, "the new host key", e.passphraseFile, "--passphrase-file", true); err != nil {
+			return newKey{}, err
+		}
+		defer clear(pass)
+	}
+	key, err := identity.Generate(e.rand)
+	if err != nil {
+		return newKey{}, err
+	}
+	if err := makeHome(home); err != nil {
+		return newKey{}, err
+	}
+	var kept string
+	if exists {
+		if kept, err = e.keepOldKey(keyPath); err != nil {
+			return newKey{}, err
+		}
+	}
+	if err := identity.SaveKeyFileKDF(keyPath, key, pass, e.kdf); err != nil {
+		return newKey{}, err
+	}
+	if err := saveHostConfig(home, cfg); err != nil {
+		return newKey{}, err
+	}
+	return newKey{key: key, path: keyPath, encrypted: len(pass) > 0, kept: kept}, nil
 }
 
 // keyInfo is 'keys show --json'. The field names are stable.

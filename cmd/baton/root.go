@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
 )
 
 // Exit codes.
@@ -46,6 +47,9 @@ type cliEnv struct {
 	rand io.Reader
 	now  func() time.Time
 
+	// newNode builds the node 'baton run' runs; nil means peer.New.
+	newNode func(peer.Config) (node, error)
+
 	// Global flags, bound by newRootCmd.
 	homeFlag       string
 	passphraseFile string
@@ -64,6 +68,7 @@ func newOSEnv(stdin io.Reader, stdout, stderr io.Writer) *cliEnv {
 		kdf:           identity.DefaultKDF,
 		rand:          rand.Reader,
 		now:           time.Now,
+		newNode:       newPeerNode,
 	}
 }
 
@@ -129,7 +134,15 @@ the per-user config directory (e.g. ~/.config/baton).`,
 	pf.StringVar(&env.passphraseFile, "passphrase-file", "", "read the key passphrase from the first line of `FILE` (else $BATON_PASSPHRASE, else a terminal prompt)")
 
 	root.AddCommand(
+		newInitCmd(env),
 		newKeysCmd(env),
+		newDomainCmd(env),
+		newRunCmd(env),
+		newStatusCmd(env),
+		newUserCmd(env),
+		newServerCmd(env),
+		newFolderCmd(env),
+		newReportCmd(env),
 	)
 	return root
 }

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/baton-sync/baton/identity"
+)
+
+// The Domain commands: users and the server chain. They are made at the
+// master; elsewhere they fail with one line naming it.
+
+func newUserCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "user",
+		Short: "Provision users: add, remove, list (changes at the master)",
+		Long: `Users are provisioned in the Domain, at the master: each has a home server,
+where the user logs in and where their folders are hosted. These commands ask
+the running daemon ('baton run') of this home.`,
+		Args: groupArgs,
+		RunE: groupRun,
+	}
+	cmd.AddCommand(newUserAddCmd(env), newUserRemoveCmd(env), newUserListCmd(env))
+	return cmd
+}
+
+func newUserAddCmd(env *cliEnv) *cobra.Command {
+	var (
+		homeServer string
+		wait       time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "add NAME --home-server SERVER",
+		Short: "Add a user with a home server (at the master)",
+		Long: `Add user NAME to the domain. SERVER, a server of the chain given by host
+name or peer ID, is the user's home server: the user logs in there and their
+folders are hosted there. Run at the master.`,
+		Example: `  baton user add ann --home-server s2`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := identity.ValidateName(args[0]); err != nil {
+				return usageErrorf("user add: user name: %v", err)
+			}
+			if homeServer == "" {
+				return usageErrorf("user add: give the user's home server with --home-server SERVER (a server's name or peer ID)")
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/users", wait, addUserRequest{Name: args[0], HomeServer: homeServer})
+		},
+	}
+	cmd.Flags().StringVar(&homeServer, "home-server", "", "the user's home `SERVER`: a server's host name or peer ID")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newUserRemoveCmd(env *cliEnv) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a user (at the master)",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), wait, nil)
+		},
+	}
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newUserListCmd(env *cliEnv) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the domain's users and their home servers",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			var users []userJSON
+			if err := c.query(cmd.Context(), "/v1/users", &users); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, users)
+			}
+			if len(users) == 0 {
+				fmt.Fprintln(w, "no users")
+				return nil
+			}
+			fmt.Fprintf(w, "%-20s %-16s %s\n", "USER", "HOME SERVER", "HOME SERVER ID")
+			for _, u := range users {
+				fmt.Fprintf(w, "%-20s %-16s %s\n", u.Name, u.HomeServerName, u.HomeServer)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {name, home_server, home_server_name})")
+	return cmd
+}
+
+func newServerCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Change the server chain: add, remove, list (changes at the master)",
+		Long: `The server chain orders the domain's servers: the first live one is the
+master. Changes are made at the master; these commands ask the running daemon
+('baton run') of this home.`,
+		Args: groupArgs,
+		RunE: groupRun,
+	}
+	cmd.AddCommand(newServerAddCmd(env), newServerRemoveCmd(env), newServerListCmd(env))
+	return cmd
+}
+
+func newServerAddCmd(env *cliEnv) *cobra.Command {
+	var (
+		position int
+		wait     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "add HOSTFILE [--position N]",
+		Short: "Add a server to the chain from its signed host record (at the master)",
+		Long: `Add the server whose signed host record ('baton keys export' on it) is in
+HOSTFILE to the domain and to the chain, at position N (1 is the front: the
+master while it lives; default: the end). Adding a third server turns on
+majority failover if it was off. Then run 'baton domain join' on the new server
+with the domain's genesis, and start it. Run at the master.`,
+		Example: `  baton server add s4.host
+  baton server add s4.host --position 2`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("position") && position < 1 {
+				return usageErrorf("server add: --position %d: positions start at 1", position)
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			hf, err := readHostFile(env, args[0])
+			if err != nil {
+				return err
+			}
+			if hf.rec.Role != identity.RoleServer {
+				return fmt.Errorf("%s: host %s (%s) has role %s; only servers join the chain", args[0], hf.rec.Name, hf.rec.ID(), hf.rec.Role)
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/servers", wait, addServerRequest{Record: hf.record, Position: position})
+		},
+	}
+	cmd.Flags().IntVar(&position, "position", 0, "place in the chain, from `N`=1 (default: last)")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newServerRemoveCmd(env *cliEnv) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a server from the chain and the domain (at the master)",
+		Long: `Remove the server NAME (host name or peer ID) from the chain and its host
+record from the domain. The master cannot remove itself, the last server cannot
+be removed, and a server that is still some user's home server is refused
+(remove or move those users first). Run at the master.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodDelete, "/v1/servers/"+url.PathEscape(args[0]), wait, nil)
+		},
+	}
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newServerListCmd(env *cliEnv) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the server chain, in order",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			var servers []serverJSON
+			if err := c.query(cmd.Context(), "/v1/servers", &servers); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, servers)
+			}
+			for _, s := range servers {
+				fmt.Fprintf(w, "%d. %-16s %s\n", s.Position, s.Name, s.ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {position, id, name, public_addrs, private_addrs})")
+	return cmd
+}

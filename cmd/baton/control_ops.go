@@ -1,0 +1,650 @@
+package main
+
+// The control API's endpoints: each reads the daemon's state, checks the
+// request against it (so mistakes get a clear message rather than the
+// master's rejection), and submits the updates.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
+)
+
+// Wire types. The field names are stable: scripts read them with --json.
+type (
+	userJSON struct {
+		Name           string `json:"name"`
+		HomeServer     string `json:"home_server"`
+		HomeServerName string `json:"home_server_name"`
+	}
+	serverJSON struct {
+		Position     int      `json:"position"` // 1-based place in the chain
+		ID           string   `json:"id"`
+		Name         string   `json:"name"`
+		PublicAddrs  []string `json:"public_addrs"`
+		PrivateAddrs []string `json:"private_addrs"`
+	}
+	memberJSON struct {
+		User  string `json:"user"`
+		Right string `json:"right"` // owner, ro or rw
+	}
+	folderJSON struct {
+		ID         string       `json:"id"`
+		Name       string       `json:"name"`
+		Owner      string       `json:"owner"`
+		Server     string       `json:"server"`
+		ServerName string       `json:"server_name"`
+		Members    []memberJSON `json:"members"` // the owner first, then by name
+	}
+	reportJSON struct {
+		ID         string    `json:"id"`
+		Author     string    `json:"author"`
+		AuthorName string    `json:"author_name"`
+		Kind       string    `json:"kind"`
+		Created    time.Time `json:"created"`
+		Size       int       `json:"size"`
+		Content    []byte    `json:"content,omitempty"` // only from GET /v1/reports/{id}
+	}
+
+	addUserRequest struct {
+		Name       string `json:"name"`
+		HomeServer string `json:"home_server"` // host name or peer ID
+	}
+	addServerRequest struct {
+		Record   []byte `json:"record"`   // signed host record (envelope bytes)
+		Position int    `json:"position"` // 1-based; 0 = last
+	}
+	createFolderRequest struct {
+		Name  string `json:"name"`
+		Owner string `json:"owner"`
+	}
+	shareFolderRequest struct {
+		Folder string `json:"folder"` // name or ID
+		Owner  string `json:"owner"`  // optional: tells same-named folders apart
+		User   string `json:"user"`
+		Rights string `json:"rights"` // ro or rw
+	}
+	generateReportRequest struct {
+		Kind string `json:"kind"` // "usage" (the default) is the only kind
+	}
+)
+
+// usageReport is the Content of a "usage" report.
+type usageReport struct {
+	Host      string           `json:"host"`
+	ID        string           `json:"id"`
+	Generated time.Time        `json:"generated"`
+	Users     []string         `json:"users"` // users whose home server this is
+	Folders   []usageFolder    `json:"folders"`
+	DataDir   string           `json:"data_dir"`
+	DataBytes int64            `json:"data_bytes"`
+	DataFiles map[string]int64 `json:"data_files"` // bytes per file, by path relative to DataDir
+}
+
+type usageFolder struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Owner   string `json:"owner"`
+	Members int    `json:"members"`
+}
+
+// hostName is id's host name in st, or the ID itself.
+func hostName(st *collections.State, id string) string {
+	pid, err := lpeer.Decode(id)
+	if err != nil {
+		return id
+	}
+	if r, ok := st.HostByID(pid); ok {
+		return r.Name
+	}
+	return id
+}
+
+// resolveHost finds a member host by name or peer ID.
+func resolveHost(st *collections.State, ref string) (identity.HostRecord, error) {
+	if id, err := lpeer.Decode(ref); err == nil {
+		if r, ok := st.HostByID(id); ok {
+			return r, nil
+		}
+		return identity.HostRecord{}, errNotFound("no host %s in the domain", ref)
+	}
+	var found []identity.HostRecord
+	for _, r := range st.Hosts() {
+		if r.Name == ref {
+			found = append(found, r)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return identity.HostRecord{}, errNotFound("no host named %s in the domain", ref)
+	case 1:
+		return found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, r := range found {
+		ids[i] = r.ID().String()
+	}
+	return identity.HostRecord{}, errConflict("%d hosts are named %s (%s): give the peer ID", len(found), ref, strings.Join(ids, ", "))
+}
+
+// resolveServer finds a server of the chain by name or peer ID.
+func resolveServer(st *collections.State, ref string) (identity.HostRecord, error) {
+	r, err := resolveHost(st, ref)
+	if err != nil {
+		return r, err
+	}
+	if !st.IsServer(r.ID()) {
+		return r, errConflict("%s (%s) is not a server in the chain", r.Name, r.ID())
+	}
+	return r, nil
+}
+
+// requireMaster refuses a Domain change at a host that is not the master,
+// before any other check: the command has to be run at the master anyway.
+// The node's Submit checks again.
+func (s *controlServer) requireMaster(ctx context.Context) error {
+	st, err := s.d.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Role == "master" {
+		return nil
+	}
+	nm := &peer.NotMasterError{MasterName: st.MasterName}
+	if st.Master != "" {
+		if id, err := lpeer.Decode(st.Master); err == nil {
+			nm.Master = id
+		}
+	}
+	return nm
+}
+
+func (s *controlServer) listUsers(r *http.Request) (any, error) {
+	st, err := s.d.State(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := []userJSON{}
+	for _, u := range st.Users() {
+		out = append(out, userJSON{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer)})
+	}
+	return out, nil
+}
+
+func (s *controlServer) addUser(r *http.Request) (any, error) {
+	var req addUserRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateName(req.Name); err != nil {
+		return nil, errInvalid("user name: %v", err)
+	}
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := s.requireMaster(sb.ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	home, err := resolveServer(st, req.HomeServer)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok := st.User(req.Name); ok {
+		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
+	}
+	if err := sb.submit(collections.Put(collections.User{Name: req.Name, HomeServer: home.ID().String()})); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
+}
+
+func (s *controlServer) removeUser(r *http.Request) (any, error) {
+	name := r.PathValue("name")
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := s.requireMaster(sb.ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := st.User(name); !ok {
+		return nil, errNotFound("no user %s in the domain", name)
+	}
+	if err := sb.submit(collections.Delete(collections.Domain, collections.UserPrefix+name), nil); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("user %s removed", name)), nil
+}
+
+func (s *controlServer) listServers(r *http.Request) (any, error) {
+	st, err := s.d.State(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := []serverJSON{}
+	for i, id := range st.Chain().IDs() {
+		sj := serverJSON{Position: i + 1, ID: id.String(), Name: id.String(), PublicAddrs: []string{}, PrivateAddrs: []string{}}
+		if rec, ok := st.HostByID(id); ok {
+			sj.Name, sj.PublicAddrs, sj.PrivateAddrs = rec.Name, nonNil(rec.PublicAddrs), nonNil(rec.PrivateAddrs)
+		}
+		out = append(out, sj)
+	}
+	return out, nil
+}
+
+func (s *controlServer) addServer(r *http.Request) (any, error) {
+	var req addServerRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	host := collections.Host{Record: req.Record}
+	rec, err := host.Open()
+	if err != nil {
+		return nil, errInvalid("host record: %v", err)
+	}
+	if rec.Role != identity.RoleServer {
+		return nil, errInvalid("host %s (%s) has role %s; only servers join the chain", rec.Name, rec.ID(), rec.Role)
+	}
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := s.requireMaster(sb.ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	chain := st.Chain()
+	if i := chain.Index(rec.ID()); i >= 0 {
+		return nil, errConflict("%s (%s) is already server %d of the chain", rec.Name, rec.ID(), i+1)
+	}
+	for _, h := range st.Hosts() {
+		if h.Name == rec.Name && h.ID() != rec.ID() {
+			return nil, errConflict("another host is already named %s (%s)", h.Name, h.ID())
+		}
+	}
+	n := len(chain.Servers)
+	pos := req.Position
+	if pos == 0 {
+		pos = n + 1
+	}
+	if pos < 1 || pos > n+1 {
+		return nil, errInvalid("position %d: the chain has %d servers, so give 1 to %d", req.Position, n, n+1)
+	}
+	if n+1 > collections.MaxChainServers {
+		return nil, errConflict("the chain already has %d servers, the most it can hold", n)
+	}
+	if err := sb.submit(collections.Put(host)); err != nil {
+		return nil, err
+	}
+	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), pos, n+1)
+	if info := st.DomainInfo(); n+1 >= 3 && !info.Settings.Majority {
+		// Three or more servers need majority failover.
+		info.Settings.Majority = true
+		if err := sb.submit(collections.Put(info)); err != nil {
+			return nil, err
+		}
+		done += "; majority failover is now on"
+	}
+	servers := slices.Insert(slices.Clone(chain.Servers), pos-1, rec.ID().String())
+	if err := sb.submit(collections.Put(collections.Chain{Servers: servers})); err != nil {
+		return nil, err
+	}
+	return sb.result(done), nil
+}
+
+func (s *controlServer) removeServer(r *http.Request) (any, error) {
+	ref := r.PathValue("name")
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	if err := s.requireMaster(sb.ctx); err != nil {
+		return nil, err
+	}
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := resolveHost(st, ref)
+	if err != nil {
+		return nil, err
+	}
+	id := rec.ID()
+	chain := st.Chain()
+	if !chain.Contains(id) {
+		return nil, errNotFound("%s (%s) is not a server in the chain", rec.Name, id)
+	}
+	if len(chain.Servers) == 1 {
+		return nil, errConflict("%s is the last server of the chain", rec.Name)
+	}
+	if id == s.d.ID() {
+		return nil, errConflict("%s is the master (this host): a master cannot remove itself from the chain", rec.Name)
+	}
+	var homed []string
+	for _, u := range st.Users() {
+		if u.HomeServer == id.String() {
+			homed = append(homed, u.Name)
+		}
+	}
+	if len(homed) > 0 {
+		return nil, errConflict("%s is the home server of %d users (%s): remove them first with 'baton user remove'", rec.Name, len(homed), strings.Join(homed, ", "))
+	}
+	servers := slices.DeleteFunc(slices.Clone(chain.Servers), func(s string) bool { return s == id.String() })
+	if err := sb.submit(collections.Put(collections.Chain{Servers: servers})); err != nil {
+		return nil, err
+	}
+	if err := sb.submit(collections.Delete(collections.Domain, collections.HostPrefix+id.String()), nil); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, id)), nil
+}
+
+func (s *controlServer) listFolders(r *http.Request) (any, error) {
+	st, err := s.d.State(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := []folderJSON{}
+	for _, f := range st.Folders() {
+		out = append(out, folderToJSON(st, f))
+	}
+	return out, nil
+}
+
+func folderToJSON(st *collections.State, f collections.Folder) folderJSON {
+	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{}}
+	for u, right := range f.Members {
+		fj.Members = append(fj.Members, memberJSON{User: u, Right: string(right)})
+	}
+	sort.Slice(fj.Members, func(i, j int) bool {
+		a, b := fj.Members[i], fj.Members[j]
+		if (a.User == f.Owner) != (b.User == f.Owner) {
+			return a.User == f.Owner
+		}
+		return a.User < b.User
+	})
+	return fj
+}
+
+// randomID is 16 random hex characters.
+func randomID(r io.Reader) (string, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("making an ID: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func (s *controlServer) createFolder(r *http.Request) (any, error) {
+	var req createFolderRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := s.d.ID()
+	u, ok := st.User(req.Owner)
+	if !ok {
+		return nil, errNotFound("no user %s in the domain", req.Owner)
+	}
+	if u.HomeServer != self.String() {
+		return nil, errConflict("user %s's home server is %s: create the folder there", u.Name, hostName(st, u.HomeServer))
+	}
+	for _, f := range st.Folders() {
+		if f.Owner == req.Owner && f.Name == req.Name {
+			return nil, errConflict("user %s already has a folder named %s (%s)", f.Owner, f.Name, f.ID)
+		}
+	}
+	id, err := randomID(s.rand)
+	if err != nil {
+		return nil, err
+	}
+	f := collections.Folder{
+		ID:      id,
+		Name:    req.Name,
+		Owner:   req.Owner,
+		Server:  self.String(),
+		Members: map[string]collections.Right{req.Owner: collections.RightOwner},
+	}
+	if err := sb.submit(collections.Put(f)); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
+}
+
+func (s *controlServer) shareFolder(r *http.Request) (any, error) {
+	var req shareFolderRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	right := collections.Right(req.Rights)
+	if right != collections.RightReadOnly && right != collections.RightReadWrite {
+		return nil, errInvalid("rights %q: want ro or rw", req.Rights)
+	}
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := s.d.ID().String()
+	var here, elsewhere []collections.Folder
+	for _, f := range st.Folders() {
+		if (f.Name != req.Folder && f.ID != req.Folder) || (req.Owner != "" && f.Owner != req.Owner) {
+			continue
+		}
+		if f.Server == self {
+			here = append(here, f)
+		} else {
+			elsewhere = append(elsewhere, f)
+		}
+	}
+	switch {
+	case len(here) == 0 && len(elsewhere) > 0:
+		f := elsewhere[0]
+		return nil, errConflict("folder %s (%s) is hosted on %s: share it there", f.Name, f.ID, hostName(st, f.Server))
+	case len(here) == 0:
+		return nil, errNotFound("no folder %s on this server (%s)", req.Folder, hostName(st, self))
+	case len(here) > 1:
+		owners := make([]string, len(here))
+		for i, f := range here {
+			owners[i] = f.Owner
+		}
+		return nil, errConflict("%d folders named %s on this server (owners %s): give --owner", len(here), req.Folder, strings.Join(owners, ", "))
+	}
+	f := here[0]
+	if _, ok := st.User(req.User); !ok {
+		return nil, errNotFound("no user %s in the domain", req.User)
+	}
+	if req.User == f.Owner {
+		return nil, errConflict("%s owns folder %s", req.User, f.Name)
+	}
+	members := make(map[string]collections.Right, len(f.Members)+1)
+	for u, r := range f.Members {
+		members[u] = r
+	}
+	members[req.User] = right
+	f.Members = members
+	if err := sb.submit(collections.Put(f)); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
+}
+
+func (s *controlServer) listReports(r *http.Request) (any, error) {
+	st, err := s.d.State(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := []reportJSON{}
+	for _, rep := range st.Reports() {
+		rj := reportToJSON(st, rep)
+		rj.Content = nil
+		out = append(out, rj)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+func reportToJSON(st *collections.State, rep collections.ReportRecord) reportJSON {
+	return reportJSON{
+		ID:         rep.ID,
+		Author:     rep.Author,
+		AuthorName: hostName(st, rep.Author),
+		Kind:       rep.Kind,
+		Created:    time.Unix(0, rep.Created).UTC(),
+		Size:       len(rep.Content),
+		Content:    rep.Content,
+	}
+}
+
+func (s *controlServer) showReport(r *http.Request) (any, error) {
+	st, err := s.d.State(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	rep, ok := st.ReportByID(r.PathValue("id"))
+	if !ok {
+		return nil, errNotFound("no report %s", r.PathValue("id"))
+	}
+	return reportToJSON(st, rep), nil
+}
+
+func (s *controlServer) generateReport(r *http.Request) (any, error) {
+	var req generateReportRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Kind == "" {
+		req.Kind = "usage"
+	}
+	if req.Kind != "usage" {
+		return nil, errInvalid("report kind %q: the only kind is usage", req.Kind)
+	}
+	sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	st, err := s.d.State(sb.ctx)
+	if err != nil {
+		return nil, err
+	}
+	self := s.d.ID()
+	if !st.IsServer(self) {
+		return nil, errConflict("this host is not a server in the chain: reports are generated by servers")
+	}
+	now := s.now()
+	rep := usageReport{
+		Host:      hostName(st, self.String()),
+		ID:        self.String(),
+		Generated: now.UTC(),
+		Users:     []string{},
+		Folders:   []usageFolder{},
+		DataDir:   s.dataDir,
+		DataFiles: map[string]int64{},
+	}
+	for _, u := range st.Users() {
+		if u.HomeServer == self.String() {
+			rep.Users = append(rep.Users, u.Name)
+		}
+	}
+	for _, f := range st.Folders() {
+		if f.Server == self.String() {
+			rep.Folders = append(rep.Folders, usageFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: len(f.Members)})
+		}
+	}
+	rep.DataBytes, err = dirSizes(s.dataDir, rep.DataFiles)
+	if err != nil {
+		return nil, fmt.Errorf("measuring the data directory: %w", err)
+	}
+	content, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(content) > collections.MaxReportContent {
+		return nil, errConflict("the usage report is %d bytes, over the %d-byte limit", len(content), collections.MaxReportContent)
+	}
+	id, err := randomID(s.rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := sb.submit(collections.Put(collections.ReportRecord{
+		ID: id, Author: self.String(), Kind: req.Kind, Created: now.UnixNano(), Content: content,
+	})); err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("report %s generated (%s, %d bytes)", id, req.Kind, len(content))), nil
+}
+
+// dirSizes adds the size of every regular file under dir to sizes (by
+// slash-separated relative path) and returns the total. A missing dir is
+// empty.
+func dirSizes(dir string, sizes map[string]int64) (int64, error) {
+	var total int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == dir && errors.Is(err, fs.ErrNotExist) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		sizes[filepath.ToSlash(rel)] = info.Size()
+		total += info.Size()
+		return nil
+	})
+	return total, err
+}

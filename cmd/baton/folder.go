@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/baton-sync/baton/identity"
+)
+
+// The Catalog and Report commands: made at any server, for that server's own
+// users and reports; the server sends them to the master, which certifies
+// and republishes them.
+
+func newFolderCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "folder",
+		Short: "Shared folders: create, share, list (at the owner's home server)",
+		Long: `Folders (iFolders) are Catalog records hosted by their owner's home server:
+create and share them there. These commands ask the running daemon ('baton run')
+of this home.`,
+		Args: groupArgs,
+		RunE: groupRun,
+	}
+	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env))
+	return cmd
+}
+
+func newFolderCreateCmd(env *cliEnv) *cobra.Command {
+	var (
+		owner string
+		wait  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:     "create NAME --owner USER",
+		Short:   "Create a folder owned by USER, hosted on this server (USER's home server)",
+		Example: `  baton folder create Photos --owner ann`,
+		Args:    usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if owner == "" {
+				return usageErrorf("folder create: give the folder's owner with --owner USER")
+			}
+			if err := identity.ValidateName(owner); err != nil {
+				return usageErrorf("folder create: --owner: %v", err)
+			}
+			if strings.TrimSpace(args[0]) == "" {
+				return usageErrorf("folder create: the folder name is empty")
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/folders", wait, createFolderRequest{Name: args[0], Owner: owner})
+		},
+	}
+	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (this server must be their home server)")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newFolderShareCmd(env *cliEnv) *cobra.Command {
+	var (
+		rights, owner string
+		wait          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "share NAME USER --rights ro|rw",
+		Short: "Share a folder hosted on this server with USER, read-only or read-write",
+		Long: `Give USER read-only (ro) or read-write (rw) access to the folder NAME (its
+name or ID) hosted on this server; sharing again changes the right. If several
+users have a folder of that name here, say whose with --owner.`,
+		Example: `  baton folder share Photos bob --rights ro`,
+		Args:    usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if rights != "ro" && rights != "rw" {
+				return usageErrorf("folder share: --rights %q: want ro (read-only) or rw (read-write)", rights)
+			}
+			if err := identity.ValidateName(args[1]); err != nil {
+				return usageErrorf("folder share: user name: %v", err)
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/folders/share", wait,
+				shareFolderRequest{Folder: args[0], Owner: owner, User: args[1], Rights: rights})
+		},
+	}
+	cmd.Flags().StringVar(&rights, "rights", "", "`ro` (read-only) or rw (read-write)")
+	cmd.Flags().StringVar(&owner, "owner", "", "the folder's owner `USER`, if several folders here have that name")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newFolderListCmd(env *cliEnv) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List every folder of the domain with its owner, server and members",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			var folders []folderJSON
+			if err := c.query(cmd.Context(), "/v1/folders", &folders); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, folders)
+			}
+			if len(folders) == 0 {
+				fmt.Fprintln(w, "no folders")
+				return nil
+			}
+			fmt.Fprintf(w, "%-16s %-20s %-12s %-16s %s\n", "ID", "NAME", "OWNER", "SERVER", "MEMBERS")
+			for _, f := range folders {
+				members := make([]string, len(f.Members))
+				for i, m := range f.Members {
+					members[i] = m.User + ":" + m.Right
+				}
+				fmt.Fprintf(w, "%-16s %-20s %-12s %-16s %s\n", f.ID, f.Name, f.Owner, f.ServerName, strings.Join(members, ","))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]})")
+	return cmd
+}
+
+func newReportCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Reports: generate this server's usage report, list and show reports",
+		Args:  groupArgs,
+		RunE:  groupRun,
+	}
+	cmd.AddCommand(newReportGenerateCmd(env), newReportListCmd(env), newReportShowCmd(env))
+	return cmd
+}
+
+func newReportGenerateCmd(env *cliEnv) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate a usage report of this server and publish it to the domain",
+		Long: `Generate a usage report of this server (kind "usage"): the users whose home
+server it is, the folders it hosts with their member counts, and the sizes of
+its data files. The report is a JSON document, published in the Report
+collection; read it with 'baton report show ID'.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/reports", wait, generateReportRequest{Kind: "usage"})
+		},
+	}
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newReportListCmd(env *cliEnv) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the domain's reports, oldest first",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			var reports []reportJSON
+			if err := c.query(cmd.Context(), "/v1/reports", &reports); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, reports)
+			}
+			if len(reports) == 0 {
+				fmt.Fprintln(w, "no reports")
+				return nil
+			}
+			fmt.Fprintf(w, "%-16s %-16s %-8s %-20s %s\n", "ID", "AUTHOR", "KIND", "CREATED", "BYTES")
+			for _, r := range reports {
+				fmt.Fprintf(w, "%-16s %-16s %-8s %-20s %d\n", r.ID, r.AuthorName, r.Kind, r.Created.Format(time.RFC3339), r.Size)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, author, author_name, kind, created, size})")
+	return cmd
+}
+
+func newReportShowCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show ID",
+		Short: "Print a report's content",
+		Args:  usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			var r reportJSON
+			if err := c.query(cmd.Context(), "/v1/reports/"+url.PathEscape(args[0]), &r); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			var buf bytes.Buffer
+			if json.Indent(&buf, r.Content, "", "  ") == nil {
+				buf.WriteByte('\n')
+				_, err := buf.WriteTo(w)
+				return err
+			}
+			w.Write(r.Content)
+			if len(r.Content) > 0 && r.Content[len(r.Content)-1] != '\n' {
+				fmt.Fprintln(w)
+			}
+			return nil
+		},
+	}
+	return cmd
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/baton-sync/baton/identity"
+)
+
+// initInfo is 'init --json'. The field names are stable.
+type initInfo struct {
+	ID           string   `json:"id"`
+	Fingerprint  string   `json:"fingerprint"`
+	Name         string   `json:"name"`
+	Role         string   `json:"role"`
+	Home         string   `json:"home"`
+	Encrypted    bool     `json:"encrypted"`
+	Listen       []string `json:"listen"`
+	PublicAddrs  []string `json:"public_addrs"`
+	PrivateAddrs []string `json:"private_addrs"`
+}
+
+func newInitCmd(env *cliEnv) *cobra.Command {
+	var (
+		server, agent, encrypt, force, asJSON bool
+		name                                  string
+		listen, publicAddrs, privateAddrs     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "init --server|--agent [--name NAME] [--listen MULTIADDR]...",
+		Short: "Set up this host: make its home, key and settings",
+		Long: `Create the baton home: the host key (<home>/host.key, as 'baton keys gen'
+makes it) and the settings in <home>/host.toml: name, role, and the addresses
+'baton run' listens on and announces. Prints the new host ID.
+
+--listen defaults to ` + defaultServerListen + ` for a server and ` + defaultAgentListen + `
+(a port the OS picks) for an agent. Peers learn a host's addresses from its
+signed host record: without --public-addr and --private-addr the node announces
+the addresses it actually listens on; give them when the host is reached through
+other addresses (NAT, DNS names, a private LAN).
+
+An existing key is never replaced without --force (the old one is kept as
+host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
+'baton domain create' or 'baton domain join', then 'baton run'.`,
+		Example: `  baton init --server --name s1 --listen /ip4/0.0.0.0/tcp/7400 --private-addr /ip4/10.0.0.1/tcp/7400
+  baton init --agent --name laptop --encrypt`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var role identity.Role
+			switch {
+			case server && agent:
+				return usageErrorf("init: give --server or --agent, not both")
+			case server:
+				role = identity.RoleServer
+			case agent:
+				role = identity.RoleAgent
+			default:
+				return usageErrorf("init: give --server (a server in a domain's chain) or --agent (a desktop syncing folders)")
+			}
+			if env.passphraseFile != "" && !encrypt {
+				return usageErrorf("init: --passphrase-file given without --encrypt")
+			}
+			home, err := env.homeDir()
+			if err != nil {
+				return err
+			}
+			cfg, err := loadHostConfig(home)
+			if err != nil {
+				return err
+			}
+			fl := cmd.Flags()
+			if fl.Changed("name") {
+				if err := identity.ValidateName(name); err != nil {
+					return usageErrorf("init: --name: %v", err)
+				}
+				cfg.Name = name
+			}
+			cfg.Role = role
+			if fl.Changed("listen") {
+				cfg.Listen = listen
+			}
+			if fl.Changed("public-addr") {
+				cfg.PublicAddrs = publicAddrs
+			}
+			if fl.Changed("private-addr") {
+				cfg.PrivateAddrs = privateAddrs
+			}
+			if len(cfg.Listen) == 0 {
+				cfg.Listen = cfg.listenAddrs()
+			}
+			cfg.fillDefaults(env)
+			if err := cfg.validate(); err != nil {
+				return usageError{fmt.Errorf("init: %w", err)}
+			}
+			nk, err := env.newHostKey(cmd.Context(), home, cfg, encrypt, force)
+			if err != nil {
+				return err
+			}
+			info := initInfo{
+				ID:           nk.key.ID().String(),
+				Fingerprint:  nk.key.Fingerprint(),
+				Name:         cfg.Name,
+				Role:         string(cfg.Role),
+				Home:         home,
+				Encrypted:    nk.encrypted,
+				Listen:       nonNil(cfg.Listen),
+				PublicAddrs:  nonNil(cfg.PublicAddrs),
+				PrivateAddrs: nonNil(cfg.PrivateAddrs),
+			}
+			w := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSON(w, info)
+			}
+			fmt.Fprintf(w, "Initialized %s %s in %s (key %s)\n", info.Role, info.Name, home, encryptedWord(info.Encrypted))
+			fmt.Fprintf(w, "  id:          %s\n", info.ID)
+			fmt.Fprintf(w, "  fingerprint: %s\n", info.Fingerprint)
+			printAddrs(w, "  listen:      ", info.Listen)
+			if nk.kept != "" {
+				fmt.Fprintf(w, "  old key:     kept as %s\n", nk.kept)
+			}
+			fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&server, "server", false, "this host is a server in a domain's chain")
+	fl.BoolVar(&agent, "agent", false, "this host is a desktop agent syncing a user's folders")
+	fl.StringVar(&name, "name", "", "host `NAME` (default: kept from host.toml, else the machine's host name)")
+	fl.StringArrayVar(&listen, "listen", nil, "`MULTIADDR` to listen on (repeatable; default "+defaultServerListen+" for a server, "+defaultAgentListen+" for an agent)")
+	fl.StringArrayVar(&publicAddrs, "public-addr", nil, "public `MULTIADDR` that desktop agents dial (repeatable; default: the listen addresses)")
+	fl.StringArrayVar(&privateAddrs, "private-addr", nil, "private `MULTIADDR` that servers dial (repeatable; default: the listen addresses)")
+	fl.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase")
+	fl.BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, home, encrypted, listen, public_addrs, private_addrs)")
+	return cmd
+}

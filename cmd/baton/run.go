@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/baton-sync/baton/peer"
+)
+
+// node is a daemon that runs: *peer.Node, or a fake in tests.
+type node interface {
+	daemon
+	Run(ctx context.Context) error
+	Started() <-chan struct{}
+}
+
+var _ node = (*peer.Node)(nil)
+
+// newPeerNode builds the real node.
+func newPeerNode(cfg peer.Config) (node, error) {
+	n, err := peer.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func newRunCmd(env *cliEnv) *cobra.Command {
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run this host's daemon in the foreground",
+		Long: `Run the host: load the key (asking for its passphrase if it is encrypted:
+use --passphrase-file or $BATON_PASSPHRASE for a service), host.toml and the
+domain genesis, listen on host.toml's listen addresses, join the domain, and
+serve the control API on <home>/control.sock for 'baton status' and the other
+commands. The data files, outbox and epoch live in <home>/data.
+
+Logs go to stderr (log/slog text). SIGINT or SIGTERM stops the daemon cleanly:
+data files are flushed, connections closed and the control socket removed,
+and it exits with status 0.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf("run: --log-level %q: want debug, info, warn or error", logLevel)
+			}
+			return env.runDaemon(cmd.Context(), level)
+		},
+	}
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	return cmd
+}
+
+// runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
+func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
+	home, key, pass, err := e.loadHostKey(ctx)
+	if err != nil {
+		return err
+	}
+	clear(pass)
+	cfg, err := loadHostConfig(home)
+	if err != nil {
+		return err
+	}
+	cfg.fillDefaults(e)
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
+	}
+	g, err := loadGenesis(home)
+	if err != nil {
+		return err
+	}
+	dataDir := filepath.Join(home, dataDirName)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("creating the data directory: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	newNode := e.newNode
+	if newNode == nil {
+		newNode = newPeerNode
+	}
+	n, err := newNode(peer.Config{
+		Key:          key,
+		Name:         cfg.Name,
+		Role:         cfg.Role,
+		Genesis:      g,
+		DataDir:      dataDir,
+		Listen:       cfg.listenAddrs(),
+		PublicAddrs:  cfg.PublicAddrs,
+		PrivateAddrs: cfg.PrivateAddrs,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := listenControl(home)
+	if err != nil {
+		return err
+	}
+	log.Info("starting", "id", key.ID(), "name", cfg.Name, "role", cfg.Role, "domain", g.Domain.Name, "home", home)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var ctlErr error
+	wg.Go(func() {
+		ctlErr = serveControl(runCtx, ln, &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log})
+		if ctlErr != nil {
+			stop() // no control API: stop the node too
+		}
+	})
+	wg.Go(func() {
+		select {
+		case <-n.Started():
+		case <-runCtx.Done():
+			return
+		}
+		st, err := n.Status(runCtx)
+		if err != nil {
+			log.Info("started", "id", key.ID())
+			return
+		}
+		log.Info("started", "id", st.ID, "listen", st.Listen, "control", socketPath(home))
+	})
+
+	runErr := n.Run(runCtx)
+	stop()
+	wg.Wait()
+	log.Info("stopped", "id", key.ID())
+	switch {
+	case ctlErr != nil:
+		return ctlErr
+	case runErr != nil && !(ctx.Err() != nil && errors.Is(runErr, ctx.Err())):
+		return fmt.Errorf("daemon: %w", runErr)
+	}
+	return nil
+}
