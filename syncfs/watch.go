@@ -1,0 +1,293 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// expectTTL is how long an expected own write suppresses matching events.
+const expectTTL = 5 * time.Second
+
+// Watcher watches a folder recursively (one watch per directory, as
+// fsnotify is not recursive) and sends batches of names to rescan, debounced
+// by an Aggregator. Events are hints; the scanner is the truth, so a missed
+// or extra event costs at most a rescan, and a periodic full rescan by the
+// caller remains the safety net.
+//
+// A directory that appears is watched and then walked, so entries created in
+// it before its watch was added (mkdir -p a/b/c && touch a/b/c/f) are not
+// missed: the batch names the new directory, and rescanning it covers
+// everything inside. A lost event queue (inotify overflow) or a watch that
+// cannot be added (the inotify limits) is logged once with what to do, and
+// asks for a full rescan. Events on the applier's temporary files, on
+// ignored names, and on names the applier announced with Expect are dropped.
+type Watcher struct {
+	root   string
+	ignore *Matcher
+	conf   AggregatorConfig
+	log    *slog.Logger
+	out    chan []string
+
+	mu     sync.Mutex
+	expect map[string]expected
+
+	// addWatch adds a watch; a test seam for watch-limit errors.
+	addWatch func(fw *fsnotify.Watcher, path string) error
+}
+
+type expected struct {
+	size, mtime int64
+	until       time.Time
+}
+
+// NewWatcher returns a Watcher for the folder at root; it starts nothing.
+// Names ignore matches are not watched or reported. log receives the
+// warnings (slog.Default() if nil).
+func NewWatcher(root string, ignore *Matcher, c AggregatorConfig, log *slog.Logger) (*Watcher, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("watching %s: %w", root, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Watcher{
+		root: abs, ignore: ignore, conf: c, log: log.With("folder", abs),
+		out:      make(chan []string),
+		expect:   map[string]expected{},
+		addWatch: func(fw *fsnotify.Watcher, p string) error { return fw.Add(p) },
+	}, nil
+}
+
+// Batches returns the channel of names to rescan: slash-separated, relative
+// to the root, sorted, none inside another; [""] means the whole folder.
+// The first batch, [""], is sent once every directory is watched, so a
+// scan made after receiving it misses nothing. Batches not yet received
+// are merged, so a slow reader never blocks the watcher.
+func (w *Watcher) Batches() <-chan []string { return w.out }
+
+// Expect announces that the applier is about to make name have size and
+// mtime (Unix nanoseconds), or, with size -1, disappear. For a few seconds,
+// events on name are dropped while what is on disk matches.
+func (w *Watcher) Expect(name string, size, modTime int64) {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.expect) > 1024 {
+		for n, e := range w.expect {
+			if now.After(e.until) {
+				delete(w.expect, n)
+			}
+		}
+	}
+	w.expect[name] = expected{size: size, mtime: modTime, until: now.Add(expectTTL)}
+}
+
+// own reports whether an event on name is the echo of an expected write.
+func (w *Watcher) own(name string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.expect[name]
+	if !ok {
+		return false
+	}
+	if now.After(e.until) {
+		delete(w.expect, name)
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(w.root, filepath.FromSlash(name)))
+	switch {
+	case e.size < 0 && errors.Is(err, fs.ErrNotExist):
+		return true
+	case e.size >= 0 && err == nil && fi.Mode().IsRegular() && fi.Size() == e.size && fi.ModTime().UnixNano() == e.mtime:
+		return true
+	}
+	delete(w.expect, name) // changed by someone else since
+	return false
+}
+
+// Run watches until ctx is done, then stops the watches and returns nil
+// after everything it started has exited. It fails if the folder cannot be
+// watched at all.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", w.root, err)
+	}
+	defer fw.Close()
+	agg, err := NewAggregator(w.conf)
+	if err != nil {
+		return err
+	}
+	st := &watchState{w: w, fw: fw, agg: agg}
+	if err := w.addWatch(fw, w.root); err != nil {
+		return fmt.Errorf("watching %s: %w", w.root, err)
+	}
+	st.addTree("", time.Now())
+	st.send([]string{""})
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if next, ok := agg.Next(); ok {
+			timer.Reset(time.Until(next))
+		} else {
+			timer.Stop()
+		}
+		var out chan []string
+		if len(st.pending) > 0 {
+			out = w.out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			st.event(ev, time.Now())
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			st.error(err, time.Now())
+		case <-timer.C:
+			st.send(agg.Tick(time.Now()))
+		case out <- st.pending:
+			st.pending = nil
+		}
+	}
+}
+
+// watchState is what Run's goroutine owns.
+type watchState struct {
+	w            *Watcher
+	fw           *fsnotify.Watcher
+	agg          *Aggregator
+	pending      []string
+	limitLogged  bool
+	errorsLogged int
+}
+
+// send merges batch into the batches not yet received.
+func (st *watchState) send(batch []string) {
+	if len(batch) == 0 {
+		return
+	}
+	st.pending = scopesOf(append(st.pending, batch...))
+}
+
+// rel returns the slash-separated name of the native path p under the
+// root, false if p is not under it; the root itself is "".
+func (st *watchState) rel(p string) (string, bool) {
+	r, err := filepath.Rel(st.w.root, p)
+	if err != nil || r == ".." || len(r) > 2 && r[:3] == ".."+string(filepath.Separator) {
+		return "", false
+	}
+	if r == "." {
+		return "", true
+	}
+	return filepath.ToSlash(r), true
+}
+
+func (st *watchState) event(ev fsnotify.Event, now time.Time) {
+	name, ok := st.rel(ev.Name)
+	if !ok {
+		return
+	}
+	if name == "" {
+		// The root itself was removed or renamed.
+		st.w.log.Warn("folder root was removed or moved; rescanning")
+		st.agg.Overflow(now)
+		return
+	}
+	if IsTemp(name) {
+		return
+	}
+	isDir := false
+	if ev.Has(fsnotify.Create) {
+		if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
+			isDir = true
+		}
+	}
+	if st.w.ignore.Match(name, isDir) {
+		return
+	}
+	if isDir {
+		// Watch it first, then walk it: whatever was created inside before
+		// the watch existed is covered by rescanning the directory.
+		st.addTree(name, now)
+	} else if st.w.own(name, now) {
+		return
+	}
+	var op Op
+	for _, m := range []struct {
+		f fsnotify.Op
+		o Op
+	}{{fsnotify.Create, OpCreate}, {fsnotify.Write, OpWrite}, {fsnotify.Remove, OpRemove}, {fsnotify.Rename, OpRename}, {fsnotify.Chmod, OpChmod}} {
+		if ev.Has(m.f) {
+			op |= m.o
+		}
+	}
+	st.agg.Event(name, op, now)
+}
+
+func (st *watchState) error(err error, now time.Time) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		st.w.log.Warn("filesystem event queue overflowed, events were lost; rescanning the whole folder (raise fs.inotify.max_queued_events if this recurs)")
+	} else if st.errorsLogged < 10 {
+		st.errorsLogged++
+		st.w.log.Warn("file watcher error; rescanning the whole folder", "err", err)
+	}
+	st.agg.Overflow(now)
+}
+
+// addTree watches the directory name and every directory under it that is
+// not ignored.
+func (st *watchState) addTree(name string, now time.Time) {
+	top := filepath.Join(st.w.root, filepath.FromSlash(name))
+	filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil // vanished meanwhile, or not a directory: nothing to watch
+		}
+		rel, ok := st.rel(p)
+		if !ok {
+			return filepath.SkipDir
+		}
+		if rel != "" && (IsTemp(rel) || st.w.ignore.Match(rel, true)) {
+			return filepath.SkipDir
+		}
+		if rel == "" && name == "" {
+			return nil // the root is watched by Run
+		}
+		if err := st.w.addWatch(st.fw, p); err != nil {
+			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
+				if !st.limitLogged {
+					st.limitLogged = true
+					st.w.log.Error("cannot watch more directories: the inotify limit is reached; raise fs.inotify.max_user_watches (and max_user_instances), e.g. sysctl fs.inotify.max_user_watches=524288. Changes in unwatched directories are found by full rescans", "dir", p, "err", err)
+				}
+				st.agg.Overflow(now)
+				return filepath.SkipAll
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				st.w.log.Warn("cannot watch directory; rescanning it", "dir", p, "err", err)
+				st.agg.Event(rel, OpCreate, now)
+			}
+			return filepath.SkipDir
+		}
+		return nil
+	})
+}
