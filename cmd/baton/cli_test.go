@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
 )
 
 // fastKDF keeps argon2id cheap in tests.
@@ -30,6 +31,8 @@ type cli struct {
 	answers []string // answers typed at the terminal prompt, in order
 	tty     bool     // whether stdin is a terminal (prompt is non-nil)
 	prompts []string // prompts shown
+
+	newNode func(peer.Config) (node, error) // what 'baton run' runs; nil: the real node
 }
 
 func newCLI(t *testing.T) *cli {
@@ -51,6 +54,12 @@ type result struct {
 
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
+	return c.runCtx(context.Background(), args...)
+}
+
+// runCtx runs args with ctx as the command's context (a signal cancels it).
+func (c *cli) runCtx(ctx context.Context, args ...string) result {
+	c.t.Helper()
 	var stdout, stderr bytes.Buffer
 	env := &cliEnv{
 		stdin:         strings.NewReader(c.stdin),
@@ -62,6 +71,7 @@ func (c *cli) run(args ...string) result {
 		kdf:           fastKDF,
 		rand:          rand.Reader,
 		now:           func() time.Time { return testNow },
+		newNode:       c.newNode,
 	}
 	if c.tty {
 		env.prompt = func(_ context.Context, msg string) ([]byte, error) {
@@ -74,7 +84,7 @@ func (c *cli) run(args ...string) result {
 			return []byte(a), nil
 		}
 	}
-	code := execute(context.Background(), env, args)
+	code := execute(ctx, env, args)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -643,6 +653,12 @@ func TestHelp(t *testing.T) {
 		{}, {"keys"},
 		{"keys", "gen"}, {"keys", "show"}, {"keys", "export"}, {"keys", "import"},
 		{"keys", "passwd"}, {"keys", "rotate"}, {"keys", "verify"},
+		{"init"}, {"run"}, {"status"},
+		{"domain"}, {"domain", "create"}, {"domain", "export"}, {"domain", "join"}, {"domain", "show"},
+		{"user"}, {"user", "add"}, {"user", "remove"}, {"user", "list"},
+		{"server"}, {"server", "add"}, {"server", "remove"}, {"server", "list"},
+		{"folder"}, {"folder", "create"}, {"folder", "share"}, {"folder", "list"},
+		{"report"}, {"report", "generate"}, {"report", "list"}, {"report", "show"},
 	} {
 		for _, help := range []string{"--help", "-h"} {
 			r := c.run(append(append([]string{}, args...), help)...)
