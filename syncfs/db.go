@@ -109,11 +109,11 @@ func (db *DB) PutLocal(folder string, l Local) error {
 		}
 		lb.FillPercent = 0.9 // written in key order
 		for _, f := range l.Files.Sorted() {
-			e := storedEntry{File: f}
-			if d, ok := l.Disk[f.Name]; ok {
-				e.Disk = &d
+			var d *DiskStat
+			if st, ok := l.Disk[f.Name]; ok {
+				d = &st
 			}
-			v, err := canon.Marshal(e)
+			v, err := canon.Marshal(storedEntry{File: f, Disk: d})
 			if err != nil {
 				return fmt.Errorf("encoding %s: %w", f.Name, err)
 			}
@@ -143,15 +143,9 @@ func (db *DB) Local(folder string) (Local, error) {
 			return nil
 		}
 		return lb.ForEach(func(k, v []byte) error {
-			var e storedEntry
-			if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
-				return fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
-			}
-			if e.File.Name != string(k) {
-				return fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
-			}
-			if err := e.File.Validate(); err != nil {
-				return fmt.Errorf("%w: %v", ErrBadDB, err)
+			e, err := decodeEntry(k, v)
+			if err != nil {
+				return err
 			}
 			l.Files[e.File.Name] = e.File
 			if e.Disk != nil {
@@ -164,6 +158,21 @@ func (db *DB) Local(folder string) (Local, error) {
 		return Local{}, fmt.Errorf("loading local index of folder %s: %w", folder, err)
 	}
 	return l, nil
+}
+
+// decodeEntry decodes and validates the stored entry v under key k.
+func decodeEntry(k, v []byte) (storedEntry, error) {
+	var e storedEntry
+	if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
+		return storedEntry{}, fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
+	}
+	if e.File.Name != string(k) {
+		return storedEntry{}, fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
+	}
+	if err := e.File.Validate(); err != nil {
+		return storedEntry{}, fmt.Errorf("%w: %v", ErrBadDB, err)
+	}
+	return e, nil
 }
 
 // PutRemote stores signed, the latest signed index (as SignIndex made it)

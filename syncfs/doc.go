@@ -1,7 +1,8 @@
 // Package syncfs keeps folders in sync: name checks, ignore patterns,
 // chunking and hashing, version vectors, the signed file index, the
-// watcher's event aggregator, the pure sync plan and (later) the applier that
-// writes to disk safely. It does not use libp2p networking.
+// watcher and its event aggregator, the pure sync plan, the scanner and the
+// applier that reads and writes folders on disk safely, and the index store.
+// It does not use libp2p networking.
 //
 // The pieces, lowest first:
 //
@@ -25,16 +26,39 @@
 //     of paths to rescan. Events are hints; the scanner is the truth.
 //   - Plan: given the local and remote snapshots, the actions that make the
 //     local folder take the remote's changes. Pure and deterministic.
+//   - Local, Scanner: this device's own record of a folder (its Snapshot
+//     plus what Lstat said of each entry) and the parallel scanner that
+//     updates it, rehashing only files whose stat changed.
+//   - Applier, BlockSource: carries out a plan on disk through temporary
+//     files, verified blocks and an os.Root, never outside the folder.
+//   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
+//     batches of names to rescan.
+//   - DB: the per-agent bbolt store of each folder's Local and the latest
+//     signed index of every other device.
 //
 // # Usage
 //
 // The driver (one goroutine per folder, in package peer) owns the state and
-// does the I/O:
+// does the I/O; Scan and Apply never run at the same time on one folder:
 //
-//	idx, signer, err := syncfs.OpenIndex(msg)       // verify, then check rights
-//	actions := syncfs.Plan(local, idx.Snapshot(), self)
-//	// apply actions in order: fetch Need blocks from peers, copy Copy blocks
-//	// from local files, verify every hash, then record each Action's File.
+//	local, _ := db.Local(folder)                     // empty on first start
+//	w, _ := syncfs.NewWatcher(root, ignore, syncfs.DefaultAggregatorConfig, log)
+//	go w.Run(ctx)                                    // first batch: [""]
+//	sc := &syncfs.Scanner{Root: root, Self: self, Ignore: ignore}
+//	ap := &syncfs.Applier{Root: root, Source: blocksFromPeers, Expect: w.Expect}
+//	for {
+//		select {
+//		case paths := <-w.Batches(): // and a periodic full rescan
+//			local, stats, err = sc.Scan(ctx, local, paths...)
+//			// rescan stats.Unstable later; announce the changed entries
+//		case msg := <-indexes:
+//			idx, signer, err := syncfs.OpenIndex(msg) // verify, then check rights
+//			plan := syncfs.Plan(local.Files, idx.Snapshot(), self)
+//			results := ap.Apply(ctx, &local, plan)  // records what it did in local
+//			// ErrChangedMeanwhile: the next scan and plan sort it out
+//		}
+//		db.PutLocal(folder, local)
+//	}
 //
 // Plan's contract: actions are ordered to be applied in sequence; every
 // name in an action passes CheckName; concurrent changes resolve alike on

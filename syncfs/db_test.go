@@ -1,0 +1,173 @@
+package syncfs
+
+import (
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/baton-sync/baton/internal/canon"
+	"github.com/google/go-cmp/cmp"
+	"go.etcd.io/bbolt"
+)
+
+// TestDBRestartDoesNotRehash stores a scanned Local, reopens the database
+// and checks that a scan from the loaded Local reads no file.
+func TestDBRestartDoesNotRehash(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "a.txt", []byte("alpha"), 0o644, baseTime)
+	put(t, root, "d/b.bin", rnd(4, 300<<10), 0o600, baseTime)
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	l.Files["old"] = tombstone(FileInfo{Name: "old", Type: TypeFile}, Vector{}.Update(devA))
+
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutLocal("folder-1", l); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutRemote("folder-1", devB, []byte("signed index of B")); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err = OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	got, err := db.Local("folder-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(l, got); diff != "" {
+		t.Fatalf("Local after reopening differs:\n%s", diff)
+	}
+	if _, st := mustScan(t, s, got); st.Hashed != 0 || st.Changed != 0 {
+		t.Errorf("scan after restart: %+v; want nothing hashed or changed", st)
+	}
+	if r, err := db.Remote("folder-1", devB); err != nil || string(r) != "signed index of B" {
+		t.Errorf("Remote = %q, %v", r, err)
+	}
+	if r, err := db.Remote("folder-1", devA); err != nil || r != nil {
+		t.Errorf("Remote of an unknown device = %q, %v; want nil, nil", r, err)
+	}
+	if devs, err := db.Remotes("folder-1"); err != nil || !slices.Equal(devs, []string{devB}) {
+		t.Errorf("Remotes = %q, %v", devs, err)
+	}
+	if empty, err := db.Local("other"); err != nil || len(empty.Files) != 0 {
+		t.Errorf("Local of an unknown folder = %v, %v; want empty", empty, err)
+	}
+
+	// Replacing drops entries no longer there.
+	delete(l.Files, "a.txt")
+	delete(l.Disk, "a.txt")
+	if err := db.PutLocal("folder-1", l); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Local("folder-1"); cmp.Diff(l, got) != "" {
+		t.Errorf("after replacing: %s", cmp.Diff(l, got))
+	}
+	if err := db.DeleteFolder("folder-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.Local("folder-1"); len(got.Files) != 0 {
+		t.Error("DeleteFolder left entries")
+	}
+	if err := db.PutRemote("f", devB, make([]byte, MaxIndexSize+1)); err == nil {
+		t.Error("PutRemote accepted an oversized index")
+	}
+}
+
+func TestDBRefusesBadRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocal()
+	l.Files["x"] = FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)}
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	// Corrupt it behind the DB's back: a key that does not match, and a
+	// hostile name.
+	for _, bad := range [][2]string{{"y", "x"}, {"../z", "../z"}} {
+		err := db.b.Update(func(tx *bbolt.Tx) error {
+			fb, _ := folderBucket(tx, "f", false)
+			lb := fb.Bucket(bucketLocal)
+			e := l.Files["x"]
+			e.Name = bad[1]
+			v, err := marshalEntry(e)
+			if err != nil {
+				return err
+			}
+			return lb.Put([]byte(bad[0]), v)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Local("f"); !errors.Is(err, ErrBadDB) {
+			t.Errorf("Local with entry %q holding %q: %v; want ErrBadDB", bad[0], bad[1], err)
+		}
+		db.b.Update(func(tx *bbolt.Tx) error {
+			fb, _ := folderBucket(tx, "f", false)
+			return fb.Bucket(bucketLocal).Delete([]byte(bad[0]))
+		})
+	}
+	db.Close()
+
+	// A database of another format is refused.
+	other := filepath.Join(t.TempDir(), "other.db")
+	b, err := bbolt.Open(other, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Update(func(tx *bbolt.Tx) error {
+		m, _ := tx.CreateBucket(bucketMeta)
+		return m.Put(keyFormat, []byte("something-else"))
+	})
+	b.Close()
+	if _, err := OpenDB(other); !errors.Is(err, ErrBadDB) {
+		t.Errorf("OpenDB of another format: %v; want ErrBadDB", err)
+	}
+}
+
+func marshalEntry(f FileInfo) ([]byte, error) {
+	return canon.Marshal(storedEntry{File: f})
+}
+
+// FuzzDecodeEntry checks that no stored bytes crash the decoder and that
+// whatever it accepts is valid and re-encodes to the same bytes.
+func FuzzDecodeEntry(f *testing.F) {
+	fi := FileInfo{Name: "a/b", Type: TypeFile, Size: 3, Mode: 0o644, ModTime: 1, Version: Vector{}.Update(devA),
+		Blocks: []Block{{Offset: 0, Size: 3, Hash: HashBytes([]byte("abc"))}}, FileHash: HashBytes([]byte("abc"))}
+	for _, e := range []storedEntry{{File: fi}, {File: fi, Disk: &DiskStat{Size: 3, ModTime: 1, Inode: 9, Racy: true}}} {
+		v, err := canon.Marshal(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add([]byte("a/b"), v)
+	}
+	f.Fuzz(func(t *testing.T, k, v []byte) {
+		e, err := decodeEntry(k, v)
+		if err != nil {
+			return
+		}
+		if err := e.File.Validate(); err != nil {
+			t.Fatalf("accepted an invalid entry: %v", err)
+		}
+		again, err := canon.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeEntry(k, again); err != nil {
+			t.Fatalf("re-encoded entry does not decode: %v", err)
+		}
+	})
+}

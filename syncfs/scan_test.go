@@ -1,0 +1,196 @@
+package syncfs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestScanFindsEntries(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "a.txt", []byte("alpha"), 0o640, baseTime)
+	put(t, root, "d/e/f.bin", rnd(3, 600<<10), 0o600, baseTime)
+	put(t, root, "d/empty", nil, 0o644, baseTime)
+	put(t, root, "build/out.o", []byte("x"), 0o644, baseTime)
+	put(t, root, "bad\x01name", []byte("x"), 0o644, baseTime)
+	if err := os.Symlink("a.txt", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "pipe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ign, _ := ParseIgnoreString("build/\n")
+	s := scanner(root, devA)
+	s.Ignore = ign
+	l, st := mustScan(t, s, Local{})
+
+	var names []string
+	for _, f := range l.Files.Sorted() {
+		names = append(names, f.Name)
+		if err := f.Validate(); err != nil {
+			t.Errorf("entry %s: %v", f.Name, err)
+		}
+		if got := f.Version.Counter(devA); got != 1 {
+			t.Errorf("%s version %v; want a first version by %s", f.Name, f.Version, devA)
+		}
+	}
+	if want := []string{"a.txt", "d", "d/e", "d/e/f.bin", "d/empty", "link"}; !slices.Equal(names, want) {
+		t.Errorf("names %q; want %q", names, want)
+	}
+	if len(st.Skipped) != 2 {
+		t.Errorf("skipped %q; want the bad name and the pipe", st.Skipped)
+	}
+	f := l.Files["d/e/f.bin"]
+	data, _ := os.ReadFile(filepath.Join(root, "d/e/f.bin"))
+	blocks, sum, _ := HashFile(strings.NewReader(string(data)))
+	if diff := cmp.Diff(blocks, f.Blocks); diff != "" || sum != f.FileHash || f.Mode != 0o600 || f.ModTime != baseTime.UnixNano() {
+		t.Errorf("f.bin entry wrong: mode %o mtime %d blocks diff %s", f.Mode, f.ModTime, diff)
+	}
+	if l.Files["link"].SymlinkTarget != "a.txt" || l.Files["d"].Mode != 0o755 {
+		t.Errorf("link %+v, d %+v", l.Files["link"], l.Files["d"])
+	}
+	if st.Files != 3 || st.Dirs != 2 || st.Symlinks != 1 || st.Hashed != 3 || st.Changed != 6 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestScanDetectsChanges(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "same.txt", []byte("unchanged"), 0o644, baseTime)
+	put(t, root, "edit.txt", []byte("aaaa"), 0o644, baseTime)
+	put(t, root, "gone.txt", []byte("bye"), 0o644, baseTime)
+	s := scanner(root, devA)
+	l1, _ := mustScan(t, s, Local{})
+
+	l2, st := mustScan(t, s, l1)
+	if st.Reused != 3 || st.Hashed != 0 || st.Changed != 0 {
+		t.Fatalf("rescan without changes: %+v; want 3 reused, nothing hashed or changed", st)
+	}
+	if diff := cmp.Diff(l1, l2); diff != "" {
+		t.Fatalf("rescan without changes changed the Local:\n%s", diff)
+	}
+
+	// A same-size edit with the mtime put back is seen (the change time
+	// and inode differ); a removal becomes a tombstone.
+	put(t, root, "edit.txt", []byte("bbbb"), 0o644, baseTime)
+	os.Remove(filepath.Join(root, "gone.txt"))
+	l3, st := mustScan(t, s, l2)
+	if st.Changed != 2 || st.Deleted != 1 || st.Hashed != 1 {
+		t.Fatalf("stats %+v; want edit.txt rehashed and changed, gone.txt deleted", st)
+	}
+	if e := l3.Files["edit.txt"]; e.FileHash != HashBytes([]byte("bbbb")) || e.Version.Compare(l2.Files["edit.txt"].Version) != Greater {
+		t.Errorf("edit.txt = %+v; want the new hash at a newer version", e)
+	}
+	g := l3.Files["gone.txt"]
+	if !g.Deleted || g.Version.Compare(l2.Files["gone.txt"].Version) != Greater || g.Validate() != nil {
+		t.Errorf("gone.txt = %+v; want a valid tombstone at a newer version", g)
+	}
+	if _, ok := l3.Disk["gone.txt"]; ok {
+		t.Error("tombstone kept a disk stat")
+	}
+	// Back again: a version after the tombstone's.
+	put(t, root, "gone.txt", []byte("back"), 0o644, baseTime)
+	l4, _ := mustScan(t, s, l3)
+	if g4 := l4.Files["gone.txt"]; g4.Deleted || g4.Version.Compare(g.Version) != Greater {
+		t.Errorf("re-created gone.txt = %+v; want live at a version after the tombstone", g4)
+	}
+	// The previous Local is not modified.
+	if !l3.Files["gone.txt"].Deleted {
+		t.Error("Scan modified prev")
+	}
+}
+
+func TestScanFileChangingWhileHashed(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "f", []byte("first"), 0o644, baseTime)
+	s := scanner(root, devA)
+	n := 0
+	s.afterHash = func(string) {
+		if n++; n == 1 {
+			put(t, root, "f", []byte("second, longer"), 0o644, baseTime)
+		}
+	}
+	l, st := mustScan(t, s, Local{})
+	if got := l.Files["f"].FileHash; got != HashBytes([]byte("second, longer")) || st.Hashed != 2 || len(st.Unstable) != 0 {
+		t.Fatalf("after a change during hashing: hash matches new content %v, stats %+v; want the new content after 2 attempts", got == HashBytes([]byte("second, longer")), st)
+	}
+
+	// A file that never settles is left as it was, and hashed next time.
+	put(t, root, "f", []byte("third"), 0o644, baseTime)
+	s.afterHash = func(string) {
+		n++
+		put(t, root, "f", []byte(strings.Repeat("x", n)), 0o644, baseTime)
+	}
+	l2, st := mustScan(t, s, l)
+	if !slices.Equal(st.Unstable, []string{"f"}) || st.Changed != 0 {
+		t.Fatalf("stats %+v; want f unstable and nothing changed", st)
+	}
+	if diff := cmp.Diff(l.Files["f"], l2.Files["f"]); diff != "" {
+		t.Errorf("unstable file's entry changed:\n%s", diff)
+	}
+	if _, ok := l2.Disk["f"]; ok {
+		t.Error("unstable file kept a trusted disk stat")
+	}
+	s.afterHash = nil
+	_, st = mustScan(t, s, l2)
+	if st.Hashed != 1 || st.Changed != 1 {
+		t.Errorf("next scan: %+v; want f hashed and changed", st)
+	}
+}
+
+func TestScanRacyFileIsRehashed(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "f", []byte("abc"), 0o644, time.Now())
+	s := &Scanner{Root: root, Self: devA} // the real clock: f was just written
+	l, _ := mustScan(t, s, Local{})
+	if !l.Disk["f"].Racy {
+		t.Fatal("a file changed just now is not marked racy")
+	}
+	// Same size, same mtime: only a rehash can see this.
+	mt := time.Unix(0, l.Files["f"].ModTime)
+	put(t, root, "f", []byte("abd"), 0o644, mt)
+	l2, st := mustScan(t, s, l)
+	if st.Hashed != 1 || l2.Files["f"].FileHash != HashBytes([]byte("abd")) {
+		t.Errorf("racy file not rehashed: %+v", st)
+	}
+}
+
+func TestScanPaths(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "a/1", []byte("1"), 0o644, baseTime)
+	put(t, root, "a/2", []byte("2"), 0o644, baseTime)
+	put(t, root, "b/3", []byte("3"), 0o644, baseTime)
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	os.Remove(filepath.Join(root, "a/1"))
+	os.Remove(filepath.Join(root, "b/3"))
+	put(t, root, "a/new/4", []byte("4"), 0o644, baseTime)
+	l2, st := mustScan(t, s, l, "a/new", "a/1", "a/new/4")
+	if !l2.Files["a/1"].Deleted || l2.Files["b/3"].Deleted || l2.Files["a/new/4"].Name == "" || l2.Files["a/new"].Type != TypeDir {
+		t.Errorf("partial scan: a/1 %+v, b/3 %+v, a/new/4 %+v", l2.Files["a/1"], l2.Files["b/3"], l2.Files["a/new/4"])
+	}
+	if st.Changed != 3 {
+		t.Errorf("partial scan stats %+v; want a/1 deleted, a/new and a/new/4 new", st)
+	}
+	l3, st := mustScan(t, s, l2, "")
+	if !l3.Files["b/3"].Deleted || st.Changed != 1 {
+		t.Errorf("full scan after partial: b/3 %+v, stats %+v", l3.Files["b/3"], st)
+	}
+}
+
+func TestScanCancelled(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "f", []byte("x"), 0o644, baseTime)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := scanner(root, devA).Scan(ctx, Local{}); err == nil {
+		t.Error("Scan with a cancelled context succeeded")
+	}
+}
