@@ -242,3 +242,45 @@ func TestDomainCreateErrors(t *testing.T) {
 	writeFile(t, genesis, "junk")
 	s1.fail(1, []string{"domain", "show"}, genesis)
 }
+
+func TestRecordAddrs(t *testing.T) {
+	for s, want := range map[string]bool{
+		"/ip4/127.0.0.1/tcp/7400":     true,
+		"/ip4/0.0.0.0/tcp/7400":       false,
+		"/ip4/127.0.0.1/tcp/0":        false,
+		"/dns4/a.example.com/tcp/1":   true,
+		"/ip6/::/udp/5/quic-v1":       false,
+		"/ip6/::1/udp/5/quic-v1":      true,
+		"/ip4/10.0.0.1":               false,
+		"not a multiaddr":             false,
+		"/ip4/10.0.0.1/tcp/1/p2p-foo": false,
+	} {
+		if got := dialable(s); got != want {
+			t.Errorf("dialable(%q) = %v; want %v", s, got, want)
+		}
+	}
+
+	c := newCLI(t)
+	c.ok("init", "--server", "--listen", "/ip4/127.0.0.1/tcp/7411", "--listen", "/ip4/0.0.0.0/tcp/7412")
+	r := c.run("keys", "export")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("keys export: exit %d, stderr %q", r.code, r.stderr)
+	}
+	e, err := decodeEnvelope([]byte(r.stdout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := identity.OpenHostRecord(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rec.PrivateAddrs, " ") != "/ip4/127.0.0.1/tcp/7411" || len(rec.PublicAddrs) != 0 {
+		t.Errorf("exported record addrs: public %v, private %v; want private /ip4/127.0.0.1/tcp/7411 only", rec.PublicAddrs, rec.PrivateAddrs)
+	}
+
+	c = newCLI(t)
+	c.ok("init", "--server", "--listen", "/ip4/127.0.0.1/tcp/0")
+	if r := c.run("keys", "export"); r.code != 0 || !strings.Contains(r.stderr, "warning: the host record has no addresses") {
+		t.Errorf("keys export with no dialable address: exit %d, stderr %q; want a warning", r.code, r.stderr)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,6 +180,51 @@ func (c *hostConfig) fillDefaults(e *cliEnv) {
 	if c.Role == "" {
 		c.Role = identity.RoleServer
 	}
+}
+
+// recordAddrs are the addresses 'keys export' signs into the host record:
+// the configured public and private addresses or, when neither is set, the
+// listen addresses other hosts can dial (a specific IP or DNS name and a
+// port other than 0), as private addresses. Peers dial only what the record
+// says.
+func (c hostConfig) recordAddrs() (public, private []string) {
+	if len(c.PublicAddrs) > 0 || len(c.PrivateAddrs) > 0 {
+		return c.PublicAddrs, c.PrivateAddrs
+	}
+	for _, s := range c.Listen {
+		if dialable(s) {
+			private = append(private, s)
+		}
+	}
+	return nil, private
+}
+
+// dialable reports whether the multiaddr s names one reachable endpoint: a
+// specified IP or a DNS name, and a nonzero TCP or UDP port.
+func dialable(s string) bool {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return false
+	}
+	host := false
+	for _, p := range []int{ma.P_IP4, ma.P_IP6} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			ip := net.ParseIP(v)
+			host = ip != nil && !ip.IsUnspecified()
+		}
+	}
+	for _, p := range []int{ma.P_DNS, ma.P_DNS4, ma.P_DNS6} {
+		if _, err := a.ValueForProtocol(p); err == nil {
+			host = true
+		}
+	}
+	port := false
+	for _, p := range []int{ma.P_TCP, ma.P_UDP} {
+		if v, err := a.ValueForProtocol(p); err == nil {
+			port = v != "0"
+		}
+	}
+	return host && port
 }
 
 // validate checks the config as identity.HostRecord.Validate would.

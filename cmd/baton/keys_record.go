@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,6 +29,9 @@ is encrypted) and write it armored:
 
 The record holds the host's name, public key (and so its peer ID), role,
 public and private addresses (from host.toml) and the time it was signed.
+Other hosts dial only the addresses in the record: with no public_addrs and
+no private_addrs in host.toml, the listen addresses with a specific IP and
+port are recorded as private addresses.
 Anyone can check it with 'baton keys verify'.`,
 		Example: `  baton keys export -o alpha.host
   baton keys export | mail -s "new host" admin@example.com`,
@@ -42,11 +46,15 @@ Anyone can check it with 'baton keys verify'.`,
 				return err
 			}
 			cfg.fillDefaults(env)
+			public, private := cfg.recordAddrs()
+			if len(public) == 0 && len(private) == 0 {
+				fmt.Fprintf(env.stderr, "baton: warning: the host record has no addresses, so other hosts cannot dial this one: set public_addrs or private_addrs (or a listen address with a specific IP and port) in %s\n", filepath.Join(home, hostConfigFile))
+			}
 			env0, err := identity.SignHostRecord(key, identity.HostRecord{
 				Name:         cfg.Name,
 				PublicKey:    key.Public(),
-				PublicAddrs:  cfg.PublicAddrs,
-				PrivateAddrs: cfg.PrivateAddrs,
+				PublicAddrs:  public,
+				PrivateAddrs: private,
 				Role:         cfg.Role,
 				Issued:       env.now().UnixNano(),
 			})
