@@ -63,10 +63,15 @@ func (c DeviceCert) IssuedAt() time.Time { return time.Unix(0, c.Issued).UTC() }
 // ExpiresAt is Expires as a time.
 func (c DeviceCert) ExpiresAt() time.Time { return time.Unix(0, c.Expires).UTC() }
 
-// Current reports whether now is within the certificate's validity.
+// MaxClockSkew is how far ahead of a host's clock a certificate's issue
+// time may be: the issuing server's clock may run ahead of the checker's.
+const MaxClockSkew = 5 * time.Minute
+
+// Current reports whether now is within the certificate's validity,
+// allowing the issue time to be up to MaxClockSkew ahead.
 func (c DeviceCert) Current(now time.Time) bool {
 	t := now.UnixNano()
-	return t >= c.Issued && t < c.Expires
+	return t >= c.Issued-int64(MaxClockSkew) && t < c.Expires
 }
 
 // IssueDeviceCert validates c and signs it with server, which must be the

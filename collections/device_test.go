@@ -43,7 +43,7 @@ func TestDeviceCert(t *testing.T) {
 	if got.DeviceID() != ct.ID("d1") || got.ServerID() != ct.ID("s2") {
 		t.Errorf("IDs = %s, %s", got.DeviceID(), got.ServerID())
 	}
-	if !c.Current(ct.Created) || c.Current(ct.Created.Add(-time.Second)) || c.Current(c.ExpiresAt()) {
+	if !c.Current(ct.Created) || !c.Current(ct.Created.Add(-time.Second)) || c.Current(ct.Created.Add(-collections.MaxClockSkew-1)) || c.Current(c.ExpiresAt()) {
 		t.Errorf("Current is wrong at the edges of [%v, %v)", c.IssuedAt(), c.ExpiresAt())
 	}
 
@@ -199,7 +199,8 @@ func TestValidDevice(t *testing.T) {
 		ok     bool
 	}{
 		{"issued", nil, during, true},
-		{"before issue", nil, ct.Created.Add(-time.Second), false},
+		{"just before issue (clock skew)", nil, ct.Created.Add(-time.Second), true},
+		{"long before issue", nil, ct.Created.Add(-collections.MaxClockSkew - time.Second), false},
 		{"expired", nil, c.ExpiresAt(), false},
 		{"revoked", func(t *testing.T, st *collections.State) {
 			d.Commit(t, st, "s2", ct.MustPut(t, deviceRecord(t, c, "s2", true)))

@@ -84,6 +84,31 @@ type Config struct {
 	// Bandwidth, if set, counts the bytes the libp2p host sends and
 	// receives (libp2p.BandwidthReporter), e.g. metrics.NewBandwidthCounter().
 	Bandwidth metrics.Reporter
+
+	// PublicListen are a server's public listen multiaddrs, each with an
+	// IP, a TCP or UDP transport and an explicit port; they are listened on
+	// in addition to Listen. Hosts that are not members (agents not yet
+	// logged in) connecting to one of them are admitted as guests, who may
+	// only use the login protocol. When empty, a Listen address is public
+	// if its port is that of an announced PublicAddrs entry and of no
+	// PrivateAddrs entry. Private addresses and agents never admit guests.
+	PublicListen []string
+	// GuestTimeout is how long a guest may stay connected without becoming
+	// a member (default 30 s).
+	GuestTimeout time.Duration
+	// DeviceValidity is how long the device certificates a server issues
+	// are valid (default 7 days). Agents renew theirs half way through.
+	DeviceValidity time.Duration
+	// PasswordKDF are the argon2id parameters of new password hashes
+	// (default DefaultPasswordKDF).
+	PasswordKDF identity.KDFParams
+	// DeviceCert is an agent's signed device certificate (LoginResult.Cert).
+	DeviceCert []byte
+	// OnDeviceCert, if set, is called on the node's goroutine with an
+	// agent's renewed certificate, for the caller to store in place of
+	// DeviceCert. It must return quickly and must not call the Node's
+	// methods.
+	OnDeviceCert func(cert []byte)
 }
 
 func (c *Config) setDefaults() {
@@ -105,6 +130,15 @@ func (c *Config) setDefaults() {
 	if c.Role == "" {
 		c.Role = identity.RoleServer
 	}
+	if c.GuestTimeout <= 0 {
+		c.GuestTimeout = 30 * time.Second
+	}
+	if c.DeviceValidity <= 0 {
+		c.DeviceValidity = 7 * 24 * time.Hour
+	}
+	if c.PasswordKDF == (identity.KDFParams{}) {
+		c.PasswordKDF = DefaultPasswordKDF
+	}
 }
 
 // Validate checks the required fields.
@@ -120,6 +154,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Role != identity.RoleServer && c.Role != identity.RoleAgent {
 		return fmt.Errorf("node config: role %q, want server or agent", c.Role)
+	}
+	if err := checkKDF(c.PasswordKDF); err != nil {
+		return fmt.Errorf("node config: password hashing: %w", err)
+	}
+	if _, err := c.guestEndpoints(); err != nil {
+		return fmt.Errorf("node config: %w", err)
+	}
+	if len(c.DeviceCert) > 0 {
+		dc, err := collections.OpenDeviceCert(c.DeviceCert)
+		if err != nil {
+			return fmt.Errorf("node config: device certificate: %w", err)
+		}
+		if dc.DeviceID() != c.Key.ID() {
+			return fmt.Errorf("node config: the device certificate is for %s, not this host (%s)", dc.Device, c.Key.ID())
+		}
 	}
 	return nil
 }
@@ -172,6 +221,9 @@ type PeerStatus struct {
 	Name    string `json:"name"`
 	Addr    string `json:"addr"`
 	Network string `json:"network"` // "private", "public" or "other": which advertised address the connection uses
+	// Guest: a host that is not a member, connected to a public address
+	// to log in.
+	Guest bool `json:"guest,omitempty"`
 }
 
 // CollectionStatus describes one collection.

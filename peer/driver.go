@@ -73,7 +73,8 @@ type driver struct {
 	lastDial   time.Time
 	lastUpdate map[collections.Kind]time.Time
 	quarantine []QuarantineEvent
-	counters   Counters // GossipRefused also counts d.sh.refused
+	auth       *authState // users and devices (auth.go); set by Run
+	counters   Counters   // GossipRefused also counts d.sh.refused
 	backoff    backoff
 }
 
@@ -184,24 +185,13 @@ func (d *driver) appendData(k collections.Kind, rec []byte) error {
 }
 
 // onDomainChanged refreshes everything derived from the Domain: who may
-// connect, the chain the validators check, and the role machine.
+// connect, the chain the validators check, the passwords of users no
+// longer homed here, and the role machine.
 func (d *driver) onDomainChanged() {
-	hosts := d.state.Hosts()
-	ids := make([]lpeer.ID, 0, len(hosts)+1)
-	for _, h := range hosts {
-		ids = append(ids, h.ID())
-	}
-	d.allow.set(append(ids, d.self))
 	chain := d.state.Chain().IDs()
 	d.sh.setServers(chain)
-	if d.host != nil {
-		for _, p := range d.host.Network().Peers() {
-			if !d.allow.allowed(p) {
-				d.log.Info("closing connection to a host no longer in the domain", "peer", p.String())
-				_ = d.host.Network().ClosePeer(p)
-			}
-		}
-	}
+	d.refreshAllow()
+	d.prunePasswords()
 	if equalIDs(chain, d.chain) {
 		return
 	}
@@ -328,6 +318,7 @@ func (d *driver) onTick(ctx context.Context) {
 	if d.roleState.CatchUpFrom != "" && !d.catchUp.inflight {
 		d.startCatchUp(ctx)
 	}
+	d.onAuthTick(ctx)
 }
 
 func (d *driver) processReady(ctx context.Context) {

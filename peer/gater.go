@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"net"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -9,24 +11,56 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// allowList is a connection gater that admits only hosts the Domain knows.
-// The remote ID is authenticated only after the security handshake, so the
-// decision happens in InterceptSecured (and for our own dials, before them).
+// maxGuests caps the guest connections a server holds at once.
+const maxGuests = 64
+
+// allowList is a connection gater that admits the hosts the Domain knows
+// and the valid devices of the Catalog (members). The remote ID is
+// authenticated only after the security handshake, so the decision happens
+// in InterceptSecured (and for our own dials, before them).
+//
+// A server also admits unknown hosts as guests, so that an agent that is
+// not a device yet can log in: only on inbound connections to one of its
+// public listen addresses, never on private ones, never a revoked device,
+// at most maxGuests at once. A guest may open only the login protocol
+// (handlers check membership), is outside pubsub (its peer filter asks
+// allowed), and its connection is closed after the guest timeout unless
+// it became a member's.
 type allowList struct {
-	mu  sync.RWMutex
-	ids map[lpeer.ID]bool
+	mu      sync.RWMutex
+	ids     map[lpeer.ID]bool
+	revoked map[lpeer.ID]bool
+	public  []endpoint // local endpoints that admit guests; none on agents
+	guests  map[network.Conn]time.Time
+	timeout time.Duration
+	now     func() time.Time
 }
 
-func newAllowList() *allowList { return &allowList{ids: map[lpeer.ID]bool{}} }
+func newAllowList() *allowList {
+	return &allowList{ids: map[lpeer.ID]bool{}, guests: map[network.Conn]time.Time{}, now: time.Now}
+}
 
-// set replaces the allowed IDs.
-func (a *allowList) set(ids []lpeer.ID) {
+// admitGuests makes the gater admit guests on the public endpoints, for
+// timeout each.
+func (a *allowList) admitGuests(public []endpoint, timeout time.Duration, now func() time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.public, a.timeout, a.now = public, timeout, now
+}
+
+// set replaces the allowed IDs, and the revoked devices that may not even
+// be guests.
+func (a *allowList) set(ids []lpeer.ID, revoked []lpeer.ID) {
 	m := make(map[lpeer.ID]bool, len(ids))
 	for _, id := range ids {
 		m[id] = true
 	}
+	r := make(map[lpeer.ID]bool, len(revoked))
+	for _, id := range revoked {
+		r[id] = true
+	}
 	a.mu.Lock()
-	a.ids = m
+	a.ids, a.revoked = m, r
 	a.mu.Unlock()
 }
 
@@ -36,12 +70,131 @@ func (a *allowList) allowed(id lpeer.ID) bool {
 	return a.ids[id]
 }
 
+// mayBeGuest reports whether an unknown host p may connect as a guest to
+// the local address local.
+func (a *allowList) mayBeGuest(p lpeer.ID, local ma.Multiaddr) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if len(a.public) == 0 || a.revoked[p] || len(a.guests) >= maxGuests {
+		return false
+	}
+	ep, ok := endpointOf(local)
+	if !ok {
+		return false
+	}
+	for _, pub := range a.public {
+		if pub.matches(ep) {
+			return true
+		}
+	}
+	return false
+}
+
+// isGuest reports whether p is connected as a guest.
+func (a *allowList) isGuest(p lpeer.ID) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for c := range a.guests {
+		if c.RemotePeer() == p && !c.IsClosed() {
+			return true
+		}
+	}
+	return false
+}
+
+// expireGuests forgets the guest connections that closed or became a
+// member's, and returns those whose time is up, for the caller to close.
+func (a *allowList) expireGuests() []network.Conn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	var out []network.Conn
+	for c, deadline := range a.guests {
+		switch {
+		case c.IsClosed(), a.ids[c.RemotePeer()]:
+			delete(a.guests, c)
+		case !now.Before(deadline):
+			delete(a.guests, c)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (a *allowList) InterceptPeerDial(p lpeer.ID) bool                 { return a.allowed(p) }
 func (a *allowList) InterceptAddrDial(p lpeer.ID, _ ma.Multiaddr) bool { return a.allowed(p) }
 func (a *allowList) InterceptAccept(network.ConnMultiaddrs) bool       { return true }
-func (a *allowList) InterceptSecured(_ network.Direction, p lpeer.ID, _ network.ConnMultiaddrs) bool {
-	return a.allowed(p)
+func (a *allowList) InterceptSecured(dir network.Direction, p lpeer.ID, cm network.ConnMultiaddrs) bool {
+	if a.allowed(p) {
+		return true
+	}
+	return dir == network.DirInbound && a.mayBeGuest(p, cm.LocalMultiaddr())
 }
-func (a *allowList) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+
+// InterceptUpgraded registers guest connections, which InterceptSecured
+// admitted, so that expireGuests closes them in time.
+func (a *allowList) InterceptUpgraded(c network.Conn) (bool, control.DisconnectReason) {
+	p := c.RemotePeer()
+	if a.allowed(p) {
+		return true, 0
+	}
+	if c.Stat().Direction != network.DirInbound || !a.mayBeGuest(p, c.LocalMultiaddr()) {
+		return false, 0
+	}
+	a.mu.Lock()
+	a.guests[c] = a.now().Add(a.timeout)
+	a.mu.Unlock()
 	return true, 0
+}
+
+// endpoint is where a listener accepts: transport, port and IP ("" for any
+// IP, a listener on an unspecified address).
+type endpoint struct {
+	proto int // ma.P_TCP or ma.P_UDP
+	port  string
+	ip    string
+}
+
+// endpointOf reads the IP, transport and port of an IP multiaddr.
+func endpointOf(a ma.Multiaddr) (endpoint, bool) {
+	var ep endpoint
+	for _, c := range a {
+		switch c.Code() {
+		case ma.P_IP4, ma.P_IP6:
+			if ep.ip == "" {
+				ep.ip = c.Value()
+			}
+		case ma.P_TCP, ma.P_UDP:
+			if ep.proto == 0 {
+				ep.proto, ep.port = c.Code(), c.Value()
+			}
+		}
+	}
+	return ep, ep.proto != 0 && ep.ip != ""
+}
+
+// matches reports whether a connection's local endpoint l is on the
+// listener e.
+func (e endpoint) matches(l endpoint) bool {
+	if e.proto != l.proto || e.port != l.port {
+		return false
+	}
+	if e.ip == "" {
+		return true
+	}
+	a, b := net.ParseIP(e.ip), net.ParseIP(l.ip)
+	return a != nil && b != nil && a.Equal(b)
+}
+
+// listenEndpoint is a listen multiaddr as an endpoint: an unspecified IP
+// matches any.
+func listenEndpoint(a ma.Multiaddr) (endpoint, bool) {
+	ep, ok := endpointOf(a)
+	if !ok {
+		return endpoint{}, false
+	}
+	if ip := net.ParseIP(ep.ip); ip != nil && ip.IsUnspecified() {
+		ep.ip = ""
+	}
+	return ep, true
 }

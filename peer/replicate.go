@@ -118,9 +118,7 @@ func (d *driver) applyCertified(c collections.Certified, opts collections.Verify
 	if verdict.Outcome == collections.Accepted {
 		d.lastUpdate[u.Collection] = d.cfg.Now()
 		d.log.Debug("applied update", "via", via, "collection", u.Collection.String(), "key", u.Key, "epoch", c.Epoch(), "seq", c.MasterSeq())
-		if u.Collection == collections.Domain {
-			d.onDomainChanged()
-		}
+		d.onRecordChanged(u)
 		if d.cfg.OnApplied != nil {
 			d.cfg.OnApplied(c)
 		}
@@ -204,9 +202,7 @@ func (d *driver) certify(ctx context.Context, su collections.SignedUpdate) (coll
 	}
 	if verdict.Outcome == collections.Accepted {
 		d.lastUpdate[u.Collection] = d.cfg.Now()
-		if u.Collection == collections.Domain {
-			d.onDomainChanged()
-		}
+		d.onRecordChanged(u)
 		if d.cfg.OnApplied != nil {
 			d.cfg.OnApplied(c)
 		}
@@ -321,6 +317,9 @@ func (d *driver) onProposeResult(ctx context.Context, master lpeer.ID, su collec
 
 // handlePropose serves a proposal on the master.
 func (d *driver) handlePropose(s network.Stream) {
+	if d.refuseGuest(s) {
+		return
+	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	b, err := readFrame(s, maxRequest)
@@ -464,6 +463,9 @@ func (d *driver) pull(ctx context.Context, p lpeer.ID, summary []byte) (syncResp
 }
 
 func (d *driver) handleSync(s network.Stream) {
+	if d.refuseGuest(s) {
+		return
+	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	b, err := readFrame(s, maxRequest)
@@ -626,7 +628,7 @@ func (d *driver) status() Status {
 			st.Listen = append(st.Listen, a.String())
 		}
 		for _, p := range d.host.Network().Peers() {
-			ps := PeerStatus{ID: p.String(), Name: d.hostName(p), Network: "other"}
+			ps := PeerStatus{ID: p.String(), Name: d.hostName(p), Network: "other", Guest: !d.allow.allowed(p)}
 			conns := d.host.Network().ConnsToPeer(p)
 			if len(conns) > 0 {
 				addr := conns[0].RemoteMultiaddr().String()

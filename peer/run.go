@@ -19,6 +19,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/collections/datafile"
+	"github.com/baton-sync/baton/identity"
 )
 
 // Protocols and topics.
@@ -74,13 +75,22 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.initAuth(); err != nil {
+		return err
+	}
+	listen := append([]string{}, cfg.Listen...)
+	for _, a := range cfg.PublicListen {
+		if !contains(listen, a) {
+			listen = append(listen, a)
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Key.Libp2p()),
-		libp2p.ListenAddrStrings(cfg.Listen...),
+		libp2p.ListenAddrStrings(listen...),
 		libp2p.ConnectionGater(d.allow),
 		libp2p.AddrsFactory(n.announce),
 		libp2p.UserAgent("baton/0.1"),
@@ -139,6 +149,8 @@ func (n *Node) Run(ctx context.Context) error {
 		cancel()
 		h.RemoveStreamHandler(protoPropose)
 		h.RemoveStreamHandler(protoSync)
+		h.RemoveStreamHandler(protoLogin)
+		h.RemoveStreamHandler(protoRenew)
 		updSub.Cancel()
 		hbSub.Cancel()
 		wg.Wait()
@@ -147,6 +159,10 @@ func (n *Node) Run(ctx context.Context) error {
 
 	h.SetStreamHandler(protoPropose, d.handlePropose)
 	h.SetStreamHandler(protoSync, d.handleSync)
+	if cfg.Role == identity.RoleServer {
+		h.SetStreamHandler(protoLogin, d.handleLogin)
+		h.SetStreamHandler(protoRenew, d.handleRenew)
+	}
 
 	wg.Add(2)
 	go func() {

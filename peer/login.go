@@ -1,0 +1,499 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/canon"
+)
+
+// The login protocols. Both are one CBOR request and one CBOR response,
+// each a varint-length-prefixed frame.
+//
+// /baton/login/1.0.0 — request loginRequest {1: user, 2: password bytes,
+// 3: device name}. The device is the authenticated remote peer of the
+// connection, never a field. Response loginResponse: code "" (success:
+// 3: signed device certificate, 4: signed domain genesis, 5: the home
+// server's peer ID, 6: its public addresses), "redirect" (5 and 6 name the
+// user's home server; log in there), "denied" (wrong user name or
+// password), "rate-limited" (7: milliseconds to wait), "revoked" (this
+// device was revoked) or "error"; 2 carries the message.
+//
+// /baton/renew/1.0.0 — request: an empty map; the device is the remote
+// peer, a valid device of this home server whose certificate is at least
+// half way through its validity. Response as for login (code "" with 3 and
+// 5), or "not-due" or "error".
+const (
+	protoLogin = protocol.ID("/baton/login/1.0.0")
+	protoRenew = protocol.ID("/baton/renew/1.0.0")
+
+	maxLoginRequest  = 4 << 10
+	maxLoginResponse = collections.MaxGenesisSize + 64<<10
+	loginTimeout     = 30 * time.Second
+	submitWait       = 10 * time.Second // how long a login waits for the master's receipt
+	maxDeviceName    = 64
+)
+
+// Login response codes.
+const (
+	codeRedirect    = "redirect"
+	codeDenied      = "denied"
+	codeRateLimited = "rate-limited"
+	codeRevoked     = "revoked"
+	codeNotDue      = "not-due"
+	codeError       = "error"
+)
+
+// Errors of Login callers branch on.
+var (
+	// ErrLoginDenied: the user name or the password is wrong (which one is
+	// not said).
+	ErrLoginDenied = errors.New("wrong user name or password")
+	// ErrRateLimited: too many failed logins; a *RateLimitError says how
+	// long to wait.
+	ErrRateLimited = errors.New("too many failed logins")
+	// ErrDeviceRevoked: this device's key was revoked; make a new one.
+	ErrDeviceRevoked = errors.New("this device was revoked: create a new device key to log in again")
+)
+
+type loginRequest struct {
+	User       string `cbor:"1,keyasint"`
+	Password   []byte `cbor:"2,keyasint"`
+	DeviceName string `cbor:"3,keyasint"`
+}
+
+type renewRequest struct{}
+
+type loginResponse struct {
+	Code        string   `cbor:"1,keyasint,omitempty"`
+	Error       string   `cbor:"2,keyasint,omitempty"`
+	Cert        []byte   `cbor:"3,keyasint,omitempty"`
+	Genesis     []byte   `cbor:"4,keyasint,omitempty"`
+	Server      string   `cbor:"5,keyasint,omitempty"`
+	Addrs       []string `cbor:"6,keyasint,omitempty"`
+	RetryMillis int64    `cbor:"7,keyasint,omitempty"`
+}
+
+func failure(code, format string, args ...any) loginResponse {
+	return loginResponse{Code: code, Error: fmt.Sprintf(format, args...)}
+}
+
+// checkDeviceName checks the name a user gives a device: 1 to 64 bytes of
+// printable UTF-8.
+func checkDeviceName(name string) error {
+	if name == "" || len(name) > maxDeviceName || !utf8.ValidString(name) ||
+		strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return fmt.Errorf("device name %q: use 1 to %d printable characters", name, maxDeviceName)
+	}
+	return nil
+}
+
+// LoginResult is what a successful login gives an agent to store: its
+// device certificate, the domain it now belongs to, and its home server.
+type LoginResult struct {
+	Cert       []byte   // signed device certificate (Config.DeviceCert)
+	Genesis    []byte   // the domain's signed genesis (collections.OpenGenesis)
+	HomeServer lpeer.ID // the user's home server, which issued the certificate
+	HomeAddrs  []string // its public addresses
+	User       string
+	Expires    time.Time
+}
+
+// Login logs user in at the server at addr (a multiaddr ending in
+// /p2p/ID), as the device key: it starts a temporary libp2p host with key
+// that listens nowhere, follows one redirect to the user's home server,
+// and returns the device certificate the home server issued and the
+// domain's genesis, both verified. It is for an agent that has no domain
+// yet; a running node uses Node.Login.
+func Login(ctx context.Context, key *identity.PrivateKey, addr, user string, password []byte, deviceName string) (LoginResult, error) {
+	h, err := libp2p.New(
+		libp2p.Identity(key.Libp2p()),
+		libp2p.NoListenAddrs,
+		libp2p.UserAgent("baton/0.1"),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("starting libp2p host: %w", err)
+	}
+	defer h.Close()
+	return loginWith(ctx, h, addr, user, password, deviceName)
+}
+
+// loginWith runs the login protocol from h.
+func loginWith(ctx context.Context, h host.Host, addr, user string, password []byte, deviceName string) (LoginResult, error) {
+	if err := identity.ValidateName(user); err != nil {
+		return LoginResult{}, fmt.Errorf("user name: %w", err)
+	}
+	if len(password) == 0 || len(password) > MaxPasswordSize {
+		return LoginResult{}, fmt.Errorf("a password must be 1 to %d bytes", MaxPasswordSize)
+	}
+	if err := checkDeviceName(deviceName); err != nil {
+		return LoginResult{}, err
+	}
+	info, err := lpeer.AddrInfoFromString(addr)
+	if err != nil {
+		return LoginResult{}, fmt.Errorf("server address %q (want a multiaddr ending in /p2p/ID): %w", addr, err)
+	}
+	req, err := canon.Marshal(loginRequest{User: user, Password: password, DeviceName: deviceName})
+	if err != nil {
+		return LoginResult{}, err
+	}
+	resp, err := exchange(ctx, h, *info, protoLogin, req)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if resp.Code == codeRedirect {
+		home, err := lpeer.Decode(resp.Server)
+		if err != nil || home == info.ID {
+			return LoginResult{}, fmt.Errorf("server %s sent a bad redirect (%q)", info.ID, resp.Server)
+		}
+		next := lpeer.AddrInfo{ID: home}
+		for _, s := range resp.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				next.Addrs = append(next.Addrs, a)
+			}
+		}
+		if len(next.Addrs) == 0 {
+			return LoginResult{}, fmt.Errorf("user %s's home server is %s, which has no public address", user, home)
+		}
+		info = &next
+		if resp, err = exchange(ctx, h, next, protoLogin, req); err != nil {
+			return LoginResult{}, err
+		}
+		if resp.Code == codeRedirect {
+			return LoginResult{}, fmt.Errorf("home server %s redirected again, to %s", home, resp.Server)
+		}
+	}
+	if err := responseError(resp, user); err != nil {
+		return LoginResult{}, err
+	}
+	cert, err := checkIssued(resp.Cert, h.ID(), info.ID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	if cert.User != user {
+		return LoginResult{}, fmt.Errorf("home server %s certified user %s, not %s", info.ID, cert.User, user)
+	}
+	if _, err := collections.OpenGenesis(resp.Genesis); err != nil {
+		return LoginResult{}, fmt.Errorf("domain genesis from %s: %w", info.ID, err)
+	}
+	return LoginResult{
+		Cert: resp.Cert, Genesis: resp.Genesis, HomeServer: info.ID, HomeAddrs: resp.Addrs,
+		User: cert.User, Expires: cert.ExpiresAt(),
+	}, nil
+}
+
+// checkIssued opens a certificate the server issued to device.
+func checkIssued(raw []byte, device, server lpeer.ID) (collections.DeviceCert, error) {
+	cert, err := collections.OpenDeviceCert(raw)
+	if err != nil {
+		return collections.DeviceCert{}, fmt.Errorf("device certificate from %s: %w", server, err)
+	}
+	if cert.DeviceID() != device || cert.ServerID() != server {
+		return collections.DeviceCert{}, fmt.Errorf("server %s issued a certificate for device %s by %s", server, cert.Device, cert.Server)
+	}
+	return cert, nil
+}
+
+// responseError turns a refusal into the error callers branch on.
+func responseError(resp loginResponse, user string) error {
+	switch resp.Code {
+	case "":
+		return nil
+	case codeDenied:
+		return ErrLoginDenied
+	case codeRateLimited:
+		return &RateLimitError{User: user, RetryAfter: time.Duration(resp.RetryMillis) * time.Millisecond}
+	case codeRevoked:
+		return ErrDeviceRevoked
+	}
+	return fmt.Errorf("%w: %s", errRemote, resp.Error)
+}
+
+// exchange connects to info and makes one request on proto.
+func exchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, proto protocol.ID, req []byte) (loginResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
+	if len(info.Addrs) > 0 {
+		if err := h.Connect(ctx, info); err != nil {
+			return loginResponse{}, fmt.Errorf("connecting to %s: %w", info.ID, err)
+		}
+	}
+	s, err := h.NewStream(ctx, info.ID, proto)
+	if err != nil {
+		return loginResponse{}, fmt.Errorf("opening %s to %s: %w", proto, info.ID, err)
+	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	if err := writeFrame(s, req); err != nil {
+		_ = s.Reset()
+		return loginResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		_ = s.Reset()
+		return loginResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
+	}
+	b, err := readFrame(s, maxLoginResponse)
+	if err != nil {
+		_ = s.Reset()
+		return loginResponse{}, fmt.Errorf("reading the answer of %s: %w", info.ID, err)
+	}
+	var resp loginResponse
+	if err := canon.Unmarshal(b, &resp, maxLoginResponse); err != nil {
+		return loginResponse{}, fmt.Errorf("answer of %s: %w", info.ID, err)
+	}
+	return resp, nil
+}
+
+// --- the server side ---
+
+// serveFrame reads one request of at most max bytes from s, answers it
+// with handle and writes the response.
+func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, req []byte) loginResponse) {
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(loginTimeout))
+	b, err := readFrame(s, max)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	ctx, cancel := d.handlerContext(loginTimeout)
+	resp := handle(ctx, s.Conn().RemotePeer(), b)
+	cancel()
+	out, err := canon.Marshal(resp)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = writeFrame(s, out)
+}
+
+// handlerContext is a context for a stream handler's work, cancelled after
+// timeout or when the node stops.
+func (d *driver) handlerContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		select {
+		case <-d.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// query runs fn on the driver goroutine and returns its result.
+func query[T any](ctx context.Context, d *driver, fn func(d *driver) T) (T, error) {
+	reply := make(chan T, 1)
+	var zero T
+	if !d.post(func(_ context.Context, d *driver) { reply <- fn(d) }) {
+		return zero, ErrStopped
+	}
+	select {
+	case v := <-reply:
+		return v, nil
+	case <-ctx.Done():
+		return zero, ErrStopped
+	}
+}
+
+func (d *driver) handleLogin(s network.Stream) { d.serveFrame(s, maxLoginRequest, d.serveLogin) }
+func (d *driver) handleRenew(s network.Stream) { d.serveFrame(s, maxLoginRequest, d.serveRenew) }
+
+// loginFacts is what a login needs from the state.
+type loginFacts struct {
+	known     bool
+	home      lpeer.ID
+	homeAddrs []string
+	revoked   bool
+	genesis   []byte
+	selfAddrs []string
+}
+
+func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, b []byte) loginResponse {
+	var req loginRequest
+	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
+		return failure(codeError, "malformed login request")
+	}
+	if err := checkDeviceName(req.DeviceName); err != nil {
+		return failure(codeError, "%v", err)
+	}
+	a := d.auth
+	now := d.cfg.Now()
+	if w := a.limiter.wait(req.User, remote.String(), now); w > 0 {
+		e := &RateLimitError{User: req.User, RetryAfter: w}
+		return loginResponse{Code: codeRateLimited, Error: e.Error(), RetryMillis: w.Milliseconds()}
+	}
+	facts, err := query(ctx, d, func(d *driver) loginFacts {
+		var f loginFacts
+		f.home, f.known = d.state.HomeServer(req.User)
+		if f.known {
+			if rec, ok := d.state.HostByID(f.home); ok {
+				f.homeAddrs = rec.PublicAddrs
+			}
+		}
+		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked {
+			f.revoked = true
+		}
+		f.genesis = d.cfg.Genesis.Marshal()
+		if rec, ok := d.state.HostByID(d.self); ok {
+			f.selfAddrs = rec.PublicAddrs
+		}
+		return f
+	})
+	if err != nil {
+		return failure(codeError, "server is stopping")
+	}
+	denied := func() loginResponse {
+		a.limiter.failed(req.User, remote.String(), d.cfg.Now())
+		return failure(codeDenied, "%v", ErrLoginDenied)
+	}
+	if !facts.known || identity.ValidateName(req.User) != nil || len(req.Password) == 0 || len(req.Password) > MaxPasswordSize {
+		return denied()
+	}
+	if facts.home != d.self {
+		d.log.Info("login redirected to the user's home server", "user", req.User, "device", remote.String(), "home", facts.home.String())
+		return loginResponse{Code: codeRedirect, Server: facts.home.String(), Addrs: facts.homeAddrs,
+			Error: fmt.Sprintf("user %s logs in at their home server %s", req.User, facts.home)}
+	}
+	if facts.revoked {
+		return failure(codeRevoked, "%v", ErrDeviceRevoked)
+	}
+	if !a.checkPassword(ctx, req.User, req.Password) {
+		if ctx.Err() != nil {
+			return failure(codeError, "server busy; try again")
+		}
+		d.log.Info("login refused: wrong password", "user", req.User, "device", remote.String())
+		return denied()
+	}
+	a.limiter.succeeded(req.User, remote.String())
+	cert, err := d.issueDevice(ctx, req.User, remote, req.DeviceName)
+	if err != nil {
+		d.log.Warn("login: issuing a device certificate failed", "user", req.User, "device", remote.String(), "err", err)
+		return failure(codeError, "issuing a device certificate: %v", err)
+	}
+	d.log.Info("device logged in", "user", req.User, "device", remote.String(), "name", req.DeviceName)
+	return loginResponse{Cert: cert, Genesis: facts.genesis, Server: d.self.String(), Addrs: facts.selfAddrs}
+}
+
+func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, b []byte) loginResponse {
+	var req renewRequest
+	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
+		return failure(codeError, "malformed renew request")
+	}
+	type renewFacts struct {
+		cert collections.DeviceCert
+		err  loginResponse
+	}
+	f, err := query(ctx, d, func(d *driver) renewFacts {
+		now := d.cfg.Now()
+		if _, ok := d.state.ValidDevice(remote, now); !ok {
+			return renewFacts{err: failure(codeError, "%s is not a valid device; log in again", remote)}
+		}
+		_, c, _ := d.state.Device(remote)
+		if c.ServerID() != d.self {
+			return renewFacts{err: failure(codeError, "this server did not issue the certificate of %s", remote)}
+		}
+		if now.UnixNano() < c.Issued+(c.Expires-c.Issued)/2 {
+			return renewFacts{err: failure(codeNotDue, "certificate of %s is not due for renewal before %v", remote, renewAt(c))}
+		}
+		return renewFacts{cert: c}
+	})
+	if err != nil {
+		return failure(codeError, "server is stopping")
+	}
+	if f.err.Code != "" {
+		return f.err
+	}
+	cert, err := d.issueDevice(ctx, f.cert.User, remote, f.cert.Name)
+	if err != nil {
+		return failure(codeError, "renewing the device certificate: %v", err)
+	}
+	d.log.Info("device certificate renewed", "user", f.cert.User, "device", remote.String())
+	return loginResponse{Cert: cert, Server: d.self.String()}
+}
+
+// renew asks server, the home server, to renew this device's certificate.
+func renew(ctx context.Context, h host.Host, server lpeer.ID) ([]byte, error) {
+	req, err := canon.Marshal(renewRequest{})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := exchange(ctx, h, lpeer.AddrInfo{ID: server}, protoRenew, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Code != "" {
+		return nil, fmt.Errorf("%w: %s", errRemote, resp.Error)
+	}
+	return resp.Cert, nil
+}
+
+// renewAt is when an agent renews c: half way through its validity.
+func renewAt(c collections.DeviceCert) time.Time {
+	return time.Unix(0, c.Issued+(c.Expires-c.Issued)/2).UTC()
+}
+
+// issueDevice signs a certificate for device of user and publishes its
+// Device record (a Catalog update by this server, which the master
+// certifies). It waits a while for the master's receipt; if none comes the
+// record stays in the outbox and the certificate is returned anyway.
+func (d *driver) issueDevice(ctx context.Context, user string, device lpeer.ID, name string) ([]byte, error) {
+	now := d.cfg.Now()
+	cert, err := collections.IssueDeviceCert(d.cfg.Key, collections.DeviceCert{
+		User: user, Device: device.String(), Name: name, Server: d.self.String(),
+		Issued: now.UnixNano(), Expires: now.Add(d.cfg.DeviceValidity).UnixNano(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	u, err := collections.Put(collections.Device{Cert: cert})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, submitWait)
+	defer cancel()
+	r, err := d.node.Submit(sctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if r.Queued {
+		d.log.Warn("device record waits for the master", "user", user, "device", device.String())
+	}
+	return cert, nil
+}
+
+// Login logs user in at the server at addr (a multiaddr ending in
+// /p2p/ID) from this running node's host, as Login does from a temporary
+// one. A certificate for this node's domain replaces the node's own (and
+// is passed to Config.OnDeviceCert).
+func (n *Node) Login(ctx context.Context, addr, user string, password []byte, deviceName string) (LoginResult, error) {
+	var h host.Host
+	if err := n.do(ctx, func(_ context.Context, d *driver) { h = d.host }); err != nil {
+		return LoginResult{}, err
+	}
+	res, err := loginWith(ctx, h, addr, user, password, deviceName)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	g, err := collections.OpenGenesis(res.Genesis)
+	if err == nil && g.Hash() == n.cfg.Genesis.Hash() {
+		err = n.do(ctx, func(_ context.Context, d *driver) { d.setDeviceCert(res.Cert) })
+	}
+	return res, err
+}
