@@ -10,6 +10,11 @@
 // Certified into the Verified that State.Apply accepts, and Verify reads the
 // current Domain: who is in the chain, whose home server is where.
 //
+// A user's devices are Device records in the Catalog: a DeviceCert binding
+// the device's peer ID to the user, signed by the user's home server
+// (IssueDeviceCert, OpenDeviceCert) and published by it.
+// State.ValidDevice says whether the domain accepts a device now.
+//
 // Usage, on the master (the author may be the master itself or a slave that
 // sent the signed update):
 //

@@ -2,4 +2,16 @@
 // baton's protocols, the connection gater and the failover role machine,
 // wiring collections and syncfs into a live node. It is the only package
 // that imports libp2p's networking.
+//
+// Users and devices. A user's password is set at their home server
+// (Node.SetPassword) and never leaves it. A desktop agent without a domain
+// logs in with Login (any server: others redirect to the home server),
+// stores LoginResult.Cert and LoginResult.Genesis, and runs a Node with
+// Role agent, that Genesis and Config.DeviceCert; it renews the
+// certificate itself and hands renewed ones to Config.OnDeviceCert to
+// store. Servers admit the Domain's hosts and the valid devices of the
+// Catalog; agents still logging in are admitted only as guests on a
+// server's public listen addresses (Config.PublicListen), for the login
+// protocol only. Node.Devices lists devices, Node.RevokeDevice (at the
+// home server) cuts one off everywhere.
 package peer
