@@ -157,17 +157,39 @@ func resolveServer(st *collections.State, ref string) (identity.HostRecord, erro
 
 // requireMaster refuses a Domain change at a host that is not the master,
 // before any other check: the command has to be run at the master anyway.
-// The node's Submit checks again.
+// While no master is known, or this host is still taking over (an election
+// after a failure or a chain change), it waits until ctx ends for the role to
+// settle. The node's Submit checks again.
 func (s *controlServer) requireMaster(ctx context.Context) error {
-	st, err := s.d.Status(ctx)
-	if err != nil {
-		return err
+	tick := time.NewTicker(masterPoll)
+	defer tick.Stop()
+	for {
+		st, err := s.d.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Role == "master" {
+			return nil
+		}
+		settled := st.Role == "agent" || (st.Master != "" && st.Master != st.ID)
+		if settled {
+			return notMaster(st)
+		}
+		select {
+		case <-ctx.Done():
+			return notMaster(st)
+		case <-tick.C:
+		}
 	}
-	if st.Role == "master" {
-		return nil
-	}
+}
+
+// masterPoll is how often requireMaster looks again while an election
+// settles.
+const masterPoll = 100 * time.Millisecond
+
+func notMaster(st peer.Status) error {
 	nm := &peer.NotMasterError{MasterName: st.MasterName}
-	if st.Master != "" {
+	if st.Master != "" && st.Master != st.ID {
 		if id, err := lpeer.Decode(st.Master); err == nil {
 			nm.Master = id
 		}

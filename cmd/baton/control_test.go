@@ -323,9 +323,19 @@ func TestDomainChangesAtSlave(t *testing.T) {
 	if got := d.takeSubmits(); len(got) != 0 {
 		t.Errorf("refused commands submitted %+v", got)
 	}
+	// During an election the change waits for the role to settle.
+	d.as("s1")
+	d.set(func(f *fakeDaemon) { f.elect = 3 })
+	c.okMutation("user", "add", "ann", "--home-server", "s2")
+	d.set(func(f *fakeDaemon) { f.elect = 1000 })
+	c.fail(1, []string{"user", "remove", "ann", "--wait", "300ms"}, "no master is reachable now")
+	d.set(func(f *fakeDaemon) { f.elect = 0 })
+	d.as("s2")
+	d.takeSubmits()
+
 	// With no master reachable, the line says so.
-	d.master = nil
-	c.fail(1, []string{"user", "remove", "ann"}, "domain changes are made at the master, and no master is reachable now")
+	d.set(func(f *fakeDaemon) { f.master = nil })
+	c.fail(1, []string{"user", "remove", "ann", "--wait", "300ms"}, "domain changes are made at the master, and no master is reachable now")
 }
 
 // setupUsers provisions ann and cy at s2 and bob at s1, through the master.
@@ -455,7 +465,7 @@ func TestQueued(t *testing.T) {
 	d := newFakeDaemon(t, "s2")
 	serveFake(t, c.home, d)
 	setupUsers(t, c, d)
-	d.queue = true
+	d.set(func(f *fakeDaemon) { f.queue = true })
 	out := c.ok("folder", "create", "Photos", "--owner", "ann", "--wait", "1s")
 	if !strings.HasPrefix(out, "queued: no master reachable; will be sent when one is") {
 		t.Errorf("folder create with no master printed %q; want the queued line", out)
@@ -469,9 +479,11 @@ func TestRejected(t *testing.T) {
 	d := newFakeDaemon(t, "s2")
 	serveFake(t, c.home, d)
 	setupUsers(t, c, d)
-	d.reject = fmt.Errorf("%w: folder update by s2: unauthorized: owner ann's home server is s3", peer.ErrRejected)
+	d.set(func(f *fakeDaemon) {
+		f.reject = fmt.Errorf("%w: folder update by s2: unauthorized: owner ann's home server is s3", peer.ErrRejected)
+	})
 	c.fail(1, []string{"folder", "create", "Photos", "--owner", "ann"}, "update rejected", "owner ann's home server is s3")
-	d.reject = nil
+	d.set(func(f *fakeDaemon) { f.reject = nil })
 	d.as("lap")
 	c.fail(1, []string{"report", "generate"}, "this host is not a server in the chain")
 	if got := d.takeSubmits(); len(got) != 1 {

@@ -64,6 +64,7 @@ type fakeDaemon struct {
 	seq     uint64
 	queue   bool                 // Submit answers Queued
 	reject  error                // Submit fails with this
+	elect   int                  // Status says "candidate", with no master, this many more times
 	submits []collections.Update // every update submitted, as given
 }
 
@@ -74,6 +75,13 @@ func newFakeDaemon(t *testing.T, self string) *fakeDaemon {
 		t.Fatal(err)
 	}
 	return &fakeDaemon{self: identitytest.Key(self), master: identitytest.Key("s1"), state: st, epoch: 3}
+}
+
+// set changes the daemon under its lock.
+func (f *fakeDaemon) set(change func(f *fakeDaemon)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
 }
 
 // as makes the daemon run as host name.
@@ -111,7 +119,11 @@ func (f *fakeDaemon) Status(context.Context) (peer.Status, error) {
 		Outbox:      2,
 		Quarantined: []peer.QuarantineEvent{},
 	}
-	if f.master != nil {
+	switch {
+	case f.elect > 0:
+		f.elect--
+		st.Role = "candidate"
+	case f.master != nil:
 		st.Master, st.MasterName = f.master.ID().String(), f.name(f.master.ID())
 		if f.master.ID() == f.self.ID() {
 			st.Role = "master"

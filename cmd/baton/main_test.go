@@ -89,6 +89,8 @@ func TestBinary(t *testing.T) {
 		{[]string{"keys", "gen", "--home", home}, 1, "already exists"},
 		{[]string{"keys", "show", "--jsn", "--home", home}, 2, "unknown flag: --jsn"},
 		{[]string{"kees"}, 2, `unknown command "kees"`},
+		{[]string{"status", "--home", home}, 1, "no daemon running in " + home},
+		{[]string{"run", "--home", home}, 1, "no domain in " + home},
 	} {
 		code, stdout, stderr := baton(tc.args...)
 		name := "baton " + strings.Join(tc.args, " ")
