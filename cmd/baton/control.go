@@ -224,13 +224,18 @@ func waitParam(r *http.Request) (time.Duration, error) {
 // submitter submits a mutation's updates within one deadline and keeps the
 // last receipt.
 type submitter struct {
-	d    daemon
-	ctx  context.Context
-	last peer.Receipt
+	d          daemon
+	ctx        context.Context
+	waitMaster func(context.Context) error // controlServer.requireMaster
+	last       peer.Receipt
 }
 
 // submit sends u. If the previous update is only queued, later ones are not
 // sent: they may depend on it (a chain needs its host's record first).
+//
+// A Domain update refused because this host is not the master right now is
+// sent again once it is: a chain change makes the servers elect again, so
+// the update after one may meet an election in progress.
 func (sb *submitter) submit(u collections.Update, err error) error {
 	if err != nil {
 		return errInvalid("%v", err)
@@ -238,15 +243,28 @@ func (sb *submitter) submit(u collections.Update, err error) error {
 	if sb.last.Queued {
 		return errConflict("an earlier update of this change is still queued: no master reachable; run the command again once it is certified")
 	}
-	rcpt, err := sb.d.Submit(sb.ctx, u)
-	if errors.Is(err, peer.ErrNoMaster) {
-		rcpt, err = peer.Receipt{Queued: true}, nil
+	for {
+		rcpt, err := sb.d.Submit(sb.ctx, u)
+		if errors.Is(err, peer.ErrNoMaster) {
+			rcpt, err = peer.Receipt{Queued: true}, nil
+		}
+		if errors.Is(err, peer.ErrNotMaster) && u.Collection == collections.Domain && sb.waitMaster != nil && sb.ctx.Err() == nil {
+			select {
+			case <-sb.ctx.Done():
+				return err
+			case <-time.After(masterPoll):
+			}
+			if werr := sb.waitMaster(sb.ctx); werr != nil {
+				return werr
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		sb.last = rcpt
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	sb.last = rcpt
-	return nil
 }
 
 func (sb *submitter) result(done string) mutationResult {
@@ -264,7 +282,7 @@ func (s *controlServer) startMutation(r *http.Request) (*submitter, context.Canc
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	return &submitter{d: s.d, ctx: ctx}, cancel, nil
+	return &submitter{d: s.d, ctx: ctx, waitMaster: s.requireMaster}, cancel, nil
 }
 
 func (s *controlServer) getStatus(r *http.Request) (any, error) {

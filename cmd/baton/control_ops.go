@@ -366,7 +366,15 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 	id := rec.ID()
 	chain := st.Chain()
 	if !chain.Contains(id) {
-		return nil, errNotFound("%s (%s) is not a server in the chain", rec.Name, id)
+		if rec.Role != identity.RoleServer {
+			return nil, errNotFound("%s (%s) is not a server in the chain", rec.Name, id)
+		}
+		// Out of the chain already (an earlier remove was interrupted):
+		// finish by removing its host record.
+		if err := sb.submit(collections.Delete(collections.Domain, collections.HostPrefix+id.String()), nil); err != nil {
+			return nil, err
+		}
+		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, id)), nil
 	}
 	if len(chain.Servers) == 1 {
 		return nil, errConflict("%s is the last server of the chain", rec.Name)

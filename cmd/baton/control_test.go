@@ -268,6 +268,38 @@ func TestServersAtMaster(t *testing.T) {
 	c.fail(1, []string{"server", "remove", "lap"}, "lap", "is not a server in the chain")
 	c.okMutation("user", "add", "ann", "--home-server", "s3")
 	c.fail(1, []string{"server", "remove", "s3"}, "s3 is the home server of 1 users (ann)")
+
+	// A chain change makes the servers elect again: the host record's
+	// delete waits for this host to be master again.
+	d.set(func(f *fakeDaemon) { f.reelect = true })
+	c.okMutation("server", "remove", "s4")
+	st, _ = d.State(t.Context())
+	if _, ok := st.HostByID(identitytest.Key("s4").ID()); ok || slices.Contains(st.Chain().Servers, id("s4")) {
+		t.Error("server remove during an election left s4 in the domain")
+	}
+	d.set(func(f *fakeDaemon) { f.reelect = false })
+
+	// A remove interrupted after the chain change is finished by running it again.
+	c.okMutation("server", "add", hostRecordFile(t, "s6", identity.RoleServer))
+	if _, err := d.Submit(t.Context(), mustPut(t, collections.Chain{Servers: []string{id("s1"), id("s2"), id("s3")}})); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.okMutation("server", "remove", "s6"); !strings.Contains(out, "no longer in the chain") {
+		t.Errorf("server remove of a host out of the chain printed %q", out)
+	}
+	st, _ = d.State(t.Context())
+	if _, ok := st.HostByID(identitytest.Key("s6").ID()); ok {
+		t.Error("server remove left s6's host record")
+	}
+}
+
+func mustPut(t *testing.T, v collections.Value) collections.Update {
+	t.Helper()
+	u, err := collections.Put(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // TestServerAddTurnsOnMajority: a two-server domain on the plain chain rule

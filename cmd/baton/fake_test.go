@@ -65,6 +65,8 @@ type fakeDaemon struct {
 	queue   bool                 // Submit answers Queued
 	reject  error                // Submit fails with this
 	elect   int                  // Status says "candidate", with no master, this many more times
+	reelect bool                 // after a chain change: an election (elect, and the next Domain Submit refused)
+	refuse  int                  // refuse this many more Domain Submits with a NotMasterError naming no master
 	submits []collections.Update // every update submitted, as given
 }
 
@@ -156,6 +158,10 @@ func (f *fakeDaemon) Submit(_ context.Context, u collections.Update) (peer.Recei
 	if f.reject != nil {
 		return peer.Receipt{}, f.reject
 	}
+	if f.refuse > 0 && u.Collection == collections.Domain {
+		f.refuse--
+		return peer.Receipt{}, &peer.NotMasterError{}
+	}
 	if f.queue || f.master == nil {
 		return peer.Receipt{Queued: true}, nil
 	}
@@ -175,6 +181,9 @@ func (f *fakeDaemon) Submit(_ context.Context, u collections.Update) (peer.Recei
 	}
 	if vd := f.state.Apply(v); vd.Outcome != collections.Accepted {
 		return peer.Receipt{}, fmt.Errorf("%w: %v", peer.ErrRejected, vd.Err)
+	}
+	if f.reelect && u.Key == collections.ChainKey {
+		f.elect, f.refuse = 2, 1
 	}
 	return peer.Receipt{Certified: c}, nil
 }
