@@ -1,5 +1,7 @@
-// Command baton is the baton host agent: it manages this host's key and,
-// as later commands arrive, runs the host as a server or desktop agent.
+// Command baton is the baton host agent: it manages this host's key, founds
+// and joins domains, runs the host as a server or desktop agent ('baton
+// run'), and asks the running daemon over its control socket (status, users,
+// servers, folders, reports).
 //
 // main is thin: it builds a context cancelled by SIGINT or SIGTERM, runs the
 // command line and exits with its code. Everything else lives in run and the
