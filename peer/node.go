@@ -22,6 +22,8 @@ type Node struct {
 	started chan struct{}
 	reqs    chan request
 	running atomic.Bool
+	// agentOps admits one agent folder request at a time (agentops.go).
+	agentOps chan struct{}
 	// hooks are fault-injection points for this package's tests, set
 	// (through export_test.go) before Run; all nil otherwise.
 	hooks testHooks
@@ -45,7 +47,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, started: make(chan struct{}), reqs: make(chan request)}, nil
+	return &Node{cfg: cfg, started: make(chan struct{}), reqs: make(chan request), agentOps: make(chan struct{}, 1)}, nil
 }
 
 // ID is the node's peer ID.

@@ -151,6 +151,7 @@ func (n *Node) Run(ctx context.Context) error {
 		h.RemoveStreamHandler(protoSync)
 		h.RemoveStreamHandler(protoLogin)
 		h.RemoveStreamHandler(protoRenew)
+		h.RemoveStreamHandler(protoAgent)
 		updSub.Cancel()
 		hbSub.Cancel()
 		wg.Wait()
@@ -162,6 +163,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if cfg.Role == identity.RoleServer {
 		h.SetStreamHandler(protoLogin, d.handleLogin)
 		h.SetStreamHandler(protoRenew, d.handleRenew)
+		h.SetStreamHandler(protoAgent, d.handleAgent)
 	}
 
 	wg.Add(2)

@@ -1,0 +1,486 @@
+package peer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/canon"
+)
+
+// Agent folder operations: a desktop agent asks a server to change a
+// folder's Catalog record on its user's behalf. Folder records are written
+// only by their hosting server (the owner's home server), so the agent asks
+// that server, which checks who asks and what, and submits the update as
+// its own; the master certifies it as usual.
+//
+// /baton/agent/1.0.0 — one CBOR request, one CBOR response, each a
+// varint-length-prefixed frame. Request agentRequest {1: op ("create",
+// "share", "unshare" or "leave"), 2: folder name (create), 3: folder ID,
+// 4: user (share, unshare), 5: right ("ro" or "rw", share)}. The
+// requesting user is the one whose valid device the authenticated remote
+// peer is, never a field. Response agentResponse {1: code, 2: message,
+// 3: the certified update (code ""), 4: the folder record as submitted,
+// 5: the hosting server's peer ID (code "elsewhere")}. Codes: "" (done and
+// certified), "queued" (submitted, no master reachable: it is certified
+// when one is), "denied" (not a valid device, or not allowed: only the
+// owner shares and unshares), "elsewhere" (this server does not host the
+// folder, or is not the user's home server), "not-found", "invalid",
+// "error".
+const (
+	protoAgent = protocol.ID("/baton/agent/1.0.0")
+
+	maxAgentRequest  = 4 << 10
+	maxAgentResponse = 2*collections.MaxUpdateSize + 64<<10
+	agentTimeout     = 30 * time.Second
+)
+
+// Agent operations.
+const (
+	opCreate  = "create"
+	opShare   = "share"
+	opUnshare = "unshare"
+	opLeave   = "leave"
+)
+
+// Agent response codes (besides those of login).
+const (
+	codeQueued    = "queued"
+	codeElsewhere = "elsewhere"
+	codeNotFound  = "not-found"
+	codeInvalid   = "invalid"
+)
+
+// Errors of the agent folder operations callers branch on.
+var (
+	// ErrQueued: the server submitted the change but no master answered
+	// in time; it waits in the server's outbox and is certified when a
+	// master is reachable.
+	ErrQueued = errors.New("the change waits for the master: no master reachable now; it is certified when one is")
+	// ErrFolderDenied: the requester may not make this change (only a
+	// folder's owner shares and unshares it; the owner cannot leave).
+	ErrFolderDenied = errors.New("not allowed")
+	// ErrNoSuchFolder: the Catalog has no folder with that ID.
+	ErrNoSuchFolder = errors.New("no such folder")
+	// ErrNotLoggedIn: this agent has no device certificate.
+	ErrNotLoggedIn = errors.New("this agent is not logged in: run 'baton login USER@SERVER'")
+)
+
+// WrongServerError says that a folder operation must be made at another
+// server: the folder's hosting server, or the user's home server.
+type WrongServerError struct {
+	Server     lpeer.ID
+	ServerName string
+	Msg        string
+}
+
+func (e *WrongServerError) Error() string { return e.Msg }
+
+type agentRequest struct {
+	Op     string `cbor:"1,keyasint"`
+	Name   string `cbor:"2,keyasint,omitempty"`
+	Folder string `cbor:"3,keyasint,omitempty"`
+	User   string `cbor:"4,keyasint,omitempty"`
+	Right  string `cbor:"5,keyasint,omitempty"`
+}
+
+type agentResponse struct {
+	Code      string `cbor:"1,keyasint,omitempty"`
+	Error     string `cbor:"2,keyasint,omitempty"`
+	Certified []byte `cbor:"3,keyasint,omitempty"`
+	Folder    []byte `cbor:"4,keyasint,omitempty"` // the collections.Folder, CBOR
+	Server    string `cbor:"5,keyasint,omitempty"`
+}
+
+func agentFailure(code, format string, args ...any) agentResponse {
+	return agentResponse{Code: code, Error: fmt.Sprintf(format, args...)}
+}
+
+// --- the server side ---
+
+func (d *driver) handleAgent(s network.Stream) {
+	if d.refuseGuest(s) {
+		return
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(agentTimeout))
+	b, err := readFrame(s, maxAgentRequest)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	ctx, cancel := d.handlerContext(agentTimeout)
+	resp := d.serveAgent(ctx, s.Conn().RemotePeer(), b)
+	cancel()
+	out, err := canon.Marshal(resp)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	_ = writeFrame(s, out)
+}
+
+// serveAgent checks and makes one agent request. Requests are made one at
+// a time, so each reads the folder as the previous one left it.
+func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agentResponse {
+	var req agentRequest
+	if err := canon.Unmarshal(b, &req, maxAgentRequest); err != nil {
+		return agentFailure(codeError, "malformed agent request")
+	}
+	n := d.node
+	select {
+	case n.agentOps <- struct{}{}:
+		defer func() { <-n.agentOps }()
+	case <-ctx.Done():
+		return agentFailure(codeError, "server busy; try again")
+	}
+	var newID string
+	if req.Op == opCreate {
+		var err error
+		if newID, err = randomFolderID(); err != nil {
+			return agentFailure(codeError, "%v", err)
+		}
+	}
+	type plan struct {
+		user   string
+		folder collections.Folder
+		done   string
+		resp   agentResponse
+	}
+	p, err := query(ctx, d, func(d *driver) plan {
+		user, ok := d.state.ValidDevice(remote, d.cfg.Now())
+		if !ok {
+			return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
+		}
+		f, done, resp := d.planAgentOp(user, req, newID)
+		return plan{user: user, folder: f, done: done, resp: resp}
+	})
+	if err != nil {
+		return agentFailure(codeError, "server is stopping")
+	}
+	if p.resp.Code != "" {
+		d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
+		return p.resp
+	}
+	u, err := collections.Put(p.folder)
+	if err != nil {
+		return agentFailure(codeInvalid, "%v", err)
+	}
+	enc, err := canon.Marshal(p.folder)
+	if err != nil {
+		return agentFailure(codeInvalid, "%v", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, submitWait)
+	defer cancel()
+	r, err := n.Submit(sctx, u)
+	switch {
+	case errors.Is(err, ErrNoMaster):
+		r, err = Receipt{Queued: true}, nil
+	case errors.Is(err, ErrRejected):
+		return agentFailure(codeInvalid, "%v", err)
+	case err != nil:
+		return agentFailure(codeError, "%v", err)
+	}
+	d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
+	if r.Queued {
+		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
+	}
+	return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
+}
+
+// planAgentOp checks req by user against the state and returns the folder
+// record to submit and what it does, or a refusal.
+func (d *driver) planAgentOp(user string, req agentRequest, newID string) (collections.Folder, string, agentResponse) {
+	var none collections.Folder
+	if req.Op == opCreate {
+		home, ok := d.state.HomeServer(user)
+		if !ok {
+			return none, "", agentFailure(codeDenied, "%s is not a user of the domain", user)
+		}
+		if home != d.self {
+			return none, "", agentResponse{Code: codeElsewhere, Server: home.String(),
+				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
+		}
+		for _, f := range d.state.Folders() {
+			if f.Owner == user && f.Name == req.Name {
+				return none, "", agentFailure(codeInvalid, "%s already has a folder named %s (%s)", user, f.Name, f.ID)
+			}
+		}
+		f := collections.Folder{ID: newID, Name: req.Name, Owner: user, Server: d.self.String(),
+			Members: map[string]collections.Right{user: collections.RightOwner}}
+		if err := f.Validate(); err != nil {
+			return none, "", agentFailure(codeInvalid, "%v", err)
+		}
+		return f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
+	}
+
+	f, ok := d.state.Folder(req.Folder)
+	if !ok {
+		return none, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
+	}
+	if f.Server != d.self.String() {
+		srv, _ := lpeer.Decode(f.Server)
+		return none, "", agentResponse{Code: codeElsewhere, Server: f.Server,
+			Error: fmt.Sprintf("folder %s (%s) is hosted on %s (%s): ask there", f.Name, f.ID, d.hostName(srv), f.Server)}
+	}
+	members := make(map[string]collections.Right, len(f.Members)+1)
+	for u, r := range f.Members {
+		members[u] = r
+	}
+	var done string
+	switch req.Op {
+	case opShare, opUnshare:
+		if user != f.Owner {
+			return none, "", agentFailure(codeDenied, "only the owner of folder %s, %s, shares it", f.Name, f.Owner)
+		}
+		if req.User == f.Owner {
+			return none, "", agentFailure(codeInvalid, "%s owns folder %s", req.User, f.Name)
+		}
+		if req.Op == opUnshare {
+			if _, ok := members[req.User]; !ok {
+				return none, "", agentFailure(codeNotFound, "%s is not a member of folder %s", req.User, f.Name)
+			}
+			delete(members, req.User)
+			done = fmt.Sprintf("folder %s (%s) no longer shared with %s", f.Name, f.ID, req.User)
+			break
+		}
+		right := collections.Right(req.Right)
+		if right != collections.RightReadOnly && right != collections.RightReadWrite {
+			return none, "", agentFailure(codeInvalid, "right %q: want ro or rw", req.Right)
+		}
+		if _, ok := d.state.User(req.User); !ok {
+			return none, "", agentFailure(codeNotFound, "no user %s in the domain", req.User)
+		}
+		members[req.User] = right
+		done = fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)
+	case opLeave:
+		if user == f.Owner {
+			return none, "", agentFailure(codeDenied, "%s owns folder %s and cannot leave it", user, f.Name)
+		}
+		if _, ok := members[user]; !ok {
+			return none, "", agentFailure(codeNotFound, "%s is not a member of folder %s", user, f.Name)
+		}
+		delete(members, user)
+		done = fmt.Sprintf("%s left folder %s (%s)", user, f.Name, f.ID)
+	default:
+		return none, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
+	}
+	f.Members = members
+	return f, done, agentResponse{}
+}
+
+// randomFolderID is 16 random hex characters.
+func randomFolderID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("making a folder ID: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// --- the agent side ---
+
+// CreateFolder asks this agent's home server to create a folder named
+// name, owned by the agent's user and hosted on the home server. It returns
+// the folder once the master certified it (this agent's copy of the
+// Catalog then holds it). If no master is reachable it returns the folder
+// and ErrQueued: the server keeps the change and sends it later.
+func (n *Node) CreateFolder(ctx context.Context, name string) (collections.Folder, error) {
+	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name})
+}
+
+// ShareFolder asks the folder's hosting server to give user right (ro or
+// rw) in folder id; sharing again changes the right. Only the owner's
+// devices may. ErrQueued as for CreateFolder.
+func (n *Node) ShareFolder(ctx context.Context, id, user string, right collections.Right) error {
+	if right != collections.RightReadOnly && right != collections.RightReadWrite {
+		return fmt.Errorf("right %q: want ro or rw", right)
+	}
+	if err := identity.ValidateName(user); err != nil {
+		return fmt.Errorf("user name: %w", err)
+	}
+	_, err := n.agentOp(ctx, agentRequest{Op: opShare, Folder: id, User: user, Right: string(right)})
+	return err
+}
+
+// UnshareFolder asks the folder's hosting server to remove user from
+// folder id. Only the owner's devices may.
+func (n *Node) UnshareFolder(ctx context.Context, id, user string) error {
+	if err := identity.ValidateName(user); err != nil {
+		return fmt.Errorf("user name: %w", err)
+	}
+	_, err := n.agentOp(ctx, agentRequest{Op: opUnshare, Folder: id, User: user})
+	return err
+}
+
+// LeaveFolder asks the folder's hosting server to remove this agent's user
+// from folder id. The owner cannot leave their own folder.
+func (n *Node) LeaveFolder(ctx context.Context, id string) error {
+	_, err := n.agentOp(ctx, agentRequest{Op: opLeave, Folder: id})
+	return err
+}
+
+// agentOp sends req to the server that must make it (the home server for
+// a create, the folder's hosting server otherwise) and, when the change
+// is certified, applies it to this node's state before returning.
+func (n *Node) agentOp(ctx context.Context, req agentRequest) (collections.Folder, error) {
+	var (
+		h      host.Host
+		target lpeer.AddrInfo
+		err    error
+	)
+	if derr := n.do(ctx, func(_ context.Context, d *driver) {
+		h = d.host
+		target, err = d.agentTarget(req)
+	}); derr != nil {
+		return collections.Folder{}, derr
+	}
+	if err != nil {
+		return collections.Folder{}, err
+	}
+	b, err := canon.Marshal(req)
+	if err != nil {
+		return collections.Folder{}, err
+	}
+	resp, err := agentExchange(ctx, h, target, b)
+	if err != nil {
+		return collections.Folder{}, err
+	}
+	var f collections.Folder
+	if len(resp.Folder) > 0 {
+		if err := canon.Unmarshal(resp.Folder, &f, maxAgentResponse); err != nil {
+			f = collections.Folder{}
+		}
+	}
+	switch resp.Code {
+	case "":
+	case codeQueued:
+		return f, ErrQueued
+	case codeElsewhere:
+		srv, _ := lpeer.Decode(resp.Server)
+		return collections.Folder{}, &WrongServerError{Server: srv, ServerName: n.hostNameOf(ctx, srv), Msg: resp.Error}
+	case codeDenied:
+		return collections.Folder{}, fmt.Errorf("%w: %s", ErrFolderDenied, resp.Error)
+	case codeNotFound:
+		if req.Op != opCreate && req.User == "" {
+			return collections.Folder{}, fmt.Errorf("%w: %s", ErrNoSuchFolder, resp.Error)
+		}
+		return collections.Folder{}, fmt.Errorf("%w: %s", errRemote, resp.Error)
+	default:
+		return collections.Folder{}, fmt.Errorf("%w: %s", errRemote, resp.Error)
+	}
+	c, err := collections.UnmarshalCertified(resp.Certified)
+	if err != nil {
+		return collections.Folder{}, fmt.Errorf("certified update from %s: %w", target.ID, err)
+	}
+	if cu := c.Update(); cu.Collection != collections.Catalog || cu.Author != target.ID.String() || cu.Delete {
+		return collections.Folder{}, fmt.Errorf("server %s answered with an unrelated update (%s)", target.ID, cu.Key)
+	}
+	if v, err := c.Update().Decode(); err == nil {
+		if fv, ok := v.(collections.Folder); ok {
+			f = fv
+		}
+	}
+	// Apply it now, so this node's view holds the change when we return;
+	// gossip brings the same update again, which then changes nothing.
+	var v collections.Verdict
+	var aerr error
+	if derr := n.do(ctx, func(_ context.Context, d *driver) {
+		v, aerr = d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "agent-op")
+	}); derr != nil {
+		return f, derr
+	}
+	if v.Outcome == collections.Rejected { // Duplicate or Stale: gossip was faster
+		return f, fmt.Errorf("the certified change from %s does not verify here: %w", target.ID, aerr)
+	}
+	return f, nil
+}
+
+// hostNameOf is id's host name in this node's state, or its ID.
+func (n *Node) hostNameOf(ctx context.Context, id lpeer.ID) string {
+	name := id.String()
+	_ = n.do(ctx, func(_ context.Context, d *driver) { name = d.hostName(id) })
+	return name
+}
+
+// agentTarget is the server that must make req, with the addresses an
+// agent dials (public first).
+func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
+	if d.cfg.Role != identity.RoleAgent || d.auth == nil || d.auth.cert == nil {
+		return lpeer.AddrInfo{}, ErrNotLoggedIn
+	}
+	var server lpeer.ID
+	if req.Op == opCreate {
+		home, ok := d.state.HomeServer(d.auth.certInfo.User)
+		if !ok {
+			return lpeer.AddrInfo{}, fmt.Errorf("%w: %s is not a user of the domain", ErrNoSuchUser, d.auth.certInfo.User)
+		}
+		server = home
+	} else {
+		f, ok := d.state.Folder(req.Folder)
+		if !ok {
+			return lpeer.AddrInfo{}, fmt.Errorf("%w: %s", ErrNoSuchFolder, req.Folder)
+		}
+		id, err := lpeer.Decode(f.Server)
+		if err != nil {
+			return lpeer.AddrInfo{}, fmt.Errorf("folder %s names a bad server: %w", f.ID, err)
+		}
+		server = id
+	}
+	info := lpeer.AddrInfo{ID: server}
+	if rec, ok := d.state.HostByID(server); ok {
+		for _, s := range append(append([]string{}, rec.PublicAddrs...), rec.PrivateAddrs...) {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				info.Addrs = append(info.Addrs, a)
+			}
+		}
+	}
+	return info, nil
+}
+
+// agentExchange makes one agent request to info.
+func agentExchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, req []byte) (agentResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
+	if h.Network().Connectedness(info.ID) != network.Connected && len(info.Addrs) > 0 {
+		if err := h.Connect(ctx, info); err != nil {
+			return agentResponse{}, fmt.Errorf("connecting to %s: %w", info.ID, err)
+		}
+	}
+	s, err := h.NewStream(ctx, info.ID, protoAgent)
+	if err != nil {
+		return agentResponse{}, fmt.Errorf("opening %s to %s: %w", protoAgent, info.ID, err)
+	}
+	defer s.Close()
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	if err := writeFrame(s, req); err != nil {
+		_ = s.Reset()
+		return agentResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
+	}
+	if err := s.CloseWrite(); err != nil {
+		_ = s.Reset()
+		return agentResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
+	}
+	b, err := readFrame(s, maxAgentResponse)
+	if err != nil {
+		_ = s.Reset()
+		return agentResponse{}, fmt.Errorf("reading the answer of %s: %w", info.ID, err)
+	}
+	var resp agentResponse
+	if err := canon.Unmarshal(b, &resp, maxAgentResponse); err != nil {
+		return agentResponse{}, fmt.Errorf("answer of %s: %w", info.ID, err)
+	}
+	return resp, nil
+}
