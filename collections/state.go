@@ -11,6 +11,8 @@ import (
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/zeebo/blake3"
+
+	"github.com/baton-sync/baton/identity"
 )
 
 // Outcome is what Apply did with an update.
@@ -133,6 +135,10 @@ type State struct {
 	cols     [Report + 1]*collection
 	maxClock uint64
 	maxEpoch uint64
+
+	// hostCache remembers verified host records by update hash (a cache:
+	// not part of the state, not shared by clones).
+	hostCache map[[32]byte]identity.HostRecord
 }
 
 // NewState seeds a State from an opened genesis: the domain record, the
@@ -190,6 +196,7 @@ func (s *State) Genesis() Genesis { return s.genesis }
 // Clone returns an independent copy of s.
 func (s *State) Clone() *State {
 	n := *s
+	n.hostCache = nil
 	for _, k := range Kinds {
 		n.cols[k] = s.cols[k].clone()
 	}

@@ -112,9 +112,12 @@ func (s *State) HomeServer(user string) (lpeer.ID, bool) {
 // Hosts is every member host's record, by peer ID.
 func (s *State) Hosts() []identity.HostRecord {
 	var out []identity.HostRecord
-	for _, h := range each[Host](s, Domain, HostPrefix) {
-		if r, err := h.Open(); err == nil {
-			out = append(out, r)
+	for _, r := range s.Records(Domain) {
+		if r.Deleted || !strings.HasPrefix(r.Key, HostPrefix) {
+			continue
+		}
+		if rec, ok := s.openHost(r); ok {
+			out = append(out, rec)
 		}
 	}
 	return out
@@ -122,12 +125,37 @@ func (s *State) Hosts() []identity.HostRecord {
 
 // HostByID returns the record of the member host id.
 func (s *State) HostByID(id lpeer.ID) (identity.HostRecord, bool) {
-	h, ok := live[Host](s, Domain, HostPrefix+id.String())
+	r, ok := s.Lookup(Domain, HostPrefix+id.String())
 	if !ok {
 		return identity.HostRecord{}, false
 	}
-	r, err := h.Open()
-	return r, err == nil
+	return s.openHost(r)
+}
+
+// openHost decodes and verifies a host record, remembering the result by
+// the update's hash: records never change under a hash, and verifying the
+// signature on every lookup is the most expensive part of a lookup.
+func (s *State) openHost(r Record) (identity.HostRecord, bool) {
+	if rec, ok := s.hostCache[r.Hash]; ok {
+		return rec, true
+	}
+	v, err := r.Decode()
+	if err != nil {
+		return identity.HostRecord{}, false
+	}
+	h, ok := v.(Host)
+	if !ok {
+		return identity.HostRecord{}, false
+	}
+	rec, err := h.Open()
+	if err != nil {
+		return identity.HostRecord{}, false
+	}
+	if s.hostCache == nil {
+		s.hostCache = map[[32]byte]identity.HostRecord{}
+	}
+	s.hostCache[r.Hash] = rec
+	return rec, true
 }
 
 // Folders is every folder of the Catalog, by ID.
