@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -136,9 +137,32 @@ type State struct {
 	maxClock uint64
 	maxEpoch uint64
 
-	// hostCache remembers verified host records by update hash (a cache:
-	// not part of the state, not shared by clones).
-	hostCache map[[32]byte]identity.HostRecord
+	// hosts remembers verified host records by update hash (a cache: not
+	// part of the state, not shared by clones).
+	hosts *hostCache
+}
+
+// hostCache is safe for concurrent use, so a State that is only read may be
+// shared by goroutines even though lookups fill the cache.
+type hostCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]identity.HostRecord
+}
+
+func (c *hostCache) get(h [32]byte) (identity.HostRecord, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[h]
+	return r, ok
+}
+
+func (c *hostCache) put(h [32]byte, r identity.HostRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 1<<16 {
+		c.m = map[[32]byte]identity.HostRecord{}
+	}
+	c.m[h] = r
 }
 
 // NewState seeds a State from an opened genesis: the domain record, the
@@ -152,7 +176,7 @@ func NewState(g Genesis) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &State{genesis: g}
+	s := &State{genesis: g, hosts: &hostCache{}}
 	for _, k := range Kinds {
 		s.cols[k] = newCollection()
 	}
@@ -196,7 +220,7 @@ func (s *State) Genesis() Genesis { return s.genesis }
 // Clone returns an independent copy of s.
 func (s *State) Clone() *State {
 	n := *s
-	n.hostCache = nil
+	n.hosts = &hostCache{}
 	for _, k := range Kinds {
 		n.cols[k] = s.cols[k].clone()
 	}

@@ -136,7 +136,7 @@ func (s *State) HostByID(id lpeer.ID) (identity.HostRecord, bool) {
 // the update's hash: records never change under a hash, and verifying the
 // signature on every lookup is the most expensive part of a lookup.
 func (s *State) openHost(r Record) (identity.HostRecord, bool) {
-	if rec, ok := s.hostCache[r.Hash]; ok {
+	if rec, ok := s.hosts.get(r.Hash); ok {
 		return rec, true
 	}
 	v, err := r.Decode()
@@ -151,10 +151,7 @@ func (s *State) openHost(r Record) (identity.HostRecord, bool) {
 	if err != nil {
 		return identity.HostRecord{}, false
 	}
-	if s.hostCache == nil {
-		s.hostCache = map[[32]byte]identity.HostRecord{}
-	}
-	s.hostCache[r.Hash] = rec
+	s.hosts.put(r.Hash, rec)
 	return rec, true
 }
 
