@@ -179,6 +179,9 @@ func (s *controlServer) requireMaster(ctx context.Context) error {
 		case <-ctx.Done():
 			return notMaster(st)
 		case <-tick.C:
+			if ctx.Err() != nil { // both were ready: the deadline wins
+				return notMaster(st)
+			}
 		}
 	}
 }
