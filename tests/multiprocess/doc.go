@@ -1,0 +1,17 @@
+// Package multiprocess holds tests that build the baton command once and
+// run real daemons ('baton run') on 127.0.0.1, each with its own temporary
+// home and a free port, driving them only through the CLI: init, keys
+// export, domain create/export/join, status --json and the user, folder and
+// report commands. They kill -9 and restart daemons for the failover
+// scenarios of the design (an agent, a slave, the master fails; the old
+// master returns), tamper with data files, and let hosts outside the domain
+// try to connect.
+//
+// Every scenario ends with the same checks: every update a command
+// acknowledged ("ok: ...") is listed on every live server, all live servers
+// have equal collection digests, and no server ever reported a master epoch
+// lower than one it reported before.
+//
+// The package has no non-test code. The tests take about a minute and a
+// half on a two-core machine; 'go test -short' skips them.
+package multiprocess
