@@ -17,14 +17,14 @@ import (
 func newUserCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Provision users: add, remove, list (changes at the master)",
+		Short: "Provision users: add, remove, list (at the master); passwd (at their home server)",
 		Long: `Users are provisioned in the Domain, at the master: each has a home server,
 where the user logs in and where their folders are hosted. These commands ask
 the running daemon ('baton run') of this home.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newUserAddCmd(env), newUserRemoveCmd(env), newUserListCmd(env))
+	cmd.AddCommand(newUserAddCmd(env), newUserRemoveCmd(env), newUserListCmd(env), newUserPasswdCmd(env))
 	return cmd
 }
 

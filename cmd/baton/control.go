@@ -15,6 +15,17 @@ package main
 //	GET    /v1/folders                []folderJSON
 //	POST   /v1/folders                createFolderRequest   -> mutationResult
 //	POST   /v1/folders/share          shareFolderRequest    -> mutationResult
+//	POST   /v1/users/{name}/password  setPasswordRequest    -> okResult
+//	GET    /v1/devices?user=U         []peer.DeviceInfo
+//	DELETE /v1/devices/{id}                                 -> okResult
+//	GET    /v1/agent/folders          []agentFolderJSON (an agent's: mine and shared with me)
+//	POST   /v1/agent/folders          agentCreateRequest    -> agentResult
+//	POST   /v1/agent/folders/share    agentShareRequest     -> agentResult
+//	POST   /v1/agent/folders/unshare  agentShareRequest     -> agentResult
+//	POST   /v1/agent/folders/accept   agentAcceptRequest    -> agentResult
+//	POST   /v1/agent/folders/leave    agentFolderRequest    -> agentResult
+//	GET    /v1/agent/folders/status?folder=REF              folderStatusJSON
+//	POST   /v1/agent/folders/revert   agentFolderRequest    -> agentResult
 //	GET    /v1/reports                []reportJSON (no content)
 //	GET    /v1/reports/{id}           reportJSON (with content)
 //	POST   /v1/reports                generateReportRequest -> mutationResult
@@ -36,6 +47,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -51,6 +63,19 @@ type daemon interface {
 	Status(ctx context.Context) (peer.Status, error)
 	State(ctx context.Context) (*collections.State, error)
 	Submit(ctx context.Context, u collections.Update) (peer.Receipt, error)
+
+	// Users and devices (servers: at the user's home server).
+	SetPassword(ctx context.Context, user string, password []byte) error
+	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
+	RevokeDevice(ctx context.Context, id lpeer.ID) error
+	// DeviceStatus is an agent's own device certificate.
+	DeviceStatus(ctx context.Context) (peer.DeviceStatus, bool, error)
+
+	// Folder changes an agent asks of the hosting server.
+	CreateFolder(ctx context.Context, name string) (collections.Folder, error)
+	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
+	UnshareFolder(ctx context.Context, id, user string) error
+	LeaveFolder(ctx context.Context, id string) error
 }
 
 var _ daemon = (*peer.Node)(nil)
@@ -63,6 +88,7 @@ const (
 	codeNotMaster   = "not_master"  // a Domain change at a host that is not the master (409)
 	codeRejected    = "rejected"    // the master refused the update (422)
 	codeUnavailable = "unavailable" // the node is not running (503)
+	codeDenied      = "denied"      // the hosting server refused: not the owner, the owner leaving (403)
 	codeInternal    = "internal"    // anything else (500)
 )
 
@@ -116,6 +142,10 @@ type controlServer struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
+	// An agent's: the home (folders.toml) and the sync engine (nil: none).
+	home      string
+	engine    syncEngine
+	foldersMu sync.Mutex // serializes changes to folders.toml and the engine's set
 }
 
 func (s *controlServer) handler() http.Handler {
@@ -130,6 +160,17 @@ func (s *controlServer) handler() http.Handler {
 	mux.HandleFunc("GET /v1/folders", s.serve(s.listFolders))
 	mux.HandleFunc("POST /v1/folders", s.serve(s.createFolder))
 	mux.HandleFunc("POST /v1/folders/share", s.serve(s.shareFolder))
+	mux.HandleFunc("POST /v1/users/{name}/password", s.serve(s.setPassword))
+	mux.HandleFunc("GET /v1/devices", s.serve(s.listDevices))
+	mux.HandleFunc("DELETE /v1/devices/{id}", s.serve(s.revokeDevice))
+	mux.HandleFunc("GET /v1/agent/folders", s.serve(s.agentFolders))
+	mux.HandleFunc("POST /v1/agent/folders", s.serve(s.agentCreate))
+	mux.HandleFunc("POST /v1/agent/folders/share", s.serve(s.agentShare))
+	mux.HandleFunc("POST /v1/agent/folders/unshare", s.serve(s.agentUnshare))
+	mux.HandleFunc("POST /v1/agent/folders/accept", s.serve(s.agentAccept))
+	mux.HandleFunc("POST /v1/agent/folders/leave", s.serve(s.agentLeave))
+	mux.HandleFunc("GET /v1/agent/folders/status", s.serve(s.agentStatus))
+	mux.HandleFunc("POST /v1/agent/folders/revert", s.serve(s.agentRevert))
 	mux.HandleFunc("GET /v1/reports", s.serve(s.listReports))
 	mux.HandleFunc("GET /v1/reports/{id}", s.serve(s.showReport))
 	mux.HandleFunc("POST /v1/reports", s.serve(s.generateReport))
@@ -166,8 +207,20 @@ func errorResponse(err error) (int, errorJSON) {
 	var (
 		ae *apiError
 		nm *peer.NotMasterError
+		nh *peer.NotHomeServerError
+		ws *peer.WrongServerError
 	)
 	switch {
+	case errors.As(err, &nh):
+		return http.StatusConflict, errorJSON{Error: nh.Error(), Code: codeConflict}
+	case errors.As(err, &ws):
+		return http.StatusConflict, errorJSON{Error: ws.Error(), Code: codeConflict}
+	case errors.Is(err, peer.ErrNoSuchUser), errors.Is(err, peer.ErrNoSuchFolder):
+		return http.StatusNotFound, errorJSON{Error: err.Error(), Code: codeNotFound}
+	case errors.Is(err, peer.ErrFolderDenied):
+		return http.StatusForbidden, errorJSON{Error: err.Error(), Code: codeDenied}
+	case errors.Is(err, peer.ErrNotLoggedIn), errors.Is(err, errNoEngine):
+		return http.StatusConflict, errorJSON{Error: err.Error(), Code: codeConflict}
 	case errors.As(err, &nm):
 		return http.StatusConflict, errorJSON{Error: nm.Error(), Code: codeNotMaster, Master: nm.Master.String(), MasterName: nm.MasterName}
 	case errors.Is(err, peer.ErrNotMaster):

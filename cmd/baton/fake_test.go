@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -68,6 +69,21 @@ type fakeDaemon struct {
 	reelect bool                 // after a chain change: an election (elect, and the next Domain Submit refused)
 	refuse  int                  // refuse this many more Domain Submits with a NotMasterError naming no master
 	submits []collections.Update // every update submitted, as given
+
+	// Users and devices.
+	passwords map[string]string // set by SetPassword
+
+	// An agent: agent makes Status say so; user is the logged-in user
+	// ("" for none); agentErr, if set, is what the hosting server answers
+	// every folder change with (peer.ErrQueued makes the change anyway).
+	agent    bool
+	user     string
+	agentErr error
+	// The sync engine: noEngine makes the daemon have none.
+	noEngine bool
+	synced   map[string]string  // the last SetFolders
+	statuses []folderStatusJSON // FolderStatus answers, in turn; the last one repeats
+	reverted []string           // RevertFolder calls
 }
 
 func newFakeDaemon(t *testing.T, self string) *fakeDaemon {
@@ -122,6 +138,11 @@ func (f *fakeDaemon) Status(context.Context) (peer.Status, error) {
 		Quarantined: []peer.QuarantineEvent{},
 	}
 	switch {
+	case f.agent:
+		st.Role = "agent"
+		if f.master != nil {
+			st.Master, st.MasterName = f.master.ID().String(), f.name(f.master.ID())
+		}
 	case f.elect > 0:
 		f.elect--
 		st.Role = "candidate"
@@ -165,27 +186,37 @@ func (f *fakeDaemon) Submit(_ context.Context, u collections.Update) (peer.Recei
 	if f.queue || f.master == nil {
 		return peer.Receipt{Queued: true}, nil
 	}
-	u = f.state.Prepare(f.self.ID(), u, testNow)
-	su, err := collections.SignUpdate(f.self, u)
-	if err != nil {
-		return peer.Receipt{}, fmt.Errorf("%w: %v", peer.ErrRejected, err)
-	}
-	p, err := f.state.VerifyProposal(su, f.master.ID())
-	if err != nil {
-		return peer.Receipt{}, fmt.Errorf("%w: %v", peer.ErrRejected, err)
-	}
-	f.seq++
-	c, v, err := p.Certify(f.master, f.epoch, f.seq)
+	c, err := f.certifyAs(f.self, u)
 	if err != nil {
 		return peer.Receipt{}, err
-	}
-	if vd := f.state.Apply(v); vd.Outcome != collections.Accepted {
-		return peer.Receipt{}, fmt.Errorf("%w: %v", peer.ErrRejected, vd.Err)
 	}
 	if f.reelect && u.Key == collections.ChainKey {
 		f.elect, f.refuse = 2, 1
 	}
 	return peer.Receipt{Certified: c}, nil
+}
+
+// certifyAs signs u as author, certifies it as the master and applies it,
+// under f.mu.
+func (f *fakeDaemon) certifyAs(author *identity.PrivateKey, u collections.Update) (collections.Certified, error) {
+	u = f.state.Prepare(author.ID(), u, testNow)
+	su, err := collections.SignUpdate(author, u)
+	if err != nil {
+		return collections.Certified{}, fmt.Errorf("%w: %v", peer.ErrRejected, err)
+	}
+	p, err := f.state.VerifyProposal(su, f.master.ID())
+	if err != nil {
+		return collections.Certified{}, fmt.Errorf("%w: %v", peer.ErrRejected, err)
+	}
+	f.seq++
+	c, v, err := p.Certify(f.master, f.epoch, f.seq)
+	if err != nil {
+		return collections.Certified{}, err
+	}
+	if vd := f.state.Apply(v); vd.Outcome != collections.Accepted {
+		return collections.Certified{}, fmt.Errorf("%w: %v", peer.ErrRejected, vd.Err)
+	}
+	return c, nil
 }
 
 // lastSubmits returns the updates submitted since the last call.
@@ -217,6 +248,12 @@ func serveFake(t *testing.T, home string, d daemon) {
 		rand:    rand.Reader,
 		log:     slog.New(slog.DiscardHandler),
 	}
+	if f, ok := d.(*fakeDaemon); ok && f.agent {
+		srv.home = home
+		if !f.noEngine {
+			srv.engine = engineOf(f)
+		}
+	}
 	go func() { done <- serveControl(ctx, ln, srv) }()
 	t.Cleanup(func() {
 		cancel()
@@ -242,5 +279,206 @@ func (n *fakeNode) Run(ctx context.Context) error {
 	}
 	close(n.started)
 	<-ctx.Done()
+	return nil
+}
+
+// --- users and devices ---
+
+func (f *fakeDaemon) SetPassword(_ context.Context, user string, password []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	home, ok := f.state.HomeServer(user)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s is not a user of the domain", peer.ErrNoSuchUser, user)
+	case home != f.self.ID():
+		return &peer.NotHomeServerError{User: user, Home: home, HomeName: f.name(home)}
+	}
+	if f.passwords == nil {
+		f.passwords = map[string]string{}
+	}
+	f.passwords[user] = string(password)
+	return nil
+}
+
+// addDevice publishes a device record of user, named name, certified by
+// the user's home server, valid for a week from testNow.
+func (f *fakeDaemon) addDevice(t *testing.T, user, device, name string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	home, ok := f.state.HomeServer(user)
+	if !ok {
+		t.Fatalf("addDevice: no user %s", user)
+	}
+	homeKey := identitytest.Key(f.name(home))
+	cert, err := collections.IssueDeviceCert(homeKey, collections.DeviceCert{
+		User: user, Device: identitytest.Key(device).ID().String(), Name: name, Server: home.String(),
+		Issued: testNow.Add(-time.Hour).UnixNano(), Expires: testNow.Add(7 * 24 * time.Hour).UnixNano(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := collections.Put(collections.Device{Cert: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.certifyAs(homeKey, u); err != nil {
+		t.Fatalf("addDevice: %v", err)
+	}
+}
+
+func (f *fakeDaemon) Devices(_ context.Context, user string) ([]peer.DeviceInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []peer.DeviceInfo
+	for _, dev := range f.state.Devices() {
+		c, err := dev.Open()
+		if err != nil || user != "" && c.User != user {
+			continue
+		}
+		_, valid := f.state.ValidDevice(c.DeviceID(), testNow)
+		out = append(out, peer.DeviceInfo{
+			ID: c.Device, User: c.User, Name: c.Name, Server: c.Server, ServerName: f.name(c.ServerID()),
+			Issued: c.IssuedAt(), Expires: c.ExpiresAt(), Revoked: dev.Revoked, Valid: valid,
+		})
+	}
+	return out, nil
+}
+
+func (f *fakeDaemon) RevokeDevice(ctx context.Context, id lpeer.ID) error {
+	f.mu.Lock()
+	dev, c, ok := f.state.Device(id)
+	if !ok {
+		f.mu.Unlock()
+		return fmt.Errorf("no device %s", id)
+	}
+	home, _ := f.state.HomeServer(c.User)
+	if home != f.self.ID() {
+		f.mu.Unlock()
+		return &peer.NotHomeServerError{User: c.User, Home: home, HomeName: f.name(home)}
+	}
+	f.mu.Unlock()
+	if dev.Revoked {
+		return nil
+	}
+	dev.Revoked = true
+	u, err := collections.Put(dev)
+	if err != nil {
+		return err
+	}
+	_, err = f.Submit(ctx, u)
+	return err
+}
+
+func (f *fakeDaemon) DeviceStatus(context.Context) (peer.DeviceStatus, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.user == "" {
+		return peer.DeviceStatus{}, false, nil
+	}
+	home, _ := f.state.HomeServer(f.user)
+	return peer.DeviceStatus{User: f.user, Device: f.self.ID().String(), HomeServer: home.String(), Accepted: true}, true, nil
+}
+
+// --- agent folder changes, made as the hosting server would ---
+
+// folderChange certifies folder as its hosting server, unless agentErr
+// says otherwise.
+func (f *fakeDaemon) folderChange(folder collections.Folder) error {
+	if f.agentErr != nil && !errors.Is(f.agentErr, peer.ErrQueued) {
+		return f.agentErr
+	}
+	srv, err := lpeer.Decode(folder.Server)
+	if err != nil {
+		return err
+	}
+	u, err := collections.Put(folder)
+	if err != nil {
+		return err
+	}
+	if _, err := f.certifyAs(identitytest.Key(f.name(srv)), u); err != nil {
+		return err
+	}
+	return f.agentErr
+}
+
+func (f *fakeDaemon) CreateFolder(_ context.Context, name string) (collections.Folder, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.user == "" {
+		return collections.Folder{}, peer.ErrNotLoggedIn
+	}
+	home, _ := f.state.HomeServer(f.user)
+	var b [8]byte
+	rand.Read(b[:])
+	folder := collections.Folder{ID: hex.EncodeToString(b[:]), Name: name, Owner: f.user, Server: home.String(),
+		Members: map[string]collections.Right{f.user: collections.RightOwner}}
+	return folder, f.folderChange(folder)
+}
+
+// memberChange changes folder id's members as user asks, checking what
+// the hosting server checks.
+func (f *fakeDaemon) memberChange(id string, ownerOnly bool, change func(m map[string]collections.Right)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	folder, ok := f.state.Folder(id)
+	if !ok {
+		return fmt.Errorf("%w: %s", peer.ErrNoSuchFolder, id)
+	}
+	if ownerOnly && folder.Owner != f.user {
+		return fmt.Errorf("%w: only the owner of folder %s, %s, shares it", peer.ErrFolderDenied, folder.Name, folder.Owner)
+	}
+	m := map[string]collections.Right{}
+	for u, r := range folder.Members {
+		m[u] = r
+	}
+	change(m)
+	folder.Members = m
+	return f.folderChange(folder)
+}
+
+func (f *fakeDaemon) ShareFolder(_ context.Context, id, user string, right collections.Right) error {
+	return f.memberChange(id, true, func(m map[string]collections.Right) { m[user] = right })
+}
+
+func (f *fakeDaemon) UnshareFolder(_ context.Context, id, user string) error {
+	return f.memberChange(id, true, func(m map[string]collections.Right) { delete(m, user) })
+}
+
+func (f *fakeDaemon) LeaveFolder(_ context.Context, id string) error {
+	return f.memberChange(id, false, func(m map[string]collections.Right) { delete(m, f.user) })
+}
+
+// --- the sync engine ---
+
+func (f *fakeDaemon) SetFolders(_ context.Context, m map[string]string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = m
+	return nil
+}
+
+func (f *fakeDaemon) FolderStatus(_ context.Context, id string) (folderStatusJSON, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.synced[id]; !ok {
+		return folderStatusJSON{}, fmt.Errorf("folder not synced here: %s", id)
+	}
+	if len(f.statuses) == 0 {
+		return folderStatusJSON{ID: id, State: "idle", InSync: true}, nil
+	}
+	st := f.statuses[0]
+	if len(f.statuses) > 1 {
+		f.statuses = f.statuses[1:]
+	}
+	st.ID = id
+	return st, nil
+}
+
+func (f *fakeDaemon) RevertFolder(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reverted = append(f.reverted, id)
 	return nil
 }

@@ -21,14 +21,28 @@ import (
 func newFolderCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "folder",
-		Short: "Shared folders: create, share, list (at the owner's home server)",
-		Long: `Folders (iFolders) are Catalog records hosted by their owner's home server:
-create and share them there. These commands ask the running daemon ('baton run')
-of this home.`,
+		Short: "Shared folders: create, share, list, and on an agent accept, leave, status, revert",
+		Long: `Folders (iFolders) are Catalog records hosted by their owner's home server,
+which keeps the canonical copy. These commands ask the running daemon ('baton
+run') of this home, and do what fits its role:
+
+On a desktop agent, as the logged-in user: 'create NAME PATH' makes a folder
+owned by the user and starts syncing PATH; 'share', 'unshare' and 'leave' ask
+the hosting server; 'list' shows the user's folders and those shared with them;
+'accept NAME PATH' starts syncing a folder shared with the user; 'status' and
+'revert' are about the copy synced here. The synced folders are recorded in
+<home>/folders.toml.
+
+On a server, for the users whose home server it is: 'create NAME --owner USER',
+'share NAME USER --rights ro|rw' and 'list' (every folder of the domain).
+
+A folder is named by its name, OWNER/NAME when several have that name, or its ID.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env))
+	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env),
+		newFolderUnshareCmd(env), newFolderAcceptCmd(env), newFolderLeaveCmd(env),
+		newFolderStatusCmd(env), newFolderRevertCmd(env))
 	return cmd
 }
 
@@ -38,11 +52,47 @@ func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 		wait  time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:     "create NAME --owner USER",
-		Short:   "Create a folder owned by USER, hosted on this server (USER's home server)",
-		Example: `  baton folder create Photos --owner ann`,
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Use:   "create NAME PATH | create NAME --owner USER",
+		Short: "Create a folder: on an agent, yours, synced at PATH; on a server, USER's",
+		Long: `On a desktop agent: create the folder NAME owned by the logged-in user, hosted
+on their home server, and sync the directory PATH (made if missing) with it.
+
+On a server: create the folder NAME owned by USER, hosted on this server, which
+must be USER's home server.`,
+		Example: `  baton folder create Photos ~/Photos          # on an agent
+  baton folder create Photos --owner ann        # on ann's home server`,
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			agent, err := c.isAgent(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if agent {
+				if owner != "" {
+					return usageErrorf("folder create: --owner is for servers; on an agent the folder is the logged-in user's")
+				}
+				if len(args) != 2 {
+					return usageErrorf("folder create: give the folder's NAME and the local PATH to sync it at")
+				}
+				if strings.TrimSpace(args[0]) == "" {
+					return usageErrorf("folder create: the folder name is empty")
+				}
+				path, err := folderDir(args[1], true)
+				if err != nil {
+					return err
+				}
+				return c.agentMutate(cmd, env, "/v1/agent/folders", wait, agentCreateRequest{Name: args[0], Path: path})
+			}
+			if len(args) != 1 {
+				return usageErrorf("folder create: on a server, give NAME and --owner USER (PATH is for agents)")
+			}
 			if owner == "" {
 				return usageErrorf("folder create: give the folder's owner with --owner USER")
 			}
@@ -52,17 +102,10 @@ func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 			if strings.TrimSpace(args[0]) == "" {
 				return usageErrorf("folder create: the folder name is empty")
 			}
-			if err := checkWait(cmd, wait); err != nil {
-				return err
-			}
-			c, err := env.controlClient()
-			if err != nil {
-				return err
-			}
 			return c.mutate(cmd, http.MethodPost, "/v1/folders", wait, createFolderRequest{Name: args[0], Owner: owner})
 		},
 	}
-	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (this server must be their home server)")
+	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (servers: this server must be their home server)")
 	waitFlag(cmd, &wait)
 	return cmd
 }
@@ -74,10 +117,14 @@ func newFolderShareCmd(env *cliEnv) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "share NAME USER --rights ro|rw",
-		Short: "Share a folder hosted on this server with USER, read-only or read-write",
-		Long: `Give USER read-only (ro) or read-write (rw) access to the folder NAME (its
-name or ID) hosted on this server; sharing again changes the right. If several
-users have a folder of that name here, say whose with --owner.`,
+		Short: "Share a folder with USER, read-only or read-write",
+		Long: `Give USER read-only (ro) or read-write (rw) access to the folder NAME; sharing
+again changes the right.
+
+On a desktop agent: only the folder's owner shares it; the agent asks the
+folder's hosting server. On a server: the folder (its name or ID) must be hosted
+on this server; if several users have a folder of that name here, say whose
+with --owner.`,
 		Example: `  baton folder share Photos bob --rights ro`,
 		Args:    usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -94,6 +141,16 @@ users have a folder of that name here, say whose with --owner.`,
 			if err != nil {
 				return err
 			}
+			agent, err := c.isAgent(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if agent {
+				if owner != "" {
+					return usageErrorf("folder share: --owner is for servers; on an agent name the folder as OWNER/NAME")
+				}
+				return c.agentMutate(cmd, env, "/v1/agent/folders/share", wait, agentShareRequest{Folder: args[0], User: args[1], Rights: rights})
+			}
 			return c.mutate(cmd, http.MethodPost, "/v1/folders/share", wait,
 				shareFolderRequest{Folder: args[0], Owner: owner, User: args[1], Rights: rights})
 		},
@@ -108,12 +165,19 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List every folder of the domain with its owner, server and members",
+		Short: "List folders: on an agent, yours and those shared with you; on a server, all",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := env.controlClient()
 			if err != nil {
 				return err
+			}
+			agent, err := c.isAgent(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if agent {
+				return c.agentList(cmd, asJSON)
 			}
 			var folders []folderJSON
 			if err := c.query(cmd.Context(), "/v1/folders", &folders); err != nil {
@@ -138,7 +202,7 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]})")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right and path)")
 	return cmd
 }
 

@@ -112,6 +112,12 @@ type hostConfig struct {
 	// defaultListen. With no public or private addresses set, the node
 	// announces the addresses it actually listens on.
 	Listen []string `toml:"listen,omitempty"`
+	// PublicListen (servers) are the multiaddrs, each with an IP and an
+	// explicit port, on which hosts that are not members yet (agents
+	// logging in) are admitted as guests, who may only log in; 'baton run'
+	// listens on them too. Empty: a listen address whose port is that of a
+	// public address (and of no private one) is such an address.
+	PublicListen []string `toml:"public_listen,omitempty"`
 }
 
 // Default listen addresses: servers take a fixed, well-known port so the
@@ -137,7 +143,9 @@ const hostConfigHeader = `# baton host settings: what this host says about itsel
 # record ('baton keys export'). name: letters, digits, '.', '-', '_';
 # role: server or agent; addresses are multiaddrs, e.g. /ip4/192.0.2.1/tcp/4001.
 # listen: where 'baton run' listens (default /ip4/0.0.0.0/tcp/7400 for a server,
-# /ip4/0.0.0.0/tcp/0 for an agent).
+# /ip4/0.0.0.0/tcp/0 for an agent). public_listen (servers): where agents that
+# are not logged in yet may connect, to log in only; agents dial a server's
+# public addresses.
 `
 
 // loadHostConfig reads <home>/host.toml; a missing file gives the zero
@@ -235,10 +243,13 @@ func (c hostConfig) validate() error {
 	if err := validateRole(string(c.Role)); err != nil {
 		return err
 	}
+	if len(c.PublicListen) > 0 && c.Role != identity.RoleServer {
+		return errors.New("public_listen is for servers: agents admit no guests")
+	}
 	for _, list := range []struct {
 		what  string
 		addrs []string
-	}{{"public", c.PublicAddrs}, {"private", c.PrivateAddrs}, {"listen", c.Listen}} {
+	}{{"public", c.PublicAddrs}, {"private", c.PrivateAddrs}, {"listen", c.Listen}, {"public listen", c.PublicListen}} {
 		for _, a := range list.addrs {
 			if _, err := ma.NewMultiaddr(a); err != nil {
 				return fmt.Errorf("%s address %q is not a multiaddr (like /ip4/192.0.2.1/tcp/4001): %v", list.what, a, err)

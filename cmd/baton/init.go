@@ -26,6 +26,7 @@ func newInitCmd(env *cliEnv) *cobra.Command {
 		server, agent, encrypt, force, asJSON bool
 		name                                  string
 		listen, publicAddrs, privateAddrs     []string
+		publicListen                          []string
 	)
 	cmd := &cobra.Command{
 		Use:   "init --server|--agent [--name NAME] [--listen MULTIADDR]...",
@@ -39,6 +40,12 @@ makes it) and the settings in <home>/host.toml: name, role, and the addresses
 signed host record: without --public-addr and --private-addr the node announces
 the addresses it actually listens on; give them when the host is reached through
 other addresses (NAT, DNS names, a private LAN).
+
+Desktop agents dial a server's public addresses (--public-addr). An agent that
+is not logged in yet is admitted only as a guest, which may only log in, and
+only on the server's public listen addresses: --public-listen, or else the
+listen addresses whose port is that of a public address and of no private one.
+Then on the agent: 'baton login USER@<public address>/p2p/<server ID>'.
 
 An existing key is never replaced without --force (the old one is kept as
 host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
@@ -86,6 +93,15 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 			if fl.Changed("private-addr") {
 				cfg.PrivateAddrs = privateAddrs
 			}
+			if fl.Changed("public-listen") {
+				if role != identity.RoleServer {
+					return usageErrorf("init: --public-listen is for servers (agents dial servers and admit no guests)")
+				}
+				cfg.PublicListen = publicListen
+			}
+			if role == identity.RoleAgent {
+				cfg.PublicListen = nil
+			}
 			if len(cfg.Listen) == 0 {
 				cfg.Listen = cfg.listenAddrs()
 			}
@@ -130,6 +146,7 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 	fl.StringArrayVar(&listen, "listen", nil, "`MULTIADDR` to listen on (repeatable; default "+defaultServerListen+" for a server, "+defaultAgentListen+" for an agent)")
 	fl.StringArrayVar(&publicAddrs, "public-addr", nil, "public `MULTIADDR` that desktop agents dial (repeatable; default: the listen addresses)")
 	fl.StringArrayVar(&privateAddrs, "private-addr", nil, "private `MULTIADDR` that servers dial (repeatable; default: the listen addresses)")
+	fl.StringArrayVar(&publicListen, "public-listen", nil, "public `MULTIADDR` (an IP and a port) where agents not yet logged in may connect to log in, and only that (servers; repeatable; also listened on)")
 	fl.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase")
 	fl.BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
 	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, home, encrypted, listen, public_addrs, private_addrs)")

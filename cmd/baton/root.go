@@ -49,6 +49,10 @@ type cliEnv struct {
 
 	// newNode builds the node 'baton run' runs; nil means peer.New.
 	newNode func(peer.Config) (node, error)
+	// login logs a device in ('baton login'); nil means peer.Login.
+	login loginFunc
+	// stdoutTTY: stdout is a terminal (progress bars).
+	stdoutTTY bool
 
 	// Global flags, bound by newRootCmd.
 	homeFlag       string
@@ -69,6 +73,8 @@ func newOSEnv(stdin io.Reader, stdout, stderr io.Writer) *cliEnv {
 		rand:          rand.Reader,
 		now:           time.Now,
 		newNode:       newPeerNode,
+		login:         peer.Login,
+		stdoutTTY:     isTerminal(stdout),
 	}
 }
 
@@ -143,6 +149,8 @@ the per-user config directory (e.g. ~/.config/baton).`,
 		newServerCmd(env),
 		newFolderCmd(env),
 		newReportCmd(env),
+		newLoginCmd(env),
+		newDeviceCmd(env),
 	)
 	return root
 }

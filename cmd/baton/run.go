@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -74,9 +75,32 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
 	}
+	if cfg.Role == identity.RoleAgent {
+		if ok, _ := fileExists(filepath.Join(home, genesisFile)); !ok {
+			return fmt.Errorf("this agent is not logged in: run 'baton login USER@ADDRESS --home %s' first", shellQuote(home))
+		}
+	}
 	g, err := loadGenesis(home)
 	if err != nil {
 		return err
+	}
+	var (
+		cert   []byte
+		local  []localFolder
+		onCert func([]byte)
+	)
+	if cfg.Role == identity.RoleAgent {
+		var ok bool
+		if cert, ok, err = loadDeviceCert(home); err != nil {
+			return err
+		}
+		if !ok {
+			// A host of the Domain may run without being a user's device.
+			cert = nil
+		}
+		if local, err = newLocalFolders(home).load(); err != nil {
+			return err
+		}
 	}
 	dataDir := filepath.Join(home, dataDirName)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -88,6 +112,28 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if newNode == nil {
 		newNode = newPeerNode
 	}
+	if cert != nil {
+		// Renewed certificates replace device.cert. The node calls this on
+		// its goroutine: write in the background, in order.
+		certs := make(chan []byte, 4)
+		defer close(certs)
+		go func() {
+			for c := range certs {
+				if err := saveDeviceCert(home, c); err != nil {
+					log.Error("saving the renewed device certificate", "err", err)
+				} else {
+					log.Info("saved the renewed device certificate", "file", filepath.Join(home, deviceCertFile))
+				}
+			}
+		}()
+		onCert = func(c []byte) {
+			select {
+			case certs <- c:
+			default:
+				log.Warn("renewed device certificate not saved: writer busy")
+			}
+		}
+	}
 	n, err := newNode(peer.Config{
 		Key:          key,
 		Name:         cfg.Name,
@@ -97,10 +143,18 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		Listen:       cfg.listenAddrs(),
 		PublicAddrs:  cfg.PublicAddrs,
 		PrivateAddrs: cfg.PrivateAddrs,
+		PublicListen: cfg.PublicListen,
 		Logger:       log,
+		DeviceCert:   cert,
+		OnDeviceCert: onCert,
 	})
 	if err != nil {
 		return err
+	}
+	engine := engineOf(n)
+	ctl := &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log}
+	if cfg.Role == identity.RoleAgent {
+		ctl.home, ctl.engine = home, engine
 	}
 	ln, err := listenControl(home)
 	if err != nil {
@@ -113,7 +167,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	var wg sync.WaitGroup
 	var ctlErr error
 	wg.Go(func() {
-		ctlErr = serveControl(runCtx, ln, &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log})
+		ctlErr = serveControl(runCtx, ln, ctl)
 		if ctlErr != nil {
 			stop() // no control API: stop the node too
 		}
@@ -123,6 +177,15 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		case <-n.Started():
 		case <-runCtx.Done():
 			return
+		}
+		if len(local) > 0 {
+			if engine == nil {
+				log.Warn("folders are not synced: " + errNoEngine.Error())
+			} else if err := engine.SetFolders(runCtx, syncMap(local)); err != nil {
+				log.Error("starting to sync the folders", "err", err)
+			} else {
+				log.Info("syncing folders", "count", len(local))
+			}
 		}
 		st, err := n.Status(runCtx)
 		if err != nil {

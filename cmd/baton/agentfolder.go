@@ -1,0 +1,413 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
+)
+
+// The agent's folder commands: through the agent daemon's control API,
+// which asks the folder's hosting server and drives the sync engine.
+
+// isAgent asks the daemon whether it runs as a desktop agent.
+func (c *controlClient) isAgent(ctx context.Context) (bool, error) {
+	var st peer.Status
+	if err := c.query(ctx, "/v1/status", &st); err != nil {
+		return false, err
+	}
+	return st.Role == string(identity.RoleAgent), nil
+}
+
+// requireAgent fails unless the daemon is a desktop agent.
+func (c *controlClient) requireAgent(cmd *cobra.Command) error {
+	agent, err := c.isAgent(cmd.Context())
+	if err != nil {
+		return err
+	}
+	if !agent {
+		return fmt.Errorf("%sthis host is a server: this command is for desktop agents", cmdPrefix(cmd))
+	}
+	return nil
+}
+
+// agentMutate posts an agent folder change and prints its result: "ok:
+// <what>", or "queued: <what>; ..." when the hosting server waits for the
+// master. A warning goes to stderr.
+func (c *controlClient) agentMutate(cmd *cobra.Command, env *cliEnv, path string, wait time.Duration, body any) error {
+	ctx, cancel := context.WithTimeout(cmd.Context(), wait+queryTimeout)
+	defer cancel()
+	var res agentResult
+	if err := c.call(ctx, http.MethodPost, path, url.Values{"wait": {wait.String()}}, body, &res); err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if res.Queued {
+		fmt.Fprintf(w, "queued: %s (the hosting server sends it when a master is reachable)\n", res.Done)
+	} else {
+		fmt.Fprintf(w, "ok: %s\n", res.Done)
+	}
+	if res.Warning != "" {
+		fmt.Fprintf(env.stderr, "baton: warning: %s\n", oneLine(res.Warning))
+	}
+	return nil
+}
+
+// agentList prints the user's folders.
+func (c *controlClient) agentList(cmd *cobra.Command, asJSON bool) error {
+	var folders []agentFolderJSON
+	if err := c.query(cmd.Context(), "/v1/agent/folders", &folders); err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if asJSON {
+		return writeJSON(w, folders)
+	}
+	if len(folders) == 0 {
+		fmt.Fprintln(w, "no folders (create one with 'baton folder create NAME PATH')")
+		return nil
+	}
+	fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", "ID", "NAME", "OWNER", "RIGHT", "SERVER", "PATH")
+	for _, f := range folders {
+		path := f.Path
+		if path == "" {
+			path = "-"
+			if f.Right != "owner" {
+				path = "- (not synced here: 'baton folder accept')"
+			}
+		}
+		fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", f.ID, f.Name, f.Owner, f.Right, f.ServerName, path)
+	}
+	return nil
+}
+
+// folderDir makes arg an absolute, clean directory path; with create it
+// makes the directory if it is missing.
+func folderDir(arg string, create bool) (string, error) {
+	if strings.TrimSpace(arg) == "" {
+		return "", usageErrorf("the folder path is empty")
+	}
+	path, err := filepath.Abs(arg)
+	if err != nil {
+		return "", fmt.Errorf("folder path %s: %w", arg, err)
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.IsDir():
+		return "", fmt.Errorf("%s is not a directory", path)
+	case err == nil:
+		return path, nil
+	case errors.Is(err, os.ErrNotExist) && create:
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return "", fmt.Errorf("making the folder directory: %w", err)
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("folder path: %w", err)
+}
+
+func newFolderUnshareCmd(env *cliEnv) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "unshare NAME USER",
+		Short: "Stop sharing your folder with USER (on an agent)",
+		Long: `Remove USER from the members of the folder NAME. Only the folder's owner
+unshares it; the agent asks the folder's hosting server. USER's devices stop
+syncing it; the files they have stay.`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := identity.ValidateName(args[1]); err != nil {
+				return usageErrorf("folder unshare: user name: %v", err)
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			if err := c.requireAgent(cmd); err != nil {
+				return err
+			}
+			return c.agentMutate(cmd, env, "/v1/agent/folders/unshare", wait, agentShareRequest{Folder: args[0], User: args[1]})
+		},
+	}
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newFolderAcceptCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "accept NAME PATH",
+		Short: "Start syncing a folder shared with you at PATH (on an agent)",
+		Long: `Sync the folder NAME, shared with the logged-in user (or their own, on another
+of their devices), at the directory PATH, made if missing. A folder that
+another owner's folder shares a name with is named OWNER/NAME, or by its ID.`,
+		Example: `  baton folder accept Photos ~/Photos-from-ann
+  baton folder accept ann/Photos ~/Photos-from-ann`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			if err := c.requireAgent(cmd); err != nil {
+				return err
+			}
+			path, err := folderDir(args[1], true)
+			if err != nil {
+				return err
+			}
+			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait, agentAcceptRequest{Folder: args[0], Path: path})
+		},
+	}
+	return cmd
+}
+
+func newFolderLeaveCmd(env *cliEnv) *cobra.Command {
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "leave NAME",
+		Short: "Leave a folder shared with you (on an agent)",
+		Long: `Remove the logged-in user from the members of the folder NAME (the owner
+cannot leave their own folder), and stop syncing it here. The local files stay.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			if err := c.requireAgent(cmd); err != nil {
+				return err
+			}
+			return c.agentMutate(cmd, env, "/v1/agent/folders/leave", wait, agentFolderRequest{Folder: args[0]})
+		},
+	}
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newFolderRevertCmd(env *cliEnv) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "revert NAME",
+		Short: "Undo local changes to a read-only folder (on an agent)",
+		Long: `Make the copy of the folder NAME synced here equal to the hosting server's.
+For a read-only member, whose local changes nobody accepts: local content the
+server does not have is kept beside it as a conflict copy, never deleted.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			if err := c.requireAgent(cmd); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			var res agentResult
+			if err := c.call(ctx, http.MethodPost, "/v1/agent/folders/revert", nil, agentFolderRequest{Folder: args[0]}, &res); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", res.Done)
+			return nil
+		},
+	}
+	return cmd
+}
+
+// statusPoll is how often 'folder status --wait' asks again.
+const statusPoll = 250 * time.Millisecond
+
+func newFolderStatusCmd(env *cliEnv) *cobra.Command {
+	var (
+		wait, asJSON bool
+		timeout      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status NAME [--wait [--timeout D]] [--json]",
+		Short: "Show a synced folder's state: files and bytes still needed, progress (on an agent)",
+		Long: `Show the state of the folder NAME as synced here: idle, scanning, syncing or
+error, the files and bytes still to fetch, local changes not (yet) accepted by
+the server, and the progress.
+
+--wait blocks until the folder is in sync (with a progress bar on a terminal,
+else a line each time the numbers change), up to --timeout if given; it exits
+with status 1 if the time runs out. With --json, one JSON object is printed
+(after the wait).`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("timeout") && !wait {
+				return usageErrorf("folder status: --timeout goes with --wait")
+			}
+			if timeout < 0 {
+				return usageErrorf("folder status: --timeout %s: want a positive duration", timeout)
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			if err := c.requireAgent(cmd); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if wait && timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			q := url.Values{"folder": {args[0]}}
+			get := func() (folderStatusJSON, error) {
+				var st folderStatusJSON
+				qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+				defer cancel()
+				return st, c.call(qctx, http.MethodGet, "/v1/agent/folders/status", q, nil, &st)
+			}
+			w := cmd.OutOrStdout()
+			st, err := get()
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if asJSON {
+					return writeJSON(w, st)
+				}
+				printFolderStatus(w, st)
+				return nil
+			}
+			p := progressPrinter{w: w, tty: env.stdoutTTY && !asJSON, quiet: asJSON}
+			tick := time.NewTicker(statusPoll)
+			defer tick.Stop()
+			for !st.InSync {
+				p.show(st)
+				select {
+				case <-ctx.Done():
+					p.end()
+					if cmd.Context().Err() != nil {
+						return cmd.Context().Err()
+					}
+					return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, timeout, st.NeedFiles, byteSize(st.NeedBytes))
+				case <-tick.C:
+				}
+				next, err := get()
+				if err != nil {
+					p.end()
+					if ctx.Err() != nil && cmd.Context().Err() == nil {
+						return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, timeout, st.NeedFiles, byteSize(st.NeedBytes))
+					}
+					return err
+				}
+				st = next
+			}
+			p.end()
+			if asJSON {
+				return writeJSON(w, st)
+			}
+			printFolderStatus(w, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the folder is in sync")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, give up after `D` (e.g. 5m; default: no limit)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON ({id, name, root, role, state, local_files, local_dirs, local_bytes, need_files, need_bytes, local_changes, in_sync, last_error, progress})")
+	return cmd
+}
+
+func printFolderStatus(w io.Writer, st folderStatusJSON) {
+	state := st.State
+	if st.InSync && st.State == "idle" {
+		state = "in sync"
+	}
+	fmt.Fprintf(w, "folder %s (%s) at %s: %s\n", st.Name, st.ID, st.Root, state)
+	if st.Role != "" {
+		fmt.Fprintf(w, "  access:        %s\n", st.Role)
+	}
+	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
+	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
+	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)
+	if st.LocalChanges > 0 {
+		what := "not yet accepted by the server"
+		if st.Role == "ro" {
+			what = "not accepted (read-only): 'baton folder revert " + st.Name + "' undoes them"
+		}
+		fmt.Fprintf(w, "  local changes: %d, %s\n", st.LocalChanges, what)
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(w, "  error:         %s\n", st.LastError)
+	}
+}
+
+// progressPrinter shows a waiting folder's progress: a bar redrawn in
+// place on a terminal, else a line each time the numbers change.
+type progressPrinter struct {
+	w     io.Writer
+	tty   bool
+	quiet bool
+	last  string
+	drawn bool
+}
+
+func (p *progressPrinter) show(st folderStatusJSON) {
+	if p.quiet {
+		return
+	}
+	line := fmt.Sprintf("%s: %s, %d files, %s to go", st.Name, st.State, st.NeedFiles, byteSize(st.NeedBytes))
+	if st.LastError != "" {
+		line += " (" + st.LastError + ")"
+	}
+	if !p.tty {
+		if line != p.last {
+			fmt.Fprintln(p.w, line)
+			p.last = line
+		}
+		return
+	}
+	const width = 30
+	n := int(st.Progress * width)
+	bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
+	fmt.Fprintf(p.w, "\r\033[K[%s] %3.0f%% %s", bar, 100*st.Progress, line)
+	p.drawn = true
+}
+
+// end finishes the bar's line.
+func (p *progressPrinter) end() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+// byteSize is n in B, KiB, MiB, GiB or TiB.
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n), -1
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

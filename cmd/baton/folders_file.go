@@ -1,0 +1,131 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	toml "github.com/pelletier/go-toml/v2"
+
+	"github.com/baton-sync/baton/internal/atomicfile"
+)
+
+// foldersFile is <home>/folders.toml: the folders an agent syncs, and where.
+const foldersFile = "folders.toml"
+
+// localFolder is one folder synced on this agent.
+type localFolder struct {
+	ID    string `toml:"id"`
+	Name  string `toml:"name"`
+	Owner string `toml:"owner"`
+	Path  string `toml:"path"` // absolute
+}
+
+type foldersDoc struct {
+	Folders []localFolder `toml:"folder"`
+}
+
+const foldersHeader = `# baton folders synced on this agent: written by 'baton folder create',
+# 'accept' and 'leave' (through the running daemon). path is the local directory.
+`
+
+// localFolders is the agent's folders.toml, guarded for the control API.
+type localFolders struct {
+	mu   sync.Mutex
+	path string
+}
+
+func newLocalFolders(home string) *localFolders {
+	return &localFolders{path: filepath.Join(home, foldersFile)}
+}
+
+// load reads the file; a missing one is empty.
+func (l *localFolders) load() ([]localFolder, error) {
+	data, err := os.ReadFile(l.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the synced folders: %w", err)
+	}
+	var doc foldersDoc
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", l.path, err)
+	}
+	return doc.Folders, nil
+}
+
+func (l *localFolders) save(list []localFolder) error {
+	slices.SortFunc(list, func(a, b localFolder) int { return strings.Compare(a.Path, b.Path) })
+	data, err := toml.Marshal(foldersDoc{Folders: list})
+	if err != nil {
+		return fmt.Errorf("encoding the synced folders: %w", err)
+	}
+	if err := atomicfile.WriteFile(l.path, append([]byte(foldersHeader), data...), 0o600); err != nil {
+		return fmt.Errorf("saving the synced folders: %w", err)
+	}
+	return nil
+}
+
+// update changes the list under the lock and saves it if change returns
+// true.
+func (l *localFolders) update(change func(list []localFolder) ([]localFolder, error)) ([]localFolder, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	list, err := l.load()
+	if err != nil {
+		return nil, err
+	}
+	list, err = change(list)
+	if err != nil {
+		return nil, err
+	}
+	return list, l.save(list)
+}
+
+// syncMap is list as the engine takes it: folder ID -> directory.
+func syncMap(list []localFolder) map[string]string {
+	m := make(map[string]string, len(list))
+	for _, f := range list {
+		m[f.ID] = f.Path
+	}
+	return m
+}
+
+// checkFolderPath checks that path, absolute, is a directory that does not
+// overlap a folder already synced here (other than id) or the baton home.
+func checkFolderPath(path, id, home string, list []localFolder) error {
+	if !filepath.IsAbs(path) {
+		return errInvalid("folder path %q is not absolute", path)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return errInvalid("folder path: %v", err)
+	}
+	if !st.IsDir() {
+		return errInvalid("%s is not a directory", path)
+	}
+	if within(path, home) || within(home, path) {
+		return errConflict("%s overlaps the baton home %s", path, home)
+	}
+	for _, f := range list {
+		if f.ID == id {
+			continue
+		}
+		if within(path, f.Path) || within(f.Path, path) {
+			return errConflict("%s overlaps %s, where folder %s (%s) is synced", path, f.Path, f.Name, f.ID)
+		}
+	}
+	return nil
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
