@@ -33,6 +33,8 @@ type cli struct {
 	prompts []string // prompts shown
 
 	newNode func(peer.Config) (node, error) // what 'baton run' runs; nil: the real node
+	login   loginFunc                       // what 'baton login' calls; nil: peer.Login
+	ttyOut  bool                            // whether stdout is a terminal
 }
 
 func newCLI(t *testing.T) *cli {
@@ -72,6 +74,8 @@ func (c *cli) runCtx(ctx context.Context, args ...string) result {
 		rand:          rand.Reader,
 		now:           func() time.Time { return testNow },
 		newNode:       c.newNode,
+		login:         c.login,
+		stdoutTTY:     c.ttyOut,
 	}
 	if c.tty {
 		env.prompt = func(_ context.Context, msg string) ([]byte, error) {

@@ -1,0 +1,377 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer"
+)
+
+// putUsers provisions ann and cy (home s2) and bob (home s1) directly, as
+// the master.
+func putUsers(t *testing.T, d *fakeDaemon) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, u := range []struct{ name, home string }{{"ann", "s2"}, {"cy", "s2"}, {"bob", "s1"}} {
+		up := mustPut(t, collections.User{Name: u.name, HomeServer: id(u.home)})
+		if _, err := d.certifyAs(d.master, up); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// putFolder publishes a folder as its hosting server.
+func putFolder(t *testing.T, d *fakeDaemon, f collections.Folder) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	srv := d.name(mustDecode(t, f.Server))
+	if _, err := d.certifyAs(identitytest.Key(srv), mustPut(t, f)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUserPasswd(t *testing.T) {
+	c := newCLI(t)
+	d := newFakeDaemon(t, "s2")
+	serveFake(t, c.home, d)
+	putUsers(t, d)
+	pwFile := writeFile(t, filepath.Join(t.TempDir(), "pw"), "ann's secret\nignored\n")
+
+	if out := c.ok("user", "passwd", "ann", "--password-file", pwFile); out != "ok: password of ann set\n" {
+		t.Errorf("user passwd printed %q", out)
+	}
+	if got := d.passwords["ann"]; got != "ann's secret" {
+		t.Errorf("password set to %q; want the file's first line", got)
+	}
+	c.fail(1, []string{"user", "passwd", "bob", "--password-file", pwFile}, "user bob's home server is s1 ("+id("s1")+"): set the password there")
+	c.fail(1, []string{"user", "passwd", "zed", "--password-file", pwFile}, "no user zed in the domain")
+	c.fail(1, []string{"user", "passwd", "ann"}, "no password: give --password-file FILE or set BATON_PASSWORD")
+	c.fail(1, []string{"user", "passwd", "ann", "--password-file", filepath.Join(t.TempDir(), "none")}, "password file")
+	c.fail(2, []string{"user", "passwd", "a b"}, "user name")
+
+	c.vars["BATON_PASSWORD"] = "from env"
+	c.ok("user", "passwd", "cy")
+	if d.passwords["cy"] != "from env" {
+		t.Errorf("cy's password = %q; want $BATON_PASSWORD's", d.passwords["cy"])
+	}
+	delete(c.vars, "BATON_PASSWORD")
+
+	// At a terminal: asked twice, without echo.
+	c.tty = true
+	c.answers = []string{"typed", "typed"}
+	c.ok("user", "passwd", "ann")
+	if d.passwords["ann"] != "typed" || len(c.prompts) != 2 || c.prompts[0] != "New password for ann: " {
+		t.Errorf("password %q after prompts %q", d.passwords["ann"], c.prompts)
+	}
+	c.answers = []string{"one", "two"}
+	c.fail(1, []string{"user", "passwd", "ann"}, "the passwords do not match")
+	if d.passwords["ann"] != "typed" {
+		t.Error("a mismatched password was set")
+	}
+	// Nothing is asked when the server is the wrong one.
+	c.answers = nil
+	c.fail(1, []string{"user", "passwd", "bob"}, "home server is s1")
+}
+
+func TestDevices(t *testing.T) {
+	c := newCLI(t)
+	d := newFakeDaemon(t, "s2")
+	serveFake(t, c.home, d)
+	putUsers(t, d)
+	d.addDevice(t, "ann", "lap", "ann's laptop")
+	d.addDevice(t, "bob", "desk", "bob's desk")
+	lap, desk := id("lap"), id("desk")
+
+	out := c.ok("device", "list")
+	for _, want := range []string{"ID", "USER", lap, "ann's laptop", desk, "bob's desk", "valid"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("device list printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	var ds []peer.DeviceInfo
+	if err := json.Unmarshal([]byte(c.ok("device", "list", "--user", "ann", "--json")), &ds); err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].ID != lap || ds[0].User != "ann" || ds[0].ServerName != "s2" || !ds[0].Valid || ds[0].Revoked {
+		t.Errorf("device list --user ann --json = %+v; want ann's laptop, valid, issued by s2", ds)
+	}
+	if out := c.ok("device", "list", "--user", "cy"); out != "no devices\n" {
+		t.Errorf("device list --user cy printed %q", out)
+	}
+
+	if out := c.ok("device", "revoke", lap); out != "ok: device "+lap+" revoked\n" {
+		t.Errorf("device revoke printed %q", out)
+	}
+	if out := c.ok("device", "list", "--user", "ann"); !strings.Contains(out, "revoked") {
+		t.Errorf("device list after revoke printed\n%s", out)
+	}
+	c.fail(1, []string{"device", "revoke", desk}, "user bob's home server is s1", "do this there")
+	c.fail(1, []string{"device", "revoke", id("stranger")}, "no device "+id("stranger"))
+	c.fail(2, []string{"device", "revoke", "laptop"}, `"laptop" is not a device ID`)
+	c.fail(2, []string{"device", "list", "--user", "a b"}, "--user")
+	c.fail(2, []string{"device", "frobnicate"}, `unknown command "frobnicate"`)
+}
+
+// agentCLI is an agent daemon (the host "lap" of the test genesis) logged
+// in as ann, with users ann, cy (home s2) and bob (home s1).
+func agentCLI(t *testing.T, change func(d *fakeDaemon)) (*cli, *fakeDaemon) {
+	t.Helper()
+	c := newCLI(t)
+	d := newFakeDaemon(t, "lap")
+	putUsers(t, d)
+	d.agent, d.user = true, "ann"
+	if change != nil {
+		change(d)
+	}
+	serveFake(t, c.home, d)
+	return c, d
+}
+
+func loadFolders(t *testing.T, home string) []localFolder {
+	t.Helper()
+	list, err := newLocalFolders(home).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func TestAgentFolders(t *testing.T) {
+	c, d := agentCLI(t, nil)
+	dir := t.TempDir()
+	photos := filepath.Join(dir, "Photos") // made by create
+
+	out := c.ok("folder", "create", "Photos", photos)
+	m := regexp.MustCompile(`^ok: folder Photos \(([0-9a-f]{16})\) created, synced at (.+)\n$`).FindStringSubmatch(out)
+	if m == nil || m[2] != photos {
+		t.Fatalf("folder create printed %q", out)
+	}
+	pid := m[1]
+	st, _ := d.State(t.Context())
+	if f, ok := st.Folder(pid); !ok || f.Owner != "ann" || f.Server != id("s2") {
+		t.Errorf("created folder %+v; want ann's, hosted on s2", f)
+	}
+	if fi, err := os.Stat(photos); err != nil || !fi.IsDir() {
+		t.Errorf("create did not make the folder directory: %v", err)
+	}
+	if got := loadFolders(t, c.home); len(got) != 1 || got[0] != (localFolder{ID: pid, Name: "Photos", Owner: "ann", Path: photos}) {
+		t.Errorf("folders.toml = %+v", got)
+	}
+	if d.synced[pid] != photos || len(d.synced) != 1 {
+		t.Errorf("engine syncs %v; want {%s: %s}", d.synced, pid, photos)
+	}
+
+	c.fail(1, []string{"folder", "create", "Photos", filepath.Join(dir, "P2")}, "ann already has a folder named Photos ("+pid+")")
+	c.fail(1, []string{"folder", "create", "Inner", filepath.Join(photos, "inner")}, "overlaps "+photos)
+	c.fail(1, []string{"folder", "create", "Home", filepath.Join(c.home, "x")}, "overlaps the baton home")
+	file := writeFile(t, filepath.Join(dir, "file"), "x")
+	c.fail(1, []string{"folder", "create", "F", file}, file+" is not a directory")
+	c.fail(2, []string{"folder", "create", "Docs"}, "give the folder's NAME and the local PATH")
+	c.fail(2, []string{"folder", "create", "Docs", dir, "--owner", "ann"}, "--owner is for servers")
+
+	// Sharing.
+	if out := c.ok("folder", "share", "Photos", "bob", "--rights", "ro"); out != "ok: folder Photos ("+pid+") shared with bob (ro)\n" {
+		t.Errorf("folder share printed %q", out)
+	}
+	st, _ = d.State(t.Context())
+	if f, _ := st.Folder(pid); f.Members["bob"] != collections.RightReadOnly {
+		t.Errorf("members after share: %v", f.Members)
+	}
+	c.fail(2, []string{"folder", "share", "Photos", "bob", "--rights", "all"}, `--rights "all"`)
+	c.fail(1, []string{"folder", "share", "Nope", "bob", "--rights", "ro"}, "no folder Nope shared with ann")
+
+	// Bob's folder shared with ann, and one named like ann's.
+	music := collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
+		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadWrite}}
+	putFolder(t, d, music)
+	bobPhotos := collections.Folder{ID: "00000000000000bb", Name: "Photos", Owner: "bob", Server: id("s1"),
+		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}}
+	putFolder(t, d, bobPhotos)
+	putFolder(t, d, collections.Folder{ID: "00000000000000cc", Name: "Private", Owner: "bob", Server: id("s1"),
+		Members: map[string]collections.Right{"bob": collections.RightOwner}})
+
+	list := c.ok("folder", "list")
+	for _, want := range []string{
+		pid + " Photos", "ann          owner  s2           " + photos,
+		"00000000000000aa Music", "bob          rw     s1           - (not synced here",
+		"00000000000000bb Photos",
+	} {
+		if !strings.Contains(list, want) {
+			t.Errorf("folder list printed\n%s\nwant it to contain %q", list, want)
+		}
+	}
+	if strings.Contains(list, "Private") {
+		t.Errorf("folder list shows a folder not shared with ann:\n%s", list)
+	}
+
+	musicDir := filepath.Join(dir, "Music")
+	if out := c.ok("folder", "accept", "Music", musicDir); out != "ok: folder Music (00000000000000aa, bob's, rw) synced at "+musicDir+"\n" {
+		t.Errorf("folder accept printed %q", out)
+	}
+	if len(loadFolders(t, c.home)) != 2 || d.synced["00000000000000aa"] != musicDir {
+		t.Errorf("after accept: folders.toml %+v, engine %v", loadFolders(t, c.home), d.synced)
+	}
+	c.fail(1, []string{"folder", "accept", "Music", filepath.Join(dir, "M2")}, "already synced here, at "+musicDir)
+	c.fail(1, []string{"folder", "accept", "Private", filepath.Join(dir, "P")}, "no folder Private shared with ann")
+	c.fail(1, []string{"folder", "accept", "00000000000000cc", filepath.Join(dir, "P")}, "folder Private (00000000000000cc) is not shared with ann")
+	// "Photos" is ann's own; bob's is bob/Photos.
+	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"))
+
+	var folders []agentFolderJSON
+	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &folders); err != nil {
+		t.Fatal(err)
+	}
+	if len(folders) != 3 || folders[0].ID != pid || folders[0].Right != "owner" || folders[0].Path != photos ||
+		folders[0].ServerName != "s2" || len(folders[0].Members) != 2 {
+		t.Errorf("folder list --json = %+v; want ann's Photos first, owner, synced at %s, 2 members", folders, photos)
+	}
+
+	// Only the owner shares; the owner cannot leave.
+	c.fail(1, []string{"folder", "share", "Music", "cy", "--rights", "ro"}, "only the owner of folder Music, bob, shares it")
+	c.fail(1, []string{"folder", "leave", "Photos"}, "ann owns folder Photos and cannot leave it")
+	c.ok("folder", "unshare", "Photos", "bob")
+	if out := c.ok("folder", "leave", "Music"); out != "ok: ann left folder Music (00000000000000aa); no longer synced at "+musicDir+" (the files stay)\n" {
+		t.Errorf("folder leave printed %q", out)
+	}
+	if _, ok := d.synced["00000000000000aa"]; ok || len(loadFolders(t, c.home)) != 2 {
+		t.Errorf("after leave: engine %v, folders.toml %+v", d.synced, loadFolders(t, c.home))
+	}
+	st, _ = d.State(t.Context())
+	if f, _ := st.Folder(pid); len(f.Members) != 1 {
+		t.Errorf("Photos members after unshare: %v", f.Members)
+	}
+	if f, _ := st.Folder(music.ID); f.Members["ann"] != "" {
+		t.Errorf("Music members after leave: %v", f.Members)
+	}
+
+	// The hosting server queues the change when no master answers.
+	d.set(func(f *fakeDaemon) { f.agentErr = peer.ErrQueued })
+	if out := c.ok("folder", "share", "Photos", "cy", "--rights", "rw"); !strings.HasPrefix(out, "queued: folder Photos ("+pid+") shared with cy (rw)") {
+		t.Errorf("queued share printed %q", out)
+	}
+	d.set(func(f *fakeDaemon) { f.agentErr = nil })
+
+	// Revert.
+	if out := c.ok("folder", "revert", "Photos"); !strings.HasPrefix(out, "ok: folder Photos ("+pid+") at "+photos+" reverted") {
+		t.Errorf("folder revert printed %q", out)
+	}
+	if len(d.reverted) != 1 || d.reverted[0] != pid {
+		t.Errorf("reverted %v", d.reverted)
+	}
+	c.fail(1, []string{"folder", "revert", "Music"}, "no folder Music shared with ann")
+}
+
+func TestAgentFolderStatus(t *testing.T) {
+	c, d := agentCLI(t, nil)
+	photos := filepath.Join(t.TempDir(), "Photos")
+	c.ok("folder", "create", "Photos", photos)
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []folderStatusJSON{
+			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
+			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
+			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true},
+		}
+	})
+	out := c.ok("folder", "status", "Photos")
+	for _, want := range []string{"folder Photos (", "at " + photos + ": syncing", "needed:        3 files, 3.0 KiB", "progress:      25%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("folder status printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	// --wait, not on a terminal: a line per change, then the status.
+	out = c.ok("folder", "status", "Photos", "--wait")
+	want := "Photos: syncing, 1 files, 1.0 KiB to go\nfolder Photos ("
+	if !strings.HasPrefix(out, want) || !strings.Contains(out, ": in sync\n") {
+		t.Errorf("folder status --wait printed\n%s\nwant it to start %q and end in sync", out, want)
+	}
+	var st folderStatusJSON
+	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 {
+		t.Errorf("folder status --json = %+v", st)
+	}
+
+	// On a terminal: a bar redrawn in place.
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []folderStatusJSON{{State: "syncing", LocalBytes: 1, NeedFiles: 1, NeedBytes: 1}, {State: "idle", InSync: true}}
+	})
+	c.ttyOut = true
+	out = c.ok("folder", "status", "Photos", "--wait")
+	if !strings.Contains(out, "\r\033[K[###############...............]  50% Photos: syncing") {
+		t.Errorf("folder status --wait on a terminal printed %q", out)
+	}
+	c.ttyOut = false
+
+	// Never in sync: --timeout gives up.
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []folderStatusJSON{{State: "error", NeedFiles: 2, NeedBytes: 10, LastError: "disk full"}}
+	})
+	c.fail(1, []string{"folder", "status", "Photos", "--wait", "--timeout", "300ms"}, "folder Photos is not in sync after 300ms: 2 files, 10 B still needed")
+	c.fail(2, []string{"folder", "status", "Photos", "--timeout", "1s"}, "--timeout goes with --wait")
+
+	// A folder shared with ann but not synced here.
+	putFolder(t, d, collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
+		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}})
+	c.fail(1, []string{"folder", "status", "Music"}, "folder Music (00000000000000aa) is not synced on this device", "baton folder accept Music PATH")
+}
+
+func TestAgentFoldersWithoutEngine(t *testing.T) {
+	c, d := agentCLI(t, func(d *fakeDaemon) { d.noEngine = true })
+	photos := filepath.Join(t.TempDir(), "Photos")
+	r := c.run("folder", "create", "Photos", photos)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: folder Photos (") ||
+		r.stderr != "baton: warning: folder sync is not available in this build: the folder is recorded and syncs once 'baton run' has folder sync\n" {
+		t.Errorf("folder create without an engine: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if len(loadFolders(t, c.home)) != 1 || d.synced != nil {
+		t.Errorf("folders.toml %+v, engine %v", loadFolders(t, c.home), d.synced)
+	}
+	c.fail(1, []string{"folder", "status", "Photos"}, "folder sync is not available in this build")
+	c.fail(1, []string{"folder", "revert", "Photos"}, "folder sync is not available in this build")
+}
+
+func TestAgentFoldersRefused(t *testing.T) {
+	// Not logged in.
+	c, _ := agentCLI(t, func(d *fakeDaemon) { d.user = "" })
+	c.fail(1, []string{"folder", "list"}, "this agent is not logged in: run 'baton login USER@SERVER'")
+	c.fail(1, []string{"folder", "create", "Photos", t.TempDir()}, "not logged in")
+
+	// Agent commands at a server.
+	s := newCLI(t)
+	serveFake(t, s.home, newFakeDaemon(t, "s2"))
+	for _, args := range [][]string{
+		{"folder", "status", "Photos"}, {"folder", "accept", "Photos", t.TempDir()}, {"folder", "leave", "Photos"},
+		{"folder", "unshare", "Photos", "bob"}, {"folder", "revert", "Photos"},
+	} {
+		s.fail(1, args, "this host is a server: this command is for desktop agents")
+	}
+	s.fail(2, []string{"folder", "create", "Photos", t.TempDir()}, "on a server, give NAME and --owner USER")
+
+	// The user's home server is gone from the agent's view: the hosting
+	// server's refusal is passed on.
+	c2, d2 := agentCLI(t, nil)
+	d2.set(func(f *fakeDaemon) {
+		f.agentErr = &peer.WrongServerError{Msg: "user ann's home server is s3 (" + id("s3") + "): folders are created there"}
+	})
+	c2.fail(1, []string{"folder", "create", "Photos", t.TempDir()}, "user ann's home server is s3")
+}
+
+func mustDecode(t *testing.T, s string) lpeer.ID {
+	t.Helper()
+	p, err := lpeer.Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
