@@ -143,8 +143,9 @@ type node struct {
 	home    string
 	port    int
 	id      string
-	record  string // the signed host record, 'keys export'
-	logPath string // the daemon's stderr, across restarts
+	record  string   // the signed host record, 'keys export'
+	logPath string   // the daemon's stderr, across restarts
+	runArgs []string // extra 'baton run' flags
 	proc    *exec.Cmd
 	exited  chan struct{}
 	starts  int
@@ -364,7 +365,7 @@ func (c *cluster) start(n *node) {
 	}
 	n.starts++
 	fmt.Fprintf(logf, "=== harness: start %d of %s at %s\n", n.starts, n.name, time.Now().Format(time.TimeOnly+".000"))
-	cmd := exec.Command(batonBin, "--home", n.home, "run")
+	cmd := exec.Command(batonBin, append([]string{"--home", n.home, "run"}, n.runArgs...)...)
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
