@@ -19,6 +19,7 @@ type initInfo struct {
 	Listen       []string `json:"listen"`
 	PublicAddrs  []string `json:"public_addrs"`
 	PrivateAddrs []string `json:"private_addrs"`
+	PublicListen []string `json:"public_listen"`
 }
 
 func newInitCmd(env *cliEnv) *cobra.Command {
@@ -123,6 +124,7 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 				Listen:       nonNil(cfg.Listen),
 				PublicAddrs:  nonNil(cfg.PublicAddrs),
 				PrivateAddrs: nonNil(cfg.PrivateAddrs),
+				PublicListen: nonNil(cfg.PublicListen),
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
@@ -132,10 +134,17 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 			fmt.Fprintf(w, "  id:          %s\n", info.ID)
 			fmt.Fprintf(w, "  fingerprint: %s\n", info.Fingerprint)
 			printAddrs(w, "  listen:      ", info.Listen)
+			if len(info.PublicListen) > 0 {
+				printAddrs(w, "  public:      ", info.PublicListen)
+			}
 			if nk.kept != "" {
 				fmt.Fprintf(w, "  old key:     kept as %s\n", nk.kept)
 			}
-			fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
+			if role == identity.RoleAgent {
+				fmt.Fprintln(w, "Next: 'baton login USER@<server's public address>/p2p/<server ID>', then 'baton run'.")
+			} else {
+				fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
+			}
 			return nil
 		},
 	}
@@ -149,6 +158,6 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 	fl.StringArrayVar(&publicListen, "public-listen", nil, "public `MULTIADDR` (an IP and a port) where agents not yet logged in may connect to log in, and only that (servers; repeatable; also listened on)")
 	fl.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase")
 	fl.BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
-	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, home, encrypted, listen, public_addrs, private_addrs)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, home, encrypted, listen, public_addrs, private_addrs, public_listen)")
 	return cmd
 }
