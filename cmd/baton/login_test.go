@@ -14,6 +14,7 @@ import (
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/peertest"
 )
 
 // fakeLogin is a home server s2 that knows ann with password "right":
@@ -237,5 +238,70 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAgentEndToEnd: a real agent node through the CLI against a real
+// server: log in, run, create and share a folder, list it.
+func TestAgentEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts libp2p nodes")
+	}
+	cl := peertest.NewPublicCluster(t, 1, collections.DefaultFailover(1))
+	cl.Configure = func(_ *peertest.Member, cfg *peer.Config) { cfg.PasswordKDF = identitytest.FastKDF }
+	cl.StartAll()
+	cl.WaitMaster(20 * time.Second)
+	for _, name := range []string{"ann", "bob"} {
+		if _, err := cl.Submit(0, mustPut(t, collections.User{Name: name, HomeServer: cl.Members[0].Key.ID().String()})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.Node(0).SetPassword(ctx, "ann", []byte("right")); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newCLI(t)
+	c.ok("init", "--agent", "--name", "lap", "--listen", "/ip4/127.0.0.1/tcp/0")
+	c.vars["BATON_PASSWORD"] = "right"
+	c.ok("login", "ann@"+cl.PublicP2P(0))
+	stop := startRun(t, c)
+	waitFor(t, "the agent daemon to be accepted", func() bool {
+		r := c.run("folder", "list")
+		return r.code == 0
+	})
+	photos := filepath.Join(t.TempDir(), "Photos")
+	var r result
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		// The agent learns its user's home server by anti-entropy.
+		r = c.run("folder", "create", "Photos", photos)
+		if r.code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: folder Photos (") {
+		t.Fatalf("folder create: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if out := c.ok("folder", "share", "Photos", "bob", "--rights", "ro"); !strings.HasPrefix(out, "ok: folder Photos (") {
+		t.Errorf("folder share printed %q", out)
+	}
+	c.fail(1, []string{"folder", "leave", "Photos"}, "ann owns folder Photos and cannot leave it")
+	list := c.ok("folder", "list")
+	if !strings.Contains(list, "Photos") || !strings.Contains(list, photos) {
+		t.Errorf("folder list printed\n%s", list)
+	}
+	st := cl.State(0)
+	found := false
+	for _, f := range st.Folders() {
+		found = found || f.Name == "Photos" && f.Owner == "ann" && f.Members["bob"] == collections.RightReadOnly
+	}
+	if !found {
+		t.Errorf("the server's Catalog lacks ann's Photos shared with bob: %+v", st.Folders())
+	}
+	if r := stop(); r.code != 0 {
+		t.Errorf("run: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
