@@ -1,7 +1,13 @@
 // Command baton is the baton host agent: it manages this host's key, founds
 // and joins domains, runs the host as a server or desktop agent ('baton
 // run'), and asks the running daemon over its control socket (status, users,
-// servers, folders, reports).
+// passwords, devices, servers, folders, reports).
+//
+// On a desktop agent: 'baton init --agent', 'baton login USER@ADDRESS' (no
+// daemon needed: it saves the device certificate and the domain genesis),
+// 'baton run', then 'baton folder create|share|unshare|list|accept|leave|
+// status|revert', which the agent daemon carries out by asking the folder's
+// hosting server and driving the sync engine.
 //
 // main is thin: it builds a context cancelled by SIGINT or SIGTERM, runs the
 // command line and exits with its code. Everything else lives in run and the
