@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,6 +184,10 @@ needed; restart a running one to use the new certificate.`,
 			}
 			if err := saveLoginInfo(home, li); err != nil {
 				return err
+			}
+			if conn, err := net.DialTimeout("unix", socketPath(home), time.Second); err == nil {
+				conn.Close()
+				fmt.Fprintln(env.stderr, "baton: note: a daemon is running in this home: restart 'baton run' to use the new certificate")
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
