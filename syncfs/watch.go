@@ -230,7 +230,10 @@ func (st *watchState) event(ev fsnotify.Event, now time.Time) {
 		// Watch it first, then walk it: whatever was created inside before
 		// the watch existed is covered by rescanning the directory.
 		st.addTree(name, now)
-	} else if st.w.own(name, now) {
+	} else if ev.Op != fsnotify.Chmod && st.w.own(name, now) {
+		// A change of mode alone is never taken for an expected write:
+		// Expect knows sizes and mtimes, not modes, so a chmod right after
+		// the applier wrote a file would otherwise go unseen.
 		return
 	}
 	var op Op

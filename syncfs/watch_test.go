@@ -186,6 +186,30 @@ func TestWatcherDropsOwnWrites(t *testing.T) {
 	}
 }
 
+// A mode change right after the applier wrote a file is the user's, not
+// an echo: Expect knows the size and mtime, which a chmod keeps.
+func TestWatcherSeesChmodAfterOwnWrite(t *testing.T) {
+	rootA, rootB := t.TempDir(), t.TempDir()
+	put(t, rootA, "f.txt", []byte("from A"), 0o644, baseTime)
+	a, _ := mustScan(t, scanner(rootA, devA), Local{})
+	b := NewLocal()
+	w, err := NewWatcher(rootB, nil, watchConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, w)
+	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a), Expect: w.Expect}
+	for _, r := range ap.Apply(context.Background(), &b, Plan(b.Files, a.Files, devB)) {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(rootB, "f.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "f.txt")
+}
+
 func TestWatcherOverflowAndLimits(t *testing.T) {
 	root := t.TempDir()
 	var logs syncBuffer
