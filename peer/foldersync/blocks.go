@@ -1,0 +1,357 @@
+package foldersync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// handleBlock serves ProtoBlock: each block asked for is looked up in the
+// folder's published index, read from its file and verified before it is
+// sent; a block this host does not have (or whose file changed) is
+// answered as missing.
+func (e *Engine) handleBlock(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	_ = s.SetDeadline(time.Now().Add(ioTimeout))
+	var req blockRequest
+	if err := readMsg(bufio.NewReader(s), maxRequest, &req); err != nil || req.validate(e.cfg.Chunking.MaxSize) != nil {
+		_ = s.Reset()
+		return
+	}
+	if e.peerRoleIn(req.Folder, p) == roleNone {
+		e.log.Debug("block request refused", "peer", p.String(), "folder", req.Folder)
+		_ = s.Reset()
+		return
+	}
+	f := e.folder(req.Folder)
+	var pub *published
+	if f != nil {
+		pub = f.pub.Load()
+	}
+	if pub == nil {
+		_ = s.Reset()
+		return
+	}
+	defer s.Close()
+	root, err := os.OpenRoot(f.root)
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	defer root.Close()
+	files := map[string]*os.File{}
+	defer func() {
+		for _, fh := range files {
+			if fh != nil {
+				fh.Close()
+			}
+		}
+	}()
+	w := bufio.NewWriterSize(s, 256<<10)
+	for _, ref := range req.Blocks {
+		frame := []byte{blockMissing}
+		if loc, ok := pub.blocks[ref.Hash]; ok && loc.size == ref.Size {
+			fh, seen := files[loc.name]
+			if !seen {
+				fh, _ = root.Open(filepath.FromSlash(loc.name))
+				files[loc.name] = fh
+			}
+			if fh != nil {
+				buf := make([]byte, 1+int(ref.Size))
+				if _, err := fh.ReadAt(buf[1:], loc.offset); err == nil && syncfs.HashBytes(buf[1:]) == ref.Hash {
+					buf[0] = blockOK
+					frame = buf
+					f.served.Add(int64(ref.Size))
+				}
+			}
+		}
+		_ = s.SetDeadline(time.Now().Add(ioTimeout))
+		if err := writeFrame(w, frame); err != nil {
+			return
+		}
+	}
+	_ = w.Flush()
+}
+
+// requestBlocks asks p for refs of folder and calls got with each block
+// received and verified. It returns the refs p did not supply.
+func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, []byte)) ([]blockRef, error) {
+	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	s, err := e.cfg.Host.NewStream(sctx, p, ProtoBlock)
+	if err != nil {
+		return refs, err
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(ioTimeout))
+	if err := writeMsg(s, blockRequest{Folder: folder, Blocks: refs}); err != nil {
+		_ = s.Reset()
+		return refs, err
+	}
+	_ = s.CloseWrite()
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	br := bufio.NewReaderSize(s, 256<<10)
+	var missing []blockRef
+	for i, ref := range refs {
+		_ = s.SetDeadline(time.Now().Add(ioTimeout))
+		b, err := readFrame(br, 1+int(e.cfg.Chunking.MaxSize))
+		if err != nil {
+			_ = s.Reset()
+			return append(missing, refs[i:]...), err
+		}
+		if len(b) == 1+int(ref.Size) && b[0] == blockOK && syncfs.HashBytes(b[1:]) == ref.Hash {
+			got(ref, b[1:])
+			continue
+		}
+		missing = append(missing, ref)
+	}
+	return missing, nil
+}
+
+// Prefetch entry states.
+const (
+	pfQueued   = iota // waiting for a prefetch worker
+	pfInflight        // being fetched
+	pfDone            // fetched (data nil: not to be had)
+	pfClaimed         // taken by the applier before a worker got to it
+)
+
+// pfEntry is one block the plan needs.
+type pfEntry struct {
+	ref     blockRef
+	last    int // the last action that needs it
+	uses    int // Block calls still expected
+	state   int
+	evict   bool // drop when fetched
+	counted bool // its bytes are in source.held
+	done    chan struct{}
+	data    []byte
+}
+
+// source is the BlockSource of one apply: it fetches blocks from peers
+// (the one whose index is applied first, then the folder's other members
+// connected), ahead of the applier in plan order, within a memory budget,
+// in batches of several blocks per stream.
+type source struct {
+	f     *folder
+	peers []lpeer.ID
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	entries map[syncfs.Hash]*pfEntry
+	queue   []*pfEntry
+	next    int
+	byLast  map[int][]*pfEntry
+	held    int64 // bytes fetched or in flight, not yet used or evicted
+	budget  int64
+	closed  bool
+}
+
+// newSource returns the source for applying actions, and starts fetching
+// their blocks ahead.
+func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) *source {
+	ctx, stop := context.WithCancel(ctx)
+	s := &source{
+		f: f, peers: peers, ctx: ctx, stop: stop,
+		entries: map[syncfs.Hash]*pfEntry{}, byLast: map[int][]*pfEntry{},
+		budget: f.e.cfg.Prefetch,
+	}
+	s.cond = sync.NewCond(&s.mu)
+	for i, a := range actions {
+		for _, b := range a.Need {
+			ent := s.entries[b.Hash]
+			if ent == nil {
+				ent = &pfEntry{ref: blockRef{Hash: b.Hash, Size: b.Size}, done: make(chan struct{})}
+				s.entries[b.Hash] = ent
+				s.queue = append(s.queue, ent)
+			}
+			ent.uses++
+			ent.last = i
+		}
+	}
+	for _, ent := range s.entries {
+		s.byLast[ent.last] = append(s.byLast[ent.last], ent)
+	}
+	workers := max(1, f.e.cfg.Fetches/2)
+	for range workers {
+		s.wg.Go(s.prefetch)
+	}
+	return s
+}
+
+// close stops the prefetching and waits for it.
+func (s *source) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.stop()
+	s.wg.Wait()
+}
+
+// prefetch is a worker: it takes the next batch of queued blocks when the
+// budget allows and fetches it.
+func (s *source) prefetch() {
+	for {
+		s.mu.Lock()
+		for {
+			for s.next < len(s.queue) && s.queue[s.next].state != pfQueued {
+				s.next++
+			}
+			if s.closed || s.next >= len(s.queue) {
+				s.mu.Unlock()
+				return
+			}
+			if first := s.queue[s.next]; s.held == 0 || s.held+int64(first.ref.Size) <= s.budget {
+				break
+			}
+			s.cond.Wait()
+		}
+		var (
+			batch []*pfEntry
+			bytes int64
+		)
+		for s.next < len(s.queue) && len(batch) < maxBatch {
+			ent := s.queue[s.next]
+			if ent.state != pfQueued {
+				s.next++
+				continue
+			}
+			sz := int64(ent.ref.Size)
+			if len(batch) > 0 && (bytes+sz > maxBatchBytes || s.held+sz > s.budget) {
+				break
+			}
+			ent.state, ent.counted = pfInflight, true
+			s.held += sz
+			bytes += sz
+			batch = append(batch, ent)
+			s.next++
+		}
+		s.mu.Unlock()
+
+		refs := make([]blockRef, len(batch))
+		for i, ent := range batch {
+			refs[i] = ent.ref
+		}
+		got := s.fetch(s.ctx, refs)
+		s.mu.Lock()
+		for _, ent := range batch {
+			ent.data = got[ent.ref.Hash]
+			ent.state = pfDone
+			close(ent.done)
+			if ent.evict || ent.data == nil {
+				s.release(ent)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// release forgets ent and frees its bytes. s.mu is held.
+func (s *source) release(ent *pfEntry) {
+	if ent.counted {
+		s.held -= int64(ent.ref.Size)
+		ent.counted = false
+	}
+	if s.entries[ent.ref.Hash] == ent {
+		delete(s.entries, ent.ref.Hash)
+	}
+	ent.data = nil
+	s.cond.Broadcast()
+}
+
+// done tells the source the applier finished action i: blocks no later
+// action needs are dropped.
+func (s *source) done(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ent := range s.byLast[i] {
+		switch ent.state {
+		case pfQueued:
+			ent.state = pfClaimed
+			s.release(ent)
+		case pfInflight:
+			ent.evict = true
+		case pfDone:
+			s.release(ent)
+		}
+	}
+	delete(s.byLast, i)
+}
+
+// Block implements syncfs.BlockSource.
+func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]byte, error) {
+	s.mu.Lock()
+	ent := s.entries[hash]
+	if ent != nil && ent.ref.Size == size {
+		switch ent.state {
+		case pfQueued:
+			ent.state = pfClaimed
+			s.release(ent)
+		case pfInflight, pfDone:
+			s.mu.Unlock()
+			select {
+			case <-ent.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			s.mu.Lock()
+			data := ent.data
+			if data != nil {
+				ent.uses--
+				if ent.uses <= 0 {
+					s.release(ent)
+				}
+				s.mu.Unlock()
+				return data, nil
+			}
+		}
+	}
+	s.mu.Unlock()
+	ref := blockRef{Hash: hash, Size: size}
+	if data := s.fetch(ctx, []blockRef{ref})[hash]; data != nil {
+		return data, nil
+	}
+	return nil, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
+}
+
+// fetch gets refs from the peers in order, each asked for what the ones
+// before it did not supply, in batches, at most Fetches streams at once
+// per folder. It returns the blocks received, by hash.
+func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash][]byte {
+	out := make(map[syncfs.Hash][]byte, len(refs))
+	for _, p := range s.peers {
+		if len(refs) == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case s.f.fetchSem <- struct{}{}:
+		case <-ctx.Done():
+			return out
+		}
+		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b []byte) {
+			out[r.Hash] = b
+			s.f.fetched.Add(int64(len(b)))
+		})
+		<-s.f.fetchSem
+		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			s.f.log.Debug("fetching blocks", "peer", p.String(), "blocks", len(refs), "err", err)
+		}
+		refs = missing
+	}
+	return out
+}

@@ -1,0 +1,419 @@
+package foldersync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// Errors callers branch on.
+var (
+	// ErrUnknownFolder: the folder is not one this host syncs (or the
+	// engine is not running).
+	ErrUnknownFolder = errors.New("folder not synced here")
+	// ErrNotReadOnly: Revert is for read-only members, whose local changes
+	// nobody accepts; a read-write member's changes go to the server.
+	ErrNotReadOnly = errors.New("not a read-only member of the folder")
+)
+
+// Access is what the engine needs to know of the replicated collections.
+// Its methods are called from many goroutines and must not block: the
+// caller implements it over a snapshot of its state.
+type Access interface {
+	// Folder returns the Catalog's folder with id.
+	Folder(id string) (collections.Folder, bool)
+	// UserOf returns the user whose valid device p is.
+	UserOf(p lpeer.ID) (user string, ok bool)
+	// Server reports whether p is a server of the domain's chain.
+	Server(p lpeer.ID) bool
+}
+
+// Config configures an Engine. Host, Key, DataDir and Access are required.
+type Config struct {
+	// Host is the libp2p host the engine serves and fetches on.
+	Host host.Host
+	// Key is the host's key: it signs this host's indexes. Its ID must be
+	// the Host's.
+	Key *identity.PrivateKey
+	// DataDir holds the engine's state (the index database).
+	DataDir string
+	// Access returns the current view of the collections. It is called
+	// often and must return quickly (an atomic load of a snapshot).
+	Access func() Access
+	// Logger receives the engine's logs; nil discards them.
+	Logger *slog.Logger
+	// RescanInterval is how often every folder is rescanned in full, as a
+	// safety net under the watcher (default 1 min).
+	RescanInterval time.Duration
+	// PullInterval is how often a device asks the hosting server for its
+	// index, and a server asks the connected member devices for theirs,
+	// catching notifications that were lost (default 10 s).
+	PullInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Chunking sets the blocks (syncfs.DefaultChunking if zero). Every
+	// host of a domain must use the same.
+	Chunking syncfs.Chunking
+	// Aggregator sets how watcher events are batched
+	// (syncfs.DefaultAggregatorConfig if zero).
+	Aggregator syncfs.AggregatorConfig
+	// Fetches bounds the block requests in flight per folder (default 8).
+	Fetches int
+	// Prefetch bounds the bytes of blocks fetched ahead of the applier per
+	// folder (default 64 MiB).
+	Prefetch int64
+}
+
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.RescanInterval <= 0 {
+		c.RescanInterval = time.Minute
+	}
+	if c.PullInterval <= 0 {
+		c.PullInterval = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Chunking == (syncfs.Chunking{}) {
+		c.Chunking = syncfs.DefaultChunking
+	}
+	if c.Aggregator == (syncfs.AggregatorConfig{}) {
+		c.Aggregator = syncfs.DefaultAggregatorConfig
+	}
+	if c.Fetches <= 0 {
+		c.Fetches = 8
+	}
+	if c.Prefetch <= 0 {
+		c.Prefetch = 64 << 20
+	}
+}
+
+// Validate checks the required fields.
+func (c *Config) Validate() error {
+	switch {
+	case c.Host == nil:
+		return errors.New("folder sync config: no libp2p host")
+	case c.Key == nil:
+		return errors.New("folder sync config: no host key")
+	case c.Key.ID() != c.Host.ID():
+		return fmt.Errorf("folder sync config: key %s is not the host's (%s)", c.Key.ID(), c.Host.ID())
+	case c.DataDir == "":
+		return errors.New("folder sync config: no data directory")
+	case c.Access == nil:
+		return errors.New("folder sync config: no access view")
+	}
+	if err := c.Chunking.Validate(); err != nil {
+		return fmt.Errorf("folder sync config: %w", err)
+	}
+	if err := c.Aggregator.Validate(); err != nil {
+		return fmt.Errorf("folder sync config: %w", err)
+	}
+	return nil
+}
+
+// Engine syncs this host's folders with their hosting servers (on an
+// agent) or with the member devices (on the hosting server). New builds it
+// and starts nothing; Run serves the protocols and runs one goroutine per
+// folder until its context ends.
+type Engine struct {
+	cfg     Config
+	self    lpeer.ID
+	log     *slog.Logger
+	running atomic.Bool
+	db      *syncfs.DB // set by Run
+
+	mu      sync.Mutex
+	want    map[string]string  // folder ID -> root, as SetFolders said
+	folders map[string]*folder // running folders
+	changed chan struct{}      // SetFolders was called
+}
+
+// New checks cfg and returns an engine. It does no I/O.
+func New(cfg Config) (*Engine, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{
+		cfg:     cfg,
+		self:    cfg.Host.ID(),
+		log:     cfg.Logger,
+		want:    map[string]string{},
+		folders: map[string]*folder{},
+		changed: make(chan struct{}, 1),
+	}, nil
+}
+
+// SetFolders sets the folders this host syncs: folder ID -> the folder's
+// directory. Folders no longer listed stop (their files stay); new ones
+// start. It may be called before or while Run runs.
+func (e *Engine) SetFolders(folders map[string]string) {
+	m := make(map[string]string, len(folders))
+	for id, root := range folders {
+		if abs, err := filepath.Abs(root); err == nil {
+			root = abs
+		}
+		m[id] = root
+	}
+	e.mu.Lock()
+	same := maps.Equal(m, e.want)
+	e.want = m
+	e.mu.Unlock()
+	if !same {
+		select {
+		case e.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Status returns the state of a folder this host syncs.
+func (e *Engine) Status(id string) (FolderStatus, bool) {
+	f := e.folder(id)
+	if f == nil {
+		return FolderStatus{}, false
+	}
+	return f.status(), true
+}
+
+// Statuses returns the state of every folder this host syncs, by ID.
+func (e *Engine) Statuses() map[string]FolderStatus {
+	e.mu.Lock()
+	fs := make([]*folder, 0, len(e.folders))
+	for _, f := range e.folders {
+		fs = append(fs, f)
+	}
+	e.mu.Unlock()
+	out := make(map[string]FolderStatus, len(fs))
+	for _, f := range fs {
+		out[f.id] = f.status()
+	}
+	return out
+}
+
+// Rescan asks for a full rescan of a folder soon.
+func (e *Engine) Rescan(id string) error {
+	f := e.folder(id)
+	if f == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownFolder, id)
+	}
+	f.requestRescan()
+	return nil
+}
+
+// Revert makes a folder of which this host is a read-only member equal to
+// the hosting server's copy, undoing the local changes nobody accepted.
+// Nothing is deleted that the server does not have: local content that
+// differs from the server's, or that the server does not have, is kept
+// beside it as a conflict copy. It returns when done.
+func (e *Engine) Revert(ctx context.Context, id string) error {
+	f := e.folder(id)
+	if f == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownFolder, id)
+	}
+	errc := make(chan error, 1)
+	select {
+	case f.ctl <- func(ctx context.Context) { errc <- f.revert(ctx) }:
+	case <-f.done:
+		return fmt.Errorf("%w: %s", ErrUnknownFolder, id)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) folder(id string) *folder {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.folders[id]
+}
+
+// Run serves the folder protocols and syncs the folders until ctx ends. It
+// returns after every goroutine it started has exited.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("folder sync: Run called twice")
+	}
+	db, err := syncfs.OpenDB(filepath.Join(e.cfg.DataDir, "folders.db"))
+	if err != nil {
+		return err
+	}
+	e.db = db
+	defer db.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := e.cfg.Host
+	h.SetStreamHandler(ProtoIndex, e.handleIndex)
+	h.SetStreamHandler(ProtoBlock, e.handleBlock)
+	h.SetStreamHandler(ProtoNotify, e.handleNotify)
+	defer func() {
+		h.RemoveStreamHandler(ProtoIndex)
+		h.RemoveStreamHandler(ProtoBlock)
+		h.RemoveStreamHandler(ProtoNotify)
+	}()
+
+	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return fmt.Errorf("subscribing to connection events: %w", err)
+	}
+	defer sub.Close()
+
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		e.mu.Lock()
+		clear(e.folders)
+		e.mu.Unlock()
+	}()
+	e.reconcile(ctx, &wg)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.changed:
+			e.reconcile(ctx, &wg)
+		case ev, ok := <-sub.Out():
+			if !ok {
+				return nil
+			}
+			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected {
+				e.mu.Lock()
+				for _, f := range e.folders {
+					f.notify(c.Peer)
+				}
+				e.mu.Unlock()
+			}
+		}
+	}
+}
+
+// reconcile starts the folders wanted and not running, and stops those
+// running and no longer wanted (or whose directory changed).
+func (e *Engine) reconcile(ctx context.Context, wg *sync.WaitGroup) {
+	e.mu.Lock()
+	want := maps.Clone(e.want)
+	var stop []*folder
+	for id, f := range e.folders {
+		if root, ok := want[id]; !ok || root != f.root {
+			stop = append(stop, f)
+			delete(e.folders, id)
+		}
+	}
+	e.mu.Unlock()
+	for _, f := range stop {
+		f.cancel()
+		<-f.done
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, root := range want {
+		if _, ok := e.folders[id]; ok {
+			continue
+		}
+		f := newFolder(e, id, root)
+		fctx, cancel := context.WithCancel(ctx)
+		f.cancel = cancel
+		e.folders[id] = f
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(f.done)
+			f.run(fctx)
+		}()
+	}
+}
+
+// access returns the current view of the collections.
+func (e *Engine) access() Access { return e.cfg.Access() }
+
+// peerRole is what a peer is to a folder.
+type peerRole int
+
+const (
+	roleNone   peerRole = iota // a stranger: nothing
+	roleReader                 // a read-only member's device
+	roleWriter                 // an owner's or read-write member's device
+	roleServer                 // the folder's hosting server
+)
+
+func (r peerRole) String() string {
+	switch r {
+	case roleReader:
+		return "ro"
+	case roleWriter:
+		return "rw"
+	case roleServer:
+		return "server"
+	}
+	return "none"
+}
+
+// roleOf says what p is to the folder f, as a seeing now.
+func roleOf(a Access, f collections.Folder, p lpeer.ID) peerRole {
+	if p.String() == f.Server {
+		if a.Server(p) {
+			return roleServer
+		}
+		return roleNone
+	}
+	user, ok := a.UserOf(p)
+	if !ok {
+		return roleNone
+	}
+	switch f.Members[user] {
+	case collections.RightOwner, collections.RightReadWrite:
+		return roleWriter
+	case collections.RightReadOnly:
+		return roleReader
+	}
+	return roleNone
+}
+
+// peerRoleIn says what p is to the folder id now (roleNone for a folder
+// the Catalog does not hold).
+func (e *Engine) peerRoleIn(id string, p lpeer.ID) peerRole {
+	a := e.access()
+	f, ok := a.Folder(id)
+	if !ok {
+		return roleNone
+	}
+	return roleOf(a, f, p)
+}
+
+// newSession returns a random non-zero session number.
+func newSession() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if s := binary.LittleEndian.Uint64(b[:]); s != 0 {
+			return s
+		}
+	}
+}

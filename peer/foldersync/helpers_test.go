@@ -1,0 +1,367 @@
+package foldersync
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/goleak"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"))
+}
+
+// fakeAccess is a Catalog view for tests.
+type fakeAccess struct {
+	mu      sync.Mutex
+	folders map[string]collections.Folder
+	users   map[lpeer.ID]string
+	servers map[lpeer.ID]bool
+}
+
+func (a *fakeAccess) Folder(id string) (collections.Folder, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, ok := a.folders[id]
+	f.Members = maps.Clone(f.Members)
+	return f, ok
+}
+
+func (a *fakeAccess) UserOf(p lpeer.ID) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u, ok := a.users[p]
+	return u, ok
+}
+
+func (a *fakeAccess) Server(p lpeer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.servers[p]
+}
+
+func (a *fakeAccess) setRight(folder, user string, r collections.Right) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.folders[folder]
+	f.Members = maps.Clone(f.Members)
+	if r == "" {
+		delete(f.Members, user)
+	} else {
+		f.Members[user] = r
+	}
+	a.folders[folder] = f
+}
+
+// testNet is a folder's server and member devices on 127.0.0.1, each a
+// raw libp2p host with an engine.
+type testNet struct {
+	t      testing.TB
+	access *fakeAccess
+	folder string
+	server *testNode
+	nodes  map[string]*testNode
+	// conf adjusts every engine's configuration.
+	conf func(*Config)
+}
+
+type testNode struct {
+	name    string
+	key     *identity.PrivateKey
+	host    host.Host
+	dataDir string
+	root    string
+	eng     *Engine
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// newTestNet starts a server hosting folder "f1" and devices, one per
+// user, with the given rights.
+func newTestNet(t testing.TB, rights map[string]collections.Right, conf func(*Config)) *testNet {
+	t.Helper()
+	n := &testNet{
+		t:      t,
+		folder: "f1",
+		access: &fakeAccess{folders: map[string]collections.Folder{}, users: map[lpeer.ID]string{}, servers: map[lpeer.ID]bool{}},
+		nodes:  map[string]*testNode{},
+		conf:   conf,
+	}
+	n.server = n.newNode("server")
+	n.access.servers[n.server.host.ID()] = true
+	members := map[string]collections.Right{}
+	owner := ""
+	for user, r := range rights {
+		members[user] = r
+		if r == collections.RightOwner {
+			owner = user
+		}
+	}
+	n.access.folders[n.folder] = collections.Folder{ID: n.folder, Name: "shared", Owner: owner, Server: n.server.host.ID().String(), Members: members}
+	n.start(n.server)
+	for user := range rights {
+		d := n.newNode(user)
+		n.access.mu.Lock()
+		n.access.users[d.host.ID()] = user
+		n.access.mu.Unlock()
+		n.connect(d)
+		n.start(d)
+	}
+	return n
+}
+
+// newNode makes a host with a folder directory.
+func (n *testNet) newNode(name string) *testNode {
+	t := n.t
+	t.Helper()
+	key := identitytest.Key("foldersync-" + name)
+	h, err := libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		t.Fatalf("starting host %s: %v", name, err)
+	}
+	t.Cleanup(func() { h.Close() })
+	base := t.TempDir()
+	nd := &testNode{name: name, key: key, host: h, dataDir: filepath.Join(base, "data"), root: filepath.Join(base, "folder")}
+	for _, d := range []string{nd.dataDir, nd.root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.nodes[name] = nd
+	return nd
+}
+
+// connect connects d to the server.
+func (n *testNet) connect(d *testNode) {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s := n.server.host
+	if err := d.host.Connect(ctx, lpeer.AddrInfo{ID: s.ID(), Addrs: s.Addrs()}); err != nil {
+		n.t.Fatalf("connecting %s to the server: %v", d.name, err)
+	}
+}
+
+// start starts (or restarts) d's engine.
+func (n *testNet) start(d *testNode) {
+	t := n.t
+	t.Helper()
+	cfg := Config{
+		Host:         d.host,
+		Key:          d.key,
+		DataDir:      d.dataDir,
+		Access:       func() Access { return n.access },
+		Logger:       testLogger(t, d.name),
+		PullInterval: time.Minute, // notifications must do the work
+	}
+	if n.conf != nil {
+		n.conf(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetFolders(map[string]string{n.folder: d.root})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.eng, d.cancel, d.done = e, cancel, make(chan error, 1)
+	go func() { d.done <- e.Run(ctx) }()
+	t.Cleanup(func() { n.stop(d) })
+}
+
+// stop stops d's engine and waits for it.
+func (n *testNet) stop(d *testNode) {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			n.t.Errorf("%s: Run: %v", d.name, err)
+		}
+	case <-time.After(30 * time.Second):
+		n.t.Errorf("%s: engine did not stop", d.name)
+	}
+	d.cancel = nil
+}
+
+func testLogger(t testing.TB, name string) *slog.Logger {
+	if os.Getenv("FOLDERSYNC_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+}
+
+// status returns d's folder status.
+func (n *testNet) status(d *testNode) FolderStatus {
+	st, _ := d.eng.Status(n.folder)
+	return st
+}
+
+// waitFor waits until cond holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitEqual waits until the trees of the nodes are equal (conflict copies
+// included) and every one is in sync.
+func (n *testNet) waitEqual(nodes ...*testNode) {
+	n.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		last := n.equal(nodes...)
+		if last == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("trees not equal after 60 s: %s", last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// equal says how the nodes' trees differ or are not in sync, "" if not.
+func (n *testNet) equal(nodes ...*testNode) string {
+	want := readTree(n.t, nodes[0].root)
+	for _, d := range nodes[1:] {
+		if diff := treeDiff(want, readTree(n.t, d.root)); diff != "" {
+			return fmt.Sprintf("%s vs %s: %s", nodes[0].name, d.name, diff)
+		}
+	}
+	for _, d := range nodes {
+		if st := n.status(d); !st.InSync {
+			return fmt.Sprintf("%s not in sync: %+v", d.name, st)
+		}
+	}
+	return ""
+}
+
+// entry is one entry of a tree on disk.
+type entry struct {
+	kind string // file, dir, symlink
+	mode fs.FileMode
+	data string // content or target
+}
+
+// readTree reads the folder at root, without temporary files.
+func readTree(t testing.TB, root string) map[string]entry {
+	t.Helper()
+	out := map[string]entry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." || syncfs.IsTemp(filepath.ToSlash(rel)) {
+			return nil
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			out[name] = entry{kind: "symlink", data: target}
+		case fi.IsDir():
+			out[name] = entry{kind: "dir", mode: fi.Mode().Perm()}
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				if os.IsNotExist(err) {
+					return nil
+				}
+				return err
+			}
+			out[name] = entry{kind: "file", mode: fi.Mode().Perm(), data: string(b)}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading %s: %v", root, err)
+	}
+	return out
+}
+
+// treeDiff describes how got differs from want, "" if not.
+func treeDiff(want, got map[string]entry) string {
+	var d []string
+	for n, w := range want {
+		g, ok := got[n]
+		switch {
+		case !ok:
+			d = append(d, "missing "+n)
+		case g != w:
+			d = append(d, fmt.Sprintf("%s differs (%s %o %d bytes, want %s %o %d bytes)", n, g.kind, g.mode, len(g.data), w.kind, w.mode, len(w.data)))
+		}
+		if len(d) > 5 {
+			break
+		}
+	}
+	for n := range got {
+		if _, ok := want[n]; !ok && len(d) <= 5 {
+			d = append(d, "extra "+n)
+		}
+	}
+	return strings.Join(d, "; ")
+}
+
+// write writes data to name under d's folder, making directories.
+func (d *testNode) write(t testing.TB, name, data string) {
+	t.Helper()
+	p := filepath.Join(d.root, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read returns the content of name under d's folder, "" if absent.
+func (d *testNode) read(t testing.TB, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.root, filepath.FromSlash(name)))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}

@@ -1,0 +1,56 @@
+package foldersync
+
+import "time"
+
+// Folder states.
+const (
+	StateIdle     = "idle"     // nothing to do
+	StateScanning = "scanning" // looking for local changes
+	StateSyncing  = "syncing"  // fetching an index or applying one
+	StateError    = "error"    // the folder cannot be synced now; LastError says why
+)
+
+// FolderStatus describes one folder this host syncs.
+type FolderStatus struct {
+	ID   string `json:"id"`
+	Root string `json:"root"`
+	// Role is what this host is to the folder: "server" (the hosting
+	// server, which keeps the canonical copy), "rw" (a member device whose
+	// changes are accepted), "ro" (a read-only member device), or "" while
+	// unknown (the Catalog does not say yet).
+	Role  string `json:"role"`
+	State string `json:"state"`
+	// LocalFiles and LocalBytes count the files (and symlinks) in the
+	// folder and their bytes, LocalDirs its directories.
+	LocalFiles int   `json:"local_files"`
+	LocalDirs  int   `json:"local_dirs"`
+	LocalBytes int64 `json:"local_bytes"`
+	// NeedFiles and NeedBytes are what is still to be taken from the
+	// server's index (on the server: from the devices' indexes): entries to
+	// create, change or delete and the bytes to fetch for them.
+	NeedFiles int   `json:"need_files"`
+	NeedBytes int64 `json:"need_bytes"`
+	// LocalChanges counts the entries changed here that the server has not
+	// accepted: on a read-write device, changes on their way; on a
+	// read-only device, changes nobody will accept (Revert undoes them).
+	// Conflict copies are not counted.
+	LocalChanges int `json:"local_changes"`
+	// InSync: the server's index is known and everything in it is here;
+	// on a read-write device, the server also has every local change.
+	InSync    bool   `json:"in_sync"`
+	LastError string `json:"last_error,omitempty"`
+	// Sequence is this host's index sequence number; ServerSequence (on a
+	// device) the server's, as last fetched.
+	Sequence       uint64 `json:"sequence"`
+	ServerSequence uint64 `json:"server_sequence,omitempty"`
+	// Fetched, Copied and Served count block bytes since the engine
+	// started: received from peers, reused from local files, sent to
+	// peers.
+	Fetched int64 `json:"fetched"`
+	Copied  int64 `json:"copied"`
+	Served  int64 `json:"served"`
+	// LastScan and LastSync are when the folder was last scanned and last
+	// took another host's changes (zero: not yet).
+	LastScan time.Time `json:"last_scan,omitzero"`
+	LastSync time.Time `json:"last_sync,omitzero"`
+}
