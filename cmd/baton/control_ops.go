@@ -163,11 +163,16 @@ func resolveServer(st *collections.State, ref string) (identity.HostRecord, erro
 func (s *controlServer) requireMaster(ctx context.Context) error {
 	tick := time.NewTicker(masterPoll)
 	defer tick.Stop()
+	var last peer.Status
 	for {
 		st, err := s.d.Status(ctx)
 		if err != nil {
+			if ctx.Err() != nil && last.ID != "" { // the wait ended during the query
+				return notMaster(last)
+			}
 			return err
 		}
+		last = st
 		if st.Role == "master" {
 			return nil
 		}
@@ -179,9 +184,6 @@ func (s *controlServer) requireMaster(ctx context.Context) error {
 		case <-ctx.Done():
 			return notMaster(st)
 		case <-tick.C:
-			if ctx.Err() != nil { // both were ready: the deadline wins
-				return notMaster(st)
-			}
 		}
 	}
 }
