@@ -48,8 +48,9 @@ type driver struct {
 		epoch  uint64
 		heard  time.Time
 	}
-	masterSeq uint64 // at the master: last sequence number used this epoch
-	gap       struct{ epoch, seq uint64 }
+	masterSeq  uint64 // at the master: last sequence number used this epoch
+	gap        gapTracker
+	lastGossip time.Time // when the last certified update arrived by gossip
 
 	allow    *allowList
 	sh       shared
@@ -292,6 +293,10 @@ func (d *driver) onStart(ctx context.Context) {
 	d.dialPeers(ctx)
 }
 
+// gapWait is how long a hole in the master's sequence may last before a
+// pull: gossip reorders, and most holes fill within milliseconds.
+const gapWait = 500 * time.Millisecond
+
 func (d *driver) onTick(ctx context.Context) {
 	now := d.cfg.Now()
 	if d.machine != nil {
@@ -304,8 +309,21 @@ func (d *driver) onTick(ctx context.Context) {
 	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
 		d.flushOutbox(ctx)
 	}
+	if m := d.master(); m != "" && m != d.self && d.gap.due(now, gapWait) {
+		epoch, upTo := d.gap.epoch, d.gap.max
+		d.syncWith(ctx, m, func(_ context.Context, ok bool) {
+			if ok {
+				d.gap.filled(epoch, upTo)
+			}
+		})
+	}
+	// Periodic anti-entropy. While gossip is streaming in without holes,
+	// a pull would mostly fetch what is already queued here, so it waits
+	// for a quiet moment (at most three intervals).
+	busy := now.Sub(d.lastGossip) < time.Second && d.gap.since.IsZero()
 	for _, p := range d.syncTargets() {
-		if now.Sub(d.lastSync[p]) >= d.cfg.SyncInterval {
+		due := now.Sub(d.lastSync[p])
+		if due >= d.cfg.SyncInterval && !busy || due >= 3*d.cfg.SyncInterval {
 			d.syncWith(ctx, p, nil)
 		}
 	}

@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,6 +51,14 @@ func TestAgentCopyAndScenarios1And2(t *testing.T) {
 	st := c.Status(agent)
 	if st.Role != "agent" {
 		t.Errorf("agent's role = %q, want agent", st.Role)
+	}
+	// The agent joins the gossip mesh at a gossipsub heartbeat after it
+	// connects; updates before that reach it by anti-entropy. Once it is
+	// in, updates arrive by gossip.
+	for i := 0; st.Counters.GossipApplied == 0 && i < 20; i++ {
+		putUser(t, c, 0, fmt.Sprintf("extra%d", i), 2)
+		c.WaitConverged(10 * time.Second)
+		st = c.Status(agent)
 	}
 	if st.Counters.SyncApplied == 0 || st.Counters.GossipApplied == 0 {
 		t.Errorf("agent counters %+v; want updates from both anti-entropy (joined late) and gossip", st.Counters)

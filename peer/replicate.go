@@ -82,13 +82,10 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 		}
 	}
 	d.raiseHighest(c.Epoch())
-	// A gap in the master's sequence means gossip lost something: pull.
-	if c.Epoch() == d.gap.epoch && c.MasterSeq() > d.gap.seq+1 {
-		d.syncWith(ctx, c.Master(), nil)
-	}
-	if c.Epoch() > d.gap.epoch || c.Epoch() == d.gap.epoch && c.MasterSeq() > d.gap.seq {
-		d.gap.epoch, d.gap.seq = c.Epoch(), c.MasterSeq()
-	}
+	// A lasting hole in the master's sequence means gossip lost
+	// something; onTick pulls (see gapTracker).
+	d.gap.observe(c.Epoch(), c.MasterSeq(), d.cfg.Now())
+	d.lastGossip = d.cfg.Now()
 	v, _ := d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "gossip")
 	switch v.Outcome {
 	case collections.Accepted:

@@ -106,8 +106,16 @@ func (n *Node) Run(ctx context.Context) error {
 	d.host = h
 	defer h.Close()
 
+	// Mesh publishing (not flood publishing) keeps the master's bytes per
+	// update flat as the domain grows: it sends to its mesh peers (at most
+	// D), which forward. A fast gossipsub heartbeat forms the mesh within
+	// ~100 ms of connecting; anti-entropy covers anything published before.
+	gs := pubsub.DefaultGossipSubParams()
+	gs.HeartbeatInterval = 200 * time.Millisecond
+	gs.HeartbeatInitialDelay = 20 * time.Millisecond
+	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
 	ps, err := pubsub.NewGossipSub(ctx, h,
-		pubsub.WithFloodPublish(true),
+		pubsub.WithGossipSubParams(gs),
 		pubsub.WithMaxMessageSize(maxGossip),
 		pubsub.WithPeerFilter(func(p lpeer.ID, _ string) bool { return d.allow.allowed(p) }),
 		pubsub.WithPeerOutboundQueueSize(1024),
