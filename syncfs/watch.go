@@ -38,8 +38,9 @@ type Watcher struct {
 	log    *slog.Logger
 	out    chan []string
 
-	mu     sync.Mutex
-	expect map[string]expected
+	mu      sync.Mutex
+	expect  map[string]expected
+	pruneAt int // prune expired expectations when there are more
 
 	// addWatch adds a watch; a test seam for watch-limit errors.
 	addWatch func(fw *fsnotify.Watcher, path string) error
@@ -68,6 +69,7 @@ func NewWatcher(root string, ignore *Matcher, c AggregatorConfig, log *slog.Logg
 		root: abs, ignore: ignore, conf: c, log: log.With("folder", abs),
 		out:      make(chan []string),
 		expect:   map[string]expected{},
+		pruneAt:  1024,
 		addWatch: func(fw *fsnotify.Watcher, p string) error { return fw.Add(p) },
 	}, nil
 }
@@ -86,12 +88,15 @@ func (w *Watcher) Expect(name string, size, modTime int64) {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.expect) > 1024 {
+	if len(w.expect) > w.pruneAt {
 		for n, e := range w.expect {
 			if now.After(e.until) {
 				delete(w.expect, n)
 			}
 		}
+		// Prune again only once the map has doubled, so applying many
+		// files costs linear time, not quadratic.
+		w.pruneAt = max(1024, 2*len(w.expect))
 	}
 	w.expect[name] = expected{size: size, mtime: modTime, until: now.Add(expectTTL)}
 }

@@ -3,6 +3,7 @@ package syncfs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -260,5 +261,17 @@ func TestNewWatcherStartsNothing(t *testing.T) {
 	}
 	if _, err := NewWatcher(t.TempDir(), nil, AggregatorConfig{}, nil); err == nil {
 		t.Error("NewWatcher accepted an invalid config")
+	}
+}
+
+// BenchmarkWatcherExpect announces many writes, as applying a folder of
+// small files does: each call must stay cheap as the expectations grow.
+func BenchmarkWatcherExpect(b *testing.B) {
+	w, err := NewWatcher(b.TempDir(), nil, watchConfig, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		w.Expect(fmt.Sprintf("d%d/f%d", i%100, i), 4096, 0)
 	}
 }
