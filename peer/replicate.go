@@ -190,8 +190,19 @@ func (d *driver) certify(ctx context.Context, su collections.SignedUpdate) (coll
 	if verdict.Outcome == collections.Rejected {
 		return collections.Certified{}, fmt.Errorf("%w: %w", ErrRejected, verdict.Err)
 	}
-	d.masterSeq++
 	u := c.Update()
+	if verdict.Outcome != collections.Accepted {
+		// Already here (a retried proposal, a replay) or superseded:
+		// acknowledge it, but do not make every server receive it again.
+		if verdict.Store {
+			if err := d.appendData(u.Collection, c.Marshal()); err != nil {
+				return collections.Certified{}, err
+			}
+		}
+		d.settle(su.Hash(), submitResult{receipt: Receipt{Certified: c}})
+		return c, nil
+	}
+	d.masterSeq++
 	if verdict.Store {
 		if err := d.appendData(u.Collection, c.Marshal()); err != nil {
 			return collections.Certified{}, err
