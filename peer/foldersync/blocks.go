@@ -150,15 +150,17 @@ type source struct {
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	entries map[syncfs.Hash]*pfEntry
-	queue   []*pfEntry
-	next    int
-	byLast  map[int][]*pfEntry
-	held    int64 // bytes fetched or in flight, not yet used or evicted
-	budget  int64
-	closed  bool
+	mu       sync.Mutex
+	cond     *sync.Cond
+	entries  map[syncfs.Hash]*pfEntry
+	queue    []*pfEntry
+	next     int
+	byLast   map[int][]*pfEntry
+	finished map[int]bool // actions finished above low
+	low      int          // every action below it is finished
+	held     int64        // bytes fetched or in flight, not yet used or evicted
+	budget   int64
+	closed   bool
 }
 
 // newSource returns the source for applying actions, and starts fetching
@@ -167,7 +169,7 @@ func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []sync
 	ctx, stop := context.WithCancel(ctx)
 	s := &source{
 		f: f, peers: peers, ctx: ctx, stop: stop,
-		entries: map[syncfs.Hash]*pfEntry{}, byLast: map[int][]*pfEntry{},
+		entries: map[syncfs.Hash]*pfEntry{}, byLast: map[int][]*pfEntry{}, finished: map[int]bool{},
 		budget: f.e.cfg.Prefetch,
 	}
 	s.cond = sync.NewCond(&s.mu)
@@ -274,23 +276,29 @@ func (s *source) release(ent *pfEntry) {
 	s.cond.Broadcast()
 }
 
-// done tells the source the applier finished action i: blocks no later
-// action needs are dropped.
+// done tells the source the applier finished action i. Once every
+// action up to some index is finished, the blocks no later action needs
+// are dropped.
 func (s *source) done(i int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, ent := range s.byLast[i] {
-		switch ent.state {
-		case pfQueued:
-			ent.state = pfClaimed
-			s.release(ent)
-		case pfInflight:
-			ent.evict = true
-		case pfDone:
-			s.release(ent)
+	s.finished[i] = true
+	for s.finished[s.low] {
+		delete(s.finished, s.low)
+		for _, ent := range s.byLast[s.low] {
+			switch ent.state {
+			case pfQueued:
+				ent.state = pfClaimed
+				s.release(ent)
+			case pfInflight:
+				ent.evict = true
+			case pfDone:
+				s.release(ent)
+			}
 		}
+		delete(s.byLast, s.low)
+		s.low++
 	}
-	delete(s.byLast, i)
 }
 
 // Block implements syncfs.BlockSource.

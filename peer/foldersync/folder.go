@@ -60,6 +60,7 @@ type folder struct {
 	local      syncfs.Local
 	seq        uint64
 	remotes    map[lpeer.ID]*remoteIndex
+	scopes     map[lpeer.ID]*planScope
 	scanner    *syncfs.Scanner
 	applier    *syncfs.Applier
 	ignoreText string
@@ -85,6 +86,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		notified:  map[lpeer.ID]bool{},
 		notifying: map[lpeer.ID]int{},
 		remotes:   map[lpeer.ID]*remoteIndex{},
+		scopes:    map[lpeer.ID]*planScope{},
 		st:        FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
 }
@@ -358,50 +360,112 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		return
 	}
 	f.remotes[p] = ri
-	if ri == held && f.failures == 0 {
+	sc := f.scopes[p]
+	if sc == nil {
+		sc = &planScope{all: true}
+		f.scopes[p] = sc
+	}
+	if ri != held {
+		sc.add(ri)
+	}
+	if !sc.all && len(sc.names) == 0 {
 		f.refreshStatus(a, fo)
 		return
 	}
-	f.apply(ctx, a, fo, p, ri.snap)
+	remote := ri.snap
+	if !sc.all {
+		remote = make(syncfs.Snapshot, len(sc.names))
+		for n := range sc.names {
+			if fi, ok := ri.snap[n]; ok {
+				remote[n] = fi
+			}
+		}
+	}
+	if f.apply(ctx, a, fo, p, ri.snap, remote) {
+		sc.all, sc.names = false, nil
+	} else {
+		sc.all = true
+	}
 	f.refreshStatus(a, fo)
 }
 
-// apply makes the folder take remote's changes (p's index).
-func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, remote syncfs.Snapshot) {
+// planScope is which entries of a peer's index the next plan looks at:
+// those that changed since the last plan that went through cleanly, or
+// all of them. Plan leaves alone what is not newer than the local entry,
+// so an entry planned and applied needs no second look until it changes.
+type planScope struct {
+	all   bool
+	names map[string]bool
+}
+
+// add widens the scope by what changed in ri.
+func (sc *planScope) add(ri *remoteIndex) {
+	if ri.delta == nil {
+		sc.all = true
+		return
+	}
+	if sc.all {
+		return
+	}
+	if sc.names == nil {
+		sc.names = map[string]bool{}
+	}
+	for _, n := range ri.delta {
+		sc.names[n] = true
+	}
+}
+
+// replanAll makes the next plan with every peer look at every entry (after
+// a full rescan, or when the ignore patterns changed).
+func (f *folder) replanAll() {
+	for _, sc := range f.scopes {
+		sc.all = true
+	}
+}
+
+// apply makes the folder take the changes of remote, a part of p's index
+// full (or all of it). It reports whether everything planned was applied
+// and nothing skipped.
+func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full, remote syncfs.Snapshot) bool {
 	self := f.e.self.String()
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
-	failed := 0
-	var firstErr error
-	note := func(n int, err error) {
-		failed += n
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
+	var res applied
 	if fo.Server != self && roleOf(a, fo, f.e.self) == roleReader {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
-		pre, _ := overrides(f.local.Files, remote, self, false, f.e.cfg.Now())
-		if n, err := f.applyActions(ctx, peers, pre); n > 0 {
-			note(n, err)
-		}
+		pre, _ := overrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
+		res.add(f.applyActions(ctx, peers, pre))
 		remote = withoutConcurrent(f.local.Files, remote)
 	}
-	plan := syncfs.Plan(f.local.Files, remote, self)
-	if n, err := f.applyActions(ctx, peers, plan); n > 0 {
-		note(n, err)
-	}
-	f.failures = failed
-	if failed > 0 {
-		f.log.Info("some changes could not be applied; retrying later", "failed", failed, "first", firstErr)
-		f.setStatus(func(st *FolderStatus) { st.LastError = fmt.Sprintf("%d changes not applied: %v", failed, firstErr) })
+	res.add(f.applyActions(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
+	f.failures = res.failed
+	if res.failed > 0 {
+		f.log.Info("some changes could not be applied; retrying later", "failed", res.failed, "first", res.first)
+		f.setStatus(func(st *FolderStatus) {
+			st.LastError = fmt.Sprintf("%d changes not applied: %v", res.failed, res.first)
+		})
 		f.scheduleRetry()
-		return
+		return false
 	}
 	f.retryWait = 0
 	f.setStatus(func(st *FolderStatus) { st.LastError, st.LastSync = "", f.e.cfg.Now() })
+	return res.skipped == 0
+}
+
+// applied sums up what applyActions did.
+type applied struct {
+	failed, skipped int
+	first           error
+}
+
+func (r *applied) add(o applied) {
+	r.failed += o.failed
+	r.skipped += o.skipped
+	if r.first == nil {
+		r.first = o.first
+	}
 }
 
 // scheduleRetry arms the retry timer with a growing wait.
@@ -430,69 +494,161 @@ func (f *folder) sources(a Access, fo collections.Folder, p lpeer.ID) []lpeer.ID
 	return append(out, others...)
 }
 
-// applyActions applies actions (skips aside), fetching blocks from peers, and
-// announces progress as it goes. It returns how many actions failed and
-// the first error.
-func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) (int, error) {
+// applyActions applies actions (skips aside), fetching blocks from peers,
+// and announces progress as it goes. Runs of plain file fetches are
+// applied by several workers at once (each file is independent: its own
+// temporary file, its own entry); everything else in order. It returns how
+// many actions failed and the first error.
+func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
 	work := actions[:0:0]
-	needFiles, needBytes := 0, int64(0)
+	var (
+		need progress
+		res  applied
+	)
 	for _, a := range actions {
 		if a.Kind == syncfs.ActSkip {
 			f.log.Debug("not synced", "name", a.Name, "reason", a.Reason)
+			res.skipped++
 			continue
 		}
 		work = append(work, a)
-		n, b := needOf(a)
-		needFiles += n
-		needBytes += b
+		need.add(a, 1)
 	}
 	if len(work) == 0 {
-		return 0, nil
+		return res
 	}
-	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = needFiles, needBytes })
+	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
+	began := time.Now()
 	src := f.newSource(ctx, peers, work)
 	f.applier.Source = src
 	defer func() {
 		src.close()
 		f.applier.Source = nil
 	}()
-	failed := 0
-	var firstErr error
 	var changed []string
-	for i := range work {
-		if ctx.Err() != nil {
-			break
-		}
-		a := work[i]
-		r := f.applier.Apply(ctx, &f.local, work[i:i+1])[0]
+	result := func(i int, r syncfs.Result) {
 		src.done(i)
 		f.copied.Add(r.Copied)
 		if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
-			failed++
-			if firstErr == nil {
-				firstErr = r.Err
+			res.failed++
+			if res.first == nil {
+				res.first = r.Err
 			}
-			f.log.Debug("action failed", "action", a.String(), "err", r.Err)
+			f.log.Debug("action failed", "action", r.Action.String(), "err", r.Err)
 			if errors.Is(r.Err, syncfs.ErrChangedMeanwhile) {
-				changed = append(changed, a.Name)
+				changed = append(changed, r.Action.Name)
 			}
 		} else {
-			n, b := needOf(a)
-			needFiles -= n
-			needBytes -= b
+			need.add(r.Action, -1)
 		}
 		if time.Since(f.lastPub) >= publishEvery {
-			f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = needFiles, needBytes })
+			f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
 			f.publish(ctx)
 			f.persist(false)
 		}
 	}
-	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = needFiles, needBytes })
+	for i := 0; i < len(work) && ctx.Err() == nil; {
+		j := i
+		for j < len(work) && plainFetch(work[j]) {
+			j++
+		}
+		if j-i < 2 {
+			result(i, f.applier.Apply(ctx, &f.local, work[i:i+1])[0])
+			i++
+			continue
+		}
+		f.applyParallel(ctx, work[i:j], func(k int, r syncfs.Result) { result(i+k, r) })
+		i = j
+	}
+	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
+	f.log.Debug("applied", "actions", len(work), "failed", res.failed, "took", time.Since(began))
 	f.publish(ctx)
 	if len(changed) > 0 {
 		f.requestRescan(changed...)
 	}
-	return failed, firstErr
+	return res
+}
+
+// applyWorkers is how many plain fetches are applied at once.
+const applyWorkers = 4
+
+// plainFetch reports whether a writes one regular file and touches no
+// other name, so it can be applied beside others like it.
+func plainFetch(a syncfs.Action) bool {
+	return a.Kind == syncfs.ActFetch && a.File.Type == syncfs.TypeFile && a.From == "" && a.ConflictName == ""
+}
+
+// applyParallel applies plain fetches (distinct names) with applyWorkers
+// workers, each on a Local holding only its action's entry, and merges
+// what they record into the folder's Local, calling result in completion
+// order on this goroutine.
+func (f *folder) applyParallel(ctx context.Context, acts []syncfs.Action, result func(int, syncfs.Result)) {
+	type done struct {
+		i     int
+		local syncfs.Local
+		res   syncfs.Result
+	}
+	jobs := make(chan int)
+	out := make(chan done)
+	var wg sync.WaitGroup
+	for range min(applyWorkers, len(acts)) {
+		wg.Go(func() {
+			for i := range jobs {
+				name := acts[i].Name
+				mini := syncfs.NewLocal()
+				f.mu.Lock() // f.local is not written while workers run; mu orders the reads for the race detector
+				if fi, ok := f.local.Files[name]; ok {
+					mini.Files[name] = fi
+				}
+				if st, ok := f.local.Disk[name]; ok {
+					mini.Disk[name] = st
+				}
+				f.mu.Unlock()
+				r := f.applier.Apply(ctx, &mini, acts[i:i+1])[0]
+				out <- done{i, mini, r}
+			}
+		})
+	}
+	go func() {
+		defer close(jobs)
+		for i := range acts {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(out)
+	}()
+	for d := range out {
+		name := acts[d.i].Name
+		f.mu.Lock()
+		if fi, ok := d.local.Files[name]; ok {
+			f.local.Files[name] = fi
+		}
+		if st, ok := d.local.Disk[name]; ok {
+			f.local.Disk[name] = st
+		} else {
+			delete(f.local.Disk, name)
+		}
+		f.mu.Unlock()
+		result(d.i, d.res)
+	}
+}
+
+// progress counts what is still needed.
+type progress struct {
+	files int
+	bytes int64
+}
+
+func (p *progress) add(a syncfs.Action, sign int) {
+	n, b := needOf(a)
+	p.files += sign * n
+	p.bytes += int64(sign) * b
 }
 
 // needOf is what an action counts for in NeedFiles and NeedBytes.
@@ -517,6 +673,8 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 			f.log.Info("ignore patterns changed (the watcher keeps the old ones until the folder restarts)")
 			f.scanner.Ignore, f.ignoreText = m, text
 		}
+		// A full rescan is also the safety net of delta planning.
+		f.replanAll()
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)

@@ -281,6 +281,7 @@ type remoteIndex struct {
 	session uint64
 	seq     uint64
 	snap    syncfs.Snapshot
+	delta   []string // the names that came in the delta that made it; nil if it came whole
 }
 
 var errRefused = errors.New("refused")
@@ -373,6 +374,12 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	}
 	for _, fi := range entries {
 		out.snap[fi.Name] = fi
+		if hdr.Status == statusDelta {
+			out.delta = append(out.delta, fi.Name)
+		}
+	}
+	if hdr.Status == statusDelta && out.delta == nil {
+		out.delta = []string{}
 	}
 	return out, nil
 }

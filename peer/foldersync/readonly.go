@@ -274,16 +274,13 @@ func (f *folder) revert(ctx context.Context) error {
 	remote := f.visible(ri.snap)
 	peers := f.sources(a, fo, hub)
 	acts, stuck := overrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())
-	failed, firstErr := f.applyActions(ctx, peers, acts)
-	n, err := f.applyActions(ctx, peers, syncfs.Plan(f.local.Files, withoutConcurrent(f.local.Files, remote), self.String()))
-	failed += n
-	if firstErr == nil {
-		firstErr = err
-	}
-	f.failures = failed
+	res := f.applyActions(ctx, peers, acts)
+	res.add(f.applyActions(ctx, peers, syncfs.Plan(f.local.Files, withoutConcurrent(f.local.Files, remote), self.String())))
+	f.failures = res.failed
+	f.replanAll()
 	f.refreshStatus(a, fo)
-	if failed > 0 {
-		return fmt.Errorf("reverting folder %s: %d changes failed, the first: %w", f.id, failed, firstErr)
+	if res.failed > 0 {
+		return fmt.Errorf("reverting folder %s: %d changes failed, the first: %w", f.id, res.failed, res.first)
 	}
 	if len(stuck) > 0 {
 		return fmt.Errorf("reverting folder %s: cannot undo %s", f.id, strings.Join(stuck, "; "))

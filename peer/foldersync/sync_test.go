@@ -1,12 +1,17 @@
 package foldersync
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/syncfs"
 )
 
 func TestSyncThroughServer(t *testing.T) {
@@ -45,4 +50,170 @@ func TestSyncThroughServer(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(bob.root, "docs", "a")); !os.IsNotExist(err) {
 		t.Errorf("docs/a still on bob: %v", err)
 	}
+}
+
+// conflictCopies returns the conflict copies of name in d's folder, by
+// content.
+func conflictCopies(t *testing.T, d *testNode, name string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for n, e := range readTree(t, d.root) {
+		if syncfs.IsConflictCopy(n) && strings.HasPrefix(n, strings.TrimSuffix(name, filepath.Ext(name))) {
+			out[e.data] = n
+		}
+	}
+	return out
+}
+
+func TestConflictKeepsBoth(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "doc.txt", "first version")
+	n.waitEqual(alice, server, bob)
+
+	// Bob edits while his agent is stopped; alice edits meanwhile.
+	n.stop(bob)
+	alice.write(t, "doc.txt", "alice's edit")
+	waitFor(t, 30*time.Second, "alice's edit on the server", func() bool { return server.read(t, "doc.txt") == "alice's edit" })
+	bob.write(t, "doc.txt", "bob's edit, which is longer")
+	n.start(bob)
+
+	n.waitEqual(alice, server, bob)
+	tree := readTree(t, alice.root)
+	contents := map[string]bool{}
+	for name, e := range tree {
+		if name == "doc.txt" || syncfs.IsConflictCopy(name) {
+			contents[e.data] = true
+		}
+	}
+	if !contents["alice's edit"] || !contents["bob's edit, which is longer"] || len(contents) != 2 {
+		t.Errorf("after the conflict the folder holds %v; want both edits, one as a conflict copy", contents)
+	}
+}
+
+func TestReadOnlyMember(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadOnly}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "a.txt", "A1")
+	alice.write(t, "dir/b.txt", "B1")
+	n.waitEqual(alice, server, bob)
+
+	// Bob's changes stay his.
+	bob.write(t, "a.txt", "bob's change")
+	bob.write(t, "bobs-new.txt", "new")
+	if err := os.Remove(filepath.Join(bob.root, "dir", "b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "bob's three local changes", func() bool { return n.status(bob).LocalChanges == 3 })
+	// Even when told, the server does not take them.
+	n.server.eng.folder(n.folder).notify(bob.host.ID())
+	alice.write(t, "c.txt", "C1")
+	waitFor(t, 30*time.Second, "c.txt on bob", func() bool { return bob.read(t, "c.txt") == "C1" })
+	for _, d := range []*testNode{server, alice} {
+		if got := d.read(t, "a.txt"); got != "A1" {
+			t.Errorf("%s: a.txt = %q; want A1 (bob is read-only)", d.name, got)
+		}
+		if got := d.read(t, "bobs-new.txt"); got != "" {
+			t.Errorf("%s: bobs-new.txt = %q; want none", d.name, got)
+		}
+		if got := d.read(t, "dir/b.txt"); got != "B1" {
+			t.Errorf("%s: dir/b.txt = %q; want B1", d.name, got)
+		}
+	}
+	if st := n.status(bob); st.Role != "ro" || !st.InSync || st.LocalChanges != 3 {
+		t.Errorf("bob's status = %+v; want role ro, in sync, 3 local changes", st)
+	}
+
+	// The server changes a file bob changed: the server's version wins on
+	// bob, and his is kept as a conflict copy.
+	alice.write(t, "a.txt", "A2")
+	waitFor(t, 30*time.Second, "A2 on bob", func() bool { return bob.read(t, "a.txt") == "A2" })
+	if cc := conflictCopies(t, bob, "a.txt"); cc["bob's change"] == "" {
+		t.Errorf("bob's conflict copies of a.txt: %v; want one holding his change", cc)
+	}
+	waitFor(t, 30*time.Second, "two local changes", func() bool { return n.status(bob).LocalChanges == 2 })
+
+	// Revert: the folder becomes the server's, bob's new file kept aside.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bob.eng.Revert(ctx, n.folder); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	if got := bob.read(t, "dir/b.txt"); got != "B1" {
+		t.Errorf("after Revert, dir/b.txt on bob = %q; want B1", got)
+	}
+	if got := bob.read(t, "bobs-new.txt"); got != "" {
+		t.Errorf("after Revert, bobs-new.txt is still on bob: %q", got)
+	}
+	if cc := conflictCopies(t, bob, "bobs-new.txt"); cc["new"] == "" {
+		t.Errorf("after Revert, bob's new file was not kept as a conflict copy: %v", cc)
+	}
+	want, got := readTree(t, server.root), readTree(t, bob.root)
+	for name := range got {
+		if syncfs.IsConflictCopy(name) {
+			delete(got, name)
+		}
+	}
+	if d := treeDiff(want, got); d != "" {
+		t.Errorf("after Revert bob's folder (conflict copies aside) differs from the server's: %s", d)
+	}
+	if st := n.status(bob); st.LocalChanges != 0 || !st.InSync {
+		t.Errorf("after Revert bob's status = %+v; want no local changes, in sync", st)
+	}
+	if err := alice.eng.Revert(ctx, n.folder); !errors.Is(err, ErrNotReadOnly) {
+		t.Errorf("Revert on alice (owner) = %v; want ErrNotReadOnly", err)
+	}
+
+	// Later server changes apply plainly, without new conflict copies.
+	before := len(readTree(t, bob.root))
+	alice.write(t, "a.txt", "A3")
+	waitFor(t, 30*time.Second, "A3 on bob", func() bool { return bob.read(t, "a.txt") == "A3" })
+	if after := len(readTree(t, bob.root)); after != before {
+		t.Errorf("bob's folder went from %d to %d entries on a plain server change", before, after)
+	}
+}
+
+// A 1 MiB change inside a 16 MiB file moves about 1 MiB each way.
+func TestSmallEditMovesLittle(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "big.bin", string(randomBytes(16<<20)))
+	n.waitEqual(alice, server, bob)
+	s0, b0, a0 := n.status(server).Fetched, n.status(bob).Fetched, n.status(alice).Served
+
+	f, err := os.OpenFile(filepath.Join(alice.root, "big.bin"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(randomBytes(1<<20), 7<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.waitEqual(alice, server, bob)
+	for _, c := range []struct {
+		what  string
+		bytes int64
+	}{
+		{"server fetched", n.status(server).Fetched - s0},
+		{"bob fetched", n.status(bob).Fetched - b0},
+		{"alice served", n.status(alice).Served - a0},
+	} {
+		t.Logf("%s %.2f MiB for a 1 MiB edit", c.what, float64(c.bytes)/(1<<20))
+		if c.bytes < 1<<20 || c.bytes > 4<<20 {
+			t.Errorf("%s %d bytes for a 1 MiB edit; want about 1 MiB (1 to 4 MiB)", c.what, c.bytes)
+		}
+	}
+}
+
+func TestManySmallFiles(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	start := time.Now()
+	for i := range 1000 {
+		alice.write(t, fmt.Sprintf("d%02d/f%04d.txt", i%10, i), string(randomBytes(1+i%4096)))
+	}
+	n.waitEqual(alice, server, bob)
+	t.Logf("1000 files synced through the server in %v", time.Since(start).Round(time.Millisecond))
 }
