@@ -1,0 +1,209 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/sandbox"
+	"github.com/baton-sync/baton/peer"
+)
+
+// newSandbox starts a sandbox of n servers for a test, closed (and checked
+// gone) at its end.
+func newSandbox(t *testing.T, ctx context.Context, n int) *sandbox.Sandbox {
+	t.Helper()
+	o := sandbox.Options{
+		Servers: n,
+		Dir:     t.TempDir(),
+		Configure: func(c *peer.Config) {
+			c.PasswordKDF = identitytest.FastKDF
+		},
+	}
+	if os.Getenv("BATON_TEST_LOG") != "" {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	sb, err := sandbox.New(ctx, o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := sb.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(sb.Root()); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after Close, stat %s: %v; want it gone", sb.Root(), err)
+		}
+	})
+	return sb
+}
+
+// TestShareAndSyncBothWays: three servers, alice (home s1) and bob (home
+// s2) each on a laptop; alice shares a folder read-write with bob, a file
+// written on either side arrives on the other.
+func TestShareAndSyncBothWays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain of three servers and two agents")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sb := newSandbox(t, ctx, 3)
+
+	if m, epoch, err := sb.Master(ctx); err != nil || m != 0 || epoch == 0 {
+		t.Fatalf("Master = %d, epoch %d, %v; want s1 (0)", m, epoch, err)
+	}
+	if _, err := sb.AddUser(ctx, "alice", 0, "alice's password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.AddUser(ctx, "bob", 1, "bob's password"); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := sb.AddAgent(ctx, "alice-laptop", "alice", "alice's password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := sb.AddAgent(ctx, "bob-laptop", "bob", "bob's password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bob.LoginServer != "s1" || bob.HomeServer != "s2" {
+		t.Errorf("bob logged in at %s, home %s; want at s1, redirected to s2", bob.LoginServer, bob.HomeServer)
+	}
+	if _, err := sb.AddAgent(ctx, "eve-laptop", "alice", "wrong"); !errors.Is(err, peer.ErrLoginDenied) {
+		t.Errorf("AddAgent with a wrong password: %v; want ErrLoginDenied", err)
+	}
+
+	id, aliceDir, err := alice.CreateFolder(ctx, "Projects")
+	if errors.Is(err, sandbox.ErrNoFolderSync) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Share(ctx, id, "bob", collections.RightReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	bobDir, err := bob.Accept(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bobDir != filepath.Join(bob.FoldersDir, "Projects") {
+		t.Errorf("Accept = %s; want %s", bobDir, filepath.Join(bob.FoldersDir, "Projects"))
+	}
+
+	hello := []byte("hello from alice\n")
+	if err := os.WriteFile(filepath.Join(aliceDir, "hello.txt"), hello, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := sandbox.WaitFile(ctx, filepath.Join(bobDir, "hello.txt"), hello); err != nil {
+		t.Fatal(err)
+	}
+	reply := []byte("and back from bob\n")
+	if err := os.MkdirAll(filepath.Join(bobDir, "notes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bobDir, "notes", "reply.txt"), reply, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := sandbox.WaitFile(ctx, filepath.Join(aliceDir, "notes", "reply.txt"), reply); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*sandbox.Agent{alice, bob} {
+		if err := a.WaitInSync(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestMasterStopAndReturn: with s1 stopped, s2 takes over in a higher epoch
+// and accepts a user; s1 restarted from its data takes the role back and
+// has that user.
+func TestMasterStopAndReturn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain of three servers")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sb := newSandbox(t, ctx, 3)
+	_, e1, err := sb.Master(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.StopServer(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.StopServer(0); err != nil {
+		t.Errorf("StopServer of a stopped server: %v", err)
+	}
+	m, e2, err := sb.Master(ctx)
+	if err != nil || m != 1 || e2 <= e1 {
+		t.Fatalf("after stopping s1: master %d, epoch %d, %v; want s2 (1) above epoch %d", m, e2, err, e1)
+	}
+	if _, err := sb.AddUser(ctx, "carol", 2, "carol's password"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.StartServer(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	e3, err := sb.WaitMaster(ctx, 0)
+	if err != nil || e3 <= e2 {
+		t.Fatalf("after restarting s1: epoch %d, %v; want s1 master above epoch %d", e3, err, e2)
+	}
+	st, err := sb.ServerState(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.User("carol"); !ok {
+		t.Error("s1 took the role back without carol, added while it was down")
+	}
+	if err := sb.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseTwiceAndKeep: Close is idempotent; with Keep the directory stays.
+func TestCloseTwiceAndKeep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sb, err := sandbox.New(ctx, sandbox.Options{Servers: 1, Dir: t.TempDir(), Keep: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(sb.Root(), "s1")); err != nil {
+		t.Errorf("with Keep, s1's directory: %v", err)
+	}
+	if err := sb.StartServer(ctx, 0); !errors.Is(err, sandbox.ErrClosed) {
+		t.Errorf("StartServer after Close: %v; want ErrClosed", err)
+	}
+	if _, err := sb.AddAgent(ctx, "late", "nobody", "x"); !errors.Is(err, sandbox.ErrClosed) {
+		t.Errorf("AddAgent after Close: %v; want ErrClosed", err)
+	}
+}
+
+// TestNewCancelled: a cancelled context fails New and leaves nothing behind.
+func TestNewCancelled(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := sandbox.New(ctx, sandbox.Options{Servers: 2, Dir: dir}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("New with a cancelled context: %v; want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
+	}
+}
