@@ -3,6 +3,7 @@ package foldersync
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -57,9 +58,9 @@ func (e *Engine) handleBlock(s network.Stream) {
 			}
 		}
 	}()
-	w := bufio.NewWriterSize(s, 256<<10)
+	missing := []byte{1, blockMissing} // a frame: its length, then the status
 	for _, ref := range req.Blocks {
-		frame := []byte{blockMissing}
+		frame := missing
 		if loc, ok := pub.blocks[ref.Hash]; ok && loc.size == ref.Size {
 			fh, seen := files[loc.name]
 			if !seen {
@@ -67,20 +68,25 @@ func (e *Engine) handleBlock(s network.Stream) {
 				files[loc.name] = fh
 			}
 			if fh != nil {
-				buf := make([]byte, 1+int(ref.Size))
-				if _, err := fh.ReadAt(buf[1:], loc.offset); err == nil && syncfs.HashBytes(buf[1:]) == ref.Hash {
-					buf[0] = blockOK
+				// One buffer holds the whole frame, so the block is
+				// copied once on its way to the stream.
+				var hdr [binary.MaxVarintLen64]byte
+				n := binary.PutUvarint(hdr[:], uint64(1+ref.Size))
+				buf := make([]byte, n+1+int(ref.Size))
+				data := buf[n+1:]
+				if _, err := fh.ReadAt(data, loc.offset); err == nil && syncfs.HashBytes(data) == ref.Hash {
+					copy(buf, hdr[:n])
+					buf[n] = blockOK
 					frame = buf
 					f.served.Add(int64(ref.Size))
 				}
 			}
 		}
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if err := writeFrame(w, frame); err != nil {
+		if _, err := s.Write(frame); err != nil {
 			return
 		}
 	}
-	_ = w.Flush()
 }
 
 // requestBlocks asks p for refs of folder and calls got with each block
