@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/foldersync"
+)
+
+// domain is what the benchmark needs of a running domain: two agents,
+// alice (the source) and bob (the target), syncing one read-write folder
+// through their home server.
+type domain interface {
+	// Describe says in a few words what runs (printed with the figures).
+	Describe() string
+	// Source and Target are alice's and bob's folder directories.
+	Source() string
+	Target() string
+	// SourceStatus, TargetStatus and ServerStatus are the folder's state
+	// on alice, bob and the hosting server (ok false if unknown).
+	SourceStatus() (foldersync.FolderStatus, bool)
+	TargetStatus() (foldersync.FolderStatus, bool)
+	ServerStatus() (foldersync.FolderStatus, bool)
+	// Close stops everything and waits for it.
+	Close() error
+}
+
+// domainOptions are the knobs every domain takes.
+type domainOptions struct {
+	Dir    string       // a fresh directory for every host's data and folder
+	Logger *slog.Logger // nil: discard
+}
+
+// engineDomain is a folder's hosting server and two member devices on
+// 127.0.0.1, each a libp2p host (TCP, Noise) running a folder sync engine,
+// with a fixed Catalog view: alice owns the folder, bob may write it, and
+// both sync with the server as their hub. It is the sync path of the real
+// node without its catalog replication and login.
+type engineDomain struct {
+	access *staticAccess
+	server *engineNode
+	alice  *engineNode
+	bob    *engineNode
+	nodes  []*engineNode
+}
+
+type engineNode struct {
+	name    string
+	key     *identity.PrivateKey
+	host    host.Host
+	dataDir string
+	root    string
+	eng     *foldersync.Engine
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+const benchFolder = "bench"
+
+// staticAccess is a Catalog view that does not change.
+type staticAccess struct {
+	mu      sync.Mutex
+	folders map[string]collections.Folder
+	users   map[lpeer.ID]string
+	servers map[lpeer.ID]bool
+}
+
+func (a *staticAccess) Folder(id string) (collections.Folder, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, ok := a.folders[id]
+	f.Members = maps.Clone(f.Members)
+	return f, ok
+}
+
+func (a *staticAccess) UserOf(p lpeer.ID) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u, ok := a.users[p]
+	return u, ok
+}
+
+func (a *staticAccess) Server(p lpeer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.servers[p]
+}
+
+// newEngineDomain starts the server and the two devices and connects the
+// devices to the server.
+func newEngineDomain(ctx context.Context, o domainOptions) (_ *engineDomain, err error) {
+	d := &engineDomain{access: &staticAccess{
+		folders: map[string]collections.Folder{},
+		users:   map[lpeer.ID]string{},
+		servers: map[lpeer.ID]bool{},
+	}}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	for _, name := range []string{"server", "alice", "bob"} {
+		n, err := newEngineNode(name, filepath.Join(o.Dir, name))
+		if err != nil {
+			return nil, err
+		}
+		d.nodes = append(d.nodes, n)
+	}
+	d.server, d.alice, d.bob = d.nodes[0], d.nodes[1], d.nodes[2]
+	d.access.servers[d.server.host.ID()] = true
+	d.access.users[d.alice.host.ID()] = "alice"
+	d.access.users[d.bob.host.ID()] = "bob"
+	d.access.folders[benchFolder] = collections.Folder{
+		ID: benchFolder, Name: "bench", Owner: "alice", Server: d.server.host.ID().String(),
+		Members: map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite},
+	}
+	for _, n := range []*engineNode{d.alice, d.bob} {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.host.Connect(cctx, lpeer.AddrInfo{ID: d.server.host.ID(), Addrs: d.server.host.Addrs()})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("connecting %s to the server: %w", n.name, err)
+		}
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	for _, n := range d.nodes {
+		if err := n.start(d.access, logger.With("host", n.name)); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func newEngineNode(name, dir string) (*engineNode, error) {
+	key, err := identity.Generate(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	n := &engineNode{name: name, key: key, root: filepath.Join(dir, "folder"), dataDir: filepath.Join(dir, "data")}
+	for _, p := range []string{n.dataDir, n.root} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	n.host, err = libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		return nil, fmt.Errorf("starting host %s: %w", name, err)
+	}
+	return n, nil
+}
+
+// start starts n's engine, syncing the benchmark folder.
+func (n *engineNode) start(a foldersync.Access, logger *slog.Logger) error {
+	e, err := foldersync.New(foldersync.Config{
+		Host:    n.host,
+		Key:     n.key,
+		DataDir: n.dataDir,
+		Access:  func() foldersync.Access { return a },
+		Logger:  logger,
+		// The watcher does the work; a full rescan in the middle of a
+		// run would only add noise.
+		RescanInterval: time.Hour,
+	})
+	if err != nil {
+		return err
+	}
+	e.SetFolders(map[string]string{benchFolder: n.root})
+	ctx, cancel := context.WithCancel(context.Background())
+	n.eng, n.cancel, n.done = e, cancel, make(chan error, 1)
+	go func() { n.done <- e.Run(ctx) }()
+	return nil
+}
+
+// stop stops n's engine and host.
+func (n *engineNode) stop() error {
+	var errs []error
+	if n.cancel != nil {
+		n.cancel()
+		select {
+		case err := <-n.done:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", n.name, err))
+			}
+		case <-time.After(30 * time.Second):
+			errs = append(errs, fmt.Errorf("%s: the sync engine did not stop", n.name))
+		}
+		n.cancel = nil
+	}
+	if n.host != nil {
+		errs = append(errs, n.host.Close())
+		n.host = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (n *engineNode) status() (foldersync.FolderStatus, bool) {
+	if n == nil || n.eng == nil {
+		return foldersync.FolderStatus{}, false
+	}
+	return n.eng.Status(benchFolder)
+}
+
+func (d *engineDomain) Describe() string {
+	return "in-process: server + agents alice and bob, each a libp2p host on 127.0.0.1 running the folder sync engine (fixed Catalog view)"
+}
+
+func (d *engineDomain) Source() string { return d.alice.root }
+func (d *engineDomain) Target() string { return d.bob.root }
+
+func (d *engineDomain) SourceStatus() (foldersync.FolderStatus, bool) { return d.alice.status() }
+func (d *engineDomain) TargetStatus() (foldersync.FolderStatus, bool) { return d.bob.status() }
+func (d *engineDomain) ServerStatus() (foldersync.FolderStatus, bool) { return d.server.status() }
+
+// Close stops the devices, then the server.
+func (d *engineDomain) Close() error {
+	var errs []error
+	for i := len(d.nodes) - 1; i >= 0; i-- {
+		errs = append(errs, d.nodes[i].stop())
+	}
+	return errors.Join(errs...)
+}

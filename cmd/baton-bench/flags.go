@@ -1,0 +1,122 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// datasetNames are the datasets in the order they run.
+var datasetNames = []string{"big", "small", "edit", "newfile"}
+
+// options is the parsed command line.
+type options struct {
+	runs       int
+	reps       int
+	scale      float64
+	datasets   []string
+	json       bool
+	dir        string
+	timeout    time.Duration
+	cpuprofile string
+	log        bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	var only, skip string
+	fs := flag.NewFlagSet("baton-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: baton-bench [flags]\n\n"+
+			"Times folder sync between two agents through their home server on 127.0.0.1,\n"+
+			"in this process. Datasets: %s.\n\n", strings.Join(datasetNames, ", "))
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.runs, "runs", 3, "timed runs of each dataset (newfile: see --reps)")
+	fs.IntVar(&o.reps, "reps", 20, "repetitions of the newfile dataset")
+	fs.Float64Var(&o.scale, "scale", 1, "shrink the datasets (sizes, file counts, repetitions) for a quick check; targets apply at 1")
+	fs.StringVar(&only, "only", "", "comma-separated datasets to run (default all)")
+	fs.StringVar(&skip, "skip", "", "comma-separated datasets to skip")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
+	fs.StringVar(&o.dir, "dir", "", "where to make the temporary directories (default the system's; removed at the end)")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
+	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return o, errUsage
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "baton-bench: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
+		return o, errUsage
+	}
+	bad := func(format string, a ...any) (options, error) {
+		fmt.Fprintf(stderr, "baton-bench: "+format+"\n", a...)
+		return o, errUsage
+	}
+	if o.runs < 1 {
+		return bad("--runs must be at least 1")
+	}
+	if o.reps < 1 {
+		return bad("--reps must be at least 1")
+	}
+	if !(o.scale > 0 && o.scale <= 1) || math.IsNaN(o.scale) {
+		return bad("--scale must be in (0, 1]")
+	}
+	if o.timeout <= 0 {
+		return bad("--timeout must be positive")
+	}
+	sel := datasetNames
+	if only != "" {
+		sel = nil
+		for _, n := range strings.Split(only, ",") {
+			n = strings.TrimSpace(n)
+			if !slices.Contains(datasetNames, n) {
+				return bad("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
+			}
+			sel = append(sel, n)
+		}
+	}
+	for _, n := range strings.Split(skip, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(datasetNames, n) {
+			return bad("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
+		}
+		sel = slices.DeleteFunc(slices.Clone(sel), func(s string) bool { return s == n })
+	}
+	// Keep the canonical order whatever the order given.
+	for _, n := range datasetNames {
+		if slices.Contains(sel, n) {
+			o.datasets = append(o.datasets, n)
+		}
+	}
+	if len(o.datasets) == 0 {
+		return bad("no dataset selected")
+	}
+	if o.dir != "" {
+		fi, err := os.Stat(o.dir)
+		if err != nil {
+			return bad("--dir: %v", err)
+		}
+		if !fi.IsDir() {
+			return bad("--dir %s is not a directory", o.dir)
+		}
+	}
+	return o, nil
+}
+
+// scaled returns n times the scale, at least min.
+func (o options) scaled(n int64, min int64) int64 {
+	return max(min, int64(math.Round(float64(n)*o.scale)))
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs every dataset once at a tiny scale: the command must
+// finish, verify every run, clean up, and print all four rows.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain and syncs a few megabytes")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"--scale", "0.002", "--runs", "1", "--dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	got := out.String()
+	for _, row := range []string{"in 16 files of", "files of 4 KiB in", "change in a", "new small file"} {
+		if !strings.Contains(got, row) {
+			t.Errorf("no %q row in the output:\n%s", row, got)
+		}
+	}
+	if strings.Contains(got, "FAILED") {
+		t.Errorf("a dataset failed:\n%s", got)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("left behind in %s: %v", dir, left)
+	}
+}
+
+// TestJSON runs one dataset and reads the JSON back.
+func TestJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"--scale", "0.002", "--runs", "2", "--only", "big", "--json", "--dir", t.TempDir()}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
+	}
+	var res results
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("decoding the output: %v\n%s", err, out.String())
+	}
+	if len(res.Datasets) != 1 {
+		t.Fatalf("got %d datasets; want 1:\n%s", len(res.Datasets), out.String())
+	}
+	d := res.Datasets[0]
+	if d.Name != "big" || len(d.TimesMS) != 2 || d.MedianMS <= 0 || d.Files != 16 || d.PeakRSS <= 0 || d.Error != "" {
+		t.Errorf("dataset = %+v; want big, 2 runs, 16 files, a median and a peak RSS", d)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // datasets; nil: a usage error
+	}{
+		{nil, []string{"big", "small", "edit", "newfile"}},
+		{[]string{"--only", "newfile,big"}, []string{"big", "newfile"}},
+		{[]string{"--skip", "big,small"}, []string{"edit", "newfile"}},
+		{[]string{"--only", "big", "--skip", "big"}, nil},
+		{[]string{"--only", "huge"}, nil},
+		{[]string{"--runs", "0"}, nil},
+		{[]string{"--scale", "2"}, nil},
+		{[]string{"--scale", "0"}, nil},
+		{[]string{"extra"}, nil},
+	}
+	for _, tt := range tests {
+		var errOut bytes.Buffer
+		o, err := parseFlags(tt.args, &errOut)
+		if tt.want == nil {
+			if !errors.Is(err, errUsage) {
+				t.Errorf("parseFlags(%q) = %v; want a usage error", tt.args, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseFlags(%q) = %v\n%s", tt.args, err, errOut.String())
+			continue
+		}
+		if strings.Join(o.datasets, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("parseFlags(%q) datasets = %v; want %v", tt.args, o.datasets, tt.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []time.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{[]time.Duration{3}, 3},
+		{[]time.Duration{5, 1, 3}, 3},
+		{[]time.Duration{4, 1, 2, 3}, 2},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results are the figures of one invocation; the JSON field names are
+// stable.
+type results struct {
+	Domain     string           `json:"domain"`
+	Dir        string           `json:"dir"`
+	NumCPU     int              `json:"num_cpu"`
+	GOMAXPROCS int              `json:"gomaxprocs"`
+	Scale      float64          `json:"scale"`
+	Datasets   []*datasetResult `json:"datasets"`
+	// PeakRSS is the process's peak resident set since it started, in
+	// bytes: the server and both agents together.
+	PeakRSS int64 `json:"peak_rss"`
+}
+
+// datasetResult is one dataset's figures.
+type datasetResult struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	// Files and Bytes are what one run writes (for edit: the bytes
+	// changed).
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Times are the runs' durations, Median their median.
+	Times  []time.Duration `json:"-"`
+	Median time.Duration   `json:"-"`
+	// Target is issue 4's target for the full-size dataset.
+	Target       time.Duration `json:"-"`
+	TimesMS      []float64     `json:"times_ms"`
+	MedianMS     float64       `json:"median_ms"`
+	TargetMS     float64       `json:"target_ms"`
+	MBPerSec     float64       `json:"mb_per_s"`
+	FilesPerSec  float64       `json:"files_per_s"`
+	TargetMet    bool          `json:"target_met"`
+	TargetScaled bool          `json:"-"`
+	// PeakRSS is the process's peak resident set during the dataset
+	// (reset before it where the OS allows), in bytes.
+	PeakRSS int64 `json:"peak_rss"`
+	// Transfers (edit) are the block bytes each run moved.
+	Transfers []transfer `json:"transfers,omitempty"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// transfer is the block bytes one edit moved, from the engines' counters.
+type transfer struct {
+	// Server: fetched by the hosting server from the source agent.
+	Server int64 `json:"server_fetched"`
+	// Target: fetched by the target agent from the server;
+	// TargetCopied: reused from the target's own copy of the file.
+	Target       int64 `json:"target_fetched"`
+	TargetCopied int64 `json:"target_copied"`
+}
+
+func (r *datasetResult) add(d time.Duration) { r.Times = append(r.Times, d) }
+
+// finish computes the derived figures.
+func (r *datasetResult) finish() {
+	r.Median = median(r.Times)
+	r.TimesMS = nil
+	for _, d := range r.Times {
+		r.TimesMS = append(r.TimesMS, ms(d))
+	}
+	r.MedianMS, r.TargetMS = ms(r.Median), ms(r.Target)
+	if s := r.Median.Seconds(); s > 0 {
+		r.MBPerSec = float64(r.Bytes) / s / 1e6
+		r.FilesPerSec = float64(r.Files) / s
+	}
+	r.TargetMet = len(r.Times) > 0 && r.Error == "" && r.Median < r.Target
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func writeJSON(w io.Writer, res *results) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// writeTable prints the figures for people.
+func writeTable(w io.Writer, res *results) {
+	fmt.Fprintf(w, "baton-bench: %s\n", res.Domain)
+	fmt.Fprintf(w, "%d CPUs, GOMAXPROCS %d", res.NumCPU, res.GOMAXPROCS)
+	if res.Scale != 1 {
+		fmt.Fprintf(w, ", scale %g (targets are for scale 1)", res.Scale)
+	}
+	fmt.Fprintf(w, "\n\n")
+	width := len("dataset")
+	for _, r := range res.Datasets {
+		width = max(width, len(r.Label))
+	}
+	fmt.Fprintf(w, "%-*s  %4s  %8s  %8s  %8s  %9s  %-14s  %s\n", width, "dataset", "runs", "median", "MB/s", "files/s", "peak RSS", "target", "each run (s)")
+	for _, r := range res.Datasets {
+		verdict := "ok"
+		switch {
+		case r.Error != "":
+			verdict = "FAILED"
+		case res.Scale != 1:
+			verdict = "-"
+		case !r.TargetMet:
+			verdict = "MISSED"
+		}
+		var runs []string
+		for _, d := range r.Times {
+			runs = append(runs, fmt.Sprintf("%.3f", d.Seconds()))
+		}
+		fmt.Fprintf(w, "%-*s  %4d  %8s  %8.1f  %8.0f  %9s  %-14s  %s\n", width, r.Label, len(r.Times), durText(r.Median),
+			r.MBPerSec, r.FilesPerSec, sizeText(r.PeakRSS), "< "+durText(r.Target)+" "+verdict, strings.Join(runs, " "))
+	}
+	for _, r := range res.Datasets {
+		if len(r.Transfers) > 0 {
+			med := func(f func(transfer) int64) string {
+				var v []int64
+				for _, t := range r.Transfers {
+					v = append(v, f(t))
+				}
+				slices.Sort(v)
+				return sizeText(v[len(v)/2])
+			}
+			fmt.Fprintf(w, "\n%s: block bytes per run (median): server fetched %s from alice; bob fetched %s from the server and reused %s of his copy\n",
+				r.Name, med(func(t transfer) int64 { return t.Server }), med(func(t transfer) int64 { return t.Target }), med(func(t transfer) int64 { return t.TargetCopied }))
+		}
+	}
+	for _, r := range res.Datasets {
+		if r.Error != "" {
+			fmt.Fprintf(w, "\n%s FAILED: %s\n", r.Name, r.Error)
+		}
+	}
+	fmt.Fprintf(w, "\npeak RSS is the whole process (server + both agents); since start: %s\n", sizeText(res.PeakRSS))
+}
+
+// sizeText writes n bytes in binary units.
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// countText writes n with thousands separators.
+func countText(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// durText writes d in seconds from 1 s, else in milliseconds.
+func durText(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.2f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.0f ms", ms(d))
+}
