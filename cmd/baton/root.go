@@ -151,6 +151,7 @@ the per-user config directory (e.g. ~/.config/baton).`,
 		newReportCmd(env),
 		newLoginCmd(env),
 		newDeviceCmd(env),
+		newDemoCmd(env),
 	)
 	return root
 }

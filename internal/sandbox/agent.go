@@ -360,15 +360,23 @@ func (a *Agent) FolderStatus(ctx context.Context, id string) (foldersync.FolderS
 // server's index is known, everything in it is here and nothing more is
 // needed (and, on a read-write member, the server has every local change).
 func (a *Agent) WaitInSync(ctx context.Context, id string) error {
-	return poll(ctx, fmt.Sprintf("folder %s to be in sync on %s", id, a.Name), syncTimeout, func() (bool, error) {
+	return a.WaitFolder(ctx, id, "in sync", func(st foldersync.FolderStatus) bool {
+		return st.InSync && st.NeedFiles == 0 && st.NeedBytes == 0
+	})
+}
+
+// WaitFolder waits until cond holds for the status of folder id on the
+// agent; what describes the wait in the error.
+func (a *Agent) WaitFolder(ctx context.Context, id, what string, cond func(foldersync.FolderStatus) bool) error {
+	return poll(ctx, fmt.Sprintf("folder %s to be %s on %s", id, what, a.Name), syncTimeout, func() (bool, error) {
 		st, err := a.FolderStatus(ctx, id)
 		if err != nil {
-			if a.Node() == nil {
+			if a.Node() == nil || errors.Is(err, ErrNoFolderSync) {
 				return false, err
 			}
 			return false, nil // not started yet
 		}
-		return st.InSync && st.NeedFiles == 0 && st.NeedBytes == 0, nil
+		return cond(st), nil
 	})
 }
 

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/internal/sandbox"
+	"github.com/baton-sync/baton/peer/foldersync"
+)
+
+func newDemoCmd(env *cliEnv) *cobra.Command {
+	var keep, verbose bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a whole domain on this machine and narrate what it does",
+		Long: `demo starts, on 127.0.0.1 and in a temporary directory, a domain of three
+servers and two desktop agents (alice's and bob's laptops). alice shares a
+folder with bob; files written on one side arrive on the other; the master
+server is stopped and the domain carries on; it comes back and takes its role
+back. Then everything is stopped and removed (also on Ctrl-C).
+
+Nothing outside the temporary directory is touched, and no home is needed.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var log *slog.Logger
+			if verbose {
+				log = slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			}
+			return runDemo(cmd.Context(), env.stdout, sandbox.Options{
+				Servers: 3, Domain: "demo", Log: log, Keep: keep, Dir: env.getenv("TMPDIR"),
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (the servers' data and the synced folders) and print where it is")
+	cmd.Flags().BoolVar(&verbose, "verbose", false, "write the nodes' logs to stderr")
+	return cmd
+}
+
+// demo is one run of 'baton demo': where it narrates, and the domain.
+type demo struct {
+	w     io.Writer
+	sb    *sandbox.Sandbox
+	start time.Time
+}
+
+func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
+
+// step starts a numbered part of the story.
+func (d *demo) step(n int, title string) { d.say("\n%d. %s", n, title) }
+
+// runDemo tells the story; every node is stopped and the directory removed
+// (unless o.Keep) before it returns, whatever happened.
+func runDemo(ctx context.Context, w io.Writer, o sandbox.Options) (err error) {
+	d := &demo{w: w, start: time.Now()}
+	d.say("baton demo: a domain of three servers and two desktop agents, all on 127.0.0.1. Ctrl-C stops it and cleans up.")
+	d.step(1, "Starting three servers, chain s1 -> s2 -> s3 (the first live one is master)")
+	t := time.Now()
+	sb, err := sandbox.New(ctx, o)
+	if err != nil {
+		return fmt.Errorf("starting the domain: %w", err)
+	}
+	d.sb = sb
+	defer sb.Close() // a no-op after cleanUp; stops the nodes if run panics
+	err = d.run(ctx, t)
+	if cerr := d.cleanUp(o.Keep); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err == nil {
+		d.say("\nDone in %v: every step worked.", since(d.start))
+	}
+	return err
+}
+
+func (d *demo) cleanUp(keep bool) error {
+	d.say("\nCleaning up")
+	n := len(d.sb.Agents())
+	err := d.sb.Close()
+	if keep {
+		d.say("   stopped %d agents and %d servers; kept %s:", n, len(d.sb.Servers()), d.sb.Root())
+		d.say("     s1/ s2/ s3/                       the servers' data (collections, outbox, hosted folders)")
+		d.say("     <agent>/data  <agent>/folders/    each laptop's data and synced folders")
+	} else {
+		d.say("   stopped %d agents and %d servers, removed %s", n, len(d.sb.Servers()), d.sb.Root())
+	}
+	if err != nil {
+		return fmt.Errorf("cleaning up: %w", err)
+	}
+	return nil
+}
+
+// since is the time since t, rounded for people.
+func since(t time.Time) time.Duration {
+	d := time.Since(t)
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Millisecond)
+}
+
+func (d *demo) run(ctx context.Context, started time.Time) error {
+	sb := d.sb
+	for _, s := range sb.Servers() {
+		d.say("   %s  %s", s.Name, s.ID())
+		d.say("       private %s (servers)   public %s (agents)", s.PrivateAddr, s.PublicAddr)
+	}
+	m, e1, err := sb.Master(ctx)
+	if err != nil {
+		return err
+	}
+	d.say("   %s is master at epoch %d; s2 and s3 are its slaves (%v)", sb.Server(m).Name, e1, since(started))
+
+	d.step(2, "Users: alice (home server s1) and bob (home server s2)")
+	for _, u := range []struct {
+		name string
+		home int
+	}{{"alice", 0}, {"bob", 1}} {
+		t := time.Now()
+		r, err := sb.AddUser(ctx, u.name, u.home, demoPassword(u.name))
+		if err != nil {
+			return err
+		}
+		home := sb.Server(u.home).Name
+		d.say("   %s added at the master %s (certified at epoch %d, seq %d); password %q set at %s, which alone keeps its hash (%v)",
+			u.name, sb.Server(m).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
+	}
+
+	d.step(3, "Two desktop agents log in: alice's laptop and bob's laptop")
+	var agents []*sandbox.Agent
+	for _, u := range []string{"alice", "bob"} {
+		t := time.Now()
+		a, err := sb.AddAgent(ctx, u+"-laptop", u, demoPassword(u))
+		if err != nil {
+			return err
+		}
+		how := "at " + a.HomeServer
+		if a.LoginServer != a.HomeServer {
+			how = fmt.Sprintf("at %s, which sent it on to %s's home server %s", a.LoginServer, u, a.HomeServer)
+		}
+		d.say("   %s (device %s) logged in as %s %s: certificate signed by %s (%v)", a.Name, a.ID(), u, how, a.HomeServer, since(t))
+		agents = append(agents, a)
+	}
+	alice, bob := agents[0], agents[1]
+
+	d.step(4, `alice creates the folder "Projects" and shares it read-write with bob`)
+	t := time.Now()
+	id, aliceDir, err := alice.CreateFolder(ctx, "Projects")
+	if err != nil {
+		return err
+	}
+	d.say("   created Projects (id %s), hosted on %s, alice's home server (%v)", id, alice.HomeServer, since(t))
+	d.say("   alice's copy: %s", aliceDir)
+	t = time.Now()
+	if err := alice.Share(ctx, id, "bob", collections.RightReadWrite); err != nil {
+		return err
+	}
+	d.say("   shared with bob, read-write (%v)", since(t))
+	t = time.Now()
+	bobDir, err := bob.Accept(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := bob.WaitInSync(ctx, id); err != nil {
+		return err
+	}
+	d.say("   bob accepted it; bob's copy: %s (in sync after %v)", bobDir, since(t))
+
+	d.step(5, "alice writes files; they arrive on bob's laptop")
+	readme := []byte("Projects shared by alice with bob.\n")
+	if err := d.write(ctx, alice, aliceDir, bob, bobDir, map[string][]byte{"README.txt": readme}); err != nil {
+		return err
+	}
+	if err := d.write(ctx, alice, aliceDir, bob, bobDir, map[string][]byte{
+		"plans/2026.txt":   []byte("Q1: ship the demo\nQ2: ship the rest\n"),
+		"plans/budget.csv": []byte("item,amount\nlaptops,2\nservers,3\n"),
+	}); err != nil {
+		return err
+	}
+
+	d.step(6, "bob edits README.txt; the edit arrives on alice's laptop")
+	edited := append(append([]byte(nil), readme...), "bob was here.\n"...)
+	if err := d.write(ctx, bob, bobDir, alice, aliceDir, map[string][]byte{"README.txt": edited}); err != nil {
+		return err
+	}
+	for _, a := range agents {
+		if err := a.WaitInSync(ctx, id); err != nil {
+			return err
+		}
+	}
+
+	d.step(7, "Stopping the master s1, as a crash would: no hand-over, its data stays on disk")
+	t = time.Now()
+	if err := sb.StopServer(m); err != nil {
+		return err
+	}
+	m2, e2, err := sb.Master(ctx)
+	if err != nil {
+		return err
+	}
+	if e2 <= e1 {
+		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Server(m2).Name, e2, e1)
+	}
+	d.say("   %s, next in the chain, is master at epoch %d (the baton passed in %v); s3 follows it", sb.Server(m2).Name, e2, since(t))
+	tu := time.Now()
+	r, err := sb.AddUser(ctx, "carol", 2, demoPassword("carol"))
+	if err != nil {
+		return err
+	}
+	d.say("   the domain carries on: carol (home server s3) added at the new master %s (certified at epoch %d, %v)",
+		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
+	todo := []byte("written by bob while s1 was down\n")
+	if err := os.WriteFile(filepath.Join(bobDir, "todo.txt"), todo, 0o644); err != nil {
+		return err
+	}
+	if err := bob.WaitFolder(ctx, id, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
+		return err
+	}
+	d.say("   bob writes todo.txt: Projects is hosted on s1, so bob's laptop keeps the change until s1 is back")
+
+	d.step(8, "Restarting s1 with the same data")
+	t = time.Now()
+	if err := sb.StartServer(ctx, m); err != nil {
+		return err
+	}
+	e3, err := sb.WaitMaster(ctx, m)
+	if err != nil {
+		return err
+	}
+	if e3 <= e2 {
+		return fmt.Errorf("s1 took the role back at epoch %d, not above %d", e3, e2)
+	}
+	st, err := sb.ServerState(ctx, m)
+	if err != nil {
+		return err
+	}
+	if _, ok := st.User("carol"); !ok {
+		return errors.New("s1 took the master role back without carol, added while it was down")
+	}
+	d.say("   s1 caught up from %s (it has carol) and is master again at epoch %d (%v); %s is a slave again",
+		sb.Server(m2).Name, e3, since(t), sb.Server(m2).Name)
+	if err := sandbox.WaitFile(ctx, filepath.Join(aliceDir, "todo.txt"), todo); err != nil {
+		return err
+	}
+	d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
+	if err := sb.WaitConverged(ctx); err != nil {
+		return err
+	}
+	for _, a := range agents {
+		if err := a.WaitInSync(ctx, id); err != nil {
+			return err
+		}
+	}
+	d.say("   s1, s2 and s3 hold the same users (alice, bob, carol) and folders; both laptops are in sync")
+	return nil
+}
+
+// write writes files (relative path -> content) into the folder at
+// fromDir on agent from, and waits until every one arrived in toDir on
+// agent to, saying how long that took.
+func (d *demo) write(ctx context.Context, from *sandbox.Agent, fromDir string, to *sandbox.Agent, toDir string, files map[string][]byte) error {
+	var names []string
+	t := time.Now()
+	for _, rel := range sortedKeys(files) {
+		p := filepath.Join(fromDir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, files[rel], 0o644); err != nil {
+			return err
+		}
+		names = append(names, fmt.Sprintf("%s (%d bytes)", rel, len(files[rel])))
+	}
+	for _, rel := range sortedKeys(files) {
+		if err := sandbox.WaitFile(ctx, filepath.Join(toDir, filepath.FromSlash(rel)), files[rel]); err != nil {
+			return err
+		}
+	}
+	d.say("   %s wrote %s: on %s %v later", from.User, strings.Join(names, ", "), to.Name, since(t))
+	return nil
+}
+
+func sortedKeys(m map[string][]byte) []string { return slices.Sorted(maps.Keys(m)) }
+
+// demoPassword is the password the demo gives user. The demo's domain
+// lives for a minute on 127.0.0.1; real passwords come from 'baton user
+// passwd'.
+func demoPassword(user string) string { return user + "-demo-password" }
