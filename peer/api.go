@@ -109,6 +109,13 @@ type Config struct {
 	// DeviceCert. It must return quickly and must not call the Node's
 	// methods.
 	OnDeviceCert func(cert []byte)
+
+	// Folders are the folders an agent syncs from the start: folder ID ->
+	// directory (Node.SetFolders changes them). A server syncs every folder
+	// it hosts, in DataDir/folders/ID.
+	Folders map[string]string
+
+	folders *folderRuntime // set by New: folder sync, shared with the driver
 }
 
 func (c *Config) setDefaults() {
@@ -139,6 +146,7 @@ func (c *Config) setDefaults() {
 	if c.PasswordKDF == (identity.KDFParams{}) {
 		c.PasswordKDF = DefaultPasswordKDF
 	}
+	c.folders = newFolderRuntime(c.Folders)
 }
 
 // Validate checks the required fields.

@@ -212,6 +212,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := d.startWatcher(ctx, &wg); err != nil {
 		log.Warn("data files are not watched", "err", err)
 	}
+	if err := d.startFolders(ctx, &wg, h); err != nil {
+		return err
+	}
 
 	log.Info("node started", "id", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "role", string(cfg.Role))
 	close(n.started)

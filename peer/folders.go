@@ -1,0 +1,263 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/foldersync"
+)
+
+// Folder sync: the node runs a foldersync.Engine on its host. An agent
+// syncs the folders it is told (Config.Folders, SetFolders); a server syncs
+// every folder the Catalog says it hosts, each in DataDir/folders/ID. The
+// engine reads the collections through folderView, a snapshot the driver
+// rebuilds after updates are applied (and every viewRefresh, as device
+// certificates come and go with time), so it never waits for the driver.
+
+// viewRefresh bounds how stale the engine's view of the collections may get
+// when nothing changes (certificates that become valid), and
+// viewDebounce how soon an applied update shows in it.
+const (
+	viewRefresh  = 30 * time.Second
+	viewDebounce = 200 * time.Millisecond
+)
+
+// folderRuntime is the node's folder sync, shared by the Node and its
+// driver (through Config.folders, set by New).
+type folderRuntime struct {
+	mu     sync.Mutex
+	engine *foldersync.Engine
+	wanted map[string]string // an agent's folders: ID -> directory
+	hosted map[string]string // a server's folders: ID -> directory
+
+	view  atomic.Pointer[folderView]
+	dirty atomic.Bool // an update was applied since the view was made
+}
+
+func newFolderRuntime(wanted map[string]string) *folderRuntime {
+	return &folderRuntime{wanted: maps.Clone(wanted), hosted: map[string]string{}}
+}
+
+// access returns the current view for the engine.
+func (fr *folderRuntime) access() foldersync.Access {
+	if v := fr.view.Load(); v != nil {
+		return v
+	}
+	return &folderView{now: time.Now}
+}
+
+// apply gives the engine the folders to sync, if it runs.
+func (fr *folderRuntime) apply() {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.engine == nil {
+		return
+	}
+	m := maps.Clone(fr.wanted)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, fr.hosted)
+	fr.engine.SetFolders(m)
+}
+
+func (fr *folderRuntime) running() *foldersync.Engine {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	return fr.engine
+}
+
+// folderView is a snapshot of what folder sync needs of the collections.
+type folderView struct {
+	folders map[string]collections.Folder
+	devices map[lpeer.ID]collections.DeviceCert // valid when the view was made
+	servers map[lpeer.ID]bool
+	now     func() time.Time
+}
+
+func (v *folderView) Folder(id string) (collections.Folder, bool) {
+	f, ok := v.folders[id]
+	return f, ok
+}
+
+func (v *folderView) UserOf(p lpeer.ID) (string, bool) {
+	c, ok := v.devices[p]
+	if !ok || !c.Current(v.now()) {
+		return "", false
+	}
+	return c.User, true
+}
+
+func (v *folderView) Server(p lpeer.ID) bool { return v.servers[p] }
+
+// refreshFolderView rebuilds the engine's view from the state and, on a
+// server, the set of folders it hosts.
+func (d *driver) refreshFolderView() {
+	fr := d.cfg.folders
+	fr.dirty.Store(false)
+	now := d.cfg.Now()
+	v := &folderView{folders: map[string]collections.Folder{}, devices: map[lpeer.ID]collections.DeviceCert{}, servers: map[lpeer.ID]bool{}, now: d.cfg.Now}
+	for _, f := range d.state.Folders() {
+		v.folders[f.ID] = f
+	}
+	for _, c := range d.state.ValidDevices(now) {
+		v.devices[c.DeviceID()] = c
+	}
+	if d.auth != nil && d.auth.certInfo.Device != "" {
+		// This agent's own certificate, before its Catalog record arrives.
+		c := d.auth.certInfo
+		if home, ok := d.state.HomeServer(c.User); ok && home == c.ServerID() && c.Current(now) {
+			v.devices[c.DeviceID()] = c
+		}
+	}
+	for _, id := range d.state.Chain().IDs() {
+		v.servers[id] = true
+	}
+	fr.view.Store(v)
+
+	if d.cfg.Role != identity.RoleServer {
+		return
+	}
+	hosted := map[string]string{}
+	for id, f := range v.folders {
+		if f.Server != d.self.String() {
+			continue
+		}
+		dir := filepath.Join(d.cfg.DataDir, "folders", id)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			d.log.Error("cannot make the directory of a hosted folder", "folder", id, "err", err)
+			continue
+		}
+		hosted[id] = dir
+	}
+	fr.mu.Lock()
+	same := maps.Equal(hosted, fr.hosted)
+	fr.hosted = hosted
+	fr.mu.Unlock()
+	if !same {
+		fr.apply()
+	}
+}
+
+// startFolders makes the node's folder sync engine on h and runs it (and
+// the refreshing of its view) on wg until ctx ends.
+func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Host) error {
+	fr := d.cfg.folders
+	e, err := foldersync.New(foldersync.Config{
+		Host:    h,
+		Key:     d.cfg.Key,
+		DataDir: d.cfg.DataDir,
+		Access:  fr.access,
+		Logger:  d.log.With("part", "folders"),
+		Now:     d.cfg.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("folder sync: %w", err)
+	}
+	user := d.cfg.OnApplied
+	d.cfg.OnApplied = func(c collections.Certified) {
+		fr.dirty.Store(true)
+		if user != nil {
+			user(c)
+		}
+	}
+	fr.mu.Lock()
+	fr.engine = e
+	fr.mu.Unlock()
+	d.refreshFolderView()
+	fr.apply()
+
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := e.Run(ctx); err != nil {
+			d.log.Error("folder sync stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(viewDebounce)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if !fr.dirty.Load() && time.Since(last) < viewRefresh {
+				continue
+			}
+			last = time.Now()
+			d.post(func(context.Context, *driver) { d.refreshFolderView() })
+		}
+	}()
+	return nil
+}
+
+// SetFolders sets the folders this agent syncs: folder ID -> directory. It
+// replaces the previous set (Config.Folders at first); folders left out
+// stop syncing, their files stay. A server syncs the folders it hosts
+// whatever it is told.
+func (n *Node) SetFolders(_ context.Context, folders map[string]string) error {
+	fr := n.cfg.folders
+	fr.mu.Lock()
+	fr.wanted = maps.Clone(folders)
+	fr.mu.Unlock()
+	fr.apply()
+	return nil
+}
+
+// FolderStatus returns the sync state of a folder this host syncs.
+func (n *Node) FolderStatus(_ context.Context, id string) (foldersync.FolderStatus, error) {
+	e := n.cfg.folders.running()
+	if e == nil {
+		return foldersync.FolderStatus{}, ErrStopped
+	}
+	st, ok := e.Status(id)
+	if !ok {
+		return foldersync.FolderStatus{}, fmt.Errorf("%w: %s", foldersync.ErrUnknownFolder, id)
+	}
+	return st, nil
+}
+
+// FolderStatuses returns the sync state of every folder this host syncs,
+// by folder ID.
+func (n *Node) FolderStatuses(context.Context) (map[string]foldersync.FolderStatus, error) {
+	e := n.cfg.folders.running()
+	if e == nil {
+		return nil, ErrStopped
+	}
+	return e.Statuses(), nil
+}
+
+// RevertFolder undoes this device's local changes to a folder it may only
+// read, making it the server's copy again (changed local content is kept
+// as conflict copies). It returns when done.
+func (n *Node) RevertFolder(ctx context.Context, id string) error {
+	e := n.cfg.folders.running()
+	if e == nil {
+		return ErrStopped
+	}
+	return e.Revert(ctx, id)
+}
+
+// RescanFolder asks for a full rescan of a folder soon.
+func (n *Node) RescanFolder(_ context.Context, id string) error {
+	e := n.cfg.folders.running()
+	if e == nil {
+		return ErrStopped
+	}
+	return e.Rescan(id)
+}
