@@ -9,9 +9,10 @@
 //
 // Every scenario ends with the same checks: every update a command
 // acknowledged ("ok: ...") is listed on every live server, all live servers
-// have equal collection digests, and no server ever reported a master epoch
-// lower than one it reported before.
+// have equal collection digests, and no host ever reported a master epoch
+// (in 'status', or in the "certified at epoch E" of a change) lower than
+// one it reported before.
 //
-// The package has no non-test code. The tests take about a minute and a
-// half on a two-core machine; 'go test -short' skips them.
+// The package has no non-test code. The tests take about a minute on a
+// two-core machine; 'go test -short' skips them.
 package multiprocess

@@ -6,6 +6,7 @@ package multiprocess
 // server, equal digests; and status checks every epoch it sees.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,8 @@ func checkEpoch(t *testing.T, what string, got, want uint64) {
 }
 
 // Scenario 1: a desktop agent fails. The servers keep their master and
-// epoch, and writes keep working; the agent comes back to the same master.
+// epoch, and writes keep working; the agent comes back to the same master
+// and catches up the users added while it was down.
 func TestAgentFails(t *testing.T) {
 	c, s, agent := newDomain(t, domainOptions{servers: 3, agent: true})
 	s1, s2, s3 := s[0], s[1], s[2]
@@ -44,6 +46,15 @@ func TestAgentFails(t *testing.T) {
 	if st := c.waitAgentFollows(agent, s1); st.Epoch != epoch {
 		t.Errorf("the restarted agent follows %s at epoch %d; want %d", st.MasterName, st.Epoch, epoch)
 	}
+	// It catches up the Domain (the users it missed) from the servers.
+	want := c.mustStatus(s1).Collections["domain"].Digest
+	c.waitFor(settleTimeout, "the agent to catch up the Domain", func() (bool, string) {
+		st, err := c.status(agent)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Collections["domain"].Digest == want, fmt.Sprintf("%v; s1's domain digest %.12s", st, want)
+	})
 	checkEpoch(t, "user add after the agent's return", c.write(s1, "user", "add", "cy", "--home-server", "s1"), epoch)
 	c.holdStill(observe/4, s1, epoch, s)
 	c.converge(s...)

@@ -423,14 +423,22 @@ func (c *cluster) status(n *node) (status, error) {
 		c.t.Fatalf("status --json in %s's home has id %s; want %s", n.name, st.ID, n.id)
 	}
 	if st.Master != "" {
-		h := c.epochs[n.name]
-		if len(h) > 0 && st.Epoch < slices.Max(h) {
-			c.t.Errorf("%s reported master %s at epoch %d after reporting epoch %d: epochs went down (history %v)",
-				n.name, st.MasterName, st.Epoch, slices.Max(h), slices.Compact(slices.Clone(h)))
-		}
-		c.epochs[n.name] = append(h, st.Epoch)
+		c.sawEpoch(n, st.Epoch, "master "+st.MasterName)
 	}
 	return st, nil
+}
+
+// sawEpoch records a master epoch n reported (in its status, or in a
+// certification it received) and fails the test if it is below one n
+// reported before.
+func (c *cluster) sawEpoch(n *node, epoch uint64, what string) {
+	c.t.Helper()
+	h := c.epochs[n.name]
+	if len(h) > 0 && epoch < slices.Max(h) {
+		c.t.Errorf("%s reported %s at epoch %d after reporting epoch %d: epochs went down (history %v)",
+			n.name, what, epoch, slices.Max(h), slices.Compact(slices.Clone(h)))
+	}
+	c.epochs[n.name] = append(h, epoch)
 }
 
 // mustStatus is status that must succeed.
@@ -588,6 +596,7 @@ func (c *cluster) recordOK(n *node, r result) uint64 {
 	if !ok {
 		c.t.Fatalf("on %s: cannot tell what %q made", n.name, r.stdout)
 	}
+	c.sawEpoch(n, epoch, "a certification")
 	c.wants = append(c.wants, want{kind, key, fmt.Sprintf("acknowledged at %s, epoch %d", n.name, epoch)})
 	c.t.Logf("on %s: %s", n.name, strings.TrimSpace(r.stdout))
 	return epoch
