@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/baton-sync/baton/internal/sandbox"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
@@ -61,7 +62,7 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	fmt.Fprintf(stderr, "starting the domain in %s\n", base)
-	d, err := newEngineDomain(ctx, domainOptions{Dir: filepath.Join(base, "hosts"), Logger: logger})
+	d, err := startDomain(ctx, o.domain, domainOptions{Dir: base, Logger: logger}, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("starting the domain: %w", err)
 	}
@@ -120,6 +121,23 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 		errs = append(errs, fmt.Errorf("stopping the domain: %w", err))
 	}
 	return res, errors.Join(errs...)
+}
+
+// startDomain starts the domain kind asks for: "sandbox", "engine", or
+// "auto" (the sandbox if its nodes sync folders, else the engines alone).
+func startDomain(ctx context.Context, kind string, o domainOptions, stderr io.Writer) (domain, error) {
+	if kind == "auto" || kind == "sandbox" {
+		d, err := newSandboxDomain(ctx, o)
+		if err == nil {
+			return d, nil
+		}
+		if kind == "sandbox" || !errors.Is(err, sandbox.ErrNoFolderSync) {
+			return nil, err
+		}
+		fmt.Fprintf(stderr, "the node does not sync folders in this build (%v): running the sync engines alone\n", err)
+	}
+	o.Dir = filepath.Join(o.Dir, "hosts")
+	return newEngineDomain(ctx, o)
 }
 
 // runBig: 16 files of 64 MiB of random content.

@@ -25,6 +25,7 @@ type options struct {
 	timeout    time.Duration
 	cpuprofile string
 	log        bool
+	domain     string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -47,6 +48,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dir, "dir", "", "where to make the temporary directories (default the system's; removed at the end)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
+	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines on bare libp2p hosts), or auto (sandbox if the node syncs folders)")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -70,6 +72,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if !(o.scale > 0 && o.scale <= 1) || math.IsNaN(o.scale) {
 		return bad("--scale must be in (0, 1]")
+	}
+	if !slices.Contains([]string{"auto", "sandbox", "engine"}, o.domain) {
+		return bad("--domain must be auto, sandbox or engine")
 	}
 	if o.timeout <= 0 {
 		return bad("--timeout must be positive")
