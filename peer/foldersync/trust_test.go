@@ -1,0 +1,127 @@
+package foldersync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// A host that is not a member of the folder gets nothing: no index, no
+// block, whatever it asks; a member device of another folder neither.
+func TestStrangersGetNothing(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadOnly}, nil)
+	alice, server := n.nodes["alice"], n.server
+	secret := string(randomBytes(1000))
+	alice.write(t, "secret.txt", secret)
+	n.waitEqual(alice, server, n.nodes["bob"])
+	entry := server.eng.folder(n.folder).pub.Load().entries["secret.txt"].fi
+	blocks := entry.Blocks
+
+	mallory := n.newNode("mallory") // valid nowhere
+	carol := n.newNode("carol")     // a valid device, of a user not in the folder
+	n.access.mu.Lock()
+	n.access.users[carol.host.ID()] = "carol"
+	n.access.mu.Unlock()
+	for _, d := range []*testNode{mallory, carol} {
+		n.connect(d)
+		if err := d.host.Connect(context.Background(), lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(Config{Host: d.host, Key: d.key, DataDir: d.dataDir, Access: func() Access { return n.access }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for _, target := range []*testNode{server, alice} {
+			if _, err := e.requestIndex(ctx, target.host.ID(), n.folder, nil); err == nil {
+				t.Errorf("%s got %s's index", d.name, target.name)
+			}
+			var got int
+			ref := blockRef{Hash: blocks[0].Hash, Size: blocks[0].Size}
+			missing, _ := e.requestBlocks(ctx, target.host.ID(), n.folder, []blockRef{ref}, func(blockRef, []byte) { got++ })
+			if got != 0 || len(missing) != 1 {
+				t.Errorf("%s got %d blocks of %s's copy", d.name, got, target.name)
+			}
+		}
+		cancel()
+	}
+
+	// A read-only member may read: it gets the server's index.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ri, err := n.nodes["bob"].eng.requestIndex(ctx, server.host.ID(), n.folder, nil)
+	if err != nil || ri.snap["secret.txt"].FileHash != entry.FileHash {
+		t.Errorf("bob (read-only) asking the server for its index: %v", err)
+	}
+}
+
+// An index is taken only from the host that signed it, for the folder
+// asked, with the sequence its header says.
+func TestIndexFromWrongSigner(t *testing.T) {
+	n := &testNet{t: t, folder: "f1", nodes: map[string]*testNode{}}
+	fake := n.newNode("fake-server")
+	asker := n.newNode("asker")
+	other := identitytest.Key("someone-else")
+	sign := func(key *identity.PrivateKey, device, folder string, seq uint64) []byte {
+		b, err := syncfs.SignIndex(key, syncfs.Index{Folder: folder, Device: device, Sequence: seq})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	self := fake.host.ID().String()
+	cases := map[string][]byte{
+		"signed by another host": sign(other, other.ID().String(), "f1", 7),
+		"another folder":         sign(fake.key, self, "f2", 7),
+		"another sequence":       sign(fake.key, self, "f1", 6),
+		"not an index":           []byte("garbage"),
+	}
+	for name, page := range cases {
+		t.Run(name, func(t *testing.T) {
+			fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
+				defer s.Close()
+				var req indexRequest
+				if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+					s.Reset()
+					return
+				}
+				_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
+				_ = writeFrame(s, page)
+			})
+			asker.host.Peerstore().AddAddrs(fake.host.ID(), fake.host.Addrs(), time.Hour)
+			e, err := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &fakeAccess{} }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil); err == nil {
+				t.Errorf("index %s accepted", name)
+			} else if name == "signed by another host" && !errors.Is(err, identity.ErrWrongSigner) {
+				t.Errorf("index %s: %v; want ErrWrongSigner", name, err)
+			}
+		})
+	}
+	// The same server, signing properly, is believed.
+	fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
+		defer s.Close()
+		var req indexRequest
+		_ = readMsg(bufio.NewReader(s), maxRequest, &req)
+		_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
+		_ = writeFrame(s, sign(fake.key, self, "f1", 7))
+	})
+	e, _ := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &fakeAccess{} }})
+	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
+		t.Errorf("a properly signed index: %v", err)
+	}
+}
