@@ -181,7 +181,7 @@ func (f *folder) serve(ctx context.Context) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("folder directory %s is not a directory", f.root)
 	}
-	local, err := f.e.db.Local(f.id)
+	local, err := f.e.db.Local(f.dbKey())
 	if err != nil {
 		return err
 	}
@@ -822,13 +822,18 @@ func (e *Engine) handleNotify(s network.Stream) {
 	}
 }
 
+// dbKey is where the folder's Local is stored: by folder and directory,
+// so a folder synced in another directory starts afresh instead of taking
+// every file the old directory held for deleted.
+func (f *folder) dbKey() string { return f.id + "|" + f.root }
+
 // persist stores the Local if it changed, at most every persistEvery
 // unless forced.
 func (f *folder) persist(force bool) {
 	if !f.dirty || !force && time.Since(f.lastPut) < persistEvery {
 		return
 	}
-	if err := f.e.db.PutLocal(f.id, f.local); err != nil {
+	if err := f.e.db.PutLocal(f.dbKey(), f.local); err != nil {
 		f.log.Error("storing the folder's index", "err", err)
 		return
 	}

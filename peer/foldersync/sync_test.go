@@ -217,3 +217,23 @@ func TestManySmallFiles(t *testing.T) {
 	n.waitEqual(alice, server, bob)
 	t.Logf("1000 files synced through the server in %v", time.Since(start).Round(time.Millisecond))
 }
+
+// A folder synced in a new, empty directory fetches everything; the files
+// the old directory held are not taken for deleted.
+func TestNewDirectoryDeletesNothing(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "keep/me.txt", "precious")
+	n.waitEqual(alice, server, bob)
+
+	n.stop(bob)
+	bob.root = filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Mkdir(bob.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n.start(bob)
+	n.waitEqual(alice, server, bob)
+	if got := server.read(t, "keep/me.txt"); got != "precious" {
+		t.Errorf("keep/me.txt on the server = %q after bob moved the folder; want precious", got)
+	}
+}
