@@ -47,13 +47,13 @@ func TestAgentFails(t *testing.T) {
 		t.Errorf("the restarted agent follows %s at epoch %d; want %d", st.MasterName, st.Epoch, epoch)
 	}
 	// It catches up the Domain (the users it missed) from the servers.
-	want := c.mustStatus(s1).Collections["domain"].Digest
+	digest := c.mustStatus(s1).Collections["domain"].Digest
 	c.waitFor(settleTimeout, "the agent to catch up the Domain", func() (bool, string) {
 		st, err := c.status(agent)
 		if err != nil {
 			return false, err.Error()
 		}
-		return st.Collections["domain"].Digest == want, fmt.Sprintf("%v; s1's domain digest %.12s", st, want)
+		return st.Collections["domain"].Digest == digest, fmt.Sprintf("%v; s1's domain digest %.12s", st, digest)
 	})
 	checkEpoch(t, "user add after the agent's return", c.write(s1, "user", "add", "cy", "--home-server", "s1"), epoch)
 	c.holdStill(observe/4, s1, epoch, s)
