@@ -307,8 +307,10 @@ func query[T any](ctx context.Context, d *driver, fn func(d *driver) T) (T, erro
 	select {
 	case v := <-reply:
 		return v, nil
-	case <-ctx.Done():
+	case <-d.done:
 		return zero, ErrStopped
+	case <-ctx.Done():
+		return zero, fmt.Errorf("waiting for the node: %w", ctx.Err())
 	}
 }
 

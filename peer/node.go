@@ -22,6 +22,7 @@ type Node struct {
 	started chan struct{}
 	reqs    chan request
 	running atomic.Bool
+	stopped chan struct{} // closed when Run returns
 	// agentOps admits one agent folder request at a time (agentops.go).
 	agentOps chan struct{}
 	// hooks are fault-injection points for this package's tests, set
@@ -47,7 +48,7 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, started: make(chan struct{}), reqs: make(chan request), agentOps: make(chan struct{}, 1)}, nil
+	return &Node{cfg: cfg, started: make(chan struct{}), stopped: make(chan struct{}), reqs: make(chan request), agentOps: make(chan struct{}, 1)}, nil
 }
 
 // ID is the node's peer ID.
@@ -61,14 +62,18 @@ func (n *Node) do(ctx context.Context, fn func(ctx context.Context, d *driver)) 
 	done := make(chan struct{})
 	select {
 	case n.reqs <- request{fn: func(dctx context.Context, d *driver) { fn(dctx, d); close(done) }}:
+	case <-n.stopped:
+		return ErrStopped
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+		return fmt.Errorf("waiting for the node: %w", ctx.Err())
 	}
 	select {
 	case <-done:
 		return nil
+	case <-n.stopped:
+		return ErrStopped
 	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrStopped, ctx.Err())
+		return fmt.Errorf("waiting for the node: %w", ctx.Err())
 	}
 }
 

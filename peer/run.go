@@ -64,6 +64,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("node: Run called twice")
 	}
+	defer close(n.stopped)
 	cfg := n.cfg
 	log := cfg.Logger
 

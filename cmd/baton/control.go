@@ -239,6 +239,8 @@ func errorResponse(err error) (int, errorJSON) {
 		return http.StatusUnprocessableEntity, errorJSON{Error: err.Error(), Code: codeRejected}
 	case errors.Is(err, peer.ErrStopped):
 		return http.StatusServiceUnavailable, errorJSON{Error: err.Error(), Code: codeUnavailable}
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, errorJSON{Error: "the daemon did not answer in time: " + err.Error(), Code: codeUnavailable}
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
