@@ -125,6 +125,10 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 	return missing, nil
 }
 
+// nearQueue is how far ahead of the prefetchers a block the applier asks
+// for may be for the applier to wait for them rather than fetch it alone.
+const nearQueue = 2 * maxBatch
+
 // Prefetch entry states.
 const (
 	pfQueued   = iota // waiting for a prefetch worker
@@ -136,6 +140,7 @@ const (
 // pfEntry is one block the plan needs.
 type pfEntry struct {
 	ref     blockRef
+	pos     int // its place in the queue
 	last    int // the last action that needs it
 	uses    int // Block calls still expected
 	state   int
@@ -183,7 +188,7 @@ func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []sync
 		for _, b := range a.Need {
 			ent := s.entries[b.Hash]
 			if ent == nil {
-				ent = &pfEntry{ref: blockRef{Hash: b.Hash, Size: b.Size}, done: make(chan struct{})}
+				ent = &pfEntry{ref: blockRef{Hash: b.Hash, Size: b.Size}, pos: len(s.queue), done: make(chan struct{})}
 				s.entries[b.Hash] = ent
 				s.queue = append(s.queue, ent)
 			}
@@ -312,11 +317,11 @@ func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]by
 	s.mu.Lock()
 	ent := s.entries[hash]
 	if ent != nil && ent.ref.Size == size {
-		switch ent.state {
-		case pfQueued:
+		if ent.state == pfQueued && ent.pos >= s.next+nearQueue {
+			// Far ahead of the prefetchers: fetch it now, alone.
 			ent.state = pfClaimed
 			s.release(ent)
-		case pfInflight, pfDone:
+		} else {
 			s.mu.Unlock()
 			select {
 			case <-ent.done:
