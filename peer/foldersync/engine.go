@@ -211,12 +211,17 @@ func (e *Engine) Statuses() map[string]FolderStatus {
 	return out
 }
 
-// Rescan asks for a full rescan of a folder soon.
+// Rescan asks for a full rescan of a folder soon. It is also how a user
+// says that a folder whose directory was found emptied (ErrEmptied) was
+// emptied on purpose: that rescan takes its files for deleted.
 func (e *Engine) Rescan(id string) error {
 	f := e.folder(id)
 	if f == nil {
 		return fmt.Errorf("%w: %s", ErrUnknownFolder, id)
 	}
+	f.mu.Lock()
+	f.acceptEmpty = true
+	f.mu.Unlock()
 	f.requestRescan()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -53,6 +54,7 @@ type folder struct {
 	rescanAll   bool
 	rescanPaths []string
 	notifying   map[lpeer.ID]int // notifications being sent: 1, or 2 to send again
+	acceptEmpty bool             // the next full scan may find the directory emptied
 	st          FolderStatus
 	bg          sync.WaitGroup // notifications being sent
 
@@ -675,6 +677,10 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 		}
 		// A full rescan is also the safety net of delta planning.
 		f.replanAll()
+		if err := f.checkNotEmptied(); err != nil {
+			f.setStatus(func(st *FolderStatus) { st.State, st.LastError, st.InSync = StateError, err.Error(), false })
+			return err
+		}
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)
@@ -701,6 +707,43 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 		f.refreshStatus(a, fo)
 	}
 	return nil
+}
+
+// ErrEmptied: the folder's directory is empty although files were synced
+// in it, as when it is on a drive that is not mounted. The folder is not
+// scanned (which would delete every file everywhere) until Rescan says the
+// files were deleted on purpose.
+var ErrEmptied = errors.New("folder directory emptied")
+
+// checkNotEmptied fails if the directory is empty while the Local holds
+// live entries, unless a rescan was asked for with Engine.Rescan.
+func (f *folder) checkNotEmptied() error {
+	f.mu.Lock()
+	force := f.acceptEmpty
+	f.acceptEmpty = false
+	f.mu.Unlock()
+	if force {
+		return nil
+	}
+	live := 0
+	for _, fi := range f.local.Files {
+		if !fi.Deleted {
+			live++
+		}
+	}
+	if live == 0 {
+		return nil
+	}
+	d, err := os.Open(f.root)
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(1)
+	d.Close()
+	if len(names) > 0 || err != nil && !errors.Is(err, io.EOF) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is empty but %d entries were synced there; if it is on a drive that is not mounted, mount it; if they were deleted on purpose, rescan the folder to delete them everywhere", ErrEmptied, f.root, live)
 }
 
 // publish makes the current Local the published index if it changed, and

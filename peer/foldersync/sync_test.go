@@ -237,3 +237,38 @@ func TestNewDirectoryDeletesNothing(t *testing.T) {
 		t.Errorf("keep/me.txt on the server = %q after bob moved the folder; want precious", got)
 	}
 }
+
+// A folder directory found empty, as on a drive that is not mounted, is
+// not taken for deleted files until the user rescans it.
+func TestEmptiedDirectoryWaitsForRescan(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "a/one.txt", "1")
+	alice.write(t, "two.txt", "2")
+	n.waitEqual(alice, server, bob)
+
+	n.stop(bob)
+	entries, err := os.ReadDir(bob.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(bob.root, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.start(bob)
+	waitFor(t, 30*time.Second, "bob's folder in error", func() bool {
+		st := n.status(bob)
+		return st.State == StateError && strings.Contains(st.LastError, "empty")
+	})
+	if got := server.read(t, "two.txt"); got != "2" {
+		t.Fatalf("two.txt on the server = %q; want 2 (bob's folder is only emptied)", got)
+	}
+
+	if err := bob.eng.Rescan(n.folder); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the deletions on the server", func() bool { return len(readTree(t, server.root)) == 0 })
+	n.waitEqual(bob, server, alice)
+}
