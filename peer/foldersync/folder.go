@@ -235,9 +235,7 @@ func (f *folder) serve(ctx context.Context) error {
 			}
 			watchErr = nil
 		case paths := <-w.Batches():
-			if err := f.scan(ctx, paths...); err != nil && ctx.Err() == nil {
-				f.log.Warn("scan failed", "err", err)
-			}
+			f.requestRescan(paths...)
 		case <-rescan.C:
 			f.requestRescan()
 		case <-pull.C:
@@ -250,7 +248,9 @@ func (f *folder) serve(ctx context.Context) error {
 			fn(ctx)
 		case <-f.wake:
 		}
-		f.work(ctx)
+		if err := f.work(ctx); err != nil {
+			return err
+		}
 	}
 }
 
@@ -273,21 +273,24 @@ func (f *folder) pullAll() {
 }
 
 // work does what was asked: rescans, then pulls and applies the indexes
-// of the peers that announced a change.
-func (f *folder) work(ctx context.Context) {
+// of the peers that announced a change. It fails only when the folder
+// must stop (its directory was emptied).
+func (f *folder) work(ctx context.Context) error {
 	for ctx.Err() == nil {
 		f.mu.Lock()
 		all, paths, peers := f.rescanAll, f.rescanPaths, f.notified
 		f.rescanAll, f.rescanPaths, f.notified = false, nil, map[lpeer.ID]bool{}
 		f.mu.Unlock()
 		if !all && len(paths) == 0 && len(peers) == 0 {
-			return
+			return nil
 		}
 		if all {
 			paths = []string{""}
 		}
 		if len(paths) > 0 {
-			if err := f.scan(ctx, paths...); err != nil && ctx.Err() == nil {
+			if err := f.scan(ctx, paths...); errors.Is(err, ErrEmptied) {
+				return err
+			} else if err != nil && ctx.Err() == nil {
 				f.log.Warn("scan failed", "err", err)
 			}
 		}
@@ -295,6 +298,7 @@ func (f *folder) work(ctx context.Context) {
 			f.syncPeers(ctx, peers)
 		}
 	}
+	return nil
 }
 
 // syncPeers pulls and applies the indexes of peers this folder takes
