@@ -211,7 +211,18 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if e2 <= e1 {
 		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Server(m2).Name, e2, e1)
 	}
-	d.say("   %s, next in the chain, is master at epoch %d (the baton passed in %v); s3 follows it", sb.Server(m2).Name, e2, since(t))
+	var others []string
+	for _, i := range sb.Running() {
+		if i != m2 {
+			others = append(others, sb.Server(i).Name)
+		}
+	}
+	how := "next in the chain"
+	if m2 != m+1 {
+		how = "the first in the chain known to hold all the data"
+	}
+	d.say("   %s, %s, is master at epoch %d (the baton passed in %v); %s follows it",
+		sb.Server(m2).Name, how, e2, since(t), strings.Join(others, " and "))
 	tu := time.Now()
 	r, err := sb.AddUser(ctx, "carol", 2, demoPassword("carol"))
 	if err != nil {

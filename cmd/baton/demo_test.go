@@ -31,9 +31,6 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	r := c.runCtx(ctx, "demo")
-	if strings.Contains(r.stderr, "does not sync folders") {
-		t.Skip("the node has no folder sync yet: " + r.stderr)
-	}
 	if r.code != exitOK {
 		t.Fatalf("baton demo: exit %d\nstderr: %s\nstdout:\n%s", r.code, r.stderr, r.stdout)
 	}
@@ -99,9 +96,6 @@ func TestDemoKeep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	r := c.runCtx(ctx, "demo", "--keep", "--verbose")
-	if strings.Contains(r.stderr, "does not sync folders") {
-		t.Skip("the node has no folder sync yet")
-	}
 	if r.code != exitOK {
 		t.Fatalf("baton demo --keep --verbose: exit %d\nstderr: %s\nstdout:\n%s", r.code, r.stderr, r.stdout)
 	}

@@ -255,7 +255,7 @@ func (a *Agent) syncFolder(ctx context.Context, id, dir string) error {
 	a.folders[id] = dir
 	m := maps.Clone(a.folders)
 	a.mu.Unlock()
-	return setFolders(ctx, n, m)
+	return n.SetFolders(ctx, m)
 }
 
 // CreateFolder creates a folder named name, owned by the agent's user and
@@ -353,7 +353,7 @@ func (a *Agent) FolderStatus(ctx context.Context, id string) (foldersync.FolderS
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	return folderStatus(ctx, n, id)
+	return n.FolderStatus(ctx, id)
 }
 
 // WaitInSync waits until folder id is in sync on the agent: the hosting
@@ -371,7 +371,7 @@ func (a *Agent) WaitFolder(ctx context.Context, id, what string, cond func(folde
 	return poll(ctx, fmt.Sprintf("folder %s to be %s on %s", id, what, a.Name), syncTimeout, func() (bool, error) {
 		st, err := a.FolderStatus(ctx, id)
 		if err != nil {
-			if a.Node() == nil || errors.Is(err, ErrNoFolderSync) {
+			if a.Node() == nil {
 				return false, err
 			}
 			return false, nil // not started yet

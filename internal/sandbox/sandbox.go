@@ -37,6 +37,11 @@ const (
 // ErrClosed is returned by the operations of a closed sandbox.
 var ErrClosed = errors.New("sandbox closed")
 
+// ErrNoFolderSync was returned while the node had no folder sync.
+//
+// Deprecated: the node syncs folders; nothing returns it any more.
+var ErrNoFolderSync = errors.New("this build's node does not sync folders")
+
 // Options configures a sandbox.
 type Options struct {
 	// Servers is the number of servers, s1..sN in chain order (default 3).

@@ -80,9 +80,6 @@ func TestShareAndSyncBothWays(t *testing.T) {
 	}
 
 	id, aliceDir, err := alice.CreateFolder(ctx, "Projects")
-	if errors.Is(err, sandbox.ErrNoFolderSync) {
-		t.Skip(err)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +118,7 @@ func TestShareAndSyncBothWays(t *testing.T) {
 	}
 }
 
-// TestMasterStopAndReturn: with s1 stopped, s2 takes over in a higher epoch
+// TestMasterStopAndReturn: with s1 stopped, another takes over in a higher epoch
 // and accepts a user; s1 restarted from its data takes the role back and
 // has that user.
 func TestMasterStopAndReturn(t *testing.T) {
@@ -141,9 +138,12 @@ func TestMasterStopAndReturn(t *testing.T) {
 	if err := sb.StopServer(0); err != nil {
 		t.Errorf("StopServer of a stopped server: %v", err)
 	}
+	// Usually s2, next in the chain; s3 when s1 stops so soon after its
+	// election that s3 has not yet heard s2 say it holds epoch e1's data
+	// (role.Machine.rightful).
 	m, e2, err := sb.Master(ctx)
-	if err != nil || m != 1 || e2 <= e1 {
-		t.Fatalf("after stopping s1: master %d, epoch %d, %v; want s2 (1) above epoch %d", m, e2, err, e1)
+	if err != nil || m == 0 || e2 <= e1 {
+		t.Fatalf("after stopping s1: master %d, epoch %d, %v; want s2 or s3 above epoch %d", m, e2, err, e1)
 	}
 	if _, err := sb.AddUser(ctx, "carol", 2, "carol's password"); err != nil {
 		t.Fatal(err)
