@@ -272,3 +272,33 @@ func TestEmptiedDirectoryWaitsForRescan(t *testing.T) {
 	waitFor(t, 30*time.Second, "the deletions on the server", func() bool { return len(readTree(t, server.root)) == 0 })
 	n.waitEqual(bob, server, alice)
 }
+
+// Three devices edit one file concurrently: every edit survives, on every
+// device, once as the file and otherwise as conflict copies.
+func TestConflictThreeDevices(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite, "carol": collections.RightReadWrite}, nil)
+	alice, bob, carol, server := n.nodes["alice"], n.nodes["bob"], n.nodes["carol"], n.server
+	alice.write(t, "plan.txt", "the plan")
+	n.waitEqual(alice, server, bob, carol)
+
+	n.stop(bob)
+	n.stop(carol)
+	alice.write(t, "plan.txt", "alice's plan")
+	bob.write(t, "plan.txt", "bob's plan, longer")
+	carol.write(t, "plan.txt", "carol's plan, the longest of all")
+	n.start(bob)
+	n.start(carol)
+	n.waitEqual(alice, server, bob, carol)
+
+	contents := map[string]bool{}
+	for name, e := range readTree(t, carol.root) {
+		if name == "plan.txt" || syncfs.IsConflictCopy(name) {
+			contents[e.data] = true
+		}
+	}
+	for _, want := range []string{"alice's plan", "bob's plan, longer", "carol's plan, the longest of all"} {
+		if !contents[want] {
+			t.Errorf("%q was lost; the folder holds %v", want, contents)
+		}
+	}
+}
