@@ -201,14 +201,14 @@ func (b *bench) runMoved(ctx context.Context, r *datasetResult, write func(dir s
 			return err
 		}
 		want := expect{files: base.LocalFiles + r.Files, bytes: base.LocalBytes + r.Bytes, probes: probes}
-		elapsed, err := b.timed(ctx, r.Name, run, func() error {
+		elapsed, ph, err := b.timed(ctx, r.Name, run, func() error {
 			return os.Rename(dir, filepath.Join(b.d.Source(), name))
 		}, want)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
 		}
-		r.add(elapsed)
-		b.progress(r, run, elapsed)
+		r.add(elapsed, ph)
+		b.progress(r, run, elapsed, ph)
 		if err := b.verify(); err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
 		}
@@ -275,12 +275,12 @@ func (b *bench) runEdit(ctx context.Context) (*datasetResult, error) {
 			return r, err
 		}
 		want := expect{files: before.LocalFiles, bytes: before.LocalBytes, probes: []probe{p}}
-		elapsed, err := b.timed(ctx, r.Name, run, nil, want)
+		elapsed, ph, err := b.timed(ctx, r.Name, run, nil, want)
 		if err != nil {
 			return r, fmt.Errorf("run %d: %w", run+1, err)
 		}
-		r.add(elapsed)
-		b.progress(r, run, elapsed)
+		r.add(elapsed, ph)
+		b.progress(r, run, elapsed, ph)
 		if err := b.verify(); err != nil {
 			return r, fmt.Errorf("run %d: %w", run+1, err)
 		}
@@ -330,12 +330,12 @@ func (b *bench) runNewFile(ctx context.Context) (*datasetResult, error) {
 			return r, err
 		}
 		want := expect{files: base.LocalFiles + 1, bytes: base.LocalBytes + int64(len(data)), probes: []probe{p}}
-		elapsed, err := b.timed(ctx, r.Name, rep, nil, want)
+		elapsed, ph, err := b.timed(ctx, r.Name, rep, nil, want)
 		if err != nil {
 			return r, fmt.Errorf("repetition %d: %w", rep+1, err)
 		}
-		r.add(elapsed)
-		b.progress(r, rep, elapsed)
+		r.add(elapsed, ph)
+		b.progress(r, rep, elapsed, ph)
 		if err := b.verify(); err != nil {
 			return r, fmt.Errorf("repetition %d: %w", rep+1, err)
 		}
@@ -356,49 +356,67 @@ func (b *bench) runNewFile(ctx context.Context) (*datasetResult, error) {
 }
 
 // timed runs start (if any) and times from then until want holds on the
-// target, with a CPU profile of the window if asked.
-func (b *bench) timed(ctx context.Context, dataset string, run int, start func() error, want expect) (time.Duration, error) {
+// target, with a CPU profile of the window if asked. It also notes when
+// the source had indexed the data and when the server had it all.
+func (b *bench) timed(ctx context.Context, dataset string, run int, start func() error, want expect) (time.Duration, phases, error) {
 	if b.o.cpuprofile != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%s.%d.pprof", b.o.cpuprofile, dataset, run))
 		if err != nil {
-			return 0, err
+			return 0, phases{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return 0, err
+			return 0, phases{}, err
 		}
 		defer pprof.StopCPUProfile()
 	}
+	src0, _ := b.d.SourceStatus()
+	srv0, hasServer := b.d.ServerStatus()
 	t0 := time.Now()
 	if start != nil {
 		if err := start(); err != nil {
-			return 0, err
+			return 0, phases{}, err
 		}
 	}
-	if err := b.waitArrived(ctx, want); err != nil {
-		return 0, err
+	var ph phases
+	holds := func(st foldersync.FolderStatus, seq0 uint64) bool {
+		return st.Sequence > seq0 && st.NeedFiles == 0 && st.LocalFiles == want.files && st.LocalBytes == want.bytes
 	}
-	return time.Since(t0), nil
-}
-
-// waitArrived polls the target until its folder status is in sync with
-// nothing needed, holds the expected number of files and bytes, and the
-// probes are on its disk as on the source's.
-func (b *bench) waitArrived(ctx context.Context, want expect) error {
-	deadline := time.Now().Add(b.o.timeout)
+	deadline := t0.Add(b.o.timeout)
 	for {
+		now := time.Now()
+		if ph.Indexed == 0 {
+			if st, ok := b.d.SourceStatus(); ok && holds(st, src0.Sequence) {
+				ph.Indexed = now.Sub(t0)
+			}
+		}
+		if hasServer && ph.Server == 0 {
+			if st, ok := b.d.ServerStatus(); ok && holds(st, srv0.Sequence) {
+				ph.Server = now.Sub(t0)
+			}
+		}
 		st, ok := b.d.TargetStatus()
 		if ok && st.InSync && st.NeedFiles == 0 && st.LocalFiles == want.files && st.LocalBytes == want.bytes &&
 			probesArrived(b.d.Target(), want.probes) {
-			return nil
+			d := time.Since(t0)
+			// A phase the polls missed ended by the end at the latest.
+			if ph.Indexed == 0 {
+				ph.Indexed = d
+			}
+			if hasServer && ph.Server == 0 {
+				ph.Server = d
+			}
+			return d, ph, nil
 		}
-		if time.Now().After(deadline) {
+		if now.After(deadline) {
 			src, _ := b.d.SourceStatus()
-			return fmt.Errorf("not arrived after %v (want %d files, %d bytes)\n  target: %+v\n  source: %+v", b.o.timeout, want.files, want.bytes, st, src)
+			srv, _ := b.d.ServerStatus()
+			return 0, ph, fmt.Errorf("not arrived after %v (want %d files, %d bytes)\n  target: %+v\n  server: %+v\n  source: %+v",
+				b.o.timeout, want.files, want.bytes, st, srv, src)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ph, ctx.Err()
 		case <-time.After(time.Millisecond):
 		}
 	}
@@ -526,8 +544,8 @@ func countTree(dir string) (files int, bytes int64, err error) {
 	return files, bytes, err
 }
 
-func (b *bench) progress(r *datasetResult, run int, d time.Duration) {
-	fmt.Fprintf(b.stderr, "%s %d: %s\n", r.Name, run+1, durText(d))
+func (b *bench) progress(r *datasetResult, run int, d time.Duration, ph phases) {
+	fmt.Fprintf(b.stderr, "%s %d: %s (%s)\n", r.Name, run+1, durText(d), ph)
 }
 
 // median returns the middle of ds (the mean of the two middles for an even

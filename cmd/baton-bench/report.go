@@ -43,6 +43,11 @@ type datasetResult struct {
 	FilesPerSec  float64       `json:"files_per_s"`
 	TargetMet    bool          `json:"target_met"`
 	TargetScaled bool          `json:"-"`
+	// Phases are each run's milestones; IndexedMS and ServerMS their
+	// medians.
+	Phases    []phases `json:"-"`
+	IndexedMS float64  `json:"indexed_ms"`
+	ServerMS  float64  `json:"server_ms,omitempty"`
 	// PeakRSS is the process's peak resident set during the dataset
 	// (reset before it where the OS allows), in bytes.
 	PeakRSS int64 `json:"peak_rss"`
@@ -61,7 +66,25 @@ type transfer struct {
 	TargetCopied int64 `json:"target_copied"`
 }
 
-func (r *datasetResult) add(d time.Duration) { r.Times = append(r.Times, d) }
+// phases are when, within a timed run, the source had indexed the data
+// (its status holds it all) and the server had it all; 0 if unknown.
+type phases struct {
+	Indexed time.Duration
+	Server  time.Duration
+}
+
+func (p phases) String() string {
+	s := "indexed by alice at " + durText(p.Indexed)
+	if p.Server > 0 {
+		s += ", all on the server at " + durText(p.Server)
+	}
+	return s
+}
+
+func (r *datasetResult) add(d time.Duration, p phases) {
+	r.Times = append(r.Times, d)
+	r.Phases = append(r.Phases, p)
+}
 
 // finish computes the derived figures.
 func (r *datasetResult) finish() {
@@ -71,6 +94,14 @@ func (r *datasetResult) finish() {
 		r.TimesMS = append(r.TimesMS, ms(d))
 	}
 	r.MedianMS, r.TargetMS = ms(r.Median), ms(r.Target)
+	var ix, sv []time.Duration
+	for _, p := range r.Phases {
+		ix = append(ix, p.Indexed)
+		if p.Server > 0 {
+			sv = append(sv, p.Server)
+		}
+	}
+	r.IndexedMS, r.ServerMS = ms(median(ix)), ms(median(sv))
 	if s := r.Median.Seconds(); s > 0 {
 		r.MBPerSec = float64(r.Bytes) / s / 1e6
 		r.FilesPerSec = float64(r.Files) / s
@@ -115,6 +146,17 @@ func writeTable(w io.Writer, res *results) {
 		}
 		fmt.Fprintf(w, "%-*s  %4d  %8s  %8.1f  %8.0f  %9s  %-14s  %s\n", width, r.Label, len(r.Times), durText(r.Median),
 			r.MBPerSec, r.FilesPerSec, sizeText(r.PeakRSS), "< "+durText(r.Target)+" "+verdict, strings.Join(runs, " "))
+	}
+	fmt.Fprintf(w, "\nmedian milestones of a run (alice's index holds the data; the server has it all; bob has it all):\n")
+	for _, r := range res.Datasets {
+		if len(r.Times) == 0 {
+			continue
+		}
+		srv := "-"
+		if r.ServerMS > 0 {
+			srv = durText(time.Duration(r.ServerMS * float64(time.Millisecond)))
+		}
+		fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s\n", width, r.Label, durText(time.Duration(r.IndexedMS*float64(time.Millisecond))), srv, durText(r.Median))
 	}
 	for _, r := range res.Datasets {
 		if len(r.Transfers) > 0 {
