@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -159,8 +158,8 @@ func TestTamperedDataFileRestored(t *testing.T) {
 // Hosts outside the domain cannot connect to its servers: one with a
 // domain of its own whose chain names a member (so it dials the member's
 // address), and one that joined the domain's genesis but was never added
-// by the master. Neither lists a member as a peer nor learns the domain's
-// users, and the members never list them.
+// by the master. Neither learns the domain's users, and the members never
+// list them as peers.
 func TestOutsiderCannotConnect(t *testing.T) {
 	c, s, _ := newDomain(t, domainOptions{servers: 2})
 	s1, s2 := s[0], s[1]
@@ -180,14 +179,17 @@ func TestOutsiderCannotConnect(t *testing.T) {
 	}
 
 	// The outsiders dial at once and retry with backoff: watch for a while.
+	// Only the members' view counts: a dialer sees its own handshake
+	// complete a moment before the member's gater closes the connection
+	// (libp2p reports the dial as a success), so an outsider may list a
+	// member for a few milliseconds; a member never lists an outsider.
 	end := time.Now().Add(2 * observe)
 	for time.Now().Before(end) {
-		for _, n := range append(slices.Clone(s), outsiders...) {
+		for _, n := range s {
 			st := c.mustStatus(n)
-			for _, other := range append(slices.Clone(s), outsiders...) {
-				insider := slices.Contains(s, n) && slices.Contains(s, other)
-				if other != n && !insider && st.hasPeer(other.id) {
-					t.Fatalf("%s lists %s as a connected peer: %v", n.name, other.name, st.Peers)
+			for _, x := range outsiders {
+				if st.hasPeer(x.id) {
+					t.Fatalf("%s lists %s as a connected peer: %v", n.name, x.name, st.Peers)
 				}
 			}
 		}
