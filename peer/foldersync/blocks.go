@@ -61,7 +61,7 @@ func (e *Engine) handleBlock(s network.Stream) {
 	missing := []byte{1, blockMissing} // a frame: its length, then the status
 	for _, ref := range req.Blocks {
 		frame := missing
-		if loc, ok := pub.blocks[ref.Hash]; ok && loc.size == ref.Size {
+		if loc, ok := pub.block(ref.Hash); ok && loc.size == ref.Size {
 			fh, seen := files[loc.name]
 			if !seen {
 				fh, _ = root.Open(filepath.FromSlash(loc.name))

@@ -70,6 +70,7 @@ type folder struct {
 	dirty      bool // local not stored since it changed
 	lastPut    time.Time
 	lastPub    time.Time
+	pubEvery   time.Duration // how often to announce progress during an apply
 	failures   int
 	retryWait  time.Duration
 	retry      *time.Timer
@@ -85,6 +86,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		ctl:       make(chan func(context.Context)),
 		wake:      make(chan struct{}, 1),
 		fetchSem:  make(chan struct{}, e.cfg.Fetches),
+		pubEvery:  publishEvery,
 		notified:  map[lpeer.ID]bool{},
 		notifying: map[lpeer.ID]int{},
 		remotes:   map[lpeer.ID]*remoteIndex{},
@@ -547,7 +549,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 		} else {
 			need.add(r.Action, -1)
 		}
-		if time.Since(f.lastPub) >= publishEvery {
+		if time.Since(f.lastPub) >= f.pubEvery {
 			f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
 			f.publish(ctx)
 			f.persist(false)
@@ -753,7 +755,13 @@ func (f *folder) checkNotEmptied() error {
 // publish makes the current Local the published index if it changed, and
 // tells the peers that apply it.
 func (f *folder) publish(ctx context.Context) {
-	f.lastPub = time.Now()
+	began := time.Now()
+	defer func() {
+		// Publishing copies the index: in a large folder, announce progress
+		// less often, so that it stays a small part of the work.
+		f.lastPub = time.Now()
+		f.pubEvery = max(publishEvery, 10*f.lastPub.Sub(began))
+	}()
 	old := f.pub.Load()
 	if old != nil && !old.differs(f.local.Files) {
 		return

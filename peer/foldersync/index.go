@@ -52,7 +52,9 @@ type published struct {
 	seq     uint64 // this index's sequence
 	base    uint64 // the session's first sequence: deltas start after it
 	entries map[string]pubEntry
-	blocks  map[syncfs.Hash]blockLoc
+
+	blocksOnce sync.Once
+	blocks     map[syncfs.Hash]blockLoc // (lazily)
 
 	once   sync.Once
 	sorted []string // names, sorted (lazily)
@@ -87,18 +89,27 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 			}
 		}
 	}
-	p.blocks = make(map[syncfs.Hash]blockLoc)
-	for name, e := range p.entries {
-		if e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
-			continue
-		}
-		for _, b := range e.fi.Blocks {
-			if _, ok := p.blocks[b.Hash]; !ok {
-				p.blocks[b.Hash] = blockLoc{name: name, offset: b.Offset, size: b.Size}
+	return p
+}
+
+// block returns where the published index holds a block. The map is made
+// on the first request, as most indexes are never asked for blocks.
+func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
+	p.blocksOnce.Do(func() {
+		p.blocks = make(map[syncfs.Hash]blockLoc)
+		for name, e := range p.entries {
+			if e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+				continue
+			}
+			for _, b := range e.fi.Blocks {
+				if _, ok := p.blocks[b.Hash]; !ok {
+					p.blocks[b.Hash] = blockLoc{name: name, offset: b.Offset, size: b.Size}
+				}
 			}
 		}
-	}
-	return p
+	})
+	loc, ok := p.blocks[h]
+	return loc, ok
 }
 
 // differs reports whether files holds an entry p does not have as it is.
