@@ -569,7 +569,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 		i = j
 	}
 	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
-	f.log.Debug("applied", "actions", len(work), "failed", res.failed, "took", time.Since(began))
+	f.log.Debug("applied", "actions", len(work), "failed", res.failed, "took", time.Since(began), "fetched", f.fetched.Load())
 	f.publish(ctx)
 	if len(changed) > 0 {
 		f.requestRescan(changed...)
@@ -580,10 +580,16 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 // applyWorkers is how many plain fetches are applied at once.
 const applyWorkers = 4
 
-// plainFetch reports whether a writes one regular file and touches no
-// other name, so it can be applied beside others like it.
+// parallelMax is the largest file applied beside others: larger files go
+// one at a time, each at full speed, so that they are announced (and
+// fetched further by the next host) one by one, as early as possible.
+const parallelMax = 4 << 20
+
+// plainFetch reports whether a writes one small regular file and touches
+// no other name, so it can be applied beside others like it.
 func plainFetch(a syncfs.Action) bool {
-	return a.Kind == syncfs.ActFetch && a.File.Type == syncfs.TypeFile && a.From == "" && a.ConflictName == ""
+	return a.Kind == syncfs.ActFetch && a.File.Type == syncfs.TypeFile && a.From == "" && a.ConflictName == "" &&
+		a.File.Size <= parallelMax
 }
 
 // applyParallel applies plain fetches (distinct names) with applyWorkers
