@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,4 +126,30 @@ func TestIndexFromWrongSigner(t *testing.T) {
 	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
+}
+
+// A transfer cut off mid-file is taken up again once blocks can be had.
+func TestInterruptedTransferResumes(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	var requests atomic.Int32
+	var broken atomic.Bool
+	alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+		if broken.Load() || requests.Add(1) > 2 {
+			broken.Store(true)
+			_ = s.Reset()
+			return
+		}
+		alice.eng.handleBlock(s)
+	})
+	alice.write(t, "big.bin", string(randomBytes(24<<20)))
+	waitFor(t, 30*time.Second, "the transfer to fail", func() bool {
+		return broken.Load() && strings.Contains(n.status(server).LastError, "not applied")
+	})
+	if got := server.read(t, "big.bin"); got != "" {
+		t.Fatalf("big.bin is on the server (%d bytes) though its blocks could not all be had", len(got))
+	}
+	alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+	n.waitEqual(alice, server, bob)
+	t.Logf("the server fetched %.1f MiB for a 24 MiB file cut off once", float64(n.status(server).Fetched)/(1<<20))
 }
