@@ -548,6 +548,9 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 			}
 		} else {
 			need.add(r.Action, -1)
+			if r.Action.Name == syncfs.IgnoreFile {
+				f.requestRescan() // the patterns changed: look again at everything
+			}
 		}
 		if time.Since(f.lastPub) >= f.pubEvery {
 			f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
@@ -679,7 +682,11 @@ func needOf(a syncfs.Action) (int, int64) {
 
 // scan rescans paths ("" or none: everything) and announces the changes.
 func (f *folder) scan(ctx context.Context, paths ...string) error {
-	full := len(paths) == 0 || slices.Contains(paths, "")
+	// A changed ignore file changes what the whole folder holds.
+	full := len(paths) == 0 || slices.Contains(paths, "") || slices.Contains(paths, syncfs.IgnoreFile)
+	if full {
+		paths = nil
+	}
 	if full {
 		if m, text, err := loadIgnore(f.root); err != nil {
 			f.log.Warn("ignore file not reloaded", "err", err)

@@ -302,3 +302,27 @@ func TestConflictThreeDevices(t *testing.T) {
 		}
 	}
 }
+
+// The ignore file travels like any file and takes effect on every device:
+// ignored names are neither sent nor taken.
+func TestIgnoreFile(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, syncfs.IgnoreFile, "*.tmp\nbuild/\n")
+	waitFor(t, 30*time.Second, "the ignore file on bob", func() bool { return bob.read(t, syncfs.IgnoreFile) != "" })
+	alice.write(t, "keep.txt", "kept")
+	alice.write(t, "scratch.tmp", "scratch")
+	alice.write(t, "build/out.bin", "binary")
+	bob.write(t, "bobs.tmp", "bob's scratch")
+	waitFor(t, 30*time.Second, "keep.txt on bob, everyone in sync", func() bool {
+		return bob.read(t, "keep.txt") == "kept" && n.status(alice).InSync && n.status(bob).InSync && n.status(server).InSync
+	})
+	for _, name := range []string{"scratch.tmp", "build/out.bin"} {
+		if got := bob.read(t, name); got != "" {
+			t.Errorf("ignored %s reached bob", name)
+		}
+	}
+	if got := alice.read(t, "bobs.tmp"); got != "" {
+		t.Errorf("bob's ignored bobs.tmp reached alice")
+	}
+}

@@ -132,6 +132,8 @@ func TestIndexFromWrongSigner(t *testing.T) {
 func TestInterruptedTransferResumes(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	// The engine sets its handlers when Run starts, before its folders.
+	waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
 	var requests atomic.Int32
 	var broken atomic.Bool
 	alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
