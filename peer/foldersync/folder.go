@@ -71,6 +71,7 @@ type folder struct {
 	lastPut    time.Time
 	lastPub    time.Time
 	pubEvery   time.Duration // how often to announce progress during an apply
+	putEvery   time.Duration // how often to store the Local while busy
 	failures   int
 	retryWait  time.Duration
 	retry      *time.Timer
@@ -87,6 +88,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		wake:      make(chan struct{}, 1),
 		fetchSem:  make(chan struct{}, e.cfg.Fetches),
 		pubEvery:  publishEvery,
+		putEvery:  persistEvery,
 		notified:  map[lpeer.ID]bool{},
 		notifying: map[lpeer.ID]int{},
 		remotes:   map[lpeer.ID]*remoteIndex{},
@@ -503,9 +505,9 @@ func (f *folder) sources(a Access, fo collections.Folder, p lpeer.ID) []lpeer.ID
 }
 
 // applyActions applies actions (skips aside), fetching blocks from peers,
-// and announces progress as it goes. Runs of plain file fetches are
-// applied by several workers at once (each file is independent: its own
-// temporary file, its own entry); everything else in order. It returns how
+// and announces progress as it goes. Runs of small file fetches and of
+// file removals are applied by several workers at once (each touches only
+// its own name and entry); everything else in order. It returns how
 // many actions failed and the first error.
 func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
 	work := actions[:0:0]
@@ -560,7 +562,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 	}
 	for i := 0; i < len(work) && ctx.Err() == nil; {
 		j := i
-		for j < len(work) && plainFetch(work[j]) {
+		for j < len(work) && f.independent(work[j]) {
 			j++
 		}
 		if j-i < 2 {
@@ -580,22 +582,32 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 	return res
 }
 
-// applyWorkers is how many plain fetches are applied at once.
-const applyWorkers = 4
+// applyWorkers is how many independent actions are applied at once.
+const applyWorkers = 8
 
 // parallelMax is the largest file applied beside others: larger files go
 // one at a time, each at full speed, so that they are announced (and
 // fetched further by the next host) one by one, as early as possible.
 const parallelMax = 4 << 20
 
-// plainFetch reports whether a writes one small regular file and touches
-// no other name, so it can be applied beside others like it.
-func plainFetch(a syncfs.Action) bool {
-	return a.Kind == syncfs.ActFetch && a.File.Type == syncfs.TypeFile && a.From == "" && a.ConflictName == "" &&
-		a.File.Size <= parallelMax
+// independent reports whether a touches only its own name, as one small
+// file written or one non-directory removed, so it can be applied beside
+// others like it.
+func (f *folder) independent(a syncfs.Action) bool {
+	if a.From != "" || a.ConflictName != "" {
+		return false
+	}
+	switch a.Kind {
+	case syncfs.ActFetch:
+		return a.File.Type == syncfs.TypeFile && a.File.Size <= parallelMax
+	case syncfs.ActDelete:
+		l, ok := f.local.Files[a.Name]
+		return ok && l.Type != syncfs.TypeDir && a.File.Type != syncfs.TypeDir
+	}
+	return false
 }
 
-// applyParallel applies plain fetches (distinct names) with applyWorkers
+// applyParallel applies independent actions (distinct names) with applyWorkers
 // workers, each on a Local holding only its action's entry, and merges
 // what they record into the folder's Local, calling result in completion
 // order on this goroutine.
@@ -606,7 +618,7 @@ func (f *folder) applyParallel(ctx context.Context, acts []syncfs.Action, result
 		res   syncfs.Result
 	}
 	jobs := make(chan int)
-	out := make(chan done)
+	out := make(chan done, len(acts)) // workers never wait for this goroutine
 	var wg sync.WaitGroup
 	for range min(applyWorkers, len(acts)) {
 		wg.Go(func() {
@@ -898,14 +910,19 @@ func (f *folder) dbKey() string { return f.id + "|" + f.root }
 // persist stores the Local if it changed, at most every persistEvery
 // unless forced.
 func (f *folder) persist(force bool) {
-	if !f.dirty || !force && time.Since(f.lastPut) < persistEvery {
+	if !f.dirty || !force && time.Since(f.lastPut) < f.putEvery {
 		return
 	}
+	began := time.Now()
 	if err := f.e.db.PutLocal(f.dbKey(), f.local); err != nil {
 		f.log.Error("storing the folder's index", "err", err)
 		return
 	}
+	// Storing rewrites the whole index: in a large folder, store it less
+	// often while busy (a crash loses nothing but the time to rehash what
+	// changed since).
 	f.dirty, f.lastPut = false, time.Now()
+	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
 
 // visible drops from a remote snapshot the names this folder ignores.
