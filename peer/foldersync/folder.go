@@ -29,6 +29,7 @@ const (
 	setupRetry   = 10 * time.Second       // retry a folder that could not start
 	unstableWait = 2 * time.Second        // rescan files that kept changing after this
 	maxRetryWait = 30 * time.Second       // longest wait before retrying a failed apply
+	viewRetry    = 250 * time.Millisecond // look again for a folder not yet in the view
 )
 
 // folder is one synced folder. Its goroutine (run) owns the Local, the
@@ -263,6 +264,10 @@ func (f *folder) serve(ctx context.Context) error {
 func (f *folder) pullAll() {
 	fo, ok := f.e.access().Folder(f.id)
 	if !ok {
+		// Not in this host's view of the Catalog yet (a folder accepted
+		// or created a moment ago): look again soon, not at the next
+		// periodic pull.
+		f.retry.Reset(viewRetry)
 		return
 	}
 	if fo.Server != f.e.self.String() {
