@@ -960,6 +960,10 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	me := roleOf(a, fo, self)
 	hub, _ := lpeer.Decode(fo.Server)
 	ri := f.remotes[hub]
+	changes := 0
+	if ri != nil {
+		changes = len(localChanges(f.local.Files, f.visible(ri.snap)))
+	}
 	f.setStatus(func(st *FolderStatus) {
 		st.Role = me.String()
 		if me == roleNone {
@@ -970,9 +974,8 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 			return
 		}
 		st.ServerSequence = ri.seq
-		changes := localChanges(f.local.Files, f.visible(ri.snap))
-		st.LocalChanges = len(changes)
-		st.InSync = st.NeedFiles == 0 && f.failures == 0 && (me == roleReader || len(changes) == 0)
+		st.LocalChanges = changes
+		st.InSync = st.NeedFiles == 0 && f.failures == 0 && (me == roleReader || changes == 0)
 	})
 }
 

@@ -298,8 +298,9 @@ type remoteIndex struct {
 var errRefused = errors.New("refused")
 
 // requestIndex asks p for its index of folder, holding held (nil: none),
-// verifies it and returns the new index (held itself if not modified).
-// held is not modified.
+// verifies it and returns the new index (held itself if not modified). A
+// delta is merged into held's snapshot, which the caller replaces by the
+// result; on an error held is left as it was.
 func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex) (*remoteIndex, error) {
 	req := indexRequest{Folder: folder}
 	if held != nil {
@@ -376,10 +377,9 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	}
 	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
 	if hdr.Status == statusDelta {
-		out.snap = make(syncfs.Snapshot, len(held.snap)+len(entries))
-		for n, fi := range held.snap {
-			out.snap[n] = fi
-		}
+		// Every page verified: the delta goes into the held snapshot,
+		// which the new index replaces.
+		out.snap = held.snap
 	} else {
 		out.snap = make(syncfs.Snapshot, len(entries))
 	}
