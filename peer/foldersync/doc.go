@@ -30,10 +30,12 @@
 //     8 MiB) → one frame per block, in order: a status byte and the bytes,
 //     read from the file the sender's index names and verified before they
 //     are sent.
-//   - ProtoNotify: {Folder, Session, Sequence}, one way: "my index
-//     changed". The receiver pulls the index if it takes changes from the
-//     sender. A periodic pull (Config.PullInterval) and a pull on every new
-//     connection catch lost notifications.
+//   - ProtoNotify: {Folder, Session, Sequence}: "my index changed",
+//     answered by an empty receipt once the folder took it (a notification
+//     without one is sent again, up to three times). The receiver pulls
+//     the index if it takes changes from the sender. A periodic pull
+//     (Config.PullInterval) and a pull on every new connection catch what
+//     is still lost.
 //
 // # Trust
 //

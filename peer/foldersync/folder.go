@@ -369,8 +369,8 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
 			if fo.Server == p.String() {
 				f.setStatus(func(st *FolderStatus) { st.LastError = err.Error() })
-				f.scheduleRetry()
 			}
+			f.scheduleRetry()
 		}
 		return
 	}
@@ -856,9 +856,20 @@ func (f *folder) sendNotify(ctx context.Context, q lpeer.ID) {
 	f.mu.Unlock()
 	f.bg.Go(func() {
 		for {
-			p := f.pub.Load()
-			if err := f.e.sendNotify(ctx, q, notifyMsg{Folder: f.id, Session: p.session, Sequence: p.seq}); err != nil && ctx.Err() == nil {
-				f.log.Debug("notification not sent", "peer", q.String(), "err", err)
+			for attempt := 1; ; attempt++ {
+				p := f.pub.Load()
+				err := f.e.sendNotify(ctx, q, notifyMsg{Folder: f.id, Session: p.session, Sequence: p.seq})
+				if err == nil || ctx.Err() != nil {
+					break
+				}
+				f.log.Debug("notification not delivered", "peer", q.String(), "attempt", attempt, "err", err)
+				if attempt == notifyAttempts {
+					break // the peer's periodic pull will see the change
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+				}
 			}
 			f.mu.Lock()
 			if f.notifying[q] == 2 && ctx.Err() == nil {
@@ -873,7 +884,11 @@ func (f *folder) sendNotify(ctx context.Context, q lpeer.ID) {
 	})
 }
 
-// sendNotify sends m to q over an existing connection.
+// notifyAttempts bounds the deliveries tried for one notification.
+const notifyAttempts = 3
+
+// sendNotify sends m to q over an existing connection and waits for the
+// receipt, which says a running folder took it.
 func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error {
 	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "folder notification"), dialTimeout)
 	defer cancel()
@@ -887,11 +902,17 @@ func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error 
 		_ = s.Reset()
 		return err
 	}
-	return s.CloseWrite()
+	_ = s.CloseWrite()
+	if _, err := readFrame(bufio.NewReader(s), 16); err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("no receipt: %w", err)
+	}
+	return nil
 }
 
 // handleNotify serves ProtoNotify: the folder looks at the sender's index
-// if it takes changes from it.
+// if it takes changes from it. The receipt (an empty frame) says the
+// folder runs here.
 func (e *Engine) handleNotify(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
@@ -901,10 +922,14 @@ func (e *Engine) handleNotify(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	_ = s.Close()
-	if f := e.folder(m.Folder); f != nil {
-		f.notify(p)
+	f := e.folder(m.Folder)
+	if f == nil {
+		_ = s.Reset()
+		return
 	}
+	f.notify(p)
+	_ = writeFrame(s, nil)
+	_ = s.Close()
 }
 
 // dbKey is where the folder's Local is stored: by folder and directory,

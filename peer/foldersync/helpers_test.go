@@ -239,7 +239,11 @@ func (n *testNet) waitEqual(nodes ...*testNode) {
 			return
 		}
 		if time.Now().After(deadline) {
-			n.t.Fatalf("trees not equal after 60 s: %s", last)
+			var st []string
+			for _, d := range nodes {
+				st = append(st, fmt.Sprintf("%s: %+v", d.name, n.status(d)))
+			}
+			n.t.Fatalf("trees not equal after 60 s: %s\n%s", last, strings.Join(st, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

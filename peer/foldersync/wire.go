@@ -23,7 +23,7 @@ const (
 	// answered by one frame per block, in order.
 	ProtoBlock = protocol.ID("/baton/folder/block/1.0.0")
 	// ProtoNotify tells a host that this host's index of a folder changed
-	// (notifyMsg, one way).
+	// (notifyMsg), answered by an empty frame once the folder took it.
 	ProtoNotify = protocol.ID("/baton/folder/notify/1.0.0")
 )
 
