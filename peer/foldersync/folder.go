@@ -859,7 +859,7 @@ func (f *folder) sendNotify(ctx context.Context, q lpeer.ID) {
 			for attempt := 1; ; attempt++ {
 				p := f.pub.Load()
 				err := f.e.sendNotify(ctx, q, notifyMsg{Folder: f.id, Session: p.session, Sequence: p.seq})
-				if err == nil || ctx.Err() != nil {
+				if err == nil || ctx.Err() != nil || errors.Is(err, errNotSynced) {
 					break
 				}
 				f.log.Debug("notification not delivered", "peer", q.String(), "attempt", attempt, "err", err)
@@ -903,16 +903,24 @@ func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error 
 		return err
 	}
 	_ = s.CloseWrite()
-	if _, err := readFrame(bufio.NewReader(s), 16); err != nil {
+	b, err := readFrame(bufio.NewReader(s), 16)
+	if err != nil {
 		_ = s.Reset()
 		return fmt.Errorf("no receipt: %w", err)
+	}
+	if len(b) > 0 {
+		return errNotSynced
 	}
 	return nil
 }
 
+// errNotSynced: the peer does not sync the folder (a member device that
+// did not accept it): nothing to send it again.
+var errNotSynced = errors.New("folder not synced there")
+
 // handleNotify serves ProtoNotify: the folder looks at the sender's index
-// if it takes changes from it. The receipt (an empty frame) says the
-// folder runs here.
+// if it takes changes from it. The receipt is an empty frame, or a frame
+// holding 1 if the folder is not synced here.
 func (e *Engine) handleNotify(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
@@ -922,13 +930,13 @@ func (e *Engine) handleNotify(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	f := e.folder(m.Folder)
-	if f == nil {
-		_ = s.Reset()
-		return
+	receipt := []byte{} // taken
+	if f := e.folder(m.Folder); f != nil {
+		f.notify(p)
+	} else {
+		receipt = []byte{1} // not synced here
 	}
-	f.notify(p)
-	_ = writeFrame(s, nil)
+	_ = writeFrame(s, receipt)
 	_ = s.Close()
 }
 

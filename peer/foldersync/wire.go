@@ -23,7 +23,8 @@ const (
 	// answered by one frame per block, in order.
 	ProtoBlock = protocol.ID("/baton/folder/block/1.0.0")
 	// ProtoNotify tells a host that this host's index of a folder changed
-	// (notifyMsg), answered by an empty frame once the folder took it.
+	// (notifyMsg), answered by a receipt: an empty frame once the folder
+	// took it, or {1} if the folder is not synced there.
 	ProtoNotify = protocol.ID("/baton/folder/notify/1.0.0")
 )
 
