@@ -369,8 +369,11 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
 			if fo.Server == p.String() {
 				f.setStatus(func(st *FolderStatus) { st.LastError = err.Error() })
+				f.scheduleRetry()
+			} else if !errors.Is(err, errRefused) {
+				// A device that answered it has no index will announce one.
+				f.scheduleRetry()
 			}
-			f.scheduleRetry()
 		}
 		return
 	}
