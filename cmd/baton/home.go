@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	ma "github.com/multiformats/go-multiaddr"
@@ -192,19 +193,25 @@ func (c *hostConfig) fillDefaults(e *cliEnv) {
 
 // recordAddrs are the addresses 'keys export' signs into the host record:
 // the configured public and private addresses or, when neither is set, the
-// listen addresses other hosts can dial (a specific IP or DNS name and a
-// port other than 0), as private addresses. Peers dial only what the record
-// says.
+// addresses other hosts can dial (a specific IP or DNS name and a port other
+// than 0): the public listen addresses as public ones (agents dial those),
+// the other listen addresses as private ones. Peers dial only what the
+// record says.
 func (c hostConfig) recordAddrs() (public, private []string) {
 	if len(c.PublicAddrs) > 0 || len(c.PrivateAddrs) > 0 {
 		return c.PublicAddrs, c.PrivateAddrs
 	}
-	for _, s := range c.Listen {
+	for _, s := range c.PublicListen {
 		if dialable(s) {
+			public = append(public, s)
+		}
+	}
+	for _, s := range c.Listen {
+		if dialable(s) && !slices.Contains(public, s) {
 			private = append(private, s)
 		}
 	}
-	return nil, private
+	return public, private
 }
 
 // dialable reports whether the multiaddr s names one reachable endpoint: a
