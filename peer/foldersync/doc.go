@@ -69,9 +69,12 @@
 //
 // A folder's stored index is kept per folder and directory, so a folder
 // synced in a new directory starts afresh instead of taking the old
-// directory's files for deleted. A directory found empty while files were
-// synced in it (a drive that is not mounted) stops the folder with
-// ErrEmptied until Engine.Rescan says it was emptied on purpose.
+// directory's files for deleted. Every folder holds a marker file
+// (MarkerFile, never synced); a directory found empty and without it while
+// files were synced in it (a drive that is not mounted) stops the folder
+// with ErrEmptied until Engine.Rescan says it was emptied on purpose.
+// Deleting every file but the marker (rm -rf dir/*) deletes them
+// everywhere, as any deletion.
 //
 // # Usage
 //

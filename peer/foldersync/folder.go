@@ -716,7 +716,7 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 		}
 		// A full rescan is also the safety net of delta planning.
 		f.replanAll()
-		if err := f.checkNotEmptied(); err != nil {
+		if err := f.checkMarker(); err != nil {
 			f.setStatus(func(st *FolderStatus) { st.State, st.LastError, st.InSync = StateError, err.Error(), false })
 			return err
 		}
@@ -748,20 +748,30 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	return nil
 }
 
-// ErrEmptied: the folder's directory is empty although files were synced
-// in it, as when it is on a drive that is not mounted. The folder is not
-// scanned (which would delete every file everywhere) until Rescan says the
-// files were deleted on purpose.
+// ErrEmptied: the folder's directory is empty and its marker file gone,
+// although files were synced in it, as when it is on a drive that is not
+// mounted. The folder is not scanned (which would delete every file
+// everywhere) until Rescan says the files were deleted on purpose.
 var ErrEmptied = errors.New("folder directory emptied")
 
-// checkNotEmptied fails if the directory is empty while the Local holds
-// live entries, unless a rescan was asked for with Engine.Rescan.
-func (f *folder) checkNotEmptied() error {
+// MarkerFile is kept at the root of every synced folder and never synced:
+// a directory without it, empty, is taken for one whose drive is not
+// mounted rather than for one whose files were all deleted.
+const MarkerFile = ".baton-folder"
+
+const markerText = "This directory is a folder synced by baton. Keep this file: without it, an\nempty directory is taken for a drive that is not mounted, not for deleted files.\n"
+
+// checkMarker fails with ErrEmptied if the marker file is gone and the
+// directory empty while the Local holds live entries, unless a rescan was
+// asked for with Engine.Rescan; otherwise it makes sure the marker is
+// there.
+func (f *folder) checkMarker() error {
 	f.mu.Lock()
 	force := f.acceptEmpty
 	f.acceptEmpty = false
 	f.mu.Unlock()
-	if force {
+	marker := filepath.Join(f.root, MarkerFile)
+	if _, err := os.Lstat(marker); err == nil {
 		return nil
 	}
 	live := 0
@@ -770,19 +780,21 @@ func (f *folder) checkNotEmptied() error {
 			live++
 		}
 	}
-	if live == 0 {
-		return nil
+	if !force && live > 0 {
+		d, err := os.Open(f.root)
+		if err != nil {
+			return err
+		}
+		names, err := d.Readdirnames(1)
+		d.Close()
+		if len(names) == 0 && errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: %s is empty and its %s file is gone, but %d entries were synced there; if it is on a drive that is not mounted, mount it; if they were deleted on purpose, rescan the folder to delete them everywhere", ErrEmptied, f.root, MarkerFile, live)
+		}
 	}
-	d, err := os.Open(f.root)
-	if err != nil {
-		return err
+	if err := os.WriteFile(marker, []byte(markerText), 0o644); err != nil {
+		f.log.Warn("cannot write the folder's marker file", "err", err)
 	}
-	names, err := d.Readdirnames(1)
-	d.Close()
-	if len(names) > 0 || err != nil && !errors.Is(err, io.EOF) {
-		return nil
-	}
-	return fmt.Errorf("%w: %s is empty but %d entries were synced there; if it is on a drive that is not mounted, mount it; if they were deleted on purpose, rescan the folder to delete them everywhere", ErrEmptied, f.root, live)
+	return nil
 }
 
 // publish makes the current Local the published index if it changed, and
@@ -966,12 +978,13 @@ func (f *folder) persist(force bool) {
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
 
-// visible drops from a remote snapshot the names this folder ignores.
+// visible drops from a remote snapshot the names this folder ignores (at
+// least the marker file).
 func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
-	m := f.scanner.Ignore
-	if m == nil {
+	if _, ok := remote[MarkerFile]; !ok && f.ignoreText == "" {
 		return remote
 	}
+	m := f.scanner.Ignore
 	out := make(syncfs.Snapshot, len(remote))
 	for n, fi := range remote {
 		if !m.Match(n, fi.Type == syncfs.TypeDir) {
@@ -1015,12 +1028,14 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	})
 }
 
-// loadIgnore reads the folder's ignore file, if any.
+// loadIgnore reads the folder's ignore file, if any, and returns its
+// patterns, which also always ignore the marker file.
 func loadIgnore(root string) (*syncfs.Matcher, string, error) {
 	p := filepath.Join(root, syncfs.IgnoreFile)
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", nil
+		m, err := syncfs.ParseIgnoreString(markerPattern)
+		return m, "", err
 	}
 	if err != nil {
 		return nil, "", err
@@ -1035,9 +1050,17 @@ func loadIgnore(root string) (*syncfs.Matcher, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	m, err := syncfs.ParseIgnoreString(string(b))
+	if _, err := syncfs.ParseIgnoreString(string(b)); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", syncfs.IgnoreFile, err)
+	}
+	// The marker's pattern comes last, so that no pattern of the user's
+	// brings the marker back.
+	m, err := syncfs.ParseIgnoreString(string(b) + "\n" + markerPattern)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", syncfs.IgnoreFile, err)
 	}
 	return m, string(b), nil
 }
+
+// markerPattern ignores the marker file at the folder's root.
+const markerPattern = "/" + MarkerFile + "\n"

@@ -284,7 +284,7 @@ func readTree(t testing.TB, root string) map[string]entry {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
-		if rel == "." || syncfs.IsTemp(filepath.ToSlash(rel)) {
+		if rel == "." || rel == MarkerFile || syncfs.IsTemp(filepath.ToSlash(rel)) {
 			return nil
 		}
 		fi, err := os.Lstat(p)

@@ -273,6 +273,27 @@ func TestEmptiedDirectoryWaitsForRescan(t *testing.T) {
 	n.waitEqual(bob, server, alice)
 }
 
+// Deleting every file of a folder, its marker file left (as rm -rf dir/*
+// does), deletes them everywhere, even when a full rescan finds it so.
+func TestEveryFileDeleted(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "a/one.txt", "1")
+	alice.write(t, "two.txt", "2")
+	n.waitEqual(alice, server, bob)
+	for _, name := range []string{"a", "two.txt"} {
+		if err := os.RemoveAll(filepath.Join(alice.root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.eng.folder(n.folder).requestRescan() // as the periodic rescan does
+	waitFor(t, 30*time.Second, "the deletions on bob", func() bool { return len(readTree(t, bob.root)) == 0 })
+	n.waitEqual(alice, server, bob)
+	if _, err := os.Stat(filepath.Join(bob.root, MarkerFile)); err != nil {
+		t.Errorf("bob's marker file: %v", err)
+	}
+}
+
 // Three devices edit one file concurrently: every edit survives, on every
 // device, once as the file and otherwise as conflict copies.
 func TestConflictThreeDevices(t *testing.T) {
