@@ -253,7 +253,10 @@ func (n *Node) RevertFolder(ctx context.Context, id string) error {
 	return e.Revert(ctx, id)
 }
 
-// RescanFolder asks for a full rescan of a folder soon.
+// RescanFolder asks for a full rescan of a folder soon. It is also how a
+// user confirms that a folder stopped with foldersync.ErrEmptied (its
+// directory found empty and without its marker file) was emptied on
+// purpose: the rescan then deletes its files everywhere.
 func (n *Node) RescanFolder(_ context.Context, id string) error {
 	e := n.cfg.folders.running()
 	if e == nil {
