@@ -1,21 +1,16 @@
 package foldersync
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -472,20 +467,6 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	return res.skipped == 0
 }
 
-// applied sums up what applyActions did.
-type applied struct {
-	failed, skipped int
-	first           error
-}
-
-func (r *applied) add(o applied) {
-	r.failed += o.failed
-	r.skipped += o.skipped
-	if r.first == nil {
-		r.first = o.first
-	}
-}
-
 // scheduleRetry arms the retry timer with a growing wait.
 func (f *folder) scheduleRetry() {
 	f.retryWait = min(max(2*f.retryWait, time.Second), maxRetryWait)
@@ -510,194 +491,6 @@ func (f *folder) sources(a Access, fo collections.Folder, p lpeer.ID) []lpeer.ID
 	}
 	slices.Sort(others)
 	return append(out, others...)
-}
-
-// applyActions applies actions (skips aside), fetching blocks from peers,
-// and announces progress as it goes. Runs of small file fetches and of
-// file removals are applied by several workers at once (each touches only
-// its own name and entry); everything else in order. It returns how
-// many actions failed and the first error.
-func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
-	work := actions[:0:0]
-	var (
-		need progress
-		res  applied
-	)
-	for _, a := range actions {
-		if a.Kind == syncfs.ActSkip {
-			f.log.Debug("not synced", "name", a.Name, "reason", a.Reason)
-			res.skipped++
-			continue
-		}
-		work = append(work, a)
-		need.add(a, 1)
-	}
-	if len(work) == 0 {
-		return res
-	}
-	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
-	began := time.Now()
-	src := f.newSource(ctx, peers, work)
-	f.applier.Source = src
-	defer func() {
-		src.close()
-		f.applier.Source = nil
-	}()
-	var changed []string
-	result := func(i int, r syncfs.Result) {
-		src.done(i)
-		f.copied.Add(r.Copied)
-		if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
-			res.failed++
-			if res.first == nil {
-				res.first = r.Err
-			}
-			f.log.Debug("action failed", "action", r.Action.String(), "err", r.Err)
-			if errors.Is(r.Err, syncfs.ErrChangedMeanwhile) {
-				changed = append(changed, r.Action.Name)
-			}
-		} else {
-			need.add(r.Action, -1)
-			if r.Action.Name == syncfs.IgnoreFile {
-				f.requestRescan() // the patterns changed: look again at everything
-			}
-		}
-		if time.Since(f.lastPub) >= f.pubEvery {
-			f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
-			f.publish(ctx)
-			f.persist(false)
-		}
-	}
-	for i := 0; i < len(work) && ctx.Err() == nil; {
-		j := i
-		for j < len(work) && f.independent(work[j]) {
-			j++
-		}
-		if j-i < 2 {
-			result(i, f.applier.Apply(ctx, &f.local, work[i:i+1])[0])
-			i++
-			continue
-		}
-		f.applyParallel(ctx, work[i:j], func(k int, r syncfs.Result) { result(i+k, r) })
-		i = j
-	}
-	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
-	f.log.Debug("applied", "actions", len(work), "failed", res.failed, "took", time.Since(began), "fetched", f.fetched.Load())
-	f.publish(ctx)
-	if len(changed) > 0 {
-		f.requestRescan(changed...)
-	}
-	return res
-}
-
-// applyWorkers is how many independent actions are applied at once.
-const applyWorkers = 8
-
-// parallelMax is the largest file applied beside others: larger files go
-// one at a time, each at full speed, so that they are announced (and
-// fetched further by the next host) one by one, as early as possible.
-const parallelMax = 4 << 20
-
-// independent reports whether a touches only its own name, as one small
-// file written or one non-directory removed, so it can be applied beside
-// others like it.
-func (f *folder) independent(a syncfs.Action) bool {
-	if a.From != "" || a.ConflictName != "" {
-		return false
-	}
-	switch a.Kind {
-	case syncfs.ActFetch:
-		return a.File.Type == syncfs.TypeFile && a.File.Size <= parallelMax
-	case syncfs.ActDelete:
-		l, ok := f.local.Files[a.Name]
-		return ok && l.Type != syncfs.TypeDir && a.File.Type != syncfs.TypeDir
-	}
-	return false
-}
-
-// applyParallel applies independent actions (distinct names) with applyWorkers
-// workers, each on a Local holding only its action's entry, and merges
-// what they record into the folder's Local, calling result in completion
-// order on this goroutine.
-func (f *folder) applyParallel(ctx context.Context, acts []syncfs.Action, result func(int, syncfs.Result)) {
-	type done struct {
-		i     int
-		local syncfs.Local
-		res   syncfs.Result
-	}
-	jobs := make(chan int)
-	out := make(chan done, len(acts)) // workers never wait for this goroutine
-	var wg sync.WaitGroup
-	for range min(applyWorkers, len(acts)) {
-		wg.Go(func() {
-			for i := range jobs {
-				name := acts[i].Name
-				mini := syncfs.NewLocal()
-				f.mu.Lock() // f.local is not written while workers run; mu orders the reads for the race detector
-				if fi, ok := f.local.Files[name]; ok {
-					mini.Files[name] = fi
-				}
-				if st, ok := f.local.Disk[name]; ok {
-					mini.Disk[name] = st
-				}
-				f.mu.Unlock()
-				r := f.applier.Apply(ctx, &mini, acts[i:i+1])[0]
-				out <- done{i, mini, r}
-			}
-		})
-	}
-	go func() {
-		defer close(jobs)
-		for i := range acts {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	go func() {
-		wg.Wait()
-		close(out)
-	}()
-	for d := range out {
-		name := acts[d.i].Name
-		f.mu.Lock()
-		if fi, ok := d.local.Files[name]; ok {
-			f.local.Files[name] = fi
-		}
-		if st, ok := d.local.Disk[name]; ok {
-			f.local.Disk[name] = st
-		} else {
-			delete(f.local.Disk, name)
-		}
-		f.mu.Unlock()
-		result(d.i, d.res)
-	}
-}
-
-// progress counts what is still needed.
-type progress struct {
-	files int
-	bytes int64
-}
-
-func (p *progress) add(a syncfs.Action, sign int) {
-	n, b := needOf(a)
-	p.files += sign * n
-	p.bytes += int64(sign) * b
-}
-
-// needOf is what an action counts for in NeedFiles and NeedBytes.
-func needOf(a syncfs.Action) (int, int64) {
-	if a.Kind == syncfs.ActRecord || a.Kind == syncfs.ActSkip {
-		return 0, 0
-	}
-	var b int64
-	for _, blk := range a.Need {
-		b += int64(blk.Size)
-	}
-	return 1, b
 }
 
 // scan rescans paths ("" or none: everything) and announces the changes.
@@ -748,55 +541,6 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	return nil
 }
 
-// ErrEmptied: the folder's directory is empty and its marker file gone,
-// although files were synced in it, as when it is on a drive that is not
-// mounted. The folder is not scanned (which would delete every file
-// everywhere) until Rescan says the files were deleted on purpose.
-var ErrEmptied = errors.New("folder directory emptied")
-
-// MarkerFile is kept at the root of every synced folder and never synced:
-// a directory without it, empty, is taken for one whose drive is not
-// mounted rather than for one whose files were all deleted.
-const MarkerFile = ".baton-folder"
-
-const markerText = "This directory is a folder synced by baton. Keep this file: without it, an\nempty directory is taken for a drive that is not mounted, not for deleted files.\n"
-
-// checkMarker fails with ErrEmptied if the marker file is gone and the
-// directory empty while the Local holds live entries, unless a rescan was
-// asked for with Engine.Rescan; otherwise it makes sure the marker is
-// there.
-func (f *folder) checkMarker() error {
-	f.mu.Lock()
-	force := f.acceptEmpty
-	f.acceptEmpty = false
-	f.mu.Unlock()
-	marker := filepath.Join(f.root, MarkerFile)
-	if _, err := os.Lstat(marker); err == nil {
-		return nil
-	}
-	live := 0
-	for _, fi := range f.local.Files {
-		if !fi.Deleted {
-			live++
-		}
-	}
-	if !force && live > 0 {
-		d, err := os.Open(f.root)
-		if err != nil {
-			return err
-		}
-		names, err := d.Readdirnames(1)
-		d.Close()
-		if len(names) == 0 && errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: %s is empty and its %s file is gone, but %d entries were synced there; if it is on a drive that is not mounted, mount it; if they were deleted on purpose, rescan the folder to delete them everywhere", ErrEmptied, f.root, MarkerFile, live)
-		}
-	}
-	if err := os.WriteFile(marker, []byte(markerText), 0o644); err != nil {
-		f.log.Warn("cannot write the folder's marker file", "err", err)
-	}
-	return nil
-}
-
 // publish makes the current Local the published index if it changed, and
 // tells the peers that apply it.
 func (f *folder) publish(ctx context.Context) {
@@ -830,129 +574,6 @@ func (f *folder) publish(ctx context.Context) {
 		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, files, dirs, bytes
 	})
 	f.announce(ctx, p)
-}
-
-// announce tells the peers that take this host's changes that its index
-// changed: the server (from a read-write device), or every connected
-// member device (from the server).
-func (f *folder) announce(ctx context.Context, p *published) {
-	a := f.e.access()
-	fo, ok := a.Folder(f.id)
-	if !ok {
-		return
-	}
-	self := f.e.self
-	if fo.Server == self.String() {
-		for _, q := range f.e.cfg.Host.Network().Peers() {
-			if q != self && roleOf(a, fo, q) != roleNone {
-				f.sendNotify(ctx, q)
-			}
-		}
-		return
-	}
-	if roleOf(a, fo, self) != roleWriter {
-		return // nobody takes a read-only member's changes
-	}
-	if hub, err := lpeer.Decode(fo.Server); err == nil {
-		f.sendNotify(ctx, hub)
-	}
-}
-
-// sendNotify sends a notification to q in the background; one at a time
-// per peer, the latest sequence.
-func (f *folder) sendNotify(ctx context.Context, q lpeer.ID) {
-	f.mu.Lock()
-	if f.notifying[q] > 0 {
-		f.notifying[q] = 2
-		f.mu.Unlock()
-		return
-	}
-	f.notifying[q] = 1
-	f.mu.Unlock()
-	f.bg.Go(func() {
-		for {
-			for attempt := 1; ; attempt++ {
-				p := f.pub.Load()
-				err := f.e.sendNotify(ctx, q, notifyMsg{Folder: f.id, Session: p.session, Sequence: p.seq})
-				if err == nil || ctx.Err() != nil || errors.Is(err, errNotSynced) {
-					break
-				}
-				f.log.Debug("notification not delivered", "peer", q.String(), "attempt", attempt, "err", err)
-				if attempt == notifyAttempts {
-					break // the peer's periodic pull will see the change
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
-				}
-			}
-			f.mu.Lock()
-			if f.notifying[q] == 2 && ctx.Err() == nil {
-				f.notifying[q] = 1
-				f.mu.Unlock()
-				continue
-			}
-			delete(f.notifying, q)
-			f.mu.Unlock()
-			return
-		}
-	})
-}
-
-// notifyAttempts bounds the deliveries tried for one notification.
-const notifyAttempts = 3
-
-// sendNotify sends m to q over an existing connection and waits for the
-// receipt, which says a running folder took it.
-func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error {
-	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "folder notification"), dialTimeout)
-	defer cancel()
-	s, err := e.cfg.Host.NewStream(ctx, q, ProtoNotify)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := writeMsg(s, m); err != nil {
-		_ = s.Reset()
-		return err
-	}
-	_ = s.CloseWrite()
-	b, err := readFrame(bufio.NewReader(s), 16)
-	if err != nil {
-		_ = s.Reset()
-		return fmt.Errorf("no receipt: %w", err)
-	}
-	if len(b) > 0 {
-		return errNotSynced
-	}
-	return nil
-}
-
-// errNotSynced: the peer does not sync the folder (a member device that
-// did not accept it): nothing to send it again.
-var errNotSynced = errors.New("folder not synced there")
-
-// handleNotify serves ProtoNotify: the folder looks at the sender's index
-// if it takes changes from it. The receipt is an empty frame, or a frame
-// holding 1 if the folder is not synced here.
-func (e *Engine) handleNotify(s network.Stream) {
-	p := s.Conn().RemotePeer()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	var m notifyMsg
-	err := readMsg(bufio.NewReader(s), maxRequest, &m)
-	if err != nil || e.peerRoleIn(m.Folder, p) == roleNone {
-		_ = s.Reset()
-		return
-	}
-	receipt := []byte{} // taken
-	if f := e.folder(m.Folder); f != nil {
-		f.notify(p)
-	} else {
-		receipt = []byte{1} // not synced here
-	}
-	_ = writeFrame(s, receipt)
-	_ = s.Close()
 }
 
 // dbKey is where the folder's Local is stored: by folder and directory,
@@ -1027,40 +648,3 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		st.InSync = st.NeedFiles == 0 && f.failures == 0 && (me == roleReader || changes == 0)
 	})
 }
-
-// loadIgnore reads the folder's ignore file, if any, and returns its
-// patterns, which also always ignore the marker file.
-func loadIgnore(root string) (*syncfs.Matcher, string, error) {
-	p := filepath.Join(root, syncfs.IgnoreFile)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		m, err := syncfs.ParseIgnoreString(markerPattern)
-		return m, "", err
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("%s is not a regular file", syncfs.IgnoreFile)
-	}
-	if fi.Size() > syncfs.MaxIgnoreSize {
-		return nil, "", fmt.Errorf("%s is larger than %d bytes", syncfs.IgnoreFile, syncfs.MaxIgnoreSize)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, "", err
-	}
-	if _, err := syncfs.ParseIgnoreString(string(b)); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", syncfs.IgnoreFile, err)
-	}
-	// The marker's pattern comes last, so that no pattern of the user's
-	// brings the marker back.
-	m, err := syncfs.ParseIgnoreString(string(b) + "\n" + markerPattern)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", syncfs.IgnoreFile, err)
-	}
-	return m, string(b), nil
-}
-
-// markerPattern ignores the marker file at the folder's root.
-const markerPattern = "/" + MarkerFile + "\n"

@@ -1,0 +1,135 @@
+package foldersync
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+)
+
+// announce tells the peers that take this host's changes that its index
+// changed: the server (from a read-write device), or every connected
+// member device (from the server).
+func (f *folder) announce(ctx context.Context, p *published) {
+	a := f.e.access()
+	fo, ok := a.Folder(f.id)
+	if !ok {
+		return
+	}
+	self := f.e.self
+	if fo.Server == self.String() {
+		for _, q := range f.e.cfg.Host.Network().Peers() {
+			if q != self && roleOf(a, fo, q) != roleNone {
+				f.sendNotify(ctx, q)
+			}
+		}
+		return
+	}
+	if roleOf(a, fo, self) != roleWriter {
+		return // nobody takes a read-only member's changes
+	}
+	if hub, err := lpeer.Decode(fo.Server); err == nil {
+		f.sendNotify(ctx, hub)
+	}
+}
+
+// sendNotify sends a notification to q in the background; one at a time
+// per peer, the latest sequence.
+func (f *folder) sendNotify(ctx context.Context, q lpeer.ID) {
+	f.mu.Lock()
+	if f.notifying[q] > 0 {
+		f.notifying[q] = 2
+		f.mu.Unlock()
+		return
+	}
+	f.notifying[q] = 1
+	f.mu.Unlock()
+	f.bg.Go(func() {
+		for {
+			for attempt := 1; ; attempt++ {
+				p := f.pub.Load()
+				err := f.e.sendNotify(ctx, q, notifyMsg{Folder: f.id, Session: p.session, Sequence: p.seq})
+				if err == nil || ctx.Err() != nil || errors.Is(err, errNotSynced) {
+					break
+				}
+				f.log.Debug("notification not delivered", "peer", q.String(), "attempt", attempt, "err", err)
+				if attempt == notifyAttempts {
+					break // the peer's periodic pull will see the change
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+				}
+			}
+			f.mu.Lock()
+			if f.notifying[q] == 2 && ctx.Err() == nil {
+				f.notifying[q] = 1
+				f.mu.Unlock()
+				continue
+			}
+			delete(f.notifying, q)
+			f.mu.Unlock()
+			return
+		}
+	})
+}
+
+// notifyAttempts bounds the deliveries tried for one notification.
+const notifyAttempts = 3
+
+// sendNotify sends m to q over an existing connection and waits for the
+// receipt, which says a running folder took it.
+func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error {
+	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "folder notification"), dialTimeout)
+	defer cancel()
+	s, err := e.cfg.Host.NewStream(ctx, q, ProtoNotify)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(ioTimeout))
+	if err := writeMsg(s, m); err != nil {
+		_ = s.Reset()
+		return err
+	}
+	_ = s.CloseWrite()
+	b, err := readFrame(bufio.NewReader(s), 16)
+	if err != nil {
+		_ = s.Reset()
+		return fmt.Errorf("no receipt: %w", err)
+	}
+	if len(b) > 0 {
+		return errNotSynced
+	}
+	return nil
+}
+
+// errNotSynced: the peer does not sync the folder (a member device that
+// did not accept it): nothing to send it again.
+var errNotSynced = errors.New("folder not synced there")
+
+// handleNotify serves ProtoNotify: the folder looks at the sender's index
+// if it takes changes from it. The receipt is an empty frame, or a frame
+// holding 1 if the folder is not synced here.
+func (e *Engine) handleNotify(s network.Stream) {
+	p := s.Conn().RemotePeer()
+	_ = s.SetDeadline(time.Now().Add(ioTimeout))
+	var m notifyMsg
+	err := readMsg(bufio.NewReader(s), maxRequest, &m)
+	if err != nil || e.peerRoleIn(m.Folder, p) == roleNone {
+		_ = s.Reset()
+		return
+	}
+	receipt := []byte{} // taken
+	if f := e.folder(m.Folder); f != nil {
+		f.notify(p)
+	} else {
+		receipt = []byte{1} // not synced here
+	}
+	_ = writeFrame(s, receipt)
+	_ = s.Close()
+}
