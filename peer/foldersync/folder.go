@@ -71,6 +71,7 @@ type folder struct {
 	failures   int
 	retryWait  time.Duration
 	retry      *time.Timer
+	notMember  int // consecutive looks that found this device not a member
 }
 
 func newFolder(e *Engine, id, root string) *folder {
@@ -340,8 +341,14 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 			st.Role, st.InSync = "", false
 			st.LastError = "this device is not a member of the folder"
 		})
+		// Often the share is only a moment away from this host's view
+		// (accepted right after it was made): look again soon, then
+		// less and less often.
+		f.retry.Reset(min(viewRetry<<min(f.notMember, 6), f.e.cfg.PullInterval))
+		f.notMember++
 		return
 	}
+	f.notMember = 0
 	hub, err := lpeer.Decode(fo.Server)
 	if err != nil || !peers[hub] {
 		return
