@@ -5,7 +5,9 @@
 // report commands. They kill -9 and restart daemons for the failover
 // scenarios of the design (an agent, a slave, the master fails; the old
 // master returns), tamper with data files, and let hosts outside the domain
-// try to connect.
+// try to connect. The folder-sync tests log two agents in and sync a shared
+// folder between them: both ways, deletes, renames, a conflict, read-only
+// members and revert, a large file and 10,000 small files.
 //
 // Every scenario ends with the same checks: every update a command
 // acknowledged ("ok: ...") is listed on every live server, all live servers
@@ -13,6 +15,6 @@
 // (in 'status', or in the "certified at epoch E" of a change) lower than
 // one it reported before.
 //
-// The package has no non-test code. The tests take about a minute on a
+// The package has no non-test code. The tests take about two minutes on a
 // two-core machine; 'go test -short' skips them.
 package multiprocess
