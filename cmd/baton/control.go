@@ -280,7 +280,6 @@ func waitParam(r *http.Request) (time.Duration, error) {
 // last receipt.
 type submitter struct {
 	d          daemon
-	ctx        context.Context
 	waitMaster func(context.Context) error // controlServer.requireMaster
 	last       peer.Receipt
 }
@@ -291,25 +290,36 @@ type submitter struct {
 // A Domain update refused because this host is not the master right now is
 // sent again once it is: a chain change makes the servers elect again, so
 // the update after one may meet an election in progress.
-func (sb *submitter) submit(u collections.Update, err error) error {
+// put submits v at its key.
+func (sb *submitter) put(ctx context.Context, v collections.Value) error {
+	u, err := collections.Put(v)
 	if err != nil {
 		return errInvalid("%v", err)
 	}
+	return sb.submit(ctx, u)
+}
+
+// del submits the deletion of key in collection k.
+func (sb *submitter) del(ctx context.Context, k collections.Kind, key string) error {
+	return sb.submit(ctx, collections.Delete(k, key))
+}
+
+func (sb *submitter) submit(ctx context.Context, u collections.Update) error {
 	if sb.last.Queued {
 		return errConflict("an earlier update of this change is still queued: no master reachable; run the command again once it is certified")
 	}
 	for {
-		rcpt, err := sb.d.Submit(sb.ctx, u)
+		rcpt, err := sb.d.Submit(ctx, u)
 		if errors.Is(err, peer.ErrNoMaster) {
 			rcpt, err = peer.Receipt{Queued: true}, nil
 		}
-		if errors.Is(err, peer.ErrNotMaster) && u.Collection == collections.Domain && sb.waitMaster != nil && sb.ctx.Err() == nil {
+		if errors.Is(err, peer.ErrNotMaster) && u.Collection == collections.Domain && sb.waitMaster != nil && ctx.Err() == nil {
 			select {
-			case <-sb.ctx.Done():
+			case <-ctx.Done():
 				return err
 			case <-time.After(masterPoll):
 			}
-			if werr := sb.waitMaster(sb.ctx); werr != nil {
+			if werr := sb.waitMaster(ctx); werr != nil {
 				return werr
 			}
 			continue
@@ -329,15 +339,23 @@ func (sb *submitter) result(done string) mutationResult {
 	return mutationResult{Done: done, Epoch: sb.last.Certified.Epoch(), Seq: sb.last.Certified.MasterSeq()}
 }
 
-// startMutation reads ?wait= and returns a submitter whose context ends
-// after it.
-func (s *controlServer) startMutation(r *http.Request) (*submitter, context.CancelFunc, error) {
+// mutationContext reads ?wait= and returns a context that ends after it.
+func (s *controlServer) mutationContext(r *http.Request) (context.Context, context.CancelFunc, error) {
 	wait, err := waitParam(r)
 	if err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	return &submitter{d: s.d, ctx: ctx, waitMaster: s.requireMaster}, cancel, nil
+	return ctx, cancel, nil
+}
+
+// startMutation is mutationContext plus a submitter to submit with.
+func (s *controlServer) startMutation(r *http.Request) (context.Context, *submitter, context.CancelFunc, error) {
+	ctx, cancel, err := s.mutationContext(r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ctx, &submitter{d: s.d, waitMaster: s.requireMaster}, cancel, nil
 }
 
 func (s *controlServer) getStatus(r *http.Request) (any, error) {

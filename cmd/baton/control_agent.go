@@ -268,12 +268,11 @@ func (s *controlServer) agentCreate(r *http.Request) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, cancel, err := s.mutationContext(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	ctx := sb.ctx
 	v, err := s.agentView(ctx)
 	if err != nil {
 		return nil, err
@@ -327,12 +326,11 @@ func (s *controlServer) agentShareOrNot(r *http.Request, share bool) (any, error
 	if err := identity.ValidateName(req.User); err != nil {
 		return nil, errInvalid("user name: %v", err)
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, cancel, err := s.mutationContext(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	ctx := sb.ctx
 	v, err := s.agentView(ctx)
 	if err != nil {
 		return nil, err
@@ -409,12 +407,11 @@ func (s *controlServer) agentLeave(r *http.Request) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, cancel, err := s.mutationContext(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	ctx := sb.ctx
 	v, err := s.agentView(ctx)
 	if err != nil {
 		return nil, err

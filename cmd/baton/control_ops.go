@@ -222,15 +222,15 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 	if err := identity.ValidateName(req.Name); err != nil {
 		return nil, errInvalid("user name: %v", err)
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	if err := s.requireMaster(sb.ctx); err != nil {
+	if err := s.requireMaster(ctx); err != nil {
 		return nil, err
 	}
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +241,7 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 	if u, ok := st.User(req.Name); ok {
 		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
 	}
-	if err := sb.submit(collections.Put(collections.User{Name: req.Name, HomeServer: home.ID().String()})); err != nil {
+	if err := sb.put(ctx, collections.User{Name: req.Name, HomeServer: home.ID().String()}); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
@@ -249,22 +249,22 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 
 func (s *controlServer) removeUser(r *http.Request) (any, error) {
 	name := r.PathValue("name")
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	if err := s.requireMaster(sb.ctx); err != nil {
+	if err := s.requireMaster(ctx); err != nil {
 		return nil, err
 	}
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if _, ok := st.User(name); !ok {
 		return nil, errNotFound("no user %s in the domain", name)
 	}
-	if err := sb.submit(collections.Delete(collections.Domain, collections.UserPrefix+name), nil); err != nil {
+	if err := sb.del(ctx, collections.Domain, collections.UserPrefix+name); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("user %s removed", name)), nil
@@ -299,15 +299,15 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 	if rec.Role != identity.RoleServer {
 		return nil, errInvalid("host %s (%s) has role %s; only servers join the chain", rec.Name, rec.ID(), rec.Role)
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	if err := s.requireMaster(sb.ctx); err != nil {
+	if err := s.requireMaster(ctx); err != nil {
 		return nil, err
 	}
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -331,20 +331,20 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 	if n+1 > collections.MaxChainServers {
 		return nil, errConflict("the chain already has %d servers, the most it can hold", n)
 	}
-	if err := sb.submit(collections.Put(host)); err != nil {
+	if err := sb.put(ctx, host); err != nil {
 		return nil, err
 	}
 	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), pos, n+1)
 	if info := st.DomainInfo(); n+1 >= 3 && !info.Settings.Majority {
 		// Three or more servers need majority failover.
 		info.Settings.Majority = true
-		if err := sb.submit(collections.Put(info)); err != nil {
+		if err := sb.put(ctx, info); err != nil {
 			return nil, err
 		}
 		done += "; majority failover is now on"
 	}
 	servers := slices.Insert(slices.Clone(chain.Servers), pos-1, rec.ID().String())
-	if err := sb.submit(collections.Put(collections.Chain{Servers: servers})); err != nil {
+	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
 		return nil, err
 	}
 	return sb.result(done), nil
@@ -352,15 +352,15 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 
 func (s *controlServer) removeServer(r *http.Request) (any, error) {
 	ref := r.PathValue("name")
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	if err := s.requireMaster(sb.ctx); err != nil {
+	if err := s.requireMaster(ctx); err != nil {
 		return nil, err
 	}
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -376,7 +376,7 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 		}
 		// Out of the chain already (an earlier remove was interrupted):
 		// finish by removing its host record.
-		if err := sb.submit(collections.Delete(collections.Domain, collections.HostPrefix+id.String()), nil); err != nil {
+		if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
 			return nil, err
 		}
 		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, id)), nil
@@ -397,10 +397,10 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 		return nil, errConflict("%s is the home server of %d users (%s): remove them first with 'baton user remove'", rec.Name, len(homed), strings.Join(homed, ", "))
 	}
 	servers := slices.DeleteFunc(slices.Clone(chain.Servers), func(s string) bool { return s == id.String() })
-	if err := sb.submit(collections.Put(collections.Chain{Servers: servers})); err != nil {
+	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
 		return nil, err
 	}
-	if err := sb.submit(collections.Delete(collections.Domain, collections.HostPrefix+id.String()), nil); err != nil {
+	if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, id)), nil
@@ -447,12 +447,12 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +480,7 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 		Server:  self.String(),
 		Members: map[string]collections.Right{req.Owner: collections.RightOwner},
 	}
-	if err := sb.submit(collections.Put(f)); err != nil {
+	if err := sb.put(ctx, f); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
@@ -495,12 +495,12 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 	if right != collections.RightReadOnly && right != collections.RightReadWrite {
 		return nil, errInvalid("rights %q: want ro or rw", req.Rights)
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -542,7 +542,7 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 	}
 	members[req.User] = right
 	f.Members = members
-	if err := sb.submit(collections.Put(f)); err != nil {
+	if err := sb.put(ctx, f); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
@@ -598,12 +598,12 @@ func (s *controlServer) generateReport(r *http.Request) (any, error) {
 	if req.Kind != "usage" {
 		return nil, errInvalid("report kind %q: the only kind is usage", req.Kind)
 	}
-	sb, cancel, err := s.startMutation(r)
+	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	st, err := s.d.State(sb.ctx)
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -646,9 +646,9 @@ func (s *controlServer) generateReport(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sb.submit(collections.Put(collections.ReportRecord{
+	if err := sb.put(ctx, collections.ReportRecord{
 		ID: id, Author: self.String(), Kind: req.Kind, Created: now.UnixNano(), Content: content,
-	})); err != nil {
+	}); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("report %s generated (%s, %d bytes)", id, req.Kind, len(content))), nil
