@@ -157,8 +157,7 @@ type pfEntry struct {
 type source struct {
 	f     *folder
 	peers []lpeer.ID
-	ctx   context.Context
-	stop  context.CancelFunc
+	stop  context.CancelFunc // ends the prefetch workers' context
 	wg    sync.WaitGroup
 
 	mu       sync.Mutex
@@ -179,7 +178,7 @@ type source struct {
 func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) *source {
 	ctx, stop := context.WithCancel(ctx)
 	s := &source{
-		f: f, peers: peers, ctx: ctx, stop: stop,
+		f: f, peers: peers, stop: stop,
 		entries: map[syncfs.Hash]*pfEntry{}, byLast: map[int][]*pfEntry{}, finished: map[int]bool{},
 		budget: f.e.cfg.Prefetch,
 	}
@@ -201,7 +200,7 @@ func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []sync
 	}
 	workers := max(1, f.e.cfg.Fetches/2)
 	for range workers {
-		s.wg.Go(s.prefetch)
+		s.wg.Go(func() { s.prefetch(ctx) })
 	}
 	return s
 }
@@ -218,7 +217,7 @@ func (s *source) close() {
 
 // prefetch is a worker: it takes the next batch of queued blocks when the
 // budget allows and fetches it.
-func (s *source) prefetch() {
+func (s *source) prefetch(ctx context.Context) {
 	for {
 		s.mu.Lock()
 		for {
@@ -260,7 +259,7 @@ func (s *source) prefetch() {
 		for i, ent := range batch {
 			refs[i] = ent.ref
 		}
-		got := s.fetch(s.ctx, refs)
+		got := s.fetch(ctx, refs)
 		s.mu.Lock()
 		for _, ent := range batch {
 			ent.data = got[ent.ref.Hash]
