@@ -72,7 +72,7 @@ type published struct {
 // newPublished returns the index at seq: prev (nil: none) with the entries
 // of files named in names that differ from prev's, or, if all (or prev is
 // of another session), every entry of files. It also returns the names
-// that changed; it returns nil if none did. Entries are never removed from
+// that changed; it returns nil if none did (and there is a prev). Entries are never removed from
 // a published index: one dropped from the Local (which the engine never
 // does) stays as it was.
 func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Snapshot, names []string, all bool) (*published, []string) {
@@ -120,7 +120,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 			added = append(added, fi)
 		}
 	}
-	if len(changes) == 0 {
+	if len(changes) == 0 && prev != nil {
 		return nil, nil
 	}
 	p.tree = p.tree.with(changes)

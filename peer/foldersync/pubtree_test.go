@@ -142,3 +142,11 @@ func TestNewPublishedIncremental(t *testing.T) {
 		t.Errorf("comparing everything found a change that is not there")
 	}
 }
+
+// An empty folder is published too: peers learn it has nothing.
+func TestNewPublishedEmpty(t *testing.T) {
+	p, _ := newPublished(nil, "f", "a", 7, 100, syncfs.Snapshot{}, nil, true)
+	if p == nil || p.tree.len() != 0 {
+		t.Fatalf("newPublished of an empty folder = %v; want an empty index", p)
+	}
+}
