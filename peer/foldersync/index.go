@@ -70,7 +70,7 @@ type published struct {
 }
 
 // newPublished returns the index at seq: prev (nil: none) with the entries
-// of files named in names that differ from prev's, or, if all (or prev is
+// of files named in names (unique) that differ from prev's, or, if all (or prev is
 // of another session), every entry of files. It also returns the names
 // that changed; it returns nil if none did (and there is a prev). Entries are never removed from
 // a published index: one dropped from the Local (which the engine never
@@ -84,11 +84,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 	}
 	if all {
 		names = slices.Collect(maps.Keys(files))
-	} else {
-		names = slices.Clone(names)
 	}
-	slices.Sort(names)
-	names = slices.Compact(names)
 	p := &published{folder: folder, device: device, session: session, seq: seq, base: seq}
 	if prev != nil {
 		p.base, p.tree = prev.base, prev.tree
@@ -98,6 +94,8 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 		changes []pubEntry
 		added   []syncfs.FileInfo // files whose blocks the block index lacks
 	)
+	// Only what changed is sorted: names may list many entries that are
+	// as published (those an apply under way has not reached yet).
 	for _, n := range names {
 		fi, ok := files[n]
 		if !ok {
@@ -123,6 +121,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 	if len(changes) == 0 && prev != nil {
 		return nil, nil
 	}
+	slices.SortFunc(changes, func(a, b pubEntry) int { return strings.Compare(a.fi.Name, b.fi.Name) })
 	p.tree = p.tree.with(changes)
 	if prev != nil && prev.blocks.keep(p.nblocks) {
 		p.blocks = prev.blocks
