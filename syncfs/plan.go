@@ -3,6 +3,7 @@ package syncfs
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -121,7 +122,9 @@ func (a Action) String() string {
 // valid (OpenIndex checks them); remote entries that are not are ignored.
 func Plan(local, remote Snapshot, self string) []Action {
 	p := &planner{local: local, remote: remote, self: self}
-	for _, r := range remote.Sorted() {
+	// Sorting the names, not the entries, keeps a large remote cheap.
+	for _, n := range slices.Sorted(maps.Keys(remote)) {
+		r := remote[n]
 		if r.Validate() != nil {
 			continue
 		}
@@ -314,6 +317,15 @@ func (p *planner) detectRenames() {
 // bring them back. A directory that was to become a file keeps the file as
 // a conflict copy instead.
 func (p *planner) keepNonEmptyDirs() {
+	var dels []*step
+	for _, s := range p.steps {
+		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && l.Type == TypeDir && !l.Deleted {
+			dels = append(dels, s)
+		}
+	}
+	if len(dels) == 0 {
+		return
+	}
 	exists := map[string]bool{}
 	for n, l := range p.local {
 		if !l.Deleted {
@@ -332,12 +344,6 @@ func (p *planner) keepNonEmptyDirs() {
 			exists[s.Name] = true
 		case ActMkDir, ActFetch, ActSymlink, ActConflict:
 			exists[s.Name] = true
-		}
-	}
-	var dels []*step
-	for _, s := range p.steps {
-		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && l.Type == TypeDir && !l.Deleted {
-			dels = append(dels, s)
 		}
 	}
 	slices.SortFunc(dels, func(a, b *step) int { return strings.Compare(b.Name, a.Name) })
@@ -474,17 +480,32 @@ func (p *planner) fillBlocks() {
 			touched[s.From] = true
 		}
 	}
+	// The blocks the fetches need, each taken from the first file by name
+	// that holds it (and there at its first offset), so that the plan
+	// does not depend on map order. Only files holding needed blocks are
+	// looked at closely: no sorting of the whole local index.
 	type src struct {
 		name string
 		off  int64
 	}
 	have := map[Hash]src{}
-	for _, l := range p.local.Sorted() {
+	for _, s := range p.steps {
+		if s.drop || s.Kind != ActFetch && s.Kind != ActConflict || s.File.Type != TypeFile {
+			continue
+		}
+		for _, b := range s.File.Blocks {
+			have[b.Hash] = src{}
+		}
+	}
+	if len(have) == 0 {
+		return
+	}
+	for _, l := range p.local {
 		if l.Deleted || l.Type != TypeFile || touched[l.Name] {
 			continue
 		}
 		for _, b := range l.Blocks {
-			if _, ok := have[b.Hash]; !ok {
+			if h, ok := have[b.Hash]; ok && (h.name == "" || l.Name < h.name) {
 				have[b.Hash] = src{l.Name, b.Offset}
 			}
 		}
@@ -504,7 +525,7 @@ func (p *planner) fillBlocks() {
 		for _, b := range s.File.Blocks {
 			if off, ok := own[b.Hash]; ok {
 				s.Copy = append(s.Copy, BlockCopy{Block: b, From: s.Name, FromOffset: off})
-			} else if h, ok := have[b.Hash]; ok {
+			} else if h := have[b.Hash]; h.name != "" {
 				s.Copy = append(s.Copy, BlockCopy{Block: b, From: h.name, FromOffset: h.off})
 			} else {
 				s.Need = append(s.Need, b)

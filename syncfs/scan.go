@@ -51,6 +51,12 @@ type Scanner struct {
 	StaleTemp time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
+	// Progress, if set, is called by Update on the caller's goroutine with
+	// the names of the entries it just recorded with a new version, as
+	// files are hashed and once more before it returns (also with an
+	// error): a caller may publish what a long scan found so far. Until
+	// Update returns, entries are only added or changed, never deleted.
+	Progress func(names []string)
 
 	// afterHash, if set, is called after hashing a file and before
 	// checking that it did not change meanwhile (a test seam).
@@ -64,6 +70,7 @@ type ScanStats struct {
 	Hashed                int // files hashed (each attempt counts)
 	HashedBytes           int64
 	Changed               int      // entries given a new version: new, changed or deleted
+	Names                 []string // the names of the entries changed, in the order recorded
 	Deleted               int      // of which deletions (tombstones)
 	Unstable              []string // files still changing after several attempts: left as they were, rescan them
 	Skipped               []string // entries not synced, with why: bad names, special files, read errors
@@ -85,43 +92,75 @@ type ScanStats struct {
 // or no paths at all means the whole folder. Scan must not run at the same
 // time as an Applier on the same folder.
 func (s *Scanner) Scan(ctx context.Context, prev Local, paths ...string) (Local, ScanStats, error) {
+	next := prev.Clone()
+	stats, err := s.Update(ctx, &next, paths...)
+	if err != nil {
+		return Local{}, stats, err
+	}
+	return next, stats, nil
+}
+
+// Update is Scan recording the changes in l itself, so that a scan of a
+// few paths costs what it looks at, not the size of l. Entries are
+// recorded as they are found (see Progress); deletions, last, only if the
+// walk and the hashing went through. On an error, l holds the changes
+// reported to Progress and no others.
+func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanStats, error) {
 	var stats ScanStats
 	if s.Root == "" || s.Self == "" {
-		return Local{}, stats, errors.New("scanner: Root and Self must be set")
+		return stats, errors.New("scanner: Root and Self must be set")
 	}
 	c := s.Chunking
 	if c == (Chunking{}) {
 		c = DefaultChunking
 	}
 	if err := c.Validate(); err != nil {
-		return Local{}, stats, err
+		return stats, err
 	}
 	root, err := os.OpenRoot(s.Root)
 	if err != nil {
-		return Local{}, stats, fmt.Errorf("scanning: %w", err)
+		return stats, fmt.Errorf("scanning: %w", err)
 	}
 	defer root.Close()
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
 	}
-	sc := &scan{s: s, root: root, prev: prev, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+	l.init()
+	sc := &scan{s: s, root: root, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
 
 	scopes := scopesOf(paths)
+	// Only scopes that were directories (or the whole folder) may hold
+	// deleted entries under them: asked before anything is recorded.
+	walk := false
+	for _, p := range scopes {
+		if e, ok := l.Files[p]; p == "" || ok && e.Type == TypeDir {
+			walk = true
+		}
+	}
 	for _, p := range scopes {
 		if err := ctx.Err(); err != nil {
-			return Local{}, stats, err
+			return stats, err
 		}
 		if err := sc.walkScope(ctx, p); err != nil {
-			return Local{}, stats, err
+			return stats, err
 		}
 	}
-	if err := sc.hashAll(ctx, c); err != nil {
-		return Local{}, stats, err
+	// What needs no hashing first (directories, before the files in
+	// them), then files as they are hashed.
+	for _, f := range sc.found {
+		if !f.hash {
+			sc.record(f)
+		}
 	}
-	next := prev.Clone()
-	sc.merge(next, scopes)
-	return next, stats, nil
+	err = sc.hashAll(ctx, c)
+	if err == nil {
+		sc.deletions(scopes, walk)
+	}
+	sc.report()
+	slices.Sort(stats.Unstable)
+	slices.Sort(stats.Skipped)
+	return stats, err
 }
 
 // scopesOf returns the valid paths to scan, none under another, sorted; a
@@ -160,7 +199,8 @@ type found struct {
 type scan struct {
 	s     *Scanner
 	root  *os.Root
-	prev  Local
+	l     *Local // the previous entries, updated in place
+	fresh int    // stats.Names[fresh:] are not reported to Progress yet
 	start time.Time
 	now   func() time.Time
 	stats *ScanStats
@@ -294,8 +334,8 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	case TypeFile:
 		sc.stats.Files++
 		f.info.Mode = uint32(fi.Mode() & PermMask)
-		p, okP := sc.prev.Files[name]
-		d, okD := sc.prev.Disk[name]
+		p, okP := sc.l.Files[name]
+		d, okD := sc.l.Disk[name]
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) {
 			sc.stats.Reused++
 			f.info = p
@@ -326,51 +366,83 @@ func (sc *scan) removeIfStale(name string, fi fs.FileInfo) {
 	}
 }
 
-// hashAll hashes the files found to be hashed, with a pool of workers.
+// hashAll hashes the files found to be hashed, with a pool of workers,
+// and records each as it is done.
 func (sc *scan) hashAll(ctx context.Context, c Chunking) error {
-	jobs := make(chan *found)
+	var todo []*found
+	for _, f := range sc.found {
+		if f.hash {
+			todo = append(todo, f)
+		}
+	}
+	if len(todo) == 0 {
+		return ctx.Err()
+	}
 	n := sc.s.Workers
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
+	n = min(n, len(todo))
+	jobs := make(chan *found)
+	type result struct {
+		f     *found
 		count int
 		bytes int64
-	)
+	}
+	results := make(chan result, n) // workers never wait for this goroutine
+	var wg sync.WaitGroup
 	for range n {
 		hs, err := NewHasher(c)
 		if err != nil {
+			close(jobs)
+			wg.Wait()
 			return err
 		}
 		wg.Go(func() {
 			for f := range jobs {
 				k, b := sc.hashOne(ctx, hs, f)
-				mu.Lock()
-				count += k
-				bytes += b
-				mu.Unlock()
+				results <- result{f, k, b}
 			}
 		})
 	}
-	for _, f := range sc.found {
-		if !f.hash {
-			continue
+	sent, busy := 0, 0
+	for sent < len(todo) || busy > 0 {
+		var (
+			out  chan *found
+			next *found
+		)
+		if sent < len(todo) && ctx.Err() == nil {
+			out, next = jobs, todo[sent]
+		} else if busy == 0 {
+			break
 		}
 		select {
-		case jobs <- f:
+		case out <- next:
+			sent++
+			busy++
+		case r := <-results:
+			busy--
+			sc.stats.Hashed += r.count
+			sc.stats.HashedBytes += r.bytes
+			sc.record(r.f)
+			if sc.s.Progress != nil && len(sc.stats.Names) > sc.fresh {
+				sc.report()
+			}
 		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
+			sent = len(todo) // send nothing more; wait for the busy workers
 		}
 	}
 	close(jobs)
 	wg.Wait()
-	sc.stats.Hashed += count
-	sc.stats.HashedBytes += bytes
 	return ctx.Err()
+}
+
+// report hands the names recorded since the last report to Progress.
+func (sc *scan) report() {
+	if sc.s.Progress != nil && len(sc.stats.Names) > sc.fresh {
+		sc.s.Progress(sc.stats.Names[sc.fresh:len(sc.stats.Names):len(sc.stats.Names)])
+	}
+	sc.fresh = len(sc.stats.Names)
 }
 
 // hashOne hashes f's file until its stat is the same after hashing as
@@ -440,48 +512,71 @@ func (sc *scan) racy(st DiskStat) bool {
 	return changed >= sc.start.Add(-racyWindow).UnixNano()
 }
 
-// merge records the scan's findings in next.
-func (sc *scan) merge(next Local, scopes []string) {
-	for _, f := range sc.found {
-		name := f.info.Name
-		switch {
-		case f.err != nil:
-			sc.skip(name, f.err.Error())
-			sc.keep[name] = true
-			continue
-		case f.unstable:
-			sc.stats.Unstable = append(sc.stats.Unstable, name)
-			sc.keep[name] = true
-			delete(next.Disk, name) // not trusted: hash it next time
-			continue
-		case f.gone:
-			delete(sc.seen, name)
-			continue
-		}
-		if f.info.Type != TypeFile && !f.hash {
-			f.st.Racy = false
-		}
-		next.Disk[name] = f.st
-		p, ok := sc.prev.Files[name]
-		if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
-			continue
-		}
-		f.info.Version = p.Version.Update(sc.s.Self)
-		next.Files[name] = f.info
-		sc.stats.Changed++
+// record records what the scan found about f in the Local.
+func (sc *scan) record(f *found) {
+	next := sc.l
+	name := f.info.Name
+	switch {
+	case f.err != nil:
+		sc.skip(name, f.err.Error())
+		sc.keep[name] = true
+		return
+	case f.unstable:
+		sc.stats.Unstable = append(sc.stats.Unstable, name)
+		sc.keep[name] = true
+		delete(next.Disk, name) // not trusted: hash it next time
+		return
+	case f.gone:
+		delete(sc.seen, name)
+		return
 	}
-	// Entries that were there and are not any more, unless kept.
-	for name, p := range sc.prev.Files {
-		if p.Deleted || sc.seen[name] || !inScopes(name, scopes) || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
-			continue
+	if f.info.Type != TypeFile && !f.hash {
+		f.st.Racy = false
+	}
+	next.Disk[name] = f.st
+	p, ok := next.Files[name]
+	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
+		return
+	}
+	f.info.Version = p.Version.Update(sc.s.Self)
+	next.Files[name] = f.info
+	sc.stats.Changed++
+	sc.stats.Names = append(sc.stats.Names, name)
+}
+
+// deletions turns the entries of the scopes that were there and are not
+// any more, unless kept, into tombstones; unless walk, the scopes hold no
+// entries under them, so only they are looked at.
+func (sc *scan) deletions(scopes []string, walk bool) {
+	next := sc.l
+	gone := func(name string, p FileInfo) {
+		if p.Deleted || sc.seen[name] || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
+			return
 		}
 		next.Files[name] = tombstone(p, p.Version.Update(sc.s.Self))
 		delete(next.Disk, name)
 		sc.stats.Changed++
 		sc.stats.Deleted++
+		sc.stats.Names = append(sc.stats.Names, name)
 	}
-	slices.Sort(sc.stats.Unstable)
-	slices.Sort(sc.stats.Skipped)
+	if !walk {
+		for _, s := range scopes {
+			if p, ok := next.Files[s]; ok {
+				gone(s, p)
+			}
+		}
+		return
+	}
+	var names []string
+	for name := range next.Files {
+		if inScopes(name, scopes) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		gone(name, next.Files[name])
+	}
 }
 
 func inScopes(name string, scopes []string) bool {

@@ -194,3 +194,79 @@ func TestScanCancelled(t *testing.T) {
 		t.Error("Scan with a cancelled context succeeded")
 	}
 }
+
+// Update records files as they are hashed and reports them to Progress;
+// while it runs nothing is deleted, and at the end what is gone is.
+func TestUpdateReportsProgressWithoutEarlyDeletions(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "gone.txt", []byte("old"), 0o644, baseTime)
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	if err := os.Remove(filepath.Join(root, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		put(t, root, "d/f"+string(rune('a'+i)), rnd(uint64(i), 1000), 0o644, baseTime)
+	}
+	var reported []string
+	calls := 0
+	s.Progress = func(names []string) {
+		calls++
+		reported = append(reported, names...)
+		if slices.Contains(names, "gone.txt") {
+			return // the last report
+		}
+		if l.Files["gone.txt"].Deleted {
+			t.Errorf("report %d: gone.txt deleted while the scan runs", calls)
+		}
+		for _, n := range names {
+			if _, ok := l.Files[n]; !ok {
+				t.Errorf("report %d: %s reported but not recorded", calls, n)
+			}
+		}
+	}
+	st, err := s.Update(context.Background(), &l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 {
+		t.Errorf("Progress called %d times; want a report per hashed file and a last one", calls)
+	}
+	if !slices.Equal(reported, st.Names) || len(st.Names) != st.Changed || st.Changed != 8 {
+		t.Errorf("reported %q, stats name %q (%d changed); want the same 8 names", reported, st.Names, st.Changed)
+	}
+	if !l.Files["gone.txt"].Deleted || l.Files["d/fc"].Deleted {
+		t.Errorf("after the scan: gone.txt %+v, d/fc %+v", l.Files["gone.txt"], l.Files["d/fc"])
+	}
+}
+
+// A scan of one new file looks at that file only: the other entries stay
+// as they were, even one gone from the disk meanwhile.
+func TestUpdateOfOnePathLeavesTheRest(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "a", []byte("a"), 0o644, baseTime)
+	put(t, root, "d/b", []byte("b"), 0o644, baseTime)
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	if err := os.Remove(filepath.Join(root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	put(t, root, "d/c", []byte("c"), 0o644, baseTime)
+	st, err := s.Update(context.Background(), &l, "d/c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(st.Names, []string{"d/c"}) || l.Files["a"].Deleted || l.Files["d/c"].Deleted {
+		t.Errorf("changed %q, a %+v, d/c %+v; want only d/c recorded", st.Names, l.Files["a"], l.Files["d/c"])
+	}
+	if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.Update(context.Background(), &l, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"d", "d/b", "d/c"}; !slices.Equal(st.Names, want) {
+		t.Errorf("after removing d: changed %q; want %q", st.Names, want)
+	}
+}

@@ -202,7 +202,8 @@ func filesUnder(d *testNode, name string) map[string][32]byte {
 	if p == nil {
 		return out
 	}
-	for n, e := range p.entries {
+	for e := range p.tree.all() {
+		n := e.fi.Name
 		if !e.fi.Deleted && e.fi.Type == 0 && (n == name || len(n) > len(name) && n[:len(name)+1] == name+"/") {
 			out[n] = e.fi.FileHash
 		}

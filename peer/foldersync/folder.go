@@ -55,42 +55,60 @@ type folder struct {
 	bg          sync.WaitGroup // notifications being sent
 
 	// Owned by the folder goroutine.
-	local      syncfs.Local
-	seq        uint64
-	remotes    map[lpeer.ID]*remoteIndex
-	scopes     map[lpeer.ID]*planScope
-	scanner    *syncfs.Scanner
-	applier    *syncfs.Applier
-	ignoreText string
-	ready      bool // scanned at least once
-	dirty      bool // local not stored since it changed
-	lastPut    time.Time
-	lastPub    time.Time
-	pubEvery   time.Duration // how often to announce progress during an apply
-	putEvery   time.Duration // how often to store the Local while busy
-	failures   int
-	retryWait  time.Duration
-	retry      *time.Timer
-	notMember  int // consecutive looks that found this device not a member
+	local   syncfs.Local
+	changed map[string]bool // entries of local changed since the last publish
+	watched map[string]bool // entries an apply under way may change
+	pubAll  bool            // the next publish compares every entry
+	// The count of local changes against the server's index (remote),
+	// and the entries to look at again (all of them if statusAll).
+	statusCount struct {
+		changeCount
+		hub     lpeer.ID
+		ignore  string
+		remote  *remoteIndex // nil: nothing counted
+		session uint64       // of the index counted
+		seq     uint64
+	}
+	statusChanged map[string]bool
+	statusAll     bool
+	seq           uint64
+	remotes       map[lpeer.ID]*remoteIndex
+	scopes        map[lpeer.ID]*planScope
+	scanner       *syncfs.Scanner
+	applier       *syncfs.Applier
+	ignoreText    string
+	ready         bool // scanned at least once
+	dirty         bool // local not stored since it changed
+	lastPut       time.Time
+	lastPub       time.Time
+	pubEvery      time.Duration // how often to announce progress during an apply
+	putEvery      time.Duration // how often to store the Local while busy
+	failures      int
+	retryWait     time.Duration
+	retry         *time.Timer
+	notMember     int // consecutive looks that found this device not a member
 }
 
 func newFolder(e *Engine, id, root string) *folder {
 	return &folder{
 		e: e, id: id, root: root,
-		log:       e.log.With("folder", id),
-		session:   newSession(),
-		seq:       uint64(e.cfg.Now().UnixMicro()),
-		done:      make(chan struct{}),
-		ctl:       make(chan func(context.Context)),
-		wake:      make(chan struct{}, 1),
-		fetchSem:  make(chan struct{}, e.cfg.Fetches),
-		pubEvery:  publishEvery,
-		putEvery:  persistEvery,
-		notified:  map[lpeer.ID]bool{},
-		notifying: map[lpeer.ID]int{},
-		remotes:   map[lpeer.ID]*remoteIndex{},
-		scopes:    map[lpeer.ID]*planScope{},
-		st:        FolderStatus{ID: id, Root: root, State: StateIdle},
+		log:           e.log.With("folder", id),
+		session:       newSession(),
+		seq:           uint64(e.cfg.Now().UnixMicro()),
+		done:          make(chan struct{}),
+		ctl:           make(chan func(context.Context)),
+		wake:          make(chan struct{}, 1),
+		fetchSem:      make(chan struct{}, e.cfg.Fetches),
+		pubEvery:      publishEvery,
+		putEvery:      persistEvery,
+		notified:      map[lpeer.ID]bool{},
+		notifying:     map[lpeer.ID]int{},
+		remotes:       map[lpeer.ID]*remoteIndex{},
+		scopes:        map[lpeer.ID]*planScope{},
+		changed:       map[string]bool{},
+		watched:       map[string]bool{},
+		statusChanged: map[string]bool{},
+		st:            FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
 }
 
@@ -197,6 +215,7 @@ func (f *folder) serve(ctx context.Context) error {
 		return err
 	}
 	f.local, f.ignoreText, f.ready = local, text, false
+	f.touchAll()
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
 	f.retry = time.NewTimer(time.Hour)
@@ -456,10 +475,10 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
 		pre, _ := overrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
-		res.add(f.applyActions(ctx, peers, pre))
+		res.add(f.applyTracked(ctx, peers, pre))
 		remote = withoutConcurrent(f.local.Files, remote)
 	}
-	res.add(f.applyActions(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
+	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
 	f.failures = res.failed
 	if res.failed > 0 {
 		f.log.Info("some changes could not be applied; retrying later", "failed", res.failed, "first", res.first)
@@ -523,12 +542,21 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)
-	next, stats, err := f.scanner.Scan(ctx, f.local, paths...)
+	// What is hashed is recorded and published as the scan goes, so that
+	// peers start fetching the first files of a long scan at once.
+	f.scanner.Progress = func(names []string) {
+		f.touch(names...)
+		if time.Since(f.lastPub) >= f.pubEvery {
+			f.publish(ctx)
+		}
+	}
+	stats, err := f.scanner.Update(ctx, &f.local, paths...)
+	f.scanner.Progress = nil
 	if err != nil {
 		f.setStatus(func(st *FolderStatus) { st.LastError = "scanning: " + err.Error() })
+		f.publish(ctx)
 		return err
 	}
-	f.local = next
 	if len(stats.Unstable) > 0 {
 		unstable := stats.Unstable
 		time.AfterFunc(unstableWait, func() { f.requestRescan(unstable...) })
@@ -549,38 +577,85 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 }
 
 // publish makes the current Local the published index if it changed, and
-// tells the peers that apply it.
+// tells the peers that apply it. Only the entries noted as changed (or
+// watched) are compared, unless everything is to be.
 func (f *folder) publish(ctx context.Context) {
 	began := time.Now()
 	defer func() {
-		// Publishing copies the index: in a large folder, announce progress
-		// less often, so that it stays a small part of the work.
+		// Publishing costs what changed: still, in a busy folder, announce
+		// progress less often, so that it stays a small part of the work.
 		f.lastPub = time.Now()
 		f.pubEvery = max(publishEvery, 10*f.lastPub.Sub(began))
 	}()
 	old := f.pub.Load()
-	if old != nil && !old.differs(f.local.Files) {
-		return
+	names := make([]string, 0, len(f.changed)+len(f.watched))
+	for n := range f.changed {
+		names = append(names, n)
 	}
-	f.seq++
-	p := newPublished(old, f.id, f.e.self.String(), f.session, f.seq, f.local.Files)
-	f.pub.Store(p)
-	f.dirty = true
-	files, dirs, bytes := 0, 0, int64(0)
-	for _, e := range p.entries {
-		switch {
-		case e.fi.Deleted:
-		case e.fi.Type == syncfs.TypeDir:
-			dirs++
-		default:
-			files++
-			bytes += e.fi.Size
+	for n := range f.watched {
+		if !f.changed[n] {
+			names = append(names, n)
 		}
 	}
+	all := f.pubAll
+	f.changed, f.pubAll = map[string]bool{}, false
+	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, f.local.Files, names, all)
+	if p == nil {
+		return
+	}
+	for _, n := range changed {
+		delete(f.watched, n)
+	}
+	f.seq++
+	f.pub.Store(p)
+	f.dirty = true
 	f.setStatus(func(st *FolderStatus) {
-		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, files, dirs, bytes
+		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, p.files, p.dirs, p.bytes
 	})
 	f.announce(ctx, p)
+}
+
+// touch notes that the Local's entries names changed: the next publish and
+// status refresh look at them.
+func (f *folder) touch(names ...string) {
+	for _, n := range names {
+		f.changed[n] = true
+		f.statusChanged[n] = true
+	}
+}
+
+// touchAll notes that any entry of the Local may have changed.
+func (f *folder) touchAll() {
+	f.pubAll, f.statusAll = true, true
+}
+
+// applyTracked applies actions as applyActions does, with every name they
+// may change watched, so that the progress published while they run
+// includes them.
+func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
+	var names []string
+	for _, a := range actions {
+		if a.Kind == syncfs.ActSkip {
+			continue
+		}
+		names = append(names, a.Name)
+		if a.From != "" {
+			names = append(names, a.From)
+		}
+		if a.ConflictName != "" {
+			names = append(names, a.ConflictName)
+		}
+	}
+	for _, n := range names {
+		f.watched[n] = true
+	}
+	res := f.applyActions(ctx, peers, actions)
+	// A name changed twice (by two actions) may have left the watch
+	// after the first: look at all of them once more.
+	clear(f.watched)
+	f.touch(names...)
+	f.publish(ctx)
+	return res
 }
 
 // dbKey is where the folder's Local is stored: by folder and directory,
@@ -623,10 +698,13 @@ func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
 }
 
 // refreshStatus recomputes LocalChanges and InSync against the server's
-// index.
+// index, looking again only at the entries changed since the last time
+// (locally or in the server's index) unless the server's index came whole.
 func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	self := f.e.self
 	if fo.Server == self.String() {
+		clear(f.statusChanged) // nothing is counted on the server
+		f.statusAll = true
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
 			st.InSync = st.NeedFiles == 0 && f.failures == 0
@@ -639,7 +717,10 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	ri := f.remotes[hub]
 	changes := 0
 	if ri != nil {
-		changes = len(localChanges(f.local.Files, f.visible(ri.snap)))
+		changes = f.countChanges(hub, ri)
+	} else {
+		clear(f.statusChanged) // all counted again when the index comes
+		f.statusAll = true
 	}
 	f.setStatus(func(st *FolderStatus) {
 		st.Role = me.String()
@@ -654,4 +735,46 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		st.LocalChanges = changes
 		st.InSync = st.NeedFiles == 0 && f.failures == 0 && (me == roleReader || changes == 0)
 	})
+}
+
+// countChanges returns len(localChanges(local, visible server index)),
+// hub's index being ri.
+func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
+	server := func(n string) (syncfs.FileInfo, bool) {
+		s, ok := ri.snap[n]
+		if ok && f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
+			return syncfs.FileInfo{}, false
+		}
+		return s, ok
+	}
+	local := func(n string) (syncfs.FileInfo, bool) {
+		l, ok := f.local.Files[n]
+		return l, ok
+	}
+	st := &f.statusCount
+	counted := st.remote != nil && st.hub == hub && st.ignore == f.ignoreText
+	// An index that came as a delta over the one counted: its names are
+	// the server's side of what changed.
+	delta := ri.delta != nil && ri.session == st.session && ri.base == st.seq
+	moved := st.session != ri.session || st.seq != ri.seq
+	if f.statusAll || !counted || moved && !delta {
+		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
+		st.reset()
+		for n, l := range f.local.Files {
+			s, ok := server(n)
+			st.update(n, l, true, s, ok)
+		}
+	} else if moved {
+		for _, n := range ri.delta {
+			f.statusChanged[n] = true
+		}
+	}
+	st.remote, st.session, st.seq = ri, ri.session, ri.seq
+	for n := range f.statusChanged {
+		l, okL := local(n)
+		s, okS := server(n)
+		st.update(n, l, okL, s, okS)
+	}
+	clear(f.statusChanged)
+	return st.count(local, server)
 }

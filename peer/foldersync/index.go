@@ -2,9 +2,11 @@ package foldersync
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -44,86 +46,186 @@ type blockLoc struct {
 }
 
 // published is an immutable snapshot of a folder's index for the stream
-// handlers, which must not touch the folder goroutine's state.
+// handlers, which must not touch the folder goroutine's state. Each one is
+// made from the previous one and the entries that changed, sharing what
+// did not (see pubTree), so publishing costs what changed, not the folder.
 type published struct {
 	folder  string
 	device  string
 	session uint64
 	seq     uint64 // this index's sequence
 	base    uint64 // the session's first sequence: deltas start after it
-	entries map[string]pubEntry
+	tree    pubTree
 
-	blocksOnce sync.Once
-	blocks     map[syncfs.Hash]blockLoc // (lazily)
+	// Counts of the live entries, for the status.
+	files, dirs int
+	bytes       int64
+	nblocks     int // blocks of live files
 
-	once   sync.Once
-	sorted []string // names, sorted (lazily)
+	blocks *blockIndex // shared with the other indexes of the session
 
 	mu     sync.Mutex
 	full   [][]byte            // the signed full pages, once made
 	deltas map[uint64][][]byte // signed deltas since a sequence, a few
 }
 
-// newPublished snapshots files at seq, with what changed since prev.
-func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Snapshot) *published {
-	p := &published{folder: folder, device: device, session: session, seq: seq, entries: make(map[string]pubEntry, len(files))}
-	p.base = seq
-	if prev != nil && prev.session == session {
-		p.base = prev.base
+// newPublished returns the index at seq: prev (nil: none) with the entries
+// of files named in names (unique) that differ from prev's, or, if all (or prev is
+// of another session), every entry of files. It also returns the names
+// that changed; it returns nil if none did (and there is a prev). Entries are never removed from
+// a published index: one dropped from the Local (which the engine never
+// does) stays as it was.
+func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Snapshot, names []string, all bool) (*published, []string) {
+	if prev != nil && prev.session != session {
+		prev = nil
 	}
-	for name, fi := range files {
-		e := pubEntry{fi: fi, changed: seq}
-		if prev != nil && prev.session == session {
-			if old, ok := prev.entries[name]; ok && sameEntry(old.fi, fi) {
-				e.changed = old.changed
-			}
+	if prev == nil {
+		all = true
+	}
+	if all {
+		names = slices.Collect(maps.Keys(files))
+	}
+	p := &published{folder: folder, device: device, session: session, seq: seq, base: seq}
+	if prev != nil {
+		p.base, p.tree = prev.base, prev.tree
+		p.files, p.dirs, p.bytes, p.nblocks = prev.files, prev.dirs, prev.bytes, prev.nblocks
+	}
+	var (
+		changes []pubEntry
+		added   []syncfs.FileInfo // files whose blocks the block index lacks
+	)
+	// Only what changed is sorted: names may list many entries that are
+	// as published (those an apply under way has not reached yet).
+	for _, n := range names {
+		fi, ok := files[n]
+		if !ok {
+			continue
 		}
-		p.entries[name] = e
-	}
-	if prev != nil && prev.session == session {
-		// Entries are never removed from a published index: one dropped
-		// from the Local (which the engine never does) stays as it was.
-		for name, old := range prev.entries {
-			if _, ok := p.entries[name]; !ok {
-				p.entries[name] = old
-			}
-		}
-	}
-	return p
-}
-
-// block returns where the published index holds a block. The map is made
-// on the first request, as most indexes are never asked for blocks.
-func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
-	p.blocksOnce.Do(func() {
-		p.blocks = make(map[syncfs.Hash]blockLoc)
-		for name, e := range p.entries {
-			if e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+		var old pubEntry
+		had := false
+		if prev != nil {
+			old, had = prev.tree.get(n)
+			if had && sameEntry(old.fi, fi) {
 				continue
 			}
-			for _, b := range e.fi.Blocks {
-				if _, ok := p.blocks[b.Hash]; !ok {
-					p.blocks[b.Hash] = blockLoc{name: name, offset: b.Offset, size: b.Size}
-				}
-			}
 		}
-	})
-	loc, ok := p.blocks[h]
-	return loc, ok
+		if had {
+			p.count(old.fi, -1)
+		}
+		p.count(fi, 1)
+		changes = append(changes, pubEntry{fi: fi, changed: seq})
+		if !fi.Deleted && fi.Type == syncfs.TypeFile && len(fi.Blocks) > 0 && (!had || old.fi.FileHash != fi.FileHash || old.fi.Deleted) {
+			added = append(added, fi)
+		}
+	}
+	if len(changes) == 0 && prev != nil {
+		return nil, nil
+	}
+	slices.SortFunc(changes, func(a, b pubEntry) int { return strings.Compare(a.fi.Name, b.fi.Name) })
+	p.tree = p.tree.with(changes)
+	if prev != nil && prev.blocks.keep(p.nblocks) {
+		p.blocks = prev.blocks
+		p.blocks.add(added)
+	} else {
+		p.blocks = newBlockIndex(p.tree)
+	}
+	changed := make([]string, len(changes))
+	for i, e := range changes {
+		changed[i] = e.fi.Name
+	}
+	return p, changed
 }
 
-// differs reports whether files holds an entry p does not have as it is.
-func (p *published) differs(files syncfs.Snapshot) bool {
-	if p == nil {
-		return true
+// count adds (sign 1) or removes (sign -1) fi from p's counts.
+func (p *published) count(fi syncfs.FileInfo, sign int) {
+	switch {
+	case fi.Deleted:
+	case fi.Type == syncfs.TypeDir:
+		p.dirs += sign
+	default:
+		p.files += sign
+		p.bytes += int64(sign) * fi.Size
+		p.nblocks += sign * len(fi.Blocks)
 	}
-	for name, fi := range files {
-		e, ok := p.entries[name]
-		if !ok || !sameEntry(e.fi, fi) {
-			return true
+}
+
+// get returns p's entry for name.
+func (p *published) get(name string) (pubEntry, bool) { return p.tree.get(name) }
+
+// block returns where the published index holds a block.
+func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
+	return p.blocks.find(h, p.tree)
+}
+
+// blockIndex maps block hashes to where files hold them, for all the
+// indexes of a session: each index adds the blocks of the files it
+// changed, and a lookup keeps only the places its own index still has.
+// Places that went stale are dropped by making a new one when they
+// outnumber the live blocks.
+type blockIndex struct {
+	mu   sync.RWMutex
+	locs map[syncfs.Hash][]blockLoc
+	n    int // places held
+}
+
+// newBlockIndex returns the index of t's live files' blocks.
+func newBlockIndex(t pubTree) *blockIndex {
+	b := &blockIndex{locs: map[syncfs.Hash][]blockLoc{}}
+	for e := range t.all() {
+		if !e.fi.Deleted && e.fi.Type == syncfs.TypeFile {
+			b.addFile(e.fi)
 		}
 	}
-	return false
+	return b
+}
+
+// keep reports whether b may go on serving an index with live blocks:
+// it holds not too many stale places.
+func (b *blockIndex) keep(live int) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.n <= 2*live+4096
+}
+
+func (b *blockIndex) add(files []syncfs.FileInfo) {
+	if len(files) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, fi := range files {
+		b.addFile(fi)
+	}
+}
+
+func (b *blockIndex) addFile(fi syncfs.FileInfo) {
+	for _, blk := range fi.Blocks {
+		b.locs[blk.Hash] = append(b.locs[blk.Hash], blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size})
+		b.n++
+	}
+}
+
+// find returns a place of h that t holds.
+func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
+	b.mu.RLock()
+	locs := b.locs[h]
+	b.mu.RUnlock()
+	// The slice's first len(locs) elements are never written again
+	// (add only appends), so they are read without the lock.
+	for _, loc := range locs {
+		e, ok := t.get(loc.name)
+		if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+			continue
+		}
+		i, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
+		if found && e.fi.Blocks[i].Hash == h && e.fi.Blocks[i].Size == loc.size {
+			return loc, true
+		}
+	}
+	return blockLoc{}, false
 }
 
 // sameEntry reports whether a and b are the same entry at the same version.
@@ -131,17 +233,6 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.Deleted == b.Deleted && a.Size == b.Size &&
 		a.Mode == b.Mode && a.ModTime == b.ModTime && a.FileHash == b.FileHash &&
 		a.SymlinkTarget == b.SymlinkTarget && a.Version.Equal(b.Version)
-}
-
-func (p *published) names() []string {
-	p.once.Do(func() {
-		p.sorted = make([]string, 0, len(p.entries))
-		for n := range p.entries {
-			p.sorted = append(p.sorted, n)
-		}
-		slices.Sort(p.sorted)
-	})
-	return p.sorted
 }
 
 // pages returns the signed pages of the entries changed after since (all
@@ -169,11 +260,7 @@ func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, err
 		page, bytes = nil, 0
 		return nil
 	}
-	for _, n := range p.names() {
-		e := p.entries[n]
-		if e.changed <= since {
-			continue
-		}
+	for e := range p.tree.since(since) {
 		sz := entrySize(e.fi)
 		if len(page) > 0 && bytes+sz > pageTarget {
 			if err := flush(); err != nil {
@@ -293,6 +380,7 @@ type remoteIndex struct {
 	seq     uint64
 	snap    syncfs.Snapshot
 	delta   []string // the names that came in the delta that made it; nil if it came whole
+	base    uint64   // the sequence the delta came over
 }
 
 var errRefused = errors.New("refused")
@@ -379,7 +467,7 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	if hdr.Status == statusDelta {
 		// Every page verified: the delta goes into the held snapshot,
 		// which the new index replaces.
-		out.snap = held.snap
+		out.snap, out.base = held.snap, held.seq
 	} else {
 		out.snap = make(syncfs.Snapshot, len(entries))
 	}

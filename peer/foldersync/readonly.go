@@ -70,6 +70,55 @@ func localChanges(local, server syncfs.Snapshot) []string {
 	return out
 }
 
+// changeCount keeps the number of localChanges up to date entry by entry,
+// so that a change costs what it touches, not the folder.
+type changeCount struct {
+	changes map[string]bool // local changes, conflict copies the server lacks aside
+	copies  map[string]bool // live local conflict copies the server lacks
+}
+
+// reset forgets everything counted.
+func (c *changeCount) reset() {
+	c.changes, c.copies = map[string]bool{}, map[string]bool{}
+}
+
+// update recounts the entry n, given the local one (l, if okL) and the
+// server's (s, if okS).
+func (c *changeCount) update(n string, l syncfs.FileInfo, okL bool, s syncfs.FileInfo, okS bool) {
+	copyOnlyHere := okL && !okS && syncfs.IsConflictCopy(n)
+	if copyOnlyHere && !l.Deleted {
+		c.copies[n] = true
+	} else {
+		delete(c.copies, n)
+	}
+	if okL && !copyOnlyHere && isLocalChange(l, s, okS) {
+		c.changes[n] = true
+	} else {
+		delete(c.changes, n)
+	}
+}
+
+// count returns len(localChanges(local, server)): the changes counted,
+// less the directories the server lacks that hold conflict copies.
+func (c *changeCount) count(local, server func(string) (syncfs.FileInfo, bool)) int {
+	n := len(c.changes)
+	holders := map[string]bool{}
+	for cp := range c.copies {
+		for d := path.Dir(cp); d != "." && !holders[d]; d = path.Dir(d) {
+			holders[d] = true
+			if !c.changes[d] {
+				continue
+			}
+			if l, _ := local(d); l.Type == syncfs.TypeDir {
+				if _, ok := server(d); !ok {
+					n--
+				}
+			}
+		}
+	}
+	return n
+}
+
 // withoutConcurrent returns remote without the entries whose versions are
 // concurrent with the local ones: on a read-only device, those are left
 // to overrides, never to Plan's winner rule.
@@ -274,8 +323,8 @@ func (f *folder) revert(ctx context.Context) error {
 	remote := f.visible(ri.snap)
 	peers := f.sources(a, fo, hub)
 	acts, stuck := overrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())
-	res := f.applyActions(ctx, peers, acts)
-	res.add(f.applyActions(ctx, peers, syncfs.Plan(f.local.Files, withoutConcurrent(f.local.Files, remote), self.String())))
+	res := f.applyTracked(ctx, peers, acts)
+	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, withoutConcurrent(f.local.Files, remote), self.String())))
 	f.failures = res.failed
 	f.replanAll()
 	f.refreshStatus(a, fo)

@@ -26,7 +26,8 @@ func TestStrangersGetNothing(t *testing.T) {
 	secret := string(randomBytes(1000))
 	alice.write(t, "secret.txt", secret)
 	n.waitEqual(alice, server, n.nodes["bob"])
-	entry := server.eng.folder(n.folder).pub.Load().entries["secret.txt"].fi
+	e, _ := server.eng.folder(n.folder).pub.Load().get("secret.txt")
+	entry := e.fi
 	blocks := entry.Blocks
 
 	mallory := n.newNode("mallory") // valid nowhere

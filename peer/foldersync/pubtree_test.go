@@ -1,0 +1,152 @@
+package foldersync
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// A pubTree holds what a map would, in name order, and an older tree is
+// left as it was by the changes made after it.
+func TestPubTreeMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	model := map[string]uint64{}
+	var tree pubTree
+	type version struct {
+		tree  pubTree
+		model map[string]uint64
+	}
+	var history []version
+	for seq := uint64(1); seq <= 60; seq++ {
+		size := rng.IntN(20) + 1
+		if seq%10 == 1 {
+			size = 700 // a large batch, split in several chunks
+		}
+		byName := map[string]pubEntry{}
+		for range size {
+			n := fmt.Sprintf("d%d/f%04d", rng.IntN(5), rng.IntN(2000))
+			byName[n] = pubEntry{fi: syncfs.FileInfo{Name: n}, changed: seq}
+		}
+		var changes []pubEntry
+		for _, n := range slices.Sorted(maps.Keys(byName)) {
+			changes = append(changes, byName[n])
+			model[n] = seq
+		}
+		tree = tree.with(changes)
+		history = append(history, version{tree, maps.Clone(model)})
+	}
+	for i, v := range history {
+		checkTree(t, fmt.Sprintf("version %d", i+1), v.tree, v.model)
+	}
+	last := history[len(history)-1]
+	for _, since := range []uint64{0, 1, 30, 59, 60} {
+		var got []string
+		for e := range last.tree.since(since) {
+			got = append(got, e.fi.Name)
+		}
+		var want []string
+		for _, n := range slices.Sorted(maps.Keys(last.model)) {
+			if last.model[n] > since {
+				want = append(want, n)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("since(%d) = %d names; want %d", since, len(got), len(want))
+		}
+	}
+}
+
+func checkTree(t *testing.T, what string, tree pubTree, model map[string]uint64) {
+	t.Helper()
+	var names []string
+	for e := range tree.all() {
+		names = append(names, e.fi.Name)
+		if e.changed != model[e.fi.Name] {
+			t.Errorf("%s: %s changed at %d; want %d", what, e.fi.Name, e.changed, model[e.fi.Name])
+		}
+	}
+	if want := slices.Sorted(maps.Keys(model)); !slices.Equal(names, want) {
+		t.Fatalf("%s: tree holds %d names (sorted: %v); want %d", what, len(names), slices.IsSorted(names), len(want))
+	}
+	if tree.len() != len(model) {
+		t.Errorf("%s: len() = %d; want %d", what, tree.len(), len(model))
+	}
+	for n, seq := range model {
+		if e, ok := tree.get(n); !ok || e.changed != seq {
+			t.Errorf("%s: get(%s) = %d, %v; want %d, true", what, n, e.changed, ok, seq)
+		}
+	}
+	if _, ok := tree.get("zz/absent"); ok {
+		t.Errorf("%s: get of an absent name found it", what)
+	}
+	for i, c := range tree.chunks {
+		if len(c.entries) == 0 || len(c.entries) > chunkMax {
+			t.Errorf("%s: chunk %d holds %d entries", what, i, len(c.entries))
+		}
+	}
+}
+
+// A published index made from the previous one and the names that changed
+// equals one made from every entry, blocks and counts included.
+func TestNewPublishedIncremental(t *testing.T) {
+	files := syncfs.Snapshot{}
+	put := func(name string, content int, v uint64) {
+		h := syncfs.Hash{byte(content), byte(content >> 8)}
+		files[name] = syncfs.FileInfo{Name: name, Size: 10, FileHash: h, Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: v}}},
+			Blocks: []syncfs.Block{{Offset: 0, Size: 10, Hash: h}}}
+	}
+	for i := range 300 {
+		put(fmt.Sprintf("f%03d", i), i, 1)
+	}
+	p1, changed := newPublished(nil, "f", "a", 7, 100, files, nil, false)
+	if len(changed) != 300 || p1.files != 300 || p1.bytes != 3000 {
+		t.Fatalf("first index: %d changed, %d files, %d bytes; want 300, 300, 3000", len(changed), p1.files, p1.bytes)
+	}
+	put("f010", 1000, 2)                                                                                                                      // new content
+	files["f020"] = syncfs.FileInfo{Name: "f020", Deleted: true, Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: 2}}}} // deleted
+	p2, changed := newPublished(p1, "f", "a", 7, 101, files, []string{"f010", "f020", "f030"}, false)
+	if want := []string{"f010", "f020"}; !slices.Equal(changed, want) {
+		t.Fatalf("changed = %v; want %v", changed, want)
+	}
+	if p2.files != 299 || p2.bytes != 2990 || p2.base != 100 {
+		t.Errorf("second index: %d files, %d bytes, base %d; want 299, 2990, 100", p2.files, p2.bytes, p2.base)
+	}
+	if _, ok := p2.block(syncfs.Hash{10}); ok {
+		t.Errorf("the second index serves a block its file no longer holds")
+	}
+	if loc, ok := p1.block(syncfs.Hash{10}); !ok || loc.name != "f010" {
+		t.Errorf("the first index lost its block: %+v, %v", loc, ok)
+	}
+	if loc, ok := p2.block(syncfs.Hash{byte(1000 & 0xff), byte(1000 >> 8)}); !ok || loc.name != "f010" {
+		t.Errorf("the second index does not serve the new block: %+v, %v", loc, ok)
+	}
+	if _, ok := p1.block(syncfs.Hash{byte(1000 & 0xff), byte(1000 >> 8)}); ok {
+		t.Errorf("the first index serves a block of a later one")
+	}
+	var delta []string
+	for e := range p2.tree.since(100) {
+		delta = append(delta, e.fi.Name)
+	}
+	if want := []string{"f010", "f020"}; !slices.Equal(delta, want) {
+		t.Errorf("delta since 100 = %v; want %v", delta, want)
+	}
+	if p, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"f010"}, false); p != nil {
+		t.Errorf("an index with nothing changed was made")
+	}
+	full, _ := newPublished(p2, "f", "a", 7, 102, files, nil, true)
+	if full != nil {
+		t.Errorf("comparing everything found a change that is not there")
+	}
+}
+
+// An empty folder is published too: peers learn it has nothing.
+func TestNewPublishedEmpty(t *testing.T) {
+	p, _ := newPublished(nil, "f", "a", 7, 100, syncfs.Snapshot{}, nil, true)
+	if p == nil || p.tree.len() != 0 {
+		t.Fatalf("newPublished of an empty folder = %v; want an empty index", p)
+	}
+}
