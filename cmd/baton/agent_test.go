@@ -13,6 +13,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // putUsers provisions ann and cy (home s2) and bob (home s1) directly, as
@@ -276,7 +277,7 @@ func TestAgentFolderStatus(t *testing.T) {
 	photos := filepath.Join(t.TempDir(), "Photos")
 	c.ok("folder", "create", "Photos", photos)
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{
+		f.statuses = []foldersync.FolderStatus{
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
 			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true},
@@ -304,7 +305,7 @@ func TestAgentFolderStatus(t *testing.T) {
 
 	// On a terminal: a bar redrawn in place.
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{{State: "syncing", LocalBytes: 1, NeedFiles: 1, NeedBytes: 1}, {State: "idle", InSync: true}}
+		f.statuses = []foldersync.FolderStatus{{State: "syncing", LocalBytes: 1, NeedFiles: 1, NeedBytes: 1}, {State: "idle", InSync: true}}
 	})
 	c.ttyOut = true
 	out = c.ok("folder", "status", "Photos", "--wait")
@@ -315,7 +316,7 @@ func TestAgentFolderStatus(t *testing.T) {
 
 	// Never in sync: --timeout gives up.
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{{State: "error", NeedFiles: 2, NeedBytes: 10, LastError: "disk full"}}
+		f.statuses = []foldersync.FolderStatus{{State: "error", NeedFiles: 2, NeedBytes: 10, LastError: "disk full"}}
 	})
 	c.fail(1, []string{"folder", "status", "Photos", "--wait", "--timeout", "300ms"}, "folder Photos is not in sync after 300ms: 2 files, 10 B still needed")
 	c.fail(2, []string{"folder", "status", "Photos", "--timeout", "1s"}, "--timeout goes with --wait")
@@ -324,21 +325,6 @@ func TestAgentFolderStatus(t *testing.T) {
 	putFolder(t, d, collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
 		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}})
 	c.fail(1, []string{"folder", "status", "Music"}, "folder Music (00000000000000aa) is not synced on this device", "baton folder accept Music PATH")
-}
-
-func TestAgentFoldersWithoutEngine(t *testing.T) {
-	c, d := agentCLI(t, func(d *fakeDaemon) { d.noEngine = true })
-	photos := filepath.Join(t.TempDir(), "Photos")
-	r := c.run("folder", "create", "Photos", photos)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: folder Photos (") ||
-		r.stderr != "baton: warning: folder sync is not available in this build: the folder is recorded and syncs once 'baton run' has folder sync\n" {
-		t.Errorf("folder create without an engine: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if len(loadFolders(t, c.home)) != 1 || d.synced != nil {
-		t.Errorf("folders.toml %+v, engine %v", loadFolders(t, c.home), d.synced)
-	}
-	c.fail(1, []string{"folder", "status", "Photos"}, "folder sync is not available in this build")
-	c.fail(1, []string{"folder", "revert", "Photos"}, "folder sync is not available in this build")
 }
 
 func TestAgentFoldersRefused(t *testing.T) {

@@ -54,6 +54,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // daemon is what the control API needs from the running node. *peer.Node
@@ -76,6 +77,9 @@ type daemon interface {
 	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
 	UnshareFolder(ctx context.Context, id, user string) error
 	LeaveFolder(ctx context.Context, id string) error
+
+	// Folder sync: an agent's folders, or the folders a server hosts.
+	syncEngine
 }
 
 var _ daemon = (*peer.Node)(nil)
@@ -142,9 +146,8 @@ type controlServer struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
-	// An agent's: the home (folders.toml) and the sync engine (nil: none).
+	// An agent's: the home (folders.toml).
 	home      string
-	engine    syncEngine
 	foldersMu sync.Mutex // serializes changes to folders.toml and the engine's set
 }
 
@@ -219,7 +222,7 @@ func errorResponse(err error) (int, errorJSON) {
 		return http.StatusNotFound, errorJSON{Error: err.Error(), Code: codeNotFound}
 	case errors.Is(err, peer.ErrFolderDenied):
 		return http.StatusForbidden, errorJSON{Error: err.Error(), Code: codeDenied}
-	case errors.Is(err, peer.ErrNotLoggedIn), errors.Is(err, errNoEngine):
+	case errors.Is(err, peer.ErrNotLoggedIn), errors.Is(err, foldersync.ErrUnknownFolder):
 		return http.StatusConflict, errorJSON{Error: err.Error(), Code: codeConflict}
 	case errors.As(err, &nm):
 		return http.StatusConflict, errorJSON{Error: nm.Error(), Code: codeNotMaster, Master: nm.Master.String(), MasterName: nm.MasterName}
