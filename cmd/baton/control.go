@@ -24,7 +24,8 @@ package main
 //	POST   /v1/agent/folders/unshare  agentShareRequest     -> agentResult
 //	POST   /v1/agent/folders/accept   agentAcceptRequest    -> agentResult
 //	POST   /v1/agent/folders/leave    agentFolderRequest    -> agentResult
-//	GET    /v1/agent/folders/status?folder=REF              folderStatusJSON
+//	GET    /v1/folders/status?folder=REF[&owner=USER]       folderStatusJSON (a folder synced here)
+//	POST   /v1/folders/rescan         folderRefRequest      -> okResult
 //	POST   /v1/agent/folders/revert   agentFolderRequest    -> agentResult
 //	GET    /v1/reports                []reportJSON (no content)
 //	GET    /v1/reports/{id}           reportJSON (with content)
@@ -172,7 +173,8 @@ func (s *controlServer) handler() http.Handler {
 	mux.HandleFunc("POST /v1/agent/folders/unshare", s.serve(s.agentUnshare))
 	mux.HandleFunc("POST /v1/agent/folders/accept", s.serve(s.agentAccept))
 	mux.HandleFunc("POST /v1/agent/folders/leave", s.serve(s.agentLeave))
-	mux.HandleFunc("GET /v1/agent/folders/status", s.serve(s.agentStatus))
+	mux.HandleFunc("GET /v1/folders/status", s.serve(s.folderStatus))
+	mux.HandleFunc("POST /v1/folders/rescan", s.serve(s.folderRescan))
 	mux.HandleFunc("POST /v1/agent/folders/revert", s.serve(s.agentRevert))
 	mux.HandleFunc("GET /v1/reports", s.serve(s.listReports))
 	mux.HandleFunc("GET /v1/reports/{id}", s.serve(s.showReport))

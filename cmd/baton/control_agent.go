@@ -468,24 +468,6 @@ func (s *controlServer) syncedFolder(ctx context.Context, ref string) (collectio
 	return f, localFolder{}, errConflict("folder %s (%s) is not synced on this device: 'baton folder accept %s PATH' starts syncing it", f.Name, f.ID, ref)
 }
 
-func (s *controlServer) agentStatus(r *http.Request) (any, error) {
-	f, l, err := s.syncedFolder(r.Context(), r.URL.Query().Get("folder"))
-	if err != nil {
-		return nil, err
-	}
-	fs, err := s.d.FolderStatus(r.Context(), f.ID)
-	if err != nil {
-		return nil, fmt.Errorf("folder %s: %w", f.Name, err)
-	}
-	st := newFolderStatusJSON(fs)
-	st.ID, st.Name = f.ID, f.Name
-	if st.Root == "" {
-		st.Root = l.Path
-	}
-	st.fillProgress()
-	return st, nil
-}
-
 func (s *controlServer) agentRevert(r *http.Request) (any, error) {
 	var req agentFolderRequest
 	if err := decodeBody(r, &req); err != nil {

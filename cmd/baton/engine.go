@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
@@ -28,17 +29,22 @@ type folderStatusJSON struct {
 	Name string `json:"name"`
 	Root string `json:"root"`
 	// Role: "server", "rw" or "ro" (this device's right), "" while unknown.
-	Role         string  `json:"role"`
-	State        string  `json:"state"` // idle, scanning, syncing or error
-	LocalFiles   int     `json:"local_files"`
-	LocalDirs    int     `json:"local_dirs"`
-	LocalBytes   int64   `json:"local_bytes"`
-	NeedFiles    int     `json:"need_files"`
-	NeedBytes    int64   `json:"need_bytes"`
-	LocalChanges int     `json:"local_changes"`
-	InSync       bool    `json:"in_sync"`
-	LastError    string  `json:"last_error,omitempty"`
-	Progress     float64 `json:"progress"` // 0 to 1: the share of the bytes that are here
+	Role         string `json:"role"`
+	State        string `json:"state"` // idle, scanning, syncing or error
+	LocalFiles   int    `json:"local_files"`
+	LocalDirs    int    `json:"local_dirs"`
+	LocalBytes   int64  `json:"local_bytes"`
+	NeedFiles    int    `json:"need_files"`
+	NeedBytes    int64  `json:"need_bytes"`
+	LocalChanges int    `json:"local_changes"`
+	InSync       bool   `json:"in_sync"`
+	LastError    string `json:"last_error,omitempty"`
+	// Hint says what to do about LastError, when the folder stopped
+	// until the user acts.
+	Hint     string  `json:"hint,omitempty"`
+	Progress float64 `json:"progress"` // 0 to 1: the share of the bytes that are here
+	// LastScan is when the folder was last scanned (absent: not yet).
+	LastScan time.Time `json:"last_scan,omitzero"`
 }
 
 // newFolderStatusJSON is st as 'folder status' shows it, without the name
@@ -57,6 +63,7 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 		LocalChanges: st.LocalChanges,
 		InSync:       st.InSync,
 		LastError:    st.LastError,
+		LastScan:     st.LastScan,
 	}
 }
 
