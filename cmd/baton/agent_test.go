@@ -285,7 +285,7 @@ func TestAgentFolderStatus(t *testing.T) {
 		}
 	})
 	out := c.ok("folder", "status", "Photos")
-	for _, want := range []string{"folder Photos (", "at " + photos + ": syncing", "needed:        3 files, 3.0 KiB", "progress:      25%"} {
+	for _, want := range []string{"folder Photos (", "at " + photos + ": syncing", "role:          owner\n", "needed:        3 files, 3.0 KiB", "progress:      25%"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("folder status printed\n%s\nwant it to contain %q", out, want)
 		}
@@ -300,8 +300,20 @@ func TestAgentFolderStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 {
-		t.Errorf("folder status --json = %+v", st)
+	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 || st.Role != "owner" {
+		t.Errorf("folder status --json = %+v; want in sync, Photos, 4 files, role owner", st)
+	}
+	// The role is the one 'folder list' says, though the engine does not
+	// tell an owner from a read-write member.
+	var list []agentFolderJSON
+	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Right != st.Role {
+		t.Errorf("folder list --json = %+v; want Photos with right %q, as folder status says", list, st.Role)
+	}
+	if out := c.ok("folder", "list"); !strings.Contains(out, "ROLE") || !strings.Contains(out, " owner ") {
+		t.Errorf("folder list printed\n%s\nwant a ROLE column saying owner", out)
 	}
 
 	// On a terminal: a bar redrawn in place.
@@ -326,6 +338,21 @@ func TestAgentFolderStatus(t *testing.T) {
 	putFolder(t, d, collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
 		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}})
 	c.fail(1, []string{"folder", "status", "Music"}, "folder Music (00000000000000aa) is not synced on this device", "baton folder accept Music PATH")
+
+	// Synced read-only: role ro, and local changes are undone by revert.
+	c.ok("folder", "accept", "Music", filepath.Join(t.TempDir(), "Music"))
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Role: "ro", State: "idle", InSync: true, LocalChanges: 2}}
+	})
+	out = c.ok("folder", "status", "Music")
+	for _, want := range []string{"role:          ro\n", "local changes: 2, not accepted (read-only): 'baton folder revert Music' undoes them"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("folder status of a read-only folder printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	if out := c.ok("folder", "list"); !regexp.MustCompile(`(?m)^00000000000000aa +Music +bob +ro `).MatchString(out) {
+		t.Errorf("folder list printed\n%s\nwant Music with role ro", out)
+	}
 }
 
 func TestFolderRescan(t *testing.T) {
@@ -432,7 +459,7 @@ func TestServerFolderRescan(t *testing.T) {
 		f.statuses = []foldersync.FolderStatus{{Role: "server", State: foldersync.StateIdle, InSync: true, LocalFiles: 2}}
 	})
 	out := c.ok("folder", "status", "Photos", "--owner", "cy")
-	for _, want := range []string{"folder Photos (00000000000000c1) at " + filepath.Join(c.home, dataDirName, "folders", "00000000000000c1") + ": in sync", "access:        server"} {
+	for _, want := range []string{"folder Photos (00000000000000c1) at " + filepath.Join(c.home, dataDirName, "folders", "00000000000000c1") + ": in sync", "role:          server"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("folder status on a server printed\n%s\nwant it to contain %q", out, want)
 		}

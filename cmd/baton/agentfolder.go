@@ -80,7 +80,7 @@ func (c *controlClient) agentList(cmd *cobra.Command, asJSON bool) error {
 		fmt.Fprintln(w, "no folders (create one with 'baton folder create NAME PATH')")
 		return nil
 	}
-	fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", "ID", "NAME", "OWNER", "RIGHT", "SERVER", "PATH")
+	fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", "ID", "NAME", "OWNER", "ROLE", "SERVER", "PATH")
 	for _, f := range folders {
 		path := f.Path
 		if path == "" {
@@ -325,9 +325,10 @@ func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(
 func inSync(st folderStatusJSON) bool { return st.InSync && st.State == foldersync.StateIdle }
 
 // roleHelp documents the role 'folder status' and 'folder list' show.
-const roleHelp = `The role (RIGHT in 'folder list', role: in 'folder status'; "right" and
-"role" in their JSON) is what this device or user is to the folder: owner, rw
-(read-write member), ro (read-only member) or, on the hosting server, server.`
+const roleHelp = `A folder's role is what the user (or this host) is to it: owner, rw
+(read-write member), ro (read-only member) or, on the hosting server, server.
+'folder list' shows it as ROLE ("right" in its JSON), 'folder status' as role:
+("role" in its JSON).`
 
 func newFolderStatusCmd(env *cliEnv) *cobra.Command {
 	var fl folderWaitFlags
@@ -459,7 +460,7 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	}
 	fmt.Fprintf(w, "folder %s (%s) at %s: %s\n", st.Name, st.ID, st.Root, state)
 	if st.Role != "" {
-		fmt.Fprintf(w, "  access:        %s\n", st.Role)
+		fmt.Fprintf(w, "  role:          %s\n", st.Role)
 	}
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))

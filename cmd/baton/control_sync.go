@@ -30,6 +30,21 @@ type syncedHere struct {
 	user string // an agent's logged-in user; "" on a server
 }
 
+// role is what this host is to the folder, as 'folder list' says it: the
+// user's right (owner, rw or ro) on an agent, "server" on the hosting
+// server. The Catalog says it rather than the engine, which does not
+// tell the owner from read-write members and may not have the folder's
+// record yet.
+func (h syncedHere) role() string {
+	if h.user == "" {
+		return roleServer
+	}
+	return string(h.f.Members[h.user])
+}
+
+// roleServer is the hosting server's role in 'folder status'.
+const roleServer = "server"
+
 // syncedHere resolves a folder this host syncs: on an agent, one of its
 // user's folders synced on this device; on a server, one it hosts.
 func (s *controlServer) syncedHere(ctx context.Context, req folderRefRequest) (syncedHere, error) {
@@ -89,7 +104,7 @@ func (s *controlServer) folderStatus(r *http.Request) (any, error) {
 		return nil, fmt.Errorf("folder %s: %w", h.f.Name, err)
 	}
 	st := newFolderStatusJSON(fs)
-	st.ID, st.Name = h.f.ID, h.f.Name
+	st.ID, st.Name, st.Role = h.f.ID, h.f.Name, h.role()
 	if st.Root == "" {
 		st.Root = h.root
 	}

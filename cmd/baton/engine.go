@@ -28,7 +28,8 @@ type folderStatusJSON struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Root string `json:"root"`
-	// Role: "server", "rw" or "ro" (this device's right), "" while unknown.
+	// Role: this device's user's right, "owner", "rw" or "ro", or
+	// "server" on the hosting server (as "right" in 'folder list').
 	Role         string `json:"role"`
 	State        string `json:"state"` // idle, scanning, syncing or error
 	LocalFiles   int    `json:"local_files"`

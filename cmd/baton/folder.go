@@ -167,7 +167,12 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List folders: on an agent, yours and those shared with you; on a server, all",
-		Args:  noArgs,
+		Long: `List folders. On a desktop agent: the logged-in user's folders and those
+shared with them, with the user's role and where each is synced here. On a
+server: every folder of the domain, with its members and their roles.
+
+` + roleHelp,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := env.controlClient()
 			if err != nil {
@@ -203,7 +208,7 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right and path)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right (the user's role) and path)")
 	return cmd
 }
 
