@@ -387,7 +387,7 @@ with status 1 if the time runs out or the folder is stopped as above. With
 func newFolderRescanCmd(env *cliEnv) *cobra.Command {
 	var fl folderWaitFlags
 	cmd := &cobra.Command{
-		Use:   "rescan NAME [--wait [--timeout D]] [--json]",
+		Use:   "rescan NAME [--wait [--timeout D] [--json]]",
 		Short: "Rescan a synced folder now; confirms a folder emptied on purpose",
 		Long: `Ask the running daemon to rescan the folder NAME in full now, rather than at
 the next periodic rescan. On a desktop agent NAME is one of the user's folders
