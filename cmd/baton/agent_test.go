@@ -7,12 +7,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // putUsers provisions ann and cy (home s2) and bob (home s1) directly, as
@@ -276,14 +278,14 @@ func TestAgentFolderStatus(t *testing.T) {
 	photos := filepath.Join(t.TempDir(), "Photos")
 	c.ok("folder", "create", "Photos", photos)
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{
+		f.statuses = []foldersync.FolderStatus{
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
 			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true},
 		}
 	})
 	out := c.ok("folder", "status", "Photos")
-	for _, want := range []string{"folder Photos (", "at " + photos + ": syncing", "needed:        3 files, 3.0 KiB", "progress:      25%"} {
+	for _, want := range []string{"folder Photos (", "at " + photos + ": syncing", "role:          owner\n", "needed:        3 files, 3.0 KiB", "progress:      25%"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("folder status printed\n%s\nwant it to contain %q", out, want)
 		}
@@ -298,13 +300,25 @@ func TestAgentFolderStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 {
-		t.Errorf("folder status --json = %+v", st)
+	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 || st.Role != "owner" {
+		t.Errorf("folder status --json = %+v; want in sync, Photos, 4 files, role owner", st)
+	}
+	// The role is the one 'folder list' says, though the engine does not
+	// tell an owner from a read-write member.
+	var list []agentFolderJSON
+	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Right != st.Role {
+		t.Errorf("folder list --json = %+v; want Photos with right %q, as folder status says", list, st.Role)
+	}
+	if out := c.ok("folder", "list"); !strings.Contains(out, "ROLE") || !strings.Contains(out, " owner ") {
+		t.Errorf("folder list printed\n%s\nwant a ROLE column saying owner", out)
 	}
 
 	// On a terminal: a bar redrawn in place.
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{{State: "syncing", LocalBytes: 1, NeedFiles: 1, NeedBytes: 1}, {State: "idle", InSync: true}}
+		f.statuses = []foldersync.FolderStatus{{State: "syncing", LocalBytes: 1, NeedFiles: 1, NeedBytes: 1}, {State: "idle", InSync: true}}
 	})
 	c.ttyOut = true
 	out = c.ok("folder", "status", "Photos", "--wait")
@@ -315,7 +329,7 @@ func TestAgentFolderStatus(t *testing.T) {
 
 	// Never in sync: --timeout gives up.
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []folderStatusJSON{{State: "error", NeedFiles: 2, NeedBytes: 10, LastError: "disk full"}}
+		f.statuses = []foldersync.FolderStatus{{State: "error", NeedFiles: 2, NeedBytes: 10, LastError: "disk full"}}
 	})
 	c.fail(1, []string{"folder", "status", "Photos", "--wait", "--timeout", "300ms"}, "folder Photos is not in sync after 300ms: 2 files, 10 B still needed")
 	c.fail(2, []string{"folder", "status", "Photos", "--timeout", "1s"}, "--timeout goes with --wait")
@@ -324,21 +338,132 @@ func TestAgentFolderStatus(t *testing.T) {
 	putFolder(t, d, collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
 		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}})
 	c.fail(1, []string{"folder", "status", "Music"}, "folder Music (00000000000000aa) is not synced on this device", "baton folder accept Music PATH")
+
+	// Synced read-only: role ro, and local changes are undone by revert.
+	c.ok("folder", "accept", "Music", filepath.Join(t.TempDir(), "Music"))
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Role: "ro", State: "idle", InSync: true, LocalChanges: 2}}
+	})
+	out = c.ok("folder", "status", "Music")
+	for _, want := range []string{"role:          ro\n", "local changes: 2, not accepted (read-only): 'baton folder revert Music' undoes them"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("folder status of a read-only folder printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	if out := c.ok("folder", "list"); !regexp.MustCompile(`(?m)^00000000000000aa +Music +bob +ro `).MatchString(out) {
+		t.Errorf("folder list printed\n%s\nwant Music with role ro", out)
+	}
 }
 
-func TestAgentFoldersWithoutEngine(t *testing.T) {
-	c, d := agentCLI(t, func(d *fakeDaemon) { d.noEngine = true })
+func TestFolderRescan(t *testing.T) {
+	c, d := agentCLI(t, nil)
 	photos := filepath.Join(t.TempDir(), "Photos")
-	r := c.run("folder", "create", "Photos", photos)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: folder Photos (") ||
-		r.stderr != "baton: warning: folder sync is not available in this build: the folder is recorded and syncs once 'baton run' has folder sync\n" {
-		t.Errorf("folder create without an engine: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	out := c.ok("folder", "create", "Photos", photos)
+	pid := regexp.MustCompile(`\(([0-9a-f]{16})\)`).FindStringSubmatch(out)[1]
+
+	if out := c.ok("folder", "rescan", "Photos"); out != "ok: rescan of folder Photos ("+pid+") at "+photos+" requested\n" {
+		t.Errorf("folder rescan printed %q", out)
 	}
-	if len(loadFolders(t, c.home)) != 1 || d.synced != nil {
-		t.Errorf("folders.toml %+v, engine %v", loadFolders(t, c.home), d.synced)
+	if len(d.rescanned) != 1 || d.rescanned[0] != pid {
+		t.Errorf("rescanned %v; want [%s]", d.rescanned, pid)
 	}
-	c.fail(1, []string{"folder", "status", "Photos"}, "folder sync is not available in this build")
-	c.fail(1, []string{"folder", "revert", "Photos"}, "folder sync is not available in this build")
+
+	// A folder found emptied: status says how to confirm, --wait does
+	// not wait for what will not happen by itself.
+	emptiedErr := foldersync.ErrEmptied.Error() + ": " + photos + " is empty and its .baton-folder file is gone, but 3 entries were synced there"
+	t0 := testNow
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, LastScan: t0}}
+	})
+	out = c.ok("folder", "status", "Photos")
+	for _, want := range []string{": error\n", "error:         " + emptiedErr, "hint:          if the files were deleted on purpose, confirm it with 'baton folder rescan Photos'"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("folder status of an emptied folder printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
+	var st folderStatusJSON
+	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Hint == "" || !strings.Contains(st.Hint, "baton folder rescan Photos") || st.LastError != emptiedErr {
+		t.Errorf("folder status --json of an emptied folder = %+v; want the error and a hint naming 'baton folder rescan Photos'", st)
+	}
+	c.fail(1, []string{"folder", "status", "Photos", "--wait"}, "folder Photos is stopped: "+emptiedErr, "baton folder rescan Photos")
+
+	// rescan --wait: until a later scan than the one before and in sync.
+	t1 := t0.Add(time.Second)
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{
+			{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, LastScan: t0},
+			{Root: photos, Role: "rw", State: foldersync.StateIdle, LocalFiles: 3, InSync: true, LastScan: t0}, // not rescanned yet
+			{Root: photos, Role: "rw", State: foldersync.StateScanning, LastScan: t0},
+			{Root: photos, Role: "rw", State: foldersync.StateIdle, LocalChanges: 3, LastScan: t1},
+			{Root: photos, Role: "rw", State: foldersync.StateIdle, InSync: true, LastScan: t1},
+		}
+	})
+	out = c.ok("folder", "rescan", "Photos", "--wait", "--timeout", "1m")
+	if !strings.HasPrefix(out, "ok: rescan of folder Photos") || !strings.Contains(out, "Photos: scanning, 0 files") ||
+		!strings.HasSuffix(out, "progress:      100%\n") || !strings.Contains(out, ": in sync\n") {
+		t.Errorf("folder rescan --wait printed\n%s\nwant the request, the progress, then the folder in sync", out)
+	}
+	if len(d.rescanned) != 2 {
+		t.Errorf("rescanned %v; want two rescans", d.rescanned)
+	}
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{State: foldersync.StateIdle, InSync: true, LastScan: t1}}
+	})
+	c.fail(1, []string{"folder", "rescan", "Photos", "--wait", "--timeout", "300ms"}, "folder Photos is not in sync after 300ms")
+
+	c.fail(2, []string{"folder", "rescan", "Photos", "--timeout", "1s"}, "folder rescan: --timeout goes with --wait")
+	c.fail(2, []string{"folder", "rescan", "Photos", "--json"}, "--json goes with --wait")
+	c.fail(2, []string{"folder", "rescan"}, "")
+	c.fail(1, []string{"folder", "rescan", "Photos", "--owner", "ann"}, "--owner is for servers")
+	c.fail(1, []string{"folder", "rescan", "Nope"}, "no folder Nope shared with ann")
+	putFolder(t, d, collections.Folder{ID: "00000000000000aa", Name: "Music", Owner: "bob", Server: id("s1"),
+		Members: map[string]collections.Right{"bob": collections.RightOwner, "ann": collections.RightReadOnly}})
+	c.fail(1, []string{"folder", "rescan", "Music"}, "folder Music (00000000000000aa) is not synced on this device", "baton folder accept Music PATH")
+	if len(d.rescanned) != 3 {
+		t.Errorf("rescanned %v after refusals; want three rescans", d.rescanned)
+	}
+
+	// No daemon.
+	idle := newCLI(t)
+	idle.fail(1, []string{"folder", "rescan", "Photos"}, "no daemon running in "+idle.home)
+}
+
+func TestServerFolderRescan(t *testing.T) {
+	c := newCLI(t)
+	d := newFakeDaemon(t, "s2")
+	serveFake(t, c.home, d)
+	putUsers(t, d)
+	for _, f := range []collections.Folder{
+		{ID: "00000000000000a1", Name: "Photos", Owner: "ann", Server: id("s2"), Members: map[string]collections.Right{"ann": collections.RightOwner}},
+		{ID: "00000000000000c1", Name: "Photos", Owner: "cy", Server: id("s2"), Members: map[string]collections.Right{"cy": collections.RightOwner}},
+		{ID: "00000000000000b1", Name: "Music", Owner: "bob", Server: id("s1"), Members: map[string]collections.Right{"bob": collections.RightOwner}},
+	} {
+		putFolder(t, d, f)
+	}
+	root := filepath.Join(c.home, dataDirName, "folders", "00000000000000a1")
+	if out := c.ok("folder", "rescan", "Photos", "--owner", "ann"); out != "ok: rescan of folder Photos (00000000000000a1) at "+root+" requested\n" {
+		t.Errorf("folder rescan on a server printed %q", out)
+	}
+	c.ok("folder", "rescan", "00000000000000c1")
+	if strings.Join(d.rescanned, " ") != "00000000000000a1 00000000000000c1" {
+		t.Errorf("rescanned %v", d.rescanned)
+	}
+	c.fail(1, []string{"folder", "rescan", "Photos"}, "2 folders named Photos on this server (owners ann, cy): give --owner")
+	c.fail(1, []string{"folder", "rescan", "Music"}, "folder Music (00000000000000b1) is hosted on s1: this server does not sync it")
+	c.fail(1, []string{"folder", "rescan", "Nope"}, "no folder Nope on this server (s2)")
+
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Role: "server", State: foldersync.StateIdle, InSync: true, LocalFiles: 2}}
+	})
+	out := c.ok("folder", "status", "Photos", "--owner", "cy")
+	for _, want := range []string{"folder Photos (00000000000000c1) at " + filepath.Join(c.home, dataDirName, "folders", "00000000000000c1") + ": in sync", "role:          server"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("folder status on a server printed\n%s\nwant it to contain %q", out, want)
+		}
+	}
 }
 
 func TestAgentFoldersRefused(t *testing.T) {
@@ -351,7 +476,7 @@ func TestAgentFoldersRefused(t *testing.T) {
 	s := newCLI(t)
 	serveFake(t, s.home, newFakeDaemon(t, "s2"))
 	for _, args := range [][]string{
-		{"folder", "status", "Photos"}, {"folder", "accept", "Photos", t.TempDir()}, {"folder", "leave", "Photos"},
+		{"folder", "accept", "Photos", t.TempDir()}, {"folder", "leave", "Photos"},
 		{"folder", "unshare", "Photos", "bob"}, {"folder", "revert", "Photos"},
 	} {
 		s.fail(1, args, "this host is a server: this command is for desktop agents")

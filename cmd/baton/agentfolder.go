@@ -17,6 +17,7 @@ import (
 
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // The agent's folder commands: through the agent daemon's control API,
@@ -79,7 +80,7 @@ func (c *controlClient) agentList(cmd *cobra.Command, asJSON bool) error {
 		fmt.Fprintln(w, "no folders (create one with 'baton folder create NAME PATH')")
 		return nil
 	}
-	fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", "ID", "NAME", "OWNER", "RIGHT", "SERVER", "PATH")
+	fmt.Fprintf(w, "%-16s %-20s %-12s %-6s %-12s %s\n", "ID", "NAME", "OWNER", "ROLE", "SERVER", "PATH")
 	for _, f := range folders {
 		path := f.Path
 		if path == "" {
@@ -231,100 +232,224 @@ server does not have is kept beside it as a conflict copy, never deleted.`,
 	return cmd
 }
 
-// statusPoll is how often 'folder status --wait' asks again.
+// statusPoll is how often 'folder status --wait' and 'folder rescan
+// --wait' ask again.
 const statusPoll = 250 * time.Millisecond
 
+// folderWaitFlags are the --wait, --timeout and --json flags of 'folder
+// status' and 'folder rescan'.
+type folderWaitFlags struct {
+	wait, asJSON bool
+	timeout      time.Duration
+	owner        string
+}
+
+func (fl *folderWaitFlags) add(cmd *cobra.Command, waitUsage string) {
+	cmd.Flags().BoolVar(&fl.wait, "wait", false, waitUsage)
+	cmd.Flags().DurationVar(&fl.timeout, "timeout", 0, "with --wait, give up after `D` (e.g. 5m; default: no limit)")
+	cmd.Flags().BoolVar(&fl.asJSON, "json", false, "print JSON ({id, name, root, role, state, local_files, local_dirs, local_bytes, need_files, need_bytes, local_changes, in_sync, last_error, hint, progress, last_scan})")
+	cmd.Flags().StringVar(&fl.owner, "owner", "", "on a server: the folder's owner `USER`, if several folders here have that name")
+}
+
+func (fl *folderWaitFlags) check(cmd *cobra.Command) error {
+	if cmd.Flags().Changed("timeout") && !fl.wait {
+		return usageErrorf("%s--timeout goes with --wait", cmdPrefix(cmd))
+	}
+	if fl.timeout < 0 {
+		return usageErrorf("%s--timeout %s: want a positive duration", cmdPrefix(cmd), fl.timeout)
+	}
+	return nil
+}
+
+// folderStatusGetter returns a function that asks the daemon for the status
+// of the folder ref (owned by owner, on a server).
+func (c *controlClient) folderStatusGetter(ref, owner string) func(ctx context.Context) (folderStatusJSON, error) {
+	q := url.Values{"folder": {ref}}
+	if owner != "" {
+		q.Set("owner", owner)
+	}
+	return func(ctx context.Context) (folderStatusJSON, error) {
+		var st folderStatusJSON
+		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+		defer cancel()
+		return st, c.call(qctx, http.MethodGet, "/v1/folders/status", q, nil, &st)
+	}
+}
+
+// waitFolder asks for the folder's status every statusPoll, showing the
+// progress, until done says so, and returns the last status. It gives up
+// after fl.timeout, if set, and when stop says the folder will not get
+// there by itself.
+func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(context.Context) (folderStatusJSON, error),
+	st folderStatusJSON, done, stop func(folderStatusJSON) bool) (folderStatusJSON, error) {
+	ctx := cmd.Context()
+	if fl.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, fl.timeout)
+		defer cancel()
+	}
+	p := progressPrinter{w: cmd.OutOrStdout(), tty: env.stdoutTTY && !fl.asJSON, quiet: fl.asJSON}
+	defer p.end()
+	notInSync := func() error {
+		return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, fl.timeout, st.NeedFiles, byteSize(st.NeedBytes))
+	}
+	tick := time.NewTicker(statusPoll)
+	defer tick.Stop()
+	for !done(st) {
+		if stop != nil && stop(st) {
+			p.end()
+			return st, fmt.Errorf("folder %s is stopped: %s; %s", st.Name, st.LastError, st.Hint)
+		}
+		p.show(st)
+		select {
+		case <-ctx.Done():
+			if cmd.Context().Err() != nil {
+				return st, cmd.Context().Err()
+			}
+			return st, notInSync()
+		case <-tick.C:
+		}
+		next, err := get(ctx)
+		if err != nil {
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				return st, notInSync()
+			}
+			return st, err
+		}
+		st = next
+	}
+	return st, nil
+}
+
+// inSync: the folder is in sync and nothing is being scanned.
+func inSync(st folderStatusJSON) bool { return st.InSync && st.State == foldersync.StateIdle }
+
+// roleHelp documents the role 'folder status' and 'folder list' show.
+const roleHelp = `A folder's role is what the user (or this host) is to it: owner, rw
+(read-write member), ro (read-only member) or, on the hosting server, server.
+'folder list' shows it as ROLE ("right" in its JSON), 'folder status' as role:
+("role" in its JSON).`
+
 func newFolderStatusCmd(env *cliEnv) *cobra.Command {
-	var (
-		wait, asJSON bool
-		timeout      time.Duration
-	)
+	var fl folderWaitFlags
 	cmd := &cobra.Command{
 		Use:   "status NAME [--wait [--timeout D]] [--json]",
-		Short: "Show a synced folder's state: files and bytes still needed, progress (on an agent)",
+		Short: "Show a synced folder's state: files and bytes still needed, progress",
 		Long: `Show the state of the folder NAME as synced here: idle, scanning, syncing or
 error, the files and bytes still to fetch, local changes not (yet) accepted by
-the server, and the progress.
+the server, and the progress. On a desktop agent NAME is one of the user's
+folders synced on this device; on a server, a folder it hosts (--owner tells
+same-named folders apart).
+
+` + roleHelp + `
+
+A folder whose directory is found empty, its ` + foldersync.MarkerFile + ` file gone, stops
+with an error rather than deleting every file everywhere: if its drive is not
+mounted, mount it; if the files were deleted on purpose, confirm it with
+'baton folder rescan NAME'.
 
 --wait blocks until the folder is in sync (with a progress bar on a terminal,
 else a line each time the numbers change), up to --timeout if given; it exits
-with status 1 if the time runs out. With --json, one JSON object is printed
-(after the wait).`,
+with status 1 if the time runs out or the folder is stopped as above. With
+--json, one JSON object is printed (after the wait).`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if cmd.Flags().Changed("timeout") && !wait {
-				return usageErrorf("folder status: --timeout goes with --wait")
-			}
-			if timeout < 0 {
-				return usageErrorf("folder status: --timeout %s: want a positive duration", timeout)
+			if err := fl.check(cmd); err != nil {
+				return err
 			}
 			c, err := env.controlClient()
 			if err != nil {
 				return err
 			}
-			if err := c.requireAgent(cmd); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if wait && timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			q := url.Values{"folder": {args[0]}}
-			get := func() (folderStatusJSON, error) {
-				var st folderStatusJSON
-				qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-				defer cancel()
-				return st, c.call(qctx, http.MethodGet, "/v1/agent/folders/status", q, nil, &st)
-			}
-			w := cmd.OutOrStdout()
-			st, err := get()
+			get := c.folderStatusGetter(args[0], fl.owner)
+			st, err := get(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if !wait {
-				if asJSON {
-					return writeJSON(w, st)
-				}
-				printFolderStatus(w, st)
-				return nil
-			}
-			p := progressPrinter{w: w, tty: env.stdoutTTY && !asJSON, quiet: asJSON}
-			tick := time.NewTicker(statusPoll)
-			defer tick.Stop()
-			for !st.InSync {
-				p.show(st)
-				select {
-				case <-ctx.Done():
-					p.end()
-					if cmd.Context().Err() != nil {
-						return cmd.Context().Err()
-					}
-					return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, timeout, st.NeedFiles, byteSize(st.NeedBytes))
-				case <-tick.C:
-				}
-				next, err := get()
-				if err != nil {
-					p.end()
-					if ctx.Err() != nil && cmd.Context().Err() == nil {
-						return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, timeout, st.NeedFiles, byteSize(st.NeedBytes))
-					}
+			if fl.wait {
+				stopped := func(st folderStatusJSON) bool { return emptied(st.LastError) }
+				if st, err = fl.waitFolder(cmd, env, get, st, inSync, stopped); err != nil {
 					return err
 				}
-				st = next
 			}
-			p.end()
-			if asJSON {
+			w := cmd.OutOrStdout()
+			if fl.asJSON {
 				return writeJSON(w, st)
 			}
 			printFolderStatus(w, st)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the folder is in sync")
-	cmd.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, give up after `D` (e.g. 5m; default: no limit)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON ({id, name, root, role, state, local_files, local_dirs, local_bytes, need_files, need_bytes, local_changes, in_sync, last_error, progress})")
+	fl.add(cmd, "wait until the folder is in sync")
+	return cmd
+}
+
+func newFolderRescanCmd(env *cliEnv) *cobra.Command {
+	var fl folderWaitFlags
+	cmd := &cobra.Command{
+		Use:   "rescan NAME [--wait [--timeout D] [--json]]",
+		Short: "Rescan a synced folder now; confirms a folder emptied on purpose",
+		Long: `Ask the running daemon to rescan the folder NAME in full now, rather than at
+the next periodic rescan. On a desktop agent NAME is one of the user's folders
+synced on this device; on a server, a folder it hosts (--owner tells
+same-named folders apart).
+
+It is also how to confirm that a folder was emptied on purpose: a folder whose
+directory is found empty, its ` + foldersync.MarkerFile + ` file gone, is stopped ('baton folder
+status' says so) rather than taken for deleted, as when its drive is not
+mounted. The rescan then takes its files for deleted, and the deletion reaches
+every device that syncs the folder.
+
+--wait blocks until the rescan is done and the folder in sync again (a
+progress bar on a terminal, else a line each time the numbers change), up to
+--timeout if given, then prints the folder's status (JSON with --json).`,
+		Example: `  baton folder rescan Photos
+  baton folder rescan Photos --wait --timeout 5m`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := fl.check(cmd); err != nil {
+				return err
+			}
+			if fl.asJSON && !fl.wait {
+				return usageErrorf("folder rescan: --json goes with --wait")
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			get := c.folderStatusGetter(args[0], fl.owner)
+			var before folderStatusJSON
+			if fl.wait {
+				if before, err = get(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
+			defer cancel()
+			var res okResult
+			if err := c.call(ctx, http.MethodPost, "/v1/folders/rescan", nil, folderRefRequest{Folder: args[0], Owner: fl.owner}, &res); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if !fl.asJSON {
+				fmt.Fprintf(w, "ok: %s\n", res.Done)
+			}
+			if !fl.wait {
+				return nil
+			}
+			rescanned := func(st folderStatusJSON) bool { return !st.LastScan.Equal(before.LastScan) && inSync(st) }
+			st, err := fl.waitFolder(cmd, env, get, before, rescanned, nil)
+			if err != nil {
+				return err
+			}
+			if fl.asJSON {
+				return writeJSON(w, st)
+			}
+			printFolderStatus(w, st)
+			return nil
+		},
+	}
+	fl.add(cmd, "wait until the rescan is done and the folder in sync")
 	return cmd
 }
 
@@ -335,7 +460,7 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	}
 	fmt.Fprintf(w, "folder %s (%s) at %s: %s\n", st.Name, st.ID, st.Root, state)
 	if st.Role != "" {
-		fmt.Fprintf(w, "  access:        %s\n", st.Role)
+		fmt.Fprintf(w, "  role:          %s\n", st.Role)
 	}
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
@@ -349,6 +474,9 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  error:         %s\n", st.LastError)
+	}
+	if st.Hint != "" {
+		fmt.Fprintf(w, "  hint:          %s\n", st.Hint)
 	}
 }
 

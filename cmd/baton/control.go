@@ -24,7 +24,8 @@ package main
 //	POST   /v1/agent/folders/unshare  agentShareRequest     -> agentResult
 //	POST   /v1/agent/folders/accept   agentAcceptRequest    -> agentResult
 //	POST   /v1/agent/folders/leave    agentFolderRequest    -> agentResult
-//	GET    /v1/agent/folders/status?folder=REF              folderStatusJSON
+//	GET    /v1/folders/status?folder=REF[&owner=USER]       folderStatusJSON (a folder synced here)
+//	POST   /v1/folders/rescan         folderRefRequest      -> okResult
 //	POST   /v1/agent/folders/revert   agentFolderRequest    -> agentResult
 //	GET    /v1/reports                []reportJSON (no content)
 //	GET    /v1/reports/{id}           reportJSON (with content)
@@ -54,6 +55,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // daemon is what the control API needs from the running node. *peer.Node
@@ -76,6 +78,9 @@ type daemon interface {
 	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
 	UnshareFolder(ctx context.Context, id, user string) error
 	LeaveFolder(ctx context.Context, id string) error
+
+	// Folder sync: an agent's folders, or the folders a server hosts.
+	syncEngine
 }
 
 var _ daemon = (*peer.Node)(nil)
@@ -142,9 +147,8 @@ type controlServer struct {
 	now     func() time.Time
 	rand    io.Reader
 	log     *slog.Logger
-	// An agent's: the home (folders.toml) and the sync engine (nil: none).
+	// An agent's: the home (folders.toml).
 	home      string
-	engine    syncEngine
 	foldersMu sync.Mutex // serializes changes to folders.toml and the engine's set
 }
 
@@ -169,7 +173,8 @@ func (s *controlServer) handler() http.Handler {
 	mux.HandleFunc("POST /v1/agent/folders/unshare", s.serve(s.agentUnshare))
 	mux.HandleFunc("POST /v1/agent/folders/accept", s.serve(s.agentAccept))
 	mux.HandleFunc("POST /v1/agent/folders/leave", s.serve(s.agentLeave))
-	mux.HandleFunc("GET /v1/agent/folders/status", s.serve(s.agentStatus))
+	mux.HandleFunc("GET /v1/folders/status", s.serve(s.folderStatus))
+	mux.HandleFunc("POST /v1/folders/rescan", s.serve(s.folderRescan))
 	mux.HandleFunc("POST /v1/agent/folders/revert", s.serve(s.agentRevert))
 	mux.HandleFunc("GET /v1/reports", s.serve(s.listReports))
 	mux.HandleFunc("GET /v1/reports/{id}", s.serve(s.showReport))
@@ -219,7 +224,7 @@ func errorResponse(err error) (int, errorJSON) {
 		return http.StatusNotFound, errorJSON{Error: err.Error(), Code: codeNotFound}
 	case errors.Is(err, peer.ErrFolderDenied):
 		return http.StatusForbidden, errorJSON{Error: err.Error(), Code: codeDenied}
-	case errors.Is(err, peer.ErrNotLoggedIn), errors.Is(err, errNoEngine):
+	case errors.Is(err, peer.ErrNotLoggedIn), errors.Is(err, foldersync.ErrUnknownFolder):
 		return http.StatusConflict, errorJSON{Error: err.Error(), Code: codeConflict}
 	case errors.As(err, &nm):
 		return http.StatusConflict, errorJSON{Error: nm.Error(), Code: codeNotMaster, Master: nm.Master.String(), MasterName: nm.MasterName}

@@ -61,8 +61,8 @@ type (
 		Done   string          `json:"done"`
 		Queued bool            `json:"queued"` // the hosting server waits for the master
 		Folder agentFolderJSON `json:"folder"`
-		// Warning: the change is made but syncing it here is not (no
-		// sync engine, or it refused the set of folders).
+		// Warning: the change is made but syncing it here is not (the
+		// sync engine refused the set of folders).
 		Warning string `json:"warning,omitempty"`
 	}
 )
@@ -245,8 +245,8 @@ func agentChange(err error) (queued bool, _ error) {
 }
 
 // syncFolders changes folders.toml with change and gives the engine the
-// result. The file is changed even when there is no engine; the warning
-// says why the folders are not synced yet.
+// result. The file is changed even when the engine refuses the set; the
+// warning says so.
 func (s *controlServer) syncFolders(ctx context.Context, change func([]localFolder) ([]localFolder, error)) (warning string, err error) {
 	s.foldersMu.Lock()
 	defer s.foldersMu.Unlock()
@@ -254,10 +254,7 @@ func (s *controlServer) syncFolders(ctx context.Context, change func([]localFold
 	if err != nil {
 		return "", err
 	}
-	if s.engine == nil {
-		return errNoEngine.Error() + ": the folder is recorded and syncs once 'baton run' has folder sync", nil
-	}
-	if err := s.engine.SetFolders(ctx, syncMap(list)); err != nil {
+	if err := s.d.SetFolders(ctx, syncMap(list)); err != nil {
 		return fmt.Sprintf("the folder is recorded, but the sync engine refused it: %v", err), nil
 	}
 	return "", nil
@@ -471,26 +468,6 @@ func (s *controlServer) syncedFolder(ctx context.Context, ref string) (collectio
 	return f, localFolder{}, errConflict("folder %s (%s) is not synced on this device: 'baton folder accept %s PATH' starts syncing it", f.Name, f.ID, ref)
 }
 
-func (s *controlServer) agentStatus(r *http.Request) (any, error) {
-	f, l, err := s.syncedFolder(r.Context(), r.URL.Query().Get("folder"))
-	if err != nil {
-		return nil, err
-	}
-	if s.engine == nil {
-		return nil, errNoEngine
-	}
-	st, err := s.engine.FolderStatus(r.Context(), f.ID)
-	if err != nil {
-		return nil, fmt.Errorf("folder %s: %w", f.Name, err)
-	}
-	st.ID, st.Name = f.ID, f.Name
-	if st.Root == "" {
-		st.Root = l.Path
-	}
-	st.fillProgress()
-	return st, nil
-}
-
 func (s *controlServer) agentRevert(r *http.Request) (any, error) {
 	var req agentFolderRequest
 	if err := decodeBody(r, &req); err != nil {
@@ -500,10 +477,7 @@ func (s *controlServer) agentRevert(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.engine == nil {
-		return nil, errNoEngine
-	}
-	if err := s.engine.RevertFolder(r.Context(), f.ID); err != nil {
+	if err := s.d.RevertFolder(r.Context(), f.ID); err != nil {
 		return nil, fmt.Errorf("reverting folder %s: %w", f.Name, err)
 	}
 	return agentResult{Done: fmt.Sprintf("folder %s (%s) at %s reverted to the server's copy (local changes kept as conflict copies)", f.Name, f.ID, l.Path)}, nil

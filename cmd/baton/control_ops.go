@@ -504,32 +504,10 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := s.d.ID().String()
-	var here, elsewhere []collections.Folder
-	for _, f := range st.Folders() {
-		if (f.Name != req.Folder && f.ID != req.Folder) || (req.Owner != "" && f.Owner != req.Owner) {
-			continue
-		}
-		if f.Server == self {
-			here = append(here, f)
-		} else {
-			elsewhere = append(elsewhere, f)
-		}
+	f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there")
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case len(here) == 0 && len(elsewhere) > 0:
-		f := elsewhere[0]
-		return nil, errConflict("folder %s (%s) is hosted on %s: share it there", f.Name, f.ID, hostName(st, f.Server))
-	case len(here) == 0:
-		return nil, errNotFound("no folder %s on this server (%s)", req.Folder, hostName(st, self))
-	case len(here) > 1:
-		owners := make([]string, len(here))
-		for i, f := range here {
-			owners[i] = f.Owner
-		}
-		return nil, errConflict("%d folders named %s on this server (owners %s): give --owner", len(here), req.Folder, strings.Join(owners, ", "))
-	}
-	f := here[0]
 	if _, ok := st.User(req.User); !ok {
 		return nil, errNotFound("no user %s in the domain", req.User)
 	}
@@ -546,6 +524,37 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
+}
+
+// hostedFolder finds the folder named ref (its name or ID), owned by owner
+// if not "", among those self hosts. If another server hosts it, the error
+// says which and ends with elsewhere ("share it there").
+func hostedFolder(st *collections.State, self lpeer.ID, ref, owner, elsewhere string) (collections.Folder, error) {
+	var here, other []collections.Folder
+	for _, f := range st.Folders() {
+		if (f.Name != ref && f.ID != ref) || (owner != "" && f.Owner != owner) {
+			continue
+		}
+		if f.Server == self.String() {
+			here = append(here, f)
+		} else {
+			other = append(other, f)
+		}
+	}
+	switch {
+	case len(here) == 0 && len(other) > 0:
+		f := other[0]
+		return collections.Folder{}, errConflict("folder %s (%s) is hosted on %s: %s", f.Name, f.ID, hostName(st, f.Server), elsewhere)
+	case len(here) == 0:
+		return collections.Folder{}, errNotFound("no folder %s on this server (%s)", ref, hostName(st, self.String()))
+	case len(here) > 1:
+		owners := make([]string, len(here))
+		for i, f := range here {
+			owners[i] = f.Owner
+		}
+		return collections.Folder{}, errConflict("%d folders named %s on this server (owners %s): give --owner", len(here), ref, strings.Join(owners, ", "))
+	}
+	return here[0], nil
 }
 
 func (s *controlServer) listReports(r *http.Request) (any, error) {

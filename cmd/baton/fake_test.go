@@ -18,6 +18,7 @@ import (
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // testGenesis is a domain "test" with the chain s1, s2, s3 and an agent
@@ -79,11 +80,11 @@ type fakeDaemon struct {
 	agent    bool
 	user     string
 	agentErr error
-	// The sync engine: noEngine makes the daemon have none.
-	noEngine bool
-	synced   map[string]string  // the last SetFolders
-	statuses []folderStatusJSON // FolderStatus answers, in turn; the last one repeats
-	reverted []string           // RevertFolder calls
+	// The sync engine.
+	synced    map[string]string         // the last SetFolders
+	statuses  []foldersync.FolderStatus // FolderStatus answers, in turn; the last one repeats
+	reverted  []string                  // RevertFolder calls
+	rescanned []string                  // RescanFolder calls
 }
 
 func newFakeDaemon(t *testing.T, self string) *fakeDaemon {
@@ -250,9 +251,6 @@ func serveFake(t *testing.T, home string, d daemon) {
 	}
 	if f, ok := d.(*fakeDaemon); ok && f.agent {
 		srv.home = home
-		if !f.noEngine {
-			srv.engine = engineOf(f)
-		}
 	}
 	go func() { done <- serveControl(ctx, ln, srv) }()
 	t.Cleanup(func() {
@@ -459,14 +457,14 @@ func (f *fakeDaemon) SetFolders(_ context.Context, m map[string]string) error {
 	return nil
 }
 
-func (f *fakeDaemon) FolderStatus(_ context.Context, id string) (folderStatusJSON, error) {
+func (f *fakeDaemon) FolderStatus(_ context.Context, id string) (foldersync.FolderStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.synced[id]; !ok {
-		return folderStatusJSON{}, fmt.Errorf("folder not synced here: %s", id)
+	if !f.syncs(id) {
+		return foldersync.FolderStatus{}, fmt.Errorf("%w: %s", foldersync.ErrUnknownFolder, id)
 	}
 	if len(f.statuses) == 0 {
-		return folderStatusJSON{ID: id, State: "idle", InSync: true}, nil
+		return foldersync.FolderStatus{ID: id, State: foldersync.StateIdle, InSync: true}, nil
 	}
 	st := f.statuses[0]
 	if len(f.statuses) > 1 {
@@ -481,4 +479,25 @@ func (f *fakeDaemon) RevertFolder(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	f.reverted = append(f.reverted, id)
 	return nil
+}
+
+func (f *fakeDaemon) RescanFolder(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.syncs(id) {
+		return fmt.Errorf("%w: %s", foldersync.ErrUnknownFolder, id)
+	}
+	f.rescanned = append(f.rescanned, id)
+	return nil
+}
+
+// syncs reports whether the engine syncs folder id: an agent's folder it
+// was given, or a folder a server hosts. Under f.mu.
+func (f *fakeDaemon) syncs(id string) bool {
+	if f.agent {
+		_, ok := f.synced[id]
+		return ok
+	}
+	fo, ok := f.state.Folder(id)
+	return ok && fo.Server == f.self.ID().String()
 }

@@ -21,7 +21,7 @@ import (
 func newFolderCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "folder",
-		Short: "Shared folders: create, share, list, and on an agent accept, leave, status, revert",
+		Short: "Shared folders: create, share, list, status, rescan, and on an agent accept, leave, revert",
 		Long: `Folders (iFolders) are Catalog records hosted by their owner's home server,
 which keeps the canonical copy. These commands ask the running daemon ('baton
 run') of this home, and do what fits its role:
@@ -29,12 +29,13 @@ run') of this home, and do what fits its role:
 On a desktop agent, as the logged-in user: 'create NAME PATH' makes a folder
 owned by the user and starts syncing PATH; 'share', 'unshare' and 'leave' ask
 the hosting server; 'list' shows the user's folders and those shared with them;
-'accept NAME PATH' starts syncing a folder shared with the user; 'status' and
-'revert' are about the copy synced here. The synced folders are recorded in
-<home>/folders.toml.
+'accept NAME PATH' starts syncing a folder shared with the user; 'status',
+'rescan' and 'revert' are about the copy synced here. The synced folders are
+recorded in <home>/folders.toml.
 
 On a server, for the users whose home server it is: 'create NAME --owner USER',
-'share NAME USER --rights ro|rw' and 'list' (every folder of the domain).
+'share NAME USER --rights ro|rw' and 'list' (every folder of the domain);
+'status' and 'rescan' are about the copy of a folder it hosts.
 
 A folder is named by its name, OWNER/NAME when several have that name, or its ID.`,
 		Args: groupArgs,
@@ -42,7 +43,7 @@ A folder is named by its name, OWNER/NAME when several have that name, or its ID
 	}
 	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env),
 		newFolderUnshareCmd(env), newFolderAcceptCmd(env), newFolderLeaveCmd(env),
-		newFolderStatusCmd(env), newFolderRevertCmd(env))
+		newFolderStatusCmd(env), newFolderRescanCmd(env), newFolderRevertCmd(env))
 	return cmd
 }
 
@@ -166,7 +167,12 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List folders: on an agent, yours and those shared with you; on a server, all",
-		Args:  noArgs,
+		Long: `List folders. On a desktop agent: the logged-in user's folders and those
+shared with them, with the user's role and where each is synced here. On a
+server: every folder of the domain, with its members and their roles.
+
+` + roleHelp,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := env.controlClient()
 			if err != nil {
@@ -202,7 +208,7 @@ func newFolderListCmd(env *cliEnv) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right and path)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right (the user's role) and path)")
 	return cmd
 }
 

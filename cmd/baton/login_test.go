@@ -134,7 +134,7 @@ func TestLogin(t *testing.T) {
 }
 
 // TestRunAgent: 'baton run' on a logged-in agent passes the device
-// certificate, saves renewed ones, and gives the engine the synced folders.
+// certificate, saves renewed ones, and gives the node the synced folders.
 func TestRunAgent(t *testing.T) {
 	g := testGenesis(t)
 	var calls []string
@@ -171,11 +171,9 @@ func TestRunAgent(t *testing.T) {
 	if !bytes.Equal(n.cfg.DeviceCert, cert) || n.cfg.OnDeviceCert == nil || n.cfg.Role != identity.RoleAgent || len(n.cfg.PublicListen) != 0 {
 		t.Fatalf("run built the agent with DeviceCert %d bytes, OnDeviceCert %v, role %s", len(n.cfg.DeviceCert), n.cfg.OnDeviceCert != nil, n.cfg.Role)
 	}
-	waitFor(t, "the engine to get the synced folders", func() bool {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return n.synced["00000000000000aa"] == photos
-	})
+	if got := n.cfg.Folders["00000000000000aa"]; got != photos || len(n.cfg.Folders) != 1 {
+		t.Errorf("run gave the node the folders %v; want Photos at %s", n.cfg.Folders, photos)
+	}
 	// A renewed certificate replaces device.cert.
 	renewed, err := collections.IssueDeviceCert(identitytest.Key("s2"), collections.DeviceCert{
 		User: "ann", Device: id("lap"), Name: "lap", Server: id("s2"),

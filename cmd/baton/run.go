@@ -147,14 +147,16 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		Logger:       log,
 		DeviceCert:   cert,
 		OnDeviceCert: onCert,
+		// The folders recorded in folders.toml; the control API changes
+		// them with SetFolders.
+		Folders: syncMap(local),
 	})
 	if err != nil {
 		return err
 	}
-	engine := engineOf(n)
 	ctl := &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log}
 	if cfg.Role == identity.RoleAgent {
-		ctl.home, ctl.engine = home, engine
+		ctl.home = home
 	}
 	ln, err := listenControl(home)
 	if err != nil {
@@ -179,13 +181,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 			return
 		}
 		if len(local) > 0 {
-			if engine == nil {
-				log.Warn("folders are not synced: " + errNoEngine.Error())
-			} else if err := engine.SetFolders(runCtx, syncMap(local)); err != nil {
-				log.Error("starting to sync the folders", "err", err)
-			} else {
-				log.Info("syncing folders", "count", len(local))
-			}
+			log.Info("syncing folders", "count", len(local))
 		}
 		st, err := n.Status(runCtx)
 		if err != nil {

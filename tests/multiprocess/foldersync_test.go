@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -59,8 +60,8 @@ func (d *syncDomain) sharePair(alice, bob *agent, name, rights string, before ma
 	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
 		d.t.Errorf("bob's copy of %s, in sync by 'folder status --wait', differs from alice's:\n%s", name, diff)
 	}
-	if st := d.waitInSync(alice, name, arriveTimeout); st.Role != "rw" {
-		d.t.Errorf("alice's status of %s: %v; want rw (the owner writes)", name, st)
+	if st := d.waitInSync(alice, name, arriveTimeout); st.Role != "owner" {
+		d.t.Errorf("alice's status of %s: %v; want role owner, as 'folder list' says", name, st)
 	}
 	return p
 }
@@ -339,6 +340,82 @@ func TestFolderSyncReadOnly(t *testing.T) {
 	if diff := want.diff(d.mustTree(p.aDir)); diff != "" {
 		t.Errorf("alice's folder at the end:\n%s", diff)
 	}
+}
+
+// A folder emptied while its agent was down, its marker file gone too, is
+// not taken for deleted (as if its drive were not mounted): the agent stops
+// it, 'folder status' says so and how to confirm, and the other device
+// keeps its files. 'folder rescan --wait' confirms; then the deletion
+// reaches the other device.
+func TestFolderSyncEmptied(t *testing.T) {
+	d := newSyncDomain(t, 1)
+	s1 := d.servers[0]
+	apw := d.addUser("alice", s1)
+	bpw := d.addUser("bob", s1)
+	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
+	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	p := d.sharePair(alice, bob, "Emptied", "rw", map[string]string{"a.txt": "A1 by alice\n", "dir/b.txt": "B1 by alice\n"})
+	want := d.mustTree(p.bDir)
+
+	d.stop(alice.node) // cleanly: the agent stores what it synced
+	entries, err := os.ReadDir(p.aDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(p.aDir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.start(alice.node)
+	d.waitAgentFollows(alice.node, d.master())
+	st := d.waitStatus(alice, p.name, "stopped as emptied", func(st folderStatus) bool {
+		return st.State == "error" && strings.HasPrefix(st.LastError, "folder directory emptied")
+	})
+	t.Logf("on alice: %v", st)
+	hint := "baton folder rescan " + p.name
+	if out := d.mustCLI(alice.node, "folder", "status", p.name); !strings.Contains(out, hint) {
+		t.Errorf("folder status of the emptied folder on alice:\n%s\nwant it to say %q confirms", out, hint)
+	}
+	if r := d.runFor(alice.node, arriveTimeout+cliTimeout, "folder", "status", p.name, "--wait", "--timeout", arriveTimeout.String()); r.code != 1 ||
+		!strings.Contains(r.stderr, "folder "+p.name+" is stopped") || !strings.Contains(r.stderr, hint) {
+		t.Errorf("folder status --wait of the emptied folder: %v; want exit 1 at once, saying it is stopped and %q confirms", r, hint)
+	}
+	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
+		t.Errorf("bob's copy changed while alice's folder was stopped as emptied:\n%s", diff)
+	}
+
+	r := d.runFor(alice.node, arriveTimeout+cliTimeout, "folder", "rescan", p.name, "--wait", "--timeout", arriveTimeout.String())
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "ok: rescan of folder "+p.name+" ("+p.id+") at "+p.aDir+" requested\n") || !strings.Contains(r.stdout, ": in sync\n") {
+		t.Fatalf("folder rescan --wait on alice: %v; want the request, then the folder in sync", r)
+	}
+	d.waitTree(arriveTimeout, "alice's confirmed emptying on bob", tree{}, p.both()...)
+	for _, a := range []*agent{alice, bob} {
+		if st := d.waitInSync(a, p.name, arriveTimeout); st.LocalFiles != 0 || st.LastError != "" {
+			t.Errorf("%s after the rescan: %v; want in sync, no files, no error", a.name, st)
+		}
+	}
+}
+
+// stop stops n's daemon with SIGTERM, as a user quitting it, and waits for
+// it to exit.
+func (d *syncDomain) stop(n *node) {
+	d.t.Helper()
+	if n.proc == nil {
+		d.t.Fatalf("stop %s: not running", n.name)
+	}
+	if err := n.proc.Process.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatalf("stopping %s: %v", n.name, err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(startTimeout):
+		d.kill(n)
+		d.t.Fatalf("%s did not stop within %v of SIGTERM", n.name, startTimeout)
+	}
+	state := n.proc.ProcessState
+	n.proc = nil
+	d.t.Logf("stopped %s with SIGTERM (%v)", n.name, state)
 }
 
 // A 64 MiB file of random bytes arrives intact.

@@ -1,0 +1,134 @@
+package main
+
+// The control API's folder sync endpoints, for agents and servers alike:
+// the state of a folder synced here and asking for its rescan.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer/foldersync"
+)
+
+// folderRefRequest names a folder synced here: on an agent by ID, name or
+// OWNER/NAME; on a server by name or ID, and Owner when several folders
+// it hosts have that name.
+type folderRefRequest struct {
+	Folder string `json:"folder"`
+	Owner  string `json:"owner,omitempty"` // servers only
+}
+
+// syncedHere is a folder this host syncs.
+type syncedHere struct {
+	f    collections.Folder
+	root string // its directory here
+	user string // an agent's logged-in user; "" on a server
+}
+
+// role is what this host is to the folder, as 'folder list' says it: the
+// user's right (owner, rw or ro) on an agent, "server" on the hosting
+// server. The Catalog says it rather than the engine, which does not
+// tell the owner from read-write members and may not have the folder's
+// record yet.
+func (h syncedHere) role() string {
+	if h.user == "" {
+		return roleServer
+	}
+	return string(h.f.Members[h.user])
+}
+
+// roleServer is the hosting server's role in 'folder status'.
+const roleServer = "server"
+
+// syncedHere resolves a folder this host syncs: on an agent, one of its
+// user's folders synced on this device; on a server, one it hosts.
+func (s *controlServer) syncedHere(ctx context.Context, req folderRefRequest) (syncedHere, error) {
+	if strings.TrimSpace(req.Folder) == "" {
+		return syncedHere{}, errInvalid("no folder named")
+	}
+	if s.home != "" {
+		if req.Owner != "" {
+			return syncedHere{}, errInvalid("--owner is for servers; on an agent name the folder as OWNER/NAME")
+		}
+		v, err := s.agentView(ctx)
+		if err != nil {
+			return syncedHere{}, err
+		}
+		f, l, err := s.syncedFolder(ctx, req.Folder)
+		if err != nil {
+			return syncedHere{}, err
+		}
+		return syncedHere{f: f, root: l.Path, user: v.user}, nil
+	}
+	st, err := s.d.State(ctx)
+	if err != nil {
+		return syncedHere{}, err
+	}
+	f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "this server does not sync it")
+	if err != nil {
+		return syncedHere{}, err
+	}
+	return syncedHere{f: f, root: filepath.Join(s.dataDir, "folders", f.ID)}, nil
+}
+
+// rescanHint is the command that rescans the folder req names.
+func rescanHint(req folderRefRequest) string {
+	cmd := "baton folder rescan " + req.Folder
+	if req.Owner != "" {
+		cmd += " --owner " + req.Owner
+	}
+	return cmd
+}
+
+// emptied reports whether a folder's last error is foldersync.ErrEmptied:
+// its directory found empty without its marker file, the folder stopped
+// until a rescan confirms the files were deleted on purpose.
+func emptied(lastError string) bool {
+	return strings.HasPrefix(lastError, foldersync.ErrEmptied.Error())
+}
+
+func (s *controlServer) folderStatus(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	req := folderRefRequest{Folder: q.Get("folder"), Owner: q.Get("owner")}
+	h, err := s.syncedHere(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := s.d.FolderStatus(r.Context(), h.f.ID)
+	if err != nil {
+		return nil, fmt.Errorf("folder %s: %w", h.f.Name, err)
+	}
+	st := newFolderStatusJSON(fs)
+	st.ID, st.Name, st.Role = h.f.ID, h.f.Name, h.role()
+	if st.Root == "" {
+		st.Root = h.root
+	}
+	if emptied(st.LastError) {
+		st.Hint = fmt.Sprintf("if the files were deleted on purpose, confirm it with '%s' (they are then deleted everywhere)", rescanHint(req))
+	}
+	st.fillProgress()
+	return st, nil
+}
+
+func (s *controlServer) folderRescan(r *http.Request) (any, error) {
+	var req folderRefRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	h, err := s.syncedHere(r.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.d.RescanFolder(r.Context(), h.f.ID); err != nil {
+		if errors.Is(err, foldersync.ErrUnknownFolder) {
+			return nil, errConflict("folder %s (%s) is not synced yet at %s: try again in a moment", h.f.Name, h.f.ID, h.root)
+		}
+		return nil, fmt.Errorf("rescanning folder %s: %w", h.f.Name, err)
+	}
+	return okResult{Done: fmt.Sprintf("rescan of folder %s (%s) at %s requested", h.f.Name, h.f.ID, h.root)}, nil
+}
