@@ -62,14 +62,17 @@ type driver struct {
 	done   <-chan struct{}
 	wg     *sync.WaitGroup
 
-	waiters    map[[32]byte][]chan submitResult
-	inflight   map[[32]byte]bool
-	syncing    map[lpeer.ID]bool
-	lastSync   map[lpeer.ID]time.Time
-	dialing    map[lpeer.ID]bool
-	dialTries  map[lpeer.ID]int
-	nextDial   map[lpeer.ID]time.Time
-	catchUp    struct{ inflight bool }
+	waiters   map[[32]byte][]chan submitResult
+	inflight  map[[32]byte]bool
+	syncing   map[lpeer.ID]bool
+	lastSync  map[lpeer.ID]time.Time
+	dialing   map[lpeer.ID]bool
+	dialTries map[lpeer.ID]int
+	nextDial  map[lpeer.ID]time.Time
+	catchUp   struct {
+		inflight bool
+		from     lpeer.ID // the server the pull in flight is from
+	}
 	lastFlush  time.Time
 	lastDial   time.Time
 	lastUpdate map[collections.Kind]time.Time
@@ -392,7 +395,12 @@ func (d *driver) setRoleState(s role.State) {
 	case s.Master == "" && old.Master != "":
 		d.log.Warn("no master reachable", "last_master", old.Master)
 	}
-	if s.Epoch != old.Epoch {
+	if s.CatchUpFrom != "" && s.CatchUpFrom != old.CatchUpFrom && s.Master == "" {
+		d.log.Info("no master: catching up from a caught-up server", "from", s.CatchUpFrom, "name", d.hostName(lpeer.ID(s.CatchUpFrom)), "epoch", s.CatchUpEpoch)
+	}
+	if s.CatchUpFrom != old.CatchUpFrom || s.CatchUpEpoch != old.CatchUpEpoch {
+		// A pull from the old source may hang (it failed): do not wait
+		// for it.
 		d.catchUp.inflight = false
 	}
 }

@@ -150,3 +150,54 @@ func TestTwoServerPlainChainFailoverAndHandback(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverRightAfterFirstElection: the master fails as soon as every
+// server follows it, typically before s2 has pulled from it. s2, next in
+// the chain, still takes over: with no master it catches up from s3
+// instead, and s3 waits for it.
+func TestFailoverRightAfterFirstElection(t *testing.T) {
+	c := peertest.NewCluster(t, 3, collections.DefaultFailover(3))
+	c.StartAll()
+	m, e1 := c.WaitMaster(20 * time.Second)
+	if m != 0 {
+		t.Fatalf("first master is %s, want s1", c.Members[m].Name)
+	}
+	c.Stop(0)
+	m, e2 := c.WaitMaster(15 * time.Second)
+	if m != 1 || e2 <= e1 {
+		t.Fatalf("after s1 stopped: master %s epoch %d; want s2 above %d", c.Members[m].Name, e2, e1)
+	}
+	putUser(t, c, 1, "ann", 1)
+	c.WaitConverged(10 * time.Second)
+}
+
+// TestRestartedServerCatchesUpFromSlave: with s1 and s2 down, s3 alone is a
+// minority and nobody is master. s2 comes back without the latest data (a
+// user added while it was down); s3 has it. s2 comes first in the chain: it
+// catches up from s3 and is promoted, rather than s3 taking an epoch and
+// handing it to s2 at once.
+func TestRestartedServerCatchesUpFromSlave(t *testing.T) {
+	c := peertest.NewCluster(t, 3, collections.DefaultFailover(3))
+	c.StartAll()
+	m, e1 := c.WaitMaster(20 * time.Second)
+	if m != 0 {
+		t.Fatalf("first master is %s, want s1", c.Members[m].Name)
+	}
+	c.Stop(1)
+	putUser(t, c, 0, "ann", 0)
+	c.WaitConverged(10 * time.Second)
+	c.Stop(0)
+	c.WaitFor("s3 to see no master", 15*time.Second, func() bool {
+		return c.Status(2).Master == ""
+	})
+	c.Start(1)
+	m, e2 := c.WaitMaster(20 * time.Second)
+	if m != 1 || e2 <= e1 {
+		t.Fatalf("after s2 restarted: master %s epoch %d; want s2 above %d", c.Members[m].Name, e2, e1)
+	}
+	if _, ok := c.State(1).User("ann"); !ok {
+		t.Errorf("s2 is master without user ann, added while it was down")
+	}
+	putUser(t, c, 1, "bob", 1)
+	c.WaitConverged(10 * time.Second)
+}

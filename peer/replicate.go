@@ -527,12 +527,17 @@ func (d *driver) startCatchUp(ctx context.Context) {
 	if err != nil || d.host.Network().Connectedness(from) != network.Connected {
 		return
 	}
-	epoch := d.roleState.Epoch
-	d.catchUp.inflight = true
+	// The pull fetches everything the source (the master, or a caught-up
+	// server) holds, so this host holds epoch's data even if the State has
+	// moved on by the time the pull completes.
+	epoch := d.roleState.CatchUpEpoch
+	d.catchUp.inflight, d.catchUp.from = true, from
 	d.syncWith(ctx, from, func(_ context.Context, ok bool) {
-		d.catchUp.inflight = false
-		if ok && d.machine != nil && d.roleState.Epoch == epoch {
-			d.log.Info("caught up from master", "master", from.String(), "epoch", epoch)
+		if d.catchUp.from == from {
+			d.catchUp.inflight = false
+		}
+		if ok && d.machine != nil {
+			d.log.Info("caught up", "from", from.String(), "name", d.hostName(from), "epoch", epoch)
 			d.machine.CaughtUp(epoch)
 		}
 	})

@@ -201,19 +201,20 @@ func (c *cluster) tick() {
 	}
 }
 
-// caughtUp plays a completed pull of id from the master it follows, if
-// that master is reachable and still master in that epoch.
+// caughtUp plays a completed pull of id from the server it catches up
+// from, if that server is reachable and holds the data of the epoch: it is
+// or was master in it, or caught up to it.
 func (c *cluster) caughtUp(id string) bool {
 	st := c.state[id]
 	from := st.CatchUpFrom
 	if from == "" || !c.active(id) || !c.active(from) || !c.linked(id, from) || !c.linked(from, id) {
 		return false
 	}
-	if ms := c.state[from]; ms.Role != Master || ms.Epoch != st.Epoch {
+	if st.CatchUpEpoch == 0 || c.nodes[from].Status().CaughtUp < st.CatchUpEpoch {
 		return false
 	}
-	c.nodes[id].CaughtUp(st.Epoch)
-	c.logf("%s caught up from %s at epoch %d", id, from, st.Epoch)
+	c.nodes[id].CaughtUp(st.CatchUpEpoch)
+	c.logf("%s caught up from %s at epoch %d", id, from, st.CatchUpEpoch)
 	return true
 }
 

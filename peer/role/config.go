@@ -22,7 +22,7 @@ type Config struct {
 	// Majority, when true, requires a majority of Chain (self included) to
 	// grant a promotion, and makes a master that has not heard from a
 	// majority for FailAfterTicks step down. When false, the plain chain
-	// rule applies: the first live, caught-up server promotes itself.
+	// rule applies: the rightful server promotes itself once caught up.
 	Majority bool
 	// HeartbeatTicks is the interval between heartbeats.
 	HeartbeatTicks int

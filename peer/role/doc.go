@@ -13,24 +13,31 @@
 //
 // A server is caught up when it holds the data of the latest epoch that had
 // a master: a master is caught up in its own epoch, a slave once the driver
-// reports (CaughtUp) that it has pulled from the master. A restarted server
-// is not caught up. The rightful master, in a server's view, is the first
-// live, caught-up server in chain order. So a master that fails is
-// replaced by the next live server (scenario 3), a lower-priority server
-// never preempts the acting master, and a recovered master first catches up
-// and only then takes the role back with a higher epoch, the acting master
-// stepping down (scenario 4). Agents are not in the chain and slaves do not
-// matter to it (scenarios 1 and 2). When no master has been seen for
-// StartupGraceTicks and no live server is caught up (a whole-cluster cold
-// start), the first live server is rightful. A freshly started machine
-// promotes nobody for FailAfterTicks, so that it has heard every live
-// server, nor, while it sees no master, for StartupGraceTicks.
+// reports (CaughtUp) that it has pulled from the master, or, while there is
+// no master, from a caught-up server (it holds the same data). A restarted
+// server is not caught up. The rightful master, in a server's view, is the
+// first live server in chain order; it may be promoted once it is caught
+// up. So a master that fails is replaced by the next live server (scenario
+// 3), even when it fails before that server has pulled from it: the next
+// server catches up from another and the others wait for it. A
+// lower-priority server never preempts the acting master, and a recovered
+// master first catches up and only then takes the role back with a higher
+// epoch, the acting master stepping down (scenario 4). Agents are not in
+// the chain and slaves do not matter to it (scenarios 1 and 2).
+//
+// Should the first live server not catch up within StartupGraceTicks of the
+// last master being seen, the first live, caught-up server is rightful
+// instead. When no master has been seen for StartupGraceTicks and no live
+// server is caught up (a whole-cluster cold start), the first live server
+// is rightful. A freshly started machine promotes nobody for
+// FailAfterTicks, so that it has heard every live server, nor, while it
+// sees no master, for StartupGraceTicks.
 //
 // In Majority mode (the default for three or more servers) the rightful
 // server must win the epoch from a majority of the chain, self included.
 // It first pre-campaigns (asks without changing anything), then campaigns
 // for highest+1; a server grants an epoch only if it sees the candidate as
-// rightful and has seen no epoch as high, and persists the epoch before
+// rightful and caught up and has seen no epoch as high, and persists the epoch before
 // granting. A majority has thus fenced the old epoch before the new master
 // acts, and no epoch ever has two masters. A master that has not heard from
 // a majority for FailAfterTicks steps down and stops acknowledging writes.
@@ -60,7 +67,7 @@
 //			m.Tick()
 //		case msg := <-heartbeats: // verified: signed by msg.From
 //			_ = m.Step(msg)
-//		case epoch := <-pulled: // a pull from State.CatchUpFrom finished
+//		case epoch := <-pulled: // a pull from State.CatchUpFrom finished (State.CatchUpEpoch)
 //			m.CaughtUp(epoch)
 //		}
 //		if !m.HasReady() {
@@ -88,8 +95,9 @@
 //   - Refuse master acts (acknowledgements, receipts, republishes sent
 //     now) whose epoch [Machine.Fence] rejects. Records certified in an
 //     earlier epoch remain valid history: anti-entropy still merges them.
-//   - When State.CatchUpFrom is set, pull everything from that master and
-//     then call CaughtUp(State.Epoch). Until then the server cannot be
+//   - When State.CatchUpFrom is set, pull everything from that server (the
+//     master, or a caught-up server while there is no master) and then call
+//     CaughtUp(State.CatchUpEpoch). Until then the server cannot be
 //     promoted (short of a cold start).
 //   - On taking the role over from a live master (the previous State
 //     followed another master), pull once more from it before

@@ -44,7 +44,7 @@ func Example() {
 				fmt.Printf("%s: %s, master %s at epoch %d, accepts writes: %t, catch up from: %q\n",
 					id, st.Role, st.Master, st.Epoch, st.AcceptWrites(), st.CatchUpFrom)
 				if st.CatchUpFrom != "" {
-					m.CaughtUp(st.Epoch) // once the pull from st.CatchUpFrom is done
+					m.CaughtUp(st.CatchUpEpoch) // once the pull from st.CatchUpFrom is done
 				}
 			}
 			m.Advance(rd)

@@ -127,7 +127,7 @@ func (m *Machine) Step(msg Message) error {
 		return m.stepHeartbeat(p, msg)
 	case MsgPreCampaign:
 		p.isMaster, p.caughtUp = false, msg.CaughtUp
-		if msg.Epoch > m.highest && m.rightful() == msg.From {
+		if msg.Epoch > m.highest && m.promotable(msg.From) {
 			m.send(Message{Type: MsgPreGrant, To: msg.From, Epoch: msg.Epoch})
 		}
 	case MsgPreGrant:
@@ -143,7 +143,7 @@ func (m *Machine) Step(msg Message) error {
 			return fmt.Errorf("role: campaign of %q for epoch %d below %d: %w", msg.From, msg.Epoch, m.highest, ErrStaleEpoch)
 		}
 		// A refused campaign changes nothing here: only a grant fences.
-		if msg.Epoch > m.highest && m.rightful() == msg.From {
+		if msg.Epoch > m.highest && m.promotable(msg.From) {
 			m.observe(msg.Epoch)
 			m.send(Message{Type: MsgGrant, To: msg.From, Epoch: msg.Epoch})
 		}
@@ -266,8 +266,19 @@ func (m *Machine) state() State {
 	}
 	id, e := m.liveMaster()
 	s := State{Role: m.role, Master: id, Epoch: e}
-	if m.role == Slave && id != "" && m.caughtUp < e {
-		s.CatchUpFrom = id
+	switch {
+	case m.role != Slave:
+	case id != "":
+		if m.caughtUp < e {
+			s.CatchUpFrom, s.CatchUpEpoch = id, e
+		}
+	case m.caughtUp < m.known:
+		// No master: catch up from a live server that holds the latest
+		// master's data, so that this server can be promoted if it comes
+		// first in the chain.
+		if src := m.firstCaughtUp(); src != "" {
+			s.CatchUpFrom, s.CatchUpEpoch = src, m.known
+		}
 	}
 	return s
 }
@@ -315,26 +326,57 @@ func (m *Machine) liveMaster() (string, uint64) {
 }
 
 // rightful returns the server that should be master in this server's view,
-// or "" while it is too early to tell. It is the first live server in chain
-// order that holds the data of the latest master's epoch; the acting master
-// always qualifies, so a lower-priority server never preempts it. When no
-// live server qualifies and no master has been seen for StartupGraceTicks,
-// it is the first live server.
+// or "" while it is too early to tell: the first live server in chain order,
+// as long as a live server holds the data of the latest master's epoch (the
+// acting master always does). A server ahead of it that does not hold that
+// data yet catches up from it first (see [Machine.promotable]); only when
+// the master has been gone for StartupGraceTicks is the first live server
+// that holds it rightful instead, so that a server that cannot catch up
+// does not block the chain. When no live server holds that data and no
+// master has been seen for StartupGraceTicks, it is the first live server.
 func (m *Machine) rightful() string {
+	up := m.firstCaughtUp()
+	grace := m.now-m.lastMaster < int64(m.cfg.StartupGraceTicks)
+	switch {
+	case up != "" && grace:
+		return m.firstLive()
+	case up != "":
+		return up
+	case grace:
+		return ""
+	}
+	return m.firstLive()
+}
+
+// promotable reports whether id may become master now in this server's
+// view: it is rightful and holds the data of the latest master's epoch, or
+// no live server does (a cold start).
+func (m *Machine) promotable(id string) bool {
+	if id == "" || m.rightful() != id {
+		return false
+	}
+	return m.caughtUpOf(id) >= m.known || m.firstCaughtUp() == ""
+}
+
+// firstCaughtUp returns the first live server in chain order that holds the
+// data of the latest master's epoch, or "".
+func (m *Machine) firstCaughtUp() string {
 	for _, id := range m.cfg.Chain {
 		if m.live(id) && m.caughtUpOf(id) >= m.known {
 			return id
 		}
 	}
-	if m.now-m.lastMaster < int64(m.cfg.StartupGraceTicks) {
-		return ""
-	}
+	return ""
+}
+
+// firstLive returns the first live server in chain order (at worst self).
+func (m *Machine) firstLive() string {
 	for _, id := range m.cfg.Chain {
 		if m.live(id) {
 			return id
 		}
 	}
-	return ""
+	return m.cfg.Self
 }
 
 func (m *Machine) maybePromote() {
@@ -347,7 +389,7 @@ func (m *Machine) maybePromote() {
 	if id, _ := m.liveMaster(); id == "" && m.now < int64(m.cfg.StartupGraceTicks) {
 		return
 	}
-	if m.rightful() != m.cfg.Self || m.liveCount() < m.quorum {
+	if !m.promotable(m.cfg.Self) || m.liveCount() < m.quorum {
 		return
 	}
 	if m.quorum == 1 {

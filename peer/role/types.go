@@ -133,9 +133,14 @@ type State struct {
 	Master string
 	// Epoch is Master's epoch, or 0 when Master is "".
 	Epoch uint64
-	// CatchUpFrom, when not "", is the master to pull data from; once the
-	// pull is complete the driver calls [Machine.CaughtUp] with Epoch.
+	// CatchUpFrom, when not "", is the server to pull data from: the
+	// master, or, while there is none, a live server that holds the data
+	// of the latest master's epoch. Once the pull is complete the driver
+	// calls [Machine.CaughtUp] with CatchUpEpoch.
 	CatchUpFrom string
+	// CatchUpEpoch is the epoch whose data CatchUpFrom holds, or 0 when
+	// CatchUpFrom is "".
+	CatchUpEpoch uint64
 }
 
 // AcceptWrites reports whether the server may acknowledge writes: only a
