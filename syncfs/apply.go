@@ -5,15 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeebo/blake3"
 )
 
 // Errors the applier reports, for callers to branch on.
@@ -31,11 +28,53 @@ var (
 )
 
 // BlockSource supplies blocks by hash, typically from peers over the
-// network. The applier verifies every block it gets, so a source may be
-// wrong but never makes the applier write wrong data. Block may be called
-// from several goroutines at once.
+// network. It verifies each block it returns (VerifyBlock: a block that
+// does not verify is to be asked elsewhere, or reported unavailable), and
+// the applier checks that the block is the one asked for, so a source may
+// be wrong but never makes the applier write wrong data. Block may be
+// called from several goroutines at once.
 type BlockSource interface {
-	Block(ctx context.Context, hash Hash, size uint32) ([]byte, error)
+	Block(ctx context.Context, hash Hash, size uint32) (VerifiedBlock, error)
+}
+
+// VerifiedBlock is a block's content checked against its hash. Only
+// VerifyBlock makes one, so holding one proves the check was done, once;
+// the applier writes nothing else. Its bytes must not change afterwards.
+type VerifiedBlock struct {
+	data    []byte
+	hash    Hash
+	release func()
+}
+
+// VerifyBlock returns data as the verified block of hash h, or
+// ErrBlockUnavailable if data's BLAKE3 hash is not h.
+func VerifyBlock(data []byte, h Hash) (VerifiedBlock, error) {
+	if HashBytes(data) != h {
+		return VerifiedBlock{}, fmt.Errorf("%w: %d bytes do not match hash %x", ErrBlockUnavailable, len(data), h[:8])
+	}
+	return VerifiedBlock{data: data, hash: h}, nil
+}
+
+// Data returns the block's content, which the caller must not modify.
+func (b VerifiedBlock) Data() []byte { return b.data }
+
+// Hash returns the hash the block was verified against.
+func (b VerifiedBlock) Hash() Hash { return b.hash }
+
+// OnRelease returns b with f to be called by Release: a source that lends
+// its buffers learns when the applier is done with the bytes.
+func (b VerifiedBlock) OnRelease(f func()) VerifiedBlock {
+	b.release = f
+	return b
+}
+
+// Release says the holder no longer uses the block's bytes. The applier
+// calls it once for every block it gets from a BlockSource, whether it
+// wrote the block or not.
+func (b VerifiedBlock) Release() {
+	if b.release != nil {
+		b.release()
+	}
 }
 
 // DefaultConcurrency is how many blocks of one file the applier gets at
@@ -46,10 +85,10 @@ const DefaultConcurrency = 8
 // through SafeJoin and CheckNoSymlinkTraversal, and every operation through
 // an os.Root, so nothing is written outside Root or through a symbolic link.
 // File content is assembled in a temporary file in the target's directory
-// (named TempPrefix plus random letters), every block and the whole file are
-// verified, mode and mtime are set, the file is fsynced, the target is
-// checked against the local record once more and the temporary file renamed
-// over it, then the directory is fsynced. After a crash the target is
+// (named TempPrefix plus random letters) from verified blocks only, which
+// verifies the file (see FileHashOf); mode and mtime are set, the file is
+// fsynced, the target is checked against the local record once more and
+// the temporary file renamed over it, then the directory is fsynced. After a crash the target is
 // either the old file or the new one; a stale temporary file is removed by
 // the next Scan.
 //
@@ -519,8 +558,8 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 	return notDurable(a.Name, x.syncDir(a.Name))
 }
 
-// assemble writes a.File's content to the new temporary file tp, verifies
-// it, sets its mode and mtime and fsyncs it.
+// assemble writes a.File's content to the new temporary file tp from
+// verified blocks, sets its mode and mtime and fsyncs it.
 func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	f := a.File
 	out, err := x.root.OpenFile(tp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -531,21 +570,11 @@ func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	if err := out.Truncate(f.Size); err != nil {
 		return err
 	}
+	// Every block written was verified and the blocks cover the file
+	// (FileInfo.Validate), whose hash is derived from them (FileHashOf):
+	// the file is verified without reading it back.
 	if err := x.fill(ctx, a, out); err != nil {
 		return err
-	}
-	if err := x.step("verify", a.Name); err != nil {
-		return err
-	}
-	h := blake3.New()
-	n, err := io.Copy(h, io.NewSectionReader(out, 0, f.Size+1))
-	if err != nil {
-		return fmt.Errorf("verifying: %w", err)
-	}
-	var sum Hash
-	h.Sum(sum[:0])
-	if n != f.Size || sum != f.FileHash {
-		return fmt.Errorf("%w: assembled file does not match its hash", ErrBlockUnavailable)
 	}
 	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
 		return err
@@ -602,34 +631,40 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			var data []byte
-			if c, ok := local[b.Offset]; ok && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
-				data = srcs.read(c)
+			var (
+				vb VerifiedBlock
+				ok bool
+			)
+			if c, isLocal := local[b.Offset]; isLocal && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
+				vb, ok = srcs.read(c)
 			}
-			if data != nil {
-				copied.Add(int64(len(data)))
+			if ok {
+				copied.Add(int64(b.Size))
 			} else {
 				if x.ap.Source == nil {
 					fail(fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset))
 					return
 				}
-				d, err := x.ap.Source.Block(ctx, b.Hash, b.Size)
+				var err error
+				vb, err = x.ap.Source.Block(ctx, b.Hash, b.Size)
 				if err != nil {
 					fail(fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err))
 					return
 				}
-				if len(d) != int(b.Size) || HashBytes(d) != b.Hash {
-					fail(fmt.Errorf("%w: block at %d does not match its hash", ErrBlockUnavailable, b.Offset))
+				// The source verified it: check it is the block asked for.
+				if vb.hash != b.Hash || len(vb.data) != int(b.Size) {
+					vb.Release()
+					fail(fmt.Errorf("%w: block at %d: the source returned another block", ErrBlockUnavailable, b.Offset))
 					return
 				}
-				fetched.Add(int64(len(d)))
-				data = d
+				fetched.Add(int64(b.Size))
 			}
+			defer vb.Release()
 			if err := x.step("write", a.Name); err != nil {
 				fail(err)
 				return
 			}
-			if _, err := out.WriteAt(data, b.Offset); err != nil {
+			if _, err := out.WriteAt(vb.data, b.Offset); err != nil {
 				fail(fmt.Errorf("writing temporary file: %w", err))
 			}
 		})
@@ -650,9 +685,9 @@ type sourceFiles struct {
 	open map[string]*os.File
 }
 
-// read returns the block c describes if its local file still holds it, or
-// nil.
-func (s *sourceFiles) read(c BlockCopy) []byte {
+// read returns the block c describes, verified, if its local file still
+// holds it.
+func (s *sourceFiles) read(c BlockCopy) (VerifiedBlock, bool) {
 	s.mu.Lock()
 	f, ok := s.open[c.From]
 	if !ok {
@@ -665,13 +700,14 @@ func (s *sourceFiles) read(c BlockCopy) []byte {
 	}
 	s.mu.Unlock()
 	if f == nil {
-		return nil
+		return VerifiedBlock{}, false
 	}
 	buf := make([]byte, c.Block.Size)
-	if _, err := f.ReadAt(buf, c.FromOffset); err != nil || HashBytes(buf) != c.Block.Hash {
-		return nil
+	if _, err := f.ReadAt(buf, c.FromOffset); err != nil {
+		return VerifiedBlock{}, false
 	}
-	return buf
+	vb, err := VerifyBlock(buf, c.Block.Hash)
+	return vb, err == nil
 }
 
 func (s *sourceFiles) close() {

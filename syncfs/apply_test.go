@@ -1,6 +1,7 @@
 package syncfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,7 +12,16 @@ import (
 	"time"
 )
 
-var applySteps = []string{"create-temp", "write", "verify", "fsync", "check", "rename", "dir-fsync"}
+// fileHashOf returns the file hash of data, chunked as the scanner does.
+func fileHashOf(data []byte) Hash {
+	_, sum, err := HashFile(bytes.NewReader(data))
+	if err != nil {
+		panic(err)
+	}
+	return sum
+}
+
+var applySteps = []string{"create-temp", "write", "fsync", "check", "rename", "dir-fsync"}
 
 // TestApplyCrashSafety fails each step of writing a file in turn, for a
 // plain fetch and for a conflict, and checks that the target holds the old
@@ -190,8 +200,8 @@ func TestApplyHostileNames(t *testing.T) {
 
 type failingSource struct{}
 
-func (failingSource) Block(context.Context, Hash, uint32) ([]byte, error) {
-	return nil, errors.New("no blocks here")
+func (failingSource) Block(context.Context, Hash, uint32) (VerifiedBlock, error) {
+	return VerifiedBlock{}, errors.New("no blocks here")
 }
 
 // TestApplyChangedMeanwhile changes the target after the plan and checks

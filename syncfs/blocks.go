@@ -1,19 +1,56 @@
 package syncfs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/restic/chunker"
 	"github.com/zeebo/blake3"
 )
 
-// Hash is a BLAKE3-256 digest, of one block or of a whole file.
+// Hash is a BLAKE3-256 digest: of one block's content, or of a file's
+// block list (FileHashOf).
 type Hash [32]byte
 
 // HashBytes returns the BLAKE3-256 digest of b.
 func HashBytes(b []byte) Hash { return blake3.Sum256(b) }
+
+// FileHashContext is the BLAKE3 key-derivation context of FileHashOf. It
+// is fixed: changing it changes every file hash.
+const FileHashContext = "baton 2026-11-21 file hash from its block list v1"
+
+// fileHashers holds BLAKE3 hashers in derive-key mode for FileHashContext
+// (each carries an 8 KiB buffer: worth reusing for one hash per file).
+var fileHashers = sync.Pool{New: func() any { return blake3.NewDeriveKey(FileHashContext) }}
+
+// FileHashOf returns the hash of a file made of blocks: BLAKE3 in
+// derive-key mode with the context FileHashContext, over each block in
+// order as 36 bytes, its size (4 bytes, big-endian) then its hash. A file
+// with no blocks (an empty file) hashes the empty input.
+//
+// As each block hash commits to the block's bytes and the sizes to where
+// they lie, the file hash commits to the whole content, and a receiver
+// that verifies every block against the block list has verified the file:
+// there is no second pass over the content. Two hosts agree on a file's
+// hash only if they cut it alike, which they do: Polynomial and
+// DefaultChunking are the same everywhere.
+func FileHashOf(blocks []Block) Hash {
+	h := fileHashers.Get().(*blake3.Hasher)
+	defer fileHashers.Put(h)
+	h.Reset()
+	var rec [36]byte
+	for _, b := range blocks {
+		binary.BigEndian.PutUint32(rec[:4], b.Size)
+		copy(rec[4:], b.Hash[:])
+		h.Write(rec[:])
+	}
+	var sum Hash
+	h.Sum(sum[:0])
+	return sum
+}
 
 // Block is one content-defined chunk of a file.
 type Block struct {
@@ -67,7 +104,6 @@ type Hasher struct {
 	c   Chunking
 	ch  *chunker.Chunker
 	buf []byte
-	h   *blake3.Hasher
 }
 
 // NewHasher returns a Hasher for c, which must be valid.
@@ -75,11 +111,12 @@ func NewHasher(c Chunking) (*Hasher, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Hasher{c: c, buf: make([]byte, c.MaxSize), h: blake3.New()}, nil
+	return &Hasher{c: c, buf: make([]byte, c.MaxSize)}, nil
 }
 
-// HashFile reads r to the end and returns its blocks and the hash of the
-// whole content. An empty input has no blocks and the hash of nothing.
+// HashFile reads r to the end and returns its blocks and the file hash
+// (FileHashOf the blocks). Each byte is hashed once, in its block. An empty
+// input has no blocks.
 func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 	if hs.ch == nil {
 		hs.ch = chunker.NewWithBoundaries(r, Polynomial, uint(hs.c.MinSize), uint(hs.c.MaxSize))
@@ -87,7 +124,6 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 		hs.ch.ResetWithBoundaries(r, Polynomial, uint(hs.c.MinSize), uint(hs.c.MaxSize))
 	}
 	hs.ch.SetAverageBits(hs.c.AverageBits)
-	hs.h.Reset()
 	var blocks []Block
 	var off int64
 	for {
@@ -98,14 +134,11 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 		if err != nil {
 			return nil, Hash{}, fmt.Errorf("chunking: %w", err)
 		}
-		hs.h.Write(c.Data)
 		blocks = append(blocks, Block{Offset: off, Size: uint32(c.Length), Hash: blake3.Sum256(c.Data)})
 		off += int64(c.Length)
 		hs.buf = c.Data[:0] // Next may have grown it
 	}
-	var sum Hash
-	hs.h.Sum(sum[:0])
-	return blocks, sum, nil
+	return blocks, FileHashOf(blocks), nil
 }
 
 // HashFile chunks and hashes r with DefaultChunking.

@@ -2,11 +2,15 @@ package syncfs_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/baton-sync/baton/syncfs"
 )
@@ -45,8 +49,8 @@ func TestHashFileBlocks(t *testing.T) {
 	for _, c := range []syncfs.Chunking{testChunking, syncfs.DefaultChunking} {
 		data := randBytes(1, 5<<20+123)
 		blocks, sum := hashWith(t, c, data)
-		if sum != syncfs.HashBytes(data) {
-			t.Errorf("file hash = %x; want blake3 of the content", sum)
+		if sum != syncfs.FileHashOf(blocks) {
+			t.Errorf("file hash = %x; want FileHashOf its blocks %x", sum, syncfs.FileHashOf(blocks))
 		}
 		var off int64
 		for i, b := range blocks {
@@ -84,8 +88,8 @@ func TestHashFileStable(t *testing.T) {
 
 func TestHashFileEmptyAndSmall(t *testing.T) {
 	blocks, sum := hashWith(t, syncfs.DefaultChunking, nil)
-	if len(blocks) != 0 || sum != syncfs.HashBytes(nil) {
-		t.Errorf("HashFile(empty) = %v, %x; want no blocks, hash of nothing", blocks, sum)
+	if len(blocks) != 0 || sum != syncfs.FileHashOf(nil) {
+		t.Errorf("HashFile(empty) = %v, %x; want no blocks, FileHashOf no blocks", blocks, sum)
 	}
 	blocks, _ = hashWith(t, syncfs.DefaultChunking, []byte("hello"))
 	if len(blocks) != 1 || blocks[0].Size != 5 || blocks[0].Hash != syncfs.HashBytes([]byte("hello")) {
@@ -124,8 +128,40 @@ func TestHashFileReadError(t *testing.T) {
 	}
 	// The Hasher is reusable after an error.
 	blocks, sum, err := hs.HashFile(bytes.NewReader([]byte("x")))
-	if err != nil || len(blocks) != 1 || sum != syncfs.HashBytes([]byte("x")) {
+	if err != nil || len(blocks) != 1 || blocks[0].Hash != syncfs.HashBytes([]byte("x")) || sum != syncfs.FileHashOf(blocks) {
 		t.Errorf("HashFile after error = %v, %x, %v", blocks, sum, err)
+	}
+}
+
+// TestFileHashOf pins the file hash construction: BLAKE3 derive-key with
+// FileHashContext over each block's big-endian size and hash. Every host
+// must compute the same file hash for the same blocks.
+func TestFileHashOf(t *testing.T) {
+	blocks := []syncfs.Block{
+		{Offset: 0, Size: 3, Hash: syncfs.HashBytes([]byte("abc"))},
+		{Offset: 3, Size: 1 << 20, Hash: syncfs.HashBytes([]byte("second"))},
+	}
+	var material []byte
+	for _, b := range blocks {
+		material = binary.BigEndian.AppendUint32(material, b.Size)
+		material = append(material, b.Hash[:]...)
+	}
+	var want syncfs.Hash
+	blake3.DeriveKey(syncfs.FileHashContext, material, want[:])
+	if got := syncfs.FileHashOf(blocks); got != want {
+		t.Errorf("FileHashOf(blocks) = %x; want %x", got, want)
+	}
+	const pinned = "963130a3"
+	if got := syncfs.FileHashOf(blocks); hex.EncodeToString(got[:4]) != pinned {
+		t.Errorf("FileHashOf(blocks) = %x; want it to start with %s (the construction changed)", got, pinned)
+	}
+	// Order and sizes count: the list, not only the set of hashes.
+	swapped := []syncfs.Block{blocks[1], blocks[0]}
+	resized := []syncfs.Block{blocks[0], {Offset: 3, Size: 1<<20 + 1, Hash: blocks[1].Hash}}
+	for name, bs := range map[string][]syncfs.Block{"swapped": swapped, "resized": resized, "one": blocks[:1], "none": nil} {
+		if syncfs.FileHashOf(bs) == want {
+			t.Errorf("FileHashOf(%s) = FileHashOf(blocks); want different", name)
+		}
 	}
 }
 

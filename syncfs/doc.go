@@ -16,7 +16,9 @@
 //     not know about it.
 //   - Blocks (Hasher, HashFile): content-defined chunks (restic's Rabin
 //     chunker with the fixed Polynomial and DefaultChunking, identical on
-//     every host) hashed with BLAKE3, plus the hash of the whole file.
+//     every host) hashed with BLAKE3; the file hash (FileHashOf) is derived
+//     from the block list, so each byte is hashed once and verifying every
+//     block verifies the file.
 //   - Vector: per-file version vectors, as Syncthing's.
 //   - Index, FileInfo, SignIndex, OpenIndex: a device's entries, canonically
 //     encoded and signed by the device with identity.PurposeIndex. OpenIndex

@@ -18,9 +18,11 @@ import (
 )
 
 // handleBlock serves ProtoBlock: each block asked for is looked up in the
-// folder's published index, read from its file and verified before it is
-// sent; a block this host does not have (or whose file changed) is
-// answered as missing.
+// folder's published index and read from its file, which is first checked
+// to still be what the index says (its size and mtime; see openPublished);
+// a block this host does not have (or whose file changed) is answered as
+// missing. Blocks are not hashed again here: the receiver verifies every
+// block and asks the next peer for one that does not match.
 func (e *Engine) handleBlock(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
@@ -64,7 +66,7 @@ func (e *Engine) handleBlock(s network.Stream) {
 		if loc, ok := pub.block(ref.Hash); ok && loc.size == ref.Size {
 			fh, seen := files[loc.name]
 			if !seen {
-				fh, _ = root.Open(filepath.FromSlash(loc.name))
+				fh = openPublished(root, pub, loc.name)
 				files[loc.name] = fh
 			}
 			if fh != nil {
@@ -74,7 +76,7 @@ func (e *Engine) handleBlock(s network.Stream) {
 				n := binary.PutUvarint(hdr[:], uint64(1+ref.Size))
 				buf := make([]byte, n+1+int(ref.Size))
 				data := buf[n+1:]
-				if _, err := fh.ReadAt(data, loc.offset); err == nil && syncfs.HashBytes(data) == ref.Hash {
+				if _, err := fh.ReadAt(data, loc.offset); err == nil {
 					copy(buf, hdr[:n])
 					buf[n] = blockOK
 					frame = buf
@@ -89,9 +91,32 @@ func (e *Engine) handleBlock(s network.Stream) {
 	}
 }
 
+// openPublished opens name, a file of the published index pub, if it is
+// still the file the index describes: a regular file of the recorded size
+// and mtime. A file changed since its scan is not served (its blocks are
+// answered as missing) until the next scan publishes it anew. Returns nil
+// if it cannot be served.
+func openPublished(root *os.Root, pub *published, name string) *os.File {
+	e, ok := pub.entries[name]
+	if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+		return nil
+	}
+	fh, err := root.Open(filepath.FromSlash(name))
+	if err != nil {
+		return nil
+	}
+	fi, err := fh.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.fi.Size || fi.ModTime().UnixNano() != e.fi.ModTime {
+		fh.Close()
+		return nil
+	}
+	return fh
+}
+
 // requestBlocks asks p for refs of folder and calls got with each block
-// received and verified. It returns the refs p did not supply.
-func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, []byte)) ([]blockRef, error) {
+// received, verified (the only place a fetched block is hashed). It returns
+// the refs p did not supply or supplied wrong.
+func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, syncfs.VerifiedBlock)) ([]blockRef, error) {
 	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	s, err := e.cfg.Host.NewStream(sctx, p, ProtoBlock)
@@ -116,9 +141,11 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 			_ = s.Reset()
 			return append(missing, refs[i:]...), err
 		}
-		if len(b) == 1+int(ref.Size) && b[0] == blockOK && syncfs.HashBytes(b[1:]) == ref.Hash {
-			got(ref, b[1:])
-			continue
+		if len(b) == 1+int(ref.Size) && b[0] == blockOK {
+			if vb, err := syncfs.VerifyBlock(b[1:], ref.Hash); err == nil {
+				got(ref, vb)
+				continue
+			}
 		}
 		missing = append(missing, ref)
 	}
@@ -147,7 +174,8 @@ type pfEntry struct {
 	evict   bool // drop when fetched
 	counted bool // its bytes are in source.held
 	done    chan struct{}
-	data    []byte
+	data    syncfs.VerifiedBlock
+	ok      bool // data was fetched
 }
 
 // source is the BlockSource of one apply: it fetches blocks from peers
@@ -262,10 +290,10 @@ func (s *source) prefetch(ctx context.Context) {
 		got := s.fetch(ctx, refs)
 		s.mu.Lock()
 		for _, ent := range batch {
-			ent.data = got[ent.ref.Hash]
+			ent.data, ent.ok = got[ent.ref.Hash]
 			ent.state = pfDone
 			close(ent.done)
-			if ent.evict || ent.data == nil {
+			if ent.evict || !ent.ok {
 				s.release(ent)
 			}
 		}
@@ -282,7 +310,7 @@ func (s *source) release(ent *pfEntry) {
 	if s.entries[ent.ref.Hash] == ent {
 		delete(s.entries, ent.ref.Hash)
 	}
-	ent.data = nil
+	ent.data, ent.ok = syncfs.VerifiedBlock{}, false
 	s.cond.Broadcast()
 }
 
@@ -312,7 +340,7 @@ func (s *source) done(i int) {
 }
 
 // Block implements syncfs.BlockSource.
-func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]byte, error) {
+func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) (syncfs.VerifiedBlock, error) {
 	s.mu.Lock()
 	ent := s.entries[hash]
 	if ent != nil && ent.ref.Size == size {
@@ -325,11 +353,11 @@ func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]by
 			select {
 			case <-ent.done:
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return syncfs.VerifiedBlock{}, ctx.Err()
 			}
 			s.mu.Lock()
-			data := ent.data
-			if data != nil {
+			data, ok := ent.data, ent.ok
+			if ok {
 				ent.uses--
 				if ent.uses <= 0 {
 					s.release(ent)
@@ -341,17 +369,17 @@ func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]by
 	}
 	s.mu.Unlock()
 	ref := blockRef{Hash: hash, Size: size}
-	if data := s.fetch(ctx, []blockRef{ref})[hash]; data != nil {
+	if data, ok := s.fetch(ctx, []blockRef{ref})[hash]; ok {
 		return data, nil
 	}
-	return nil, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
+	return syncfs.VerifiedBlock{}, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
 }
 
 // fetch gets refs from the peers in order, each asked for what the ones
 // before it did not supply, in batches, at most Fetches streams at once
-// per folder. It returns the blocks received, by hash.
-func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash][]byte {
-	out := make(map[syncfs.Hash][]byte, len(refs))
+// per folder. It returns the blocks received, verified, by hash.
+func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash]syncfs.VerifiedBlock {
+	out := make(map[syncfs.Hash]syncfs.VerifiedBlock, len(refs))
 	for _, p := range s.peers {
 		if len(refs) == 0 || ctx.Err() != nil {
 			break
@@ -361,9 +389,9 @@ func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash][]b
 		case <-ctx.Done():
 			return out
 		}
-		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b []byte) {
+		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b syncfs.VerifiedBlock) {
 			out[r.Hash] = b
-			s.f.fetched.Add(int64(len(b)))
+			s.f.fetched.Add(int64(len(b.Data())))
 		})
 		<-s.f.fetchSem
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {

@@ -1,0 +1,136 @@
+package foldersync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// A peer that sends wrong bytes for a block is treated as not having it:
+// the block is asked from the next peer, and only verified bytes reach
+// the caller.
+func TestWrongBlockAskedFromNextPeer(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	content := randomBytes(300 << 10)
+	alice.write(t, "f.bin", string(content))
+	n.waitEqual(alice, server, bob)
+	blocks := server.eng.folder(n.folder).pub.Load().entries["f.bin"].fi.Blocks
+	if len(blocks) == 0 {
+		t.Fatal("f.bin has no blocks")
+	}
+
+	// The server now answers every block with garbage of the right size.
+	var lied atomic.Int32
+	server.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+		defer s.Close()
+		var req blockRequest
+		if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+			_ = s.Reset()
+			return
+		}
+		for _, ref := range req.Blocks {
+			lied.Add(1)
+			if writeFrame(s, append([]byte{blockOK}, randomBytes(int(ref.Size))...)) != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.host.Connect(ctx, lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	src := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID(), alice.host.ID()}, nil)
+	defer src.close()
+	b := blocks[0]
+	vb, err := src.Block(ctx, b.Hash, b.Size)
+	if err != nil {
+		t.Fatalf("Block from a lying server, then alice: %v", err)
+	}
+	defer vb.Release()
+	if lied.Load() == 0 {
+		t.Fatal("the server was not asked: the test is not exercising a wrong block")
+	}
+	if !bytes.Equal(vb.Data(), content[b.Offset:b.Offset+int64(b.Size)]) || vb.Hash() != b.Hash {
+		t.Errorf("Block returned %d bytes that are not the block", len(vb.Data()))
+	}
+
+	// With only the lying server, the block is unavailable.
+	only := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID()}, nil)
+	defer only.close()
+	if vb, err := only.Block(ctx, b.Hash, b.Size); err == nil {
+		vb.Release()
+		t.Error("Block from only a lying server succeeded")
+	}
+}
+
+// A published file is served only while it is still what the index says:
+// a changed size or mtime makes its blocks missing until the next scan.
+func TestOpenPublishedChecksStat(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("published content")
+	mtime := time.Unix(1700000000, 123456789)
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	blocks, sum, err := syncfs.HashFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := syncfs.Vector{}.Update("dev")
+	files := syncfs.Snapshot{
+		"f":    {Name: "f", Type: syncfs.TypeFile, Size: int64(len(data)), Mode: 0o644, ModTime: mtime.UnixNano(), Version: v, Blocks: blocks, FileHash: sum},
+		"gone": {Name: "gone", Type: syncfs.TypeFile, Deleted: true, Version: v},
+	}
+	pub := newPublished(nil, "f1", "dev", 1, 1, files)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	open := func() bool {
+		fh := openPublished(root, pub, "f")
+		if fh != nil {
+			fh.Close()
+		}
+		return fh != nil
+	}
+	if !open() {
+		t.Fatal("openPublished(unchanged file) = nil; want it served")
+	}
+	if fh := openPublished(root, pub, "gone"); fh != nil {
+		fh.Close()
+		t.Error("openPublished(tombstone) served a file")
+	}
+	if err := os.Chtimes(p, mtime.Add(time.Second), mtime.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if open() {
+		t.Error("openPublished(file with another mtime) served it")
+	}
+	if err := os.WriteFile(p, append(data, '!'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if open() {
+		t.Error("openPublished(file with another size) served it")
+	}
+}
