@@ -702,12 +702,17 @@ func (s *sourceFiles) read(c BlockCopy) (VerifiedBlock, bool) {
 	if f == nil {
 		return VerifiedBlock{}, false
 	}
-	buf := make([]byte, c.Block.Size)
+	buf := BlockBuffer(int(c.Block.Size))
 	if _, err := f.ReadAt(buf, c.FromOffset); err != nil {
+		FreeBlockBuffer(buf)
 		return VerifiedBlock{}, false
 	}
 	vb, err := VerifyBlock(buf, c.Block.Hash)
-	return vb, err == nil
+	if err != nil {
+		FreeBlockBuffer(buf)
+		return VerifiedBlock{}, false
+	}
+	return vb.OnRelease(func() { FreeBlockBuffer(buf) }), true
 }
 
 func (s *sourceFiles) close() {

@@ -200,3 +200,28 @@ func BenchmarkHashFile(b *testing.B) {
 		})
 	}
 }
+
+func TestBlockBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, 4 << 10, 64<<10 - 1, 64 << 10, 64<<10 + 64, 300 << 10, 2 << 20, 2<<20 + 10, 64 << 20} {
+		b := syncfs.BlockBuffer(n)
+		if len(b) != n {
+			t.Fatalf("BlockBuffer(%d) has length %d", n, len(b))
+		}
+		if n >= 64<<10 && cap(b) > n+n/2+64 {
+			t.Errorf("BlockBuffer(%d) has capacity %d; want at most half again as much", n, cap(b))
+		}
+		for i := range b {
+			b[i] = byte(i)
+		}
+		syncfs.FreeBlockBuffer(b)
+		again := syncfs.BlockBuffer(n)
+		if len(again) != n {
+			t.Fatalf("BlockBuffer(%d) after a free has length %d", n, len(again))
+		}
+		syncfs.FreeBlockBuffer(again)
+	}
+	syncfs.FreeBlockBuffer(make([]byte, 100<<10)) // not from the pool: ignored
+	if b := syncfs.BlockBuffer(100 << 10); len(b) != 100<<10 {
+		t.Fatalf("BlockBuffer after freeing a foreign buffer has length %d", len(b))
+	}
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -74,18 +76,24 @@ func (e *Engine) handleBlock(s network.Stream) {
 				// copied once on its way to the stream.
 				var hdr [binary.MaxVarintLen64]byte
 				n := binary.PutUvarint(hdr[:], uint64(1+ref.Size))
-				buf := make([]byte, n+1+int(ref.Size))
+				buf := syncfs.BlockBuffer(n + 1 + int(ref.Size))
 				data := buf[n+1:]
 				if _, err := fh.ReadAt(data, loc.offset); err == nil {
 					copy(buf, hdr[:n])
 					buf[n] = blockOK
 					frame = buf
 					f.served.Add(int64(ref.Size))
+				} else {
+					syncfs.FreeBlockBuffer(buf)
 				}
 			}
 		}
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if _, err := s.Write(frame); err != nil {
+		_, err := s.Write(frame) // Write does not keep frame (io.Writer)
+		if len(frame) > len(missing) {
+			syncfs.FreeBlockBuffer(frame)
+		}
+		if err != nil {
 			return
 		}
 	}
@@ -114,9 +122,10 @@ func openPublished(root *os.Root, pub *published, name string) *os.File {
 }
 
 // requestBlocks asks p for refs of folder and calls got with each block
-// received, verified (the only place a fetched block is hashed). It returns
-// the refs p did not supply or supplied wrong.
-func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, syncfs.VerifiedBlock)) ([]blockRef, error) {
+// received, verified (the only place a fetched block is hashed); got owns
+// one reference to it. It returns the refs p did not supply or supplied
+// wrong.
+func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, fetchedBlock)) ([]blockRef, error) {
 	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	s, err := e.cfg.Host.NewStream(sctx, p, ProtoBlock)
@@ -136,20 +145,88 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 	var missing []blockRef
 	for i, ref := range refs {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		b, err := readFrame(br, 1+int(e.cfg.Chunking.MaxSize))
+		fb, ok, err := readBlockFrame(br, ref, e.cfg.Chunking.MaxSize)
 		if err != nil {
 			_ = s.Reset()
 			return append(missing, refs[i:]...), err
 		}
-		if len(b) == 1+int(ref.Size) && b[0] == blockOK {
-			if vb, err := syncfs.VerifyBlock(b[1:], ref.Hash); err == nil {
-				got(ref, vb)
-				continue
-			}
+		if ok {
+			got(ref, fb)
+			continue
 		}
 		missing = append(missing, ref)
 	}
 	return missing, nil
+}
+
+// fetchedBlock is a received, verified block. Its bytes are in a pooled
+// buffer (buf, nil for a small block) that goes back to the pool when its
+// last holder releases it: vb's release drops one reference, and share
+// hands out another.
+type fetchedBlock struct {
+	vb  syncfs.VerifiedBlock
+	buf *blockBuf
+}
+
+// share returns the block for one more holder, who must Release it.
+func (b fetchedBlock) share() syncfs.VerifiedBlock {
+	if b.buf != nil {
+		b.buf.refs.Add(1)
+	}
+	return b.vb
+}
+
+// blockBuf is a pooled buffer shared by the holders of a fetchedBlock.
+type blockBuf struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+func (bb *blockBuf) unref() {
+	switch n := bb.refs.Add(-1); {
+	case n == 0:
+		syncfs.FreeBlockBuffer(bb.b)
+	case n < 0:
+		panic("foldersync: block buffer released too often")
+	}
+}
+
+// readBlockFrame reads the frame answering ref: the block, received into a
+// pooled buffer and verified (ok), or a missing or wrong block (not ok,
+// its bytes skipped). An error means the stream is unusable.
+func readBlockFrame(br *bufio.Reader, ref blockRef, maxBlock uint32) (fetchedBlock, bool, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	if n > 1+uint64(maxBlock) {
+		return fetchedBlock{}, false, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, 1+maxBlock)
+	}
+	if n == 0 {
+		return fetchedBlock{}, false, nil
+	}
+	status, err := br.ReadByte()
+	if err != nil {
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	if status != blockOK || n-1 != uint64(ref.Size) {
+		if _, err := br.Discard(int(n - 1)); err != nil {
+			return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+		}
+		return fetchedBlock{}, false, nil
+	}
+	bb := &blockBuf{b: syncfs.BlockBuffer(int(ref.Size))}
+	if _, err := io.ReadFull(br, bb.b); err != nil {
+		syncfs.FreeBlockBuffer(bb.b)
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	vb, err := syncfs.VerifyBlock(bb.b, ref.Hash)
+	if err != nil {
+		syncfs.FreeBlockBuffer(bb.b)
+		return fetchedBlock{}, false, nil
+	}
+	bb.refs.Store(1)
+	return fetchedBlock{vb: vb.OnRelease(bb.unref), buf: bb}, true, nil
 }
 
 // nearQueue is how far ahead of the prefetchers a block the applier asks
@@ -174,8 +251,8 @@ type pfEntry struct {
 	evict   bool // drop when fetched
 	counted bool // its bytes are in source.held
 	done    chan struct{}
-	data    syncfs.VerifiedBlock
-	ok      bool // data was fetched
+	data    fetchedBlock // holding one reference while ok
+	ok      bool         // data was fetched
 }
 
 // source is the BlockSource of one apply: it fetches blocks from peers
@@ -310,7 +387,10 @@ func (s *source) release(ent *pfEntry) {
 	if s.entries[ent.ref.Hash] == ent {
 		delete(s.entries, ent.ref.Hash)
 	}
-	ent.data, ent.ok = syncfs.VerifiedBlock{}, false
+	if ent.ok {
+		ent.data.vb.Release()
+	}
+	ent.data, ent.ok = fetchedBlock{}, false
 	s.cond.Broadcast()
 }
 
@@ -356,30 +436,31 @@ func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) (sync
 				return syncfs.VerifiedBlock{}, ctx.Err()
 			}
 			s.mu.Lock()
-			data, ok := ent.data, ent.ok
-			if ok {
+			if ent.ok {
+				vb := ent.data.share()
 				ent.uses--
 				if ent.uses <= 0 {
 					s.release(ent)
 				}
 				s.mu.Unlock()
-				return data, nil
+				return vb, nil
 			}
 		}
 	}
 	s.mu.Unlock()
 	ref := blockRef{Hash: hash, Size: size}
-	if data, ok := s.fetch(ctx, []blockRef{ref})[hash]; ok {
-		return data, nil
+	if fb, ok := s.fetch(ctx, []blockRef{ref})[hash]; ok {
+		return fb.vb, nil
 	}
 	return syncfs.VerifiedBlock{}, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
 }
 
 // fetch gets refs from the peers in order, each asked for what the ones
 // before it did not supply, in batches, at most Fetches streams at once
-// per folder. It returns the blocks received, verified, by hash.
-func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash]syncfs.VerifiedBlock {
-	out := make(map[syncfs.Hash]syncfs.VerifiedBlock, len(refs))
+// per folder. It returns the blocks received, verified, by hash; the caller
+// owns a reference to each.
+func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash]fetchedBlock {
+	out := make(map[syncfs.Hash]fetchedBlock, len(refs))
 	for _, p := range s.peers {
 		if len(refs) == 0 || ctx.Err() != nil {
 			break
@@ -389,9 +470,12 @@ func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash]syn
 		case <-ctx.Done():
 			return out
 		}
-		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b syncfs.VerifiedBlock) {
+		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b fetchedBlock) {
+			if old, dup := out[r.Hash]; dup {
+				old.vb.Release()
+			}
 			out[r.Hash] = b
-			s.f.fetched.Add(int64(len(b.Data())))
+			s.f.fetched.Add(int64(r.Size))
 		})
 		<-s.f.fetchSem
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {

@@ -134,3 +134,62 @@ func TestOpenPublishedChecksStat(t *testing.T) {
 		t.Error("openPublished(file with another size) served it")
 	}
 }
+
+// A received block shared by the prefetch cache and the applier goes back
+// to the pool only when its last holder releases it.
+func TestFetchedBlockSharing(t *testing.T) {
+	content := randomBytes(200 << 10)
+	ref := blockRef{Hash: syncfs.HashBytes(content), Size: uint32(len(content))}
+	var frame bytes.Buffer
+	if err := writeFrame(&frame, append([]byte{blockOK}, content...)); err != nil {
+		t.Fatal(err)
+	}
+	fb, ok, err := readBlockFrame(bufio.NewReader(&frame), ref, 2<<20)
+	if err != nil || !ok {
+		t.Fatalf("readBlockFrame = %v, %v; want the block", ok, err)
+	}
+	a, b := fb.share(), fb.share()
+	fb.vb.Release() // the cache lets go
+	a.Release()
+	if fb.buf.refs.Load() != 1 || !bytes.Equal(b.Data(), content) {
+		t.Fatalf("after two of three releases: %d references, data intact %v; want 1, true", fb.buf.refs.Load(), bytes.Equal(b.Data(), content))
+	}
+	b.Release()
+	if n := fb.buf.refs.Load(); n != 0 {
+		t.Fatalf("after every release: %d references; want 0", n)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("releasing once too often did not panic")
+		}
+	}()
+	b.Release()
+}
+
+// A frame holding the wrong bytes, or a missing block, is skipped without
+// breaking the stream: the next frame is read.
+func TestReadBlockFrameSkipsWrong(t *testing.T) {
+	good := randomBytes(100 << 10)
+	ref := blockRef{Hash: syncfs.HashBytes(good), Size: uint32(len(good))}
+	var in bytes.Buffer
+	for _, f := range [][]byte{append([]byte{blockOK}, randomBytes(len(good))...), {blockMissing}, append([]byte{blockOK}, good[:10]...), append([]byte{blockOK}, good...)} {
+		if err := writeFrame(&in, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := bufio.NewReader(&in)
+	for i := range 3 {
+		if fb, ok, err := readBlockFrame(br, ref, 2<<20); ok || err != nil {
+			fb.vb.Release()
+			t.Fatalf("frame %d: ok %v, err %v; want skipped", i, ok, err)
+		}
+	}
+	fb, ok, err := readBlockFrame(br, ref, 2<<20)
+	if !ok || err != nil || !bytes.Equal(fb.vb.Data(), good) {
+		t.Fatalf("last frame: ok %v, err %v; want the block", ok, err)
+	}
+	fb.vb.Release()
+	if _, _, err := readBlockFrame(br, ref, 2<<20); err == nil {
+		t.Error("reading past the end: no error")
+	}
+}
