@@ -106,6 +106,9 @@ type Applier struct {
 	// Concurrency bounds the blocks of one file fetched at once
 	// (DefaultConcurrency if zero).
 	Concurrency int
+	// BatchConcurrency bounds the files of a batch written at once
+	// (DefaultBatchConcurrency if zero; see ApplyBatch).
+	BatchConcurrency int
 
 	// hook, if set, is called at named steps of writing a file and may
 	// fail them (a test seam for crash safety).
@@ -148,6 +151,7 @@ func (ap *Applier) Apply(ctx context.Context, local *Local, actions []Action) []
 		if e := x.do(ctx, a); e != nil {
 			results[i].Err = fmt.Errorf("%v: %w", a, e)
 		}
+		x.count()
 	}
 	if root != nil {
 		root.Close()
@@ -161,6 +165,14 @@ type applyRun struct {
 	root  *os.Root
 	local *Local
 	res   *Result
+
+	fetched, copied atomic.Int64 // bytes written, added to res when done
+}
+
+// count adds the bytes written to the result.
+func (x *applyRun) count() {
+	x.res.Fetched += x.fetched.Load()
+	x.res.Copied += x.copied.Load()
 }
 
 func (x *applyRun) step(step, name string) error {
@@ -248,9 +260,15 @@ func (x *applyRun) unchanged(name string) error {
 	if err != nil {
 		return err
 	}
-	f, ok := x.local.Files[name]
-	live := ok && !f.Deleted
 	fi, err := x.root.Lstat(p)
+	return checkUnchanged(x.local, name, fi, err, func() (string, error) { return x.root.Readlink(p) })
+}
+
+// checkUnchanged is unchanged given what Lstat said of name (fi, err),
+// with readlink reading it as a symlink.
+func checkUnchanged(local *Local, name string, fi fs.FileInfo, err error, readlink func() (string, error)) error {
+	f, ok := local.Files[name]
+	live := ok && !f.Deleted
 	if errors.Is(err, fs.ErrNotExist) {
 		if live {
 			return fmt.Errorf("%w: %s is gone", ErrChangedMeanwhile, name)
@@ -268,12 +286,12 @@ func (x *applyRun) unchanged(name string) error {
 	}
 	switch f.Type {
 	case TypeSymlink:
-		if t, err := x.root.Readlink(p); err != nil || t != f.SymlinkTarget {
+		if t, err := readlink(); err != nil || t != f.SymlinkTarget {
 			return fmt.Errorf("%w: symlink %s now points elsewhere", ErrChangedMeanwhile, name)
 		}
 	case TypeFile:
 		st := statOf(fi)
-		if d, ok := x.local.Disk[name]; ok {
+		if d, ok := local.Disk[name]; ok {
 			if !d.same(st) {
 				return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
 			}
@@ -600,10 +618,19 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 	for _, c := range a.Copy {
 		local[c.Block.Offset] = c
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	srcs := &sourceFiles{x: x, open: map[string]*os.File{}}
 	defer srcs.close()
+	if len(a.File.Blocks) <= 1 {
+		// A small file: no goroutine for one block.
+		for _, b := range a.File.Blocks {
+			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	n := x.ap.Concurrency
 	if n <= 0 {
 		n = DefaultConcurrency
@@ -613,8 +640,6 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 		sem      = make(chan struct{}, n)
 		mu       sync.Mutex
 		firstErr error
-		fetched  atomic.Int64
-		copied   atomic.Int64
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -631,51 +656,55 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			var (
-				vb VerifiedBlock
-				ok bool
-			)
-			if c, isLocal := local[b.Offset]; isLocal && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
-				vb, ok = srcs.read(c)
-			}
-			if ok {
-				copied.Add(int64(b.Size))
-			} else {
-				if x.ap.Source == nil {
-					fail(fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset))
-					return
-				}
-				var err error
-				vb, err = x.ap.Source.Block(ctx, b.Hash, b.Size)
-				if err != nil {
-					fail(fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err))
-					return
-				}
-				// The source verified it: check it is the block asked for.
-				if vb.hash != b.Hash || len(vb.data) != int(b.Size) {
-					vb.Release()
-					fail(fmt.Errorf("%w: block at %d: the source returned another block", ErrBlockUnavailable, b.Offset))
-					return
-				}
-				fetched.Add(int64(b.Size))
-			}
-			defer vb.Release()
-			if err := x.step("write", a.Name); err != nil {
+			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
 				fail(err)
-				return
-			}
-			if _, err := out.WriteAt(vb.data, b.Offset); err != nil {
-				fail(fmt.Errorf("writing temporary file: %w", err))
 			}
 		})
 	}
 	wg.Wait()
-	x.res.Fetched += fetched.Load()
-	x.res.Copied += copied.Load()
 	if firstErr != nil {
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// fillBlock writes block b of name into out: from a local file if local
+// says one holds it and it still verifies, else from the Source. It counts
+// the bytes in x.res (fetched, copied) and may run beside other blocks.
+func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local map[int64]BlockCopy, srcs *sourceFiles, out *os.File) error {
+	var (
+		vb VerifiedBlock
+		ok bool
+	)
+	if c, isLocal := local[b.Offset]; isLocal && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
+		vb, ok = srcs.read(c)
+	}
+	if ok {
+		x.copied.Add(int64(b.Size))
+	} else {
+		if x.ap.Source == nil {
+			return fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset)
+		}
+		var err error
+		vb, err = x.ap.Source.Block(ctx, b.Hash, b.Size)
+		if err != nil {
+			return fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err)
+		}
+		// The source verified it: check it is the block asked for.
+		if vb.hash != b.Hash || len(vb.data) != int(b.Size) {
+			vb.Release()
+			return fmt.Errorf("%w: block at %d: the source returned another block", ErrBlockUnavailable, b.Offset)
+		}
+		x.fetched.Add(int64(b.Size))
+	}
+	defer vb.Release()
+	if err := x.step("write", name); err != nil {
+		return err
+	}
+	if _, err := out.WriteAt(vb.data, b.Offset); err != nil {
+		return fmt.Errorf("writing temporary file: %w", err)
+	}
+	return nil
 }
 
 // sourceFiles reads blocks from local files, opening each once.

@@ -31,8 +31,10 @@
 //   - Local, Scanner: this device's own record of a folder (its Snapshot
 //     plus what Lstat said of each entry) and the parallel scanner that
 //     updates it, rehashing only files whose stat changed.
-//   - Applier, BlockSource: carries out a plan on disk through temporary
-//     files, verified blocks and an os.Root, never outside the folder.
+//   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
+//     through temporary files, verified blocks and an os.Root, never
+//     outside the folder; ApplyBatch makes many small independent files
+//     durable with two filesystem barriers instead of two fsyncs each.
 //   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
 //     batches of names to rescan.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
