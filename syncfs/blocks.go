@@ -7,7 +7,6 @@ import (
 	"io"
 	"sync"
 
-	"github.com/restic/chunker"
 	"github.com/zeebo/blake3"
 )
 
@@ -59,16 +58,13 @@ type Block struct {
 	Hash   Hash   `cbor:"3,keyasint"`
 }
 
-// Polynomial is the Rabin polynomial every baton host chunks with. It is fixed
-// (irreducible, degree 53) so that all hosts cut identical content at
-// identical places and share blocks. Changing it changes every block.
-const Polynomial = chunker.Pol(0x3DA3358B4DC173)
-
-// Chunking sets the content-defined chunk sizes.
+// Chunking sets the content-defined chunk sizes. Blocks are cut by FastCDC
+// with a fixed gear table (see GearContext), so that all hosts cut
+// identical content at identical places and share blocks.
 type Chunking struct {
 	MinSize     uint32 // no cut before this many bytes (except at EOF)
 	MaxSize     uint32 // always cut here
-	AverageBits int    // a cut is expected every 2^AverageBits bytes after MinSize
+	AverageBits int    // most cuts fall near MinSize + 2^AverageBits
 }
 
 // DefaultChunking: blocks of 256 KiB to 2 MiB, about 384 KiB on average.
@@ -78,10 +74,13 @@ type Chunking struct {
 // block on each side, so smaller blocks keep "a 1 MiB edit sends about 1 MiB"
 // close to true (about 1.8 MiB here against about 4 MiB with restic's sizes)
 // while a 1 GiB file still has only about 2,700 blocks (about 130 KiB of
-// index). The chunker skips its rolling hash for the first MinSize bytes of a
-// block, so a MinSize that is large next to the 2^AverageBits expected tail
-// makes chunking about twice as fast as restic's sizes (BenchmarkHashFile).
-// Files under MinSize are one block. The sizes, like the polynomial, must be
+// index). The chunker does not look at the first MinSize bytes of a block
+// (but for the 64 before the first possible cut), so a MinSize that is large
+// next to the 2^AverageBits tail keeps chunking cheap: FastCDC's normalized
+// cuts put blocks between 256 KiB and about 560 KiB in practice, about
+// 390 KiB on average, at about 4.5 GB/s (BenchmarkCut; restic's Rabin
+// chunker, used before, found cuts at about 1.1 GB/s with the same sizes).
+// Files under MinSize are one block. The sizes, like the gear table, must be
 // the same on every host.
 var DefaultChunking = Chunking{MinSize: 256 << 10, MaxSize: 2 << 20, AverageBits: 17}
 
@@ -98,12 +97,11 @@ func (c Chunking) Validate() error {
 	return nil
 }
 
-// Hasher chunks and hashes files, reusing its buffers between calls. A Hasher
+// Hasher chunks and hashes files, reusing its buffer between calls. A Hasher
 // is not safe for concurrent use; use one per scanning goroutine.
 type Hasher struct {
 	c   Chunking
-	ch  *chunker.Chunker
-	buf []byte
+	buf []byte // 2 × MaxSize: a block is cut and hashed where it was read
 }
 
 // NewHasher returns a Hasher for c, which must be valid.
@@ -111,32 +109,43 @@ func NewHasher(c Chunking) (*Hasher, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	return &Hasher{c: c, buf: make([]byte, c.MaxSize)}, nil
+	return &Hasher{c: c, buf: make([]byte, 2*int(c.MaxSize))}, nil
 }
 
 // HashFile reads r to the end and returns its blocks and the file hash
-// (FileHashOf the blocks). Each byte is hashed once, in its block. An empty
-// input has no blocks.
+// (FileHashOf the blocks). Each byte is read once into the Hasher's buffer
+// (a block's tail is moved to the front before the next read) and hashed
+// once, in its block. An empty input has no blocks.
 func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
-	if hs.ch == nil {
-		hs.ch = chunker.NewWithBoundaries(r, Polynomial, uint(hs.c.MinSize), uint(hs.c.MaxSize))
-	} else {
-		hs.ch.ResetWithBoundaries(r, Polynomial, uint(hs.c.MinSize), uint(hs.c.MaxSize))
-	}
-	hs.ch.SetAverageBits(hs.c.AverageBits)
-	var blocks []Block
-	var off int64
+	var (
+		blocks     []Block
+		off        int64
+		start, end int
+		eof        bool
+		max        = int(hs.c.MaxSize)
+	)
+	buf := hs.buf
 	for {
-		c, err := hs.ch.Next(hs.buf)
-		if errors.Is(err, io.EOF) {
+		if !eof && end-start < max {
+			copy(buf, buf[start:end])
+			end -= start
+			start = 0
+			n, err := io.ReadFull(r, buf[end:])
+			end += n
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				eof = true
+			case err != nil:
+				return nil, Hash{}, fmt.Errorf("chunking: %w", err)
+			}
+		}
+		if start == end {
 			break
 		}
-		if err != nil {
-			return nil, Hash{}, fmt.Errorf("chunking: %w", err)
-		}
-		blocks = append(blocks, Block{Offset: off, Size: uint32(c.Length), Hash: blake3.Sum256(c.Data)})
-		off += int64(c.Length)
-		hs.buf = c.Data[:0] // Next may have grown it
+		n := hs.c.cut(buf[start:end])
+		blocks = append(blocks, Block{Offset: off, Size: uint32(n), Hash: HashBytes(buf[start : start+n])})
+		off += int64(n)
+		start += n
 	}
 	return blocks, FileHashOf(blocks), nil
 }

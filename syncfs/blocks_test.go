@@ -38,13 +38,6 @@ func hashWith(t testing.TB, c syncfs.Chunking, data []byte) ([]syncfs.Block, syn
 	return blocks, sum
 }
 
-func TestPolynomialIrreducible(t *testing.T) {
-	if !syncfs.Polynomial.Irreducible() || syncfs.Polynomial.Deg() != 53 {
-		t.Errorf("Polynomial %v: irreducible %v, degree %d; want irreducible of degree 53",
-			syncfs.Polynomial, syncfs.Polynomial.Irreducible(), syncfs.Polynomial.Deg())
-	}
-}
-
 func TestHashFileBlocks(t *testing.T) {
 	for _, c := range []syncfs.Chunking{testChunking, syncfs.DefaultChunking} {
 		data := randBytes(1, 5<<20+123)
@@ -80,9 +73,41 @@ func TestHashFileStable(t *testing.T) {
 	for _, b := range blocks {
 		got = append(got, b.Offset)
 	}
-	want := []int64{0, 311317, 684579, 998167, 1308804, 1635028, 2206186, 2500189, 2852868, 3242580, 3544654, 3872283, 4156773}
+	want := []int64{0, 283630, 780416, 1213341, 1520733, 1929213, 2359058, 2729377, 3124113, 3406627, 3770076}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("cut offsets = %v;\nwant %v", got, want)
+	}
+}
+
+// TestCut checks FastCDC's bounds on data that never cuts by itself (all
+// zero bytes: the hash stays a sum of one gear value) and on random data,
+// and that a cut depends only on the 64 bytes before it.
+func TestCut(t *testing.T) {
+	c := syncfs.DefaultChunking
+	zeros := make([]byte, 5<<20)
+	if n := syncfs.Cut(c, zeros); n != int(c.MaxSize) && n < int(c.MinSize) {
+		t.Errorf("Cut(zeros) = %d; want MaxSize %d or a cut past MinSize", n, c.MaxSize)
+	}
+	if n := syncfs.Cut(c, zeros[:c.MinSize-1]); n != int(c.MinSize)-1 {
+		t.Errorf("Cut(short) = %d; want all %d bytes", n, c.MinSize-1)
+	}
+	data := randBytes(5, 8<<20)
+	n := syncfs.Cut(c, data)
+	if n < int(c.MinSize) || n > int(c.MaxSize) {
+		t.Fatalf("Cut(random) = %d; want %d..%d", n, c.MinSize, c.MaxSize)
+	}
+	// Another block start with the same 64+ bytes before the cut, and no
+	// earlier cut: the same cut.
+	other := append(randBytes(6, int(c.MinSize)), data[int(c.MinSize)-64:]...)
+	if m := syncfs.Cut(c, other); m != n+64 {
+		t.Errorf("Cut(other prefix, same window) = %d; want %d", m, n+64)
+	}
+}
+
+// TestGearTable pins the gear table: all hosts must cut alike.
+func TestGearTable(t *testing.T) {
+	if got := hex.EncodeToString(syncfs.GearDigest()); got[:16] != gearPinned {
+		t.Errorf("gear table digest %s; want %s... (the table changed: every cut moves)", got, gearPinned)
 	}
 }
 
@@ -223,5 +248,29 @@ func TestBlockBuffer(t *testing.T) {
 	syncfs.FreeBlockBuffer(make([]byte, 100<<10)) // not from the pool: ignored
 	if b := syncfs.BlockBuffer(100 << 10); len(b) != 100<<10 {
 		t.Fatalf("BlockBuffer after freeing a foreign buffer has length %d", len(b))
+	}
+}
+
+const gearPinned = "d1c0ea69042a22e2"
+
+// BenchmarkCut measures finding the cut points alone (no hashing) over
+// 64 MiB of random data, with the default sizes.
+func BenchmarkCut(b *testing.B) {
+	data := randBytes(9, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for rest := data; len(rest) > 0; {
+			rest = rest[syncfs.Cut(syncfs.DefaultChunking, rest):]
+		}
+	}
+}
+
+func BenchmarkHashBytes(b *testing.B) {
+	data := randBytes(9, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for off := 0; off < len(data); off += 384 << 10 {
+			syncfs.HashBytes(data[off:min(off+384<<10, len(data))])
+		}
 	}
 }

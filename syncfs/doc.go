@@ -14,9 +14,9 @@
 //   - Ignore patterns (ParseIgnore, Matcher): gitignore syntax in
 //     .batonignore. The caller filters scans and snapshots with it; Plan does
 //     not know about it.
-//   - Blocks (Hasher, HashFile): content-defined chunks (restic's Rabin
-//     chunker with the fixed Polynomial and DefaultChunking, identical on
-//     every host) hashed with BLAKE3; the file hash (FileHashOf) is derived
+//   - Blocks (Hasher, HashFile): content-defined chunks (FastCDC with a
+//     fixed gear table and DefaultChunking, identical on every host)
+//     hashed with BLAKE3; the file hash (FileHashOf) is derived
 //     from the block list, so each byte is hashed once and verifying every
 //     block verifies the file.
 //   - Vector: per-file version vectors, as Syncthing's.
