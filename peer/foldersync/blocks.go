@@ -141,7 +141,10 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 	_ = s.CloseWrite()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	br := bufio.NewReaderSize(s, 256<<10)
+	// A small buffer: a block larger than it is read straight into its
+	// own buffer (bufio passes large reads through), so only its first
+	// bytes are copied twice.
+	br := bufio.NewReaderSize(s, 32<<10)
 	var missing []blockRef
 	for i, ref := range refs {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
