@@ -42,9 +42,9 @@ func Batchable(a Action, local *Local) bool {
 // directories are made durable by a second barrier (syncfs, or one fsync
 // per distinct directory). A result is returned only after the second
 // barrier, so what it reports applied is durable: after a crash each name
-// holds its old content or its new one. Actions that are not Batchable are
-// applied alone, in order, before the batch. The results are in the order
-// of actions.
+// holds its old content or its new one. Actions that are not Batchable,
+// or whose directory cannot be used, are applied alone, in order, before
+// the batch. The results are in the order of actions.
 func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Action) []Result {
 	local.init()
 	results := make([]Result, len(actions))
@@ -76,16 +76,17 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 			results[i].Err = cerr
 			continue
 		}
-		if !Batchable(a, local) {
+		it := &batchItem{x: x, a: a}
+		if Batchable(a, local) {
+			it.dir, it.base, err = b.dir(a.Name)
+		}
+		if !Batchable(a, local) || err != nil {
+			// Alone, as Apply would (which also says why a name cannot
+			// be written, or removes a name whose directory is gone).
 			if e := x.do(ctx, a); e != nil {
 				results[i].Err = fmt.Errorf("%v: %w", a, e)
 			}
 			x.count()
-			continue
-		}
-		it := &batchItem{x: x, a: a}
-		if it.dir, it.base, err = b.dir(a.Name); err != nil {
-			it.fail(err)
 			continue
 		}
 		items = append(items, it)
@@ -135,7 +136,7 @@ func (it *batchItem) fail(err error) {
 // dir checks name as Apply does (SafeJoin; no parent a symlink or not a
 // directory, checked once per directory) and returns its directory, opened
 // as a root, and its last component. A directory that does not exist is
-// an error: a batch creates files in existing directories only.
+// an error: a batch writes in existing directories only.
 func (b *batch) dir(name string) (*batchDir, string, error) {
 	if _, err := SafeJoin(b.ap.Root, name); err != nil {
 		return nil, "", err

@@ -369,3 +369,39 @@ func TestApplyBatchMixed(t *testing.T) {
 		t.Errorf("plan after ApplyBatch not empty")
 	}
 }
+
+// TestApplyBatchDirGone removes, in a batch, a file whose directory is
+// already gone from disk: as with Apply, the removal is recorded (at most
+// ErrNotDurable), not failed.
+func TestApplyBatchDirGone(t *testing.T) {
+	rootA, rootB := t.TempDir(), t.TempDir()
+	put(t, rootA, "keep", []byte("keep"), 0o644, baseTime)
+	put(t, rootA, "d/f", []byte("f"), 0o644, baseTime)
+	put(t, rootA, "d/g", []byte("g"), 0o644, baseTime)
+	a, _ := mustScan(t, scanner(rootA, devA), Local{})
+	var b Local
+	syncInto(t, &b, rootB, devB, a, rootA)
+	os.Remove(filepath.Join(rootA, "d/f"))
+	os.Remove(filepath.Join(rootA, "d/g"))
+	a, _ = mustScan(t, scanner(rootA, devA), a)
+	if err := os.RemoveAll(filepath.Join(rootB, "d")); err != nil { // gone before B's next scan
+		t.Fatal(err)
+	}
+	plan := Plan(b.Files, a.Files, devB)
+	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a)}
+	n := 0
+	for _, r := range ap.ApplyBatch(context.Background(), &b, plan) {
+		if r.Action.Kind == ActDelete && (r.Action.Name == "d/f" || r.Action.Name == "d/g") {
+			n++
+			if r.Err != nil && !errors.Is(r.Err, ErrNotDurable) { // its directory cannot be fsynced: it is gone
+				t.Errorf("%v: %v; want the removal recorded", r.Action, r.Err)
+			}
+			if f := b.Files[r.Action.Name]; !f.Deleted {
+				t.Errorf("%s recorded as %+v; want a tombstone", r.Action.Name, f)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("plan %v: want removals of d/f and d/g", plan)
+	}
+}

@@ -23,8 +23,9 @@ import (
 // folder's published index and read from its file, which is first checked
 // to still be what the index says (its size and mtime; see openPublished);
 // a block this host does not have (or whose file changed) is answered as
-// missing. Blocks are not hashed again here: the receiver verifies every
-// block and asks the next peer for one that does not match.
+// missing. Blocks of a file whose stat matches are not hashed again here:
+// the receiver verifies every block and asks the next peer for one that
+// does not match.
 func (e *Engine) handleBlock(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
@@ -54,11 +55,11 @@ func (e *Engine) handleBlock(s network.Stream) {
 		return
 	}
 	defer root.Close()
-	files := map[string]*os.File{}
+	files := map[string]*servedFile{}
 	defer func() {
 		for _, fh := range files {
 			if fh != nil {
-				fh.Close()
+				fh.f.Close()
 			}
 		}
 	}()
@@ -71,14 +72,14 @@ func (e *Engine) handleBlock(s network.Stream) {
 				fh = openPublished(root, pub, loc.name)
 				files[loc.name] = fh
 			}
-			if fh != nil {
+			if fh != nil && fh.f != nil {
 				// One buffer holds the whole frame, so the block is
 				// copied once on its way to the stream.
 				var hdr [binary.MaxVarintLen64]byte
 				n := binary.PutUvarint(hdr[:], uint64(1+ref.Size))
 				buf := syncfs.BlockBuffer(n + 1 + int(ref.Size))
 				data := buf[n+1:]
-				if _, err := fh.ReadAt(data, loc.offset); err == nil {
+				if _, err := fh.f.ReadAt(data, loc.offset); err == nil && (fh.same || syncfs.HashBytes(data) == ref.Hash) {
 					copy(buf, hdr[:n])
 					buf[n] = blockOK
 					frame = buf
@@ -99,12 +100,22 @@ func (e *Engine) handleBlock(s network.Stream) {
 	}
 }
 
-// openPublished opens name, a file of the published index pub, if it is
-// still the file the index describes: a regular file of the recorded size
-// and mtime. A file changed since its scan is not served (its blocks are
-// answered as missing) until the next scan publishes it anew. Returns nil
-// if it cannot be served.
-func openPublished(root *os.Root, pub *published, name string) *os.File {
+// servedFile is a file handleBlock serves blocks from.
+type servedFile struct {
+	f *os.File
+	// same says the file has the size and mtime the published index
+	// records: it is taken to hold the indexed blocks without hashing
+	// them. Otherwise (a filesystem that keeps coarser mtimes than the
+	// index, say) each block is hashed before it is sent.
+	same bool
+}
+
+// openPublished opens name, a file of the published index pub, if it may
+// still be the file the index describes: a regular file of the recorded
+// size. A file whose size changed since its scan is not served (its blocks
+// are answered as missing) until the next scan publishes it anew. Returns
+// nil if it cannot be served.
+func openPublished(root *os.Root, pub *published, name string) *servedFile {
 	e, ok := pub.entries[name]
 	if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
 		return nil
@@ -114,11 +125,11 @@ func openPublished(root *os.Root, pub *published, name string) *os.File {
 		return nil
 	}
 	fi, err := fh.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.fi.Size || fi.ModTime().UnixNano() != e.fi.ModTime {
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.fi.Size {
 		fh.Close()
 		return nil
 	}
-	return fh
+	return &servedFile{f: fh, same: fi.ModTime().UnixNano() == e.fi.ModTime}
 }
 
 // requestBlocks asks p for refs of folder and calls got with each block

@@ -76,8 +76,10 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	}
 }
 
-// A published file is served only while it is still what the index says:
-// a changed size or mtime makes its blocks missing until the next scan.
+// A published file is served only while it may still be what the index
+// says: its blocks are sent unhashed while its size and mtime are the
+// indexed ones, hashed first when only the mtime differs (a filesystem
+// with coarser times), and not at all once its size changed.
 func TestOpenPublishedChecksStat(t *testing.T) {
 	dir := t.TempDir()
 	data := []byte("published content")
@@ -104,25 +106,25 @@ func TestOpenPublishedChecksStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer root.Close()
-	open := func() bool {
-		fh := openPublished(root, pub, "f")
-		if fh != nil {
-			fh.Close()
+	open := func(name string) (served, same bool) {
+		fh := openPublished(root, pub, name)
+		if fh == nil {
+			return false, false
 		}
-		return fh != nil
+		fh.f.Close()
+		return true, fh.same
 	}
-	if !open() {
-		t.Fatal("openPublished(unchanged file) = nil; want it served")
+	if served, same := open("f"); !served || !same {
+		t.Fatalf("openPublished(unchanged file): served %v, same %v; want both", served, same)
 	}
-	if fh := openPublished(root, pub, "gone"); fh != nil {
-		fh.Close()
+	if served, _ := open("gone"); served {
 		t.Error("openPublished(tombstone) served a file")
 	}
 	if err := os.Chtimes(p, mtime.Add(time.Second), mtime.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if open() {
-		t.Error("openPublished(file with another mtime) served it")
+	if served, same := open("f"); !served || same {
+		t.Errorf("openPublished(file with another mtime): served %v, same %v; want served, hashed first", served, same)
 	}
 	if err := os.WriteFile(p, append(data, '!'), 0o644); err != nil {
 		t.Fatal(err)
@@ -130,7 +132,7 @@ func TestOpenPublishedChecksStat(t *testing.T) {
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	if open() {
+	if served, _ := open("f"); served {
 		t.Error("openPublished(file with another size) served it")
 	}
 }
