@@ -88,9 +88,10 @@ const DefaultConcurrency = 8
 // (named TempPrefix plus random letters) from verified blocks only, which
 // verifies the file (see FileHashOf); mode and mtime are set, the file is
 // fsynced, the target is checked against the local record once more and
-// the temporary file renamed over it, then the directory is fsynced. After a crash the target is
-// either the old file or the new one; a stale temporary file is removed by
-// the next Scan.
+// the temporary file renamed over it, then the directory is fsynced (or,
+// for many small files at once, see ApplyBatch). After a crash the target
+// is either the old file or the new one; a stale temporary file is removed
+// by the next Scan.
 //
 // The zero value is not usable: set Root and Source.
 type Applier struct {
@@ -670,7 +671,7 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 
 // fillBlock writes block b of name into out: from a local file if local
 // says one holds it and it still verifies, else from the Source. It counts
-// the bytes in x.res (fetched, copied) and may run beside other blocks.
+// the bytes in x.fetched or x.copied and may run beside other blocks.
 func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local map[int64]BlockCopy, srcs *sourceFiles, out *os.File) error {
 	var (
 		vb VerifiedBlock
