@@ -5,15 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/zeebo/blake3"
 )
 
 // Errors the applier reports, for callers to branch on.
@@ -31,11 +28,53 @@ var (
 )
 
 // BlockSource supplies blocks by hash, typically from peers over the
-// network. The applier verifies every block it gets, so a source may be
-// wrong but never makes the applier write wrong data. Block may be called
-// from several goroutines at once.
+// network. It verifies each block it returns (VerifyBlock: a block that
+// does not verify is to be asked elsewhere, or reported unavailable), and
+// the applier checks that the block is the one asked for, so a source may
+// be wrong but never makes the applier write wrong data. Block may be
+// called from several goroutines at once.
 type BlockSource interface {
-	Block(ctx context.Context, hash Hash, size uint32) ([]byte, error)
+	Block(ctx context.Context, hash Hash, size uint32) (VerifiedBlock, error)
+}
+
+// VerifiedBlock is a block's content checked against its hash. Only
+// VerifyBlock makes one, so holding one proves the check was done, once;
+// the applier writes nothing else. Its bytes must not change afterwards.
+type VerifiedBlock struct {
+	data    []byte
+	hash    Hash
+	release func()
+}
+
+// VerifyBlock returns data as the verified block of hash h, or
+// ErrBlockUnavailable if data's BLAKE3 hash is not h.
+func VerifyBlock(data []byte, h Hash) (VerifiedBlock, error) {
+	if HashBytes(data) != h {
+		return VerifiedBlock{}, fmt.Errorf("%w: %d bytes do not match hash %x", ErrBlockUnavailable, len(data), h[:8])
+	}
+	return VerifiedBlock{data: data, hash: h}, nil
+}
+
+// Data returns the block's content, which the caller must not modify.
+func (b VerifiedBlock) Data() []byte { return b.data }
+
+// Hash returns the hash the block was verified against.
+func (b VerifiedBlock) Hash() Hash { return b.hash }
+
+// OnRelease returns b with f to be called by Release: a source that lends
+// its buffers learns when the applier is done with the bytes.
+func (b VerifiedBlock) OnRelease(f func()) VerifiedBlock {
+	b.release = f
+	return b
+}
+
+// Release says the holder no longer uses the block's bytes. The applier
+// calls it once for every block it gets from a BlockSource, whether it
+// wrote the block or not.
+func (b VerifiedBlock) Release() {
+	if b.release != nil {
+		b.release()
+	}
 }
 
 // DefaultConcurrency is how many blocks of one file the applier gets at
@@ -46,12 +85,13 @@ const DefaultConcurrency = 8
 // through SafeJoin and CheckNoSymlinkTraversal, and every operation through
 // an os.Root, so nothing is written outside Root or through a symbolic link.
 // File content is assembled in a temporary file in the target's directory
-// (named TempPrefix plus random letters), every block and the whole file are
-// verified, mode and mtime are set, the file is fsynced, the target is
-// checked against the local record once more and the temporary file renamed
-// over it, then the directory is fsynced. After a crash the target is
-// either the old file or the new one; a stale temporary file is removed by
-// the next Scan.
+// (named TempPrefix plus random letters) from verified blocks only, which
+// verifies the file (see FileHashOf); mode and mtime are set, the file is
+// fsynced, the target is checked against the local record once more and
+// the temporary file renamed over it, then the directory is fsynced (or,
+// for many small files at once, see ApplyBatch). After a crash the target
+// is either the old file or the new one; a stale temporary file is removed
+// by the next Scan.
 //
 // The zero value is not usable: set Root and Source.
 type Applier struct {
@@ -67,6 +107,9 @@ type Applier struct {
 	// Concurrency bounds the blocks of one file fetched at once
 	// (DefaultConcurrency if zero).
 	Concurrency int
+	// BatchConcurrency bounds the files of a batch written at once
+	// (DefaultBatchConcurrency if zero; see ApplyBatch).
+	BatchConcurrency int
 
 	// hook, if set, is called at named steps of writing a file and may
 	// fail them (a test seam for crash safety).
@@ -109,6 +152,7 @@ func (ap *Applier) Apply(ctx context.Context, local *Local, actions []Action) []
 		if e := x.do(ctx, a); e != nil {
 			results[i].Err = fmt.Errorf("%v: %w", a, e)
 		}
+		x.count()
 	}
 	if root != nil {
 		root.Close()
@@ -122,6 +166,14 @@ type applyRun struct {
 	root  *os.Root
 	local *Local
 	res   *Result
+
+	fetched, copied atomic.Int64 // bytes written, added to res when done
+}
+
+// count adds the bytes written to the result.
+func (x *applyRun) count() {
+	x.res.Fetched += x.fetched.Load()
+	x.res.Copied += x.copied.Load()
 }
 
 func (x *applyRun) step(step, name string) error {
@@ -209,9 +261,15 @@ func (x *applyRun) unchanged(name string) error {
 	if err != nil {
 		return err
 	}
-	f, ok := x.local.Files[name]
-	live := ok && !f.Deleted
 	fi, err := x.root.Lstat(p)
+	return checkUnchanged(x.local, name, fi, err, func() (string, error) { return x.root.Readlink(p) })
+}
+
+// checkUnchanged is unchanged given what Lstat said of name (fi, err),
+// with readlink reading it as a symlink.
+func checkUnchanged(local *Local, name string, fi fs.FileInfo, err error, readlink func() (string, error)) error {
+	f, ok := local.Files[name]
+	live := ok && !f.Deleted
 	if errors.Is(err, fs.ErrNotExist) {
 		if live {
 			return fmt.Errorf("%w: %s is gone", ErrChangedMeanwhile, name)
@@ -229,12 +287,12 @@ func (x *applyRun) unchanged(name string) error {
 	}
 	switch f.Type {
 	case TypeSymlink:
-		if t, err := x.root.Readlink(p); err != nil || t != f.SymlinkTarget {
+		if t, err := readlink(); err != nil || t != f.SymlinkTarget {
 			return fmt.Errorf("%w: symlink %s now points elsewhere", ErrChangedMeanwhile, name)
 		}
 	case TypeFile:
 		st := statOf(fi)
-		if d, ok := x.local.Disk[name]; ok {
+		if d, ok := local.Disk[name]; ok {
 			if !d.same(st) {
 				return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
 			}
@@ -519,8 +577,8 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 	return notDurable(a.Name, x.syncDir(a.Name))
 }
 
-// assemble writes a.File's content to the new temporary file tp, verifies
-// it, sets its mode and mtime and fsyncs it.
+// assemble writes a.File's content to the new temporary file tp from
+// verified blocks, sets its mode and mtime and fsyncs it.
 func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	f := a.File
 	out, err := x.root.OpenFile(tp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -531,21 +589,11 @@ func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	if err := out.Truncate(f.Size); err != nil {
 		return err
 	}
+	// Every block written was verified and the blocks cover the file
+	// (FileInfo.Validate), whose hash is derived from them (FileHashOf):
+	// the file is verified without reading it back.
 	if err := x.fill(ctx, a, out); err != nil {
 		return err
-	}
-	if err := x.step("verify", a.Name); err != nil {
-		return err
-	}
-	h := blake3.New()
-	n, err := io.Copy(h, io.NewSectionReader(out, 0, f.Size+1))
-	if err != nil {
-		return fmt.Errorf("verifying: %w", err)
-	}
-	var sum Hash
-	h.Sum(sum[:0])
-	if n != f.Size || sum != f.FileHash {
-		return fmt.Errorf("%w: assembled file does not match its hash", ErrBlockUnavailable)
 	}
 	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
 		return err
@@ -571,10 +619,19 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 	for _, c := range a.Copy {
 		local[c.Block.Offset] = c
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	srcs := &sourceFiles{x: x, open: map[string]*os.File{}}
 	defer srcs.close()
+	if len(a.File.Blocks) <= 1 {
+		// A small file: no goroutine for one block.
+		for _, b := range a.File.Blocks {
+			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	n := x.ap.Concurrency
 	if n <= 0 {
 		n = DefaultConcurrency
@@ -584,8 +641,6 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 		sem      = make(chan struct{}, n)
 		mu       sync.Mutex
 		firstErr error
-		fetched  atomic.Int64
-		copied   atomic.Int64
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -602,45 +657,55 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			var data []byte
-			if c, ok := local[b.Offset]; ok && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
-				data = srcs.read(c)
-			}
-			if data != nil {
-				copied.Add(int64(len(data)))
-			} else {
-				if x.ap.Source == nil {
-					fail(fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset))
-					return
-				}
-				d, err := x.ap.Source.Block(ctx, b.Hash, b.Size)
-				if err != nil {
-					fail(fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err))
-					return
-				}
-				if len(d) != int(b.Size) || HashBytes(d) != b.Hash {
-					fail(fmt.Errorf("%w: block at %d does not match its hash", ErrBlockUnavailable, b.Offset))
-					return
-				}
-				fetched.Add(int64(len(d)))
-				data = d
-			}
-			if err := x.step("write", a.Name); err != nil {
+			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
 				fail(err)
-				return
-			}
-			if _, err := out.WriteAt(data, b.Offset); err != nil {
-				fail(fmt.Errorf("writing temporary file: %w", err))
 			}
 		})
 	}
 	wg.Wait()
-	x.res.Fetched += fetched.Load()
-	x.res.Copied += copied.Load()
 	if firstErr != nil {
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// fillBlock writes block b of name into out: from a local file if local
+// says one holds it and it still verifies, else from the Source. It counts
+// the bytes in x.fetched or x.copied and may run beside other blocks.
+func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local map[int64]BlockCopy, srcs *sourceFiles, out *os.File) error {
+	var (
+		vb VerifiedBlock
+		ok bool
+	)
+	if c, isLocal := local[b.Offset]; isLocal && c.Block.Hash == b.Hash && c.Block.Size == b.Size {
+		vb, ok = srcs.read(c)
+	}
+	if ok {
+		x.copied.Add(int64(b.Size))
+	} else {
+		if x.ap.Source == nil {
+			return fmt.Errorf("%w: no source for block at %d", ErrBlockUnavailable, b.Offset)
+		}
+		var err error
+		vb, err = x.ap.Source.Block(ctx, b.Hash, b.Size)
+		if err != nil {
+			return fmt.Errorf("%w: block at %d: %v", ErrBlockUnavailable, b.Offset, err)
+		}
+		// The source verified it: check it is the block asked for.
+		if vb.hash != b.Hash || len(vb.data) != int(b.Size) {
+			vb.Release()
+			return fmt.Errorf("%w: block at %d: the source returned another block", ErrBlockUnavailable, b.Offset)
+		}
+		x.fetched.Add(int64(b.Size))
+	}
+	defer vb.Release()
+	if err := x.step("write", name); err != nil {
+		return err
+	}
+	if _, err := out.WriteAt(vb.data, b.Offset); err != nil {
+		return fmt.Errorf("writing temporary file: %w", err)
+	}
+	return nil
 }
 
 // sourceFiles reads blocks from local files, opening each once.
@@ -650,9 +715,9 @@ type sourceFiles struct {
 	open map[string]*os.File
 }
 
-// read returns the block c describes if its local file still holds it, or
-// nil.
-func (s *sourceFiles) read(c BlockCopy) []byte {
+// read returns the block c describes, verified, if its local file still
+// holds it.
+func (s *sourceFiles) read(c BlockCopy) (VerifiedBlock, bool) {
 	s.mu.Lock()
 	f, ok := s.open[c.From]
 	if !ok {
@@ -665,13 +730,19 @@ func (s *sourceFiles) read(c BlockCopy) []byte {
 	}
 	s.mu.Unlock()
 	if f == nil {
-		return nil
+		return VerifiedBlock{}, false
 	}
-	buf := make([]byte, c.Block.Size)
-	if _, err := f.ReadAt(buf, c.FromOffset); err != nil || HashBytes(buf) != c.Block.Hash {
-		return nil
+	buf := BlockBuffer(int(c.Block.Size))
+	if _, err := f.ReadAt(buf, c.FromOffset); err != nil {
+		FreeBlockBuffer(buf)
+		return VerifiedBlock{}, false
 	}
-	return buf
+	vb, err := VerifyBlock(buf, c.Block.Hash)
+	if err != nil {
+		FreeBlockBuffer(buf)
+		return VerifiedBlock{}, false
+	}
+	return vb.OnRelease(func() { FreeBlockBuffer(buf) }), true
 }
 
 func (s *sourceFiles) close() {

@@ -16,19 +16,20 @@ type folderBlocks struct {
 	local syncfs.Local
 }
 
-func (s folderBlocks) Block(_ context.Context, h syncfs.Hash, size uint32) ([]byte, error) {
+func (s folderBlocks) Block(_ context.Context, h syncfs.Hash, size uint32) (syncfs.VerifiedBlock, error) {
 	for _, f := range s.local.Files {
 		for _, b := range f.Blocks {
 			if b.Hash == h && b.Size == size {
 				data, err := os.ReadFile(filepath.Join(s.root, filepath.FromSlash(f.Name)))
 				if err != nil {
-					return nil, err
+					return syncfs.VerifiedBlock{}, err
 				}
-				return data[b.Offset : b.Offset+int64(b.Size)], nil
+				// A peer's bytes are checked before the applier sees them.
+				return syncfs.VerifyBlock(data[b.Offset:b.Offset+int64(b.Size)], h)
 			}
 		}
 	}
-	return nil, fmt.Errorf("no block %x", h[:4])
+	return syncfs.VerifiedBlock{}, fmt.Errorf("no block %x", h[:4])
 }
 
 // Two folders on one machine: scan both, plan B's take of A's changes and

@@ -1,6 +1,7 @@
 package syncfs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,7 +12,16 @@ import (
 	"time"
 )
 
-var applySteps = []string{"create-temp", "write", "verify", "fsync", "check", "rename", "dir-fsync"}
+// fileHashOf returns the file hash of data, chunked as the scanner does.
+func fileHashOf(data []byte) Hash {
+	_, sum, err := HashFile(bytes.NewReader(data))
+	if err != nil {
+		panic(err)
+	}
+	return sum
+}
+
+var applySteps = []string{"create-temp", "write", "fsync", "check", "rename", "dir-fsync"}
 
 // TestApplyCrashSafety fails each step of writing a file in turn, for a
 // plain fetch and for a conflict, and checks that the target holds the old
@@ -161,6 +171,11 @@ func TestApplyHostileNames(t *testing.T) {
 			t.Errorf("%v succeeded; want an error", r.Action)
 		}
 	}
+	for _, r := range ap.ApplyBatch(context.Background(), &local, plan) {
+		if r.Err == nil {
+			t.Errorf("%v succeeded in a batch; want an error", r.Action)
+		}
+	}
 	if d := treeDiff(sentinelBefore, tree(t, sentinel)); d != "" {
 		t.Fatalf("outside the folder changed:\n%s", d)
 	}
@@ -190,8 +205,8 @@ func TestApplyHostileNames(t *testing.T) {
 
 type failingSource struct{}
 
-func (failingSource) Block(context.Context, Hash, uint32) ([]byte, error) {
-	return nil, errors.New("no blocks here")
+func (failingSource) Block(context.Context, Hash, uint32) (VerifiedBlock, error) {
+	return VerifiedBlock{}, errors.New("no blocks here")
 }
 
 // TestApplyChangedMeanwhile changes the target after the plan and checks
@@ -231,5 +246,162 @@ func TestApplyChangedMeanwhile(t *testing.T) {
 	}
 	if tmp := tempFiles(t, rootB); len(tmp) > 0 {
 		t.Errorf("temporary files left: %v", tmp)
+	}
+}
+
+// TestApplyBatchCrashSafety fails each step of a batch in turn, for one
+// file of the batch and for all of them, and checks that each target
+// holds its old content or its new one, that only the failed files are
+// reported failed (ErrNotDurable once placed), that a removal is done
+// only when reported, and that no temporary file is left behind.
+func TestApplyBatchCrashSafety(t *testing.T) {
+	names := []string{"f1", "d/f2", "d/f3", "e/f4"}
+	for _, step := range applySteps {
+		for _, target := range []string{"d/f2", "*"} {
+			t.Run(step+"/"+target, func(t *testing.T) {
+				rootA, rootB := t.TempDir(), t.TempDir()
+				for i, n := range names {
+					put(t, rootA, n, rnd(uint64(20+i), 3000+i), 0o644, baseTime)
+				}
+				put(t, rootA, "d/gone", []byte("to remove"), 0o644, baseTime)
+				a, _ := mustScan(t, scanner(rootA, devA), Local{})
+				var b Local
+				syncInto(t, &b, rootB, devB, a, rootA)
+				b, _ = mustScan(t, scanner(rootB, devB), b)
+
+				want := map[string][]byte{}
+				for i, n := range names {
+					want[n] = rnd(uint64(40+i), 5000+i)
+					put(t, rootA, n, want[n], 0o600, baseTime.Add(time.Hour))
+				}
+				os.Remove(filepath.Join(rootA, "d/gone"))
+				a, _ = mustScan(t, scanner(rootA, devA), a)
+				before := tree(t, rootB)
+				plan := Plan(b.Files, a.Files, devB)
+				for _, act := range plan {
+					if !Batchable(act, &b) {
+						t.Fatalf("plan action %v not batchable", act)
+					}
+				}
+				injected := errors.New("injected failure")
+				failed := func(name string) bool { return target == "*" || name == target }
+				ap := &Applier{Root: rootB, Source: newDirSource(rootA, a), hook: func(s, name string) error {
+					if s == step && failed(name) {
+						return injected
+					}
+					return nil
+				}}
+				res := ap.ApplyBatch(context.Background(), &b, plan)
+				if len(res) != len(plan) {
+					t.Fatalf("%d results for %d actions", len(res), len(plan))
+				}
+				after := tree(t, rootB)
+				for _, r := range res {
+					n := r.Action.Name
+					// A removal has no temporary file: only its dir-fsync
+					// step can fail.
+					hit := failed(n) && (r.Action.Kind == ActFetch || step == "dir-fsync")
+					placed := !hit || step == "dir-fsync"
+					switch {
+					case hit && !errors.Is(r.Err, injected):
+						t.Errorf("%s: error %v; want the injected failure", n, r.Err)
+					case !hit && r.Err != nil:
+						t.Errorf("%s: error %v; want success", n, r.Err)
+					case hit && placed != errors.Is(r.Err, ErrNotDurable):
+						t.Errorf("%s: error %v: ErrNotDurable = %v; want %v", n, r.Err, !placed, placed)
+					}
+					if r.Action.Kind == ActDelete {
+						if _, still := after[n]; still == placed {
+							t.Errorf("%s: present %v after the batch; want removed %v", n, still, placed)
+						}
+						continue
+					}
+					got, _ := os.ReadFile(filepath.Join(rootB, n))
+					switch {
+					case placed && !bytes.Equal(got, want[n]):
+						t.Errorf("%s: not the new file after a failed %s", n, step)
+					case !placed && after[n] != before[n]:
+						t.Errorf("%s: not the old file after a failed %s", n, step)
+					}
+				}
+				if tmp := tempFiles(t, rootB); len(tmp) > 0 {
+					t.Errorf("temporary files left: %v", tmp)
+				}
+				// The next scan agrees with the disk and a retry converges.
+				b, _ = mustScan(t, scanner(rootB, devB), b)
+				syncInto(t, &b, rootB, devB, a, rootA)
+				if d := treeDiff(tree(t, rootA), tree(t, rootB)); d != "" {
+					t.Errorf("after a retry the folders differ:\n%s", d)
+				}
+			})
+		}
+	}
+}
+
+// TestApplyBatchMixed gives ApplyBatch actions it cannot batch (a new
+// directory, a symlink) among files, some in that directory: they are
+// applied alone, first, and everything lands.
+func TestApplyBatchMixed(t *testing.T) {
+	rootA, rootB := t.TempDir(), t.TempDir()
+	put(t, rootA, "new/a", []byte("a"), 0o644, baseTime)
+	put(t, rootA, "new/b", rnd(3, 200<<10), 0o644, baseTime)
+	put(t, rootA, "top", []byte("top"), 0o644, baseTime)
+	if err := os.Symlink("top", filepath.Join(rootA, "link")); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := mustScan(t, scanner(rootA, devA), Local{})
+	b, _ := mustScan(t, scanner(rootB, devB), Local{})
+	plan := Plan(b.Files, a.Files, devB)
+	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a)}
+	for _, r := range ap.ApplyBatch(context.Background(), &b, plan) {
+		if r.Err != nil {
+			t.Errorf("%v: %v", r.Action, r.Err)
+		}
+	}
+	if d := treeDiff(tree(t, rootA), tree(t, rootB)); d != "" {
+		t.Errorf("folders differ after ApplyBatch:\n%s", d)
+	}
+	b2, st := mustScan(t, scanner(rootB, devB), b)
+	if st.Changed != 0 || st.Hashed != 0 {
+		t.Errorf("scan after ApplyBatch: %+v; want nothing changed or rehashed (the records match the disk)", st)
+	}
+	if len(Plan(b2.Files, a.Files, devB)) != 0 {
+		t.Errorf("plan after ApplyBatch not empty")
+	}
+}
+
+// TestApplyBatchDirGone removes, in a batch, a file whose directory is
+// already gone from disk: as with Apply, the removal is recorded (at most
+// ErrNotDurable), not failed.
+func TestApplyBatchDirGone(t *testing.T) {
+	rootA, rootB := t.TempDir(), t.TempDir()
+	put(t, rootA, "keep", []byte("keep"), 0o644, baseTime)
+	put(t, rootA, "d/f", []byte("f"), 0o644, baseTime)
+	put(t, rootA, "d/g", []byte("g"), 0o644, baseTime)
+	a, _ := mustScan(t, scanner(rootA, devA), Local{})
+	var b Local
+	syncInto(t, &b, rootB, devB, a, rootA)
+	os.Remove(filepath.Join(rootA, "d/f"))
+	os.Remove(filepath.Join(rootA, "d/g"))
+	a, _ = mustScan(t, scanner(rootA, devA), a)
+	if err := os.RemoveAll(filepath.Join(rootB, "d")); err != nil { // gone before B's next scan
+		t.Fatal(err)
+	}
+	plan := Plan(b.Files, a.Files, devB)
+	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a)}
+	n := 0
+	for _, r := range ap.ApplyBatch(context.Background(), &b, plan) {
+		if r.Action.Kind == ActDelete && (r.Action.Name == "d/f" || r.Action.Name == "d/g") {
+			n++
+			if r.Err != nil && !errors.Is(r.Err, ErrNotDurable) { // its directory cannot be fsynced: it is gone
+				t.Errorf("%v: %v; want the removal recorded", r.Action, r.Err)
+			}
+			if f := b.Files[r.Action.Name]; !f.Deleted {
+				t.Errorf("%s recorded as %+v; want a tombstone", r.Action.Name, f)
+			}
+		}
+	}
+	if n != 2 {
+		t.Fatalf("plan %v: want removals of d/f and d/g", plan)
 	}
 }

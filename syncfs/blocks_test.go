@@ -2,11 +2,15 @@ package syncfs_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/baton-sync/baton/syncfs"
 )
@@ -34,19 +38,12 @@ func hashWith(t testing.TB, c syncfs.Chunking, data []byte) ([]syncfs.Block, syn
 	return blocks, sum
 }
 
-func TestPolynomialIrreducible(t *testing.T) {
-	if !syncfs.Polynomial.Irreducible() || syncfs.Polynomial.Deg() != 53 {
-		t.Errorf("Polynomial %v: irreducible %v, degree %d; want irreducible of degree 53",
-			syncfs.Polynomial, syncfs.Polynomial.Irreducible(), syncfs.Polynomial.Deg())
-	}
-}
-
 func TestHashFileBlocks(t *testing.T) {
 	for _, c := range []syncfs.Chunking{testChunking, syncfs.DefaultChunking} {
 		data := randBytes(1, 5<<20+123)
 		blocks, sum := hashWith(t, c, data)
-		if sum != syncfs.HashBytes(data) {
-			t.Errorf("file hash = %x; want blake3 of the content", sum)
+		if sum != syncfs.FileHashOf(blocks) {
+			t.Errorf("file hash = %x; want FileHashOf its blocks %x", sum, syncfs.FileHashOf(blocks))
 		}
 		var off int64
 		for i, b := range blocks {
@@ -76,16 +73,48 @@ func TestHashFileStable(t *testing.T) {
 	for _, b := range blocks {
 		got = append(got, b.Offset)
 	}
-	want := []int64{0, 311317, 684579, 998167, 1308804, 1635028, 2206186, 2500189, 2852868, 3242580, 3544654, 3872283, 4156773}
+	want := []int64{0, 283630, 780416, 1213341, 1520733, 1929213, 2359058, 2729377, 3124113, 3406627, 3770076}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("cut offsets = %v;\nwant %v", got, want)
 	}
 }
 
+// TestCut checks FastCDC's bounds on data that never cuts by itself (all
+// zero bytes: the hash stays a sum of one gear value) and on random data,
+// and that a cut depends only on the 64 bytes before it.
+func TestCut(t *testing.T) {
+	c := syncfs.DefaultChunking
+	zeros := make([]byte, 5<<20)
+	if n := syncfs.Cut(c, zeros); n != int(c.MaxSize) && n < int(c.MinSize) {
+		t.Errorf("Cut(zeros) = %d; want MaxSize %d or a cut past MinSize", n, c.MaxSize)
+	}
+	if n := syncfs.Cut(c, zeros[:c.MinSize-1]); n != int(c.MinSize)-1 {
+		t.Errorf("Cut(short) = %d; want all %d bytes", n, c.MinSize-1)
+	}
+	data := randBytes(5, 8<<20)
+	n := syncfs.Cut(c, data)
+	if n < int(c.MinSize) || n > int(c.MaxSize) {
+		t.Fatalf("Cut(random) = %d; want %d..%d", n, c.MinSize, c.MaxSize)
+	}
+	// Another block start with the same 64+ bytes before the cut, and no
+	// earlier cut: the same cut.
+	other := append(randBytes(6, int(c.MinSize)), data[int(c.MinSize)-64:]...)
+	if m := syncfs.Cut(c, other); m != n+64 {
+		t.Errorf("Cut(other prefix, same window) = %d; want %d", m, n+64)
+	}
+}
+
+// TestGearTable pins the gear table: all hosts must cut alike.
+func TestGearTable(t *testing.T) {
+	if got := hex.EncodeToString(syncfs.GearDigest()); got[:16] != gearPinned {
+		t.Errorf("gear table digest %s; want %s... (the table changed: every cut moves)", got, gearPinned)
+	}
+}
+
 func TestHashFileEmptyAndSmall(t *testing.T) {
 	blocks, sum := hashWith(t, syncfs.DefaultChunking, nil)
-	if len(blocks) != 0 || sum != syncfs.HashBytes(nil) {
-		t.Errorf("HashFile(empty) = %v, %x; want no blocks, hash of nothing", blocks, sum)
+	if len(blocks) != 0 || sum != syncfs.FileHashOf(nil) {
+		t.Errorf("HashFile(empty) = %v, %x; want no blocks, FileHashOf no blocks", blocks, sum)
 	}
 	blocks, _ = hashWith(t, syncfs.DefaultChunking, []byte("hello"))
 	if len(blocks) != 1 || blocks[0].Size != 5 || blocks[0].Hash != syncfs.HashBytes([]byte("hello")) {
@@ -124,8 +153,40 @@ func TestHashFileReadError(t *testing.T) {
 	}
 	// The Hasher is reusable after an error.
 	blocks, sum, err := hs.HashFile(bytes.NewReader([]byte("x")))
-	if err != nil || len(blocks) != 1 || sum != syncfs.HashBytes([]byte("x")) {
+	if err != nil || len(blocks) != 1 || blocks[0].Hash != syncfs.HashBytes([]byte("x")) || sum != syncfs.FileHashOf(blocks) {
 		t.Errorf("HashFile after error = %v, %x, %v", blocks, sum, err)
+	}
+}
+
+// TestFileHashOf pins the file hash construction: BLAKE3 derive-key with
+// FileHashContext over each block's big-endian size and hash. Every host
+// must compute the same file hash for the same blocks.
+func TestFileHashOf(t *testing.T) {
+	blocks := []syncfs.Block{
+		{Offset: 0, Size: 3, Hash: syncfs.HashBytes([]byte("abc"))},
+		{Offset: 3, Size: 1 << 20, Hash: syncfs.HashBytes([]byte("second"))},
+	}
+	var material []byte
+	for _, b := range blocks {
+		material = binary.BigEndian.AppendUint32(material, b.Size)
+		material = append(material, b.Hash[:]...)
+	}
+	var want syncfs.Hash
+	blake3.DeriveKey(syncfs.FileHashContext, material, want[:])
+	if got := syncfs.FileHashOf(blocks); got != want {
+		t.Errorf("FileHashOf(blocks) = %x; want %x", got, want)
+	}
+	const pinned = "963130a3"
+	if got := syncfs.FileHashOf(blocks); hex.EncodeToString(got[:4]) != pinned {
+		t.Errorf("FileHashOf(blocks) = %x; want it to start with %s (the construction changed)", got, pinned)
+	}
+	// Order and sizes count: the list, not only the set of hashes.
+	swapped := []syncfs.Block{blocks[1], blocks[0]}
+	resized := []syncfs.Block{blocks[0], {Offset: 3, Size: 1<<20 + 1, Hash: blocks[1].Hash}}
+	for name, bs := range map[string][]syncfs.Block{"swapped": swapped, "resized": resized, "one": blocks[:1], "none": nil} {
+		if syncfs.FileHashOf(bs) == want {
+			t.Errorf("FileHashOf(%s) = FileHashOf(blocks); want different", name)
+		}
 	}
 }
 
@@ -162,5 +223,54 @@ func BenchmarkHashFile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func TestBlockBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, 4 << 10, 64<<10 - 1, 64 << 10, 64<<10 + 64, 300 << 10, 2 << 20, 2<<20 + 10, 64 << 20} {
+		b := syncfs.BlockBuffer(n)
+		if len(b) != n {
+			t.Fatalf("BlockBuffer(%d) has length %d", n, len(b))
+		}
+		if n >= 64<<10 && cap(b) > n+n/2+64 {
+			t.Errorf("BlockBuffer(%d) has capacity %d; want at most half again as much", n, cap(b))
+		}
+		for i := range b {
+			b[i] = byte(i)
+		}
+		syncfs.FreeBlockBuffer(b)
+		again := syncfs.BlockBuffer(n)
+		if len(again) != n {
+			t.Fatalf("BlockBuffer(%d) after a free has length %d", n, len(again))
+		}
+		syncfs.FreeBlockBuffer(again)
+	}
+	syncfs.FreeBlockBuffer(make([]byte, 100<<10)) // not from the pool: ignored
+	if b := syncfs.BlockBuffer(100 << 10); len(b) != 100<<10 {
+		t.Fatalf("BlockBuffer after freeing a foreign buffer has length %d", len(b))
+	}
+}
+
+const gearPinned = "d1c0ea69042a22e2"
+
+// BenchmarkCut measures finding the cut points alone (no hashing) over
+// 64 MiB of random data, with the default sizes.
+func BenchmarkCut(b *testing.B) {
+	data := randBytes(9, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for rest := data; len(rest) > 0; {
+			rest = rest[syncfs.Cut(syncfs.DefaultChunking, rest):]
+		}
+	}
+}
+
+func BenchmarkHashBytes(b *testing.B) {
+	data := randBytes(9, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for off := 0; off < len(data); off += 384 << 10 {
+			syncfs.HashBytes(data[off:min(off+384<<10, len(data))])
+		}
 	}
 }

@@ -169,6 +169,12 @@ func decodeEntry(k, v []byte) (storedEntry, error) {
 	if e.File.Name != string(k) {
 		return storedEntry{}, fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
 	}
+	if e.File.Type == TypeFile && !e.File.Deleted {
+		// Entries stored before FileHash was derived from the block list
+		// hold a hash of the whole content: derive it again (the blocks
+		// are what the scanner hashed, and Validate checks them).
+		e.File.FileHash = FileHashOf(e.File.Blocks)
+	}
 	if err := e.File.Validate(); err != nil {
 		return storedEntry{}, fmt.Errorf("%w: %v", ErrBadDB, err)
 	}

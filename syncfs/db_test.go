@@ -138,6 +138,46 @@ func TestDBRefusesBadRecords(t *testing.T) {
 	}
 }
 
+// TestDBUpgradesFileHash loads an entry stored when the file hash was the
+// hash of the whole content: it comes back with the hash derived from its
+// blocks, valid.
+func TestDBUpgradesFileHash(t *testing.T) {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	blocks := []Block{{Offset: 0, Size: 3, Hash: HashBytes([]byte("abc"))}}
+	old := FileInfo{Name: "a", Type: TypeFile, Size: 3, Mode: 0o644, ModTime: 1, Version: Vector{}.Update(devA),
+		Blocks: blocks, FileHash: HashBytes([]byte("abc"))}
+	if old.Validate() == nil {
+		t.Fatal("an entry with the whole-content hash validates; the test is not exercising the upgrade")
+	}
+	l := NewLocal()
+	l.Files["x"] = FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)}
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	err = db.b.Update(func(tx *bbolt.Tx) error {
+		fb, _ := folderBucket(tx, "f", false)
+		v, err := marshalEntry(old)
+		if err != nil {
+			return err
+		}
+		return fb.Bucket(bucketLocal).Put([]byte("a"), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Local("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := got.Files["a"]; f.FileHash != FileHashOf(blocks) || f.Validate() != nil {
+		t.Errorf("loaded entry FileHash = %x; want FileHashOf its blocks %x", f.FileHash, FileHashOf(blocks))
+	}
+}
+
 func marshalEntry(f FileInfo) ([]byte, error) {
 	return canon.Marshal(storedEntry{File: f})
 }
@@ -146,8 +186,11 @@ func marshalEntry(f FileInfo) ([]byte, error) {
 // whatever it accepts is valid and re-encodes to the same bytes.
 func FuzzDecodeEntry(f *testing.F) {
 	fi := FileInfo{Name: "a/b", Type: TypeFile, Size: 3, Mode: 0o644, ModTime: 1, Version: Vector{}.Update(devA),
-		Blocks: []Block{{Offset: 0, Size: 3, Hash: HashBytes([]byte("abc"))}}, FileHash: HashBytes([]byte("abc"))}
-	for _, e := range []storedEntry{{File: fi}, {File: fi, Disk: &DiskStat{Size: 3, ModTime: 1, Inode: 9, Racy: true}}} {
+		Blocks: []Block{{Offset: 0, Size: 3, Hash: HashBytes([]byte("abc"))}}}
+	fi.FileHash = FileHashOf(fi.Blocks)
+	stale := fi
+	stale.FileHash = HashBytes([]byte("abc")) // as stored before FileHashOf
+	for _, e := range []storedEntry{{File: fi}, {File: fi, Disk: &DiskStat{Size: 3, ModTime: 1, Inode: 9, Racy: true}}, {File: stale}} {
 		v, err := canon.Marshal(e)
 		if err != nil {
 			f.Fatal(err)

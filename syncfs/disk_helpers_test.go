@@ -159,24 +159,24 @@ func newDirSource(root string, l Local) *dirSource {
 	return s
 }
 
-func (s *dirSource) Block(_ context.Context, h Hash, size uint32) ([]byte, error) {
+func (s *dirSource) Block(_ context.Context, h Hash, size uint32) (VerifiedBlock, error) {
 	s.mu.Lock()
 	at, ok := s.byHash[h]
 	s.mu.Unlock()
 	if !ok || at.size != size {
-		return nil, fmt.Errorf("no block %x", h[:4])
+		return VerifiedBlock{}, fmt.Errorf("no block %x", h[:4])
 	}
 	f, err := os.Open(filepath.Join(s.root, filepath.FromSlash(at.name)))
 	if err != nil {
-		return nil, err
+		return VerifiedBlock{}, err
 	}
 	defer f.Close()
 	buf := make([]byte, size)
 	if _, err := f.ReadAt(buf, at.off); err != nil {
-		return nil, err
+		return VerifiedBlock{}, err
 	}
 	s.served.Add(int64(size))
-	return buf, nil
+	return VerifyBlock(buf, h)
 }
 
 // syncInto makes dst take src's changes: Plan, then Apply with blocks from

@@ -14,9 +14,11 @@
 //   - Ignore patterns (ParseIgnore, Matcher): gitignore syntax in
 //     .batonignore. The caller filters scans and snapshots with it; Plan does
 //     not know about it.
-//   - Blocks (Hasher, HashFile): content-defined chunks (restic's Rabin
-//     chunker with the fixed Polynomial and DefaultChunking, identical on
-//     every host) hashed with BLAKE3, plus the hash of the whole file.
+//   - Blocks (Hasher, HashFile): content-defined chunks (FastCDC with a
+//     fixed gear table and DefaultChunking, identical on every host)
+//     hashed with BLAKE3; the file hash (FileHashOf) is derived
+//     from the block list, so each byte is hashed once and verifying every
+//     block verifies the file.
 //   - Vector: per-file version vectors, as Syncthing's.
 //   - Index, FileInfo, SignIndex, OpenIndex: a device's entries, canonically
 //     encoded and signed by the device with identity.PurposeIndex. OpenIndex
@@ -29,8 +31,10 @@
 //   - Local, Scanner: this device's own record of a folder (its Snapshot
 //     plus what Lstat said of each entry) and the parallel scanner that
 //     updates it, rehashing only files whose stat changed.
-//   - Applier, BlockSource: carries out a plan on disk through temporary
-//     files, verified blocks and an os.Root, never outside the folder.
+//   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
+//     through temporary files, verified blocks and an os.Root, never
+//     outside the folder; ApplyBatch makes many small independent files
+//     durable with two filesystem barriers instead of two fsyncs each.
 //   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
 //     batches of names to rescan.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest

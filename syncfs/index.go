@@ -53,7 +53,7 @@ type FileInfo struct {
 	Version       Vector   `cbor:"7,keyasint"`
 	Blocks        []Block  `cbor:"8,keyasint,omitempty"`
 	SymlinkTarget string   `cbor:"9,keyasint,omitempty"`
-	FileHash      Hash     `cbor:"10,keyasint"` // BLAKE3 of the content; zero unless a live file
+	FileHash      Hash     `cbor:"10,keyasint"` // FileHashOf(Blocks) for a live file, else zero
 }
 
 // SameContent reports whether f and o hold the same thing: same type, and
@@ -87,7 +87,9 @@ func (f FileInfo) SameMetadata(o FileInfo) bool {
 	return f.Mode == o.Mode && f.ModTime == o.ModTime
 }
 
-// Validate checks f's name and that its fields agree with its type.
+// Validate checks f's name and that its fields agree with its type; for a
+// live file, that its blocks are contiguous, cover Size and that FileHash
+// is FileHashOf(Blocks), so that verifying every block verifies the file.
 func (f FileInfo) Validate() error {
 	if err := CheckName(f.Name); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadIndex, err)
@@ -128,8 +130,13 @@ func (f FileInfo) Validate() error {
 		}
 		off += int64(b.Size)
 	}
-	if f.Type == TypeFile && !f.Deleted && off != f.Size {
-		return bad("blocks cover %d bytes, size is %d", off, f.Size)
+	if f.Type == TypeFile && !f.Deleted {
+		if off != f.Size {
+			return bad("blocks cover %d bytes, size is %d", off, f.Size)
+		}
+		if FileHashOf(f.Blocks) != f.FileHash {
+			return bad("file hash %x does not match its block list", f.FileHash[:8])
+		}
 	}
 	return nil
 }

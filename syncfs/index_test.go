@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -108,13 +109,18 @@ func TestOpenIndexRejects(t *testing.T) {
 		return idx
 	}
 	cases := map[string]syncfs.Index{
-		"dotdot name":       mutate(func(i *syncfs.Index) { i.Files[3].Name = "../old.txt" }),
-		"absolute name":     mutate(func(i *syncfs.Index) { i.Files[3].Name = "/etc/passwd" }),
-		"NUL in name":       mutate(func(i *syncfs.Index) { i.Files[3].Name = "old\x00.txt" }),
-		"unsorted":          mutate(func(i *syncfs.Index) { i.Files[0], i.Files[1] = i.Files[1], i.Files[0] }),
-		"duplicate":         mutate(func(i *syncfs.Index) { i.Files[1] = i.Files[0] }),
-		"mode bits":         mutate(func(i *syncfs.Index) { i.Files[1].Mode = 0o4755 }),
-		"size mismatch":     mutate(func(i *syncfs.Index) { i.Files[1].Size++ }),
+		"dotdot name":   mutate(func(i *syncfs.Index) { i.Files[3].Name = "../old.txt" }),
+		"absolute name": mutate(func(i *syncfs.Index) { i.Files[3].Name = "/etc/passwd" }),
+		"NUL in name":   mutate(func(i *syncfs.Index) { i.Files[3].Name = "old\x00.txt" }),
+		"unsorted":      mutate(func(i *syncfs.Index) { i.Files[0], i.Files[1] = i.Files[1], i.Files[0] }),
+		"duplicate":     mutate(func(i *syncfs.Index) { i.Files[1] = i.Files[0] }),
+		"mode bits":     mutate(func(i *syncfs.Index) { i.Files[1].Mode = 0o4755 }),
+		"size mismatch": mutate(func(i *syncfs.Index) { i.Files[1].Size++ }),
+		"file hash":     mutate(func(i *syncfs.Index) { i.Files[1].FileHash[0] ^= 1 }),
+		"block hash": mutate(func(i *syncfs.Index) {
+			i.Files[1].Blocks = []syncfs.Block{{Size: 13, Hash: syncfs.HashBytes([]byte("other content"))}}
+		}),
+		"empty file hash":   mutate(func(i *syncfs.Index) { i.Files[1].Size, i.Files[1].Blocks = 0, nil }),
 		"no version":        mutate(func(i *syncfs.Index) { i.Files[0].Version = syncfs.Vector{} }),
 		"blocks on dir":     mutate(func(i *syncfs.Index) { i.Files[0].Blocks = i.Files[1].Blocks }),
 		"empty link":        mutate(func(i *syncfs.Index) { i.Files[2].SymlinkTarget = "" }),
@@ -125,6 +131,11 @@ func TestOpenIndexRejects(t *testing.T) {
 		if _, _, err := syncfs.OpenIndex(sealRaw(t, key, idx)); err == nil {
 			t.Errorf("%s: OpenIndex accepted it", name)
 		}
+	}
+	// A file whose hash does not match its block list is refused as such.
+	bad := mutate(func(i *syncfs.Index) { i.Files[1].FileHash = syncfs.HashBytes([]byte("hello, baton\n")) })
+	if _, _, err := syncfs.OpenIndex(sealRaw(t, key, bad)); !errors.Is(err, syncfs.ErrBadIndex) || !strings.Contains(err.Error(), "block list") {
+		t.Errorf("OpenIndex(file hash of the content, not of the blocks) = %v; want ErrBadIndex about the block list", err)
 	}
 	// A valid index with a flipped bit anywhere fails.
 	good, err := syncfs.SignIndex(key, goldenIndex())

@@ -189,7 +189,7 @@ func TestPlanConverges(t *testing.T) {
 		have := map[syncfs.Hash]bool{}
 		for _, n := range l.Nodes() {
 			if n.Type == syncfs.TypeFile {
-				have[syncfs.HashBytes(n.Data)] = true
+				have[l.FileHash(n.Data)] = true
 			}
 		}
 		for h, name := range mustKeep {

@@ -85,7 +85,7 @@ func TestScanDetectsChanges(t *testing.T) {
 	if st.Changed != 2 || st.Deleted != 1 || st.Hashed != 1 {
 		t.Fatalf("stats %+v; want edit.txt rehashed and changed, gone.txt deleted", st)
 	}
-	if e := l3.Files["edit.txt"]; e.FileHash != HashBytes([]byte("bbbb")) || e.Version.Compare(l2.Files["edit.txt"].Version) != Greater {
+	if e := l3.Files["edit.txt"]; e.FileHash != fileHashOf([]byte("bbbb")) || e.Version.Compare(l2.Files["edit.txt"].Version) != Greater {
 		t.Errorf("edit.txt = %+v; want the new hash at a newer version", e)
 	}
 	g := l3.Files["gone.txt"]
@@ -118,8 +118,8 @@ func TestScanFileChangingWhileHashed(t *testing.T) {
 		}
 	}
 	l, st := mustScan(t, s, Local{})
-	if got := l.Files["f"].FileHash; got != HashBytes([]byte("second, longer")) || st.Hashed != 2 || len(st.Unstable) != 0 {
-		t.Fatalf("after a change during hashing: hash matches new content %v, stats %+v; want the new content after 2 attempts", got == HashBytes([]byte("second, longer")), st)
+	if got := l.Files["f"].FileHash; got != fileHashOf([]byte("second, longer")) || st.Hashed != 2 || len(st.Unstable) != 0 {
+		t.Fatalf("after a change during hashing: hash matches new content %v, stats %+v; want the new content after 2 attempts", got == fileHashOf([]byte("second, longer")), st)
 	}
 
 	// A file that never settles is left as it was, and hashed next time.
@@ -157,7 +157,7 @@ func TestScanRacyFileIsRehashed(t *testing.T) {
 	mt := time.Unix(0, l.Files["f"].ModTime)
 	put(t, root, "f", []byte("abd"), 0o644, mt)
 	l2, st := mustScan(t, s, l)
-	if st.Hashed != 1 || l2.Files["f"].FileHash != HashBytes([]byte("abd")) {
+	if st.Hashed != 1 || l2.Files["f"].FileHash != fileHashOf([]byte("abd")) {
 		t.Errorf("racy file not rehashed: %+v", st)
 	}
 }

@@ -3,7 +3,6 @@ package foldersync
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -27,8 +26,9 @@ func (r *applied) add(o applied) {
 
 // applyActions applies actions (skips aside), fetching blocks from peers,
 // and announces progress as it goes. Runs of small file fetches and of
-// file removals are applied by several workers at once (each touches only
-// its own name and entry); everything else in order. It returns how
+// file removals are applied in batches (each touches only its own name
+// and entry), written by several workers at once and made durable
+// together; everything else in order. It returns how
 // many actions failed and the first error.
 func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
 	work := actions[:0:0]
@@ -91,7 +91,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 			i++
 			continue
 		}
-		f.applyParallel(ctx, work[i:j], func(k int, r syncfs.Result) { result(i+k, r) })
+		f.applyBatched(ctx, work[i:j], func(k int, r syncfs.Result) { result(i+k, r) })
 		i = j
 	}
 	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
@@ -103,89 +103,44 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 	return res
 }
 
-// applyWorkers is how many independent actions are applied at once.
-const applyWorkers = 8
+// Batches of independent actions: each costs two filesystem barriers
+// (see syncfs.Applier.ApplyBatch) and its results are reported when it is
+// whole, so a batch is large enough to share the barriers among many small
+// files and small enough that the next host hears of them soon.
+const (
+	batchFiles = 256
+	batchBytes = 32 << 20
+)
 
-// parallelMax is the largest file applied beside others: larger files go
+// parallelMax is the largest file applied in a batch: larger files go
 // one at a time, each at full speed, so that they are announced (and
 // fetched further by the next host) one by one, as early as possible.
 const parallelMax = 4 << 20
 
 // independent reports whether a touches only its own name, as one small
-// file written or one non-directory removed, so it can be applied beside
-// others like it.
+// file written or one non-directory removed, so it can be applied in a
+// batch with others like it.
 func (f *folder) independent(a syncfs.Action) bool {
-	if a.From != "" || a.ConflictName != "" {
+	if !syncfs.Batchable(a, &f.local) {
 		return false
 	}
-	switch a.Kind {
-	case syncfs.ActFetch:
-		return a.File.Type == syncfs.TypeFile && a.File.Size <= parallelMax
-	case syncfs.ActDelete:
-		l, ok := f.local.Files[a.Name]
-		return ok && l.Type != syncfs.TypeDir && a.File.Type != syncfs.TypeDir
-	}
-	return false
+	return a.Kind != syncfs.ActFetch || a.File.Size <= parallelMax
 }
 
-// applyParallel applies independent actions (distinct names) with applyWorkers
-// workers, each on a Local holding only its action's entry, and merges
-// what they record into the folder's Local, calling result in completion
-// order on this goroutine.
-func (f *folder) applyParallel(ctx context.Context, acts []syncfs.Action, result func(int, syncfs.Result)) {
-	type done struct {
-		i     int
-		local syncfs.Local
-		res   syncfs.Result
-	}
-	jobs := make(chan int)
-	out := make(chan done, len(acts)) // workers never wait for this goroutine
-	var wg sync.WaitGroup
-	for range min(applyWorkers, len(acts)) {
-		wg.Go(func() {
-			for i := range jobs {
-				name := acts[i].Name
-				mini := syncfs.NewLocal()
-				f.mu.Lock() // f.local is not written while workers run; mu orders the reads for the race detector
-				if fi, ok := f.local.Files[name]; ok {
-					mini.Files[name] = fi
-				}
-				if st, ok := f.local.Disk[name]; ok {
-					mini.Disk[name] = st
-				}
-				f.mu.Unlock()
-				r := f.applier.Apply(ctx, &mini, acts[i:i+1])[0]
-				out <- done{i, mini, r}
-			}
-		})
-	}
-	go func() {
-		defer close(jobs)
-		for i := range acts {
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
-			}
+// applyBatched applies independent actions (distinct names) in batches
+// (syncfs.Applier.ApplyBatch), calling result for each in order on this
+// goroutine.
+func (f *folder) applyBatched(ctx context.Context, acts []syncfs.Action, result func(int, syncfs.Result)) {
+	for i := 0; i < len(acts) && ctx.Err() == nil; {
+		j, bytes := i, int64(0)
+		for j < len(acts) && j-i < batchFiles && (j == i || bytes+acts[j].File.Size <= batchBytes) {
+			bytes += acts[j].File.Size
+			j++
 		}
-	}()
-	go func() {
-		wg.Wait()
-		close(out)
-	}()
-	for d := range out {
-		name := acts[d.i].Name
-		f.mu.Lock()
-		if fi, ok := d.local.Files[name]; ok {
-			f.local.Files[name] = fi
+		for k, r := range f.applier.ApplyBatch(ctx, &f.local, acts[i:j]) {
+			result(i+k, r)
 		}
-		if st, ok := d.local.Disk[name]; ok {
-			f.local.Disk[name] = st
-		} else {
-			delete(f.local.Disk, name)
-		}
-		f.mu.Unlock()
-		result(d.i, d.res)
+		i = j
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -18,9 +20,12 @@ import (
 )
 
 // handleBlock serves ProtoBlock: each block asked for is looked up in the
-// folder's published index, read from its file and verified before it is
-// sent; a block this host does not have (or whose file changed) is
-// answered as missing.
+// folder's published index and read from its file, which is first checked
+// to still be what the index says (its size and mtime; see openPublished);
+// a block this host does not have (or whose file changed) is answered as
+// missing. Blocks of a file whose stat matches are not hashed again here:
+// the receiver verifies every block and asks the next peer for one that
+// does not match.
 func (e *Engine) handleBlock(s network.Stream) {
 	p := s.Conn().RemotePeer()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
@@ -50,11 +55,11 @@ func (e *Engine) handleBlock(s network.Stream) {
 		return
 	}
 	defer root.Close()
-	files := map[string]*os.File{}
+	files := map[string]*servedFile{}
 	defer func() {
 		for _, fh := range files {
 			if fh != nil {
-				fh.Close()
+				fh.f.Close()
 			}
 		}
 	}()
@@ -64,34 +69,74 @@ func (e *Engine) handleBlock(s network.Stream) {
 		if loc, ok := pub.block(ref.Hash); ok && loc.size == ref.Size {
 			fh, seen := files[loc.name]
 			if !seen {
-				fh, _ = root.Open(filepath.FromSlash(loc.name))
+				fh = openPublished(root, pub, loc.name)
 				files[loc.name] = fh
 			}
-			if fh != nil {
+			if fh != nil && fh.f != nil {
 				// One buffer holds the whole frame, so the block is
 				// copied once on its way to the stream.
 				var hdr [binary.MaxVarintLen64]byte
 				n := binary.PutUvarint(hdr[:], uint64(1+ref.Size))
-				buf := make([]byte, n+1+int(ref.Size))
+				buf := syncfs.BlockBuffer(n + 1 + int(ref.Size))
 				data := buf[n+1:]
-				if _, err := fh.ReadAt(data, loc.offset); err == nil && syncfs.HashBytes(data) == ref.Hash {
+				if _, err := fh.f.ReadAt(data, loc.offset); err == nil && (fh.same || syncfs.HashBytes(data) == ref.Hash) {
 					copy(buf, hdr[:n])
 					buf[n] = blockOK
 					frame = buf
 					f.served.Add(int64(ref.Size))
+				} else {
+					syncfs.FreeBlockBuffer(buf)
 				}
 			}
 		}
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if _, err := s.Write(frame); err != nil {
+		_, err := s.Write(frame) // Write does not keep frame (io.Writer)
+		if len(frame) > len(missing) {
+			syncfs.FreeBlockBuffer(frame)
+		}
+		if err != nil {
 			return
 		}
 	}
 }
 
+// servedFile is a file handleBlock serves blocks from.
+type servedFile struct {
+	f *os.File
+	// same says the file has the size and mtime the published index
+	// records: it is taken to hold the indexed blocks without hashing
+	// them. Otherwise (a filesystem that keeps coarser mtimes than the
+	// index, say) each block is hashed before it is sent.
+	same bool
+}
+
+// openPublished opens name, a file of the published index pub, if it may
+// still be the file the index describes: a regular file of the recorded
+// size. A file whose size changed since its scan is not served (its blocks
+// are answered as missing) until the next scan publishes it anew. Returns
+// nil if it cannot be served.
+func openPublished(root *os.Root, pub *published, name string) *servedFile {
+	e, ok := pub.entries[name]
+	if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+		return nil
+	}
+	fh, err := root.Open(filepath.FromSlash(name))
+	if err != nil {
+		return nil
+	}
+	fi, err := fh.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() != e.fi.Size {
+		fh.Close()
+		return nil
+	}
+	return &servedFile{f: fh, same: fi.ModTime().UnixNano() == e.fi.ModTime}
+}
+
 // requestBlocks asks p for refs of folder and calls got with each block
-// received and verified. It returns the refs p did not supply.
-func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, []byte)) ([]blockRef, error) {
+// received, verified (the only place a fetched block is hashed); got owns
+// one reference to it. It returns the refs p did not supply or supplied
+// wrong.
+func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, fetchedBlock)) ([]blockRef, error) {
 	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	s, err := e.cfg.Host.NewStream(sctx, p, ProtoBlock)
@@ -107,22 +152,95 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 	_ = s.CloseWrite()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	br := bufio.NewReaderSize(s, 256<<10)
+	// A small buffer: a block larger than it is read straight into its
+	// own buffer (bufio passes large reads through), so only its first
+	// bytes are copied twice.
+	br := bufio.NewReaderSize(s, 32<<10)
 	var missing []blockRef
 	for i, ref := range refs {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		b, err := readFrame(br, 1+int(e.cfg.Chunking.MaxSize))
+		fb, ok, err := readBlockFrame(br, ref, e.cfg.Chunking.MaxSize)
 		if err != nil {
 			_ = s.Reset()
 			return append(missing, refs[i:]...), err
 		}
-		if len(b) == 1+int(ref.Size) && b[0] == blockOK && syncfs.HashBytes(b[1:]) == ref.Hash {
-			got(ref, b[1:])
+		if ok {
+			got(ref, fb)
 			continue
 		}
 		missing = append(missing, ref)
 	}
 	return missing, nil
+}
+
+// fetchedBlock is a received, verified block. Its bytes are in a pooled
+// buffer (buf, nil for a small block) that goes back to the pool when its
+// last holder releases it: vb's release drops one reference, and share
+// hands out another.
+type fetchedBlock struct {
+	vb  syncfs.VerifiedBlock
+	buf *blockBuf
+}
+
+// share returns the block for one more holder, who must Release it.
+func (b fetchedBlock) share() syncfs.VerifiedBlock {
+	if b.buf != nil {
+		b.buf.refs.Add(1)
+	}
+	return b.vb
+}
+
+// blockBuf is a pooled buffer shared by the holders of a fetchedBlock.
+type blockBuf struct {
+	b    []byte
+	refs atomic.Int32
+}
+
+func (bb *blockBuf) unref() {
+	switch n := bb.refs.Add(-1); {
+	case n == 0:
+		syncfs.FreeBlockBuffer(bb.b)
+	case n < 0:
+		panic("foldersync: block buffer released too often")
+	}
+}
+
+// readBlockFrame reads the frame answering ref: the block, received into a
+// pooled buffer and verified (ok), or a missing or wrong block (not ok,
+// its bytes skipped). An error means the stream is unusable.
+func readBlockFrame(br *bufio.Reader, ref blockRef, maxBlock uint32) (fetchedBlock, bool, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	if n > 1+uint64(maxBlock) {
+		return fetchedBlock{}, false, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, 1+maxBlock)
+	}
+	if n == 0 {
+		return fetchedBlock{}, false, nil
+	}
+	status, err := br.ReadByte()
+	if err != nil {
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	if status != blockOK || n-1 != uint64(ref.Size) {
+		if _, err := br.Discard(int(n - 1)); err != nil {
+			return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+		}
+		return fetchedBlock{}, false, nil
+	}
+	bb := &blockBuf{b: syncfs.BlockBuffer(int(ref.Size))}
+	if _, err := io.ReadFull(br, bb.b); err != nil {
+		syncfs.FreeBlockBuffer(bb.b)
+		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
+	}
+	vb, err := syncfs.VerifyBlock(bb.b, ref.Hash)
+	if err != nil {
+		syncfs.FreeBlockBuffer(bb.b)
+		return fetchedBlock{}, false, nil
+	}
+	bb.refs.Store(1)
+	return fetchedBlock{vb: vb.OnRelease(bb.unref), buf: bb}, true, nil
 }
 
 // nearQueue is how far ahead of the prefetchers a block the applier asks
@@ -147,7 +265,8 @@ type pfEntry struct {
 	evict   bool // drop when fetched
 	counted bool // its bytes are in source.held
 	done    chan struct{}
-	data    []byte
+	data    fetchedBlock // holding one reference while ok
+	ok      bool         // data was fetched
 }
 
 // source is the BlockSource of one apply: it fetches blocks from peers
@@ -262,10 +381,10 @@ func (s *source) prefetch(ctx context.Context) {
 		got := s.fetch(ctx, refs)
 		s.mu.Lock()
 		for _, ent := range batch {
-			ent.data = got[ent.ref.Hash]
+			ent.data, ent.ok = got[ent.ref.Hash]
 			ent.state = pfDone
 			close(ent.done)
-			if ent.evict || ent.data == nil {
+			if ent.evict || !ent.ok {
 				s.release(ent)
 			}
 		}
@@ -282,7 +401,10 @@ func (s *source) release(ent *pfEntry) {
 	if s.entries[ent.ref.Hash] == ent {
 		delete(s.entries, ent.ref.Hash)
 	}
-	ent.data = nil
+	if ent.ok {
+		ent.data.vb.Release()
+	}
+	ent.data, ent.ok = fetchedBlock{}, false
 	s.cond.Broadcast()
 }
 
@@ -312,7 +434,7 @@ func (s *source) done(i int) {
 }
 
 // Block implements syncfs.BlockSource.
-func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]byte, error) {
+func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) (syncfs.VerifiedBlock, error) {
 	s.mu.Lock()
 	ent := s.entries[hash]
 	if ent != nil && ent.ref.Size == size {
@@ -325,33 +447,34 @@ func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) ([]by
 			select {
 			case <-ent.done:
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return syncfs.VerifiedBlock{}, ctx.Err()
 			}
 			s.mu.Lock()
-			data := ent.data
-			if data != nil {
+			if ent.ok {
+				vb := ent.data.share()
 				ent.uses--
 				if ent.uses <= 0 {
 					s.release(ent)
 				}
 				s.mu.Unlock()
-				return data, nil
+				return vb, nil
 			}
 		}
 	}
 	s.mu.Unlock()
 	ref := blockRef{Hash: hash, Size: size}
-	if data := s.fetch(ctx, []blockRef{ref})[hash]; data != nil {
-		return data, nil
+	if fb, ok := s.fetch(ctx, []blockRef{ref})[hash]; ok {
+		return fb.vb, nil
 	}
-	return nil, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
+	return syncfs.VerifiedBlock{}, fmt.Errorf("%w: %x from %d peers", syncfs.ErrBlockUnavailable, hash[:8], len(s.peers))
 }
 
 // fetch gets refs from the peers in order, each asked for what the ones
 // before it did not supply, in batches, at most Fetches streams at once
-// per folder. It returns the blocks received, by hash.
-func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash][]byte {
-	out := make(map[syncfs.Hash][]byte, len(refs))
+// per folder. It returns the blocks received, verified, by hash; the caller
+// owns a reference to each.
+func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash]fetchedBlock {
+	out := make(map[syncfs.Hash]fetchedBlock, len(refs))
 	for _, p := range s.peers {
 		if len(refs) == 0 || ctx.Err() != nil {
 			break
@@ -361,9 +484,12 @@ func (s *source) fetch(ctx context.Context, refs []blockRef) map[syncfs.Hash][]b
 		case <-ctx.Done():
 			return out
 		}
-		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b []byte) {
+		missing, err := s.f.e.requestBlocks(ctx, p, s.f.id, refs, func(r blockRef, b fetchedBlock) {
+			if old, dup := out[r.Hash]; dup {
+				old.vb.Release()
+			}
 			out[r.Hash] = b
-			s.f.fetched.Add(int64(len(b)))
+			s.f.fetched.Add(int64(r.Size))
 		})
 		<-s.f.fetchSem
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {

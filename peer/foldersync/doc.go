@@ -28,8 +28,8 @@
 //     or NotModified.
 //   - ProtoBlock: {Folder, Blocks: [{Hash, Size}...]} (up to 64 blocks,
 //     8 MiB) → one frame per block, in order: a status byte and the bytes,
-//     read from the file the sender's index names and verified before they
-//     are sent.
+//     read from the file the sender's index names if its size and mtime
+//     are still the indexed ones (not hashed again: the receiver verifies).
 //   - ProtoNotify: {Folder, Session, Sequence}: "my index changed",
 //     answered by an empty receipt once the folder took it (a notification
 //     without one is sent again, up to three times). The receiver pulls
@@ -56,7 +56,8 @@
 // then from the folder's other connected members (the server always
 // qualifies), at most Config.Fetches streams per folder, ahead of the
 // applier in plan order within Config.Prefetch bytes, in batches, verified
-// on receipt and again by the applier. Small files are applied several at
+// once, on receipt (a wrong block is asked from the next peer), and handed
+// to the applier as syncfs.VerifiedBlock. Small files are applied several at
 // once; files are announced as they land (every 100 ms at most), so the
 // next host starts fetching before the whole change has arrived. A plan
 // looks only at the entries changed since the last plan that went through

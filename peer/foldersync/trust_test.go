@@ -51,7 +51,7 @@ func TestStrangersGetNothing(t *testing.T) {
 			}
 			var got int
 			ref := blockRef{Hash: blocks[0].Hash, Size: blocks[0].Size}
-			missing, _ := e.requestBlocks(ctx, target.host.ID(), n.folder, []blockRef{ref}, func(blockRef, []byte) { got++ })
+			missing, _ := e.requestBlocks(ctx, target.host.ID(), n.folder, []blockRef{ref}, func(_ blockRef, b fetchedBlock) { b.vb.Release(); got++ })
 			if got != 0 || len(missing) != 1 {
 				t.Errorf("%s got %d blocks of %s's copy", d.name, got, target.name)
 			}

@@ -328,7 +328,7 @@ func (d *Device) apply(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 		}
 	case syncfs.ActRename:
 		src, ok := d.Lookup(a.From)
-		if !ok || src.Name != a.From || src.Type != syncfs.TypeFile || syncfs.HashBytes(src.Data) != a.File.FileHash {
+		if !ok || src.Name != a.From || src.Type != syncfs.TypeFile || d.FileHash(src.Data) != a.File.FileHash {
 			return fmt.Errorf("rename source %s missing or changed", a.From)
 		}
 		if exists && d.key(a.From) != d.key(a.Name) {
@@ -380,7 +380,21 @@ func (d *Device) apply(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 	return nil
 }
 
-// build assembles a fetched file or symlink, verifying every block.
+// FileHash returns the file hash of data as d chunks it.
+func (d *Device) FileHash(data []byte) syncfs.Hash {
+	hs, err := syncfs.NewHasher(d.Chunking)
+	if err != nil {
+		panic(err)
+	}
+	_, sum, err := hs.HashFile(bytes.NewReader(data))
+	if err != nil {
+		panic(err)
+	}
+	return sum
+}
+
+// build assembles a fetched file or symlink, verifying every block and the
+// file hash.
 func (d *Device) build(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) (*Node, error) {
 	f := a.File
 	if f.Type == syncfs.TypeSymlink {
@@ -409,7 +423,7 @@ func (d *Device) build(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 		copy(data[blk.Offset:], b)
 		covered += int64(blk.Size)
 	}
-	if covered != f.Size || syncfs.HashBytes(data) != f.FileHash {
+	if covered != f.Size || d.FileHash(data) != f.FileHash {
 		return nil, fmt.Errorf("assembled file does not verify")
 	}
 	return &Node{Name: a.Name, Type: syncfs.TypeFile, Data: data, Mode: f.Mode, ModTime: f.ModTime}, nil

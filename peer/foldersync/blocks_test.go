@@ -1,0 +1,197 @@
+package foldersync
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// A peer that sends wrong bytes for a block is treated as not having it:
+// the block is asked from the next peer, and only verified bytes reach
+// the caller.
+func TestWrongBlockAskedFromNextPeer(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	content := randomBytes(300 << 10)
+	alice.write(t, "f.bin", string(content))
+	n.waitEqual(alice, server, bob)
+	blocks := server.eng.folder(n.folder).pub.Load().entries["f.bin"].fi.Blocks
+	if len(blocks) == 0 {
+		t.Fatal("f.bin has no blocks")
+	}
+
+	// The server now answers every block with garbage of the right size.
+	var lied atomic.Int32
+	server.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+		defer s.Close()
+		var req blockRequest
+		if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+			_ = s.Reset()
+			return
+		}
+		for _, ref := range req.Blocks {
+			lied.Add(1)
+			if writeFrame(s, append([]byte{blockOK}, randomBytes(int(ref.Size))...)) != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bob.host.Connect(ctx, lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	src := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID(), alice.host.ID()}, nil)
+	defer src.close()
+	b := blocks[0]
+	vb, err := src.Block(ctx, b.Hash, b.Size)
+	if err != nil {
+		t.Fatalf("Block from a lying server, then alice: %v", err)
+	}
+	defer vb.Release()
+	if lied.Load() == 0 {
+		t.Fatal("the server was not asked: the test is not exercising a wrong block")
+	}
+	if !bytes.Equal(vb.Data(), content[b.Offset:b.Offset+int64(b.Size)]) || vb.Hash() != b.Hash {
+		t.Errorf("Block returned %d bytes that are not the block", len(vb.Data()))
+	}
+
+	// With only the lying server, the block is unavailable.
+	only := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID()}, nil)
+	defer only.close()
+	if vb, err := only.Block(ctx, b.Hash, b.Size); err == nil {
+		vb.Release()
+		t.Error("Block from only a lying server succeeded")
+	}
+}
+
+// A published file is served only while it may still be what the index
+// says: its blocks are sent unhashed while its size and mtime are the
+// indexed ones, hashed first when only the mtime differs (a filesystem
+// with coarser times), and not at all once its size changed.
+func TestOpenPublishedChecksStat(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("published content")
+	mtime := time.Unix(1700000000, 123456789)
+	p := filepath.Join(dir, "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	blocks, sum, err := syncfs.HashFile(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := syncfs.Vector{}.Update("dev")
+	files := syncfs.Snapshot{
+		"f":    {Name: "f", Type: syncfs.TypeFile, Size: int64(len(data)), Mode: 0o644, ModTime: mtime.UnixNano(), Version: v, Blocks: blocks, FileHash: sum},
+		"gone": {Name: "gone", Type: syncfs.TypeFile, Deleted: true, Version: v},
+	}
+	pub := newPublished(nil, "f1", "dev", 1, 1, files)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	open := func(name string) (served, same bool) {
+		fh := openPublished(root, pub, name)
+		if fh == nil {
+			return false, false
+		}
+		fh.f.Close()
+		return true, fh.same
+	}
+	if served, same := open("f"); !served || !same {
+		t.Fatalf("openPublished(unchanged file): served %v, same %v; want both", served, same)
+	}
+	if served, _ := open("gone"); served {
+		t.Error("openPublished(tombstone) served a file")
+	}
+	if err := os.Chtimes(p, mtime.Add(time.Second), mtime.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if served, same := open("f"); !served || same {
+		t.Errorf("openPublished(file with another mtime): served %v, same %v; want served, hashed first", served, same)
+	}
+	if err := os.WriteFile(p, append(data, '!'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	if served, _ := open("f"); served {
+		t.Error("openPublished(file with another size) served it")
+	}
+}
+
+// A received block shared by the prefetch cache and the applier goes back
+// to the pool only when its last holder releases it.
+func TestFetchedBlockSharing(t *testing.T) {
+	content := randomBytes(200 << 10)
+	ref := blockRef{Hash: syncfs.HashBytes(content), Size: uint32(len(content))}
+	var frame bytes.Buffer
+	if err := writeFrame(&frame, append([]byte{blockOK}, content...)); err != nil {
+		t.Fatal(err)
+	}
+	fb, ok, err := readBlockFrame(bufio.NewReader(&frame), ref, 2<<20)
+	if err != nil || !ok {
+		t.Fatalf("readBlockFrame = %v, %v; want the block", ok, err)
+	}
+	a, b := fb.share(), fb.share()
+	fb.vb.Release() // the cache lets go
+	a.Release()
+	if fb.buf.refs.Load() != 1 || !bytes.Equal(b.Data(), content) {
+		t.Fatalf("after two of three releases: %d references, data intact %v; want 1, true", fb.buf.refs.Load(), bytes.Equal(b.Data(), content))
+	}
+	b.Release()
+	if n := fb.buf.refs.Load(); n != 0 {
+		t.Fatalf("after every release: %d references; want 0", n)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("releasing once too often did not panic")
+		}
+	}()
+	b.Release()
+}
+
+// A frame holding the wrong bytes, or a missing block, is skipped without
+// breaking the stream: the next frame is read.
+func TestReadBlockFrameSkipsWrong(t *testing.T) {
+	good := randomBytes(100 << 10)
+	ref := blockRef{Hash: syncfs.HashBytes(good), Size: uint32(len(good))}
+	var in bytes.Buffer
+	for _, f := range [][]byte{append([]byte{blockOK}, randomBytes(len(good))...), {blockMissing}, append([]byte{blockOK}, good[:10]...), append([]byte{blockOK}, good...)} {
+		if err := writeFrame(&in, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	br := bufio.NewReader(&in)
+	for i := range 3 {
+		if fb, ok, err := readBlockFrame(br, ref, 2<<20); ok || err != nil {
+			fb.vb.Release()
+			t.Fatalf("frame %d: ok %v, err %v; want skipped", i, ok, err)
+		}
+	}
+	fb, ok, err := readBlockFrame(br, ref, 2<<20)
+	if !ok || err != nil || !bytes.Equal(fb.vb.Data(), good) {
+		t.Fatalf("last frame: ok %v, err %v; want the block", ok, err)
+	}
+	fb.vb.Release()
+	if _, _, err := readBlockFrame(br, ref, 2<<20); err == nil {
+		t.Error("reading past the end: no error")
+	}
+}

@@ -1,0 +1,30 @@
+package syncfs
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// syncEachFile is false on Linux: a batch's barrier is one syncfs(2) of
+// the folder's filesystem, which also makes directory entries durable.
+const syncEachFile = false
+
+// syncFS flushes the filesystem holding d to disk (syncfs(2)). It reports
+// a write-back error on that filesystem since d was opened, so d is to be
+// opened before the writes it makes durable.
+func syncFS(d *os.File) error {
+	rc, err := d.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("syncfs %s: %w", d.Name(), serr)
+	}
+	return nil
+}
