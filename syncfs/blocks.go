@@ -64,25 +64,24 @@ type Block struct {
 type Chunking struct {
 	MinSize     uint32 // no cut before this many bytes (except at EOF)
 	MaxSize     uint32 // always cut here
-	AverageBits int    // most cuts fall near MinSize + 2^AverageBits
+	AverageBits int    // past MinSize, a cut comes every 2^AverageBits bytes on average
 }
 
-// DefaultChunking: blocks of 256 KiB to 2 MiB, about 384 KiB on average.
+// DefaultChunking: blocks of 128 KiB to 2 MiB, about 380 KiB on average.
 //
 // restic's defaults (512 KiB to 8 MiB, about 1.5 MiB on average) suit
-// backups. For sync, a small edit costs roughly the edited bytes plus about a
-// block on each side, so smaller blocks keep "a 1 MiB edit sends about 1 MiB"
-// close to true (about 1.8 MiB here against about 4 MiB with restic's sizes)
-// while a 1 GiB file still has only about 2,700 blocks (about 130 KiB of
-// index). The chunker does not look at the first MinSize bytes of a block
-// (but for the 64 before the first possible cut), so a MinSize that is large
-// next to the 2^AverageBits tail keeps chunking cheap: FastCDC's normalized
-// cuts put blocks between 256 KiB and about 560 KiB in practice, about
-// 390 KiB on average, at about 4.5 GB/s (BenchmarkCut; restic's Rabin
-// chunker, used before, found cuts at about 1.1 GB/s with the same sizes).
-// Files under MinSize are one block. The sizes, like the gear table, must be
-// the same on every host.
-var DefaultChunking = Chunking{MinSize: 256 << 10, MaxSize: 2 << 20, AverageBits: 17}
+// backups. For sync, a small edit costs roughly the edited bytes plus the
+// blocks around it until the cuts realign, so smaller blocks keep "a 1 MiB
+// edit sends about 1 MiB" close to true (about 1.5 MiB changed on average
+// here) while a 1 GiB file still has only about 2,800 blocks (about 130 KiB
+// of index). The chunker does not look at the first MinSize bytes of a
+// block (but for the 64 before the first possible cut); past them it rolls
+// its gear hash at a few GB/s (BenchmarkCut; restic's Rabin chunker, used
+// before, found cuts at about 1.1 GB/s with comparable sizes). A larger
+// MinSize next to the 2^AverageBits tail would chunk faster still but
+// realign later after an edit. Files under MinSize are one block. The
+// sizes, like the gear table, must be the same on every host.
+var DefaultChunking = Chunking{MinSize: 128 << 10, MaxSize: 2 << 20, AverageBits: 18}
 
 // Validate checks that c is usable.
 func (c Chunking) Validate() error {

@@ -25,15 +25,19 @@ var gear = func() (t [256]uint64) {
 }()
 
 // cut returns the length of the block at the start of data, which holds at
-// least MaxSize bytes or the rest of the input: FastCDC (Xia et al.,
-// USENIX ATC 2016) with normalized chunking, level 2. The gear hash
-// (fp = fp<<1 + gear[byte]) runs from 64 bytes before MinSize, so that its
-// top bits, which decide, cover a full 64-byte window; no cut is made
-// before MinSize. Up to the normal size (MinSize + 2^AverageBits) a cut
-// needs the top AverageBits+2 bits of the hash to be zero, after it only
-// the top AverageBits-2, and MaxSize always cuts. That puts most cuts
-// near the normal size: about 1.5 times MinSize on average with
-// DefaultChunking.
+// least MaxSize bytes or the rest of the input: FastCDC's gear hash (Xia et
+// al., USENIX ATC 2016; fp = fp<<1 + gear[byte]) without its normalized
+// chunking. The hash runs from 64 bytes before MinSize, so that its top
+// bits, which decide, cover a full 64-byte window; no cut is made before
+// MinSize; after it a cut comes where the top AverageBits bits of the hash
+// are zero, and MaxSize always cuts. Block sizes past MinSize are thus
+// spread geometrically, about 2^AverageBits on average.
+//
+// Normalized chunking (a harder mask up to a "normal" size, an easier one
+// after) narrows the sizes, but then cuts after an edit realign with the
+// old ones only blocks later: with these sizes a 1 MiB edit in the middle
+// of a 16 MiB file changed about 3.1 MiB of blocks on average (7.6 MiB at
+// worst over 40 random files) against 1.5 MiB (2.5 MiB at worst) here.
 func (c Chunking) cut(data []byte) int {
 	n := min(len(data), int(c.MaxSize))
 	minSize := int(c.MinSize)
@@ -41,23 +45,15 @@ func (c Chunking) cut(data []byte) int {
 		return n
 	}
 	data = data[:n]
-	normal := min(minSize+1<<c.AverageBits, n)
-	maskS := ^uint64(0) << (64 - (c.AverageBits + 2))
-	maskL := ^uint64(0) << (64 - (c.AverageBits - 2))
+	mask := ^uint64(0) << (64 - c.AverageBits)
 	var fp uint64
 	for _, b := range data[minSize-64 : minSize] {
 		fp = fp<<1 + gear[b]
 	}
-	for i, b := range data[minSize:normal] {
+	for i, b := range data[minSize:] {
 		fp = fp<<1 + gear[b]
-		if fp&maskS == 0 {
+		if fp&mask == 0 {
 			return minSize + i + 1
-		}
-	}
-	for i, b := range data[normal:] {
-		fp = fp<<1 + gear[b]
-		if fp&maskL == 0 {
-			return normal + i + 1
 		}
 	}
 	return n

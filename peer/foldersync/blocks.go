@@ -116,7 +116,7 @@ type servedFile struct {
 // are answered as missing) until the next scan publishes it anew. Returns
 // nil if it cannot be served.
 func openPublished(root *os.Root, pub *published, name string) *servedFile {
-	e, ok := pub.entries[name]
+	e, ok := pub.get(name)
 	if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
 		return nil
 	}

@@ -26,7 +26,11 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	content := randomBytes(300 << 10)
 	alice.write(t, "f.bin", string(content))
 	n.waitEqual(alice, server, bob)
-	blocks := server.eng.folder(n.folder).pub.Load().entries["f.bin"].fi.Blocks
+	ent, ok := server.eng.folder(n.folder).pub.Load().get("f.bin")
+	if !ok {
+		t.Fatal("f.bin is not in the server's published index")
+	}
+	blocks := ent.fi.Blocks
 	if len(blocks) == 0 {
 		t.Fatal("f.bin has no blocks")
 	}
@@ -100,7 +104,7 @@ func TestOpenPublishedChecksStat(t *testing.T) {
 		"f":    {Name: "f", Type: syncfs.TypeFile, Size: int64(len(data)), Mode: 0o644, ModTime: mtime.UnixNano(), Version: v, Blocks: blocks, FileHash: sum},
 		"gone": {Name: "gone", Type: syncfs.TypeFile, Deleted: true, Version: v},
 	}
-	pub := newPublished(nil, "f1", "dev", 1, 1, files)
+	pub, _ := newPublished(nil, "f1", "dev", 1, 1, files, nil, true)
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)
