@@ -2,7 +2,6 @@ package syncfs
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,13 +84,21 @@ const DefaultConcurrency = 8
 // through SafeJoin and CheckNoSymlinkTraversal, and every operation through
 // an os.Root, so nothing is written outside Root or through a symbolic link.
 // File content is assembled in a temporary file in the target's directory
-// (named TempPrefix plus random letters) from verified blocks only, which
-// verifies the file (see FileHashOf); mode and mtime are set, the file is
-// fsynced, the target is checked against the local record once more and
-// the temporary file renamed over it, then the directory is fsynced (or,
-// for many small files at once, see ApplyBatch). After a crash the target
-// is either the old file or the new one; a stale temporary file is removed
-// by the next Scan.
+// from verified blocks only, which verifies the file (see FileHashOf);
+// mode and mtime are set, the file is fsynced, the target is checked
+// against the local record once more and the temporary file renamed over
+// it, then the directory is fsynced (or, for many small files at once, see
+// ApplyBatch). After a crash the target is either the old file or the new
+// one.
+//
+// The temporary file is named after the target and the version
+// (TempPrefix and a hash of both): an attempt that fails keeps it if it
+// holds verified blocks, and the next attempt at the same version, in this
+// process or after a restart, reads and hashes the blocks at their offsets
+// and gets only those that do not verify (see Resume). A temporary file
+// kept for another version of the target is removed when a new attempt
+// begins; one left by an earlier process is removed by Scan once stale
+// (Scanner.StaleTemp).
 //
 // The zero value is not usable: set Root and Source.
 type Applier struct {
@@ -114,6 +121,10 @@ type Applier struct {
 	// hook, if set, is called at named steps of writing a file and may
 	// fail them (a test seam for crash safety).
 	hook func(step, name string) error
+
+	mu       sync.Mutex
+	partials map[string]*partial // found by Resume, by temporary file path
+	kept     map[string]string   // temporary file path kept after a failed attempt, by target name
 }
 
 // Result is the outcome of one action.
@@ -124,8 +135,9 @@ type Result struct {
 	// ErrNotDurable means the change is in place and recorded.
 	Err error
 	// Fetched is how many bytes came from the BlockSource, Copied how
-	// many from local files.
-	Fetched, Copied int64
+	// many from local files, Resumed how many were found in place in the
+	// temporary file of an interrupted attempt (see Resume).
+	Fetched, Copied, Resumed int64
 }
 
 // Apply runs actions in order against the folder described by local, the
@@ -167,13 +179,17 @@ type applyRun struct {
 	local *Local
 	res   *Result
 
-	fetched, copied atomic.Int64 // bytes written, added to res when done
+	fetched, copied, resumed atomic.Int64 // bytes written or found, added to res when done
+
+	tempState int          // what is known of the temporary file (tempNone...)
+	inTemp    atomic.Int64 // verified blocks in the temporary file
 }
 
 // count adds the bytes written to the result.
 func (x *applyRun) count() {
 	x.res.Fetched += x.fetched.Load()
 	x.res.Copied += x.copied.Load()
+	x.res.Resumed += x.resumed.Load()
 }
 
 func (x *applyRun) step(step, name string) error {
@@ -512,15 +528,6 @@ func (x *applyRun) rename(a Action) error {
 	return notDurable(a.Name, x.syncDir(a.Name))
 }
 
-// tempName returns a fresh temporary name in the directory of name.
-func tempName(name string) string {
-	t := TempPrefix + rand.Text()[:12]
-	if dir := parentDir(name); dir != "" {
-		return dir + "/" + t
-	}
-	return t
-}
-
 // write puts a.File (a file or a symlink) at a.Name through a temporary
 // file, keeping the local entry as a.ConflictName first if conflict.
 func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
@@ -531,18 +538,28 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 	if err := x.unchanged(a.Name); err != nil {
 		return err
 	}
-	tmp := tempName(a.Name)
-	tp := filepath.FromSlash(tmp)
+	symlink := a.File.Type == TypeSymlink
+	var tp string
+	if symlink {
+		tp = filepath.FromSlash(tempName(a.Name))
+	} else {
+		tp = filepath.FromSlash(partialName(a.Name, a.File.FileHash))
+	}
+	x.dropOtherPartial(a.Name, tp)
 	if err := x.step("create-temp", a.Name); err != nil {
 		return err
 	}
 	placed := false
 	defer func() {
-		if !placed {
+		switch {
+		case placed:
+		case !symlink && x.keepTemp():
+			x.keepPartial(a.Name, tp)
+		case symlink || x.tempState != tempNone:
 			x.root.Remove(tp)
 		}
 	}()
-	if a.File.Type == TypeSymlink {
+	if symlink {
 		if err := x.root.Symlink(a.File.SymlinkTarget, tp); err != nil {
 			return fmt.Errorf("creating symlink: %w", err)
 		}
@@ -577,22 +594,20 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 	return notDurable(a.Name, x.syncDir(a.Name))
 }
 
-// assemble writes a.File's content to the new temporary file tp from
-// verified blocks, sets its mode and mtime and fsyncs it.
+// assemble writes a.File's content to the temporary file tp from verified
+// blocks, taking those an interrupted attempt left there that verify, sets
+// its mode and mtime and fsyncs it.
 func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	f := a.File
-	out, err := x.root.OpenFile(tp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	out, have, err := x.openTemp(ctx, a, tp)
 	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", err)
-	}
-	defer out.Close()
-	if err := out.Truncate(f.Size); err != nil {
 		return err
 	}
-	// Every block written was verified and the blocks cover the file
-	// (FileInfo.Validate), whose hash is derived from them (FileHashOf):
-	// the file is verified without reading it back.
-	if err := x.fill(ctx, a, out); err != nil {
+	defer out.Close()
+	// Every block written or kept was verified and the blocks cover the
+	// file (FileInfo.Validate), whose hash is derived from them
+	// (FileHashOf): the file is verified without reading it back.
+	if err := x.fill(ctx, a, out, have); err != nil {
 		return err
 	}
 	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
@@ -611,10 +626,11 @@ func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	return out.Close()
 }
 
-// fill writes every block of a.File into out: from local files where the
-// plan says one holds it and it still verifies, else from the Source, with
-// up to Concurrency blocks in flight.
-func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
+// fill writes every block of a.File into out but those at the offsets in
+// have (already there): from local files where the plan says one holds it
+// and it still verifies, else from the Source, with up to Concurrency
+// blocks in flight.
+func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[int64]bool) error {
 	local := make(map[int64]BlockCopy, len(a.Copy))
 	for _, c := range a.Copy {
 		local[c.Block.Offset] = c
@@ -624,6 +640,9 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 	if len(a.File.Blocks) <= 1 {
 		// A small file: no goroutine for one block.
 		for _, b := range a.File.Blocks {
+			if have[b.Offset] {
+				continue
+			}
 			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
 				return err
 			}
@@ -653,6 +672,9 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File) error {
 	for _, b := range a.File.Blocks {
 		if ctx.Err() != nil {
 			break
+		}
+		if have[b.Offset] {
+			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
@@ -705,6 +727,7 @@ func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local ma
 	if _, err := out.WriteAt(vb.data, b.Offset); err != nil {
 		return fmt.Errorf("writing temporary file: %w", err)
 	}
+	x.inTemp.Add(1)
 	return nil
 }
 

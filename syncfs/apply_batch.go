@@ -240,7 +240,7 @@ func (b *batch) writeTemp(ctx context.Context, it *batchItem) error {
 	it.tmp = tmp
 	defer out.Close()
 	f := it.a.File
-	if err := it.x.fill(ctx, it.a, out); err != nil {
+	if err := it.x.fill(ctx, it.a, out, nil); err != nil {
 		return err
 	}
 	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
@@ -337,6 +337,7 @@ func (b *batch) rename(it *batchItem) error {
 		return err
 	}
 	it.placed = true
+	it.x.dropOtherPartial(it.a.Name, "")
 	return b.record(it)
 }
 

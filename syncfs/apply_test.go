@@ -25,8 +25,9 @@ var applySteps = []string{"create-temp", "write", "fsync", "check", "rename", "d
 
 // TestApplyCrashSafety fails each step of writing a file in turn, for a
 // plain fetch and for a conflict, and checks that the target holds the old
-// content or the new, never a mix, that no local content is lost, and that
-// no temporary file is left behind.
+// content or the new, never a mix, that no local content is lost, that
+// only a temporary file holding the new content is left behind, and that
+// a retry takes it and leaves none.
 func TestApplyCrashSafety(t *testing.T) {
 	oldData, newData := rnd(10, 700<<10), rnd(11, 900<<10)
 	copy(newData[:300<<10], oldData) // some blocks come from the old file
@@ -81,8 +82,17 @@ func TestApplyCrashSafety(t *testing.T) {
 				if placed != errors.Is(res[0].Err, ErrNotDurable) {
 					t.Errorf("error %v: ErrNotDurable = %v; want %v", res[0].Err, !placed, placed)
 				}
-				if tmp := tempFiles(t, rootB); len(tmp) > 0 {
+				// A failure before any block is written leaves no
+				// temporary file; one after the content is assembled
+				// keeps it, under the version's name, for the next
+				// attempt.
+				assembled := step == "fsync" || step == "check" || step == "rename"
+				tmp := tempFiles(t, rootB)
+				switch {
+				case !assembled && len(tmp) > 0:
 					t.Errorf("temporary files left: %v", tmp)
+				case assembled && (len(tmp) != 1 || filepath.Base(tmp[0]) != partialName("f", plan[0].File.FileHash)):
+					t.Errorf("temporary files %v; want the partial file of the new version", tmp)
 				}
 				if conflict && placed {
 					ents, _ := os.ReadDir(rootB)
@@ -93,9 +103,15 @@ func TestApplyCrashSafety(t *testing.T) {
 				// The next scan agrees with what is on disk and a retry
 				// converges.
 				b, _ = mustScan(t, scanner(rootB, devB), b)
-				syncInto(t, &b, rootB, devB, a, rootA)
+				fetched, _ := syncInto(t, &b, rootB, devB, a, rootA)
 				if got, _ := os.ReadFile(filepath.Join(rootB, "f")); string(got) != string(newData) {
 					t.Errorf("after a retry the target is not the new file")
+				}
+				if assembled && fetched != 0 {
+					t.Errorf("the retry fetched %d bytes; want none (all in the kept temporary file)", fetched)
+				}
+				if tmp := tempFiles(t, rootB); len(tmp) > 0 {
+					t.Errorf("temporary files left after the retry: %v", tmp)
 				}
 			})
 		}

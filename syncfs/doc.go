@@ -34,7 +34,9 @@
 //   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
 //     through temporary files, verified blocks and an os.Root, never
 //     outside the folder; ApplyBatch makes many small independent files
-//     durable with two filesystem barriers instead of two fsyncs each.
+//     durable with two filesystem barriers instead of two fsyncs each;
+//     Resume finds the verified blocks an interrupted fetch left, so they
+//     are not fetched again.
 //   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
 //     batches of names to rescan.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest

@@ -1,6 +1,8 @@
 package syncfs
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"io/fs"
 	"maps"
 	"strings"
@@ -9,6 +11,30 @@ import (
 // TempPrefix starts the names of the applier's temporary files. The scanner
 // and the watcher skip such names; the scanner removes stale ones.
 const TempPrefix = ".baton-tmp-"
+
+// tempName returns a fresh temporary name in the directory of name:
+// TempPrefix and 12 random letters.
+func tempName(name string) string {
+	return inDirOf(name, TempPrefix+rand.Text()[:12])
+}
+
+// partialName returns the temporary name in the directory of name in which
+// the version of name whose file hash is fh is assembled: TempPrefix and
+// 16 hex digits of a hash of both. Every attempt at that version uses the
+// same name, so a later one (after a restart too) finds the blocks an
+// interrupted one left; another version, or another name, gets another.
+func partialName(name string, fh Hash) string {
+	h := HashBytes(append(append([]byte(name), 0), fh[:]...))
+	return inDirOf(name, TempPrefix+hex.EncodeToString(h[:8]))
+}
+
+// inDirOf returns base in the directory of name.
+func inDirOf(name, base string) string {
+	if dir := parentDir(name); dir != "" {
+		return dir + "/" + base
+	}
+	return base
+}
 
 // IsTemp reports whether the last component of name is an applier
 // temporary file.

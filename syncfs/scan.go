@@ -15,8 +15,11 @@ import (
 )
 
 // DefaultStaleTemp is how old an applier temporary file must be before Scan
-// removes it, when Scanner.StaleTemp is zero.
-const DefaultStaleTemp = time.Hour
+// removes it, when Scanner.StaleTemp is zero: a day, so that the partial
+// file of a fetch interrupted by a restart or a long disconnection is
+// still there to resume (see Applier), while one whose version is no
+// longer wanted does not stay for ever.
+const DefaultStaleTemp = 24 * time.Hour
 
 // racyWindow is how close to the scan a file's last change may be before
 // its stat is not trusted on the next scan: filesystems keep timestamps at
@@ -47,7 +50,8 @@ type Scanner struct {
 	Workers int
 	// StaleTemp is how old (by change time) an applier temporary file must
 	// be before Scan removes it (DefaultStaleTemp if zero; negative: at
-	// once).
+	// once). A younger one is left alone: it may be the partial file of
+	// an interrupted fetch that the next attempt resumes.
 	StaleTemp time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time

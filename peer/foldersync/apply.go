@@ -43,10 +43,15 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 			continue
 		}
 		work = append(work, a)
-		need.add(a, 1)
 	}
 	if len(work) == 0 {
 		return res
+	}
+	if n := f.resume(ctx, work); n > 0 {
+		f.log.Debug("resuming interrupted fetches", "bytes", n)
+	}
+	for _, a := range work {
+		need.add(a, 1)
 	}
 	f.setStatus(func(st *FolderStatus) { st.NeedFiles, st.NeedBytes = need.files, need.bytes })
 	began := time.Now()
@@ -59,7 +64,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 	var changed []string
 	result := func(i int, r syncfs.Result) {
 		src.done(i)
-		f.copied.Add(r.Copied)
+		f.copied.Add(r.Copied + r.Resumed)
 		if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
 			res.failed++
 			if res.first == nil {
@@ -101,6 +106,21 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 		f.requestRescan(changed...)
 	}
 	return res
+}
+
+// resume drops from the Need of work's fetches the blocks that the partial
+// files of interrupted attempts at them already hold (syncfs.Applier.Resume),
+// so that the source does not fetch them again. Only the fetches applied
+// one at a time are looked at (one Lstat each): small files, applied in
+// batches, start over. It returns the bytes found.
+func (f *folder) resume(ctx context.Context, work []syncfs.Action) int64 {
+	var n int64
+	for i, a := range work {
+		if len(a.Need) > 0 && !f.independent(a) {
+			n += f.applier.Resume(ctx, work[i:i+1])
+		}
+	}
+	return n
 }
 
 // Batches of independent actions: each costs two filesystem barriers

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,4 +199,102 @@ func TestReadBlockFrameSkipsWrong(t *testing.T) {
 	if _, _, err := readBlockFrame(br, ref, 2<<20); err == nil {
 		t.Error("reading past the end: no error")
 	}
+}
+
+// A large transfer cut off midway is taken up where it stopped: the
+// blocks in the partial file are verified and kept, and the retry fetches
+// only the others, with the engine running on and after a restart.
+func TestInterruptedTransferFetchesTheRest(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "retry", true: "restart"}[restart], func(t *testing.T) {
+			// One prefetch worker: the blocks are asked for in order, so
+			// the first requests, which get through, are the ones the
+			// applier writes first.
+			n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) { c.Fetches = 2 })
+			alice, server := n.nodes["alice"], n.server
+			waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+			var requests atomic.Int32
+			var broken atomic.Bool
+			alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+				if broken.Load() || requests.Add(1) > 2 {
+					broken.Store(true)
+					_ = s.Reset()
+					return
+				}
+				alice.eng.handleBlock(s)
+			})
+			const size = 32 << 20
+			alice.write(t, "big.bin", string(randomBytes(size)))
+			waitFor(t, 30*time.Second, "the transfer to fail", func() bool {
+				return broken.Load() && strings.Contains(n.status(server).LastError, "not applied")
+			})
+			if restart {
+				n.stop(server)
+			}
+			st := n.status(server)
+			fetched, copied := st.Fetched, st.Copied
+
+			// What the partial file holds, block by block, verified.
+			ent, ok := alice.eng.folder(n.folder).pub.Load().get("big.bin")
+			if !ok {
+				t.Fatal("big.bin is not in alice's published index")
+			}
+			var kept int64
+			ents, _ := os.ReadDir(server.root)
+			for _, de := range ents {
+				if !syncfs.IsTemp(de.Name()) {
+					continue
+				}
+				data, err := os.ReadFile(filepath.Join(server.root, de.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, b := range ent.fi.Blocks {
+					if end := b.Offset + int64(b.Size); end <= int64(len(data)) && syncfs.HashBytes(data[b.Offset:end]) == b.Hash {
+						kept += int64(b.Size)
+					}
+				}
+			}
+			if kept == 0 || kept == size {
+				t.Fatalf("the partial file holds %d of %d bytes; want some", kept, size)
+			}
+
+			alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+			if restart {
+				n.start(server)
+				fetched, copied = 0, 0 // a new engine counts from zero
+			}
+			n.waitEqual(alice, server)
+			st = n.status(server)
+			again, resumed := st.Fetched-fetched, st.Copied-copied
+			t.Logf("cut off with %.1f of %.0f MiB in the partial file, the server fetched %.1f MiB more", float64(kept)/(1<<20), float64(size)/(1<<20), float64(again)/(1<<20))
+			// The rest, and at most a block or so more for a request
+			// that failed.
+			if again < size-kept || again > size-kept+2<<20 {
+				t.Errorf("the retry fetched %d bytes; want the %d the partial file lacked", again, size-kept)
+			}
+			if resumed < kept {
+				t.Errorf("the retry counted %d bytes copied or resumed; want at least the %d kept", resumed, kept)
+			}
+			if tmp := tempNames(t, server.root); len(tmp) > 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}
+
+// tempNames lists the applier temporary files in root's top directory.
+func tempNames(t *testing.T, root string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range ents {
+		if syncfs.IsTemp(de.Name()) {
+			out = append(out, de.Name())
+		}
+	}
+	return out
 }

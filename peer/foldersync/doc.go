@@ -62,9 +62,12 @@
 // next host starts fetching before the whole change has arrived. A plan
 // looks only at the entries changed since the last plan that went through
 // (all of them after a full rescan, a failure or a skip). A transfer
-// interrupted mid-file starts that file again at the next round: its
-// temporary file is dropped, so the blocks already fetched for it are
-// fetched again; files completed before are not.
+// interrupted mid-file (a peer gone, a reset, a restart) is taken up at the
+// next round where it stopped: the file's temporary file, named after its
+// version, is kept, and before the blocks are fetched the ones it holds
+// are read and verified (syncfs.Applier.Resume) and dropped from what is
+// fetched; they count as copied. Small files applied in batches start
+// over.
 //
 // # Safety
 //
