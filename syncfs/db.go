@@ -92,7 +92,9 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 	return fs.CreateBucketIfNotExists([]byte(folder))
 }
 
-// PutLocal replaces folder's stored Local with l, in one transaction.
+// PutLocal replaces folder's stored Local with l, in one transaction. It
+// writes every entry: to store a few changed ones, PutLocalEntries costs
+// what it writes.
 func (db *DB) PutLocal(folder string, l Local) error {
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
