@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/baton-sync/baton/internal/canon"
@@ -91,7 +92,9 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 	return fs.CreateBucketIfNotExists([]byte(folder))
 }
 
-// PutLocal replaces folder's stored Local with l, in one transaction.
+// PutLocal replaces folder's stored Local with l, in one transaction. It
+// writes every entry: to store a few changed ones, PutLocalEntries costs
+// what it writes.
 func (db *DB) PutLocal(folder string, l Local) error {
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
@@ -109,15 +112,7 @@ func (db *DB) PutLocal(folder string, l Local) error {
 		}
 		lb.FillPercent = 0.9 // written in key order
 		for _, f := range l.Files.Sorted() {
-			var d *DiskStat
-			if st, ok := l.Disk[f.Name]; ok {
-				d = &st
-			}
-			v, err := canon.Marshal(storedEntry{File: f, Disk: d})
-			if err != nil {
-				return fmt.Errorf("encoding %s: %w", f.Name, err)
-			}
-			if err := lb.Put([]byte(f.Name), v); err != nil {
+			if err := putEntry(lb, l, f); err != nil {
 				return err
 			}
 		}
@@ -125,6 +120,69 @@ func (db *DB) PutLocal(folder string, l Local) error {
 	})
 	if err != nil {
 		return fmt.Errorf("storing local index of folder %s: %w", folder, err)
+	}
+	return nil
+}
+
+// PutLocalEntries updates folder's stored Local with the entries names of
+// l, in one transaction: each is stored as l holds it (with its disk
+// stat), or removed if l has no such entry. The entries not named are left
+// as stored. It costs what it writes, not the folder: after a change of a
+// few entries, it stores the same Local as PutLocal(folder, l) would if
+// the stored Local was l before the change.
+func (db *DB) PutLocalEntries(folder string, l Local, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	names = slices.Clone(names)
+	slices.Sort(names) // neighbours share pages
+	err := db.b.Update(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, true)
+		if err != nil {
+			return err
+		}
+		lb, err := fb.CreateBucketIfNotExists(bucketLocal)
+		if err != nil {
+			return err
+		}
+		for i, n := range names {
+			if i > 0 && names[i-1] == n {
+				continue
+			}
+			f, ok := l.Files[n]
+			if !ok {
+				if err := lb.Delete([]byte(n)); err != nil {
+					return fmt.Errorf("removing %s: %w", n, err)
+				}
+				continue
+			}
+			if f.Name != n {
+				return fmt.Errorf("entry %q holds %q", n, f.Name)
+			}
+			if err := putEntry(lb, l, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing %d entries of the local index of folder %s: %w", len(names), folder, err)
+	}
+	return nil
+}
+
+// putEntry stores f, an entry of l, with its disk stat in lb.
+func putEntry(lb *bbolt.Bucket, l Local, f FileInfo) error {
+	var d *DiskStat
+	if st, ok := l.Disk[f.Name]; ok {
+		d = &st
+	}
+	v, err := canon.Marshal(storedEntry{File: f, Disk: d})
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", f.Name, err)
+	}
+	if err := lb.Put([]byte(f.Name), v); err != nil {
+		return fmt.Errorf("storing %s: %w", f.Name, err)
 	}
 	return nil
 }

@@ -1,8 +1,13 @@
 package syncfs
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -213,4 +218,184 @@ func FuzzDecodeEntry(f *testing.F) {
 			t.Fatalf("re-encoded entry does not decode: %v", err)
 		}
 	})
+}
+
+// TestDBPutLocalEntries applies random sequences of changes to a Local and
+// stores each step's changed entries with PutLocalEntries: the Local loaded
+// after every step is the Local, and the stored records are byte for byte
+// those a whole PutLocal of it stores.
+func TestDBPutLocalEntries(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		r := rand.New(rand.NewPCG(seed, 0))
+		inc := openTestDB(t)
+		whole := openTestDB(t)
+		// What is compared is what the transactions leave, not what
+		// survives a crash: leave out the fsyncs.
+		inc.b.NoSync, whole.b.NoSync = true, true
+		l := NewLocal()
+		for range r.IntN(50) {
+			changeEntry(r, &l, fmt.Sprintf("e%02d", r.IntN(60)))
+		}
+		if err := inc.PutLocal("f", l); err != nil {
+			t.Fatal(err)
+		}
+		for step := range 30 {
+			var names []string
+			for range r.IntN(8) {
+				n := fmt.Sprintf("e%02d", r.IntN(60))
+				changeEntry(r, &l, n)
+				names = append(names, n)
+			}
+			if r.IntN(4) == 0 {
+				// Unchanged and never stored names may be named too.
+				names = append(names, fmt.Sprintf("e%02d", r.IntN(60)), "none")
+			}
+			if err := inc.PutLocalEntries("f", l, names); err != nil {
+				t.Fatal(err)
+			}
+			got, err := inc.Local("f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(l, got) {
+				t.Fatalf("seed %d step %d: loaded Local differs:\n%s", seed, step, cmp.Diff(l, got))
+			}
+			if err := whole.PutLocal("f", l); err != nil {
+				t.Fatal(err)
+			}
+			if want, got := records(t, whole, "f"), records(t, inc, "f"); !maps.EqualFunc(want, got, bytes.Equal) {
+				t.Fatalf("seed %d step %d: records differ from a whole store:\n%s", seed, step, cmp.Diff(want, got))
+			}
+		}
+	}
+}
+
+// TestDBPutLocalEntriesFirst stores entries of a folder never stored
+// whole, and refuses an entry stored under another name.
+func TestDBPutLocalEntriesFirst(t *testing.T) {
+	db := openTestDB(t)
+	r := rand.New(rand.NewPCG(7, 7))
+	l := NewLocal()
+	changeEntry(r, &l, "a")
+	changeEntry(r, &l, "b")
+	if err := db.PutLocalEntries("f", l, []string{"b", "a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Local("f"); err != nil || cmp.Diff(l, got) != "" {
+		t.Fatalf("Local = %v, %v; want %v", got, err, l)
+	}
+	bad := l.Clone()
+	bad.Files["c"] = bad.Files["a"]
+	if err := db.PutLocalEntries("f", bad, []string{"b", "c"}); err == nil {
+		t.Error("PutLocalEntries stored entry a under c")
+	}
+	if got, err := db.Local("f"); err != nil || cmp.Diff(l, got) != "" {
+		t.Errorf("after a refused store, Local = %v, %v; want it unchanged", got, err)
+	}
+	if err := db.PutLocalEntries("", l, []string{"a"}); err == nil {
+		t.Error("PutLocalEntries accepted an empty folder ID")
+	}
+	db.Close()
+	if err := db.PutLocalEntries("f", l, []string{"a"}); err == nil {
+		t.Error("PutLocalEntries on a closed database did not fail")
+	}
+}
+
+func openTestDB(t testing.TB) *DB {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// changeEntry changes, adds or removes l's entry n at random: a file, a
+// directory or a tombstone, with or without a disk stat.
+func changeEntry(r *rand.Rand, l *Local, n string) {
+	p := l.Files[n]
+	v := p.Version.Update(devA)
+	if p.Version.IsZero() {
+		v = Vector{}.Update(devB)
+	}
+	var fi FileInfo
+	switch r.IntN(5) {
+	case 0:
+		delete(l.Files, n)
+		delete(l.Disk, n)
+		return
+	case 1:
+		fi = FileInfo{Name: n, Type: TypeDir, Mode: 0o755, Version: v}
+	case 2:
+		fi = tombstone(FileInfo{Name: n, Type: TypeFile}, v)
+	default:
+		size := 1 + r.IntN(1<<20)
+		blocks := []Block{{Offset: 0, Size: uint32(size), Hash: HashBytes(rnd(r.Uint64(), 16))}}
+		fi = FileInfo{Name: n, Type: TypeFile, Size: int64(size), Mode: 0o644, ModTime: r.Int64(), Version: v,
+			Blocks: blocks, FileHash: FileHashOf(blocks)}
+	}
+	l.Files[n] = fi
+	if fi.Deleted || r.IntN(3) == 0 {
+		delete(l.Disk, n)
+	} else {
+		l.Disk[n] = DiskStat{Size: fi.Size, ModTime: fi.ModTime, Inode: r.Uint64(), Racy: r.IntN(2) == 0}
+	}
+}
+
+// records returns the stored local records of folder.
+func records(t testing.TB, db *DB, folder string) map[string][]byte {
+	out := map[string][]byte{}
+	err := db.b.View(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, false)
+		if err != nil || fb == nil {
+			return err
+		}
+		return fb.Bucket(bucketLocal).ForEach(func(k, v []byte) error {
+			out[string(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkPutLocal stores a folder's Local after one entry changed,
+// whole (PutLocal) or that entry only (PutLocalEntries), for folders of
+// 1k, 10k and 100k files. The fsyncs of a commit are left out: they
+// measure the disk (shared, noisy), not the work of the store.
+func BenchmarkPutLocal(b *testing.B) {
+	for _, n := range []int{1_000, 10_000, 100_000} {
+		r := rand.New(rand.NewPCG(uint64(n), 1))
+		l := NewLocal()
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("dir%03d/file%06d.txt", i%500, i)
+			changeEntry(r, &l, names[i])
+		}
+		for _, mode := range []string{"Whole", "Entries"} {
+			b.Run(fmt.Sprintf("%s/%dk", mode, n/1000), func(b *testing.B) {
+				db := openTestDB(b)
+				db.b.NoSync = true
+				if err := db.PutLocal("f", l); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					n := names[r.IntN(len(names))]
+					changeEntry(r, &l, n)
+					var err error
+					if mode == "Whole" {
+						err = db.PutLocal("f", l)
+					} else {
+						err = db.PutLocalEntries("f", l, []string{n})
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
 }

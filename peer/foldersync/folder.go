@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
@@ -20,7 +21,8 @@ import (
 // Timings of a folder's loop.
 const (
 	publishEvery = 100 * time.Millisecond // during a long apply: announce progress this often
-	persistEvery = time.Second            // store the Local at most this often while busy
+	persistEvery = 250 * time.Millisecond // store the Local at most this often while busy
+	flushEvery   = time.Second            // store what was left unstored this often
 	setupRetry   = 10 * time.Second       // retry a folder that could not start
 	unstableWait = 2 * time.Second        // rescan files that kept changing after this
 	maxRetryWait = 30 * time.Second       // longest wait before retrying a failed apply
@@ -77,8 +79,9 @@ type folder struct {
 	scanner       *syncfs.Scanner
 	applier       *syncfs.Applier
 	ignoreText    string
-	ready         bool // scanned at least once
-	dirty         bool // local not stored since it changed
+	ready         bool            // scanned at least once
+	unstored      map[string]bool // entries of local changed since the last store
+	storeAll      bool            // the next store replaces the whole stored Local
 	lastPut       time.Time
 	lastPub       time.Time
 	pubEvery      time.Duration // how often to announce progress during an apply
@@ -108,6 +111,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		changed:       map[string]bool{},
 		watched:       map[string]bool{},
 		statusChanged: map[string]bool{},
+		unstored:      map[string]bool{},
 		st:            FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
 }
@@ -216,6 +220,11 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 	f.local, f.ignoreText, f.ready = local, text, false
 	f.touchAll()
+	// The first store after loading replaces the whole stored Local: it
+	// packs the pages that entry-by-entry stores leave half full, and
+	// stores again the entries the loader upgraded.
+	clear(f.unstored)
+	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
 	f.retry = time.NewTimer(time.Hour)
@@ -243,7 +252,7 @@ func (f *folder) serve(ctx context.Context) error {
 	defer rescan.Stop()
 	pull := time.NewTicker(f.e.cfg.PullInterval)
 	defer pull.Stop()
-	flush := time.NewTicker(persistEvery)
+	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
 	for {
 		select {
@@ -263,7 +272,7 @@ func (f *folder) serve(ctx context.Context) error {
 		case <-f.retry.C:
 			f.pullAll()
 		case <-flush.C:
-			f.persist(false)
+			// What a store held back (see persist) is stored below.
 		case fn := <-f.ctl:
 			fn(ctx)
 		case <-f.wake:
@@ -271,6 +280,7 @@ func (f *folder) serve(ctx context.Context) error {
 		if err := f.work(ctx); err != nil {
 			return err
 		}
+		f.persist(false)
 	}
 }
 
@@ -550,8 +560,10 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 			f.publish(ctx)
 		}
 	}
+	disk := diskOf(f.local, full, paths)
 	stats, err := f.scanner.Update(ctx, &f.local, paths...)
 	f.scanner.Progress = nil
+	f.noteDisk(disk, full, paths)
 	if err != nil {
 		f.setStatus(func(st *FolderStatus) { st.LastError = "scanning: " + err.Error() })
 		f.publish(ctx)
@@ -605,22 +617,69 @@ func (f *folder) publish(ctx context.Context) {
 	}
 	for _, n := range changed {
 		delete(f.watched, n)
+		// An apply under way touches its names when it ends; what it
+		// recorded so far is stored with what was published of it.
+		f.unstored[n] = true
 	}
 	f.seq++
 	f.pub.Store(p)
-	f.dirty = true
 	f.setStatus(func(st *FolderStatus) {
 		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, p.files, p.dirs, p.bytes
 	})
 	f.announce(ctx, p)
 }
 
-// touch notes that the Local's entries names changed: the next publish and
-// status refresh look at them.
+// touch notes that the Local's entries names changed: the next publish,
+// status refresh and store look at them.
 func (f *folder) touch(names ...string) {
 	for _, n := range names {
 		f.changed[n] = true
 		f.statusChanged[n] = true
+		f.unstored[n] = true
+	}
+}
+
+// diskOf returns the disk stats of l a scan of paths (all of them if
+// full) may change without a new version: all of them, or those of the
+// paths themselves.
+func diskOf(l syncfs.Local, full bool, paths []string) map[string]syncfs.DiskStat {
+	if full {
+		return maps.Clone(l.Disk)
+	}
+	out := make(map[string]syncfs.DiskStat, len(paths))
+	for _, p := range paths {
+		if d, ok := l.Disk[p]; ok {
+			out[p] = d
+		}
+	}
+	return out
+}
+
+// noteDisk notes to be stored the entries whose disk stat a scan changed
+// without a new version (a file found unchanged, or no longer racy), before
+// being diskOf what it scanned: else the stored stats would stay stale and
+// a restart would hash those files again. Below the paths of a partial
+// scan, such changes are left for a later store.
+func (f *folder) noteDisk(before map[string]syncfs.DiskStat, full bool, paths []string) {
+	changed := func(n string) {
+		d, ok := f.local.Disk[n]
+		if b, okB := before[n]; ok != okB || d != b {
+			f.unstored[n] = true
+		}
+	}
+	if !full {
+		for _, p := range paths {
+			changed(p)
+		}
+		return
+	}
+	for n := range f.local.Disk {
+		changed(n)
+	}
+	for n := range before {
+		if _, ok := f.local.Disk[n]; !ok {
+			f.unstored[n] = true
+		}
 	}
 }
 
@@ -663,22 +722,47 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 // every file the old directory held for deleted.
 func (f *folder) dbKey() string { return f.id + "|" + f.root }
 
-// persist stores the Local if it changed, at most every persistEvery
-// unless forced.
+// persist stores the entries of the Local changed since the last store,
+// at most every putEvery unless forced; those not stored (the store
+// failed) stay to be stored, and the next try waits at least flushEvery.
+//
+// The Local records only what the applier wrote (or the scanner found)
+// on disk, so the stored Local lags the disk but never runs ahead of it;
+// the first scan after a restart hashes what changed since it was stored.
+// Storing a few entries costs a small transaction whatever the folder's
+// size, so it is done soon after each change (at most every
+// persistEvery): little is left to rehash after a crash. A store that
+// replaces the whole Local costs the folder: while busy, stores are then
+// spaced to ten times their cost.
 func (f *folder) persist(force bool) {
-	if !f.dirty || !force && time.Since(f.lastPut) < f.putEvery {
+	if !f.storeAll && len(f.unstored) == 0 || !force && time.Since(f.lastPut) < f.putEvery {
 		return
 	}
 	began := time.Now()
-	if err := f.e.db.PutLocal(f.dbKey(), f.local); err != nil {
+	var err error
+	whole := storeWhole(f.storeAll, len(f.unstored), len(f.local.Files))
+	if whole {
+		err = f.e.db.PutLocal(f.dbKey(), f.local)
+	} else {
+		err = f.e.db.PutLocalEntries(f.dbKey(), f.local, slices.Collect(maps.Keys(f.unstored)))
+	}
+	if err != nil {
+		// Try again, with what changes meanwhile, a while later.
 		f.log.Error("storing the folder's index", "err", err)
+		f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 		return
 	}
-	// Storing rewrites the whole index: in a large folder, store it less
-	// often while busy (a crash loses nothing but the time to rehash what
-	// changed since).
-	f.dirty, f.lastPut = false, time.Now()
+	clear(f.unstored)
+	f.storeAll, f.lastPut = false, time.Now()
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
+}
+
+// storeWhole reports whether a store of the Local, of which changed of
+// total entries changed (unless all may have), replaces it whole: when
+// what changed is unknown, or a large part of it (rewriting every entry
+// in key order then costs little more, and packs the stored pages).
+func storeWhole(all bool, changed, total int) bool {
+	return all || changed > 256 && 4*changed > total
 }
 
 // visible drops from a remote snapshot the names this folder ignores (at

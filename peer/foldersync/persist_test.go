@@ -1,0 +1,134 @@
+package foldersync
+
+import (
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// persistFolder is a folder, not running, whose Local is stored in a
+// database at path.
+func persistFolder(t *testing.T, path string) *folder {
+	t.Helper()
+	db, err := syncfs.OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &Engine{db: db, log: slog.New(slog.DiscardHandler), cfg: Config{Now: time.Now, Fetches: 1}}
+	f := newFolder(e, "f1", t.TempDir())
+	f.local = syncfs.NewLocal()
+	return f
+}
+
+func dirEntry(name, dev string) syncfs.FileInfo {
+	return syncfs.FileInfo{Name: name, Type: syncfs.TypeDir, Mode: 0o755, Version: syncfs.Vector{}.Update(dev)}
+}
+
+// TestPersistKeepsUnstoredOnFailure stores a folder's changed entries
+// into a closed database: they stay to be stored, and are stored by the
+// next store that goes through, whole or entry by entry.
+func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	f := persistFolder(t, path)
+	f.local.Files["a"] = dirEntry("a", "dev1")
+	f.local.Files["b"] = dirEntry("b", "dev1")
+	f.storeAll = true
+	f.persist(true)
+	if f.storeAll || len(f.unstored) != 0 {
+		t.Fatalf("after a whole store: storeAll %v, unstored %v; want nothing left", f.storeAll, f.unstored)
+	}
+
+	f.local.Files["a"] = dirEntry("a", "dev2")
+	delete(f.local.Files, "b")
+	f.local.Files["c"] = dirEntry("c", "dev2")
+	f.touch("a", "b", "c")
+	want := []string{"a", "b", "c"}
+	f.e.db.Close()
+	f.persist(true)
+	if got := slices.Sorted(maps.Keys(f.unstored)); !slices.Equal(got, want) {
+		t.Fatalf("after a failed store, unstored = %q; want %q", got, want)
+	}
+	f.storeAll = true
+	f.persist(true)
+	if !f.storeAll {
+		t.Fatal("after a failed whole store, storeAll was cleared")
+	}
+	f.storeAll = false
+
+	db, err := syncfs.OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f.e.db = db
+	f.persist(false)
+	if len(f.unstored) != 3 {
+		t.Fatalf("a store right after a failed one was not held back: unstored = %v", f.unstored)
+	}
+	f.persist(true)
+	if len(f.unstored) != 0 {
+		t.Fatalf("after a store, unstored = %v; want none", f.unstored)
+	}
+	got, err := db.Local(f.dbKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f.local, got); diff != "" {
+		t.Errorf("stored Local differs:\n%s", diff)
+	}
+}
+
+// TestNoteDisk checks that the entries whose disk stat a scan changed are
+// to be stored: those of the paths scanned, or all of them after a full
+// scan.
+func TestNoteDisk(t *testing.T) {
+	l := syncfs.NewLocal()
+	for _, n := range []string{"a", "b", "c", "d"} {
+		l.Disk[n] = syncfs.DiskStat{Size: 1, ModTime: 1, Inode: 1, Racy: true}
+	}
+	scan := func(full bool, paths ...string) []string {
+		f := &folder{local: l.Clone(), unstored: map[string]bool{}}
+		before := diskOf(f.local, full, paths)
+		f.local.Disk["a"] = syncfs.DiskStat{Size: 1, ModTime: 1, Inode: 1} // no longer racy
+		delete(f.local.Disk, "b")                                          // not trusted
+		f.local.Disk["e"] = syncfs.DiskStat{Size: 2}                       // new
+		f.noteDisk(before, full, paths)
+		return slices.Sorted(maps.Keys(f.unstored))
+	}
+	if got, want := scan(true), []string{"a", "b", "e"}; !slices.Equal(got, want) {
+		t.Errorf("full scan: unstored %q; want %q", got, want)
+	}
+	if got, want := scan(false, "a", "c"), []string{"a"}; !slices.Equal(got, want) {
+		t.Errorf("scan of a, c: unstored %q; want %q", got, want)
+	}
+	if got, want := scan(false, "b", "e", "x"), []string{"b", "e"}; !slices.Equal(got, want) {
+		t.Errorf("scan of b, e, x: unstored %q; want %q", got, want)
+	}
+}
+
+func TestStoreWhole(t *testing.T) {
+	for _, c := range []struct {
+		all           bool
+		changed, size int
+		want          bool
+	}{
+		{true, 0, 10, true},
+		{false, 1, 1, false},
+		{false, 1, 100_000, false},
+		{false, 200, 300, false}, // few: entry by entry whatever the folder
+		{false, 1000, 100_000, false},
+		{false, 30_000, 100_000, true},
+	} {
+		if got := storeWhole(c.all, c.changed, c.size); got != c.want {
+			t.Errorf("storeWhole(%v, %d, %d) = %v; want %v", c.all, c.changed, c.size, got, c.want)
+		}
+	}
+}
