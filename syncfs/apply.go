@@ -660,6 +660,7 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[in
 		sem      = make(chan struct{}, n)
 		mu       sync.Mutex
 		firstErr error
+		unsynced atomic.Int64 // bytes written since writeback was last started
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -681,6 +682,11 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[in
 			defer func() { <-sem }()
 			if err := x.fillBlock(ctx, a.Name, b, local, srcs, out); err != nil {
 				fail(err)
+				return
+			}
+			if unsynced.Add(int64(b.Size)) >= writebackEvery {
+				unsynced.Store(0)
+				startWriteback(out)
 			}
 		})
 	}
@@ -690,6 +696,11 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[in
 	}
 	return ctx.Err()
 }
+
+// writebackEvery is how many bytes of a large file are written before the
+// kernel is asked to start writing them to disk (startWriteback), so that
+// the disk works while the rest arrives instead of all at the fsync.
+const writebackEvery = 8 << 20
 
 // fillBlock writes block b of name into out: from a local file if local
 // says one holds it and it still verifies, else from the Source. It counts
