@@ -35,14 +35,17 @@ type datasetResult struct {
 	Times  []time.Duration `json:"-"`
 	Median time.Duration   `json:"-"`
 	// Target is issue 4's target for the full-size dataset.
-	Target       time.Duration `json:"-"`
-	TimesMS      []float64     `json:"times_ms"`
-	MedianMS     float64       `json:"median_ms"`
-	TargetMS     float64       `json:"target_ms"`
-	MBPerSec     float64       `json:"mb_per_s"`
-	FilesPerSec  float64       `json:"files_per_s"`
-	TargetMet    bool          `json:"target_met"`
-	TargetScaled bool          `json:"-"`
+	Target time.Duration `json:"-"`
+	// keepRuns: each run's files stay in the folder until the last run
+	// is done (see runSmall).
+	keepRuns     bool
+	TimesMS      []float64 `json:"times_ms"`
+	MedianMS     float64   `json:"median_ms"`
+	TargetMS     float64   `json:"target_ms"`
+	MBPerSec     float64   `json:"mb_per_s"`
+	FilesPerSec  float64   `json:"files_per_s"`
+	TargetMet    bool      `json:"target_met"`
+	TargetScaled bool      `json:"-"`
 	// Phases are each run's milestones; IndexedMS and ServerMS their
 	// medians.
 	Phases    []phases `json:"-"`
