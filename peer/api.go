@@ -221,6 +221,10 @@ type Counters struct {
 	SyncApplied int64 `json:"sync_applied"`
 	// SyncServed: certified updates sent in answer to other hosts' pulls.
 	SyncServed int64 `json:"sync_served"`
+	// DialFailures: dials of chain servers that failed (this host then
+	// waits a growing, jittered time before the next, unless it hears
+	// from the server again).
+	DialFailures int64 `json:"dial_failures"`
 }
 
 // PeerStatus is one connected peer.

@@ -12,7 +12,9 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/collections/datafile"
@@ -69,7 +71,9 @@ type driver struct {
 	dialing   map[lpeer.ID]bool
 	dialTries map[lpeer.ID]int
 	nextDial  map[lpeer.ID]time.Time
-	catchUp   struct {
+	// dialFailedAt: when the last dial of each server failed.
+	dialFailedAt map[lpeer.ID]time.Time
+	catchUp      struct {
 		inflight bool
 		from     lpeer.ID // the server the pull in flight is from
 	}
@@ -89,26 +93,30 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 		return nil, fmt.Errorf("seeding state from the genesis: %w", err)
 	}
 	d := &driver{
-		node:       n,
-		cfg:        cfg,
-		log:        cfg.Logger,
-		self:       cfg.Key.ID(),
-		state:      state,
-		store:      store,
-		stamps:     map[collections.Kind]fileStamp{},
-		dirty:      map[collections.Kind]time.Time{},
-		epochs:     epochFile{path: filepath.Join(cfg.DataDir, "epoch")},
-		allow:      newAllowList(),
-		events:     make(chan task, 1024),
-		waiters:    map[[32]byte][]chan submitResult{},
-		inflight:   map[[32]byte]bool{},
-		syncing:    map[lpeer.ID]bool{},
-		lastSync:   map[lpeer.ID]time.Time{},
-		dialing:    map[lpeer.ID]bool{},
-		dialTries:  map[lpeer.ID]int{},
-		nextDial:   map[lpeer.ID]time.Time{},
-		lastUpdate: map[collections.Kind]time.Time{},
-		backoff:    backoff{base: 250 * time.Millisecond, max: 5 * time.Second, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))},
+		node:         n,
+		cfg:          cfg,
+		log:          cfg.Logger,
+		self:         cfg.Key.ID(),
+		state:        state,
+		store:        store,
+		stamps:       map[collections.Kind]fileStamp{},
+		dirty:        map[collections.Kind]time.Time{},
+		epochs:       epochFile{path: filepath.Join(cfg.DataDir, "epoch")},
+		allow:        newAllowList(),
+		events:       make(chan task, 1024),
+		waiters:      map[[32]byte][]chan submitResult{},
+		inflight:     map[[32]byte]bool{},
+		syncing:      map[lpeer.ID]bool{},
+		lastSync:     map[lpeer.ID]time.Time{},
+		dialing:      map[lpeer.ID]bool{},
+		dialTries:    map[lpeer.ID]int{},
+		nextDial:     map[lpeer.ID]time.Time{},
+		dialFailedAt: map[lpeer.ID]time.Time{},
+		lastUpdate:   map[collections.Kind]time.Time{},
+		backoff:      backoff{base: 250 * time.Millisecond, max: 5 * time.Second, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))},
+	}
+	if b := n.hooks.backoff; b.max > 0 {
+		d.backoff = b
 	}
 	for _, k := range collections.Kinds {
 		if err := d.loadData(k); err != nil {
@@ -469,6 +477,41 @@ func (d *driver) sendRoleMessage(ctx context.Context, m role.Message) {
 	}
 }
 
+// Redials a role message can bring forward (see heardFrom).
+const (
+	heardRedials   = 3                      // for the first failed dials after a server was lost
+	heardRedialGap = 250 * time.Millisecond // after a failure, before its redial
+)
+
+// heardFrom notes a role message from server id (signed by it: the
+// validator checked). When this host's dials of id have failed (it was
+// down) and id is heard again, through the other servers, id is redialed
+// at once rather than when the reconnect backoff runs out (up to several
+// seconds, and libp2p's own dial backoff is cleared too): changes waiting
+// for it (an agent's outbox, a folder it hosts) move as soon as it is
+// back. This happens once per failed dial, for the first few only, so a
+// server that is alive but not reachable from here is not dialed again
+// and again.
+func (d *driver) heardFrom(id lpeer.ID) {
+	tries := d.dialTries[id]
+	if tries == 0 || tries > heardRedials || d.dialing[id] || id == d.self {
+		return
+	}
+	failed := d.dialFailedAt[id]
+	now := d.cfg.Now()
+	if now.Sub(failed) < heardRedialGap || !d.nextDial[id].After(now) {
+		return
+	}
+	if d.host.Network().Connectedness(id) == network.Connected {
+		return
+	}
+	d.log.Debug("server heard again: dialing it now", "peer", id.String(), "tries", tries)
+	if sw, ok := d.host.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(id)
+	}
+	d.nextDial[id] = now
+}
+
 // validateHeartbeat runs on pubsub's goroutines: it checks the signature and
 // that the sender is a server of the chain, and touches no driver state.
 func (d *driver) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
@@ -487,6 +530,9 @@ func (d *driver) onHeartbeat(_ context.Context, m *pubsub.Message) {
 	msg, ok := m.ValidatorData.(role.Message)
 	if !ok {
 		return
+	}
+	if from, err := lpeer.Decode(msg.From); err == nil {
+		d.heardFrom(from)
 	}
 	if msg.To != "" && msg.To != d.self.String() {
 		return

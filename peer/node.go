@@ -35,6 +35,8 @@ type testHooks struct {
 	// dropGossip, if it returns true, drops a validated gossiped update
 	// before the driver sees it, as if the network had lost it.
 	dropGossip func(collections.Certified) bool
+	// backoff, if its max is set, replaces the reconnect backoff.
+	backoff backoff
 }
 
 // request is work handed to the driver goroutine.

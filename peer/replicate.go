@@ -593,6 +593,8 @@ func (d *driver) dialPeers(ctx context.Context) {
 			return func(_ context.Context, d *driver) {
 				d.dialing[id] = false
 				if err != nil {
+					d.counters.DialFailures++
+					d.dialFailedAt[id] = d.cfg.Now()
 					d.dialTries[id]++
 					d.nextDial[id] = d.cfg.Now().Add(d.backoff.delay(d.dialTries[id]))
 					d.log.Debug("dial failed", "peer", id.String(), "tries", d.dialTries[id], "err", err)
