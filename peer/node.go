@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -59,11 +60,33 @@ func (n *Node) ID() lpeer.ID { return n.cfg.Key.ID() }
 // Started is closed once the node listens and serves.
 func (n *Node) Started() <-chan struct{} { return n.started }
 
-// do runs fn on the driver goroutine and waits for it.
+// do runs fn on the driver goroutine and waits for it. When do returns,
+// fn has run or never will: a caller that gives up (ctx ends) while the
+// driver holds the request waits for an fn already under way, and one not
+// yet begun is skipped, so fn never writes the caller's variables after do
+// returned.
 func (n *Node) do(ctx context.Context, fn func(ctx context.Context, d *driver)) error {
+	var (
+		mu        sync.Mutex
+		abandoned bool
+	)
 	done := make(chan struct{})
+	run := func(dctx context.Context, d *driver) {
+		mu.Lock()
+		if !abandoned {
+			fn(dctx, d)
+		}
+		mu.Unlock()
+		close(done)
+	}
+	giveUp := func(err error) error {
+		mu.Lock()
+		abandoned = true
+		mu.Unlock()
+		return err
+	}
 	select {
-	case n.reqs <- request{fn: func(dctx context.Context, d *driver) { fn(dctx, d); close(done) }}:
+	case n.reqs <- request{fn: run}:
 	case <-n.stopped:
 		return ErrStopped
 	case <-ctx.Done():
@@ -73,9 +96,9 @@ func (n *Node) do(ctx context.Context, fn func(ctx context.Context, d *driver)) 
 	case <-done:
 		return nil
 	case <-n.stopped:
-		return ErrStopped
+		return giveUp(ErrStopped)
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for the node: %w", ctx.Err())
+		return giveUp(fmt.Errorf("waiting for the node: %w", ctx.Err()))
 	}
 }
 
