@@ -262,12 +262,7 @@ func TestFolderSyncBothWays(t *testing.T) {
 // 'folder revert' makes his copy alice's again, keeping his content as
 // conflict copies beside it. Reverting is refused on the owner's device.
 func TestFolderSyncReadOnly(t *testing.T) {
-	d := newSyncDomain(t, 1)
-	s1 := d.servers[0]
-	apw := d.addUser("alice", s1)
-	bpw := d.addUser("bob", s1)
-	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	d, alice, bob := newPairDomain(t)
 	// alice shares a folder that has files already.
 	p := d.sharePair(alice, bob, "Shared", "ro", map[string]string{"a.txt": "A1 by alice\n", "dir/b.txt": "B1 by alice\n"})
 	want := d.mustTree(p.aDir)
@@ -348,12 +343,7 @@ func TestFolderSyncReadOnly(t *testing.T) {
 // keeps its files. 'folder rescan --wait' confirms; then the deletion
 // reaches the other device.
 func TestFolderSyncEmptied(t *testing.T) {
-	d := newSyncDomain(t, 1)
-	s1 := d.servers[0]
-	apw := d.addUser("alice", s1)
-	bpw := d.addUser("bob", s1)
-	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	d, alice, bob := newPairDomain(t)
 	p := d.sharePair(alice, bob, "Emptied", "rw", map[string]string{"a.txt": "A1 by alice\n", "dir/b.txt": "B1 by alice\n"})
 	want := d.mustTree(p.bDir)
 
@@ -420,12 +410,7 @@ func (d *syncDomain) stop(n *node) {
 
 // A 64 MiB file of random bytes arrives intact.
 func TestFolderSyncLargeFile(t *testing.T) {
-	d := newSyncDomain(t, 1)
-	s1 := d.servers[0]
-	apw := d.addUser("alice", s1)
-	bpw := d.addUser("bob", s1)
-	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	d, alice, bob := newPairDomain(t)
 	p := d.sharePair(alice, bob, "Media", "rw", nil)
 
 	const size = 64 << 20
@@ -443,12 +428,7 @@ func TestFolderSyncLargeFile(t *testing.T) {
 // alice's device, all arrive on bob's with the same content.
 func TestFolderSyncManySmallFiles(t *testing.T) {
 	const files, timeout = 10000, 3 * time.Minute
-	d := newSyncDomain(t, 1)
-	s1 := d.servers[0]
-	apw := d.addUser("alice", s1)
-	bpw := d.addUser("bob", s1)
-	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	d, alice, bob := newPairDomain(t)
 	p := d.sharePair(alice, bob, "Many", "rw", nil)
 
 	want := tree{}
@@ -487,12 +467,7 @@ func compactJSON(s string) string { return strings.ReplaceAll(s, "\": ", "\":") 
 // does not show that the restarted agent fetched only the rest (the
 // engine's tests in peer/foldersync do).
 func TestFolderSyncKilledMidFile(t *testing.T) {
-	d := newSyncDomain(t, 1)
-	s1 := d.servers[0]
-	apw := d.addUser("alice", s1)
-	bpw := d.addUser("bob", s1)
-	alice := d.addAgent("alice-laptop", "alice", apw, s1, s1)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	d, alice, bob := newPairDomain(t)
 	p := d.sharePair(alice, bob, "Media", "rw", nil)
 
 	const size = 128 << 20

@@ -143,6 +143,18 @@ func (d *syncDomain) master() *node { return d.servers[0].node }
 // addUser adds user at the master with home as their home server, then
 // sets their password at home once it holds the user. It returns the
 // password file.
+// newPairDomain returns a domain of one server, s1, home of the users
+// alice and bob, each logged in from a laptop.
+func newPairDomain(t *testing.T) (d *syncDomain, alice, bob *agent) {
+	d = newSyncDomain(t, 1)
+	s1 := d.servers[0]
+	apw := d.addUser("alice", s1)
+	bpw := d.addUser("bob", s1)
+	alice = d.addAgent("alice-laptop", "alice", apw, s1, s1)
+	bob = d.addAgent("bob-laptop", "bob", bpw, s1, s1)
+	return d, alice, bob
+}
+
 func (d *syncDomain) addUser(user string, home *server) string {
 	c := d.cluster
 	c.t.Helper()
