@@ -370,6 +370,44 @@ func (x *applyRun) syncDir(name string) error {
 	return nil
 }
 
+// Barrier makes durable what was done to names (slash-separated, relative
+// to root) in root: their creations, renames and removals. On Linux it is
+// one syncfs(2) of root's filesystem; elsewhere an fsync of each distinct
+// directory holding a name. After an action reported ErrNotDurable, a
+// caller that stores what the applier recorded calls Barrier first, and
+// stores nothing while it fails: a crash could still undo the change.
+func Barrier(root string, names []string) error {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return fmt.Errorf("making changes in %s durable: %w", root, err)
+	}
+	defer r.Close()
+	dirs := map[string]bool{".": true}
+	if syncEachFile {
+		for _, n := range names {
+			if d := parentDir(n); d != "" {
+				dirs[filepath.FromSlash(d)] = true
+			}
+		}
+	}
+	for dir := range dirs {
+		d, err := r.Open(dir)
+		if err != nil {
+			return fmt.Errorf("making changes in %s durable: %w", root, err)
+		}
+		if syncEachFile {
+			err = d.Sync()
+		} else {
+			err = syncFS(d)
+		}
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("making changes in %s durable: %w", root, err)
+		}
+	}
+	return nil
+}
+
 func notDurable(name string, err error) error {
 	if err == nil {
 		return nil

@@ -75,6 +75,14 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 				changed = append(changed, r.Action.Name)
 			}
 		} else {
+			if r.Err != nil { // ErrNotDurable: in place, recorded, not yet durable
+				f.log.Warn("a change may not survive a crash yet", "err", r.Err)
+				for _, n := range []string{r.Action.Name, r.Action.From, r.Action.ConflictName} {
+					if n != "" {
+						f.undurable[n] = true
+					}
+				}
+			}
 			need.add(r.Action, -1)
 			if r.Action.Name == syncfs.IgnoreFile {
 				f.requestRescan() // the patterns changed: look again at everything

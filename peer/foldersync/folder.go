@@ -81,15 +81,19 @@ type folder struct {
 	ignoreText    string
 	ready         bool            // scanned at least once
 	unstored      map[string]bool // entries of local changed since the last store
-	storeAll      bool            // the next store replaces the whole stored Local
-	lastPut       time.Time
-	lastPub       time.Time
-	pubEvery      time.Duration // how often to announce progress during an apply
-	putEvery      time.Duration // how often to store the Local while busy
-	failures      int
-	retryWait     time.Duration
-	retry         *time.Timer
-	notMember     int // consecutive looks that found this device not a member
+	// undurable: names whose change the applier recorded but could not
+	// make durable (syncfs.ErrNotDurable); nothing is stored until a
+	// syncfs.Barrier over them succeeds.
+	undurable map[string]bool
+	storeAll  bool // the next store replaces the whole stored Local
+	lastPut   time.Time
+	lastPub   time.Time
+	pubEvery  time.Duration // how often to announce progress during an apply
+	putEvery  time.Duration // how often to store the Local while busy
+	failures  int
+	retryWait time.Duration
+	retry     *time.Timer
+	notMember int // consecutive looks that found this device not a member
 }
 
 func newFolder(e *Engine, id, root string) *folder {
@@ -112,6 +116,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		watched:       map[string]bool{},
 		statusChanged: map[string]bool{},
 		unstored:      map[string]bool{},
+		undurable:     map[string]bool{},
 		st:            FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
 }
@@ -737,6 +742,17 @@ func (f *folder) dbKey() string { return f.id + "|" + f.root }
 func (f *folder) persist(force bool) {
 	if !f.storeAll && len(f.unstored) == 0 || !force && time.Since(f.lastPut) < f.putEvery {
 		return
+	}
+	if len(f.undurable) > 0 {
+		// A change whose directory fsync failed is in the Local but may
+		// not survive a crash: stored, it would make the old content
+		// found after one look like a newer local edit.
+		if err := syncfs.Barrier(f.root, slices.Collect(maps.Keys(f.undurable))); err != nil {
+			f.log.Error("not storing the folder's index: changes are not durable yet", "err", err)
+			f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
+			return
+		}
+		clear(f.undurable)
 	}
 	began := time.Now()
 	var err error

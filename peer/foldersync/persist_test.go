@@ -3,6 +3,7 @@ package foldersync
 import (
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -130,5 +131,35 @@ func TestStoreWhole(t *testing.T) {
 		if got := storeWhole(c.all, c.changed, c.size); got != c.want {
 			t.Errorf("storeWhole(%v, %d, %d) = %v; want %v", c.all, c.changed, c.size, got, c.want)
 		}
+	}
+}
+
+// TestPersistWaitsForDurability: a change the applier could not make
+// durable is not stored while the barrier over it fails (here the folder's
+// directory is gone), and is stored once the barrier goes through.
+func TestPersistWaitsForDurability(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "index.db")
+	f := persistFolder(t, path)
+	f.local.Files["a"] = dirEntry("a", "dev1")
+	f.touch("a")
+	f.undurable["a"] = true
+	if err := os.Remove(f.root); err != nil {
+		t.Fatal(err)
+	}
+	f.persist(true)
+	if got, err := f.e.db.Local(f.dbKey()); err != nil || len(got.Files) != 0 {
+		t.Fatalf("stored while the change was not durable: %v, %v", got.Files, err)
+	}
+	if !f.unstored["a"] || !f.undurable["a"] {
+		t.Fatalf("after a failed barrier: unstored %v, undurable %v; want a in both", f.unstored, f.undurable)
+	}
+
+	if err := os.Mkdir(f.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.persist(true)
+	got, err := f.e.db.Local(f.dbKey())
+	if err != nil || len(got.Files) != 1 || len(f.undurable) != 0 || len(f.unstored) != 0 {
+		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, unstored %v; want a stored, nothing left", got.Files, err, f.undurable, f.unstored)
 	}
 }
