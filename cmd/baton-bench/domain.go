@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -19,6 +17,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer/foldersync"
+	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
 )
 
 // domain is what the benchmark needs of a running domain: two agents,
@@ -51,7 +50,7 @@ type domainOptions struct {
 // both sync with the server as their hub. It is the sync path of the real
 // node without its catalog replication and login.
 type engineDomain struct {
-	access *staticAccess
+	access *foldersynctest.Access
 	server *engineNode
 	alice  *engineNode
 	bob    *engineNode
@@ -71,43 +70,10 @@ type engineNode struct {
 
 const benchFolder = "bench"
 
-// staticAccess is a Catalog view that does not change.
-type staticAccess struct {
-	mu      sync.Mutex
-	folders map[string]collections.Folder
-	users   map[lpeer.ID]string
-	servers map[lpeer.ID]bool
-}
-
-func (a *staticAccess) Folder(id string) (collections.Folder, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f, ok := a.folders[id]
-	f.Members = maps.Clone(f.Members)
-	return f, ok
-}
-
-func (a *staticAccess) UserOf(p lpeer.ID) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	u, ok := a.users[p]
-	return u, ok
-}
-
-func (a *staticAccess) Server(p lpeer.ID) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.servers[p]
-}
-
 // newEngineDomain starts the server and the two devices and connects the
 // devices to the server.
 func newEngineDomain(ctx context.Context, o domainOptions) (_ *engineDomain, err error) {
-	d := &engineDomain{access: &staticAccess{
-		folders: map[string]collections.Folder{},
-		users:   map[lpeer.ID]string{},
-		servers: map[lpeer.ID]bool{},
-	}}
+	d := &engineDomain{access: &foldersynctest.Access{}}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -121,13 +87,13 @@ func newEngineDomain(ctx context.Context, o domainOptions) (_ *engineDomain, err
 		d.nodes = append(d.nodes, n)
 	}
 	d.server, d.alice, d.bob = d.nodes[0], d.nodes[1], d.nodes[2]
-	d.access.servers[d.server.host.ID()] = true
-	d.access.users[d.alice.host.ID()] = "alice"
-	d.access.users[d.bob.host.ID()] = "bob"
-	d.access.folders[benchFolder] = collections.Folder{
+	d.access.SetServer(d.server.host.ID())
+	d.access.SetUser(d.alice.host.ID(), "alice")
+	d.access.SetUser(d.bob.host.ID(), "bob")
+	d.access.SetFolder(collections.Folder{
 		ID: benchFolder, Name: "bench", Owner: "alice", Server: d.server.host.ID().String(),
 		Members: map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite},
-	}
+	})
 	for _, n := range []*engineNode{d.alice, d.bob} {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.host.Connect(cctx, lpeer.AddrInfo{ID: d.server.host.ID(), Addrs: d.server.host.Addrs()})

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -29,53 +28,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"))
 }
 
-// fakeAccess is a Catalog view for tests.
-type fakeAccess struct {
-	mu      sync.Mutex
-	folders map[string]collections.Folder
-	users   map[lpeer.ID]string
-	servers map[lpeer.ID]bool
-}
-
-func (a *fakeAccess) Folder(id string) (collections.Folder, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f, ok := a.folders[id]
-	f.Members = maps.Clone(f.Members)
-	return f, ok
-}
-
-func (a *fakeAccess) UserOf(p lpeer.ID) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	u, ok := a.users[p]
-	return u, ok
-}
-
-func (a *fakeAccess) Server(p lpeer.ID) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.servers[p]
-}
-
-func (a *fakeAccess) setRight(folder, user string, r collections.Right) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.folders[folder]
-	f.Members = maps.Clone(f.Members)
-	if r == "" {
-		delete(f.Members, user)
-	} else {
-		f.Members[user] = r
-	}
-	a.folders[folder] = f
-}
-
 // testNet is a folder's server and member devices on 127.0.0.1, each a
 // raw libp2p host with an engine.
 type testNet struct {
 	t      testing.TB
-	access *fakeAccess
+	access *foldersynctest.Access
 	folder string
 	server *testNode
 	nodes  map[string]*testNode
@@ -101,12 +58,12 @@ func newTestNet(t testing.TB, rights map[string]collections.Right, conf func(*Co
 	n := &testNet{
 		t:      t,
 		folder: "f1",
-		access: &fakeAccess{folders: map[string]collections.Folder{}, users: map[lpeer.ID]string{}, servers: map[lpeer.ID]bool{}},
+		access: &foldersynctest.Access{},
 		nodes:  map[string]*testNode{},
 		conf:   conf,
 	}
 	n.server = n.newNode("server")
-	n.access.servers[n.server.host.ID()] = true
+	n.access.SetServer(n.server.host.ID())
 	members := map[string]collections.Right{}
 	owner := ""
 	for user, r := range rights {
@@ -115,13 +72,11 @@ func newTestNet(t testing.TB, rights map[string]collections.Right, conf func(*Co
 			owner = user
 		}
 	}
-	n.access.folders[n.folder] = collections.Folder{ID: n.folder, Name: "shared", Owner: owner, Server: n.server.host.ID().String(), Members: members}
+	n.access.SetFolder(collections.Folder{ID: n.folder, Name: "shared", Owner: owner, Server: n.server.host.ID().String(), Members: members})
 	n.start(n.server)
 	for user := range rights {
 		d := n.newNode(user)
-		n.access.mu.Lock()
-		n.access.users[d.host.ID()] = user
-		n.access.mu.Unlock()
+		n.access.SetUser(d.host.ID(), user)
 		n.connect(d)
 		n.start(d)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -32,9 +33,7 @@ func TestStrangersGetNothing(t *testing.T) {
 
 	mallory := n.newNode("mallory") // valid nowhere
 	carol := n.newNode("carol")     // a valid device, of a user not in the folder
-	n.access.mu.Lock()
-	n.access.users[carol.host.ID()] = "carol"
-	n.access.mu.Unlock()
+	n.access.SetUser(carol.host.ID(), "carol")
 	for _, d := range []*testNode{mallory, carol} {
 		n.connect(d)
 		if err := d.host.Connect(context.Background(), lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
@@ -102,7 +101,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 				_ = writeFrame(s, page)
 			})
 			asker.host.Peerstore().AddAddrs(fake.host.ID(), fake.host.Addrs(), time.Hour)
-			e, err := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &fakeAccess{} }})
+			e, err := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +122,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 		_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
 		_ = writeFrame(s, sign(fake.key, self, "f1", 7))
 	})
-	e, _ := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &fakeAccess{} }})
+	e, _ := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
