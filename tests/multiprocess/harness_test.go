@@ -230,7 +230,13 @@ func (r result) String() string {
 // the test only if the command could not be run or timed out.
 func (c *cluster) run(args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, cliTimeout)
+	return c.runWithin(cliTimeout, args...)
+}
+
+// runWithin is run allowing the command up to timeout.
+func (c *cluster) runWithin(timeout time.Duration, args ...string) result {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	cmd.Env = cleanEnv()
@@ -243,7 +249,7 @@ func (c *cluster) run(args ...string) result {
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		c.t.Fatalf("baton %s: no answer within %v (or the test's deadline passed)", strings.Join(args, " "), cliTimeout)
+		c.t.Fatalf("baton %s: no answer within %v (or the test's deadline passed)", strings.Join(args, " "), timeout)
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:

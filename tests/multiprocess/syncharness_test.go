@@ -18,7 +18,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -218,29 +217,8 @@ func (d *syncDomain) addAgent(device, user, pwFile string, at, wantHome *server)
 // runFor runs baton with args in n's home, like cli, but allows it up to
 // timeout (the harness's cliTimeout is too short for long waits).
 func (d *syncDomain) runFor(n *node, timeout time.Duration, args ...string) result {
-	c := d.cluster
-	c.t.Helper()
-	args = append([]string{"--home", n.home}, args...)
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, batonBin, args...)
-	cmd.Env = cleanEnv()
-	cmd.Dir = c.dir
-	cmd.WaitDelay = time.Second
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		c.t.Fatalf("baton %s: no answer within %v (or the test's deadline passed)", strings.Join(args, " "), timeout)
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		c.t.Fatalf("baton %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	d.cluster.t.Helper()
+	return d.cluster.runWithin(timeout, append([]string{"--home", n.home}, args...)...)
 }
 
 // The lines the agent's folder commands print.
