@@ -402,7 +402,7 @@ func (b *bench) timed(ctx context.Context, dataset string, run int, start func()
 	}
 	src0, _ := b.d.SourceStatus()
 	srv0, hasServer := b.d.ServerStatus()
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime()
 	if start != nil {
 		if err := start(); err != nil {
 			return 0, phases{}, err
@@ -436,6 +436,7 @@ func (b *bench) timed(ctx context.Context, dataset string, run int, start func()
 			if hasServer && ph.Server == 0 {
 				ph.Server = d
 			}
+			ph.CPU = cpuTime() - cpu0
 			return d, ph, nil
 		}
 		if now.After(deadline) {

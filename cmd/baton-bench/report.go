@@ -51,6 +51,7 @@ type datasetResult struct {
 	Phases    []phases `json:"-"`
 	IndexedMS float64  `json:"indexed_ms"`
 	ServerMS  float64  `json:"server_ms,omitempty"`
+	CPUMS     float64  `json:"cpu_ms,omitempty"`
 	// PeakRSS is the process's peak resident set during the dataset
 	// (reset before it where the OS allows), in bytes.
 	PeakRSS int64 `json:"peak_rss"`
@@ -70,16 +71,21 @@ type transfer struct {
 }
 
 // phases are when, within a timed run, the source had indexed the data
-// (its status holds it all) and the server had it all; 0 if unknown.
+// (its status holds it all) and the server had it all; 0 if unknown. CPU
+// is the CPU time (user and system) the process used in the run.
 type phases struct {
 	Indexed time.Duration
 	Server  time.Duration
+	CPU     time.Duration
 }
 
 func (p phases) String() string {
 	s := "indexed by alice at " + durText(p.Indexed)
 	if p.Server > 0 {
 		s += ", all on the server at " + durText(p.Server)
+	}
+	if p.CPU > 0 {
+		s += ", " + durText(p.CPU) + " of CPU"
 	}
 	return s
 }
@@ -97,14 +103,17 @@ func (r *datasetResult) finish() {
 		r.TimesMS = append(r.TimesMS, ms(d))
 	}
 	r.MedianMS, r.TargetMS = ms(r.Median), ms(r.Target)
-	var ix, sv []time.Duration
+	var ix, sv, cpu []time.Duration
 	for _, p := range r.Phases {
 		ix = append(ix, p.Indexed)
 		if p.Server > 0 {
 			sv = append(sv, p.Server)
 		}
+		if p.CPU > 0 {
+			cpu = append(cpu, p.CPU)
+		}
 	}
-	r.IndexedMS, r.ServerMS = ms(median(ix)), ms(median(sv))
+	r.IndexedMS, r.ServerMS, r.CPUMS = ms(median(ix)), ms(median(sv)), ms(median(cpu))
 	if s := r.Median.Seconds(); s > 0 {
 		r.MBPerSec = float64(r.Bytes) / s / 1e6
 		r.FilesPerSec = float64(r.Files) / s
@@ -150,7 +159,7 @@ func writeTable(w io.Writer, res *results) {
 		fmt.Fprintf(w, "%-*s  %4d  %8s  %8.1f  %8.0f  %9s  %-14s  %s\n", width, r.Label, len(r.Times), durText(r.Median),
 			r.MBPerSec, r.FilesPerSec, sizeText(r.PeakRSS), "< "+durText(r.Target)+" "+verdict, strings.Join(runs, " "))
 	}
-	fmt.Fprintf(w, "\nmedian milestones of a run (alice's index holds the data; the server has it all; bob has it all):\n")
+	fmt.Fprintf(w, "\nmedian milestones of a run (alice's index holds the data; the server has it all; bob has it all; CPU time used, all hosts):\n")
 	for _, r := range res.Datasets {
 		if len(r.Times) == 0 {
 			continue
@@ -159,7 +168,8 @@ func writeTable(w io.Writer, res *results) {
 		if r.ServerMS > 0 {
 			srv = durText(time.Duration(r.ServerMS * float64(time.Millisecond)))
 		}
-		fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s\n", width, r.Label, durText(time.Duration(r.IndexedMS*float64(time.Millisecond))), srv, durText(r.Median))
+		fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s  %8s\n", width, r.Label, durText(time.Duration(r.IndexedMS*float64(time.Millisecond))), srv, durText(r.Median),
+			durText(time.Duration(r.CPUMS*float64(time.Millisecond))))
 	}
 	for _, r := range res.Datasets {
 		if len(r.Transfers) > 0 {

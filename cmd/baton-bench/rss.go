@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"syscall"
+	"time"
 )
 
 // processPeak is the highest peak resident set seen before a reset.
@@ -36,4 +37,13 @@ func peakRSS() int64 {
 // started, resets or not.
 func peakRSSSinceStart() int64 {
 	return max(processPeak, peakRSS())
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
