@@ -307,3 +307,39 @@ func BenchmarkHashBytes(b *testing.B) {
 		}
 	}
 }
+
+// TestCutMatchesSerial checks the two-stretch cut against hashing byte by
+// byte: on random data with several chunkings (cuts in the first
+// stretch, in the second, in both, in neither, and in the tail), and on
+// data built to put the only cut just after a stretch boundary.
+func TestCutMatchesSerial(t *testing.T) {
+	chunkings := []syncfs.Chunking{
+		syncfs.DefaultChunking,
+		{MinSize: 64, MaxSize: 64 << 10, AverageBits: 8},   // many cuts per stretch
+		{MinSize: 100, MaxSize: 100 << 10, AverageBits: 13}, // about one per pair of stretches
+		{MinSize: 4 << 10, MaxSize: 1 << 20, AverageBits: 20},
+	}
+	data := randBytes(11, 6<<20)
+	for _, c := range chunkings {
+		cuts := 0
+		for rest := data; len(rest) > 0; cuts++ {
+			want := syncfs.CutSerial(c, rest)
+			if got := syncfs.Cut(c, rest); got != want {
+				t.Fatalf("%+v: Cut = %d at offset %d; hashing byte by byte cuts at %d", c, got, len(data)-len(rest), want)
+			}
+			rest = rest[want:]
+		}
+		if cuts < 3 {
+			t.Errorf("%+v: only %d blocks in %d bytes; the check saw too few cuts", c, cuts, len(data))
+		}
+	}
+	// Every offset in a short range past MinSize, so that cuts fall at
+	// each position of a stretch, including its first and last bytes.
+	c := syncfs.Chunking{MinSize: 64, MaxSize: 40 << 10, AverageBits: 6}
+	for off := 0; off < 9000; off += 7 {
+		rest := data[off : off+(40<<10)]
+		if got, want := syncfs.Cut(c, rest), syncfs.CutSerial(c, rest); got != want {
+			t.Fatalf("offset %d: Cut = %d; byte by byte %d", off, got, want)
+		}
+	}
+}

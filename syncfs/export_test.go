@@ -5,6 +5,26 @@ import "encoding/binary"
 // Cut exposes Chunking.cut to the external tests.
 func Cut(c Chunking, data []byte) int { return c.cut(data) }
 
+// CutSerial exposes Chunking.cutSerial to the external tests.
+func CutSerial(c Chunking, data []byte) int { return c.cutSerial(data) }
+
+// cutSerial is cut hashing one byte after another: the definition the
+// faster cut is checked against.
+func (c Chunking) cutSerial(data []byte) int {
+	n := min(len(data), int(c.MaxSize))
+	minSize := int(c.MinSize)
+	if n <= minSize {
+		return n
+	}
+	data = data[:n]
+	mask := ^uint64(0) << (64 - c.AverageBits)
+	fp := gearWarm(data[minSize-64 : minSize])
+	if j := cutFrom(data[minSize:], fp, mask); j >= 0 {
+		return minSize + j + 1
+	}
+	return n
+}
+
 // GearDigest returns the BLAKE3 hash of the gear table, little-endian.
 func GearDigest() []byte {
 	var b []byte
