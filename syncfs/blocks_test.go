@@ -315,7 +315,7 @@ func BenchmarkHashBytes(b *testing.B) {
 func TestCutMatchesSerial(t *testing.T) {
 	chunkings := []syncfs.Chunking{
 		syncfs.DefaultChunking,
-		{MinSize: 64, MaxSize: 64 << 10, AverageBits: 8},   // many cuts per stretch
+		{MinSize: 64, MaxSize: 64 << 10, AverageBits: 8},    // many cuts per stretch
 		{MinSize: 100, MaxSize: 100 << 10, AverageBits: 13}, // about one per pair of stretches
 		{MinSize: 4 << 10, MaxSize: 1 << 20, AverageBits: 20},
 	}
