@@ -120,6 +120,15 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 	if err := d.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("stopping the domain: %w", err))
 	}
+	if o.floor && ctx.Err() == nil {
+		// After the domain stopped: the steps are measured with nothing
+		// else running in the process.
+		f, err := measureFloor(ctx, base, int(o.scaled(floorBytes, 1<<20)), 3, stderr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("measuring the floor: %w", err))
+		}
+		res.Floor = f
+	}
 	return res, errors.Join(errs...)
 }
 

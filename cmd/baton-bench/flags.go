@@ -26,6 +26,7 @@ type options struct {
 	cpuprofile string
 	log        bool
 	domain     string
+	floor      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -49,6 +50,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
 	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines on bare libp2p hosts), or auto (sandbox if the node syncs folders)")
+	fs.BoolVar(&o.floor, "floor", false, "also measure, at the end, the floor: the CPU time the big dataset's unavoidable steps (hashing, TLS, writing) take on this machine, and the least time that allows")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {

@@ -21,7 +21,14 @@
 // Peak RSS is the process's (getrusage), so it covers the server and both
 // agents together; it is reset before each dataset where Linux allows it.
 // --cpuprofile writes a CPU profile of each timed window, to be read with
-// 'go tool pprof -top FILE...' (several files are merged).
+// 'go tool pprof -top FILE...' (several files are merged). Each run's CPU
+// time (all hosts) is printed beside its duration.
+//
+// --floor then measures, alone, the steps no design can skip for the big
+// dataset (alice chunks and hashes it; it crosses two TLS connections;
+// the server and bob each verify and write it) and prints their CPU time
+// and the least wall time that allows with every CPU busy: the figure to
+// hold the big dataset's time against on a given machine.
 package main
 
 import (

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"--scale", "0.002", "--runs", "2", "--only", "big", "--json", "--dir", t.TempDir()}, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"--scale", "0.002", "--runs", "2", "--only", "big", "--json", "--floor", "--dir", t.TempDir()}, &out, &errOut); err != nil {
 		t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
 	}
 	var res results
@@ -63,6 +64,23 @@ func TestJSON(t *testing.T) {
 	d := res.Datasets[0]
 	if d.Name != "big" || len(d.TimesMS) != 2 || d.MedianMS <= 0 || d.Files != 16 || d.PeakRSS <= 0 || d.Error != "" {
 		t.Errorf("dataset = %+v; want big, 2 runs, 16 files, a median and a peak RSS", d)
+	}
+	if d.CPUMS <= 0 {
+		t.Errorf("dataset CPU time = %v ms; want the median CPU time of its runs", d.CPUMS)
+	}
+	f := res.Floor
+	if f == nil || len(f.Steps) != 5 {
+		t.Fatalf("floor = %+v; want its five steps (--floor)", f)
+	}
+	var sum float64
+	for _, s := range f.Steps {
+		if s.PerMS <= 0 || s.Times < 1 {
+			t.Errorf("floor step %+v: want a CPU time per GiB and how often the data goes through it", s)
+		}
+		sum += float64(s.Times) * s.PerMS
+	}
+	if math.Abs(sum-f.CPU) > 1 || f.NumCPU < 1 || math.Abs(f.Wall-f.CPU/float64(f.NumCPU)) > 1 {
+		t.Errorf("floor total %v ms CPU, %v ms wall on %d CPUs; want the sum of the steps (%v ms) and it spread over the CPUs", f.CPU, f.Wall, f.NumCPU, sum)
 	}
 }
 

@@ -21,6 +21,9 @@ type results struct {
 	// PeakRSS is the process's peak resident set since it started, in
 	// bytes: the server and both agents together.
 	PeakRSS int64 `json:"peak_rss"`
+	// Floor (--floor) is the least CPU and wall time the big dataset's
+	// unavoidable steps take on this machine.
+	Floor *floorResult `json:"floor,omitempty"`
 }
 
 // datasetResult is one dataset's figures.
@@ -191,6 +194,15 @@ func writeTable(w io.Writer, res *results) {
 		}
 	}
 	fmt.Fprintf(w, "\npeak RSS is the whole process (server + both agents); since start: %s\n", sizeText(res.PeakRSS))
+	if res.Floor != nil {
+		var big *datasetResult
+		for _, r := range res.Datasets {
+			if r.Name == "big" && r.Error == "" {
+				big = r
+			}
+		}
+		writeFloor(w, res.Floor, big)
+	}
 }
 
 // sizeText writes n bytes in binary units.
