@@ -26,7 +26,7 @@ const (
 	PurposeGenesis       Purpose = "baton/domain-genesis/v1"
 	PurposeReceipt       Purpose = "baton/receipt/v1"
 	PurposeDevice        Purpose = "baton/device-certificate/v1"
-	PurposeIndex         Purpose = "baton/folder-index/v1"
+	PurposeIndex         Purpose = "baton/folder-index/v2" // v2: FileHash is FileHashOf(blocks)
 	PurposeHeartbeat     Purpose = "baton/heartbeat/v1"
 )
 
