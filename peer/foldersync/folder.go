@@ -44,8 +44,8 @@ type folder struct {
 	wake     chan struct{}
 	fetchSem chan struct{}
 
-	pub                     atomic.Pointer[published]
-	fetched, copied, served atomic.Int64
+	pub                              atomic.Pointer[published]
+	fetched, copied, resumed, served atomic.Int64
 
 	mu          sync.Mutex
 	notified    map[lpeer.ID]bool // peers whose index may have changed
@@ -157,7 +157,7 @@ func (f *folder) status() FolderStatus {
 	if pending {
 		st.InSync = false
 	}
-	st.Fetched, st.Copied, st.Served = f.fetched.Load(), f.copied.Load(), f.served.Load()
+	st.Fetched, st.Copied, st.Resumed, st.Served = f.fetched.Load(), f.copied.Load(), f.resumed.Load(), f.served.Load()
 	return st
 }
 

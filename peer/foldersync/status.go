@@ -43,11 +43,15 @@ type FolderStatus struct {
 	// device) the server's, as last fetched.
 	Sequence       uint64 `json:"sequence"`
 	ServerSequence uint64 `json:"server_sequence,omitempty"`
-	// Fetched, Copied and Served count block bytes since the engine
-	// started: received from peers, reused from local files, sent to
-	// peers.
+	// Fetched, Copied, Resumed and Served count block bytes since the
+	// engine started: received from peers, reused from local files, taken
+	// from the temporary file an interrupted fetch left (instead of being
+	// fetched again: see syncfs.Applier.Resume), sent to peers. Like
+	// Fetched and Copied, Resumed counts every attempt at a file, also one
+	// that fails again.
 	Fetched int64 `json:"fetched"`
 	Copied  int64 `json:"copied"`
+	Resumed int64 `json:"resumed"`
 	Served  int64 `json:"served"`
 	// LastScan and LastSync are when the folder was last scanned and last
 	// took another host's changes (zero: not yet).
