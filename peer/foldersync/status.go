@@ -39,6 +39,11 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
+	// Emptied: the folder is stopped because its directory was found
+	// empty without its marker file (LastError is then ErrEmptied's), until
+	// Engine.Rescan confirms the files were deleted on purpose or the
+	// directory is found as it should be again.
+	Emptied bool `json:"emptied,omitempty"`
 	// Sequence is this host's index sequence number; ServerSequence (on a
 	// device) the server's, as last fetched.
 	Sequence       uint64 `json:"sequence"`
