@@ -281,7 +281,8 @@ func TestAgentFolderStatus(t *testing.T) {
 		f.statuses = []foldersync.FolderStatus{
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
-			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true},
+			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true,
+				Fetched: 12 << 20, Copied: 3 << 20, Resumed: 64 << 20, Served: 1 << 30},
 		}
 	})
 	out := c.ok("folder", "status", "Photos")
@@ -289,6 +290,9 @@ func TestAgentFolderStatus(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("folder status printed\n%s\nwant it to contain %q", out, want)
 		}
+	}
+	if strings.Contains(out, "transfer:") {
+		t.Errorf("folder status printed\n%s\nwant no transfer line while nothing was transferred", out)
 	}
 	// --wait, not on a terminal: a line per change, then the status.
 	out = c.ok("folder", "status", "Photos", "--wait")
@@ -302,6 +306,13 @@ func TestAgentFolderStatus(t *testing.T) {
 	}
 	if !st.InSync || st.Progress != 1 || st.Name != "Photos" || st.LocalFiles != 4 || st.Role != "owner" {
 		t.Errorf("folder status --json = %+v; want in sync, Photos, 4 files, role owner", st)
+	}
+	if st.Fetched != 12<<20 || st.Copied != 3<<20 || st.Resumed != 64<<20 || st.Served != 1<<30 {
+		t.Errorf("folder status --json: fetched %d, copied %d, resumed %d, served %d; want the engine's %d, %d, %d, %d",
+			st.Fetched, st.Copied, st.Resumed, st.Served, 12<<20, 3<<20, 64<<20, 1<<30)
+	}
+	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  transfer:      12.0 MiB fetched, 3.0 MiB reused, 64.0 MiB resumed, 1.0 GiB served") {
+		t.Errorf("folder status printed\n%s\nwant the bytes fetched, reused, resumed and served", out)
 	}
 	// The role is the one 'folder list' says, though the engine does not
 	// tell an owner from a read-write member.
@@ -373,7 +384,7 @@ func TestFolderRescan(t *testing.T) {
 	emptiedErr := foldersync.ErrEmptied.Error() + ": " + photos + " is empty and its .baton-folder file is gone, but 3 entries were synced there"
 	t0 := testNow
 	d.set(func(f *fakeDaemon) {
-		f.statuses = []foldersync.FolderStatus{{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, LastScan: t0}}
+		f.statuses = []foldersync.FolderStatus{{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, Emptied: true, LastScan: t0}}
 	})
 	out = c.ok("folder", "status", "Photos")
 	for _, want := range []string{": error\n", "error:         " + emptiedErr, "hint:          if the files were deleted on purpose, confirm it with 'baton folder rescan Photos'"} {
@@ -385,16 +396,27 @@ func TestFolderRescan(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Hint == "" || !strings.Contains(st.Hint, "baton folder rescan Photos") || st.LastError != emptiedErr {
-		t.Errorf("folder status --json of an emptied folder = %+v; want the error and a hint naming 'baton folder rescan Photos'", st)
+	if !st.Emptied || st.Hint == "" || !strings.Contains(st.Hint, "baton folder rescan Photos") || st.LastError != emptiedErr {
+		t.Errorf("folder status --json of an emptied folder = %+v; want emptied, the error and a hint naming 'baton folder rescan Photos'", st)
 	}
-	c.fail(1, []string{"folder", "status", "Photos", "--wait"}, "folder Photos is stopped: "+emptiedErr, "baton folder rescan Photos")
+	c.fail(1, []string{"folder", "status", "Photos", "--wait", "--timeout", "5s"}, "folder Photos is stopped: "+emptiedErr, "baton folder rescan Photos")
+	// The field says it, not the error's text.
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: "disk on fire", Emptied: true, LastScan: t0}}
+	})
+	c.fail(1, []string{"folder", "status", "Photos", "--wait", "--timeout", "5s"}, "folder Photos is stopped: disk on fire", "baton folder rescan Photos")
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, LastScan: t0}}
+	})
+	if out := c.ok("folder", "status", "Photos"); strings.Contains(out, "hint:") {
+		t.Errorf("folder status of a folder in error, not stopped as emptied, printed\n%s\nwant no hint", out)
+	}
 
 	// rescan --wait: until a later scan than the one before and in sync.
 	t1 := t0.Add(time.Second)
 	d.set(func(f *fakeDaemon) {
 		f.statuses = []foldersync.FolderStatus{
-			{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, LastScan: t0},
+			{Root: photos, Role: "rw", State: foldersync.StateError, LocalFiles: 3, LastError: emptiedErr, Emptied: true, LastScan: t0},
 			{Root: photos, Role: "rw", State: foldersync.StateIdle, LocalFiles: 3, InSync: true, LastScan: t0}, // not rescanned yet
 			{Root: photos, Role: "rw", State: foldersync.StateScanning, LastScan: t0},
 			{Root: photos, Role: "rw", State: foldersync.StateIdle, LocalChanges: 3, LastScan: t1},

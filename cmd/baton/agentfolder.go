@@ -348,6 +348,11 @@ with an error rather than deleting every file everywhere: if its drive is not
 mounted, mount it; if the files were deleted on purpose, confirm it with
 'baton folder rescan NAME'.
 
+The transfer line (fetched, copied, resumed and served in the JSON) counts
+block bytes since the daemon started: fetched from other hosts, reused from
+files already here, resumed from the partial file of an interrupted fetch
+instead of fetched again, and served to other hosts.
+
 --wait blocks until the folder is in sync (with a progress bar on a terminal,
 else a line each time the numbers change), up to --timeout if given; it exits
 with status 1 if the time runs out or the folder is stopped as above. With
@@ -367,7 +372,7 @@ with status 1 if the time runs out or the folder is stopped as above. With
 				return err
 			}
 			if fl.wait {
-				stopped := func(st folderStatusJSON) bool { return emptied(st.LastError) }
+				stopped := func(st folderStatusJSON) bool { return st.Emptied }
 				if st, err = fl.waitFolder(cmd, env, get, st, inSync, stopped); err != nil {
 					return err
 				}
@@ -465,6 +470,10 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
 	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)
+	if st.Fetched != 0 || st.Copied != 0 || st.Resumed != 0 || st.Served != 0 {
+		fmt.Fprintf(w, "  transfer:      %s fetched, %s reused, %s resumed, %s served (since the daemon started)\n",
+			byteSize(st.Fetched), byteSize(st.Copied), byteSize(st.Resumed), byteSize(st.Served))
+	}
 	if st.LocalChanges > 0 {
 		what := "not yet accepted by the server"
 		if st.Role == "ro" {

@@ -85,13 +85,6 @@ func rescanHint(req folderRefRequest) string {
 	return cmd
 }
 
-// emptied reports whether a folder's last error is foldersync.ErrEmptied:
-// its directory found empty without its marker file, the folder stopped
-// until a rescan confirms the files were deleted on purpose.
-func emptied(lastError string) bool {
-	return strings.HasPrefix(lastError, foldersync.ErrEmptied.Error())
-}
-
 func (s *controlServer) folderStatus(r *http.Request) (any, error) {
 	q := r.URL.Query()
 	req := folderRefRequest{Folder: q.Get("folder"), Owner: q.Get("owner")}
@@ -108,7 +101,7 @@ func (s *controlServer) folderStatus(r *http.Request) (any, error) {
 	if st.Root == "" {
 		st.Root = h.root
 	}
-	if emptied(st.LastError) {
+	if st.Emptied {
 		st.Hint = fmt.Sprintf("if the files were deleted on purpose, confirm it with '%s' (they are then deleted everywhere)", rescanHint(req))
 	}
 	st.fillProgress()

@@ -40,10 +40,22 @@ type folderStatusJSON struct {
 	LocalChanges int    `json:"local_changes"`
 	InSync       bool   `json:"in_sync"`
 	LastError    string `json:"last_error,omitempty"`
+	// Emptied: the folder is stopped because its directory was found
+	// empty without its marker file (foldersync.ErrEmptied), until a
+	// rescan confirms the files were deleted on purpose.
+	Emptied bool `json:"emptied,omitempty"`
 	// Hint says what to do about LastError, when the folder stopped
 	// until the user acts.
 	Hint     string  `json:"hint,omitempty"`
 	Progress float64 `json:"progress"` // 0 to 1: the share of the bytes that are here
+	// Fetched, Copied, Resumed and Served count block bytes since the
+	// daemon started: received from other hosts, reused from local files,
+	// taken from the temporary file of an interrupted fetch instead of
+	// being fetched again, sent to other hosts.
+	Fetched int64 `json:"fetched"`
+	Copied  int64 `json:"copied"`
+	Resumed int64 `json:"resumed"`
+	Served  int64 `json:"served"`
 	// LastScan is when the folder was last scanned (absent: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
 }
@@ -64,6 +76,11 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 		LocalChanges: st.LocalChanges,
 		InSync:       st.InSync,
 		LastError:    st.LastError,
+		Emptied:      st.Emptied,
+		Fetched:      st.Fetched,
+		Copied:       st.Copied,
+		Resumed:      st.Resumed,
+		Served:       st.Served,
 		LastScan:     st.LastScan,
 	}
 }

@@ -64,7 +64,8 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 	var changed []string
 	result := func(i int, r syncfs.Result) {
 		src.done(i)
-		f.copied.Add(r.Copied + r.Resumed)
+		f.copied.Add(r.Copied)
+		f.resumed.Add(r.Resumed)
 		if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
 			res.failed++
 			if res.first == nil {

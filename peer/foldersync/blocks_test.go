@@ -232,7 +232,7 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 				n.stop(server)
 			}
 			st := n.status(server)
-			fetched, copied := st.Fetched, st.Copied
+			fetched, copied, resumed := st.Fetched, st.Copied, st.Resumed
 
 			// What the partial file holds, block by block, verified.
 			ent, ok := alice.eng.folder(n.folder).pub.Load().get("big.bin")
@@ -262,19 +262,25 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 			alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
 			if restart {
 				n.start(server)
-				fetched, copied = 0, 0 // a new engine counts from zero
+				fetched, copied, resumed = 0, 0, 0 // a new engine counts from zero
 			}
 			n.waitEqual(alice, server)
 			st = n.status(server)
-			again, resumed := st.Fetched-fetched, st.Copied-copied
+			again, taken := st.Fetched-fetched, st.Resumed-resumed
 			t.Logf("cut off with %.1f of %.0f MiB in the partial file, the server fetched %.1f MiB more", float64(kept)/(1<<20), float64(size)/(1<<20), float64(again)/(1<<20))
 			// The rest, and at most a block or so more for a request
 			// that failed.
 			if again < size-kept || again > size-kept+2<<20 {
 				t.Errorf("the retry fetched %d bytes; want the %d the partial file lacked", again, size-kept)
 			}
-			if resumed < kept {
-				t.Errorf("the retry counted %d bytes copied or resumed; want at least the %d kept", resumed, kept)
+			if st.Resumed <= 0 || taken < kept {
+				t.Errorf("the retry counted %d bytes resumed (%d in all); want at least the %d kept", taken, st.Resumed, kept)
+			}
+			if again+taken < size || again > size-kept/2 {
+				t.Errorf("the retry fetched %d and resumed %d bytes of the %d-byte file; want them to cover it, with less fetched than the file by the bytes kept", again, taken, size)
+			}
+			if c := st.Copied - copied; c != 0 {
+				t.Errorf("the retry counted %d bytes copied from local files; want 0 (what was resumed is not copied)", c)
 			}
 			if tmp := tempNames(t, server.root); len(tmp) > 0 {
 				t.Errorf("temporary files left: %v", tmp)

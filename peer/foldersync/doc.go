@@ -66,8 +66,8 @@
 // next round where it stopped: the file's temporary file, named after its
 // version, is kept, and before the blocks are fetched the ones it holds
 // are read and verified (syncfs.Applier.Resume) and dropped from what is
-// fetched; they count as copied. Small files applied in batches start
-// over.
+// fetched; they count as resumed (FolderStatus.Resumed). Small files
+// applied in batches start over.
 //
 // # Safety
 //

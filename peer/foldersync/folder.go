@@ -44,8 +44,8 @@ type folder struct {
 	wake     chan struct{}
 	fetchSem chan struct{}
 
-	pub                     atomic.Pointer[published]
-	fetched, copied, served atomic.Int64
+	pub                              atomic.Pointer[published]
+	fetched, copied, resumed, served atomic.Int64
 
 	mu          sync.Mutex
 	notified    map[lpeer.ID]bool // peers whose index may have changed
@@ -157,7 +157,7 @@ func (f *folder) status() FolderStatus {
 	if pending {
 		st.InSync = false
 	}
-	st.Fetched, st.Copied, st.Served = f.fetched.Load(), f.copied.Load(), f.served.Load()
+	st.Fetched, st.Copied, st.Resumed, st.Served = f.fetched.Load(), f.copied.Load(), f.resumed.Load(), f.served.Load()
 	return st
 }
 
@@ -181,7 +181,10 @@ func (f *folder) run(ctx context.Context) {
 			return
 		}
 		f.log.Warn("folder cannot be synced now", "err", err)
-		f.setStatus(func(st *FolderStatus) { st.State, st.LastError, st.InSync = StateError, err.Error(), false })
+		f.setStatus(func(st *FolderStatus) {
+			st.State, st.LastError, st.InSync = StateError, err.Error(), false
+			st.Emptied = errors.Is(err, ErrEmptied)
+		})
 		t := time.NewTimer(setupRetry)
 		for waiting := true; waiting; {
 			select {
@@ -551,9 +554,15 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 		// A full rescan is also the safety net of delta planning.
 		f.replanAll()
 		if err := f.checkMarker(); err != nil {
-			f.setStatus(func(st *FolderStatus) { st.State, st.LastError, st.InSync = StateError, err.Error(), false })
+			f.setStatus(func(st *FolderStatus) {
+				st.State, st.LastError, st.InSync = StateError, err.Error(), false
+				st.Emptied = errors.Is(err, ErrEmptied)
+			})
 			return err
 		}
+		// Not (or no longer) emptied: the marker file is there, the
+		// directory is not empty, or Rescan confirmed the emptying.
+		f.setStatus(func(st *FolderStatus) { st.Emptied = false })
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)

@@ -39,15 +39,24 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
+	// Emptied: the folder is stopped because its directory was found
+	// empty without its marker file (LastError is then ErrEmptied's), until
+	// Engine.Rescan confirms the files were deleted on purpose or the
+	// directory is found as it should be again.
+	Emptied bool `json:"emptied,omitempty"`
 	// Sequence is this host's index sequence number; ServerSequence (on a
 	// device) the server's, as last fetched.
 	Sequence       uint64 `json:"sequence"`
 	ServerSequence uint64 `json:"server_sequence,omitempty"`
-	// Fetched, Copied and Served count block bytes since the engine
-	// started: received from peers, reused from local files, sent to
-	// peers.
+	// Fetched, Copied, Resumed and Served count block bytes since the
+	// engine started: received from peers, reused from local files, taken
+	// from the temporary file an interrupted fetch left (instead of being
+	// fetched again: see syncfs.Applier.Resume), sent to peers. Like
+	// Fetched and Copied, Resumed counts every attempt at a file, also one
+	// that fails again.
 	Fetched int64 `json:"fetched"`
 	Copied  int64 `json:"copied"`
+	Resumed int64 `json:"resumed"`
 	Served  int64 `json:"served"`
 	// LastScan and LastSync are when the folder was last scanned and last
 	// took another host's changes (zero: not yet).

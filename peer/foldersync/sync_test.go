@@ -248,20 +248,12 @@ func TestEmptiedDirectoryWaitsForRescan(t *testing.T) {
 	n.waitEqual(alice, server, bob)
 
 	n.stop(bob)
-	entries, err := os.ReadDir(bob.root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(bob.root, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
+	moveEntries(t, bob.root, t.TempDir())
 	n.start(bob)
-	waitFor(t, 30*time.Second, "bob's folder in error", func() bool {
-		st := n.status(bob)
-		return st.State == StateError && strings.Contains(st.LastError, "empty")
-	})
+	st := waitEmptied(t, n, bob)
+	if !strings.HasPrefix(st.LastError, ErrEmptied.Error()) {
+		t.Errorf("bob's last error = %q; want ErrEmptied's", st.LastError)
+	}
 	if got := server.read(t, "two.txt"); got != "2" {
 		t.Fatalf("two.txt on the server = %q; want 2 (bob's folder is only emptied)", got)
 	}
@@ -271,6 +263,69 @@ func TestEmptiedDirectoryWaitsForRescan(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the deletions on the server", func() bool { return len(readTree(t, server.root)) == 0 })
 	n.waitEqual(bob, server, alice)
+	if st := n.status(bob); st.Emptied || st.State == StateError || st.LastError != "" {
+		t.Errorf("bob's folder after the rescan confirmed the emptying: emptied %v, state %s, last error %q; want it running, no error", st.Emptied, st.State, st.LastError)
+	}
+}
+
+// A folder stopped as emptied starts again by itself, its files kept, once
+// its directory is back as it was (the drive mounted again).
+func TestEmptiedDirectoryBack(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "a/one.txt", "1")
+	alice.write(t, "two.txt", "2")
+	n.waitEqual(alice, server, bob)
+	if st := n.status(bob); st.Emptied {
+		t.Errorf("bob's folder in sync: emptied; want not")
+	}
+
+	n.stop(bob)
+	away := t.TempDir()
+	moveEntries(t, bob.root, away)
+	n.start(bob)
+	waitEmptied(t, n, bob)
+
+	moveEntries(t, away, bob.root)
+	// The stopped folder tries again every setupRetry, or as soon as a
+	// rescan is asked for.
+	bob.eng.folder(n.folder).requestRescan()
+	waitFor(t, 30*time.Second, "bob's folder running again", func() bool {
+		st := n.status(bob)
+		return !st.Emptied && st.State != StateError && st.LastError == ""
+	})
+	alice.write(t, "three.txt", "3")
+	n.waitEqual(alice, server, bob)
+	if got := bob.read(t, "two.txt"); got != "2" {
+		t.Errorf("two.txt on bob = %q; want 2", got)
+	}
+}
+
+// waitEmptied waits until d's folder is stopped as emptied and returns its
+// status.
+func waitEmptied(t *testing.T, n *testNet, d *testNode) FolderStatus {
+	t.Helper()
+	var st FolderStatus
+	waitFor(t, 30*time.Second, d.name+"'s folder stopped as emptied", func() bool {
+		st = n.status(d)
+		return st.State == StateError && st.Emptied
+	})
+	return st
+}
+
+// moveEntries moves every entry of the directory from into the directory
+// to.
+func moveEntries(t *testing.T, from, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Deleting every file of a folder, its marker file left (as rm -rf dir/*

@@ -360,9 +360,12 @@ func TestFolderSyncEmptied(t *testing.T) {
 	d.start(alice.node)
 	d.waitAgentFollows(alice.node, d.master())
 	st := d.waitStatus(alice, p.name, "stopped as emptied", func(st folderStatus) bool {
-		return st.State == "error" && strings.HasPrefix(st.LastError, "folder directory emptied")
+		return st.State == "error" && st.Emptied
 	})
 	t.Logf("on alice: %v", st)
+	if !strings.HasPrefix(st.LastError, "folder directory emptied") {
+		t.Errorf("alice's folder stopped as emptied with last error %q; want it to say the directory was emptied", st.LastError)
+	}
 	hint := "baton folder rescan " + p.name
 	if out := d.mustCLI(alice.node, "folder", "status", p.name); !strings.Contains(out, hint) {
 		t.Errorf("folder status of the emptied folder on alice:\n%s\nwant it to say %q confirms", out, hint)
@@ -381,8 +384,8 @@ func TestFolderSyncEmptied(t *testing.T) {
 	}
 	d.waitTree(arriveTimeout, "alice's confirmed emptying on bob", tree{}, p.both()...)
 	for _, a := range []*agent{alice, bob} {
-		if st := d.waitInSync(a, p.name, arriveTimeout); st.LocalFiles != 0 || st.LastError != "" {
-			t.Errorf("%s after the rescan: %v; want in sync, no files, no error", a.name, st)
+		if st := d.waitInSync(a, p.name, arriveTimeout); st.LocalFiles != 0 || st.LastError != "" || st.Emptied {
+			t.Errorf("%s after the rescan: %v; want in sync, no files, no error, not emptied", a.name, st)
 		}
 	}
 }
@@ -463,9 +466,8 @@ func compactJSON(s string) string { return strings.ReplaceAll(s, "\": ", "\":") 
 
 // A receiving agent killed with SIGKILL in the middle of a large file gets
 // the file after a restart, and the partial file it had is taken up, not
-// left behind. The CLI shows no count of the bytes fetched, so this test
-// does not show that the restarted agent fetched only the rest (the
-// engine's tests in peer/foldersync do).
+// left behind: 'folder status' counts its blocks as resumed, and the
+// restarted agent fetches less than the file.
 func TestFolderSyncKilledMidFile(t *testing.T) {
 	d, alice, bob := newPairDomain(t)
 	p := d.sharePair(alice, bob, "Media", "rw", nil)
@@ -503,21 +505,42 @@ func TestFolderSyncKilledMidFile(t *testing.T) {
 		t.Fatalf("the temporary file is gone after kill -9: %v", err)
 	}
 	// Bytes in place, by 64 KiB chunk (random data: a chunk equal to
-	// the source's was written).
-	var same int
+	// the source's was written), and the longest run of them.
+	var same, run, longest int
 	for off := 0; off+64<<10 <= len(got) && off+64<<10 <= size; off += 64 << 10 {
 		if string(got[off:off+64<<10]) == string(data[off:off+64<<10]) {
 			same += 64 << 10
+			run += 64 << 10
+			longest = max(longest, run)
+		} else {
+			run = 0
 		}
 	}
-	t.Logf("killed bob with %.1f of %d MiB of big.bin in %s", float64(same)/(1<<20), size>>20, filepath.Base(partial))
+	t.Logf("killed bob with %.1f of %d MiB of big.bin in %s (%.1f MiB in one run)", float64(same)/(1<<20), size>>20, filepath.Base(partial), float64(longest)/(1<<20))
 	if same == 0 {
 		t.Fatal("the temporary file holds none of the file")
 	}
 	d.start(bob.node)
 	d.waitTree(2*arriveTimeout, "the 128 MiB file on bob after the restart", want, p.both()...)
-	d.waitInSync(bob, p.name, arriveTimeout)
+	st := d.waitInSync(bob, p.name, arriveTimeout)
+	t.Logf("on bob after the restart: %.1f MiB fetched, %.1f MiB resumed", float64(st.Fetched)/(1<<20), float64(st.Resumed)/(1<<20))
 	if _, err := os.Lstat(partial); err == nil {
 		t.Errorf("the temporary file %s is still there after the file arrived", filepath.Base(partial))
 	}
+	// Blocks are at most maxBlock long, so a run of twice that holds at
+	// least one whole block, which the restarted agent must take up
+	// rather than fetch again. (A shorter run may hold none: the kill
+	// can come before any block was written whole.)
+	if longest < 2*maxBlock {
+		t.Logf("not checking the resumed bytes: no run of %d MiB in the partial file", 2*maxBlock>>20)
+		return
+	}
+	if st.Resumed <= 0 || st.Fetched+st.Copied+st.Resumed < size || st.Fetched >= size {
+		t.Errorf("on bob after the restart: %d bytes fetched, %d copied, %d resumed; want some resumed, less than the %d-byte file fetched, and all of it covered",
+			st.Fetched, st.Copied, st.Resumed, size)
+	}
 }
+
+// maxBlock is the largest block the agents cut files into
+// (syncfs.DefaultChunking.MaxSize).
+const maxBlock = 2 << 20

@@ -289,12 +289,18 @@ type folderStatus struct {
 	LocalChanges int     `json:"local_changes"`
 	InSync       bool    `json:"in_sync"`
 	LastError    string  `json:"last_error"`
+	Emptied      bool    `json:"emptied"`
 	Progress     float64 `json:"progress"`
+	Fetched      int64   `json:"fetched"`
+	Copied       int64   `json:"copied"`
+	Resumed      int64   `json:"resumed"`
+	Served       int64   `json:"served"`
 }
 
 func (s folderStatus) String() string {
-	return fmt.Sprintf("%s (%s) at %s: %s, role %s, %d files, %d dirs, %d bytes, need %d files %d bytes, %d local changes, in sync %v, last error %q",
-		s.Name, s.ID, s.Root, s.State, s.Role, s.LocalFiles, s.LocalDirs, s.LocalBytes, s.NeedFiles, s.NeedBytes, s.LocalChanges, s.InSync, s.LastError)
+	return fmt.Sprintf("%s (%s) at %s: %s, role %s, %d files, %d dirs, %d bytes, need %d files %d bytes, %d local changes, in sync %v, last error %q, emptied %v, bytes fetched %d, copied %d, resumed %d, served %d",
+		s.Name, s.ID, s.Root, s.State, s.Role, s.LocalFiles, s.LocalDirs, s.LocalBytes, s.NeedFiles, s.NeedBytes, s.LocalChanges, s.InSync, s.LastError,
+		s.Emptied, s.Fetched, s.Copied, s.Resumed, s.Served)
 }
 
 // folderStatus runs 'folder status NAME --json' on a.
