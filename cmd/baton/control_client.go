@@ -59,10 +59,12 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 
-// noDaemonError says that nothing answers on the home's control socket.
-func noDaemonError(home string) error {
-	q := shellQuote(home)
-	return fmt.Errorf("no daemon running in %s (start it with 'baton run --home %s')", home, q)
+// noDaemonError says that nothing answers on the home's control socket:
+// there is none, or the daemon that made it is gone.
+type noDaemonError struct{ home string }
+
+func (e *noDaemonError) Error() string {
+	return fmt.Sprintf("no daemon running in %s (start it with 'baton run --home %s')", e.home, shellQuote(e.home))
 }
 
 // call sends a request with body (nil for none) as JSON and decodes the
@@ -90,7 +92,7 @@ func (c *controlClient) call(ctx context.Context, method, path string, query url
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return noDaemonError(c.home)
+			return &noDaemonError{home: c.home}
 		}
 		if ctx.Err() != nil {
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +17,11 @@ import (
 )
 
 func newStatusCmd(env *cliEnv) *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON   bool
+		waitRole string
+		timeout  time.Duration
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the running daemon: role, master, epoch, peers, collections",
@@ -23,18 +32,41 @@ and per collection the record count, digest and last update time, the outbox
 (updates waiting for the master's receipt) and data files quarantined after
 changing behind the daemon's back.
 
+--wait ROLE asks again every 100ms until the daemon answers with that role,
+then prints its status as usual; a daemon that is not answering yet (still
+starting, or not started) is waited for too. It gives up after --timeout
+(default 30s) with an error naming the role of the daemon's last answer, or
+saying that it never answered. Scripts use it rather than sleeping: 'baton
+status --wait master' after starting the servers or killing the master.
+
 --json prints the status as JSON for scripts. Its fields are stable: id, name,
 role, master, master_name, epoch, domain, listen, peers [{id, name, addr,
 network}], collections {domain, catalog, report} {records, digest,
 last_update}, outbox, quarantined [{time, collection, file, moved_to, reason}].`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			waiting := cmd.Flags().Changed("wait")
+			if waiting && !slices.Contains(statusRoles, waitRole) {
+				return usageErrorf("status: --wait %q: want %s or %s", waitRole,
+					strings.Join(statusRoles[:len(statusRoles)-1], ", "), statusRoles[len(statusRoles)-1])
+			}
+			if cmd.Flags().Changed("timeout") && !waiting {
+				return usageErrorf("status: --timeout goes with --wait")
+			}
+			if timeout <= 0 {
+				return usageErrorf("status: --timeout %s: want a positive duration", timeout)
+			}
 			c, err := env.controlClient()
 			if err != nil {
 				return err
 			}
 			var st peer.Status
-			if err := c.query(cmd.Context(), "/v1/status", &st); err != nil {
+			if waiting {
+				st, err = c.waitRole(cmd.Context(), waitRole, timeout)
+			} else {
+				err = c.query(cmd.Context(), "/v1/status", &st)
+			}
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -49,7 +81,58 @@ last_update}, outbox, quarantined [{time, collection, file, moved_to, reason}].`
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see above for the fields)")
+	cmd.Flags().StringVar(&waitRole, "wait", "", "wait until the daemon answers with `ROLE` (master, slave, candidate or agent)")
+	cmd.Flags().DurationVar(&timeout, "timeout", defaultRoleTimeout, "with --wait, give up after `D`")
 	return cmd
+}
+
+// statusRoles are the roles a daemon's status names.
+var statusRoles = []string{"master", "slave", "candidate", "agent"}
+
+// rolePoll is how often 'status --wait' asks again.
+const rolePoll = 100 * time.Millisecond
+
+// defaultRoleTimeout is how long 'status --wait' waits by default.
+const defaultRoleTimeout = 30 * time.Second
+
+// waitRole asks the daemon for its status every rolePoll until it answers
+// with role, and returns that status. A daemon that does not answer yet (no
+// socket, or one left by a daemon that died) is waited for. After timeout it
+// gives up with an error naming the role the daemon last answered with.
+func (c *controlClient) waitRole(ctx context.Context, role string, timeout time.Duration) (peer.Status, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(rolePoll)
+	defer tick.Stop()
+	last := "" // the role of the last answer; "" while there was none
+	for {
+		var st peer.Status
+		err := c.call(wctx, http.MethodGet, "/v1/status", nil, nil, &st)
+		var nd *noDaemonError
+		switch {
+		case err == nil:
+			if st.Role == role {
+				return st, nil
+			}
+			last = st.Role
+		case errors.As(err, &nd), wctx.Err() != nil:
+			// Not answering yet, or the wait ended during the request.
+		default:
+			return peer.Status{}, err
+		}
+		select {
+		case <-wctx.Done():
+			if err := ctx.Err(); err != nil {
+				return peer.Status{}, err
+			}
+			if last == "" {
+				return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; it never answered (start it with 'baton run --home %s')",
+					timeout, c.home, role, shellQuote(c.home))
+			}
+			return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; its last answer was %s", timeout, c.home, role, last)
+		case <-tick.C:
+		}
+	}
 }
 
 // printStatus prints st for people.
