@@ -119,13 +119,15 @@ func (a Action) String() string {
 // renames, fetches, symlinks, metadata and records by name, then deletions
 // (contents before their directory), then entries that replace a deleted
 // directory or a name differing only in case. The snapshots' names must be
-// valid (OpenIndex checks them); remote entries that are not are ignored.
+// valid (OpenIndex checks them); remote entries that are not are ignored,
+// as are names of the applier's temporary files (TempPrefix), which no
+// scanner records.
 func Plan(local, remote Snapshot, self string) []Action {
 	p := &planner{local: local, remote: remote, self: self}
 	// Sorting the names, not the entries, keeps a large remote cheap.
 	for _, n := range slices.Sorted(maps.Keys(remote)) {
 		r := remote[n]
-		if r.Validate() != nil {
+		if r.Validate() != nil || inTemp(n) {
 			continue
 		}
 		p.decide(r)

@@ -341,6 +341,17 @@ func TestPlanScenarios(t *testing.T) {
 		{"case change with new content waits for the delete", snap(fileInfo("notes", "old", t1, v0)), snap(tomb("notes", syncfs.TypeFile, vR), fileInfo("Notes", "new", t1, vR)),
 			[]string{"delete notes", "fetch Notes"}},
 		{"invalid remote name ignored", snap(), snap(fileInfo("../evil", "x", t1, v0)), nil},
+		// The applier's temporary files are never synced: a name of that
+		// form (or inside a directory of that form) comes from a peer
+		// that is not a scanner.
+		{"temporary file names ignored", snap(), snap(
+			fileInfo(syncfs.TempPrefix+"0123456789abcdef", "x", t1, v0),
+			dir("d", v0),
+			syncfs.FileInfo{Name: "d/" + syncfs.TempPrefix + "link", Type: syncfs.TypeSymlink, SymlinkTarget: "/etc", Version: v0},
+			dir("d/"+syncfs.TempPrefix+"dir", v0),
+			fileInfo("d/"+syncfs.TempPrefix+"dir/y", "y", t1, v0),
+		), []string{"mkdir d"}},
+		{"temporary file name deleted remotely", snap(fileInfo("x", "1", t1, v0)), snap(fileInfo("x", "1", t1, v0), tomb(syncfs.TempPrefix+"abc", syncfs.TypeFile, vR)), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
