@@ -393,6 +393,38 @@ func TestPlanReusesBlocks(t *testing.T) {
 	}
 }
 
+// A block is copied from a local file only from a block of the same hash
+// and size: a remote entry can claim any size for a hash it knows (the
+// applier would read that many bytes to verify it), so a block whose size
+// differs from the local one is fetched, not copied.
+func TestPlanCopiesOnlySameSizeBlocks(t *testing.T) {
+	data := randBytes(6, 100_000)
+	hs, _ := syncfs.NewHasher(testChunking)
+	blocks, sum, _ := hs.HashFile(strings.NewReader(string(data)))
+	v0 := syncfs.Vector{}.Update(devB)
+	local := syncfs.Snapshot{"have": {Name: "have", Type: syncfs.TypeFile, Size: int64(len(data)), Version: v0, Blocks: blocks, FileHash: sum}}
+	same := blocks[0]
+	bigger := syncfs.Block{Size: 8 * same.Size, Hash: same.Hash}
+	file := func(name string, b syncfs.Block) syncfs.FileInfo {
+		bs := []syncfs.Block{b}
+		return syncfs.FileInfo{Name: name, Type: syncfs.TypeFile, Size: int64(b.Size), Version: v0.Update(devR), Blocks: bs, FileHash: syncfs.FileHashOf(bs)}
+	}
+	remote := syncfs.Snapshot{"copy": file("copy", same), "claim": file("claim", bigger)}
+	acts := syncfs.Plan(local, remote, devL)
+	if len(acts) != 2 {
+		t.Fatalf("Plan = %v; want two fetches", acts)
+	}
+	for _, a := range acts {
+		copied, needed := len(a.Copy), len(a.Need)
+		switch {
+		case a.Name == "copy" && (copied != 1 || needed != 0):
+			t.Errorf("%v: copy %d, need %d blocks; want its block copied from have", a, copied, needed)
+		case a.Name == "claim" && (copied != 0 || needed != 1):
+			t.Errorf("%v: copy %d, need %d blocks; want its block (same hash as have's, another size) fetched", a, copied, needed)
+		}
+	}
+}
+
 func TestConflictName(t *testing.T) {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))
 	tests := []struct{ in, want string }{
