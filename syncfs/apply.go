@@ -82,7 +82,8 @@ const DefaultConcurrency = 8
 
 // Applier carries out a Plan's actions in a folder on disk. Every name goes
 // through SafeJoin and CheckNoSymlinkTraversal, and every operation through
-// an os.Root, so nothing is written outside Root or through a symbolic link.
+// an os.Root, so nothing is written outside Root or through a symbolic link;
+// a name that is (or is inside) a temporary file's (TempPrefix) is refused.
 // File content is assembled in a temporary file in the target's directory
 // from verified blocks only, which verifies the file (see FileHashOf);
 // mode and mtime are set, the file is fsynced, the target is checked
@@ -205,10 +206,11 @@ func (x *applyRun) expect(name string, size, mtime int64) {
 	}
 }
 
-// check returns name's path for the Root: name must pass SafeJoin, and no
-// existing parent may be a symbolic link or not a directory.
+// check returns name's path for the Root: name must pass SafeJoin, must
+// not be (or be inside) a temporary file's name, and no existing parent
+// may be a symbolic link or not a directory.
 func (x *applyRun) check(name string) (string, error) {
-	if _, err := SafeJoin(x.ap.Root, name); err != nil {
+	if err := checkApplyName(x.ap.Root, name); err != nil {
 		return "", err
 	}
 	if err := CheckNoSymlinkTraversal(x.ap.Root, name); err != nil {
@@ -315,6 +317,19 @@ func checkUnchanged(local *Local, name string, fi fs.FileInfo, err error, readli
 		} else if st.Size != f.Size || st.ModTime != f.ModTime {
 			return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
 		}
+	}
+	return nil
+}
+
+// checkApplyName checks that name may be written in the folder at root:
+// it passes SafeJoin and no component of it is a temporary file's name,
+// which only the applier itself makes.
+func checkApplyName(root, name string) error {
+	if _, err := SafeJoin(root, name); err != nil {
+		return err
+	}
+	if inTemp(name) {
+		return fmt.Errorf("%w: %q is a temporary file's name", ErrBadName, name)
 	}
 	return nil
 }

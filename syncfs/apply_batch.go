@@ -133,12 +133,13 @@ func (it *batchItem) fail(err error) {
 	}
 }
 
-// dir checks name as Apply does (SafeJoin; no parent a symlink or not a
-// directory, checked once per directory) and returns its directory, opened
-// as a root, and its last component. A directory that does not exist is
-// an error: a batch writes in existing directories only.
+// dir checks name as Apply does (SafeJoin, not a temporary file's name;
+// no parent a symlink or not a directory, checked once per directory) and
+// returns its directory, opened as a root, and its last component. A
+// directory that does not exist is an error: a batch writes in existing
+// directories only.
 func (b *batch) dir(name string) (*batchDir, string, error) {
-	if _, err := SafeJoin(b.ap.Root, name); err != nil {
+	if err := checkApplyName(b.ap.Root, name); err != nil {
 		return nil, "", err
 	}
 	parent, base := parentDir(name), name[len(parentDir(name)):]

@@ -161,7 +161,9 @@ func TestApplyHostileNames(t *testing.T) {
 	x := src.Files["x"]
 
 	var plan []Action
-	names := []string{"../x", "/etc/x", "a/../../x", "abs/x", "rel/x", "abs/keep.txt", "rel/keep.txt", "rel/new/x", "", ".", "a\x00b"}
+	names := []string{"../x", "/etc/x", "a/../../x", "abs/x", "rel/x", "abs/keep.txt", "rel/keep.txt", "rel/new/x", "", ".", "a\x00b",
+		// The applier's own temporary names: never a synced entry.
+		TempPrefix + "0123456789abcdef", "d/" + TempPrefix + "x/y"}
 	for _, n := range names {
 		f := x
 		f.Name = n

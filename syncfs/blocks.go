@@ -58,6 +58,11 @@ type Block struct {
 	Hash   Hash   `cbor:"3,keyasint"`
 }
 
+// MaxBlockSize is the largest block any Chunking cuts (the limit on
+// MaxSize), so the largest block an index may hold: a receiver allocates a
+// block's size to read it.
+const MaxBlockSize = 64 << 20
+
 // Chunking sets the content-defined chunk sizes. Blocks are cut by FastCDC
 // with a fixed gear table (see GearContext), so that all hosts cut
 // identical content at identical places and share blocks.
@@ -88,7 +93,7 @@ func (c Chunking) Validate() error {
 	switch {
 	case c.MinSize < 64 || c.MaxSize < c.MinSize:
 		return fmt.Errorf("chunking: sizes %d..%d invalid (need 64 <= min <= max)", c.MinSize, c.MaxSize)
-	case c.MaxSize > 64<<20:
+	case c.MaxSize > MaxBlockSize:
 		return fmt.Errorf("chunking: max size %d over 64 MiB", c.MaxSize)
 	case c.AverageBits < 6 || c.AverageBits > 30:
 		return fmt.Errorf("chunking: average bits %d outside 6..30", c.AverageBits)

@@ -88,8 +88,9 @@ func (f FileInfo) SameMetadata(o FileInfo) bool {
 }
 
 // Validate checks f's name and that its fields agree with its type; for a
-// live file, that its blocks are contiguous, cover Size and that FileHash
-// is FileHashOf(Blocks), so that verifying every block verifies the file.
+// live file, that its blocks are contiguous, each at most MaxBlockSize,
+// cover Size and that FileHash is FileHashOf(Blocks), so that verifying
+// every block verifies the file.
 func (f FileInfo) Validate() error {
 	if err := CheckName(f.Name); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadIndex, err)
@@ -125,8 +126,8 @@ func (f FileInfo) Validate() error {
 	}
 	var off int64
 	for i, b := range f.Blocks {
-		if b.Offset != off || b.Size == 0 {
-			return bad("block %d at %d size %d; want offset %d and a non-zero size", i, b.Offset, b.Size, off)
+		if b.Offset != off || b.Size == 0 || b.Size > MaxBlockSize {
+			return bad("block %d at %d size %d; want offset %d and a size of 1 to %d", i, b.Offset, b.Size, off, MaxBlockSize)
 		}
 		off += int64(b.Size)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -120,10 +121,23 @@ func TestOpenIndexRejects(t *testing.T) {
 		"block hash": mutate(func(i *syncfs.Index) {
 			i.Files[1].Blocks = []syncfs.Block{{Size: 13, Hash: syncfs.HashBytes([]byte("other content"))}}
 		}),
-		"empty file hash":   mutate(func(i *syncfs.Index) { i.Files[1].Size, i.Files[1].Blocks = 0, nil }),
-		"no version":        mutate(func(i *syncfs.Index) { i.Files[0].Version = syncfs.Vector{} }),
-		"blocks on dir":     mutate(func(i *syncfs.Index) { i.Files[0].Blocks = i.Files[1].Blocks }),
-		"empty link":        mutate(func(i *syncfs.Index) { i.Files[2].SymlinkTarget = "" }),
+		"empty file hash": mutate(func(i *syncfs.Index) { i.Files[1].Size, i.Files[1].Blocks = 0, nil }),
+		"no version":      mutate(func(i *syncfs.Index) { i.Files[0].Version = syncfs.Vector{} }),
+		"blocks on dir":   mutate(func(i *syncfs.Index) { i.Files[0].Blocks = i.Files[1].Blocks }),
+		"empty link":      mutate(func(i *syncfs.Index) { i.Files[2].SymlinkTarget = "" }),
+		// A block size is what the receiver allocates to read the block
+		// (from the network, a local file or a partial file): it is
+		// bounded, whatever the rest of the entry says.
+		"block over the size limit": mutate(func(i *syncfs.Index) {
+			f := &i.Files[1]
+			f.Blocks = []syncfs.Block{{Size: syncfs.MaxBlockSize + 1, Hash: f.Blocks[0].Hash}}
+			f.Size, f.FileHash = int64(f.Blocks[0].Size), syncfs.FileHashOf(f.Blocks)
+		}),
+		"block of 4 GiB": mutate(func(i *syncfs.Index) {
+			f := &i.Files[1]
+			f.Blocks = []syncfs.Block{{Size: math.MaxUint32, Hash: f.Blocks[0].Hash}}
+			f.Size, f.FileHash = int64(f.Blocks[0].Size), syncfs.FileHashOf(f.Blocks)
+		}),
 		"device not signer": mutate(func(i *syncfs.Index) { i.Device = identitytest.Key("bob").ID().String() }),
 		"no folder":         mutate(func(i *syncfs.Index) { i.Folder = "" }),
 	}

@@ -43,6 +43,19 @@ func IsTemp(name string) bool {
 	return strings.HasPrefix(name[i+1:], TempPrefix)
 }
 
+// inTemp reports whether some component of name is an applier temporary
+// file's name. No scanner records such a name (it neither records nor
+// walks temporary files), so one received from a peer is not synced: it
+// would be taken for a partial file, and removed by the scanner.
+func inTemp(name string) bool {
+	for c := range strings.SplitSeq(name, "/") {
+		if strings.HasPrefix(c, TempPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // DiskStat is what Lstat said about an entry when the scanner (or the
 // applier) last recorded it. It never leaves the device: it lets a rescan
 // trust an unchanged file without rehashing it, and lets the applier check

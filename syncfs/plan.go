@@ -119,13 +119,15 @@ func (a Action) String() string {
 // renames, fetches, symlinks, metadata and records by name, then deletions
 // (contents before their directory), then entries that replace a deleted
 // directory or a name differing only in case. The snapshots' names must be
-// valid (OpenIndex checks them); remote entries that are not are ignored.
+// valid (OpenIndex checks them); remote entries that are not are ignored,
+// as are names of the applier's temporary files (TempPrefix), which no
+// scanner records.
 func Plan(local, remote Snapshot, self string) []Action {
 	p := &planner{local: local, remote: remote, self: self}
 	// Sorting the names, not the entries, keeps a large remote cheap.
 	for _, n := range slices.Sorted(maps.Keys(remote)) {
 		r := remote[n]
-		if r.Validate() != nil {
+		if r.Validate() != nil || inTemp(n) {
 			continue
 		}
 		p.decide(r)
@@ -483,18 +485,25 @@ func (p *planner) fillBlocks() {
 	// The blocks the fetches need, each taken from the first file by name
 	// that holds it (and there at its first offset), so that the plan
 	// does not depend on map order. Only files holding needed blocks are
-	// looked at closely: no sorting of the whole local index.
+	// looked at closely: no sorting of the whole local index. A block is
+	// known by its hash and size: the applier reads as many bytes as the
+	// remote entry says to verify a copy, so a remote block is copied only
+	// from a local block of its size.
+	type key struct {
+		hash Hash
+		size uint32
+	}
 	type src struct {
 		name string
 		off  int64
 	}
-	have := map[Hash]src{}
+	have := map[key]src{}
 	for _, s := range p.steps {
 		if s.drop || s.Kind != ActFetch && s.Kind != ActConflict || s.File.Type != TypeFile {
 			continue
 		}
 		for _, b := range s.File.Blocks {
-			have[b.Hash] = src{}
+			have[key{b.Hash, b.Size}] = src{}
 		}
 	}
 	if len(have) == 0 {
@@ -505,8 +514,9 @@ func (p *planner) fillBlocks() {
 			continue
 		}
 		for _, b := range l.Blocks {
-			if h, ok := have[b.Hash]; ok && (h.name == "" || l.Name < h.name) {
-				have[b.Hash] = src{l.Name, b.Offset}
+			k := key{b.Hash, b.Size}
+			if h, ok := have[k]; ok && (h.name == "" || l.Name < h.name) {
+				have[k] = src{l.Name, b.Offset}
 			}
 		}
 	}
@@ -514,18 +524,19 @@ func (p *planner) fillBlocks() {
 		if s.drop || s.Kind != ActFetch && s.Kind != ActConflict || s.File.Type != TypeFile {
 			continue
 		}
-		own := map[Hash]int64{}
+		own := map[key]int64{}
 		if l, ok := p.local[s.Name]; ok && !l.Deleted && l.Type == TypeFile {
 			for _, b := range l.Blocks {
-				if _, dup := own[b.Hash]; !dup {
-					own[b.Hash] = b.Offset
+				if _, dup := own[key{b.Hash, b.Size}]; !dup {
+					own[key{b.Hash, b.Size}] = b.Offset
 				}
 			}
 		}
 		for _, b := range s.File.Blocks {
-			if off, ok := own[b.Hash]; ok {
+			k := key{b.Hash, b.Size}
+			if off, ok := own[k]; ok {
 				s.Copy = append(s.Copy, BlockCopy{Block: b, From: s.Name, FromOffset: off})
-			} else if h := have[b.Hash]; h.name != "" {
+			} else if h := have[k]; h.name != "" {
 				s.Copy = append(s.Copy, BlockCopy{Block: b, From: h.name, FromOffset: h.off})
 			} else {
 				s.Need = append(s.Need, b)

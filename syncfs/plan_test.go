@@ -341,6 +341,17 @@ func TestPlanScenarios(t *testing.T) {
 		{"case change with new content waits for the delete", snap(fileInfo("notes", "old", t1, v0)), snap(tomb("notes", syncfs.TypeFile, vR), fileInfo("Notes", "new", t1, vR)),
 			[]string{"delete notes", "fetch Notes"}},
 		{"invalid remote name ignored", snap(), snap(fileInfo("../evil", "x", t1, v0)), nil},
+		// The applier's temporary files are never synced: a name of that
+		// form (or inside a directory of that form) comes from a peer
+		// that is not a scanner.
+		{"temporary file names ignored", snap(), snap(
+			fileInfo(syncfs.TempPrefix+"0123456789abcdef", "x", t1, v0),
+			dir("d", v0),
+			syncfs.FileInfo{Name: "d/" + syncfs.TempPrefix + "link", Type: syncfs.TypeSymlink, SymlinkTarget: "/etc", Version: v0},
+			dir("d/"+syncfs.TempPrefix+"dir", v0),
+			fileInfo("d/"+syncfs.TempPrefix+"dir/y", "y", t1, v0),
+		), []string{"mkdir d"}},
+		{"temporary file name deleted remotely", snap(fileInfo("x", "1", t1, v0)), snap(fileInfo("x", "1", t1, v0), tomb(syncfs.TempPrefix+"abc", syncfs.TypeFile, vR)), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -379,6 +390,38 @@ func TestPlanReusesBlocks(t *testing.T) {
 	}
 	if len(acts[0].Copy)+len(acts[0].Need) != len(b2) {
 		t.Errorf("copy %d + need %d blocks != %d blocks", len(acts[0].Copy), len(acts[0].Need), len(b2))
+	}
+}
+
+// A block is copied from a local file only from a block of the same hash
+// and size: a remote entry can claim any size for a hash it knows (the
+// applier would read that many bytes to verify it), so a block whose size
+// differs from the local one is fetched, not copied.
+func TestPlanCopiesOnlySameSizeBlocks(t *testing.T) {
+	data := randBytes(6, 100_000)
+	hs, _ := syncfs.NewHasher(testChunking)
+	blocks, sum, _ := hs.HashFile(strings.NewReader(string(data)))
+	v0 := syncfs.Vector{}.Update(devB)
+	local := syncfs.Snapshot{"have": {Name: "have", Type: syncfs.TypeFile, Size: int64(len(data)), Version: v0, Blocks: blocks, FileHash: sum}}
+	same := blocks[0]
+	bigger := syncfs.Block{Size: 8 * same.Size, Hash: same.Hash}
+	file := func(name string, b syncfs.Block) syncfs.FileInfo {
+		bs := []syncfs.Block{b}
+		return syncfs.FileInfo{Name: name, Type: syncfs.TypeFile, Size: int64(b.Size), Version: v0.Update(devR), Blocks: bs, FileHash: syncfs.FileHashOf(bs)}
+	}
+	remote := syncfs.Snapshot{"copy": file("copy", same), "claim": file("claim", bigger)}
+	acts := syncfs.Plan(local, remote, devL)
+	if len(acts) != 2 {
+		t.Fatalf("Plan = %v; want two fetches", acts)
+	}
+	for _, a := range acts {
+		copied, needed := len(a.Copy), len(a.Need)
+		switch {
+		case a.Name == "copy" && (copied != 1 || needed != 0):
+			t.Errorf("%v: copy %d, need %d blocks; want its block copied from have", a, copied, needed)
+		case a.Name == "claim" && (copied != 0 || needed != 1):
+			t.Errorf("%v: copy %d, need %d blocks; want its block (same hash as have's, another size) fetched", a, copied, needed)
+		}
 	}
 }
 

@@ -27,7 +27,9 @@ const expectTTL = 5 * time.Second
 // A directory that appears is watched and then walked, so entries created in
 // it before its watch was added (mkdir -p a/b/c && touch a/b/c/f) are not
 // missed: the batch names the new directory, and rescanning it covers
-// everything inside. A lost event queue (inotify overflow) or a watch that
+// everything inside. A directory renamed, moved out or removed stops being
+// watched, with everything under it; under a new name in the folder it is
+// a directory that appears. A lost event queue (inotify overflow) or a watch that
 // cannot be added (the inotify limits) is logged once with what to do, and
 // asks for a full rescan. Events on the applier's temporary files, on
 // ignored names, and on names the applier announced with Expect are dropped.
@@ -137,7 +139,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st := &watchState{w: w, fw: fw, agg: agg}
+	st := &watchState{w: w, fw: fw, agg: agg, watched: map[string]bool{"": true}}
 	if err := w.addWatch(fw, w.root); err != nil {
 		return fmt.Errorf("watching %s: %w", w.root, err)
 	}
@@ -183,6 +185,7 @@ type watchState struct {
 	fw           *fsnotify.Watcher
 	agg          *Aggregator
 	pending      []string
+	watched      map[string]bool // directories watched, by name ("" the root)
 	limitLogged  bool
 	errorsLogged int
 }
@@ -218,6 +221,9 @@ func (st *watchState) event(ev fsnotify.Event, now time.Time) {
 		st.w.log.Warn("folder root was removed or moved; rescanning")
 		st.agg.Overflow(now)
 		return
+	}
+	if ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
+		st.unwatch(name)
 	}
 	if IsTemp(name) {
 		return
@@ -296,6 +302,27 @@ func (st *watchState) addTree(name string, now time.Time) {
 			}
 			return filepath.SkipDir
 		}
+		st.watched[rel] = true
 		return nil
 	})
+}
+
+// unwatch stops watching the directory name, moved away or removed, and
+// every directory under it. A watch stays on its directory wherever it
+// moves and keeps the name it was added under: kept, it would report a
+// renamed directory's changes under its old name, and one moved out of
+// the folder would stay watched. The directory's new name, if in the
+// folder, is watched anew when its creation is seen.
+func (st *watchState) unwatch(name string) {
+	if !st.watched[name] {
+		return
+	}
+	for n := range st.watched {
+		if under(n, name) {
+			// A watch the kernel already dropped (a removed directory)
+			// is not known any more: nothing to do.
+			_ = st.fw.Remove(filepath.Join(st.w.root, filepath.FromSlash(n)))
+			delete(st.watched, n)
+		}
+	}
 }

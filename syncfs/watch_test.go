@@ -275,3 +275,69 @@ func BenchmarkWatcherExpect(b *testing.B) {
 		w.Expect(fmt.Sprintf("d%d/f%d", i%100, i), 4096, 0)
 	}
 }
+
+// Events that replace or move what is watched: an editor's atomic save
+// (a new file renamed over the old), a directory renamed (its watch must
+// follow it: a change inside it afterwards is reported under its new
+// name), and a directory moved in from outside the folder (watched, and
+// what it holds covered).
+func TestWatcherAtomicSaveAndMovedDirs(t *testing.T) {
+	root, elsewhere := t.TempDir(), t.TempDir()
+	put(t, root, "doc.txt", []byte("v1"), 0o644, baseTime)
+	put(t, root, "sub/deep/f", []byte("x"), 0o644, baseTime)
+	put(t, elsewhere, "incoming/inner/g", []byte("g"), 0o644, baseTime)
+	w, err := NewWatcher(root, nil, watchConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, w)
+
+	// Atomic save.
+	put(t, root, ".doc.txt.swp", []byte("v2, saved atomically"), 0o644, baseTime)
+	if err := os.Rename(filepath.Join(root, ".doc.txt.swp"), filepath.Join(root, "doc.txt")); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "doc.txt")
+
+	// A renamed directory: both names, then changes inside it by the new.
+	if err := os.Rename(filepath.Join(root, "sub"), filepath.Join(root, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "moved/deep/f")
+	put(t, root, "moved/deep/new.txt", []byte("new"), 0o644, baseTime)
+	for _, b := range waitCovered(t, w, "moved/deep/new.txt") {
+		for _, p := range b {
+			if under(p, "sub") && p != "sub" {
+				t.Errorf("batch %q names a path under the directory's old name", b)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "moved/deep/f"), []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "moved/deep/f")
+
+	// A directory moved in: watched, and a change inside it seen.
+	if err := os.Rename(filepath.Join(elsewhere, "incoming"), filepath.Join(root, "incoming")); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "incoming/inner/g")
+	put(t, root, "incoming/inner/h", []byte("h"), 0o644, baseTime)
+	waitCovered(t, w, "incoming/inner/h")
+
+	// A directory moved out is no longer watched: what changes in it
+	// is not reported as in the folder.
+	if err := os.Rename(filepath.Join(root, "incoming"), filepath.Join(elsewhere, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, w, "incoming")
+	put(t, elsewhere, "gone/inner/later", []byte("later"), 0o644, baseTime)
+	put(t, root, "sentinel", []byte("x"), 0o644, baseTime)
+	for _, b := range waitCovered(t, w, "sentinel") {
+		for _, p := range b {
+			if under(p, "incoming") {
+				t.Errorf("batch %q reports a change in a directory moved out of the folder", b)
+			}
+		}
+	}
+}

@@ -459,6 +459,7 @@ progress bar on a terminal, else a line each time the numbers change), up to
 }
 
 func printFolderStatus(w io.Writer, st folderStatusJSON) {
+	st = st.printable()
 	state := st.State
 	if st.InSync && st.State == "idle" {
 		state = "in sync"
@@ -500,6 +501,7 @@ type progressPrinter struct {
 }
 
 func (p *progressPrinter) show(st folderStatusJSON) {
+	st = st.printable()
 	if p.quiet {
 		return
 	}

@@ -162,7 +162,7 @@ func printDevices(w io.Writer, ds []peer.DeviceInfo, now time.Time) {
 		case !d.Valid:
 			state = "not accepted"
 		}
-		fmt.Fprintf(w, "%-52s %-12s %-20s %-12s %-20s %s\n", d.ID, d.User, d.Name, d.ServerName, d.Expires.UTC().Format(time.RFC3339), state)
+		fmt.Fprintf(w, "%-52s %-12s %-20s %-12s %-20s %s\n", printable(d.ID), printable(d.User), printable(d.Name), printable(d.ServerName), d.Expires.UTC().Format(time.RFC3339), state)
 	}
 }
 

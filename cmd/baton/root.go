@@ -207,7 +207,7 @@ func cmdPrefix(c *cobra.Command) string {
 	return strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ") + ": "
 }
 
-// oneLine folds a multi-line message onto one line.
+// oneLine folds a multi-line message onto one line, printable.
 func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(strings.TrimSpace(s))
+	return printable(strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(strings.TrimSpace(s)))
 }

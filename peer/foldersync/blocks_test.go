@@ -203,10 +203,13 @@ func TestReadBlockFrameSkipsWrong(t *testing.T) {
 
 // A large transfer cut off midway is taken up where it stopped: the
 // blocks in the partial file are verified and kept, and the retry fetches
-// only the others, with the engine running on and after a restart.
+// only the others, with the engine running on, after a restart of the
+// receiving engine, and after a restart of the sending one (whose index
+// then comes in a new session).
 func TestInterruptedTransferFetchesTheRest(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(map[bool]string{false: "retry", true: "restart"}[restart], func(t *testing.T) {
+	for _, mode := range []string{"retry", "restart", "sender restart"} {
+		restart := mode == "restart"
+		t.Run(mode, func(t *testing.T) {
 			// One prefetch worker: the blocks are asked for in order, so
 			// the first requests, which get through, are the ones the
 			// applier writes first.
@@ -263,6 +266,15 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 			if restart {
 				n.start(server)
 				fetched, copied, resumed = 0, 0, 0 // a new engine counts from zero
+			}
+			if mode == "sender restart" {
+				session := alice.eng.folder(n.folder).session
+				n.stop(alice)
+				n.start(alice) // serves blocks itself again
+				waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+				if alice.eng.folder(n.folder).session == session {
+					t.Fatal("alice's restarted folder has the session of the first")
+				}
 			}
 			n.waitEqual(alice, server)
 			st = n.status(server)

@@ -1,7 +1,9 @@
-// Package syncfstest is an in-memory model of a synced folder for tests: a
-// tree of files, directories and symlinks on one device, the index a
-// scanner would keep for it, and an applier for syncfs.Plan's actions that
-// checks every precondition an on-disk applier relies on.
+// Package syncfstest helps test folder sync. Device is an in-memory model
+// of a synced folder: a tree of files, directories and symlinks on one
+// device, the index a scanner would keep for it, and an applier for
+// syncfs.Plan's actions that checks every precondition an on-disk applier
+// relies on. SmallDisk is a real filesystem that fills up, for what
+// happens on disk when it is full.
 //
 // Usage:
 //
@@ -9,6 +11,8 @@
 //	a.WriteFile("docs/x.txt", data, 0o644, t)
 //	b := a.Clone("B")
 //	err := b.Apply(syncfs.Plan(b.Index, a.Index, b.ID), a.Block)
+//
+//	resize := syncfstest.SmallDisk(t, dir, 1<<20) // writes in dir fail with ENOSPC past 1 MiB
 package syncfstest
 
 import (
