@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,10 @@ type folder struct {
 	lastPub   time.Time
 	pubEvery  time.Duration // how often to announce progress during an apply
 	putEvery  time.Duration // how often to store the Local while busy
+	// failed holds, per peer whose index the folder takes changes from,
+	// what failed at the last apply of that index; failures is their sum.
+	// One peer's changes going through leaves another's failure standing.
+	failed    map[lpeer.ID]applied
 	failures  int
 	retryWait time.Duration
 	retry     *time.Timer
@@ -111,6 +116,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		notified:      map[lpeer.ID]bool{},
 		notifying:     map[lpeer.ID]int{},
 		remotes:       map[lpeer.ID]*remoteIndex{},
+		failed:        map[lpeer.ID]applied{},
 		scopes:        map[lpeer.ID]*planScope{},
 		changed:       map[string]bool{},
 		watched:       map[string]bool{},
@@ -358,6 +364,7 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 	self := f.e.self
 	if fo.Server == self.String() {
 		f.setStatus(func(st *FolderStatus) { st.Role = roleServer.String() })
+		f.forgetFailures(func(q lpeer.ID) bool { return roleOf(a, fo, q) == roleWriter })
 		ids := make([]lpeer.ID, 0, len(peers))
 		for p := range peers {
 			ids = append(ids, p)
@@ -387,6 +394,7 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 	}
 	f.notMember = 0
 	hub, err := lpeer.Decode(fo.Server)
+	f.forgetFailures(func(q lpeer.ID) bool { return err == nil && q == hub })
 	if err != nil || !peers[hub] {
 		return
 	}
@@ -497,19 +505,70 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		remote = withoutConcurrent(f.local.Files, remote)
 	}
 	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
-	f.failures = res.failed
+	f.noteFailures(p, res)
 	if res.failed > 0 {
 		f.log.Info("some changes could not be applied; retrying later", "failed", res.failed, "first", res.first)
-		f.setStatus(func(st *FolderStatus) {
-			st.LastError = fmt.Sprintf("%d changes not applied: %v", res.failed, res.first)
-		})
 		f.scheduleRetry()
 		return false
 	}
-	f.retryWait = 0
-	f.setStatus(func(st *FolderStatus) { st.LastError, st.LastSync = "", f.e.cfg.Now() })
+	f.setStatus(func(st *FolderStatus) {
+		if f.failures == 0 {
+			st.LastError = ""
+		}
+		st.LastSync = f.e.cfg.Now()
+	})
 	return res.skipped == 0
 }
+
+// noteFailures records what failed at the last apply of p's index and
+// shows the folder's failures in its status: LastError names the first
+// failure of the first peer (by ID) that has some, and is cleared once no
+// peer has any.
+func (f *folder) noteFailures(p lpeer.ID, res applied) {
+	if res.failed > 0 {
+		f.failed[p] = res
+	} else {
+		delete(f.failed, p)
+	}
+	f.showFailures()
+}
+
+// forgetFailures drops the failures of peers whose changes the folder no
+// longer takes (keep says which it does).
+func (f *folder) forgetFailures(keep func(lpeer.ID) bool) {
+	n := len(f.failed)
+	maps.DeleteFunc(f.failed, func(p lpeer.ID, _ applied) bool { return !keep(p) })
+	if len(f.failed) != n {
+		f.showFailures()
+	}
+}
+
+// showFailures sets failures from failed, and LastError if there are
+// some; with none, it clears a LastError that spoke of failed changes.
+func (f *folder) showFailures() {
+	f.failures = 0
+	var first lpeer.ID
+	for q, r := range f.failed {
+		f.failures += r.failed
+		if first == "" || q < first {
+			first = q
+		}
+	}
+	if f.failures == 0 {
+		f.retryWait = 0
+		f.setStatus(func(st *FolderStatus) {
+			if strings.Contains(st.LastError, errNotApplied) {
+				st.LastError = ""
+			}
+		})
+		return
+	}
+	msg := fmt.Sprintf("%d changes %s: %v", f.failures, errNotApplied, f.failed[first].first)
+	f.setStatus(func(st *FolderStatus) { st.LastError = msg })
+}
+
+// errNotApplied is what LastError says of changes that failed.
+const errNotApplied = "not applied"
 
 // scheduleRetry arms the retry timer with a growing wait.
 func (f *folder) scheduleRetry() {

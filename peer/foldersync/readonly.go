@@ -325,7 +325,7 @@ func (f *folder) revert(ctx context.Context) error {
 	acts, stuck := overrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())
 	res := f.applyTracked(ctx, peers, acts)
 	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, withoutConcurrent(f.local.Files, remote), self.String())))
-	f.failures = res.failed
+	f.noteFailures(hub, res)
 	f.replanAll()
 	f.refreshStatus(a, fo)
 	if res.failed > 0 {
