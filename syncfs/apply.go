@@ -1,12 +1,14 @@
 package syncfs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -688,7 +690,7 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[in
 	for _, c := range a.Copy {
 		local[c.Block.Offset] = c
 	}
-	srcs := &sourceFiles{x: x, open: map[string]*os.File{}}
+	srcs := &sourceFiles{x: x, open: map[string]*sourceFile{}}
 	defer srcs.close()
 	if len(a.File.Blocks) <= 1 {
 		// A small file: no goroutine for one block.
@@ -799,43 +801,84 @@ func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local ma
 type sourceFiles struct {
 	x    *applyRun
 	mu   sync.Mutex
-	open map[string]*os.File
+	open map[string]*sourceFile
+}
+
+// sourceFile is a local file blocks are copied from. unchanged says its
+// stat is still the one the Local records for it, not taken racily (see
+// DiskStat.Racy): the scanner would not hash it again, and its blocks are
+// taken to be those its entry lists without hashing them either.
+type sourceFile struct {
+	f         *os.File
+	unchanged bool
 }
 
 // read returns the block c describes, verified, if its local file still
-// holds it.
+// holds it: hashed, unless the file is unchanged since it was scanned.
 func (s *sourceFiles) read(c BlockCopy) (VerifiedBlock, bool) {
 	s.mu.Lock()
-	f, ok := s.open[c.From]
+	src, ok := s.open[c.From]
 	if !ok {
-		if p, err := s.x.check(c.From); err == nil {
-			if fi, err := s.x.root.Lstat(p); err == nil && fi.Mode().IsRegular() {
-				f, _ = s.x.root.Open(p)
-			}
-		}
-		s.open[c.From] = f
+		src = s.openSource(c.From)
+		s.open[c.From] = src
 	}
 	s.mu.Unlock()
-	if f == nil {
+	if src == nil {
 		return VerifiedBlock{}, false
 	}
 	buf := BlockBuffer(int(c.Block.Size))
-	if _, err := f.ReadAt(buf, c.FromOffset); err != nil {
+	if _, err := src.f.ReadAt(buf, c.FromOffset); err != nil {
 		FreeBlockBuffer(buf)
 		return VerifiedBlock{}, false
 	}
-	vb, err := VerifyBlock(buf, c.Block.Hash)
-	if err != nil {
-		FreeBlockBuffer(buf)
-		return VerifiedBlock{}, false
+	vb := VerifiedBlock{data: buf, hash: c.Block.Hash}
+	if !src.unchanged || !s.listed(c) {
+		var err error
+		if vb, err = VerifyBlock(buf, c.Block.Hash); err != nil {
+			FreeBlockBuffer(buf)
+			return VerifiedBlock{}, false
+		}
 	}
 	return vb.OnRelease(func() { FreeBlockBuffer(buf) }), true
 }
 
+// openSource opens the local file name to copy blocks from, nil if it is
+// not a regular file in the folder.
+func (s *sourceFiles) openSource(name string) *sourceFile {
+	p, err := s.x.check(name)
+	if err != nil {
+		return nil
+	}
+	if fi, err := s.x.root.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := s.x.root.Open(p)
+	if err != nil {
+		return nil
+	}
+	src := &sourceFile{f: f}
+	if fi, err := f.Stat(); err == nil {
+		d, ok := s.x.local.Disk[name]
+		src.unchanged = ok && !d.Racy && fi.Mode().IsRegular() && d.same(statOf(fi))
+	}
+	return src
+}
+
+// listed reports whether the Local's entry for c.From lists c's block at
+// c.FromOffset, as the plan found it.
+func (s *sourceFiles) listed(c BlockCopy) bool {
+	e, ok := s.x.local.Files[c.From]
+	if !ok || e.Deleted || e.Type != TypeFile {
+		return false
+	}
+	i, found := slices.BinarySearchFunc(e.Blocks, c.FromOffset, func(b Block, off int64) int { return cmp.Compare(b.Offset, off) })
+	return found && e.Blocks[i].Hash == c.Block.Hash && e.Blocks[i].Size == c.Block.Size
+}
+
 func (s *sourceFiles) close() {
-	for _, f := range s.open {
-		if f != nil {
-			f.Close()
+	for _, src := range s.open {
+		if src != nil {
+			src.f.Close()
 		}
 	}
 }

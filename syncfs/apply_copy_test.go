@@ -1,0 +1,88 @@
+package syncfs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A block copied from a local file is taken without hashing it only while
+// the file's stat is the one the Local recorded, not racily: a file
+// rewritten behind the Local's back (same size, mtime put back, so only
+// its ctime tells) or recorded too soon after a change is hashed, and a
+// block it no longer holds is not copied.
+func TestApplyCopyTrustsOnlyUnchangedSources(t *testing.T) {
+	const size = 1 << 20
+	setup := func(t *testing.T) (string, *Local, FileInfo) {
+		root := t.TempDir()
+		put(t, root, "old.bin", rnd(1, size), 0o644, baseTime)
+		// The test scanner's clock is an hour ahead: the stats are not
+		// racy.
+		l, _ := mustScan(t, scanner(root, devA), Local{})
+		old := l.Files["old.bin"]
+		if len(old.Blocks) < 2 {
+			t.Fatalf("old.bin has %d blocks; want several", len(old.Blocks))
+		}
+		if d := l.Disk["old.bin"]; d.Racy {
+			t.Fatal("old.bin's stat was recorded as racy")
+		}
+		return root, &l, old
+	}
+	// new.bin: old.bin's content, every block copied from old.bin; no
+	// source for fetching.
+	copyAction := func(old FileInfo) Action {
+		f := old
+		f.Name, f.Version = "new.bin", Vector{}.Update(devB)
+		var cp []BlockCopy
+		for _, b := range old.Blocks {
+			cp = append(cp, BlockCopy{Block: b, From: "old.bin", FromOffset: b.Offset})
+		}
+		return Action{Kind: ActFetch, Name: "new.bin", File: f, Copy: cp}
+	}
+
+	t.Run("unchanged", func(t *testing.T) {
+		root, l, old := setup(t)
+		res := (&Applier{Root: root}).Apply(context.Background(), l, []Action{copyAction(old)})
+		if err := res[0].Err; err != nil || res[0].Copied != size {
+			t.Fatalf("copying from the unchanged old.bin: err %v, copied %d; want nil, %d", err, res[0].Copied, size)
+		}
+		if got, _ := os.ReadFile(filepath.Join(root, "new.bin")); string(got) != string(rnd(1, size)) {
+			t.Error("new.bin is not old.bin's content")
+		}
+	})
+
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, root string, l *Local)
+	}{
+		{"rewritten with the same size and mtime", func(t *testing.T, root string, l *Local) {
+			put(t, root, "old.bin", rnd(2, size), 0o644, baseTime)
+		}},
+		{"recorded racily", func(t *testing.T, root string, l *Local) {
+			put(t, root, "old.bin", rnd(2, size), 0o644, baseTime)
+			fi, err := os.Lstat(filepath.Join(root, "old.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The stat of the new content, recorded as taken just after
+			// the change, beside the old content's blocks.
+			d := statOf(fi)
+			d.Racy = true
+			l.Disk["old.bin"] = d
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, l, old := setup(t)
+			tc.change(t, root, l)
+			res := (&Applier{Root: root}).Apply(context.Background(), l, []Action{copyAction(old)})
+			if err := res[0].Err; !errors.Is(err, ErrBlockUnavailable) {
+				t.Errorf("copying from a changed old.bin: err %v; want ErrBlockUnavailable (its blocks no longer verify, and there is no source)", err)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "new.bin")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("new.bin exists (err %v); want nothing placed", err)
+			}
+		})
+	}
+}
