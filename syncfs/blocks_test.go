@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -342,4 +343,47 @@ func TestCutMatchesSerial(t *testing.T) {
 			t.Fatalf("offset %d: Cut = %d; byte by byte %d", off, got, want)
 		}
 	}
+}
+
+// TestHashFileMatchesSerial checks HashFile, which cuts in one buffer
+// while the other's blocks are hashed, against cutting and hashing one
+// block after another, for inputs that end in the first buffer, on a
+// buffer boundary and several buffers later, read in odd-sized pieces.
+func TestHashFileMatchesSerial(t *testing.T) {
+	c := syncfs.DefaultChunking
+	hs, err := syncfs.NewHasher(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randBytes(12, 23<<20+12345)
+	for _, n := range []int{0, 1, 1 << 20, 3 * int(c.MaxSize), 7<<20 + 123, len(data)} {
+		var want []syncfs.Block
+		for off := 0; off < n; {
+			k := syncfs.Cut(c, data[off:n])
+			want = append(want, syncfs.Block{Offset: int64(off), Size: uint32(k), Hash: syncfs.HashBytes(data[off : off+k])})
+			off += k
+		}
+		got, sum, err := hs.HashFile(&oddReader{data: data[:n]})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", n, err)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("%d bytes: HashFile gave %d blocks, cutting and hashing one by one %d (or they differ)", n, len(got), len(want))
+		}
+		if sum != syncfs.FileHashOf(want) {
+			t.Errorf("%d bytes: file hash %x; want FileHashOf the blocks", n, sum[:8])
+		}
+	}
+}
+
+// oddReader reads data in pieces of 7919 bytes at most.
+type oddReader struct{ data []byte }
+
+func (r *oddReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 7919)], r.data)
+	r.data = r.data[n:]
+	return n, nil
 }
