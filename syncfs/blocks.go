@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 
 	"github.com/zeebo/blake3"
@@ -107,6 +106,12 @@ func (c Chunking) Validate() error {
 // Hasher is not safe for concurrent use; use one per scanning goroutine.
 type Hasher struct {
 	c Chunking
+	// Parallel has a large file's blocks hashed on a second goroutine
+	// while the next ones are cut: faster on a CPU that would otherwise
+	// idle, a little more CPU time in all (the bytes move between CPU
+	// caches). The scanner sets it when it hashes fewer files at once
+	// than there are CPUs.
+	Parallel bool
 }
 
 // hasherWindows is each of HashFile's two buffers in MaxSize units.
@@ -138,12 +143,12 @@ func freeHasherBuf(b *[]byte) {
 
 // HashFile reads r to the end and returns its blocks and the file hash
 // (FileHashOf the blocks). Each byte is read once into one of two buffers
-// and hashed once, in its block. The buffers take turns: while the blocks
-// cut in one are hashed on another goroutine, the rest of the input is
-// read into the other (the tail after the last cut first) and cut there,
-// so that on two CPUs a large file is chunked and hashed at about the
-// speed of the chunking alone. An input that fits in one buffer uses only
-// one. An empty input has no blocks.
+// and hashed once, in its block. The buffers take turns: with Parallel,
+// while the blocks cut in one are hashed on another goroutine, the rest
+// of the input is read into the other (the tail after the last cut first)
+// and cut there, so that on two CPUs a large file is chunked and hashed at
+// about the speed of the chunking alone. An input that fits in one buffer
+// uses only one. An empty input has no blocks.
 func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 	var (
 		blocks  []Block
@@ -200,7 +205,7 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 		}
 		pending = pending[:0]
 		job := hashJob{first: first, data: buf[:start], blocks: append([]Block(nil), blocks[first:]...)}
-		if eof || start < parallelHashBytes || runtime.GOMAXPROCS(0) < 2 {
+		if !hs.Parallel || eof || start < parallelHashBytes {
 			job.hash()
 			copy(blocks[first:], job.blocks)
 		} else {

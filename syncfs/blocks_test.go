@@ -238,11 +238,13 @@ func TestEditRealigns(t *testing.T) {
 
 func BenchmarkHashFile(b *testing.B) {
 	for _, bc := range []struct {
-		name string
-		c    syncfs.Chunking
+		name     string
+		c        syncfs.Chunking
+		parallel bool
 	}{
-		{"default", syncfs.DefaultChunking},
-		{"restic", syncfs.Chunking{MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}},
+		{"default", syncfs.DefaultChunking, false},
+		{"default-parallel", syncfs.DefaultChunking, true},
+		{"restic", syncfs.Chunking{MinSize: 512 << 10, MaxSize: 8 << 20, AverageBits: 20}, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			data := randBytes(9, 64<<20)
@@ -250,6 +252,7 @@ func BenchmarkHashFile(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			hs.Parallel = bc.parallel
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
 				if _, _, err := hs.HashFile(bytes.NewReader(data)); err != nil {
@@ -355,6 +358,7 @@ func TestHashFileMatchesSerial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hs.Parallel = true
 	data := randBytes(12, 23<<20+12345)
 	for _, n := range []int{0, 1, 1 << 20, 3 * int(c.MaxSize), 7<<20 + 123, len(data)} {
 		var want []syncfs.Block

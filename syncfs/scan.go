@@ -402,6 +402,8 @@ func (sc *scan) hashAll(ctx context.Context, c Chunking) error {
 			wg.Wait()
 			return err
 		}
+		// With a CPU to spare, a large file is hashed on two.
+		hs.Parallel = n < runtime.GOMAXPROCS(0)
 		wg.Go(func() {
 			for f := range jobs {
 				k, b := sc.hashOne(ctx, hs, f)
