@@ -2,6 +2,7 @@ package syncfs
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -48,13 +49,20 @@ type Vector struct {
 // Update returns v with device's counter set to one more than the largest
 // counter in v, so a device's new version is ordered after everything it has
 // seen (a Lamport clock per file, as Syncthing does with its time floor
-// removed to keep this pure).
+// removed to keep this pure). The counter stops at the largest uint64
+// instead of wrapping to zero, which would make the version invalid: only
+// a member announcing such a counter on purpose gets there, and then the
+// file's later versions are no longer ordered after it, but every entry
+// stays valid (a zero counter would have every index holding it refused).
 func (v Vector) Update(device string) Vector {
 	var highest uint64
 	for _, c := range v.Counters {
 		highest = max(highest, c.Value)
 	}
-	return v.set(device, highest+1)
+	if highest < math.MaxUint64 {
+		highest++
+	}
+	return v.set(device, highest)
 }
 
 func (v Vector) set(device string, value uint64) Vector {

@@ -2,6 +2,7 @@ package syncfs_test
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -48,6 +49,21 @@ func TestVectorUpdate(t *testing.T) {
 	}
 	if v.String() != "{A:3, C:7}" {
 		t.Errorf("Update changed its receiver: %v", v)
+	}
+}
+
+// A counter at the largest uint64 (a member announced it on purpose) is
+// not wrapped to zero by the next update, which would make the entry, and
+// every index holding it, invalid.
+func TestVectorUpdateSaturates(t *testing.T) {
+	v := syncfs.Vector{Counters: []syncfs.Counter{{Device: "A", Value: math.MaxUint64}}}
+	u := v.Update("B")
+	if err := u.Validate(); err != nil || u.Counter("B") != math.MaxUint64 || u.Compare(v) != syncfs.Greater {
+		t.Errorf("%v.Update(B) = %v (validate: %v); want B's counter at the largest value, valid and greater", v, u, err)
+	}
+	w := u.Update("A")
+	if err := w.Validate(); err != nil || w.Counter("A") != math.MaxUint64 {
+		t.Errorf("%v.Update(A) = %v (validate: %v); want A's counter kept at the largest value, valid", u, w, err)
 	}
 }
 
