@@ -805,12 +805,22 @@ type sourceFiles struct {
 }
 
 // sourceFile is a local file blocks are copied from. unchanged says its
-// stat is still the one the Local records for it, not taken racily (see
-// DiskStat.Racy): the scanner would not hash it again, and its blocks are
-// taken to be those its entry lists without hashing them either.
+// stat was, when it was opened, st, the one the Local records for it, not
+// taken racily (see DiskStat.Racy): the scanner would not hash it again,
+// and a block read from it while its stat is still st is taken to be the
+// one its entry lists without hashing it either.
 type sourceFile struct {
 	f         *os.File
 	unchanged bool
+	st        DiskStat
+}
+
+// still reports whether the file's stat is still st: checked after a
+// read, it shows that no write came before the bytes read (a write
+// changes the stat first).
+func (src *sourceFile) still() bool {
+	fi, err := src.f.Stat()
+	return err == nil && src.st.same(statOf(fi))
 }
 
 // read returns the block c describes, verified, if its local file still
@@ -832,7 +842,7 @@ func (s *sourceFiles) read(c BlockCopy) (VerifiedBlock, bool) {
 		return VerifiedBlock{}, false
 	}
 	vb := VerifiedBlock{data: buf, hash: c.Block.Hash}
-	if !src.unchanged || !s.listed(c) {
+	if !src.unchanged || !s.listed(c) || !src.still() {
 		var err error
 		if vb, err = VerifyBlock(buf, c.Block.Hash); err != nil {
 			FreeBlockBuffer(buf)
@@ -860,6 +870,7 @@ func (s *sourceFiles) openSource(name string) *sourceFile {
 	if fi, err := f.Stat(); err == nil {
 		d, ok := s.x.local.Disk[name]
 		src.unchanged = ok && !d.Racy && fi.Mode().IsRegular() && d.same(statOf(fi))
+		src.st = d
 	}
 	return src
 }

@@ -86,3 +86,51 @@ func TestApplyCopyTrustsOnlyUnchangedSources(t *testing.T) {
 		})
 	}
 }
+
+// A source found unchanged when it is opened can still be written while
+// its blocks are copied: a block read after such a write is hashed, not
+// taken on the strength of the stat seen at opening.
+func TestApplyCopyHashesSourceWrittenDuringCopy(t *testing.T) {
+	const size = 1 << 20
+	root := t.TempDir()
+	put(t, root, "old.bin", rnd(1, size), 0o644, baseTime)
+	l, _ := mustScan(t, scanner(root, devA), Local{})
+	old := l.Files["old.bin"]
+	if len(old.Blocks) < 2 {
+		t.Fatalf("old.bin has %d blocks; want several", len(old.Blocks))
+	}
+	f := old
+	f.Name, f.Version = "new.bin", Vector{}.Update(devB)
+	var cp []BlockCopy
+	for _, b := range old.Blocks {
+		cp = append(cp, BlockCopy{Block: b, From: "old.bin", FromOffset: b.Offset})
+	}
+	last := old.Blocks[len(old.Blocks)-1]
+	writes := 0
+	ap := &Applier{Root: root, Concurrency: 1}
+	ap.hook = func(step, name string) error {
+		if step != "write" {
+			return nil
+		}
+		if writes++; writes == 1 {
+			// After the first block is copied, something rewrites the
+			// last one in place.
+			w, err := os.OpenFile(filepath.Join(root, "old.bin"), os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+			if _, err := w.WriteAt(rnd(2, int(last.Size)), last.Offset); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	res := ap.Apply(context.Background(), &l, []Action{{Kind: ActFetch, Name: "new.bin", File: f, Copy: cp}})
+	if err := res[0].Err; !errors.Is(err, ErrBlockUnavailable) {
+		t.Errorf("copying from old.bin rewritten meanwhile: err %v; want ErrBlockUnavailable (its last block no longer verifies, and there is no source)", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "new.bin")); err == nil && string(got) != string(rnd(1, size)) {
+		t.Error("new.bin was placed with content its entry does not list")
+	}
+}

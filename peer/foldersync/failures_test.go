@@ -87,3 +87,27 @@ func TestFailedChangeOfFormerMemberForgotten(t *testing.T) {
 		t.Error("carol.bin reached the server after carol left the folder")
 	}
 }
+
+// A former member's failed change is forgotten, and the folder shown in
+// sync, also when no member left can write it: the server then applies
+// nobody's index that would have its status looked at again.
+func TestFailedChangeOfLastWriterForgotten(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"carol": collections.RightReadWrite, "dave": collections.RightReadOnly}, nil)
+	carol, server := n.nodes["carol"], n.server
+	waitFor(t, 30*time.Second, "carol's engine", func() bool { return carol.eng.folder(n.folder) != nil })
+	carol.host.SetStreamHandler(ProtoBlock, func(s network.Stream) { _ = s.Reset() })
+	carol.write(t, "carol.bin", string(randomBytes(1<<20)))
+	waitFor(t, 30*time.Second, "carol's change to fail on the server", func() bool {
+		st := n.status(server)
+		return !st.InSync && strings.Contains(st.LastError, "not applied")
+	})
+
+	fo, _ := n.access.Folder(n.folder)
+	fo.Members = map[string]collections.Right{"dave": collections.RightReadOnly}
+	n.access.SetFolder(fo)
+	// The server's retry has it look at its members again.
+	waitFor(t, 30*time.Second, "the server in sync without carol", func() bool {
+		st := n.status(server)
+		return st.InSync && st.LastError == ""
+	})
+}

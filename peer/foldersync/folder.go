@@ -364,7 +364,9 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 	self := f.e.self
 	if fo.Server == self.String() {
 		f.setStatus(func(st *FolderStatus) { st.Role = roleServer.String() })
-		f.forgetFailures(func(q lpeer.ID) bool { return roleOf(a, fo, q) == roleWriter })
+		if f.forgetFailures(func(q lpeer.ID) bool { return roleOf(a, fo, q) == roleWriter }) {
+			f.refreshStatus(a, fo)
+		}
 		ids := make([]lpeer.ID, 0, len(peers))
 		for p := range peers {
 			ids = append(ids, p)
@@ -394,7 +396,9 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 	}
 	f.notMember = 0
 	hub, err := lpeer.Decode(fo.Server)
-	f.forgetFailures(func(q lpeer.ID) bool { return err == nil && q == hub })
+	if f.forgetFailures(func(q lpeer.ID) bool { return err == nil && q == hub }) {
+		f.refreshStatus(a, fo)
+	}
 	if err != nil || !peers[hub] {
 		return
 	}
@@ -534,17 +538,22 @@ func (f *folder) noteFailures(p lpeer.ID, res applied) {
 }
 
 // forgetFailures drops the failures of peers whose changes the folder no
-// longer takes (keep says which it does).
-func (f *folder) forgetFailures(keep func(lpeer.ID) bool) {
+// longer takes (keep says which it does), and reports whether it dropped
+// any: the caller then refreshes InSync, which no apply may do soon.
+func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
 	n := len(f.failed)
 	maps.DeleteFunc(f.failed, func(p lpeer.ID, _ applied) bool { return !keep(p) })
-	if len(f.failed) != n {
-		f.showFailures()
+	if len(f.failed) == n {
+		return false
 	}
+	f.showFailures()
+	return true
 }
 
 // showFailures sets failures from failed, and LastError if there are
-// some; with none, it clears a LastError that spoke of failed changes.
+// some; with none, it clears a LastError that spoke of failed changes, and
+// NeedFiles and NeedBytes: what an apply leaves needed is what failed in
+// it, which (the peer's failures forgotten) no longer is.
 func (f *folder) showFailures() {
 	f.failures = 0
 	var first lpeer.ID
@@ -560,6 +569,7 @@ func (f *folder) showFailures() {
 			if strings.Contains(st.LastError, errNotApplied) {
 				st.LastError = ""
 			}
+			st.NeedFiles, st.NeedBytes = 0, 0
 		})
 		return
 	}
