@@ -869,7 +869,9 @@ func (s *sourceFiles) openSource(name string) *sourceFile {
 	src := &sourceFile{f: f}
 	if fi, err := f.Stat(); err == nil {
 		d, ok := s.x.local.Disk[name]
-		src.unchanged = ok && !d.Racy && fi.Mode().IsRegular() && d.same(statOf(fi))
+		// Only where the stat has a ctime: no write can keep that,
+		// while size and mtime can be put back.
+		src.unchanged = ok && !d.Racy && d.Ctime != 0 && fi.Mode().IsRegular() && d.same(statOf(fi))
 		src.st = d
 	}
 	return src

@@ -147,8 +147,9 @@ func freeHasherBuf(b *[]byte) {
 // while the blocks cut in one are hashed on another goroutine, the rest
 // of the input is read into the other (the tail after the last cut first)
 // and cut there, so that on two CPUs a large file is chunked and hashed at
-// about the speed of the chunking alone. An input that fits in one buffer
-// uses only one. An empty input has no blocks.
+// about the speed of the chunking alone. Without Parallel, or for an input
+// that fits in one buffer, only one buffer is used. An empty input has no
+// blocks.
 func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 	var (
 		blocks  []Block
@@ -176,7 +177,7 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 			bufs[cur] = hasherBuf(hasherWindows * max)
 		}
 		buf := *bufs[cur]
-		end := copy(buf, tail)
+		end := copy(buf, tail) // tail may be in buf itself: copy moves overlapping bytes
 		if !eof {
 			n, err := io.ReadFull(r, buf[end:])
 			end += n
@@ -217,7 +218,10 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 			// other's were done.
 			break
 		}
-		cur = 1 - cur
+		if len(pending) > 0 {
+			// This buffer is being hashed: the other one takes the rest.
+			cur = 1 - cur
+		}
 	}
 	return blocks, FileHashOf(blocks), nil
 }

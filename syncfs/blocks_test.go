@@ -354,28 +354,30 @@ func TestCutMatchesSerial(t *testing.T) {
 // buffer boundary and several buffers later, read in odd-sized pieces.
 func TestHashFileMatchesSerial(t *testing.T) {
 	c := syncfs.DefaultChunking
-	hs, err := syncfs.NewHasher(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Parallel = true
 	data := randBytes(12, 23<<20+12345)
-	for _, n := range []int{0, 1, 1 << 20, 3 * int(c.MaxSize), 7<<20 + 123, len(data)} {
-		var want []syncfs.Block
-		for off := 0; off < n; {
-			k := syncfs.Cut(c, data[off:n])
-			want = append(want, syncfs.Block{Offset: int64(off), Size: uint32(k), Hash: syncfs.HashBytes(data[off : off+k])})
-			off += k
-		}
-		got, sum, err := hs.HashFile(&oddReader{data: data[:n]})
+	for _, parallel := range []bool{false, true} {
+		hs, err := syncfs.NewHasher(c)
 		if err != nil {
-			t.Fatalf("%d bytes: %v", n, err)
+			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
-			t.Fatalf("%d bytes: HashFile gave %d blocks, cutting and hashing one by one %d (or they differ)", n, len(got), len(want))
-		}
-		if sum != syncfs.FileHashOf(want) {
-			t.Errorf("%d bytes: file hash %x; want FileHashOf the blocks", n, sum[:8])
+		hs.Parallel = parallel
+		for _, n := range []int{0, 1, 1 << 20, 3 * int(c.MaxSize), 7<<20 + 123, len(data)} {
+			var want []syncfs.Block
+			for off := 0; off < n; {
+				k := syncfs.Cut(c, data[off:n])
+				want = append(want, syncfs.Block{Offset: int64(off), Size: uint32(k), Hash: syncfs.HashBytes(data[off : off+k])})
+				off += k
+			}
+			got, sum, err := hs.HashFile(&oddReader{data: data[:n]})
+			if err != nil {
+				t.Fatalf("parallel %v, %d bytes: %v", parallel, n, err)
+			}
+			if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+				t.Fatalf("parallel %v, %d bytes: HashFile gave %d blocks, cutting and hashing one by one %d (or they differ)", parallel, n, len(got), len(want))
+			}
+			if sum != syncfs.FileHashOf(want) {
+				t.Errorf("parallel %v, %d bytes: file hash %x; want FileHashOf the blocks", parallel, n, sum[:8])
+			}
 		}
 	}
 }

@@ -24,11 +24,12 @@
 // 'go tool pprof -top FILE...' (several files are merged). Each run's CPU
 // time (all hosts) is printed beside its duration.
 //
-// --floor then measures, alone, the steps no design can skip for the big
-// dataset (alice chunks and hashes it; it crosses two TLS connections;
-// the server and bob each verify and write it) and prints their CPU time
-// and the least wall time that allows with every CPU busy: the figure to
-// hold the big dataset's time against on a given machine.
+// --floor then measures, alone, the steps every byte of the big dataset
+// goes through whatever the design (alice chunks and hashes it; it crosses
+// two TLS connections; the server and bob each verify and write it), with
+// the algorithms baton uses, and prints their CPU time and the least wall
+// time that allows with every CPU busy: the figure to hold the big
+// dataset's time against on a given machine.
 package main
 
 import (
