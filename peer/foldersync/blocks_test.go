@@ -216,16 +216,7 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 			n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) { c.Fetches = 2 })
 			alice, server := n.nodes["alice"], n.server
 			waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
-			var requests atomic.Int32
-			var broken atomic.Bool
-			alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
-				if broken.Load() || requests.Add(1) > 2 {
-					broken.Store(true)
-					_ = s.Reset()
-					return
-				}
-				alice.eng.handleBlock(s)
-			})
+			broken := breakBlocksAfter(alice, 2)
 			const size = 32 << 20
 			alice.write(t, "big.bin", string(randomBytes(size)))
 			waitFor(t, 30*time.Second, "the transfer to fail", func() bool {

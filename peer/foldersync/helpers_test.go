@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
@@ -323,4 +325,20 @@ func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return b
+}
+
+// breakBlocksAfter makes d serve its first n block requests and reset
+// every later one; the flag it returns is set from the first reset on.
+func breakBlocksAfter(d *testNode, n int32) *atomic.Bool {
+	var requests atomic.Int32
+	broken := new(atomic.Bool)
+	d.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+		if broken.Load() || requests.Add(1) > n {
+			broken.Store(true)
+			_ = s.Reset()
+			return
+		}
+		d.eng.handleBlock(s)
+	})
+	return broken
 }

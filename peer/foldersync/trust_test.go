@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,16 +133,7 @@ func TestInterruptedTransferResumes(t *testing.T) {
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
 	// The engine sets its handlers when Run starts, before its folders.
 	waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
-	var requests atomic.Int32
-	var broken atomic.Bool
-	alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
-		if broken.Load() || requests.Add(1) > 2 {
-			broken.Store(true)
-			_ = s.Reset()
-			return
-		}
-		alice.eng.handleBlock(s)
-	})
+	broken := breakBlocksAfter(alice, 2)
 	alice.write(t, "big.bin", string(randomBytes(24<<20)))
 	waitFor(t, 30*time.Second, "the transfer to fail", func() bool {
 		return broken.Load() && strings.Contains(n.status(server).LastError, "not applied")
