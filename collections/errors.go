@@ -31,6 +31,9 @@ var (
 	// ErrSuperseded: the update is older than what the state holds for its
 	// key, or its sequence number was already seen (Verdict Stale).
 	ErrSuperseded = errors.New("superseded update")
+	// ErrConflict: a conditional update's condition (Update.IfAbsent,
+	// Update.IfPrev) no longer holds: another change of the key came first.
+	ErrConflict = errors.New("conflicting change")
 	// ErrNotVerified: a zero Verified or VerifiedProposal was used.
 	ErrNotVerified = errors.New("not verified")
 )

@@ -66,10 +66,17 @@ type entry struct {
 	genesis bool
 }
 
-// wins reports whether a beats b under last-writer-wins: the higher Lamport
-// clock, then the greater author bytes, then the greater update hash.
+// wins reports whether a beats b: the later position in the chain's
+// consensus log (the certification's index, then its term), then the
+// greater author bytes, then the greater update hash. Records from the
+// genesis are at position zero. Servers apply the log in order, so the
+// last committed write of a key wins there, and any host that merges the
+// same certified updates in another order keeps the same one.
 func wins(a, b *entry) bool {
-	if c := cmp.Compare(a.u.Clock, b.u.Clock); c != 0 {
+	if c := cmp.Compare(a.c.MasterSeq(), b.c.MasterSeq()); c != 0 {
+		return c > 0
+	}
+	if c := cmp.Compare(a.c.Epoch(), b.c.Epoch()); c != 0 {
 		return c > 0
 	}
 	if c := cmp.Compare(a.u.Author, b.u.Author); c != 0 {
@@ -418,7 +425,7 @@ func (s *State) Summary() Summary {
 }
 
 // retainedSorted is every retained certified update of k in replay order:
-// by Lamport clock, then author, then sequence number. Replaying in this
+// by log position, then author, then sequence number. Replaying in this
 // order applies every chain update before the certifications it enables.
 func (s *State) retainedSorted(k Kind, keep func(*entry) bool) []*entry {
 	col := s.cols[k]
@@ -429,13 +436,13 @@ func (s *State) retainedSorted(k Kind, keep func(*entry) bool) []*entry {
 		}
 	}
 	slices.SortFunc(out, func(a, b *entry) int {
-		return cmp.Or(cmp.Compare(a.u.Clock, b.u.Clock), cmp.Compare(a.u.Author, b.u.Author), cmp.Compare(a.u.Seq, b.u.Seq))
+		return cmp.Or(cmp.Compare(a.c.MasterSeq(), b.c.MasterSeq()), cmp.Compare(a.u.Author, b.u.Author), cmp.Compare(a.u.Seq, b.u.Seq))
 	})
 	return out
 }
 
 // Missing is the retained certified updates theirs does not record, by
-// collection, then in replay order (clock, author, sequence number). Only
+// collection, then in replay order (log position, author, sequence number). Only
 // what the State retains is sent: updates superseded everywhere are not.
 func (s *State) Missing(theirs Summary) []Certified {
 	var out []Certified

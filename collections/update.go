@@ -28,6 +28,15 @@ type Update struct {
 	Seq        uint64 `cbor:"6,keyasint"` // per author and collection, from 1
 	Clock      uint64 `cbor:"7,keyasint"` // Lamport clock, from 1
 	Issued     int64  `cbor:"8,keyasint"` // unix nanoseconds, informational
+	// IfAbsent makes the update conditional: it is applied only if the
+	// key holds no live record when its turn in the consensus log comes
+	// (creating a user, a folder). Otherwise it fails with ErrConflict.
+	IfAbsent bool `cbor:"9,keyasint,omitempty"`
+	// IfPrev makes the update conditional: it is applied only if the
+	// key's current record is the one with this hash (Record.Hash) when
+	// its turn in the log comes (a read-modify-write such as a share).
+	// Otherwise it fails with ErrConflict.
+	IfPrev []byte `cbor:"10,keyasint,omitempty"`
 }
 
 // Validate checks the update on its own: collection and key agree, the
@@ -42,6 +51,12 @@ func (u Update) Validate() error {
 	}
 	if u.Seq == 0 || u.Clock == 0 {
 		return fmt.Errorf("%w: update %s/%s: sequence number and clock start at 1", ErrMalformed, u.Collection, u.Key)
+	}
+	if len(u.IfPrev) != 0 && len(u.IfPrev) != 32 {
+		return fmt.Errorf("%w: update %s/%s: condition hash is %d bytes, want 32", ErrMalformed, u.Collection, u.Key, len(u.IfPrev))
+	}
+	if u.IfAbsent && len(u.IfPrev) != 0 {
+		return fmt.Errorf("%w: update %s/%s has two conditions", ErrMalformed, u.Collection, u.Key)
 	}
 	if len(u.Value) > MaxValueSize {
 		return fmt.Errorf("%w: update %s/%s value is %d bytes, limit %d", ErrTooLarge, u.Collection, u.Key, len(u.Value), MaxValueSize)

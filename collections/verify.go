@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -28,6 +29,14 @@ type VerifyOptions struct {
 	// server already hosting a folder, a chain's host records), which may
 	// have changed since the master checked them when it certified.
 	History bool
+	// Log marks the update as the next committed entry of the chain's
+	// consensus log, applied in log order: its conditions (IfAbsent,
+	// IfPrev) are checked against the state, and a failed one refuses it
+	// with ErrConflict. Every server applies the log in the same order, so
+	// every server decides alike. Hosts that merge certified updates in
+	// any order (agents) never check conditions: they receive only what
+	// the servers applied.
+	Log bool
 }
 
 // Verified is a certified update that passed State.Verify: the only thing
@@ -76,7 +85,24 @@ func (s *State) Verify(c Certified, opts VerifyOptions) (Verified, error) {
 	if err := s.verifySigned(c.Signed(), master, opts.History); err != nil {
 		return Verified{}, err
 	}
+	if opts.Log {
+		if err := s.checkCondition(c.Update()); err != nil {
+			return Verified{}, err
+		}
+	}
 	return Verified{c: c}, nil
+}
+
+// checkCondition checks a conditional update against the record at its key.
+func (s *State) checkCondition(u Update) error {
+	e := s.cols[u.Collection].records[u.Key]
+	switch {
+	case u.IfAbsent && e != nil && !e.u.Delete:
+		return fmt.Errorf("%w: %s/%s exists already", ErrConflict, u.Collection, u.Key)
+	case len(u.IfPrev) == 32 && (e == nil || !bytes.Equal(e.hash[:], u.IfPrev)):
+		return fmt.Errorf("%w: %s/%s changed since it was read", ErrConflict, u.Collection, u.Key)
+	}
+	return nil
 }
 
 // VerifiedProposal is a signed update that passed State.VerifyProposal on
@@ -103,6 +129,9 @@ func (s *State) VerifyProposal(su SignedUpdate, master lpeer.ID) (VerifiedPropos
 		return VerifiedProposal{}, fmt.Errorf("%w: %s is not a server in the chain and cannot certify", ErrUnauthorized, master)
 	}
 	if err := s.verifySigned(su, master, false); err != nil {
+		return VerifiedProposal{}, err
+	}
+	if err := s.checkCondition(su.Update()); err != nil {
 		return VerifiedProposal{}, err
 	}
 	return VerifiedProposal{su: su, master: master}, nil

@@ -397,7 +397,7 @@ func (n *Node) agentOp(ctx context.Context, req agentRequest) (collections.Folde
 	var v collections.Verdict
 	var aerr error
 	if derr := n.do(ctx, func(_ context.Context, d *driver) {
-		v, aerr = d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "agent-op")
+		v, aerr = d.applyCertified(c, collections.VerifyOptions{}, "agent-op")
 	}); derr != nil {
 		return f, derr
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
-	"github.com/baton-sync/baton/peer/role"
 )
 
 // Errors callers branch on.
@@ -64,7 +63,8 @@ type Config struct {
 	PublicAddrs, PrivateAddrs []string
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
-	// TickInterval drives the role machine (default role.DefaultTickInterval).
+	// TickInterval is the consensus engine's tick (default 100 ms): the
+	// domain's failover settings are counted in it.
 	TickInterval time.Duration
 	// SyncInterval is how often anti-entropy runs with each connected
 	// server (default 3 s). It also runs on connect and on a detected gap.
@@ -120,7 +120,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.TickInterval <= 0 {
-		c.TickInterval = role.DefaultTickInterval
+		c.TickInterval = DefaultTickInterval
 	}
 	if c.SyncInterval <= 0 {
 		c.SyncInterval = 3 * time.Second
@@ -181,14 +181,20 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// DefaultTickInterval is Config.TickInterval's default.
+const DefaultTickInterval = 100 * time.Millisecond
+
 // Status is a snapshot of a running node, for `baton status`.
 type Status struct {
-	Name        string                      `json:"name"`
-	ID          string                      `json:"id"`
-	Role        string                      `json:"role"` // master, slave, candidate or agent
-	Master      string                      `json:"master"`
-	MasterName  string                      `json:"master_name"`
-	Epoch       uint64                      `json:"epoch"`
+	Name       string `json:"name"`
+	ID         string `json:"id"`
+	Role       string `json:"role"` // master, slave, candidate or agent
+	Master     string `json:"master"`
+	MasterName string `json:"master_name"`
+	// Epoch is the master's term in the consensus engine.
+	Epoch uint64 `json:"epoch"`
+	// Chain is the consensus engine's view, on the servers of the chain.
+	Chain       *ChainStatus                `json:"chain,omitempty"`
 	Domain      string                      `json:"domain"`
 	Listen      []string                    `json:"listen"`
 	Peers       []PeerStatus                `json:"peers"`
@@ -196,6 +202,23 @@ type Status struct {
 	Outbox      int                         `json:"outbox"`
 	Quarantined []QuarantineEvent           `json:"quarantined"`
 	Counters    Counters                    `json:"counters"`
+}
+
+// ChainStatus is a server's view of the chain's consensus.
+type ChainStatus struct {
+	Term    uint64 `json:"term"`
+	Commit  uint64 `json:"commit"`
+	Applied uint64 `json:"applied"`
+	// Leader is the master's peer ID ("" while there is none), LeaderName
+	// its name.
+	Leader     string `json:"leader"`
+	LeaderName string `json:"leader_name"`
+	// Voters and Learners are the names of the servers in each role of
+	// the raft configuration, in chain order.
+	Voters   []string `json:"voters"`
+	Learners []string `json:"learners"`
+	// Warning says what the chain cannot survive, when it is too small.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Counters count, since the node started, what happened to the certified

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -20,13 +21,14 @@ import (
 	"github.com/baton-sync/baton/collections/datafile"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
-	"github.com/baton-sync/baton/peer/role"
+	"github.com/baton-sync/baton/peer/chain"
+	"github.com/baton-sync/baton/peer/raftstore"
 )
 
-// driver owns the node's state: the collections, the role machine, the
-// outbox and the data files. Only its goroutine (driver.loop) touches them;
-// network goroutines hand it tasks (post) and it hands them network work
-// (spawn).
+// driver owns the node's state: the collections, the consensus core (on
+// servers of the chain), the outbox and the data files. Only its goroutine
+// (driver.loop) touches them; network goroutines hand it tasks (post) and
+// it hands them network work (spawn).
 type driver struct {
 	node  *Node
 	cfg   Config
@@ -38,20 +40,26 @@ type driver struct {
 	persist collections.Persistence
 	stamps  map[collections.Kind]fileStamp
 	dirty   map[collections.Kind]time.Time
-	epochs  epochFile
 	outbox  *outbox
 
-	machine   *role.Machine // nil unless this host is a server in the chain
-	chain     []lpeer.ID
-	roleState role.State
-	highest   uint64 // highest epoch seen (also machine's, for agents from heartbeats)
-	agentView struct {
+	// On servers of the chain: the consensus core, its durable log, and
+	// the raft IDs of the chain's servers. nil elsewhere.
+	core      *chain.Core
+	raftLog   *raftstore.Store
+	raftPeers map[uint64]lpeer.ID
+	senders   map[lpeer.ID]*raftSender
+	// replaying is set while a restarted server applies the committed
+	// entries its log already held; the data files are rewritten after.
+	replaying  bool
+	replayTo   uint64
+	lastLeader lpeer.ID
+	lastBeat   time.Time
+	chain      []lpeer.ID
+	agentView  struct {
 		master lpeer.ID
 		epoch  uint64
 		heard  time.Time
 	}
-	masterSeq  uint64 // at the master: last sequence number used this epoch
-	gap        gapTracker
 	lastGossip time.Time // when the last certified update arrived by gossip
 
 	allow    *allowList
@@ -64,7 +72,10 @@ type driver struct {
 	done   <-chan struct{}
 	wg     *sync.WaitGroup
 
-	waiters   map[[32]byte][]chan submitResult
+	// waiters are called with the result of an update, once.
+	waiters map[[32]byte][]func(submitResult)
+	// inflight: updates sent to the master (or proposed here) and not yet
+	// applied here or failed.
 	inflight  map[[32]byte]bool
 	syncing   map[lpeer.ID]bool
 	lastSync  map[lpeer.ID]time.Time
@@ -73,17 +84,13 @@ type driver struct {
 	nextDial  map[lpeer.ID]time.Time
 	// dialFailedAt: when the last dial of each server failed.
 	dialFailedAt map[lpeer.ID]time.Time
-	catchUp      struct {
-		inflight bool
-		from     lpeer.ID // the server the pull in flight is from
-	}
-	lastFlush  time.Time
-	lastDial   time.Time
-	lastUpdate map[collections.Kind]time.Time
-	quarantine []QuarantineEvent
-	auth       *authState // users and devices (auth.go); set by Run
-	counters   Counters   // GossipRefused also counts d.sh.refused
-	backoff    backoff
+	lastFlush    time.Time
+	lastDial     time.Time
+	lastUpdate   map[collections.Kind]time.Time
+	quarantine   []QuarantineEvent
+	auth         *authState // users and devices (auth.go); set by Run
+	counters     Counters   // GossipRefused also counts d.sh.refused
+	backoff      backoff
 }
 
 func newDriver(n *Node, store *datafile.Store) (*driver, error) {
@@ -101,10 +108,9 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 		store:        store,
 		stamps:       map[collections.Kind]fileStamp{},
 		dirty:        map[collections.Kind]time.Time{},
-		epochs:       epochFile{path: filepath.Join(cfg.DataDir, "epoch")},
 		allow:        newAllowList(),
 		events:       make(chan task, 1024),
-		waiters:      map[[32]byte][]chan submitResult{},
+		waiters:      map[[32]byte][]func(submitResult){},
 		inflight:     map[[32]byte]bool{},
 		syncing:      map[lpeer.ID]bool{},
 		lastSync:     map[lpeer.ID]time.Time{},
@@ -113,24 +119,27 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 		nextDial:     map[lpeer.ID]time.Time{},
 		dialFailedAt: map[lpeer.ID]time.Time{},
 		lastUpdate:   map[collections.Kind]time.Time{},
+		senders:      map[lpeer.ID]*raftSender{},
+		raftPeers:    map[uint64]lpeer.ID{},
 		backoff:      backoff{base: 250 * time.Millisecond, max: 5 * time.Second, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))},
 	}
 	if b := n.hooks.backoff; b.max > 0 {
 		d.backoff = b
 	}
-	for _, k := range collections.Kinds {
-		if err := d.loadData(k); err != nil {
+	if d.isChainServer(state) {
+		if err := d.openChain(); err != nil {
 			return nil, err
 		}
-	}
-	if d.highest, err = d.epochs.load(); err != nil {
-		return nil, err
-	}
-	if me := d.state.MaxEpoch(); me > d.highest {
-		d.highest = me
+	} else {
+		for _, k := range collections.Kinds {
+			if err := d.loadData(k); err != nil {
+				return nil, err
+			}
+		}
 	}
 	var bad []string
 	if d.outbox, bad, err = openOutbox(filepath.Join(cfg.DataDir, "outbox")); err != nil {
+		d.closeChain()
 		return nil, err
 	}
 	for _, b := range bad {
@@ -138,6 +147,19 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 	}
 	d.onDomainChanged()
 	return d, nil
+}
+
+// isChainServer reports whether this host runs the consensus core: a
+// server in the chain of the genesis or of its data.
+func (d *driver) isChainServer(st *collections.State) bool {
+	if d.cfg.Role != identity.RoleServer {
+		return false
+	}
+	if st.IsServer(d.self) {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(d.cfg.DataDir, raftLogName))
+	return err == nil
 }
 
 // loadData replays collection k's data file. A file that does not verify
@@ -198,71 +220,26 @@ func (d *driver) appendData(k collections.Kind, rec []byte) error {
 
 // onDomainChanged refreshes everything derived from the Domain: who may
 // connect, the chain the validators check, the passwords of users no
-// longer homed here, and the role machine.
+// longer homed here, and the raft IDs of the chain's servers.
 func (d *driver) onDomainChanged() {
 	chain := d.state.Chain().IDs()
 	d.sh.setServers(chain)
 	d.refreshAllow()
 	d.prunePasswords()
-	if equalIDs(chain, d.chain) {
-		return
-	}
-	wasMaster := d.roleState.Role == role.Master
 	d.chain = chain
-	d.machine = nil
-	if d.cfg.Role != identity.RoleServer || !d.state.IsServer(d.self) {
-		if wasMaster {
-			d.setRoleState(role.State{})
-		}
-		return
+	for _, id := range chain {
+		d.raftPeers[chainRaftID(id)] = id
 	}
-	strs := make([]string, len(chain))
-	for i, id := range chain {
-		strs[i] = id.String()
-	}
-	rc := role.DefaultConfig(d.self.String(), strs)
-	set := d.state.DomainInfo().Settings
-	rc.Majority = set.Majority
-	tick := int(d.cfg.TickInterval / time.Millisecond)
-	if tick > 0 && set.HeartbeatMillis > 0 && set.FailAfterMillis > 0 {
-		rc.HeartbeatTicks = max(1, set.HeartbeatMillis/tick)
-		rc.FailAfterTicks = max(rc.HeartbeatTicks*2+1, set.FailAfterMillis/tick)
-		rc.StartupGraceTicks = rc.FailAfterTicks + rc.FailAfterTicks/2
-	}
-	m, err := role.New(rc, role.Persisted{Epoch: d.highest})
-	if err != nil {
-		d.log.Error("cannot run the failover role machine", "err", err)
-		return
-	}
-	if wasMaster {
-		// The chain changed under a live master: it holds everything, so
-		// it is caught up, and the machine re-elects it at a new epoch.
-		m.CaughtUp(d.highest)
-		d.setRoleState(role.State{})
-	}
-	d.machine = m
 }
 
-func equalIDs(a, b []lpeer.ID) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// isMaster reports whether this host may acknowledge writes now.
-func (d *driver) isMaster() bool { return d.roleState.AcceptWrites() }
+// isMaster reports whether this host may acknowledge writes now: it leads
+// the chain's consensus.
+func (d *driver) isMaster() bool { return d.core != nil && d.core.IsLeader() }
 
 // master is the master this host follows, or "".
 func (d *driver) master() lpeer.ID {
-	if d.machine != nil {
-		id, _ := lpeer.Decode(d.roleState.Master)
-		return id
+	if d.core != nil {
+		return d.raftPeers[d.core.Lead()]
 	}
 	if time.Since(d.agentView.heard) > 3*time.Second {
 		return ""
@@ -271,8 +248,8 @@ func (d *driver) master() lpeer.ID {
 }
 
 func (d *driver) masterEpoch() uint64 {
-	if d.machine != nil {
-		return d.roleState.Epoch
+	if d.core != nil {
+		return d.core.Term()
 	}
 	return d.agentView.epoch
 }
@@ -290,28 +267,18 @@ func (d *driver) hostName(id lpeer.ID) string {
 	return ""
 }
 
-func (d *driver) raiseHighest(e uint64) {
-	if e > d.highest {
-		d.highest = e
-	}
-	d.sh.highest.Store(d.highest)
-}
-
-// --- the role machine ---
-
 func (d *driver) onStart(ctx context.Context) {
-	d.sh.highest.Store(d.highest)
 	d.dialPeers(ctx)
 }
 
-// gapWait is how long a hole in the master's sequence may last before a
-// pull: gossip reorders, and most holes fill within milliseconds.
-const gapWait = 500 * time.Millisecond
-
 func (d *driver) onTick(ctx context.Context) {
 	now := d.cfg.Now()
-	if d.machine != nil {
-		d.machine.Tick()
+	if d.core != nil {
+		d.core.Tick()
+		if now.Sub(d.lastBeat) >= time.Second {
+			d.lastBeat = now
+			d.sendHeartbeat(ctx)
+		}
 	}
 	if now.Sub(d.lastDial) >= time.Second {
 		d.lastDial = now
@@ -320,18 +287,10 @@ func (d *driver) onTick(ctx context.Context) {
 	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
 		d.flushOutbox(ctx)
 	}
-	if m := d.master(); m != "" && m != d.self && d.gap.due(now, gapWait) {
-		epoch, upTo := d.gap.epoch, d.gap.max
-		d.syncWith(ctx, m, func(_ context.Context, ok bool) {
-			if ok {
-				d.gap.filled(epoch, upTo)
-			}
-		})
-	}
-	// Periodic anti-entropy. While gossip is streaming in without holes,
-	// a pull would mostly fetch what is already queued here, so it waits
-	// for a quiet moment (at most three intervals).
-	busy := now.Sub(d.lastGossip) < time.Second && d.gap.since.IsZero()
+	// Periodic anti-entropy (hosts outside the chain). While gossip is
+	// streaming in, a pull would mostly fetch what is already queued here,
+	// so it waits for a quiet moment (at most three intervals).
+	busy := now.Sub(d.lastGossip) < time.Second
 	for _, p := range d.syncTargets() {
 		due := now.Sub(d.lastSync[p])
 		if due >= d.cfg.SyncInterval && !busy || due >= 3*d.cfg.SyncInterval {
@@ -344,92 +303,21 @@ func (d *driver) onTick(ctx context.Context) {
 			d.checkDataFile(k)
 		}
 	}
-	if d.roleState.CatchUpFrom != "" && !d.catchUp.inflight {
-		d.startCatchUp(ctx)
-	}
 	d.onAuthTick(ctx)
 }
 
-func (d *driver) processReady(ctx context.Context) {
-	if d.machine == nil || !d.machine.HasReady() {
-		return
-	}
-	rd := d.machine.Ready()
-	if rd.PersistEpoch != 0 {
-		if err := d.epochs.save(rd.PersistEpoch); err != nil {
-			// Nothing in this Ready may be acted on before the epoch is
-			// durable; try again at the next event.
-			d.log.Error("cannot persist epoch; not acting on the role change", "err", err)
-			return
-		}
-		d.raiseHighest(rd.PersistEpoch)
-	}
-	for _, m := range rd.Messages {
-		d.sendRoleMessage(ctx, m)
-	}
-	if rd.StateChanged {
-		d.setRoleState(rd.State)
-	}
-	d.machine.Advance(rd)
-	if rd.StateChanged {
-		if d.roleState.CatchUpFrom != "" {
-			d.startCatchUp(ctx)
-		}
-		if d.master() != "" {
-			d.flushOutbox(ctx)
-		}
-	}
-}
-
-func (d *driver) setRoleState(s role.State) {
-	old := d.roleState
-	d.roleState = s
-	d.raiseHighest(s.Epoch)
-	switch {
-	case s.Role == role.Master && (old.Role != role.Master || old.Epoch != s.Epoch):
-		d.masterSeq = 0
-		d.log.Info("promoted to master", "epoch", s.Epoch)
-		// The master's data files are the master copies: rewrite them
-		// from the verified state.
-		for _, k := range collections.Kinds {
-			if err := d.rewrite(k); err != nil {
-				d.log.Error("rewriting master copies", "err", err)
-			}
-		}
-	case old.Role == role.Master && s.Role != role.Master:
-		d.log.Info("stepped down from master", "epoch", old.Epoch, "new_master", s.Master, "new_epoch", s.Epoch)
-	case s.Master != old.Master && s.Master != "":
-		d.log.Info("following master", "master", s.Master, "name", d.hostName(lpeer.ID(s.Master)), "epoch", s.Epoch)
-	case s.Master == "" && old.Master != "":
-		d.log.Warn("no master reachable", "last_master", old.Master)
-	}
-	if s.CatchUpFrom != "" && s.CatchUpFrom != old.CatchUpFrom && s.Master == "" {
-		d.log.Info("no master: catching up from a caught-up server", "from", s.CatchUpFrom, "name", d.hostName(lpeer.ID(s.CatchUpFrom)), "epoch", s.CatchUpEpoch)
-	}
-	if s.CatchUpFrom != old.CatchUpFrom || s.CatchUpEpoch != old.CatchUpEpoch {
-		// A pull from the old source may hang (it failed): do not wait
-		// for it.
-		d.catchUp.inflight = false
-	}
-}
-
-// heartbeat is a role message on the wire: role.Message, signed by its sender.
+// heartbeat is what each server of the chain publishes every second: that
+// it is alive (agents redial it), and on the master that it is master, with
+// its term (agents follow it). Servers of the chain do not act on it (raft
+// decides), so a replayed one misleads nobody about leadership.
 type heartbeat struct {
-	Type        uint8  `cbor:"1,keyasint"`
-	From        string `cbor:"2,keyasint"`
-	To          string `cbor:"3,keyasint,omitempty"`
-	Epoch       uint64 `cbor:"4,keyasint"`
-	Master      string `cbor:"5,keyasint,omitempty"`
-	MasterEpoch uint64 `cbor:"6,keyasint"`
-	IsMaster    bool   `cbor:"7,keyasint"`
-	CaughtUp    uint64 `cbor:"8,keyasint"`
+	From   string `cbor:"2,keyasint"`
+	Epoch  uint64 `cbor:"4,keyasint"`
+	Master bool   `cbor:"7,keyasint"`
 }
 
-func encodeRoleMessage(key *identity.PrivateKey, m role.Message) ([]byte, error) {
-	payload, err := canon.Marshal(heartbeat{
-		Type: uint8(m.Type), From: m.From, To: m.To, Epoch: m.Epoch, Master: m.Master,
-		MasterEpoch: m.MasterEpoch, IsMaster: m.IsMaster, CaughtUp: m.CaughtUp,
-	})
+func encodeHeartbeat(key *identity.PrivateKey, hb heartbeat) ([]byte, error) {
+	payload, err := canon.Marshal(hb)
 	if err != nil {
 		return nil, err
 	}
@@ -440,58 +328,58 @@ func encodeRoleMessage(key *identity.PrivateKey, m role.Message) ([]byte, error)
 	return env.Marshal()
 }
 
-// decodeRoleMessage verifies a signed role message: the signature, by the
-// host the message says it is from.
-func decodeRoleMessage(data []byte) (role.Message, error) {
+// decodeHeartbeat verifies a signed heartbeat: the signature, by the host
+// it says it is from.
+func decodeHeartbeat(data []byte) (heartbeat, error) {
 	env, err := identity.UnmarshalEnvelope(data)
 	if err != nil {
-		return role.Message{}, err
+		return heartbeat{}, err
 	}
 	signers, err := env.Open(identity.PurposeHeartbeat)
 	if err != nil {
-		return role.Message{}, err
+		return heartbeat{}, err
 	}
 	var hb heartbeat
 	if err := canon.Unmarshal(env.Payload, &hb, 4<<10); err != nil {
-		return role.Message{}, fmt.Errorf("heartbeat: %w", err)
+		return heartbeat{}, fmt.Errorf("heartbeat: %w", err)
 	}
 	if len(signers) != 1 || signers[0].ID().String() != hb.From {
-		return role.Message{}, fmt.Errorf("%w: heartbeat from %s signed by another host", identity.ErrWrongSigner, hb.From)
+		return heartbeat{}, fmt.Errorf("%w: heartbeat from %s signed by another host", identity.ErrWrongSigner, hb.From)
 	}
-	return role.Message{
-		Type: role.MessageType(hb.Type), From: hb.From, To: hb.To, Epoch: hb.Epoch, Master: hb.Master,
-		MasterEpoch: hb.MasterEpoch, IsMaster: hb.IsMaster, CaughtUp: hb.CaughtUp,
-	}, nil
+	return hb, nil
 }
 
-func (d *driver) sendRoleMessage(ctx context.Context, m role.Message) {
-	data, err := encodeRoleMessage(d.cfg.Key, m)
+func (d *driver) sendHeartbeat(ctx context.Context) {
+	data, err := encodeHeartbeat(d.cfg.Key, heartbeat{From: d.self.String(), Epoch: d.masterEpoch(), Master: d.isMaster()})
 	if err != nil {
-		d.log.Error("encoding role message", "err", err)
+		d.log.Error("encoding heartbeat", "err", err)
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := d.hbTopic.Publish(pctx, data); err != nil && ctx.Err() == nil {
-		d.log.Debug("publishing role message", "err", err)
-	}
+	topic := d.hbTopic
+	d.spawn(ctx, func(ctx context.Context) task {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := topic.Publish(pctx, data); err != nil && ctx.Err() == nil {
+			return func(_ context.Context, d *driver) { d.log.Debug("publishing heartbeat", "err", err) }
+		}
+		return nil
+	})
 }
 
-// Redials a role message can bring forward (see heardFrom).
+// Redials a heartbeat can bring forward (see heardFrom).
 const (
 	heardRedials   = 3                      // for the first failed dials after a server was lost
 	heardRedialGap = 250 * time.Millisecond // after a failure, before its redial
 )
 
-// heardFrom notes a role message from server id (signed by it: the
-// validator checked). When this host's dials of id have failed (it was
-// down) and id is heard again, through the other servers, id is redialed
-// at once rather than when the reconnect backoff runs out (up to several
-// seconds, and libp2p's own dial backoff is cleared too): changes waiting
-// for it (an agent's outbox, a folder it hosts) move as soon as it is
-// back. This happens once per failed dial, for the first few only, so a
-// server that is alive but not reachable from here is not dialed again
-// and again.
+// heardFrom notes a heartbeat from server id (signed by it: the validator
+// checked). When this host's dials of id have failed (it was down) and id
+// is heard again, through the other servers, id is redialed at once rather
+// than when the reconnect backoff runs out (up to several seconds, and
+// libp2p's own dial backoff is cleared too): changes waiting for it (an
+// agent's outbox, a folder it hosts) move as soon as it is back. This
+// happens once per failed dial, for the first few only, so a server that
+// is alive but not reachable from here is not dialed again and again.
 func (d *driver) heardFrom(id lpeer.ID) {
 	tries := d.dialTries[id]
 	if tries == 0 || tries > heardRedials || d.dialing[id] || id == d.self {
@@ -515,44 +403,33 @@ func (d *driver) heardFrom(id lpeer.ID) {
 // validateHeartbeat runs on pubsub's goroutines: it checks the signature and
 // that the sender is a server of the chain, and touches no driver state.
 func (d *driver) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	msg, err := decodeRoleMessage(m.Data)
-	if err != nil || msg.From != m.GetFrom().String() {
+	hb, err := decodeHeartbeat(m.Data)
+	if err != nil || hb.From != m.GetFrom().String() {
 		return pubsub.ValidationReject
 	}
 	if !d.sh.isServer(m.GetFrom()) {
 		return pubsub.ValidationIgnore
 	}
-	m.ValidatorData = msg
+	m.ValidatorData = hb
 	return pubsub.ValidationAccept
 }
 
 func (d *driver) onHeartbeat(_ context.Context, m *pubsub.Message) {
-	msg, ok := m.ValidatorData.(role.Message)
+	hb, ok := m.ValidatorData.(heartbeat)
 	if !ok {
 		return
 	}
-	if from, err := lpeer.Decode(msg.From); err == nil {
-		d.heardFrom(from)
-	}
-	if msg.To != "" && msg.To != d.self.String() {
+	from, err := lpeer.Decode(hb.From)
+	if err != nil {
 		return
 	}
-	if d.machine != nil {
-		if err := d.machine.Step(msg); err != nil {
-			d.log.Debug("role message refused", "from", msg.From, "err", err)
-		}
+	d.heardFrom(from)
+	if d.core != nil || !hb.Master || hb.Epoch < d.agentView.epoch {
 		return
 	}
 	// Agents (and servers outside the chain) only follow the master.
-	if msg.Type == role.MsgHeartbeat && msg.IsMaster && msg.Epoch >= d.agentView.epoch {
-		from, err := lpeer.Decode(msg.From)
-		if err != nil {
-			return
-		}
-		if from != d.agentView.master {
-			d.log.Info("following master", "master", msg.From, "name", d.hostName(from), "epoch", msg.Epoch)
-		}
-		d.agentView.master, d.agentView.epoch, d.agentView.heard = from, msg.Epoch, d.cfg.Now()
-		d.raiseHighest(msg.Epoch)
+	if from != d.agentView.master {
+		d.log.Info("following master", "master", hb.From, "name", d.hostName(from), "epoch", hb.Epoch)
 	}
+	d.agentView.master, d.agentView.epoch, d.agentView.heard = from, hb.Epoch, d.cfg.Now()
 }

@@ -14,28 +14,28 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
-	"github.com/baton-sync/baton/peer/role"
+	"github.com/baton-sync/baton/peer/chain"
 )
 
 // --- certified updates arriving by gossip (the fast path) ---
 
 // validateUpdate runs on pubsub's goroutines before a message is delivered
-// or forwarded: the master's and the author's signatures, the master in the
-// chain and publishing as itself, and the epoch fence. The write rules need
-// the state and are checked by the driver.
+// or forwarded: the master's and the author's signatures, and the
+// certifier and the publisher servers of the chain. Only committed entries
+// of the chain's log are published, each certified for its own log
+// position (term and index), which orders it wherever it is merged; an
+// entry certified in an earlier term and committed by the next master is
+// as valid as any. The write rules need the state and are checked by the
+// driver.
 func (d *driver) validateUpdate(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	c, err := collections.UnmarshalCertified(m.Data)
 	if err != nil {
 		d.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
-	if m.GetFrom() != c.Master() || !d.sh.isServer(c.Master()) {
+	if !d.sh.isServer(m.GetFrom()) || !d.sh.isServer(c.Master()) {
 		d.sh.refused.Add(1)
 		return pubsub.ValidationReject
-	}
-	if c.Epoch() < d.sh.highest.Load() {
-		d.sh.refused.Add(1)
-		return pubsub.ValidationIgnore // a deposed master: fenced
 	}
 	if err := checkSignatures(c); err != nil {
 		d.sh.refused.Add(1)
@@ -74,19 +74,13 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 	if drop := d.node.hooks.dropGossip; drop != nil && drop(c) {
 		return
 	}
-	if d.machine != nil {
-		if err := d.machine.Fence(c.Epoch()); err != nil {
-			d.counters.GossipRefused++
-			d.log.Warn("refused update from a deposed master", "master", c.Master().String(), "err", err)
-			return
-		}
+	if d.core != nil {
+		// A server of the chain applies the log, in order, and nothing else.
+		d.counters.GossipHeld++
+		return
 	}
-	d.raiseHighest(c.Epoch())
-	// A lasting hole in the master's sequence means gossip lost
-	// something; onTick pulls (see gapTracker).
-	d.gap.observe(c.Epoch(), c.MasterSeq(), d.cfg.Now())
 	d.lastGossip = d.cfg.Now()
-	v, _ := d.applyCertified(c, collections.VerifyOptions{MinEpoch: d.highest}, "gossip")
+	v, _ := d.applyCertified(c, collections.VerifyOptions{}, "gossip")
 	switch v.Outcome {
 	case collections.Accepted:
 		d.counters.GossipApplied++
@@ -131,7 +125,7 @@ func (d *driver) settle(h [32]byte, r submitResult) {
 	d.outbox.remove(h)
 	delete(d.inflight, h)
 	for _, w := range d.waiters[h] {
-		w <- r
+		w(r)
 	}
 	delete(d.waiters, h)
 }
@@ -154,70 +148,38 @@ func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submi
 	if err != nil {
 		return nil, fmt.Errorf("signing update: %w", err)
 	}
-	wait := make(chan submitResult, 1)
 	if d.isMaster() {
-		c, err := d.certify(ctx, su)
-		if err != nil {
-			return nil, err
+		// Refuse at once what the master would refuse: nothing is queued.
+		if _, err := d.state.VerifyProposal(su, d.self); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRejected, err)
 		}
-		wait <- submitResult{receipt: Receipt{Certified: c}}
-		return wait, nil
 	}
 	if err := d.outbox.add(su); err != nil {
 		return nil, err
 	}
+	wait := make(chan submitResult, 1)
 	h := su.Hash()
-	d.waiters[h] = append(d.waiters[h], wait)
+	d.waiters[h] = append(d.waiters[h], func(r submitResult) { wait <- r })
 	d.flushOutbox(ctx)
 	return wait, nil
 }
 
-// certify is the master's handling of a proposed update: verify, certify
-// with this epoch, apply, persist, then (only then) acknowledge and publish.
-func (d *driver) certify(ctx context.Context, su collections.SignedUpdate) (collections.Certified, error) {
-	if !d.isMaster() {
-		return collections.Certified{}, ErrNotMaster
+// propose is the master's handling of an update: verify, certify for the
+// next log position and propose it. It is acknowledged when it is applied
+// (onChainResult settles it).
+func (d *driver) propose(su collections.SignedUpdate) error {
+	h := su.Hash()
+	if d.inflight[h] {
+		return nil
 	}
-	p, err := d.state.VerifyProposal(su, d.self)
-	if err != nil {
-		return collections.Certified{}, fmt.Errorf("%w: %w", ErrRejected, err)
-	}
-	c, v, err := p.Certify(d.cfg.Key, d.roleState.Epoch, d.masterSeq+1)
-	if err != nil {
-		return collections.Certified{}, fmt.Errorf("certifying: %w", err)
-	}
-	verdict := d.state.Apply(v)
-	if verdict.Outcome == collections.Rejected {
-		return collections.Certified{}, fmt.Errorf("%w: %w", ErrRejected, verdict.Err)
-	}
-	u := c.Update()
-	if verdict.Outcome != collections.Accepted {
-		// Already here (a retried proposal, a replay) or superseded:
-		// acknowledge it, but do not make every server receive it again.
-		if verdict.Store {
-			if err := d.appendData(u.Collection, c.Marshal()); err != nil {
-				return collections.Certified{}, err
-			}
+	if _, err := d.core.Propose(su); err != nil {
+		if errors.Is(err, chain.ErrNotLeader) || errors.Is(err, chain.ErrDropped) {
+			return err
 		}
-		d.settle(su.Hash(), submitResult{receipt: Receipt{Certified: c}})
-		return c, nil
+		return fmt.Errorf("%w: %w", ErrRejected, err)
 	}
-	d.masterSeq++
-	if verdict.Store {
-		if err := d.appendData(u.Collection, c.Marshal()); err != nil {
-			return collections.Certified{}, err
-		}
-	}
-	if verdict.Outcome == collections.Accepted {
-		d.lastUpdate[u.Collection] = d.cfg.Now()
-		d.onRecordChanged(u)
-		if d.cfg.OnApplied != nil {
-			d.cfg.OnApplied(c)
-		}
-	}
-	d.settle(su.Hash(), submitResult{receipt: Receipt{Certified: c}})
-	d.publish(ctx, c)
-	return c, nil
+	d.inflight[h] = true
+	return nil
 }
 
 func (d *driver) publish(ctx context.Context, c collections.Certified) {
@@ -233,7 +195,8 @@ func (d *driver) publish(ctx context.Context, c collections.Certified) {
 	})
 }
 
-// flushOutbox sends pending updates to the master.
+// flushOutbox proposes pending updates (on the master) or sends them to
+// the master.
 func (d *driver) flushOutbox(ctx context.Context) {
 	d.lastFlush = d.cfg.Now()
 	pending := d.outbox.list()
@@ -242,7 +205,7 @@ func (d *driver) flushOutbox(ctx context.Context) {
 	}
 	if d.isMaster() {
 		for _, su := range pending {
-			if _, err := d.certify(ctx, su); err != nil {
+			if err := d.propose(su); errors.Is(err, ErrRejected) {
 				d.log.Warn("pending update refused", "key", su.Update().Key, "err", err)
 				d.settle(su.Hash(), submitResult{err: err})
 			}
@@ -255,12 +218,12 @@ func (d *driver) flushOutbox(ctx context.Context) {
 	}
 	for _, su := range pending {
 		h := su.Hash()
-		if d.inflight[h] {
-			continue
+		if d.inflight[h] || su.Update().Collection == collections.Domain {
+			continue // a Domain change is certified by its author only
 		}
 		d.inflight[h] = true
 		d.spawn(ctx, func(ctx context.Context) task {
-			resp, err := d.propose(ctx, master, su)
+			resp, err := d.sendProposal(ctx, master, su)
 			return func(ctx context.Context, d *driver) { d.onProposeResult(ctx, master, su, resp, err) }
 		})
 	}
@@ -274,7 +237,7 @@ type proposeResponse struct {
 	Master    string `cbor:"4,keyasint,omitempty"`
 }
 
-func (d *driver) propose(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
+func (d *driver) sendProposal(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
 	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
 	s, err := d.host.NewStream(sctx, master, protoPropose)
@@ -294,13 +257,21 @@ func (d *driver) propose(ctx context.Context, master lpeer.ID, su collections.Si
 	return resp, nil
 }
 
-func (d *driver) onProposeResult(ctx context.Context, master lpeer.ID, su collections.SignedUpdate, resp proposeResponse, err error) {
+func (d *driver) onProposeResult(_ context.Context, master lpeer.ID, su collections.SignedUpdate, resp proposeResponse, err error) {
 	h := su.Hash()
-	delete(d.inflight, h)
 	switch {
 	case err != nil:
+		delete(d.inflight, h)
 		d.log.Debug("proposal not delivered; will retry", "master", master.String(), "err", err)
 	case resp.Code == "":
+		// Committed at the master. It is acknowledged here once this host
+		// applied it too: the log brings it (d.inflight stays set until then
+		// so that it is not sent again). A host outside the chain applies
+		// the receipt itself.
+		if d.core != nil {
+			return
+		}
+		delete(d.inflight, h)
 		c, err := collections.UnmarshalCertified(resp.Certified)
 		if err == nil && c.Signed().Hash() != h {
 			err = errors.New("receipt is for another update")
@@ -309,8 +280,7 @@ func (d *driver) onProposeResult(ctx context.Context, master lpeer.ID, su collec
 			d.log.Warn("bad receipt from master", "master", master.String(), "err", err)
 			return
 		}
-		d.raiseHighest(c.Epoch())
-		if _, err := d.applyCertified(c, collections.VerifyOptions{Master: master, MinEpoch: d.highest}, "receipt"); err != nil && !errors.Is(err, collections.ErrDuplicate) && !errors.Is(err, collections.ErrSuperseded) {
+		if _, err := d.applyCertified(c, collections.VerifyOptions{Master: master}, "receipt"); err != nil && !errors.Is(err, collections.ErrDuplicate) && !errors.Is(err, collections.ErrSuperseded) {
 			return
 		}
 		d.settle(h, submitResult{receipt: Receipt{Certified: c}})
@@ -319,6 +289,7 @@ func (d *driver) onProposeResult(ctx context.Context, master lpeer.ID, su collec
 		d.log.Warn("update rejected by the master; dropped from the outbox", "key", su.Update().Key, "err", resp.Error)
 		d.settle(h, submitResult{err: err})
 	default:
+		delete(d.inflight, h)
 		d.log.Debug("proposal not accepted; will retry", "master", master.String(), "code", resp.Code, "err", resp.Error)
 	}
 }
@@ -341,12 +312,16 @@ func (d *driver) handlePropose(s network.Stream) {
 		resp = proposeResponse{Code: "rejected", Error: err.Error()}
 	} else {
 		reply := make(chan proposeResponse, 1)
-		if !d.post(func(ctx context.Context, d *driver) { reply <- d.onProposal(ctx, su) }) {
+		if !d.post(func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }) {
 			_ = s.Reset()
 			return
 		}
+		timer := time.NewTimer(ioTimeout - time.Second)
+		defer timer.Stop()
 		select {
 		case resp = <-reply:
+		case <-timer.C:
+			resp = proposeResponse{Code: "error", Error: "not committed in time"}
 		case <-d.done:
 			_ = s.Reset()
 			return
@@ -360,18 +335,33 @@ func (d *driver) handlePropose(s network.Stream) {
 	_ = writeFrame(s, out)
 }
 
-func (d *driver) onProposal(ctx context.Context, su collections.SignedUpdate) proposeResponse {
+// onProposal proposes su (on the master) and answers reply once it is
+// committed and applied here, or refused.
+func (d *driver) onProposal(_ context.Context, su collections.SignedUpdate, reply chan<- proposeResponse) {
 	if !d.isMaster() {
-		return proposeResponse{Code: "not-master", Master: string(d.master())}
+		reply <- proposeResponse{Code: "not-master", Master: string(d.master())}
+		return
 	}
-	c, err := d.certify(ctx, su)
+	err := d.propose(su)
 	switch {
 	case errors.Is(err, ErrRejected):
-		return proposeResponse{Code: "rejected", Error: err.Error()}
+		reply <- proposeResponse{Code: "rejected", Error: err.Error()}
+		return
 	case err != nil:
-		return proposeResponse{Code: "error", Error: err.Error()}
+		reply <- proposeResponse{Code: "error", Error: err.Error()}
+		return
 	}
-	return proposeResponse{Certified: c.Marshal()}
+	h := su.Hash()
+	d.waiters[h] = append(d.waiters[h], func(r submitResult) {
+		switch {
+		case errors.Is(r.err, ErrRejected):
+			reply <- proposeResponse{Code: "rejected", Error: r.err.Error()}
+		case r.err != nil || r.receipt.Queued:
+			reply <- proposeResponse{Code: "error", Error: "not committed"}
+		default:
+			reply <- proposeResponse{Certified: r.receipt.Certified.Marshal()}
+		}
+	})
 }
 
 // --- anti-entropy ---
@@ -384,7 +374,12 @@ type syncResponse struct {
 
 const syncPageBytes = 8 << 20
 
+// syncTargets are the servers a host outside the chain pulls from: the
+// servers of the chain have the log.
 func (d *driver) syncTargets() []lpeer.ID {
+	if d.core != nil {
+		return nil
+	}
 	var out []lpeer.ID
 	for _, id := range d.chain {
 		if id != d.self && d.host.Network().Connectedness(id) == network.Connected {
@@ -520,31 +515,8 @@ func (d *driver) handleSync(s network.Stream) {
 	_ = writeFrame(s, out)
 }
 
-// startCatchUp pulls everything from the master the role machine says to
-// catch up from, then reports it caught up.
-func (d *driver) startCatchUp(ctx context.Context) {
-	from, err := lpeer.Decode(d.roleState.CatchUpFrom)
-	if err != nil || d.host.Network().Connectedness(from) != network.Connected {
-		return
-	}
-	// The pull fetches everything the source (the master, or a caught-up
-	// server) holds, so this host holds epoch's data even if the State has
-	// moved on by the time the pull completes.
-	epoch := d.roleState.CatchUpEpoch
-	d.catchUp.inflight, d.catchUp.from = true, from
-	d.syncWith(ctx, from, func(_ context.Context, ok bool) {
-		if d.catchUp.from == from {
-			d.catchUp.inflight = false
-		}
-		if ok && d.machine != nil {
-			d.log.Info("caught up", "from", from.String(), "name", d.hostName(from), "epoch", epoch)
-			d.machine.CaughtUp(epoch)
-		}
-	})
-}
-
 func (d *driver) onConnected(ctx context.Context, id lpeer.ID) {
-	if d.sh.isServer(id) {
+	if d.sh.isServer(id) && d.core == nil {
 		d.syncWith(ctx, id, nil)
 	}
 	if id == d.master() {
@@ -624,14 +596,9 @@ func (d *driver) status() Status {
 	st.Counters.GossipRefused += d.sh.refused.Load()
 	if d.cfg.Role == identity.RoleServer {
 		st.Role = "slave"
-		switch d.roleState.Role {
-		case role.Master:
-			if d.isMaster() {
-				st.Role = "master"
-			}
-		case role.Candidate:
-			st.Role = "candidate"
-		}
+	}
+	if d.core != nil {
+		d.chainStatus(&st)
 	}
 	m := d.master()
 	st.Master, st.MasterName = m.String(), d.hostName(m)
@@ -683,11 +650,10 @@ func contains(list []string, s string) bool {
 func (d *driver) shutdown() {
 	for h, ws := range d.waiters {
 		for _, w := range ws {
-			w <- submitResult{receipt: Receipt{Queued: true}}
+			w(submitResult{receipt: Receipt{Queued: true}})
 		}
 		delete(d.waiters, h)
 	}
+	d.closeChain()
 	d.log.Info("node stopped")
 }
-
-var _ = role.Master

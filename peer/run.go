@@ -39,7 +39,6 @@ func topicName(g collections.Genesis, what string) string {
 // (validators, stream handlers), which must not touch the driver's state.
 type shared struct {
 	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
-	highest atomic.Uint64                     // the highest epoch seen (fence)
 	refused atomic.Int64                      // gossip refused by the validator
 }
 
@@ -157,6 +156,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer func() {
 		cancel()
 		h.RemoveStreamHandler(protoPropose)
+		h.RemoveStreamHandler(protoRaft)
 		h.RemoveStreamHandler(protoSync)
 		h.RemoveStreamHandler(protoLogin)
 		h.RemoveStreamHandler(protoRenew)
@@ -168,6 +168,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 
 	h.SetStreamHandler(protoPropose, d.handlePropose)
+	if d.core != nil {
+		h.SetStreamHandler(protoRaft, d.handleRaft)
+	}
 	h.SetStreamHandler(protoSync, d.handleSync)
 	if cfg.Role == identity.RoleServer {
 		h.SetStreamHandler(protoLogin, d.handleLogin)
@@ -289,7 +292,10 @@ func (d *driver) loop(ctx context.Context) error {
 		case <-tick.C:
 			d.onTick(ctx)
 		}
-		d.processReady(ctx)
+		if err := d.processReady(ctx); err != nil {
+			d.log.Error("stopping: the consensus log cannot be kept", "err", err)
+			return err
+		}
 	}
 }
 

@@ -254,7 +254,9 @@ func (c *Cluster) WaitMaster(timeout time.Duration) (idx int, epoch uint64) {
 				idx, epoch = i, st.Epoch
 			}
 		}
-		if idx < 0 {
+		// The chain is the leadership order: the master settles on the
+		// first running server.
+		if idx < 0 || idx != c.Running()[0] {
 			return false
 		}
 		want := c.Members[idx].Key.ID().String()

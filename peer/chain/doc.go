@@ -1,0 +1,31 @@
+// Package chain is the consensus core of a domain's server chain: an etcd
+// raft RawNode (go.etcd.io/raft/v3) whose log holds certified updates, and
+// the collections State those entries are applied to, in log order.
+//
+// It is pure: no goroutines, clocks or I/O. One goroutine (the peer
+// driver) owns a Core, feeds it ticks (Tick) and the raft messages other
+// servers sent (Step), and acts on its Ready in the order raft requires:
+// persist HardState, Entries and Snapshot durably, send Messages, then
+// call Advance, which applies the committed entries and says what they did.
+//
+// What the log holds. The leader (the master) checks an author-signed
+// update against its state (collections.State.VerifyProposal), certifies
+// it for the log position it is about to take (epoch = the raft term,
+// master sequence number = the log index), and proposes it. Every server
+// applies committed entries in order and verifies each again
+// (collections.VerifyOptions.Log: signatures, write rules, and the
+// update's conditions), so every server decides alike. An entry whose
+// certification does not name its own position is refused on every
+// server: a certification is never valid at another place in the log.
+//
+// The chain is the leadership order. The first five servers of the chain
+// are voters, the rest learners (Membership); the leader brings the raft
+// configuration to that, one change at a time, when the chain changes. A
+// leader that sees an earlier voter of the chain caught up and active
+// hands leadership to it (raft's leadership transfer): the first live,
+// caught-up server of the chain is master.
+//
+// PreVote and CheckQuorum are on: a paused or cut-off leader stops
+// leading within an election timeout, and nothing it proposes alone is
+// ever committed.
+package chain

@@ -1,0 +1,327 @@
+package peer
+
+import (
+	"slices"
+
+	"context"
+	"errors"
+	"fmt"
+	"go.etcd.io/raft/v3"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer/chain"
+	"github.com/baton-sync/baton/peer/raftstore"
+)
+
+// raftLogName is the chain server's durable raft log, in DataDir.
+const raftLogName = "raft.db"
+
+// Log compaction: a snapshot every snapshotEvery applied entries, keeping
+// snapshotKeep entries before it for followers slightly behind.
+const (
+	snapshotEvery = 4096
+	snapshotKeep  = 1024
+)
+
+// ErrOldDataDir: the data directory was written by the failover protocol
+// that came before the consensus engine.
+var ErrOldDataDir = errors.New("data directory from an older baton")
+
+func chainRaftID(id lpeer.ID) uint64 { return chain.RaftID(id) }
+
+// openChain opens the raft log (a new domain's log starts from the
+// genesis snapshot), restores the state it holds and builds the core.
+func (d *driver) openChain() error {
+	path := filepath.Join(d.cfg.DataDir, raftLogName)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := d.checkNotOld(); err != nil {
+			return err
+		}
+	}
+	st, err := raftstore.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening the raft log: %w", err)
+	}
+	fail := func(err error) error {
+		_ = st.Close()
+		return err
+	}
+	hs, snap, ents, err := st.Load()
+	if err != nil {
+		return fail(fmt.Errorf("loading the raft log: %w", err))
+	}
+	if snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0 {
+		init, err := chain.InitialSnapshot(d.cfg.Genesis)
+		if err != nil {
+			return fail(err)
+		}
+		if err := st.Save(nil, nil, init); err != nil {
+			return fail(fmt.Errorf("starting the raft log: %w", err))
+		}
+	}
+	ms, err := st.Restore()
+	if err != nil {
+		return fail(fmt.Errorf("restoring the raft log: %w", err))
+	}
+	snap, err = ms.Snapshot()
+	if err != nil {
+		return fail(err)
+	}
+	state, err := chain.RestoreState(d.cfg.Genesis, snap.GetData())
+	if err != nil {
+		return fail(fmt.Errorf("restoring the state from the raft log's snapshot: %w", err))
+	}
+	election, heartbeat := d.raftTicks(state)
+	core, err := chain.New(chain.Config{
+		Key: d.cfg.Key, State: state, Storage: ms, Applied: snap.GetMetadata().GetIndex(),
+		ElectionTicks: election, HeartbeatTicks: heartbeat, Logger: raftLogger{d.log},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	d.core, d.raftLog, d.state = core, st, state
+	hs, _, _ = ms.InitialState()
+	d.replayTo = hs.GetCommit()
+	d.replaying = d.replayTo > core.Applied()
+	if !d.replaying {
+		d.rewriteAll()
+	}
+	return nil
+}
+
+// checkNotOld refuses a data directory that holds collections but no raft
+// log: it was written by the failover protocol before this version.
+func (d *driver) checkNotOld() error {
+	old := false
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "epoch")); err == nil {
+		old = true
+	}
+	for _, k := range collections.Kinds {
+		if l, err := d.store.Load(k); err == nil && len(l.Entries) > 0 {
+			old = true
+		}
+	}
+	if !old {
+		return nil
+	}
+	return fmt.Errorf("%w: %s holds the Domain, Catalog and Report as the failover protocol before the consensus engine kept them, and no raft log: "+
+		"move that directory aside, then run 'baton domain join' with the domain's genesis again (this server then catches up from the others)", ErrOldDataDir, d.cfg.DataDir)
+}
+
+// raftTicks are the election and heartbeat timeouts in ticks, from the
+// domain's failover settings: the election timeout is half the fail-after
+// time (raft randomizes it up to twice that).
+func (d *driver) raftTicks(st *collections.State) (election, heartbeat int) {
+	tick := int(d.cfg.TickInterval / time.Millisecond)
+	set := st.DomainInfo().Settings
+	if tick <= 0 || set.FailAfterMillis <= 0 || set.HeartbeatMillis <= 0 {
+		return 10, 1
+	}
+	election = max(3, set.FailAfterMillis/2/tick)
+	heartbeat = min(max(1, set.HeartbeatMillis/tick), election/3)
+	return election, max(1, heartbeat)
+}
+
+func (d *driver) closeChain() {
+	if d.raftLog != nil {
+		if err := d.raftLog.Close(); err != nil {
+			d.log.Warn("closing the raft log", "err", err)
+		}
+		d.raftLog = nil
+	}
+}
+
+func (d *driver) rewriteAll() {
+	for _, k := range collections.Kinds {
+		if err := d.rewrite(k); err != nil {
+			d.log.Error("rewriting data file", "collection", k.String(), "err", err)
+		}
+	}
+}
+
+// processReady does what the consensus core asks, in raft's order: store
+// the hard state, entries and snapshot durably, send the messages, then
+// apply what was committed.
+func (d *driver) processReady(ctx context.Context) error {
+	if d.core == nil {
+		return nil
+	}
+	for d.core.HasReady() {
+		wasLeader := d.isMaster()
+		rd := d.core.Ready()
+		if err := d.raftLog.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+			return fmt.Errorf("storing the raft log (nothing more is acknowledged): %w", err)
+		}
+		d.sendRaft(ctx, rd.Messages)
+		res, err := d.core.Advance(rd)
+		if err != nil {
+			return fmt.Errorf("applying the raft log: %w", err)
+		}
+		d.onChainResult(ctx, res)
+		if rd.SoftState != nil {
+			d.onLeadership(ctx, wasLeader)
+		}
+	}
+	snap, err := d.core.Compact(snapshotEvery, snapshotKeep)
+	if err != nil {
+		d.log.Warn("compacting the raft log", "err", err)
+	} else if snap != nil {
+		if err := d.raftLog.SaveSnapshot(snap); err != nil {
+			d.log.Warn("storing a raft snapshot", "err", err)
+		}
+	}
+	return nil
+}
+
+// onLeadership logs a change of master and, on the new master, proposes
+// what waits in the outbox.
+func (d *driver) onLeadership(ctx context.Context, wasLeader bool) {
+	lead := d.master()
+	isLeader := d.isMaster()
+	switch {
+	case isLeader && !wasLeader:
+		d.log.Info("promoted to master", "epoch", d.masterEpoch())
+		d.sendHeartbeat(ctx)
+		d.lastBeat = d.cfg.Now()
+	case wasLeader && !isLeader:
+		d.log.Info("stepped down from master", "new_master", lead.String(), "name", d.hostName(lead), "epoch", d.masterEpoch())
+	case lead != d.lastLeader && lead != "":
+		d.log.Info("following master", "master", lead.String(), "name", d.hostName(lead), "epoch", d.masterEpoch())
+	case lead == "" && d.lastLeader != "":
+		d.log.Warn("no master reachable", "last_master", d.lastLeader.String())
+	}
+	if lead != d.lastLeader {
+		// Proposals sent to the old master may never be answered.
+		for h := range d.inflight {
+			delete(d.inflight, h)
+		}
+	}
+	d.lastLeader = lead
+	if lead != "" {
+		d.flushOutbox(ctx)
+	}
+}
+
+// onChainResult stores, publishes and acknowledges what the core applied.
+func (d *driver) onChainResult(ctx context.Context, res chain.Result) {
+	if res.Restored {
+		d.state = d.core.State()
+		d.log.Info("state restored from a snapshot of the raft log", "applied", d.core.Applied())
+		d.rewriteAll()
+		d.onDomainChanged()
+		d.refreshAllow()
+	}
+	for _, a := range res.Applied {
+		c := a.Certified
+		h := c.Hash()
+		if a.Err != nil {
+			d.log.Warn("committed entry refused", "index", a.Index, "term", a.Term, "key", c.Update().Key, "err", a.Err)
+			delete(d.inflight, h)
+			if !errors.Is(a.Err, chain.ErrMisplaced) {
+				d.settle(h, submitResult{err: fmt.Errorf("%w: %w", ErrRejected, a.Err)})
+			}
+			continue
+		}
+		u := c.Update()
+		if a.Verdict.Store && !d.replaying {
+			if err := d.appendData(u.Collection, c.Marshal()); err != nil {
+				d.log.Error("storing update", "err", err)
+			}
+		}
+		if a.Verdict.Outcome == collections.Accepted {
+			d.lastUpdate[u.Collection] = d.cfg.Now()
+			d.log.Debug("applied update", "collection", u.Collection.String(), "key", u.Key, "term", a.Term, "index", a.Index)
+			d.onRecordChanged(u)
+			if d.cfg.OnApplied != nil {
+				d.cfg.OnApplied(c)
+			}
+			if d.isMaster() {
+				d.publish(ctx, c)
+			}
+		}
+		d.settle(h, submitResult{receipt: Receipt{Certified: c}})
+	}
+	for _, h := range res.Lost {
+		delete(d.inflight, h)
+		e, ok := d.outbox.entries[h]
+		if !ok {
+			continue
+		}
+		if e.su.Update().Collection == collections.Domain && !d.isMaster() {
+			// Only the master that authored a Domain change certifies it:
+			// it is not proposed again elsewhere.
+			m := d.master()
+			d.settle(h, submitResult{err: fmt.Errorf("%w (the master is now %s)", chain.ErrLost, d.hostName(m))})
+		}
+	}
+	if d.replaying && d.core.Applied() >= d.replayTo {
+		d.replaying = false
+		d.rewriteAll()
+	}
+}
+
+// raftLogger sends raft's own log to slog at debug level (warnings and
+// errors at theirs).
+type raftLogger struct {
+	l interface {
+		Debug(string, ...any)
+		Info(string, ...any)
+		Warn(string, ...any)
+		Error(string, ...any)
+	}
+}
+
+func (r raftLogger) Debug(v ...any)              { r.l.Debug("raft: " + fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug("raft: " + fmt.Sprintf(f, v...)) }
+func (r raftLogger) Info(v ...any)               { r.l.Debug("raft: " + fmt.Sprint(v...)) }
+func (r raftLogger) Infof(f string, v ...any)    { r.l.Debug("raft: " + fmt.Sprintf(f, v...)) }
+func (r raftLogger) Warning(v ...any)            { r.l.Warn("raft: " + fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(f string, v ...any) { r.l.Warn("raft: " + fmt.Sprintf(f, v...)) }
+func (r raftLogger) Error(v ...any)              { r.l.Error("raft: " + fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error("raft: " + fmt.Sprintf(f, v...)) }
+func (r raftLogger) Fatal(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+func (r raftLogger) Panic(v ...any)              { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any)   { panic(fmt.Sprintf(f, v...)) }
+
+// chainStatus fills in the consensus engine's view.
+func (d *driver) chainStatus(st *Status) {
+	rs := d.core.Status()
+	cs := &ChainStatus{
+		Term: rs.GetTerm(), Commit: rs.GetCommit(), Applied: d.core.Applied(),
+		Voters: []string{}, Learners: []string{},
+	}
+	if lead := d.raftPeers[rs.Lead]; lead != "" {
+		cs.Leader, cs.LeaderName = lead.String(), d.hostName(lead)
+	}
+	conf := d.core.ConfState()
+	for _, id := range d.chain {
+		rid := chainRaftID(id)
+		switch {
+		case slices.Contains(conf.GetVoters(), rid):
+			cs.Voters = append(cs.Voters, d.hostName(id))
+		case slices.Contains(conf.GetLearners(), rid):
+			cs.Learners = append(cs.Learners, d.hostName(id))
+		}
+	}
+	switch len(cs.Voters) {
+	case 1:
+		cs.Warning = "one server: the domain stops taking changes while it is down; add servers to the chain"
+	case 2:
+		cs.Warning = "two servers cannot fail over: a change needs both, so the domain stops taking changes while either is down; add a third server to the chain"
+	}
+	st.Chain = cs
+	st.Epoch = rs.GetTerm()
+	switch {
+	case d.isMaster():
+		st.Role = "master"
+	case rs.RaftState == raft.StateCandidate || rs.RaftState == raft.StatePreCandidate:
+		st.Role = "candidate"
+	}
+}

@@ -1,0 +1,187 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-msgio"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/baton-sync/baton/peer/chain"
+)
+
+// Raft messages travel between the servers of the chain only, on one
+// long-lived stream per direction and peer: libp2p authenticates each end
+// by its host key, and the receiver checks that the message's raft sender
+// is the peer at the other end.
+const (
+	protoRaft = protocol.ID("/baton/raft/1.0.0")
+	// maxRaftMessage caps one raft message (a snapshot is one message).
+	maxRaftMessage = 256 << 20
+	// raftQueue is how many messages wait for one peer before more are
+	// dropped (raft sends them again).
+	raftQueue = 4096
+)
+
+// raftSender sends raft messages to one server, in order, on its own
+// goroutine. The driver never waits for it.
+type raftSender struct {
+	to    lpeer.ID
+	queue chan *raftpb.Message
+}
+
+// sendRaft hands rd's messages to their peers' senders, starting senders
+// as needed. A message that cannot be queued is reported unreachable.
+func (d *driver) sendRaft(ctx context.Context, msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		to, ok := d.raftPeers[m.GetTo()]
+		if !ok {
+			continue // not a server of the chain (removed): raft gives up on it
+		}
+		s := d.senders[to]
+		if s == nil {
+			s = &raftSender{to: to, queue: make(chan *raftpb.Message, raftQueue)}
+			d.senders[to] = s
+			d.wg.Add(1)
+			go func() {
+				defer d.wg.Done()
+				d.runSender(ctx, s)
+			}()
+		}
+		select {
+		case s.queue <- m:
+		default:
+			d.reportRaftFailure(m)
+		}
+	}
+}
+
+func (d *driver) reportRaftFailure(m *raftpb.Message) {
+	if d.core == nil {
+		return
+	}
+	d.core.ReportUnreachable(m.GetTo())
+	if m.GetType() == raftpb.MsgSnap {
+		d.core.ReportSnapshot(m.GetTo(), false)
+	}
+}
+
+// runSender writes queued messages to s.to until ctx ends. A failed write
+// drops the stream (the next message opens another) and is reported to
+// raft, which retries.
+func (d *driver) runSender(ctx context.Context, s *raftSender) {
+	var (
+		stream network.Stream
+		w      msgio.WriteCloser
+	)
+	defer func() {
+		if stream != nil {
+			_ = stream.Close()
+		}
+	}()
+	fail := func(m *raftpb.Message, err error) {
+		if stream != nil {
+			_ = stream.Reset()
+			stream, w = nil, nil
+		}
+		d.post(func(_ context.Context, d *driver) {
+			d.log.Debug("raft message not sent", "to", s.to.String(), "type", m.GetType().String(), "err", err)
+			d.reportRaftFailure(m)
+		})
+	}
+	for {
+		var m *raftpb.Message
+		select {
+		case <-ctx.Done():
+			return
+		case m = <-s.queue:
+		}
+		b, err := proto.Marshal(m)
+		if err != nil {
+			fail(m, err)
+			continue
+		}
+		if stream == nil {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			st, err := d.host.NewStream(network.WithAllowLimitedConn(sctx, "raft"), s.to, protoRaft)
+			cancel()
+			if err != nil {
+				fail(m, fmt.Errorf("opening raft stream: %w", err))
+				continue
+			}
+			stream, w = st, msgio.NewVarintWriter(st)
+		}
+		// A peer that stops reading (paused, cut off) must not hold this
+		// sender for ever: each write has a deadline.
+		_ = stream.SetWriteDeadline(time.Now().Add(writeDeadline(m)))
+		if err := w.WriteMsg(b); err != nil {
+			fail(m, err)
+			continue
+		}
+		if m.GetType() == raftpb.MsgSnap {
+			to := m.GetTo()
+			d.post(func(_ context.Context, d *driver) {
+				if d.core != nil {
+					d.core.ReportSnapshot(to, true)
+				}
+			})
+		}
+	}
+}
+
+func writeDeadline(m *raftpb.Message) time.Duration {
+	if m.GetType() == raftpb.MsgSnap {
+		return time.Minute
+	}
+	return 2 * time.Second
+}
+
+// handleRaft reads raft messages from a server of the chain and hands them
+// to the driver.
+func (d *driver) handleRaft(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	if !d.sh.isServer(from) {
+		_ = s.Reset()
+		return
+	}
+	defer s.Close()
+	want := chain.RaftID(from)
+	r := msgio.NewVarintReaderSize(s, maxRaftMessage)
+	for {
+		b, err := r.ReadMsg()
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				_ = s.Reset()
+			}
+			return
+		}
+		m := new(raftpb.Message)
+		err = proto.Unmarshal(b, m)
+		r.ReleaseMsg(b)
+		if err != nil || m.GetFrom() != want {
+			d.log.Warn("refused raft message", "from", from.String(), "err", err, "claimed", m.GetFrom())
+			_ = s.Reset()
+			return
+		}
+		if !d.post(func(_ context.Context, d *driver) { d.stepRaft(m) }) {
+			_ = s.Reset()
+			return
+		}
+	}
+}
+
+// stepRaft hands a received message to the consensus core.
+func (d *driver) stepRaft(m *raftpb.Message) {
+	if d.core == nil {
+		return
+	}
+	if err := d.core.Step(m); err != nil {
+		d.log.Debug("raft message refused", "type", m.GetType().String(), "err", err)
+	}
+}
