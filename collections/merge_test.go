@@ -3,8 +3,8 @@ package collections_test
 import (
 	"bytes"
 	"errors"
-	"slices"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"

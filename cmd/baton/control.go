@@ -131,7 +131,7 @@ type mutationResult struct {
 	Done   string `json:"done"`
 	Queued bool   `json:"queued"`
 	Epoch  uint64 `json:"epoch,omitempty"`
-	Seq    uint64 `json:"seq,omitempty"` // the master's sequence number in Epoch
+	Seq    uint64 `json:"seq,omitempty"` // the log index the change was committed at (Epoch is its term)
 }
 
 // maxRequestBody caps a request body: a host record plus JSON overhead.

@@ -151,14 +151,14 @@ func (c *controlClient) mutate(cmd *cobra.Command, method, path string, wait tim
 	return nil
 }
 
-// printMutation prints "ok: <what> (certified at epoch E, seq S)", or the
+// printMutation prints "ok: <what> (committed at term T, index I)", or the
 // queued line.
 func printMutation(w io.Writer, res mutationResult) {
 	if res.Queued {
-		fmt.Fprintf(w, "queued: no master reachable; will be sent when one is (%s)\n", res.Done)
+		fmt.Fprintf(w, "queued: not committed yet: no master, or no majority of the chain reachable; it waits in the outbox and is proposed again (%s)\n", res.Done)
 		return
 	}
-	fmt.Fprintf(w, "ok: %s (certified at epoch %d, seq %d)\n", res.Done, res.Epoch, res.Seq)
+	fmt.Fprintf(w, "ok: %s (committed at term %d, index %d)\n", res.Done, res.Epoch, res.Seq)
 }
 
 // waitFlag binds --wait on a mutating command.

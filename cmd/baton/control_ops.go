@@ -241,7 +241,18 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 	if u, ok := st.User(req.Name); ok {
 		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
 	}
-	if err := sb.put(ctx, collections.User{Name: req.Name, HomeServer: home.ID().String()}); err != nil {
+	// Created only if absent when its turn in the chain's log comes: two
+	// adds of one name, at two masters or at one, are never both
+	// acknowledged.
+	u, err := collections.Put(collections.User{Name: req.Name, HomeServer: home.ID().String()})
+	if err != nil {
+		return nil, errInvalid("%v", err)
+	}
+	u.IfAbsent = true
+	if err := sb.submit(ctx, u); err != nil {
+		if errors.Is(err, collections.ErrConflict) {
+			return nil, errConflict("user %s already exists: another change added it first", req.Name)
+		}
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil

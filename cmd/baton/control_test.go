@@ -18,14 +18,14 @@ import (
 	"github.com/baton-sync/baton/peer"
 )
 
-var okLine = regexp.MustCompile(`^ok: .+ \(certified at epoch 3, seq \d+\)\n$`)
+var okLine = regexp.MustCompile(`^ok: .+ \(committed at term \d+, index \d+\)\n$`)
 
 // okMutation runs a mutating command and checks its "ok: ..." line.
 func (c *cli) okMutation(args ...string) string {
 	c.t.Helper()
 	out := c.ok(args...)
 	if !okLine.MatchString(out) {
-		c.t.Errorf("baton %s printed %q; want one line \"ok: ... (certified at epoch 3, seq N)\"", strings.Join(args, " "), out)
+		c.t.Errorf("baton %s printed %q; want one line \"ok: ... (committed at term T, index N)\"", strings.Join(args, " "), out)
 	}
 	return out
 }
@@ -499,7 +499,7 @@ func TestQueued(t *testing.T) {
 	setupUsers(t, c, d)
 	d.set(func(f *fakeDaemon) { f.queue = true })
 	out := c.ok("folder", "create", "Photos", "--owner", "ann", "--wait", "1s")
-	if !strings.HasPrefix(out, "queued: no master reachable; will be sent when one is") {
+	if !strings.HasPrefix(out, "queued: not committed yet: no master, or no majority of the chain reachable; it waits in the outbox") {
 		t.Errorf("folder create with no master printed %q; want the queued line", out)
 	}
 }

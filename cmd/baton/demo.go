@@ -132,7 +132,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 			return err
 		}
 		home := sb.Server(u.home).Name
-		d.say("   %s added at the master %s (certified at epoch %d, seq %d); password %q set at %s, which alone keeps its hash (%v)",
+		d.say("   %s added at the master %s (committed at term %d, index %d); password %q set at %s, which alone keeps its hash (%v)",
 			u.name, sb.Server(m).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
 	}
 
@@ -228,7 +228,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.say("   the domain carries on: carol (home server s3) added at the new master %s (certified at epoch %d, %v)",
+	d.say("   the domain carries on: carol (home server s3) added at the new master %s (committed at term %d, %v)",
 		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
 	todo := []byte("written by bob while s1 was down\n")
 	if err := os.WriteFile(filepath.Join(bobDir, "todo.txt"), todo, 0o644); err != nil {

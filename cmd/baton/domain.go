@@ -136,9 +136,14 @@ on. The first must be this host's own record, because the genesis is signed by
 the first server of the chain. --host adds other member hosts (desktop agents)
 that may connect from the start.
 
---majority: with 'on', promotion needs a majority of the chain reachable and a
-master that cannot reach one steps down; 'off' is the plain chain rule (only for
-one or two servers); 'auto' (the default) is on for three or more servers.
+The chain runs a consensus engine (raft): a change is acknowledged once a
+majority of the voters (the first five servers of the chain) hold it, and a
+master that cannot reach a majority stops acknowledging. So one or two servers
+cannot fail over: with two, the domain stops taking changes while either is
+down. Use three servers or more.
+
+--majority is kept for older scripts: the consensus engine always needs a
+majority ('off' is refused for three servers or more, as before).
 
 The key is needed (and its passphrase, if it is encrypted).`,
 		Example: `  baton keys export -o s1.host          # on each server; collect the files
@@ -237,6 +242,9 @@ The key is needed (and its passphrase, if it is encrypted).`,
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "Created domain %s (%s)\n", name, shortHash(g.Hash()))
 			printGenesisChain(w, g)
+			if len(ids) < 3 {
+				fmt.Fprintf(w, "Warning: %d server(s) cannot fail over: a change needs a majority of the chain, so the domain stops taking changes while any server is down. Add servers to make three or more.\n", len(ids))
+			}
 			fmt.Fprintf(w, "Saved %s. On the other hosts: 'baton domain join FILE' with the output of 'baton domain export'.\n", path)
 			return nil
 		},

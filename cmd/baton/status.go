@@ -149,6 +149,14 @@ func printStatus(w io.Writer, st peer.Status) {
 		fmt.Fprintf(w, "master:      %s (%s)\n", st.MasterName, st.Master)
 	}
 	fmt.Fprintf(w, "epoch:       %d\n", st.Epoch)
+	if c := st.Chain; c != nil {
+		fmt.Fprintf(w, "consensus:   term %d, commit index %d, applied %d\n", c.Term, c.Commit, c.Applied)
+		fmt.Fprintf(w, "voters:      %s\n", listOrNone(c.Voters))
+		fmt.Fprintf(w, "learners:    %s\n", listOrNone(c.Learners))
+		if c.Warning != "" {
+			fmt.Fprintf(w, "warning:     %s\n", c.Warning)
+		}
+	}
 	fmt.Fprintf(w, "domain:      %s\n", st.Domain)
 	printAddrs(w, "listen:      ", st.Listen)
 	if len(st.Peers) == 0 {
@@ -189,4 +197,12 @@ func printStatus(w io.Writer, st peer.Status) {
 	for _, q := range st.Quarantined {
 		fmt.Fprintf(w, "  %s %s: %s moved to %s: %s\n", q.Time.UTC().Format(time.RFC3339), q.Collection, q.File, q.MovedTo, q.Reason)
 	}
+}
+
+// listOrNone is names joined by commas, or "(none)".
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "(none)"
+	}
+	return strings.Join(names, ", ")
 }

@@ -562,7 +562,7 @@ func names(ns []*node) string {
 
 // The lines the mutating commands print.
 var (
-	okLine     = regexp.MustCompile(`^ok: (.*) \(certified at epoch (\d+), seq (\d+)\)\n$`)
+	okLine     = regexp.MustCompile(`^ok: (.*) \(committed at term (\d+), index (\d+)\)\n$`)
 	queuedLine = regexp.MustCompile(`^queued: no master reachable; will be sent when one is \((.*)\)\n$`)
 	userDone   = regexp.MustCompile(`^user (\S+) added `)
 	folderDone = regexp.MustCompile(`^folder .* \(([0-9a-f]+)\) created for `)
