@@ -563,7 +563,7 @@ func names(ns []*node) string {
 // The lines the mutating commands print.
 var (
 	okLine     = regexp.MustCompile(`^ok: (.*) \(committed at term (\d+), index (\d+)\)\n$`)
-	queuedLine = regexp.MustCompile(`^queued: no master reachable; will be sent when one is \((.*)\)\n$`)
+	queuedLine = regexp.MustCompile(`^queued: not committed yet: .* is proposed again \((.*)\)\n$`)
 	userDone   = regexp.MustCompile(`^user (\S+) added `)
 	folderDone = regexp.MustCompile(`^folder .* \(([0-9a-f]+)\) created for `)
 	reportDone = regexp.MustCompile(`^report ([0-9a-f]+) generated `)
