@@ -118,6 +118,34 @@ func percentile(ds []time.Duration, p float64) float64 {
 	return float64(s[i]) / float64(time.Millisecond)
 }
 
+// BenchmarkCommit: time from a Submit at the master until it returns, that
+// is until the update is committed on a majority of the voters and applied
+// at the master, one update at a time. At 16 servers the first 5 vote and
+// 11 are learners.
+func BenchmarkCommit(b *testing.B) {
+	for _, n := range []int{3, 5, 16} {
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			c := benchCluster(b, n, nil, nil)
+			home := c.Members[0].Key.ID().String()
+			var lat []time.Duration
+			for b.Loop() {
+				u, err := collections.Put(collections.User{Name: fmt.Sprintf("u%d", len(lat)), HomeServer: home})
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				r, err := c.Submit(0, u)
+				if err != nil || r.Queued {
+					b.Fatalf("submit at the master: %v (queued %v)", err, r.Queued)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			b.ReportMetric(percentile(lat, 0.50), "p50-ms")
+			b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+		})
+	}
+}
+
 // BenchmarkReplication: time from a slave's Submit until the update is
 // applied on every server, one update at a time.
 func BenchmarkReplication(b *testing.B) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ func chainRaftID(id lpeer.ID) uint64 { return chain.RaftID(id) }
 // genesis snapshot), restores the state it holds and builds the core.
 func (d *driver) openChain() error {
 	path := filepath.Join(d.cfg.DataDir, raftLogName)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && d.outbox == nil {
 		if err := d.checkNotOld(); err != nil {
 			return err
 		}
@@ -86,7 +87,12 @@ func (d *driver) openChain() error {
 		return fail(err)
 	}
 	d.core, d.raftLog, d.state = core, st, state
+	// The raft log is the durable record; the data files are rewritten
+	// from it after a restart, so appending to them need not wait for
+	// the disk.
+	d.store.NoSync = true
 	hs, _, _ = ms.InitialState()
+	d.savedHS.term, d.savedHS.vote = hs.GetTerm(), hs.GetVote()
 	d.replayTo = hs.GetCommit()
 	d.replaying = d.replayTo > core.Applied()
 	if !d.replaying {
@@ -155,10 +161,33 @@ func (d *driver) processReady(ctx context.Context) error {
 	for d.core.HasReady() {
 		wasLeader := d.isMaster()
 		rd := d.core.Ready()
+		// Raft's rules: no message leaves before the latest term and vote
+		// are durable, and no acknowledgement (an append or vote
+		// response) before the entries it acknowledges are. The leader's
+		// appends and heartbeats may leave while it writes its own copy of
+		// the same entries (a lost commit index is learnt again from the
+		// leader).
+		var early, late []*raftpb.Message
+		if d.votes(rd) {
+			late = rd.Messages
+		} else {
+			for _, m := range rd.Messages {
+				switch m.GetType() {
+				case raftpb.MsgAppResp, raftpb.MsgVoteResp, raftpb.MsgPreVoteResp:
+					late = append(late, m)
+				default:
+					early = append(early, m)
+				}
+			}
+		}
+		d.sendRaft(ctx, early)
 		if err := d.raftLog.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			return fmt.Errorf("storing the raft log (nothing more is acknowledged): %w", err)
 		}
-		d.sendRaft(ctx, rd.Messages)
+		if hs := rd.HardState; hs != nil && hs.GetTerm() != 0 {
+			d.savedHS.term, d.savedHS.vote = hs.GetTerm(), hs.GetVote()
+		}
+		d.sendRaft(ctx, late)
 		res, err := d.core.Advance(rd)
 		if err != nil {
 			return fmt.Errorf("applying the raft log: %w", err)
@@ -177,6 +206,16 @@ func (d *driver) processReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// votes reports whether rd changes the durable term or vote, or carries a
+// snapshot: then its messages wait for the write.
+func (d *driver) votes(rd raft.Ready) bool {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return true
+	}
+	hs := rd.HardState
+	return hs != nil && hs.GetTerm() != 0 && (hs.GetTerm() != d.savedHS.term || hs.GetVote() != d.savedHS.vote)
 }
 
 // onLeadership logs a change of master and, on the new master, proposes

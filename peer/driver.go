@@ -52,6 +52,7 @@ type driver struct {
 	// entries its log already held; the data files are rewritten after.
 	replaying  bool
 	replayTo   uint64
+	savedHS    struct{ term, vote uint64 } // the durable term and vote
 	lastLeader lpeer.ID
 	lastBeat   time.Time
 	chain      []lpeer.ID
@@ -229,6 +230,17 @@ func (d *driver) onDomainChanged() {
 	d.chain = chain
 	for _, id := range chain {
 		d.raftPeers[chainRaftID(id)] = id
+	}
+	if d.core == nil && d.cfg.Role == identity.RoleServer && d.state.IsServer(d.self) && d.outbox != nil {
+		// This server was added to the chain: it joins the consensus with
+		// a log that starts where every server's does (the genesis), and
+		// the master sends it the rest.
+		d.log.Info("added to the chain: joining the consensus")
+		if err := d.openChain(); err != nil {
+			d.log.Error("cannot join the chain's consensus", "err", err)
+			return
+		}
+		d.onDomainChanged()
 	}
 }
 

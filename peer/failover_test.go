@@ -1,11 +1,15 @@
 package peer_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/peertest"
 )
 
@@ -99,49 +103,82 @@ func TestAgentCopyAndScenarios1And2(t *testing.T) {
 	}
 }
 
-// TestTwoServerPlainChainFailoverAndHandback: with two servers and the
-// plain chain rule, s2 takes over when s1 stops and acknowledges writes;
-// s1 comes back, catches up and takes the role back at a higher epoch,
-// losing nothing s2 acknowledged.
-func TestTwoServerPlainChainFailoverAndHandback(t *testing.T) {
+// TestTwoServersDoNotFailOver: with two servers a change needs both (a
+// raft majority of two), so when s1 stops s2 does not take over: it stays
+// without a master, its status warns that two servers cannot fail over, a
+// Domain change there is refused and a Catalog change waits unacknowledged.
+// s1 comes back and is master again; nothing acknowledged is lost, the
+// refused change is nowhere, and the change that waited is committed then.
+func TestTwoServersDoNotFailOver(t *testing.T) {
 	c := peertest.NewCluster(t, 2, collections.FailoverSettings{Majority: false, HeartbeatMillis: 250, FailAfterMillis: 1500})
 	c.StartAll()
 	m, e1 := c.WaitMaster(20 * time.Second)
 	if m != 0 {
 		t.Fatalf("first master is %s, want s1", c.Members[m].Name)
 	}
+	for _, i := range c.Running() {
+		cs := chainStatus(t, c, i)
+		if len(cs.Voters) != 2 || !strings.Contains(cs.Warning, "two servers cannot fail over") {
+			t.Errorf("%s: voters %v, warning %q; want both servers voting and a warning that two servers cannot fail over", c.Members[i].Name, cs.Voters, cs.Warning)
+		}
+	}
 	putUser(t, c, 0, "ann", 1)
 	putFolder(t, c, 1, "f1", "ann")
 	c.WaitConverged(10 * time.Second)
 
 	c.Stop(0)
-	m, e2 := c.WaitMaster(15 * time.Second)
-	if m != 1 || e2 <= e1 {
-		t.Fatalf("after s1 stopped: master %s epoch %d; want s2 above %d", c.Members[m].Name, e2, e1)
+	c.WaitFor("s2 to see no master", 10*time.Second, func() bool { return c.Status(1).Master == "" })
+	// Well past the fail-after time (1.5 s): s2 never becomes master.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if st := c.Status(1); st.Role == "master" || st.Master != "" {
+			t.Fatalf("s2 alone: role %s, master %q at epoch %d; want no master", st.Role, st.MasterName, st.Epoch)
+		}
 	}
-	putUser(t, c, 1, "bob", 1)
-	putFolder(t, c, 1, "f2", "bob")
+	st := c.Status(1)
+	if st.Chain == nil || !strings.Contains(st.Chain.Warning, "two servers cannot fail over") {
+		t.Errorf("s2 alone: chain status %+v; want a warning that two servers cannot fail over", st.Chain)
+	}
+	t.Logf("s2 alone: role %s, chain %+v", st.Role, *st.Chain)
+
+	u, err := collections.Put(collections.User{Name: "bob", HomeServer: c.Members[1].Key.ID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := c.Submit(1, u); !errors.Is(err, peer.ErrNotMaster) {
+		t.Errorf("a Domain change at s2 alone: receipt %+v, err %v; want it refused (not the master)", rc, err)
+	}
+	f2 := collections.Folder{ID: "f2", Name: "f2", Owner: "ann", Server: c.Members[1].Key.ID().String(), Members: map[string]collections.Right{"ann": collections.RightOwner}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	rc, err := c.Node(1).Submit(ctx, mustPut(t, f2))
+	cancel()
+	if err != nil || !rc.Queued {
+		t.Errorf("a Catalog change at s2 alone: receipt %+v, err %v; want it waiting, unacknowledged", rc, err)
+	}
+	if _, ok := c.State(1).Folder("f2"); ok {
+		t.Errorf("s2 applied folder f2 with no master")
+	}
 
 	c.Start(0)
-	c.WaitFor("s1 to be master again", 20*time.Second, func() bool {
-		st := c.Status(0)
-		return st.Role == "master" && st.Epoch > e2
-	})
-	m, e3 := c.WaitMaster(10 * time.Second)
-	if m != 0 || e3 <= e2 {
-		t.Fatalf("after s1 restarted: master %s epoch %d; want s1 above %d", c.Members[m].Name, e3, e2)
+	m, e2 := c.WaitMaster(20 * time.Second)
+	if m != 0 || e2 <= e1 {
+		t.Fatalf("after s1 restarted: master %s epoch %d; want s1 above %d", c.Members[m].Name, e2, e1)
 	}
 	if st := c.Status(1); st.Role != "slave" {
-		t.Errorf("s2 is %s after handback, want slave", st.Role)
+		t.Errorf("s2 is %s with s1 back, want slave", st.Role)
 	}
-	putFolder(t, c, 1, "f3", "ann") // a slave's write through the new master
+	c.WaitFor("the folder that waited at s2 to be committed", 10*time.Second, func() bool {
+		_, ok := c.State(0).Folder("f2")
+		return ok
+	})
+	putFolder(t, c, 1, "f3", "ann") // a slave's write through the master
 	c.WaitConverged(10 * time.Second)
 	for _, i := range c.Running() {
 		st := c.State(i)
-		for _, u := range []string{"ann", "bob"} {
-			if _, ok := st.User(u); !ok {
-				t.Errorf("%s lacks user %s", c.Members[i].Name, u)
-			}
+		if _, ok := st.User("ann"); !ok {
+			t.Errorf("%s lacks user ann", c.Members[i].Name)
+		}
+		if _, ok := st.User("bob"); ok {
+			t.Errorf("%s has user bob, refused at s2 while alone", c.Members[i].Name)
 		}
 		for _, f := range []string{"f1", "f2", "f3"} {
 			if _, ok := st.Folder(f); !ok {
@@ -152,9 +189,9 @@ func TestTwoServerPlainChainFailoverAndHandback(t *testing.T) {
 }
 
 // TestFailoverRightAfterFirstElection: the master fails as soon as every
-// server follows it, typically before s2 has pulled from it. s2, next in
-// the chain, still takes over: with no master it catches up from s3
-// instead, and s3 waits for it.
+// server follows it. s2 and s3 are a majority of three: one of them is
+// elected, and s2, next in the chain, ends up master (s3 hands leadership
+// to it once it is caught up) and acknowledges writes.
 func TestFailoverRightAfterFirstElection(t *testing.T) {
 	c := peertest.NewCluster(t, 3, collections.DefaultFailover(3))
 	c.StartAll()
@@ -173,9 +210,10 @@ func TestFailoverRightAfterFirstElection(t *testing.T) {
 
 // TestRestartedServerCatchesUpFromSlave: with s1 and s2 down, s3 alone is a
 // minority and nobody is master. s2 comes back without the latest data (a
-// user added while it was down); s3 has it. s2 comes first in the chain: it
-// catches up from s3 and is promoted, rather than s3 taking an epoch and
-// handing it to s2 at once.
+// user added while it was down); s3 has it. Only a server whose log is up
+// to date can be elected, so s2 cannot become master without it: s2 comes
+// first in the chain and ends up master, having caught up from s3 through
+// the log (no anti-entropy pull).
 func TestRestartedServerCatchesUpFromSlave(t *testing.T) {
 	c := peertest.NewCluster(t, 3, collections.DefaultFailover(3))
 	c.StartAll()
@@ -197,6 +235,9 @@ func TestRestartedServerCatchesUpFromSlave(t *testing.T) {
 	}
 	if _, ok := c.State(1).User("ann"); !ok {
 		t.Errorf("s2 is master without user ann, added while it was down")
+	}
+	if n := c.Status(1).Counters.SyncPulls; n != 0 {
+		t.Errorf("s2 made %d anti-entropy pulls; want none: servers of the chain catch up through the log", n)
 	}
 	putUser(t, c, 1, "bob", 1)
 	c.WaitConverged(10 * time.Second)

@@ -22,10 +22,11 @@ func connected(c *peertest.Cluster, i, j int) bool {
 }
 
 // TestServerHeardAgainIsRedialed: an agent that lost a server redials it
-// as soon as the server's role messages are heard again (through the other
-// servers), not when its reconnect backoff runs out. The backoff here is a
-// minute, so only the server's return can explain a reconnection within
-// the test's bounds.
+// as soon as the server's heartbeat (every server of the chain publishes
+// one every second) is heard again through the other servers, not when its
+// reconnect backoff runs out. The backoff here is a minute, and servers
+// dial only each other, so only the heartbeat can explain a reconnection
+// within the test's bounds.
 func TestServerHeardAgainIsRedialed(t *testing.T) {
 	c := peertest.NewClusterWith(t, peertest.Options{Servers: 3, Agents: 1, Settings: collections.DefaultFailover(3)})
 	const agent, slave = 3, 2

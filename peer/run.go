@@ -168,7 +168,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 
 	h.SetStreamHandler(protoPropose, d.handlePropose)
-	if d.core != nil {
+	if cfg.Role == identity.RoleServer {
 		h.SetStreamHandler(protoRaft, d.handleRaft)
 	}
 	h.SetStreamHandler(protoSync, d.handleSync)
@@ -292,9 +292,25 @@ func (d *driver) loop(ctx context.Context) error {
 		case <-tick.C:
 			d.onTick(ctx)
 		}
+		// Take what else is already waiting before acting on the
+		// consensus core, so that one write of the raft log covers
+		// every message that arrived meanwhile.
+		d.drainEvents(ctx, 256)
 		if err := d.processReady(ctx); err != nil {
 			d.log.Error("stopping: the consensus log cannot be kept", "err", err)
 			return err
+		}
+	}
+}
+
+// drainEvents runs up to n tasks that are already queued, without waiting.
+func (d *driver) drainEvents(ctx context.Context, n int) {
+	for range n {
+		select {
+		case fn := <-d.events:
+			fn(ctx, d)
+		default:
+			return
 		}
 	}
 }

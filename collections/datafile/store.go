@@ -51,6 +51,10 @@ func openAppend(path string) (appendFile, error) {
 // A Store is for use by one goroutine at a time, and a directory is for use
 // by one Store at a time.
 type Store struct {
+	// NoSync: Append does not fsync. For a host whose data files are a
+	// view of another durable record, rewritten from it after a crash (a
+	// chain server's raft log); Replace still fsyncs.
+	NoSync     bool
 	dir        string
 	tails      [collections.Report + 1]tail // indexed by Kind
 	buf        []byte
@@ -150,7 +154,7 @@ func (s *Store) Append(kind collections.Kind, record []byte) error {
 
 	s.buf = AppendFrame(s.buf[:0], record)
 	_, werr := f.Write(s.buf)
-	if werr == nil {
+	if werr == nil && !s.NoSync {
 		werr = f.Sync()
 	}
 	cerr := f.Close()

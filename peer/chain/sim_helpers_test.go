@@ -9,14 +9,18 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/baton-sync/baton/collections"
 	ct "github.com/baton-sync/baton/collections/collectionstest"
+	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer/chain"
 )
 
@@ -59,8 +63,8 @@ type cluster struct {
 	restored []int
 
 	onApplied func(n int, a chain.Applied)
-	onLost    func(n int, h [32]byte)
-	onLeader  func(n int) // n became leader (after its Ready is drained)
+	onLost    func(n int, h [32]byte, restored bool) // restored: in the Advance that installed a snapshot
+	onLeader  func(n int)                            // n became leader (after its Ready is drained)
 
 	violations []string
 	aborted    bool
@@ -124,6 +128,69 @@ func (e logEntry) String() string {
 	return s + " " + e.outcome.String()
 }
 
+// The peer driver's raft timing with the default failover settings and its
+// 100 ms tick: an election timeout of 7 ticks (raft randomizes it up to
+// twice that), a heartbeat every 2.
+const electionTicks, heartbeatTicks = 7, 2
+
+// Keys, peer IDs, domains and genesis states are costly to derive, and the
+// same in every seed.
+var (
+	cacheMu   sync.Mutex
+	keys      = map[string]*identity.PrivateKey{}
+	domains   = map[int]*ct.Domain{}
+	genesises = map[*ct.Domain]*collections.State{}
+)
+
+func keyOf(name string) *identity.PrivateKey {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	k, ok := keys[name]
+	if !ok {
+		k = ct.Key(name)
+		keys[name] = k
+	}
+	return k
+}
+
+func idOf(name string) lpeer.ID { return keyOf(name).ID() }
+
+// testDomain is ct.NewTestDomain(servers), built once.
+func testDomain(tb testing.TB, servers int) *ct.Domain {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	d, ok := domains[servers]
+	if !ok {
+		d = ct.NewTestDomain(tb, servers)
+		domains[servers] = d
+	}
+	return d
+}
+
+// genesisState is a new State of d's genesis.
+func genesisState(tb testing.TB, d *ct.Domain) *collections.State {
+	cacheMu.Lock()
+	defer cacheMu.Unlock()
+	st, ok := genesises[d]
+	if !ok {
+		st = d.State(tb)
+		genesises[d] = st
+	}
+	return st.Clone()
+}
+
+// sign signs u as author, as ct.Sign does.
+func sign(tb testing.TB, author string, u collections.Update, seq, clock uint64) collections.SignedUpdate {
+	tb.Helper()
+	u.Author, u.Seq, u.Clock = idOf(author).String(), seq, clock
+	u.Issued = ct.Created.Add(time.Duration(clock) * time.Second).UnixNano()
+	su, err := collections.SignUpdate(keyOf(author), u)
+	if err != nil {
+		tb.Fatalf("signing %s as %s: %v", u.Key, author, err)
+	}
+	return su
+}
+
 // newCluster starts one Core per server of d's chain, all from the initial
 // snapshot of d's genesis.
 func newCluster(tb testing.TB, d *ct.Domain, rng *rand.Rand) *cluster {
@@ -142,8 +209,8 @@ func newCluster(tb testing.TB, d *ct.Domain, rng *rand.Rand) *cluster {
 		if err := ms.ApplySnapshot(snap); err != nil {
 			tb.Fatalf("ApplySnapshot: %v", err)
 		}
-		n := &simNode{name: name, id: chain.RaftID(ct.ID(name)), ms: ms}
-		n.core = c.newCore(n, d.State(tb), 1)
+		n := &simNode{name: name, id: chain.RaftID(idOf(name)), ms: ms}
+		n.core = c.newCore(n, genesisState(tb, d), 1)
 		c.nodes = append(c.nodes, n)
 		c.byID[n.id] = i
 	}
@@ -158,8 +225,8 @@ func newCluster(tb testing.TB, d *ct.Domain, rng *rand.Rand) *cluster {
 func (c *cluster) newCore(n *simNode, st *collections.State, applied uint64) *chain.Core {
 	c.tb.Helper()
 	core, err := chain.New(chain.Config{
-		Key: ct.Key(n.name), State: st, Storage: n.ms, Applied: applied,
-		ElectionTicks: 10, HeartbeatTicks: 1,
+		Key: keyOf(n.name), State: st, Storage: n.ms, Applied: applied,
+		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 	})
 	if err != nil {
 		c.tb.Fatalf("chain.New(%s): %v", n.name, err)
@@ -364,7 +431,7 @@ func (c *cluster) drain(i int) {
 		for _, h := range res.Lost {
 			c.trace("%s: %x lost", n.name, h[:4])
 			if c.onLost != nil {
-				c.onLost(i, h)
+				c.onLost(i, h, res.Restored)
 			}
 		}
 	}
@@ -405,13 +472,10 @@ func (c *cluster) record(i int, a chain.Applied) {
 // observe checks that no two servers lead the same term.
 func (c *cluster) observe() {
 	for _, n := range c.nodes {
-		if n.down {
+		if n.down || !n.core.IsLeader() {
 			continue
 		}
 		st := n.core.Status()
-		if st.RaftState != raft.StateLeader {
-			continue
-		}
 		term := st.GetTerm()
 		if l, ok := c.leaders[term]; ok && l != n.name {
 			c.violate("two leaders of term %d: %s and %s", term, l, n.name)
@@ -720,7 +784,7 @@ func (c *cluster) checkStateMatchesLog(kind collections.Kind, prefix string) {
 // userUpdate is a put of user name with home server home.
 func userUpdate(tb testing.TB, name, home string) collections.Update {
 	tb.Helper()
-	return ct.MustPut(tb, collections.User{Name: name, HomeServer: ct.ID(home).String()})
+	return ct.MustPut(tb, collections.User{Name: name, HomeServer: idOf(home).String()})
 }
 
 // hashIn reports whether h is in hs.

@@ -64,7 +64,9 @@ func RestoreState(g collections.Genesis, data []byte) (*collections.State, error
 // memStorage serves snapshot records to State.Load.
 type memStorage map[collections.Kind][][]byte
 
-func (m memStorage) Append(collections.Kind, []byte) error { return fmt.Errorf("snapshot is read-only") }
+func (m memStorage) Append(collections.Kind, []byte) error {
+	return fmt.Errorf("snapshot is read-only")
+}
 func (m memStorage) Replace(collections.Kind, [][]byte) error {
 	return fmt.Errorf("snapshot is read-only")
 }
