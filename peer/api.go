@@ -231,9 +231,9 @@ type Counters struct {
 	// which change nothing: replays land here.
 	GossipHeld int64 `json:"gossip_held"`
 	// GossipRefused: gossip messages refused: malformed, a bad master or
-	// author signature, published by a host other than the certifying
-	// master, certified by a host outside the chain, below the epoch fence,
-	// or breaking the write rules.
+	// author signature, certified or published by a host outside the
+	// chain, published (on a host outside the chain) by another host than
+	// the master it follows, or breaking the write rules.
 	GossipRefused int64 `json:"gossip_refused"`
 	// SyncPulls: anti-entropy pulls that completed.
 	SyncPulls int64 `json:"sync_pulls"`

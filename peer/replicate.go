@@ -79,6 +79,14 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 		d.counters.GossipHeld++
 		return
 	}
+	if from := m.GetFrom(); from != d.agentView.master || d.agentView.master == "" {
+		// Only the master publishes, and only what it committed. Anything
+		// else (a deposed master's key certifying in its old term, a
+		// master this host has not heard yet) is left to anti-entropy
+		// with the servers, which hold exactly the log.
+		d.counters.GossipRefused++
+		return
+	}
 	d.lastGossip = d.cfg.Now()
 	v, _ := d.applyCertified(c, collections.VerifyOptions{}, "gossip")
 	switch v.Outcome {

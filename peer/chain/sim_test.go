@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
-	"testing/cryptotest"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -70,14 +70,17 @@ var (
 //
 //	go test ./peer/chain/ -run 'TestSimulation$' -chain.seeds=5000
 //	go test ./peer/chain/ -run 'TestSimulation$' -chain.seed=123 -v
+//
+// Seeds run in parallel; each replays exactly on its own (-chain.seed).
 func TestSimulation(t *testing.T) {
 	opts := simOptions{brk: *simBreak, strictConflict: *simStrictConflict, repropose: *simRepropose, restoreLostUnknown: *simRestoreLost, unreportedUnknown: *simUnreported}
 	if opts.brk != "" && !slices.Contains(breakModes, opts.brk) {
 		t.Fatalf("-chain.break=%s: want one of %s", opts.brk, strings.Join(breakModes, ", "))
 	}
+	rnd := useSeededRand(t)
 	if *simSeed != 0 {
 		opts.trace = testing.Verbose()
-		runSeed(t, *simSeed, opts)
+		runSeed(t, rnd, *simSeed, opts)
 		return
 	}
 	n := *simSeeds
@@ -88,23 +91,29 @@ func TestSimulation(t *testing.T) {
 		}
 	}
 	start := time.Now()
+	var mu sync.Mutex
 	var total simStats
 	failed := 0
-	for seed := uint64(1); seed <= uint64(n); seed++ {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			st := runSeed(t, seed, opts)
-			total.add(st)
-			if t.Failed() {
-				failed++
-			}
-		})
-	}
+	t.Run("seeds", func(t *testing.T) {
+		for seed := uint64(1); seed <= uint64(n); seed++ {
+			t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+				t.Parallel()
+				st := runSeed(t, rnd, seed, opts)
+				mu.Lock()
+				defer mu.Unlock()
+				total.add(st)
+				if t.Failed() {
+					failed++
+				}
+			})
+		}
+	})
 	t.Logf("%d seeds in %v, %d failed; %s", n, time.Since(start).Round(time.Millisecond), failed, total)
 }
 
 // runSeed runs one seed, fails t with its violations.
-func runSeed(t *testing.T, seed uint64, opts simOptions) simStats {
-	cryptotest.SetGlobalRandom(t, seed) // raft draws its election timeouts from crypto/rand
+func runSeed(t *testing.T, rnd *seededRand, seed uint64, opts simOptions) simStats {
+	rnd.register(t, seed)
 	r := runSim(t, seed, opts)
 	if len(r.violations) > 0 {
 		t.Errorf("seed %d: %d violations (rerun: go test ./peer/chain/ -run 'TestSimulation$' -chain.seed=%d -v%s):\n%s",
@@ -248,7 +257,7 @@ func (s *sim) event() int64 {
 func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	rng := rand.New(rand.NewPCG(seed, 0x6261746f6e))
 	servers := 3
-	if rng.IntN(10) < 3 {
+	if rng.IntN(4) == 0 {
 		servers = 5
 	}
 	d := testDomain(t, servers)
@@ -265,8 +274,8 @@ func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	}
 	c.onApplied, c.onLost, c.onLeader = s.applied, s.lost, s.leads
 
-	phase := 120 + rng.IntN(101)
-	nops := 30 + rng.IntN(21)
+	phase := 100 + rng.IntN(101)
+	nops := 30 + rng.IntN(16)
 	pOp := float64(nops) / float64(phase)
 	pFault := 0.03 + 0.05*rng.Float64()
 	crashes := rng.IntN(3) != 0
