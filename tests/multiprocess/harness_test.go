@@ -89,6 +89,12 @@ type status struct {
 		MovedTo    string `json:"moved_to"`
 		Reason     string `json:"reason"`
 	} `json:"quarantined"`
+	// The consensus fields; zero where the daemon does not report them.
+	Term     uint64   `json:"term"`
+	Commit   uint64   `json:"commit"`
+	Leader   string   `json:"leader"`
+	Voters   []string `json:"voters"`
+	Learners []string `json:"learners"`
 }
 
 type peerStatus struct {
@@ -140,6 +146,7 @@ type cluster struct {
 // node is one baton home and, while it runs, its daemon.
 type node struct {
 	name    string
+	ip      string // the loopback address it listens on
 	home    string
 	port    int
 	id      string
@@ -206,7 +213,13 @@ func (c *cluster) dumpLogs() {
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return freePortOn(t, "127.0.0.1")
+}
+
+// freePortOn returns a TCP port on ip that was free a moment ago.
+func freePortOn(t *testing.T, ip string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +303,29 @@ func (c *cluster) mustCLI(n *node, args ...string) string {
 // listening on a free port of 127.0.0.1, and exports its host record.
 func (c *cluster) addHost(name, role string) *node {
 	c.t.Helper()
+	return c.addHostAt(name, role, "127.0.0.1")
+}
+
+// addHostAt is addHost listening on ip, a loopback address. Away from
+// 127.0.0.1 the host record's public and private addresses are set to the
+// same address, so that every peer dials it there.
+func (c *cluster) addHostAt(name, role, ip string) *node {
+	c.t.Helper()
 	n := &node{
 		name:    name,
+		ip:      ip,
 		home:    filepath.Join(c.dir, name),
-		port:    freePort(c.t),
+		port:    freePortOn(c.t, ip),
 		record:  filepath.Join(c.dir, name+".host"),
 		logPath: filepath.Join(c.dir, name+".log"),
 	}
 	c.nodes = append(c.nodes, n)
-	out := c.mustCLI(n, "init", role, "--name", name, "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", n.port), "--json")
+	addr := fmt.Sprintf("/ip4/%s/tcp/%d", ip, n.port)
+	args := []string{"init", role, "--name", name, "--listen", addr, "--json"}
+	if ip != "127.0.0.1" {
+		args = append(args, "--public-addr", addr, "--private-addr", addr)
+	}
+	out := c.mustCLI(n, args...)
 	var info struct {
 		ID string `json:"id"`
 	}
@@ -312,8 +339,9 @@ func (c *cluster) addHost(name, role string) *node {
 
 // domainOptions shape a test domain.
 type domainOptions struct {
-	servers int  // chain length, s1 first
-	agent   bool // also a desktop agent "a1", a member host
+	servers int      // chain length, s1 first
+	agent   bool     // also a desktop agent "a1", a member host
+	ips     []string // the servers' loopback addresses, s1 first; default 127.0.0.1
 }
 
 // newDomain makes a domain "test" of servers s1..sN (and an agent a1),
@@ -323,7 +351,11 @@ func newDomain(t *testing.T, o domainOptions) (*cluster, []*node, *node) {
 	c := newCluster(t)
 	var servers []*node
 	for i := 1; i <= o.servers; i++ {
-		servers = append(servers, c.addHost(fmt.Sprintf("s%d", i), "--server"))
+		ip := "127.0.0.1"
+		if i <= len(o.ips) {
+			ip = o.ips[i-1]
+		}
+		servers = append(servers, c.addHostAt(fmt.Sprintf("s%d", i), "--server", ip))
 	}
 	var agent *node
 	if o.agent {
