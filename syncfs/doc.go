@@ -73,7 +73,6 @@
 // every device, the loser kept as a conflict copy; a live entry beats a
 // deletion; a directory holding live entries is never deleted (nor, when
 // applied, one holding entries not synced, which is kept as a conflict);
-// a name that
-// clashes by case or normalization is skipped with a reason, never written
-// over another.
+// a name that clashes by case or normalization is skipped with a reason,
+// never written over another.
 package syncfs
