@@ -458,7 +458,7 @@ func (x *applyRun) remove(a Action) error {
 		}
 		// Already gone: nothing to lose.
 	} else {
-		if l := x.local.Files[a.Name]; l.Type == TypeDir {
+		if l := x.local.Files[a.Name]; l.Type == TypeDir && !l.Deleted {
 			kept, err := x.emptyDir(a, p)
 			if err != nil || kept {
 				return err
@@ -484,6 +484,9 @@ func (x *applyRun) remove(a Action) error {
 // deletion failed) fails it too, leaving every file in place.
 func (x *applyRun) emptyDir(a Action, p string) (kept bool, err error) {
 	d, err := x.root.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // gone meanwhile: nothing to lose
+	}
 	if err != nil {
 		return false, err
 	}
