@@ -26,6 +26,9 @@ var (
 	// ErrNotDurable reports that a change is in place and recorded but the
 	// fsync of its directory failed, so a crash could still undo it.
 	ErrNotDurable = errors.New("change not yet durable")
+	// ErrDirNotEmpty reports a directory to delete that still holds
+	// entries other than the applier's temporary files: none is removed.
+	ErrDirNotEmpty = errors.New("directory not empty")
 )
 
 // BlockSource supplies blocks by hash, typically from peers over the
@@ -98,10 +101,16 @@ const DefaultConcurrency = 8
 // (TempPrefix and a hash of both): an attempt that fails keeps it if it
 // holds verified blocks, and the next attempt at the same version, in this
 // process or after a restart, reads and hashes the blocks at their offsets
-// and gets only those that do not verify (see Resume). A temporary file
-// kept for another version of the target is removed when a new attempt
-// begins; one left by an earlier process is removed by Scan once stale
-// (Scanner.StaleTemp).
+// and gets only those that do not verify (see Resume). A kept partial
+// file goes as soon as its version is superseded: when a new attempt at
+// the target begins, when the Local records a later version of the target
+// (written, deleted, moved away), or when DropSuperseded sees one in
+// another device's index (a file changed or deleted before it arrived).
+// The deletion of a directory removes the applier's temporary files in
+// it, and only those: a directory that holds anything else the Local does
+// not record is kept, as a conflict (see Result.Conflict). One an earlier
+// process left elsewhere is removed by Scan once stale
+// (Scanner.StaleTemp). So none of the applier's own files blocks a change.
 //
 // The zero value is not usable: set Root and Source.
 type Applier struct {
@@ -126,8 +135,8 @@ type Applier struct {
 	hook func(step, name string) error
 
 	mu       sync.Mutex
-	partials map[string]*partial // found by Resume, by temporary file path
-	kept     map[string]string   // temporary file path kept after a failed attempt, by target name
+	partials map[string]*partial    // found by Resume, by temporary file path
+	kept     map[string]keptPartial // partial file kept after a failed attempt, by target name
 }
 
 // Result is the outcome of one action.
@@ -137,6 +146,10 @@ type Result struct {
 	// Local; otherwise nothing was recorded, except that an error wrapping
 	// ErrNotDurable means the change is in place and recorded.
 	Err error
+	// Conflict, if set, says why the action was carried out as a conflict
+	// instead: a directory to delete that held entries the folder does
+	// not record was kept, and the Action's Also recorded for it.
+	Conflict string
 	// Fetched is how many bytes came from the BlockSource, Copied how
 	// many from local files, Resumed how many were found in place in the
 	// temporary file of an interrupted attempt (see Resume).
@@ -233,6 +246,7 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 		if a.File.Deleted {
 			delete(x.local.Disk, a.Name)
 		}
+		x.recorded(a.Name, a.File)
 		return nil
 	case ActDelete:
 		return x.remove(a)
@@ -354,6 +368,7 @@ func (x *applyRun) absent(name string) error {
 // record notes that name now holds f, as on disk.
 func (x *applyRun) record(name string, f FileInfo) error {
 	x.local.Files[name] = f
+	x.recorded(name, f)
 	if f.Deleted {
 		delete(x.local.Disk, name)
 		return nil
@@ -443,6 +458,12 @@ func (x *applyRun) remove(a Action) error {
 		}
 		// Already gone: nothing to lose.
 	} else {
+		if l := x.local.Files[a.Name]; l.Type == TypeDir && !l.Deleted {
+			kept, err := x.emptyDir(a, p)
+			if err != nil || kept {
+				return err
+			}
+		}
 		x.expect(a.Name, -1, 0)
 		if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -450,6 +471,72 @@ func (x *applyRun) remove(a Action) error {
 	}
 	x.record(a.Name, a.File)
 	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+// emptyDir readies the directory a.Name (p), which a deletes, for its
+// removal: the applier's own temporary files in it (partial files of
+// fetches its deletion supersedes, files a crash left) are removed. If it
+// holds anything else the folder does not record (a file not scanned yet,
+// an ignored one), nothing else is removed: the directory is kept, and
+// a.Also, the directory's entry for that case, recorded (kept reports it,
+// and the result's Conflict says why); without an Also it fails with
+// ErrDirNotEmpty. An entry in it the folder records as live (whose own
+// deletion failed) fails it too, leaving every file in place.
+func (x *applyRun) emptyDir(a Action, p string) (kept bool, err error) {
+	d, err := x.root.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil // gone meanwhile: nothing to lose
+	}
+	if err != nil {
+		return false, err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return false, fmt.Errorf("listing %s: %w", a.Name, err)
+	}
+	var temps, live, foreign []string
+	for _, e := range ents {
+		child := a.Name + "/" + e.Name()
+		switch l, ok := x.local.Files[child]; {
+		case IsTemp(e.Name()) && (e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0):
+			temps = append(temps, e.Name())
+		case ok && !l.Deleted:
+			live = append(live, e.Name())
+		default:
+			foreign = append(foreign, e.Name())
+		}
+	}
+	if len(live) > 0 {
+		return false, fmt.Errorf("%w: %s still holds %s", ErrDirNotEmpty, a.Name, fewNames(live))
+	}
+	for _, n := range temps {
+		if err := x.root.Remove(filepath.Join(p, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("removing temporary file %s in %s: %w", n, a.Name, err)
+		}
+	}
+	x.ap.forgetKeptIn(p)
+	if len(foreign) == 0 {
+		return false, nil
+	}
+	why := fmt.Sprintf("directory not deleted: it holds %s, not synced here", fewNames(foreign))
+	if a.Also.Name != a.Name || a.Also.Type != TypeDir || a.Also.Deleted {
+		return false, fmt.Errorf("%w: %s", ErrDirNotEmpty, why)
+	}
+	if err := x.record(a.Name, a.Also); err != nil {
+		return false, err
+	}
+	x.res.Conflict = why
+	return true, nil
+}
+
+// fewNames lists names, sorted, at most three of them.
+func fewNames(names []string) string {
+	slices.Sort(names)
+	if len(names) > 3 {
+		return fmt.Sprintf("%q and %d more", names[:3], len(names)-3)
+	}
+	return fmt.Sprintf("%q", names)
 }
 
 // keepConflict moves the local entry at a.Name to a.ConflictName.
@@ -570,6 +657,7 @@ func (x *applyRun) rename(a Action) error {
 	}
 	delete(x.local.Disk, a.From)
 	x.local.Files[a.From] = a.Also
+	x.recorded(a.From, a.Also)
 	if err := x.root.Chmod(to, fs.FileMode(a.File.Mode&PermMask)); err != nil {
 		return err
 	}
@@ -609,7 +697,7 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 		switch {
 		case placed:
 		case !symlink && x.keepTemp():
-			x.keepPartial(a.Name, tp)
+			x.keepPartial(a.Name, a.File.Version, tp)
 		case symlink || x.tempState != tempNone:
 			x.root.Remove(tp)
 		}

@@ -369,6 +369,7 @@ func (b *batch) unchanged(it *batchItem) error {
 func (b *batch) record(it *batchItem) error {
 	name, f := it.a.Name, it.a.File
 	b.local.Files[name] = f
+	it.x.recorded(name, f)
 	if f.Deleted {
 		delete(b.local.Disk, name)
 		return nil

@@ -253,30 +253,116 @@ func (x *applyRun) takePartial(tp string) *partial {
 	return p
 }
 
+// keptPartial is the partial file of a failed attempt at a version of a
+// name, kept to be resumed.
+type keptPartial struct {
+	path    string // the temporary file, native, relative to Root
+	version Vector // the version it holds blocks of
+}
+
 // dropOtherPartial is called as an attempt at name begins to assemble it
 // in tp ("" for none): a temporary file kept after an earlier attempt at
 // another version of name is removed, since only the latest version is
 // resumed. (One an earlier process left is removed by the scanner once
-// stale: see Scanner.StaleTemp.)
+// stale, or with its directory: see Scanner.StaleTemp and removeDir.)
 func (x *applyRun) dropOtherPartial(name, tp string) {
 	ap := x.ap
 	ap.mu.Lock()
 	old, ok := ap.kept[name]
 	delete(ap.kept, name)
 	ap.mu.Unlock()
-	if ok && old != tp {
-		x.root.Remove(old)
+	if ok && old.path != tp {
+		x.root.Remove(old.path)
 	}
 }
 
 // keepPartial notes that tp, the temporary file of a failed attempt at
-// name, is kept.
-func (x *applyRun) keepPartial(name, tp string) {
+// version v of name, is kept.
+func (x *applyRun) keepPartial(name string, v Vector, tp string) {
 	ap := x.ap
 	ap.mu.Lock()
 	if ap.kept == nil {
-		ap.kept = map[string]string{}
+		ap.kept = map[string]keptPartial{}
 	}
-	ap.kept[name] = tp
+	ap.kept[name] = keptPartial{path: tp, version: v}
 	ap.mu.Unlock()
+}
+
+// recorded is called when the Local's entry for name becomes f: a partial
+// file kept for a version of name that f supersedes (or is) is no longer
+// wanted, and is removed.
+func (x *applyRun) recorded(name string, f FileInfo) {
+	ap := x.ap
+	ap.mu.Lock()
+	k, ok := ap.kept[name]
+	drop := ok && supersedes(f, k.version, true)
+	if drop {
+		delete(ap.kept, name)
+	}
+	ap.mu.Unlock()
+	if drop {
+		x.root.Remove(k.path)
+	}
+}
+
+// supersedes reports whether e, an entry for the name of a partial file
+// kept for version v, makes the partial file useless: e is a later
+// version (a newer content, a deletion, another type), or, if e is what
+// the folder now holds (here), v itself, in place.
+func supersedes(e FileInfo, v Vector, here bool) bool {
+	switch e.Version.Compare(v) {
+	case Greater:
+		return true
+	case Equal:
+		return here
+	}
+	return false
+}
+
+// DropSuperseded removes the partial files kept after failed fetches
+// (see Applier) whose target's entry in s, a snapshot of another device,
+// is a later version than the one they hold: that version will not be
+// fetched any more, as when a file is changed again or deleted before it
+// arrived. Names s does not hold are left alone. It returns how many it
+// removed. The caller calls it with each index it takes changes from, as
+// the index arrives, so that no partial file outlives its version (and
+// none is left in a directory to delete); it must not run at the same
+// time as Apply on the folder.
+func (ap *Applier) DropSuperseded(s Snapshot) int {
+	ap.mu.Lock()
+	var drop []string
+	for name, k := range ap.kept {
+		if e, ok := s[name]; ok && supersedes(e, k.version, false) {
+			drop = append(drop, k.path)
+			delete(ap.kept, name)
+		}
+	}
+	ap.mu.Unlock()
+	if len(drop) == 0 {
+		return 0
+	}
+	root, err := os.OpenRoot(ap.Root)
+	if err != nil {
+		return 0
+	}
+	defer root.Close()
+	n := 0
+	for _, p := range drop {
+		if err := root.Remove(p); err == nil || errors.Is(err, fs.ErrNotExist) {
+			n++
+		}
+	}
+	return n
+}
+
+// forgetKeptIn forgets the kept partial files in the directory dir
+// (native, relative to Root), which is being removed with them.
+func (ap *Applier) forgetKeptIn(dir string) {
+	ap.mu.Lock()
+	defer ap.mu.Unlock()
+	for name, k := range ap.kept {
+		if filepath.Dir(k.path) == dir {
+			delete(ap.kept, name)
+		}
+	}
 }

@@ -36,7 +36,8 @@
 //     outside the folder; ApplyBatch makes many small independent files
 //     durable with two filesystem barriers instead of two fsyncs each;
 //     Resume finds the verified blocks an interrupted fetch left, so they
-//     are not fetched again.
+//     are not fetched again; DropSuperseded removes such partial files
+//     once their version is superseded, so none outlives it.
 //   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
 //     batches of names to rescan.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
@@ -59,6 +60,7 @@
 //			// rescan stats.Unstable later; announce the changed entries
 //		case msg := <-indexes:
 //			idx, signer, err := syncfs.OpenIndex(msg) // verify, then check rights
+//			ap.DropSuperseded(idx.Snapshot())         // partial files of versions gone
 //			plan := syncfs.Plan(local.Files, idx.Snapshot(), self)
 //			results := ap.Apply(ctx, &local, plan)  // records what it did in local
 //			// ErrChangedMeanwhile: the next scan and plan sort it out
@@ -69,7 +71,8 @@
 // Plan's contract: actions are ordered to be applied in sequence; every
 // name in an action passes CheckName; concurrent changes resolve alike on
 // every device, the loser kept as a conflict copy; a live entry beats a
-// deletion; a directory holding live entries is never deleted; a name that
-// clashes by case or normalization is skipped with a reason, never written
-// over another.
+// deletion; a directory holding live entries is never deleted (nor, when
+// applied, one holding entries not synced, which is kept as a conflict);
+// a name that clashes by case or normalization is skipped with a reason,
+// never written over another.
 package syncfs

@@ -78,7 +78,7 @@ type Action struct {
 	File         FileInfo    // the entry Name holds afterwards (Delete: the tombstone)
 	From         string      // Rename: the local file moved to Name
 	ConflictName string      // Conflict: where the local entry at Name is kept
-	Also         FileInfo    // Conflict: the entry recorded for ConflictName; Rename: the tombstone recorded for From
+	Also         FileInfo    // Conflict: the entry recorded for ConflictName; Rename: the tombstone recorded for From; Delete of a directory: the entry recorded if it holds entries not synced here (kept)
 	Need         []Block     // Fetch, Conflict: blocks to get from peers
 	Copy         []BlockCopy // Fetch, Conflict: blocks to copy from local files
 	Reason       string      // Skip, Record and conflicts: why
@@ -134,6 +134,7 @@ func Plan(local, remote Snapshot, self string) []Action {
 	}
 	p.detectRenames()
 	p.keepNonEmptyDirs()
+	p.keepUnknownContent()
 	p.checkClashes()
 	p.fillBlocks()
 	return p.ordered()
@@ -362,9 +363,7 @@ func (p *planner) keepNonEmptyDirs() {
 			continue
 		}
 		exists[d.Name] = true
-		l := p.local[d.Name]
-		l.Version = d.File.Version.Merge(l.Version).Update(p.self)
-		d.Kind, d.phase, d.File, d.Reason = ActRecord, phaseMain, l, "directory not empty: kept"
+		d.Kind, d.phase, d.File, d.Reason = ActRecord, phaseMain, p.keptDir(d.Name, d.File.Version), "directory not empty: kept"
 		for _, s := range p.steps {
 			if !s.drop && s.phase == phaseLate && s.Name == d.Name {
 				cn := conflictCopyName(s.File, p.taken)
@@ -372,6 +371,27 @@ func (p *planner) keepNonEmptyDirs() {
 				s.Name, s.phase = cn, phaseMain
 				s.Reason = "conflict: a non-empty directory holds the name"
 			}
+		}
+	}
+}
+
+// keptDir returns the local directory name as recorded when its deletion
+// at version v is refused: a version that supersedes v, made here, so
+// that peers bring the directory back.
+func (p *planner) keptDir(name string, v Vector) FileInfo {
+	l := p.local[name]
+	l.Version = v.Merge(l.Version).Update(p.self)
+	return l
+}
+
+// keepUnknownContent gives every deletion of a directory the entry to
+// record instead (Also) if the directory turns out to hold entries no
+// snapshot knows of (not scanned yet, or ignored): the applier keeps the
+// directory then, as a conflict, rather than delete what is not synced.
+func (p *planner) keepUnknownContent() {
+	for _, s := range p.steps {
+		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && !l.Deleted && l.Type == TypeDir {
+			s.Also = p.keptDir(s.Name, s.File.Version)
 		}
 	}
 }

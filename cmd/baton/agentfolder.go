@@ -485,6 +485,9 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  error:         %s\n", st.LastError)
 	}
+	for _, c := range st.Failed {
+		fmt.Fprintf(w, "  failed:        %s (%d attempts): %s\n", printable(c.Path), c.Attempts, printable(c.Reason))
+	}
 	if st.Hint != "" {
 		fmt.Fprintf(w, "  hint:          %s\n", st.Hint)
 	}

@@ -40,6 +40,11 @@ type folderStatusJSON struct {
 	LocalChanges int    `json:"local_changes"`
 	InSync       bool   `json:"in_sync"`
 	LastError    string `json:"last_error,omitempty"`
+	// Failed lists changes that could not be applied (path, reason,
+	// attempts in a row); Stuck: one failed so often that the folder will
+	// not get in sync by itself.
+	Failed []foldersync.FailedChange `json:"failed,omitempty"`
+	Stuck  bool                      `json:"stuck,omitempty"`
 	// Emptied: the folder is stopped because its directory was found
 	// empty without its marker file (foldersync.ErrEmptied), until a
 	// rescan confirms the files were deleted on purpose.
@@ -76,6 +81,8 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 		LocalChanges: st.LocalChanges,
 		InSync:       st.InSync,
 		LastError:    st.LastError,
+		Failed:       st.Failed,
+		Stuck:        st.Stuck,
 		Emptied:      st.Emptied,
 		Fetched:      st.Fetched,
 		Copied:       st.Copied,

@@ -14,6 +14,10 @@ import (
 type applied struct {
 	failed, skipped int
 	first           error
+	// errs: why each name whose change failed did; attempts (kept by
+	// noteFailures): how many applies in a row it failed in.
+	errs     map[string]error
+	attempts map[string]int
 }
 
 func (r *applied) add(o applied) {
@@ -21,6 +25,20 @@ func (r *applied) add(o applied) {
 	r.skipped += o.skipped
 	if r.first == nil {
 		r.first = o.first
+	}
+	for n, err := range o.errs {
+		r.fail(n, err)
+	}
+}
+
+// fail notes that the change of name failed with err (the first error
+// of a name is kept).
+func (r *applied) fail(name string, err error) {
+	if r.errs == nil {
+		r.errs = map[string]error{}
+	}
+	if _, ok := r.errs[name]; !ok {
+		r.errs[name] = err
 	}
 }
 
@@ -71,6 +89,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 			if res.first == nil {
 				res.first = r.Err
 			}
+			res.fail(r.Action.Name, r.Err)
 			f.log.Debug("action failed", "action", r.Action.String(), "err", r.Err)
 			if errors.Is(r.Err, syncfs.ErrChangedMeanwhile) {
 				changed = append(changed, r.Action.Name)
@@ -85,6 +104,9 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 				}
 			}
 			need.add(r.Action, -1)
+			if r.Conflict != "" {
+				f.log.Warn("change applied as a conflict", "name", r.Action.Name, "action", r.Action.String(), "why", r.Conflict)
+			}
 			if r.Action.Name == syncfs.IgnoreFile {
 				f.requestRescan() // the patterns changed: look again at everything
 			}

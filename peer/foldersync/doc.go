@@ -67,7 +67,15 @@
 // version, is kept, and before the blocks are fetched the ones it holds
 // are read and verified (syncfs.Applier.Resume) and dropped from what is
 // fetched; they count as resumed (FolderStatus.Resumed). Small files
-// applied in batches start over.
+// applied in batches start over. A partial file goes as soon as an index
+// shows its version superseded (syncfs.Applier.DropSuperseded), and a
+// directory's deletion removes the temporary files in it, so none is left
+// behind by a file changed or deleted before it arrived.
+//
+// A change that cannot be applied is retried with a growing wait (at most
+// 30 s) and named in FolderStatus.Failed with why; once one has failed
+// Config.StuckAfter times in a row, FolderStatus.Stuck says the folder will
+// not get in sync by itself.
 //
 // # Safety
 //

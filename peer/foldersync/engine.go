@@ -79,6 +79,10 @@ type Config struct {
 	// Prefetch bounds the bytes of blocks fetched ahead of the applier per
 	// folder (default 64 MiB).
 	Prefetch int64
+	// StuckAfter is how many attempts in a row at applying one change
+	// may fail before the folder says it is stuck (FolderStatus.Stuck;
+	// default 5). Retries go on, at the longest wait.
+	StuckAfter int
 }
 
 func (c *Config) setDefaults() {
@@ -105,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Prefetch <= 0 {
 		c.Prefetch = 64 << 20
+	}
+	if c.StuckAfter <= 0 {
+		c.StuckAfter = 5
 	}
 }
 

@@ -96,6 +96,7 @@ type folder struct {
 	// One peer's changes going through leaves another's failure standing.
 	failed    map[lpeer.ID]applied
 	failures  int
+	stuck     bool // a change failed Config.StuckAfter times in a row
 	retryWait time.Duration
 	retry     *time.Timer
 	notMember int // consecutive looks that found this device not a member
@@ -429,6 +430,14 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		return
 	}
 	f.remotes[p] = ri
+	if ri != held {
+		// A partial file of a version this index supersedes (a file
+		// changed or deleted before it arrived) is not resumed: it goes
+		// now, not when a plan happens to touch its name.
+		if n := f.applier.DropSuperseded(ri.snap); n > 0 {
+			f.log.Debug("partial files of superseded versions removed", "peer", p.String(), "files", n)
+		}
+	}
 	sc := f.scopes[p]
 	if sc == nil {
 		sc = &planScope{all: true}
@@ -511,7 +520,11 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
 	f.noteFailures(p, res)
 	if res.failed > 0 {
-		f.log.Info("some changes could not be applied; retrying later", "failed", res.failed, "first", res.first)
+		if f.stuck {
+			f.log.Debug("some changes could not be applied; the folder is stuck; retrying later", "failed", res.failed, "first", res.first)
+		} else {
+			f.log.Info("some changes could not be applied; retrying later", "failed", res.failed, "first", res.first)
+		}
 		f.scheduleRetry()
 		return false
 	}
@@ -530,6 +543,11 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 // peer has any.
 func (f *folder) noteFailures(p lpeer.ID, res applied) {
 	if res.failed > 0 {
+		prev := f.failed[p].attempts
+		res.attempts = make(map[string]int, len(res.errs))
+		for n := range res.errs {
+			res.attempts[n] = prev[n] + 1
+		}
 		f.failed[p] = res
 	} else {
 		delete(f.failed, p)
@@ -550,10 +568,10 @@ func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
 	return true
 }
 
-// showFailures sets failures from failed, and LastError if there are
-// some; with none, it clears a LastError that spoke of failed changes, and
-// NeedFiles and NeedBytes: what an apply leaves needed is what failed in
-// it, which (the peer's failures forgotten) no longer is.
+// showFailures sets failures from failed, and LastError, Failed and Stuck
+// if there are some; with none, it clears a LastError that spoke of failed
+// changes, and NeedFiles and NeedBytes: what an apply leaves needed is
+// what failed in it, which (the peer's failures forgotten) no longer is.
 func (f *folder) showFailures() {
 	f.failures = 0
 	var first lpeer.ID
@@ -565,24 +583,66 @@ func (f *folder) showFailures() {
 	}
 	if f.failures == 0 {
 		f.retryWait = 0
+		if f.stuck {
+			f.log.Info("no change fails any more: the folder is no longer stuck")
+		}
+		f.stuck = false
 		f.setStatus(func(st *FolderStatus) {
 			if strings.Contains(st.LastError, errNotApplied) {
 				st.LastError = ""
 			}
 			st.NeedFiles, st.NeedBytes = 0, 0
+			st.Failed, st.Stuck = nil, false
 		})
 		return
 	}
+	list, stuck := failedChanges(f.failed, f.e.cfg.StuckAfter)
+	if stuck && !f.stuck {
+		f.log.Warn("a change keeps failing: the folder is stuck; retrying less often",
+			"path", list[0].Path, "reason", list[0].Reason, "attempts", list[0].Attempts, "failed", f.failures)
+	}
+	f.stuck = stuck
 	msg := fmt.Sprintf("%d changes %s: %v", f.failures, errNotApplied, f.failed[first].first)
-	f.setStatus(func(st *FolderStatus) { st.LastError = msg })
+	if stuck {
+		msg = fmt.Sprintf("stuck after %d attempts: %s", list[0].Attempts, msg)
+	}
+	f.setStatus(func(st *FolderStatus) { st.LastError, st.Failed, st.Stuck = msg, list, stuck })
+}
+
+// failedChanges lists the changes that failed at the last apply of each
+// peer's index, those tried most often first (then by path), at most
+// MaxFailedShown, and reports whether one of them failed stuckAfter times
+// or more.
+func failedChanges(failed map[lpeer.ID]applied, stuckAfter int) ([]FailedChange, bool) {
+	byPath := map[string]FailedChange{}
+	for _, r := range failed {
+		for n, err := range r.errs {
+			c := FailedChange{Path: n, Reason: err.Error(), Attempts: r.attempts[n]}
+			if old, ok := byPath[n]; !ok || c.Attempts > old.Attempts {
+				byPath[n] = c
+			}
+		}
+	}
+	list := slices.SortedFunc(maps.Values(byPath), func(a, b FailedChange) int {
+		if a.Attempts != b.Attempts {
+			return b.Attempts - a.Attempts
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
+	stuck := len(list) > 0 && list[0].Attempts >= stuckAfter
+	return list[:min(len(list), MaxFailedShown)], stuck
 }
 
 // errNotApplied is what LastError says of changes that failed.
 const errNotApplied = "not applied"
 
-// scheduleRetry arms the retry timer with a growing wait.
+// scheduleRetry arms the retry timer with a growing wait, the longest
+// once the folder is stuck.
 func (f *folder) scheduleRetry() {
 	f.retryWait = min(max(2*f.retryWait, time.Second), maxRetryWait)
+	if f.stuck {
+		f.retryWait = maxRetryWait
+	}
 	f.retry.Reset(f.retryWait)
 }
 

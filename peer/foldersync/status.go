@@ -39,6 +39,14 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
+	// Failed lists changes that could not be applied at the last attempt
+	// (at most MaxFailedShown of them, those tried most often first), with
+	// why and how many attempts in a row failed. Stuck: one of them failed
+	// Config.StuckAfter times or more, so the folder will not get in sync
+	// by itself (LastError then starts with "stuck"); retries go on, at
+	// the longest wait.
+	Failed []FailedChange `json:"failed,omitempty"`
+	Stuck  bool           `json:"stuck,omitempty"`
 	// Emptied: the folder is stopped because its directory was found
 	// empty without its marker file (LastError is then ErrEmptied's), until
 	// Engine.Rescan confirms the files were deleted on purpose or the
@@ -62,4 +70,17 @@ type FolderStatus struct {
 	// took another host's changes (zero: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
 	LastSync time.Time `json:"last_sync,omitzero"`
+}
+
+// MaxFailedShown bounds FolderStatus.Failed.
+const MaxFailedShown = 10
+
+// FailedChange is a change of a folder that could not be applied.
+type FailedChange struct {
+	// Path is the entry's name in the folder (slash-separated).
+	Path string `json:"path"`
+	// Reason is the last attempt's error.
+	Reason string `json:"reason"`
+	// Attempts counts the attempts in a row that failed.
+	Attempts int `json:"attempts"`
 }

@@ -7,7 +7,10 @@
 // master returns), tamper with data files, and let hosts outside the domain
 // try to connect. The folder-sync tests log two agents in and sync a shared
 // folder between them: both ways, deletes, renames, a conflict, read-only
-// members and revert, a large file and 10,000 small files.
+// members and revert, a large file and 10,000 small files, and a git
+// repository checked out at many commits in a row on one device while the
+// other edits files of its own (one run per seed of -churn.seeds): every
+// copy must end identical, pass 'git fsck', and hold no temporary file.
 //
 // Every scenario ends with the same checks: every update a command
 // acknowledged ("ok: ...") is listed on every live server, all live servers

@@ -276,31 +276,37 @@ func (d *syncDomain) accept(a *agent, name, id, owner, rights, dir string) {
 
 // folderStatus is 'folder status --json'.
 type folderStatus struct {
-	ID           string  `json:"id"`
-	Name         string  `json:"name"`
-	Root         string  `json:"root"`
-	Role         string  `json:"role"`
-	State        string  `json:"state"`
-	LocalFiles   int     `json:"local_files"`
-	LocalDirs    int     `json:"local_dirs"`
-	LocalBytes   int64   `json:"local_bytes"`
-	NeedFiles    int     `json:"need_files"`
-	NeedBytes    int64   `json:"need_bytes"`
-	LocalChanges int     `json:"local_changes"`
-	InSync       bool    `json:"in_sync"`
-	LastError    string  `json:"last_error"`
-	Emptied      bool    `json:"emptied"`
-	Progress     float64 `json:"progress"`
-	Fetched      int64   `json:"fetched"`
-	Copied       int64   `json:"copied"`
-	Resumed      int64   `json:"resumed"`
-	Served       int64   `json:"served"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Root         string `json:"root"`
+	Role         string `json:"role"`
+	State        string `json:"state"`
+	LocalFiles   int    `json:"local_files"`
+	LocalDirs    int    `json:"local_dirs"`
+	LocalBytes   int64  `json:"local_bytes"`
+	NeedFiles    int    `json:"need_files"`
+	NeedBytes    int64  `json:"need_bytes"`
+	LocalChanges int    `json:"local_changes"`
+	InSync       bool   `json:"in_sync"`
+	LastError    string `json:"last_error"`
+	Failed       []struct {
+		Path     string `json:"path"`
+		Reason   string `json:"reason"`
+		Attempts int    `json:"attempts"`
+	} `json:"failed"`
+	Stuck    bool    `json:"stuck"`
+	Emptied  bool    `json:"emptied"`
+	Progress float64 `json:"progress"`
+	Fetched  int64   `json:"fetched"`
+	Copied   int64   `json:"copied"`
+	Resumed  int64   `json:"resumed"`
+	Served   int64   `json:"served"`
 }
 
 func (s folderStatus) String() string {
-	return fmt.Sprintf("%s (%s) at %s: %s, role %s, %d files, %d dirs, %d bytes, need %d files %d bytes, %d local changes, in sync %v, last error %q, emptied %v, bytes fetched %d, copied %d, resumed %d, served %d",
+	return fmt.Sprintf("%s (%s) at %s: %s, role %s, %d files, %d dirs, %d bytes, need %d files %d bytes, %d local changes, in sync %v, last error %q, failed %+v, stuck %v, emptied %v, bytes fetched %d, copied %d, resumed %d, served %d",
 		s.Name, s.ID, s.Root, s.State, s.Role, s.LocalFiles, s.LocalDirs, s.LocalBytes, s.NeedFiles, s.NeedBytes, s.LocalChanges, s.InSync, s.LastError,
-		s.Emptied, s.Fetched, s.Copied, s.Resumed, s.Served)
+		s.Failed, s.Stuck, s.Emptied, s.Fetched, s.Copied, s.Resumed, s.Served)
 }
 
 // folderStatus runs 'folder status NAME --json' on a.
