@@ -280,6 +280,23 @@ func (s *State) observe(v Verified) {
 	s.maxEpoch = max(s.maxEpoch, v.c.Epoch())
 }
 
+// Holds reports whether the state applied u (its author's sequence number
+// in its collection was seen) and returns its certification while the
+// state retains it (zero once superseded everywhere).
+func (s *State) Holds(u Update) (Certified, bool) {
+	if !u.Collection.Valid() {
+		return Certified{}, false
+	}
+	col := s.cols[u.Collection]
+	if !col.seen[u.Author].Contains(u.Seq) {
+		return Certified{}, false
+	}
+	if e := col.byID[updateID{u.Author, u.Seq}]; e != nil {
+		return e.c, true
+	}
+	return Certified{}, true
+}
+
 // NextClock is the Lamport clock for this replica's next update: one more
 // than any clock applied.
 func (s *State) NextClock() uint64 { return s.maxClock + 1 }

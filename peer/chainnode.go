@@ -241,9 +241,27 @@ func (d *driver) onLeadership(ctx context.Context, wasLeader bool) {
 			delete(d.inflight, h)
 		}
 	}
+	if !isLeader {
+		d.dropDomainOutbox(lead)
+	}
 	d.lastLeader = lead
 	if lead != "" {
 		d.flushOutbox(ctx)
+	}
+}
+
+// dropDomainOutbox answers the Domain changes this server authored as
+// master and never got into its log (a leadership transfer began first):
+// only the master that authors a Domain change certifies it, so no other
+// server will. Those it proposed are answered when their log position is
+// committed (applied, or Lost).
+func (d *driver) dropDomainOutbox(lead lpeer.ID) {
+	for h, e := range d.outbox.entries {
+		if e.su.Update().Collection != collections.Domain || d.core.Pending(h) {
+			continue
+		}
+		d.log.Warn("domain change not proposed before this server lost the master role; dropped", "key", e.su.Update().Key, "master", lead.String())
+		d.settle(h, submitResult{err: &NotMasterError{Master: lead, MasterName: d.hostName(lead)}})
 	}
 }
 
@@ -285,6 +303,10 @@ func (d *driver) onChainResult(ctx context.Context, res chain.Result) {
 			}
 		}
 		d.settle(h, submitResult{receipt: Receipt{Certified: c}})
+	}
+	for _, held := range res.InSnapshot {
+		delete(d.inflight, held.Hash)
+		d.settle(held.Hash, submitResult{receipt: Receipt{Certified: held.Certified}})
 	}
 	for _, h := range res.Lost {
 		delete(d.inflight, h)

@@ -112,7 +112,7 @@ type Core struct {
 	// knows: from the entries of each Ready, plus what it proposed since.
 	last uint64
 	// mine is this core's proposals not yet applied, by log index.
-	mine map[uint64][32]byte
+	mine map[uint64]collections.SignedUpdate
 	// confIndex is the index of the configuration change in flight.
 	confIndex uint64
 	lead      uint64
@@ -165,7 +165,7 @@ func New(cfg Config) (*Core, error) {
 	}
 	return &Core{
 		rn: rn, key: cfg.Key, self: self, state: cfg.State, storage: cfg.Storage,
-		conf: cs, applied: cfg.Applied, last: last, mine: map[uint64][32]byte{},
+		conf: cs, applied: cfg.Applied, last: last, mine: map[uint64]collections.SignedUpdate{},
 	}, nil
 }
 
@@ -255,8 +255,19 @@ func (c *Core) Propose(su collections.SignedUpdate) (collections.Certified, erro
 		return collections.Certified{}, fmt.Errorf("proposing: %w", err)
 	}
 	c.last = index
-	c.mine[index] = su.Hash()
+	c.mine[index] = su
 	return cert, nil
+}
+
+// Pending reports whether this core proposed the update with hash h and has
+// not yet seen its log position committed (applied or lost).
+func (c *Core) Pending(h [32]byte) bool {
+	for _, m := range c.mine {
+		if m.Hash() == h {
+			return true
+		}
+	}
+	return false
 }
 
 // TransferLeader asks raft to hand leadership to id.
@@ -291,11 +302,22 @@ type Result struct {
 	// Lost are this server's proposals that another entry displaced: they
 	// will never commit. They are reported with the hash of the update.
 	Lost [][32]byte
+	// InSnapshot are this server's proposals whose log position a
+	// snapshot from the leader covered, and that the snapshot's state
+	// holds: they were committed.
+	InSnapshot []Held
 	// Restored is set when a snapshot replaced the state: everything
 	// derived from it must be recomputed.
 	Restored bool
 	// ConfChanged is set when the raft configuration changed.
 	ConfChanged bool
+}
+
+// Held is a proposal found committed in a snapshot: its hash, and its
+// certification while the state retains it (zero if superseded).
+type Held struct {
+	Hash      [32]byte
+	Certified collections.Certified
 }
 
 // Advance is called once the caller persisted rd and sent its messages:
@@ -319,11 +341,18 @@ func (c *Core) Advance(rd raft.Ready) (Result, error) {
 		md := rd.Snapshot.GetMetadata()
 		c.state, c.applied, c.conf = st, md.GetIndex(), md.GetConfState()
 		c.last = max(c.last, md.GetIndex())
-		for i, h := range c.mine {
-			if i <= md.GetIndex() {
-				res.Lost = append(res.Lost, h)
-				delete(c.mine, i)
+		for i, su := range c.mine {
+			if i > md.GetIndex() {
+				continue
 			}
+			// The snapshot covers its position: the state says whether
+			// it was committed (there or at another position).
+			if cert, ok := st.Holds(su.Update()); ok {
+				res.InSnapshot = append(res.InSnapshot, Held{Hash: su.Hash(), Certified: cert})
+			} else {
+				res.Lost = append(res.Lost, su.Hash())
+			}
+			delete(c.mine, i)
 		}
 		res.Restored, res.ConfChanged = true, true
 	}
@@ -342,9 +371,9 @@ func (c *Core) Advance(rd raft.Ready) (Result, error) {
 			return res, err
 		}
 		c.applied = e.GetIndex()
-		if h, ok := c.mine[e.GetIndex()]; ok {
-			if a.Certified.IsZero() || a.Certified.Hash() != h {
-				res.Lost = append(res.Lost, h)
+		if su, ok := c.mine[e.GetIndex()]; ok {
+			if a.Certified.IsZero() || a.Certified.Hash() != su.Hash() {
+				res.Lost = append(res.Lost, su.Hash())
 			}
 			delete(c.mine, e.GetIndex())
 		}

@@ -42,6 +42,11 @@ var breakModes = []string{breakAckAtPropose, breakAckByIndex, breakAckFrozen, br
 var (
 	simSeeds = flag.Int("chain.seeds", 0, "fault simulation: how many seeded schedules to run (default 500, 100 with -short)")
 	simSeed  = flag.Uint64("chain.seed", 0, "fault simulation: run only this seed, tracing it with -v")
+	// The default size fits 500 seeds in CI's budget with the race
+	// detector, where a committed update costs about 9 ms (signature
+	// checks on every server); larger scales run longer schedules with
+	// more operations.
+	simScale = flag.Float64("chain.scale", 1, "fault simulation: multiply each schedule's length and number of operations")
 	simBreak = flag.String("chain.break", "", "fault simulation: break the harness on purpose, to see the checks fail: "+strings.Join(breakModes, ", "))
 	simVis   = flag.String("chain.vis", "", "fault simulation: directory for porcupine visualizations of failures (default: a new temporary directory)")
 	// simStrictConflict answers a condition that fails already at
@@ -73,7 +78,7 @@ var (
 //
 // Seeds run in parallel; each replays exactly on its own (-chain.seed).
 func TestSimulation(t *testing.T) {
-	opts := simOptions{brk: *simBreak, strictConflict: *simStrictConflict, repropose: *simRepropose, restoreLostUnknown: *simRestoreLost, unreportedUnknown: *simUnreported}
+	opts := simOptions{scale: *simScale, brk: *simBreak, strictConflict: *simStrictConflict, repropose: *simRepropose, restoreLostUnknown: *simRestoreLost, unreportedUnknown: *simUnreported}
 	if opts.brk != "" && !slices.Contains(breakModes, opts.brk) {
 		t.Fatalf("-chain.break=%s: want one of %s", opts.brk, strings.Join(breakModes, ", "))
 	}
@@ -123,6 +128,7 @@ func runSeed(t *testing.T, rnd *seededRand, seed uint64, opts simOptions) simSta
 }
 
 type simOptions struct {
+	scale          float64
 	brk            string
 	strictConflict bool
 	repropose      bool
@@ -137,6 +143,9 @@ type simOptions struct {
 
 func (o simOptions) flags() string {
 	s := ""
+	if o.scale != 1 {
+		s += fmt.Sprintf(" -chain.scale=%g", o.scale)
+	}
 	if o.brk != "" {
 		s += " -chain.break=" + o.brk
 	}
@@ -257,7 +266,7 @@ func (s *sim) event() int64 {
 func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	rng := rand.New(rand.NewPCG(seed, 0x6261746f6e))
 	servers := 3
-	if rng.IntN(4) == 0 {
+	if rng.IntN(100) < 15 {
 		servers = 5
 	}
 	d := testDomain(t, servers)
@@ -274,13 +283,13 @@ func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	}
 	c.onApplied, c.onLost, c.onLeader = s.applied, s.lost, s.leads
 
-	phase := 100 + rng.IntN(101)
-	nops := 30 + rng.IntN(16)
+	phase := int(opts.scale * float64(50+rng.IntN(41)))
+	nops := int(opts.scale * float64(14+rng.IntN(7)))
 	pOp := float64(nops) / float64(phase)
 	pFault := 0.03 + 0.05*rng.Float64()
 	crashes := rng.IntN(3) != 0
 	var every, keep uint64
-	if rng.IntN(2) == 0 {
+	if rng.IntN(10) < 7 {
 		every = 2 + rng.Uint64N(10)
 		keep = rng.Uint64N(min(every, 4))
 	}
