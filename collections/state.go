@@ -280,6 +280,22 @@ func (s *State) observe(v Verified) {
 	s.maxEpoch = max(s.maxEpoch, v.c.Epoch())
 }
 
+// MarkSeen records every sequence number sum holds as seen, so that
+// replaying one changes nothing (Stale): for a state rebuilt from a
+// snapshot, which holds only the updates it retains, of a state that had
+// seen more.
+func (s *State) MarkSeen(sum Summary) {
+	for k, authors := range sum {
+		if !k.Valid() {
+			continue
+		}
+		col := s.cols[k]
+		for a, r := range authors {
+			col.seen[a] = col.seen[a].Union(r)
+		}
+	}
+}
+
 // Holds reports whether the state applied u (its author's sequence number
 // in its collection was seen) and returns its certification while the
 // state retains it (zero once superseded everywhere).

@@ -69,6 +69,29 @@ func (r Ranges) Add(seq uint64) Ranges {
 	return r
 }
 
+// Union returns the sequence numbers in r or o.
+func (r Ranges) Union(o Ranges) Ranges {
+	all := append(slices.Clone(r), o...)
+	slices.SortFunc(all, func(a, b SeqRange) int {
+		if a.First != b.First {
+			if a.First < b.First {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	var out Ranges
+	for _, x := range all {
+		if n := len(out); n > 0 && out[n-1].Last+1 >= x.First {
+			out[n-1].Last = max(out[n-1].Last, x.Last)
+			continue
+		}
+		out = append(out, SeqRange{First: x.First, Last: x.Last})
+	}
+	return out
+}
+
 func (r Ranges) validate() error {
 	for i, x := range r {
 		if x.First == 0 || x.First > x.Last {

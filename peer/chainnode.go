@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -82,6 +83,7 @@ func (d *driver) openChain() error {
 	core, err := chain.New(chain.Config{
 		Key: d.cfg.Key, State: state, Storage: ms, Applied: snap.GetMetadata().GetIndex(),
 		ElectionTicks: election, HeartbeatTicks: heartbeat, Logger: raftLogger{d.log},
+		Witness: d.cfg.Witness,
 	})
 	if err != nil {
 		return fail(err)
@@ -362,6 +364,13 @@ func (d *driver) chainStatus(st *Status) {
 		cs.Leader, cs.LeaderName = lead.String(), d.hostName(lead)
 	}
 	conf := d.core.ConfState()
+	cs.Witnesses, cs.WitnessIDs = []string{}, []string{}
+	for _, id := range d.chain {
+		if d.isWitness(id) {
+			cs.Witnesses = append(cs.Witnesses, d.hostName(id))
+			cs.WitnessIDs = append(cs.WitnessIDs, id.String())
+		}
+	}
 	for _, id := range d.chain {
 		rid := chainRaftID(id)
 		switch {
@@ -373,9 +382,19 @@ func (d *driver) chainStatus(st *Status) {
 	}
 	switch len(cs.Voters) {
 	case 1:
-		cs.Warning = "one server: the domain stops taking changes while it is down; add servers to the chain"
+		cs.Warning = "one server: the domain stops taking changes while it is down; add servers to the chain (or a server and a witness: 'baton init --witness')"
 	case 2:
-		cs.Warning = "two servers cannot fail over: a change needs both, so the domain stops taking changes while either is down; add a third server to the chain"
+		cs.Warning = "two servers cannot fail over: a change needs both, so the domain stops taking changes while either is down; add a third server or a witness ('baton init --witness') to the chain"
+	}
+	if d.cfg.Witness {
+		var homed []string
+		for u := range d.homeUsers() {
+			homed = append(homed, u)
+		}
+		if len(homed) > 0 {
+			slices.Sort(homed)
+			cs.Warning = strings.TrimPrefix(cs.Warning+"; ", "; ") + fmt.Sprintf("this witness is the home server of %s, who cannot log in: a witness takes no logins (remove and add them again with another home server)", strings.Join(homed, ", "))
+		}
 	}
 	st.Chain = cs
 	st.Epoch = rs.GetTerm()

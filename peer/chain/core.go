@@ -97,6 +97,11 @@ type Config struct {
 	ElectionTicks, HeartbeatTicks int
 	// Logger receives raft's own log; nil discards it.
 	Logger raft.Logger
+	// Witness makes this server a witness: a voter that keeps the log and
+	// the state but never stays master. When it leads, it hands leadership
+	// to any voter of the chain that is caught up and active, not only to
+	// an earlier one.
+	Witness bool
 }
 
 // Core is one server's consensus core. It is not safe for concurrent use.
@@ -113,9 +118,16 @@ type Core struct {
 	last uint64
 	// mine is this core's proposals not yet applied, by log index.
 	mine map[uint64]collections.SignedUpdate
+	// lost are proposals found displaced before their position was
+	// committed, reported by the next Advance.
+	lost [][32]byte
 	// confIndex is the index of the configuration change in flight.
 	confIndex uint64
 	lead      uint64
+	// witness: this server is a witness; witnesses: the other servers
+	// known to be witnesses (SetWitnesses), never handed leadership.
+	witness   bool
+	witnesses map[uint64]bool
 }
 
 // New builds a Core from restored storage. It does no I/O.
@@ -166,6 +178,7 @@ func New(cfg Config) (*Core, error) {
 	return &Core{
 		rn: rn, key: cfg.Key, self: self, state: cfg.State, storage: cfg.Storage,
 		conf: cs, applied: cfg.Applied, last: last, mine: map[uint64]collections.SignedUpdate{},
+		witness: cfg.Witness, witnesses: map[uint64]bool{},
 	}, nil
 }
 
@@ -255,6 +268,10 @@ func (c *Core) Propose(su collections.SignedUpdate) (collections.Certified, erro
 		return collections.Certified{}, fmt.Errorf("proposing: %w", err)
 	}
 	c.last = index
+	if old, ok := c.mine[index]; ok {
+		// The log no longer holds the earlier proposal at this position.
+		c.lost = append(c.lost, old.Hash())
+	}
 	c.mine[index] = su
 	return cert, nil
 }
@@ -268,6 +285,19 @@ func (c *Core) Pending(h [32]byte) bool {
 		}
 	}
 	return false
+}
+
+// SetWitnesses says which other servers are witnesses (by raft ID): the
+// leader never hands leadership to one of them. Witnesses announce
+// themselves on the network, not in the Domain, so the caller learns them
+// as it connects to them.
+func (c *Core) SetWitnesses(ids []uint64) {
+	clear(c.witnesses)
+	for _, id := range ids {
+		if id != c.self {
+			c.witnesses[id] = true
+		}
+	}
 }
 
 // TransferLeader asks raft to hand leadership to id.
@@ -356,11 +386,32 @@ func (c *Core) Advance(rd raft.Ready) (Result, error) {
 		}
 		res.Restored, res.ConfChanged = true, true
 	}
+	res.Lost, c.lost = append(res.Lost, c.lost...), nil
 	if len(rd.Entries) > 0 {
 		if err := c.storage.Append(rd.Entries); err != nil {
 			return res, fmt.Errorf("appending entries: %w", err)
 		}
 		c.last = rd.Entries[len(rd.Entries)-1].GetIndex()
+		// Entries from a leader replace this server's own uncommitted
+		// proposals at their positions.
+		for _, e := range rd.Entries {
+			su, ok := c.mine[e.GetIndex()]
+			if !ok {
+				continue
+			}
+			if cert, err := collections.UnmarshalCertified(e.GetData()); err == nil && cert.Hash() == su.Hash() {
+				continue
+			}
+			res.Lost = append(res.Lost, su.Hash())
+			delete(c.mine, e.GetIndex())
+		}
+		for i, su := range c.mine {
+			if i > c.last {
+				// The log was cut below it.
+				res.Lost = append(res.Lost, su.Hash())
+				delete(c.mine, i)
+			}
+		}
 	}
 	for _, e := range rd.CommittedEntries {
 		if e.GetIndex() <= c.applied {
@@ -498,7 +549,9 @@ func nextStep(have, want *raftpb.ConfState, self uint64) (*raftpb.ConfChangeV2, 
 }
 
 // handBack transfers leadership to the earliest voter of the chain before
-// this server that is active and holds every committed entry.
+// this server that is active and holds every committed entry; on a
+// witness, to the earliest such voter of the whole chain. Known witnesses
+// are passed over.
 func (c *Core) handBack() {
 	st := c.rn.Status()
 	if st.LeadTransferee != raft.None {
@@ -512,7 +565,13 @@ func (c *Core) handBack() {
 		}
 		rid := RaftID(id)
 		if rid == c.self {
+			if c.witness {
+				continue
+			}
 			return
+		}
+		if c.witnesses[rid] {
+			continue
 		}
 		pr, ok := st.Progress[rid]
 		if !ok || pr.IsLearner || !pr.RecentActive || pr.Match < commit {

@@ -19,15 +19,24 @@ type snapshotData struct {
 	Domain  [][]byte `cbor:"2,keyasint"`
 	Catalog [][]byte `cbor:"3,keyasint"`
 	Report  [][]byte `cbor:"4,keyasint"`
+	// Seen is every author's sequence numbers the state applied, also
+	// those of updates it no longer retains: replaying one after a
+	// restore must change nothing.
+	Seen []byte `cbor:"5,keyasint"`
 }
 
 // EncodeState is the snapshot data of st.
 func EncodeState(st *collections.State) ([]byte, error) {
+	seen, err := canon.Marshal(st.Summary())
+	if err != nil {
+		return nil, fmt.Errorf("encoding snapshot: %w", err)
+	}
 	b, err := canon.Marshal(snapshotData{
 		Version: 1,
 		Domain:  st.Snapshot(collections.Domain),
 		Catalog: st.Snapshot(collections.Catalog),
 		Report:  st.Snapshot(collections.Report),
+		Seen:    seen,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("encoding snapshot: %w", err)
@@ -57,6 +66,13 @@ func RestoreState(g collections.Genesis, data []byte) (*collections.State, error
 		if _, err := st.Load(mem, k); err != nil {
 			return nil, fmt.Errorf("restoring snapshot: %w", err)
 		}
+	}
+	if len(sd.Seen) > 0 {
+		seen, err := collections.UnmarshalSummary(sd.Seen)
+		if err != nil {
+			return nil, fmt.Errorf("restoring snapshot: %w", err)
+		}
+		st.MarkSeen(seen)
 	}
 	return st, nil
 }
