@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -122,9 +123,12 @@ func (n *Node) State(ctx context.Context) (*collections.State, error) {
 // the outbox. Domain updates are accepted only at the master: elsewhere Submit
 // returns a *NotMasterError.
 func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error) {
-	var wait <-chan submitResult
-	var err error
-	if derr := n.do(ctx, func(dctx context.Context, d *driver) { wait, err = d.submit(dctx, u) }); derr != nil {
+	var (
+		wait <-chan submitResult
+		h    [32]byte
+		err  error
+	)
+	if derr := n.do(ctx, func(dctx context.Context, d *driver) { wait, h, err = d.submit(dctx, u) }); derr != nil {
 		return Receipt{}, derr
 	}
 	if err != nil {
@@ -134,11 +138,28 @@ func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error
 	case r := <-wait:
 		return r.receipt, r.err
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Receipt{Queued: true}, nil
-		}
-		return Receipt{}, ctx.Err()
 	}
+	// Not committed in time: the update is queued, which it may be said to
+	// be only once it is on disk.
+	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var perr error
+	derr := n.do(pctx, func(_ context.Context, d *driver) { perr = d.outbox.persist(h) })
+	select {
+	case r := <-wait: // settled meanwhile: committed, refused, or queued at shutdown
+		return r.receipt, r.err
+	default:
+	}
+	if derr != nil {
+		return Receipt{}, derr
+	}
+	if perr != nil {
+		return Receipt{}, perr
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return Receipt{Queued: true}, nil
+	}
+	return Receipt{}, ctx.Err()
 }
 
 type submitResult struct {

@@ -41,8 +41,9 @@ func (e epochFile) save(v uint64) error {
 	return nil
 }
 
-// outbox keeps this host's signed updates until the master's certification
-// arrives: one file per update, so it survives restarts and failovers.
+// outbox keeps this host's signed updates until they are committed: one
+// file per update once its submitter is told it is queued, so it survives
+// restarts and failovers.
 type outbox struct {
 	dir     string
 	entries map[[32]byte]outboxEntry
@@ -84,15 +85,42 @@ func openOutbox(dir string) (*outbox, []string, error) {
 	return ob, bad, nil
 }
 
-func (o *outbox) add(su collections.SignedUpdate) error {
-	u := su.Update()
-	name := fmt.Sprintf("%s-%020d.update", u.Collection, u.Seq)
-	p := filepath.Join(o.dir, name)
-	if err := atomicfile.WriteFile(p, su.Marshal(), 0o600); err != nil {
+// add keeps su in the outbox. It is written to disk (durable) at once or,
+// when durable is false, only if persist asks for it: an update that is
+// committed before its submitter is answered never needs the disk.
+func (o *outbox) add(su collections.SignedUpdate, durable bool) error {
+	o.entries[su.Hash()] = outboxEntry{su: su}
+	if durable {
+		return o.persist(su.Hash())
+	}
+	return nil
+}
+
+// persist writes the entry with hash h to disk, if it is only in memory.
+func (o *outbox) persist(h [32]byte) error {
+	e, ok := o.entries[h]
+	if !ok || e.file != "" {
+		return nil
+	}
+	u := e.su.Update()
+	p := filepath.Join(o.dir, fmt.Sprintf("%s-%020d.update", u.Collection, u.Seq))
+	if err := atomicfile.WriteFile(p, e.su.Marshal(), 0o600); err != nil {
 		return fmt.Errorf("keeping update in the outbox: %w", err)
 	}
-	o.entries[su.Hash()] = outboxEntry{su: su, file: p}
+	e.file = p
+	o.entries[h] = e
 	return nil
+}
+
+// persistAll writes every entry still only in memory.
+func (o *outbox) persistAll() error {
+	var first error
+	for h := range o.entries {
+		if err := o.persist(h); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func (o *outbox) remove(h [32]byte) {
@@ -101,7 +129,9 @@ func (o *outbox) remove(h [32]byte) {
 		return
 	}
 	delete(o.entries, h)
-	_ = os.Remove(e.file)
+	if e.file != "" {
+		_ = os.Remove(e.file)
+	}
 }
 
 // list returns the pending updates in send order (collection, then seq).

@@ -140,10 +140,10 @@ func (d *driver) settle(h [32]byte, r submitResult) {
 
 // --- local submissions and the outbox ---
 
-func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submitResult, error) {
+func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submitResult, [32]byte, error) {
 	if u.Collection == collections.Domain && !d.isMaster() {
 		m := d.master()
-		return nil, &NotMasterError{Master: m, MasterName: d.hostName(m)}
+		return nil, [32]byte{}, &NotMasterError{Master: m, MasterName: d.hostName(m)}
 	}
 	u = d.state.Prepare(d.self, u, d.cfg.Now())
 	if s := d.outbox.maxSeq(u.Collection); u.Seq <= s {
@@ -154,22 +154,22 @@ func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submi
 	}
 	su, err := collections.SignUpdate(d.cfg.Key, u)
 	if err != nil {
-		return nil, fmt.Errorf("signing update: %w", err)
+		return nil, [32]byte{}, fmt.Errorf("signing update: %w", err)
 	}
 	if d.isMaster() {
 		// Refuse at once what the master would refuse: nothing is queued.
 		if _, err := d.state.VerifyProposal(su, d.self); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrRejected, err)
+			return nil, [32]byte{}, fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 	}
-	if err := d.outbox.add(su); err != nil {
-		return nil, err
+	if err := d.outbox.add(su, false); err != nil {
+		return nil, [32]byte{}, err
 	}
 	wait := make(chan submitResult, 1)
 	h := su.Hash()
 	d.waiters[h] = append(d.waiters[h], func(r submitResult) { wait <- r })
 	d.flushOutbox(ctx)
-	return wait, nil
+	return wait, h, nil
 }
 
 // propose is the master's handling of an update: verify, certify for the
@@ -605,6 +605,7 @@ func (d *driver) status() Status {
 	if d.cfg.Role == identity.RoleServer {
 		st.Role = "slave"
 	}
+	st.Witness = d.cfg.Witness
 	if d.core != nil {
 		d.chainStatus(&st)
 	}
@@ -656,6 +657,9 @@ func contains(list []string, s string) bool {
 }
 
 func (d *driver) shutdown() {
+	if err := d.outbox.persistAll(); err != nil {
+		d.log.Error("keeping the outbox on disk", "err", err)
+	}
 	for h, ws := range d.waiters {
 		for _, w := range ws {
 			w(submitResult{receipt: Receipt{Queued: true}})
