@@ -52,6 +52,14 @@ type Config struct {
 	// Role is server or agent. A server must be in the genesis chain or be
 	// added to the chain later; an agent never becomes master.
 	Role identity.Role
+	// Witness makes a server a witness: a voter of the chain that keeps
+	// the consensus log and the collections (to verify the entries) but
+	// hosts no folders, takes no logins (no login, renewal or agent
+	// protocols, no guests) and never stays master: when it leads, it
+	// hands leadership to a caught-up voter at once. It announces itself
+	// to the other servers (they never hand it leadership, and refuse it
+	// as a user's home server). Servers only.
+	Witness bool
 	// Genesis is the domain this host belongs to.
 	Genesis collections.Genesis
 	// DataDir holds the data files, the outbox and the persisted epoch.
@@ -163,6 +171,12 @@ func (c *Config) Validate() error {
 	if c.Role != identity.RoleServer && c.Role != identity.RoleAgent {
 		return fmt.Errorf("node config: role %q, want server or agent", c.Role)
 	}
+	if c.Witness && c.Role != identity.RoleServer {
+		return errors.New("node config: a witness is a server")
+	}
+	if c.Witness && len(c.PublicListen) > 0 {
+		return errors.New("node config: a witness takes no logins: no public listen addresses")
+	}
 	if err := checkKDF(c.PasswordKDF); c.PasswordKDF != (identity.KDFParams{}) && err != nil {
 		return fmt.Errorf("node config: password hashing: %w", err)
 	}
@@ -186,9 +200,11 @@ const DefaultTickInterval = 100 * time.Millisecond
 
 // Status is a snapshot of a running node, for `baton status`.
 type Status struct {
-	Name       string `json:"name"`
-	ID         string `json:"id"`
-	Role       string `json:"role"` // master, slave, candidate or agent
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	Role string `json:"role"` // master, slave, candidate or agent
+	// Witness: this server is a witness (Config.Witness).
+	Witness    bool   `json:"witness,omitempty"`
 	Master     string `json:"master"`
 	MasterName string `json:"master_name"`
 	// Epoch is the master's term in the consensus engine.
@@ -217,6 +233,10 @@ type ChainStatus struct {
 	// the raft configuration, in chain order.
 	Voters   []string `json:"voters"`
 	Learners []string `json:"learners"`
+	// Witnesses are the names of the servers of the chain known to be
+	// witnesses (this one, and those it is or was lately connected to).
+	Witnesses  []string `json:"witnesses"`
+	WitnessIDs []string `json:"witness_ids"`
 	// Warning says what the chain cannot survive, when it is too small.
 	Warning string `json:"warning,omitempty"`
 }

@@ -301,6 +301,8 @@ func (n *Node) SetPassword(ctx context.Context, user string, password []byte) er
 		return &NotHomeServerError{User: user, Home: home, HomeName: homeName}
 	case store == nil:
 		return errors.New("passwords are kept by servers only")
+	case n.cfg.Witness:
+		return fmt.Errorf("this server is a witness: it takes no logins, so user %s cannot log in here; make another server %s's home server", user, user)
 	}
 	return store.set(user, password, n.cfg.Now())
 }
@@ -417,7 +419,7 @@ func (n *Node) DeviceStatus(ctx context.Context) (st DeviceStatus, ok bool, err 
 // Config.PublicListen, or else the Listen addresses on a port of an
 // announced public address and of no private one. Agents admit none.
 func (c *Config) guestEndpoints() ([]endpoint, error) {
-	if c.Role != identity.RoleServer {
+	if c.Role != identity.RoleServer || c.Witness {
 		return nil, nil
 	}
 	var out []endpoint

@@ -161,7 +161,9 @@ func (d *driver) processReady(ctx context.Context) error {
 		return nil
 	}
 	for d.core.HasReady() {
-		wasLeader := d.isMaster()
+		// The role as of the last Ready: raft may have made this server
+		// leader (or not) since, as it stepped the messages just taken.
+		wasLeader := d.leading
 		rd := d.core.Ready()
 		// Raft's rules: no message leaves before the latest term and vote
 		// are durable, and no acknowledgement (an append or vote
@@ -225,6 +227,7 @@ func (d *driver) votes(rd raft.Ready) bool {
 func (d *driver) onLeadership(ctx context.Context, wasLeader bool) {
 	lead := d.master()
 	isLeader := d.isMaster()
+	d.leading = isLeader
 	switch {
 	case isLeader && !wasLeader:
 		d.log.Info("promoted to master", "epoch", d.masterEpoch())

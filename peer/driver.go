@@ -54,7 +54,9 @@ type driver struct {
 	replayTo   uint64
 	savedHS    struct{ term, vote uint64 } // the durable term and vote
 	lastLeader lpeer.ID
+	leading    bool // leader as of the last Ready with a soft state
 	lastBeat   time.Time
+	witnesses  map[uint64]bool // the other servers known to be witnesses
 	chain      []lpeer.ID
 	agentView  struct {
 		master lpeer.ID
@@ -286,6 +288,7 @@ func (d *driver) onStart(ctx context.Context) {
 func (d *driver) onTick(ctx context.Context) {
 	now := d.cfg.Now()
 	if d.core != nil {
+		d.refreshWitnesses()
 		d.core.Tick()
 		if now.Sub(d.lastBeat) >= time.Second {
 			d.lastBeat = now

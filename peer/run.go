@@ -161,6 +161,7 @@ func (n *Node) Run(ctx context.Context) error {
 		h.RemoveStreamHandler(protoLogin)
 		h.RemoveStreamHandler(protoRenew)
 		h.RemoveStreamHandler(protoAgent)
+		h.RemoveStreamHandler(protoWitness)
 		updSub.Cancel()
 		hbSub.Cancel()
 		wg.Wait()
@@ -172,7 +173,10 @@ func (n *Node) Run(ctx context.Context) error {
 		h.SetStreamHandler(protoRaft, d.handleRaft)
 	}
 	h.SetStreamHandler(protoSync, d.handleSync)
-	if cfg.Role == identity.RoleServer {
+	if cfg.Witness {
+		// A witness takes no logins; it says it is a witness.
+		h.SetStreamHandler(protoWitness, handleWitness)
+	} else if cfg.Role == identity.RoleServer {
 		h.SetStreamHandler(protoLogin, d.handleLogin)
 		h.SetStreamHandler(protoRenew, d.handleRenew)
 		h.SetStreamHandler(protoAgent, d.handleAgent)
@@ -216,7 +220,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := d.startWatcher(ctx, &wg); err != nil {
 		log.Warn("data files are not watched", "err", err)
 	}
-	if err := d.startFolders(ctx, &wg, h); err != nil {
+	if cfg.Witness {
+		log.Info("this server is a witness: it votes and keeps the consensus log, hosts no folders and takes no logins")
+	} else if err := d.startFolders(ctx, &wg, h); err != nil {
 		return err
 	}
 

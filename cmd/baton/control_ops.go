@@ -238,6 +238,9 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.refuseWitness(ctx, home); err != nil {
+		return nil, err
+	}
 	if u, ok := st.User(req.Name); ok {
 		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
 	}
@@ -256,6 +259,20 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
+}
+
+// refuseWitness refuses server as a user's home server when it is known to
+// be a witness, which takes no logins (and hosts no folders): this server's
+// status lists the servers of the chain that said so when they connected.
+func (s *controlServer) refuseWitness(ctx context.Context, server identity.HostRecord) error {
+	st, err := s.d.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Chain == nil || !slices.Contains(st.Chain.WitnessIDs, server.ID().String()) {
+		return nil
+	}
+	return errConflict("%s (%s) is a witness: it takes no logins and hosts no folders, so it cannot be a user's home server; choose another server", server.Name, server.ID())
 }
 
 func (s *controlServer) removeUser(r *http.Request) (any, error) {
@@ -468,6 +485,11 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 		return nil, err
 	}
 	self := s.d.ID()
+	if ds, err := s.d.Status(ctx); err != nil {
+		return nil, err
+	} else if ds.Witness {
+		return nil, errConflict("this server is a witness: it hosts no folders (create the folder at the owner's home server, which cannot be a witness)")
+	}
 	u, ok := st.User(req.Owner)
 	if !ok {
 		return nil, errNotFound("no user %s in the domain", req.Owner)

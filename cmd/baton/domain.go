@@ -140,7 +140,10 @@ The chain runs a consensus engine (raft): a change is acknowledged once a
 majority of the voters (the first five servers of the chain) hold it, and a
 master that cannot reach a majority stops acknowledging. So one or two servers
 cannot fail over: with two, the domain stops taking changes while either is
-down. Use three servers or more.
+down. Use three servers or more, or add a witness: a small server that votes
+and keeps the log but hosts no folders and takes no logins ('baton init
+--witness' on a third machine; its host record goes in --chain like a
+server's, preferably last).
 
 --majority is kept for older scripts: the consensus engine always needs a
 majority ('off' is refused for three servers or more, as before).
@@ -243,7 +246,7 @@ The key is needed (and its passphrase, if it is encrypted).`,
 			fmt.Fprintf(w, "Created domain %s (%s)\n", name, shortHash(g.Hash()))
 			printGenesisChain(w, g)
 			if len(ids) < 3 {
-				fmt.Fprintf(w, "Warning: %d server(s) cannot fail over: a change needs a majority of the chain, so the domain stops taking changes while any server is down. Add servers to make three or more.\n", len(ids))
+				fmt.Fprintf(w, "Warning: %d server(s) cannot fail over: a change needs a majority of the chain, so the domain stops taking changes while any server is down. Add servers to make three or more: add a third server or a witness ('baton init --witness': it votes and keeps the log, hosts no folders and takes no logins).\n", len(ids))
 			}
 			fmt.Fprintf(w, "Saved %s. On the other hosts: 'baton domain join FILE' with the output of 'baton domain export'.\n", path)
 			return nil

@@ -119,6 +119,10 @@ type hostConfig struct {
 	// listens on them too. Empty: a listen address whose port is that of a
 	// public address (and of no private one) is such an address.
 	PublicListen []string `toml:"public_listen,omitempty"`
+	// Witness (servers) makes this server a witness: a voter of the chain
+	// that keeps the consensus log but hosts no folders, takes no logins
+	// and hands the master role to another server ('baton init --witness').
+	Witness bool `toml:"witness,omitempty"`
 }
 
 // Default listen addresses: servers take a fixed, well-known port so the
@@ -146,7 +150,8 @@ const hostConfigHeader = `# baton host settings: what this host says about itsel
 # listen: where 'baton run' listens (default /ip4/0.0.0.0/tcp/7400 for a server,
 # /ip4/0.0.0.0/tcp/0 for an agent). public_listen (servers): where agents that
 # are not logged in yet may connect, to log in only; agents dial a server's
-# public addresses.
+# public addresses. witness = true (servers): a voter that keeps only the
+# consensus log: no folders, no logins, never master for long.
 `
 
 // loadHostConfig reads <home>/host.toml; a missing file gives the zero
@@ -252,6 +257,12 @@ func (c hostConfig) validate() error {
 	}
 	if len(c.PublicListen) > 0 && c.Role != identity.RoleServer {
 		return errors.New("public_listen is for servers: agents admit no guests")
+	}
+	if c.Witness && c.Role != identity.RoleServer {
+		return errors.New("witness is for servers: a witness is a server of the chain")
+	}
+	if c.Witness && len(c.PublicListen) > 0 {
+		return errors.New("public_listen is for servers that take logins: a witness takes none")
 	}
 	for _, list := range []struct {
 		what  string

@@ -14,6 +14,7 @@ type initInfo struct {
 	Fingerprint  string   `json:"fingerprint"`
 	Name         string   `json:"name"`
 	Role         string   `json:"role"`
+	Witness      bool     `json:"witness"`
 	Home         string   `json:"home"`
 	Encrypted    bool     `json:"encrypted"`
 	Listen       []string `json:"listen"`
@@ -24,13 +25,14 @@ type initInfo struct {
 
 func newInitCmd(env *cliEnv) *cobra.Command {
 	var (
-		server, agent, encrypt, force, asJSON bool
-		name                                  string
-		listen, publicAddrs, privateAddrs     []string
-		publicListen                          []string
+		server, agent, witness, encrypt, force bool
+		asJSON                                 bool
+		name                                   string
+		listen, publicAddrs, privateAddrs      []string
+		publicListen                           []string
 	)
 	cmd := &cobra.Command{
-		Use:   "init --server|--agent [--name NAME] [--listen MULTIADDR]...",
+		Use:   "init --server|--witness|--agent [--name NAME] [--listen MULTIADDR]...",
 		Short: "Set up this host: make its home, key and settings",
 		Long: `Create the baton home: the host key (<home>/host.key, as 'baton keys gen'
 makes it) and the settings in <home>/host.toml: name, role, and the addresses
@@ -48,23 +50,34 @@ only on the server's public listen addresses: --public-listen, or else the
 listen addresses whose port is that of a public address and of no private one.
 Then on the agent: 'baton login USER@<public address>/p2p/<server ID>'.
 
+--witness makes a server that is a witness: a voter of the chain that keeps
+the consensus log (and the small collections state, to verify it) and nothing
+else. It hosts no folders, takes no logins, cannot be a user's home server,
+and never stays master: when it wins an election it hands the role at once to
+a server that is caught up. Two servers and a witness can fail over (a change
+needs two of the three voters), which two servers alone cannot. Its host
+record says role server: put it in the chain like a server ('domain create
+--chain ...' or 'server add'), preferably last. host.toml records
+witness = true.
+
 An existing key is never replaced without --force (the old one is kept as
 host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 'baton domain create' or 'baton domain join', then 'baton run'.`,
 		Example: `  baton init --server --name s1 --listen /ip4/0.0.0.0/tcp/7400 --private-addr /ip4/10.0.0.1/tcp/7400
+  baton init --witness --name w --listen /ip4/0.0.0.0/tcp/7400
   baton init --agent --name laptop --encrypt`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var role identity.Role
 			switch {
-			case server && agent:
-				return usageErrorf("init: give --server or --agent, not both")
-			case server:
+			case (server || witness) && agent:
+				return usageErrorf("init: give --server (or --witness) or --agent, not both")
+			case server, witness:
 				role = identity.RoleServer
 			case agent:
 				role = identity.RoleAgent
 			default:
-				return usageErrorf("init: give --server (a server in a domain's chain) or --agent (a desktop syncing folders)")
+				return usageErrorf("init: give --server (a server in a domain's chain), --witness (a server that only votes) or --agent (a desktop syncing folders)")
 			}
 			if env.passphraseFile != "" && !encrypt {
 				return usageErrorf("init: --passphrase-file given without --encrypt")
@@ -85,6 +98,7 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 				cfg.Name = name
 			}
 			cfg.Role = role
+			cfg.Witness = witness
 			if fl.Changed("listen") {
 				cfg.Listen = listen
 			}
@@ -98,9 +112,12 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 				if role != identity.RoleServer {
 					return usageErrorf("init: --public-listen is for servers (agents dial servers and admit no guests)")
 				}
+				if witness {
+					return usageErrorf("init: --public-listen is for servers that take logins; a witness takes none")
+				}
 				cfg.PublicListen = publicListen
 			}
-			if role == identity.RoleAgent {
+			if role == identity.RoleAgent || witness {
 				cfg.PublicListen = nil
 			}
 			if len(cfg.Listen) == 0 {
@@ -119,6 +136,7 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 				Fingerprint:  nk.key.Fingerprint(),
 				Name:         cfg.Name,
 				Role:         string(cfg.Role),
+				Witness:      cfg.Witness,
 				Home:         home,
 				Encrypted:    nk.encrypted,
 				Listen:       nonNil(cfg.Listen),
@@ -130,7 +148,11 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 			if asJSON {
 				return writeJSON(w, info)
 			}
-			fmt.Fprintf(w, "Initialized %s %s in %s (key %s)\n", info.Role, info.Name, home, encryptedWord(info.Encrypted))
+			what := info.Role
+			if info.Witness {
+				what = "witness server"
+			}
+			fmt.Fprintf(w, "Initialized %s %s in %s (key %s)\n", what, info.Name, home, encryptedWord(info.Encrypted))
 			fmt.Fprintf(w, "  id:          %s\n", info.ID)
 			fmt.Fprintf(w, "  fingerprint: %s\n", info.Fingerprint)
 			printAddrs(w, "  listen:      ", info.Listen)
@@ -144,12 +166,16 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 				fmt.Fprintln(w, "Next: 'baton login USER@<server's public address>/p2p/<server ID>', then 'baton run'.")
 			} else {
 				fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
+				if info.Witness {
+					fmt.Fprintf(w, "A witness goes in the chain like a server ('--chain %s.host' or 'baton server add %s.host'); it hosts no folders and takes no logins.\n", info.Name, info.Name)
+				}
 			}
 			return nil
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&server, "server", false, "this host is a server in a domain's chain")
+	fl.BoolVar(&witness, "witness", false, "this host is a witness: a server of the chain that votes and keeps the log, with no folders and no logins")
 	fl.BoolVar(&agent, "agent", false, "this host is a desktop agent syncing a user's folders")
 	fl.StringVar(&name, "name", "", "host `NAME` (default: kept from host.toml, else the machine's host name)")
 	fl.StringArrayVar(&listen, "listen", nil, "`MULTIADDR` to listen on (repeatable; default "+defaultServerListen+" for a server, "+defaultAgentListen+" for an agent)")
@@ -158,6 +184,6 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
 	fl.StringArrayVar(&publicListen, "public-listen", nil, "public `MULTIADDR` (an IP and a port) where agents not yet logged in may connect to log in, and only that (servers; repeatable; also listened on)")
 	fl.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase")
 	fl.BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
-	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, home, encrypted, listen, public_addrs, private_addrs, public_listen)")
+	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, witness, home, encrypted, listen, public_addrs, private_addrs, public_listen)")
 	return cmd
 }

@@ -138,6 +138,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		Key:          key,
 		Name:         cfg.Name,
 		Role:         cfg.Role,
+		Witness:      cfg.Witness,
 		Genesis:      g,
 		DataDir:      dataDir,
 		Listen:       cfg.listenAddrs(),
@@ -162,7 +163,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "id", key.ID(), "name", cfg.Name, "role", cfg.Role, "domain", g.Domain.Name, "home", home)
+	log.Info("starting", "id", key.ID(), "name", cfg.Name, "role", cfg.Role, "witness", cfg.Witness, "domain", g.Domain.Name, "home", home)
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -39,8 +39,12 @@ starting, or not started) is waited for too. It gives up after --timeout
 saying that it never answered. Scripts use it rather than sleeping: 'baton
 status --wait master' after starting the servers or killing the master.
 
+A witness ('baton init --witness') says so on a line of its own ("witness": true
+in JSON), and the voters known to be witnesses are marked.
+
 --json prints the status as JSON for scripts. Its fields are stable: id, name,
-role, master, master_name, epoch, domain, listen, peers [{id, name, addr,
+role, witness, master, master_name, epoch, chain {term, commit, applied,
+leader, leader_name, voters, learners, witnesses, witness_ids, warning}, domain, listen, peers [{id, name, addr,
 network}], collections {domain, catalog, report} {records, digest,
 last_update}, outbox, quarantined [{time, collection, file, moved_to, reason}].`,
 		Args: noArgs,
@@ -140,6 +144,9 @@ func printStatus(w io.Writer, st peer.Status) {
 	fmt.Fprintf(w, "name:        %s\n", st.Name)
 	fmt.Fprintf(w, "id:          %s\n", st.ID)
 	fmt.Fprintf(w, "role:        %s\n", st.Role)
+	if st.Witness {
+		fmt.Fprintf(w, "witness:     yes: votes and keeps the consensus log; hosts no folders, takes no logins, hands the master role on\n")
+	}
 	switch {
 	case st.Master == "":
 		fmt.Fprintf(w, "master:      (none reachable)\n")
@@ -151,7 +158,13 @@ func printStatus(w io.Writer, st peer.Status) {
 	fmt.Fprintf(w, "epoch:       %d\n", st.Epoch)
 	if c := st.Chain; c != nil {
 		fmt.Fprintf(w, "consensus:   term %d, commit index %d, applied %d\n", c.Term, c.Commit, c.Applied)
-		fmt.Fprintf(w, "voters:      %s\n", listOrNone(c.Voters))
+		voters := slices.Clone(c.Voters)
+		for i, v := range voters {
+			if slices.Contains(c.Witnesses, v) {
+				voters[i] += " (witness)"
+			}
+		}
+		fmt.Fprintf(w, "voters:      %s\n", listOrNone(voters))
 		fmt.Fprintf(w, "learners:    %s\n", listOrNone(c.Learners))
 		if c.Warning != "" {
 			fmt.Fprintf(w, "warning:     %s\n", c.Warning)

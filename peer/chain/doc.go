@@ -25,6 +25,14 @@
 // hands leadership to it (raft's leadership transfer): the first live,
 // caught-up server of the chain is master.
 //
+// A witness (Config.Witness) is a voter that keeps the log and the state
+// but hosts nothing else: it never stays master. When it leads (raft has
+// no way to keep a voter from campaigning, so it may win an election), it
+// hands leadership at once to the first voter of the chain, before or
+// after it, that is caught up and active. No leader hands leadership to a
+// server it knows to be a witness (SetWitnesses). Two servers and a
+// witness make three voters: either server may fail.
+//
 // PreVote and CheckQuorum are on: a paused or cut-off leader stops
 // leading within an election timeout, and nothing it proposes alone is
 // ever committed.

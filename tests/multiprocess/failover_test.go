@@ -153,8 +153,8 @@ func TestTwoServerMasterFails(t *testing.T) {
 	if st.Role == "master" {
 		t.Fatalf("s2 became master alone: %v", st)
 	}
-	if out := c.mustCLI(s2, "status"); !strings.Contains(out, "two servers cannot fail over") {
-		t.Errorf("s2's status does not warn that two servers cannot fail over:\n%s", out)
+	if out := c.mustCLI(s2, "status"); !strings.Contains(out, "two servers cannot fail over") || !strings.Contains(out, "baton init --witness") {
+		t.Errorf("s2's status does not warn that two servers cannot fail over, offering a witness:\n%s", out)
 	}
 	c.refuse(s2, "user", "bob", "user", "add", "bob", "--home-server", "s2")
 

@@ -306,6 +306,14 @@ func (c *cluster) addHost(name, role string) *node {
 	return c.addHostAt(name, role, "127.0.0.1")
 }
 
+// addWitness makes the home of a witness ('init --witness': a server of
+// the chain with no folders and no logins) listening on a free port of
+// 127.0.0.1, and exports its host record.
+func (c *cluster) addWitness(name string) *node {
+	c.t.Helper()
+	return c.addHostAt(name, "--witness", "127.0.0.1")
+}
+
 // addHostAt is addHost listening on ip, a loopback address. Away from
 // 127.0.0.1 the host record's public and private addresses are set to the
 // same address, so that every peer dials it there.
