@@ -454,8 +454,9 @@ func (sb *Sandbox) indexOf(id string) int {
 }
 
 // Master waits until every running server agrees on a master (that master
-// says it is master, the others are its slaves, all in the same epoch) and
-// returns its index and the epoch.
+// says it is master, the others are its slaves, all in the same epoch),
+// the first running server of the chain, and returns its index and the
+// epoch.
 func (sb *Sandbox) Master(ctx context.Context) (idx int, epoch uint64, err error) {
 	err = poll(ctx, "the running servers to agree on a master", masterTimeout, func() (bool, error) {
 		if sb.isClosed() {
@@ -463,7 +464,11 @@ func (sb *Sandbox) Master(ctx context.Context) (idx int, epoch uint64, err error
 		}
 		var ok bool
 		idx, epoch, ok = sb.agreedMaster(ctx)
-		return ok, nil
+		// The chain is the leadership order: whoever wins an election
+		// hands the role to the first running server once it is caught
+		// up, so the master settles there.
+		running := sb.Running()
+		return ok && len(running) > 0 && idx == running[0], nil
 	})
 	return idx, epoch, err
 }
