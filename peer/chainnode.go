@@ -38,10 +38,13 @@ var ErrOldDataDir = errors.New("data directory from an older baton")
 func chainRaftID(id lpeer.ID) uint64 { return chain.RaftID(id) }
 
 // openChain opens the raft log (a new domain's log starts from the
-// genesis snapshot), restores the state it holds and builds the core.
-func (d *driver) openChain() error {
+// genesis snapshot), restores the state it holds and builds the core. At
+// startup it also applies the entries the log holds as committed, so that
+// the node starts with the state it had (the folders it hosts, the
+// devices it admits) rather than catching up after it started.
+func (d *driver) openChain(startup bool) error {
 	path := filepath.Join(d.cfg.DataDir, raftLogName)
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && d.outbox == nil {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && startup {
 		if err := d.checkNotOld(); err != nil {
 			return err
 		}
@@ -99,6 +102,23 @@ func (d *driver) openChain() error {
 	d.replaying = d.replayTo > core.Applied()
 	if !d.replaying {
 		d.rewriteAll()
+	}
+	if !startup {
+		return nil
+	}
+	// Raft hands the committed entries after the snapshot to the first
+	// Ready. Nothing is sent yet (a message dropped is one raft sends
+	// again).
+	for core.HasReady() && d.replaying {
+		rd := core.Ready()
+		if err := st.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+			return fmt.Errorf("storing the raft log: %w", err)
+		}
+		res, err := core.Advance(rd)
+		if err != nil {
+			return fmt.Errorf("applying the raft log: %w", err)
+		}
+		d.onChainResult(context.Background(), res)
 	}
 	return nil
 }

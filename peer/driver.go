@@ -129,8 +129,12 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 	if b := n.hooks.backoff; b.max > 0 {
 		d.backoff = b
 	}
+	var bad []string
+	if d.outbox, bad, err = openOutbox(filepath.Join(cfg.DataDir, "outbox")); err != nil {
+		return nil, err
+	}
 	if d.isChainServer(state) {
-		if err := d.openChain(); err != nil {
+		if err := d.openChain(true); err != nil {
 			return nil, err
 		}
 	} else {
@@ -139,11 +143,6 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 				return nil, err
 			}
 		}
-	}
-	var bad []string
-	if d.outbox, bad, err = openOutbox(filepath.Join(cfg.DataDir, "outbox")); err != nil {
-		d.closeChain()
-		return nil, err
 	}
 	for _, b := range bad {
 		d.log.Warn("outbox entry does not decode; moved aside", "entry", b)
@@ -233,12 +232,12 @@ func (d *driver) onDomainChanged() {
 	for _, id := range chain {
 		d.raftPeers[chainRaftID(id)] = id
 	}
-	if d.core == nil && d.cfg.Role == identity.RoleServer && d.state.IsServer(d.self) && d.outbox != nil {
+	if d.core == nil && d.cfg.Role == identity.RoleServer && d.state.IsServer(d.self) && d.host != nil {
 		// This server was added to the chain: it joins the consensus with
 		// a log that starts where every server's does (the genesis), and
 		// the master sends it the rest.
 		d.log.Info("added to the chain: joining the consensus")
-		if err := d.openChain(); err != nil {
+		if err := d.openChain(false); err != nil {
 			d.log.Error("cannot join the chain's consensus", "err", err)
 			return
 		}
@@ -290,7 +289,7 @@ func (d *driver) onTick(ctx context.Context) {
 	if d.core != nil {
 		d.refreshWitnesses()
 		d.core.Tick()
-		if now.Sub(d.lastBeat) >= time.Second {
+		if now.Sub(d.lastBeat) >= d.heartbeatEvery() {
 			d.lastBeat = now
 			d.sendHeartbeat(ctx)
 		}
@@ -321,7 +320,16 @@ func (d *driver) onTick(ctx context.Context) {
 	d.onAuthTick(ctx)
 }
 
-// heartbeat is what each server of the chain publishes every second: that
+// heartbeatEvery is how often a server of the chain publishes its
+// heartbeat: the domain's heartbeat setting (default 250 ms).
+func (d *driver) heartbeatEvery() time.Duration {
+	if ms := d.state.DomainInfo().Settings.HeartbeatMillis; ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return time.Second
+}
+
+// heartbeat is what each server of the chain publishes every heartbeat: that
 // it is alive (agents redial it), and on the master that it is master, with
 // its term (agents follow it). Servers of the chain do not act on it (raft
 // decides), so a replayed one misleads nobody about leadership.

@@ -63,8 +63,12 @@ type cluster struct {
 	restored []int
 
 	onApplied func(n int, a chain.Applied)
-	onLost    func(n int, h [32]byte, restored bool) // restored: in the Advance that installed a snapshot
-	onLeader  func(n int)                            // n became leader (after its Ready is drained)
+	onLost    func(n int, h [32]byte)
+	onHeld    func(n int, h chain.Held) // a snapshot showed n's proposal committed
+	onLeader  func(n int)               // n became leader (after its Ready is drained)
+
+	// seqs is each author's last sequence number, for tests that sign.
+	seqs map[string]uint64
 
 	violations []string
 	aborted    bool
@@ -416,6 +420,9 @@ func (c *cluster) drain(i int) {
 				became = true
 			}
 			n.leader = lead
+			if lead {
+				c.noteLeader(n)
+			}
 		}
 		if res.Restored {
 			c.restored[i]++
@@ -428,10 +435,16 @@ func (c *cluster) drain(i int) {
 				c.onApplied(i, a)
 			}
 		}
+		for _, h := range res.InSnapshot {
+			c.trace("%s: %x committed, in the snapshot", n.name, h.Hash[:4])
+			if c.onHeld != nil {
+				c.onHeld(i, h)
+			}
+		}
 		for _, h := range res.Lost {
 			c.trace("%s: %x lost", n.name, h[:4])
 			if c.onLost != nil {
-				c.onLost(i, h, res.Restored)
+				c.onLost(i, h)
 			}
 		}
 	}
@@ -469,20 +482,23 @@ func (c *cluster) record(i int, a chain.Applied) {
 	}
 }
 
-// observe checks that no two servers lead the same term.
+// observe checks, after every step, that no two servers lead the same
+// term (drain also checks as a server becomes leader).
 func (c *cluster) observe() {
 	for _, n := range c.nodes {
-		if n.down || !n.core.IsLeader() {
-			continue
+		if !n.down && n.core.IsLeader() {
+			c.noteLeader(n)
 		}
-		st := n.core.Status()
-		term := st.GetTerm()
-		if l, ok := c.leaders[term]; ok && l != n.name {
-			c.violate("two leaders of term %d: %s and %s", term, l, n.name)
-			continue
-		}
-		c.leaders[term] = n.name
 	}
+}
+
+func (c *cluster) noteLeader(n *simNode) {
+	term := n.core.Status().GetTerm()
+	if l, ok := c.leaders[term]; ok && l != n.name {
+		c.violate("two leaders of term %d: %s and %s", term, l, n.name)
+		return
+	}
+	c.leaders[term] = n.name
 }
 
 // leader is the index of a running server that believes it leads, or -1;

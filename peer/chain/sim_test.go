@@ -43,9 +43,9 @@ var (
 	simSeeds = flag.Int("chain.seeds", 0, "fault simulation: how many seeded schedules to run (default 500, 100 with -short)")
 	simSeed  = flag.Uint64("chain.seed", 0, "fault simulation: run only this seed, tracing it with -v")
 	// The default size fits 500 seeds in CI's budget with the race
-	// detector, where a committed update costs about 9 ms (signature
-	// checks on every server); larger scales run longer schedules with
-	// more operations.
+	// detector, where one committed update costs about 9 ms of CPU
+	// (signature checks and chain decoding on every server); larger
+	// scales run longer schedules with more operations.
 	simScale = flag.Float64("chain.scale", 1, "fault simulation: multiply each schedule's length and number of operations")
 	simBreak = flag.String("chain.break", "", "fault simulation: break the harness on purpose, to see the checks fail: "+strings.Join(breakModes, ", "))
 	simVis   = flag.String("chain.vis", "", "fault simulation: directory for porcupine visualizations of failures (default: a new temporary directory)")
@@ -56,9 +56,7 @@ var (
 	// simRepropose has a server propose again, when it leads again, the
 	// unconditional updates it proposed whose outcome it never learned
 	// (as the peer driver's outbox does), so the log holds duplicates.
-	simRestoreLost = flag.Bool("chain.restore-lost-unknown", false, "fault simulation: take proposals reported lost by the Advance that installs a snapshot as of unknown outcome")
-	simUnreported  = flag.Bool("chain.unreported-unknown", false, "fault simulation: take proposals never reported applied or lost as of unknown outcome")
-	simRepropose   = flag.Bool("chain.repropose", false, "fault simulation: propose unresolved updates again on regaining leadership (duplicates in the log)")
+	simRepropose = flag.Bool("chain.repropose", false, "fault simulation: in every seed (not a third), propose unresolved updates again on regaining leadership (duplicates in the log)")
 )
 
 // TestSimulation runs seeded fault schedules against a 3- or 5-server
@@ -78,7 +76,7 @@ var (
 //
 // Seeds run in parallel; each replays exactly on its own (-chain.seed).
 func TestSimulation(t *testing.T) {
-	opts := simOptions{scale: *simScale, brk: *simBreak, strictConflict: *simStrictConflict, repropose: *simRepropose, restoreLostUnknown: *simRestoreLost, unreportedUnknown: *simUnreported}
+	opts := simOptions{scale: *simScale, brk: *simBreak, strictConflict: *simStrictConflict, repropose: *simRepropose}
 	if opts.brk != "" && !slices.Contains(breakModes, opts.brk) {
 		t.Fatalf("-chain.break=%s: want one of %s", opts.brk, strings.Join(breakModes, ", "))
 	}
@@ -132,13 +130,7 @@ type simOptions struct {
 	brk            string
 	strictConflict bool
 	repropose      bool
-	// restoreLostUnknown takes what Advance reports lost as it installs a
-	// snapshot as of unknown outcome.
-	restoreLostUnknown bool
-	// unreportedUnknown takes proposals at or below the applied index that
-	// their server never reported applied or lost as of unknown outcome.
-	unreportedUnknown bool
-	trace             bool
+	trace          bool
 }
 
 func (o simOptions) flags() string {
@@ -155,22 +147,15 @@ func (o simOptions) flags() string {
 	if o.repropose {
 		s += " -chain.repropose"
 	}
-	if o.restoreLostUnknown {
-		s += " -chain.restore-lost-unknown"
-	}
-	if o.unreportedUnknown {
-		s += " -chain.unreported-unknown"
-	}
 	return s
 }
 
 type simStats struct {
-	seeds, ops, acked, conflicts, lost, unknown, failed, preConflicts int
-	restarts, snapshots, steps, reproposed                            int
+	ops, acked, conflicts, lost, unknown, failed, preConflicts int
+	restarts, snapshots, steps, reproposed                     int
 }
 
 func (s *simStats) add(o simStats) {
-	s.seeds += o.seeds
 	s.ops += o.ops
 	s.acked += o.acked
 	s.conflicts += o.conflicts
@@ -222,12 +207,10 @@ const (
 )
 
 type simOp struct {
-	id        int
 	kind      opKind
 	key       string // user name
-	node      int
-	inc       int // the incarnation of node that proposed it
-	frozen    bool
+	node      int    // the server it was sent to
+	frozen    bool   // sent to a paused server
 	call, ret int64
 	hash      [32]byte
 	prev      [32]byte
@@ -237,7 +220,7 @@ type simOp struct {
 	su        collections.SignedUpdate
 	inflight  int  // proposals of it its server has not settled
 	unsure    bool // a server crashed with it in flight: it may have been applied
-	dup       bool // acknowledged as a duplicate of an earlier application
+	dup       bool // acknowledged without its position: a duplicate, or found in a snapshot
 }
 
 type sim struct {
@@ -255,7 +238,10 @@ type sim struct {
 	events  int64
 	keys    []string
 	written map[string][][32]byte
-	stats   simStats
+	// repropose: servers propose again what they never settled once they
+	// lead again (-chain.repropose, and a third of the seeds).
+	repropose bool
+	stats     simStats
 }
 
 func (s *sim) event() int64 {
@@ -266,7 +252,7 @@ func (s *sim) event() int64 {
 func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	rng := rand.New(rand.NewPCG(seed, 0x6261746f6e))
 	servers := 3
-	if rng.IntN(100) < 15 {
+	if rng.IntN(100) < 12 {
 		servers = 5
 	}
 	d := testDomain(t, servers)
@@ -281,12 +267,12 @@ func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	for range c.nodes {
 		s.pending = append(s.pending, map[[32]byte]*simOp{})
 	}
-	c.onApplied, c.onLost, c.onLeader = s.applied, s.lost, s.leads
+	c.onApplied, c.onLost, c.onHeld, c.onLeader = s.applied, s.lost, s.held, s.leads
 
-	phase := int(opts.scale * float64(50+rng.IntN(41)))
-	nops := int(opts.scale * float64(14+rng.IntN(7)))
+	phase := int(opts.scale * float64(40+rng.IntN(26)))
+	nops := int(opts.scale * float64(8+rng.IntN(4)))
 	pOp := float64(nops) / float64(phase)
-	pFault := 0.03 + 0.05*rng.Float64()
+	pFault := 0.04 + 0.06*rng.Float64()
 	crashes := rng.IntN(3) != 0
 	var every, keep uint64
 	if rng.IntN(10) < 7 {
@@ -294,8 +280,9 @@ func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 		keep = rng.Uint64N(min(every, 4))
 	}
 	c.tickProb = 0.8 + 0.2*rng.Float64()
-	c.trace("seed %d: %d servers, %d steps, ~%d ops, faults %.3f/step, crashes %v, compact every %d keep %d",
-		seed, servers, phase, nops, pFault, crashes, every, keep)
+	s.repropose = opts.repropose || rng.IntN(3) == 0
+	c.trace("seed %d: %d servers, %d steps, ~%d ops, faults %.3f/step, crashes %v, compact every %d keep %d, propose again %v",
+		seed, servers, phase, nops, pFault, crashes, every, keep, s.repropose)
 
 	scheduled := map[int64][]func(){}
 	later := func(steps int, fn func()) { scheduled[c.now+int64(steps)] = append(scheduled[c.now+int64(steps)], fn) }
@@ -364,7 +351,6 @@ func runSim(t testing.TB, seed uint64, opts simOptions) simResult {
 	for i := range c.nodes {
 		s.stats.snapshots += c.restored[i]
 	}
-	s.stats.seeds = 1
 	return simResult{violations: c.violations, stats: s.stats}
 }
 
@@ -444,7 +430,7 @@ func (s *sim) crash(i int) {
 // believes it leads (a paused one too: the client does not know).
 func (s *sim) newOp() {
 	c, rng := s.c, s.rng
-	op := &simOp{id: len(s.ops), key: s.keys[rng.IntN(len(s.keys))]}
+	op := &simOp{key: s.keys[rng.IntN(len(s.keys))]}
 	switch r := rng.IntN(10); {
 	case r < 4:
 		op.kind = opPut
@@ -524,7 +510,7 @@ func (s *sim) propose(op *simOp) {
 	s.seq[n.name]++
 	s.clock++
 	su := sign(s.t, n.name, u, s.seq[n.name], s.clock)
-	op.su, op.hash, op.inc = su, su.Hash(), n.incarnation
+	op.su, op.hash = su, su.Hash()
 	s.written[op.key] = append(s.written[op.key], op.hash)
 	s.submitProposal(op)
 }
@@ -541,16 +527,17 @@ func (s *sim) submitProposal(op *simOp) {
 		c.trace("%s proposed %s %s %x at %d", n.name, op.kind, op.key, op.hash[:4], op.index)
 		if s.opts.brk == breakAckAtPropose || s.opts.brk == breakAckFrozen && op.frozen {
 			op.res, op.ret = resOK, s.event()
-			break
+		} else {
+			if op.res != resOK && op.res != resConflict {
+				op.res = resPending
+			}
+			op.inflight++
+			s.pending[op.node][op.hash] = op
 		}
-		if op.res != resOK && op.res != resConflict {
-			op.res = resPending
-		}
-		op.inflight++
-		s.pending[op.node][op.hash] = op
 		c.drain(op.node)
 	case errors.Is(err, collections.ErrConflict):
 		s.stats.preConflicts++
+		c.trace("%s refused %s %s %x at once (applied %d, commit %d): %v", n.name, op.kind, op.key, op.hash[:4], n.core.Applied(), n.core.Status().GetCommit(), err)
 		if s.opts.strictConflict && first {
 			op.res, op.ret = resConflict, s.event()
 		} else {
@@ -604,7 +591,7 @@ func (s *sim) applied(i int, a chain.Applied) {
 		op.res, op.ret, op.index = resOK, s.event(), a.Index
 	case errors.Is(a.Err, collections.ErrConflict) && (op.kind == opCreate || op.kind == opCAS):
 		op.res, op.ret, op.index = resConflict, s.event(), a.Index
-	case a.Err == nil && s.opts.repropose && (a.Verdict.Outcome == collections.Duplicate || a.Verdict.Outcome == collections.Stale):
+	case a.Err == nil && s.repropose && (a.Verdict.Outcome == collections.Duplicate || a.Verdict.Outcome == collections.Stale):
 		// Proposed again, and applied already under the first
 		// certification: it took effect then.
 		op.res, op.ret, op.index, op.dup = resOK, s.event(), a.Index, true
@@ -614,14 +601,32 @@ func (s *sim) applied(i int, a chain.Applied) {
 	}
 }
 
+// held acknowledges an update its server found committed in a snapshot
+// that covered its position.
+func (s *sim) held(i int, h chain.Held) {
+	if s.opts.brk == breakAckByIndex {
+		return
+	}
+	op := s.pending[i][h.Hash]
+	if op == nil {
+		return
+	}
+	if op.inflight--; op.inflight <= 0 {
+		delete(s.pending[i], h.Hash)
+	}
+	if op.res != resOK && op.res != resConflict {
+		op.res, op.ret, op.dup = resOK, s.event(), true
+	}
+}
+
 // lost records an update its server reports lost.
-func (s *sim) lost(i int, h [32]byte, restored bool) {
+func (s *sim) lost(i int, h [32]byte) {
 	if s.opts.brk == breakAckByIndex {
 		return
 	}
 	op := s.pending[i][h]
 	if op == nil {
-		if !s.opts.repropose {
+		if !s.repropose {
 			for _, o := range s.ops {
 				if o.hash == h && o.node == i && o.res == resOK {
 					s.c.violate("%s reported %s %s %x lost after it was acknowledged", s.c.nodes[i].name, o.kind, o.key, h[:4])
@@ -629,9 +634,6 @@ func (s *sim) lost(i int, h [32]byte, restored bool) {
 			}
 		}
 		return
-	}
-	if restored && s.opts.restoreLostUnknown {
-		op.unsure = true
 	}
 	if op.inflight--; op.inflight > 0 {
 		return
@@ -650,7 +652,7 @@ func (s *sim) lost(i int, h [32]byte, restored bool) {
 // server i proposed and did not settle, now that it leads: as the peer
 // driver's outbox does when a master regains leadership.
 func (s *sim) leads(i int) {
-	if !s.opts.repropose {
+	if !s.repropose {
 		return
 	}
 	for _, op := range s.ops {
@@ -664,7 +666,6 @@ func (s *sim) leads(i int) {
 			return
 		}
 		s.stats.reproposed++
-		op.inc = s.c.nodes[i].incarnation
 		s.submitProposal(op)
 	}
 }
@@ -682,7 +683,7 @@ func (s *sim) finish() {
 			if op.res == resOK || op.res == resConflict {
 				continue
 			}
-			if op.index <= c.nodes[i].core.Applied() && s.opts.brk == "" && !s.opts.unreportedUnknown {
+			if op.index <= c.nodes[i].core.Applied() && s.opts.brk == "" {
 				c.violate("%s never reported its proposal %s %s %x at %d applied or lost (applied %d)",
 					c.nodes[i].name, op.kind, op.key, h[:4], op.index, c.nodes[i].core.Applied())
 			}
@@ -711,11 +712,15 @@ func (s *sim) finish() {
 		case resOK:
 			if op.dup {
 				if !slices.ContainsFunc(byHash[op.hash], func(i uint64) bool { return c.log[i].outcome == collections.Accepted && c.log[i].err == "" }) {
-					c.violate("%s %s %x acknowledged as a duplicate at %d, but never accepted in the log", op.kind, op.key, op.hash[:4], op.index)
+					c.violate("%s %s %x acknowledged (a duplicate, or in a snapshot), but never accepted in the log", op.kind, op.key, op.hash[:4])
 				}
 				continue
 			}
-			if !ok || e.hash != op.hash || e.err != "" || e.outcome != collections.Accepted {
+			if !ok {
+				c.violate("%s %s %x acknowledged at %d, but no update was applied there", op.kind, op.key, op.hash[:4], op.index)
+				continue
+			}
+			if e.hash != op.hash || e.err != "" || e.outcome != collections.Accepted {
 				c.violate("%s %s %x acknowledged at %d, but the log has %v there", op.kind, op.key, op.hash[:4], op.index, e)
 				continue
 			}
@@ -733,8 +738,12 @@ func (s *sim) finish() {
 				c.violate("%s %s %x refused at %d, but the log has %v there", op.kind, op.key, op.hash[:4], op.index, e)
 			}
 		case resLost:
-			if is := byHash[op.hash]; len(is) > 0 {
-				c.violate("%s %s %x reported lost by %s, but applied at %v: %v", op.kind, op.key, op.hash[:4], c.nodes[op.node].name, is, c.log[is[0]])
+			// Lost: it never took effect (a refused conditional update
+			// whose position a snapshot covered is reported lost too).
+			for _, i := range byHash[op.hash] {
+				if e := c.log[i]; e.err == "" && e.outcome == collections.Accepted {
+					c.violate("%s %s %x reported lost by %s, but accepted at %d: %v", op.kind, op.key, op.hash[:4], c.nodes[op.node].name, i, e)
+				}
 			}
 		}
 	}
@@ -879,13 +888,10 @@ func (s *sim) checkLinearizable() {
 	res, info := porcupine.CheckOperationsVerbose(model, history, 30*time.Second)
 	switch res {
 	case porcupine.Illegal:
-		dir := *simVis
-		if dir == "" {
-			var err error
-			if dir, err = os.MkdirTemp("", "chain-sim-"); err != nil {
-				c.violate("history not linearizable (no visualization: %v)", err)
-				return
-			}
+		dir, err := visDir()
+		if err != nil {
+			c.violate("history not linearizable (no visualization: %v)", err)
+			return
 		}
 		path := filepath.Join(dir, fmt.Sprintf("seed-%d.html", s.seed))
 		if err := porcupine.VisualizePath(model, info, path); err != nil {
@@ -896,6 +902,29 @@ func (s *sim) checkLinearizable() {
 	case porcupine.Unknown:
 		c.trace("linearizability check timed out")
 	}
+}
+
+var vis struct {
+	sync.Mutex
+	dir string
+}
+
+// visDir is where visualizations of non-linearizable histories go:
+// -chain.vis, or one new temporary directory per run, kept after the test
+// ends so that they can be opened.
+func visDir() (string, error) {
+	vis.Lock()
+	defer vis.Unlock()
+	if vis.dir == "" {
+		if vis.dir = *simVis; vis.dir == "" {
+			dir, err := os.MkdirTemp("", "chain-sim-")
+			if err != nil {
+				return "", err
+			}
+			vis.dir = dir
+		}
+	}
+	return vis.dir, nil
 }
 
 func cmpHash(a, b [32]byte) int { return strings.Compare(string(a[:]), string(b[:])) }
