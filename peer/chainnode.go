@@ -220,6 +220,12 @@ func (d *driver) processReady(ctx context.Context) error {
 		if rd.SoftState != nil {
 			d.onLeadership(ctx, wasLeader)
 		}
+		if serving := d.core.Serving(); serving != d.serving {
+			d.serving = serving
+			if serving {
+				d.flushOutbox(ctx) // what waited for the new master's first entry
+			}
+		}
 	}
 	snap, err := d.core.Compact(snapshotEvery, snapshotKeep)
 	if err != nil {

@@ -54,6 +54,7 @@ type driver struct {
 	replayTo   uint64
 	savedHS    struct{ term, vote uint64 } // the durable term and vote
 	lastLeader lpeer.ID
+	serving    bool // the core was Serving after the last Ready
 	leading    bool // leader as of the last Ready with a soft state
 	lastBeat   time.Time
 	witnesses  map[uint64]bool // the other servers known to be witnesses

@@ -156,8 +156,10 @@ func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submi
 	if err != nil {
 		return nil, [32]byte{}, fmt.Errorf("signing update: %w", err)
 	}
-	if d.isMaster() {
+	if d.core != nil && d.core.Serving() {
 		// Refuse at once what the master would refuse: nothing is queued.
+		// (Only when the state is current: a new master may not have
+		// applied every committed change yet.)
 		if _, err := d.state.VerifyProposal(su, d.self); err != nil {
 			return nil, [32]byte{}, fmt.Errorf("%w: %w", ErrRejected, err)
 		}

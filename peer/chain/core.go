@@ -243,13 +243,14 @@ func (c *Core) ReportSnapshot(id uint64, ok bool) {
 // Propose checks su against the applied state, certifies it for the log
 // position it is about to take, and proposes it. It returns the
 // certification; the update is acknowledged only once Advance reports it
-// applied. Only the leader proposes (ErrNotLeader).
+// applied. Only the leader proposes (ErrNotLeader), and only once it is
+// Serving (ErrDropped before: propose again).
 func (c *Core) Propose(su collections.SignedUpdate) (collections.Certified, error) {
 	st := c.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader {
 		return collections.Certified{}, ErrNotLeader
 	}
-	if st.LeadTransferee != raft.None {
+	if st.LeadTransferee != raft.None || !c.Serving() {
 		return collections.Certified{}, ErrDropped
 	}
 	p, err := c.state.VerifyProposal(su, c.key.ID())
@@ -274,6 +275,20 @@ func (c *Core) Propose(su collections.SignedUpdate) (collections.Certified, erro
 	}
 	c.mine[index] = su
 	return cert, nil
+}
+
+// Serving reports whether this server leads and its applied state is
+// current: it applied an entry of its own term, so every entry committed
+// before its term too. Only then does a check against the state (a
+// proposal's conditions, a read) see every acknowledged change. A new
+// leader serves once its first entry is committed and applied.
+func (c *Core) Serving() bool {
+	st := c.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		return false
+	}
+	t, err := c.storage.Term(c.applied)
+	return err == nil && t == st.HardState.GetTerm()
 }
 
 // Pending reports whether this core proposed the update with hash h and has

@@ -54,6 +54,10 @@ func mustCommit(t *testing.T, c *cluster, u collections.Update) collections.Sign
 	if l < 0 {
 		t.Fatal("no leader")
 	}
+	// A new leader proposes once its first entry is applied (Serving).
+	if !c.run(50, func() bool { return c.nodes[l].core.Serving() }) {
+		t.Fatalf("%s does not serve", c.nodes[l].name)
+	}
 	su, cert, err := propose(t, c, l, u)
 	if err != nil {
 		t.Fatalf("%s: Propose: %v", c.nodes[l].name, err)

@@ -52,7 +52,7 @@ var (
 	// simStrictConflict answers a condition that fails already at
 	// Propose (VerifyProposal against the leader's applied state) as a
 	// definitive conflict instead of a request that never took effect.
-	simStrictConflict = flag.Bool("chain.strict-conflict", false, "fault simulation: check conflicts reported by Propose itself for linearizability")
+	simStrictConflict = flag.Bool("chain.strict-conflict", true, "fault simulation: check conflicts reported by Propose itself for linearizability")
 	// simRepropose has a server propose again, when it leads again, the
 	// unconditional updates it proposed whose outcome it never learned
 	// (as the peer driver's outbox does), so the log holds duplicates.
