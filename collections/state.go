@@ -64,6 +64,9 @@ type entry struct {
 	hash    [32]byte
 	c       Certified // zero for records seeded from the genesis
 	genesis bool
+	// val is u's record, decoded once when the entry is made (nil for a
+	// delete). Entries are shared by clones and never change after.
+	val Value
 }
 
 // wins reports whether a beats b: the later position in the chain's
@@ -201,7 +204,11 @@ func NewState(g Genesis) (*State, error) {
 		h.WriteString("baton/genesis-record/v1\x00")
 		h.Write(g.hash[:])
 		h.Write(payload)
-		e := &entry{u: u, genesis: true}
+		val, err := u.Decode()
+		if err != nil {
+			return err
+		}
+		e := &entry{u: u, genesis: true, val: val}
 		h.Sum(e.hash[:0])
 		s.cols[Domain].records[u.Key] = e
 		return nil
@@ -258,6 +265,12 @@ func (s *State) Apply(v Verified) Verdict {
 	s.observe(v)
 
 	e := &entry{u: u, hash: hash, c: v.c}
+	if !u.Delete {
+		// Verify decoded it already: it cannot fail here.
+		if val, err := u.Decode(); err == nil {
+			e.val = val
+		}
+	}
 	verdict := Verdict{Outcome: Stale, Err: fmt.Errorf("%w: %s/%s holds a newer update", ErrSuperseded, u.Collection, u.Key)}
 	if old := col.heads[u.Author]; old == nil || u.Seq > old.u.Seq {
 		col.heads[u.Author] = e

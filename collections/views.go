@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"slices"
 	"strings"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -11,30 +12,33 @@ import (
 // live decodes the live record at key of k into T.
 func live[T Value](s *State, k Kind, key string) (T, bool) {
 	var zero T
-	r, ok := s.Lookup(k, key)
-	if !ok {
+	if !k.Valid() {
 		return zero, false
 	}
-	v, err := r.Decode()
-	if err != nil {
-		return zero, false // verified before it was applied; cannot happen
+	e := s.cols[k].records[key]
+	if e == nil || e.u.Delete {
+		return zero, false
 	}
-	t, ok := v.(T)
+	t, ok := e.val.(T)
 	return t, ok
 }
 
-// each decodes every live record of k under prefix into T, in key order.
+// each is every live record of k under prefix as T, in key order.
 func each[T Value](s *State, k Kind, prefix string) []T {
-	var out []T
-	for _, r := range s.Records(k) {
-		if r.Deleted || !strings.HasPrefix(r.Key, prefix) {
-			continue
+	if !k.Valid() {
+		return nil
+	}
+	col := s.cols[k]
+	keys := make([]string, 0, len(col.records))
+	for key, e := range col.records {
+		if !e.u.Delete && strings.HasPrefix(key, prefix) {
+			keys = append(keys, key)
 		}
-		v, err := r.Decode()
-		if err != nil {
-			continue
-		}
-		if t, ok := v.(T); ok {
+	}
+	slices.Sort(keys)
+	out := make([]T, 0, len(keys))
+	for _, key := range keys {
+		if t, ok := col.records[key].val.(T); ok {
 			out = append(out, t)
 		}
 	}

@@ -117,6 +117,8 @@ func (d *driver) refuseGuest(s network.Stream) bool {
 // onRecordChanged refreshes what depends on an accepted update's record.
 func (d *driver) onRecordChanged(u collections.Update) {
 	switch {
+	case u.Collection == collections.Domain && strings.HasPrefix(u.Key, collections.UserPrefix):
+		d.prunePasswords() // users change nothing else derived from the Domain
 	case u.Collection == collections.Domain:
 		d.onDomainChanged()
 	case u.Collection == collections.Catalog && strings.HasPrefix(u.Key, collections.DevicePrefix):
@@ -167,8 +169,9 @@ func (d *driver) refreshAllow() {
 // homeUsers is the set of users whose home server is this host.
 func (d *driver) homeUsers() map[string]bool {
 	m := map[string]bool{}
+	self := d.self.String()
 	for _, u := range d.state.Users() {
-		if u.HomeServer == d.self.String() {
+		if u.HomeServer == self {
 			m[u.Name] = true
 		}
 	}

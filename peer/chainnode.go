@@ -15,6 +15,7 @@ import (
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/zeebo/blake3"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/peer/chain"
@@ -317,6 +318,7 @@ func (d *driver) onChainResult(ctx context.Context, res chain.Result) {
 			continue
 		}
 		u := c.Update()
+		d.sh.applied.add(blake3.Sum256(c.Marshal()))
 		if a.Verdict.Store && !d.replaying {
 			if err := d.appendData(u.Collection, c.Marshal()); err != nil {
 				d.log.Error("storing update", "err", err)

@@ -40,6 +40,46 @@ func topicName(g collections.Genesis, what string) string {
 type shared struct {
 	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
 	refused atomic.Int64                      // gossip refused by the validator
+	// applied are the hashes of the last certified updates this host
+	// applied from the consensus log, as encoded: gossip of the very same
+	// bytes needs no second signature check.
+	applied recentSet
+}
+
+// recentSet is a bounded set of the most recently added hashes, safe for
+// concurrent use.
+type recentSet struct {
+	mu   sync.Mutex
+	set  map[[32]byte]struct{}
+	ring [][32]byte
+	next int
+}
+
+const recentSize = 4096
+
+func (r *recentSet) add(h [32]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.set == nil {
+		r.set = make(map[[32]byte]struct{}, recentSize)
+		r.ring = make([][32]byte, recentSize)
+	}
+	if _, ok := r.set[h]; ok {
+		return
+	}
+	if old := r.ring[r.next]; old != ([32]byte{}) {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = h
+	r.set[h] = struct{}{}
+	r.next = (r.next + 1) % recentSize
+}
+
+func (r *recentSet) has(h [32]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[h]
+	return ok
 }
 
 func (s *shared) isServer(id lpeer.ID) bool {
