@@ -118,7 +118,10 @@ func (d *driver) refuseGuest(s network.Stream) bool {
 func (d *driver) onRecordChanged(u collections.Update) {
 	switch {
 	case u.Collection == collections.Domain && strings.HasPrefix(u.Key, collections.UserPrefix):
-		d.prunePasswords() // users change nothing else derived from the Domain
+		// A user's devices are valid while the user is; the chain and the
+		// hosts did not change.
+		d.refreshAllow()
+		d.prunePasswords()
 	case u.Collection == collections.Domain:
 		d.onDomainChanged()
 	case u.Collection == collections.Catalog && strings.HasPrefix(u.Key, collections.DevicePrefix):
