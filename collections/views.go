@@ -115,12 +115,17 @@ func (s *State) HomeServer(user string) (lpeer.ID, bool) {
 
 // Hosts is every member host's record, by peer ID.
 func (s *State) Hosts() []identity.HostRecord {
-	var out []identity.HostRecord
-	for _, r := range s.Records(Domain) {
-		if r.Deleted || !strings.HasPrefix(r.Key, HostPrefix) {
-			continue
+	col := s.cols[Domain]
+	var keys []string
+	for key, e := range col.records {
+		if !e.u.Delete && strings.HasPrefix(key, HostPrefix) {
+			keys = append(keys, key)
 		}
-		if rec, ok := s.openHost(r); ok {
+	}
+	slices.Sort(keys)
+	var out []identity.HostRecord
+	for _, key := range keys {
+		if rec, ok := s.openHost(col.records[key].record()); ok {
 			out = append(out, rec)
 		}
 	}
