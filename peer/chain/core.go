@@ -517,7 +517,16 @@ func (c *Core) reconfigure() {
 	if len(chain) == 0 {
 		return
 	}
-	cc, ok := nextStep(c.conf, Membership(chain), c.self)
+	var st *raft.Status
+	caughtUp := func(id uint64) bool {
+		if st == nil {
+			s := c.rn.Status()
+			st = &s
+		}
+		pr, ok := st.Progress[id]
+		return ok && pr.RecentActive && pr.Match >= st.HardState.GetCommit()
+	}
+	cc, ok := nextStep(c.conf, Membership(chain), c.self, caughtUp)
 	if !ok {
 		return
 	}
@@ -529,15 +538,22 @@ func (c *Core) reconfigure() {
 }
 
 // nextStep is one configuration change from have toward want: voters
-// first, then demotions and removals, then learners. It never removes or
-// demotes self (the leader hands leadership over first).
-func nextStep(have, want *raftpb.ConfState, self uint64) (*raftpb.ConfChangeV2, bool) {
+// first, then demotions and removals, then learners. A server becomes a
+// voter only as a learner that caughtUp says holds the log: a new voter
+// that is down or far behind would otherwise count toward the majority
+// from the start. It never removes or demotes self (the leader hands
+// leadership over first).
+func nextStep(have, want *raftpb.ConfState, self uint64, caughtUp func(uint64) bool) (*raftpb.ConfChangeV2, bool) {
 	one := func(t raftpb.ConfChangeType, id uint64) (*raftpb.ConfChangeV2, bool) {
 		return &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: t.Enum(), NodeId: new(id)}}}, true
 	}
 	hv, wv, wl := have.GetVoters(), want.GetVoters(), want.GetLearners()
 	for _, id := range wv {
-		if !slices.Contains(hv, id) {
+		switch {
+		case slices.Contains(hv, id):
+		case !slices.Contains(have.GetLearners(), id):
+			return one(raftpb.ConfChangeAddLearnerNode, id)
+		case caughtUp(id):
 			return one(raftpb.ConfChangeAddNode, id)
 		}
 	}
