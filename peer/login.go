@@ -34,7 +34,10 @@ import (
 // server's peer ID, 6: its public addresses), "redirect" (5 and 6 name the
 // user's home server; log in there), "denied" (wrong user name or
 // password), "rate-limited" (7: milliseconds to wait), "revoked" (this
-// device was revoked) or "error"; 2 carries the message.
+// device was revoked) or "error"; 2 carries the message. An unknown user
+// name is answered as a known one with a wrong password: redirected to a
+// decoy home server (driver.decoyHome), the same from every server, which
+// denies it.
 //
 // /baton/renew/1.0.0 — request: an empty map; the device is the remote
 // peer, a valid device of this home server whose certificate is at least

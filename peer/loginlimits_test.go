@@ -35,6 +35,18 @@ func hostAt(t *testing.T, name, ip string) host.Host {
 	return h
 }
 
+// requireSource skips the test unless h's connection to p leaves from
+// ip (it does not when TCP port reuse is off).
+func requireSource(t *testing.T, h host.Host, p lpeer.ID, ip string) {
+	t.Helper()
+	for _, c := range h.Network().ConnsToPeer(p) {
+		if strings.HasPrefix(c.LocalMultiaddr().String(), "/ip4/"+ip+"/") {
+			return
+		}
+	}
+	t.Skipf("%s's connections to %s do not leave from %s", h.ID(), p, ip)
+}
+
 // guestsFrom counts server i's guest connections from ip.
 func guestsFrom(c *peertest.PublicCluster, i int, hosts []host.Host) int {
 	n := 0
@@ -73,10 +85,15 @@ func TestGuestSlotsPerSource(t *testing.T) {
 		h := hostAt(t, fmt.Sprintf("flood-%d", i), otherSource)
 		flood = append(flood, h)
 		if h.Connect(ctx, *s2) == nil && tryStream(ctx, h, s2.ID, "/baton/login/1.0.0") == nil {
+			if admitted == 0 {
+				requireSource(t, h, s2.ID, otherSource)
+			}
 			admitted++
 		}
 	}
-	t.Logf("%d of %d guests from %s were served", admitted, len(flood), otherSource)
+	if admitted == 0 || admitted > 4 {
+		t.Errorf("%d of %d guests from %s were served; want 1 to 4", admitted, len(flood), otherSource)
+	}
 	laptop := peertest.NewAgent(t, "laptop")
 	if _, err := login(laptop, c.PublicP2P(1), "ann", "ann's secret"); err != nil {
 		t.Fatalf("login from 127.0.0.1 while %s holds guest slots: %v", otherSource, err)
@@ -93,9 +110,16 @@ func TestLoginBackoffPerSource(t *testing.T) {
 	mallory := hostAt(t, "mallory", otherSource)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	s3, err := lpeer.AddrInfoFromString(c.PublicP2P(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	limited := false
 	for i := range 6 {
 		_, err := peer.LoginFrom(ctx, mallory, c.PublicP2P(2), "bob", []byte(fmt.Sprintf("guess %d", i)), "mallory's laptop")
+		if i == 0 {
+			requireSource(t, mallory, s3.ID, otherSource)
+		}
 		switch {
 		case errors.Is(err, peer.ErrRateLimited):
 			limited = true
