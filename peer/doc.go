@@ -12,6 +12,9 @@
 // store. Servers admit the Domain's hosts and the valid devices of the
 // Catalog; agents still logging in are admitted only as guests on a
 // server's public listen addresses (Config.PublicListen), for the login
-// protocol only. Node.Devices lists devices, Node.RevokeDevice (at the
-// home server) cuts one off everywhere.
+// protocol only, at most maxGuests at once and maxGuestsPerSource from
+// one source address. Failed logins are delayed per user and source
+// address (loginLimiter), never per user alone, and unknown user names are
+// answered as known ones (serveLogin). Node.Devices lists devices,
+// Node.RevokeDevice (at the home server) cuts one off everywhere.
 package peer

@@ -1,10 +1,15 @@
 package peer
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/internal/canon"
 )
 
 // SetDropGossip makes n drop every validated gossiped update for which drop
@@ -16,4 +21,24 @@ func SetDropGossip(n *Node, drop func(collections.Certified) bool) { n.hooks.dro
 // redial of a server it lost. Call it before Run.
 func SetReconnectBackoff(n *Node, base, max time.Duration) {
 	n.hooks.backoff = backoff{base: base, max: max, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+// LoginFrom runs the login protocol from h (which may listen, so that its
+// dials leave from its listen address), as Login does from a fresh host.
+func LoginFrom(ctx context.Context, h host.Host, addr, user string, password []byte, deviceName string) (LoginResult, error) {
+	return loginWith(ctx, h, addr, user, password, deviceName)
+}
+
+// RawLogin makes one login request from h to the server at addr and
+// returns its answer as it is, following no redirect.
+func RawLogin(ctx context.Context, h host.Host, addr, user string, password []byte, deviceName string) (loginResponse, error) {
+	info, err := lpeer.AddrInfoFromString(addr)
+	if err != nil {
+		return loginResponse{}, err
+	}
+	req, err := canon.Marshal(loginRequest{User: user, Password: password, DeviceName: deviceName})
+	if err != nil {
+		return loginResponse{}, err
+	}
+	return exchange(ctx, h, *info, protoLogin, req)
 }

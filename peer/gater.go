@@ -11,9 +11,6 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// maxGuests caps the guest connections a server holds at once.
-const maxGuests = 64
-
 // allowList is a connection gater that admits the hosts the Domain knows
 // and the valid devices of the Catalog (members). The remote ID is
 // authenticated only after the security handshake, so the decision happens
@@ -22,7 +19,9 @@ const maxGuests = 64
 // A server also admits unknown hosts as guests, so that an agent that is
 // not a device yet can log in: only on inbound connections to one of its
 // public listen addresses, never on private ones, never a revoked device,
-// at most maxGuests at once. A guest may open only the login protocol
+// at most maxGuests at once and maxGuestsPerSource from one source
+// address (guestSlots), so that one host with many fresh keys cannot take
+// every slot. A guest may open only the login protocol
 // (handlers check membership), is outside pubsub (its peer filter asks
 // allowed), and its connection is closed after the guest timeout unless
 // it became a member's.
@@ -31,13 +30,13 @@ type allowList struct {
 	ids     map[lpeer.ID]bool
 	revoked map[lpeer.ID]bool
 	public  []endpoint // local endpoints that admit guests; none on agents
-	guests  map[network.Conn]time.Time
+	guests  *guestSlots[network.Conn]
 	timeout time.Duration
 	now     func() time.Time
 }
 
 func newAllowList() *allowList {
-	return &allowList{ids: map[lpeer.ID]bool{}, guests: map[network.Conn]time.Time{}, now: time.Now}
+	return &allowList{ids: map[lpeer.ID]bool{}, guests: newGuestSlots[network.Conn](maxGuests, maxGuestsPerSource), now: time.Now}
 }
 
 // admitGuests makes the gater admit guests on the public endpoints, for
@@ -71,11 +70,18 @@ func (a *allowList) allowed(id lpeer.ID) bool {
 }
 
 // mayBeGuest reports whether an unknown host p may connect as a guest to
-// the local address local.
-func (a *allowList) mayBeGuest(p lpeer.ID, local ma.Multiaddr) bool {
+// the local address local from the remote address remote.
+func (a *allowList) mayBeGuest(p lpeer.ID, local, remote ma.Multiaddr) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	if len(a.public) == 0 || a.revoked[p] || len(a.guests) >= maxGuests {
+	return a.mayBeGuestLocked(p, local, remote)
+}
+
+func (a *allowList) mayBeGuestLocked(p lpeer.ID, local, remote ma.Multiaddr) bool {
+	if len(a.public) == 0 || a.revoked[p] {
+		return false
+	}
+	if src, ok := sourceOf(remote); !ok || !a.guests.free(src) {
 		return false
 	}
 	ep, ok := endpointOf(local)
@@ -94,12 +100,13 @@ func (a *allowList) mayBeGuest(p lpeer.ID, local ma.Multiaddr) bool {
 func (a *allowList) isGuest(p lpeer.ID) bool {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	for c := range a.guests {
+	found := false
+	a.guests.each(func(c network.Conn) {
 		if c.RemotePeer() == p && !c.IsClosed() {
-			return true
+			found = true
 		}
-	}
-	return false
+	})
+	return found
 }
 
 // expireGuests forgets the guest connections that closed or became a
@@ -107,18 +114,16 @@ func (a *allowList) isGuest(p lpeer.ID) bool {
 func (a *allowList) expireGuests() []network.Conn {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
-	var out []network.Conn
-	for c, deadline := range a.guests {
-		switch {
-		case c.IsClosed(), a.ids[c.RemotePeer()]:
-			delete(a.guests, c)
-		case !now.Before(deadline):
-			delete(a.guests, c)
-			out = append(out, c)
+	var gone []network.Conn
+	a.guests.each(func(c network.Conn) {
+		if c.IsClosed() || a.ids[c.RemotePeer()] {
+			gone = append(gone, c)
 		}
+	})
+	for _, c := range gone {
+		a.guests.release(c)
 	}
-	return out
+	return a.guests.expire(a.now())
 }
 
 func (a *allowList) InterceptPeerDial(p lpeer.ID) bool                 { return a.allowed(p) }
@@ -128,7 +133,7 @@ func (a *allowList) InterceptSecured(dir network.Direction, p lpeer.ID, cm netwo
 	if a.allowed(p) {
 		return true
 	}
-	return dir == network.DirInbound && a.mayBeGuest(p, cm.LocalMultiaddr())
+	return dir == network.DirInbound && a.mayBeGuest(p, cm.LocalMultiaddr(), cm.RemoteMultiaddr())
 }
 
 // InterceptUpgraded registers guest connections, which InterceptSecured
@@ -138,13 +143,16 @@ func (a *allowList) InterceptUpgraded(c network.Conn) (bool, control.DisconnectR
 	if a.allowed(p) {
 		return true, 0
 	}
-	if c.Stat().Direction != network.DirInbound || !a.mayBeGuest(p, c.LocalMultiaddr()) {
+	if c.Stat().Direction != network.DirInbound {
 		return false, 0
 	}
 	a.mu.Lock()
-	a.guests[c] = a.now().Add(a.timeout)
-	a.mu.Unlock()
-	return true, 0
+	defer a.mu.Unlock()
+	if !a.mayBeGuestLocked(p, c.LocalMultiaddr(), c.RemoteMultiaddr()) {
+		return false, 0
+	}
+	src, _ := sourceOf(c.RemoteMultiaddr())
+	return a.guests.admit(c, src, a.now().Add(a.timeout)), 0
 }
 
 // endpoint is where a listener accepts: transport, port and IP ("" for any

@@ -2,6 +2,9 @@ package peer
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +34,10 @@ import (
 // server's peer ID, 6: its public addresses), "redirect" (5 and 6 name the
 // user's home server; log in there), "denied" (wrong user name or
 // password), "rate-limited" (7: milliseconds to wait), "revoked" (this
-// device was revoked) or "error"; 2 carries the message.
+// device was revoked) or "error"; 2 carries the message. An unknown user
+// name is answered as a known one with a wrong password: redirected to a
+// decoy home server (driver.decoyHome), the same from every server, which
+// denies it.
 //
 // /baton/renew/1.0.0 — request: an empty map; the device is the remote
 // peer, a valid device of this home server whose certificate is at least
@@ -264,7 +270,7 @@ func exchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, proto proto
 
 // serveFrame reads one request of at most max bytes from s, answers it
 // with handle and writes the response.
-func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, req []byte) loginResponse) {
+func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, req []byte) loginResponse) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(loginTimeout))
 	b, err := readFrame(s, max)
@@ -273,7 +279,7 @@ func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.C
 		return
 	}
 	ctx, cancel := d.handlerContext(loginTimeout)
-	resp := handle(ctx, s.Conn().RemotePeer(), b)
+	resp := handle(ctx, s.Conn().RemotePeer(), s.Conn().RemoteMultiaddr(), b)
 	cancel()
 	out, err := canon.Marshal(resp)
 	if err != nil {
@@ -320,27 +326,63 @@ func (d *driver) handleRenew(s network.Stream) { d.serveFrame(s, maxLoginRequest
 // loginFacts is what a login needs from the state.
 type loginFacts struct {
 	known     bool
-	home      lpeer.ID
+	home      lpeer.ID // the user's home server, or an unknown name's decoy
 	homeAddrs []string
 	revoked   bool
 	genesis   []byte
 	selfAddrs []string
 }
 
-func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, b []byte) loginResponse {
+// decoyHome is the server an unknown user name is answered about as if it
+// were the name's home server: one of the Domain's servers with a public
+// address, chosen by a hash of the name keyed with the domain genesis's
+// hash. Every server picks the same one (the Domain is replicated), so an
+// unknown name looks like a user homed there, who then fails to log in
+// there as with a wrong password. The key keeps outsiders from telling a
+// decoy from a home: only members hold the genesis, and members see the
+// users in the Domain anyway.
+func (d *driver) decoyHome(user string) (lpeer.ID, []string) {
+	var ids []lpeer.ID
+	var addrs [][]string
+	for _, h := range d.state.Hosts() {
+		if h.Role == identity.RoleServer && len(h.PublicAddrs) > 0 {
+			ids = append(ids, h.ID())
+			addrs = append(addrs, h.PublicAddrs)
+		}
+	}
+	if len(ids) == 0 {
+		return d.self, nil
+	}
+	key := d.cfg.Genesis.Hash()
+	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte("baton login decoy\x00" + user))
+	i := binary.BigEndian.Uint64(m.Sum(nil)) % uint64(len(ids))
+	return ids[i], addrs[i]
+}
+
+// serveLogin answers a login. Unknown user names are answered as known
+// ones with a wrong password (decoyHome): a redirect from every server but
+// one, a denial there. Every answer is logged with the source address.
+func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
+	source, _ := sourceOf(from)
 	var req loginRequest
 	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
+		d.log.Info("login refused: malformed request", "device", remote.String(), "source", source)
 		return failure(codeError, "malformed login request")
 	}
+	log := d.log.With("user", req.User, "device", remote.String(), "source", source)
 	if err := checkDeviceName(req.DeviceName); err != nil {
+		log.Info("login refused: bad device name")
 		return failure(codeError, "%v", err)
 	}
 	a := d.auth
 	now := d.cfg.Now()
-	if w := a.limiter.wait(req.User, remote.String(), now); w > 0 {
+	if w := a.limiter.wait(req.User, source, now); w > 0 {
+		log.Info("login refused: rate-limited", "retry_after", w)
 		e := &RateLimitError{User: req.User, RetryAfter: w}
 		return loginResponse{Code: codeRateLimited, Error: e.Error(), RetryMillis: w.Milliseconds()}
 	}
+	valid := identity.ValidateName(req.User) == nil && len(req.Password) > 0 && len(req.Password) <= MaxPasswordSize
 	facts, err := query(ctx, d, func(d *driver) loginFacts {
 		var f loginFacts
 		f.home, f.known = d.state.HomeServer(req.User)
@@ -348,6 +390,8 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, b []byte) logi
 			if rec, ok := d.state.HostByID(f.home); ok {
 				f.homeAddrs = rec.PublicAddrs
 			}
+		} else if valid {
+			f.home, f.homeAddrs = d.decoyHome(req.User)
 		}
 		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked {
 			f.revoked = true
@@ -361,39 +405,44 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, b []byte) logi
 	if err != nil {
 		return failure(codeError, "server is stopping")
 	}
-	denied := func() loginResponse {
-		a.limiter.failed(req.User, remote.String(), d.cfg.Now())
+	denied := func(why string) loginResponse {
+		a.limiter.failed(req.User, source, d.cfg.Now())
+		log.Info("login refused: "+why, "known", facts.known)
 		return failure(codeDenied, "%v", ErrLoginDenied)
 	}
-	if !facts.known || identity.ValidateName(req.User) != nil || len(req.Password) == 0 || len(req.Password) > MaxPasswordSize {
-		return denied()
+	if !valid {
+		return denied("invalid user name or password")
 	}
 	if facts.home != d.self {
-		d.log.Info("login redirected to the user's home server", "user", req.User, "device", remote.String(), "home", facts.home.String())
+		log.Info("login redirected to the user's home server", "home", facts.home.String(), "known", facts.known)
 		return loginResponse{Code: codeRedirect, Server: facts.home.String(), Addrs: facts.homeAddrs,
 			Error: fmt.Sprintf("user %s logs in at their home server %s", req.User, facts.home)}
 	}
 	if facts.revoked {
+		log.Info("login refused: device revoked")
 		return failure(codeRevoked, "%v", ErrDeviceRevoked)
 	}
-	if !a.checkPassword(ctx, req.User, req.Password) {
-		if ctx.Err() != nil {
-			return failure(codeError, "server busy; try again")
-		}
-		d.log.Info("login refused: wrong password", "user", req.User, "device", remote.String())
-		return denied()
+	// An unknown name costs a password check too, so that timing does not
+	// tell it from a known user's.
+	ok := a.checkPassword(ctx, req.User, req.Password)
+	if ctx.Err() != nil {
+		log.Info("login refused: server busy")
+		return failure(codeError, "server busy; try again")
 	}
-	a.limiter.succeeded(req.User, remote.String())
+	if !ok || !facts.known {
+		return denied("wrong user name or password")
+	}
+	a.limiter.succeeded(req.User, source)
 	cert, err := d.issueDevice(ctx, req.User, remote, req.DeviceName)
 	if err != nil {
-		d.log.Warn("login: issuing a device certificate failed", "user", req.User, "device", remote.String(), "err", err)
+		log.Warn("login: issuing a device certificate failed", "err", err)
 		return failure(codeError, "issuing a device certificate: %v", err)
 	}
-	d.log.Info("device logged in", "user", req.User, "device", remote.String(), "name", req.DeviceName)
+	log.Info("device logged in", "name", req.DeviceName)
 	return loginResponse{Cert: cert, Genesis: facts.genesis, Server: d.self.String(), Addrs: facts.selfAddrs}
 }
 
-func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, b []byte) loginResponse {
+func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr, b []byte) loginResponse {
 	var req renewRequest
 	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
 		return failure(codeError, "malformed renew request")

@@ -241,12 +241,12 @@ func TestLoginRevokeAndRemove(t *testing.T) {
 }
 
 // TestLoginRefusals: wrong passwords and unknown users get the same
-// error, and rapid failures are rate-limited.
+// error, and rapid failures for a user from one address are rate-limited.
 func TestLoginRefusals(t *testing.T) {
 	c := loginCluster(t)
 	mallory := peertest.NewAgent(t, "mallory")
 	for _, tc := range []struct{ user, password string }{
-		{"bob", "guess 1"}, {"zed", "guess 2"}, {"bob", "guess 3"},
+		{"bob", "guess 1"}, {"zed", "guess 2"}, {"bob", "guess 3"}, {"bob", "guess 4"},
 	} {
 		_, err := login(mallory, c.PublicP2P(2), tc.user, tc.password)
 		if !errors.Is(err, peer.ErrLoginDenied) || err.Error() != "wrong user name or password" {
@@ -256,7 +256,7 @@ func TestLoginRefusals(t *testing.T) {
 	_, err := login(mallory, c.PublicP2P(2), "bob", "bob's secret")
 	var rl *peer.RateLimitError
 	if !errors.As(err, &rl) || !errors.Is(err, peer.ErrRateLimited) || !strings.HasPrefix(err.Error(), "too many failed logins for bob; try again in ") {
-		t.Fatalf("4th login = %v; want rate-limited", err)
+		t.Fatalf("4th login as bob = %v; want rate-limited", err)
 	}
 	// Once the delay is over, the right password works.
 	time.Sleep(rl.RetryAfter)

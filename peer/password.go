@@ -190,11 +190,12 @@ func hashPassword(password, salt []byte, p identity.KDFParams) []byte {
 
 // Limiter settings.
 const (
-	loginFreeFailures = 3                // failures before any delay
-	loginBaseDelay    = time.Second      // the delay after the free failures
-	loginMaxDelay     = time.Minute      // the longest delay
-	loginForgetAfter  = 15 * time.Minute // an idle record is forgotten
-	loginMaxRecords   = 10000            // records kept before idle ones are dropped
+	loginFreeFailures       = 3                // failures for a user from a source before any delay
+	loginFreeSourceFailures = 20               // failures from a source, for any users, before any delay
+	loginBaseDelay          = time.Second      // the delay after the free failures
+	loginMaxDelay           = 5 * time.Minute  // the longest delay
+	loginForgetAfter        = 15 * time.Minute // an idle record is forgotten
+	loginMaxRecords         = 10000            // records kept before idle ones are dropped
 )
 
 // RateLimitError refuses a login attempt after too many failures.
@@ -210,57 +211,75 @@ func (e *RateLimitError) Error() string {
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
 // loginLimiter delays login attempts after repeated failures, per user
-// and per remote host: after loginFreeFailures failures, each further
-// attempt must wait loginBaseDelay, doubling with each failure up to
-// loginMaxDelay, counted from the last failure. A success clears both
-// records. It is pure (the caller passes the time) and safe for
-// concurrent use.
+// and source address (sourceOf), and per source address for all users:
+// after loginFreeFailures failures for a user from a source (or
+// loginFreeSourceFailures from a source for any users), each further
+// attempt from there must wait loginBaseDelay, doubling with each failure
+// up to loginMaxDelay, counted from the last failure. Nothing is keyed by
+// the user alone, so failures from one address never delay the user
+// logging in from another; and since the delay is bounded and records are
+// forgotten after loginForgetAfter, no one is locked out for good. A
+// success clears the user's record at that source. It is pure (the caller
+// passes the time) and safe for concurrent use.
 type loginLimiter struct {
 	mu      sync.Mutex
-	records map[string]*failures
+	records map[limiterKey]*failures
 }
+
+// limiterKey is a record's key: user "" for a source's record.
+type limiterKey struct{ user, source string }
 
 type failures struct {
 	count int
 	last  time.Time
 }
 
-func newLoginLimiter() *loginLimiter { return &loginLimiter{records: map[string]*failures{}} }
+func newLoginLimiter() *loginLimiter { return &loginLimiter{records: map[limiterKey]*failures{}} }
 
-func limiterKeys(user, remote string) [2]string { return [2]string{"user " + user, "host " + remote} }
+// limiterKeys are the records an attempt counts in, with their free
+// failures.
+func limiterKeys(user, source string) [2]struct {
+	k    limiterKey
+	free int
+} {
+	return [2]struct {
+		k    limiterKey
+		free int
+	}{{limiterKey{user, source}, loginFreeFailures}, {limiterKey{"", source}, loginFreeSourceFailures}}
+}
 
-// wait is how long an attempt for user from remote must still wait at
+// wait is how long an attempt for user from source must still wait at
 // now; zero means it may go ahead.
-func (l *loginLimiter) wait(user, remote string, now time.Time) time.Duration {
+func (l *loginLimiter) wait(user, source string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var longest time.Duration
-	for _, k := range limiterKeys(user, remote) {
-		f := l.records[k]
-		if f == nil || f.count < loginFreeFailures {
+	for _, r := range limiterKeys(user, source) {
+		f := l.records[r.k]
+		if f == nil || f.count < r.free {
 			continue
 		}
-		if w := f.last.Add(delayAfter(f.count)).Sub(now); w > longest {
+		if w := f.last.Add(delayAfter(f.count, r.free)).Sub(now); w > longest {
 			longest = w
 		}
 	}
 	return longest
 }
 
-// delayAfter is the delay after n failures.
-func delayAfter(n int) time.Duration {
-	if n < loginFreeFailures {
+// delayAfter is the delay after n failures of which free are free.
+func delayAfter(n, free int) time.Duration {
+	if n < free {
 		return 0
 	}
 	d := loginBaseDelay
-	for i := loginFreeFailures; i < n && d < loginMaxDelay; i++ {
+	for i := free; i < n && d < loginMaxDelay; i++ {
 		d *= 2
 	}
 	return min(d, loginMaxDelay)
 }
 
 // failed records a failed attempt.
-func (l *loginLimiter) failed(user, remote string, now time.Time) {
+func (l *loginLimiter) failed(user, source string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.records) >= loginMaxRecords {
@@ -270,22 +289,21 @@ func (l *loginLimiter) failed(user, remote string, now time.Time) {
 			}
 		}
 	}
-	for _, k := range limiterKeys(user, remote) {
-		f := l.records[k]
+	for _, r := range limiterKeys(user, source) {
+		f := l.records[r.k]
 		if f == nil || now.Sub(f.last) > loginForgetAfter {
 			f = &failures{}
-			l.records[k] = f
+			l.records[r.k] = f
 		}
 		f.count++
 		f.last = now
 	}
 }
 
-// succeeded clears the records of user and remote.
-func (l *loginLimiter) succeeded(user, remote string) {
+// succeeded clears the record of user at source. The source's record
+// stays: one success does not clear another user's failures there.
+func (l *loginLimiter) succeeded(user, source string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, k := range limiterKeys(user, remote) {
-		delete(l.records, k)
-	}
+	delete(l.records, limiterKey{user, source})
 }

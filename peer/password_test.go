@@ -2,6 +2,7 @@ package peer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,8 +81,8 @@ func TestLoginLimiter(t *testing.T) {
 		}
 		l.failed("ann", "p1", now)
 	}
-	// Then the delay doubles from 1 s with each failure, up to a minute.
-	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60}
+	// Then the delay doubles from 1 s with each failure, up to 5 minutes.
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300}
 	for i, w := range want {
 		w *= time.Second
 		if got := l.wait("ann", "p1", now); got != w {
@@ -93,23 +94,31 @@ func TestLoginLimiter(t *testing.T) {
 		now = now.Add(w)
 		l.failed("ann", "p1", now)
 	}
-	// Per user: another host trying ann waits; per host: p1 trying bob
-	// waits too. Someone else is not affected.
-	if l.wait("ann", "p2", now) == 0 || l.wait("bob", "p1", now) == 0 || l.wait("bob", "p2", now) != 0 {
-		t.Errorf("limits are not per user and per host")
+	// Per user and source: ann from another source does not wait, nor
+	// (below loginFreeSourceFailures failures there) bob from p1.
+	if l.wait("ann", "p1", now) == 0 || l.wait("ann", "p2", now) != 0 || l.wait("bob", "p1", now) != 0 {
+		t.Errorf("limits are not per user and source")
 	}
-	// A success clears both records.
+	// Per source: many failures from p3, for any users, delay p3.
+	for i := range loginFreeSourceFailures {
+		l.failed(fmt.Sprintf("u%d", i), "p3", now)
+	}
+	if l.wait("dan", "p3", now) != loginBaseDelay || l.wait("dan", "p4", now) != 0 {
+		t.Errorf("after %d failures from p3: wait %v, from p4 %v; want %v, 0", loginFreeSourceFailures,
+			l.wait("dan", "p3", now), l.wait("dan", "p4", now), loginBaseDelay)
+	}
+	// A success clears the user's record at the source.
 	l.succeeded("ann", "p1")
 	if w := l.wait("ann", "p1", now); w != 0 {
 		t.Errorf("after a success: wait %v; want 0", w)
 	}
 	// Records are forgotten after a long idle time.
 	for range loginFreeFailures + 2 {
-		l.failed("cat", "p3", now)
+		l.failed("cat", "p5", now)
 	}
 	later := now.Add(loginForgetAfter + time.Second)
-	l.failed("cat", "p3", later)
-	if w := l.wait("cat", "p3", later); w != 0 {
+	l.failed("cat", "p5", later)
+	if w := l.wait("cat", "p5", later); w != 0 {
 		t.Errorf("after an idle time and one failure: wait %v; want 0", w)
 	}
 
