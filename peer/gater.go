@@ -72,14 +72,26 @@ func (a *allowList) allowed(id lpeer.ID) bool {
 // mayBeGuest reports whether an unknown host p may connect as a guest to
 // the local address local from the remote address remote.
 func (a *allowList) mayBeGuest(p lpeer.ID, local, remote ma.Multiaddr) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return a.mayBeGuestLocked(p, local, remote)
 }
 
+// mayBeGuestLocked needs a.mu held for writing: it first frees the slots
+// of guest connections that closed (a guest that logs in again reconnects
+// at once).
 func (a *allowList) mayBeGuestLocked(p lpeer.ID, local, remote ma.Multiaddr) bool {
 	if len(a.public) == 0 || a.revoked[p] {
 		return false
+	}
+	var closed []network.Conn
+	a.guests.each(func(c network.Conn) {
+		if c.IsClosed() {
+			closed = append(closed, c)
+		}
+	})
+	for _, c := range closed {
+		a.guests.release(c)
 	}
 	if src, ok := sourceOf(remote); !ok || !a.guests.free(src) {
 		return false
