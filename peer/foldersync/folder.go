@@ -578,14 +578,19 @@ func (f *folder) noteFailures(p lpeer.ID, res applied) {
 	f.showFailures()
 }
 
-// forgetFailures drops the failures of peers whose changes the folder no
-// longer takes (keep says which it does), and reports whether it dropped
-// any: the caller then refreshes InSync, which no apply may do soon.
+// forgetFailures drops the failures and skips of peers whose changes the
+// folder no longer takes (keep says which it does), and reports whether it
+// dropped failures: the caller then refreshes InSync, which no apply may
+// do soon.
 func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
+	if k := len(f.skipped); k > 0 {
+		maps.DeleteFunc(f.skipped, func(p lpeer.ID, _ []SkippedEntry) bool { return !keep(p) })
+		if len(f.skipped) != k {
+			f.showSkipped()
+		}
+	}
 	n := len(f.failed)
 	maps.DeleteFunc(f.failed, func(p lpeer.ID, _ applied) bool { return !keep(p) })
-	maps.DeleteFunc(f.skipped, func(p lpeer.ID, _ []SkippedEntry) bool { return !keep(p) })
-	f.showSkipped()
 	if len(f.failed) == n {
 		return false
 	}
