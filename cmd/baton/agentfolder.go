@@ -160,7 +160,9 @@ another owner's folder shares a name with is named OWNER/NAME, or by its ID.
 
 Symlinks from other members whose target is absolute or leaves the folder are
 not created ('folder status' lists them as skipped) unless
---allow-outside-symlinks is given, for a team whose members are all trusted.`,
+--allow-outside-symlinks is given, for a team whose members are all trusted.
+The hosting server does not take such symlinks from members yet, so this
+covers the server's own.`,
 		Example: `  baton folder accept Photos ~/Photos-from-ann
   baton folder accept ann/Photos ~/Photos-from-ann
   baton folder accept Builds ~/builds --allow-outside-symlinks`,
