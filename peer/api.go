@@ -122,6 +122,11 @@ type Config struct {
 	// directory (Node.SetFolders changes them). A server syncs every folder
 	// it hosts, in DataDir/folders/ID.
 	Folders map[string]string
+	// OutsideSymlinks reports whether a folder takes other hosts' symlinks
+	// whose target is absolute or leaves the folder
+	// (foldersync.Config.OutsideSymlinks); nil: no folder does. It is
+	// called at every apply and must return quickly.
+	OutsideSymlinks func(folder string) bool
 
 	folders *folderRuntime // set by New: folder sync, shared with the driver
 }

@@ -161,6 +161,8 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 		Access:  fr.access,
 		Logger:  d.log.With("part", "folders"),
 		Now:     d.cfg.Now,
+
+		OutsideSymlinks: d.cfg.OutsideSymlinks,
 	})
 	if err != nil {
 		return fmt.Errorf("folder sync: %w", err)

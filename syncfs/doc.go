@@ -7,7 +7,7 @@
 // The pieces, lowest first:
 //
 //   - Names (CheckName, SafeJoin, CheckNoSymlinkTraversal, Canonical,
-//     ClashIndex): every name received from a peer is a clean relative
+//     ClashIndex, CheckSymlinkTarget): every name received from a peer is a clean relative
 //     slash path, and nothing is written outside the folder root or through
 //     a symlink. Canonical (NFC plus case folding) finds names that would be
 //     one file on macOS or Windows.
@@ -74,5 +74,7 @@
 // deletion; a directory holding live entries is never deleted (nor, when
 // applied, one holding entries not synced, which is kept as a conflict);
 // a name that clashes by case or normalization is skipped with a reason,
-// never written over another.
+// never written over another; a remote symlink whose target is absolute or
+// leaves the folder (CheckSymlinkTarget) is skipped with a reason, and the
+// local entry at its name kept, unless PlanOptions.OutsideSymlinks.
 package syncfs

@@ -122,7 +122,26 @@ func (a Action) String() string {
 // valid (OpenIndex checks them); remote entries that are not are ignored,
 // as are names of the applier's temporary files (TempPrefix), which no
 // scanner records.
+//
+// A remote symlink whose target is absolute or leaves the folder
+// (CheckSymlinkTarget) is skipped with the reason, and the local entry at
+// its name is kept, unless opts say otherwise (PlanWith): a member cannot
+// plant a link to /etc or ../.. on the other devices. Symlinks made on this
+// device are its own and are not looked at.
 func Plan(local, remote Snapshot, self string) []Action {
+	return PlanWith(local, remote, self, PlanOptions{})
+}
+
+// PlanOptions adjust Plan. The zero value is the default.
+type PlanOptions struct {
+	// OutsideSymlinks takes remote symlinks whose target is absolute or
+	// leaves the folder, as any other entry: for teams that trust every
+	// member.
+	OutsideSymlinks bool
+}
+
+// PlanWith is Plan with options.
+func PlanWith(local, remote Snapshot, self string, opts PlanOptions) []Action {
 	p := &planner{local: local, remote: remote, self: self}
 	// Sorting the names, not the entries, keeps a large remote cheap.
 	for _, n := range slices.Sorted(maps.Keys(remote)) {
@@ -131,6 +150,9 @@ func Plan(local, remote Snapshot, self string) []Action {
 			continue
 		}
 		p.decide(r)
+	}
+	if !opts.OutsideSymlinks {
+		p.refuseOutsideSymlinks()
 	}
 	p.detectRenames()
 	p.keepNonEmptyDirs()
@@ -277,6 +299,58 @@ func (p *planner) take(l, r FileInfo, reason string) {
 // tombstone returns the deletion of l at version v.
 func tombstone(l FileInfo, v Vector) FileInfo {
 	return FileInfo{Name: l.Name, Type: l.Type, Deleted: true, ModTime: l.ModTime, Version: v}
+}
+
+// refuseOutsideSymlinks skips the creation of symlinks that point outside
+// the folder, and the deletion of the local entry such a symlink was to
+// replace.
+func (p *planner) refuseOutsideSymlinks() {
+	refused := map[string]bool{}
+	for _, s := range p.steps {
+		if !s.drop && refuseSymlink(&s.Action) {
+			s.phase = phaseMain
+			refused[s.Name] = true
+		}
+	}
+	if len(refused) == 0 {
+		return
+	}
+	for _, s := range p.steps {
+		if s.Kind == ActDelete && refused[s.Name] {
+			s.drop = true
+		}
+	}
+}
+
+// SkipOutsideSymlinks turns the actions of a list that create a symlink
+// pointing outside the folder (CheckSymlinkTarget) into skips, as Plan
+// does, for lists of actions not made by Plan; a deletion of the name of
+// such a symlink in the list is dropped, so the local entry stays.
+func SkipOutsideSymlinks(actions []Action) []Action {
+	refused := map[string]bool{}
+	for i := range actions {
+		if refuseSymlink(&actions[i]) {
+			refused[actions[i].Name] = true
+		}
+	}
+	if len(refused) == 0 {
+		return actions
+	}
+	return slices.DeleteFunc(actions, func(a Action) bool { return a.Kind == ActDelete && refused[a.Name] })
+}
+
+// refuseSymlink turns a, if it creates a symlink pointing outside the
+// folder, into a skip that says why, and reports whether it did.
+func refuseSymlink(a *Action) bool {
+	if a.Kind != ActSymlink && a.Kind != ActConflict || a.File.Type != TypeSymlink || a.File.Deleted {
+		return false
+	}
+	err := CheckSymlinkTarget(a.Name, a.File.SymlinkTarget)
+	if err == nil {
+		return false
+	}
+	*a = Action{Kind: ActSkip, Name: a.Name, File: a.File, Reason: err.Error()}
+	return true
 }
 
 // detectRenames turns a deletion of a local file plus a fetch of a new file

@@ -227,7 +227,16 @@ func TestAgentFolders(t *testing.T) {
 	c.fail(1, []string{"folder", "accept", "Private", filepath.Join(dir, "P")}, "no folder Private shared with ann")
 	c.fail(1, []string{"folder", "accept", "00000000000000cc", filepath.Join(dir, "P")}, "folder Private (00000000000000cc) is not shared with ann")
 	// "Photos" is ann's own; bob's is bob/Photos.
-	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"))
+	// Taking other members' symlinks that point outside the folder is
+	// recorded per folder, off unless asked for.
+	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"), "--allow-outside-symlinks")
+	var policy symlinkPolicy
+	policy.set(loadFolders(t, c.home))
+	for id, want := range map[string]bool{pid: false, music.ID: false, bobPhotos.ID: true} {
+		if got := policy.allows(id); got != want {
+			t.Errorf("folder %s takes outside symlinks: %v; want %v (folders.toml %+v)", id, got, want, loadFolders(t, c.home))
+		}
+	}
 
 	var folders []agentFolderJSON
 	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &folders); err != nil {

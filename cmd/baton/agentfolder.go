@@ -150,14 +150,22 @@ syncing it; the files they have stay.`,
 }
 
 func newFolderAcceptCmd(env *cliEnv) *cobra.Command {
+	var allowOutside bool
 	cmd := &cobra.Command{
 		Use:   "accept NAME PATH",
 		Short: "Start syncing a folder shared with you at PATH (on an agent)",
 		Long: `Sync the folder NAME, shared with the logged-in user (or their own, on another
 of their devices), at the directory PATH, made if missing. A folder that
-another owner's folder shares a name with is named OWNER/NAME, or by its ID.`,
+another owner's folder shares a name with is named OWNER/NAME, or by its ID.
+
+Symlinks from other members whose target is absolute or leaves the folder are
+not created ('folder status' lists them as skipped) unless
+--allow-outside-symlinks is given, for a team whose members are all trusted.
+The hosting server does not take such symlinks from members yet, so this
+covers the server's own.`,
 		Example: `  baton folder accept Photos ~/Photos-from-ann
-  baton folder accept ann/Photos ~/Photos-from-ann`,
+  baton folder accept ann/Photos ~/Photos-from-ann
+  baton folder accept Builds ~/builds --allow-outside-symlinks`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := env.controlClient()
@@ -171,9 +179,11 @@ another owner's folder shares a name with is named OWNER/NAME, or by its ID.`,
 			if err != nil {
 				return err
 			}
-			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait, agentAcceptRequest{Folder: args[0], Path: path})
+			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait,
+				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside})
 		},
 	}
+	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "create other members' symlinks whose target is absolute or leaves the folder")
 	return cmd
 }
 
@@ -487,6 +497,12 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	}
 	for _, c := range st.Failed {
 		fmt.Fprintf(w, "  failed:        %s (%d attempts): %s\n", printable(c.Path), c.Attempts, printable(c.Reason))
+	}
+	for _, s := range st.Skipped {
+		fmt.Fprintf(w, "  skipped:       %s: %s\n", printable(s.Path), printable(s.Reason))
+	}
+	if more := st.SkippedCount - len(st.Skipped); more > 0 {
+		fmt.Fprintf(w, "  skipped:       %d more\n", more)
 	}
 	if st.Hint != "" {
 		fmt.Fprintf(w, "  hint:          %s\n", st.Hint)

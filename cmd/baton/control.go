@@ -149,7 +149,8 @@ type controlServer struct {
 	log     *slog.Logger
 	// An agent's: the home (folders.toml).
 	home      string
-	foldersMu sync.Mutex // serializes changes to folders.toml and the engine's set
+	foldersMu sync.Mutex     // serializes changes to folders.toml and the engine's set
+	symlinks  *symlinkPolicy // set from folders.toml on each change; nil: none kept
 }
 
 func (s *controlServer) handler() http.Handler {

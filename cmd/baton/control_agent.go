@@ -52,6 +52,9 @@ type (
 	agentAcceptRequest struct {
 		Folder string `json:"folder"`
 		Path   string `json:"path"` // absolute
+		// OutsideSymlinks: take other hosts' symlinks whose target is
+		// absolute or leaves the folder.
+		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
 	agentFolderRequest struct {
 		Folder string `json:"folder"`
@@ -254,6 +257,9 @@ func (s *controlServer) syncFolders(ctx context.Context, change func([]localFold
 	if err != nil {
 		return "", err
 	}
+	if s.symlinks != nil {
+		s.symlinks.set(list)
+	}
 	if err := s.d.SetFolders(ctx, syncMap(list)); err != nil {
 		return fmt.Sprintf("the folder is recorded, but the sync engine refused it: %v", err), nil
 	}
@@ -389,7 +395,7 @@ func (s *controlServer) agentAccept(r *http.Request) (any, error) {
 		if err := checkFolderPath(path, f.ID, s.home, list); err != nil {
 			return nil, err
 		}
-		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path}), nil
+		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path, OutsideSymlinks: req.OutsideSymlinks}), nil
 	})
 	if err != nil {
 		return nil, err

@@ -49,6 +49,11 @@ type folderStatusJSON struct {
 	// empty without its marker file (foldersync.ErrEmptied), until a
 	// rescan confirms the files were deleted on purpose.
 	Emptied bool `json:"emptied,omitempty"`
+	// Skipped lists entries of other hosts not taken here, with why (a
+	// symlink pointing outside the folder, a name clash), at most
+	// foldersync.MaxSkippedShown of them; SkippedCount counts them all.
+	Skipped      []foldersync.SkippedEntry `json:"skipped,omitempty"`
+	SkippedCount int                       `json:"skipped_count,omitempty"`
 	// Hint says what to do about LastError, when the folder stopped
 	// until the user acts.
 	Hint     string  `json:"hint,omitempty"`
@@ -84,6 +89,8 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 		Failed:       st.Failed,
 		Stuck:        st.Stuck,
 		Emptied:      st.Emptied,
+		Skipped:      st.Skipped,
+		SkippedCount: st.SkippedCount,
 		Fetched:      st.Fetched,
 		Copied:       st.Copied,
 		Resumed:      st.Resumed,

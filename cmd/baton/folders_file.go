@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	toml "github.com/pelletier/go-toml/v2"
 
@@ -24,6 +25,9 @@ type localFolder struct {
 	Name  string `toml:"name"`
 	Owner string `toml:"owner"`
 	Path  string `toml:"path"` // absolute
+	// OutsideSymlinks: take other hosts' symlinks whose target is
+	// absolute or leaves the folder ('folder accept --allow-outside-symlinks').
+	OutsideSymlinks bool `toml:"outside_symlinks,omitempty"`
 }
 
 type foldersDoc struct {
@@ -31,7 +35,8 @@ type foldersDoc struct {
 }
 
 const foldersHeader = `# baton folders synced on this agent: written by 'baton folder create',
-# 'accept' and 'leave' (through the running daemon). path is the local directory.
+# 'accept' and 'leave' (through the running daemon). path is the local directory;
+# outside_symlinks = true takes other members' symlinks that point outside it.
 `
 
 // localFolders is the agent's folders.toml, guarded for the control API.
@@ -95,6 +100,30 @@ func syncMap(list []localFolder) map[string]string {
 		m[f.ID] = f.Path
 	}
 	return m
+}
+
+// symlinkPolicy says which folders take other hosts' symlinks pointing
+// outside the folder: those recorded so in folders.toml. It is read by
+// the sync engine at every apply and set when folders.toml changes.
+type symlinkPolicy struct {
+	allowed atomic.Pointer[map[string]bool]
+}
+
+// set records the folders of list that allow such symlinks.
+func (p *symlinkPolicy) set(list []localFolder) {
+	m := map[string]bool{}
+	for _, f := range list {
+		if f.OutsideSymlinks {
+			m[f.ID] = true
+		}
+	}
+	p.allowed.Store(&m)
+}
+
+// allows reports whether folder id takes such symlinks.
+func (p *symlinkPolicy) allows(id string) bool {
+	m := p.allowed.Load()
+	return m != nil && (*m)[id]
 }
 
 // checkFolderPath checks that path, absolute, is a directory that does not

@@ -102,6 +102,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 			return err
 		}
 	}
+	symlinks := &symlinkPolicy{}
+	symlinks.set(local)
 	dataDir := filepath.Join(home, dataDirName)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
@@ -150,12 +152,13 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		OnDeviceCert: onCert,
 		// The folders recorded in folders.toml; the control API changes
 		// them with SetFolders.
-		Folders: syncMap(local),
+		Folders:         syncMap(local),
+		OutsideSymlinks: symlinks.allows,
 	})
 	if err != nil {
 		return err
 	}
-	ctl := &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log}
+	ctl := &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log, symlinks: symlinks}
 	if cfg.Role == identity.RoleAgent {
 		ctl.home = home
 	}

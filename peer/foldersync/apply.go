@@ -18,11 +18,14 @@ type applied struct {
 	// noteFailures): how many applies in a row it failed in.
 	errs     map[string]error
 	attempts map[string]int
+	// skips: the actions skipped, with why.
+	skips []SkippedEntry
 }
 
 func (r *applied) add(o applied) {
 	r.failed += o.failed
 	r.skipped += o.skipped
+	r.skips = append(r.skips, o.skips...)
 	if r.first == nil {
 		r.first = o.first
 	}
@@ -58,6 +61,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 		if a.Kind == syncfs.ActSkip {
 			f.log.Debug("not synced", "name", a.Name, "reason", a.Reason)
 			res.skipped++
+			res.skips = append(res.skips, SkippedEntry{Path: a.Name, Reason: a.Reason})
 			continue
 		}
 		work = append(work, a)

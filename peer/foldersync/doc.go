@@ -48,7 +48,10 @@
 // server get anything; strangers get a reset stream. Names are checked on
 // receipt (syncfs.OpenIndex) and every write is confined to the folder
 // (syncfs.Applier). An old index changes nothing: Plan takes only entries
-// newer than the local ones.
+// newer than the local ones. Another host's symlink whose target is
+// absolute or leaves the folder is not created (nor is the local entry at
+// its name removed) and is listed in FolderStatus.Skipped with why, unless
+// Config.OutsideSymlinks allows it for the folder.
 //
 // # Transfer
 //

@@ -83,6 +83,13 @@ type Config struct {
 	// may fail before the folder says it is stuck (FolderStatus.Stuck;
 	// default 5). Retries go on, at the longest wait.
 	StuckAfter int
+	// OutsideSymlinks reports whether the folder takes other hosts'
+	// symlinks whose target is absolute or leaves the folder, for teams
+	// that trust every member (syncfs.PlanOptions.OutsideSymlinks). By
+	// default (nil, or false) they are not created and are listed in
+	// FolderStatus.Skipped. It is called at every apply and must return
+	// quickly.
+	OutsideSymlinks func(folder string) bool
 }
 
 func (c *Config) setDefaults() {

@@ -94,8 +94,10 @@ type folder struct {
 	// failed holds, per peer whose index the folder takes changes from,
 	// what failed at the last apply of that index; failures is their sum.
 	// One peer's changes going through leaves another's failure standing.
-	failed    map[lpeer.ID]applied
-	failures  int
+	failed   map[lpeer.ID]applied
+	failures int
+	// skipped holds, per peer, what the last apply of its index skipped.
+	skipped   map[lpeer.ID][]SkippedEntry
 	stuck     bool // a change failed Config.StuckAfter times in a row
 	retryWait time.Duration
 	retry     *time.Timer
@@ -118,6 +120,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		notifying:     map[lpeer.ID]int{},
 		remotes:       map[lpeer.ID]*remoteIndex{},
 		failed:        map[lpeer.ID]applied{},
+		skipped:       map[lpeer.ID][]SkippedEntry{},
 		scopes:        map[lpeer.ID]*planScope{},
 		changed:       map[string]bool{},
 		watched:       map[string]bool{},
@@ -514,10 +517,10 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
 		pre, _ := overrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
-		res.add(f.applyTracked(ctx, peers, pre))
+		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = withoutConcurrent(f.local.Files, remote)
 	}
-	res.add(f.applyTracked(ctx, peers, syncfs.Plan(f.local.Files, remote, self)))
+	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())))
 	f.noteFailures(p, res)
 	if res.failed > 0 {
 		if f.stuck {
@@ -537,11 +540,31 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	return res.skipped == 0
 }
 
-// noteFailures records what failed at the last apply of p's index and
-// shows the folder's failures in its status: LastError names the first
-// failure of the first peer (by ID) that has some, and is cleared once no
-// peer has any.
+// planOptions returns how the folder plans to take other hosts' changes.
+func (f *folder) planOptions() syncfs.PlanOptions {
+	return syncfs.PlanOptions{OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id)}
+}
+
+// safeActions returns actions not made by syncfs.Plan with the symlinks
+// Plan would skip skipped.
+func (f *folder) safeActions(actions []syncfs.Action) []syncfs.Action {
+	if f.planOptions().OutsideSymlinks {
+		return actions
+	}
+	return syncfs.SkipOutsideSymlinks(actions)
+}
+
+// noteFailures records what failed and what was skipped at the last apply
+// of p's index and shows the folder's failures and skips in its status:
+// LastError names the first failure of the first peer (by ID) that has
+// some, and is cleared once no peer has any.
 func (f *folder) noteFailures(p lpeer.ID, res applied) {
+	if len(res.skips) > 0 {
+		f.skipped[p] = res.skips
+	} else {
+		delete(f.skipped, p)
+	}
+	f.showSkipped()
 	if res.failed > 0 {
 		prev := f.failed[p].attempts
 		res.attempts = make(map[string]int, len(res.errs))
@@ -555,10 +578,17 @@ func (f *folder) noteFailures(p lpeer.ID, res applied) {
 	f.showFailures()
 }
 
-// forgetFailures drops the failures of peers whose changes the folder no
-// longer takes (keep says which it does), and reports whether it dropped
-// any: the caller then refreshes InSync, which no apply may do soon.
+// forgetFailures drops the failures and skips of peers whose changes the
+// folder no longer takes (keep says which it does), and reports whether it
+// dropped failures: the caller then refreshes InSync, which no apply may
+// do soon.
 func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
+	if k := len(f.skipped); k > 0 {
+		maps.DeleteFunc(f.skipped, func(p lpeer.ID, _ []SkippedEntry) bool { return !keep(p) })
+		if len(f.skipped) != k {
+			f.showSkipped()
+		}
+	}
 	n := len(f.failed)
 	maps.DeleteFunc(f.failed, func(p lpeer.ID, _ applied) bool { return !keep(p) })
 	if len(f.failed) == n {
@@ -607,6 +637,27 @@ func (f *folder) showFailures() {
 		msg = fmt.Sprintf("stuck after %d attempts: %s", list[0].Attempts, msg)
 	}
 	f.setStatus(func(st *FolderStatus) { st.LastError, st.Failed, st.Stuck = msg, list, stuck })
+}
+
+// showSkipped sets Skipped and SkippedCount from skipped: each path once
+// (the reason of the first peer by ID that skipped it), by path.
+func (f *folder) showSkipped() {
+	reasons := map[string]string{}
+	for _, p := range slices.Sorted(maps.Keys(f.skipped)) {
+		for _, s := range f.skipped[p] {
+			if _, ok := reasons[s.Path]; !ok {
+				reasons[s.Path] = s.Reason
+			}
+		}
+	}
+	var list []SkippedEntry
+	for _, n := range slices.Sorted(maps.Keys(reasons)) {
+		if len(list) == MaxSkippedShown {
+			break
+		}
+		list = append(list, SkippedEntry{Path: n, Reason: reasons[n]})
+	}
+	f.setStatus(func(st *FolderStatus) { st.Skipped, st.SkippedCount = list, len(reasons) })
 }
 
 // failedChanges lists the changes that failed at the last apply of each

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,9 +101,12 @@ func TestHostileIndexNames(t *testing.T) {
 // taken; a directory that replaces a symlink (a newer version, or a
 // concurrent one, which keeps the symlink as a conflict copy) is a real
 // directory, and what goes in it stays in the folder. Nothing outside the
-// folder ever changes.
+// folder ever changes. Symlinks pointing outside the folder are allowed
+// (Config.OutsideSymlinks), as in a team that trusts its members, so that
+// they reach every host: these defences hold without the default refusal.
 func TestHostileSymlinks(t *testing.T) {
-	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite},
+		func(c *Config) { c.OutsideSymlinks = func(string) bool { return true } })
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
 	mallory := n.newRogue("mallory", collections.RightReadWrite)
 	outside := filepath.Join(filepath.Dir(server.root), "outside")
@@ -349,4 +353,92 @@ func TestHostileRequests(t *testing.T) {
 	}
 	alice.write(t, "after.txt", "still syncing")
 	n.waitEqual(alice, server, bob)
+}
+
+// A read-write member announces symlinks whose targets are absolute or
+// leave the folder, beside a file and a symlink within it. By default none
+// of them is created: the server lists them in its status as skipped, with
+// why, and takes the rest. The same goes for the server's own such symlink
+// on the devices, while it stays on the server's disk. With
+// Config.OutsideSymlinks, every host takes them all.
+func TestHostileOutsideSymlinks(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allowed=%v", allow), func(t *testing.T) {
+			n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite},
+				func(c *Config) { c.OutsideSymlinks = func(string) bool { return allow } })
+			alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+			mallory := n.newRogue("mallory", collections.RightReadWrite)
+			if err := os.Symlink("../outside-own", filepath.Join(server.root, "own")); err != nil {
+				t.Fatal(err)
+			}
+			server.eng.folder(n.folder).requestRescan()
+
+			hostile := map[string]string{"passwd": "/etc/passwd", "up": "../../outside", "dotdot": "a/../../x", "win": `C:\Windows`}
+			inside := map[string]string{"d/in": "../ok.txt", "own": "../outside-own"}
+			v := mallory.version(syncfs.Vector{})
+			files := []syncfs.FileInfo{mallory.file("ok.txt", []byte("from mallory"), v), mallory.dir("d", v), mallory.symlink("d/in", inside["d/in"], v)}
+			for name, target := range hostile {
+				files = append(files, mallory.symlink(name, target, v))
+			}
+			mallory.serve(files...)
+			mallory.round(bob)
+
+			linkIs := func(d *testNode, name, target string) bool {
+				got, err := os.Readlink(filepath.Join(d.root, name))
+				return err == nil && got == target
+			}
+			if allow {
+				n.waitEqual(server, alice, bob)
+				for _, d := range []*testNode{server, alice, bob} {
+					for name, target := range hostile {
+						if !linkIs(d, name, target) {
+							t.Errorf("%s: %s is not a symlink to %s though outside symlinks are allowed", d.name, name, target)
+						}
+					}
+					if st := n.status(d); st.SkippedCount != 0 {
+						t.Errorf("%s: skipped %v; want nothing skipped", d.name, st.Skipped)
+					}
+				}
+				return
+			}
+			for _, d := range []*testNode{alice, bob} {
+				waitFor(t, 60*time.Second, d.name+" to take mallory's file and to deal with the server's symlink", func() bool {
+					_, err := os.Lstat(filepath.Join(d.root, "own"))
+					return d.read(t, "ok.txt") == "from mallory" && linkIs(d, "d/in", inside["d/in"]) &&
+						(n.status(d).SkippedCount > 0 || err == nil)
+				})
+				if _, err := os.Lstat(filepath.Join(d.root, "own")); err == nil {
+					t.Errorf("%s: the server's symlink own to ../outside-own was created", d.name)
+				}
+				if st := n.status(d); st.SkippedCount != 1 || len(st.Skipped) != 1 || st.Skipped[0].Path != "own" ||
+					!strings.Contains(st.Skipped[0].Reason, `target "../outside-own" leaves the folder`) {
+					t.Errorf("%s: skipped %d: %v; want own, its target named", d.name, st.SkippedCount, st.Skipped)
+				}
+			}
+			if !linkIs(server, "own", inside["own"]) {
+				t.Errorf("server: its own symlink own is gone")
+			}
+			if got := server.read(t, "ok.txt"); got != "from mallory" || !linkIs(server, "d/in", inside["d/in"]) {
+				t.Errorf("server: ok.txt = %q, d/in a symlink to ../ok.txt: %v; want both taken", got, linkIs(server, "d/in", inside["d/in"]))
+			}
+			st := n.status(server)
+			skipped := map[string]string{}
+			for _, s := range st.Skipped {
+				skipped[s.Path] = s.Reason
+			}
+			for _, d := range []*testNode{server, alice, bob} {
+				for name := range hostile {
+					if _, err := os.Lstat(filepath.Join(d.root, name)); err == nil {
+						t.Errorf("%s: %s was created", d.name, name)
+					}
+					if d == server && !strings.Contains(skipped[name], "symlink points outside the folder") {
+						t.Errorf("server: %s skipped for %q; want it listed, the target outside the folder", name, skipped[name])
+					}
+				}
+			}
+			if st.SkippedCount != len(hostile) || len(st.Skipped) != len(hostile) {
+				t.Errorf("server: skipped %d: %v; want the %d hostile symlinks", st.SkippedCount, st.Skipped, len(hostile))
+			}
+		})
+	}
 }

@@ -52,6 +52,13 @@ type FolderStatus struct {
 	// Engine.Rescan confirms the files were deleted on purpose or the
 	// directory is found as it should be again.
 	Emptied bool `json:"emptied,omitempty"`
+	// Skipped lists entries of other hosts' indexes that this host does
+	// not take, with why (at most MaxSkippedShown of them, by path):
+	// symlinks whose target is absolute or leaves the folder (unless
+	// Config.OutsideSymlinks allows them), names that clash by case or
+	// normalization, entries under those. SkippedCount counts them all.
+	Skipped      []SkippedEntry `json:"skipped,omitempty"`
+	SkippedCount int            `json:"skipped_count,omitempty"`
 	// Sequence is this host's index sequence number; ServerSequence (on a
 	// device) the server's, as last fetched.
 	Sequence       uint64 `json:"sequence"`
@@ -74,6 +81,18 @@ type FolderStatus struct {
 
 // MaxFailedShown bounds FolderStatus.Failed.
 const MaxFailedShown = 10
+
+// MaxSkippedShown bounds FolderStatus.Skipped.
+const MaxSkippedShown = 20
+
+// SkippedEntry is an entry of another host's index that this host does
+// not take.
+type SkippedEntry struct {
+	// Path is the entry's name in the folder (slash-separated).
+	Path string `json:"path"`
+	// Reason says why it is not taken.
+	Reason string `json:"reason"`
+}
 
 // FailedChange is a change of a folder that could not be applied.
 type FailedChange struct {
