@@ -36,8 +36,6 @@ const (
 // that came before the consensus engine.
 var ErrOldDataDir = errors.New("data directory from an older baton")
 
-func chainRaftID(id lpeer.ID) uint64 { return chain.RaftID(id) }
-
 // openChain opens the raft log (a new domain's log starts from the
 // genesis snapshot), restores the state it holds and builds the core. At
 // startup it also applies the entries the log holds as committed, so that
@@ -403,7 +401,7 @@ func (d *driver) chainStatus(st *Status) {
 		}
 	}
 	for _, id := range d.chain {
-		rid := chainRaftID(id)
+		rid := chain.RaftID(id)
 		switch {
 		case slices.Contains(conf.GetVoters(), rid):
 			cs.Voters = append(cs.Voters, d.hostName(id))

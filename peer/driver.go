@@ -225,13 +225,13 @@ func (d *driver) appendData(k collections.Kind, rec []byte) error {
 // connect, the chain the validators check, the passwords of users no
 // longer homed here, and the raft IDs of the chain's servers.
 func (d *driver) onDomainChanged() {
-	chain := d.state.Chain().IDs()
-	d.sh.setServers(chain)
+	ids := d.state.Chain().IDs()
+	d.sh.setServers(ids)
 	d.refreshAllow()
 	d.prunePasswords()
-	d.chain = chain
-	for _, id := range chain {
-		d.raftPeers[chainRaftID(id)] = id
+	d.chain = ids
+	for _, id := range ids {
+		d.raftPeers[chain.RaftID(id)] = id
 	}
 	if d.core == nil && d.cfg.Role == identity.RoleServer && d.state.IsServer(d.self) && d.host != nil {
 		// This server was added to the chain: it joins the consensus with

@@ -85,15 +85,10 @@ func openOutbox(dir string) (*outbox, []string, error) {
 	return ob, bad, nil
 }
 
-// add keeps su in the outbox. It is written to disk (durable) at once or,
-// when durable is false, only if persist asks for it: an update that is
-// committed before its submitter is answered never needs the disk.
-func (o *outbox) add(su collections.SignedUpdate, durable bool) error {
+// add keeps su in the outbox, in memory until persist writes it: an update
+// that is committed before its submitter is answered never needs the disk.
+func (o *outbox) add(su collections.SignedUpdate) {
 	o.entries[su.Hash()] = outboxEntry{su: su}
-	if durable {
-		return o.persist(su.Hash())
-	}
-	return nil
 }
 
 // persist writes the entry with hash h to disk, if it is only in memory.

@@ -171,9 +171,7 @@ func (d *driver) submit(ctx context.Context, u collections.Update) (<-chan submi
 			return nil, [32]byte{}, fmt.Errorf("%w: %w", ErrRejected, err)
 		}
 	}
-	if err := d.outbox.add(su, false); err != nil {
-		return nil, [32]byte{}, err
-	}
+	d.outbox.add(su)
 	wait := make(chan submitResult, 1)
 	h := su.Hash()
 	d.waiters[h] = append(d.waiters[h], func(r submitResult) { wait <- r })

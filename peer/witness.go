@@ -7,6 +7,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/baton-sync/baton/peer/chain"
 )
 
 // A witness (Config.Witness) is a server of the chain that votes and keeps
@@ -44,7 +46,7 @@ func (d *driver) refreshWitnesses() {
 	now := map[uint64]bool{}
 	for _, id := range d.chain {
 		if id != d.self && d.isWitness(id) {
-			now[chainRaftID(id)] = true
+			now[chain.RaftID(id)] = true
 		}
 	}
 	if maps.Equal(now, d.witnesses) {

@@ -68,13 +68,9 @@ func Membership(chain []lpeer.ID) *raftpb.ConfState {
 // (empty data). Every server starts from the same one, so none needs to
 // bootstrap the others.
 func InitialSnapshot(g collections.Genesis) (*raftpb.Snapshot, error) {
-	var chain []lpeer.ID
-	for _, s := range g.Chain.Servers {
-		id, err := lpeer.Decode(s)
-		if err != nil {
-			return nil, fmt.Errorf("genesis chain: %w", err)
-		}
-		chain = append(chain, id)
+	chain := g.Chain.IDs()
+	if len(chain) != len(g.Chain.Servers) {
+		return nil, fmt.Errorf("genesis chain: %d of %d server IDs do not decode", len(g.Chain.Servers)-len(chain), len(g.Chain.Servers))
 	}
 	return &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
 		Index: new(uint64(1)), Term: new(uint64(1)), ConfState: Membership(chain),
@@ -123,7 +119,6 @@ type Core struct {
 	lost [][32]byte
 	// confIndex is the index of the configuration change in flight.
 	confIndex uint64
-	lead      uint64
 	// witness: this server is a witness; witnesses: the other servers
 	// known to be witnesses (SetWitnesses), never handed leadership.
 	witness   bool
@@ -448,9 +443,6 @@ func (c *Core) Advance(rd raft.Ready) (Result, error) {
 			res.Applied = append(res.Applied, a)
 		}
 	}
-	if rd.SoftState != nil {
-		c.lead = rd.SoftState.Lead
-	}
 	c.rn.Advance(rd)
 	return res, nil
 }
@@ -508,12 +500,7 @@ func (c *Core) reconfigure() {
 	if c.confIndex != 0 && c.confIndex > c.applied {
 		return
 	}
-	var chain []lpeer.ID
-	for _, s := range c.state.Chain().Servers {
-		if id, err := lpeer.Decode(s); err == nil {
-			chain = append(chain, id)
-		}
-	}
+	chain := c.state.Chain().IDs()
 	if len(chain) == 0 {
 		return
 	}
@@ -589,11 +576,7 @@ func (c *Core) handBack() {
 		return
 	}
 	commit := st.HardState.GetCommit()
-	for _, s := range c.state.Chain().Servers {
-		id, err := lpeer.Decode(s)
-		if err != nil {
-			continue
-		}
+	for _, id := range c.state.Chain().IDs() {
 		rid := RaftID(id)
 		if rid == c.self {
 			if c.witness {

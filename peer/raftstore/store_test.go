@@ -505,19 +505,10 @@ func TestLoadReportsDamage(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Update(tt.change); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
+			tamper(t, path, tt.change)
 
 			s = openStore(t, path)
-			_, _, _, err = s.Load()
+			_, _, _, err := s.Load()
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
 				t.Errorf("Load = %v, want an error naming %s and containing %q", err, path, tt.want)
 			}
@@ -766,16 +757,7 @@ func TestFormatVersion(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			db, err := bbolt.Open(path, 0o600, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Update(tt.change); err != nil {
-				t.Fatal(err)
-			}
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
+			tamper(t, path, tt.change)
 
 			s, err := Open(path)
 			if tt.want == nil {
@@ -954,5 +936,20 @@ func BenchmarkSave(b *testing.B) {
 		if err := s.Save(hardState(1, 1, i), []*raftpb.Entry{e}, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// tamper changes the closed log file at path behind the Store's back.
+func tamper(t *testing.T, path string, change func(*bbolt.Tx) error) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(change); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

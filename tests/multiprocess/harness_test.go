@@ -249,7 +249,18 @@ func (c *cluster) run(args ...string) result {
 // runWithin is run allowing the command up to timeout.
 func (c *cluster) runWithin(timeout time.Duration, args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	r, err := c.execBaton(c.ctx, timeout, args)
+	if err != nil {
+		c.t.Fatalf("baton %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// execBaton runs baton with args in the cluster's directory, allowing it
+// timeout (less if ctx ends first). The error says why the command did not
+// run to an exit status: it could not start, or gave no answer in time.
+func (c *cluster) execBaton(ctx context.Context, timeout time.Duration, args []string) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	cmd.Env = cleanEnv()
@@ -262,13 +273,13 @@ func (c *cluster) runWithin(timeout time.Duration, args ...string) result {
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		c.t.Fatalf("baton %s: no answer within %v (or the test's deadline passed)", strings.Join(args, " "), timeout)
+		return r, fmt.Errorf("no answer within %v (or the test's deadline passed)", timeout)
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:
-		c.t.Fatalf("baton %s: %v", strings.Join(args, " "), err)
+		return r, err
 	}
-	return r
+	return r, nil
 }
 
 // cleanEnv is the environment without BATON_* variables, so that only

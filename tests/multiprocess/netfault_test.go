@@ -11,7 +11,6 @@ package multiprocess
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -38,24 +37,9 @@ import (
 // of time, comes back with code -1 and the reason in stderr.
 func (c *cluster) runQuiet(ctx context.Context, n *node, args ...string) result {
 	args = append([]string{"--home", n.home}, args...)
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, batonBin, args...)
-	cmd.Env = cleanEnv()
-	cmd.Dir = c.dir
-	cmd.WaitDelay = time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case ctx.Err() != nil:
-		r.code, r.stderr = -1, fmt.Sprintf("no answer within %v (or the test ended): %s", cliTimeout, r.stderr)
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		r.code, r.stderr = -1, err.Error()
+	r, err := c.execBaton(ctx, cliTimeout, args)
+	if err != nil {
+		r.code, r.stderr = -1, fmt.Sprintf("%v: %s", err, r.stderr)
 	}
 	return r
 }
