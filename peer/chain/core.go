@@ -98,6 +98,9 @@ type Config struct {
 	// to any voter of the chain that is caught up and active, not only to
 	// an earlier one.
 	Witness bool
+	// Generation is the generation of the log in Storage (the zero value
+	// for a domain's first; see ForcePromote).
+	Generation Generation
 }
 
 // Core is one server's consensus core. It is not safe for concurrent use.
@@ -123,6 +126,7 @@ type Core struct {
 	// known to be witnesses (SetWitnesses), never handed leadership.
 	witness   bool
 	witnesses map[uint64]bool
+	gen       Generation
 }
 
 // New builds a Core from restored storage. It does no I/O.
@@ -173,7 +177,7 @@ func New(cfg Config) (*Core, error) {
 	return &Core{
 		rn: rn, key: cfg.Key, self: self, state: cfg.State, storage: cfg.Storage,
 		conf: cs, applied: cfg.Applied, last: last, mine: map[uint64]collections.SignedUpdate{},
-		witness: cfg.Witness, witnesses: map[uint64]bool{},
+		witness: cfg.Witness, witnesses: map[uint64]bool{}, gen: cfg.Generation,
 	}, nil
 }
 
@@ -319,7 +323,11 @@ func (c *Core) HasReady() bool { return c.rn.HasReady() }
 // Ready is what raft asks of the caller now: persist rd.HardState,
 // rd.Entries and rd.Snapshot durably, then send rd.Messages, then call
 // Advance(rd).
-func (c *Core) Ready() raft.Ready { return c.rn.Ready() }
+func (c *Core) Ready() raft.Ready {
+	rd := c.rn.Ready()
+	c.freshSnapshots(rd.Messages)
+	return rd
+}
 
 // Applied entries, as Advance reports them.
 type Applied struct {

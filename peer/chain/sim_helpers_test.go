@@ -70,6 +70,10 @@ type cluster struct {
 	// seqs is each author's last sequence number, for tests that sign.
 	seqs map[string]uint64
 
+	// gen is the newest generation of the chain (ForcePromote): what
+	// servers of older ones apply or elect is not checked against it.
+	gen chain.Generation
+
 	violations []string
 	aborted    bool
 	logf       func(format string, args ...any)
@@ -89,6 +93,10 @@ type simNode struct {
 	held     []heldWork
 	leader   bool
 	lastSeen uint64 // the last index applied by this incarnation
+	// gen is the generation of its log; evicted is what its log held when
+	// a newer generation's message made it start again (ForcePromote).
+	gen     chain.Generation
+	evicted []chain.LogUpdate
 }
 
 type heldWork struct {
@@ -104,6 +112,7 @@ type wireMsg struct {
 	seq      uint64
 	from, to int
 	inc      int // the sender's incarnation
+	gen      chain.Generation
 	due      int64
 	typ      raftpb.MessageType
 	data     []byte
@@ -229,7 +238,7 @@ func newCluster(tb testing.TB, d *ct.Domain, rng *rand.Rand) *cluster {
 func (c *cluster) newCore(n *simNode, st *collections.State, applied uint64) *chain.Core {
 	c.tb.Helper()
 	core, err := chain.New(chain.Config{
-		Key: keyOf(n.name), State: st, Storage: n.ms, Applied: applied,
+		Key: keyOf(n.name), State: st, Storage: n.ms, Applied: applied, Generation: n.gen,
 		ElectionTicks: electionTicks, HeartbeatTicks: heartbeatTicks,
 	})
 	if err != nil {
@@ -324,7 +333,7 @@ func (c *cluster) send(from int, m *raftpb.Message) {
 	}
 	c.msgSeq++
 	c.msgs = append(c.msgs, &wireMsg{
-		seq: c.msgSeq, from: from, to: to, inc: c.nodes[from].incarnation,
+		seq: c.msgSeq, from: from, to: to, inc: c.nodes[from].incarnation, gen: c.nodes[from].gen,
 		due: c.now + delay, typ: m.GetType(), data: data, lost: lost,
 	})
 }
@@ -365,7 +374,15 @@ func (c *cluster) deliver() {
 			c.violate("decoding %s: %v", m.typ, err)
 			continue
 		}
-		if err := dst.core.Step(msg); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		err := dst.core.StepFrom(m.gen, msg)
+		switch {
+		case errors.Is(err, chain.ErrStaleGeneration):
+			continue
+		case errors.Is(err, chain.ErrEvicted):
+			c.evict(m.to, m.gen)
+			continue
+		}
+		if err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 			c.violate("%s: Step(%s from %s): %v", dst.name, m.typ, c.nodes[m.from].name, err)
 		}
 		c.drain(m.to)
@@ -463,6 +480,9 @@ func (c *cluster) record(i int, a chain.Applied) {
 		c.violate("%s applied index %d after %d", n.name, a.Index, n.lastSeen)
 	}
 	n.lastSeen = a.Index
+	if n.gen != c.gen {
+		return // a log a forced promotion left behind
+	}
 	u := a.Certified.Update()
 	e := logEntry{
 		term: a.Term, hash: a.Certified.Hash(), key: u.Key, deleted: u.Delete,
@@ -493,6 +513,9 @@ func (c *cluster) observe() {
 }
 
 func (c *cluster) noteLeader(n *simNode) {
+	if n.gen != c.gen {
+		return
+	}
 	term := n.core.Status().GetTerm()
 	if l, ok := c.leaders[term]; ok && l != n.name {
 		c.violate("two leaders of term %d: %s and %s", term, l, n.name)
@@ -806,4 +829,55 @@ func userUpdate(tb testing.TB, name, home string) collections.Update {
 // hashIn reports whether h is in hs.
 func hashIn(h [32]byte, hs [][32]byte) bool {
 	return slices.ContainsFunc(hs, func(x [32]byte) bool { return bytes.Equal(x[:], h[:]) })
+}
+
+// promote makes server i the sole voter of a new generation, as 'baton
+// server promote --force' does: it stores the promotion in place of its
+// log and starts a new core from it.
+func (c *cluster) promote(i int) chain.Promotion {
+	c.tb.Helper()
+	n := c.nodes[i]
+	p, err := n.core.ForcePromote()
+	if err != nil {
+		c.tb.Fatalf("%s: ForcePromote: %v", n.name, err)
+	}
+	ms := raft.NewMemoryStorage()
+	if err := ms.ApplySnapshot(p.Snapshot); err != nil {
+		c.tb.Fatalf("%s: storing the promotion's snapshot: %v", n.name, err)
+	}
+	if err := ms.SetHardState(p.HardState); err != nil {
+		c.tb.Fatalf("%s: storing the promotion's hard state: %v", n.name, err)
+	}
+	st, err := chain.RestoreState(c.d.Genesis, p.Snapshot.GetData())
+	if err != nil {
+		c.tb.Fatalf("%s: RestoreState: %v", n.name, err)
+	}
+	idx := p.Snapshot.GetMetadata().GetIndex()
+	n.ms, n.gen, n.leader = ms, p.Generation, false
+	n.core = c.newCore(n, st, idx)
+	n.incarnation++
+	n.lastSeen = idx
+	c.gen = p.Generation
+	c.log, c.leaders = map[uint64]logEntry{}, map[uint64]string{}
+	c.trace("%s promoted by force: generation %d, snapshot at %d (commit was %d)", n.name, p.Generation.N, idx, p.Commit)
+	c.drain(i)
+	return p
+}
+
+// evict starts server i again with an empty log of generation g, keeping
+// what its old log held, as the peer driver does when a message of a
+// newer generation arrives.
+func (c *cluster) evict(i int, g chain.Generation) {
+	n := c.nodes[i]
+	held, err := n.core.LogUpdates()
+	if err != nil {
+		c.violate("%s: LogUpdates: %v", n.name, err)
+	}
+	n.evicted = held
+	st := n.core.State()
+	n.ms, n.gen, n.leader = raft.NewMemoryStorage(), g, false
+	n.core = c.newCore(n, st, 0)
+	n.incarnation++
+	n.lastSeen = 0
+	c.trace("%s evicted by generation %d: its log held %d updates", n.name, g.N, len(held))
 }
