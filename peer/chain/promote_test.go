@@ -52,7 +52,9 @@ func TestForcePromoteSurvivor(t *testing.T) {
 	c.restart(s2)
 	// Bounded: catching up by snapshot, two promotions to voter and the
 	// hand-back, a few election timeouts each.
-	if !c.run(40*electionTicks, func() bool { return c.quiet() && c.leader() == s1 && len(c.nodes[s1].core.ConfState().GetVoters()) == 3 }) {
+	if !c.run(40*electionTicks, func() bool {
+		return c.quiet() && c.leader() == s1 && len(c.nodes[s1].core.ConfState().GetVoters()) == 3
+	}) {
 		l, voters := c.leader(), c.nodes[s3].core.ConfState().GetVoters()
 		t.Fatalf("s1 does not lead three voters again (leader %d, voters at s3 %x)", l, voters)
 	}
