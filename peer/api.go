@@ -242,8 +242,11 @@ type ChainStatus struct {
 	// witnesses (this one, and those it is or was lately connected to).
 	Witnesses  []string `json:"witnesses"`
 	WitnessIDs []string `json:"witness_ids"`
-	// Warning says what the chain cannot survive, when it is too small.
+	// Warning says what the chain cannot survive, when it is too small,
+	// and what a forced promotion left to look at.
 	Warning string `json:"warning,omitempty"`
+	// Generation counts the forced promotions of the log's history.
+	Generation uint64 `json:"generation,omitempty"`
 }
 
 // Counters count, since the node started, what happened to the certified

@@ -60,7 +60,20 @@ func (d *driver) openChain(startup bool) error {
 	if err != nil {
 		return fail(fmt.Errorf("loading the raft log: %w", err))
 	}
-	if snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0 {
+	genb, err := st.Generation()
+	if err != nil {
+		return fail(fmt.Errorf("loading the raft log: %w", err))
+	}
+	gen, err := chain.UnmarshalGeneration(genb)
+	if err != nil {
+		return fail(fmt.Errorf("loading the raft log: %w", err))
+	}
+	forced, err := d.loadForcedReport(gen)
+	if err != nil {
+		return fail(err)
+	}
+	empty := snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0
+	if empty && gen.IsZero() {
 		init, err := chain.InitialSnapshot(d.cfg.Genesis)
 		if err != nil {
 			return fail(err)
@@ -81,16 +94,24 @@ func (d *driver) openChain(startup bool) error {
 	if err != nil {
 		return fail(fmt.Errorf("restoring the state from the raft log's snapshot: %w", err))
 	}
+	if empty && forced != nil && len(forced.State) > 0 {
+		// A newer generation replaced this log and its history has not
+		// arrived yet: until it does, the state the old log held says
+		// which servers are the chain's.
+		if state, err = chain.RestoreState(d.cfg.Genesis, forced.State); err != nil {
+			return fail(fmt.Errorf("restoring the state kept from the replaced raft log: %w", err))
+		}
+	}
 	election, heartbeat := d.raftTicks(state)
 	core, err := chain.New(chain.Config{
 		Key: d.cfg.Key, State: state, Storage: ms, Applied: snap.GetMetadata().GetIndex(),
 		ElectionTicks: election, HeartbeatTicks: heartbeat, Logger: raftLogger{d.log},
-		Witness: d.cfg.Witness,
+		Witness: d.cfg.Witness, Generation: gen,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	d.core, d.raftLog, d.state = core, st, state
+	d.core, d.raftLog, d.state, d.gen, d.forced = core, st, state, gen, forced
 	// The raft log is the durable record; the data files are rewritten
 	// from it after a restart, so appending to them need not wait for
 	// the disk.
@@ -303,6 +324,7 @@ func (d *driver) onChainResult(ctx context.Context, res chain.Result) {
 		d.rewriteAll()
 		d.onDomainChanged()
 		d.refreshAllow()
+		d.checkForced()
 	}
 	for _, a := range res.Applied {
 		c := a.Certified
@@ -425,6 +447,10 @@ func (d *driver) chainStatus(st *Status) {
 			cs.Warning = strings.TrimPrefix(cs.Warning+"; ", "; ") + fmt.Sprintf("this witness is the home server of %s, who cannot log in: a witness takes no logins (remove and add them again with another home server)", strings.Join(homed, ", "))
 		}
 	}
+	if w := d.forcedWarning(); w != "" {
+		cs.Warning = strings.TrimPrefix(cs.Warning+"; ", "; ") + w
+	}
+	cs.Generation = d.gen.N
 	st.Chain = cs
 	st.Epoch = rs.GetTerm()
 	switch {

@@ -58,6 +58,10 @@ type driver struct {
 	leading    bool // leader as of the last Ready with a soft state
 	lastBeat   time.Time
 	witnesses  map[uint64]bool // the other servers known to be witnesses
+	// gen is the generation of the raft log (see chain.ForcePromote);
+	// forced, the report of the log a newer generation replaced here.
+	gen    chain.Generation
+	forced *forcedReport
 	chain      []lpeer.ID
 	agentView  struct {
 		master lpeer.ID

@@ -19,9 +19,12 @@ import (
 // Raft messages travel between the servers of the chain only, on one
 // long-lived stream per direction and peer: libp2p authenticates each end
 // by its host key, and the receiver checks that the message's raft sender
-// is the peer at the other end.
+// is the peer at the other end. Each message is preceded by the
+// generation of its sender's log (chain.Generation, 24 bytes): a server of
+// an older generation than a forced promotion made is told so by the first
+// message it receives.
 const (
-	protoRaft = protocol.ID("/baton/raft/1.0.0")
+	protoRaft = protocol.ID("/baton/raft/2.0.0")
 	// maxRaftMessage caps one raft message (a snapshot is one message).
 	maxRaftMessage = 256 << 20
 	// raftQueue is how many messages wait for one peer before more are
@@ -33,12 +36,22 @@ const (
 // goroutine. The driver never waits for it.
 type raftSender struct {
 	to    lpeer.ID
-	queue chan *raftpb.Message
+	queue chan raftOut
+}
+
+// raftOut is a message to send and the generation of the log that sent it.
+type raftOut struct {
+	m   *raftpb.Message
+	gen []byte
 }
 
 // sendRaft hands rd's messages to their peers' senders, starting senders
 // as needed. A message that cannot be queued is reported unreachable.
 func (d *driver) sendRaft(ctx context.Context, msgs []*raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	gen := d.gen.Marshal()
 	for _, m := range msgs {
 		to, ok := d.raftPeers[m.GetTo()]
 		if !ok {
@@ -46,7 +59,7 @@ func (d *driver) sendRaft(ctx context.Context, msgs []*raftpb.Message) {
 		}
 		s := d.senders[to]
 		if s == nil {
-			s = &raftSender{to: to, queue: make(chan *raftpb.Message, raftQueue)}
+			s = &raftSender{to: to, queue: make(chan raftOut, raftQueue)}
 			d.senders[to] = s
 			d.wg.Add(1)
 			go func() {
@@ -55,7 +68,7 @@ func (d *driver) sendRaft(ctx context.Context, msgs []*raftpb.Message) {
 			}()
 		}
 		select {
-		case s.queue <- m:
+		case s.queue <- raftOut{m: m, gen: gen}:
 		default:
 			d.reportRaftFailure(m)
 		}
@@ -96,13 +109,14 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 		})
 	}
 	for {
-		var m *raftpb.Message
+		var out raftOut
 		select {
 		case <-ctx.Done():
 			return
-		case m = <-s.queue:
+		case out = <-s.queue:
 		}
-		b, err := proto.Marshal(m)
+		m := out.m
+		b, err := proto.MarshalOptions{}.MarshalAppend(out.gen, m)
 		if err != nil {
 			fail(m, err)
 			continue
@@ -162,26 +176,41 @@ func (d *driver) handleRaft(s network.Stream) {
 			return
 		}
 		m := new(raftpb.Message)
-		err = proto.Unmarshal(b, m)
+		var gen chain.Generation
+		if len(b) < generationBytes {
+			err = fmt.Errorf("raft message of %d bytes, shorter than its header", len(b))
+		} else if gen, err = chain.UnmarshalGeneration(b[:generationBytes]); err == nil {
+			err = proto.Unmarshal(b[generationBytes:], m)
+		}
 		r.ReleaseMsg(b)
 		if err != nil || m.GetFrom() != want {
 			d.log.Warn("refused raft message", "from", from.String(), "err", err, "claimed", m.GetFrom())
 			_ = s.Reset()
 			return
 		}
-		if !d.post(func(_ context.Context, d *driver) { d.stepRaft(m) }) {
+		if !d.post(func(ctx context.Context, d *driver) { d.stepRaft(ctx, from, gen, m) }) {
 			_ = s.Reset()
 			return
 		}
 	}
 }
 
-// stepRaft hands a received message to the consensus core.
-func (d *driver) stepRaft(m *raftpb.Message) {
+// generationBytes is the length of a raft message's generation header.
+var generationBytes = len(chain.Generation{}.Marshal())
+
+// stepRaft hands a received message to the consensus core. A message of a
+// newer generation replaces this server's log first (see evicted).
+func (d *driver) stepRaft(ctx context.Context, from lpeer.ID, gen chain.Generation, m *raftpb.Message) {
 	if d.core == nil {
 		return
 	}
-	if err := d.core.Step(m); err != nil {
+	err := d.core.StepFrom(gen, m)
+	switch {
+	case errors.Is(err, chain.ErrEvicted):
+		d.evicted(ctx, gen, from)
+	case errors.Is(err, chain.ErrStaleGeneration):
+		d.log.Debug("raft message from an older generation of the chain ignored", "from", from.String(), "generation", gen.N)
+	case err != nil:
 		d.log.Debug("raft message refused", "type", m.GetType().String(), "err", err)
 	}
 }

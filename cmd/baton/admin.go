@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
 )
 
 // The Domain commands: users and the server chain. They are made at the
@@ -128,7 +130,7 @@ master. Changes are made at the master; these commands ask the running daemon
 		Args: groupArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newServerAddCmd(env), newServerRemoveCmd(env), newServerListCmd(env))
+	cmd.AddCommand(newServerAddCmd(env), newServerRemoveCmd(env), newServerListCmd(env), newServerPromoteCmd(env))
 	return cmd
 }
 
@@ -225,5 +227,58 @@ func newServerListCmd(env *cliEnv) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {position, id, name, public_addrs, private_addrs})")
+	return cmd
+}
+
+func newServerPromoteCmd(env *cliEnv) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "promote --force",
+		Short: "Make this server the chain's only voter when the majority is lost for good",
+		Long: `A chain takes changes only while a majority of its voters is reachable: with
+three voters, two; with five, three. If a majority is lost for good (disks
+gone, machines destroyed), 'baton server promote --force', run on a surviving
+server, makes it the chain's only voter, and the domain takes changes again.
+
+It is an operator's decision, not a failover: every entry of this server's
+log is kept, but a change the lost servers committed among themselves that
+never reached this server is not in its history. When such a server comes
+back it gets this server's history (its own log is copied aside, as
+raft-generation-N.db in its data directory), rejoins as a learner and is made
+a voter again once caught up; the changes it held that this history lacks are
+logged and listed in forced-promotion-N.json in its data directory, and its
+'baton status' says so. Never promote while the other servers may still run
+cut off from this one: both sides would take changes.
+
+The server refuses while it knows a master. The command talks to the running
+daemon ('baton run') of this home.`,
+		Example: `  baton server promote --force`,
+		Args:    usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !force {
+				return usageErrorf("server promote: the other servers' changes not replicated here are left out of the chain's history; give --force to confirm")
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
+			defer cancel()
+			var p peer.Promotion
+			if err := c.call(ctx, http.MethodPost, "/v1/servers/promote", nil, promoteRequest{Force: true}, &p); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "ok: this server is the chain's only voter (generation %d; its log ends at term %d, index %d", p.Generation, p.Term, p.Index)
+			if p.Uncommitted > 0 {
+				fmt.Fprintf(w, ", of which %d entries at the end were not known committed and now are", p.Uncommitted)
+			}
+			fmt.Fprintf(w, ")\n")
+			fmt.Fprintf(w, "the log as it was is kept in %s\n", p.OldLog)
+			fmt.Fprintf(w, "the other servers rejoin as learners when they come back, are made voters once caught up, and report what their logs held that this one lacks\n")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "confirm: this server's history becomes the chain's")
 	return cmd
 }

@@ -70,6 +70,8 @@ type daemon interface {
 	SetPassword(ctx context.Context, user string, password []byte) error
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
 	RevokeDevice(ctx context.Context, id lpeer.ID) error
+	// PromoteForce makes this server the chain's only voter.
+	PromoteForce(ctx context.Context) (peer.Promotion, error)
 	// DeviceStatus is an agent's own device certificate.
 	DeviceStatus(ctx context.Context) (peer.DeviceStatus, bool, error)
 
@@ -162,6 +164,7 @@ func (s *controlServer) handler() http.Handler {
 	mux.HandleFunc("GET /v1/servers", s.serve(s.listServers))
 	mux.HandleFunc("POST /v1/servers", s.serve(s.addServer))
 	mux.HandleFunc("DELETE /v1/servers/{name}", s.serve(s.removeServer))
+	mux.HandleFunc("POST /v1/servers/promote", s.serve(s.promoteServer))
 	mux.HandleFunc("GET /v1/folders", s.serve(s.listFolders))
 	mux.HandleFunc("POST /v1/folders", s.serve(s.createFolder))
 	mux.HandleFunc("POST /v1/folders/share", s.serve(s.shareFolder))

@@ -725,3 +725,23 @@ func dirSizes(dir string, sizes map[string]int64) (int64, error) {
 	})
 	return total, err
 }
+
+// promoteRequest is the body of POST /v1/servers/promote.
+type promoteRequest struct {
+	Force bool `json:"force"`
+}
+
+func (s *controlServer) promoteServer(r *http.Request) (any, error) {
+	var req promoteRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if !req.Force {
+		return nil, errInvalid("a forced promotion needs force: true")
+	}
+	p, err := s.d.PromoteForce(r.Context())
+	if errors.Is(err, peer.ErrHasMaster) {
+		return nil, errConflict("%v", err)
+	}
+	return p, err
+}

@@ -501,3 +501,9 @@ func (f *fakeDaemon) syncs(id string) bool {
 	fo, ok := f.state.Folder(id)
 	return ok && fo.Server == f.self.ID().String()
 }
+
+// PromoteForce refuses: the fake has no consensus log (the real one is
+// tested with real daemons).
+func (f *fakeDaemon) PromoteForce(context.Context) (peer.Promotion, error) {
+	return peer.Promotion{}, fmt.Errorf("%w: the test daemon is its own master", peer.ErrHasMaster)
+}

@@ -314,6 +314,10 @@ func (c *Core) SetWitnesses(ids []uint64) {
 	}
 }
 
+// Campaign starts an election now (a server made sole voter need not wait
+// for its election timeout).
+func (c *Core) Campaign() { _ = c.rn.Campaign() }
+
 // TransferLeader asks raft to hand leadership to id.
 func (c *Core) TransferLeader(id uint64) { c.rn.TransferLeader(id) }
 

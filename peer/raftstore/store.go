@@ -32,6 +32,7 @@ var (
 	keyVersion    = []byte("version")
 	keyHardState  = []byte("hardstate")
 	keySnapshot   = []byte("snapshot")
+	keyGeneration = []byte("generation")
 )
 
 // entriesFillPercent packs the entries bucket's pages: entries are appended
@@ -402,6 +403,53 @@ func (s *Store) Restore() (*raft.MemoryStorage, error) {
 		return nil, fmt.Errorf("raft log %s: restoring the entries: %w", s.path, err)
 	}
 	return ms, nil
+}
+
+// Generation returns the generation the log belongs to, as SetGeneration
+// stored it (nil if never set: a domain's first log).
+func (s *Store) Generation() ([]byte, error) {
+	var g []byte
+	err := s.view(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyGeneration); v != nil {
+			g = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return g, err
+}
+
+// SetGeneration stores the generation the log belongs to (opaque to the
+// store).
+func (s *Store) SetGeneration(g []byte) error {
+	return s.update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(keyGeneration, g); err != nil {
+			return fmt.Errorf("raft log %s: storing the generation: %w", s.path, err)
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent copy of the log to path (0600), which must
+// not exist, and syncs it.
+func (s *Store) Backup(path string) error {
+	return s.view(func(tx *bbolt.Tx) error {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("copying raft log %s: %w", s.path, err)
+		}
+		_, err = tx.WriteTo(f)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(path)
+			return fmt.Errorf("copying raft log %s to %s: %w", s.path, path, err)
+		}
+		return nil
+	})
 }
 
 // Close closes the file. Calling it again does nothing.

@@ -953,3 +953,47 @@ func tamper(t *testing.T, path string, change func(*bbolt.Tx) error) {
 		t.Fatal(err)
 	}
 }
+
+// The generation survives a reopen, and a backup is a log of its own that
+// holds what the original held.
+func TestGenerationAndBackup(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s.Generation(); err != nil || g != nil {
+		t.Fatalf("generation of a new log: %x, %v; want none", g, err)
+	}
+	if err := s.Save(&raftpb.HardState{Term: new(uint64(3)), Commit: new(uint64(4))}, ents(1, 4, 3), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetGeneration([]byte("gen-2")); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "raft.db.copy")
+	if err := s.Backup(backup); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if err := s.Backup(backup); err == nil {
+		t.Error("a backup over an existing file succeeded")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dir, "raft.db"), backup} {
+		s, err := Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.Generation()
+		if err != nil || string(g) != "gen-2" {
+			t.Errorf("%s: generation %q, %v; want gen-2", filepath.Base(p), g, err)
+		}
+		hs, _, es, err := s.Load()
+		if err != nil || hs.GetCommit() != 4 || len(es) != 4 {
+			t.Errorf("%s: commit %d, %d entries, %v; want 4 and 4", filepath.Base(p), hs.GetCommit(), len(es), err)
+		}
+		s.Close()
+	}
+}

@@ -20,8 +20,10 @@ type chainView struct {
 		Term     uint64   `json:"term"`
 		Commit   uint64   `json:"commit"`
 		Leader   string   `json:"leader"`
-		Voters   []string `json:"voters"`
-		Learners []string `json:"learners"`
+		Voters     []string `json:"voters"`
+		Learners   []string `json:"learners"`
+		Warning    string   `json:"warning"`
+		Generation uint64   `json:"generation"`
 	} `json:"chain"`
 }
 
