@@ -60,10 +60,10 @@ type driver struct {
 	witnesses  map[uint64]bool // the other servers known to be witnesses
 	// gen is the generation of the raft log (see chain.ForcePromote);
 	// forced, the report of the log a newer generation replaced here.
-	gen    chain.Generation
-	forced *forcedReport
-	chain      []lpeer.ID
-	agentView  struct {
+	gen       chain.Generation
+	forced    *forcedReport
+	chain     []lpeer.ID
+	agentView struct {
 		master lpeer.ID
 		epoch  uint64
 		heard  time.Time

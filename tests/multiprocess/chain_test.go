@@ -17,9 +17,9 @@ import (
 type chainView struct {
 	Role  string `json:"role"`
 	Chain *struct {
-		Term     uint64   `json:"term"`
-		Commit   uint64   `json:"commit"`
-		Leader   string   `json:"leader"`
+		Term       uint64   `json:"term"`
+		Commit     uint64   `json:"commit"`
+		Leader     string   `json:"leader"`
 		Voters     []string `json:"voters"`
 		Learners   []string `json:"learners"`
 		Warning    string   `json:"warning"`
