@@ -66,6 +66,7 @@ type driver struct {
 	agentView struct {
 		master lpeer.ID
 		epoch  uint64
+		gen    uint64
 		heard  time.Time
 	}
 	lastGossip time.Time // when the last certified update arrived by gossip
@@ -342,6 +343,10 @@ type heartbeat struct {
 	From   string `cbor:"2,keyasint"`
 	Epoch  uint64 `cbor:"4,keyasint"`
 	Master bool   `cbor:"7,keyasint"`
+	// Generation is the sender's log generation (chain.Generation.N): a
+	// master promoted by force may have a lower term than the one it
+	// replaced, and agents order masters by generation first.
+	Generation uint64 `cbor:"8,keyasint,omitempty"`
 }
 
 func encodeHeartbeat(key *identity.PrivateKey, hb heartbeat) ([]byte, error) {
@@ -378,7 +383,7 @@ func decodeHeartbeat(data []byte) (heartbeat, error) {
 }
 
 func (d *driver) sendHeartbeat(ctx context.Context) {
-	data, err := encodeHeartbeat(d.cfg.Key, heartbeat{From: d.self.String(), Epoch: d.masterEpoch(), Master: d.isMaster()})
+	data, err := encodeHeartbeat(d.cfg.Key, heartbeat{From: d.self.String(), Epoch: d.masterEpoch(), Master: d.isMaster(), Generation: d.gen.N})
 	if err != nil {
 		d.log.Error("encoding heartbeat", "err", err)
 		return
@@ -452,12 +457,15 @@ func (d *driver) onHeartbeat(_ context.Context, m *pubsub.Message) {
 		return
 	}
 	d.heardFrom(from)
-	if d.core != nil || !hb.Master || hb.Epoch < d.agentView.epoch {
+	if d.core != nil || !hb.Master {
+		return
+	}
+	if hb.Generation < d.agentView.gen || hb.Generation == d.agentView.gen && hb.Epoch < d.agentView.epoch {
 		return
 	}
 	// Agents (and servers outside the chain) only follow the master.
 	if from != d.agentView.master {
 		d.log.Info("following master", "master", hb.From, "name", d.hostName(from), "epoch", hb.Epoch)
 	}
-	d.agentView.master, d.agentView.epoch, d.agentView.heard = from, hb.Epoch, d.cfg.Now()
+	d.agentView.master, d.agentView.epoch, d.agentView.gen, d.agentView.heard = from, hb.Epoch, hb.Generation, d.cfg.Now()
 }

@@ -498,6 +498,13 @@ func (c *cluster) sawEpoch(n *node, epoch uint64, what string) {
 	c.epochs[n.name] = append(h, epoch)
 }
 
+// forgetEpochs starts every host's epoch history again: after a forced
+// promotion the promoted server may lead at a lower term than the servers
+// it replaced had reached (its generation orders it first).
+func (c *cluster) forgetEpochs() {
+	clear(c.epochs)
+}
+
 // mustStatus is status that must succeed.
 func (c *cluster) mustStatus(n *node) status {
 	c.t.Helper()
