@@ -295,7 +295,11 @@ func (d *driver) onTick(ctx context.Context) {
 	if d.core != nil {
 		d.refreshWitnesses()
 		d.core.Tick()
-		if now.Sub(d.lastBeat) >= d.heartbeatEvery() {
+		every := d.heartbeatEvery()
+		if !d.isMaster() {
+			every *= slaveBeats
+		}
+		if now.Sub(d.lastBeat) >= every {
 			d.lastBeat = now
 			d.sendHeartbeat(ctx)
 		}
@@ -335,9 +339,15 @@ func (d *driver) heartbeatEvery() time.Duration {
 	return time.Second
 }
 
-// heartbeat is what each server of the chain publishes every heartbeat: that
-// it is alive (agents redial it), and on the master that it is master, with
-// its term (agents follow it). Servers of the chain do not act on it (raft
+// slaveBeats: a server of the chain that is not master publishes a
+// heartbeat every slaveBeats heartbeat periods. Every server verifies every
+// heartbeat it relays (twice: the pubsub signature and the envelope), so
+// with n servers the cost grows as n²; only the master's are timed.
+const slaveBeats = 4
+
+// heartbeat is what each server of the chain publishes: that it is alive
+// (agents redial it), and on the master, every heartbeat period, that it
+// is master, with its term (agents follow it). Servers of the chain do not act on it (raft
 // decides), so a replayed one misleads nobody about leadership.
 type heartbeat struct {
 	From   string `cbor:"2,keyasint"`
@@ -436,12 +446,12 @@ func (d *driver) heardFrom(id lpeer.ID) {
 // validateHeartbeat runs on pubsub's goroutines: it checks the signature and
 // that the sender is a server of the chain, and touches no driver state.
 func (d *driver) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	if !d.sh.isServer(m.GetFrom()) {
+		return pubsub.ValidationIgnore
+	}
 	hb, err := decodeHeartbeat(m.Data)
 	if err != nil || hb.From != m.GetFrom().String() {
 		return pubsub.ValidationReject
-	}
-	if !d.sh.isServer(m.GetFrom()) {
-		return pubsub.ValidationIgnore
 	}
 	m.ValidatorData = hb
 	return pubsub.ValidationAccept
