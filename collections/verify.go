@@ -175,6 +175,11 @@ func (s *State) verifySigned(su SignedUpdate, master lpeer.ID, hist bool) error 
 			return err
 		}
 	}
+	if !hist {
+		if e := s.cols[u.Collection].records[u.Key]; e != nil && e.final() {
+			return fmt.Errorf("%s update %s by %s: %w: %w: %s", u.Collection, u.Key, author, ErrUnauthorized, ErrFinal, finalReason(e.val))
+		}
+	}
 	switch u.Collection {
 	case Domain:
 		err = s.authorizeDomain(u, v, author, master, hist)
@@ -187,6 +192,15 @@ func (s *State) verifySigned(su SignedUpdate, master lpeer.ID, hist bool) error 
 		return fmt.Errorf("%s update %s by %s: %w", u.Collection, u.Key, author, err)
 	}
 	return nil
+}
+
+// finalReason says why a final record is never written again.
+func finalReason(v Value) string {
+	switch v.(type) {
+	case Device:
+		return "the device was revoked, and a revoked device is never valid again"
+	}
+	return "the record is final"
 }
 
 func unauthorized(format string, args ...any) error {

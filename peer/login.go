@@ -393,7 +393,7 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 		} else if valid {
 			f.home, f.homeAddrs = d.decoyHome(req.User)
 		}
-		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked {
+		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked || d.revocationQueued(remote) {
 			f.revoked = true
 		}
 		f.genesis = d.cfg.Genesis.Marshal()
@@ -453,6 +453,9 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr
 	}
 	f, err := query(ctx, d, func(d *driver) renewFacts {
 		now := d.cfg.Now()
+		if d.revocationQueued(remote) {
+			return renewFacts{err: failure(codeRevoked, "%v", ErrDeviceRevoked)}
+		}
 		if _, ok := d.state.ValidDevice(remote, now); !ok {
 			return renewFacts{err: failure(codeError, "%s is not a valid device; log in again", remote)}
 		}

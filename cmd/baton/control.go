@@ -69,7 +69,7 @@ type daemon interface {
 	// Users and devices (servers: at the user's home server).
 	SetPassword(ctx context.Context, user string, password []byte) error
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
-	RevokeDevice(ctx context.Context, id lpeer.ID) error
+	RevokeDevice(ctx context.Context, id lpeer.ID) (peer.Receipt, error)
 	// DeviceStatus is an agent's own device certificate.
 	DeviceStatus(ctx context.Context) (peer.DeviceStatus, bool, error)
 
