@@ -156,7 +156,7 @@ func (s *State) Share(id, by, user string, right Right) (Update, Folder, error) 
 	}
 	u, ok := s.User(user)
 	if !ok {
-		return Update{}, Folder{}, fmt.Errorf("user %s: %w", user, ErrNotFound)
+		return Update{}, Folder{}, fmt.Errorf("%w: no user %s in the domain", ErrNotFound, user)
 	}
 	f.Members[user] = right
 	if u.ID != "" {

@@ -10,7 +10,9 @@ import (
 	ct "github.com/baton-sync/baton/collections/collectionstest"
 )
 
-func userID(n byte) string { return strings.Repeat(string("0123456789abcdef"[n%16]), collections.UserIDSize) }
+func userID(n byte) string {
+	return strings.Repeat(string("0123456789abcdef"[n%16]), collections.UserIDSize)
+}
 
 // commit builds a change with build against st and commits it as author,
 // failing the test if building fails.

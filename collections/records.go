@@ -156,11 +156,11 @@ func (c Chain) IDs() []lpeer.ID {
 // gives a new ID and remembers the old ones in Former. Records without an
 // ID are from before IDs; they bind to the empty ID.
 type User struct {
-	Name       string   `cbor:"1,keyasint"`
-	HomeServer string   `cbor:"2,keyasint"` // the home server's peer ID
-	ID         string   `cbor:"3,keyasint,omitempty"`
-	Removed    bool     `cbor:"4,keyasint,omitempty"`
-	Successor  string   `cbor:"5,keyasint,omitempty"` // removed: who takes the user's folders ("" archives them)
+	Name       string       `cbor:"1,keyasint"`
+	HomeServer string       `cbor:"2,keyasint"` // the home server's peer ID
+	ID         string       `cbor:"3,keyasint,omitempty"`
+	Removed    bool         `cbor:"4,keyasint,omitempty"`
+	Successor  string       `cbor:"5,keyasint,omitempty"` // removed: who takes the user's folders ("" archives them)
 	Former     []FormerUser `cbor:"6,keyasint,omitempty"` // the removed users that had this name
 }
 
