@@ -92,3 +92,54 @@ func TestQueuedRevocationStays(t *testing.T) {
 		t.Errorf("login after the revocation succeeded")
 	}
 }
+
+// TestNameReuseAfterRemoval: bob's laptop, cut off when bob is removed,
+// is not accepted again when another user is given the name bob.
+func TestNameReuseAfterRemoval(t *testing.T) {
+	c := loginCluster(t)
+	build := func(f func(st *collections.State) (collections.Update, error)) {
+		t.Helper()
+		u, err := f(c.State(0))
+		if err != nil {
+			t.Fatalf("building the change: %v", err)
+		}
+		if r, err := c.Submit(0, u); err != nil || r.Queued {
+			t.Fatalf("submitting %s: %+v, %v", u.Key, r, err)
+		}
+		c.WaitConverged(10 * time.Second)
+	}
+	home := c.Members[1].Key.ID()
+	build(func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.AddUser("carl", home, "0123456789abcdef0123456789abcdef")
+		return u, err
+	})
+	setPassword(t, c, 1, "carl", "carl's secret")
+	laptop := peertest.NewAgent(t, "laptop")
+	res, err := login(laptop, c.PublicP2P(1), "carl", "carl's secret")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if cert, _ := collections.OpenDeviceCert(res.Cert); cert.UserID != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("certificate names user ID %q; want carl's", cert.UserID)
+	}
+	c.WaitFor("the laptop valid everywhere", 10*time.Second, func() bool {
+		return validEverywhere(t, c, "carl", laptop.ID(), true)
+	})
+
+	build(func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.RemoveUser("carl", "")
+		return u, err
+	})
+	build(func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.AddUser("carl", home, "fedcba9876543210fedcba9876543210")
+		return u, err
+	})
+	for i := range c.Members {
+		if _, ok := c.State(i).ValidDevice(laptop.ID(), time.Now()); ok {
+			t.Errorf("%s accepts the removed carl's laptop for the new carl", c.Members[i].Name)
+		}
+	}
+	if !validEverywhere(t, c, "carl", laptop.ID(), false) {
+		t.Errorf("the old laptop is listed as valid somewhere")
+	}
+}
