@@ -26,6 +26,10 @@ type DeviceCert struct {
 	Server  string `cbor:"4,keyasint"` // the issuing home server's peer ID
 	Issued  int64  `cbor:"5,keyasint"` // unix nanoseconds
 	Expires int64  `cbor:"6,keyasint"` // unix nanoseconds
+	// UserID is the user's identity (User.ID) when the certificate was
+	// issued: the certificate is worth nothing once that user is removed,
+	// even if another user is later given the name.
+	UserID string `cbor:"7,keyasint,omitempty"`
 }
 
 // Validate checks the certificate's fields on their own.
@@ -44,6 +48,11 @@ func (c DeviceCert) Validate() error {
 	}
 	if c.Device == c.Server {
 		return fmt.Errorf("%w: device certificate names its server as the device", ErrMalformed)
+	}
+	if c.UserID != "" {
+		if err := ValidateUserID(c.UserID); err != nil {
+			return fmt.Errorf("device certificate: %w", err)
+		}
 	}
 	if c.Issued <= 0 || c.Expires <= c.Issued {
 		return fmt.Errorf("%w: device certificate is valid from %d to %d", ErrMalformed, c.Issued, c.Expires)
@@ -227,7 +236,8 @@ func (s *State) DevicesOf(user string) []Device {
 
 // ValidDevice reports whether id is a device the domain accepts at now,
 // and whose: its certificate opens, is not revoked and is current, its user
-// still exists and the certificate's server is still that user's home
+// still exists (the same identity: the user ID the certificate names, not
+// only the name) and the certificate's server is still that user's home
 // server.
 func (s *State) ValidDevice(id lpeer.ID, now time.Time) (user string, ok bool) {
 	d, c, ok := s.Device(id)
@@ -241,8 +251,8 @@ func (s *State) validDevice(d Device, c DeviceCert, now time.Time) bool {
 	if d.Revoked || !c.Current(now) {
 		return false
 	}
-	home, ok := s.HomeServer(c.User)
-	return ok && home == c.ServerID()
+	u, ok := s.User(c.User)
+	return ok && u.ID == c.UserID && u.HomeServer == c.Server
 }
 
 // ValidDevices is the certificate of every device ValidDevice accepts at

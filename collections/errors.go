@@ -34,6 +34,9 @@ var (
 	// ErrConflict: a conditional update's condition (Update.IfAbsent,
 	// Update.IfPrev) no longer holds: another change of the key came first.
 	ErrConflict = errors.New("conflicting change")
+	// ErrFinal: the update writes over a final record (a revoked device),
+	// which nothing replaces. It is wrapped with ErrUnauthorized.
+	ErrFinal = errors.New("final record")
 	// ErrNotVerified: a zero Verified or VerifiedProposal was used.
 	ErrNotVerified = errors.New("not verified")
 )

@@ -146,9 +146,45 @@ func (c Chain) IDs() []lpeer.ID {
 
 // User is a provisioned user (key "user/NAME"). Users log in at their home
 // server.
+//
+// ID is the user's identity, assigned when the user is added and never
+// reused: device certificates (DeviceCert.UserID) and folder grants
+// (Folder.IDs) bind to it, so a new user given a removed user's name is
+// another identity, with none of the old one's devices or folders. A
+// removed user's record stays, marked Removed, with the folders it owned
+// going to Successor (a user name) or archived; adding the name again
+// gives a new ID and remembers the old ones in Former. Records without an
+// ID are from before IDs; they bind to the empty ID.
 type User struct {
-	Name       string `cbor:"1,keyasint"`
-	HomeServer string `cbor:"2,keyasint"` // the home server's peer ID
+	Name       string       `cbor:"1,keyasint"`
+	HomeServer string       `cbor:"2,keyasint"` // the home server's peer ID
+	ID         string       `cbor:"3,keyasint,omitempty"`
+	Removed    bool         `cbor:"4,keyasint,omitempty"`
+	Successor  string       `cbor:"5,keyasint,omitempty"` // removed: who takes the user's folders ("" archives them)
+	Former     []FormerUser `cbor:"6,keyasint,omitempty"` // the removed users that had this name
+}
+
+// FormerUser is a removed user whose name was given again: its ID, never
+// valid again, and who took its folders.
+type FormerUser struct {
+	ID        string `cbor:"1,keyasint"`
+	Successor string `cbor:"2,keyasint,omitempty"`
+}
+
+// UserIDSize is the length of a user ID: 32 lowercase hex characters.
+const UserIDSize = 32
+
+// ValidateUserID checks a user ID's form.
+func ValidateUserID(id string) error {
+	if len(id) != UserIDSize {
+		return fmt.Errorf("%w: user ID %q: want %d hex characters", ErrMalformed, id, UserIDSize)
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return fmt.Errorf("%w: user ID %q: want lowercase hex", ErrMalformed, id)
+		}
+	}
+	return nil
 }
 
 func (User) Collection() Kind { return Domain }
@@ -159,6 +195,30 @@ func (u User) Validate() error {
 	}
 	if _, err := parseID(u.HomeServer); err != nil {
 		return fmt.Errorf("user %s home server: %w", u.Name, err)
+	}
+	if u.ID != "" {
+		if err := ValidateUserID(u.ID); err != nil {
+			return fmt.Errorf("user %s: %w", u.Name, err)
+		}
+	}
+	if u.Removed && u.ID == "" {
+		return fmt.Errorf("%w: user %s: a removed user record keeps the user's ID", ErrMalformed, u.Name)
+	}
+	if u.Successor != "" {
+		if err := identity.ValidateName(u.Successor); err != nil || !u.Removed || u.Successor == u.Name {
+			return fmt.Errorf("%w: user %s: successor %q: want another user's name, on a removed user", ErrMalformed, u.Name, u.Successor)
+		}
+	}
+	if len(u.Former) > MaxFolderMembers {
+		return fmt.Errorf("%w: user %s has %d former IDs, limit %d", ErrTooLarge, u.Name, len(u.Former), MaxFolderMembers)
+	}
+	for _, f := range u.Former {
+		if err := ValidateUserID(f.ID); err != nil || f.ID == u.ID {
+			return fmt.Errorf("%w: user %s: former ID %q", ErrMalformed, u.Name, f.ID)
+		}
+		if f.Successor != "" && identity.ValidateName(f.Successor) != nil {
+			return fmt.Errorf("%w: user %s: former user's successor %q", ErrMalformed, u.Name, f.Successor)
+		}
 	}
 	return nil
 }
@@ -230,6 +290,11 @@ type Folder struct {
 	Owner   string           `cbor:"3,keyasint"` // user name
 	Server  string           `cbor:"4,keyasint"` // hosting server's peer ID
 	Members map[string]Right `cbor:"5,keyasint"` // user name -> right; includes the owner
+	// IDs binds each member's name to the user ID it was granted to
+	// (User.ID): a grant to a removed user is not one to a later user of
+	// the same name. Members without an entry bind to the empty ID (users
+	// from before IDs).
+	IDs map[string]string `cbor:"6,keyasint,omitempty"`
 }
 
 func (Folder) Collection() Kind { return Catalog }
@@ -262,6 +327,14 @@ func (f Folder) Validate() error {
 		}
 		if r == RightOwner && name != f.Owner {
 			return fmt.Errorf("%w: folder %s: only the owner %s may have right owner, not %s", ErrMalformed, f.ID, f.Owner, name)
+		}
+	}
+	for name, id := range f.IDs {
+		if _, ok := f.Members[name]; !ok {
+			return fmt.Errorf("%w: folder %s binds %s, who is not a member", ErrMalformed, f.ID, name)
+		}
+		if err := ValidateUserID(id); err != nil {
+			return fmt.Errorf("folder %s member %s: %w", f.ID, name, err)
 		}
 	}
 	return nil

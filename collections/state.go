@@ -76,6 +76,9 @@ type entry struct {
 // last committed write of a key wins there, and any host that merges the
 // same certified updates in another order keeps the same one.
 func wins(a, b *entry) bool {
+	if fa, fb := a.final(), b.final(); fa != fb {
+		return fa
+	}
 	if c := cmp.Compare(a.c.MasterSeq(), b.c.MasterSeq()); c != 0 {
 		return c > 0
 	}
@@ -86,6 +89,19 @@ func wins(a, b *entry) bool {
 		return c > 0
 	}
 	return bytes.Compare(a.hash[:], b.hash[:]) > 0
+}
+
+// final reports whether e's record is final: a revoked device. A final
+// record beats every record of its key that is not final, wherever the two
+// stand in the log, so that no later write (a renewal, a login) undoes it,
+// in whatever order a host merges them; the write rules refuse every write
+// over it (ErrFinal).
+func (e *entry) final() bool {
+	switch v := e.val.(type) {
+	case Device:
+		return v.Revoked
+	}
+	return false
 }
 
 type updateID struct {

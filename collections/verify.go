@@ -3,6 +3,7 @@ package collections
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -175,6 +176,11 @@ func (s *State) verifySigned(su SignedUpdate, master lpeer.ID, hist bool) error 
 			return err
 		}
 	}
+	if !hist {
+		if e := s.cols[u.Collection].records[u.Key]; e != nil && e.final() {
+			return fmt.Errorf("%s update %s by %s: %w: %w: %s", u.Collection, u.Key, author, ErrUnauthorized, ErrFinal, finalReason(e.val))
+		}
+	}
 	switch u.Collection {
 	case Domain:
 		err = s.authorizeDomain(u, v, author, master, hist)
@@ -187,6 +193,15 @@ func (s *State) verifySigned(su SignedUpdate, master lpeer.ID, hist bool) error 
 		return fmt.Errorf("%s update %s by %s: %w", u.Collection, u.Key, author, err)
 	}
 	return nil
+}
+
+// finalReason says why a final record is never written again.
+func finalReason(v Value) string {
+	switch v.(type) {
+	case Device:
+		return "the device was revoked, and a revoked device is never valid again"
+	}
+	return "the record is final"
 }
 
 func unauthorized(format string, args ...any) error {
@@ -211,6 +226,11 @@ func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID, hist
 		if id, ok := strings.CutPrefix(u.Key, HostPrefix); ok && chain.Contains(mustDecode(id)) {
 			return unauthorized("host %s is in the chain; remove it from the chain first", id)
 		}
+		if name, ok := strings.CutPrefix(u.Key, UserPrefix); ok {
+			if prev, ok := s.UserRecord(name); ok && prev.ID != "" {
+				return unauthorized("user %s has an identity: mark it removed, so the domain remembers it, rather than deleting it", name)
+			}
+		}
 	case DomainInfo:
 		if err := r.Settings.checkChainRule(len(chain.Servers)); err != nil {
 			return err
@@ -232,6 +252,9 @@ func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID, hist
 		if !chain.Contains(mustDecode(r.HomeServer)) {
 			return unauthorized("user %s: home server %s is not in the chain", r.Name, r.HomeServer)
 		}
+		if err := s.checkUserChange(r); err != nil {
+			return err
+		}
 	case Host:
 		rec, err := r.Open()
 		if err != nil {
@@ -239,6 +262,56 @@ func (s *State) authorizeDomain(u Update, v Value, author, master lpeer.ID, hist
 		}
 		if chain.Contains(rec.ID()) && rec.Role != identity.RoleServer {
 			return unauthorized("host %s is in the chain and must keep role server", rec.ID())
+		}
+	}
+	return nil
+}
+
+// checkUserChange is the identity rule of a user record: a user's ID never
+// changes and is never given again; a removed user stays removed, and the
+// name given again gets a new ID, the record remembering the removed one.
+func (s *State) checkUserChange(r User) error {
+	prev, exists := s.UserRecord(r.Name)
+	former := func(u User) []FormerUser { return u.Former }
+	switch {
+	case !exists:
+		if r.Removed {
+			return unauthorized("user %s: no such user to remove", r.Name)
+		}
+		if len(r.Former) > 0 {
+			return unauthorized("user %s: names former users, but the name was never removed", r.Name)
+		}
+	case !prev.Removed:
+		if r.ID != prev.ID {
+			return unauthorized("user %s: a user's ID never changes (is %q)", r.Name, prev.ID)
+		}
+		if !slices.Equal(r.Former, former(prev)) {
+			return unauthorized("user %s: the former users of the name are kept as they are", r.Name)
+		}
+		if r.Removed && r.Successor != "" {
+			succ, ok := s.User(r.Successor)
+			if !ok {
+				return unauthorized("user %s: successor %s is not a user of the domain", r.Name, r.Successor)
+			}
+			if succ.HomeServer != prev.HomeServer {
+				return unauthorized("user %s: successor %s has another home server; the folders stay hosted at %s", r.Name, r.Successor, prev.HomeServer)
+			}
+		}
+	default: // prev was removed: only a new identity may take the name
+		if r.Removed {
+			return unauthorized("user %s was removed already", r.Name)
+		}
+		if r.ID == "" || r.ID == prev.ID {
+			return unauthorized("user %s: the name is given again, so it needs a new ID", r.Name)
+		}
+		want := append(slices.Clone(prev.Former), FormerUser{ID: prev.ID, Successor: prev.Successor})
+		if !slices.Equal(r.Former, want) {
+			return unauthorized("user %s: the record must remember the removed users of the name", r.Name)
+		}
+		for _, f := range want {
+			if f.ID == r.ID {
+				return unauthorized("user %s: ID %s belonged to a removed user", r.Name, r.ID)
+			}
 		}
 	}
 	return nil
@@ -309,6 +382,11 @@ func (s *State) authorizeCatalog(u Update, v Value, author lpeer.ID, hist bool) 
 	}
 	if home != author {
 		return unauthorized("owner %s's home server is %s", f.Owner, home)
+	}
+	for name := range f.Members {
+		if !s.binds(name, f.IDs[name]) {
+			return unauthorized("member %s: the grant names another identity than user %s's (a removed user's)", name, name)
+		}
 	}
 	return nil
 }

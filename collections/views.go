@@ -97,11 +97,112 @@ func (s *State) isServer(id lpeer.ID, hist bool) bool {
 	return s.IsServer(id)
 }
 
-// Users is every provisioned user, by name.
-func (s *State) Users() []User { return each[User](s, Domain, UserPrefix) }
+// Users is every provisioned user, by name (removed users are not).
+func (s *State) Users() []User {
+	return slices.DeleteFunc(each[User](s, Domain, UserPrefix), func(u User) bool { return u.Removed })
+}
 
-// User returns the user called name.
-func (s *State) User(name string) (User, bool) { return live[User](s, Domain, UserPrefix+name) }
+// User returns the user called name, unless removed.
+func (s *State) User(name string) (User, bool) {
+	u, ok := s.UserRecord(name)
+	if !ok || u.Removed {
+		return User{}, false
+	}
+	return u, true
+}
+
+// UserRecord returns the record at name's key, removed or not.
+func (s *State) UserRecord(name string) (User, bool) { return live[User](s, Domain, UserPrefix+name) }
+
+// binds reports whether a grant to name bound to id is one to the user
+// now called name: a user, not removed, with that ID.
+func (s *State) binds(name, id string) bool {
+	u, ok := s.User(name)
+	return ok && u.ID == id
+}
+
+// successor is who took the folders of the removed user name with ID id,
+// as a name and ID that bind now, following successors that were removed
+// in turn; ok is false if the folders were archived.
+func (s *State) successor(name, id string) (string, string, bool) {
+	for range 16 {
+		rec, ok := s.UserRecord(name)
+		if !ok {
+			return "", "", false
+		}
+		next := ""
+		switch {
+		case rec.ID == id && rec.Removed:
+			next = rec.Successor
+		default:
+			found := false
+			for _, f := range rec.Former {
+				if f.ID == id {
+					next, found = f.Successor, true
+				}
+			}
+			if !found {
+				return "", "", false
+			}
+		}
+		if next == "" {
+			return "", "", false
+		}
+		nrec, ok := s.UserRecord(next)
+		if !ok {
+			return "", "", false
+		}
+		if !nrec.Removed {
+			return next, nrec.ID, true
+		}
+		name, id = next, nrec.ID
+	}
+	return "", "", false
+}
+
+// effective is f as it stands for the domain's users now: only members
+// whose grant binds to the user now holding their name (a grant to a
+// removed user is dropped for good, even if the name is given again), and
+// if the owner was removed, the folder handed to the owner's successor or,
+// with none, archived: no owner (Owner ""), every member read-only.
+func (s *State) effective(f Folder) Folder {
+	out := f
+	out.Members = make(map[string]Right, len(f.Members))
+	out.IDs = make(map[string]string, len(f.IDs))
+	keep := func(name, id string, r Right) {
+		out.Members[name] = r
+		if id != "" {
+			out.IDs[name] = id
+		}
+	}
+	for name, r := range f.Members {
+		if id := f.IDs[name]; r != RightOwner && s.binds(name, id) {
+			keep(name, id, r)
+		}
+	}
+	switch ownerID := f.IDs[f.Owner]; {
+	case s.binds(f.Owner, ownerID):
+		keep(f.Owner, ownerID, RightOwner)
+	default:
+		if succ, id, ok := s.successor(f.Owner, ownerID); ok {
+			out.Owner = succ
+			keep(succ, id, RightOwner)
+			break
+		}
+		out.Owner = ""
+		for name := range out.Members {
+			out.Members[name] = RightReadOnly
+		}
+	}
+	if len(out.IDs) == 0 {
+		out.IDs = nil
+	}
+	return out
+}
+
+// Archived reports whether f, as State.Folder returns it, has no owner:
+// its owner was removed without a successor. Nobody writes to it.
+func (f Folder) Archived() bool { return f.Owner == "" }
 
 // HomeServer is the peer ID of user's home server.
 func (s *State) HomeServer(user string) (lpeer.ID, bool) {
@@ -164,11 +265,31 @@ func (s *State) openHost(r Record) (identity.HostRecord, bool) {
 	return rec, true
 }
 
-// Folders is every folder of the Catalog, by ID.
-func (s *State) Folders() []Folder { return each[Folder](s, Catalog, FolderPrefix) }
+// Folders is every folder of the Catalog, by ID, as Folder returns them.
+func (s *State) Folders() []Folder {
+	fs := each[Folder](s, Catalog, FolderPrefix)
+	for i, f := range fs {
+		fs[i] = s.effective(f)
+	}
+	return fs
+}
 
-// Folder returns the folder with id.
-func (s *State) Folder(id string) (Folder, bool) { return live[Folder](s, Catalog, FolderPrefix+id) }
+// Folder returns the folder with id as it stands now: its members are the
+// users its grants bind to (see User), and a removed owner's folder is
+// its successor's or archived (Folder.Archived). FolderRecord is the
+// record as written.
+func (s *State) Folder(id string) (Folder, bool) {
+	f, ok := s.FolderRecord(id)
+	if !ok {
+		return Folder{}, false
+	}
+	return s.effective(f), true
+}
+
+// FolderRecord returns the folder record with id as written.
+func (s *State) FolderRecord(id string) (Folder, bool) {
+	return live[Folder](s, Catalog, FolderPrefix+id)
+}
 
 // Reports is every report, by ID.
 func (s *State) Reports() []ReportRecord { return each[ReportRecord](s, Report, ReportPrefix) }

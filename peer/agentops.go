@@ -154,130 +154,121 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	}
 	type plan struct {
 		user   string
+		update collections.Update
 		folder collections.Folder
 		done   string
 		resp   agentResponse
 	}
-	p, err := query(ctx, d, func(d *driver) plan {
-		user, ok := d.state.ValidDevice(remote, d.cfg.Now())
-		if !ok {
-			return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
+	// A change built from a state another change has since moved on from
+	// (an administrator's share of the same folder) fails its condition in
+	// the log; it is built again from the new state.
+	for attempt := 1; ; attempt++ {
+		p, err := query(ctx, d, func(d *driver) plan {
+			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
+			if !ok {
+				return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
+			}
+			u, f, done, resp := d.planAgentOp(user, req, newID)
+			return plan{user: user, update: u, folder: f, done: done, resp: resp}
+		})
+		if err != nil {
+			return agentFailure(codeError, "server is stopping")
 		}
-		f, done, resp := d.planAgentOp(user, req, newID)
-		return plan{user: user, folder: f, done: done, resp: resp}
-	})
-	if err != nil {
-		return agentFailure(codeError, "server is stopping")
+		if p.resp.Code != "" {
+			d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
+			return p.resp
+		}
+		enc, err := canon.Marshal(p.folder)
+		if err != nil {
+			return agentFailure(codeInvalid, "%v", err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, submitWait)
+		r, err := n.Submit(sctx, p.update)
+		cancel()
+		switch {
+		case errors.Is(err, collections.ErrConflict) && attempt < maxAgentAttempts:
+			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user)
+			continue
+		case errors.Is(err, ErrNoMaster):
+			r, err = Receipt{Queued: true}, nil
+		case errors.Is(err, ErrRejected):
+			return agentFailure(codeInvalid, "%v", err)
+		case err != nil:
+			return agentFailure(codeError, "%v", err)
+		}
+		d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
+		if r.Queued {
+			return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
+		}
+		return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
 	}
-	if p.resp.Code != "" {
-		d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
-		return p.resp
-	}
-	u, err := collections.Put(p.folder)
-	if err != nil {
-		return agentFailure(codeInvalid, "%v", err)
-	}
-	enc, err := canon.Marshal(p.folder)
-	if err != nil {
-		return agentFailure(codeInvalid, "%v", err)
-	}
-	sctx, cancel := context.WithTimeout(ctx, submitWait)
-	defer cancel()
-	r, err := n.Submit(sctx, u)
-	switch {
-	case errors.Is(err, ErrNoMaster):
-		r, err = Receipt{Queued: true}, nil
-	case errors.Is(err, ErrRejected):
-		return agentFailure(codeInvalid, "%v", err)
-	case err != nil:
-		return agentFailure(codeError, "%v", err)
-	}
-	d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
-	if r.Queued {
-		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
-	}
-	return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
 }
 
-// planAgentOp checks req by user against the state and returns the folder
-// record to submit and what it does, or a refusal.
-func (d *driver) planAgentOp(user string, req agentRequest, newID string) (collections.Folder, string, agentResponse) {
-	var none collections.Folder
+// maxAgentAttempts bounds the times an agent's change is built again after
+// meeting a concurrent change of its folder.
+const maxAgentAttempts = 5
+
+// planAgentOp checks req by user against the state (the collections
+// builders hold the rules) and returns the update to submit, the folder
+// it writes and what it does, or a refusal.
+func (d *driver) planAgentOp(user string, req agentRequest, newID string) (collections.Update, collections.Folder, string, agentResponse) {
+	var (
+		u    collections.Update
+		f    collections.Folder
+		err  error
+		done string
+	)
+	refuse := func(err error) (collections.Update, collections.Folder, string, agentResponse) {
+		code := codeInvalid
+		switch {
+		case errors.Is(err, collections.ErrNotFound):
+			code = codeNotFound
+		case errors.Is(err, collections.ErrNotAllowed):
+			code = codeDenied
+		}
+		return collections.Update{}, collections.Folder{}, "", agentFailure(code, "%v", err)
+	}
 	if req.Op == opCreate {
 		home, ok := d.state.HomeServer(user)
 		if !ok {
-			return none, "", agentFailure(codeDenied, "%s is not a user of the domain", user)
+			return collections.Update{}, f, "", agentFailure(codeDenied, "%s is not a user of the domain", user)
 		}
 		if home != d.self {
-			return none, "", agentResponse{Code: codeElsewhere, Server: home.String(),
+			return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: home.String(),
 				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
 		}
-		for _, f := range d.state.Folders() {
-			if f.Owner == user && f.Name == req.Name {
-				return none, "", agentFailure(codeInvalid, "%s already has a folder named %s (%s)", user, f.Name, f.ID)
-			}
+		if u, f, err = d.state.CreateFolder(newID, req.Name, user, d.self); err != nil {
+			return refuse(err)
 		}
-		f := collections.Folder{ID: newID, Name: req.Name, Owner: user, Server: d.self.String(),
-			Members: map[string]collections.Right{user: collections.RightOwner}}
-		if err := f.Validate(); err != nil {
-			return none, "", agentFailure(codeInvalid, "%v", err)
-		}
-		return f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
+		return u, f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
 	}
 
-	f, ok := d.state.Folder(req.Folder)
+	cur, ok := d.state.Folder(req.Folder)
 	if !ok {
-		return none, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
+		return collections.Update{}, f, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
 	}
-	if f.Server != d.self.String() {
-		srv, _ := lpeer.Decode(f.Server)
-		return none, "", agentResponse{Code: codeElsewhere, Server: f.Server,
-			Error: fmt.Sprintf("folder %s (%s) is hosted on %s (%s): ask there", f.Name, f.ID, d.hostName(srv), f.Server)}
+	if cur.Server != d.self.String() {
+		srv, _ := lpeer.Decode(cur.Server)
+		return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: cur.Server,
+			Error: fmt.Sprintf("folder %s (%s) is hosted on %s (%s): ask there", cur.Name, cur.ID, d.hostName(srv), cur.Server)}
 	}
-	members := make(map[string]collections.Right, len(f.Members)+1)
-	for u, r := range f.Members {
-		members[u] = r
-	}
-	var done string
 	switch req.Op {
-	case opShare, opUnshare:
-		if user != f.Owner {
-			return none, "", agentFailure(codeDenied, "only the owner of folder %s, %s, shares it", f.Name, f.Owner)
-		}
-		if req.User == f.Owner {
-			return none, "", agentFailure(codeInvalid, "%s owns folder %s", req.User, f.Name)
-		}
-		if req.Op == opUnshare {
-			if _, ok := members[req.User]; !ok {
-				return none, "", agentFailure(codeNotFound, "%s is not a member of folder %s", req.User, f.Name)
-			}
-			delete(members, req.User)
-			done = fmt.Sprintf("folder %s (%s) no longer shared with %s", f.Name, f.ID, req.User)
-			break
-		}
-		right := collections.Right(req.Right)
-		if right != collections.RightReadOnly && right != collections.RightReadWrite {
-			return none, "", agentFailure(codeInvalid, "right %q: want ro or rw", req.Right)
-		}
-		if _, ok := d.state.User(req.User); !ok {
-			return none, "", agentFailure(codeNotFound, "no user %s in the domain", req.User)
-		}
-		members[req.User] = right
-		done = fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)
+	case opShare:
+		u, f, err = d.state.Share(req.Folder, user, req.User, collections.Right(req.Right))
+		done = fmt.Sprintf("folder %s (%s) shared with %s (%s)", cur.Name, cur.ID, req.User, req.Right)
+	case opUnshare:
+		u, f, err = d.state.Unshare(req.Folder, user, req.User)
+		done = fmt.Sprintf("folder %s (%s) no longer shared with %s", cur.Name, cur.ID, req.User)
 	case opLeave:
-		if user == f.Owner {
-			return none, "", agentFailure(codeDenied, "%s owns folder %s and cannot leave it", user, f.Name)
-		}
-		if _, ok := members[user]; !ok {
-			return none, "", agentFailure(codeNotFound, "%s is not a member of folder %s", user, f.Name)
-		}
-		delete(members, user)
-		done = fmt.Sprintf("%s left folder %s (%s)", user, f.Name, f.ID)
+		u, f, err = d.state.Leave(req.Folder, user)
+		done = fmt.Sprintf("%s left folder %s (%s)", user, cur.Name, cur.ID)
 	default:
-		return none, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
+		return collections.Update{}, f, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
 	}
-	f.Members = members
-	return f, done, agentResponse{}
+	if err != nil {
+		return refuse(err)
+	}
+	return u, f, done, agentResponse{}
 }
 
 // randomFolderID is 16 random hex characters.

@@ -322,7 +322,11 @@ type DeviceInfo struct {
 	ServerName string    `json:"server_name"`
 	Issued     time.Time `json:"issued"`
 	Expires    time.Time `json:"expires"`
-	Revoked    bool      `json:"revoked"`
+	Revoked    bool      `json:"revoked"` // the revocation is committed
+	// RevocationQueued: this server revoked the device but the revocation
+	// waits for the master (no master reachable); it is committed when
+	// one is. Logins and renewals of the device are refused here meanwhile.
+	RevocationQueued bool `json:"revocation_queued,omitempty"`
 	// Valid: the domain accepts the device now (not revoked, not expired,
 	// its user exists and the issuer is still the user's home server).
 	Valid bool `json:"valid"`
@@ -342,6 +346,7 @@ func (n *Node) Devices(ctx context.Context, user string) ([]DeviceInfo, error) {
 			out = append(out, DeviceInfo{
 				ID: c.Device, User: c.User, Name: c.Name, Server: c.Server, ServerName: d.hostName(c.ServerID()),
 				Issued: c.IssuedAt(), Expires: c.ExpiresAt(), Revoked: dev.Revoked, Valid: valid,
+				RevocationQueued: !dev.Revoked && d.revocationQueued(c.DeviceID()),
 			})
 		}
 	})
@@ -351,17 +356,29 @@ func (n *Node) Devices(ctx context.Context, user string) ([]DeviceInfo, error) {
 // RevokeDevice revokes device id: at its user's home server, it publishes
 // the device record marked revoked, and every host closes the device's
 // connections and refuses it from then on. Elsewhere a *NotHomeServerError
-// names the home server. Revoking a revoked device does nothing.
-func (n *Node) RevokeDevice(ctx context.Context, id lpeer.ID) error {
+// names the home server. The receipt says whether the revocation is
+// committed or only queued (no master reachable: it is committed when one
+// is, and this server refuses the device's logins and renewals meanwhile).
+// A revocation is final: no later record of the device undoes it
+// (collections.ErrFinal). Revoking a revoked device changes nothing and
+// returns the receipt of a committed revocation, or a queued one if the
+// first still waits.
+func (n *Node) RevokeDevice(ctx context.Context, id lpeer.ID) (Receipt, error) {
 	var u collections.Update
 	var err error
+	var done, queued bool
 	if derr := n.do(ctx, func(_ context.Context, d *driver) {
 		dev, c, ok := d.state.Device(id)
 		if !ok {
-			err = fmt.Errorf("no device %s", id)
+			err = fmt.Errorf("%w: %s", ErrNoSuchDevice, id)
 			return
 		}
 		if dev.Revoked {
+			done = true
+			return
+		}
+		if d.revocationQueued(id) {
+			queued = true
 			return
 		}
 		home, known := d.state.HomeServer(c.User)
@@ -375,15 +392,47 @@ func (n *Node) RevokeDevice(ctx context.Context, id lpeer.ID) error {
 		default:
 			dev.Revoked = true
 			u, err = collections.Put(dev)
+			d.log.Info("revoking a device", "device", id.String(), "user", c.User)
 		}
 	}); derr != nil {
-		return derr
+		return Receipt{}, derr
 	}
-	if err != nil || u.Key == "" {
-		return err
+	switch {
+	case err != nil:
+		return Receipt{}, err
+	case queued:
+		return Receipt{Queued: true}, nil
+	case done:
+		var r Receipt
+		derr := n.do(ctx, func(_ context.Context, d *driver) {
+			if rec, ok := d.state.Lookup(collections.Catalog, collections.DevicePrefix+id.String()); ok {
+				r.Certified, _ = d.state.Holds(collections.Update{Collection: rec.Collection, Author: rec.Author, Seq: rec.Seq})
+			}
+		})
+		return r, derr
 	}
-	_, err = n.Submit(ctx, u)
-	return err
+	return n.Submit(ctx, u)
+}
+
+// ErrNoSuchDevice: the Catalog has no record of the device.
+var ErrNoSuchDevice = errors.New("no such device")
+
+// revocationQueued reports whether this host's outbox holds a revocation
+// of device id that is not yet committed.
+func (d *driver) revocationQueued(id lpeer.ID) bool {
+	key := collections.DevicePrefix + id.String()
+	for _, su := range d.outbox.list() {
+		u := su.Update()
+		if u.Collection != collections.Catalog || u.Key != key || u.Delete {
+			continue
+		}
+		if v, err := u.Decode(); err == nil {
+			if dev, ok := v.(collections.Device); ok && dev.Revoked {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // DeviceStatus is an agent's own device certificate.

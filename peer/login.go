@@ -329,6 +329,7 @@ type loginFacts struct {
 	home      lpeer.ID // the user's home server, or an unknown name's decoy
 	homeAddrs []string
 	revoked   bool
+	userID    string // the user's identity (collections.User.ID)
 	genesis   []byte
 	selfAddrs []string
 }
@@ -386,6 +387,9 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 	facts, err := query(ctx, d, func(d *driver) loginFacts {
 		var f loginFacts
 		f.home, f.known = d.state.HomeServer(req.User)
+		if u, ok := d.state.User(req.User); ok {
+			f.userID = u.ID
+		}
 		if f.known {
 			if rec, ok := d.state.HostByID(f.home); ok {
 				f.homeAddrs = rec.PublicAddrs
@@ -393,7 +397,7 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 		} else if valid {
 			f.home, f.homeAddrs = d.decoyHome(req.User)
 		}
-		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked {
+		if dev, _, ok := d.state.Device(remote); ok && dev.Revoked || d.revocationQueued(remote) {
 			f.revoked = true
 		}
 		f.genesis = d.cfg.Genesis.Marshal()
@@ -433,7 +437,7 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 		return denied("wrong user name or password")
 	}
 	a.limiter.succeeded(req.User, source)
-	cert, err := d.issueDevice(ctx, req.User, remote, req.DeviceName)
+	cert, err := d.issueDevice(ctx, req.User, facts.userID, remote, req.DeviceName)
 	if err != nil {
 		log.Warn("login: issuing a device certificate failed", "err", err)
 		return failure(codeError, "issuing a device certificate: %v", err)
@@ -453,6 +457,9 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr
 	}
 	f, err := query(ctx, d, func(d *driver) renewFacts {
 		now := d.cfg.Now()
+		if d.revocationQueued(remote) {
+			return renewFacts{err: failure(codeRevoked, "%v", ErrDeviceRevoked)}
+		}
 		if _, ok := d.state.ValidDevice(remote, now); !ok {
 			return renewFacts{err: failure(codeError, "%s is not a valid device; log in again", remote)}
 		}
@@ -471,7 +478,7 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr
 	if f.err.Code != "" {
 		return f.err
 	}
-	cert, err := d.issueDevice(ctx, f.cert.User, remote, f.cert.Name)
+	cert, err := d.issueDevice(ctx, f.cert.User, f.cert.UserID, remote, f.cert.Name)
 	if err != nil {
 		return failure(codeError, "renewing the device certificate: %v", err)
 	}
@@ -500,14 +507,15 @@ func renewAt(c collections.DeviceCert) time.Time {
 	return time.Unix(0, c.Issued+(c.Expires-c.Issued)/2).UTC()
 }
 
-// issueDevice signs a certificate for device of user and publishes its
+// issueDevice signs a certificate for device of user (whose identity is
+// userID) and publishes its
 // Device record (a Catalog update by this server, which the master
 // certifies). It waits a while for the master's receipt; if none comes the
 // record stays in the outbox and the certificate is returned anyway.
-func (d *driver) issueDevice(ctx context.Context, user string, device lpeer.ID, name string) ([]byte, error) {
+func (d *driver) issueDevice(ctx context.Context, user, userID string, device lpeer.ID, name string) ([]byte, error) {
 	now := d.cfg.Now()
 	cert, err := collections.IssueDeviceCert(d.cfg.Key, collections.DeviceCert{
-		User: user, Device: device.String(), Name: name, Server: d.self.String(),
+		User: user, UserID: userID, Device: device.String(), Name: name, Server: d.self.String(),
 		Issued: now.UnixNano(), Expires: now.Add(d.cfg.DeviceValidity).UnixNano(),
 	})
 	if err != nil {

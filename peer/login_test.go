@@ -167,11 +167,14 @@ func TestLoginRevokeAndRemove(t *testing.T) {
 	})
 
 	// Revoking is done at the home server.
-	if err := c.Node(0).RevokeDevice(ctx, laptop.ID()); !errors.As(err, &nh) {
+	if _, err := c.Node(0).RevokeDevice(ctx, laptop.ID()); !errors.As(err, &nh) {
 		t.Fatalf("RevokeDevice at s1 = %v; want NotHomeServerError", err)
 	}
-	if err := c.Node(1).RevokeDevice(ctx, laptop.ID()); err != nil {
-		t.Fatalf("RevokeDevice at s2: %v", err)
+	if r, err := c.Node(1).RevokeDevice(ctx, laptop.ID()); err != nil || r.Queued || r.Certified.IsZero() {
+		t.Fatalf("RevokeDevice at s2 = %+v, %v; want a committed receipt", r, err)
+	}
+	if r, err := c.Node(1).RevokeDevice(ctx, laptop.ID()); err != nil || r.Queued || r.Certified.IsZero() {
+		t.Fatalf("RevokeDevice again at s2 = %+v, %v; want the committed receipt", r, err)
 	}
 	c.WaitFor("the laptop cut off from every server", 5*time.Second, func() bool {
 		for i := range c.Members {

@@ -66,11 +66,21 @@ folders are hosted there. Run at the master.`,
 }
 
 func newUserRemoveCmd(env *cliEnv) *cobra.Command {
-	var wait time.Duration
+	var (
+		wait       time.Duration
+		transferTo string
+	)
 	cmd := &cobra.Command{
-		Use:   "remove NAME",
+		Use:   "remove NAME [--transfer-to USER]",
 		Short: "Remove a user (at the master)",
-		Args:  usageArgs(cobra.ExactArgs(1)),
+		Long: `Remove user NAME, for good, in one change: every device of the user stops
+being accepted everywhere and every folder shared with the user no longer is.
+The user's identity is never valid again: a user added later with the same
+name is another user, with none of the removed one's devices or folders. The
+folders NAME owns go to --transfer-to USER (a user with the same home server,
+where they stay hosted), or without it are archived: kept, read-only for their
+members, with no owner. Run at the master.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkWait(cmd, wait); err != nil {
 				return err
@@ -79,9 +89,10 @@ func newUserRemoveCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), wait, nil)
+			return c.mutate(cmd, http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), wait, removeUserRequest{TransferTo: transferTo})
 		},
 	}
+	cmd.Flags().StringVar(&transferTo, "transfer-to", "", "hand the user's folders to `USER` (else they are archived)")
 	waitFlag(cmd, &wait)
 	return cmd
 }

@@ -111,14 +111,27 @@ func TestDevices(t *testing.T) {
 		t.Errorf("device list --user cy printed %q", out)
 	}
 
-	if out := c.ok("device", "revoke", lap); out != "ok: device "+lap+" revoked\n" {
+	// With no master reachable, the revocation is only queued, and both
+	// the command and the list say so.
+	d.addDevice(t, "ann", "tab", "ann's tablet")
+	tab := id("tab")
+	d.set(func(f *fakeDaemon) { f.queue = true })
+	if out := c.ok("device", "revoke", tab); !strings.HasPrefix(out, "queued: not committed yet") || !strings.Contains(out, "device "+tab+" revoked") {
+		t.Errorf("device revoke with no master printed %q; want the queued line", out)
+	}
+	if out := c.ok("device", "list", "--user", "ann"); !strings.Contains(out, "revocation queued") {
+		t.Errorf("device list after a queued revoke printed\n%s", out)
+	}
+	d.set(func(f *fakeDaemon) { f.queue = false })
+
+	if out := c.ok("device", "revoke", lap); !strings.HasPrefix(out, "ok: device "+lap+" revoked (committed at term 3, index ") {
 		t.Errorf("device revoke printed %q", out)
 	}
 	if out := c.ok("device", "list", "--user", "ann"); !strings.Contains(out, "revoked") {
 		t.Errorf("device list after revoke printed\n%s", out)
 	}
 	c.fail(1, []string{"device", "revoke", desk}, "user bob's home server is s1", "do this there")
-	c.fail(1, []string{"device", "revoke", id("stranger")}, "no device "+id("stranger"))
+	c.fail(1, []string{"device", "revoke", id("stranger")}, "no such device: "+id("stranger"))
 	c.fail(2, []string{"device", "revoke", "laptop"}, `"laptop" is not a device ID`)
 	c.fail(2, []string{"device", "list", "--user", "a b"}, "--user")
 	c.fail(2, []string{"device", "frobnicate"}, `unknown command "frobnicate"`)

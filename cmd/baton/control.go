@@ -69,7 +69,7 @@ type daemon interface {
 	// Users and devices (servers: at the user's home server).
 	SetPassword(ctx context.Context, user string, password []byte) error
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
-	RevokeDevice(ctx context.Context, id lpeer.ID) error
+	RevokeDevice(ctx context.Context, id lpeer.ID) (peer.Receipt, error)
 	// PromoteForce makes this server the chain's only voter.
 	PromoteForce(ctx context.Context) (peer.Promotion, error)
 	// DeviceStatus is an agent's own device certificate.

@@ -112,13 +112,18 @@ func (s *controlServer) revokeDevice(r *http.Request) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), defaultWait)
 	defer cancel()
-	if err := s.d.RevokeDevice(ctx, id); err != nil {
-		if strings.HasPrefix(err.Error(), "no device ") {
+	rcpt, err := s.d.RevokeDevice(ctx, id)
+	if err != nil {
+		if errors.Is(err, peer.ErrNoSuchDevice) {
 			return nil, errNotFound("%v", err)
 		}
 		return nil, err
 	}
-	return okResult{Done: fmt.Sprintf("device %s revoked", id)}, nil
+	done := fmt.Sprintf("device %s revoked", id)
+	if rcpt.Queued || rcpt.Certified.IsZero() {
+		return mutationResult{Done: done, Queued: true}, nil
+	}
+	return mutationResult{Done: done, Epoch: rcpt.Certified.Epoch(), Seq: rcpt.Certified.MasterSeq()}, nil
 }
 
 // --- agent folders ---

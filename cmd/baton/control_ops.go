@@ -70,6 +70,9 @@ type (
 		Record   []byte `json:"record"`   // signed host record (envelope bytes)
 		Position int    `json:"position"` // 1-based; 0 = last
 	}
+	removeUserRequest struct {
+		TransferTo string `json:"transfer_to,omitempty"` // the successor of the user's folders; "" archives them
+	}
 	createFolderRequest struct {
 		Name  string `json:"name"`
 		Owner string `json:"owner"`
@@ -244,14 +247,17 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 	if u, ok := st.User(req.Name); ok {
 		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
 	}
-	// Created only if absent when its turn in the chain's log comes: two
-	// adds of one name, at two masters or at one, are never both
-	// acknowledged.
-	u, err := collections.Put(collections.User{Name: req.Name, HomeServer: home.ID().String()})
+	// A new identity, never given before. The change is conditional on
+	// the record it replaces (none, or a removed user's): two adds of one
+	// name, at two masters or at one, are never both acknowledged.
+	id, err := randomUserID(s.rand)
 	if err != nil {
-		return nil, errInvalid("%v", err)
+		return nil, err
 	}
-	u.IfAbsent = true
+	u, _, err := st.AddUser(req.Name, home.ID(), id)
+	if err != nil {
+		return nil, builderErr(err)
+	}
 	if err := sb.submit(ctx, u); err != nil {
 		if errors.Is(err, collections.ErrConflict) {
 			return nil, errConflict("user %s already exists: another change added it first", req.Name)
@@ -277,6 +283,12 @@ func (s *controlServer) refuseWitness(ctx context.Context, server identity.HostR
 
 func (s *controlServer) removeUser(r *http.Request) (any, error) {
 	name := r.PathValue("name")
+	var req removeUserRequest
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &req); err != nil {
+			return nil, err
+		}
+	}
 	ctx, sb, cancel, err := s.startMutation(r)
 	if err != nil {
 		return nil, err
@@ -292,10 +304,52 @@ func (s *controlServer) removeUser(r *http.Request) (any, error) {
 	if _, ok := st.User(name); !ok {
 		return nil, errNotFound("no user %s in the domain", name)
 	}
-	if err := sb.del(ctx, collections.Domain, collections.UserPrefix+name); err != nil {
+	u, _, err := st.RemoveUser(name, req.TransferTo)
+	if err != nil {
+		return nil, builderErr(err)
+	}
+	if err := sb.submit(ctx, u); err != nil {
+		if errors.Is(err, collections.ErrConflict) {
+			return nil, errConflict("user %s changed meanwhile (another change came first): run the command again", name)
+		}
 		return nil, err
 	}
-	return sb.result(fmt.Sprintf("user %s removed", name)), nil
+	owned := 0
+	for _, f := range st.Folders() {
+		if f.Owner == name {
+			owned++
+		}
+	}
+	done := fmt.Sprintf("user %s removed: their devices revoked and their folder memberships dropped for good", name)
+	switch {
+	case owned > 0 && req.TransferTo != "":
+		done += fmt.Sprintf("; %d folders they owned now belong to %s", owned, req.TransferTo)
+	case owned > 0:
+		done += fmt.Sprintf("; %d folders they owned are archived", owned)
+	}
+	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned)
+	return sb.result(done), nil
+}
+
+// randomUserID is a new user ID: 32 random hex characters.
+func randomUserID(r io.Reader) (string, error) {
+	var b [collections.UserIDSize / 2]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("making a user ID: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// builderErr maps a refusal of a collections builder to the control API's
+// kinds of error.
+func builderErr(err error) error {
+	switch {
+	case errors.Is(err, collections.ErrNotFound):
+		return errNotFound("%v", err)
+	case errors.Is(err, collections.ErrExists), errors.Is(err, collections.ErrNotAllowed):
+		return errConflict("%v", err)
+	}
+	return errInvalid("%v", err)
 }
 
 func (s *controlServer) listServers(r *http.Request) (any, error) {
@@ -497,23 +551,15 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 	if u.HomeServer != self.String() {
 		return nil, errConflict("user %s's home server is %s: create the folder there", u.Name, hostName(st, u.HomeServer))
 	}
-	for _, f := range st.Folders() {
-		if f.Owner == req.Owner && f.Name == req.Name {
-			return nil, errConflict("user %s already has a folder named %s (%s)", f.Owner, f.Name, f.ID)
-		}
-	}
 	id, err := randomID(s.rand)
 	if err != nil {
 		return nil, err
 	}
-	f := collections.Folder{
-		ID:      id,
-		Name:    req.Name,
-		Owner:   req.Owner,
-		Server:  self.String(),
-		Members: map[string]collections.Right{req.Owner: collections.RightOwner},
+	up, f, err := st.CreateFolder(id, req.Name, req.Owner, self)
+	if err != nil {
+		return nil, builderErr(err)
 	}
-	if err := sb.put(ctx, f); err != nil {
+	if err := sb.submit(ctx, up); err != nil {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
@@ -533,31 +579,42 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 		return nil, err
 	}
 	defer cancel()
-	st, err := s.d.State(ctx)
-	if err != nil {
-		return nil, err
+	// Built on the folder record as it stands and conditional on it: a
+	// share the folder's owner made meanwhile (through an agent) makes it
+	// fail in the log, and it is built again from the new state, so that
+	// neither grant is lost.
+	for attempt := 1; ; attempt++ {
+		st, err := s.d.State(ctx)
+		if err != nil {
+			return nil, err
+		}
+		f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there")
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := st.User(req.User); !ok {
+			return nil, errNotFound("no user %s in the domain", req.User)
+		}
+		if req.User == f.Owner {
+			return nil, errConflict("%s owns folder %s", req.User, f.Name)
+		}
+		up, _, err := st.Share(f.ID, "", req.User, right)
+		if err != nil {
+			return nil, builderErr(err)
+		}
+		if err := sb.submit(ctx, up); err != nil {
+			if errors.Is(err, collections.ErrConflict) && attempt < maxShareAttempts {
+				continue
+			}
+			return nil, err
+		}
+		return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
 	}
-	f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there")
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := st.User(req.User); !ok {
-		return nil, errNotFound("no user %s in the domain", req.User)
-	}
-	if req.User == f.Owner {
-		return nil, errConflict("%s owns folder %s", req.User, f.Name)
-	}
-	members := make(map[string]collections.Right, len(f.Members)+1)
-	for u, r := range f.Members {
-		members[u] = r
-	}
-	members[req.User] = right
-	f.Members = members
-	if err := sb.put(ctx, f); err != nil {
-		return nil, err
-	}
-	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
 }
+
+// maxShareAttempts bounds the times a share is built again after meeting a
+// concurrent change of its folder.
+const maxShareAttempts = 5
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
 // if not "", among those self hosts. If another server hosts it, the error

@@ -211,9 +211,20 @@ func TestUsersAtMaster(t *testing.T) {
 
 	c.okMutation("user", "remove", "bob")
 	c.fail(1, []string{"user", "remove", "bob"}, "no user bob in the domain")
-	if got := d.takeSubmits(); len(got) != 1 || !got[0].Delete || got[0].Key != "user/bob" {
-		t.Errorf("submitted %+v; want the delete of user/bob only", got)
+	got = d.takeSubmits()
+	if len(got) != 1 || got[0].Delete || got[0].Key != "user/bob" || len(got[0].IfPrev) != 32 {
+		t.Fatalf("submitted %+v; want the removal of user/bob only, conditional on its record", got)
 	}
+	if v, err := got[0].Decode(); err != nil || !v.(collections.User).Removed || v.(collections.User).ID == "" {
+		t.Errorf("removal record %+v, %v; want bob marked removed, with his ID", v, err)
+	}
+	// The name given again is a new identity.
+	c.okMutation("user", "add", "bob", "--home-server", "s1")
+	st, _ = d.State(t.Context())
+	if u, ok := st.User("bob"); !ok || len(u.Former) != 1 || u.Former[0].ID == u.ID {
+		t.Errorf("bob added again: %+v, %v; want a new ID, remembering the removed one", u, ok)
+	}
+	c.fail(1, []string{"user", "remove", "bob", "--transfer-to", "zed"}, "successor zed")
 }
 
 func TestServersAtMaster(t *testing.T) {

@@ -142,7 +142,7 @@ func newDeviceListCmd(env *cliEnv) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&user, "user", "", "only `USER`'s devices")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, user, name, server, server_name, issued, expires, revoked, valid})")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, user, name, server, server_name, issued, expires, revoked, revocation_queued, valid})")
 	return cmd
 }
 
@@ -157,6 +157,8 @@ func printDevices(w io.Writer, ds []peer.DeviceInfo, now time.Time) {
 		switch {
 		case d.Revoked:
 			state = "revoked"
+		case d.RevocationQueued:
+			state = "revocation queued"
 		case !d.Expires.After(now):
 			state = "expired"
 		case !d.Valid:
@@ -171,8 +173,14 @@ func newDeviceRevokeCmd(env *cliEnv) *cobra.Command {
 		Use:   "revoke ID",
 		Short: "Revoke a device (at its user's home server)",
 		Long: `Revoke the device ID (its peer ID, from 'baton device list'): every server and
-device closes its connections and refuses it from then on. Its user logs in
-again only from a new device key. Run at the user's home server.`,
+device closes its connections and refuses it from then on. A revocation is
+final: no renewal, login or later record makes the device valid again; its
+user logs in again only from a new device key. Run at the user's home server.
+
+It prints "ok: ..." once the revocation is committed by the chain, and
+"queued: ..." when no master is reachable: the revocation then waits in this
+server's outbox, this server refuses the device's logins and renewals, and
+'baton device list' shows it as "revocation queued" until it is committed.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if _, err := lpeer.Decode(args[0]); err != nil {
@@ -184,11 +192,11 @@ again only from a new device key. Run at the user's home server.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), defaultWait+queryTimeout)
 			defer cancel()
-			var res okResult
+			var res mutationResult
 			if err := c.call(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(args[0]), nil, nil, &res); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", res.Done)
+			printMutation(cmd.OutOrStdout(), res)
 			return nil
 		},
 	}

@@ -58,18 +58,20 @@ func marshalEnv(t *testing.T, e *identity.Envelope) []byte {
 // collections.State and certifies submitted updates with the master's key
 // at once, so the real write rules apply.
 type fakeDaemon struct {
-	mu      sync.Mutex
-	self    *identity.PrivateKey // the host the daemon runs as
-	master  *identity.PrivateKey // nil: no master reachable
-	state   *collections.State
-	epoch   uint64
-	seq     uint64
-	queue   bool                 // Submit answers Queued
-	reject  error                // Submit fails with this
-	elect   int                  // Status says "candidate", with no master, this many more times
-	reelect bool                 // after a chain change: an election (elect, and the next Domain Submit refused)
-	refuse  int                  // refuse this many more Domain Submits with a NotMasterError naming no master
-	submits []collections.Update // every update submitted, as given
+	mu     sync.Mutex
+	self   *identity.PrivateKey // the host the daemon runs as
+	master *identity.PrivateKey // nil: no master reachable
+	state  *collections.State
+	epoch  uint64
+	seq    uint64
+	queue  bool // Submit answers Queued
+	// revoking is the devices whose revocation Submit queued.
+	revoking map[lpeer.ID]bool
+	reject   error                // Submit fails with this
+	elect    int                  // Status says "candidate", with no master, this many more times
+	reelect  bool                 // after a chain change: an election (elect, and the next Domain Submit refused)
+	refuse   int                  // refuse this many more Domain Submits with a NotMasterError naming no master
+	submits  []collections.Update // every update submitted, as given
 
 	// Users and devices.
 	passwords map[string]string // set by SetPassword
@@ -93,7 +95,7 @@ func newFakeDaemon(t *testing.T, self string) *fakeDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fakeDaemon{self: identitytest.Key(self), master: identitytest.Key("s1"), state: st, epoch: 3}
+	return &fakeDaemon{self: identitytest.Key(self), master: identitytest.Key("s1"), state: st, epoch: 3, revoking: map[lpeer.ID]bool{}}
 }
 
 // set changes the daemon under its lock.
@@ -339,34 +341,40 @@ func (f *fakeDaemon) Devices(_ context.Context, user string) ([]peer.DeviceInfo,
 		out = append(out, peer.DeviceInfo{
 			ID: c.Device, User: c.User, Name: c.Name, Server: c.Server, ServerName: f.name(c.ServerID()),
 			Issued: c.IssuedAt(), Expires: c.ExpiresAt(), Revoked: dev.Revoked, Valid: valid,
+			RevocationQueued: !dev.Revoked && f.revoking[c.DeviceID()],
 		})
 	}
 	return out, nil
 }
 
-func (f *fakeDaemon) RevokeDevice(ctx context.Context, id lpeer.ID) error {
+func (f *fakeDaemon) RevokeDevice(ctx context.Context, id lpeer.ID) (peer.Receipt, error) {
 	f.mu.Lock()
 	dev, c, ok := f.state.Device(id)
 	if !ok {
 		f.mu.Unlock()
-		return fmt.Errorf("no device %s", id)
+		return peer.Receipt{}, fmt.Errorf("%w: %s", peer.ErrNoSuchDevice, id)
 	}
 	home, _ := f.state.HomeServer(c.User)
 	if home != f.self.ID() {
 		f.mu.Unlock()
-		return &peer.NotHomeServerError{User: c.User, Home: home, HomeName: f.name(home)}
+		return peer.Receipt{}, &peer.NotHomeServerError{User: c.User, Home: home, HomeName: f.name(home)}
 	}
 	f.mu.Unlock()
 	if dev.Revoked {
-		return nil
+		return peer.Receipt{}, nil
 	}
 	dev.Revoked = true
 	u, err := collections.Put(dev)
 	if err != nil {
-		return err
+		return peer.Receipt{}, err
 	}
-	_, err = f.Submit(ctx, u)
-	return err
+	r, err := f.Submit(ctx, u)
+	if err == nil && r.Queued {
+		f.mu.Lock()
+		f.revoking[id] = true
+		f.mu.Unlock()
+	}
+	return r, err
 }
 
 func (f *fakeDaemon) DeviceStatus(context.Context) (peer.DeviceStatus, bool, error) {
