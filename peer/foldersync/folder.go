@@ -65,7 +65,7 @@ type folder struct {
 	// The count of local changes against the server's index (remote),
 	// and the entries to look at again (all of them if statusAll).
 	statusCount struct {
-		changeCount
+		syncfs.ChangeCount
 		hub     lpeer.ID
 		ignore  string
 		remote  *remoteIndex // nil: nothing counted
@@ -516,9 +516,9 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
-		pre, _ := overrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
+		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
-		remote = withoutConcurrent(f.local.Files, remote)
+		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
 	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())))
 	f.noteFailures(p, res)
@@ -1026,7 +1026,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	})
 }
 
-// countChanges returns len(localChanges(local, visible server index)),
+// countChanges returns len(syncfs.LocalChanges(local, visible server index)),
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	server := func(n string) (syncfs.FileInfo, bool) {
@@ -1048,10 +1048,10 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	moved := st.session != ri.session || st.seq != ri.seq
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
-		st.reset()
+		st.Reset()
 		for n, l := range f.local.Files {
 			s, ok := server(n)
-			st.update(n, l, true, s, ok)
+			st.Update(n, l, true, s, ok)
 		}
 	} else if moved {
 		for _, n := range ri.delta {
@@ -1062,8 +1062,8 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	for n := range f.statusChanged {
 		l, okL := local(n)
 		s, okS := server(n)
-		st.update(n, l, okL, s, okS)
+		st.Update(n, l, okL, s, okS)
 	}
 	clear(f.statusChanged)
-	return st.count(local, server)
+	return st.Count(local, server)
 }
