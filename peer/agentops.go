@@ -226,7 +226,9 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 	}
 
 	f, ok := d.state.Folder(req.Folder)
-	if !ok {
+	if _, member := f.Members[user]; !ok || !member {
+		// A folder the user is not in is answered as none at all: its
+		// name, owner and server are not the requester's to learn.
 		return none, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
 	}
 	if f.Server != d.self.String() {
