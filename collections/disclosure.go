@@ -72,22 +72,32 @@ func (s *State) heldKey(user string, c Certified) (string, bool) {
 		return "", false
 	}
 	val, err := u.Decode()
-	if err != nil || !namesUser(val, user) {
+	if err != nil || !namesUser(val, user, true) {
 		return "", false
 	}
 	return u.Key, true
 }
 
 // namesUser reports whether a Catalog record is about user: a folder user
-// is a member of, or a device of user.
-func namesUser(val Value, user string) bool {
+// is a member of, or a device of user. A device's certificate is verified
+// only if verify is set: records the State holds were verified when they
+// were applied.
+func namesUser(val Value, user string, verify bool) bool {
 	switch r := val.(type) {
 	case Folder:
 		_, ok := r.Members[user]
 		return ok
 	case Device:
-		c, err := r.Open()
-		return err == nil && c.User == user
+		if verify {
+			c, err := r.Open()
+			return err == nil && c.User == user
+		}
+		env, err := identity.UnmarshalEnvelope(r.Cert)
+		if err != nil {
+			return false
+		}
+		var c DeviceCert
+		return decodeCanonical(env.Payload, &c, MaxDeviceCertSize) == nil && c.User == user
 	}
 	return false
 }
@@ -134,7 +144,7 @@ func (v View) shows(u Update, val Value, hash [32]byte) bool {
 		}
 		return false
 	case Catalog:
-		if val != nil && namesUser(val, v.user) {
+		if val != nil && namesUser(val, v.user, false) {
 			return true
 		}
 		// The current record at a key the requester proved it holds.
@@ -205,7 +215,7 @@ func (v View) Feed(c Certified, wasMembers map[string]bool) []Certified {
 func (s *State) Held(user string) []Certified {
 	var out []Certified
 	for _, e := range s.retainedSorted(Catalog, func(e *entry) bool {
-		return s.cols[Catalog].records[e.u.Key] == e && !e.u.Delete && !e.c.IsZero() && namesUser(e.val, user)
+		return s.cols[Catalog].records[e.u.Key] == e && !e.u.Delete && !e.c.IsZero() && namesUser(e.val, user, false)
 	}) {
 		out = append(out, e.c)
 	}
