@@ -244,7 +244,9 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 	}
 
 	cur, ok := d.state.Folder(req.Folder)
-	if !ok {
+	if _, member := cur.Members[user]; !ok || !member {
+		// A folder the user is not in is answered as none at all: its
+		// name, owner and server are not the requester's to learn.
 		return collections.Update{}, f, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
 	}
 	if cur.Server != d.self.String() {

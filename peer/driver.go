@@ -100,6 +100,7 @@ type driver struct {
 	auth         *authState // users and devices (auth.go); set by Run
 	counters     Counters   // GossipRefused also counts d.sh.refused
 	backoff      backoff
+	disclose     discloseState // the device feeds (disclose.go)
 }
 
 func newDriver(n *Node, store *datafile.Store) (*driver, error) {
@@ -232,6 +233,7 @@ func (d *driver) appendData(k collections.Kind, rec []byte) error {
 func (d *driver) onDomainChanged() {
 	ids := d.state.Chain().IDs()
 	d.sh.setServers(ids)
+	d.sh.setHosts(d.state.Hosts())
 	d.refreshAllow()
 	d.prunePasswords()
 	d.chain = ids
