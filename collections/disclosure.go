@@ -1,6 +1,7 @@
 package collections
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/baton-sync/baton/identity"
@@ -10,10 +11,12 @@ import (
 // only what they need. ViewFor is the rule, in one place: the servers'
 // records (the domain record, the chain, the host records of servers), the
 // user's own user record, the folders the user is a member of (their
-// records name the members), the user records of those folders' owners (a
-// folder verifies against its owner's home server; the record says no more
-// than the folder does: the owner's name and hosting server), and the
-// user's own devices. Nothing else: no other user, folder, device, member
+// records name the members), the user records of those folders' owners and
+// members (a folder verifies against its owner's home server and against
+// its members' identities, and a device takes another device's files only
+// from a member's current identity: the records say little more than the
+// folder does, a name, a home server and an identity), and the user's own
+// devices. Nothing else: no other user, folder, device, member
 // host or report.
 //
 // A device that was removed from a folder must still learn it, though the
@@ -29,7 +32,7 @@ const MaxHeld = 4096
 type View struct {
 	s      *State
 	user   string
-	owners map[string]bool // owners of the folders user is a member of
+	fellows map[string]bool // owners and members of the folders user is a member of
 	held   map[string]bool // Catalog keys the requester proved it holds
 }
 
@@ -41,10 +44,19 @@ type View struct {
 // Records in held that do not verify or do not name user are ignored, as
 // are those beyond MaxHeld.
 func (s *State) ViewFor(user string, held []Certified) View {
-	v := View{s: s, user: user, owners: map[string]bool{}, held: map[string]bool{}}
-	for _, f := range s.Folders() {
-		if _, ok := f.Members[user]; ok {
-			v.owners[f.Owner] = true
+	v := View{s: s, user: user, fellows: map[string]bool{}, held: map[string]bool{}}
+	for _, r := range each[Folder](s, Catalog, FolderPrefix) {
+		f := s.effective(r)
+		if _, ok := f.Members[user]; !ok {
+			continue
+		}
+		// As written and as it stands: a member removed from the domain
+		// stays visible, so that devices learn of the removal.
+		for _, g := range []Folder{r, f} {
+			v.fellows[g.Owner] = true
+			for m := range g.Members {
+				v.fellows[m] = true
+			}
 		}
 	}
 	if len(held) > MaxHeld {
@@ -140,7 +152,7 @@ func (v View) shows(u Update, val Value, hash [32]byte) bool {
 			return err == nil && rec.Role == identity.RoleServer
 		case strings.HasPrefix(u.Key, UserPrefix):
 			name := strings.TrimPrefix(u.Key, UserPrefix)
-			return name == v.user || v.owners[name]
+			return name == v.user || v.fellows[name]
 		}
 		return false
 	case Catalog:
@@ -187,8 +199,8 @@ func (v View) Missing(theirs Summary) []Certified {
 // Feed is what the devices of the view's user are sent when c was just
 // applied to the State: nothing if the view does not show c and the user
 // was not among wasMembers (the members of the folder record c replaced:
-// a removed member learns of its removal); else c, preceded by the owner's
-// user record when c is a folder the user does not own, which the device
+// a removed member learns of its removal); else c, preceded, when c is a
+// folder, by the user records of its owner and members, which the device
 // needs to verify the folder.
 func (v View) Feed(c Certified, wasMembers map[string]bool) []Certified {
 	if !v.Shows(c) {
@@ -200,9 +212,18 @@ func (v View) Feed(c Certified, wasMembers map[string]bool) []Certified {
 	}
 	var out []Certified
 	if val, err := c.Update().Decode(); err == nil {
-		if f, ok := val.(Folder); ok && f.Owner != v.user {
-			if e := v.s.cols[Domain].records[UserPrefix+f.Owner]; e != nil && !e.genesis && !e.c.IsZero() {
-				out = append(out, e.c)
+		if f, ok := val.(Folder); ok {
+			names := []string{f.Owner}
+			for m := range f.Members {
+				if m != f.Owner {
+					names = append(names, m)
+				}
+			}
+			slices.Sort(names[1:])
+			for _, n := range names {
+				if e := v.s.cols[Domain].records[UserPrefix+n]; n != v.user && e != nil && !e.genesis && !e.c.IsZero() {
+					out = append(out, e.c)
+				}
 			}
 		}
 	}
