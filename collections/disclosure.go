@@ -30,10 +30,10 @@ const MaxHeld = 4096
 // View is what the devices of one user may see of a State. It reads the
 // State it was made from, which must not change while the View is used.
 type View struct {
-	s      *State
-	user   string
+	s       *State
+	user    string
 	fellows map[string]bool // owners and members of the folders user is a member of
-	held   map[string]bool // Catalog keys the requester proved it holds
+	held    map[string]bool // Catalog keys the requester proved it holds
 }
 
 // ViewFor is what the devices of user may see of s. held are certified
