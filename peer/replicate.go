@@ -199,6 +199,10 @@ func (d *driver) propose(su collections.SignedUpdate) error {
 }
 
 func (d *driver) publish(ctx context.Context, c collections.Certified) {
+	d.feedDevices(ctx, c)
+	if !d.gossipWanted {
+		return
+	}
 	data := c.Marshal()
 	topic := d.updTopic
 	d.spawn(ctx, func(ctx context.Context) task {
@@ -209,7 +213,6 @@ func (d *driver) publish(ctx context.Context, c collections.Certified) {
 		}
 		return nil
 	})
-	d.feedDevices(ctx, c)
 }
 
 // flushOutbox proposes pending updates (on the master) or sends them to
