@@ -10,7 +10,10 @@
 //     ClashIndex, CheckSymlinkTarget): every name received from a peer is a clean relative
 //     slash path, and nothing is written outside the folder root or through
 //     a symlink. Canonical (NFC plus case folding) finds names that would be
-//     one file on macOS or Windows.
+//     one file on macOS or Windows. NameRules and CheckWindowsName say
+//     which names a folder's file system cannot hold (Windows' reserved
+//     device names, trailing dots and spaces, <>:"|?*\, the legacy path
+//     length); NativeNameRules picks them for this system.
 //   - Ignore patterns (ParseIgnore, Matcher): gitignore syntax in
 //     .batonignore. The caller filters scans and snapshots with it; Plan does
 //     not know about it.
@@ -76,5 +79,7 @@
 // a name that clashes by case or normalization is skipped with a reason,
 // never written over another; a remote symlink whose target is absolute or
 // leaves the folder (CheckSymlinkTarget) is skipped with a reason, and the
-// local entry at its name kept, unless PlanOptions.OutsideSymlinks.
+// local entry at its name kept, unless PlanOptions.OutsideSymlinks; an
+// action touching a name PlanOptions.Names refuses is skipped with the
+// reason, so such a name is neither created, changed nor deleted here.
 package syncfs
