@@ -33,7 +33,10 @@
 //     local folder take the remote's changes. Pure and deterministic.
 //   - Local, Scanner: this device's own record of a folder (its Snapshot
 //     plus what Lstat said of each entry) and the parallel scanner that
-//     updates it, rehashing only files whose stat changed.
+//     updates it, rehashing only files whose stat changed. It reads the
+//     disk through FS (os.Root, or a simulated file system in tests, such
+//     as syncfstest.FakeFS); on a file system that stores names in NFD
+//     (macOS) it records an entry under the NFC name it was made with.
 //   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
 //     through temporary files, verified blocks and an os.Root, never
 //     outside the folder; ApplyBatch makes many small independent files
