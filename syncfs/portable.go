@@ -3,6 +3,7 @@ package syncfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"unicode/utf16"
@@ -145,4 +146,15 @@ func utf16Len(s string) int {
 		n += utf16.RuneLen(r)
 	}
 	return n
+}
+
+// localPerm returns the permission bits the applier sets for an entry
+// recorded with m: m itself, except on Windows, which keeps only a
+// read-only flag (cleared where m lacks the owner's write bit): there the
+// entry is always left writable, and the bits travel in the index only.
+func localPerm(m fs.FileMode) fs.FileMode {
+	if onWindows {
+		return m | 0o200
+	}
+	return m
 }

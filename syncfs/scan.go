@@ -61,6 +61,12 @@ type Scanner struct {
 	// error): a caller may publish what a long scan found so far. Until
 	// Update returns, entries are only added or changed, never deleted.
 	Progress func(names []string)
+	// IgnorePerms keeps the permission bits recorded for an entry, or
+	// gives a new one 0644 (0755 for a directory), instead of reading
+	// them from the disk: for file systems without POSIX modes, where the
+	// executable bit that travels in the index could not be kept and a
+	// mode read back would look like a change. Always so on Windows.
+	IgnorePerms bool
 	// FS, if set, is read instead of the directory Root (a simulated file
 	// system, for tests); Root must still be set.
 	FS FS
@@ -322,7 +328,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	switch t {
 	case TypeDir:
 		sc.stats.Dirs++
-		f.info.Mode = uint32(fi.Mode() & PermMask)
+		f.info.Mode = sc.perm(name, t, fi.Mode())
 	case TypeSymlink:
 		sc.stats.Symlinks++
 		target, err := sc.root.Readlink(filepath.FromSlash(name))
@@ -338,7 +344,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		f.info.SymlinkTarget = target
 	case TypeFile:
 		sc.stats.Files++
-		f.info.Mode = uint32(fi.Mode() & PermMask)
+		f.info.Mode = sc.perm(name, t, fi.Mode())
 		p, okP := sc.l.Files[name]
 		d, okD := sc.l.Disk[name]
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) {
@@ -505,7 +511,7 @@ func (sc *scan) hashOne(ctx context.Context, hs *Hasher, f *found) (int, int64) 
 		f.unstable = false
 		f.st = before
 		f.st.Racy = sc.racy(before)
-		f.info.Size, f.info.ModTime, f.info.Mode = before.Size, before.ModTime, before.Mode&PermMask
+		f.info.Size, f.info.ModTime, f.info.Mode = before.Size, before.ModTime, sc.perm(name, TypeFile, fs.FileMode(before.Mode))
 		f.info.Blocks, f.info.FileHash = blocks, sum
 		return attempt, bytes
 	}
@@ -607,4 +613,28 @@ func (sc *scan) kept(name string) bool {
 		}
 	}
 	return false
+}
+
+// perm returns the permission bits to record for name, of type t, which
+// the disk gives as disk: those, unless the scanner ignores them
+// (Scanner.IgnorePerms, Windows).
+func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
+	return recordedPerm(sc.s.IgnorePerms || onWindows, sc.l.Files[name], t, disk)
+}
+
+// recordedPerm returns the permission bits to record for an entry of type
+// t whose previous record is prev (zero if none) and which the disk gives
+// as disk: disk's, or if ignore, prev's if it was a live entry of that
+// type, else 0644 for a file and 0755 for a directory.
+func recordedPerm(ignore bool, prev FileInfo, t FileType, disk fs.FileMode) uint32 {
+	if !ignore {
+		return uint32(disk & PermMask)
+	}
+	if prev.Name != "" && !prev.Deleted && prev.Type == t {
+		return prev.Mode & PermMask
+	}
+	if t == TypeDir {
+		return 0o755
+	}
+	return 0o644
 }
