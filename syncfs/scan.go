@@ -328,7 +328,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	switch t {
 	case TypeDir:
 		sc.stats.Dirs++
-		f.info.Mode = sc.perm(name, t, fi.Mode())
+		f.info.Mode = uint32(fi.Mode() & PermMask)
 	case TypeSymlink:
 		sc.stats.Symlinks++
 		target, err := sc.root.Readlink(filepath.FromSlash(name))
@@ -344,7 +344,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		f.info.SymlinkTarget = target
 	case TypeFile:
 		sc.stats.Files++
-		f.info.Mode = sc.perm(name, t, fi.Mode())
+		f.info.Mode = uint32(fi.Mode() & PermMask)
 		p, okP := sc.l.Files[name]
 		d, okD := sc.l.Disk[name]
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) {
@@ -511,7 +511,7 @@ func (sc *scan) hashOne(ctx context.Context, hs *Hasher, f *found) (int, int64) 
 		f.unstable = false
 		f.st = before
 		f.st.Racy = sc.racy(before)
-		f.info.Size, f.info.ModTime, f.info.Mode = before.Size, before.ModTime, sc.perm(name, TypeFile, fs.FileMode(before.Mode))
+		f.info.Size, f.info.ModTime, f.info.Mode = before.Size, before.ModTime, before.Mode&PermMask
 		f.info.Blocks, f.info.FileHash = blocks, sum
 		return attempt, bytes
 	}
@@ -547,6 +547,9 @@ func (sc *scan) record(f *found) {
 		f.st.Racy = false
 	}
 	next.Disk[name] = f.st
+	if f.info.Type != TypeSymlink {
+		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
+	}
 	p, ok := next.Files[name]
 	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
 		return
@@ -617,7 +620,8 @@ func (sc *scan) kept(name string) bool {
 
 // perm returns the permission bits to record for name, of type t, which
 // the disk gives as disk: those, unless the scanner ignores them
-// (Scanner.IgnorePerms, Windows).
+// (Scanner.IgnorePerms, Windows). It reads the Local: only record, on the
+// scan's own goroutine, calls it.
 func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
 	return recordedPerm(sc.s.IgnorePerms || onWindows, sc.l.Files[name], t, disk)
 }
