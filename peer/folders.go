@@ -163,6 +163,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 		Now:     d.cfg.Now,
 
 		OutsideSymlinks: d.cfg.OutsideSymlinks,
+		WindowsNames:    d.cfg.WindowsNames,
 	})
 	if err != nil {
 		return fmt.Errorf("folder sync: %w", err)

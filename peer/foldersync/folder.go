@@ -542,16 +542,20 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 
 // planOptions returns how the folder plans to take other hosts' changes.
 func (f *folder) planOptions() syncfs.PlanOptions {
-	return syncfs.PlanOptions{OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id)}
+	return syncfs.PlanOptions{
+		OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id),
+		Names:           syncfs.NativeNameRules(f.root, f.e.cfg.WindowsNames != nil && f.e.cfg.WindowsNames(f.id)),
+	}
 }
 
 // safeActions returns actions not made by syncfs.Plan with the symlinks
-// Plan would skip skipped.
+// and the names Plan would skip skipped.
 func (f *folder) safeActions(actions []syncfs.Action) []syncfs.Action {
-	if f.planOptions().OutsideSymlinks {
-		return actions
+	opts := f.planOptions()
+	if !opts.OutsideSymlinks {
+		actions = syncfs.SkipOutsideSymlinks(actions)
 	}
-	return syncfs.SkipOutsideSymlinks(actions)
+	return syncfs.SkipUnportableNames(actions, opts.Names)
 }
 
 // noteFailures records what failed and what was skipped at the last apply
