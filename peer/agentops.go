@@ -18,6 +18,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // Agent folder operations: a desktop agent asks a server to change a
@@ -118,22 +119,12 @@ func (d *driver) handleAgent(s network.Stream) {
 	if d.refuseGuest(s) {
 		return
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(agentTimeout))
-	b, err := readFrame(s, maxAgentRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	ctx, cancel := d.handlerContext(agentTimeout)
-	resp := d.serveAgent(ctx, s.Conn().RemotePeer(), b)
-	cancel()
-	out, err := canon.Marshal(resp)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, out)
+	remote := s.Conn().RemotePeer()
+	wire.ServeMsg(s, time.Now().Add(agentTimeout), maxAgentRequest, func(b []byte) (agentResponse, error) {
+		ctx, cancel := d.handlerContext(agentTimeout)
+		defer cancel()
+		return d.serveAgent(ctx, remote, b), nil
+	})
 }
 
 // serveAgent checks and makes one agent request. Requests are made one at
@@ -476,34 +467,5 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 func agentExchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, req []byte) (agentResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, agentTimeout)
 	defer cancel()
-	if h.Network().Connectedness(info.ID) != network.Connected && len(info.Addrs) > 0 {
-		if err := h.Connect(ctx, info); err != nil {
-			return agentResponse{}, fmt.Errorf("connecting to %s: %w", info.ID, err)
-		}
-	}
-	s, err := h.NewStream(ctx, info.ID, protoAgent)
-	if err != nil {
-		return agentResponse{}, fmt.Errorf("opening %s to %s: %w", protoAgent, info.ID, err)
-	}
-	defer s.Close()
-	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	if err := writeFrame(s, req); err != nil {
-		_ = s.Reset()
-		return agentResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		_ = s.Reset()
-		return agentResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
-	}
-	b, err := readFrame(s, maxAgentResponse)
-	if err != nil {
-		_ = s.Reset()
-		return agentResponse{}, fmt.Errorf("reading the answer of %s: %w", info.ID, err)
-	}
-	var resp agentResponse
-	if err := canon.Unmarshal(b, &resp, maxAgentResponse); err != nil {
-		return agentResponse{}, fmt.Errorf("answer of %s: %w", info.ID, err)
-	}
-	return resp, nil
+	return call[agentResponse](ctx, h, info, protoAgent, req, maxAgentResponse)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // Least disclosure. The hosts of the Domain (servers, and member hosts the
@@ -143,55 +144,38 @@ func (d *driver) handleView(s network.Stream) {
 	if d.refuseGuest(s) {
 		return
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	remote := s.Conn().RemotePeer()
-	b, err := readFrame(s, maxRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	var req viewRequest
-	if err := canon.Unmarshal(b, &req, maxRequest); err != nil {
-		_ = s.Reset()
-		return
-	}
-	theirs, err := collections.UnmarshalSummary(req.Summary)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	var held []collections.Certified
-	for _, h := range req.Held {
-		if len(held) == collections.MaxHeld {
-			break
+	wire.ServeMsg(s, time.Now().Add(ioTimeout), maxRequest, func(b []byte) (syncResponse, error) {
+		var req viewRequest
+		if err := canon.Unmarshal(b, &req, maxRequest); err != nil {
+			return syncResponse{}, err
 		}
-		if c, err := collections.UnmarshalCertified(h); err == nil {
-			held = append(held, c)
+		theirs, err := collections.UnmarshalSummary(req.Summary)
+		if err != nil {
+			return syncResponse{}, err
 		}
-	}
-	ctx, cancel := d.handlerContext(ioTimeout)
-	defer cancel()
-	resp, err := query(ctx, d, func(d *driver) syncResponse {
-		user, ok := d.state.ValidDevice(remote, d.cfg.Now())
-		if !ok {
-			d.log.Debug("view asked by a host that is not a valid device", "peer", remote.String())
-			return syncResponse{}
+		var held []collections.Certified
+		for _, h := range req.Held {
+			if len(held) == collections.MaxHeld {
+				break
+			}
+			if c, err := collections.UnmarshalCertified(h); err == nil {
+				held = append(held, c)
+			}
 		}
-		resp := pageOf(d.state.ViewFor(user, held).Missing(theirs))
-		d.counters.SyncServed += int64(len(resp.Updates))
-		return resp
+		ctx, cancel := d.handlerContext(ioTimeout)
+		defer cancel()
+		return query(ctx, d, func(d *driver) syncResponse {
+			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
+			if !ok {
+				d.log.Debug("view asked by a host that is not a valid device", "peer", remote.String())
+				return syncResponse{}
+			}
+			resp := pageOf(d.state.ViewFor(user, held).Missing(theirs))
+			d.counters.SyncServed += int64(len(resp.Updates))
+			return resp
+		})
 	})
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	out, err := canon.Marshal(resp)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, out)
 }
 
 // feedDevices queues c, just committed and applied here, for the
@@ -299,20 +283,11 @@ func (d *driver) sendFeed(ctx context.Context, p lpeer.ID, f *deviceFeed) {
 }
 
 func (d *driver) pushFeed(ctx context.Context, p lpeer.ID, batch [][]byte) error {
-	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
-	defer cancel()
-	s, err := d.host.NewStream(sctx, p, protoFeed)
-	if err != nil {
-		return fmt.Errorf("opening feed stream to %s: %w", p, err)
-	}
-	defer s.Close()
 	b, err := canon.Marshal(feedMessage{Updates: batch})
 	if err != nil {
-		_ = s.Reset()
 		return err
 	}
-	if _, err := roundTrip(s, b, 16); err != nil {
-		_ = s.Reset()
+	if _, err := roundTrip(ctx, d.host, lpeer.AddrInfo{ID: p}, protoFeed, b, 16); err != nil {
 		return fmt.Errorf("feeding %s: %w", p, err)
 	}
 	return nil
@@ -322,37 +297,29 @@ func (d *driver) pushFeed(ctx context.Context, p lpeer.ID, batch [][]byte) error
 
 // handleFeed takes a batch of updates the master pushed.
 func (d *driver) handleFeed(s network.Stream) {
-	defer s.Close()
 	remote := s.Conn().RemotePeer()
 	if !d.sh.isServer(remote) {
 		_ = s.Reset()
 		return
 	}
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	b, err := readFrame(s, maxResponse)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	var msg feedMessage
-	if err := canon.Unmarshal(b, &msg, maxResponse); err != nil {
-		_ = s.Reset()
-		return
-	}
-	var cs []collections.Certified
-	for _, u := range msg.Updates {
-		c, err := collections.UnmarshalCertified(u)
-		if err != nil {
-			_ = s.Reset()
-			return
+	wire.Serve(s, time.Now().Add(ioTimeout), maxResponse, func(b []byte) ([]byte, error) {
+		var msg feedMessage
+		if err := canon.Unmarshal(b, &msg, maxResponse); err != nil {
+			return nil, err
 		}
-		cs = append(cs, c)
-	}
-	if !d.post(func(_ context.Context, d *driver) { d.onFeed(remote, cs) }) {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, []byte{1})
+		var cs []collections.Certified
+		for _, u := range msg.Updates {
+			c, err := collections.UnmarshalCertified(u)
+			if err != nil {
+				return nil, err
+			}
+			cs = append(cs, c)
+		}
+		if !d.post(func(_ context.Context, d *driver) { d.onFeed(remote, cs) }) {
+			return nil, errStopping
+		}
+		return []byte{1}, nil
+	})
 }
 
 // onFeed applies what the master pushed, as gossip was: only from the

@@ -22,6 +22,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // The login protocols. Both are one CBOR request and one CBOR response,
@@ -234,36 +235,7 @@ func responseError(resp loginResponse, user string) error {
 func exchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, proto protocol.ID, req []byte) (loginResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	if len(info.Addrs) > 0 {
-		if err := h.Connect(ctx, info); err != nil {
-			return loginResponse{}, fmt.Errorf("connecting to %s: %w", info.ID, err)
-		}
-	}
-	s, err := h.NewStream(ctx, info.ID, proto)
-	if err != nil {
-		return loginResponse{}, fmt.Errorf("opening %s to %s: %w", proto, info.ID, err)
-	}
-	defer s.Close()
-	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	if err := writeFrame(s, req); err != nil {
-		_ = s.Reset()
-		return loginResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
-	}
-	if err := s.CloseWrite(); err != nil {
-		_ = s.Reset()
-		return loginResponse{}, fmt.Errorf("sending to %s: %w", info.ID, err)
-	}
-	b, err := readFrame(s, maxLoginResponse)
-	if err != nil {
-		_ = s.Reset()
-		return loginResponse{}, fmt.Errorf("reading the answer of %s: %w", info.ID, err)
-	}
-	var resp loginResponse
-	if err := canon.Unmarshal(b, &resp, maxLoginResponse); err != nil {
-		return loginResponse{}, fmt.Errorf("answer of %s: %w", info.ID, err)
-	}
-	return resp, nil
+	return call[loginResponse](ctx, h, info, proto, req, maxLoginResponse)
 }
 
 // --- the server side ---
@@ -271,22 +243,12 @@ func exchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, proto proto
 // serveFrame reads one request of at most max bytes from s, answers it
 // with handle and writes the response.
 func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, req []byte) loginResponse) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(loginTimeout))
-	b, err := readFrame(s, max)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	ctx, cancel := d.handlerContext(loginTimeout)
-	resp := handle(ctx, s.Conn().RemotePeer(), s.Conn().RemoteMultiaddr(), b)
-	cancel()
-	out, err := canon.Marshal(resp)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, out)
+	remote, from := s.Conn().RemotePeer(), s.Conn().RemoteMultiaddr()
+	wire.ServeMsg(s, time.Now().Add(loginTimeout), max, func(b []byte) (loginResponse, error) {
+		ctx, cancel := d.handlerContext(loginTimeout)
+		defer cancel()
+		return handle(ctx, remote, from, b), nil
+	})
 }
 
 // handlerContext is a context for a stream handler's work, cancelled after

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-msgio"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/baton-sync/baton/peer/chain"
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // Raft messages travel between the servers of the chain only, on one
@@ -89,10 +90,7 @@ func (d *driver) reportRaftFailure(m *raftpb.Message) {
 // drops the stream (the next message opens another) and is reported to
 // raft, which retries.
 func (d *driver) runSender(ctx context.Context, s *raftSender) {
-	var (
-		stream network.Stream
-		w      msgio.WriteCloser
-	)
+	var stream network.Stream
 	defer func() {
 		if stream != nil {
 			_ = stream.Close()
@@ -101,7 +99,7 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 	fail := func(m *raftpb.Message, err error) {
 		if stream != nil {
 			_ = stream.Reset()
-			stream, w = nil, nil
+			stream = nil
 		}
 		d.post(func(_ context.Context, d *driver) {
 			d.log.Debug("raft message not sent", "to", s.to.String(), "type", m.GetType().String(), "err", err)
@@ -129,12 +127,12 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 				fail(m, fmt.Errorf("opening raft stream: %w", err))
 				continue
 			}
-			stream, w = st, msgio.NewVarintWriter(st)
+			stream = st
 		}
 		// A peer that stops reading (paused, cut off) must not hold this
 		// sender for ever: each write has a deadline.
 		_ = stream.SetWriteDeadline(time.Now().Add(writeDeadline(m)))
-		if err := w.WriteMsg(b); err != nil {
+		if err := wire.WriteFrame(stream, b); err != nil {
 			fail(m, err)
 			continue
 		}
@@ -166,9 +164,9 @@ func (d *driver) handleRaft(s network.Stream) {
 	}
 	defer s.Close()
 	want := chain.RaftID(from)
-	r := msgio.NewVarintReaderSize(s, maxRaftMessage)
+	r := bufio.NewReader(s)
 	for {
-		b, err := r.ReadMsg()
+		b, err := wire.ReadFrame(r, maxRaftMessage)
 		if err != nil {
 			if !errors.Is(err, context.Canceled) {
 				_ = s.Reset()
@@ -182,7 +180,6 @@ func (d *driver) handleRaft(s network.Stream) {
 		} else if gen, err = chain.UnmarshalGeneration(b[:generationBytes]); err == nil {
 			err = proto.Unmarshal(b[generationBytes:], m)
 		}
-		r.ReleaseMsg(b)
 		if err != nil || m.GetFrom() != want {
 			d.log.Warn("refused raft message", "from", from.String(), "err", err, "claimed", m.GetFrom())
 			_ = s.Reset()

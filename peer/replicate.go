@@ -15,8 +15,8 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
-	"github.com/baton-sync/baton/internal/canon"
 	"github.com/baton-sync/baton/peer/chain"
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // --- certified updates arriving by gossip (the fast path) ---
@@ -258,21 +258,9 @@ type proposeResponse struct {
 }
 
 func (d *driver) sendProposal(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
-	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
-	defer cancel()
-	s, err := d.host.NewStream(sctx, master, protoPropose)
+	resp, err := call[proposeResponse](ctx, d.host, lpeer.AddrInfo{ID: master}, protoPropose, su.Marshal(), maxResponse)
 	if err != nil {
-		return proposeResponse{}, fmt.Errorf("opening proposal stream to %s: %w", master, err)
-	}
-	defer s.Close()
-	b, err := roundTrip(s, su.Marshal(), maxResponse)
-	if err != nil {
-		_ = s.Reset()
 		return proposeResponse{}, fmt.Errorf("proposing to %s: %w", master, err)
-	}
-	var resp proposeResponse
-	if err := canon.Unmarshal(b, &resp, maxResponse); err != nil {
-		return proposeResponse{}, fmt.Errorf("proposal response from %s: %w", master, err)
 	}
 	return resp, nil
 }
@@ -319,40 +307,28 @@ func (d *driver) handlePropose(s network.Stream) {
 	if d.refuseGuest(s) {
 		return
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	b, err := readFrame(s, maxRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	var resp proposeResponse
-	su, err := collections.UnmarshalSignedUpdate(b)
-	if err != nil {
-		resp = proposeResponse{Code: "rejected", Error: err.Error()}
-	} else {
+	wire.ServeMsg(s, time.Now().Add(ioTimeout), maxRequest, func(b []byte) (proposeResponse, error) {
+		su, err := collections.UnmarshalSignedUpdate(b)
+		if err != nil {
+			return proposeResponse{Code: "rejected", Error: err.Error()}, nil
+		}
+		// Answered once committed: not through query, which answers at
+		// once.
 		reply := make(chan proposeResponse, 1)
 		if !d.post(func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }) {
-			_ = s.Reset()
-			return
+			return proposeResponse{}, errStopping
 		}
 		timer := time.NewTimer(ioTimeout - time.Second)
 		defer timer.Stop()
 		select {
-		case resp = <-reply:
+		case resp := <-reply:
+			return resp, nil
 		case <-timer.C:
-			resp = proposeResponse{Code: "error", Error: "not committed in time"}
+			return proposeResponse{Code: "error", Error: "not committed in time"}, nil
 		case <-d.done:
-			_ = s.Reset()
-			return
+			return proposeResponse{}, errStopping
 		}
-	}
-	out, err := canon.Marshal(resp)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, out)
+	})
 }
 
 // onProposal proposes su (on the master) and answers reply once it is
@@ -472,23 +448,7 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 }
 
 func (d *driver) pull(ctx context.Context, p lpeer.ID, proto protocol.ID, req []byte) (syncResponse, error) {
-	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
-	defer cancel()
-	s, err := d.host.NewStream(sctx, p, proto)
-	if err != nil {
-		return syncResponse{}, err
-	}
-	defer s.Close()
-	b, err := roundTrip(s, req, maxResponse)
-	if err != nil {
-		_ = s.Reset()
-		return syncResponse{}, err
-	}
-	var resp syncResponse
-	if err := canon.Unmarshal(b, &resp, maxResponse); err != nil {
-		return syncResponse{}, fmt.Errorf("sync response from %s: %w", p, err)
-	}
-	return resp, nil
+	return call[syncResponse](ctx, d.host, lpeer.AddrInfo{ID: p}, proto, req, maxResponse)
 }
 
 // handleSync serves the Domain's hosts; a device asks for its view
@@ -501,40 +461,19 @@ func (d *driver) handleSync(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	b, err := readFrame(s, maxRequest)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	theirs, err := collections.UnmarshalSummary(b)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	reply := make(chan syncResponse, 1)
-	if !d.post(func(_ context.Context, d *driver) {
-		resp := pageOf(d.state.Missing(theirs))
-		d.counters.SyncServed += int64(len(resp.Updates))
-		reply <- resp
-	}) {
-		_ = s.Reset()
-		return
-	}
-	var resp syncResponse
-	select {
-	case resp = <-reply:
-	case <-d.done:
-		_ = s.Reset()
-		return
-	}
-	out, err := canon.Marshal(resp)
-	if err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = writeFrame(s, out)
+	wire.ServeMsg(s, time.Now().Add(ioTimeout), maxRequest, func(b []byte) (syncResponse, error) {
+		theirs, err := collections.UnmarshalSummary(b)
+		if err != nil {
+			return syncResponse{}, err
+		}
+		ctx, cancel := d.handlerContext(ioTimeout)
+		defer cancel()
+		return query(ctx, d, func(d *driver) syncResponse {
+			resp := pageOf(d.state.Missing(theirs))
+			d.counters.SyncServed += int64(len(resp.Updates))
+			return resp
+		})
+	})
 }
 
 func (d *driver) onConnected(ctx context.Context, id lpeer.ID) {
