@@ -155,12 +155,12 @@ func (d *driver) refreshFolderView() {
 func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Host) error {
 	fr := d.cfg.folders
 	e, err := foldersync.New(foldersync.Config{
-		Host:    h,
-		Key:     d.cfg.Key,
-		DataDir: d.cfg.DataDir,
-		Access:  fr.access,
-		Logger:  d.log.With("part", "folders"),
-		Now:     d.cfg.Now,
+		Transport: FolderTransport(h),
+		Key:       d.cfg.Key,
+		DataDir:   d.cfg.DataDir,
+		Access:    fr.access,
+		Logger:    d.log.With("part", "folders"),
+		Now:       d.cfg.Now,
 
 		OutsideSymlinks: d.cfg.OutsideSymlinks,
 		WindowsNames:    d.cfg.WindowsNames,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
 )
@@ -135,11 +136,11 @@ func newEngineNode(name, dir string) (*engineNode, error) {
 // start starts n's engine, syncing the benchmark folder.
 func (n *engineNode) start(a foldersync.Access, logger *slog.Logger) error {
 	e, err := foldersync.New(foldersync.Config{
-		Host:    n.host,
-		Key:     n.key,
-		DataDir: n.dataDir,
-		Access:  func() foldersync.Access { return a },
-		Logger:  logger,
+		Transport: peer.FolderTransport(n.host),
+		Key:       n.key,
+		DataDir:   n.dataDir,
+		Access:    func() foldersync.Access { return a },
+		Logger:    logger,
 		// The watcher does the work; a full rescan in the middle of a
 		// run would only add noise.
 		RescanInterval: time.Hour,

@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -26,11 +26,10 @@ import (
 // missing. Blocks of a file whose stat matches are not hashed again here:
 // the receiver verifies every block and asks the next peer for one that
 // does not match.
-func (e *Engine) handleBlock(s network.Stream) {
-	p := s.Conn().RemotePeer()
+func (e *Engine) handleBlock(s Stream, p lpeer.ID) {
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	var req blockRequest
-	if err := readMsg(bufio.NewReader(s), maxRequest, &req); err != nil || req.validate(e.cfg.Chunking.MaxSize) != nil {
+	if err := wire.ReadMsg(bufio.NewReader(s), maxRequest, &req); err != nil || req.validate(e.cfg.Chunking.MaxSize) != nil {
 		_ = s.Reset()
 		return
 	}
@@ -139,13 +138,13 @@ func openPublished(root *os.Root, pub *published, name string) *servedFile {
 func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, refs []blockRef, got func(blockRef, fetchedBlock)) ([]blockRef, error) {
 	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	s, err := e.cfg.Host.NewStream(sctx, p, ProtoBlock)
+	s, err := e.cfg.Transport.NewStream(sctx, p, ProtoBlock, true)
 	if err != nil {
 		return refs, err
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := writeMsg(s, blockRequest{Folder: folder, Blocks: refs}); err != nil {
+	if err := wire.WriteMsg(s, blockRequest{Folder: folder, Blocks: refs}); err != nil {
 		_ = s.Reset()
 		return refs, err
 	}
@@ -214,7 +213,7 @@ func readBlockFrame(br *bufio.Reader, ref blockRef, maxBlock uint32) (fetchedBlo
 		return fetchedBlock{}, false, fmt.Errorf("reading frame: %w", err)
 	}
 	if n > 1+uint64(maxBlock) {
-		return fetchedBlock{}, false, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, 1+maxBlock)
+		return fetchedBlock{}, false, fmt.Errorf("%w: %d bytes, limit %d", wire.ErrTooLarge, n, 1+maxBlock)
 	}
 	if n == 0 {
 		return fetchedBlock{}, false, nil

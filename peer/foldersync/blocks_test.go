@@ -15,6 +15,7 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -41,13 +42,13 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	server.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
 		defer s.Close()
 		var req blockRequest
-		if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+		if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
 			_ = s.Reset()
 			return
 		}
 		for _, ref := range req.Blocks {
 			lied.Add(1)
-			if writeFrame(s, append([]byte{blockOK}, randomBytes(int(ref.Size))...)) != nil {
+			if wire.WriteFrame(s, append([]byte{blockOK}, randomBytes(int(ref.Size))...)) != nil {
 				return
 			}
 		}
@@ -148,7 +149,7 @@ func TestFetchedBlockSharing(t *testing.T) {
 	content := randomBytes(200 << 10)
 	ref := blockRef{Hash: syncfs.HashBytes(content), Size: uint32(len(content))}
 	var frame bytes.Buffer
-	if err := writeFrame(&frame, append([]byte{blockOK}, content...)); err != nil {
+	if err := wire.WriteFrame(&frame, append([]byte{blockOK}, content...)); err != nil {
 		t.Fatal(err)
 	}
 	fb, ok, err := readBlockFrame(bufio.NewReader(&frame), ref, 2<<20)
@@ -180,7 +181,7 @@ func TestReadBlockFrameSkipsWrong(t *testing.T) {
 	ref := blockRef{Hash: syncfs.HashBytes(good), Size: uint32(len(good))}
 	var in bytes.Buffer
 	for _, f := range [][]byte{append([]byte{blockOK}, randomBytes(len(good))...), {blockMissing}, append([]byte{blockOK}, good[:10]...), append([]byte{blockOK}, good...)} {
-		if err := writeFrame(&in, f); err != nil {
+		if err := wire.WriteFrame(&in, f); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -253,7 +254,7 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 				t.Fatalf("the partial file holds %d of %d bytes; want some", kept, size)
 			}
 
-			alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+			alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
 			if restart {
 				n.start(server)
 				fetched, copied, resumed = 0, 0, 0 // a new engine counts from zero

@@ -13,9 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -45,12 +42,13 @@ type Access interface {
 	Server(p lpeer.ID) bool
 }
 
-// Config configures an Engine. Host, Key, DataDir and Access are required.
+// Config configures an Engine. Transport, Key, DataDir and Access are
+// required.
 type Config struct {
-	// Host is the libp2p host the engine serves and fetches on.
-	Host host.Host
+	// Transport is the network the engine serves and fetches on.
+	Transport Transport
 	// Key is the host's key: it signs this host's indexes. Its ID must be
-	// the Host's.
+	// the Transport's.
 	Key *identity.PrivateKey
 	// DataDir holds the engine's state (the index database).
 	DataDir string
@@ -131,12 +129,12 @@ func (c *Config) setDefaults() {
 // Validate checks the required fields.
 func (c *Config) Validate() error {
 	switch {
-	case c.Host == nil:
-		return errors.New("folder sync config: no libp2p host")
+	case c.Transport == nil:
+		return errors.New("folder sync config: no transport")
 	case c.Key == nil:
 		return errors.New("folder sync config: no host key")
-	case c.Key.ID() != c.Host.ID():
-		return fmt.Errorf("folder sync config: key %s is not the host's (%s)", c.Key.ID(), c.Host.ID())
+	case c.Key.ID() != c.Transport.ID():
+		return fmt.Errorf("folder sync config: key %s is not the host's (%s)", c.Key.ID(), c.Transport.ID())
 	case c.DataDir == "":
 		return errors.New("folder sync config: no data directory")
 	case c.Access == nil:
@@ -176,7 +174,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg:     cfg,
-		self:    cfg.Host.ID(),
+		self:    cfg.Transport.ID(),
 		log:     cfg.Logger,
 		want:    map[string]string{},
 		folders: map[string]*folder{},
@@ -293,21 +291,21 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := e.cfg.Host
-	h.SetStreamHandler(ProtoIndex, e.handleIndex)
-	h.SetStreamHandler(ProtoBlock, e.handleBlock)
-	h.SetStreamHandler(ProtoNotify, e.handleNotify)
+	tr := e.cfg.Transport
+	tr.SetHandler(ProtoIndex, e.handleIndex)
+	tr.SetHandler(ProtoBlock, e.handleBlock)
+	tr.SetHandler(ProtoNotify, e.handleNotify)
 	defer func() {
-		h.RemoveStreamHandler(ProtoIndex)
-		h.RemoveStreamHandler(ProtoBlock)
-		h.RemoveStreamHandler(ProtoNotify)
+		tr.SetHandler(ProtoIndex, nil)
+		tr.SetHandler(ProtoBlock, nil)
+		tr.SetHandler(ProtoNotify, nil)
 	}()
 
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	connected, stopConnected, err := tr.Connected()
 	if err != nil {
 		return fmt.Errorf("subscribing to connection events: %w", err)
 	}
-	defer sub.Close()
+	defer stopConnected()
 
 	var wg sync.WaitGroup
 	defer func() {
@@ -324,17 +322,15 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-e.changed:
 			e.reconcile(ctx, &wg)
-		case ev, ok := <-sub.Out():
+		case p, ok := <-connected:
 			if !ok {
 				return nil
 			}
-			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected {
-				e.mu.Lock()
-				for _, f := range e.folders {
-					f.notify(c.Peer)
-				}
-				e.mu.Unlock()
+			e.mu.Lock()
+			for _, f := range e.folders {
+				f.notify(p)
 			}
+			e.mu.Unlock()
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
@@ -23,10 +24,10 @@ func ExampleEngine() {
 	defer h.Close()
 	var view foldersync.Access // the node's snapshot of the collections
 	e, err := foldersync.New(foldersync.Config{
-		Host:    h,
-		Key:     key,
-		DataDir: "/var/lib/baton",
-		Access:  func() foldersync.Access { return view },
+		Transport: peer.FolderTransport(h),
+		Key:       key,
+		DataDir:   "/var/lib/baton",
+		Access:    func() foldersync.Access { return view },
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
 )
@@ -23,12 +24,12 @@ func TestFailedChangeOutlivesOtherMembersChanges(t *testing.T) {
 	// Alice announces a file but serves none of its blocks.
 	var broken atomic.Bool
 	broken.Store(true)
-	alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+	alice.tr.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
 		if broken.Load() {
 			_ = s.Reset()
 			return
 		}
-		alice.eng.handleBlock(s)
+		alice.eng.handleBlock(s, p)
 	})
 	big := string(randomBytes(1 << 20))
 	alice.write(t, "alice.bin", big)

@@ -319,7 +319,7 @@ func (f *folder) pullAll() {
 		}
 		return
 	}
-	for _, p := range f.e.cfg.Host.Network().Peers() {
+	for _, p := range f.e.cfg.Transport.Peers() {
 		f.notify(p)
 	}
 }
@@ -706,7 +706,7 @@ func (f *folder) scheduleRetry() {
 func (f *folder) sources(a Access, fo collections.Folder, p lpeer.ID) []lpeer.ID {
 	out := []lpeer.ID{p}
 	var others []lpeer.ID
-	for _, q := range f.e.cfg.Host.Network().Peers() {
+	for _, q := range f.e.cfg.Transport.Peers() {
 		if q == p || q == f.e.self {
 			continue
 		}

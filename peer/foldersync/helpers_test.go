@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
 
 	"github.com/baton-sync/baton/collections"
@@ -46,6 +48,7 @@ type testNode struct {
 	name    string
 	key     *identity.PrivateKey
 	host    host.Host
+	tr      Transport // the engine's, over host
 	dataDir string
 	root    string
 	eng     *Engine
@@ -96,7 +99,7 @@ func (n *testNet) newNode(name string) *testNode {
 	}
 	t.Cleanup(func() { h.Close() })
 	base := t.TempDir()
-	nd := &testNode{name: name, key: key, host: h, dataDir: filepath.Join(base, "data"), root: filepath.Join(base, "folder")}
+	nd := &testNode{name: name, key: key, host: h, tr: testTransport{h}, dataDir: filepath.Join(base, "data"), root: filepath.Join(base, "folder")}
 	for _, d := range []string{nd.dataDir, nd.root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -122,7 +125,7 @@ func (n *testNet) start(d *testNode) {
 	t := n.t
 	t.Helper()
 	cfg := Config{
-		Host:         d.host,
+		Transport:    d.tr,
 		Key:          d.key,
 		DataDir:      d.dataDir,
 		Access:       func() Access { return n.access },
@@ -332,13 +335,59 @@ func randomBytes(n int) []byte {
 func breakBlocksAfter(d *testNode, n int32) *atomic.Bool {
 	var requests atomic.Int32
 	broken := new(atomic.Bool)
-	d.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+	d.tr.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
 		if broken.Load() || requests.Add(1) > n {
 			broken.Store(true)
 			_ = s.Reset()
 			return
 		}
-		d.eng.handleBlock(s)
+		d.eng.handleBlock(s, p)
 	})
 	return broken
+}
+
+// testTransport is the engine's transport over a libp2p host, as the peer
+// package's FolderTransport (which this package cannot import) is.
+type testTransport struct{ h host.Host }
+
+func (t testTransport) ID() lpeer.ID { return t.h.ID() }
+
+func (t testTransport) NewStream(ctx context.Context, p lpeer.ID, proto protocol.ID, dial bool) (Stream, error) {
+	if !dial {
+		ctx = network.WithNoDial(ctx, "folder sync")
+	}
+	return t.h.NewStream(ctx, p, proto)
+}
+
+func (t testTransport) SetHandler(proto protocol.ID, handle func(s Stream, from lpeer.ID)) {
+	if handle == nil {
+		t.h.RemoveStreamHandler(proto)
+		return
+	}
+	t.h.SetStreamHandler(proto, func(s network.Stream) { handle(s, s.Conn().RemotePeer()) })
+}
+
+func (t testTransport) Peers() []lpeer.ID { return t.h.Network().Peers() }
+
+func (t testTransport) Connected() (<-chan lpeer.ID, func(), error) {
+	sub, err := t.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(chan lpeer.ID, 16)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(out)
+		for ev := range sub.Out() {
+			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected {
+				select {
+				case out <- c.Peer:
+				case <-quit:
+					return
+				}
+			}
+		}
+	}()
+	return out, func() { close(quit); _ = sub.Close(); <-done }, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -258,7 +259,7 @@ func TestHostileFrames(t *testing.T) {
 		func(s network.Stream, _ blockRequest) { _, _ = s.Write(append(varint(uint64(maxBlock)+2), blockOK)) },
 		func(s network.Stream, req blockRequest) {
 			for _, ref := range req.Blocks { // the right size, the wrong bytes
-				_ = writeFrame(s, append([]byte{blockOK}, other[:min(int(ref.Size), len(other))]...))
+				_ = wire.WriteFrame(s, append([]byte{blockOK}, other[:min(int(ref.Size), len(other))]...))
 			}
 		},
 		func(s network.Stream, req blockRequest) { // cut short
@@ -266,7 +267,7 @@ func TestHostileFrames(t *testing.T) {
 		},
 		func(s network.Stream, req blockRequest) { // an unknown status
 			for _, ref := range req.Blocks {
-				_ = writeFrame(s, append([]byte{7}, bytes.Repeat([]byte{0}, int(ref.Size))...))
+				_ = wire.WriteFrame(s, append([]byte{7}, bytes.Repeat([]byte{0}, int(ref.Size))...))
 			}
 		},
 	}
@@ -274,7 +275,7 @@ func TestHostileFrames(t *testing.T) {
 	mallory.setBlock(func(s network.Stream) {
 		defer s.Close()
 		var req blockRequest
-		if readMsg(bufio.NewReader(s), maxRequest, &req) != nil || len(req.Blocks) == 0 {
+		if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil || len(req.Blocks) == 0 {
 			_ = s.Reset()
 			return
 		}

@@ -12,10 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -319,11 +319,10 @@ func entrySize(f syncfs.FileInfo) int {
 }
 
 // handleIndex serves ProtoIndex.
-func (e *Engine) handleIndex(s network.Stream) {
-	p := s.Conn().RemotePeer()
+func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	var req indexRequest
-	if err := readMsg(bufio.NewReader(s), maxRequest, &req); err != nil {
+	if err := wire.ReadMsg(bufio.NewReader(s), maxRequest, &req); err != nil {
 		_ = s.Reset()
 		return
 	}
@@ -333,7 +332,7 @@ func (e *Engine) handleIndex(s network.Stream) {
 		return
 	}
 	defer s.Close()
-	fail := func(msg string) { _ = writeMsg(s, indexHeader{Status: statusError, Error: msg}) }
+	fail := func(msg string) { _ = wire.WriteMsg(s, indexHeader{Status: statusError, Error: msg}) }
 	f := e.folder(req.Folder)
 	if f == nil {
 		fail("folder not synced here")
@@ -350,7 +349,7 @@ func (e *Engine) handleIndex(s network.Stream) {
 		switch {
 		case req.Have == pub.seq:
 			hdr.Status = statusNotModified
-			_ = writeMsg(s, hdr)
+			_ = wire.WriteMsg(s, hdr)
 			return
 		case req.Have >= pub.base && req.Have < pub.seq:
 			hdr.Status, since = statusDelta, req.Have
@@ -363,12 +362,12 @@ func (e *Engine) handleIndex(s network.Stream) {
 		return
 	}
 	hdr.Pages = uint32(len(pages))
-	if err := writeMsg(s, hdr); err != nil {
+	if err := wire.WriteMsg(s, hdr); err != nil {
 		return
 	}
 	for _, pg := range pages {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if err := writeFrame(s, pg); err != nil {
+		if err := wire.WriteFrame(s, pg); err != nil {
 			return
 		}
 	}
@@ -396,20 +395,20 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	}
 	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	s, err := e.cfg.Host.NewStream(sctx, p, ProtoIndex)
+	s, err := e.cfg.Transport.NewStream(sctx, p, ProtoIndex, true)
 	if err != nil {
 		return nil, fmt.Errorf("asking %s for its index: %w", p, err)
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := writeMsg(s, req); err != nil {
+	if err := wire.WriteMsg(s, req); err != nil {
 		_ = s.Reset()
 		return nil, fmt.Errorf("asking %s for its index: %w", p, err)
 	}
 	_ = s.CloseWrite()
 	br := bufio.NewReaderSize(s, 64<<10)
 	var hdr indexHeader
-	if err := readMsg(br, maxHeader, &hdr); err != nil {
+	if err := wire.ReadMsg(br, maxHeader, &hdr); err != nil {
 		_ = s.Reset()
 		return nil, fmt.Errorf("index from %s: %w", p, err)
 	}
@@ -438,7 +437,7 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	)
 	for i := range hdr.Pages {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		b, err := readFrame(br, syncfs.MaxIndexSize)
+		b, err := wire.ReadFrame(br, syncfs.MaxIndexSize)
 		if err != nil {
 			_ = s.Reset()
 			return nil, fmt.Errorf("index from %s: page %d: %w", p, i, err)

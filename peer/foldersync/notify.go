@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/peer/wire"
 )
 
 // announce tells the peers that take this host's changes that its index
@@ -22,7 +23,7 @@ func (f *folder) announce(ctx context.Context, p *published) {
 	}
 	self := f.e.self
 	if fo.Server == self.String() {
-		for _, q := range f.e.cfg.Host.Network().Peers() {
+		for _, q := range f.e.cfg.Transport.Peers() {
 			if q != self && roleOf(a, fo, q) != roleNone {
 				f.sendNotify(ctx, q)
 			}
@@ -84,20 +85,20 @@ const notifyAttempts = 3
 // sendNotify sends m to q over an existing connection and waits for the
 // receipt, which says a running folder took it.
 func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error {
-	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "folder notification"), dialTimeout)
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	s, err := e.cfg.Host.NewStream(ctx, q, ProtoNotify)
+	s, err := e.cfg.Transport.NewStream(ctx, q, ProtoNotify, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := writeMsg(s, m); err != nil {
+	if err := wire.WriteMsg(s, m); err != nil {
 		_ = s.Reset()
 		return err
 	}
 	_ = s.CloseWrite()
-	b, err := readFrame(bufio.NewReader(s), 16)
+	b, err := wire.ReadFrame(bufio.NewReader(s), 16)
 	if err != nil {
 		_ = s.Reset()
 		return fmt.Errorf("no receipt: %w", err)
@@ -115,11 +116,10 @@ var errNotSynced = errors.New("folder not synced there")
 // handleNotify serves ProtoNotify: the folder looks at the sender's index
 // if it takes changes from it. The receipt is an empty frame, or a frame
 // holding 1 if the folder is not synced here.
-func (e *Engine) handleNotify(s network.Stream) {
-	p := s.Conn().RemotePeer()
+func (e *Engine) handleNotify(s Stream, p lpeer.ID) {
 	_ = s.SetDeadline(time.Now().Add(ioTimeout))
 	var m notifyMsg
-	err := readMsg(bufio.NewReader(s), maxRequest, &m)
+	err := wire.ReadMsg(bufio.NewReader(s), maxRequest, &m)
 	if err != nil || e.peerRoleIn(m.Folder, p) == roleNone {
 		_ = s.Reset()
 		return
@@ -130,6 +130,6 @@ func (e *Engine) handleNotify(s network.Stream) {
 	} else {
 		receipt = []byte{1} // not synced here
 	}
-	_ = writeFrame(s, receipt)
+	_ = wire.WriteFrame(s, receipt)
 	_ = s.Close()
 }

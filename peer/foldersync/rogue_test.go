@@ -21,6 +21,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/canon"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -83,13 +84,13 @@ func (r *rogue) handleIndex(s network.Stream) {
 	}
 	defer s.Close()
 	var req indexRequest
-	if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+	if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
 		_ = s.Reset()
 		return
 	}
 	page := r.page(syncfs.Index{Folder: r.n.folder, Device: r.host.ID().String(), Sequence: seq, Files: files})
-	_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: seq, Pages: 1})
-	_ = writeFrame(s, page)
+	_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: seq, Pages: 1})
+	_ = wire.WriteFrame(s, page)
 }
 
 func (r *rogue) handleBlock(s network.Stream) {
@@ -103,7 +104,7 @@ func (r *rogue) handleBlock(s network.Stream) {
 	}
 	defer s.Close()
 	var req blockRequest
-	if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+	if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
 		_ = s.Reset()
 		return
 	}
@@ -115,7 +116,7 @@ func (r *rogue) handleBlock(s network.Stream) {
 		if ok && len(data) == int(ref.Size) {
 			frame = append([]byte{blockOK}, data...)
 		}
-		if writeFrame(s, frame) != nil {
+		if wire.WriteFrame(s, frame) != nil {
 			return
 		}
 	}
@@ -195,11 +196,11 @@ func (r *rogue) notify() error {
 	}
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := writeMsg(s, notifyMsg{Folder: r.n.folder, Session: 1, Sequence: seq}); err != nil {
+	if err := wire.WriteMsg(s, notifyMsg{Folder: r.n.folder, Session: 1, Sequence: seq}); err != nil {
 		return err
 	}
 	_ = s.CloseWrite()
-	b, err := readFrame(bufio.NewReader(s), 16)
+	b, err := wire.ReadFrame(bufio.NewReader(s), 16)
 	if err != nil {
 		return fmt.Errorf("no receipt: %w", err)
 	}
@@ -254,7 +255,7 @@ func (r *rogue) request(p protocol.ID, raw []byte) ([]byte, error) {
 // frame returns b as one frame.
 func frame(b []byte) []byte {
 	var buf bytes.Buffer
-	_ = writeFrame(&buf, b)
+	_ = wire.WriteFrame(&buf, b)
 	return buf.Bytes()
 }
 

@@ -54,7 +54,7 @@ func TestPartialOfDeletedFileLeavesNoTrace(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(alice.root, filepath.FromSlash(tc.remove))); err != nil {
 				t.Fatal(err)
 			}
-			alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+			alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
 			n.waitEqual(alice, server)
 			waitFor(t, 30*time.Second, "no temporary file on the server", func() bool { return len(tempFilesIn(t, server.root)) == 0 })
 			if st := n.status(server); st.LastError != "" || st.Stuck || len(st.Failed) > 0 {
@@ -89,7 +89,7 @@ func TestStuckChangeShown(t *testing.T) {
 		t.Errorf("stuck folder: last error %q, in sync %v; want \"stuck after ...\", not in sync", st.LastError, st.InSync)
 	}
 
-	alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+	alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
 	n.waitEqual(alice, server)
 	if st := n.status(server); st.Stuck || len(st.Failed) > 0 || st.LastError != "" {
 		t.Errorf("after the change went through: %+v; want not stuck, nothing failed, no error", st)

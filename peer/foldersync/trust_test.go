@@ -15,6 +15,7 @@ import (
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -38,7 +39,7 @@ func TestStrangersGetNothing(t *testing.T) {
 		if err := d.host.Connect(context.Background(), lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(Config{Host: d.host, Key: d.key, DataDir: d.dataDir, Access: func() Access { return n.access }})
+		e, err := New(Config{Transport: testTransport{d.host}, Key: d.key, DataDir: d.dataDir, Access: func() Access { return n.access }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,15 +93,15 @@ func TestIndexFromWrongSigner(t *testing.T) {
 			fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
 				defer s.Close()
 				var req indexRequest
-				if readMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+				if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
 					s.Reset()
 					return
 				}
-				_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
-				_ = writeFrame(s, page)
+				_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
+				_ = wire.WriteFrame(s, page)
 			})
 			asker.host.Peerstore().AddAddrs(fake.host.ID(), fake.host.Addrs(), time.Hour)
-			e, err := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
+			e, err := New(Config{Transport: testTransport{asker.host}, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,11 +118,11 @@ func TestIndexFromWrongSigner(t *testing.T) {
 	fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
 		defer s.Close()
 		var req indexRequest
-		_ = readMsg(bufio.NewReader(s), maxRequest, &req)
-		_ = writeMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
-		_ = writeFrame(s, sign(fake.key, self, "f1", 7))
+		_ = wire.ReadMsg(bufio.NewReader(s), maxRequest, &req)
+		_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
+		_ = wire.WriteFrame(s, sign(fake.key, self, "f1", 7))
 	})
-	e, _ := New(Config{Host: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
+	e, _ := New(Config{Transport: testTransport{asker.host}, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
@@ -141,7 +142,7 @@ func TestInterruptedTransferResumes(t *testing.T) {
 	if got := server.read(t, "big.bin"); got != "" {
 		t.Fatalf("big.bin is on the server (%d bytes) though its blocks could not all be had", len(got))
 	}
-	alice.host.SetStreamHandler(ProtoBlock, alice.eng.handleBlock)
+	alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
 	n.waitEqual(alice, server, bob)
 	t.Logf("the server fetched %.1f MiB for a 24 MiB file cut off once", float64(n.status(server).Fetched)/(1<<20))
 }

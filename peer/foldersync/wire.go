@@ -1,16 +1,11 @@
 package foldersync
 
 import (
-	"bufio"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/baton-sync/baton/internal/canon"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -107,56 +102,4 @@ func (r blockRequest) validate(maxBlock uint32) error {
 		return fmt.Errorf("block request: %d bytes, limit %d", total, maxBatchBytes)
 	}
 	return nil
-}
-
-var errFrameTooLarge = errors.New("frame too large")
-
-// writeFrame writes b as one varint-length-prefixed frame.
-func writeFrame(w io.Writer, b []byte) error {
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(b)))
-	if len(b) <= 64<<10 {
-		buf := make([]byte, 0, n+len(b))
-		_, err := w.Write(append(append(buf, hdr[:n]...), b...))
-		return err
-	}
-	if _, err := w.Write(hdr[:n]); err != nil {
-		return err
-	}
-	_, err := w.Write(b)
-	return err
-}
-
-// writeMsg encodes v canonically and writes it as one frame.
-func writeMsg(w io.Writer, v any) error {
-	b, err := canon.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return writeFrame(w, b)
-}
-
-// readFrame reads one frame of at most max bytes.
-func readFrame(r *bufio.Reader, max int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, fmt.Errorf("reading frame: %w", err)
-	}
-	if n > uint64(max) {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", errFrameTooLarge, n, max)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("reading frame: %w", err)
-	}
-	return b, nil
-}
-
-// readMsg reads one frame of at most max bytes and decodes it into v.
-func readMsg(r *bufio.Reader, max int, v any) error {
-	b, err := readFrame(r, max)
-	if err != nil {
-		return err
-	}
-	return canon.Unmarshal(b, v, max)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -22,12 +23,12 @@ func TestReadFrameLimits(t *testing.T) {
 		"no length":  nil,
 		"cut length": {0x80},
 	} {
-		b, err := readFrame(bufio.NewReader(bytes.NewReader(in)), 1000)
+		b, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(in)), 1000)
 		if err == nil || b != nil {
 			t.Errorf("%s: readFrame = %d bytes, %v; want an error", name, len(b), err)
 		}
-		if (name == "one over" || name == "2^62" || name == "2^64-1") && !errors.Is(err, errFrameTooLarge) {
-			t.Errorf("%s: error %v; want errFrameTooLarge", name, err)
+		if (name == "one over" || name == "2^62" || name == "2^64-1") && !errors.Is(err, wire.ErrTooLarge) {
+			t.Errorf("%s: error %v; want wire.ErrTooLarge", name, err)
 		}
 	}
 	ref := blockRef{Hash: syncfs.HashBytes([]byte("x")), Size: 1}
@@ -66,19 +67,19 @@ func FuzzWireDecoders(f *testing.F) {
 	f.Add(frame(bytes.Repeat([]byte{0x81}, 200)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		read := func() *bufio.Reader { return bufio.NewReader(bytes.NewReader(in)) }
-		if b, err := readFrame(read(), maxRequest); err == nil && len(b) > maxRequest {
+		if b, err := wire.ReadFrame(read(), maxRequest); err == nil && len(b) > maxRequest {
 			t.Fatalf("readFrame returned %d bytes, limit %d", len(b), maxRequest)
 		}
 		var req indexRequest
-		_ = readMsg(read(), maxRequest, &req)
+		_ = wire.ReadMsg(read(), maxRequest, &req)
 		var hdr indexHeader
-		_ = readMsg(read(), maxHeader, &hdr)
+		_ = wire.ReadMsg(read(), maxHeader, &hdr)
 		var breq blockRequest
-		if readMsg(read(), maxRequest, &breq) == nil && breq.validate(1<<20) == nil && len(breq.Blocks) > maxBatch {
+		if wire.ReadMsg(read(), maxRequest, &breq) == nil && breq.validate(1<<20) == nil && len(breq.Blocks) > maxBatch {
 			t.Fatalf("a block request of %d blocks validated", len(breq.Blocks))
 		}
 		var m notifyMsg
-		_ = readMsg(read(), maxRequest, &m)
+		_ = wire.ReadMsg(read(), maxRequest, &m)
 		br := read()
 		for range 4 {
 			fb, ok, err := readBlockFrame(br, ref, 1<<20)
@@ -98,6 +99,6 @@ func FuzzWireDecoders(f *testing.F) {
 // encodeFrame returns v encoded as one frame.
 func encodeFrame(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	err := writeMsg(&buf, v)
+	err := wire.WriteMsg(&buf, v)
 	return buf.Bytes(), err
 }
