@@ -161,9 +161,17 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	}
 	// A change built from a state another change has since moved on from
 	// (an administrator's share of the same folder) fails its condition in
-	// the log; it is built again from the new state.
-	for attempt := 1; ; attempt++ {
-		p, err := query(ctx, d, func(d *driver) plan {
+	// the log; SubmitBuilt builds it again from the new state.
+	var (
+		p plan
+		r Receipt
+	)
+	err := SubmitBuilt(ctx, func(ctx context.Context, attempt int) (collections.Update, error) {
+		if attempt > 1 {
+			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user, "attempt", attempt)
+		}
+		var err error
+		p, err = query(ctx, d, func(d *driver) plan {
 			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
 			if !ok {
 				return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
@@ -172,41 +180,49 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 			return plan{user: user, update: u, folder: f, done: done, resp: resp}
 		})
 		if err != nil {
-			return agentFailure(codeError, "server is stopping")
+			return collections.Update{}, ErrStopped
 		}
 		if p.resp.Code != "" {
-			d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
-			return p.resp
+			return collections.Update{}, errAgentRefused
 		}
-		enc, err := canon.Marshal(p.folder)
-		if err != nil {
-			return agentFailure(codeInvalid, "%v", err)
-		}
+		return p.update, nil
+	}, func(ctx context.Context, u collections.Update) error {
 		sctx, cancel := context.WithTimeout(ctx, submitWait)
-		r, err := n.Submit(sctx, p.update)
-		cancel()
-		switch {
-		case errors.Is(err, collections.ErrConflict) && attempt < maxAgentAttempts:
-			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user)
-			continue
-		case errors.Is(err, ErrNoMaster):
+		defer cancel()
+		var err error
+		r, err = n.Submit(sctx, u)
+		if errors.Is(err, ErrNoMaster) {
 			r, err = Receipt{Queued: true}, nil
-		case errors.Is(err, ErrRejected):
-			return agentFailure(codeInvalid, "%v", err)
-		case err != nil:
-			return agentFailure(codeError, "%v", err)
 		}
-		d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
-		if r.Queued {
-			return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
-		}
-		return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
+		return err
+	})
+	switch {
+	case errors.Is(err, errAgentRefused):
+		d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
+		return p.resp
+	case errors.Is(err, ErrStopped):
+		return agentFailure(codeError, "server is stopping")
+	case errors.Is(err, ErrRejected):
+		d.log.Info("agent request rejected", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		return agentFailure(codeInvalid, "%v", err)
+	case err != nil:
+		d.log.Info("agent request failed", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		return agentFailure(codeError, "%v", err)
 	}
+	enc, err := canon.Marshal(p.folder)
+	if err != nil {
+		return agentFailure(codeInvalid, "%v", err)
+	}
+	d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
+	if r.Queued {
+		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
+	}
+	return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
 }
 
-// maxAgentAttempts bounds the times an agent's change is built again after
-// meeting a concurrent change of its folder.
-const maxAgentAttempts = 5
+// errAgentRefused: the agent's request was refused by the rules (the
+// refusal is in the plan).
+var errAgentRefused = errors.New("agent request refused")
 
 // planAgentOp checks req by user against the state (the collections
 // builders hold the rules) and returns the update to submit, the folder

@@ -583,38 +583,32 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 	// share the folder's owner made meanwhile (through an agent) makes it
 	// fail in the log, and it is built again from the new state, so that
 	// neither grant is lost.
-	for attempt := 1; ; attempt++ {
+	var f collections.Folder
+	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
 		st, err := s.d.State(ctx)
 		if err != nil {
-			return nil, err
+			return collections.Update{}, err
 		}
-		f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there")
-		if err != nil {
-			return nil, err
+		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there"); err != nil {
+			return collections.Update{}, err
 		}
 		if _, ok := st.User(req.User); !ok {
-			return nil, errNotFound("no user %s in the domain", req.User)
+			return collections.Update{}, errNotFound("no user %s in the domain", req.User)
 		}
 		if req.User == f.Owner {
-			return nil, errConflict("%s owns folder %s", req.User, f.Name)
+			return collections.Update{}, errConflict("%s owns folder %s", req.User, f.Name)
 		}
 		up, _, err := st.Share(f.ID, "", req.User, right)
 		if err != nil {
-			return nil, builderErr(err)
+			return collections.Update{}, builderErr(err)
 		}
-		if err := sb.submit(ctx, up); err != nil {
-			if errors.Is(err, collections.ErrConflict) && attempt < maxShareAttempts {
-				continue
-			}
-			return nil, err
-		}
-		return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
+		return up, nil
+	}, sb.submit)
+	if err != nil {
+		return nil, err
 	}
+	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
 }
-
-// maxShareAttempts bounds the times a share is built again after meeting a
-// concurrent change of its folder.
-const maxShareAttempts = 5
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
 // if not "", among those self hosts. If another server hosts it, the error
