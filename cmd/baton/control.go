@@ -189,6 +189,11 @@ func (s *controlServer) handler() http.Handler {
 	return mux
 }
 
+// controlSource is the source the log gives for what the control API
+// does: the socket is 0600 in a 0700 home, so it is this host's
+// administrator (the user the daemon runs as).
+const controlSource = "control socket"
+
 // serve adapts an endpoint that returns a value to encode or an error.
 func (s *controlServer) serve(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -197,15 +202,18 @@ func (s *controlServer) serve(fn func(r *http.Request) (any, error)) http.Handle
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			status, body := errorResponse(err)
-			if status >= 500 {
-				s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			switch {
+			case status >= 500:
+				s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
+			case r.Method != http.MethodGet:
+				s.log.Info("control request refused", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
 			}
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(body)
 			return
 		}
 		if m, ok := v.(mutationResult); ok {
-			s.log.Info("control: "+m.Done, "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
+			s.log.Info("control: "+m.Done, "source", controlSource, "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
 		}
 		json.NewEncoder(w).Encode(v)
 	}

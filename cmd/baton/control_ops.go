@@ -327,7 +327,7 @@ func (s *controlServer) removeUser(r *http.Request) (any, error) {
 	case owned > 0:
 		done += fmt.Sprintf("; %d folders they owned are archived", owned)
 	}
-	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned)
+	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned, "source", controlSource)
 	return sb.result(done), nil
 }
 
