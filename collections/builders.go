@@ -115,6 +115,11 @@ func (s *State) RemoveUser(name, successor string) (Update, User, error) {
 // CreateFolder builds the change creating folder id, called name, owned by
 // owner and hosted by server, which must be the owner's home server.
 func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, Folder, error) {
+	return s.CreateFolderWith(id, name, owner, server, FolderOptions{})
+}
+
+// CreateFolderWith is CreateFolder with the folder's options.
+func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts FolderOptions) (Update, Folder, error) {
 	u, ok := s.User(owner)
 	if !ok {
 		return Update{}, Folder{}, fmt.Errorf("user %s: %w", owner, ErrNotFound)
@@ -128,7 +133,7 @@ func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, F
 		}
 	}
 	f := Folder{ID: id, Name: name, Owner: owner, Server: server.String(),
-		Members: map[string]Right{owner: RightOwner}}
+		Members: map[string]Right{owner: RightOwner}, FolderOptions: opts}
 	if u.ID != "" {
 		f.IDs = map[string]string{owner: u.ID}
 	}
@@ -162,6 +167,21 @@ func (s *State) Share(id, by, user string, right Right) (Update, Folder, error) 
 	if u.ID != "" {
 		f.IDs[user] = u.ID
 	}
+	return s.putFolder(f)
+}
+
+// SetFolderOptions builds the change setting the options of folder id,
+// asked by by: its owner, or "" for the administrator of its hosting
+// server. ErrExists if the folder has these options already.
+func (s *State) SetFolderOptions(id, by string, opts FolderOptions) (Update, Folder, error) {
+	f, err := s.ownedBy(id, by)
+	if err != nil {
+		return Update{}, Folder{}, err
+	}
+	if f.FolderOptions == opts {
+		return Update{}, Folder{}, fmt.Errorf("folder %s has these options %w", f.Name, ErrExists)
+	}
+	f.FolderOptions = opts
 	return s.putFolder(f)
 }
 

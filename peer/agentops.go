@@ -27,8 +27,9 @@ import (
 //
 // /baton/agent/1.0.0 — one CBOR request, one CBOR response, each a
 // varint-length-prefixed frame. Request agentRequest {1: op ("create",
-// "share", "unshare" or "leave"), 2: folder name (create), 3: folder ID,
-// 4: user (share, unshare), 5: right ("ro" or "rw", share)}. The
+// "share", "unshare", "leave" or "options"), 2: folder name (create),
+// 3: folder ID, 4: user (share, unshare), 5: right ("ro" or "rw", share),
+// 6: the folder option OutsideSymlinks (create, options)}. The
 // requesting user is the one whose valid device the authenticated remote
 // peer is, never a field. Response agentResponse {1: code, 2: message,
 // 3: the certified update (code ""), 4: the folder record as submitted,
@@ -52,6 +53,7 @@ const (
 	opShare   = "share"
 	opUnshare = "unshare"
 	opLeave   = "leave"
+	opOptions = "options"
 )
 
 // Agent response codes (besides those of login).
@@ -93,6 +95,8 @@ type agentRequest struct {
 	Folder string `cbor:"3,keyasint,omitempty"`
 	User   string `cbor:"4,keyasint,omitempty"`
 	Right  string `cbor:"5,keyasint,omitempty"`
+	// OutsideSymlinks: the folder option (create, options).
+	OutsideSymlinks bool `cbor:"6,keyasint,omitempty"`
 }
 
 type agentResponse struct {
@@ -253,7 +257,7 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 			return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: home.String(),
 				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
 		}
-		if u, f, err = d.state.CreateFolder(newID, req.Name, user, d.self); err != nil {
+		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}); err != nil {
 			return refuse(err)
 		}
 		return u, f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
@@ -278,6 +282,9 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 	case opLeave:
 		u, f, err = d.state.Leave(req.Folder, user)
 		done = fmt.Sprintf("%s left folder %s (%s)", user, cur.Name, cur.ID)
+	case opOptions:
+		u, f, err = d.state.SetFolderOptions(req.Folder, user, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
+		done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v", cur.Name, cur.ID, req.OutsideSymlinks)
 	default:
 		return collections.Update{}, f, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
 	}
@@ -328,6 +335,18 @@ func (n *Node) UnshareFolder(ctx context.Context, id, user string) error {
 		return fmt.Errorf("user name: %w", err)
 	}
 	_, err := n.agentOp(ctx, agentRequest{Op: opUnshare, Folder: id, User: user})
+	return err
+}
+
+// CreateFolderWith is CreateFolder with the folder's options.
+func (n *Node) CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
+	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: opts.OutsideSymlinks})
+}
+
+// SetFolderOptions asks the folder's hosting server to set the options of
+// folder id. Only the owner's devices may. ErrQueued as for CreateFolder.
+func (n *Node) SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error {
+	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: opts.OutsideSymlinks})
 	return err
 }
 
