@@ -51,6 +51,9 @@ type (
 		Server     string       `json:"server"`
 		ServerName string       `json:"server_name"`
 		Members    []memberJSON `json:"members"` // the owner first, then by name
+		// OutsideSymlinks: the folder option (members' symlinks pointing
+		// outside it are created).
+		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
 	reportJSON struct {
 		ID         string    `json:"id"`
@@ -74,8 +77,14 @@ type (
 		TransferTo string `json:"transfer_to,omitempty"` // the successor of the user's folders; "" archives them
 	}
 	createFolderRequest struct {
-		Name  string `json:"name"`
-		Owner string `json:"owner"`
+		Name            string `json:"name"`
+		Owner           string `json:"owner"`
+		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
+	}
+	folderOptionsRequest struct {
+		Folder          string `json:"folder"` // name or ID
+		Owner           string `json:"owner"`  // optional: tells same-named folders apart
+		OutsideSymlinks bool   `json:"outside_symlinks"`
 	}
 	shareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
@@ -501,7 +510,8 @@ func (s *controlServer) listFolders(r *http.Request) (any, error) {
 }
 
 func folderToJSON(st *collections.State, f collections.Folder) folderJSON {
-	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{}}
+	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{},
+		OutsideSymlinks: f.OutsideSymlinks}
 	for u, right := range f.Members {
 		fj.Members = append(fj.Members, memberJSON{User: u, Right: string(right)})
 	}
@@ -555,7 +565,7 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, f, err := st.CreateFolder(id, req.Name, req.Owner, self)
+	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
 	if err != nil {
 		return nil, builderErr(err)
 	}
@@ -608,6 +618,46 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
+}
+
+func (s *controlServer) setFolderOptions(r *http.Request) (any, error) {
+	var req folderOptionsRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	var f collections.Folder
+	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
+		st, err := s.d.State(ctx)
+		if err != nil {
+			return collections.Update{}, err
+		}
+		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "set its options there"); err != nil {
+			return collections.Update{}, err
+		}
+		up, _, err := st.SetFolderOptions(f.ID, "", opts)
+		if err != nil {
+			return collections.Update{}, builderErr(err)
+		}
+		return up, nil
+	}, sb.submit)
+	if err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+}
+
+// optionsText describes a folder's options.
+func optionsText(o collections.FolderOptions) string {
+	if o.OutsideSymlinks {
+		return "members' symlinks pointing outside the folder are created"
+	}
+	return "members' symlinks pointing outside the folder are skipped"
 }
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
