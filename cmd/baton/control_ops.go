@@ -402,41 +402,18 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := st.Chain()
-	if i := chain.Index(rec.ID()); i >= 0 {
-		return nil, errConflict("%s (%s) is already server %d of the chain", rec.Name, rec.ID(), i+1)
+	c, err := st.AddServer(host, req.Position)
+	if err != nil {
+		return nil, builderErr(err)
 	}
-	for _, h := range st.Hosts() {
-		if h.Name == rec.Name && h.ID() != rec.ID() {
-			return nil, errConflict("another host is already named %s (%s)", h.Name, h.ID())
-		}
-	}
-	n := len(chain.Servers)
-	pos := req.Position
-	if pos == 0 {
-		pos = n + 1
-	}
-	if pos < 1 || pos > n+1 {
-		return nil, errInvalid("position %d: the chain has %d servers, so give 1 to %d", req.Position, n, n+1)
-	}
-	if n+1 > collections.MaxChainServers {
-		return nil, errConflict("the chain already has %d servers, the most it can hold", n)
-	}
-	if err := sb.put(ctx, host); err != nil {
-		return nil, err
-	}
-	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), pos, n+1)
-	if info := st.DomainInfo(); n+1 >= 3 && !info.Settings.Majority {
-		// Three or more servers need majority failover.
-		info.Settings.Majority = true
-		if err := sb.put(ctx, info); err != nil {
+	for _, u := range c.Updates {
+		if err := sb.submit(ctx, u); err != nil {
 			return nil, err
 		}
-		done += "; majority failover is now on"
 	}
-	servers := slices.Insert(slices.Clone(chain.Servers), pos-1, rec.ID().String())
-	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
-		return nil, err
+	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), c.Position, c.Servers)
+	if c.Majority {
+		done += "; majority failover is now on"
 	}
 	return sb.result(done), nil
 }
@@ -459,42 +436,19 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := rec.ID()
-	chain := st.Chain()
-	if !chain.Contains(id) {
-		if rec.Role != identity.RoleServer {
-			return nil, errNotFound("%s (%s) is not a server in the chain", rec.Name, id)
-		}
-		// Out of the chain already (an earlier remove was interrupted):
-		// finish by removing its host record.
-		if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
+	c, err := st.RemoveServer(rec.ID(), s.d.ID())
+	if err != nil {
+		return nil, builderErr(err)
+	}
+	for _, u := range c.Updates {
+		if err := sb.submit(ctx, u); err != nil {
 			return nil, err
 		}
-		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, id)), nil
 	}
-	if len(chain.Servers) == 1 {
-		return nil, errConflict("%s is the last server of the chain", rec.Name)
+	if c.Position == 0 {
+		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, rec.ID())), nil
 	}
-	if id == s.d.ID() {
-		return nil, errConflict("%s is the master (this host): a master cannot remove itself from the chain", rec.Name)
-	}
-	var homed []string
-	for _, u := range st.Users() {
-		if u.HomeServer == id.String() {
-			homed = append(homed, u.Name)
-		}
-	}
-	if len(homed) > 0 {
-		return nil, errConflict("%s is the home server of %d users (%s): remove them first with 'baton user remove'", rec.Name, len(homed), strings.Join(homed, ", "))
-	}
-	servers := slices.DeleteFunc(slices.Clone(chain.Servers), func(s string) bool { return s == id.String() })
-	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
-		return nil, err
-	}
-	if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
-		return nil, err
-	}
-	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, id)), nil
+	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, rec.ID())), nil
 }
 
 func (s *controlServer) listFolders(r *http.Request) (any, error) {
