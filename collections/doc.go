@@ -38,7 +38,9 @@
 // Stale), and a different update with a used number is equivocation
 // (Rejected).
 //
-// Anti-entropy: exchange State.Summary, send State.Missing(theirs). Data
+// Anti-entropy: exchange State.Summary, send State.Missing(theirs); to a
+// user's device, send State.ViewFor(user, held).Missing(theirs), what the
+// device may see (disclosure.go). Data
 // files: append each stored Certified; State.Load replays a file, verifying
 // every record, and applies nothing from a file that fails; State.Snapshot
 // is the compacted file for Storage.Replace.

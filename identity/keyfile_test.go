@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/baton-sync/baton/identity"
@@ -185,7 +184,7 @@ func TestLoadKeyFileNotRegular(t *testing.T) {
 		t.Errorf("LoadKeyFile(directory) = %v; want ErrCorruptKeyFile", err)
 	}
 	fifo := filepath.Join(t.TempDir(), "fifo.key")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+	if err := mkfifo(fifo); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
 	// Must not block reading the pipe.

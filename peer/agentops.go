@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -105,6 +106,10 @@ type agentResponse struct {
 	Certified []byte `cbor:"3,keyasint,omitempty"`
 	Folder    []byte `cbor:"4,keyasint,omitempty"` // the collections.Folder, CBOR
 	Server    string `cbor:"5,keyasint,omitempty"`
+	// Context are the certified records the requester needs to verify
+	// Certified (its folder's owner and members: their user records),
+	// in the order to apply them.
+	Context [][]byte `cbor:"6,keyasint,omitempty"`
 }
 
 func agentFailure(code, format string, args ...any) agentResponse {
@@ -221,7 +226,16 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	if r.Queued {
 		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
 	}
-	return agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
+	resp := agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
+	ctxRecs, _ := query(ctx, d, func(d *driver) []collections.Certified {
+		return d.state.ViewFor(p.user, nil).Feed(r.Certified, nil)
+	})
+	for _, c := range ctxRecs {
+		if c.Hash() != r.Certified.Hash() {
+			resp.Context = append(resp.Context, c.Marshal())
+		}
+	}
+	return resp
 }
 
 // errAgentRefused: the agent's request was refused by the rules (the
@@ -264,7 +278,9 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 	}
 
 	cur, ok := d.state.Folder(req.Folder)
-	if !ok {
+	if _, member := cur.Members[user]; !ok || !member {
+		// A folder the user is not in is answered as none at all: its
+		// name, owner and server are not the requester's to learn.
 		return collections.Update{}, f, "", agentFailure(codeNotFound, "no folder %s in the domain", req.Folder)
 	}
 	if cur.Server != d.self.String() {
@@ -418,11 +434,27 @@ func (n *Node) agentOp(ctx context.Context, req agentRequest) (collections.Folde
 			f = fv
 		}
 	}
+	var needs []collections.Certified
+	for _, b := range resp.Context {
+		nc, err := collections.UnmarshalCertified(b)
+		if err != nil {
+			return collections.Folder{}, fmt.Errorf("certified update from %s: %w", target.ID, err)
+		}
+		if nc.Update().Collection != collections.Domain || !strings.HasPrefix(nc.Update().Key, collections.UserPrefix) {
+			return collections.Folder{}, fmt.Errorf("server %s answered with an unrelated update (%s)", target.ID, nc.Update().Key)
+		}
+		needs = append(needs, nc)
+	}
 	// Apply it now, so this node's view holds the change when we return;
-	// gossip brings the same update again, which then changes nothing.
+	// the feed brings the same update again, which then changes nothing.
+	// The user records it needs come first (each verified as usual; one
+	// already held changes nothing).
 	var v collections.Verdict
 	var aerr error
 	if derr := n.do(ctx, func(_ context.Context, d *driver) {
+		for _, nc := range needs {
+			_, _ = d.applyCertified(nc, collections.VerifyOptions{}, "agent-op")
+		}
 		v, aerr = d.applyCertified(c, collections.VerifyOptions{}, "agent-op")
 	}); derr != nil {
 		return f, derr

@@ -114,8 +114,9 @@ func TestAgentFolderOps(t *testing.T) {
 	if got, _ := folderAt(t, bob, f.ID); got.Members["bob"] != "" {
 		t.Fatalf("bob still a member after leaving: %+v", got)
 	}
-	if err := bob.LeaveFolder(ctx, f.ID); err == nil || !strings.Contains(err.Error(), "bob is not a member of folder Photos") {
-		t.Errorf("bob leaves again: %v; want 'not a member'", err)
+	// A folder bob is no longer in is answered as no folder at all.
+	if err := bob.LeaveFolder(ctx, f.ID); !errors.Is(err, peer.ErrNoSuchFolder) || strings.Contains(err.Error(), "Photos") {
+		t.Errorf("bob leaves again: %v; want ErrNoSuchFolder, not naming the folder", err)
 	}
 	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadWrite); err != nil {
 		t.Fatalf("ShareFolder(bob, rw): %v", err)
@@ -147,9 +148,22 @@ func TestAgentFolderOps(t *testing.T) {
 	if music.Server != c.Members[2].Key.ID().String() {
 		t.Errorf("Music hosted on %s; want s3", music.Server)
 	}
-	c.WaitFor("ann's laptop to see Music", 10*time.Second, func() bool { _, ok := folderAt(t, ann, music.ID); return ok })
-	if err := ann.ShareFolder(ctx, music.ID, "ann", collections.RightReadWrite); !errors.Is(err, peer.ErrFolderDenied) {
-		t.Errorf("ann shares bob's folder: %v; want ErrFolderDenied", err)
+	// ann is not in Music: her laptop is never sent it (it sees Games,
+	// shared with her after Music was made), and to her Music does not
+	// exist.
+	games, err := bob.CreateFolder(ctx, "Games")
+	if err != nil {
+		t.Fatalf("bob CreateFolder(Games): %v", err)
+	}
+	if err := bob.ShareFolder(ctx, games.ID, "ann", collections.RightReadOnly); err != nil {
+		t.Fatalf("ShareFolder(Games, ann): %v", err)
+	}
+	c.WaitFor("ann's laptop to see Games", 10*time.Second, func() bool { _, ok := folderAt(t, ann, games.ID); return ok })
+	if _, ok := folderAt(t, ann, music.ID); ok {
+		t.Errorf("ann's laptop holds bob's folder Music, which she is not in")
+	}
+	if err := ann.ShareFolder(ctx, music.ID, "ann", collections.RightReadWrite); !errors.Is(err, peer.ErrNoSuchFolder) {
+		t.Errorf("ann shares bob's folder: %v; want ErrNoSuchFolder", err)
 	}
 
 	// A server is no agent: CreateFolder there says so.

@@ -127,6 +127,10 @@ type Config struct {
 	// (foldersync.Config.OutsideSymlinks); nil: no folder does. It is
 	// called at every apply and must return quickly.
 	OutsideSymlinks func(folder string) bool
+	// WindowsNames reports whether a folder keeps to the names Windows can
+	// hold (foldersync.Config.WindowsNames; always so on Windows); nil: no
+	// folder opts in. It is called at every apply and must return quickly.
+	WindowsNames func(folder string) bool
 
 	folders *folderRuntime // set by New: folder sync, shared with the driver
 }

@@ -17,4 +17,9 @@
 // address (loginLimiter), never per user alone, and unknown user names are
 // answered as known ones (serveLogin). Node.Devices lists devices,
 // Node.RevokeDevice (at the home server) cuts one off everywhere.
+//
+// Least disclosure (disclose.go). The Domain's hosts get every record over
+// the updates topic and anti-entropy; a device gets only what
+// collections.State.ViewFor shows its user: it pulls its view from the
+// servers and the master pushes it the committed changes its view shows.
 package peer

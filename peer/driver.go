@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -75,7 +76,12 @@ type driver struct {
 	sh       shared
 	host     host.Host
 	updTopic *pubsub.Topic
-	hbTopic  *pubsub.Topic
+	// gossipWanted: the Domain lists hosts outside the chain, which take
+	// committed updates from the updates topic. Servers of the chain
+	// apply the log and devices get their feed, so without such hosts
+	// the master does not publish there.
+	gossipWanted bool
+	hbTopic      *pubsub.Topic
 
 	events chan task
 	done   <-chan struct{}
@@ -100,6 +106,7 @@ type driver struct {
 	auth         *authState // users and devices (auth.go); set by Run
 	counters     Counters   // GossipRefused also counts d.sh.refused
 	backoff      backoff
+	disclose     discloseState // the device feeds (disclose.go)
 }
 
 func newDriver(n *Node, store *datafile.Store) (*driver, error) {
@@ -232,6 +239,9 @@ func (d *driver) appendData(k collections.Kind, rec []byte) error {
 func (d *driver) onDomainChanged() {
 	ids := d.state.Chain().IDs()
 	d.sh.setServers(ids)
+	hosts := d.state.Hosts()
+	d.sh.setHosts(hosts)
+	d.gossipWanted = slices.ContainsFunc(hosts, func(h identity.HostRecord) bool { return !slices.Contains(ids, h.ID()) })
 	d.refreshAllow()
 	d.prunePasswords()
 	d.chain = ids

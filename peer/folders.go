@@ -176,6 +176,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 		Now:     d.cfg.Now,
 
 		OutsideSymlinks: fr.outsideSymlinks(d.cfg.OutsideSymlinks),
+		WindowsNames:    d.cfg.WindowsNames,
 	})
 	if err != nil {
 		return fmt.Errorf("folder sync: %w", err)

@@ -9,6 +9,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
 
@@ -198,6 +199,10 @@ func (d *driver) propose(su collections.SignedUpdate) error {
 }
 
 func (d *driver) publish(ctx context.Context, c collections.Certified) {
+	d.feedDevices(ctx, c)
+	if !d.gossipWanted {
+		return
+	}
 	data := c.Marshal()
 	topic := d.updTopic
 	d.spawn(ctx, func(ctx context.Context) task {
@@ -421,8 +426,14 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 		d.log.Error("encoding summary", "err", err)
 		return
 	}
+	proto, req, err := d.pullRequest(sum)
+	if err != nil {
+		d.syncing[p] = false
+		d.log.Error("encoding pull request", "err", err)
+		return
+	}
 	d.spawn(ctx, func(ctx context.Context) task {
-		resp, err := d.pull(ctx, p, sum)
+		resp, err := d.pull(ctx, p, proto, req)
 		return func(ctx context.Context, d *driver) {
 			d.syncing[p] = false
 			if err != nil {
@@ -461,15 +472,15 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 	})
 }
 
-func (d *driver) pull(ctx context.Context, p lpeer.ID, summary []byte) (syncResponse, error) {
+func (d *driver) pull(ctx context.Context, p lpeer.ID, proto protocol.ID, req []byte) (syncResponse, error) {
 	sctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
-	s, err := d.host.NewStream(sctx, p, protoSync)
+	s, err := d.host.NewStream(sctx, p, proto)
 	if err != nil {
 		return syncResponse{}, err
 	}
 	defer s.Close()
-	b, err := roundTrip(s, summary, maxResponse)
+	b, err := roundTrip(s, req, maxResponse)
 	if err != nil {
 		_ = s.Reset()
 		return syncResponse{}, err
@@ -481,8 +492,14 @@ func (d *driver) pull(ctx context.Context, p lpeer.ID, summary []byte) (syncResp
 	return resp, nil
 }
 
+// handleSync serves the Domain's hosts; a device asks for its view
+// (handleView).
 func (d *driver) handleSync(s network.Stream) {
 	if d.refuseGuest(s) {
+		return
+	}
+	if !d.sh.isHost(s.Conn().RemotePeer()) {
+		_ = s.Reset()
 		return
 	}
 	defer s.Close()
@@ -499,17 +516,7 @@ func (d *driver) handleSync(s network.Stream) {
 	}
 	reply := make(chan syncResponse, 1)
 	if !d.post(func(_ context.Context, d *driver) {
-		var resp syncResponse
-		size := 0
-		for _, c := range d.state.Missing(theirs) {
-			m := c.Marshal()
-			if size+len(m) > syncPageBytes && len(resp.Updates) > 0 {
-				resp.More = true
-				break
-			}
-			resp.Updates = append(resp.Updates, m)
-			size += len(m)
-		}
+		resp := pageOf(d.state.Missing(theirs))
 		d.counters.SyncServed += int64(len(resp.Updates))
 		reply <- resp
 	}) {

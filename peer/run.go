@@ -39,6 +39,7 @@ func topicName(g collections.Genesis, what string) string {
 // (validators, stream handlers), which must not touch the driver's state.
 type shared struct {
 	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
+	hosts   atomic.Pointer[map[lpeer.ID]bool] // the Domain's hosts (disclose.go)
 	refused atomic.Int64                      // gossip refused by the validator
 	// applied are the hashes of the last certified updates this host
 	// applied from the consensus log, as encoded: gossip of the very same
@@ -154,17 +155,22 @@ func (n *Node) Run(ctx context.Context) error {
 	gs.HeartbeatInterval = 200 * time.Millisecond
 	gs.HeartbeatInitialDelay = 20 * time.Millisecond
 	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
+	updName, hbName := topicName(cfg.Genesis, "updates"), topicName(cfg.Genesis, "heartbeat")
+	// Updates go to the Domain's hosts only: devices get their view
+	// (disclose.go).
 	ps, err := pubsub.NewGossipSub(ctx, h,
 		pubsub.WithGossipSubParams(gs),
 		pubsub.WithMaxMessageSize(maxGossip),
-		pubsub.WithPeerFilter(func(p lpeer.ID, _ string) bool { return d.allow.allowed(p) }),
+		pubsub.WithPeerFilter(func(p lpeer.ID, topic string) bool {
+			return d.allow.allowed(p) && (topic != updName || d.sh.isHost(p))
+		}),
+		pubsub.WithSubscriptionFilter(hostsOnlyTopic{sh: &d.sh, topic: updName}),
 		pubsub.WithPeerOutboundQueueSize(1024),
 		pubsub.WithValidateQueueSize(1024),
 	)
 	if err != nil {
 		return fmt.Errorf("starting gossipsub: %w", err)
 	}
-	updName, hbName := topicName(cfg.Genesis, "updates"), topicName(cfg.Genesis, "heartbeat")
 	if err := ps.RegisterTopicValidator(updName, d.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
 		return fmt.Errorf("registering validator: %w", err)
 	}
@@ -181,9 +187,11 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	d.updTopic, d.hbTopic = updTopic, hbTopic
 	notSelf := pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != h.ID() })
-	updSub, err := updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf)
-	if err != nil {
-		return fmt.Errorf("subscribing %s: %w", updName, err)
+	var updSub *pubsub.Subscription
+	if !d.isDevice() {
+		if updSub, err = updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf); err != nil {
+			return fmt.Errorf("subscribing %s: %w", updName, err)
+		}
 	}
 	hbSub, err := hbTopic.Subscribe(pubsub.WithBufferSize(1024), notSelf)
 	if err != nil {
@@ -202,7 +210,11 @@ func (n *Node) Run(ctx context.Context) error {
 		h.RemoveStreamHandler(protoRenew)
 		h.RemoveStreamHandler(protoAgent)
 		h.RemoveStreamHandler(protoWitness)
-		updSub.Cancel()
+		h.RemoveStreamHandler(protoView)
+		h.RemoveStreamHandler(protoFeed)
+		if updSub != nil {
+			updSub.Cancel()
+		}
 		hbSub.Cancel()
 		wg.Wait()
 		d.shutdown()
@@ -213,6 +225,12 @@ func (n *Node) Run(ctx context.Context) error {
 		h.SetStreamHandler(protoRaft, d.handleRaft)
 	}
 	h.SetStreamHandler(protoSync, d.handleSync)
+	if cfg.Role == identity.RoleServer {
+		h.SetStreamHandler(protoView, d.handleView)
+	}
+	if d.isDevice() {
+		h.SetStreamHandler(protoFeed, d.handleFeed)
+	}
 	if cfg.Witness {
 		// A witness takes no logins; it says it is a witness.
 		h.SetStreamHandler(protoWitness, handleWitness)
@@ -222,11 +240,14 @@ func (n *Node) Run(ctx context.Context) error {
 		h.SetStreamHandler(protoAgent, d.handleAgent)
 	}
 
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		d.readTopic(ctx, updSub, (*driver).onGossipUpdate)
-	}()
+	if updSub != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.readTopic(ctx, updSub, (*driver).onGossipUpdate)
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		d.readTopic(ctx, hbSub, (*driver).onHeartbeat)

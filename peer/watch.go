@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -22,7 +21,7 @@ type fileStamp struct {
 	exists bool
 	size   int64
 	mtime  time.Time
-	inode  uint64
+	id     fileID // zero where the system does not say
 }
 
 func stampOf(path string) fileStamp {
@@ -30,11 +29,7 @@ func stampOf(path string) fileStamp {
 	if err != nil {
 		return fileStamp{}
 	}
-	s := fileStamp{exists: true, size: st.Size(), mtime: st.ModTime()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.inode = sys.Ino
-	}
-	return s
+	return fileStamp{exists: true, size: st.Size(), mtime: st.ModTime(), id: fileIDOf(path, st)}
 }
 
 func (d *driver) stamp(k collections.Kind) { d.stamps[k] = stampOf(d.store.Path(k)) }

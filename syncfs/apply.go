@@ -596,7 +596,7 @@ func (x *applyRun) mkdir(a Action, conflict bool) error {
 		}
 		// Made meanwhile by someone else: it is a directory, take it.
 	}
-	if err := x.root.Chmod(p, mode); err != nil {
+	if err := x.root.Chmod(p, localPerm(mode)); err != nil {
 		return err
 	}
 	if err := x.record(a.Name, a.File); err != nil {
@@ -617,7 +617,7 @@ func (x *applyRun) meta(a Action) error {
 		return x.record(a.Name, a.File)
 	}
 	x.expect(a.Name, a.File.Size, a.File.ModTime)
-	if err := x.root.Chmod(p, fs.FileMode(a.File.Mode&PermMask)); err != nil {
+	if err := x.root.Chmod(p, localPerm(fs.FileMode(a.File.Mode&PermMask))); err != nil {
 		return err
 	}
 	if a.File.Type == TypeFile {
@@ -658,7 +658,7 @@ func (x *applyRun) rename(a Action) error {
 	delete(x.local.Disk, a.From)
 	x.local.Files[a.From] = a.Also
 	x.recorded(a.From, a.Also)
-	if err := x.root.Chmod(to, fs.FileMode(a.File.Mode&PermMask)); err != nil {
+	if err := x.root.Chmod(to, localPerm(fs.FileMode(a.File.Mode&PermMask))); err != nil {
 		return err
 	}
 	t := time.Unix(0, a.File.ModTime)
@@ -753,7 +753,7 @@ func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 	if err := x.fill(ctx, a, out, have); err != nil {
 		return err
 	}
-	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
+	if err := out.Chmod(localPerm(fs.FileMode(f.Mode & PermMask))); err != nil {
 		return err
 	}
 	t := time.Unix(0, f.ModTime)

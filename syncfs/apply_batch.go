@@ -244,7 +244,7 @@ func (b *batch) writeTemp(ctx context.Context, it *batchItem) error {
 	if err := it.x.fill(ctx, it.a, out, nil); err != nil {
 		return err
 	}
-	if err := out.Chmod(fs.FileMode(f.Mode & PermMask)); err != nil {
+	if err := out.Chmod(localPerm(fs.FileMode(f.Mode & PermMask))); err != nil {
 		return err
 	}
 	t := time.Unix(0, f.ModTime)

@@ -10,7 +10,10 @@
 //     ClashIndex, CheckSymlinkTarget): every name received from a peer is a clean relative
 //     slash path, and nothing is written outside the folder root or through
 //     a symlink. Canonical (NFC plus case folding) finds names that would be
-//     one file on macOS or Windows.
+//     one file on macOS or Windows. NameRules and CheckWindowsName say
+//     which names a folder's file system cannot hold (Windows' reserved
+//     device names, trailing dots and spaces, <>:"|?*\, the legacy path
+//     length); NativeNameRules picks them for this system.
 //   - Ignore patterns (ParseIgnore, Matcher): gitignore syntax in
 //     .batonignore. The caller filters scans and snapshots with it; Plan does
 //     not know about it.
@@ -30,7 +33,10 @@
 //     local folder take the remote's changes. Pure and deterministic.
 //   - Local, Scanner: this device's own record of a folder (its Snapshot
 //     plus what Lstat said of each entry) and the parallel scanner that
-//     updates it, rehashing only files whose stat changed.
+//     updates it, rehashing only files whose stat changed. It reads the
+//     disk through FS (os.Root, or a simulated file system in tests, such
+//     as syncfstest.FakeFS); on a file system that stores names in NFD
+//     (macOS) it records an entry under the NFC name it was made with.
 //   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
 //     through temporary files, verified blocks and an os.Root, never
 //     outside the folder; ApplyBatch makes many small independent files
@@ -76,5 +82,7 @@
 // a name that clashes by case or normalization is skipped with a reason,
 // never written over another; a remote symlink whose target is absolute or
 // leaves the folder (CheckSymlinkTarget) is skipped with a reason, and the
-// local entry at its name kept, unless PlanOptions.OutsideSymlinks.
+// local entry at its name kept, unless PlanOptions.OutsideSymlinks; an
+// action touching a name PlanOptions.Names refuses is skipped with the
+// reason, so such a name is neither created, changed nor deleted here.
 package syncfs

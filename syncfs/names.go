@@ -37,8 +37,9 @@ var (
 // in a decoded Index passes it. Names that are merely awkward on some systems
 // but safe here, such as Windows' reserved device names (CON, COM1, ...) or
 // trailing dots and spaces, are accepted: they are legal on Linux and macOS
-// and refusing them would make files created there unsyncable. An applier
-// running on Windows should skip them using WindowsReserved.
+// and refusing them would make files created there unsyncable. Plan skips
+// them where PlanOptions.Names says the folder's file system cannot hold
+// them (NameRules, CheckWindowsName).
 func CheckName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty", ErrBadName)
@@ -75,32 +76,6 @@ func CheckName(name string) error {
 	return nil
 }
 
-// WindowsReserved reports whether some component of name cannot be created on
-// Windows: a reserved device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, with or
-// without an extension), a name ending in a dot or space, or one containing
-// any of <>:"|?*.
-func WindowsReserved(name string) bool {
-	for c := range strings.SplitSeq(name, "/") {
-		if c == "" {
-			continue
-		}
-		if strings.ContainsAny(c, `<>:"|?*`) || strings.HasSuffix(c, ".") || strings.HasSuffix(c, " ") {
-			return true
-		}
-		base, _, _ := strings.Cut(c, ".")
-		base = strings.ToUpper(strings.TrimRight(base, " "))
-		switch base {
-		case "CON", "PRN", "AUX", "NUL":
-			return true
-		}
-		if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) &&
-			base[3] >= '0' && base[3] <= '9' {
-			return true
-		}
-	}
-	return false
-}
-
 var folder = cases.Fold()
 
 // Canonical returns the form of name used to detect clashes: Unicode NFC
@@ -108,7 +83,21 @@ var folder = cases.Fold()
 // file on a case-insensitive or normalizing filesystem (macOS, Windows), so
 // baton never lets both exist in a folder.
 func Canonical(name string) string {
-	return norm.NFC.String(folder.String(norm.NFC.String(name)))
+	return norm.NFC.String(strings.Map(foldCherokee, folder.String(norm.NFC.String(name))))
+}
+
+// foldCherokee folds Cherokee letters to upper case, as Unicode's
+// CaseFolding.txt does (their lower case came later). cases.Fold swaps
+// the two cases instead (golang/go#46101), which would let "Ꭰ" and "ꭰ"
+// stand side by side.
+func foldCherokee(r rune) rune {
+	switch {
+	case 0xAB70 <= r && r <= 0xABBF:
+		return r - 0xAB70 + 0x13A0
+	case 0x13F8 <= r && r <= 0x13FD:
+		return r - 8
+	}
+	return r
 }
 
 // Clashes reports whether a and b are different names that would be the same

@@ -22,7 +22,7 @@ func TestCheckName(t *testing.T) {
 		{"a..", true},
 		{"a/.hidden", true},
 		{"...", true},
-		{"COM1", true}, // safe on Unix; see WindowsReserved
+		{"COM1", true}, // safe on Unix; see CheckWindowsName
 		{"naïve/ünïcödé", true},
 		{long, true},
 		{long + "/" + long, true},
@@ -59,19 +59,6 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-func TestWindowsReserved(t *testing.T) {
-	for _, n := range []string{"COM1", "a/com1.txt", "nul", "LPT9.log", "a/CON", "b.", "c ", `a:b`, "x?"} {
-		if !syncfs.WindowsReserved(n) {
-			t.Errorf("WindowsReserved(%q) = false; want true", n)
-		}
-	}
-	for _, n := range []string{"COM", "COM10", "console", "a/b.txt", "nulx"} {
-		if syncfs.WindowsReserved(n) {
-			t.Errorf("WindowsReserved(%q) = true; want false", n)
-		}
-	}
-}
-
 func TestClashes(t *testing.T) {
 	tests := []struct {
 		a, b string
@@ -82,7 +69,9 @@ func TestClashes(t *testing.T) {
 		{"caf\u00e9", "cafe\u0301", true}, // NFC vs NFD
 		{"CAF\u00c9", "cafe\u0301", true},
 		{"stra\u00dfe", "STRASSE", true}, // full case folding
-		{"a", "a", false},                // the same name is not a clash
+		{"\u13a0", "\uab70", true},       // Cherokee folds to upper case
+		{"\u13f0", "\u13f8", true},
+		{"a", "a", false}, // the same name is not a clash
 		{"a", "b", false},
 		{"a/b", "a.b", false},
 	}

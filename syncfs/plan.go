@@ -138,6 +138,11 @@ type PlanOptions struct {
 	// leaves the folder, as any other entry: for teams that trust every
 	// member.
 	OutsideSymlinks bool
+	// Names says which names the folder's file system cannot hold
+	// (NativeNameRules): an action that would create, change or delete
+	// such a name locally is skipped with the reason, and the rest of the
+	// folder syncs.
+	Names NameRules
 }
 
 // PlanWith is Plan with options.
@@ -154,6 +159,7 @@ func PlanWith(local, remote Snapshot, self string, opts PlanOptions) []Action {
 	if !opts.OutsideSymlinks {
 		p.refuseOutsideSymlinks()
 	}
+	p.refuseUnportable(opts.Names)
 	p.detectRenames()
 	p.keepNonEmptyDirs()
 	p.keepUnknownContent()
@@ -351,6 +357,54 @@ func refuseSymlink(a *Action) bool {
 	}
 	*a = Action{Kind: ActSkip, Name: a.Name, File: a.File, Reason: err.Error()}
 	return true
+}
+
+// refuseUnportable skips every action that would touch a name the
+// folder's file system cannot hold (rules): it is neither created,
+// changed nor deleted here. A record changes nothing on disk and stays.
+// It runs before detectRenames, so no move starts from or ends at such a
+// name.
+func (p *planner) refuseUnportable(rules NameRules) {
+	if rules == (NameRules{}) {
+		return
+	}
+	for _, s := range p.steps {
+		if !s.drop && refuseUnportable(&s.Action, rules) {
+			s.phase = phaseMain
+		}
+	}
+}
+
+// SkipUnportableNames turns the actions of a list that touch a name the
+// folder's file system cannot hold (rules) into skips, as Plan does, for
+// lists of actions not made by Plan.
+func SkipUnportableNames(actions []Action, rules NameRules) []Action {
+	if rules == (NameRules{}) {
+		return actions
+	}
+	for i := range actions {
+		refuseUnportable(&actions[i], rules)
+	}
+	return actions
+}
+
+// refuseUnportable turns a, unless a record or a skip, into a skip that
+// says why if a name it touches (Name, the source of a move, a conflict
+// copy's name) breaks rules, and reports whether it did.
+func refuseUnportable(a *Action, rules NameRules) bool {
+	if a.Kind == ActRecord || a.Kind == ActSkip {
+		return false
+	}
+	for _, n := range []string{a.Name, a.From, a.ConflictName} {
+		if n == "" {
+			continue
+		}
+		if err := rules.Check(n); err != nil {
+			*a = Action{Kind: ActSkip, Name: a.Name, File: a.File, Reason: err.Error()}
+			return true
+		}
+	}
+	return false
 }
 
 // detectRenames turns a deletion of a local file plus a fetch of a new file

@@ -61,6 +61,15 @@ type Scanner struct {
 	// error): a caller may publish what a long scan found so far. Until
 	// Update returns, entries are only added or changed, never deleted.
 	Progress func(names []string)
+	// IgnorePerms keeps the permission bits recorded for an entry, or
+	// gives a new one 0644 (0755 for a directory), instead of reading
+	// them from the disk: for file systems without POSIX modes, where the
+	// executable bit that travels in the index could not be kept and a
+	// mode read back would look like a change. Always so on Windows.
+	IgnorePerms bool
+	// FS, if set, is read instead of the directory Root (a simulated file
+	// system, for tests); Root must still be set.
+	FS FS
 
 	// afterHash, if set, is called after hashing a file and before
 	// checking that it did not change meanwhile (a test seam).
@@ -121,17 +130,21 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	if err := c.Validate(); err != nil {
 		return stats, err
 	}
-	root, err := os.OpenRoot(s.Root)
-	if err != nil {
-		return stats, fmt.Errorf("scanning: %w", err)
+	fsys := s.FS
+	if fsys == nil {
+		root, err := os.OpenRoot(s.Root)
+		if err != nil {
+			return stats, fmt.Errorf("scanning: %w", err)
+		}
+		defer root.Close()
+		fsys = rootFS{root}
 	}
-	defer root.Close()
 	now := time.Now
 	if s.Now != nil {
 		now = s.Now
 	}
 	l.init()
-	sc := &scan{s: s, root: root, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+	sc := &scan{s: s, root: fsys, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
 
 	scopes := scopesOf(paths)
 	// Only scopes that were directories (or the whole folder) may hold
@@ -157,7 +170,7 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 			sc.record(f)
 		}
 	}
-	err = sc.hashAll(ctx, c)
+	err := sc.hashAll(ctx, c)
 	if err == nil {
 		sc.deletions(scopes, walk)
 	}
@@ -202,7 +215,7 @@ type found struct {
 
 type scan struct {
 	s     *Scanner
-	root  *os.Root
+	root  FS
 	l     *Local // the previous entries, updated in place
 	fresh int    // stats.Names[fresh:] are not reported to Progress yet
 	start time.Time
@@ -225,7 +238,7 @@ func (sc *scan) walkScope(ctx context.Context, scope string) error {
 	}
 	// A scope under a symlink or a non-directory is not in the folder: its
 	// entries are gone, which the parent's scan will see.
-	if CheckNoSymlinkTraversal(sc.s.Root, scope) != nil {
+	if underLink(sc.root, scope) {
 		return nil
 	}
 	for p := parentDir(scope); p != ""; p = parentDir(p) {
@@ -257,14 +270,7 @@ func (sc *scan) walkDir(ctx context.Context, dir string) error {
 	if dir != "" {
 		d = filepath.FromSlash(dir)
 	}
-	f, err := sc.root.Open(d)
-	if err != nil {
-		sc.keep[dir] = true
-		sc.skip(dir, err.Error())
-		return nil
-	}
-	ents, err := f.ReadDir(-1)
-	f.Close()
+	ents, err := sc.root.ReadDir(d)
 	if err != nil {
 		sc.keep[dir] = true
 		sc.skip(dir, err.Error())
@@ -284,6 +290,7 @@ func (sc *scan) walkDir(ctx context.Context, dir string) error {
 			sc.skip(name, err.Error())
 			continue
 		}
+		name = recordedName(sc.root, sc.l, name, fi)
 		if sc.entry(name, fi) && fi.IsDir() {
 			if err := sc.walkDir(ctx, name); err != nil {
 				return err
@@ -540,6 +547,9 @@ func (sc *scan) record(f *found) {
 		f.st.Racy = false
 	}
 	next.Disk[name] = f.st
+	if f.info.Type != TypeSymlink {
+		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
+	}
 	p, ok := next.Files[name]
 	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
 		return
@@ -606,4 +616,29 @@ func (sc *scan) kept(name string) bool {
 		}
 	}
 	return false
+}
+
+// perm returns the permission bits to record for name, of type t, which
+// the disk gives as disk: those, unless the scanner ignores them
+// (Scanner.IgnorePerms, Windows). It reads the Local: only record, on the
+// scan's own goroutine, calls it.
+func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
+	return recordedPerm(sc.s.IgnorePerms || onWindows, sc.l.Files[name], t, disk)
+}
+
+// recordedPerm returns the permission bits to record for an entry of type
+// t whose previous record is prev (zero if none) and which the disk gives
+// as disk: disk's, or if ignore, prev's if it was a live entry of that
+// type, else 0644 for a file and 0755 for a directory.
+func recordedPerm(ignore bool, prev FileInfo, t FileType, disk fs.FileMode) uint32 {
+	if !ignore {
+		return uint32(disk & PermMask)
+	}
+	if prev.Name != "" && !prev.Deleted && prev.Type == t {
+		return prev.Mode & PermMask
+	}
+	if t == TypeDir {
+		return 0o755
+	}
+	return 0o644
 }

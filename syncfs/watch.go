@@ -291,7 +291,7 @@ func (st *watchState) addTree(name string, now time.Time) {
 			if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) {
 				if !st.limitLogged {
 					st.limitLogged = true
-					st.w.log.Error("cannot watch more directories: the inotify limit is reached; raise fs.inotify.max_user_watches (and max_user_instances), e.g. sysctl fs.inotify.max_user_watches=524288. Changes in unwatched directories are found by full rescans", "dir", p, "err", err)
+					st.w.log.Error("cannot watch more directories: "+watchLimitHint+". Changes in unwatched directories are found by full rescans", "dir", p, "err", err)
 				}
 				st.agg.Overflow(now)
 				return filepath.SkipAll

@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/baton-sync/baton/internal/sandbox"
@@ -222,7 +221,7 @@ func (b *bench) runMoved(ctx context.Context, r *datasetResult, write func(dir s
 			probes[i].name = name + "/" + probes[i].name
 		}
 		// The staged data goes to disk now, not in the timed window.
-		syscall.Sync()
+		syncDisks()
 		base, err := b.waitQuiet(ctx, -1)
 		if err != nil {
 			return err
@@ -275,7 +274,7 @@ func (b *bench) runEdit(ctx context.Context) (*datasetResult, error) {
 	if _, err := b.writeFile(b.stage, name, size); err != nil {
 		return r, err
 	}
-	syscall.Sync()
+	syncDisks()
 	base, err := b.waitQuiet(ctx, -1)
 	if err != nil {
 		return r, err

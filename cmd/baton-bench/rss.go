@@ -1,10 +1,6 @@
 package main
 
-import (
-	"os"
-	"syscall"
-	"time"
-)
+import "os"
 
 // processPeak is the highest peak resident set seen before a reset.
 var processPeak int64
@@ -23,27 +19,8 @@ func resetPeakRSS() {
 	_, _ = f.WriteString("5")
 }
 
-// peakRSS is the process's peak resident set in bytes, as getrusage says
-// (since the last reset).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Maxrss * 1024 // kilobytes on Linux
-}
-
 // peakRSSSinceStart is the process's peak resident set in bytes since it
 // started, resets or not.
 func peakRSSSinceStart() int64 {
 	return max(processPeak, peakRSS())
-}
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

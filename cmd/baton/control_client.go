@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"syscall"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -91,7 +91,7 @@ func (c *controlClient) call(ctx context.Context, method, path string, query url
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		if errors.Is(err, fs.ErrNotExist) || refused(err) {
 			return &noDaemonError{home: c.home}
 		}
 		if ctx.Err() != nil {

@@ -28,6 +28,10 @@ type localFolder struct {
 	// OutsideSymlinks: take other hosts' symlinks whose target is
 	// absolute or leaves the folder ('folder accept --allow-outside-symlinks').
 	OutsideSymlinks bool `toml:"outside_symlinks,omitempty"`
+	// WindowsNames: keep to the names Windows can hold (set by hand in
+	// folders.toml; always so on Windows): other members' entries named
+	// otherwise are neither created nor deleted here.
+	WindowsNames bool `toml:"windows_names,omitempty"`
 }
 
 type foldersDoc struct {
@@ -36,7 +40,8 @@ type foldersDoc struct {
 
 const foldersHeader = `# baton folders synced on this agent: written by 'baton folder create',
 # 'accept' and 'leave' (through the running daemon). path is the local directory;
-# outside_symlinks = true takes other members' symlinks that point outside it.
+# outside_symlinks = true takes other members' symlinks that point outside it;
+# windows_names = true keeps to the names Windows can hold (always so on Windows).
 `
 
 // localFolders is the agent's folders.toml, guarded for the control API.
@@ -103,26 +108,39 @@ func syncMap(list []localFolder) map[string]string {
 }
 
 // symlinkPolicy says which folders take other hosts' symlinks pointing
-// outside the folder: those recorded so in folders.toml. It is read by
-// the sync engine at every apply and set when folders.toml changes.
+// outside the folder, and which keep to Windows' names: those recorded so
+// in folders.toml. It is read by the sync engine at every apply and set
+// when folders.toml changes.
 type symlinkPolicy struct {
-	allowed atomic.Pointer[map[string]bool]
+	allowed      atomic.Pointer[map[string]bool]
+	windowsNames atomic.Pointer[map[string]bool]
 }
 
-// set records the folders of list that allow such symlinks.
+// set records the folders of list that allow such symlinks, and those that
+// keep to Windows' names.
 func (p *symlinkPolicy) set(list []localFolder) {
-	m := map[string]bool{}
+	m, w := map[string]bool{}, map[string]bool{}
 	for _, f := range list {
 		if f.OutsideSymlinks {
 			m[f.ID] = true
 		}
+		if f.WindowsNames {
+			w[f.ID] = true
+		}
 	}
 	p.allowed.Store(&m)
+	p.windowsNames.Store(&w)
 }
 
 // allows reports whether folder id takes such symlinks.
 func (p *symlinkPolicy) allows(id string) bool {
 	m := p.allowed.Load()
+	return m != nil && (*m)[id]
+}
+
+// keepsWindowsNames reports whether folder id keeps to Windows' names.
+func (p *symlinkPolicy) keepsWindowsNames(id string) bool {
+	m := p.windowsNames.Load()
 	return m != nil && (*m)[id]
 }
 

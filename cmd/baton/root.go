@@ -152,6 +152,7 @@ the per-user config directory (e.g. ~/.config/baton).`,
 		newLoginCmd(env),
 		newDeviceCmd(env),
 		newDemoCmd(env),
+		newServiceCmd(env),
 	)
 	return root
 }

@@ -154,6 +154,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		// them with SetFolders.
 		Folders:         syncMap(local),
 		OutsideSymlinks: symlinks.allows,
+		WindowsNames:    symlinks.keepsWindowsNames,
 	})
 	if err != nil {
 		return err

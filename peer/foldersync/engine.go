@@ -90,6 +90,12 @@ type Config struct {
 	// FolderStatus.Skipped. It is called at every apply and must return
 	// quickly.
 	OutsideSymlinks func(folder string) bool
+	// WindowsNames reports whether the folder keeps to the names Windows
+	// can hold on a system that holds more (syncfs.NativeNameRules): other
+	// hosts' entries with other names are neither created nor deleted
+	// here, and are listed in FolderStatus.Skipped. On Windows the rules
+	// always apply. It is called at every apply and must return quickly.
+	WindowsNames func(folder string) bool
 }
 
 func (c *Config) setDefaults() {

@@ -65,7 +65,7 @@ type folder struct {
 	// The count of local changes against the server's index (remote),
 	// and the entries to look at again (all of them if statusAll).
 	statusCount struct {
-		changeCount
+		syncfs.ChangeCount
 		hub     lpeer.ID
 		ignore  string
 		remote  *remoteIndex // nil: nothing counted
@@ -516,9 +516,9 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
-		pre, _ := overrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
+		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
-		remote = withoutConcurrent(f.local.Files, remote)
+		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
 	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())))
 	f.noteFailures(p, res)
@@ -542,16 +542,20 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 
 // planOptions returns how the folder plans to take other hosts' changes.
 func (f *folder) planOptions() syncfs.PlanOptions {
-	return syncfs.PlanOptions{OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id)}
+	return syncfs.PlanOptions{
+		OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id),
+		Names:           syncfs.NativeNameRules(f.root, f.e.cfg.WindowsNames != nil && f.e.cfg.WindowsNames(f.id)),
+	}
 }
 
 // safeActions returns actions not made by syncfs.Plan with the symlinks
-// Plan would skip skipped.
+// and the names Plan would skip skipped.
 func (f *folder) safeActions(actions []syncfs.Action) []syncfs.Action {
-	if f.planOptions().OutsideSymlinks {
-		return actions
+	opts := f.planOptions()
+	if !opts.OutsideSymlinks {
+		actions = syncfs.SkipOutsideSymlinks(actions)
 	}
-	return syncfs.SkipOutsideSymlinks(actions)
+	return syncfs.SkipUnportableNames(actions, opts.Names)
 }
 
 // noteFailures records what failed and what was skipped at the last apply
@@ -1026,7 +1030,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	})
 }
 
-// countChanges returns len(localChanges(local, visible server index)),
+// countChanges returns len(syncfs.LocalChanges(local, visible server index)),
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	server := func(n string) (syncfs.FileInfo, bool) {
@@ -1048,10 +1052,10 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	moved := st.session != ri.session || st.seq != ri.seq
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
-		st.reset()
+		st.Reset()
 		for n, l := range f.local.Files {
 			s, ok := server(n)
-			st.update(n, l, true, s, ok)
+			st.Update(n, l, true, s, ok)
 		}
 	} else if moved {
 		for _, n := range ri.delta {
@@ -1062,8 +1066,8 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	for n := range f.statusChanged {
 		l, okL := local(n)
 		s, okS := server(n)
-		st.update(n, l, okL, s, okS)
+		st.Update(n, l, okL, s, okS)
 	}
 	clear(f.statusChanged)
-	return st.count(local, server)
+	return st.Count(local, server)
 }

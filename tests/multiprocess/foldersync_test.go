@@ -491,7 +491,7 @@ func TestFolderSyncKilledMidFile(t *testing.T) {
 			}
 			// The file has its full size at once; its allocated
 			// blocks tell how much is written.
-			if alloc := fi.Sys().(*syscall.Stat_t).Blocks * 512; alloc < size/8 {
+			if alloc := allocatedBytes(fi); alloc < size/8 {
 				return false, fmt.Sprintf("%s: %d bytes written", de.Name(), alloc)
 			}
 			partial = filepath.Join(p.bDir, de.Name())

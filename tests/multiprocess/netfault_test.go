@@ -24,7 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -284,7 +283,7 @@ func (c *cluster) freeze(n *node) {
 	if n.proc == nil {
 		c.t.Fatalf("freeze %s: not running", n.name)
 	}
-	if err := n.proc.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := freezeProcess(n.proc.Process); err != nil {
 		c.t.Fatalf("SIGSTOP %s: %v", n.name, err)
 	}
 	c.t.Logf("froze %s with SIGSTOP", n.name)
@@ -293,7 +292,7 @@ func (c *cluster) freeze(n *node) {
 // thaw lets a frozen daemon go on with SIGCONT.
 func (c *cluster) thaw(n *node) {
 	c.t.Helper()
-	if err := n.proc.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := thawProcess(n.proc.Process); err != nil {
 		c.t.Fatalf("SIGCONT %s: %v", n.name, err)
 	}
 	c.t.Logf("thawed %s with SIGCONT", n.name)
@@ -412,7 +411,7 @@ func removeStaleChains(t *testing.T) {
 			continue
 		}
 		pid, _ := strconv.Atoi(m[1])
-		if pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+		if pid == os.Getpid() || processAlive(pid) {
 			continue // ours, or a test binary still running
 		}
 		t.Logf("removing iptables chain %s%s left by a test process that is gone", chainPrefix, m[1])

@@ -1,4 +1,4 @@
-package foldersync
+package syncfs_test
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
-// The count kept entry by entry equals localChanges recomputed whole,
+// The count kept entry by entry equals LocalChanges recomputed whole,
 // after every batch of local and server changes.
 func TestChangeCountMatchesLocalChanges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -44,8 +44,8 @@ func TestChangeCountMatchesLocalChanges(t *testing.T) {
 	get := func(s syncfs.Snapshot) func(string) (syncfs.FileInfo, bool) {
 		return func(n string) (syncfs.FileInfo, bool) { fi, ok := s[n]; return fi, ok }
 	}
-	var c changeCount
-	c.reset()
+	var c syncfs.ChangeCount
+	c.Reset()
 	for round := range 200 {
 		touched := map[string]bool{}
 		for range rng.IntN(6) + 1 {
@@ -60,10 +60,10 @@ func TestChangeCountMatchesLocalChanges(t *testing.T) {
 		for n := range touched {
 			l, okL := local[n]
 			s, okS := server[n]
-			c.update(n, l, okL, s, okS)
+			c.Update(n, l, okL, s, okS)
 		}
-		if got, want := c.count(get(local), get(server)), len(localChanges(local, server)); got != want {
-			t.Fatalf("round %d: count = %d; localChanges finds %d: %v", round, got, want, localChanges(local, server))
+		if got, want := c.Count(get(local), get(server)), len(syncfs.LocalChanges(local, server)); got != want {
+			t.Fatalf("round %d: count = %d; localChanges finds %d: %v", round, got, want, syncfs.LocalChanges(local, server))
 		}
 	}
 }

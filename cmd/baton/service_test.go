@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf16"
+)
+
+func TestWindowsQuote(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{`C:\baton\baton.exe`, `C:\baton\baton.exe`},
+		{`C:\Program Files\baton\baton.exe`, `"C:\Program Files\baton\baton.exe"`},
+		{"", `""`},
+		{`a"b`, `"a\"b"`},
+		{`C:\dir with space\`, `"C:\dir with space\\"`},
+		{`x\"y`, `"x\\\"y"`},
+		{"tab\there", "\"tab\there\""},
+	} {
+		if got := windowsQuote(tc.in); got != tc.want {
+			t.Errorf("windowsQuote(%q) = %s; want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+var spec = serviceSpec{
+	Exe:     "/Applications/baton & co/baton",
+	Home:    "/Users/ann/Library/Application Support/baton",
+	LogFile: "/Users/ann/Library/Application Support/baton/<baton>.log",
+}
+
+func TestLaunchdPlist(t *testing.T) {
+	data := launchdPlist(spec)
+	// The plist as launchd reads it: a dict of keys and values.
+	var doc struct {
+		Dict struct {
+			Keys    []string `xml:"key"`
+			Strings []string `xml:"string"`
+			Array   []string `xml:"array>string"`
+		} `xml:"dict"`
+	}
+	if err := xml.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("launchdPlist is not XML: %v\n%s", err, data)
+	}
+	want := []string{spec.Exe, "--home", spec.Home, "run"}
+	if !slices.Equal(doc.Dict.Array, want) {
+		t.Errorf("ProgramArguments = %q; want %q", doc.Dict.Array, want)
+	}
+	if wantKeys := []string{"Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "ProcessType", "StandardOutPath", "StandardErrorPath"}; !slices.Equal(doc.Dict.Keys, wantKeys) {
+		t.Errorf("keys = %q; want %q", doc.Dict.Keys, wantKeys)
+	}
+	if !slices.Equal(doc.Dict.Strings, []string{serviceLabel, "Background", spec.LogFile, spec.LogFile}) {
+		t.Errorf("strings = %q; want the label, Background and the log file twice", doc.Dict.Strings)
+	}
+	withPass := spec
+	withPass.PassphraseFile = "/Users/ann/.baton-pass"
+	var doc2 struct {
+		Array []string `xml:"dict>array>string"`
+	}
+	if err := xml.Unmarshal(launchdPlist(withPass), &doc2); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{spec.Exe, "--home", spec.Home, "--passphrase-file", withPass.PassphraseFile, "run"}; !slices.Equal(doc2.Array, want) {
+		t.Errorf("ProgramArguments with a passphrase file = %q; want %q", doc2.Array, want)
+	}
+}
+
+func TestScheduledTaskXML(t *testing.T) {
+	s := serviceSpec{Exe: `C:\Program Files\baton\baton.exe`, Home: `C:\Users\ann\AppData\Roaming\baton`}
+	data, err := scheduledTaskXML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(data, []byte{0xff, 0xfe}) || len(data)%2 != 0 {
+		t.Fatalf("scheduledTaskXML does not start with a UTF-16LE byte order mark: % x", data[:4])
+	}
+	u := make([]uint16, 0, len(data)/2-1)
+	for i := 2; i < len(data); i += 2 {
+		u = append(u, uint16(data[i])|uint16(data[i+1])<<8)
+	}
+	text := string(utf16.Decode(u))
+	if !strings.HasPrefix(text, `<?xml version="1.0" encoding="UTF-16"?>`) {
+		t.Errorf("declaration: %q", text[:40])
+	}
+	// encoding/xml reads only UTF-8: the declaration aside, the text is.
+	_, body, _ := strings.Cut(text, "?>")
+	var got task
+	if err := xml.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatalf("task is not XML: %v\n%s", err, text)
+	}
+	if got.Exec.Command != s.Exe || got.Exec.Arguments != `--home C:\Users\ann\AppData\Roaming\baton run` {
+		t.Errorf("action: %q %q; want the executable and --home HOME run", got.Exec.Command, got.Exec.Arguments)
+	}
+	if !got.Triggers.Logon.Enabled || got.Settings.ExecutionTimeLimit != "PT0S" || got.Principal.LogonType != "InteractiveToken" ||
+		got.Settings.RestartOnFailure.Interval != "PT1M" || got.Version != "1.2" {
+		t.Errorf("task: %+v; want at logon, no time limit, as the user, restarted on failure", got)
+	}
+	if !strings.Contains(text, "\r\n") {
+		t.Error("task lines do not end in CRLF")
+	}
+}
+
+func TestInstallService(t *testing.T) {
+	home, userHome := t.TempDir(), t.TempDir()
+	var out bytes.Buffer
+	env := &cliEnv{stdout: &out}
+	if err := env.installService("darwin", "/usr/local/bin/baton", home, userHome); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(userHome, "Library", "LaunchAgents", serviceLabel+".plist")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the launchd agent was not written: %v", err)
+	}
+	if !bytes.Equal(data, launchdPlist(serviceSpec{Exe: "/usr/local/bin/baton", Home: home, LogFile: filepath.Join(home, "baton.log")})) {
+		t.Errorf("%s holds another plist:\n%s", p, data)
+	}
+	for _, w := range []string{"Wrote " + p, "launchctl bootstrap gui/$(id -u) " + p, "/usr/local/bin/baton --home " + home + " run"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output does not say %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	if err := env.installService("windows", `C:\baton\baton.exe`, home, userHome); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `schtasks /Create /TN `+serviceLabel+` /XML "`+home+`\baton-task.xml"`) {
+		t.Errorf("output does not say how to register the task:\n%s", out.String())
+	}
+	if err := env.installService("linux", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
+		t.Errorf("installService(linux) = %v; want errNoUserService", err)
+	}
+}

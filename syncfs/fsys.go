@@ -1,0 +1,97 @@
+package syncfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// FS is the file system a Scanner reads a folder through: the part of
+// os.Root it uses. Names are native paths relative to the folder's root,
+// "." for the root itself. Scanner.FS lets a test put a simulated file
+// system (case-insensitive, normalizing, as on macOS or Windows) in place
+// of the disk.
+type FS interface {
+	Lstat(name string) (fs.FileInfo, error)
+	// ReadDir lists a directory's entries under the names the file
+	// system stores, which may differ from the names they were created
+	// with (macOS' HFS+ stores them in NFD).
+	ReadDir(name string) ([]fs.DirEntry, error)
+	Open(name string) (File, error)
+	Readlink(name string) (string, error)
+	Remove(name string) error
+	// SameFile reports whether a and b, from Lstat or ReadDir, describe
+	// the same file.
+	SameFile(a, b fs.FileInfo) bool
+}
+
+// File is an open file of an FS.
+type File interface {
+	io.Reader
+	Stat() (fs.FileInfo, error)
+	Close() error
+}
+
+// rootFS is the FS of a directory on disk, through an os.Root.
+type rootFS struct{ *os.Root }
+
+func (r rootFS) Open(name string) (File, error) { return r.Root.Open(name) }
+
+func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	d, err := r.Root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+func (rootFS) SameFile(a, b fs.FileInfo) bool { return os.SameFile(a, b) }
+
+// underLink reports whether a parent directory of name, a slash path, is
+// a symlink or not a directory in fsys (as CheckNoSymlinkTraversal, but
+// through fsys).
+func underLink(fsys FS, name string) bool {
+	p := ""
+	comps := strings.Split(name, "/")
+	for _, c := range comps[:len(comps)-1] {
+		p = filepath.Join(p, c)
+		fi, err := fsys.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+		if err != nil || fi.Mode()&fs.ModeSymlink != 0 || !fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// recordedName returns the name under which an entry that fsys lists as
+// listed (a slash path; fi is what it says of it) is recorded, given the
+// Local l: the name as listed, unless it is not in NFC, not recorded, and
+// its NFC form is recorded or names the same file in fsys. Then the file
+// system normalizes names (macOS stores them in NFD, while other systems
+// and peers mostly use NFC): recording the listed form would announce the
+// NFC name deleted and the NFD one created, and peers would follow, at
+// every round. Where the two forms are two files (Linux), each keeps its
+// own name.
+func recordedName(fsys FS, l *Local, listed string, fi fs.FileInfo) string {
+	if norm.NFC.IsNormalString(listed) {
+		return listed
+	}
+	if f, ok := l.Files[listed]; ok && !f.Deleted {
+		return listed
+	}
+	nfc := norm.NFC.String(listed)
+	other, err := fsys.Lstat(filepath.FromSlash(nfc))
+	if err != nil || !fsys.SameFile(fi, other) {
+		return listed
+	}
+	return nfc
+}

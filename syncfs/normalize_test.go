@@ -1,0 +1,149 @@
+package syncfs_test
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/baton-sync/baton/syncfs"
+	"github.com/baton-sync/baton/syncfs/syncfstest"
+)
+
+// fakeTime is when the files of the fake devices were written.
+var fakeTime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// fakeDevice is a device whose folder is a syncfstest.FakeFS: the real
+// Scanner reads it, Plan decides, and FakeFS.Apply writes (a model of the
+// Applier).
+type fakeDevice struct {
+	id    string
+	fsys  *syncfstest.FakeFS
+	local syncfs.Local
+	skips map[string]string // the last plan's skips, by name
+}
+
+func (d *fakeDevice) scan(t *testing.T) {
+	t.Helper()
+	sc := &syncfs.Scanner{Root: "/" + d.id, Self: d.id, FS: d.fsys, Now: func() time.Time { return fakeTime.Add(time.Hour) }}
+	if _, err := sc.Update(context.Background(), &d.local); err != nil {
+		t.Fatalf("%s: scan: %v", d.id, err)
+	}
+}
+
+// take plans from o's index, applies, and rescans.
+func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blobs map[syncfs.Hash][]byte) {
+	t.Helper()
+	plan := syncfs.Plan(d.local.Files, o.local.Files, d.id)
+	d.skips = map[string]string{}
+	for _, a := range plan {
+		if a.Kind == syncfs.ActSkip {
+			d.skips[a.Name] = a.Reason
+		}
+	}
+	if errs := d.fsys.Apply(&d.local, plan, func(h syncfs.Hash) []byte { return blobs[h] }); len(errs) > 0 {
+		t.Fatalf("%s: applying %v: %v", d.id, plan, errs)
+	}
+	d.scan(t)
+}
+
+// A Linux device (exact names) and a macOS one (case-insensitive, names
+// stored in NFD) sync a folder holding names that are one on macOS: NFC
+// and NFD twins, names differing only in case, and names typed in NFC on
+// macOS. They settle in a few rounds, and then nothing changes (no
+// ping-pong); nothing is lost: every file stays on Linux under the name it
+// was made with and never gets a version from macOS, macOS holds one of
+// each set of twins and lists the other as skipped, and macOS' own files
+// reach Linux under the NFC names they were typed with.
+func TestFakeFSNormalizingConverges(t *testing.T) {
+	lin := &fakeDevice{id: devL, fsys: syncfstest.NewFakeFS(false, false), local: syncfs.NewLocal()}
+	mac := &fakeDevice{id: devR, fsys: syncfstest.NewFakeFS(true, true), local: syncfs.NewLocal()}
+	blobs := map[syncfs.Hash][]byte{}
+	write := func(d *fakeDevice, name, data string) {
+		t.Helper()
+		blobs[syncfs.FileHashOf(mustBlocks(t, data))] = []byte(data)
+		if err := d.fsys.WriteFile(name, []byte(data), 0o644, fakeTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir := func(d *fakeDevice, name string) {
+		t.Helper()
+		if err := d.fsys.Mkdir(name, 0o755, fakeTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nfc, nfd := "caf\u00e9.txt", "cafe\u0301.txt"
+	mkdir(lin, "Docs")
+	write(lin, "Docs/"+nfc, "café in NFC")
+	write(lin, "Docs/"+nfd, "café in NFD")
+	write(lin, "Readme.md", "mixed case")
+	write(lin, "README.md", "upper case")
+	write(lin, "r\u00e9sum\u00e9.pdf", "résumé in NFC, alone")
+	mkdir(mac, "\u00c9t\u00e9") // Été, typed in NFC, stored in NFD
+	write(mac, "\u00c9t\u00e9/pla\u00e7a.txt", "from the mac")
+	lin.scan(t)
+	mac.scan(t)
+	for name := range mac.local.Files {
+		if !norm.NFC.IsNormalString(name) {
+			t.Errorf("mac recorded %q, not in NFC, for a name typed in NFC", name)
+		}
+	}
+	linFirst := maps.Clone(lin.local.Files)
+
+	rounds := 0
+	for ; rounds < 8; rounds++ {
+		before := fmt.Sprint(lin.local.Files, mac.local.Files)
+		mac.take(t, lin, blobs)
+		lin.take(t, mac, blobs)
+		if fmt.Sprint(lin.local.Files, mac.local.Files) == before {
+			break
+		}
+	}
+	if rounds > 3 {
+		t.Errorf("settled after %d rounds; want at most 3 (names going back and forth?)", rounds)
+	}
+	// Nothing made on Linux changed there, nor got a version from the mac.
+	for name, f := range linFirst {
+		got := lin.local.Files[name]
+		if got.Deleted || got.FileHash != f.FileHash || got.Version.Counter(devR) != 0 {
+			t.Errorf("linux %s: %+v; want it as it was made (%v), untouched by the mac", name, got, f.Version)
+		}
+	}
+	// The mac's own files reached Linux, under their NFC names.
+	for _, name := range []string{"\u00c9t\u00e9", "\u00c9t\u00e9/pla\u00e7a.txt"} {
+		if f, ok := lin.local.Files[name]; !ok || f.Deleted {
+			t.Errorf("linux: %q missing; have %q", name, lin.fsys.Stored())
+		}
+	}
+	if got, _ := lin.fsys.ReadFile("\u00c9t\u00e9/pla\u00e7a.txt"); string(got) != "from the mac" {
+		t.Errorf("linux: Été/plaça.txt = %q", got)
+	}
+	// The mac holds one of each set of twins, the other skipped with why.
+	for _, twins := range [][2]string{{"Docs/" + nfc, "Docs/" + nfd}, {"README.md", "Readme.md"}} {
+		_, ok0 := mac.local.Files[twins[0]]
+		_, ok1 := mac.local.Files[twins[1]]
+		skipped := mac.skips[twins[0]] + mac.skips[twins[1]]
+		if ok0 == ok1 || !strings.Contains(skipped, "clashes") {
+			t.Errorf("mac: %q recorded %v, %q recorded %v, skipped %q; want one recorded, the other skipped as a clash", twins[0], ok0, twins[1], ok1, skipped)
+		}
+	}
+	if got, _ := mac.fsys.ReadFile("r\u00e9sum\u00e9.pdf"); string(got) != "résumé in NFC, alone" {
+		t.Errorf("mac: résumé.pdf = %q; stored %q", got, mac.fsys.Stored())
+	}
+	if f := mac.local.Files["r\u00e9sum\u00e9.pdf"]; f.Version.Compare(lin.local.Files["r\u00e9sum\u00e9.pdf"].Version) != syncfs.Equal {
+		t.Errorf("mac: résumé.pdf at %v, linux at %v; want the same version", f.Version, lin.local.Files["r\u00e9sum\u00e9.pdf"].Version)
+	}
+}
+
+func mustBlocks(t *testing.T, data string) []syncfs.Block {
+	t.Helper()
+	blocks, _, err := syncfs.HashFile(strings.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blocks
+}

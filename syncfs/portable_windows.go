@@ -1,0 +1,4 @@
+package syncfs
+
+// onWindows: Windows' naming rules always apply (NativeNameRules).
+const onWindows = true
