@@ -50,18 +50,6 @@ func TestConcurrentAdminAndAgentShares(t *testing.T) {
 		}
 	}
 	c.WaitConverged(20 * time.Second)
-	c.WaitFor("ann's laptop to know the users", 10*time.Second, func() bool {
-		st, err := ann.State(ctx)
-		if err != nil {
-			return false
-		}
-		for _, name := range users {
-			if _, ok := st.User(name); !ok {
-				return false
-			}
-		}
-		return true
-	})
 	server := c.Node(host)
 	rng := rand.New(rand.NewPCG(1, 2))
 	conflicts := 0
