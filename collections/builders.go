@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -115,6 +116,11 @@ func (s *State) RemoveUser(name, successor string) (Update, User, error) {
 // CreateFolder builds the change creating folder id, called name, owned by
 // owner and hosted by server, which must be the owner's home server.
 func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, Folder, error) {
+	return s.CreateFolderWith(id, name, owner, server, FolderOptions{})
+}
+
+// CreateFolderWith is CreateFolder with the folder's options.
+func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts FolderOptions) (Update, Folder, error) {
 	u, ok := s.User(owner)
 	if !ok {
 		return Update{}, Folder{}, fmt.Errorf("user %s: %w", owner, ErrNotFound)
@@ -128,7 +134,7 @@ func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, F
 		}
 	}
 	f := Folder{ID: id, Name: name, Owner: owner, Server: server.String(),
-		Members: map[string]Right{owner: RightOwner}}
+		Members: map[string]Right{owner: RightOwner}, FolderOptions: opts}
 	if u.ID != "" {
 		f.IDs = map[string]string{owner: u.ID}
 	}
@@ -162,6 +168,21 @@ func (s *State) Share(id, by, user string, right Right) (Update, Folder, error) 
 	if u.ID != "" {
 		f.IDs[user] = u.ID
 	}
+	return s.putFolder(f)
+}
+
+// SetFolderOptions builds the change setting the options of folder id,
+// asked by by: its owner, or "" for the administrator of its hosting
+// server. ErrExists if the folder has these options already.
+func (s *State) SetFolderOptions(id, by string, opts FolderOptions) (Update, Folder, error) {
+	f, err := s.ownedBy(id, by)
+	if err != nil {
+		return Update{}, Folder{}, err
+	}
+	if f.FolderOptions == opts {
+		return Update{}, Folder{}, fmt.Errorf("folder %s has these options %w", f.Name, ErrExists)
+	}
+	f.FolderOptions = opts
 	return s.putFolder(f)
 }
 
@@ -241,4 +262,135 @@ func (s *State) putFolder(f Folder) (Update, Folder, error) {
 	}
 	up.IfPrev = s.prevHash(Catalog, f.Key())
 	return up, f, nil
+}
+
+// refusal is a builder's error: its own message, and kind (ErrNotFound,
+// ErrExists, ErrNotAllowed or ErrMalformed) for errors.Is.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (e *refusal) Error() string { return e.msg }
+func (e *refusal) Unwrap() error { return e.kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &refusal{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// ServerChange is a change of the server chain: the updates to submit, in
+// order (each conditional on the record it replaces), and what they do.
+type ServerChange struct {
+	Updates []Update
+	Record  identity.HostRecord // the server added or removed
+	// Position is the server's 1-based place in the chain (added: in the
+	// new chain; removed: in the old one, 0 if it was no longer in it),
+	// Servers the servers in the new chain.
+	Position, Servers int
+	// Majority: the change turns majority failover on (a chain of three
+	// servers or more needs it).
+	Majority bool
+}
+
+// AddServer builds the change adding the server of host record h to the
+// chain at position pos (1-based; 0: last): its host record, majority
+// failover if the chain reaches three servers, and the chain.
+func (s *State) AddServer(h Host, pos int) (ServerChange, error) {
+	rec, err := h.Open()
+	if err != nil {
+		return ServerChange{}, refuse(ErrMalformed, "host record: %v", err)
+	}
+	if rec.Role != identity.RoleServer {
+		return ServerChange{}, refuse(ErrMalformed, "host %s (%s) has role %s; only servers join the chain", rec.Name, rec.ID(), rec.Role)
+	}
+	chain := s.Chain()
+	if i := chain.Index(rec.ID()); i >= 0 {
+		return ServerChange{}, refuse(ErrExists, "%s (%s) is already server %d of the chain", rec.Name, rec.ID(), i+1)
+	}
+	for _, o := range s.Hosts() {
+		if o.Name == rec.Name && o.ID() != rec.ID() {
+			return ServerChange{}, refuse(ErrExists, "another host is already named %s (%s)", o.Name, o.ID())
+		}
+	}
+	n := len(chain.Servers)
+	if pos == 0 {
+		pos = n + 1
+	}
+	if pos < 1 || pos > n+1 {
+		return ServerChange{}, refuse(ErrMalformed, "position %d: the chain has %d servers, so give 1 to %d", pos, n, n+1)
+	}
+	if n+1 > MaxChainServers {
+		return ServerChange{}, refuse(ErrNotAllowed, "the chain already has %d servers, the most it can hold", n)
+	}
+	c := ServerChange{Record: rec, Position: pos, Servers: n + 1}
+	hu, err := Put(h)
+	if err != nil {
+		return ServerChange{}, err
+	}
+	if hu.IfPrev = s.prevHash(Domain, h.Key()); hu.IfPrev == nil {
+		hu.IfAbsent = true
+	}
+	c.Updates = append(c.Updates, hu)
+	if info := s.DomainInfo(); n+1 >= 3 && !info.Settings.Majority {
+		info.Settings.Majority = true
+		iu, err := Put(info)
+		if err != nil {
+			return ServerChange{}, err
+		}
+		iu.IfPrev = s.prevHash(Domain, DomainKey)
+		c.Updates = append(c.Updates, iu)
+		c.Majority = true
+	}
+	servers := append(append(append([]string(nil), chain.Servers[:pos-1]...), rec.ID().String()), chain.Servers[pos-1:]...)
+	cu, err := Put(Chain{Servers: servers})
+	if err != nil {
+		return ServerChange{}, err
+	}
+	cu.IfPrev = s.prevHash(Domain, ChainKey)
+	c.Updates = append(c.Updates, cu)
+	return c, nil
+}
+
+// RemoveServer builds the change removing server id, asked at master (the
+// master cannot remove itself): out of the chain, then its host record. A
+// server already out of the chain (an earlier removal interrupted) loses
+// its host record. It is refused for the last server of the chain and for
+// the home server of any user.
+func (s *State) RemoveServer(id, master lpeer.ID) (ServerChange, error) {
+	rec, ok := s.HostByID(id)
+	if !ok {
+		return ServerChange{}, refuse(ErrNotFound, "no host %s in the domain", id)
+	}
+	chain := s.Chain()
+	del := Delete(Domain, HostPrefix+id.String())
+	del.IfPrev = s.prevHash(Domain, HostPrefix+id.String())
+	i := chain.Index(id)
+	if i < 0 {
+		if rec.Role != identity.RoleServer {
+			return ServerChange{}, refuse(ErrNotFound, "%s (%s) is not a server in the chain", rec.Name, id)
+		}
+		return ServerChange{Updates: []Update{del}, Record: rec, Servers: len(chain.Servers)}, nil
+	}
+	if len(chain.Servers) == 1 {
+		return ServerChange{}, refuse(ErrNotAllowed, "%s is the last server of the chain", rec.Name)
+	}
+	if id == master {
+		return ServerChange{}, refuse(ErrNotAllowed, "%s is the master (this host): a master cannot remove itself from the chain", rec.Name)
+	}
+	var homed []string
+	for _, u := range s.Users() {
+		if u.HomeServer == id.String() {
+			homed = append(homed, u.Name)
+		}
+	}
+	if len(homed) > 0 {
+		return ServerChange{}, refuse(ErrNotAllowed, "%s is the home server of %d users (%s): remove them first with 'baton user remove'", rec.Name, len(homed), strings.Join(homed, ", "))
+	}
+	servers := append(append([]string(nil), chain.Servers[:i]...), chain.Servers[i+1:]...)
+	cu, err := Put(Chain{Servers: servers})
+	if err != nil {
+		return ServerChange{}, err
+	}
+	cu.IfPrev = s.prevHash(Domain, ChainKey)
+	return ServerChange{Updates: []Update{cu, del}, Record: rec, Position: i + 1, Servers: len(servers)}, nil
 }

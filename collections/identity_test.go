@@ -179,3 +179,58 @@ func TestConcurrentShares(t *testing.T) {
 		t.Errorf("members after both shares = %v; want bob ro and cy rw", f.Members)
 	}
 }
+
+// TestFolderOptions: the owner or the administrator (by "") sets a
+// folder's options; a member may not; shares keep them; a folder created
+// with them has them.
+func TestFolderOptions(t *testing.T) {
+	d := ct.NewTestDomain(t, 3)
+	st := d.State(t)
+	s2 := ct.ID("s2")
+	for i, name := range []string{"ann", "bob"} {
+		commit(t, d, st, "s1", func(st *collections.State) (collections.Update, error) {
+			u, _, err := st.AddUser(name, s2, userID(byte(i+1)))
+			return u, err
+		})
+	}
+	commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.CreateFolder("f1", "Photos", "ann", s2)
+		return u, err
+	})
+	commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.Share("f1", "ann", "bob", collections.RightReadWrite)
+		return u, err
+	})
+	on := collections.FolderOptions{OutsideSymlinks: true}
+	if _, _, err := st.SetFolderOptions("f1", "bob", on); !errors.Is(err, collections.ErrNotAllowed) {
+		t.Errorf("a member sets the options: %v; want ErrNotAllowed", err)
+	}
+	if _, _, err := st.SetFolderOptions("f1", "ann", collections.FolderOptions{}); !errors.Is(err, collections.ErrExists) {
+		t.Errorf("setting the options the folder has: %v; want ErrExists", err)
+	}
+	for _, by := range []string{"ann", ""} {
+		commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+			f, _ := st.Folder("f1")
+			u, _, err := st.SetFolderOptions("f1", by, collections.FolderOptions{OutsideSymlinks: !f.OutsideSymlinks})
+			return u, err
+		})
+	}
+	commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.SetFolderOptions("f1", "", on)
+		return u, err
+	})
+	commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.Share("f1", "ann", "bob", collections.RightReadOnly)
+		return u, err
+	})
+	if f, _ := st.Folder("f1"); !f.OutsideSymlinks || f.Members["bob"] != collections.RightReadOnly {
+		t.Errorf("folder after the options and a share: %+v; want outside symlinks on, bob ro", f)
+	}
+	commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.CreateFolderWith("f2", "Builds", "ann", s2, on)
+		return u, err
+	})
+	if f, _ := st.Folder("f2"); !f.OutsideSymlinks {
+		t.Errorf("folder created with outside symlinks: %+v", f)
+	}
+}

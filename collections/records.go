@@ -295,6 +295,19 @@ type Folder struct {
 	// the same name. Members without an entry bind to the empty ID (users
 	// from before IDs).
 	IDs map[string]string `cbor:"6,keyasint,omitempty"`
+	// FolderOptions: how members and the hosting server treat the
+	// folder's contents (absent when all are off).
+	FolderOptions
+}
+
+// FolderOptions are the options of a folder its owner or the
+// administrator of its hosting server sets (State.SetFolderOptions).
+type FolderOptions struct {
+	// OutsideSymlinks: the hosting server and every member create the
+	// symlinks of other members whose target is absolute or leaves the
+	// folder, for a team whose members are all trusted. Off, they are
+	// skipped (syncfs.PlanOptions.OutsideSymlinks).
+	OutsideSymlinks bool `cbor:"7,keyasint,omitempty"`
 }
 
 func (Folder) Collection() Kind { return Catalog }

@@ -29,8 +29,9 @@ import (
 //
 // /baton/agent/1.0.0 — one CBOR request, one CBOR response, each a
 // varint-length-prefixed frame. Request agentRequest {1: op ("create",
-// "share", "unshare" or "leave"), 2: folder name (create), 3: folder ID,
-// 4: user (share, unshare), 5: right ("ro" or "rw", share)}. The
+// "share", "unshare", "leave" or "options"), 2: folder name (create),
+// 3: folder ID, 4: user (share, unshare), 5: right ("ro" or "rw", share),
+// 6: the folder option OutsideSymlinks (create, options)}. The
 // requesting user is the one whose valid device the authenticated remote
 // peer is, never a field. Response agentResponse {1: code, 2: message,
 // 3: the certified update (code ""), 4: the folder record as submitted,
@@ -54,6 +55,7 @@ const (
 	opShare   = "share"
 	opUnshare = "unshare"
 	opLeave   = "leave"
+	opOptions = "options"
 )
 
 // Agent response codes (besides those of login).
@@ -95,6 +97,8 @@ type agentRequest struct {
 	Folder string `cbor:"3,keyasint,omitempty"`
 	User   string `cbor:"4,keyasint,omitempty"`
 	Right  string `cbor:"5,keyasint,omitempty"`
+	// OutsideSymlinks: the folder option (create, options).
+	OutsideSymlinks bool `cbor:"6,keyasint,omitempty"`
 }
 
 type agentResponse struct {
@@ -157,9 +161,17 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	}
 	// A change built from a state another change has since moved on from
 	// (an administrator's share of the same folder) fails its condition in
-	// the log; it is built again from the new state.
-	for attempt := 1; ; attempt++ {
-		p, err := query(ctx, d, func(d *driver) plan {
+	// the log; SubmitBuilt builds it again from the new state.
+	var (
+		p plan
+		r Receipt
+	)
+	err := SubmitBuilt(ctx, func(ctx context.Context, attempt int) (collections.Update, error) {
+		if attempt > 1 {
+			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user, "attempt", attempt)
+		}
+		var err error
+		p, err = query(ctx, d, func(d *driver) plan {
 			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
 			if !ok {
 				return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
@@ -168,50 +180,58 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 			return plan{user: user, update: u, folder: f, done: done, resp: resp}
 		})
 		if err != nil {
-			return agentFailure(codeError, "server is stopping")
+			return collections.Update{}, ErrStopped
 		}
 		if p.resp.Code != "" {
-			d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
-			return p.resp
+			return collections.Update{}, errAgentRefused
 		}
-		enc, err := canon.Marshal(p.folder)
-		if err != nil {
-			return agentFailure(codeInvalid, "%v", err)
-		}
+		return p.update, nil
+	}, func(ctx context.Context, u collections.Update) error {
 		sctx, cancel := context.WithTimeout(ctx, submitWait)
-		r, err := n.Submit(sctx, p.update)
-		cancel()
-		switch {
-		case errors.Is(err, collections.ErrConflict) && attempt < maxAgentAttempts:
-			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user)
-			continue
-		case errors.Is(err, ErrNoMaster):
+		defer cancel()
+		var err error
+		r, err = n.Submit(sctx, u)
+		if errors.Is(err, ErrNoMaster) {
 			r, err = Receipt{Queued: true}, nil
-		case errors.Is(err, ErrRejected):
-			return agentFailure(codeInvalid, "%v", err)
-		case err != nil:
-			return agentFailure(codeError, "%v", err)
 		}
-		d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
-		if r.Queued {
-			return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
-		}
-		resp := agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
-		ctxRecs, _ := query(ctx, d, func(d *driver) []collections.Certified {
-			return d.state.ViewFor(p.user, nil).Feed(r.Certified, nil)
-		})
-		for _, c := range ctxRecs {
-			if c.Hash() != r.Certified.Hash() {
-				resp.Context = append(resp.Context, c.Marshal())
-			}
-		}
-		return resp
+		return err
+	})
+	switch {
+	case errors.Is(err, errAgentRefused):
+		d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
+		return p.resp
+	case errors.Is(err, ErrStopped):
+		return agentFailure(codeError, "server is stopping")
+	case errors.Is(err, ErrRejected):
+		d.log.Info("agent request rejected", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		return agentFailure(codeInvalid, "%v", err)
+	case err != nil:
+		d.log.Info("agent request failed", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		return agentFailure(codeError, "%v", err)
 	}
+	enc, err := canon.Marshal(p.folder)
+	if err != nil {
+		return agentFailure(codeInvalid, "%v", err)
+	}
+	d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
+	if r.Queued {
+		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
+	}
+	resp := agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
+	ctxRecs, _ := query(ctx, d, func(d *driver) []collections.Certified {
+		return d.state.ViewFor(p.user, nil).Feed(r.Certified, nil)
+	})
+	for _, c := range ctxRecs {
+		if c.Hash() != r.Certified.Hash() {
+			resp.Context = append(resp.Context, c.Marshal())
+		}
+	}
+	return resp
 }
 
-// maxAgentAttempts bounds the times an agent's change is built again after
-// meeting a concurrent change of its folder.
-const maxAgentAttempts = 5
+// errAgentRefused: the agent's request was refused by the rules (the
+// refusal is in the plan).
+var errAgentRefused = errors.New("agent request refused")
 
 // planAgentOp checks req by user against the state (the collections
 // builders hold the rules) and returns the update to submit, the folder
@@ -242,7 +262,7 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 			return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: home.String(),
 				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
 		}
-		if u, f, err = d.state.CreateFolder(newID, req.Name, user, d.self); err != nil {
+		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}); err != nil {
 			return refuse(err)
 		}
 		return u, f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
@@ -269,6 +289,9 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 	case opLeave:
 		u, f, err = d.state.Leave(req.Folder, user)
 		done = fmt.Sprintf("%s left folder %s (%s)", user, cur.Name, cur.ID)
+	case opOptions:
+		u, f, err = d.state.SetFolderOptions(req.Folder, user, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
+		done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v", cur.Name, cur.ID, req.OutsideSymlinks)
 	default:
 		return collections.Update{}, f, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
 	}
@@ -319,6 +342,18 @@ func (n *Node) UnshareFolder(ctx context.Context, id, user string) error {
 		return fmt.Errorf("user name: %w", err)
 	}
 	_, err := n.agentOp(ctx, agentRequest{Op: opUnshare, Folder: id, User: user})
+	return err
+}
+
+// CreateFolderWith is CreateFolder with the folder's options.
+func (n *Node) CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
+	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: opts.OutsideSymlinks})
+}
+
+// SetFolderOptions asks the folder's hosting server to set the options of
+// folder id. Only the owner's devices may. ErrQueued as for CreateFolder.
+func (n *Node) SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error {
+	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: opts.OutsideSymlinks})
 	return err
 }
 

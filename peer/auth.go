@@ -116,6 +116,7 @@ func (d *driver) refuseGuest(s network.Stream) bool {
 
 // onRecordChanged refreshes what depends on an accepted update's record.
 func (d *driver) onRecordChanged(u collections.Update) {
+	d.logSecurityChange(u)
 	switch {
 	case u.Collection == collections.Domain && strings.HasPrefix(u.Key, collections.UserPrefix):
 		// A user's devices are valid while the user is; the chain and the

@@ -72,6 +72,19 @@ func (fr *folderRuntime) apply() {
 	fr.engine.SetFolders(m)
 }
 
+// outsideSymlinks is the engine's OutsideSymlinks: a folder takes other
+// hosts' symlinks pointing outside it if its Catalog record allows them
+// (collections.FolderOptions) or local, the host's own choice, does.
+func (fr *folderRuntime) outsideSymlinks(local func(string) bool) func(string) bool {
+	return func(id string) bool {
+		if local != nil && local(id) {
+			return true
+		}
+		f, ok := fr.access().Folder(id)
+		return ok && f.OutsideSymlinks
+	}
+}
+
 func (fr *folderRuntime) running() *foldersync.Engine {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
@@ -162,7 +175,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 		Logger:    d.log.With("part", "folders"),
 		Now:       d.cfg.Now,
 
-		OutsideSymlinks: d.cfg.OutsideSymlinks,
+		OutsideSymlinks: fr.outsideSymlinks(d.cfg.OutsideSymlinks),
 		WindowsNames:    d.cfg.WindowsNames,
 	})
 	if err != nil {

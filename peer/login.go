@@ -408,9 +408,12 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 	return loginResponse{Cert: cert, Genesis: facts.genesis, Server: d.self.String(), Addrs: facts.selfAddrs}
 }
 
-func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr, b []byte) loginResponse {
+func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
+	source, _ := sourceOf(from)
+	log := d.log.With("device", remote.String(), "source", source)
 	var req renewRequest
 	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
+		log.Info("renewal refused: malformed request")
 		return failure(codeError, "malformed renew request")
 	}
 	type renewFacts struct {
@@ -438,13 +441,17 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, _ ma.Multiaddr
 		return failure(codeError, "server is stopping")
 	}
 	if f.err.Code != "" {
+		if f.err.Code != codeNotDue {
+			log.Info("renewal refused", "code", f.err.Code, "err", f.err.Error)
+		}
 		return f.err
 	}
 	cert, err := d.issueDevice(ctx, f.cert.User, f.cert.UserID, remote, f.cert.Name)
 	if err != nil {
+		log.Warn("renewal: issuing a device certificate failed", "user", f.cert.User, "err", err)
 		return failure(codeError, "renewing the device certificate: %v", err)
 	}
-	d.log.Info("device certificate renewed", "user", f.cert.User, "device", remote.String())
+	log.Info("device certificate renewed", "user", f.cert.User)
 	return loginResponse{Cert: cert, Server: d.self.String()}
 }
 

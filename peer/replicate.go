@@ -255,6 +255,7 @@ type proposeResponse struct {
 	Code      string `cbor:"2,keyasint,omitempty"` // "", "not-master", "rejected", "error"
 	Error     string `cbor:"3,keyasint,omitempty"`
 	Master    string `cbor:"4,keyasint,omitempty"`
+	Conflict  bool   `cbor:"5,keyasint,omitempty"` // rejected: a failed condition (collections.ErrConflict)
 }
 
 func (d *driver) sendProposal(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
@@ -293,7 +294,7 @@ func (d *driver) onProposeResult(_ context.Context, master lpeer.ID, su collecti
 		}
 		d.settle(h, submitResult{receipt: Receipt{Certified: c}})
 	case resp.Code == "rejected":
-		err := fmt.Errorf("%w by the master: %s", ErrRejected, resp.Error)
+		err := resp.rejection()
 		d.log.Warn("update rejected by the master; dropped from the outbox", "key", su.Update().Key, "err", resp.Error)
 		d.settle(h, submitResult{err: err})
 	default:
@@ -341,7 +342,7 @@ func (d *driver) onProposal(_ context.Context, su collections.SignedUpdate, repl
 	err := d.propose(su)
 	switch {
 	case errors.Is(err, ErrRejected):
-		reply <- proposeResponse{Code: "rejected", Error: err.Error()}
+		reply <- rejected(err)
 		return
 	case err != nil:
 		reply <- proposeResponse{Code: "error", Error: err.Error()}
@@ -351,7 +352,7 @@ func (d *driver) onProposal(_ context.Context, su collections.SignedUpdate, repl
 	d.waiters[h] = append(d.waiters[h], func(r submitResult) {
 		switch {
 		case errors.Is(r.err, ErrRejected):
-			reply <- proposeResponse{Code: "rejected", Error: r.err.Error()}
+			reply <- rejected(r.err)
 		case r.err != nil || r.receipt.Queued:
 			reply <- proposeResponse{Code: "error", Error: "not committed"}
 		default:

@@ -159,10 +159,12 @@ of their devices), at the directory PATH, made if missing. A folder that
 another owner's folder shares a name with is named OWNER/NAME, or by its ID.
 
 Symlinks from other members whose target is absolute or leaves the folder are
-not created ('folder status' lists them as skipped) unless
---allow-outside-symlinks is given, for a team whose members are all trusted.
-The hosting server does not take such symlinks from members yet, so this
-covers the server's own.`,
+not created ('folder status' lists them as skipped) unless the folder allows
+them (its option, 'folder set NAME --allow-outside-symlinks', for every member
+and the hosting server) or --allow-outside-symlinks is given here: a local
+override that takes them on this device alone, whatever the folder's option.
+Those that reach this device through the hosting server come only when the
+folder allows them, as the server takes them only then.`,
 		Example: `  baton folder accept Photos ~/Photos-from-ann
   baton folder accept ann/Photos ~/Photos-from-ann
   baton folder accept Builds ~/builds --allow-outside-symlinks`,

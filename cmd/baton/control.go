@@ -15,6 +15,7 @@ package main
 //	GET    /v1/folders                []folderJSON
 //	POST   /v1/folders                createFolderRequest   -> mutationResult
 //	POST   /v1/folders/share          shareFolderRequest    -> mutationResult
+//	POST   /v1/folders/options        folderOptionsRequest  -> mutationResult
 //	POST   /v1/users/{name}/password  setPasswordRequest    -> okResult
 //	GET    /v1/devices?user=U         []peer.DeviceInfo
 //	DELETE /v1/devices/{id}                                 -> okResult
@@ -24,6 +25,7 @@ package main
 //	POST   /v1/agent/folders/unshare  agentShareRequest     -> agentResult
 //	POST   /v1/agent/folders/accept   agentAcceptRequest    -> agentResult
 //	POST   /v1/agent/folders/leave    agentFolderRequest    -> agentResult
+//	POST   /v1/agent/folders/options  agentOptionsRequest   -> agentResult
 //	GET    /v1/folders/status?folder=REF[&owner=USER]       folderStatusJSON (a folder synced here)
 //	POST   /v1/folders/rescan         folderRefRequest      -> okResult
 //	POST   /v1/agent/folders/revert   agentFolderRequest    -> agentResult
@@ -77,6 +79,8 @@ type daemon interface {
 
 	// Folder changes an agent asks of the hosting server.
 	CreateFolder(ctx context.Context, name string) (collections.Folder, error)
+	CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error)
+	SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error
 	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
 	UnshareFolder(ctx context.Context, id, user string) error
 	LeaveFolder(ctx context.Context, id string) error
@@ -168,6 +172,8 @@ func (s *controlServer) handler() http.Handler {
 	mux.HandleFunc("GET /v1/folders", s.serve(s.listFolders))
 	mux.HandleFunc("POST /v1/folders", s.serve(s.createFolder))
 	mux.HandleFunc("POST /v1/folders/share", s.serve(s.shareFolder))
+	mux.HandleFunc("POST /v1/folders/options", s.serve(s.setFolderOptions))
+	mux.HandleFunc("POST /v1/agent/folders/options", s.serve(s.agentSetOptions))
 	mux.HandleFunc("POST /v1/users/{name}/password", s.serve(s.setPassword))
 	mux.HandleFunc("GET /v1/devices", s.serve(s.listDevices))
 	mux.HandleFunc("DELETE /v1/devices/{id}", s.serve(s.revokeDevice))
@@ -189,6 +195,11 @@ func (s *controlServer) handler() http.Handler {
 	return mux
 }
 
+// controlSource is the source the log gives for what the control API
+// does: the socket is 0600 in a 0700 home, so it is this host's
+// administrator (the user the daemon runs as).
+const controlSource = "control socket"
+
 // serve adapts an endpoint that returns a value to encode or an error.
 func (s *controlServer) serve(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -197,15 +208,18 @@ func (s *controlServer) serve(fn func(r *http.Request) (any, error)) http.Handle
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			status, body := errorResponse(err)
-			if status >= 500 {
-				s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			switch {
+			case status >= 500:
+				s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
+			case r.Method != http.MethodGet:
+				s.log.Info("control request refused", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
 			}
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(body)
 			return
 		}
 		if m, ok := v.(mutationResult); ok {
-			s.log.Info("control: "+m.Done, "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
+			s.log.Info("control: "+m.Done, "source", controlSource, "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
 		}
 		json.NewEncoder(w).Encode(v)
 	}

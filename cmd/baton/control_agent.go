@@ -39,10 +39,18 @@ type (
 		Right      string       `json:"right"` // the user's: owner, rw or ro
 		Members    []memberJSON `json:"members"`
 		Path       string       `json:"path"` // where it is synced here; "" if not
+		// OutsideSymlinks: the folder option (members' symlinks pointing
+		// outside it are created).
+		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
 	agentCreateRequest struct {
-		Name string `json:"name"`
-		Path string `json:"path"` // absolute
+		Name            string `json:"name"`
+		Path            string `json:"path"`                       // absolute
+		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
+	}
+	agentOptionsRequest struct {
+		Folder          string `json:"folder"` // ID, name or OWNER/NAME
+		OutsideSymlinks bool   `json:"outside_symlinks"`
 	}
 	agentShareRequest struct {
 		Folder string `json:"folder"` // ID, name or OWNER/NAME
@@ -161,7 +169,7 @@ func (s *controlServer) agentView(ctx context.Context) (agentView, error) {
 func (v agentView) toJSON(f collections.Folder) agentFolderJSON {
 	fj := folderToJSON(v.st, f)
 	out := agentFolderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: fj.ServerName,
-		Right: string(f.Members[v.user]), Members: fj.Members}
+		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks}
 	for _, l := range v.local {
 		if l.ID == f.ID {
 			out.Path = l.Path
@@ -297,7 +305,7 @@ func (s *controlServer) agentCreate(r *http.Request) (any, error) {
 			return nil, errConflict("%s already has a folder named %s (%s)", v.user, f.Name, f.ID)
 		}
 	}
-	f, err := s.d.CreateFolder(ctx, req.Name)
+	f, err := s.d.CreateFolderWith(ctx, req.Name, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
 	queued, err := agentChange(err)
 	if err != nil {
 		return nil, err
@@ -360,6 +368,32 @@ func (s *controlServer) agentShareOrNot(r *http.Request, share bool) (any, error
 		return nil, err
 	}
 	return s.agentAfter(ctx, f.ID, done, queued)
+}
+
+func (s *controlServer) agentSetOptions(r *http.Request) (any, error) {
+	var req agentOptionsRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, cancel, err := s.mutationContext(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	v, err := s.agentView(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := v.resolve(req.Folder)
+	if err != nil {
+		return nil, err
+	}
+	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	queued, err := agentChange(s.d.SetFolderOptions(ctx, f.ID, opts))
+	if err != nil {
+		return nil, err
+	}
+	return s.agentAfter(ctx, f.ID, fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts)), queued)
 }
 
 // agentAfter answers a change to folder id with the folder as this agent

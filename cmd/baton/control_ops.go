@@ -51,6 +51,9 @@ type (
 		Server     string       `json:"server"`
 		ServerName string       `json:"server_name"`
 		Members    []memberJSON `json:"members"` // the owner first, then by name
+		// OutsideSymlinks: the folder option (members' symlinks pointing
+		// outside it are created).
+		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
 	reportJSON struct {
 		ID         string    `json:"id"`
@@ -74,8 +77,14 @@ type (
 		TransferTo string `json:"transfer_to,omitempty"` // the successor of the user's folders; "" archives them
 	}
 	createFolderRequest struct {
-		Name  string `json:"name"`
-		Owner string `json:"owner"`
+		Name            string `json:"name"`
+		Owner           string `json:"owner"`
+		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
+	}
+	folderOptionsRequest struct {
+		Folder          string `json:"folder"` // name or ID
+		Owner           string `json:"owner"`  // optional: tells same-named folders apart
+		OutsideSymlinks bool   `json:"outside_symlinks"`
 	}
 	shareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
@@ -327,7 +336,7 @@ func (s *controlServer) removeUser(r *http.Request) (any, error) {
 	case owned > 0:
 		done += fmt.Sprintf("; %d folders they owned are archived", owned)
 	}
-	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned)
+	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned, "source", controlSource)
 	return sb.result(done), nil
 }
 
@@ -393,41 +402,18 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain := st.Chain()
-	if i := chain.Index(rec.ID()); i >= 0 {
-		return nil, errConflict("%s (%s) is already server %d of the chain", rec.Name, rec.ID(), i+1)
+	c, err := st.AddServer(host, req.Position)
+	if err != nil {
+		return nil, builderErr(err)
 	}
-	for _, h := range st.Hosts() {
-		if h.Name == rec.Name && h.ID() != rec.ID() {
-			return nil, errConflict("another host is already named %s (%s)", h.Name, h.ID())
-		}
-	}
-	n := len(chain.Servers)
-	pos := req.Position
-	if pos == 0 {
-		pos = n + 1
-	}
-	if pos < 1 || pos > n+1 {
-		return nil, errInvalid("position %d: the chain has %d servers, so give 1 to %d", req.Position, n, n+1)
-	}
-	if n+1 > collections.MaxChainServers {
-		return nil, errConflict("the chain already has %d servers, the most it can hold", n)
-	}
-	if err := sb.put(ctx, host); err != nil {
-		return nil, err
-	}
-	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), pos, n+1)
-	if info := st.DomainInfo(); n+1 >= 3 && !info.Settings.Majority {
-		// Three or more servers need majority failover.
-		info.Settings.Majority = true
-		if err := sb.put(ctx, info); err != nil {
+	for _, u := range c.Updates {
+		if err := sb.submit(ctx, u); err != nil {
 			return nil, err
 		}
-		done += "; majority failover is now on"
 	}
-	servers := slices.Insert(slices.Clone(chain.Servers), pos-1, rec.ID().String())
-	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
-		return nil, err
+	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), c.Position, c.Servers)
+	if c.Majority {
+		done += "; majority failover is now on"
 	}
 	return sb.result(done), nil
 }
@@ -450,42 +436,19 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := rec.ID()
-	chain := st.Chain()
-	if !chain.Contains(id) {
-		if rec.Role != identity.RoleServer {
-			return nil, errNotFound("%s (%s) is not a server in the chain", rec.Name, id)
-		}
-		// Out of the chain already (an earlier remove was interrupted):
-		// finish by removing its host record.
-		if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
+	c, err := st.RemoveServer(rec.ID(), s.d.ID())
+	if err != nil {
+		return nil, builderErr(err)
+	}
+	for _, u := range c.Updates {
+		if err := sb.submit(ctx, u); err != nil {
 			return nil, err
 		}
-		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, id)), nil
 	}
-	if len(chain.Servers) == 1 {
-		return nil, errConflict("%s is the last server of the chain", rec.Name)
+	if c.Position == 0 {
+		return sb.result(fmt.Sprintf("server %s (%s) removed from the domain (it was no longer in the chain)", rec.Name, rec.ID())), nil
 	}
-	if id == s.d.ID() {
-		return nil, errConflict("%s is the master (this host): a master cannot remove itself from the chain", rec.Name)
-	}
-	var homed []string
-	for _, u := range st.Users() {
-		if u.HomeServer == id.String() {
-			homed = append(homed, u.Name)
-		}
-	}
-	if len(homed) > 0 {
-		return nil, errConflict("%s is the home server of %d users (%s): remove them first with 'baton user remove'", rec.Name, len(homed), strings.Join(homed, ", "))
-	}
-	servers := slices.DeleteFunc(slices.Clone(chain.Servers), func(s string) bool { return s == id.String() })
-	if err := sb.put(ctx, collections.Chain{Servers: servers}); err != nil {
-		return nil, err
-	}
-	if err := sb.del(ctx, collections.Domain, collections.HostPrefix+id.String()); err != nil {
-		return nil, err
-	}
-	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, id)), nil
+	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, rec.ID())), nil
 }
 
 func (s *controlServer) listFolders(r *http.Request) (any, error) {
@@ -501,7 +464,8 @@ func (s *controlServer) listFolders(r *http.Request) (any, error) {
 }
 
 func folderToJSON(st *collections.State, f collections.Folder) folderJSON {
-	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{}}
+	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{},
+		OutsideSymlinks: f.OutsideSymlinks}
 	for u, right := range f.Members {
 		fj.Members = append(fj.Members, memberJSON{User: u, Right: string(right)})
 	}
@@ -555,7 +519,7 @@ func (s *controlServer) createFolder(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, f, err := st.CreateFolder(id, req.Name, req.Owner, self)
+	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
 	if err != nil {
 		return nil, builderErr(err)
 	}
@@ -583,38 +547,72 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 	// share the folder's owner made meanwhile (through an agent) makes it
 	// fail in the log, and it is built again from the new state, so that
 	// neither grant is lost.
-	for attempt := 1; ; attempt++ {
+	var f collections.Folder
+	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
 		st, err := s.d.State(ctx)
 		if err != nil {
-			return nil, err
+			return collections.Update{}, err
 		}
-		f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there")
-		if err != nil {
-			return nil, err
+		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there"); err != nil {
+			return collections.Update{}, err
 		}
 		if _, ok := st.User(req.User); !ok {
-			return nil, errNotFound("no user %s in the domain", req.User)
+			return collections.Update{}, errNotFound("no user %s in the domain", req.User)
 		}
 		if req.User == f.Owner {
-			return nil, errConflict("%s owns folder %s", req.User, f.Name)
+			return collections.Update{}, errConflict("%s owns folder %s", req.User, f.Name)
 		}
 		up, _, err := st.Share(f.ID, "", req.User, right)
 		if err != nil {
-			return nil, builderErr(err)
+			return collections.Update{}, builderErr(err)
 		}
-		if err := sb.submit(ctx, up); err != nil {
-			if errors.Is(err, collections.ErrConflict) && attempt < maxShareAttempts {
-				continue
-			}
-			return nil, err
-		}
-		return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
+		return up, nil
+	}, sb.submit)
+	if err != nil {
+		return nil, err
 	}
+	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
 }
 
-// maxShareAttempts bounds the times a share is built again after meeting a
-// concurrent change of its folder.
-const maxShareAttempts = 5
+func (s *controlServer) setFolderOptions(r *http.Request) (any, error) {
+	var req folderOptionsRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	ctx, sb, cancel, err := s.startMutation(r)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	var f collections.Folder
+	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
+		st, err := s.d.State(ctx)
+		if err != nil {
+			return collections.Update{}, err
+		}
+		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "set its options there"); err != nil {
+			return collections.Update{}, err
+		}
+		up, _, err := st.SetFolderOptions(f.ID, "", opts)
+		if err != nil {
+			return collections.Update{}, builderErr(err)
+		}
+		return up, nil
+	}, sb.submit)
+	if err != nil {
+		return nil, err
+	}
+	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+}
+
+// optionsText describes a folder's options.
+func optionsText(o collections.FolderOptions) string {
+	if o.OutsideSymlinks {
+		return "members' symlinks pointing outside the folder are created"
+	}
+	return "members' symlinks pointing outside the folder are skipped"
+}
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
 // if not "", among those self hosts. If another server hosts it, the error

@@ -409,7 +409,11 @@ func (f *fakeDaemon) folderChange(folder collections.Folder) error {
 	return f.agentErr
 }
 
-func (f *fakeDaemon) CreateFolder(_ context.Context, name string) (collections.Folder, error) {
+func (f *fakeDaemon) CreateFolder(ctx context.Context, name string) (collections.Folder, error) {
+	return f.CreateFolderWith(ctx, name, collections.FolderOptions{})
+}
+
+func (f *fakeDaemon) CreateFolderWith(_ context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.user == "" {
@@ -419,8 +423,23 @@ func (f *fakeDaemon) CreateFolder(_ context.Context, name string) (collections.F
 	var b [8]byte
 	rand.Read(b[:])
 	folder := collections.Folder{ID: hex.EncodeToString(b[:]), Name: name, Owner: f.user, Server: home.String(),
-		Members: map[string]collections.Right{f.user: collections.RightOwner}}
+		Members: map[string]collections.Right{f.user: collections.RightOwner}, FolderOptions: opts}
 	return folder, f.folderChange(folder)
+}
+
+// SetFolderOptions sets folder id's options as its owner may.
+func (f *fakeDaemon) SetFolderOptions(_ context.Context, id string, opts collections.FolderOptions) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	folder, ok := f.state.Folder(id)
+	if !ok {
+		return fmt.Errorf("%w: %s", peer.ErrNoSuchFolder, id)
+	}
+	if folder.Owner != f.user {
+		return fmt.Errorf("%w: only the owner of folder %s, %s, sets its options", peer.ErrFolderDenied, folder.Name, folder.Owner)
+	}
+	folder.FolderOptions = opts
+	return f.folderChange(folder)
 }
 
 // memberChange changes folder id's members as user asks, checking what

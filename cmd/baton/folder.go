@@ -27,14 +27,14 @@ which keeps the canonical copy. These commands ask the running daemon ('baton
 run') of this home, and do what fits its role:
 
 On a desktop agent, as the logged-in user: 'create NAME PATH' makes a folder
-owned by the user and starts syncing PATH; 'share', 'unshare' and 'leave' ask
-the hosting server; 'list' shows the user's folders and those shared with them;
+owned by the user and starts syncing PATH; 'share', 'unshare', 'set' and
+'leave' ask the hosting server; 'list' shows the user's folders and those shared with them;
 'accept NAME PATH' starts syncing a folder shared with the user; 'status',
 'rescan' and 'revert' are about the copy synced here. The synced folders are
 recorded in <home>/folders.toml.
 
 On a server, for the users whose home server it is: 'create NAME --owner USER',
-'share NAME USER --rights ro|rw' and 'list' (every folder of the domain);
+'share NAME USER --rights ro|rw', 'set NAME' and 'list' (every folder of the domain);
 'status' and 'rescan' are about the copy of a folder it hosts.
 
 A folder is named by its name, OWNER/NAME when several have that name, or its ID.`,
@@ -43,14 +43,15 @@ A folder is named by its name, OWNER/NAME when several have that name, or its ID
 	}
 	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env),
 		newFolderUnshareCmd(env), newFolderAcceptCmd(env), newFolderLeaveCmd(env),
-		newFolderStatusCmd(env), newFolderRescanCmd(env), newFolderRevertCmd(env))
+		newFolderStatusCmd(env), newFolderRescanCmd(env), newFolderRevertCmd(env), newFolderSetCmd(env))
 	return cmd
 }
 
 func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 	var (
-		owner string
-		wait  time.Duration
+		owner        string
+		wait         time.Duration
+		allowOutside bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME PATH | create NAME --owner USER",
@@ -59,7 +60,12 @@ func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 on their home server, and sync the directory PATH (made if missing) with it.
 
 On a server: create the folder NAME owned by USER, hosted on this server, which
-must be USER's home server.`,
+must be USER's home server.
+
+--allow-outside-symlinks sets the folder option by which the hosting server and
+every member create the symlinks members make whose target is absolute or
+leaves the folder (by default they are skipped), for a team whose members are
+all trusted; 'folder set' changes it later.`,
 		Example: `  baton folder create Photos ~/Photos          # on an agent
   baton folder create Photos --owner ann        # on ann's home server`,
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
@@ -89,7 +95,7 @@ must be USER's home server.`,
 				if err != nil {
 					return err
 				}
-				return c.agentMutate(cmd, env, "/v1/agent/folders", wait, agentCreateRequest{Name: args[0], Path: path})
+				return c.agentMutate(cmd, env, "/v1/agent/folders", wait, agentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside})
 			}
 			if len(args) != 1 {
 				return usageErrorf("folder create: on a server, give NAME and --owner USER (PATH is for agents)")
@@ -103,10 +109,11 @@ must be USER's home server.`,
 			if strings.TrimSpace(args[0]) == "" {
 				return usageErrorf("folder create: the folder name is empty")
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/folders", wait, createFolderRequest{Name: args[0], Owner: owner})
+			return c.mutate(cmd, http.MethodPost, "/v1/folders", wait, createFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside})
 		},
 	}
 	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (servers: this server must be their home server)")
+	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
 	waitFlag(cmd, &wait)
 	return cmd
 }
@@ -157,6 +164,61 @@ with --owner.`,
 		},
 	}
 	cmd.Flags().StringVar(&rights, "rights", "", "`ro` (read-only) or rw (read-write)")
+	cmd.Flags().StringVar(&owner, "owner", "", "the folder's owner `USER`, if several folders here have that name")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+func newFolderSetCmd(env *cliEnv) *cobra.Command {
+	var (
+		owner        string
+		wait         time.Duration
+		allowOutside bool
+	)
+	cmd := &cobra.Command{
+		Use:   "set NAME --allow-outside-symlinks[=false]",
+		Short: "Set a folder's options (its owner, or the administrator of its hosting server)",
+		Long: `Set the options of the folder NAME, recorded in its Catalog record.
+
+--allow-outside-symlinks: the hosting server and every member create the
+symlinks members make whose target is absolute or leaves the folder, for a team
+whose members are all trusted; --allow-outside-symlinks=false skips them again
+(the default). A change takes effect at each host's next sync of the folder.
+A member's 'folder accept --allow-outside-symlinks' takes them on that member
+alone, whatever the folder's option.
+
+On a desktop agent: only the folder's owner sets its options; the agent asks
+the folder's hosting server. On a server: the folder must be hosted on this
+server; --owner tells same-named folders apart.`,
+		Example: `  baton folder set Builds --allow-outside-symlinks
+  baton folder set Builds --allow-outside-symlinks=false`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("allow-outside-symlinks") {
+				return usageErrorf("folder set: give the option to set: --allow-outside-symlinks or --allow-outside-symlinks=false")
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			agent, err := c.isAgent(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if agent {
+				if owner != "" {
+					return usageErrorf("folder set: --owner is for servers; on an agent name the folder as OWNER/NAME")
+				}
+				return c.agentMutate(cmd, env, "/v1/agent/folders/options", wait, agentOptionsRequest{Folder: args[0], OutsideSymlinks: allowOutside})
+			}
+			return c.mutate(cmd, http.MethodPost, "/v1/folders/options", wait,
+				folderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: allowOutside})
+		},
+	}
+	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
 	cmd.Flags().StringVar(&owner, "owner", "", "the folder's owner `USER`, if several folders here have that name")
 	waitFlag(cmd, &wait)
 	return cmd

@@ -146,6 +146,16 @@ func (n *testNet) start(d *testNode) {
 	t.Cleanup(func() { n.stop(d) })
 }
 
+// running waits until d's engine runs the test folder and returns it. The
+// engine starts its folders on Run's goroutine, after opening its
+// database: a test that reaches into the folder right after start must
+// wait for it.
+func (n *testNet) running(d *testNode) *folder {
+	n.t.Helper()
+	waitFor(n.t, 30*time.Second, d.name+"'s engine to run the folder", func() bool { return d.eng.folder(n.folder) != nil })
+	return d.eng.folder(n.folder)
+}
+
 // stop stops d's engine and waits for it.
 func (n *testNet) stop(d *testNode) {
 	if d.cancel == nil {

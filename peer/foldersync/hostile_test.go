@@ -126,7 +126,7 @@ func TestHostileSymlinks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	server.eng.folder(n.folder).requestRescan()
+	n.running(server).requestRescan()
 	n.waitEqual(server, alice, bob)
 	rel, _ := server.eng.folder(n.folder).pub.Load().get("rel")
 	realBefore := readTree(t, filepath.Join(server.root, "real"))
@@ -372,7 +372,7 @@ func TestHostileOutsideSymlinks(t *testing.T) {
 			if err := os.Symlink("../outside-own", filepath.Join(server.root, "own")); err != nil {
 				t.Fatal(err)
 			}
-			server.eng.folder(n.folder).requestRescan()
+			n.running(server).requestRescan()
 
 			hostile := map[string]string{"passwd": "/etc/passwd", "up": "../../outside", "dotdot": "a/../../x", "win": `C:\Windows`}
 			inside := map[string]string{"d/in": "../ok.txt", "own": "../outside-own"}

@@ -220,7 +220,7 @@ func (r *rogue) round(honest *testNode) {
 	if err := r.notify(); err != nil {
 		t.Fatalf("%s notifying the server: %v", r.name, err)
 	}
-	f := r.n.server.eng.folder(r.n.folder)
+	f := r.n.running(r.n.server)
 	waitFor(t, 30*time.Second, "the server to take "+r.name+"'s notification", func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
