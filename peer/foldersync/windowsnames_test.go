@@ -24,7 +24,7 @@ func TestWindowsNamesSkipped(t *testing.T) {
 	server.write(t, "report.", "a trailing dot")
 	server.write(t, "q?/in.txt", "under a directory Windows cannot hold")
 	server.write(t, "ok.txt", "from the server")
-	server.eng.folder(n.folder).requestRescan()
+	n.running(server).requestRescan()
 	alice.write(t, "mine.txt", "from alice")
 
 	waitFor(t, 60*time.Second, "alice to take ok.txt and skip the rest, the server to take mine.txt", func() bool {
