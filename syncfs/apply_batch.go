@@ -44,8 +44,12 @@ func Batchable(a Action, local *Local) bool {
 // barrier, so what it reports applied is durable: after a crash each name
 // holds its old content or its new one. Actions that are not Batchable,
 // or whose directory cannot be used, are applied alone, in order, before
-// the batch. The results are in the order of actions.
+// the batch. The results are in the order of actions Where Applier.FS
+// is set, every action is applied alone, as Apply does.
 func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Action) []Result {
+	if ap.FS != nil {
+		return ap.Apply(ctx, local, actions)
+	}
 	local.init()
 	results := make([]Result, len(actions))
 	root, err := os.OpenRoot(ap.Root)
@@ -71,7 +75,7 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 	var items []*batchItem
 	for i, a := range actions {
 		results[i].Action = a
-		x := &applyRun{ap: ap, root: root, local: local, res: &results[i]}
+		x := &applyRun{ap: ap, root: rootFS{root}, local: local, res: &results[i]}
 		if cerr := ctx.Err(); cerr != nil {
 			results[i].Err = cerr
 			continue
