@@ -139,6 +139,11 @@ type Applier struct {
 	// hook, if set, is called at named steps of writing a file and may
 	// fail them (a test seam for crash safety).
 	hook func(step, name string) error
+	// busy, if set, says which errors mean another program holds a file
+	// (else busyErrnos do), and sleep, if set, waits between attempts
+	// (test seams for retryBusy).
+	busy  func(error) bool
+	sleep func(context.Context, time.Duration) error
 
 	mu       sync.Mutex
 	partials map[string]*partial    // found by Resume, by temporary file path
@@ -268,15 +273,15 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 		x.recorded(a.Name, a.File)
 		return nil
 	case ActDelete:
-		return x.remove(a)
+		return x.remove(ctx, a)
 	case ActMkDir:
-		return x.mkdir(a, false)
+		return x.mkdir(ctx, a, false)
 	case ActFetch:
 		return x.write(ctx, a, false)
 	case ActSymlink:
 		return x.write(ctx, a, false)
 	case ActRename:
-		return x.rename(a)
+		return x.rename(ctx, a)
 	case ActMeta:
 		return x.meta(a)
 	case ActConflict:
@@ -284,7 +289,7 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 			return err
 		}
 		if a.File.Type == TypeDir {
-			return x.mkdir(a, true)
+			return x.mkdir(ctx, a, true)
 		}
 		return x.write(ctx, a, true)
 	}
@@ -458,7 +463,7 @@ func notDurable(name string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrNotDurable, name, err)
 }
 
-func (x *applyRun) remove(a Action) error {
+func (x *applyRun) remove(ctx context.Context, a Action) error {
 	p, err := x.check(a.Name)
 	if err != nil {
 		return err
@@ -476,7 +481,7 @@ func (x *applyRun) remove(a Action) error {
 			}
 		}
 		x.expect(a.Name, -1, 0)
-		if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := x.ap.retryBusy(ctx, a.Name, func() error { return x.root.Remove(p) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -546,14 +551,16 @@ func fewNames(names []string) string {
 }
 
 // keepConflict moves the local entry at a.Name to a.ConflictName.
-func (x *applyRun) keepConflict(a Action) error {
+func (x *applyRun) keepConflict(ctx context.Context, a Action) error {
 	if err := x.absent(a.ConflictName); err != nil {
 		return err
 	}
 	st := x.local.Disk[a.Name]
 	x.expect(a.ConflictName, st.Size, st.ModTime)
 	x.expect(a.Name, -1, 0)
-	if err := x.root.Rename(filepath.FromSlash(a.Name), filepath.FromSlash(a.ConflictName)); err != nil {
+	if err := x.ap.retryBusy(ctx, a.Name, func() error {
+		return x.root.Rename(filepath.FromSlash(a.Name), filepath.FromSlash(a.ConflictName))
+	}); err != nil {
 		return fmt.Errorf("keeping conflict copy: %w", err)
 	}
 	delete(x.local.Disk, a.Name)
@@ -581,7 +588,7 @@ func (x *applyRun) undoConflict(a Action) {
 	}
 }
 
-func (x *applyRun) mkdir(a Action, conflict bool) error {
+func (x *applyRun) mkdir(ctx context.Context, a Action, conflict bool) error {
 	p, err := x.check(a.Name)
 	if err != nil {
 		return err
@@ -590,7 +597,7 @@ func (x *applyRun) mkdir(a Action, conflict bool) error {
 		return err
 	}
 	if conflict {
-		if err := x.keepConflict(a); err != nil {
+		if err := x.keepConflict(ctx, a); err != nil {
 			return err
 		}
 	}
@@ -635,7 +642,7 @@ func (x *applyRun) meta(a Action) error {
 	return x.record(a.Name, a.File)
 }
 
-func (x *applyRun) rename(a Action) error {
+func (x *applyRun) rename(ctx context.Context, a Action) error {
 	from, err := x.check(a.From)
 	if err != nil {
 		return err
@@ -663,7 +670,7 @@ func (x *applyRun) rename(a Action) error {
 	}
 	x.expect(a.From, -1, 0)
 	x.expect(a.Name, a.File.Size, a.File.ModTime)
-	if err := x.root.Rename(from, to); err != nil {
+	if err := x.ap.retryBusy(ctx, a.From, func() error { return x.root.Rename(from, to) }); err != nil {
 		return err
 	}
 	delete(x.local.Disk, a.From)
@@ -742,12 +749,12 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 		return err
 	}
 	if conflict {
-		if err := x.keepConflict(a); err != nil {
+		if err := x.keepConflict(ctx, a); err != nil {
 			return err
 		}
 	}
 	x.expect(a.Name, a.File.Size, a.File.ModTime)
-	if err := x.root.Rename(tp, p); err != nil {
+	if err := x.ap.retryBusy(ctx, a.Name, func() error { return x.root.Rename(tp, p) }); err != nil {
 		if conflict {
 			x.undoConflict(a)
 		}

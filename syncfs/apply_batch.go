@@ -96,7 +96,7 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 		items = append(items, it)
 	}
 	b.write(ctx, items)
-	b.place(items)
+	b.place(ctx, items)
 	for _, it := range items {
 		it.x.count()
 	}
@@ -269,7 +269,7 @@ func (b *batch) writeTemp(ctx context.Context, it *batchItem) error {
 // place checks each name once more and renames its temporary file over it
 // (or removes it), in order, recording each, then makes the directories
 // durable.
-func (b *batch) place(items []*batchItem) {
+func (b *batch) place(ctx context.Context, items []*batchItem) {
 	var placed []*batchItem
 	for _, it := range items {
 		if it.err != nil {
@@ -277,9 +277,9 @@ func (b *batch) place(items []*batchItem) {
 		}
 		var err error
 		if it.a.Kind == ActFetch {
-			err = b.rename(it)
+			err = b.rename(ctx, it)
 		} else {
-			err = b.remove(it)
+			err = b.remove(ctx, it)
 		}
 		if err != nil {
 			it.fail(err)
@@ -327,7 +327,7 @@ func (b *batch) place(items []*batchItem) {
 
 // rename puts it's temporary file in place, if the name is still as
 // recorded.
-func (b *batch) rename(it *batchItem) error {
+func (b *batch) rename(ctx context.Context, it *batchItem) error {
 	if err := it.x.step("check", it.a.Name); err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (b *batch) rename(it *batchItem) error {
 		return err
 	}
 	it.x.expect(it.a.Name, it.a.File.Size, it.a.File.ModTime)
-	if err := it.dir.root.Rename(it.tmp, it.base); err != nil {
+	if err := b.ap.retryBusy(ctx, it.a.Name, func() error { return it.dir.root.Rename(it.tmp, it.base) }); err != nil {
 		return err
 	}
 	it.placed = true
@@ -347,7 +347,7 @@ func (b *batch) rename(it *batchItem) error {
 }
 
 // remove removes it's name if it is still as recorded (or already gone).
-func (b *batch) remove(it *batchItem) error {
+func (b *batch) remove(ctx context.Context, it *batchItem) error {
 	if err := b.unchanged(it); err != nil {
 		if _, serr := it.dir.root.Lstat(it.base); !errors.Is(serr, fs.ErrNotExist) {
 			return err
@@ -355,7 +355,7 @@ func (b *batch) remove(it *batchItem) error {
 		// Already gone: nothing to lose.
 	} else {
 		it.x.expect(it.a.Name, -1, 0)
-		if err := it.dir.root.Remove(it.base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := b.ap.retryBusy(ctx, it.a.Name, func() error { return it.dir.root.Remove(it.base) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

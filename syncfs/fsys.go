@@ -74,6 +74,10 @@ type RWFile interface {
 // rootFS is the FS of a directory on disk, through an os.Root.
 type rootFS struct{ *os.Root }
 
+// DirFS returns the WriteFS of the directory r is opened on, as the
+// Applier uses it when FS is not set (for a WriteFS that wraps the disk).
+func DirFS(r *os.Root) WriteFS { return rootFS{r} }
+
 func (r rootFS) Open(name string) (File, error) { return r.Root.Open(name) }
 
 func (r rootFS) OpenFile(name string, flag int, perm fs.FileMode) (RWFile, error) {

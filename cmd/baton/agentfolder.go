@@ -498,6 +498,9 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	for _, c := range st.Failed {
 		fmt.Fprintf(w, "  failed:        %s (%d attempts): %s\n", printable(c.Path), c.Attempts, printable(c.Reason))
 	}
+	for _, b := range st.Busy {
+		fmt.Fprintf(w, "  busy:          %s: in use by another program, retrying\n", printable(b.Path))
+	}
 	for _, s := range st.Skipped {
 		fmt.Fprintf(w, "  skipped:       %s: %s\n", printable(s.Path), printable(s.Reason))
 	}

@@ -96,8 +96,10 @@ type folder struct {
 	// One peer's changes going through leaves another's failure standing.
 	failed   map[lpeer.ID]applied
 	failures int
-	// skipped holds, per peer, what the last apply of its index skipped.
+	// skipped holds, per peer, what the last apply of its index skipped;
+	// busy what it found held by another program.
 	skipped   map[lpeer.ID][]SkippedEntry
+	busy      map[lpeer.ID][]BusyEntry
 	stuck     bool // a change failed Config.StuckAfter times in a row
 	retryWait time.Duration
 	retry     *time.Timer
@@ -121,6 +123,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		remotes:       map[lpeer.ID]*remoteIndex{},
 		failed:        map[lpeer.ID]applied{},
 		skipped:       map[lpeer.ID][]SkippedEntry{},
+		busy:          map[lpeer.ID][]BusyEntry{},
 		scopes:        map[lpeer.ID]*planScope{},
 		changed:       map[string]bool{},
 		watched:       map[string]bool{},
@@ -245,6 +248,14 @@ func (f *folder) serve(ctx context.Context) error {
 	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
+	if f.e.cfg.wrapFS != nil {
+		r, err := os.OpenRoot(f.root)
+		if err != nil {
+			return fmt.Errorf("opening folder directory: %w", err)
+		}
+		defer r.Close()
+		f.applier.FS = f.e.cfg.wrapFS(syncfs.DirFS(r))
+	}
 	f.retry = time.NewTimer(time.Hour)
 	f.retry.Stop()
 	defer f.retry.Stop()
@@ -537,6 +548,10 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		}
 		st.LastSync = f.e.cfg.Now()
 	})
+	if len(res.busy) > 0 {
+		f.scheduleRetry()
+		return false
+	}
 	return res.skipped == 0
 }
 
@@ -569,6 +584,16 @@ func (f *folder) noteFailures(p lpeer.ID, res applied) {
 		delete(f.skipped, p)
 	}
 	f.showSkipped()
+	if len(res.busy) > 0 {
+		var list []BusyEntry
+		for _, n := range slices.Sorted(maps.Keys(res.busy)) {
+			list = append(list, BusyEntry{Path: n, Reason: res.busy[n].Error()})
+		}
+		f.busy[p] = list
+	} else {
+		delete(f.busy, p)
+	}
+	f.showBusy()
 	if res.failed > 0 {
 		prev := f.failed[p].attempts
 		res.attempts = make(map[string]int, len(res.errs))
@@ -591,6 +616,12 @@ func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
 		maps.DeleteFunc(f.skipped, func(p lpeer.ID, _ []SkippedEntry) bool { return !keep(p) })
 		if len(f.skipped) != k {
 			f.showSkipped()
+		}
+	}
+	if k := len(f.busy); k > 0 {
+		maps.DeleteFunc(f.busy, func(p lpeer.ID, _ []BusyEntry) bool { return !keep(p) })
+		if len(f.busy) != k {
+			f.showBusy()
 		}
 	}
 	n := len(f.failed)
@@ -625,7 +656,9 @@ func (f *folder) showFailures() {
 			if strings.Contains(st.LastError, errNotApplied) {
 				st.LastError = ""
 			}
-			st.NeedFiles, st.NeedBytes = 0, 0
+			if len(st.Busy) == 0 {
+				st.NeedFiles, st.NeedBytes = 0, 0
+			}
 			st.Failed, st.Stuck = nil, false
 		})
 		return
@@ -662,6 +695,27 @@ func (f *folder) showSkipped() {
 		list = append(list, SkippedEntry{Path: n, Reason: reasons[n]})
 	}
 	f.setStatus(func(st *FolderStatus) { st.Skipped, st.SkippedCount = list, len(reasons) })
+}
+
+// showBusy sets Busy from busy: each path once (the reason of the first
+// peer by ID), by path, at most MaxFailedShown of them.
+func (f *folder) showBusy() {
+	reasons := map[string]string{}
+	for _, p := range slices.Sorted(maps.Keys(f.busy)) {
+		for _, b := range f.busy[p] {
+			if _, ok := reasons[b.Path]; !ok {
+				reasons[b.Path] = b.Reason
+			}
+		}
+	}
+	var list []BusyEntry
+	for _, n := range slices.Sorted(maps.Keys(reasons)) {
+		if len(list) == MaxFailedShown {
+			break
+		}
+		list = append(list, BusyEntry{Path: n, Reason: reasons[n]})
+	}
+	f.setStatus(func(st *FolderStatus) { st.Busy = list })
 }
 
 // failedChanges lists the changes that failed at the last apply of each

@@ -47,6 +47,13 @@ type FolderStatus struct {
 	// the longest wait.
 	Failed []FailedChange `json:"failed,omitempty"`
 	Stuck  bool           `json:"stuck,omitempty"`
+	// Busy lists changes not applied at the last attempt because another
+	// program holds the file open (on Windows: a sharing or lock
+	// violation), at most MaxFailedShown of them: the file stays as it
+	// was, nothing is lost, and the change is tried again later. They are
+	// not failures (not in Failed, never stuck), but the folder is not in
+	// sync until they are applied.
+	Busy []BusyEntry `json:"busy,omitempty"`
 	// Emptied: the folder is stopped because its directory was found
 	// empty without its marker file (LastError is then ErrEmptied's), until
 	// Engine.Rescan confirms the files were deleted on purpose or the
@@ -91,6 +98,15 @@ type SkippedEntry struct {
 	// Path is the entry's name in the folder (slash-separated).
 	Path string `json:"path"`
 	// Reason says why it is not taken.
+	Reason string `json:"reason"`
+}
+
+// BusyEntry is a change not applied because another program holds its
+// file.
+type BusyEntry struct {
+	// Path is the entry's name in the folder (slash-separated).
+	Path string `json:"path"`
+	// Reason is the last attempt's error.
 	Reason string `json:"reason"`
 }
 
