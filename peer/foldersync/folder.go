@@ -104,6 +104,9 @@ type folder struct {
 	retryWait time.Duration
 	retry     *time.Timer
 	notMember int // consecutive looks that found this device not a member
+	// noSymlinks says why symlinks cannot be made in the folder (probed
+	// as it starts), "" if they can.
+	noSymlinks string
 }
 
 func newFolder(e *Engine, id, root string) *folder {
@@ -248,6 +251,9 @@ func (f *folder) serve(ctx context.Context) error {
 	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
+	if f.noSymlinks = syncfs.SymlinkProblem(f.root); f.noSymlinks != "" {
+		f.log.Info("other hosts' symlinks are skipped here", "why", f.noSymlinks)
+	}
 	if f.e.cfg.wrapFS != nil {
 		r, err := os.OpenRoot(f.root)
 		if err != nil {
@@ -560,6 +566,7 @@ func (f *folder) planOptions() syncfs.PlanOptions {
 	return syncfs.PlanOptions{
 		OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id),
 		Names:           syncfs.NativeNameRules(f.root, f.e.cfg.WindowsNames != nil && f.e.cfg.WindowsNames(f.id)),
+		NoSymlinks:      f.noSymlinks,
 	}
 }
 
@@ -567,8 +574,8 @@ func (f *folder) planOptions() syncfs.PlanOptions {
 // and the names Plan would skip skipped.
 func (f *folder) safeActions(actions []syncfs.Action) []syncfs.Action {
 	opts := f.planOptions()
-	if !opts.OutsideSymlinks {
-		actions = syncfs.SkipOutsideSymlinks(actions)
+	if !opts.OutsideSymlinks || opts.NoSymlinks != "" {
+		actions = syncfs.SkipSymlinks(actions, opts.NoSymlinks)
 	}
 	return syncfs.SkipUnportableNames(actions, opts.Names)
 }

@@ -62,8 +62,10 @@ type FolderStatus struct {
 	// Skipped lists entries of other hosts' indexes that this host does
 	// not take, with why (at most MaxSkippedShown of them, by path):
 	// symlinks whose target is absolute or leaves the folder (unless
-	// Config.OutsideSymlinks allows them), names that clash by case or
-	// normalization, entries under those. SkippedCount counts them all.
+	// Config.OutsideSymlinks allows them), every symlink where this host
+	// cannot create one (Windows without the privilege), names that clash
+	// by case or normalization, names the file system cannot hold,
+	// entries under those. SkippedCount counts them all.
 	Skipped      []SkippedEntry `json:"skipped,omitempty"`
 	SkippedCount int            `json:"skipped_count,omitempty"`
 	// Sequence is this host's index sequence number; ServerSequence (on a
