@@ -150,7 +150,7 @@ syncing it; the files they have stay.`,
 }
 
 func newFolderAcceptCmd(env *cliEnv) *cobra.Command {
-	var allowOutside bool
+	var allowOutside, windowsNames bool
 	cmd := &cobra.Command{
 		Use:   "accept NAME PATH",
 		Short: "Start syncing a folder shared with you at PATH (on an agent)",
@@ -162,10 +162,18 @@ Symlinks from other members whose target is absolute or leaves the folder are
 not created ('folder status' lists them as skipped) unless
 --allow-outside-symlinks is given, for a team whose members are all trusted.
 The hosting server does not take such symlinks from members yet, so this
-covers the server's own.`,
+covers the server's own.
+
+With --windows-names, the folder keeps to the names Windows can hold, as it
+always does on Windows: other members' entries that Windows could not hold
+(reserved names such as CON or NUL, trailing dots and spaces, <>:"|?*\,
+paths over 259 characters) are neither created nor deleted here, and 'folder
+status' lists them as skipped. It is recorded in folders.toml as
+windows_names.`,
 		Example: `  baton folder accept Photos ~/Photos-from-ann
   baton folder accept ann/Photos ~/Photos-from-ann
-  baton folder accept Builds ~/builds --allow-outside-symlinks`,
+  baton folder accept Builds ~/builds --allow-outside-symlinks
+  baton folder accept Shared ~/shared --windows-names`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := env.controlClient()
@@ -180,10 +188,11 @@ covers the server's own.`,
 				return err
 			}
 			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait,
-				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside})
+				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside, WindowsNames: windowsNames})
 		},
 	}
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "create other members' symlinks whose target is absolute or leaves the folder")
+	cmd.Flags().BoolVar(&windowsNames, "windows-names", false, "keep to the names Windows can hold (always so on Windows)")
 	return cmd
 }
 
