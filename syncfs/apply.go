@@ -87,7 +87,8 @@ const DefaultConcurrency = 8
 
 // Applier carries out a Plan's actions in a folder on disk. Every name goes
 // through SafeJoin and CheckNoSymlinkTraversal, and every operation through
-// an os.Root, so nothing is written outside Root or through a symbolic link;
+// an os.Root (or the WriteFS in FS), so nothing is written outside Root or
+// through a symbolic link;
 // a name that is (or is inside) a temporary file's (TempPrefix) is refused.
 // File content is assembled in a temporary file in the target's directory
 // from verified blocks only, which verifies the file (see FileHashOf);
@@ -129,10 +130,20 @@ type Applier struct {
 	// BatchConcurrency bounds the files of a batch written at once
 	// (DefaultBatchConcurrency if zero; see ApplyBatch).
 	BatchConcurrency int
+	// FS, if set, is written instead of the directory Root (a simulated
+	// file system, as for Scanner.FS): Apply, Resume and DropSuperseded
+	// go through it for every operation, and ApplyBatch applies each
+	// action alone as Apply does. Root still names the folder in errors.
+	FS WriteFS
 
 	// hook, if set, is called at named steps of writing a file and may
 	// fail them (a test seam for crash safety).
 	hook func(step, name string) error
+	// busy, if set, says which errors mean another program holds a file
+	// (else busyErrnos do), and sleep, if set, waits between attempts
+	// (test seams for retryBusy).
+	busy  func(error) bool
+	sleep func(context.Context, time.Duration) error
 
 	mu       sync.Mutex
 	partials map[string]*partial    // found by Resume, by temporary file path
@@ -165,33 +176,46 @@ type Result struct {
 func (ap *Applier) Apply(ctx context.Context, local *Local, actions []Action) []Result {
 	local.init()
 	results := make([]Result, len(actions))
-	root, err := os.OpenRoot(ap.Root)
+	fsys, done, err := ap.open()
 	for i, a := range actions {
 		results[i].Action = a
 		if err != nil {
-			results[i].Err = fmt.Errorf("opening folder %s: %w", ap.Root, err)
+			results[i].Err = err
 			continue
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			results[i].Err = cerr
 			continue
 		}
-		x := &applyRun{ap: ap, root: root, local: local, res: &results[i]}
+		x := &applyRun{ap: ap, root: fsys, local: local, res: &results[i]}
 		if e := x.do(ctx, a); e != nil {
 			results[i].Err = fmt.Errorf("%v: %w", a, e)
 		}
 		x.count()
 	}
-	if root != nil {
-		root.Close()
+	if err == nil {
+		done()
 	}
 	return results
+}
+
+// open returns the file system the folder is written through (FS, or an
+// os.Root on Root) and what closes it.
+func (ap *Applier) open() (WriteFS, func(), error) {
+	if ap.FS != nil {
+		return ap.FS, func() {}, nil
+	}
+	r, err := os.OpenRoot(ap.Root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening folder %s: %w", ap.Root, err)
+	}
+	return rootFS{r}, func() { r.Close() }, nil
 }
 
 // applyRun is one action being applied.
 type applyRun struct {
 	ap    *Applier
-	root  *os.Root
+	root  WriteFS // the folder
 	local *Local
 	res   *Result
 
@@ -228,7 +252,7 @@ func (x *applyRun) check(name string) (string, error) {
 	if err := checkApplyName(x.ap.Root, name); err != nil {
 		return "", err
 	}
-	if err := CheckNoSymlinkTraversal(x.ap.Root, name); err != nil {
+	if err := checkNoLinkTraversal(x.root, name); err != nil {
 		return "", err
 	}
 	return filepath.FromSlash(name), nil
@@ -249,15 +273,15 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 		x.recorded(a.Name, a.File)
 		return nil
 	case ActDelete:
-		return x.remove(a)
+		return x.remove(ctx, a)
 	case ActMkDir:
-		return x.mkdir(a, false)
+		return x.mkdir(ctx, a, false)
 	case ActFetch:
 		return x.write(ctx, a, false)
 	case ActSymlink:
 		return x.write(ctx, a, false)
 	case ActRename:
-		return x.rename(a)
+		return x.rename(ctx, a)
 	case ActMeta:
 		return x.meta(a)
 	case ActConflict:
@@ -265,7 +289,7 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 			return err
 		}
 		if a.File.Type == TypeDir {
-			return x.mkdir(a, true)
+			return x.mkdir(ctx, a, true)
 		}
 		return x.write(ctx, a, true)
 	}
@@ -391,15 +415,7 @@ func (x *applyRun) syncDir(name string) error {
 	if dir == "" {
 		dir = "."
 	}
-	d, err := x.root.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return x.root.SyncDir(dir)
 }
 
 // Barrier makes durable what was done to names (slash-separated, relative
@@ -447,7 +463,7 @@ func notDurable(name string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrNotDurable, name, err)
 }
 
-func (x *applyRun) remove(a Action) error {
+func (x *applyRun) remove(ctx context.Context, a Action) error {
 	p, err := x.check(a.Name)
 	if err != nil {
 		return err
@@ -465,7 +481,7 @@ func (x *applyRun) remove(a Action) error {
 			}
 		}
 		x.expect(a.Name, -1, 0)
-		if err := x.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := x.ap.retryBusy(ctx, a.Name, func() error { return x.root.Remove(p) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
@@ -483,15 +499,10 @@ func (x *applyRun) remove(a Action) error {
 // ErrDirNotEmpty. An entry in it the folder records as live (whose own
 // deletion failed) fails it too, leaving every file in place.
 func (x *applyRun) emptyDir(a Action, p string) (kept bool, err error) {
-	d, err := x.root.Open(p)
+	ents, err := x.root.ReadDir(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil // gone meanwhile: nothing to lose
 	}
-	if err != nil {
-		return false, err
-	}
-	ents, err := d.ReadDir(-1)
-	d.Close()
 	if err != nil {
 		return false, fmt.Errorf("listing %s: %w", a.Name, err)
 	}
@@ -540,14 +551,16 @@ func fewNames(names []string) string {
 }
 
 // keepConflict moves the local entry at a.Name to a.ConflictName.
-func (x *applyRun) keepConflict(a Action) error {
+func (x *applyRun) keepConflict(ctx context.Context, a Action) error {
 	if err := x.absent(a.ConflictName); err != nil {
 		return err
 	}
 	st := x.local.Disk[a.Name]
 	x.expect(a.ConflictName, st.Size, st.ModTime)
 	x.expect(a.Name, -1, 0)
-	if err := x.root.Rename(filepath.FromSlash(a.Name), filepath.FromSlash(a.ConflictName)); err != nil {
+	if err := x.ap.retryBusy(ctx, a.Name, func() error {
+		return x.root.Rename(filepath.FromSlash(a.Name), filepath.FromSlash(a.ConflictName))
+	}); err != nil {
 		return fmt.Errorf("keeping conflict copy: %w", err)
 	}
 	delete(x.local.Disk, a.Name)
@@ -575,7 +588,7 @@ func (x *applyRun) undoConflict(a Action) {
 	}
 }
 
-func (x *applyRun) mkdir(a Action, conflict bool) error {
+func (x *applyRun) mkdir(ctx context.Context, a Action, conflict bool) error {
 	p, err := x.check(a.Name)
 	if err != nil {
 		return err
@@ -584,7 +597,7 @@ func (x *applyRun) mkdir(a Action, conflict bool) error {
 		return err
 	}
 	if conflict {
-		if err := x.keepConflict(a); err != nil {
+		if err := x.keepConflict(ctx, a); err != nil {
 			return err
 		}
 	}
@@ -629,7 +642,7 @@ func (x *applyRun) meta(a Action) error {
 	return x.record(a.Name, a.File)
 }
 
-func (x *applyRun) rename(a Action) error {
+func (x *applyRun) rename(ctx context.Context, a Action) error {
 	from, err := x.check(a.From)
 	if err != nil {
 		return err
@@ -644,15 +657,20 @@ func (x *applyRun) rename(a Action) error {
 	if err := x.unchanged(a.From); err != nil {
 		return err
 	}
-	if err := x.unchanged(a.Name); err != nil {
-		return err
-	}
-	if err := x.absent(a.Name); err != nil {
-		return err
+	// On a case-insensitive or normalizing file system, a move to another
+	// case or form of the same name finds the source at the target: that
+	// is no clash, the move gives the file its new name.
+	if !Clashes(a.From, a.Name) || !x.sameEntry(from, to) {
+		if err := x.unchanged(a.Name); err != nil {
+			return err
+		}
+		if err := x.absent(a.Name); err != nil {
+			return err
+		}
 	}
 	x.expect(a.From, -1, 0)
 	x.expect(a.Name, a.File.Size, a.File.ModTime)
-	if err := x.root.Rename(from, to); err != nil {
+	if err := x.ap.retryBusy(ctx, a.From, func() error { return x.root.Rename(from, to) }); err != nil {
 		return err
 	}
 	delete(x.local.Disk, a.From)
@@ -669,6 +687,18 @@ func (x *applyRun) rename(a Action) error {
 		return err
 	}
 	return notDurable(a.Name, x.syncDir(a.Name))
+}
+
+// sameEntry reports whether the paths a and b (for the Root) find one
+// entry: different names of one file where the file system folds case or
+// normalizes names.
+func (x *applyRun) sameEntry(a, b string) bool {
+	fa, err := x.root.Lstat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := x.root.Lstat(b)
+	return err == nil && x.root.SameFile(fa, fb)
 }
 
 // write puts a.File (a file or a symlink) at a.Name through a temporary
@@ -719,12 +749,12 @@ func (x *applyRun) write(ctx context.Context, a Action, conflict bool) error {
 		return err
 	}
 	if conflict {
-		if err := x.keepConflict(a); err != nil {
+		if err := x.keepConflict(ctx, a); err != nil {
 			return err
 		}
 	}
 	x.expect(a.Name, a.File.Size, a.File.ModTime)
-	if err := x.root.Rename(tp, p); err != nil {
+	if err := x.ap.retryBusy(ctx, a.Name, func() error { return x.root.Rename(tp, p) }); err != nil {
 		if conflict {
 			x.undoConflict(a)
 		}
@@ -773,7 +803,7 @@ func (x *applyRun) assemble(ctx context.Context, a Action, tp string) error {
 // have (already there): from local files where the plan says one holds it
 // and it still verifies, else from the Source, with up to Concurrency
 // blocks in flight.
-func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[int64]bool) error {
+func (x *applyRun) fill(ctx context.Context, a Action, out RWFile, have map[int64]bool) error {
 	local := make(map[int64]BlockCopy, len(a.Copy))
 	for _, c := range a.Copy {
 		local[c.Block.Offset] = c
@@ -829,7 +859,9 @@ func (x *applyRun) fill(ctx context.Context, a Action, out *os.File, have map[in
 			}
 			if unsynced.Add(int64(b.Size)) >= writebackEvery {
 				unsynced.Store(0)
-				startWriteback(out)
+				if f, ok := out.(*os.File); ok {
+					startWriteback(f)
+				}
 			}
 		})
 	}
@@ -848,7 +880,7 @@ const writebackEvery = 8 << 20
 // fillBlock writes block b of name into out: from a local file if local
 // says one holds it and it still verifies, else from the Source. It counts
 // the bytes in x.fetched or x.copied and may run beside other blocks.
-func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local map[int64]BlockCopy, srcs *sourceFiles, out *os.File) error {
+func (x *applyRun) fillBlock(ctx context.Context, name string, b Block, local map[int64]BlockCopy, srcs *sourceFiles, out RWFile) error {
 	var (
 		vb VerifiedBlock
 		ok bool
@@ -898,7 +930,7 @@ type sourceFiles struct {
 // and a block read from it while its stat is still st is taken to be the
 // one its entry lists without hashing it either.
 type sourceFile struct {
-	f         *os.File
+	f         RWFile
 	unchanged bool
 	st        DiskStat
 }
@@ -950,7 +982,7 @@ func (s *sourceFiles) openSource(name string) *sourceFile {
 	if fi, err := s.x.root.Lstat(p); err != nil || !fi.Mode().IsRegular() {
 		return nil
 	}
-	f, err := s.x.root.Open(p)
+	f, err := s.x.root.OpenFile(p, os.O_RDONLY, 0)
 	if err != nil {
 		return nil
 	}

@@ -44,8 +44,12 @@ func Batchable(a Action, local *Local) bool {
 // barrier, so what it reports applied is durable: after a crash each name
 // holds its old content or its new one. Actions that are not Batchable,
 // or whose directory cannot be used, are applied alone, in order, before
-// the batch. The results are in the order of actions.
+// the batch. The results are in the order of actions Where Applier.FS
+// is set, every action is applied alone, as Apply does.
 func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Action) []Result {
+	if ap.FS != nil {
+		return ap.Apply(ctx, local, actions)
+	}
 	local.init()
 	results := make([]Result, len(actions))
 	root, err := os.OpenRoot(ap.Root)
@@ -71,7 +75,7 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 	var items []*batchItem
 	for i, a := range actions {
 		results[i].Action = a
-		x := &applyRun{ap: ap, root: root, local: local, res: &results[i]}
+		x := &applyRun{ap: ap, root: rootFS{root}, local: local, res: &results[i]}
 		if cerr := ctx.Err(); cerr != nil {
 			results[i].Err = cerr
 			continue
@@ -92,7 +96,7 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 		items = append(items, it)
 	}
 	b.write(ctx, items)
-	b.place(items)
+	b.place(ctx, items)
 	for _, it := range items {
 		it.x.count()
 	}
@@ -265,7 +269,7 @@ func (b *batch) writeTemp(ctx context.Context, it *batchItem) error {
 // place checks each name once more and renames its temporary file over it
 // (or removes it), in order, recording each, then makes the directories
 // durable.
-func (b *batch) place(items []*batchItem) {
+func (b *batch) place(ctx context.Context, items []*batchItem) {
 	var placed []*batchItem
 	for _, it := range items {
 		if it.err != nil {
@@ -273,9 +277,9 @@ func (b *batch) place(items []*batchItem) {
 		}
 		var err error
 		if it.a.Kind == ActFetch {
-			err = b.rename(it)
+			err = b.rename(ctx, it)
 		} else {
-			err = b.remove(it)
+			err = b.remove(ctx, it)
 		}
 		if err != nil {
 			it.fail(err)
@@ -323,7 +327,7 @@ func (b *batch) place(items []*batchItem) {
 
 // rename puts it's temporary file in place, if the name is still as
 // recorded.
-func (b *batch) rename(it *batchItem) error {
+func (b *batch) rename(ctx context.Context, it *batchItem) error {
 	if err := it.x.step("check", it.a.Name); err != nil {
 		return err
 	}
@@ -334,7 +338,7 @@ func (b *batch) rename(it *batchItem) error {
 		return err
 	}
 	it.x.expect(it.a.Name, it.a.File.Size, it.a.File.ModTime)
-	if err := it.dir.root.Rename(it.tmp, it.base); err != nil {
+	if err := b.ap.retryBusy(ctx, it.a.Name, func() error { return it.dir.root.Rename(it.tmp, it.base) }); err != nil {
 		return err
 	}
 	it.placed = true
@@ -343,7 +347,7 @@ func (b *batch) rename(it *batchItem) error {
 }
 
 // remove removes it's name if it is still as recorded (or already gone).
-func (b *batch) remove(it *batchItem) error {
+func (b *batch) remove(ctx context.Context, it *batchItem) error {
 	if err := b.unchanged(it); err != nil {
 		if _, serr := it.dir.root.Lstat(it.base); !errors.Is(serr, fs.ErrNotExist) {
 			return err
@@ -351,7 +355,7 @@ func (b *batch) remove(it *batchItem) error {
 		// Already gone: nothing to lose.
 	} else {
 		it.x.expect(it.a.Name, -1, 0)
-		if err := it.dir.root.Remove(it.base); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := b.ap.retryBusy(ctx, it.a.Name, func() error { return it.dir.root.Remove(it.base) }); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

@@ -39,7 +39,7 @@ type partial struct {
 // does not fetch blocks already here; Apply resumes the same without it,
 // only later. It must not run at the same time as Apply on the folder.
 func (ap *Applier) Resume(ctx context.Context, actions []Action) int64 {
-	var root *os.Root
+	var root WriteFS
 	var total int64
 	for i := range actions {
 		a := &actions[i]
@@ -53,22 +53,23 @@ func (ap *Applier) Resume(ctx context.Context, actions []Action) int64 {
 			continue
 		}
 		if root == nil {
-			var err error
-			if root, err = os.OpenRoot(ap.Root); err != nil {
+			fsys, done, err := ap.open()
+			if err != nil {
 				return total
 			}
-			defer root.Close()
+			defer done()
+			root = fsys
 		}
 		tp := filepath.FromSlash(partialName(a.Name, a.File.FileHash))
 		fi, err := root.Lstat(tp)
 		if err != nil || !usablePartial(fi, a.File) {
 			continue // none, or one Apply removes
 		}
-		in, err := root.Open(tp)
+		in, err := root.OpenFile(tp, os.O_RDONLY, 0)
 		if err != nil {
 			continue
 		}
-		p, err := checkPartial(ctx, in, fi, a.File)
+		p, err := checkPartial(ctx, root, in, fi, a.File)
 		in.Close()
 		if err != nil || p.bytes == 0 {
 			continue
@@ -123,15 +124,15 @@ func dropHave(blocks []Block, have map[int64]bool) []Block {
 }
 
 // checkPartial reads and hashes each block of f that lies within the
-// temporary file in, whose Lstat was fi, at its offset, and returns those
-// that verify. It fails if in is not the file fi describes (it was
-// replaced meanwhile) or on a read error other than a short file.
-func checkPartial(ctx context.Context, in *os.File, fi fs.FileInfo, f FileInfo) (*partial, error) {
+// temporary file in (of fsys), whose Lstat was fi, at its offset, and
+// returns those that verify. It fails if in is not the file fi describes
+// (it was replaced meanwhile) or on a read error other than a short file.
+func checkPartial(ctx context.Context, fsys FS, in RWFile, fi fs.FileInfo, f FileInfo) (*partial, error) {
 	ofi, err := in.Stat()
 	if err != nil {
 		return nil, err
 	}
-	if !os.SameFile(fi, ofi) || !ofi.Mode().IsRegular() {
+	if !fsys.SameFile(fi, ofi) || !ofi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: temporary file replaced while opening it", ErrChangedMeanwhile)
 	}
 	p := &partial{st: statOf(ofi), have: map[int64]bool{}}
@@ -163,7 +164,7 @@ func checkPartial(ctx context.Context, in *os.File, fi fs.FileInfo, f FileInfo) 
 // verify (or that Resume found and that did not change since), or a new,
 // empty one. A temporary file that is not a regular file or is larger
 // than the file is removed. The file has a.File's size.
-func (x *applyRun) openTemp(ctx context.Context, a Action, tp string) (*os.File, map[int64]bool, error) {
+func (x *applyRun) openTemp(ctx context.Context, a Action, tp string) (RWFile, map[int64]bool, error) {
 	f := a.File
 	fi, err := x.root.Lstat(tp)
 	if err == nil && !usablePartial(fi, f) {
@@ -206,12 +207,12 @@ func (x *applyRun) openTemp(ctx context.Context, a Action, tp string) (*os.File,
 	}
 	var p *partial
 	if q := x.takePartial(tp); q != nil {
-		if ofi, err := out.Stat(); err == nil && os.SameFile(fi, ofi) && ofi.Mode().IsRegular() && q.st.same(statOf(ofi)) {
+		if ofi, err := out.Stat(); err == nil && x.root.SameFile(fi, ofi) && ofi.Mode().IsRegular() && q.st.same(statOf(ofi)) {
 			p = q // checked by Resume, unchanged since
 		}
 	}
 	if p == nil {
-		if p, err = checkPartial(ctx, out, fi, f); err != nil {
+		if p, err = checkPartial(ctx, x.root, out, fi, f); err != nil {
 			out.Close()
 			return nil, nil, err
 		}
@@ -341,11 +342,11 @@ func (ap *Applier) DropSuperseded(s Snapshot) int {
 	if len(drop) == 0 {
 		return 0
 	}
-	root, err := os.OpenRoot(ap.Root)
+	root, done, err := ap.open()
 	if err != nil {
 		return 0
 	}
-	defer root.Close()
+	defer done()
 	n := 0
 	for _, p := range drop {
 		if err := root.Remove(p); err == nil || errors.Is(err, fs.ErrNotExist) {

@@ -39,7 +39,9 @@
 //     (macOS) it records an entry under the NFC name it was made with.
 //   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
 //     through temporary files, verified blocks and an os.Root, never
-//     outside the folder; ApplyBatch makes many small independent files
+//     outside the folder (or through a WriteFS, a simulated file system in
+//     tests, which Apply, Resume and DropSuperseded use for every
+//     operation; ApplyBatch then applies alone); ApplyBatch makes many small independent files
 //     durable with two filesystem barriers instead of two fsyncs each;
 //     Resume finds the verified blocks an interrupted fetch left, so they
 //     are not fetched again; DropSuperseded removes such partial files

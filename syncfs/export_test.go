@@ -1,6 +1,10 @@
 package syncfs
 
-import "encoding/binary"
+import (
+	"context"
+	"encoding/binary"
+	"time"
+)
 
 // Cut exposes Chunking.cut to the external tests.
 func Cut(c Chunking, data []byte) int { return c.cut(data) }
@@ -34,3 +38,16 @@ func GearDigest() []byte {
 	h := HashBytes(b)
 	return h[:]
 }
+
+// SetBusySeams makes ap take for busy the errors busy says are, and wait
+// with sleep between attempts.
+func SetBusySeams(ap *Applier, busy func(error) bool, sleep func(context.Context, time.Duration) error) {
+	ap.busy, ap.sleep = busy, sleep
+}
+
+// BusyOnWindows reports whether err says, on Windows, that another
+// program holds a file.
+func BusyOnWindows(err error) bool { return busyIn(err, windowsBusy) }
+
+// BusyWaits are the waits between attempts at a busy file.
+var BusyWaits = busyWaits

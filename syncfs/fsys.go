@@ -2,11 +2,13 @@ package syncfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -37,10 +39,62 @@ type File interface {
 	Close() error
 }
 
+// WriteFS is the file system an Applier writes a folder through: an FS
+// and the part of os.Root the applier writes with. Applier.FS lets a test
+// put a simulated file system in place of the disk, as Scanner.FS does.
+type WriteFS interface {
+	FS
+	// OpenFile opens name with os.OpenFile's flags (the applier uses
+	// O_RDWR, with O_CREATE|O_EXCL for a new temporary file).
+	OpenFile(name string, flag int, perm fs.FileMode) (RWFile, error)
+	Mkdir(name string, perm fs.FileMode) error
+	Chmod(name string, mode fs.FileMode) error
+	Chtimes(name string, atime, mtime time.Time) error
+	// Rename moves oldname to newname, replacing a file there.
+	Rename(oldname, newname string) error
+	RemoveAll(name string) error
+	// Symlink creates newname as a symbolic link to oldname.
+	Symlink(oldname, newname string) error
+	// SyncDir makes the creations, renames and removals of entries in
+	// the directory name durable (fsync).
+	SyncDir(name string) error
+}
+
+// RWFile is a file of a WriteFS opened for reading and writing.
+type RWFile interface {
+	io.ReaderAt
+	io.WriterAt
+	Stat() (fs.FileInfo, error)
+	Truncate(size int64) error
+	Chmod(mode fs.FileMode) error
+	Sync() error
+	Close() error
+}
+
 // rootFS is the FS of a directory on disk, through an os.Root.
 type rootFS struct{ *os.Root }
 
+// DirFS returns the WriteFS of the directory r is opened on, as the
+// Applier uses it when FS is not set (for a WriteFS that wraps the disk).
+func DirFS(r *os.Root) WriteFS { return rootFS{r} }
+
 func (r rootFS) Open(name string) (File, error) { return r.Root.Open(name) }
+
+func (r rootFS) OpenFile(name string, flag int, perm fs.FileMode) (RWFile, error) {
+	return r.Root.OpenFile(name, flag, perm)
+}
+
+func (r rootFS) SyncDir(name string) error {
+	d, err := r.Root.Open(name)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", name, err)
+	}
+	return nil
+}
 
 func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	d, err := r.Root.Open(name)
@@ -70,6 +124,31 @@ func underLink(fsys FS, name string) bool {
 		}
 	}
 	return false
+}
+
+// checkNoLinkTraversal is CheckNoSymlinkTraversal through fsys: it checks,
+// with Lstat, every existing parent directory of name (a slash path), and
+// fails if one is a symbolic link or not a directory.
+func checkNoLinkTraversal(fsys FS, name string) error {
+	comps := strings.Split(name, "/")
+	p := ""
+	for _, c := range comps[:len(comps)-1] {
+		p = filepath.Join(p, c)
+		fi, err := fsys.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("checking %q: %w", name, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: %q via %s", ErrSymlinkTraversal, name, p)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%w: %q via %s", ErrNotDirectoryChain, name, p)
+		}
+	}
+	return nil
 }
 
 // recordedName returns the name under which an entry that fsys lists as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +19,7 @@ import (
 var fakeTime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // fakeDevice is a device whose folder is a syncfstest.FakeFS: the real
-// Scanner reads it, Plan decides, and FakeFS.Apply writes (a model of the
-// Applier).
+// Scanner reads it, Plan decides, and the real Applier writes it.
 type fakeDevice struct {
 	id    string
 	fsys  *syncfstest.FakeFS
@@ -35,8 +35,8 @@ func (d *fakeDevice) scan(t *testing.T) {
 	}
 }
 
-// take plans from o's index, applies, and rescans.
-func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blobs map[syncfs.Hash][]byte) {
+// take plans from o's index, applies with the Applier, and rescans.
+func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blocks blockMap) {
 	t.Helper()
 	plan := syncfs.Plan(d.local.Files, o.local.Files, d.id)
 	d.skips = map[string]string{}
@@ -45,8 +45,11 @@ func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blobs map[syncfs.Hash][]b
 			d.skips[a.Name] = a.Reason
 		}
 	}
-	if errs := d.fsys.Apply(&d.local, plan, func(h syncfs.Hash) []byte { return blobs[h] }); len(errs) > 0 {
-		t.Fatalf("%s: applying %v: %v", d.id, plan, errs)
+	ap := &syncfs.Applier{Root: "/" + d.id, FS: d.fsys, Source: blocks}
+	for _, r := range ap.Apply(context.Background(), &d.local, plan) {
+		if r.Err != nil {
+			t.Fatalf("%s: applying %v: %v", d.id, r.Action, r.Err)
+		}
 	}
 	d.scan(t)
 }
@@ -62,17 +65,19 @@ func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blobs map[syncfs.Hash][]b
 func TestFakeFSNormalizingConverges(t *testing.T) {
 	lin := &fakeDevice{id: devL, fsys: syncfstest.NewFakeFS(false, false), local: syncfs.NewLocal()}
 	mac := &fakeDevice{id: devR, fsys: syncfstest.NewFakeFS(true, true), local: syncfs.NewLocal()}
-	blobs := map[syncfs.Hash][]byte{}
+	blocks := blockMap{}
 	write := func(d *fakeDevice, name, data string) {
 		t.Helper()
-		blobs[syncfs.FileHashOf(mustBlocks(t, data))] = []byte(data)
+		for _, b := range mustBlocks(t, data) {
+			blocks[b.Hash] = []byte(data)[b.Offset : b.Offset+int64(b.Size)]
+		}
 		if err := d.fsys.WriteFile(name, []byte(data), 0o644, fakeTime); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mkdir := func(d *fakeDevice, name string) {
 		t.Helper()
-		if err := d.fsys.Mkdir(name, 0o755, fakeTime); err != nil {
+		if err := d.fsys.MakeDir(name, 0o755, fakeTime); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,8 +102,8 @@ func TestFakeFSNormalizingConverges(t *testing.T) {
 	rounds := 0
 	for ; rounds < 8; rounds++ {
 		before := fmt.Sprint(lin.local.Files, mac.local.Files)
-		mac.take(t, lin, blobs)
-		lin.take(t, mac, blobs)
+		mac.take(t, lin, blocks)
+		lin.take(t, mac, blocks)
 		if fmt.Sprint(lin.local.Files, mac.local.Files) == before {
 			break
 		}
@@ -146,4 +151,76 @@ func mustBlocks(t *testing.T, data string) []syncfs.Block {
 		t.Fatal(err)
 	}
 	return blocks
+}
+
+// On a case-insensitive file system, with the real Applier: two names of
+// a Linux folder differing only in case never overwrite each other (one is
+// taken, the other skipped as a clash), and a file that Linux renames to
+// another case of its name follows on Windows or macOS (a move onto the
+// same file, not a clash with itself), without loss.
+func TestFakeFSCaseClash(t *testing.T) {
+	lin := &fakeDevice{id: devL, fsys: syncfstest.NewFakeFS(false, false), local: syncfs.NewLocal()}
+	win := &fakeDevice{id: devR, fsys: syncfstest.NewFakeFS(true, false), local: syncfs.NewLocal()}
+	blocks := blockMap{}
+	write := func(name, data string) {
+		t.Helper()
+		for _, b := range mustBlocks(t, data) {
+			blocks[b.Hash] = []byte(data)[b.Offset : b.Offset+int64(b.Size)]
+		}
+		if err := lin.fsys.WriteFile(name, []byte(data), 0o644, fakeTime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Notes.txt", "the first notes")
+	write("NOTES.txt", "other notes, same name on Windows")
+	write("report.txt", "a report")
+	lin.scan(t)
+	win.scan(t)
+	settle := func(what string) {
+		t.Helper()
+		for rounds := 0; ; rounds++ {
+			if rounds == 4 {
+				t.Fatalf("%s: not settled after %d rounds", what, rounds)
+			}
+			before := fmt.Sprint(lin.local.Files, win.local.Files)
+			win.take(t, lin, blocks)
+			lin.take(t, win, blocks)
+			if fmt.Sprint(lin.local.Files, win.local.Files) == before {
+				return
+			}
+		}
+	}
+	settle("first sync")
+	got, _ := win.fsys.ReadFile("notes.txt")
+	if len(win.fsys.Stored()) != 2 || string(got) != "other notes, same name on Windows" && string(got) != "the first notes" {
+		t.Fatalf("windows holds %q, notes.txt = %q; want one of the twins and report.txt", win.fsys.Stored(), got)
+	}
+	kept := "Notes.txt"
+	if string(got) == "other notes, same name on Windows" {
+		kept = "NOTES.txt"
+	}
+	if f, ok := win.local.Files[kept]; !ok || f.Version.Compare(lin.local.Files[kept].Version) != syncfs.Equal {
+		t.Errorf("windows records %s as %+v; want linux' version", kept, f)
+	}
+	for _, n := range []string{"Notes.txt", "NOTES.txt"} {
+		if got, _ := lin.fsys.ReadFile(n); len(got) == 0 {
+			t.Errorf("linux lost %s", n)
+		}
+	}
+
+	// Linux renames report.txt to Report.TXT: Windows renames its file.
+	if err := lin.fsys.Rename("report.txt", "Report.TXT"); err != nil {
+		t.Fatal(err)
+	}
+	lin.scan(t)
+	settle("case rename")
+	if got := win.fsys.Stored(); !slices.Contains(got, "Report.TXT") || slices.Contains(got, "report.txt") {
+		t.Errorf("windows stores %q; want Report.TXT, under that case", got)
+	}
+	if got, _ := win.fsys.ReadFile("Report.TXT"); string(got) != "a report" {
+		t.Errorf("windows: Report.TXT = %q", got)
+	}
+	if f := win.local.Files["report.txt"]; !f.Deleted {
+		t.Errorf("windows records report.txt as %+v; want it deleted (moved)", f)
+	}
 }

@@ -143,6 +143,11 @@ type PlanOptions struct {
 	// such a name locally is skipped with the reason, and the rest of the
 	// folder syncs.
 	Names NameRules
+	// NoSymlinks, if set, says why this device cannot create symlinks
+	// (SymlinkProblem: on Windows, an account without the privilege):
+	// every action that would create one is skipped with it, and the local
+	// entry the symlink was to replace stays. It stops nothing else.
+	NoSymlinks string
 }
 
 // PlanWith is Plan with options.
@@ -156,8 +161,8 @@ func PlanWith(local, remote Snapshot, self string, opts PlanOptions) []Action {
 		}
 		p.decide(r)
 	}
-	if !opts.OutsideSymlinks {
-		p.refuseOutsideSymlinks()
+	if !opts.OutsideSymlinks || opts.NoSymlinks != "" {
+		p.refuseSymlinks(opts.NoSymlinks)
 	}
 	p.refuseUnportable(opts.Names)
 	p.detectRenames()
@@ -307,13 +312,13 @@ func tombstone(l FileInfo, v Vector) FileInfo {
 	return FileInfo{Name: l.Name, Type: l.Type, Deleted: true, ModTime: l.ModTime, Version: v}
 }
 
-// refuseOutsideSymlinks skips the creation of symlinks that point outside
-// the folder, and the deletion of the local entry such a symlink was to
-// replace.
-func (p *planner) refuseOutsideSymlinks() {
+// refuseSymlinks skips the creation of symlinks that point outside the
+// folder, or of every symlink if none says why none can be made, and the
+// deletion of the local entry such a symlink was to replace.
+func (p *planner) refuseSymlinks(none string) {
 	refused := map[string]bool{}
 	for _, s := range p.steps {
-		if !s.drop && refuseSymlink(&s.Action) {
+		if !s.drop && refuseSymlink(&s.Action, none) {
 			s.phase = phaseMain
 			refused[s.Name] = true
 		}
@@ -333,9 +338,15 @@ func (p *planner) refuseOutsideSymlinks() {
 // does, for lists of actions not made by Plan; a deletion of the name of
 // such a symlink in the list is dropped, so the local entry stays.
 func SkipOutsideSymlinks(actions []Action) []Action {
+	return SkipSymlinks(actions, "")
+}
+
+// SkipSymlinks is SkipOutsideSymlinks, skipping every symlink, with the
+// reason none, if none is set (PlanOptions.NoSymlinks).
+func SkipSymlinks(actions []Action, none string) []Action {
 	refused := map[string]bool{}
 	for i := range actions {
-		if refuseSymlink(&actions[i]) {
+		if refuseSymlink(&actions[i], none) {
 			refused[actions[i].Name] = true
 		}
 	}
@@ -346,10 +357,15 @@ func SkipOutsideSymlinks(actions []Action) []Action {
 }
 
 // refuseSymlink turns a, if it creates a symlink pointing outside the
-// folder, into a skip that says why, and reports whether it did.
-func refuseSymlink(a *Action) bool {
+// folder, or any symlink if none is set, into a skip that says why, and
+// reports whether it did.
+func refuseSymlink(a *Action, none string) bool {
 	if a.Kind != ActSymlink && a.Kind != ActConflict || a.File.Type != TypeSymlink || a.File.Deleted {
 		return false
+	}
+	if none != "" {
+		*a = Action{Kind: ActSkip, Name: a.Name, File: a.File, Reason: none}
+		return true
 	}
 	err := CheckSymlinkTarget(a.Name, a.File.SymlinkTarget)
 	if err == nil {

@@ -123,3 +123,61 @@ func TestSkipOutsideSymlinks(t *testing.T) {
 		t.Errorf("SkipOutsideSymlinks = %v; want %v", got, want)
 	}
 }
+
+// Where this device cannot create symlinks (PlanOptions.NoSymlinks: on
+// Windows without the privilege), every symlink of another device is
+// skipped with that reason, inside the folder or not, also as the remote
+// side of a conflict or a conflict copy; the local entry it was to
+// replace stays, and the rest of the plan is made.
+func TestPlanNoSymlinks(t *testing.T) {
+	const why = "symlinks need a privilege"
+	vl := syncfs.Vector{}.Update(devL)
+	vr := vl.Update(devR)
+	fresh := syncfs.Vector{}.Update(devR)
+	link := func(name, target string, v syncfs.Vector) syncfs.FileInfo {
+		return syncfs.FileInfo{Name: name, Type: syncfs.TypeSymlink, SymlinkTarget: target, ModTime: 1, Version: v}
+	}
+	local := syncfs.Snapshot{
+		"keep": {Name: "keep", Type: syncfs.TypeFile, Mode: 0o644, ModTime: 1, Version: vl},
+		"dir":  {Name: "dir", Type: syncfs.TypeDir, Mode: 0o755, ModTime: 1, Version: vl},
+		"conc": fileInfo("conc", "mine", 1, syncfs.Vector{}.Update(devL).Update(devL)),
+	}
+	remote := syncfs.Snapshot{
+		"keep": link("keep", "dir", vr),
+		"dir":  link("dir", "keep", vr),
+		"in":   link("in", "keep", fresh),
+		"out":  link("out", "/etc", fresh),
+		"conc": link("conc", "keep", syncfs.Vector{}.Update(devR).Update(devR)),
+		"file": {Name: "file", Type: syncfs.TypeFile, Mode: 0o644, ModTime: 1, FileHash: syncfs.FileHashOf(nil), Version: fresh},
+	}
+	got := map[string]string{}
+	for _, a := range syncfs.PlanWith(local, remote, devL, syncfs.PlanOptions{NoSymlinks: why, OutsideSymlinks: true}) {
+		got[a.Name] = strings.TrimPrefix(got[a.Name]+" "+a.Kind.String(), " ")
+		if a.Kind == syncfs.ActSkip && a.Reason != why {
+			t.Errorf("%s skipped: %q; want %q", a.Name, a.Reason, why)
+		}
+		if a.Kind != syncfs.ActSkip && a.File.Type == syncfs.TypeSymlink && !a.File.Deleted {
+			t.Errorf("%v creates a symlink", a)
+		}
+	}
+	// conc: the remote symlink wins or loses by the tie-break; either way
+	// it is skipped, and the local file stays recorded or untouched.
+	delete(got, "conc")
+	for name := range got {
+		if strings.HasPrefix(name, "conc") {
+			t.Errorf("%s: %s; want no conflict copy of a symlink", name, got[name])
+			delete(got, name)
+		}
+	}
+	want := map[string]string{"keep": "skip", "dir": "skip", "in": "skip", "out": "skip", "file": "fetch"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("PlanWith NoSymlinks (-want +got):\n%s", d)
+	}
+	acts := syncfs.SkipSymlinks([]syncfs.Action{
+		{Kind: syncfs.ActDelete, Name: "d", File: syncfs.FileInfo{Name: "d", Type: syncfs.TypeFile, Deleted: true, Version: fresh}},
+		{Kind: syncfs.ActSymlink, Name: "d", File: link("d", "in", fresh)},
+	}, why)
+	if len(acts) != 1 || acts[0].Kind != syncfs.ActSkip || acts[0].Reason != why {
+		t.Errorf("SkipSymlinks = %v; want the symlink skipped, the deletion dropped", acts)
+	}
+}

@@ -242,12 +242,15 @@ func TestAgentFolders(t *testing.T) {
 	// "Photos" is ann's own; bob's is bob/Photos.
 	// Taking other members' symlinks that point outside the folder is
 	// recorded per folder, off unless asked for.
-	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"), "--allow-outside-symlinks")
+	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"), "--allow-outside-symlinks", "--windows-names")
 	var policy symlinkPolicy
 	policy.set(loadFolders(t, c.home))
 	for id, want := range map[string]bool{pid: false, music.ID: false, bobPhotos.ID: true} {
 		if got := policy.allows(id); got != want {
 			t.Errorf("folder %s takes outside symlinks: %v; want %v (folders.toml %+v)", id, got, want, loadFolders(t, c.home))
+		}
+		if got := policy.keepsWindowsNames(id); got != want {
+			t.Errorf("folder %s keeps to Windows' names: %v; want %v (folders.toml %+v)", id, got, want, loadFolders(t, c.home))
 		}
 	}
 

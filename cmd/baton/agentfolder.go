@@ -150,7 +150,7 @@ syncing it; the files they have stay.`,
 }
 
 func newFolderAcceptCmd(env *cliEnv) *cobra.Command {
-	var allowOutside bool
+	var allowOutside, windowsNames bool
 	cmd := &cobra.Command{
 		Use:   "accept NAME PATH",
 		Short: "Start syncing a folder shared with you at PATH (on an agent)",
@@ -164,10 +164,18 @@ them (its option, 'folder set NAME --allow-outside-symlinks', for every member
 and the hosting server) or --allow-outside-symlinks is given here: a local
 override that takes them on this device alone, whatever the folder's option.
 Those that reach this device through the hosting server come only when the
-folder allows them, as the server takes them only then.`,
+folder allows them, as the server takes them only then.
+
+With --windows-names, the folder keeps to the names Windows can hold, as it
+always does on Windows: other members' entries that Windows could not hold
+(reserved names such as CON or NUL, trailing dots and spaces, <>:"|?*\,
+paths over 259 characters) are neither created nor deleted here, and 'folder
+status' lists them as skipped. It is recorded in folders.toml as
+windows_names.`,
 		Example: `  baton folder accept Photos ~/Photos-from-ann
   baton folder accept ann/Photos ~/Photos-from-ann
-  baton folder accept Builds ~/builds --allow-outside-symlinks`,
+  baton folder accept Builds ~/builds --allow-outside-symlinks
+  baton folder accept Shared ~/shared --windows-names`,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := env.controlClient()
@@ -182,10 +190,11 @@ folder allows them, as the server takes them only then.`,
 				return err
 			}
 			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait,
-				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside})
+				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside, WindowsNames: windowsNames})
 		},
 	}
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "create other members' symlinks whose target is absolute or leaves the folder")
+	cmd.Flags().BoolVar(&windowsNames, "windows-names", false, "keep to the names Windows can hold (always so on Windows)")
 	return cmd
 }
 
@@ -499,6 +508,9 @@ func printFolderStatus(w io.Writer, st folderStatusJSON) {
 	}
 	for _, c := range st.Failed {
 		fmt.Fprintf(w, "  failed:        %s (%d attempts): %s\n", printable(c.Path), c.Attempts, printable(c.Reason))
+	}
+	for _, b := range st.Busy {
+		fmt.Fprintf(w, "  busy:          %s: in use by another program, retrying\n", printable(b.Path))
 	}
 	for _, s := range st.Skipped {
 		fmt.Fprintf(w, "  skipped:       %s: %s\n", printable(s.Path), printable(s.Reason))

@@ -63,6 +63,8 @@ type (
 		// OutsideSymlinks: take other hosts' symlinks whose target is
 		// absolute or leaves the folder.
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
+		// WindowsNames: keep to the names Windows can hold.
+		WindowsNames bool `json:"windows_names,omitempty"`
 	}
 	agentFolderRequest struct {
 		Folder string `json:"folder"`
@@ -434,7 +436,7 @@ func (s *controlServer) agentAccept(r *http.Request) (any, error) {
 		if err := checkFolderPath(path, f.ID, s.home, list); err != nil {
 			return nil, err
 		}
-		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path, OutsideSymlinks: req.OutsideSymlinks}), nil
+		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path, OutsideSymlinks: req.OutsideSymlinks, WindowsNames: req.WindowsNames}), nil
 	})
 	if err != nil {
 		return nil, err

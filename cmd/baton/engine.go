@@ -45,6 +45,9 @@ type folderStatusJSON struct {
 	// not get in sync by itself.
 	Failed []foldersync.FailedChange `json:"failed,omitempty"`
 	Stuck  bool                      `json:"stuck,omitempty"`
+	// Busy lists changes waiting for another program to close their
+	// file (path, reason): not failures, retried, nothing lost.
+	Busy []foldersync.BusyEntry `json:"busy,omitempty"`
 	// Emptied: the folder is stopped because its directory was found
 	// empty without its marker file (foldersync.ErrEmptied), until a
 	// rescan confirms the files were deleted on purpose.
@@ -88,6 +91,7 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 		LastError:    st.LastError,
 		Failed:       st.Failed,
 		Stuck:        st.Stuck,
+		Busy:         st.Busy,
 		Emptied:      st.Emptied,
 		Skipped:      st.Skipped,
 		SkippedCount: st.SkippedCount,

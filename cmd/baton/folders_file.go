@@ -28,9 +28,10 @@ type localFolder struct {
 	// OutsideSymlinks: take other hosts' symlinks whose target is
 	// absolute or leaves the folder ('folder accept --allow-outside-symlinks').
 	OutsideSymlinks bool `toml:"outside_symlinks,omitempty"`
-	// WindowsNames: keep to the names Windows can hold (set by hand in
-	// folders.toml; always so on Windows): other members' entries named
-	// otherwise are neither created nor deleted here.
+	// WindowsNames: keep to the names Windows can hold ('folder accept
+	// --windows-names', or by hand in folders.toml; always so on Windows):
+	// other members' entries named otherwise are neither created nor
+	// deleted here.
 	WindowsNames bool `toml:"windows_names,omitempty"`
 }
 

@@ -20,6 +20,9 @@ type applied struct {
 	attempts map[string]int
 	// skips: the actions skipped, with why.
 	skips []SkippedEntry
+	// busy: why each name whose change found its file held by another
+	// program (syncfs.ErrBusy) was not applied; not counted in failed.
+	busy map[string]error
 }
 
 func (r *applied) add(o applied) {
@@ -31,6 +34,20 @@ func (r *applied) add(o applied) {
 	}
 	for n, err := range o.errs {
 		r.fail(n, err)
+	}
+	for n, err := range o.busy {
+		r.held(n, err)
+	}
+}
+
+// held notes that the change of name found its file held by another
+// program.
+func (r *applied) held(name string, err error) {
+	if r.busy == nil {
+		r.busy = map[string]error{}
+	}
+	if _, ok := r.busy[name]; !ok {
+		r.busy[name] = err
 	}
 }
 
@@ -88,7 +105,12 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 		src.done(i)
 		f.copied.Add(r.Copied)
 		f.resumed.Add(r.Resumed)
-		if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
+		if errors.Is(r.Err, syncfs.ErrBusy) {
+			// Nothing changed: the file stays as it was until the
+			// program holding it lets go.
+			res.held(r.Action.Name, r.Err)
+			f.log.Info("file in use by another program; retrying later", "name", r.Action.Name, "err", r.Err)
+		} else if r.Err != nil && !errors.Is(r.Err, syncfs.ErrNotDurable) {
 			res.failed++
 			if res.first == nil {
 				res.first = r.Err

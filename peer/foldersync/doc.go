@@ -78,7 +78,10 @@
 // A change that cannot be applied is retried with a growing wait (at most
 // 30 s) and named in FolderStatus.Failed with why; once one has failed
 // Config.StuckAfter times in a row, FolderStatus.Stuck says the folder will
-// not get in sync by itself.
+// not get in sync by itself. A change whose file another program holds
+// open (syncfs.ErrBusy: Windows' sharing violations, retried a few times
+// by the applier) is no failure: it is named in FolderStatus.Busy, the
+// file stays as it was, and it is retried the same way.
 //
 // # Safety
 //

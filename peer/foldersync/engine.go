@@ -94,6 +94,11 @@ type Config struct {
 	// here, and are listed in FolderStatus.Skipped. On Windows the rules
 	// always apply. It is called at every apply and must return quickly.
 	WindowsNames func(folder string) bool
+
+	// wrapFS, if set, wraps the disk a folder's applier writes through
+	// (a test seam: failures of the file system, such as Windows'
+	// sharing violations, on any system).
+	wrapFS func(syncfs.WriteFS) syncfs.WriteFS
 }
 
 func (c *Config) setDefaults() {

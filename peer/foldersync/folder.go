@@ -96,12 +96,17 @@ type folder struct {
 	// One peer's changes going through leaves another's failure standing.
 	failed   map[lpeer.ID]applied
 	failures int
-	// skipped holds, per peer, what the last apply of its index skipped.
+	// skipped holds, per peer, what the last apply of its index skipped;
+	// busy what it found held by another program.
 	skipped   map[lpeer.ID][]SkippedEntry
+	busy      map[lpeer.ID][]BusyEntry
 	stuck     bool // a change failed Config.StuckAfter times in a row
 	retryWait time.Duration
 	retry     *time.Timer
 	notMember int // consecutive looks that found this device not a member
+	// noSymlinks says why symlinks cannot be made in the folder (probed
+	// as it starts), "" if they can.
+	noSymlinks string
 }
 
 func newFolder(e *Engine, id, root string) *folder {
@@ -121,6 +126,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		remotes:       map[lpeer.ID]*remoteIndex{},
 		failed:        map[lpeer.ID]applied{},
 		skipped:       map[lpeer.ID][]SkippedEntry{},
+		busy:          map[lpeer.ID][]BusyEntry{},
 		scopes:        map[lpeer.ID]*planScope{},
 		changed:       map[string]bool{},
 		watched:       map[string]bool{},
@@ -245,6 +251,17 @@ func (f *folder) serve(ctx context.Context) error {
 	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
+	if f.noSymlinks = syncfs.SymlinkProblem(f.root); f.noSymlinks != "" {
+		f.log.Info("other hosts' symlinks are skipped here", "why", f.noSymlinks)
+	}
+	if f.e.cfg.wrapFS != nil {
+		r, err := os.OpenRoot(f.root)
+		if err != nil {
+			return fmt.Errorf("opening folder directory: %w", err)
+		}
+		defer r.Close()
+		f.applier.FS = f.e.cfg.wrapFS(syncfs.DirFS(r))
+	}
 	f.retry = time.NewTimer(time.Hour)
 	f.retry.Stop()
 	defer f.retry.Stop()
@@ -537,6 +554,10 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		}
 		st.LastSync = f.e.cfg.Now()
 	})
+	if len(res.busy) > 0 {
+		f.scheduleRetry()
+		return false
+	}
 	return res.skipped == 0
 }
 
@@ -545,6 +566,7 @@ func (f *folder) planOptions() syncfs.PlanOptions {
 	return syncfs.PlanOptions{
 		OutsideSymlinks: f.e.cfg.OutsideSymlinks != nil && f.e.cfg.OutsideSymlinks(f.id),
 		Names:           syncfs.NativeNameRules(f.root, f.e.cfg.WindowsNames != nil && f.e.cfg.WindowsNames(f.id)),
+		NoSymlinks:      f.noSymlinks,
 	}
 }
 
@@ -552,8 +574,8 @@ func (f *folder) planOptions() syncfs.PlanOptions {
 // and the names Plan would skip skipped.
 func (f *folder) safeActions(actions []syncfs.Action) []syncfs.Action {
 	opts := f.planOptions()
-	if !opts.OutsideSymlinks {
-		actions = syncfs.SkipOutsideSymlinks(actions)
+	if !opts.OutsideSymlinks || opts.NoSymlinks != "" {
+		actions = syncfs.SkipSymlinks(actions, opts.NoSymlinks)
 	}
 	return syncfs.SkipUnportableNames(actions, opts.Names)
 }
@@ -569,6 +591,16 @@ func (f *folder) noteFailures(p lpeer.ID, res applied) {
 		delete(f.skipped, p)
 	}
 	f.showSkipped()
+	if len(res.busy) > 0 {
+		var list []BusyEntry
+		for _, n := range slices.Sorted(maps.Keys(res.busy)) {
+			list = append(list, BusyEntry{Path: n, Reason: res.busy[n].Error()})
+		}
+		f.busy[p] = list
+	} else {
+		delete(f.busy, p)
+	}
+	f.showBusy()
 	if res.failed > 0 {
 		prev := f.failed[p].attempts
 		res.attempts = make(map[string]int, len(res.errs))
@@ -591,6 +623,12 @@ func (f *folder) forgetFailures(keep func(lpeer.ID) bool) bool {
 		maps.DeleteFunc(f.skipped, func(p lpeer.ID, _ []SkippedEntry) bool { return !keep(p) })
 		if len(f.skipped) != k {
 			f.showSkipped()
+		}
+	}
+	if k := len(f.busy); k > 0 {
+		maps.DeleteFunc(f.busy, func(p lpeer.ID, _ []BusyEntry) bool { return !keep(p) })
+		if len(f.busy) != k {
+			f.showBusy()
 		}
 	}
 	n := len(f.failed)
@@ -625,7 +663,9 @@ func (f *folder) showFailures() {
 			if strings.Contains(st.LastError, errNotApplied) {
 				st.LastError = ""
 			}
-			st.NeedFiles, st.NeedBytes = 0, 0
+			if len(st.Busy) == 0 {
+				st.NeedFiles, st.NeedBytes = 0, 0
+			}
 			st.Failed, st.Stuck = nil, false
 		})
 		return
@@ -662,6 +702,27 @@ func (f *folder) showSkipped() {
 		list = append(list, SkippedEntry{Path: n, Reason: reasons[n]})
 	}
 	f.setStatus(func(st *FolderStatus) { st.Skipped, st.SkippedCount = list, len(reasons) })
+}
+
+// showBusy sets Busy from busy: each path once (the reason of the first
+// peer by ID), by path, at most MaxFailedShown of them.
+func (f *folder) showBusy() {
+	reasons := map[string]string{}
+	for _, p := range slices.Sorted(maps.Keys(f.busy)) {
+		for _, b := range f.busy[p] {
+			if _, ok := reasons[b.Path]; !ok {
+				reasons[b.Path] = b.Reason
+			}
+		}
+	}
+	var list []BusyEntry
+	for _, n := range slices.Sorted(maps.Keys(reasons)) {
+		if len(list) == MaxFailedShown {
+			break
+		}
+		list = append(list, BusyEntry{Path: n, Reason: reasons[n]})
+	}
+	f.setStatus(func(st *FolderStatus) { st.Busy = list })
 }
 
 // failedChanges lists the changes that failed at the last apply of each

@@ -47,6 +47,13 @@ type FolderStatus struct {
 	// the longest wait.
 	Failed []FailedChange `json:"failed,omitempty"`
 	Stuck  bool           `json:"stuck,omitempty"`
+	// Busy lists changes not applied at the last attempt because another
+	// program holds the file open (on Windows: a sharing or lock
+	// violation), at most MaxFailedShown of them: the file stays as it
+	// was, nothing is lost, and the change is tried again later. They are
+	// not failures (not in Failed, never stuck), but the folder is not in
+	// sync until they are applied.
+	Busy []BusyEntry `json:"busy,omitempty"`
 	// Emptied: the folder is stopped because its directory was found
 	// empty without its marker file (LastError is then ErrEmptied's), until
 	// Engine.Rescan confirms the files were deleted on purpose or the
@@ -55,8 +62,10 @@ type FolderStatus struct {
 	// Skipped lists entries of other hosts' indexes that this host does
 	// not take, with why (at most MaxSkippedShown of them, by path):
 	// symlinks whose target is absolute or leaves the folder (unless
-	// Config.OutsideSymlinks allows them), names that clash by case or
-	// normalization, entries under those. SkippedCount counts them all.
+	// Config.OutsideSymlinks allows them), every symlink where this host
+	// cannot create one (Windows without the privilege), names that clash
+	// by case or normalization, names the file system cannot hold,
+	// entries under those. SkippedCount counts them all.
 	Skipped      []SkippedEntry `json:"skipped,omitempty"`
 	SkippedCount int            `json:"skipped_count,omitempty"`
 	// Sequence is this host's index sequence number; ServerSequence (on a
@@ -91,6 +100,15 @@ type SkippedEntry struct {
 	// Path is the entry's name in the folder (slash-separated).
 	Path string `json:"path"`
 	// Reason says why it is not taken.
+	Reason string `json:"reason"`
+}
+
+// BusyEntry is a change not applied because another program holds its
+// file.
+type BusyEntry struct {
+	// Path is the entry's name in the folder (slash-separated).
+	Path string `json:"path"`
+	// Reason is the last attempt's error.
 	Reason string `json:"reason"`
 }
 

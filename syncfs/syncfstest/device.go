@@ -2,9 +2,9 @@
 // of a synced folder: a tree of files, directories and symlinks on one
 // device, the index a scanner would keep for it, and an applier for
 // syncfs.Plan's actions that checks every precondition an on-disk applier
-// relies on. FakeFS is an in-memory file system for syncfs.Scanner.FS,
-// case-insensitive and storing names in NFD at will, with a model of the
-// applier for it. SmallDisk is a real filesystem that fills up, for what
+// relies on. FakeFS is an in-memory file system for syncfs.Scanner.FS and
+// syncfs.Applier.FS, case-insensitive and storing names in NFD at will,
+// with failures injected at will (FakeFS.Fail). SmallDisk is a real filesystem that fills up, for what
 // happens on disk when it is full.
 //
 // Usage:

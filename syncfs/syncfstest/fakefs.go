@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/text/unicode/norm"
@@ -16,15 +19,19 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
-// FakeFS is an in-memory file system for syncfs.Scanner.FS, in the
-// manner of Syncthing's lib/fs fake: case-insensitive and case-preserving
-// as NTFS and APFS are by default (CaseInsensitive), and storing names in
-// NFD while finding them in any normalization as macOS' HFS+ does (NFD).
-// Its zero value is not usable; use NewFakeFS. It is not safe for use by
-// several goroutines at once, except for reading.
+// FakeFS is an in-memory file system for syncfs.Scanner.FS and
+// syncfs.Applier.FS, in the manner of Syncthing's lib/fs fake:
+// case-insensitive and case-preserving as NTFS and APFS are by default
+// (CaseInsensitive), and storing names in NFD while finding them in any
+// normalization as macOS' HFS+ does (NFD). Failures can be injected
+// (Fail). Its zero value is not usable; use NewFakeFS. It is safe for use
+// by several goroutines at once.
 type FakeFS struct {
 	CaseInsensitive, NFD bool
-	nodes                map[string]*fakeNode // by key of the path
+
+	mu    sync.Mutex
+	nodes map[string]*fakeNode // by key of the path
+	fail  func(op, name string) error
 }
 
 type fakeNode struct {
@@ -102,9 +109,30 @@ func (f *FakeFS) create(name string, n *fakeNode) error {
 	return nil
 }
 
+// Fail makes every later operation of the WriteFS methods (and Remove)
+// first call fail with the operation's name ("rename", "remove",
+// "mkdir", "symlink", "chmod", "chtimes", "openfile") and the name it
+// acts on (for a rename, the new name): an error it returns is the
+// operation's, nothing done. nil stops injecting.
+func (f *FakeFS) Fail(fail func(op, name string) error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+}
+
+// injected returns the error Fail's function gives op on name, if any.
+func (f *FakeFS) injected(op, name string) error {
+	if f.fail == nil {
+		return nil
+	}
+	return f.fail(op, clean(name))
+}
+
 // WriteFile creates or replaces the file name (a slash path) with data;
 // an existing entry found under name keeps its stored name.
 func (f *FakeFS) WriteFile(name string, data []byte, mode fs.FileMode, modTime time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if n, ok := f.nodes[f.key(name)]; ok {
 		if n.typ != syncfs.TypeFile {
 			return &fs.PathError{Op: "write", Path: name, Err: errors.New("not a regular file")}
@@ -115,18 +143,24 @@ func (f *FakeFS) WriteFile(name string, data []byte, mode fs.FileMode, modTime t
 	return f.create(name, &fakeNode{typ: syncfs.TypeFile, data: bytes.Clone(data), mode: mode.Perm(), modTime: modTime})
 }
 
-// Mkdir creates the directory name.
-func (f *FakeFS) Mkdir(name string, mode fs.FileMode, modTime time.Time) error {
+// MakeDir creates the directory name with mode and modTime.
+func (f *FakeFS) MakeDir(name string, mode fs.FileMode, modTime time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.create(name, &fakeNode{typ: syncfs.TypeDir, mode: mode.Perm(), modTime: modTime})
 }
 
-// Symlink creates name as a symlink to target.
-func (f *FakeFS) Symlink(target, name string, modTime time.Time) error {
+// MakeSymlink creates name as a symlink to target.
+func (f *FakeFS) MakeSymlink(target, name string, modTime time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.create(name, &fakeNode{typ: syncfs.TypeSymlink, target: target, mode: 0o777, modTime: modTime})
 }
 
 // SetMeta sets the permission bits and the modification time of name.
 func (f *FakeFS) SetMeta(name string, mode fs.FileMode, modTime time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, err := f.lookup(name)
 	if err != nil {
 		return err
@@ -135,10 +169,17 @@ func (f *FakeFS) SetMeta(name string, mode fs.FileMode, modTime time.Time) error
 	return nil
 }
 
-// Rename moves from to to, replacing a file there. On a case-insensitive
-// file system, a name may be renamed to itself in another case: the
-// stored name changes. Directories are moved with what they hold.
+// Rename implements syncfs.WriteFS: it moves from to to, replacing a file
+// there. On a case-insensitive file system, a name may be renamed to
+// itself in another case: the stored name changes. Directories are moved
+// with what they hold.
 func (f *FakeFS) Rename(from, to string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("rename", to); err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	from, to = clean(from), clean(to)
 	n, err := f.lookup(from)
 	if err != nil {
 		return err
@@ -168,6 +209,8 @@ func (f *FakeFS) Rename(from, to string) error {
 
 // ReadFile returns the content of the file name.
 func (f *FakeFS) ReadFile(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, err := f.lookup(name)
 	if err != nil {
 		return nil, err
@@ -180,6 +223,8 @@ func (f *FakeFS) ReadFile(name string) ([]byte, error) {
 
 // Stored returns the stored names of every entry, sorted.
 func (f *FakeFS) Stored() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var out []string
 	for _, n := range f.nodes {
 		out = append(out, n.stored)
@@ -190,15 +235,23 @@ func (f *FakeFS) Stored() []string {
 
 // Lstat implements syncfs.FS.
 func (f *FakeFS) Lstat(name string) (fs.FileInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, err := f.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return fakeInfo{n}, nil
+	return n.info(), nil
 }
 
 // ReadDir implements syncfs.FS: entries under their stored names.
 func (f *FakeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.readDir(name)
+}
+
+func (f *FakeFS) readDir(name string) ([]fs.DirEntry, error) {
 	d, err := f.lookup(name)
 	if err != nil {
 		return nil, err
@@ -210,7 +263,7 @@ func (f *FakeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	for _, n := range f.nodes {
 		dir, _ := path.Split(n.stored)
 		if strings.TrimSuffix(dir, "/") == d.stored {
-			out = append(out, fs.FileInfoToDirEntry(fakeInfo{n}))
+			out = append(out, fs.FileInfoToDirEntry(n.info()))
 		}
 	}
 	slices.SortFunc(out, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
@@ -219,15 +272,19 @@ func (f *FakeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 
 // Open implements syncfs.FS.
 func (f *FakeFS) Open(name string) (syncfs.File, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, err := f.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	return &fakeFile{Reader: bytes.NewReader(n.data), n: n}, nil
+	return &fakeFile{Reader: bytes.NewReader(bytes.Clone(n.data)), info: n.info()}, nil
 }
 
 // Readlink implements syncfs.FS.
 func (f *FakeFS) Readlink(name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	n, err := f.lookup(name)
 	if err != nil {
 		return "", err
@@ -240,12 +297,17 @@ func (f *FakeFS) Readlink(name string) (string, error) {
 
 // Remove implements syncfs.FS: a directory must be empty.
 func (f *FakeFS) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("remove", name); err != nil {
+		return &fs.PathError{Op: "remove", Path: name, Err: err}
+	}
 	n, err := f.lookup(name)
 	if err != nil {
 		return err
 	}
 	if n.typ == syncfs.TypeDir {
-		if ents, _ := f.ReadDir(name); len(ents) > 0 {
+		if ents, _ := f.readDir(name); len(ents) > 0 {
 			return &fs.PathError{Op: "remove", Path: name, Err: errors.New("directory not empty")}
 		}
 	}
@@ -260,131 +322,210 @@ func (f *FakeFS) SameFile(a, b fs.FileInfo) bool {
 	return okA && okB && x == y
 }
 
-type fakeInfo struct{ n *fakeNode }
-
-func (i fakeInfo) Name() string       { return path.Base(i.n.stored) }
-func (i fakeInfo) Size() int64        { return int64(len(i.n.data)) }
-func (i fakeInfo) ModTime() time.Time { return i.n.modTime }
-func (i fakeInfo) IsDir() bool        { return i.n.typ == syncfs.TypeDir }
-func (i fakeInfo) Sys() any           { return i.n }
-func (i fakeInfo) Mode() fs.FileMode {
-	switch i.n.typ {
-	case syncfs.TypeDir:
-		return fs.ModeDir | i.n.mode
-	case syncfs.TypeSymlink:
-		return fs.ModeSymlink | i.n.mode
-	}
-	return i.n.mode
+// fakeInfo is what Lstat says of a node: taken when it is asked.
+type fakeInfo struct {
+	n       *fakeNode
+	name    string
+	size    int64
+	mode    fs.FileMode
+	modTime time.Time
 }
+
+// info returns what Lstat says of n now (the caller holds the lock).
+func (n *fakeNode) info() fakeInfo {
+	m := n.mode
+	switch n.typ {
+	case syncfs.TypeDir:
+		m |= fs.ModeDir
+	case syncfs.TypeSymlink:
+		m |= fs.ModeSymlink
+	}
+	return fakeInfo{n: n, name: path.Base(n.stored), size: int64(len(n.data)), mode: m, modTime: n.modTime}
+}
+
+func (i fakeInfo) Name() string       { return i.name }
+func (i fakeInfo) Size() int64        { return i.size }
+func (i fakeInfo) ModTime() time.Time { return i.modTime }
+func (i fakeInfo) IsDir() bool        { return i.mode.IsDir() }
+func (i fakeInfo) Sys() any           { return i.n }
+func (i fakeInfo) Mode() fs.FileMode  { return i.mode }
 
 type fakeFile struct {
 	*bytes.Reader
-	n *fakeNode
+	info fakeInfo
 }
 
-func (f *fakeFile) Stat() (fs.FileInfo, error) { return fakeInfo{f.n}, nil }
+func (f *fakeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *fakeFile) Close() error               { return nil }
 
-// Apply carries out actions on f as syncfs.Applier does on disk, in a
-// model: fetched content comes from content (by file hash), and each
-// action done is recorded in l. Like the applier, it refuses to write
-// over an entry the Local does not record under the action's name (one
-// found under another case or normalization). It returns the errors of
-// the actions that failed.
-func (f *FakeFS) Apply(l *syncfs.Local, actions []syncfs.Action, content func(syncfs.Hash) []byte) []error {
-	var errs []error
-	for _, a := range actions {
-		if err := f.apply(l, a, content); err != nil {
-			errs = append(errs, fmt.Errorf("%v: %w", a, err))
-		}
+// fakeEpoch is the modification time of what the applier creates before
+// it sets one.
+var fakeEpoch = time.Unix(0, 0).UTC()
+
+// OpenFile implements syncfs.WriteFS: O_CREATE makes a regular file where
+// none is found (with O_EXCL, it fails if there is one), O_TRUNC empties
+// it. The file is read and written in place.
+func (f *FakeFS) OpenFile(name string, flag int, perm fs.FileMode) (syncfs.RWFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("openfile", name); err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
-	return errs
+	n, err := f.lookup(name)
+	switch {
+	case err == nil && flag&os.O_CREATE != 0 && flag&os.O_EXCL != 0:
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrExist}
+	case errors.Is(err, fs.ErrNotExist) && flag&os.O_CREATE != 0:
+		n = &fakeNode{typ: syncfs.TypeFile, mode: perm.Perm(), modTime: fakeEpoch}
+		if err := f.create(clean(name), n); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	}
+	if n.typ != syncfs.TypeFile {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("not a regular file")}
+	}
+	if flag&os.O_TRUNC != 0 {
+		n.data = nil
+	}
+	return &fakeRWFile{fs: f, n: n}, nil
 }
 
-func (f *FakeFS) apply(l *syncfs.Local, a syncfs.Action, content func(syncfs.Hash) []byte) error {
-	mt := time.Unix(0, a.File.ModTime)
-	// own reports whether what f finds under name is the entry l records
-	// as name itself, or nothing.
-	own := func(name string) error {
-		fi, err := f.Lstat(name)
-		if err != nil {
-			return nil
-		}
-		if r, ok := l.Files[name]; ok && !r.Deleted {
-			return nil
-		}
-		return fmt.Errorf("%s holds %s, another entry", name, fi.Name())
+// Mkdir implements syncfs.WriteFS.
+func (f *FakeFS) Mkdir(name string, perm fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("mkdir", name); err != nil {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: err}
 	}
-	write := func() error {
-		if err := own(a.Name); err != nil {
-			return err
-		}
-		switch a.File.Type {
-		case syncfs.TypeDir:
-			if fi, err := f.Lstat(a.Name); err == nil && fi.IsDir() {
-				return f.SetMeta(a.Name, fs.FileMode(a.File.Mode), mt)
-			}
-			_ = f.Remove(a.Name)
-			return f.Mkdir(a.Name, fs.FileMode(a.File.Mode), mt)
-		case syncfs.TypeSymlink:
-			_ = f.Remove(a.Name)
-			return f.Symlink(a.File.SymlinkTarget, a.Name, mt)
-		}
-		data := content(a.File.FileHash)
-		if data == nil && a.File.Size > 0 {
-			return errors.New("content not found")
-		}
-		if fi, err := f.Lstat(a.Name); err == nil && !fi.Mode().IsRegular() {
-			if err := f.Remove(a.Name); err != nil {
-				return err
-			}
-		}
-		return f.WriteFile(a.Name, data, fs.FileMode(a.File.Mode), mt)
+	return f.create(clean(name), &fakeNode{typ: syncfs.TypeDir, mode: perm.Perm(), modTime: fakeEpoch})
+}
+
+// Chmod implements syncfs.WriteFS.
+func (f *FakeFS) Chmod(name string, mode fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("chmod", name); err != nil {
+		return &fs.PathError{Op: "chmod", Path: name, Err: err}
 	}
-	switch a.Kind {
-	case syncfs.ActSkip:
-		return nil
-	case syncfs.ActRecord:
-	case syncfs.ActDelete:
-		if err := own(a.Name); err != nil {
-			return err
-		}
-		if err := f.Remove(a.Name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	case syncfs.ActMkDir, syncfs.ActFetch, syncfs.ActSymlink:
-		if err := write(); err != nil {
-			return err
-		}
-	case syncfs.ActRename:
-		if err := own(a.Name); err != nil {
-			return err
-		}
-		if err := f.Rename(a.From, a.Name); err != nil {
-			return err
-		}
-		if err := f.SetMeta(a.Name, fs.FileMode(a.File.Mode), mt); err != nil {
-			return err
-		}
-		l.Files[a.From] = a.Also
-		delete(l.Disk, a.From)
-	case syncfs.ActMeta:
-		if err := f.SetMeta(a.Name, fs.FileMode(a.File.Mode), mt); err != nil {
-			return err
-		}
-	case syncfs.ActConflict:
-		if err := f.Rename(a.Name, a.ConflictName); err != nil {
-			return err
-		}
-		l.Files[a.ConflictName] = a.Also
-		delete(l.Files, a.Name)
-		if err := write(); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("unknown action %v", a.Kind)
+	n, err := f.lookup(name)
+	if err != nil {
+		return err
 	}
-	l.Files[a.Name] = a.File
-	delete(l.Disk, a.Name)
+	n.mode = mode.Perm()
 	return nil
 }
+
+// Chtimes implements syncfs.WriteFS: it sets the modification time.
+func (f *FakeFS) Chtimes(name string, _, mtime time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("chtimes", name); err != nil {
+		return &fs.PathError{Op: "chtimes", Path: name, Err: err}
+	}
+	n, err := f.lookup(name)
+	if err != nil {
+		return err
+	}
+	n.modTime = mtime
+	return nil
+}
+
+// RemoveAll implements syncfs.WriteFS: name and what it holds go; a
+// name not found is no error.
+func (f *FakeFS) RemoveAll(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("remove", name); err != nil {
+		return &fs.PathError{Op: "removeall", Path: name, Err: err}
+	}
+	n, err := f.lookup(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for k, c := range f.nodes {
+		if c == n || strings.HasPrefix(c.stored, n.stored+"/") {
+			delete(f.nodes, k)
+		}
+	}
+	return nil
+}
+
+// Symlink implements syncfs.WriteFS: newname becomes a symlink to
+// oldname.
+func (f *FakeFS) Symlink(oldname, newname string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.injected("symlink", newname); err != nil {
+		return &os.LinkError{Op: "symlink", Old: oldname, New: newname, Err: err}
+	}
+	return f.create(clean(newname), &fakeNode{typ: syncfs.TypeSymlink, target: oldname, mode: 0o777, modTime: fakeEpoch})
+}
+
+// SyncDir implements syncfs.WriteFS: everything is as durable as it gets
+// at once; the directory must exist.
+func (f *FakeFS) SyncDir(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.lookup(name)
+	return err
+}
+
+// fakeRWFile is a file of a FakeFS opened by OpenFile.
+type fakeRWFile struct {
+	fs *FakeFS
+	n  *fakeNode
+}
+
+func (w *fakeRWFile) ReadAt(p []byte, off int64) (int, error) {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	if off >= int64(len(w.n.data)) {
+		return 0, io.EOF
+	}
+	k := copy(p, w.n.data[off:])
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+func (w *fakeRWFile) WriteAt(p []byte, off int64) (int, error) {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	if end := off + int64(len(p)); end > int64(len(w.n.data)) {
+		w.n.data = append(w.n.data, make([]byte, end-int64(len(w.n.data)))...)
+	}
+	return copy(w.n.data[off:], p), nil
+}
+
+func (w *fakeRWFile) Truncate(size int64) error {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	if size <= int64(len(w.n.data)) {
+		w.n.data = w.n.data[:size]
+	} else {
+		w.n.data = append(w.n.data, make([]byte, size-int64(len(w.n.data)))...)
+	}
+	return nil
+}
+
+func (w *fakeRWFile) Chmod(mode fs.FileMode) error {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	w.n.mode = mode.Perm()
+	return nil
+}
+
+func (w *fakeRWFile) Stat() (fs.FileInfo, error) {
+	w.fs.mu.Lock()
+	defer w.fs.mu.Unlock()
+	return w.n.info(), nil
+}
+
+func (w *fakeRWFile) Sync() error  { return nil }
+func (w *fakeRWFile) Close() error { return nil }
