@@ -265,21 +265,13 @@ func (d *driver) handlerContext(timeout time.Duration) (context.Context, context
 	return ctx, cancel
 }
 
-// query runs fn on the driver goroutine and returns its result.
+// query runs fn on the driver goroutine and returns its result: Node.do,
+// the one way onto the loop, with its guarantee (when query returns, fn
+// has run or never will).
 func query[T any](ctx context.Context, d *driver, fn func(d *driver) T) (T, error) {
-	reply := make(chan T, 1)
-	var zero T
-	if !d.post(func(_ context.Context, d *driver) { reply <- fn(d) }) {
-		return zero, ErrStopped
-	}
-	select {
-	case v := <-reply:
-		return v, nil
-	case <-d.done:
-		return zero, ErrStopped
-	case <-ctx.Done():
-		return zero, fmt.Errorf("waiting for the node: %w", ctx.Err())
-	}
+	var v T
+	err := d.node.do(ctx, func(_ context.Context, d *driver) { v = fn(d) })
+	return v, err
 }
 
 func (d *driver) handleLogin(s network.Stream) { d.serveFrame(s, maxLoginRequest, d.serveLogin) }

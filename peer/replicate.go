@@ -313,10 +313,9 @@ func (d *driver) handlePropose(s network.Stream) {
 		if err != nil {
 			return proposeResponse{Code: "rejected", Error: err.Error()}, nil
 		}
-		// Answered once committed: not through query, which answers at
-		// once.
+		// Answered once committed: onProposal keeps reply until then.
 		reply := make(chan proposeResponse, 1)
-		if !d.post(func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }) {
+		if err := d.node.do(context.Background(), func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }); err != nil {
 			return proposeResponse{}, errStopping
 		}
 		timer := time.NewTimer(ioTimeout - time.Second)
