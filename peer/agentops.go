@@ -119,26 +119,26 @@ func agentFailure(code, format string, args ...any) agentResponse {
 
 // --- the server side ---
 
-func (d *driver) handleAgent(s network.Stream) {
-	if d.refuseGuest(s) {
+func (e *edge) handleAgent(s network.Stream) {
+	if e.refuseGuest(s) {
 		return
 	}
 	remote := s.Conn().RemotePeer()
 	wire.ServeMsg(s, time.Now().Add(agentTimeout), maxAgentRequest, func(b []byte) (agentResponse, error) {
-		ctx, cancel := d.handlerContext(agentTimeout)
+		ctx, cancel := e.handlerContext(agentTimeout)
 		defer cancel()
-		return d.serveAgent(ctx, remote, b), nil
+		return e.serveAgent(ctx, remote, b), nil
 	})
 }
 
 // serveAgent checks and makes one agent request. Requests are made one at
 // a time, so each reads the folder as the previous one left it.
-func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agentResponse {
+func (e *edge) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agentResponse {
 	var req agentRequest
 	if err := canon.Unmarshal(b, &req, maxAgentRequest); err != nil {
 		return agentFailure(codeError, "malformed agent request")
 	}
-	n := d.node
+	n := e.node
 	select {
 	case n.agentOps <- struct{}{}:
 		defer func() { <-n.agentOps }()
@@ -168,10 +168,10 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	)
 	err := SubmitBuilt(ctx, func(ctx context.Context, attempt int) (collections.Update, error) {
 		if attempt > 1 {
-			d.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user, "attempt", attempt)
+			e.log.Info("agent request met a concurrent change; building it again", "op", req.Op, "device", remote.String(), "user", p.user, "attempt", attempt)
 		}
 		var err error
-		p, err = query(ctx, d, func(d *driver) plan {
+		p, err = query(ctx, e.node, func(d *driver) plan {
 			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
 			if !ok {
 				return plan{resp: agentFailure(codeDenied, "%s is not a valid device of the domain: log in again", remote)}
@@ -198,27 +198,27 @@ func (d *driver) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agen
 	})
 	switch {
 	case errors.Is(err, errAgentRefused):
-		d.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
+		e.log.Info("agent request refused", "op", req.Op, "device", remote.String(), "user", p.user, "err", p.resp.Error)
 		return p.resp
 	case errors.Is(err, ErrStopped):
 		return agentFailure(codeError, "server is stopping")
 	case errors.Is(err, ErrRejected):
-		d.log.Info("agent request rejected", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		e.log.Info("agent request rejected", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
 		return agentFailure(codeInvalid, "%v", err)
 	case err != nil:
-		d.log.Info("agent request failed", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
+		e.log.Info("agent request failed", "op", req.Op, "device", remote.String(), "user", p.user, "err", err)
 		return agentFailure(codeError, "%v", err)
 	}
 	enc, err := canon.Marshal(p.folder)
 	if err != nil {
 		return agentFailure(codeInvalid, "%v", err)
 	}
-	d.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
+	e.log.Info("agent request: "+p.done, "device", remote.String(), "user", p.user, "queued", r.Queued)
 	if r.Queued {
 		return agentResponse{Code: codeQueued, Error: ErrQueued.Error(), Folder: enc}
 	}
 	resp := agentResponse{Certified: r.Certified.Marshal(), Folder: enc}
-	ctxRecs, _ := query(ctx, d, func(d *driver) []collections.Certified {
+	ctxRecs, _ := query(ctx, e.node, func(d *driver) []collections.Certified {
 		return d.state.ViewFor(p.user, nil).Feed(r.Certified, nil)
 	})
 	for _, c := range ctxRecs {

@@ -103,11 +103,11 @@ func (a *authState) checkPassword(ctx context.Context, user string, password []b
 
 // isMember reports whether p is a member host: one the Domain knows or a
 // valid device. Stream handlers other than login refuse everyone else.
-func (d *driver) isMember(p lpeer.ID) bool { return d.allow.allowed(p) }
+func (e *edge) isMember(p lpeer.ID) bool { return e.allow.allowed(p) }
 
 // refuseGuest resets s unless its remote peer is a member, and says so.
-func (d *driver) refuseGuest(s network.Stream) bool {
-	if d.isMember(s.Conn().RemotePeer()) {
+func (e *edge) refuseGuest(s network.Stream) bool {
+	if e.isMember(s.Conn().RemotePeer()) {
 		return false
 	}
 	_ = s.Reset()
@@ -215,7 +215,7 @@ func (d *driver) onAuthTick(ctx context.Context) {
 		return
 	}
 	if expired := d.allow.expireGuests(); len(expired) > 0 {
-		d.spawn(ctx, func(context.Context) task {
+		d.spawn(ctx, func(context.Context, *edge) task {
 			for _, c := range expired {
 				_ = c.Close()
 			}
@@ -256,8 +256,8 @@ func (d *driver) maybeRenew(ctx context.Context, now time.Time) {
 		return
 	}
 	a.renewing = true
-	d.spawn(ctx, func(ctx context.Context) task {
-		raw, err := renew(ctx, d.host, server)
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
+		raw, err := renew(ctx, e.host, server)
 		return func(_ context.Context, d *driver) { d.onRenewed(raw, server, err) }
 	})
 }

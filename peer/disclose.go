@@ -140,8 +140,8 @@ func pageOf(cs []collections.Certified) syncResponse {
 }
 
 // handleView serves a device its view.
-func (d *driver) handleView(s network.Stream) {
-	if d.refuseGuest(s) {
+func (e *edge) handleView(s network.Stream) {
+	if e.refuseGuest(s) {
 		return
 	}
 	remote := s.Conn().RemotePeer()
@@ -163,9 +163,9 @@ func (d *driver) handleView(s network.Stream) {
 				held = append(held, c)
 			}
 		}
-		ctx, cancel := d.handlerContext(ioTimeout)
+		ctx, cancel := e.handlerContext(ioTimeout)
 		defer cancel()
-		return query(ctx, d, func(d *driver) syncResponse {
+		return query(ctx, e.node, func(d *driver) syncResponse {
 			user, ok := d.state.ValidDevice(remote, d.cfg.Now())
 			if !ok {
 				d.log.Debug("view asked by a host that is not a valid device", "peer", remote.String())
@@ -264,8 +264,8 @@ func (d *driver) queueFeed(ctx context.Context, p lpeer.ID, cs []collections.Cer
 func (d *driver) sendFeed(ctx context.Context, p lpeer.ID, f *deviceFeed) {
 	batch := f.pending
 	f.pending, f.sending = nil, true
-	d.spawn(ctx, func(ctx context.Context) task {
-		err := d.pushFeed(ctx, p, batch)
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
+		err := e.pushFeed(ctx, p, batch)
 		return func(ctx context.Context, d *driver) {
 			f.sending = false
 			if err != nil {
@@ -282,12 +282,12 @@ func (d *driver) sendFeed(ctx context.Context, p lpeer.ID, f *deviceFeed) {
 	})
 }
 
-func (d *driver) pushFeed(ctx context.Context, p lpeer.ID, batch [][]byte) error {
+func (e *edge) pushFeed(ctx context.Context, p lpeer.ID, batch [][]byte) error {
 	b, err := canon.Marshal(feedMessage{Updates: batch})
 	if err != nil {
 		return err
 	}
-	if _, err := roundTrip(ctx, d.host, lpeer.AddrInfo{ID: p}, protoFeed, b, 16); err != nil {
+	if _, err := roundTrip(ctx, e.host, lpeer.AddrInfo{ID: p}, protoFeed, b, 16); err != nil {
 		return fmt.Errorf("feeding %s: %w", p, err)
 	}
 	return nil
@@ -296,9 +296,9 @@ func (d *driver) pushFeed(ctx context.Context, p lpeer.ID, batch [][]byte) error
 // --- the device side ---
 
 // handleFeed takes a batch of updates the master pushed.
-func (d *driver) handleFeed(s network.Stream) {
+func (e *edge) handleFeed(s network.Stream) {
 	remote := s.Conn().RemotePeer()
-	if !d.sh.isServer(remote) {
+	if !e.sh.isServer(remote) {
 		_ = s.Reset()
 		return
 	}
@@ -315,7 +315,7 @@ func (d *driver) handleFeed(s network.Stream) {
 			}
 			cs = append(cs, c)
 		}
-		if !d.post(func(_ context.Context, d *driver) { d.onFeed(remote, cs) }) {
+		if !e.post(func(_ context.Context, d *driver) { d.onFeed(remote, cs) }) {
 			return nil, errStopping
 		}
 		return []byte{1}, nil

@@ -85,7 +85,9 @@ type driver struct {
 
 	events chan task
 	done   <-chan struct{}
-	wg     *sync.WaitGroup
+	// edge is what runs on network goroutines (edge.go); set by Run.
+	edge *edge
+	wg   *sync.WaitGroup
 
 	// waiters are called with the result of an update, once.
 	waiters map[[32]byte][]func(submitResult)
@@ -409,7 +411,7 @@ func (d *driver) sendHeartbeat(ctx context.Context) {
 		return
 	}
 	topic := d.hbTopic
-	d.spawn(ctx, func(ctx context.Context) task {
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		if err := topic.Publish(pctx, data); err != nil && ctx.Err() == nil {
@@ -455,8 +457,8 @@ func (d *driver) heardFrom(id lpeer.ID) {
 
 // validateHeartbeat runs on pubsub's goroutines: it checks the signature and
 // that the sender is a server of the chain, and touches no driver state.
-func (d *driver) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
-	if !d.sh.isServer(m.GetFrom()) {
+func (e *edge) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	if !e.sh.isServer(m.GetFrom()) {
 		return pubsub.ValidationIgnore
 	}
 	hb, err := decodeHeartbeat(m.Data)

@@ -242,10 +242,10 @@ func exchange(ctx context.Context, h host.Host, info lpeer.AddrInfo, proto proto
 
 // serveFrame reads one request of at most max bytes from s, answers it
 // with handle and writes the response.
-func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, req []byte) loginResponse) {
+func (e *edge) serveFrame(s network.Stream, max int, handle func(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, req []byte) loginResponse) {
 	remote, from := s.Conn().RemotePeer(), s.Conn().RemoteMultiaddr()
 	wire.ServeMsg(s, time.Now().Add(loginTimeout), max, func(b []byte) (loginResponse, error) {
-		ctx, cancel := d.handlerContext(loginTimeout)
+		ctx, cancel := e.handlerContext(loginTimeout)
 		defer cancel()
 		return handle(ctx, remote, from, b), nil
 	})
@@ -253,11 +253,11 @@ func (d *driver) serveFrame(s network.Stream, max int, handle func(ctx context.C
 
 // handlerContext is a context for a stream handler's work, cancelled after
 // timeout or when the node stops.
-func (d *driver) handlerContext(timeout time.Duration) (context.Context, context.CancelFunc) {
+func (e *edge) handlerContext(timeout time.Duration) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	go func() {
 		select {
-		case <-d.done:
+		case <-e.done:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -268,14 +268,14 @@ func (d *driver) handlerContext(timeout time.Duration) (context.Context, context
 // query runs fn on the driver goroutine and returns its result: Node.do,
 // the one way onto the loop, with its guarantee (when query returns, fn
 // has run or never will).
-func query[T any](ctx context.Context, d *driver, fn func(d *driver) T) (T, error) {
+func query[T any](ctx context.Context, n *Node, fn func(d *driver) T) (T, error) {
 	var v T
-	err := d.node.do(ctx, func(_ context.Context, d *driver) { v = fn(d) })
+	err := n.do(ctx, func(_ context.Context, d *driver) { v = fn(d) })
 	return v, err
 }
 
-func (d *driver) handleLogin(s network.Stream) { d.serveFrame(s, maxLoginRequest, d.serveLogin) }
-func (d *driver) handleRenew(s network.Stream) { d.serveFrame(s, maxLoginRequest, d.serveRenew) }
+func (e *edge) handleLogin(s network.Stream) { e.serveFrame(s, maxLoginRequest, e.serveLogin) }
+func (e *edge) handleRenew(s network.Stream) { e.serveFrame(s, maxLoginRequest, e.serveRenew) }
 
 // loginFacts is what a login needs from the state.
 type loginFacts struct {
@@ -318,27 +318,27 @@ func (d *driver) decoyHome(user string) (lpeer.ID, []string) {
 // serveLogin answers a login. Unknown user names are answered as known
 // ones with a wrong password (decoyHome): a redirect from every server but
 // one, a denial there. Every answer is logged with the source address.
-func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
+func (e *edge) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
 	source, _ := sourceOf(from)
 	var req loginRequest
 	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
-		d.log.Info("login refused: malformed request", "device", remote.String(), "source", source)
+		e.log.Info("login refused: malformed request", "device", remote.String(), "source", source)
 		return failure(codeError, "malformed login request")
 	}
-	log := d.log.With("user", req.User, "device", remote.String(), "source", source)
+	log := e.log.With("user", req.User, "device", remote.String(), "source", source)
 	if err := checkDeviceName(req.DeviceName); err != nil {
 		log.Info("login refused: bad device name")
 		return failure(codeError, "%v", err)
 	}
-	a := d.auth
-	now := d.cfg.Now()
+	a := e.auth
+	now := e.cfg.Now()
 	if w := a.limiter.wait(req.User, source, now); w > 0 {
 		log.Info("login refused: rate-limited", "retry_after", w)
 		e := &RateLimitError{User: req.User, RetryAfter: w}
 		return loginResponse{Code: codeRateLimited, Error: e.Error(), RetryMillis: w.Milliseconds()}
 	}
 	valid := identity.ValidateName(req.User) == nil && len(req.Password) > 0 && len(req.Password) <= MaxPasswordSize
-	facts, err := query(ctx, d, func(d *driver) loginFacts {
+	facts, err := query(ctx, e.node, func(d *driver) loginFacts {
 		var f loginFacts
 		f.home, f.known = d.state.HomeServer(req.User)
 		if u, ok := d.state.User(req.User); ok {
@@ -364,14 +364,14 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 		return failure(codeError, "server is stopping")
 	}
 	denied := func(why string) loginResponse {
-		a.limiter.failed(req.User, source, d.cfg.Now())
+		a.limiter.failed(req.User, source, e.cfg.Now())
 		log.Info("login refused: "+why, "known", facts.known)
 		return failure(codeDenied, "%v", ErrLoginDenied)
 	}
 	if !valid {
 		return denied("invalid user name or password")
 	}
-	if facts.home != d.self {
+	if facts.home != e.self {
 		log.Info("login redirected to the user's home server", "home", facts.home.String(), "known", facts.known)
 		return loginResponse{Code: codeRedirect, Server: facts.home.String(), Addrs: facts.homeAddrs,
 			Error: fmt.Sprintf("user %s logs in at their home server %s", req.User, facts.home)}
@@ -391,18 +391,18 @@ func (d *driver) serveLogin(ctx context.Context, remote lpeer.ID, from ma.Multia
 		return denied("wrong user name or password")
 	}
 	a.limiter.succeeded(req.User, source)
-	cert, err := d.issueDevice(ctx, req.User, facts.userID, remote, req.DeviceName)
+	cert, err := e.issueDevice(ctx, req.User, facts.userID, remote, req.DeviceName)
 	if err != nil {
 		log.Warn("login: issuing a device certificate failed", "err", err)
 		return failure(codeError, "issuing a device certificate: %v", err)
 	}
 	log.Info("device logged in", "name", req.DeviceName)
-	return loginResponse{Cert: cert, Genesis: facts.genesis, Server: d.self.String(), Addrs: facts.selfAddrs}
+	return loginResponse{Cert: cert, Genesis: facts.genesis, Server: e.self.String(), Addrs: facts.selfAddrs}
 }
 
-func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
+func (e *edge) serveRenew(ctx context.Context, remote lpeer.ID, from ma.Multiaddr, b []byte) loginResponse {
 	source, _ := sourceOf(from)
-	log := d.log.With("device", remote.String(), "source", source)
+	log := e.log.With("device", remote.String(), "source", source)
 	var req renewRequest
 	if err := canon.Unmarshal(b, &req, maxLoginRequest); err != nil {
 		log.Info("renewal refused: malformed request")
@@ -412,7 +412,7 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, from ma.Multia
 		cert collections.DeviceCert
 		err  loginResponse
 	}
-	f, err := query(ctx, d, func(d *driver) renewFacts {
+	f, err := query(ctx, e.node, func(d *driver) renewFacts {
 		now := d.cfg.Now()
 		if d.revocationQueued(remote) {
 			return renewFacts{err: failure(codeRevoked, "%v", ErrDeviceRevoked)}
@@ -438,13 +438,13 @@ func (d *driver) serveRenew(ctx context.Context, remote lpeer.ID, from ma.Multia
 		}
 		return f.err
 	}
-	cert, err := d.issueDevice(ctx, f.cert.User, f.cert.UserID, remote, f.cert.Name)
+	cert, err := e.issueDevice(ctx, f.cert.User, f.cert.UserID, remote, f.cert.Name)
 	if err != nil {
 		log.Warn("renewal: issuing a device certificate failed", "user", f.cert.User, "err", err)
 		return failure(codeError, "renewing the device certificate: %v", err)
 	}
 	log.Info("device certificate renewed", "user", f.cert.User)
-	return loginResponse{Cert: cert, Server: d.self.String()}
+	return loginResponse{Cert: cert, Server: e.self.String()}
 }
 
 // renew asks server, the home server, to renew this device's certificate.
@@ -473,11 +473,11 @@ func renewAt(c collections.DeviceCert) time.Time {
 // Device record (a Catalog update by this server, which the master
 // certifies). It waits a while for the master's receipt; if none comes the
 // record stays in the outbox and the certificate is returned anyway.
-func (d *driver) issueDevice(ctx context.Context, user, userID string, device lpeer.ID, name string) ([]byte, error) {
-	now := d.cfg.Now()
-	cert, err := collections.IssueDeviceCert(d.cfg.Key, collections.DeviceCert{
-		User: user, UserID: userID, Device: device.String(), Name: name, Server: d.self.String(),
-		Issued: now.UnixNano(), Expires: now.Add(d.cfg.DeviceValidity).UnixNano(),
+func (e *edge) issueDevice(ctx context.Context, user, userID string, device lpeer.ID, name string) ([]byte, error) {
+	now := e.cfg.Now()
+	cert, err := collections.IssueDeviceCert(e.cfg.Key, collections.DeviceCert{
+		User: user, UserID: userID, Device: device.String(), Name: name, Server: e.self.String(),
+		Issued: now.UnixNano(), Expires: now.Add(e.cfg.DeviceValidity).UnixNano(),
 	})
 	if err != nil {
 		return nil, err
@@ -488,12 +488,12 @@ func (d *driver) issueDevice(ctx context.Context, user, userID string, device lp
 	}
 	sctx, cancel := context.WithTimeout(ctx, submitWait)
 	defer cancel()
-	r, err := d.node.Submit(sctx, u)
+	r, err := e.node.Submit(sctx, u)
 	if err != nil {
 		return nil, err
 	}
 	if r.Queued {
-		d.log.Warn("device record waits for the master", "user", user, "device", device.String())
+		e.log.Warn("device record waits for the master", "user", user, "device", device.String())
 	}
 	return cert, nil
 }

@@ -65,7 +65,7 @@ func (d *driver) sendRaft(ctx context.Context, msgs []*raftpb.Message) {
 			d.wg.Add(1)
 			go func() {
 				defer d.wg.Done()
-				d.runSender(ctx, s)
+				d.edge.runSender(ctx, s)
 			}()
 		}
 		select {
@@ -89,7 +89,7 @@ func (d *driver) reportRaftFailure(m *raftpb.Message) {
 // runSender writes queued messages to s.to until ctx ends. A failed write
 // drops the stream (the next message opens another) and is reported to
 // raft, which retries.
-func (d *driver) runSender(ctx context.Context, s *raftSender) {
+func (e *edge) runSender(ctx context.Context, s *raftSender) {
 	var stream network.Stream
 	defer func() {
 		if stream != nil {
@@ -101,7 +101,7 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 			_ = stream.Reset()
 			stream = nil
 		}
-		d.post(func(_ context.Context, d *driver) {
+		e.post(func(_ context.Context, d *driver) {
 			d.log.Debug("raft message not sent", "to", s.to.String(), "type", m.GetType().String(), "err", err)
 			d.reportRaftFailure(m)
 		})
@@ -121,7 +121,7 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 		}
 		if stream == nil {
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			st, err := d.host.NewStream(network.WithAllowLimitedConn(sctx, "raft"), s.to, protoRaft)
+			st, err := e.host.NewStream(network.WithAllowLimitedConn(sctx, "raft"), s.to, protoRaft)
 			cancel()
 			if err != nil {
 				fail(m, fmt.Errorf("opening raft stream: %w", err))
@@ -138,7 +138,7 @@ func (d *driver) runSender(ctx context.Context, s *raftSender) {
 		}
 		if m.GetType() == raftpb.MsgSnap {
 			to := m.GetTo()
-			d.post(func(_ context.Context, d *driver) {
+			e.post(func(_ context.Context, d *driver) {
 				if d.core != nil {
 					d.core.ReportSnapshot(to, true)
 				}
@@ -156,9 +156,9 @@ func writeDeadline(m *raftpb.Message) time.Duration {
 
 // handleRaft reads raft messages from a server of the chain and hands them
 // to the driver.
-func (d *driver) handleRaft(s network.Stream) {
+func (e *edge) handleRaft(s network.Stream) {
 	from := s.Conn().RemotePeer()
-	if !d.sh.isServer(from) {
+	if !e.sh.isServer(from) {
 		_ = s.Reset()
 		return
 	}
@@ -181,11 +181,11 @@ func (d *driver) handleRaft(s network.Stream) {
 			err = proto.Unmarshal(b[generationBytes:], m)
 		}
 		if err != nil || m.GetFrom() != want {
-			d.log.Warn("refused raft message", "from", from.String(), "err", err, "claimed", m.GetFrom())
+			e.log.Warn("refused raft message", "from", from.String(), "err", err, "claimed", m.GetFrom())
 			_ = s.Reset()
 			return
 		}
-		if !d.post(func(ctx context.Context, d *driver) { d.stepRaft(ctx, from, gen, m) }) {
+		if !e.post(func(ctx context.Context, d *driver) { d.stepRaft(ctx, from, gen, m) }) {
 			_ = s.Reset()
 			return
 		}

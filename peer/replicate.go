@@ -29,24 +29,24 @@ import (
 // entry certified in an earlier term and committed by the next master is
 // as valid as any. The write rules need the state and are checked by the
 // driver.
-func (d *driver) validateUpdate(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
+func (e *edge) validateUpdate(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
 	c, err := collections.UnmarshalCertified(m.Data)
 	if err != nil {
-		d.sh.refused.Add(1)
+		e.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
-	if !d.sh.isServer(m.GetFrom()) || !d.sh.isServer(c.Master()) {
-		d.sh.refused.Add(1)
+	if !e.sh.isServer(m.GetFrom()) || !e.sh.isServer(c.Master()) {
+		e.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
-	if d.sh.applied.has(blake3.Sum256(m.Data)) {
+	if e.sh.applied.has(blake3.Sum256(m.Data)) {
 		// The very bytes this server applied from its log, where both
 		// signatures were checked.
 		m.ValidatorData = c
 		return pubsub.ValidationAccept
 	}
 	if err := checkSignatures(c); err != nil {
-		d.sh.refused.Add(1)
+		e.sh.refused.Add(1)
 		return pubsub.ValidationReject
 	}
 	m.ValidatorData = c
@@ -205,7 +205,7 @@ func (d *driver) publish(ctx context.Context, c collections.Certified) {
 	}
 	data := c.Marshal()
 	topic := d.updTopic
-	d.spawn(ctx, func(ctx context.Context) task {
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := topic.Publish(pctx, data); err != nil && ctx.Err() == nil {
@@ -242,8 +242,8 @@ func (d *driver) flushOutbox(ctx context.Context) {
 			continue // a Domain change is certified by its author only
 		}
 		d.inflight[h] = true
-		d.spawn(ctx, func(ctx context.Context) task {
-			resp, err := d.sendProposal(ctx, master, su)
+		d.spawn(ctx, func(ctx context.Context, e *edge) task {
+			resp, err := e.sendProposal(ctx, master, su)
 			return func(ctx context.Context, d *driver) { d.onProposeResult(ctx, master, su, resp, err) }
 		})
 	}
@@ -258,8 +258,8 @@ type proposeResponse struct {
 	Conflict  bool   `cbor:"5,keyasint,omitempty"` // rejected: a failed condition (collections.ErrConflict)
 }
 
-func (d *driver) sendProposal(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
-	resp, err := call[proposeResponse](ctx, d.host, lpeer.AddrInfo{ID: master}, protoPropose, su.Marshal(), maxResponse)
+func (e *edge) sendProposal(ctx context.Context, master lpeer.ID, su collections.SignedUpdate) (proposeResponse, error) {
+	resp, err := call[proposeResponse](ctx, e.host, lpeer.AddrInfo{ID: master}, protoPropose, su.Marshal(), maxResponse)
 	if err != nil {
 		return proposeResponse{}, fmt.Errorf("proposing to %s: %w", master, err)
 	}
@@ -304,8 +304,8 @@ func (d *driver) onProposeResult(_ context.Context, master lpeer.ID, su collecti
 }
 
 // handlePropose serves a proposal on the master.
-func (d *driver) handlePropose(s network.Stream) {
-	if d.refuseGuest(s) {
+func (e *edge) handlePropose(s network.Stream) {
+	if e.refuseGuest(s) {
 		return
 	}
 	wire.ServeMsg(s, time.Now().Add(ioTimeout), maxRequest, func(b []byte) (proposeResponse, error) {
@@ -315,7 +315,7 @@ func (d *driver) handlePropose(s network.Stream) {
 		}
 		// Answered once committed: onProposal keeps reply until then.
 		reply := make(chan proposeResponse, 1)
-		if err := d.node.do(context.Background(), func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }); err != nil {
+		if err := e.node.do(context.Background(), func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }); err != nil {
 			return proposeResponse{}, errStopping
 		}
 		timer := time.NewTimer(ioTimeout - time.Second)
@@ -325,7 +325,7 @@ func (d *driver) handlePropose(s network.Stream) {
 			return resp, nil
 		case <-timer.C:
 			return proposeResponse{Code: "error", Error: "not committed in time"}, nil
-		case <-d.done:
+		case <-e.done:
 			return proposeResponse{}, errStopping
 		}
 	})
@@ -407,8 +407,8 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 		d.log.Error("encoding pull request", "err", err)
 		return
 	}
-	d.spawn(ctx, func(ctx context.Context) task {
-		resp, err := d.pull(ctx, p, proto, req)
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
+		resp, err := e.pull(ctx, p, proto, req)
 		return func(ctx context.Context, d *driver) {
 			d.syncing[p] = false
 			if err != nil {
@@ -447,17 +447,17 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 	})
 }
 
-func (d *driver) pull(ctx context.Context, p lpeer.ID, proto protocol.ID, req []byte) (syncResponse, error) {
-	return call[syncResponse](ctx, d.host, lpeer.AddrInfo{ID: p}, proto, req, maxResponse)
+func (e *edge) pull(ctx context.Context, p lpeer.ID, proto protocol.ID, req []byte) (syncResponse, error) {
+	return call[syncResponse](ctx, e.host, lpeer.AddrInfo{ID: p}, proto, req, maxResponse)
 }
 
 // handleSync serves the Domain's hosts; a device asks for its view
 // (handleView).
-func (d *driver) handleSync(s network.Stream) {
-	if d.refuseGuest(s) {
+func (e *edge) handleSync(s network.Stream) {
+	if e.refuseGuest(s) {
 		return
 	}
-	if !d.sh.isHost(s.Conn().RemotePeer()) {
+	if !e.sh.isHost(s.Conn().RemotePeer()) {
 		_ = s.Reset()
 		return
 	}
@@ -466,9 +466,9 @@ func (d *driver) handleSync(s network.Stream) {
 		if err != nil {
 			return syncResponse{}, err
 		}
-		ctx, cancel := d.handlerContext(ioTimeout)
+		ctx, cancel := e.handlerContext(ioTimeout)
 		defer cancel()
-		return query(ctx, d, func(d *driver) syncResponse {
+		return query(ctx, e.node, func(d *driver) syncResponse {
 			resp := pageOf(d.state.Missing(theirs))
 			d.counters.SyncServed += int64(len(resp.Updates))
 			return resp
@@ -519,10 +519,10 @@ func (d *driver) dialPeers(ctx context.Context) {
 		d.host.ConnManager().Protect(id, "baton-chain")
 		d.dialing[id] = true
 		info := lpeer.AddrInfo{ID: id, Addrs: addrs}
-		d.spawn(ctx, func(ctx context.Context) task {
+		d.spawn(ctx, func(ctx context.Context, e *edge) task {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			err := d.host.Connect(cctx, info)
+			err := e.host.Connect(cctx, info)
 			return func(_ context.Context, d *driver) {
 				d.dialing[id] = false
 				if err != nil {

@@ -145,6 +145,11 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("starting libp2p host: %w", err)
 	}
 	d.host = h
+	e := &edge{
+		node: d.node, cfg: d.cfg, log: d.log, self: d.self, sh: &d.sh, allow: d.allow,
+		auth: d.auth, host: h, done: ctx.Done(), events: d.events,
+	}
+	d.edge = e
 	defer h.Close()
 
 	// Mesh publishing (not flood publishing) keeps the master's bytes per
@@ -171,10 +176,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting gossipsub: %w", err)
 	}
-	if err := ps.RegisterTopicValidator(updName, d.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
+	if err := ps.RegisterTopicValidator(updName, e.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
 		return fmt.Errorf("registering validator: %w", err)
 	}
-	if err := ps.RegisterTopicValidator(hbName, d.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
+	if err := ps.RegisterTopicValidator(hbName, e.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
 		return fmt.Errorf("registering validator: %w", err)
 	}
 	updTopic, err := ps.Join(updName)
@@ -220,24 +225,24 @@ func (n *Node) Run(ctx context.Context) error {
 		d.shutdown()
 	}()
 
-	h.SetStreamHandler(protoPropose, d.handlePropose)
+	h.SetStreamHandler(protoPropose, e.handlePropose)
 	if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoRaft, d.handleRaft)
+		h.SetStreamHandler(protoRaft, e.handleRaft)
 	}
-	h.SetStreamHandler(protoSync, d.handleSync)
+	h.SetStreamHandler(protoSync, e.handleSync)
 	if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoView, d.handleView)
+		h.SetStreamHandler(protoView, e.handleView)
 	}
 	if d.isDevice() {
-		h.SetStreamHandler(protoFeed, d.handleFeed)
+		h.SetStreamHandler(protoFeed, e.handleFeed)
 	}
 	if cfg.Witness {
 		// A witness takes no logins; it says it is a witness.
 		h.SetStreamHandler(protoWitness, handleWitness)
 	} else if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoLogin, d.handleLogin)
-		h.SetStreamHandler(protoRenew, d.handleRenew)
-		h.SetStreamHandler(protoAgent, d.handleAgent)
+		h.SetStreamHandler(protoLogin, e.handleLogin)
+		h.SetStreamHandler(protoRenew, e.handleRenew)
+		h.SetStreamHandler(protoAgent, e.handleAgent)
 	}
 
 	if updSub != nil {
@@ -333,11 +338,12 @@ func (d *driver) post(fn task) bool {
 
 // spawn runs work on its own goroutine (network calls the driver must not
 // wait for) and posts its result back to the driver.
-func (d *driver) spawn(ctx context.Context, work func(ctx context.Context) task) {
+func (d *driver) spawn(ctx context.Context, work func(ctx context.Context, e *edge) task) {
 	d.wg.Add(1)
+	e := d.edge
 	go func() {
 		defer d.wg.Done()
-		if res := work(ctx); res != nil {
+		if res := work(ctx, e); res != nil {
 			d.post(res)
 		}
 	}()
