@@ -132,10 +132,10 @@ func TestMasterStopAndReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.StopServer(0); err != nil {
+	if err := sb.Stop(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.StopServer(0); err != nil {
+	if err := sb.Stop(0); err != nil {
 		t.Errorf("StopServer of a stopped server: %v", err)
 	}
 	// Usually s2, next in the chain; s3 when s1 stops so soon after its
@@ -148,14 +148,14 @@ func TestMasterStopAndReturn(t *testing.T) {
 	if _, err := sb.AddUser(ctx, "carol", 2, "carol's password"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.StartServer(ctx, 0); err != nil {
+	if err := sb.Start(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	e3, err := sb.WaitMaster(ctx, 0)
 	if err != nil || e3 <= e2 {
 		t.Fatalf("after restarting s1: epoch %d, %v; want s1 master above epoch %d", e3, err, e2)
 	}
-	st, err := sb.ServerState(ctx, 0)
+	st, err := sb.State(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestCloseTwiceAndKeep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sb.Root(), "s1")); err != nil {
 		t.Errorf("with Keep, s1's directory: %v", err)
 	}
-	if err := sb.StartServer(ctx, 0); !errors.Is(err, sandbox.ErrClosed) {
+	if err := sb.Start(ctx, 0); !errors.Is(err, sandbox.ErrClosed) {
 		t.Errorf("StartServer after Close: %v; want ErrClosed", err)
 	}
 	if _, err := sb.AddAgent(ctx, "late", "nobody", "x"); !errors.Is(err, sandbox.ErrClosed) {
