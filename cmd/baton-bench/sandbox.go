@@ -65,7 +65,7 @@ func newSandboxDomain(ctx context.Context, o domainOptions) (_ *sandboxDomain, e
 	type folderStatuser interface {
 		FolderStatus(context.Context, string) (foldersync.FolderStatus, error)
 	}
-	if n, ok := any(sb.Host(0).Node()).(folderStatuser); ok {
+	if n, ok := any(sb.Server(0).Node()).(folderStatuser); ok {
 		d.serverStatus = n.FolderStatus
 	}
 	for _, a := range []*sandbox.Agent{d.alice, d.bob} {

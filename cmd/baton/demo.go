@@ -119,7 +119,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err != nil {
 		return err
 	}
-	d.say("   %s is master at epoch %d; s2 and s3 are its slaves (%v)", sb.Host(m).Name, e1, since(started))
+	d.say("   %s is master at epoch %d; s2 and s3 are its slaves (%v)", sb.Server(m).Name, e1, since(started))
 
 	d.step(2, "Users: alice (home server s1) and bob (home server s2)")
 	for _, u := range []struct {
@@ -131,9 +131,9 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		if err != nil {
 			return err
 		}
-		home := sb.Host(u.home).Name
+		home := sb.Server(u.home).Name
 		d.say("   %s added at the master %s (committed at term %d, index %d); password %q set at %s, which alone keeps its hash (%v)",
-			u.name, sb.Host(m).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
+			u.name, sb.Server(m).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
 	}
 
 	d.step(3, "Two desktop agents log in: alice's laptop and bob's laptop")
@@ -201,7 +201,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 
 	d.step(7, "Stopping the master s1, as a crash would: no hand-over, its data stays on disk")
 	t = time.Now()
-	if err := sb.Stop(m); err != nil {
+	if err := sb.StopServer(m); err != nil {
 		return err
 	}
 	m2, e2, err := sb.Master(ctx)
@@ -209,12 +209,12 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		return err
 	}
 	if e2 <= e1 {
-		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Host(m2).Name, e2, e1)
+		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Server(m2).Name, e2, e1)
 	}
 	var others []string
 	for _, i := range sb.Running() {
 		if i != m2 {
-			others = append(others, sb.Host(i).Name)
+			others = append(others, sb.Server(i).Name)
 		}
 	}
 	how := "next in the chain"
@@ -222,14 +222,14 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		how = "the first in the chain known to hold all the data"
 	}
 	d.say("   %s, %s, is master at epoch %d (the baton passed in %v); %s follows it",
-		sb.Host(m2).Name, how, e2, since(t), strings.Join(others, " and "))
+		sb.Server(m2).Name, how, e2, since(t), strings.Join(others, " and "))
 	tu := time.Now()
 	r, err := sb.AddUser(ctx, "carol", 2, demoPassword("carol"))
 	if err != nil {
 		return err
 	}
 	d.say("   the domain carries on: carol (home server s3) added at the new master %s (committed at term %d, %v)",
-		sb.Host(m2).Name, r.Certified.Epoch(), since(tu))
+		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
 	todo := []byte("written by bob while s1 was down\n")
 	if err := os.WriteFile(filepath.Join(bobDir, "todo.txt"), todo, 0o644); err != nil {
 		return err
@@ -241,7 +241,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 
 	d.step(8, "Restarting s1 with the same data")
 	t = time.Now()
-	if err := sb.Start(ctx, m); err != nil {
+	if err := sb.StartServer(ctx, m); err != nil {
 		return err
 	}
 	e3, err := sb.WaitMaster(ctx, m)
@@ -251,7 +251,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if e3 <= e2 {
 		return fmt.Errorf("s1 took the role back at epoch %d, not above %d", e3, e2)
 	}
-	st, err := sb.State(ctx, m)
+	st, err := sb.ServerState(ctx, m)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,7 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		return errors.New("s1 took the master role back without carol, added while it was down")
 	}
 	d.say("   s1 caught up from %s (it has carol) and is master again at epoch %d (%v); %s is a slave again",
-		sb.Host(m2).Name, e3, since(t), sb.Host(m2).Name)
+		sb.Server(m2).Name, e3, since(t), sb.Server(m2).Name)
 	if err := sandbox.WaitFile(ctx, filepath.Join(aliceDir, "todo.txt"), todo); err != nil {
 		return err
 	}

@@ -118,7 +118,7 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	if g.Hash() != sb.genesis.Hash() {
 		return nil, fmt.Errorf("%s: the login gave the genesis of another domain", name)
 	}
-	a.HomeServer = sb.HostName(res.HomeServer.String())
+	a.HomeServer = sb.ServerName(res.HomeServer.String())
 	a.cert = res.Cert
 
 	cfg := peer.Config{

@@ -48,7 +48,7 @@ type Options struct {
 	Servers int
 	// GenesisAgents is the number of desktop agents listed in the genesis,
 	// a1..aN after the servers: hosts of role agent, not in the chain,
-	// started with Start like the servers rather than by a login.
+	// started with StartServer like the servers rather than by a login.
 	GenesisAgents int
 	// OneAddress gives each server one address, announced as both its
 	// private and its public one, and no public listener.
@@ -96,7 +96,7 @@ type Sandbox struct {
 
 // Host is one host of the genesis: a server of the chain or, with
 // Options.GenesisAgents, an agent listed there. Its key, addresses and
-// data directory stay the same across Stop and Start.
+// data directory stay the same across StopServer and StartServer.
 type Host struct {
 	Name string
 	Key  *identity.PrivateKey
@@ -134,7 +134,7 @@ func New(ctx context.Context, o Options) (_ *Sandbox, err error) {
 		}
 	}()
 	for i := range sb.hosts {
-		if err := sb.Start(ctx, i); err != nil {
+		if err := sb.StartServer(ctx, i); err != nil {
 			return nil, err
 		}
 	}
@@ -146,7 +146,7 @@ func New(ctx context.Context, o Options) (_ *Sandbox, err error) {
 
 // Make makes, in a new temporary directory, the keys, addresses, data
 // directories and signed genesis of the domain o describes, and starts
-// nothing: Start starts a host. On error the directory is removed.
+// nothing: StartServer starts a host. On error the directory is removed.
 func Make(o Options) (_ *Sandbox, err error) {
 	if o.Servers <= 0 {
 		o.Servers = 3
@@ -284,11 +284,12 @@ func (sb *Sandbox) Hosts() []*Host { return sb.hosts }
 // Servers returns the servers in chain order.
 func (sb *Sandbox) Servers() []*Host { return sb.hosts[:sb.opts.Servers] }
 
-// Host returns host i (0 is s1).
-func (sb *Sandbox) Host(i int) *Host { return sb.hosts[i] }
+// Server returns host i: server i+1 (0 is s1), or past the servers a
+// genesis agent. The methods named for servers take any host's index.
+func (sb *Sandbox) Server(i int) *Host { return sb.hosts[i] }
 
-// HostName returns the name of the host with peer ID id, or id.
-func (sb *Sandbox) HostName(id string) string {
+// ServerName returns the name of the host with peer ID id, or id.
+func (sb *Sandbox) ServerName(id string) string {
 	if i := sb.indexOf(id); i >= 0 {
 		return sb.hosts[i].Name
 	}
@@ -328,9 +329,10 @@ func (sb *Sandbox) startNode(ctx context.Context, p *Proc, cfg peer.Config) erro
 	return err
 }
 
-// Start starts host i (again, after Stop: same key, addresses and data)
-// and waits until it listens. Starting a running host does nothing.
-func (sb *Sandbox) Start(ctx context.Context, i int) error {
+// StartServer starts host i (again, after StopServer: same key, addresses
+// and data) and waits until it listens. Starting a running host does
+// nothing.
+func (sb *Sandbox) StartServer(ctx context.Context, i int) error {
 	if err := sb.checkHost(i); err != nil {
 		return err
 	}
@@ -350,9 +352,9 @@ func (sb *Sandbox) Start(ctx context.Context, i int) error {
 	return nil
 }
 
-// Stop stops host i, as a crash would (its data stays), and waits until
-// its node has stopped. Stopping a stopped host does nothing.
-func (sb *Sandbox) Stop(i int) error {
+// StopServer stops host i, as a crash would (its data stays), and waits
+// until its node has stopped. Stopping a stopped host does nothing.
+func (sb *Sandbox) StopServer(i int) error {
 	if err := sb.checkHost(i); err != nil {
 		return err
 	}
@@ -385,8 +387,8 @@ func (sb *Sandbox) node(i int) (*peer.Node, error) {
 	return nil, fmt.Errorf("%s is not running", sb.hosts[i].Name)
 }
 
-// Status returns the status of host i, which must be running.
-func (sb *Sandbox) Status(ctx context.Context, i int) (peer.Status, error) {
+// ServerStatus returns the status of host i, which must be running.
+func (sb *Sandbox) ServerStatus(ctx context.Context, i int) (peer.Status, error) {
 	n, err := sb.node(i)
 	if err != nil {
 		return peer.Status{}, err
@@ -400,8 +402,8 @@ func (sb *Sandbox) Status(ctx context.Context, i int) (peer.Status, error) {
 	return st, nil
 }
 
-// State returns a copy of host i's collections.
-func (sb *Sandbox) State(ctx context.Context, i int) (*collections.State, error) {
+// ServerState returns a copy of host i's collections.
+func (sb *Sandbox) ServerState(ctx context.Context, i int) (*collections.State, error) {
 	n, err := sb.node(i)
 	if err != nil {
 		return nil, err
@@ -428,7 +430,7 @@ func (sb *Sandbox) Settled(ctx context.Context) (idx int, epoch uint64, ok bool)
 	idx = running[0]
 	want := sb.hosts[idx].ID().String()
 	for _, i := range running {
-		st, err := sb.Status(ctx, i)
+		st, err := sb.ServerStatus(ctx, i)
 		if err != nil || st.Master != want {
 			return 0, 0, false // stopping, busy or not there yet: ask again
 		}
@@ -448,7 +450,7 @@ func (sb *Sandbox) Settled(ctx context.Context) (idx int, epoch uint64, ok bool)
 func (sb *Sandbox) Converged(ctx context.Context) bool {
 	var first map[string]peer.CollectionStatus
 	for _, i := range sb.Running() {
-		st, err := sb.Status(ctx, i)
+		st, err := sb.ServerStatus(ctx, i)
 		if err != nil {
 			return false
 		}

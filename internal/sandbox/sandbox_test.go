@@ -134,10 +134,10 @@ func TestMasterStopAndReturn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.Stop(0); err != nil {
+	if err := sb.StopServer(0); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.Stop(0); err != nil {
+	if err := sb.StopServer(0); err != nil {
 		t.Errorf("StopServer of a stopped server: %v", err)
 	}
 	// Usually s2, next in the chain; s3 when s1 stops so soon after its
@@ -150,14 +150,14 @@ func TestMasterStopAndReturn(t *testing.T) {
 	if _, err := sb.AddUser(ctx, "carol", 2, "carol's password"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sb.Start(ctx, 0); err != nil {
+	if err := sb.StartServer(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	e3, err := sb.WaitMaster(ctx, 0)
 	if err != nil || e3 <= e2 {
 		t.Fatalf("after restarting s1: epoch %d, %v; want s1 master above epoch %d", e3, err, e2)
 	}
-	st, err := sb.State(ctx, 0)
+	st, err := sb.ServerState(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestCloseTwiceAndKeep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sb.Root(), "s1")); err != nil {
 		t.Errorf("with Keep, s1's directory: %v", err)
 	}
-	if err := sb.Start(ctx, 0); !errors.Is(err, sandbox.ErrClosed) {
+	if err := sb.StartServer(ctx, 0); !errors.Is(err, sandbox.ErrClosed) {
 		t.Errorf("StartServer after Close: %v; want ErrClosed", err)
 	}
 	if _, err := sb.AddAgent(ctx, "late", "nobody", "x"); !errors.Is(err, sandbox.ErrClosed) {
@@ -230,7 +230,7 @@ func TestMakeStartsNothing(t *testing.T) {
 		t.Fatalf("%d hosts, %d servers; want 3 hosts, 2 servers", len(sb.Hosts()), len(sb.Servers()))
 	}
 	for i, w := range want {
-		h := sb.Host(i)
+		h := sb.Server(i)
 		if h.Name != w.name || h.Role != w.role || !h.Key.Equal(identitytest.Key(w.name)) {
 			t.Errorf("host %d: %s, role %s, ID %s; want %s, role %s, its test key", i, h.Name, h.Role, h.ID(), w.name, w.role)
 		}
@@ -242,7 +242,7 @@ func TestMakeStartsNothing(t *testing.T) {
 		}
 	}
 	g := sb.Genesis()
-	chain := []string{sb.Host(0).ID().String(), sb.Host(1).ID().String()}
+	chain := []string{sb.Server(0).ID().String(), sb.Server(1).ID().String()}
 	if !slices.Equal(g.Chain.Servers, chain) || len(g.Hosts) != 3 || !g.CreatedAt().Equal(created) {
 		t.Errorf("genesis: chain %v, %d hosts, created %v; want %v, 3, %v", g.Chain.Servers, len(g.Hosts), g.CreatedAt(), chain, created)
 	}

@@ -143,7 +143,7 @@ func (c *Cluster) Start(i int) *peer.Node {
 	if c.Node(i) != nil {
 		c.t.Fatalf("%s already running", c.Members[i].Name)
 	}
-	if err := c.sb.Start(context.Background(), i); err != nil {
+	if err := c.sb.StartServer(context.Background(), i); err != nil {
 		c.t.Fatal(err)
 	}
 	return c.Node(i)
@@ -160,7 +160,7 @@ func (c *Cluster) StartAll() {
 // Stop stops member i and waits for it.
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
-	if err := c.sb.Stop(i); err != nil {
+	if err := c.sb.StopServer(i); err != nil {
 		c.t.Error(err)
 	}
 }
@@ -174,7 +174,7 @@ func (c *Cluster) StopAll() {
 }
 
 // Node returns member i's running node, or nil.
-func (c *Cluster) Node(i int) *peer.Node { return c.sb.Host(i).Node() }
+func (c *Cluster) Node(i int) *peer.Node { return c.sb.Server(i).Node() }
 
 // Running lists the running members' indexes.
 func (c *Cluster) Running() []int { return c.sb.Running() }
@@ -182,7 +182,7 @@ func (c *Cluster) Running() []int { return c.sb.Running() }
 // Status returns member i's status.
 func (c *Cluster) Status(i int) peer.Status {
 	c.t.Helper()
-	st, err := c.sb.Status(context.Background(), i)
+	st, err := c.sb.ServerStatus(context.Background(), i)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func (c *Cluster) Submit(i int, u collections.Update) (peer.Receipt, error) {
 // State returns a copy of member i's collections.
 func (c *Cluster) State(i int) *collections.State {
 	c.t.Helper()
-	s, err := c.sb.State(context.Background(), i)
+	s, err := c.sb.ServerState(context.Background(), i)
 	if err != nil {
 		c.t.Fatal(err)
 	}

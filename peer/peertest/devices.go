@@ -44,7 +44,7 @@ func NewPublicCluster(t testing.TB, n int, settings collections.FailoverSettings
 
 // PublicP2P is member i's public address with its /p2p/ID, what a user
 // gives `baton login`.
-func (pc *PublicCluster) PublicP2P(i int) string { return pc.sb.Host(i).PublicP2P() }
+func (pc *PublicCluster) PublicP2P(i int) string { return pc.sb.Server(i).PublicP2P() }
 
 // Agent is a desktop agent outside the genesis: it joins a domain by
 // logging in, and runs with the genesis and device certificate it got.
