@@ -10,6 +10,13 @@
 //
 //	go run ./examples/failover
 //
+// It uses only the public packages identity, collections and peer, so it
+// can be copied to run baton nodes inside another program: making a
+// genesis, starting and stopping nodes, and waiting on their status are
+// all in this file. (The project's tests, 'baton demo' and the
+// benchmark use internal/sandbox for the same, with more to it: public and
+// private addresses, users, logged-in agents, folders.)
+//
 // The keys are generated fresh on each run and the data directories are
 // temporary and removed at the end. Timings depend on the machine; with the
 // default failover settings (an election after 0.75 to 1.5 s without the

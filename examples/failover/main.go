@@ -20,18 +20,6 @@ import (
 	"github.com/baton-sync/baton/peer"
 )
 
-// Deadlines for the waits below. They are generous: the default failover
-// settings pass the baton in a few seconds.
-const (
-	startTimeout    = 20 * time.Second // a node listening
-	stopTimeout     = 20 * time.Second // a node's Run returning after cancel
-	masterTimeout   = 20 * time.Second // a master every running server agrees on
-	convergeTimeout = 15 * time.Second // equal digests everywhere
-	callTimeout     = 5 * time.Second  // one Status or State call
-	submitTimeout   = 10 * time.Second // a receipt from the master
-	pollInterval    = 20 * time.Millisecond
-)
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -44,138 +32,21 @@ func main() {
 	}
 }
 
-// server is one member of the demo domain: its key, its address and data
-// directory (kept across restarts), and while it runs, its node.
+// server is one server of the example's domain: its configuration (the
+// same at every start: key, address, data directory) and, while it runs,
+// its node and how to stop it.
 type server struct {
-	name    string
-	key     *identity.PrivateKey
-	addr    string
-	dataDir string
-
-	node   *peer.Node
-	cancel context.CancelFunc
-	done   chan error
+	cfg  peer.Config
+	node *peer.Node
+	stop func() error
 }
 
-func (s *server) id() string { return s.key.ID().String() }
-
-// start runs the server's node until stop or until ctx ends, and waits for
-// it to listen.
-func (s *server) start(ctx context.Context, g collections.Genesis) error {
-	if s.node != nil {
-		return fmt.Errorf("%s is already running", s.name)
-	}
-	n, err := peer.New(peer.Config{
-		Key:     s.key,
-		Name:    s.name,
-		Role:    identity.RoleServer,
-		Genesis: g,
-		DataDir: s.dataDir,
-		Listen:  []string{s.addr},
-	})
-	if err != nil {
-		return fmt.Errorf("configuring %s: %w", s.name, err)
-	}
-	nctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- n.Run(nctx) }()
-	s.node, s.cancel, s.done = n, cancel, done
-
-	t := time.NewTimer(startTimeout)
-	defer t.Stop()
-	select {
-	case <-n.Started():
-		return nil
-	case err := <-done:
-		s.node = nil
-		cancel()
-		return fmt.Errorf("starting %s: %w", s.name, err)
-	case <-t.C:
-		// Leave the node recorded so that stop cancels and waits for it.
-		return fmt.Errorf("%s did not start within %v", s.name, startTimeout)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// stop cancels the server's Run and waits for it to return. It is a no-op
-// for a server that is not running.
-func (s *server) stop() error {
-	if s.node == nil {
-		return nil
-	}
-	s.cancel()
-	s.node = nil
-	t := time.NewTimer(stopTimeout)
-	defer t.Stop()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			return fmt.Errorf("%s stopped with: %w", s.name, err)
-		}
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%s did not stop within %v", s.name, stopTimeout)
-	}
-}
-
-func (s *server) status(ctx context.Context) (peer.Status, error) {
-	if s.node == nil {
-		return peer.Status{}, fmt.Errorf("%s is not running", s.name)
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	st, err := s.node.Status(ctx)
-	if err != nil {
-		return peer.Status{}, fmt.Errorf("status of %s: %w", s.name, err)
-	}
-	return st, nil
-}
-
-func (s *server) state(ctx context.Context) (*collections.State, error) {
-	if s.node == nil {
-		return nil, fmt.Errorf("%s is not running", s.name)
-	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	st, err := s.node.State(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("collections of %s: %w", s.name, err)
-	}
-	return st, nil
-}
-
-// addUser adds a user at s, which must be the master, and waits for the
-// certified receipt.
-func (s *server) addUser(ctx context.Context, name string, home *server) (peer.Receipt, error) {
-	u, err := collections.Put(collections.User{Name: name, HomeServer: home.id()})
-	if err != nil {
-		return peer.Receipt{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, submitTimeout)
-	defer cancel()
-	r, err := s.node.Submit(ctx, u)
-	if err != nil {
-		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: %w", name, s.name, err)
-	}
-	if r.Queued {
-		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: no receipt within %v", name, s.name, submitTimeout)
-	}
-	return r, nil
-}
-
-// domain is the demo's three servers and their signed genesis.
-type domain struct {
-	genesis collections.Genesis
-	servers []*server
-}
-
-// newDomain makes keys, host records and a genesis for servers s1..sn in
-// chain order, each with a data directory under root and a free port on
-// 127.0.0.1. It starts nothing.
-func newDomain(root string, n int) (*domain, error) {
+// newDomain makes keys, signed host records and a genesis for servers
+// s1..sn in chain order, each with a free port on 127.0.0.1 and a data
+// directory under root. It starts nothing.
+func newDomain(root string, n int) ([]*server, error) {
 	now := time.Now()
-	d := &domain{}
+	var servers []*server
 	var hosts [][]byte
 	var chain collections.Chain
 	for i := 1; i <= n; i++ {
@@ -184,11 +55,14 @@ func newDomain(root string, n int) (*domain, error) {
 		if err != nil {
 			return nil, err
 		}
-		port, err := freePort()
+		// The port goes into the signed host record before the node
+		// listens on it.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
+		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
+		l.Close()
 		env, err := identity.SignHostRecord(key, identity.HostRecord{
 			Name: name, PublicKey: key.Public(), Role: identity.RoleServer, Issued: now.UnixNano(),
 			PrivateAddrs: []string{addr}, PublicAddrs: []string{addr},
@@ -200,184 +74,187 @@ func newDomain(root string, n int) (*domain, error) {
 		if err != nil {
 			return nil, err
 		}
-		dir := filepath.Join(root, name)
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			return nil, err
-		}
 		hosts = append(hosts, b)
 		chain.Servers = append(chain.Servers, key.ID().String())
-		d.servers = append(d.servers, &server{name: name, key: key, addr: addr, dataDir: dir})
+		servers = append(servers, &server{cfg: peer.Config{
+			Key: key, Name: name, Role: identity.RoleServer, DataDir: filepath.Join(root, name), Listen: []string{addr},
+		}})
 	}
-	raw, err := collections.NewGenesis(d.servers[0].key,
+	raw, err := collections.NewGenesis(servers[0].cfg.Key,
 		collections.DomainInfo{Name: "example", Settings: collections.DefaultFailover(n)}, chain, hosts, now)
 	if err != nil {
 		return nil, fmt.Errorf("making the genesis: %w", err)
 	}
-	if d.genesis, err = collections.OpenGenesis(raw); err != nil {
+	g, err := collections.OpenGenesis(raw)
+	if err != nil {
 		return nil, fmt.Errorf("opening the genesis: %w", err)
 	}
-	return d, nil
-}
-
-// freePort asks the OS for a free TCP port on 127.0.0.1. The port goes into
-// the signed host record before the node listens on it.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+	for _, s := range servers {
+		s.cfg.Genesis = g
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return servers, nil
 }
 
-func (d *domain) running() []*server {
-	var out []*server
-	for _, s := range d.servers {
+// start runs the server's node until s.stop, and waits until it listens.
+func (s *server) start(ctx context.Context) error {
+	n, err := peer.New(s.cfg)
+	if err != nil {
+		return fmt.Errorf("configuring %s: %w", s.cfg.Name, err)
+	}
+	nctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(nctx) }()
+	select {
+	case <-n.Started():
+	case err := <-done:
+		cancel()
+		return fmt.Errorf("starting %s: %w", s.cfg.Name, err)
+	case <-ctx.Done():
+		cancel()
+		<-done
+		return ctx.Err()
+	}
+	s.node = n
+	s.stop = func() error {
+		cancel()
+		s.node, s.stop = nil, nil
+		return <-done
+	}
+	return nil
+}
+
+// statuses returns the status of every running server, by name.
+func statuses(ctx context.Context, servers []*server) (map[string]peer.Status, error) {
+	sts := map[string]peer.Status{}
+	for _, s := range servers {
 		if s.node != nil {
-			out = append(out, s)
+			st, err := s.node.Status(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("status of %s: %w", s.cfg.Name, err)
+			}
+			sts[s.cfg.Name] = st
 		}
+	}
+	return sts, nil
+}
+
+// waitFor asks the running servers for their status every 20 ms until
+// settled holds for those statuses, and returns them.
+func waitFor(ctx context.Context, servers []*server, what string, settled func(map[string]peer.Status) bool) (map[string]peer.Status, error) {
+	for {
+		sts, err := statuses(ctx, servers)
+		if err == nil && settled(sts) {
+			return sts, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// master waits until s says it is master and every other running server
+// is its slave, all in the same epoch, and returns the epoch.
+func master(ctx context.Context, servers []*server, s *server) (uint64, error) {
+	sts, err := waitFor(ctx, servers, s.cfg.Name+" to be master", func(sts map[string]peer.Status) bool {
+		m := sts[s.cfg.Name]
+		for name, st := range sts {
+			if st.Master != m.ID || st.Epoch != m.Epoch || (name != s.cfg.Name) != (st.Role == "slave") {
+				return false
+			}
+		}
+		return m.Role == "master"
+	})
+	return sts[s.cfg.Name].Epoch, err
+}
+
+// converged waits until every running server has the same digest of every
+// collection.
+func converged(ctx context.Context, servers []*server) error {
+	_, err := waitFor(ctx, servers, "the same collections everywhere", func(sts map[string]peer.Status) bool {
+		var first []string
+		for _, st := range sts {
+			if first == nil {
+				first = digests(st)
+			} else if !slices.Equal(digests(st), first) {
+				return false
+			}
+		}
+		return true
+	})
+	return err
+}
+
+// digests lists a server's digest of every collection.
+func digests(st peer.Status) []string {
+	var out []string
+	for _, k := range collections.Kinds {
+		out = append(out, st.Collections[k.String()].Digest)
 	}
 	return out
 }
 
-// name returns the name of the server with peer ID id, or id itself.
-func (d *domain) name(id string) string {
-	for _, s := range d.servers {
-		if s.id() == id {
-			return s.name
-		}
+// addUser adds a user with home server home at s, the master, and waits
+// for the receipt: the change is committed on a majority.
+func addUser(ctx context.Context, s *server, name string, home *server) (peer.Receipt, error) {
+	u, err := collections.Put(collections.User{Name: name, HomeServer: home.cfg.Key.ID().String()})
+	if err != nil {
+		return peer.Receipt{}, err
 	}
-	return id
-}
-
-// stopAll stops every running server and reports the first failure.
-func (d *domain) stopAll() error {
-	var errs []error
-	for _, s := range d.servers {
-		errs = append(errs, s.stop())
+	r, err := s.node.Submit(ctx, u)
+	if err == nil && r.Queued {
+		err = errors.New("no receipt")
 	}
-	return errors.Join(errs...)
-}
-
-// waitFor polls cond until it returns true, it fails, or timeout passes.
-func waitFor(ctx context.Context, what string, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-tick.C:
-		}
+	if err != nil {
+		return r, fmt.Errorf("adding user %s at %s: %w", name, s.cfg.Name, err)
 	}
-}
-
-// waitMaster waits until want reports itself master and every running
-// server names it as master in the same epoch, with the others slaves. It
-// returns that epoch.
-func (d *domain) waitMaster(ctx context.Context, want *server) (uint64, error) {
-	var epoch uint64
-	err := waitFor(ctx, want.name+" to be master on every running server", masterTimeout, func() (bool, error) {
-		st, err := want.status(ctx)
-		if err != nil {
-			return false, err
-		}
-		if st.Role != "master" || st.Master != want.id() {
-			return false, nil
-		}
-		epoch = st.Epoch
-		for _, s := range d.running() {
-			if s == want {
-				continue
-			}
-			st, err := s.status(ctx)
-			if err != nil {
-				return false, err
-			}
-			if st.Role != "slave" || st.Master != want.id() || st.Epoch != epoch {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	return epoch, err
-}
-
-// waitConverged waits until every running server has the same digest for
-// every collection.
-func (d *domain) waitConverged(ctx context.Context) error {
-	return waitFor(ctx, "equal collection digests on every running server", convergeTimeout, func() (bool, error) {
-		var first map[string]peer.CollectionStatus
-		for _, s := range d.running() {
-			st, err := s.status(ctx)
-			if err != nil {
-				return false, err
-			}
-			if first == nil {
-				first = st.Collections
-				continue
-			}
-			for k, c := range first {
-				if st.Collections[k].Digest != c.Digest {
-					return false, nil
-				}
-			}
-		}
-		return true, nil
-	})
+	return r, nil
 }
 
 func run(ctx context.Context, w io.Writer) (err error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	root, err := os.MkdirTemp("", "baton-failover-example-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(root)
-
-	d, err := newDomain(root, 3)
+	servers, err := newDomain(root, 3)
 	if err != nil {
 		return err
 	}
 	// Whatever happens below, every node started is stopped (and waited
 	// for) before the data directories are removed.
 	defer func() {
-		if serr := d.stopAll(); serr != nil && err == nil {
-			err = serr
+		for _, s := range servers {
+			if s.stop != nil {
+				err = errors.Join(err, s.stop())
+			}
 		}
 	}()
-	s1, s2 := d.servers[0], d.servers[1]
+	s1, s2 := servers[0], servers[1]
 
 	// 1. Start the domain; s1, first in the chain, becomes master.
 	fmt.Fprintln(w, "1. Three servers, chain s1 -> s2 -> s3, all on 127.0.0.1:")
-	for _, s := range d.servers {
-		if err := s.start(ctx, d.genesis); err != nil {
+	for _, s := range servers {
+		if err := s.start(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "   started %s at %s (ID %s)\n", s.name, s.addr, s.key.ID())
+		fmt.Fprintf(w, "   started %s at %s (ID %s)\n", s.cfg.Name, s.cfg.Listen[0], s.cfg.Key.ID())
 	}
 	t0 := time.Now()
-	e1, err := d.waitMaster(ctx, s1)
+	e1, err := master(ctx, servers, s1)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "   s1 is master, epoch %d (all three agree after %v)\n", e1, round(time.Since(t0)))
-	r, err := s1.addUser(ctx, "ann", s1)
+	r, err := addUser(ctx, s1, "ann", s1)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "   added user ann at the master s1 (certified in epoch %d)\n", r.Certified.Epoch())
-	if err := d.waitConverged(ctx); err != nil {
+	if err := converged(ctx, servers); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "   s2 and s3 have ann too")
@@ -388,7 +265,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 	if err := s1.stop(); err != nil {
 		return err
 	}
-	e2, err := d.waitMaster(ctx, s2)
+	e2, err := master(ctx, servers, s2)
 	if err != nil {
 		return err
 	}
@@ -396,8 +273,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 		return fmt.Errorf("s2 promoted in epoch %d, want above %d", e2, e1)
 	}
 	fmt.Fprintf(w, "   s2 promoted to master, epoch %d: the baton passed in %v\n", e2, round(time.Since(killed)))
-	r, err = s2.addUser(ctx, "bob", s2)
-	if err != nil {
+	if r, err = addUser(ctx, s2, "bob", s2); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "   added user bob at the new master s2 (certified in epoch %d, %v after the kill): the domain still accepts changes\n",
@@ -407,10 +283,10 @@ func run(ctx context.Context, w io.Writer) (err error) {
 	// which it never saw) and takes the role back in a higher epoch.
 	fmt.Fprintln(w, "\n3. Restarting s1 with the same data directory.")
 	restarted := time.Now()
-	if err := s1.start(ctx, d.genesis); err != nil {
+	if err := s1.start(ctx); err != nil {
 		return err
 	}
-	e3, err := d.waitMaster(ctx, s1)
+	e3, err := master(ctx, servers, s1)
 	if err != nil {
 		return err
 	}
@@ -418,7 +294,7 @@ func run(ctx context.Context, w io.Writer) (err error) {
 		return fmt.Errorf("s1 took the role back in epoch %d, want above %d", e3, e2)
 	}
 	took := time.Since(restarted)
-	state, err := s1.state(ctx)
+	state, err := s1.node.State(ctx)
 	if err != nil {
 		return err
 	}
@@ -426,60 +302,48 @@ func run(ctx context.Context, w io.Writer) (err error) {
 		return errors.New("s1 took the master role back without bob, acknowledged by s2 while s1 was down")
 	}
 	fmt.Fprintf(w, "   s1 caught up (it has bob) and is master again, epoch %d: handed back in %v; s2 is a slave again\n", e3, round(took))
-	if err := d.waitConverged(ctx); err != nil {
+	if err := converged(ctx, servers); err != nil {
 		return err
 	}
 
 	// 4. Every server holds the same collections, with both users.
 	fmt.Fprintln(w, "\n4. What each server holds:")
-	digests := map[string]string{}
-	identical := true
-	for _, s := range d.servers {
-		st, err := s.status(ctx)
-		if err != nil {
-			return err
-		}
-		state, err := s.state(ctx)
+	names := map[string]string{} // peer ID -> name
+	for _, s := range servers {
+		names[s.cfg.Key.ID().String()] = s.cfg.Name
+	}
+	sts, err := statuses(ctx, servers)
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		st := sts[s.cfg.Name]
+		state, err := s.node.State(ctx)
 		if err != nil {
 			return err
 		}
 		var users []string
 		for _, u := range state.Users() {
-			users = append(users, fmt.Sprintf("%s (home %s)", u.Name, d.name(u.HomeServer)))
+			users = append(users, fmt.Sprintf("%s (home %s)", u.Name, names[u.HomeServer]))
 		}
 		slices.Sort(users)
-		var parts, full []string
-		for _, k := range collections.Kinds {
-			dg := st.Collections[k.String()].Digest
-			parts = append(parts, fmt.Sprintf("%s %s", k, short(dg)))
-			full = append(full, dg)
+		var parts []string
+		for i, dg := range digests(st) {
+			parts = append(parts, fmt.Sprintf("%s %.16s", collections.Kinds[i], dg))
 		}
-		fmt.Fprintf(w, "   %s %-6s epoch %d  users: %s\n", s.name, st.Role, st.Epoch, strings.Join(users, ", "))
+		fmt.Fprintf(w, "   %s %-6s epoch %d  users: %s\n", s.cfg.Name, st.Role, st.Epoch, strings.Join(users, ", "))
 		fmt.Fprintf(w, "      digests: %s\n", strings.Join(parts, "  "))
-		digests[s.name] = strings.Join(full, " ")
 		for _, name := range []string{"ann", "bob"} {
 			if _, ok := state.User(name); !ok {
-				return fmt.Errorf("%s lacks user %s", s.name, name)
+				return fmt.Errorf("%s lacks user %s", s.cfg.Name, name)
 			}
 		}
-		if digests[s.name] != digests[s1.name] {
-			identical = false
+		if !slices.Equal(digests(st), digests(sts["s1"])) {
+			return errors.New("the servers' collections differ")
 		}
-	}
-	if !identical {
-		fmt.Fprintln(w, "   the servers differ")
-		return errors.New("the servers' collections differ")
 	}
 	fmt.Fprintln(w, "   identical on s1, s2 and s3: ann (added in the first epoch) and bob (added during the outage) both survived")
 	return nil
-}
-
-// short abbreviates a hex digest for display; the comparison uses all of it.
-func short(hexDigest string) string {
-	if len(hexDigest) > 16 {
-		return hexDigest[:16]
-	}
-	return hexDigest
 }
 
 func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }

@@ -3,12 +3,12 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -35,12 +35,10 @@ type Agent struct {
 	// directory per folder, named as the folder.
 	DataDir, FoldersDir string
 
-	sb *Sandbox
+	sb   *Sandbox
+	proc Proc
 
 	mu      sync.Mutex
-	node    *peer.Node
-	cancel  context.CancelFunc
-	done    chan error
 	cert    []byte
 	folders map[string]string // folder ID -> directory
 }
@@ -49,11 +47,7 @@ type Agent struct {
 func (a *Agent) ID() lpeer.ID { return a.Key.ID() }
 
 // Node is the agent's running node, or nil once the sandbox is closed.
-func (a *Agent) Node() *peer.Node {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.node
-}
+func (a *Agent) Node() *peer.Node { return a.proc.Node() }
 
 // Cert is the agent's current device certificate (renewals replace it).
 func (a *Agent) Cert() []byte {
@@ -68,8 +62,8 @@ func (a *Agent) Cert() []byte {
 // its node with the device certificate and the genesis it got, and waits
 // until its copy of the Catalog accepts it as user's device.
 func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*Agent, error) {
-	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || sb.isServerName(name) {
-		return nil, fmt.Errorf("agent name %q: want a plain name, not a server's", name)
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || slices.ContainsFunc(sb.hosts, func(h *Host) bool { return h.Name == name }) {
+		return nil, fmt.Errorf("agent name %q: want a plain name, not a host's", name)
 	}
 	if sb.isClosed() {
 		return nil, ErrClosed
@@ -78,7 +72,7 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	if len(running) == 0 {
 		return nil, errors.New("no server is running to log in at")
 	}
-	at := sb.servers[running[0]]
+	at := sb.hosts[running[0]]
 	dir := filepath.Join(sb.root, name)
 	a := &Agent{
 		Name: name, User: user, LoginServer: at.Name,
@@ -105,7 +99,7 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 			return nil, err
 		}
 	}
-	key, err := identity.Generate(rand.Reader)
+	key, err := sb.key(name)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +124,6 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	cfg := peer.Config{
 		Key: key, Name: name, Role: identity.RoleAgent, Genesis: g, DataDir: a.DataDir,
 		Listen:     []string{"/ip4/127.0.0.1/tcp/0"},
-		Logger:     sb.nodeLogger(name),
 		DeviceCert: res.Cert,
 		OnDeviceCert: func(cert []byte) {
 			a.mu.Lock()
@@ -138,13 +131,10 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 			a.mu.Unlock()
 		},
 	}
-	if sb.opts.Configure != nil {
-		sb.opts.Configure(&cfg)
-	}
-	if err := a.start(ctx, cfg); err != nil {
+	if err := sb.startNode(ctx, &a.proc, cfg); err != nil {
 		return nil, err
 	}
-	err = poll(ctx, name+" to be accepted as "+user+"'s device", acceptTimeout, func() (bool, error) {
+	err = Wait(ctx, name+" to be accepted as "+user+"'s device", acceptTimeout, func() (bool, error) {
 		n := a.Node()
 		if n == nil {
 			return false, ErrClosed
@@ -163,15 +153,6 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	return a, nil
 }
 
-func (sb *Sandbox) isServerName(name string) bool {
-	for _, s := range sb.servers {
-		if s.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 // agentLocked returns the agent named name, or nil; sb.mu is held.
 func (sb *Sandbox) agentLocked(name string) *Agent {
 	for _, a := range sb.agents {
@@ -187,35 +168,6 @@ func (sb *Sandbox) Agents() []*Agent {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	return append([]*Agent(nil), sb.agents...)
-}
-
-func (a *Agent) start(ctx context.Context, cfg peer.Config) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.sb.isClosed() { // checked under a.mu: Close stops a after this
-		return ErrClosed
-	}
-	n, cancel, done, err := startNode(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("starting %s: %w", a.Name, err)
-	}
-	a.node, a.cancel, a.done = n, cancel, done
-	return nil
-}
-
-func (a *Agent) stop() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.node == nil {
-		return nil
-	}
-	a.cancel()
-	err := waitDone(a.done)
-	a.node, a.cancel, a.done = nil, nil, nil
-	if err != nil {
-		return fmt.Errorf("stopping %s: %w", a.Name, err)
-	}
-	return nil
 }
 
 // running returns the agent's node or an error saying it is not running.
@@ -320,7 +272,7 @@ func (a *Agent) Share(ctx context.Context, id, user string, right collections.Ri
 // the folder) and starts syncing it. It returns the directory.
 func (a *Agent) Accept(ctx context.Context, id string) (string, error) {
 	var f collections.Folder
-	err := poll(ctx, fmt.Sprintf("%s to see folder %s shared with %s", a.Name, id, a.User), acceptTimeout, func() (bool, error) {
+	err := Wait(ctx, fmt.Sprintf("%s to see folder %s shared with %s", a.Name, id, a.User), acceptTimeout, func() (bool, error) {
 		st, err := a.State(ctx)
 		if err != nil {
 			return false, err
@@ -368,7 +320,7 @@ func (a *Agent) WaitInSync(ctx context.Context, id string) error {
 // WaitFolder waits until cond holds for the status of folder id on the
 // agent; what describes the wait in the error.
 func (a *Agent) WaitFolder(ctx context.Context, id, what string, cond func(foldersync.FolderStatus) bool) error {
-	return poll(ctx, fmt.Sprintf("folder %s to be %s on %s", id, what, a.Name), syncTimeout, func() (bool, error) {
+	return Wait(ctx, fmt.Sprintf("folder %s to be %s on %s", id, what, a.Name), syncTimeout, func() (bool, error) {
 		st, err := a.FolderStatus(ctx, id)
 		if err != nil {
 			if a.Node() == nil {
@@ -382,7 +334,7 @@ func (a *Agent) WaitFolder(ctx context.Context, id, what string, cond func(folde
 
 // WaitFile waits until the file at path holds want.
 func WaitFile(ctx context.Context, path string, want []byte) error {
-	return poll(ctx, path+" to arrive", syncTimeout, func() (bool, error) {
+	return Wait(ctx, path+" to arrive", syncTimeout, func() (bool, error) {
 		got, err := os.ReadFile(path)
 		return err == nil && bytes.Equal(got, want), nil
 	})

@@ -46,8 +46,21 @@ var ErrNoFolderSync = errors.New("this build's node does not sync folders")
 type Options struct {
 	// Servers is the number of servers, s1..sN in chain order (default 3).
 	Servers int
+	// GenesisAgents is the number of desktop agents listed in the genesis,
+	// a1..aN after the servers: hosts of role agent, not in the chain,
+	// started with StartServer like the servers rather than by a login.
+	GenesisAgents int
+	// OneAddress gives each server one address, announced as both its
+	// private and its public one, and no public listener.
+	OneAddress bool
 	// Domain is the domain's name (default "sandbox").
 	Domain string
+	// Key, if set, gives the host or agent named name its key (tests pass
+	// identitytest.Key); by default keys are fresh.
+	Key func(name string) *identity.PrivateKey
+	// Created is the time of the genesis and of its host records (default
+	// now).
+	Created time.Time
 	// Log receives the nodes' logs, each with a "host" attribute; nil
 	// discards them.
 	Log *slog.Logger
@@ -59,9 +72,13 @@ type Options struct {
 	// Settings are the failover settings (default
 	// collections.DefaultFailover(Servers)).
 	Settings collections.FailoverSettings
-	// Configure, if set, adjusts every node's configuration (servers and
-	// agents) before it starts, e.g. the password hashing cost in tests.
-	Configure func(*peer.Config)
+	// Configure, if set, adjusts every node's configuration (hosts and
+	// agents; cfg.Name says whose) before it starts, e.g. the password
+	// hashing cost in tests.
+	Configure func(cfg *peer.Config)
+	// BeforeRun, if set, is given every new node before its Run starts,
+	// e.g. to install test hooks.
+	BeforeRun func(*peer.Node)
 }
 
 // Sandbox is a running domain. Its methods may be called from several
@@ -70,48 +87,67 @@ type Sandbox struct {
 	opts    Options
 	root    string
 	genesis collections.Genesis
-	servers []*Server
+	hosts   []*Host
 
 	mu     sync.Mutex
 	agents []*Agent
 	closed bool
 }
 
-// Server is one server of the sandbox. Its key, addresses and data
-// directory stay the same across StopServer and StartServer.
-type Server struct {
+// Host is one host of the genesis: a server of the chain or, with
+// Options.GenesisAgents, an agent listed there. Its key, addresses and
+// data directory stay the same across StopServer and StartServer.
+type Host struct {
 	Name string
 	Key  *identity.PrivateKey
+	Role identity.Role
 	// PrivateAddr is the address servers dial each other on; PublicAddr
-	// the one agents dial (and log in at).
+	// the one agents dial (and log in at). They are the same with
+	// Options.OneAddress, and on genesis agents.
 	PrivateAddr, PublicAddr string
 	DataDir                 string
 
-	mu     sync.Mutex
-	node   *peer.Node
-	cancel context.CancelFunc
-	done   chan error
+	proc Proc
 }
 
-// ID is the server's peer ID.
-func (s *Server) ID() lpeer.ID { return s.Key.ID() }
+// ID is the host's peer ID.
+func (h *Host) ID() lpeer.ID { return h.Key.ID() }
 
-// PublicP2P is the server's public address with its /p2p/ID: what a user
+// PublicP2P is the host's public address with its /p2p/ID: what a user
 // logs in at.
-func (s *Server) PublicP2P() string { return s.PublicAddr + "/p2p/" + s.ID().String() }
+func (h *Host) PublicP2P() string { return h.PublicAddr + "/p2p/" + h.ID().String() }
 
-// Node is the server's running node, or nil while it is stopped.
-func (s *Server) Node() *peer.Node {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.node
+// Node is the host's running node, or nil while it is stopped.
+func (h *Host) Node() *peer.Node { return h.proc.Node() }
+
+// New makes the domain o describes (Make) on 127.0.0.1, starts its hosts
+// and waits until s1, the first of the chain, is master on all of them. On
+// error everything started is stopped and the directory removed.
+func New(ctx context.Context, o Options) (_ *Sandbox, err error) {
+	sb, err := Make(o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = sb.Close()
+		}
+	}()
+	for i := range sb.hosts {
+		if err := sb.StartServer(ctx, i); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := sb.WaitMaster(ctx, 0); err != nil {
+		return nil, err
+	}
+	return sb, nil
 }
 
-// New makes a domain of o.Servers servers on 127.0.0.1 in a new temporary
-// directory, starts them and waits until s1, the first of the chain, is
-// master on all of them. On error everything started is stopped and the
-// directory removed.
-func New(ctx context.Context, o Options) (_ *Sandbox, err error) {
+// Make makes, in a new temporary directory, the keys, addresses, data
+// directories and signed genesis of the domain o describes, and starts
+// nothing: StartServer starts a host. On error the directory is removed.
+func Make(o Options) (_ *Sandbox, err error) {
 	if o.Servers <= 0 {
 		o.Servers = 3
 	}
@@ -124,39 +160,36 @@ func New(ctx context.Context, o Options) (_ *Sandbox, err error) {
 	if o.Settings == (collections.FailoverSettings{}) {
 		o.Settings = collections.DefaultFailover(o.Servers)
 	}
+	if o.Created.IsZero() {
+		o.Created = time.Now()
+	}
 	root, err := os.MkdirTemp(o.Dir, "baton-sandbox-")
 	if err != nil {
 		return nil, fmt.Errorf("making the sandbox directory: %w", err)
 	}
 	sb := &Sandbox{opts: o, root: root}
-	defer func() {
-		if err != nil {
-			_ = sb.Close()
-		}
-	}()
 	if err := sb.makeDomain(); err != nil {
-		return nil, err
-	}
-	for i := range sb.servers {
-		if err := sb.StartServer(ctx, i); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := sb.WaitMaster(ctx, 0); err != nil {
+		_ = sb.Close()
 		return nil, err
 	}
 	return sb, nil
 }
 
-// makeDomain makes the servers' keys, host records and data directories
-// and signs the genesis (by s1).
+// key is the key of the host or agent named name.
+func (sb *Sandbox) key(name string) (*identity.PrivateKey, error) {
+	if sb.opts.Key != nil {
+		return sb.opts.Key(name), nil
+	}
+	return identity.Generate(rand.Reader)
+}
+
+// makeDomain makes the hosts' keys, host records and data directories and
+// signs the genesis (by s1).
 func (sb *Sandbox) makeDomain() error {
-	now := time.Now()
 	var hosts [][]byte
 	var chain collections.Chain
-	for i := 1; i <= sb.opts.Servers; i++ {
-		name := fmt.Sprintf("s%d", i)
-		key, err := identity.Generate(rand.Reader)
+	add := func(name string, role identity.Role, oneAddr bool) error {
+		key, err := sb.key(name)
 		if err != nil {
 			return err
 		}
@@ -164,12 +197,14 @@ func (sb *Sandbox) makeDomain() error {
 		if err != nil {
 			return err
 		}
-		pub, err := freeAddr()
-		if err != nil {
-			return err
+		pub := priv
+		if !oneAddr {
+			if pub, err = freeAddr(); err != nil {
+				return err
+			}
 		}
 		env, err := identity.SignHostRecord(key, identity.HostRecord{
-			Name: name, PublicKey: key.Public(), Role: identity.RoleServer, Issued: now.UnixNano(),
+			Name: name, PublicKey: key.Public(), Role: role, Issued: sb.opts.Created.UnixNano(),
 			PrivateAddrs: []string{priv}, PublicAddrs: []string{pub},
 		})
 		if err != nil {
@@ -184,11 +219,24 @@ func (sb *Sandbox) makeDomain() error {
 			return err
 		}
 		hosts = append(hosts, b)
-		chain.Servers = append(chain.Servers, key.ID().String())
-		sb.servers = append(sb.servers, &Server{Name: name, Key: key, PrivateAddr: priv, PublicAddr: pub, DataDir: dir})
+		if role == identity.RoleServer {
+			chain.Servers = append(chain.Servers, key.ID().String())
+		}
+		sb.hosts = append(sb.hosts, &Host{Name: name, Key: key, Role: role, PrivateAddr: priv, PublicAddr: pub, DataDir: dir})
+		return nil
 	}
-	raw, err := collections.NewGenesis(sb.servers[0].Key,
-		collections.DomainInfo{Name: sb.opts.Domain, Settings: sb.opts.Settings}, chain, hosts, now)
+	for i := 1; i <= sb.opts.Servers; i++ {
+		if err := add(fmt.Sprintf("s%d", i), identity.RoleServer, sb.opts.OneAddress); err != nil {
+			return err
+		}
+	}
+	for i := 1; i <= sb.opts.GenesisAgents; i++ {
+		if err := add(fmt.Sprintf("a%d", i), identity.RoleAgent, true); err != nil {
+			return err
+		}
+	}
+	raw, err := collections.NewGenesis(sb.hosts[0].Key,
+		collections.DomainInfo{Name: sb.opts.Domain, Settings: sb.opts.Settings}, chain, hosts, sb.opts.Created)
 	if err != nil {
 		return fmt.Errorf("making the genesis: %w", err)
 	}
@@ -202,16 +250,25 @@ func (sb *Sandbox) makeDomain() error {
 // free. The port goes into the signed host record before a node listens on
 // it.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+		return "", err
 	}
-	defer l.Close()
-	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port), nil
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), nil
 }
 
-// Root is the sandbox's directory: a subdirectory per server (its data)
-// and per agent (its data and synced folders).
+// FreePort asks the OS for a free TCP port on 127.0.0.1.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Root is the sandbox's directory: a subdirectory per host (its data) and
+// per agent (its data and synced folders).
 func (sb *Sandbox) Root() string { return sb.root }
 
 // Domain is the domain's name.
@@ -220,20 +277,32 @@ func (sb *Sandbox) Domain() string { return sb.opts.Domain }
 // Genesis is the domain's signed genesis.
 func (sb *Sandbox) Genesis() collections.Genesis { return sb.genesis }
 
+// Hosts returns the hosts of the genesis: the servers in chain order, then
+// the genesis agents.
+func (sb *Sandbox) Hosts() []*Host { return sb.hosts }
+
 // Servers returns the servers in chain order.
-func (sb *Sandbox) Servers() []*Server { return sb.servers }
+func (sb *Sandbox) Servers() []*Host { return sb.hosts[:sb.opts.Servers] }
 
-// Server returns server i (0 is s1).
-func (sb *Sandbox) Server(i int) *Server { return sb.servers[i] }
+// Server returns host i: server i+1 (0 is s1), or past the servers a
+// genesis agent. The methods named for servers take any host's index.
+func (sb *Sandbox) Server(i int) *Host { return sb.hosts[i] }
 
-// ServerName returns the name of the server with peer ID id, or id.
+// ServerName returns the name of the host with peer ID id, or id.
 func (sb *Sandbox) ServerName(id string) string {
-	for _, s := range sb.servers {
-		if s.ID().String() == id {
-			return s.Name
-		}
+	if i := sb.indexOf(id); i >= 0 {
+		return sb.hosts[i].Name
 	}
 	return id
+}
+
+func (sb *Sandbox) indexOf(id string) int {
+	for i, h := range sb.hosts {
+		if h.ID().String() == id {
+			return i
+		}
+	}
+	return -1
 }
 
 func (sb *Sandbox) isClosed() bool {
@@ -242,276 +311,199 @@ func (sb *Sandbox) isClosed() bool {
 	return sb.closed
 }
 
-// nodeLogger is the logger of the node named name.
-func (sb *Sandbox) nodeLogger(name string) *slog.Logger { return sb.opts.Log.With("host", name) }
-
-// checkServer checks a server index.
-func (sb *Sandbox) checkServer(i int) error {
-	if i < 0 || i >= len(sb.servers) {
-		return fmt.Errorf("no server %d: the sandbox has s1 to s%d (indexes 0 to %d)", i, len(sb.servers), len(sb.servers)-1)
+// checkHost checks a host index.
+func (sb *Sandbox) checkHost(i int) error {
+	if i < 0 || i >= len(sb.hosts) {
+		return fmt.Errorf("no host %d: the sandbox has %d (indexes 0 to %d)", i, len(sb.hosts), len(sb.hosts)-1)
 	}
 	return nil
 }
 
-// StartServer starts server i (again, after StopServer: same key, addresses
-// and data) and waits until it listens. Starting a running server does
-// nothing.
-func (sb *Sandbox) StartServer(ctx context.Context, i int) error {
-	if err := sb.checkServer(i); err != nil {
-		return err
-	}
-	s := sb.servers[i]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sb.isClosed() { // checked under s.mu: Close stops s after this
-		return ErrClosed
-	}
-	if s.node != nil {
-		return nil
-	}
-	cfg := peer.Config{
-		Key: s.Key, Name: s.Name, Role: identity.RoleServer, Genesis: sb.genesis, DataDir: s.DataDir,
-		Listen:       []string{s.PrivateAddr},
-		PublicListen: []string{s.PublicAddr},
-		PublicAddrs:  []string{s.PublicAddr},
-		PrivateAddrs: []string{s.PrivateAddr},
-		Logger:       sb.nodeLogger(s.Name),
-	}
+// startNode starts a node for cfg in p, as Options configure it.
+func (sb *Sandbox) startNode(ctx context.Context, p *Proc, cfg peer.Config) error {
+	cfg.Logger = sb.opts.Log.With("host", cfg.Name)
 	if sb.opts.Configure != nil {
 		sb.opts.Configure(&cfg)
 	}
-	n, cancel, done, err := startNode(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("starting %s: %w", s.Name, err)
+	_, err := p.Start(ctx, cfg, sb.opts.BeforeRun)
+	return err
+}
+
+// StartServer starts host i (again, after StopServer: same key, addresses
+// and data) and waits until it listens. Starting a running host does
+// nothing.
+func (sb *Sandbox) StartServer(ctx context.Context, i int) error {
+	if err := sb.checkHost(i); err != nil {
+		return err
 	}
-	s.node, s.cancel, s.done = n, cancel, done
+	h := sb.hosts[i]
+	cfg := peer.Config{
+		Key: h.Key, Name: h.Name, Role: h.Role, Genesis: sb.genesis, DataDir: h.DataDir,
+		Listen: []string{h.PrivateAddr},
+	}
+	if h.PublicAddr != h.PrivateAddr {
+		cfg.PublicListen = []string{h.PublicAddr}
+		cfg.PublicAddrs = []string{h.PublicAddr}
+		cfg.PrivateAddrs = []string{h.PrivateAddr}
+	}
+	if err := sb.startNode(ctx, &h.proc, cfg); err != nil && !errors.Is(err, ErrRunning) {
+		return err
+	}
 	return nil
 }
 
-// startNode runs a node for cfg until its cancel is called, and waits
-// until it listens. The node's lifetime is not tied to ctx, which bounds
-// only the wait: the sandbox stops its nodes itself.
-func startNode(ctx context.Context, cfg peer.Config) (*peer.Node, context.CancelFunc, chan error, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, nil, err
-	}
-	n, err := peer.New(cfg)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	nctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(nctx) }()
-	t := time.NewTimer(startTimeout)
-	defer t.Stop()
-	var werr error
-	select {
-	case <-n.Started():
-		return n, cancel, done, nil
-	case err := <-done:
-		cancel()
-		if err == nil {
-			err = errors.New("the node stopped at once")
-		}
-		return nil, nil, nil, err
-	case <-t.C:
-		werr = fmt.Errorf("not listening after %v", startTimeout)
-	case <-ctx.Done():
-		werr = ctx.Err()
-	}
-	cancel()
-	_ = waitDone(done)
-	return nil, nil, nil, werr
-}
-
-// waitDone waits for a node's Run to return after its cancel.
-func waitDone(done chan error) error {
-	t := time.NewTimer(stopTimeout)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-		return fmt.Errorf("did not stop within %v", stopTimeout)
-	}
-}
-
-// StopServer stops server i, as a crash would (its data stays), and waits
-// until its node has stopped. Stopping a stopped server does nothing.
+// StopServer stops host i, as a crash would (its data stays), and waits
+// until its node has stopped. Stopping a stopped host does nothing.
 func (sb *Sandbox) StopServer(i int) error {
-	if err := sb.checkServer(i); err != nil {
+	if err := sb.checkHost(i); err != nil {
 		return err
 	}
-	return sb.servers[i].stop()
-}
-
-func (s *Server) stop() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.node == nil {
-		return nil
-	}
-	s.cancel()
-	err := waitDone(s.done)
-	s.node, s.cancel, s.done = nil, nil, nil
-	if err != nil {
-		return fmt.Errorf("stopping %s: %w", s.Name, err)
+	h := sb.hosts[i]
+	if err := h.proc.Stop(); err != nil {
+		return fmt.Errorf("stopping %s: %w", h.Name, err)
 	}
 	return nil
 }
 
-// Running returns the indexes of the running servers.
+// Running returns the indexes of the running hosts.
 func (sb *Sandbox) Running() []int {
 	var out []int
-	for i, s := range sb.servers {
-		if s.Node() != nil {
+	for i, h := range sb.hosts {
+		if h.Node() != nil {
 			out = append(out, i)
 		}
 	}
 	return out
 }
 
-// ServerStatus returns the status of server i, which must be running.
-func (sb *Sandbox) ServerStatus(ctx context.Context, i int) (peer.Status, error) {
-	if err := sb.checkServer(i); err != nil {
-		return peer.Status{}, err
+// node returns host i's running node or an error saying it is not running.
+func (sb *Sandbox) node(i int) (*peer.Node, error) {
+	if err := sb.checkHost(i); err != nil {
+		return nil, err
 	}
-	s := sb.servers[i]
-	n := s.Node()
-	if n == nil {
-		return peer.Status{}, fmt.Errorf("%s is not running", s.Name)
+	if n := sb.hosts[i].Node(); n != nil {
+		return n, nil
+	}
+	return nil, fmt.Errorf("%s is not running", sb.hosts[i].Name)
+}
+
+// ServerStatus returns the status of host i, which must be running.
+func (sb *Sandbox) ServerStatus(ctx context.Context, i int) (peer.Status, error) {
+	n, err := sb.node(i)
+	if err != nil {
+		return peer.Status{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	st, err := n.Status(ctx)
 	if err != nil {
-		return peer.Status{}, fmt.Errorf("status of %s: %w", s.Name, err)
+		return peer.Status{}, fmt.Errorf("status of %s: %w", sb.hosts[i].Name, err)
 	}
 	return st, nil
 }
 
-// ServerState returns a copy of server i's collections.
+// ServerState returns a copy of host i's collections.
 func (sb *Sandbox) ServerState(ctx context.Context, i int) (*collections.State, error) {
-	if err := sb.checkServer(i); err != nil {
+	n, err := sb.node(i)
+	if err != nil {
 		return nil, err
-	}
-	s := sb.servers[i]
-	n := s.Node()
-	if n == nil {
-		return nil, fmt.Errorf("%s is not running", s.Name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	st, err := n.State(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("collections of %s: %w", s.Name, err)
+		return nil, fmt.Errorf("collections of %s: %w", sb.hosts[i].Name, err)
 	}
 	return st, nil
 }
 
-// agreedMaster reports the index and epoch of the master if every running
-// server names the same master in the same epoch, that master says it is
-// master, and the others say they are slaves.
-func (sb *Sandbox) agreedMaster(ctx context.Context) (idx int, epoch uint64, ok bool) {
+// Settled reports the index and epoch of the master once the role has
+// settled: every running host names the same master in the same epoch,
+// that master says it is master and is the first running server of the
+// chain (whoever wins an election hands the role there once it is caught
+// up), and the other running servers say they are slaves.
+func (sb *Sandbox) Settled(ctx context.Context) (idx int, epoch uint64, ok bool) {
 	running := sb.Running()
-	if len(running) == 0 {
+	if len(running) == 0 || sb.hosts[running[0]].Role != identity.RoleServer {
 		return 0, 0, false
 	}
-	idx = -1
+	idx = running[0]
+	want := sb.hosts[idx].ID().String()
 	for _, i := range running {
 		st, err := sb.ServerStatus(ctx, i)
-		if err != nil {
-			return 0, 0, false // stopping or busy: ask again
+		if err != nil || st.Master != want {
+			return 0, 0, false // stopping, busy or not there yet: ask again
 		}
-		if st.Master == "" || (idx >= 0 && (st.Master != sb.servers[idx].ID().String() || st.Epoch != epoch)) {
-			return 0, 0, false
-		}
-		if idx < 0 {
-			idx = sb.indexOf(st.Master)
-			epoch = st.Epoch
-			if idx < 0 || sb.servers[idx].Node() == nil {
-				return 0, 0, false
-			}
-		}
-		want := "slave"
+		role := "slave"
 		if i == idx {
-			want = "master"
+			role, epoch = "master", st.Epoch
 		}
-		if st.Role != want {
+		if st.Epoch != epoch || (sb.hosts[i].Role == identity.RoleServer && st.Role != role) {
 			return 0, 0, false
 		}
 	}
 	return idx, epoch, true
 }
 
-func (sb *Sandbox) indexOf(id string) int {
-	for i, s := range sb.servers {
-		if s.ID().String() == id {
-			return i
+// Converged reports whether every running host has the same digest of
+// every collection.
+func (sb *Sandbox) Converged(ctx context.Context) bool {
+	var first map[string]peer.CollectionStatus
+	for _, i := range sb.Running() {
+		st, err := sb.ServerStatus(ctx, i)
+		if err != nil {
+			return false
+		}
+		if first == nil {
+			first = st.Collections
+			continue
+		}
+		for k, c := range first {
+			if st.Collections[k].Digest != c.Digest {
+				return false
+			}
 		}
 	}
-	return -1
+	return true
 }
 
-// Master waits until every running server agrees on a master (that master
-// says it is master, the others are its slaves, all in the same epoch),
-// the first running server of the chain, and returns its index and the
-// epoch.
+// Master waits until the master role has settled (Settled) and returns
+// the master's index and epoch.
 func (sb *Sandbox) Master(ctx context.Context) (idx int, epoch uint64, err error) {
-	err = poll(ctx, "the running servers to agree on a master", masterTimeout, func() (bool, error) {
+	err = Wait(ctx, "the running servers to agree on a master", masterTimeout, func() (bool, error) {
 		if sb.isClosed() {
 			return false, ErrClosed
 		}
 		var ok bool
-		idx, epoch, ok = sb.agreedMaster(ctx)
-		// The chain is the leadership order: whoever wins an election
-		// hands the role to the first running server once it is caught
-		// up, so the master settles there.
-		running := sb.Running()
-		return ok && len(running) > 0 && idx == running[0], nil
+		idx, epoch, ok = sb.Settled(ctx)
+		return ok, nil
 	})
 	return idx, epoch, err
 }
 
-// WaitMaster waits until server i is master and every running server
-// agrees, and returns the epoch.
+// WaitMaster waits until the master role has settled on host i, and
+// returns the epoch.
 func (sb *Sandbox) WaitMaster(ctx context.Context, i int) (uint64, error) {
-	if err := sb.checkServer(i); err != nil {
+	if err := sb.checkHost(i); err != nil {
 		return 0, err
 	}
 	var epoch uint64
-	err := poll(ctx, sb.servers[i].Name+" to be master on every running server", masterTimeout, func() (bool, error) {
+	err := Wait(ctx, sb.hosts[i].Name+" to be master on every running server", masterTimeout, func() (bool, error) {
 		if sb.isClosed() {
 			return false, ErrClosed
 		}
-		idx, e, ok := sb.agreedMaster(ctx)
+		idx, e, ok := sb.Settled(ctx)
 		epoch = e
 		return ok && idx == i, nil
 	})
 	return epoch, err
 }
 
-// WaitConverged waits until every running server has the same digest of
+// WaitConverged waits until every running host has the same digest of
 // every collection.
 func (sb *Sandbox) WaitConverged(ctx context.Context) error {
-	return poll(ctx, "equal collections on every running server", convergeTimeout, func() (bool, error) {
-		var first map[string]peer.CollectionStatus
-		for _, i := range sb.Running() {
-			st, err := sb.ServerStatus(ctx, i)
-			if err != nil {
-				return false, nil
-			}
-			if first == nil {
-				first = st.Collections
-				continue
-			}
-			for k, c := range first {
-				if st.Collections[k].Digest != c.Digest {
-					return false, nil
-				}
-			}
-		}
-		return true, nil
+	return Wait(ctx, "equal collections on every running server", convergeTimeout, func() (bool, error) {
+		return sb.Converged(ctx), nil
 	})
 }
 
@@ -519,29 +511,29 @@ func (sb *Sandbox) WaitConverged(ctx context.Context) error {
 // master, waits for the master's receipt, and sets the user's password at
 // the home server once it holds the user. It returns the receipt.
 func (sb *Sandbox) AddUser(ctx context.Context, name string, home int, password string) (peer.Receipt, error) {
-	if err := sb.checkServer(home); err != nil {
+	if err := sb.checkHost(home); err != nil {
 		return peer.Receipt{}, err
 	}
 	m, _, err := sb.Master(ctx)
 	if err != nil {
 		return peer.Receipt{}, err
 	}
-	u, err := collections.Put(collections.User{Name: name, HomeServer: sb.servers[home].ID().String()})
+	u, err := collections.Put(collections.User{Name: name, HomeServer: sb.hosts[home].ID().String()})
 	if err != nil {
 		return peer.Receipt{}, err
 	}
-	n := sb.servers[m].Node()
-	if n == nil {
-		return peer.Receipt{}, fmt.Errorf("adding user %s: the master %s stopped", name, sb.servers[m].Name)
+	n, err := sb.node(m)
+	if err != nil {
+		return peer.Receipt{}, fmt.Errorf("adding user %s: the master stopped: %w", name, err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, submitTimeout)
 	r, err := n.Submit(sctx, u)
 	cancel()
 	if err != nil {
-		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: %w", name, sb.servers[m].Name, err)
+		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: %w", name, sb.hosts[m].Name, err)
 	}
 	if r.Queued {
-		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: no receipt within %v", name, sb.servers[m].Name, submitTimeout)
+		return peer.Receipt{}, fmt.Errorf("adding user %s at %s: no receipt within %v", name, sb.hosts[m].Name, submitTimeout)
 	}
 	if err := sb.SetPassword(ctx, name, home, password); err != nil {
 		return peer.Receipt{}, err
@@ -552,18 +544,18 @@ func (sb *Sandbox) AddUser(ctx context.Context, name string, home int, password 
 // SetPassword sets user's password at server home (their home server),
 // waiting until that server holds the user.
 func (sb *Sandbox) SetPassword(ctx context.Context, user string, home int, password string) error {
-	if err := sb.checkServer(home); err != nil {
+	if err := sb.checkHost(home); err != nil {
 		return err
 	}
-	s := sb.servers[home]
-	return poll(ctx, fmt.Sprintf("%s to know user %s", s.Name, user), convergeTimeout, func() (bool, error) {
-		n := s.Node()
-		if n == nil {
-			return false, fmt.Errorf("%s is not running", s.Name)
+	s := sb.hosts[home]
+	return Wait(ctx, fmt.Sprintf("%s to know user %s", s.Name, user), convergeTimeout, func() (bool, error) {
+		n, err := sb.node(home)
+		if err != nil {
+			return false, err
 		}
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
-		err := n.SetPassword(cctx, user, []byte(password))
+		err = n.SetPassword(cctx, user, []byte(password))
 		if errors.Is(err, peer.ErrNoSuchUser) {
 			return false, nil // the user record is on its way
 		}
@@ -574,7 +566,7 @@ func (sb *Sandbox) SetPassword(ctx context.Context, user string, home int, passw
 	})
 }
 
-// Close stops every agent and server and waits for them, then removes the
+// Close stops every agent and host and waits for them, then removes the
 // sandbox's directory (unless Options.Keep). It may be called more than
 // once; later calls do nothing.
 func (sb *Sandbox) Close() error {
@@ -590,21 +582,21 @@ func (sb *Sandbox) Close() error {
 	var errs []error
 	var wg sync.WaitGroup
 	var emu sync.Mutex
-	stop := func(f func() error) {
+	stop := func(name string, p *Proc) {
 		wg.Go(func() {
-			if err := f(); err != nil {
+			if err := p.Close(); err != nil {
 				emu.Lock()
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("stopping %s: %w", name, err))
 				emu.Unlock()
 			}
 		})
 	}
 	for _, a := range agents {
-		stop(a.stop)
+		stop(a.Name, &a.proc)
 	}
 	wg.Wait()
-	for _, s := range sb.servers {
-		stop(s.stop)
+	for _, h := range sb.hosts {
+		stop(h.Name, &h.proc)
 	}
 	wg.Wait()
 	if !sb.opts.Keep && sb.root != "" {
@@ -613,29 +605,4 @@ func (sb *Sandbox) Close() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// poll calls cond every pollInterval until it returns true or an error,
-// timeout passes or ctx ends.
-func poll(ctx context.Context, what string, timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return fmt.Errorf("waiting for %s: %w", what, err)
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %v waiting for %s", timeout, what)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/internal/sandbox"
 	"github.com/baton-sync/baton/peer"
@@ -205,5 +207,46 @@ func TestNewCancelled(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// TestMakeStartsNothing: Make builds the domain Options describe (servers
+// s1..sN in the chain, genesis agents a1..aN outside it, the given keys and
+// time, one address each with OneAddress) and starts no node.
+func TestMakeStartsNothing(t *testing.T) {
+	created := time.Date(2025, time.June, 1, 12, 0, 0, 0, time.UTC)
+	sb, err := sandbox.Make(sandbox.Options{
+		Servers: 2, GenesisAgents: 1, OneAddress: true, Key: identitytest.Key, Created: created, Dir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Close()
+	want := []struct {
+		name string
+		role identity.Role
+	}{{"s1", identity.RoleServer}, {"s2", identity.RoleServer}, {"a1", identity.RoleAgent}}
+	if len(sb.Hosts()) != len(want) || len(sb.Servers()) != 2 {
+		t.Fatalf("%d hosts, %d servers; want 3 hosts, 2 servers", len(sb.Hosts()), len(sb.Servers()))
+	}
+	for i, w := range want {
+		h := sb.Server(i)
+		if h.Name != w.name || h.Role != w.role || !h.Key.Equal(identitytest.Key(w.name)) {
+			t.Errorf("host %d: %s, role %s, ID %s; want %s, role %s, its test key", i, h.Name, h.Role, h.ID(), w.name, w.role)
+		}
+		if h.PrivateAddr != h.PublicAddr {
+			t.Errorf("%s: private %s, public %s; want one address", h.Name, h.PrivateAddr, h.PublicAddr)
+		}
+		if st, err := os.Stat(h.DataDir); err != nil || !st.IsDir() {
+			t.Errorf("%s: data directory %s: %v", h.Name, h.DataDir, err)
+		}
+	}
+	g := sb.Genesis()
+	chain := []string{sb.Server(0).ID().String(), sb.Server(1).ID().String()}
+	if !slices.Equal(g.Chain.Servers, chain) || len(g.Hosts) != 3 || !g.CreatedAt().Equal(created) {
+		t.Errorf("genesis: chain %v, %d hosts, created %v; want %v, 3, %v", g.Chain.Servers, len(g.Hosts), g.CreatedAt(), chain, created)
+	}
+	if r := sb.Running(); len(r) != 0 {
+		t.Errorf("Running after Make = %v; want none", r)
 	}
 }

@@ -4,15 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"sync"
 	"testing"
 	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/sandbox"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -24,18 +25,16 @@ type Member struct {
 	Name    string
 	Key     *identity.PrivateKey
 	Role    identity.Role // server (in the chain) or agent
-	Addr    string        // its listen (and announced) multiaddr
+	Addr    string        // its listen multiaddr, the private one of a PublicCluster
 	DataDir string
-
-	mu     sync.Mutex
-	node   *peer.Node
-	cancel context.CancelFunc
-	done   chan error
 }
 
-// Cluster is a test domain of servers.
+// Cluster is a test domain of servers: a sandbox.Sandbox with the test
+// keys of its hosts' names, failing the test where the sandbox returns an
+// error.
 type Cluster struct {
 	t       testing.TB
+	sb      *sandbox.Sandbox
 	Genesis collections.Genesis
 	Members []*Member
 	// Config adjusts each node's configuration before it starts.
@@ -43,6 +42,8 @@ type Cluster struct {
 	// BeforeRun, if set, is called with each new node before its Run
 	// starts (to install test hooks).
 	BeforeRun func(m *Member, n *peer.Node)
+	// configure is PublicCluster's, called after Config.
+	configure func(m *Member, c *peer.Config)
 }
 
 // Options describes a test domain.
@@ -59,12 +60,11 @@ type Options struct {
 // FreePort asks the OS for a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := sandbox.FreePort()
 	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // NewCluster makes (but does not start) a domain of n servers named s1..sn,
@@ -74,92 +74,84 @@ func NewCluster(t testing.TB, n int, settings collections.FailoverSettings) *Clu
 	return NewClusterWith(t, Options{Servers: n, Settings: settings})
 }
 
-// NewClusterWith makes (but does not start) the domain o describes.
-// Members are the servers in chain order, then the agents.
+// NewClusterWith makes (but does not start) the domain o describes, each
+// host with one address. Members are the servers in chain order, then the
+// agents.
 func NewClusterWith(t testing.TB, o Options) *Cluster {
 	t.Helper()
+	return newCluster(t, o, true)
+}
+
+func newCluster(t testing.TB, o Options, oneAddress bool) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t}
-	var hosts [][]byte
-	var chain collections.Chain
-	add := func(name string, role identity.Role) {
-		key := identitytest.Key(name)
-		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
-		rec := identity.HostRecord{Name: name, PublicKey: key.Public(), PrivateAddrs: []string{addr}, PublicAddrs: []string{addr}, Role: role, Issued: Created.UnixNano()}
-		env, err := identity.SignHostRecord(key, rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := env.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, b)
-		if role == identity.RoleServer {
-			chain.Servers = append(chain.Servers, key.ID().String())
-		}
-		c.Members = append(c.Members, &Member{Name: name, Key: key, Role: role, Addr: addr, DataDir: t.TempDir()})
-	}
-	for i := 1; i <= o.Servers; i++ {
-		add(fmt.Sprintf("s%d", i), identity.RoleServer)
-	}
-	for i := 1; i <= o.Agents; i++ {
-		add(fmt.Sprintf("a%d", i), identity.RoleAgent)
-	}
-	gb, err := collections.NewGenesis(c.Members[0].Key, collections.DomainInfo{Name: "test", Settings: o.Settings}, chain, hosts, Created)
+	sb, err := sandbox.Make(sandbox.Options{
+		Servers: o.Servers, GenesisAgents: o.Agents, OneAddress: oneAddress, Settings: o.Settings,
+		Domain: "test", Key: identitytest.Key, Created: Created, Dir: t.TempDir(), Log: testLog(),
+		Configure: func(cfg *peer.Config) {
+			cfg.SyncInterval = time.Second
+			m := c.member(cfg.Key.ID())
+			if c.Config != nil {
+				c.Config(m, cfg)
+			}
+			if c.configure != nil {
+				c.configure(m, cfg)
+			}
+		},
+		BeforeRun: func(n *peer.Node) {
+			if c.BeforeRun != nil {
+				c.BeforeRun(c.member(n.ID()), n)
+			}
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Genesis, err = collections.OpenGenesis(gb); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() {
+		if err := sb.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	c.sb, c.Genesis = sb, sb.Genesis()
+	for _, h := range sb.Hosts() {
+		c.Members = append(c.Members, &Member{Name: h.Name, Key: h.Key, Role: h.Role, Addr: h.PrivateAddr, DataDir: h.DataDir})
 	}
-	t.Cleanup(c.StopAll)
 	return c
+}
+
+// testLog is where nodes log: stderr if BATON_TEST_LOG is set, else
+// nowhere.
+func testLog() *slog.Logger {
+	if os.Getenv("BATON_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (c *Cluster) member(id lpeer.ID) *Member {
+	for _, m := range c.Members {
+		if m.Key.ID() == id {
+			return m
+		}
+	}
+	return nil
 }
 
 // Start starts member i (again, after Stop: same key and data).
 func (c *Cluster) Start(i int) *peer.Node {
 	c.t.Helper()
-	m := c.Members[i]
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.node != nil {
-		c.t.Fatalf("%s already running", m.Name)
+	if c.Node(i) != nil {
+		c.t.Fatalf("%s already running", c.Members[i].Name)
 	}
-	cfg := peer.Config{
-		Key: m.Key, Name: m.Name, Role: m.Role, Genesis: c.Genesis, DataDir: m.DataDir,
-		Listen: []string{m.Addr}, SyncInterval: time.Second,
-	}
-	if os.Getenv("BATON_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", m.Name)
-	}
-	if c.Config != nil {
-		c.Config(m, &cfg)
-	}
-	n, err := peer.New(cfg)
-	if err != nil {
+	if err := c.sb.StartServer(context.Background(), i); err != nil {
 		c.t.Fatal(err)
 	}
-	if c.BeforeRun != nil {
-		c.BeforeRun(m, n)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	select {
-	case <-n.Started():
-	case err := <-done:
-		cancel()
-		c.t.Fatalf("%s: %v", m.Name, err)
-	case <-time.After(20 * time.Second):
-		cancel()
-		c.t.Fatalf("%s did not start", m.Name)
-	}
-	m.node, m.cancel, m.done = n, cancel, done
-	return n
+	return c.Node(i)
 }
 
 // StartAll starts every member.
 func (c *Cluster) StartAll() {
+	c.t.Helper()
 	for i := range c.Members {
 		c.Start(i)
 	}
@@ -167,62 +159,32 @@ func (c *Cluster) StartAll() {
 
 // Stop stops member i and waits for it.
 func (c *Cluster) Stop(i int) {
-	m := c.Members[i]
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.node == nil {
-		return
+	c.t.Helper()
+	if err := c.sb.StopServer(i); err != nil {
+		c.t.Error(err)
 	}
-	m.cancel()
-	select {
-	case err := <-m.done:
-		if err != nil {
-			c.t.Errorf("%s stopped with %v", m.Name, err)
-		}
-	case <-time.After(20 * time.Second):
-		c.t.Errorf("%s did not stop", m.Name)
-	}
-	m.node = nil
 }
 
 // StopAll stops every running member.
 func (c *Cluster) StopAll() {
+	c.t.Helper()
 	for i := range c.Members {
 		c.Stop(i)
 	}
 }
 
 // Node returns member i's running node, or nil.
-func (c *Cluster) Node(i int) *peer.Node {
-	m := c.Members[i]
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.node
-}
+func (c *Cluster) Node(i int) *peer.Node { return c.sb.Server(i).Node() }
 
 // Running lists the running members' indexes.
-func (c *Cluster) Running() []int {
-	var out []int
-	for i := range c.Members {
-		if c.Node(i) != nil {
-			out = append(out, i)
-		}
-	}
-	return out
-}
+func (c *Cluster) Running() []int { return c.sb.Running() }
 
 // Status returns member i's status.
 func (c *Cluster) Status(i int) peer.Status {
 	c.t.Helper()
-	n := c.Node(i)
-	if n == nil {
-		c.t.Fatalf("%s is not running", c.Members[i].Name)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := n.Status(ctx)
+	st, err := c.sb.ServerStatus(context.Background(), i)
 	if err != nil {
-		c.t.Fatalf("%s status: %v", c.Members[i].Name, err)
+		c.t.Fatal(err)
 	}
 	return st
 }
@@ -230,42 +192,20 @@ func (c *Cluster) Status(i int) peer.Status {
 // WaitFor polls cond (every 20 ms) until it is true or timeout passes.
 func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	err := sandbox.Wait(context.Background(), what, timeout, func() (bool, error) { return cond(), nil })
+	if err != nil {
+		c.t.Fatal(err)
 	}
 }
 
-// WaitMaster waits until every running member agrees that one running
-// member is master, and returns its index and epoch.
+// WaitMaster waits until the master role has settled on the first running
+// server (sandbox.Sandbox.Settled), and returns its index and epoch.
 func (c *Cluster) WaitMaster(timeout time.Duration) (idx int, epoch uint64) {
 	c.t.Helper()
 	c.WaitFor("a master all running servers agree on", timeout, func() bool {
-		idx = -1
-		for _, i := range c.Running() {
-			st := c.Status(i)
-			if st.Role == "master" {
-				if idx >= 0 {
-					return false
-				}
-				idx, epoch = i, st.Epoch
-			}
-		}
-		// The chain is the leadership order: the master settles on the
-		// first running server.
-		if idx < 0 || idx != c.Running()[0] {
-			return false
-		}
-		want := c.Members[idx].Key.ID().String()
-		for _, i := range c.Running() {
-			if st := c.Status(i); st.Master != want || st.Epoch != epoch {
-				return false
-			}
-		}
-		return true
+		var ok bool
+		idx, epoch, ok = c.sb.Settled(context.Background())
+		return ok
 	})
 	return idx, epoch
 }
@@ -274,20 +214,7 @@ func (c *Cluster) WaitMaster(timeout time.Duration) (idx int, epoch uint64) {
 func (c *Cluster) WaitConverged(timeout time.Duration) {
 	c.t.Helper()
 	c.WaitFor("equal digests on all running servers", timeout, func() bool {
-		var first map[string]peer.CollectionStatus
-		for _, i := range c.Running() {
-			st := c.Status(i)
-			if first == nil {
-				first = st.Collections
-				continue
-			}
-			for k, v := range first {
-				if st.Collections[k].Digest != v.Digest {
-					return false
-				}
-			}
-		}
-		return true
+		return c.sb.Converged(context.Background())
 	})
 }
 
@@ -305,9 +232,7 @@ func (c *Cluster) Submit(i int, u collections.Update) (peer.Receipt, error) {
 // State returns a copy of member i's collections.
 func (c *Cluster) State(i int) *collections.State {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := c.Node(i).State(ctx)
+	s, err := c.sb.ServerState(context.Background(), i)
 	if err != nil {
 		c.t.Fatal(err)
 	}

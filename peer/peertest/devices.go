@@ -2,10 +2,6 @@ package peertest
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +10,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/sandbox"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -33,58 +30,21 @@ type PublicCluster struct {
 // public address apart.
 func NewPublicCluster(t testing.TB, n int, settings collections.FailoverSettings) *PublicCluster {
 	t.Helper()
-	c := &Cluster{t: t}
-	pc := &PublicCluster{Cluster: c}
-	var hosts [][]byte
-	var chain collections.Chain
-	for i := 1; i <= n; i++ {
-		name := fmt.Sprintf("s%d", i)
-		key := identitytest.Key(name)
-		priv := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
-		pub := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", FreePort(t))
-		rec := identity.HostRecord{Name: name, PublicKey: key.Public(), PrivateAddrs: []string{priv}, PublicAddrs: []string{pub},
-			Role: identity.RoleServer, Issued: Created.UnixNano()}
-		env, err := identity.SignHostRecord(key, rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := env.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts = append(hosts, b)
-		chain.Servers = append(chain.Servers, key.ID().String())
-		c.Members = append(c.Members, &Member{Name: name, Key: key, Role: identity.RoleServer, Addr: priv, DataDir: t.TempDir()})
-		pc.Public = append(pc.Public, pub)
+	pc := &PublicCluster{Cluster: newCluster(t, Options{Servers: n, Settings: settings}, false)}
+	for _, h := range pc.sb.Hosts() {
+		pc.Public = append(pc.Public, h.PublicAddr)
 	}
-	gb, err := collections.NewGenesis(c.Members[0].Key, collections.DomainInfo{Name: "test", Settings: settings}, chain, hosts, Created)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Genesis, err = collections.OpenGenesis(gb); err != nil {
-		t.Fatal(err)
-	}
-	c.Config = func(m *Member, cfg *peer.Config) {
-		for i, x := range c.Members {
-			if x == m {
-				cfg.PublicListen = []string{pc.Public[i]}
-				cfg.PublicAddrs = []string{pc.Public[i]}
-				cfg.PrivateAddrs = []string{m.Addr}
-			}
-		}
+	pc.configure = func(m *Member, cfg *peer.Config) {
 		if pc.Configure != nil {
 			pc.Configure(m, cfg)
 		}
 	}
-	t.Cleanup(c.StopAll)
 	return pc
 }
 
 // PublicP2P is member i's public address with its /p2p/ID, what a user
 // gives `baton login`.
-func (pc *PublicCluster) PublicP2P(i int) string {
-	return pc.Public[i] + "/p2p/" + pc.Members[i].Key.ID().String()
-}
+func (pc *PublicCluster) PublicP2P(i int) string { return pc.sb.Server(i).PublicP2P() }
 
 // Agent is a desktop agent outside the genesis: it joins a domain by
 // logging in, and runs with the genesis and device certificate it got.
@@ -95,11 +55,8 @@ type Agent struct {
 	// Config adjusts the node's configuration before it starts.
 	Config func(c *peer.Config)
 
-	t      testing.TB
-	mu     sync.Mutex
-	node   *peer.Node
-	cancel context.CancelFunc
-	done   chan error
+	t    testing.TB
+	proc sandbox.Proc
 }
 
 // NewAgent makes (but does not start) an agent with the test key of name.
@@ -117,11 +74,6 @@ func (a *Agent) ID() lpeer.ID { return a.Key.ID() }
 // with device certificate cert.
 func (a *Agent) Start(genesis, cert []byte) *peer.Node {
 	a.t.Helper()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.node != nil {
-		a.t.Fatalf("%s already running", a.Name)
-	}
 	g, err := collections.OpenGenesis(genesis)
 	if err != nil {
 		a.t.Fatalf("%s: genesis: %v", a.Name, err)
@@ -130,54 +82,25 @@ func (a *Agent) Start(genesis, cert []byte) *peer.Node {
 		Key: a.Key, Name: a.Name, Role: identity.RoleAgent, Genesis: g, DataDir: a.DataDir,
 		Listen: []string{"/ip4/127.0.0.1/tcp/0"}, SyncInterval: time.Second, DeviceCert: cert,
 	}
-	if os.Getenv("BATON_TEST_LOG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("host", a.Name)
+	if l := testLog(); l != nil {
+		cfg.Logger = l.With("host", a.Name)
 	}
 	if a.Config != nil {
 		a.Config(&cfg)
 	}
-	n, err := peer.New(cfg)
+	n, err := a.proc.Start(context.Background(), cfg, nil)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	select {
-	case <-n.Started():
-	case err := <-done:
-		cancel()
-		a.t.Fatalf("%s: %v", a.Name, err)
-	case <-time.After(20 * time.Second):
-		cancel()
-		a.t.Fatalf("%s did not start", a.Name)
-	}
-	a.node, a.cancel, a.done = n, cancel, done
 	return n
 }
 
 // Node is the running node, or nil.
-func (a *Agent) Node() *peer.Node {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.node
-}
+func (a *Agent) Node() *peer.Node { return a.proc.Node() }
 
 // Stop stops the agent and waits for it.
 func (a *Agent) Stop() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.node == nil {
-		return
+	if err := a.proc.Stop(); err != nil {
+		a.t.Errorf("%s stopped with %v", a.Name, err)
 	}
-	a.cancel()
-	select {
-	case err := <-a.done:
-		if err != nil {
-			a.t.Errorf("%s stopped with %v", a.Name, err)
-		}
-	case <-time.After(20 * time.Second):
-		a.t.Errorf("%s did not stop", a.Name)
-	}
-	a.node = nil
 }
