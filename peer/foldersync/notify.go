@@ -1,7 +1,6 @@
 package foldersync
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/baton-sync/baton/internal/canon"
 	"github.com/baton-sync/baton/peer/wire"
 )
 
@@ -92,15 +92,12 @@ func (e *Engine) sendNotify(ctx context.Context, q lpeer.ID, m notifyMsg) error 
 		return err
 	}
 	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	if err := wire.WriteMsg(s, m); err != nil {
-		_ = s.Reset()
+	req, err := canon.Marshal(m)
+	if err != nil {
 		return err
 	}
-	_ = s.CloseWrite()
-	b, err := wire.ReadFrame(bufio.NewReader(s), 16)
+	b, err := wire.Exchange(s, time.Now().Add(ioTimeout), req, 16)
 	if err != nil {
-		_ = s.Reset()
 		return fmt.Errorf("no receipt: %w", err)
 	}
 	if len(b) > 0 {
@@ -117,19 +114,22 @@ var errNotSynced = errors.New("folder not synced there")
 // if it takes changes from it. The receipt is an empty frame, or a frame
 // holding 1 if the folder is not synced here.
 func (e *Engine) handleNotify(s Stream, p lpeer.ID) {
-	_ = s.SetDeadline(time.Now().Add(ioTimeout))
-	var m notifyMsg
-	err := wire.ReadMsg(bufio.NewReader(s), maxRequest, &m)
-	if err != nil || e.peerRoleIn(m.Folder, p) == roleNone {
-		_ = s.Reset()
-		return
-	}
-	receipt := []byte{} // taken
-	if f := e.folder(m.Folder); f != nil {
-		f.notify(p)
-	} else {
-		receipt = []byte{1} // not synced here
-	}
-	_ = wire.WriteFrame(s, receipt)
-	_ = s.Close()
+	wire.Serve(s, time.Now().Add(ioTimeout), maxRequest, func(b []byte) ([]byte, error) {
+		var m notifyMsg
+		if err := canon.Unmarshal(b, &m, maxRequest); err != nil {
+			return nil, err
+		}
+		if e.peerRoleIn(m.Folder, p) == roleNone {
+			return nil, errNotMember
+		}
+		if f := e.folder(m.Folder); f != nil {
+			f.notify(p)
+			return []byte{}, nil // taken
+		}
+		return []byte{1}, nil // not synced here
+	})
 }
+
+// errNotMember: a notification from a host that is not a member of the
+// folder gets no answer.
+var errNotMember = errors.New("not a member of the folder")
