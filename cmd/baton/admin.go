@@ -1,19 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
-	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/internal/control"
 )
 
-// The Domain commands: users and the server chain. They are made at the
 // master; elsewhere they fail with one line naming it.
 
 func newUserCmd(env *cliEnv) *cobra.Command {
@@ -57,7 +53,7 @@ folders are hosted there. Run at the master.`,
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/users", wait, addUserRequest{Name: args[0], HomeServer: homeServer})
+			return printMutation(cmd)(c.AddUser(cmd.Context(), wait, control.AddUserRequest{Name: args[0], HomeServer: homeServer}))
 		},
 	}
 	cmd.Flags().StringVar(&homeServer, "home-server", "", "the user's home `SERVER`: a server's host name or peer ID")
@@ -89,7 +85,7 @@ members, with no owner. Run at the master.`,
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodDelete, "/v1/users/"+url.PathEscape(args[0]), wait, removeUserRequest{TransferTo: transferTo})
+			return printMutation(cmd)(c.RemoveUser(cmd.Context(), wait, args[0], control.RemoveUserRequest{TransferTo: transferTo}))
 		},
 	}
 	cmd.Flags().StringVar(&transferTo, "transfer-to", "", "hand the user's folders to `USER` (else they are archived)")
@@ -108,8 +104,8 @@ func newUserListCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var users []userJSON
-			if err := c.query(cmd.Context(), "/v1/users", &users); err != nil {
+			users, err := c.Users(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -179,7 +175,7 @@ with the domain's genesis, and start it. Run at the master.`,
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/servers", wait, addServerRequest{Record: hf.record, Position: position})
+			return printMutation(cmd)(c.AddServer(cmd.Context(), wait, control.AddServerRequest{Record: hf.record, Position: position}))
 		},
 	}
 	cmd.Flags().IntVar(&position, "position", 0, "place in the chain, from `N`=1 (default: last)")
@@ -205,7 +201,7 @@ be removed, and a server that is still some user's home server is refused
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodDelete, "/v1/servers/"+url.PathEscape(args[0]), wait, nil)
+			return printMutation(cmd)(c.RemoveServer(cmd.Context(), wait, args[0]))
 		},
 	}
 	waitFlag(cmd, &wait)
@@ -223,8 +219,8 @@ func newServerListCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var servers []serverJSON
-			if err := c.query(cmd.Context(), "/v1/servers", &servers); err != nil {
+			servers, err := c.Servers(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -273,10 +269,8 @@ daemon ('baton run') of this home.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			var p peer.Promotion
-			if err := c.call(ctx, http.MethodPost, "/v1/servers/promote", nil, promoteRequest{Force: true}, &p); err != nil {
+			p, err := c.PromoteForce(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
@@ -152,9 +153,9 @@ func agentCLI(t *testing.T, change func(d *fakeDaemon)) (*cli, *fakeDaemon) {
 	return c, d
 }
 
-func loadFolders(t *testing.T, home string) []localFolder {
+func loadFolders(t *testing.T, home string) []control.LocalFolder {
 	t.Helper()
-	list, err := newLocalFolders(home).load()
+	list, err := control.LoadFolders(home)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestAgentFolders(t *testing.T) {
 	if fi, err := os.Stat(photos); err != nil || !fi.IsDir() {
 		t.Errorf("create did not make the folder directory: %v", err)
 	}
-	if got := loadFolders(t, c.home); len(got) != 1 || got[0] != (localFolder{ID: pid, Name: "Photos", Owner: "ann", Path: photos}) {
+	if got := loadFolders(t, c.home); len(got) != 1 || got[0] != (control.LocalFolder{ID: pid, Name: "Photos", Owner: "ann", Path: photos}) {
 		t.Errorf("folders.toml = %+v", got)
 	}
 	if d.synced[pid] != photos || len(d.synced) != 1 {
@@ -243,18 +244,18 @@ func TestAgentFolders(t *testing.T) {
 	// Taking other members' symlinks that point outside the folder is
 	// recorded per folder, off unless asked for.
 	c.ok("folder", "accept", "bob/Photos", filepath.Join(dir, "BobPhotos"), "--allow-outside-symlinks", "--windows-names")
-	var policy symlinkPolicy
-	policy.set(loadFolders(t, c.home))
+	var policy control.SymlinkPolicy
+	policy.Set(loadFolders(t, c.home))
 	for id, want := range map[string]bool{pid: false, music.ID: false, bobPhotos.ID: true} {
-		if got := policy.allows(id); got != want {
+		if got := policy.Allows(id); got != want {
 			t.Errorf("folder %s takes outside symlinks: %v; want %v (folders.toml %+v)", id, got, want, loadFolders(t, c.home))
 		}
-		if got := policy.keepsWindowsNames(id); got != want {
+		if got := policy.KeepsWindowsNames(id); got != want {
 			t.Errorf("folder %s keeps to Windows' names: %v; want %v (folders.toml %+v)", id, got, want, loadFolders(t, c.home))
 		}
 	}
 
-	var folders []agentFolderJSON
+	var folders []control.AgentFolder
 	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &folders); err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestAgentFolderStatus(t *testing.T) {
 	if !strings.HasPrefix(out, want) || !strings.Contains(out, ": in sync\n") {
 		t.Errorf("folder status --wait printed\n%s\nwant it to start %q and end in sync", out, want)
 	}
-	var st folderStatusJSON
+	var st control.FolderStatus
 	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestAgentFolderStatus(t *testing.T) {
 	}
 	// The role is the one 'folder list' says, though the engine does not
 	// tell an owner from a read-write member.
-	var list []agentFolderJSON
+	var list []control.AgentFolder
 	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &list); err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +418,7 @@ func TestFolderRescan(t *testing.T) {
 			t.Errorf("folder status of an emptied folder printed\n%s\nwant it to contain %q", out, want)
 		}
 	}
-	var st folderStatusJSON
+	var st control.FolderStatus
 	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/baton-sync/baton/identity"
-	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
@@ -25,8 +23,8 @@ import (
 
 // isAgent asks the daemon whether it runs as a desktop agent.
 func (c *controlClient) isAgent(ctx context.Context) (bool, error) {
-	var st peer.Status
-	if err := c.query(ctx, "/v1/status", &st); err != nil {
+	st, err := c.Status(ctx)
+	if err != nil {
 		return false, err
 	}
 	return st.Role == string(identity.RoleAgent), nil
@@ -44,16 +42,19 @@ func (c *controlClient) requireAgent(cmd *cobra.Command) error {
 	return nil
 }
 
-// agentMutate posts an agent folder change and prints its result: "ok:
-// <what>", or "queued: <what>; ..." when the hosting server waits for the
-// master. A warning goes to stderr.
-func (c *controlClient) agentMutate(cmd *cobra.Command, env *cliEnv, path string, wait time.Duration, body any) error {
-	ctx, cancel := context.WithTimeout(cmd.Context(), wait+queryTimeout)
-	defer cancel()
-	var res agentResult
-	if err := c.call(ctx, http.MethodPost, path, url.Values{"wait": {wait.String()}}, body, &res); err != nil {
-		return err
+// printAgentResult returns a function that prints an agent folder
+// change's result: "ok: <what>", or "queued: <what>; ..." when the hosting
+// server waits for the master. A warning goes to stderr.
+func (c *controlClient) printAgentResult(cmd *cobra.Command, env *cliEnv) func(control.AgentResult, error) error {
+	return func(res control.AgentResult, err error) error {
+		if err != nil {
+			return err
+		}
+		return writeAgentResult(cmd, env, res)
 	}
+}
+
+func writeAgentResult(cmd *cobra.Command, env *cliEnv, res control.AgentResult) error {
 	w := cmd.OutOrStdout()
 	if res.Queued {
 		fmt.Fprintf(w, "queued: %s (the hosting server sends it when a master is reachable)\n", res.Done)
@@ -68,8 +69,8 @@ func (c *controlClient) agentMutate(cmd *cobra.Command, env *cliEnv, path string
 
 // agentList prints the user's folders.
 func (c *controlClient) agentList(cmd *cobra.Command, asJSON bool) error {
-	var folders []agentFolderJSON
-	if err := c.query(cmd.Context(), "/v1/agent/folders", &folders); err != nil {
+	folders, err := c.AgentFolders(cmd.Context())
+	if err != nil {
 		return err
 	}
 	w := cmd.OutOrStdout()
@@ -142,7 +143,7 @@ syncing it; the files they have stay.`,
 			if err := c.requireAgent(cmd); err != nil {
 				return err
 			}
-			return c.agentMutate(cmd, env, "/v1/agent/folders/unshare", wait, agentShareRequest{Folder: args[0], User: args[1]})
+			return c.printAgentResult(cmd, env)(c.AgentUnshare(cmd.Context(), wait, control.AgentShareRequest{Folder: args[0], User: args[1]}))
 		},
 	}
 	waitFlag(cmd, &wait)
@@ -189,8 +190,8 @@ windows_names.`,
 			if err != nil {
 				return err
 			}
-			return c.agentMutate(cmd, env, "/v1/agent/folders/accept", defaultWait,
-				agentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside, WindowsNames: windowsNames})
+			return c.printAgentResult(cmd, env)(c.AgentAccept(cmd.Context(), control.DefaultWait,
+				control.AgentAcceptRequest{Folder: args[0], Path: path, OutsideSymlinks: allowOutside, WindowsNames: windowsNames}))
 		},
 	}
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "create other members' symlinks whose target is absolute or leaves the folder")
@@ -217,7 +218,7 @@ cannot leave their own folder), and stop syncing it here. The local files stay.`
 			if err := c.requireAgent(cmd); err != nil {
 				return err
 			}
-			return c.agentMutate(cmd, env, "/v1/agent/folders/leave", wait, agentFolderRequest{Folder: args[0]})
+			return c.printAgentResult(cmd, env)(c.AgentLeave(cmd.Context(), wait, control.AgentFolderRequest{Folder: args[0]}))
 		},
 	}
 	waitFlag(cmd, &wait)
@@ -240,10 +241,8 @@ server does not have is kept beside it as a conflict copy, never deleted.`,
 			if err := c.requireAgent(cmd); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
-			defer cancel()
-			var res agentResult
-			if err := c.call(ctx, http.MethodPost, "/v1/agent/folders/revert", nil, agentFolderRequest{Folder: args[0]}, &res); err != nil {
+			res, err := c.AgentRevert(cmd.Context(), control.AgentFolderRequest{Folder: args[0]})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", res.Done)
@@ -284,16 +283,9 @@ func (fl *folderWaitFlags) check(cmd *cobra.Command) error {
 
 // folderStatusGetter returns a function that asks the daemon for the status
 // of the folder ref (owned by owner, on a server).
-func (c *controlClient) folderStatusGetter(ref, owner string) func(ctx context.Context) (folderStatusJSON, error) {
-	q := url.Values{"folder": {ref}}
-	if owner != "" {
-		q.Set("owner", owner)
-	}
-	return func(ctx context.Context) (folderStatusJSON, error) {
-		var st folderStatusJSON
-		qctx, cancel := context.WithTimeout(ctx, queryTimeout)
-		defer cancel()
-		return st, c.call(qctx, http.MethodGet, "/v1/folders/status", q, nil, &st)
+func (c *controlClient) folderStatusGetter(ref, owner string) func(ctx context.Context) (control.FolderStatus, error) {
+	return func(ctx context.Context) (control.FolderStatus, error) {
+		return c.FolderStatus(ctx, control.FolderRefRequest{Folder: ref, Owner: owner})
 	}
 }
 
@@ -301,8 +293,8 @@ func (c *controlClient) folderStatusGetter(ref, owner string) func(ctx context.C
 // progress, until done says so, and returns the last status. It gives up
 // after fl.timeout, if set, and when stop says the folder will not get
 // there by itself.
-func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(context.Context) (folderStatusJSON, error),
-	st folderStatusJSON, done, stop func(folderStatusJSON) bool) (folderStatusJSON, error) {
+func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(context.Context) (control.FolderStatus, error),
+	st control.FolderStatus, done, stop func(control.FolderStatus) bool) (control.FolderStatus, error) {
 	ctx := cmd.Context()
 	if fl.timeout > 0 {
 		var cancel context.CancelFunc
@@ -343,7 +335,7 @@ func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(
 }
 
 // inSync: the folder is in sync and nothing is being scanned.
-func inSync(st folderStatusJSON) bool { return st.InSync && st.State == foldersync.StateIdle }
+func inSync(st control.FolderStatus) bool { return st.InSync && st.State == foldersync.StateIdle }
 
 // roleHelp documents the role 'folder status' and 'folder list' show.
 const roleHelp = `A folder's role is what the user (or this host) is to it: owner, rw
@@ -393,7 +385,7 @@ with status 1 if the time runs out or the folder is stopped as above. With
 				return err
 			}
 			if fl.wait {
-				stopped := func(st folderStatusJSON) bool { return st.Emptied }
+				stopped := func(st control.FolderStatus) bool { return st.Emptied }
 				if st, err = fl.waitFolder(cmd, env, get, st, inSync, stopped); err != nil {
 					return err
 				}
@@ -444,16 +436,14 @@ progress bar on a terminal, else a line each time the numbers change), up to
 				return err
 			}
 			get := c.folderStatusGetter(args[0], fl.owner)
-			var before folderStatusJSON
+			var before control.FolderStatus
 			if fl.wait {
 				if before, err = get(cmd.Context()); err != nil {
 					return err
 				}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			var res okResult
-			if err := c.call(ctx, http.MethodPost, "/v1/folders/rescan", nil, folderRefRequest{Folder: args[0], Owner: fl.owner}, &res); err != nil {
+			res, err := c.Rescan(cmd.Context(), control.FolderRefRequest{Folder: args[0], Owner: fl.owner})
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -463,7 +453,7 @@ progress bar on a terminal, else a line each time the numbers change), up to
 			if !fl.wait {
 				return nil
 			}
-			rescanned := func(st folderStatusJSON) bool { return !st.LastScan.Equal(before.LastScan) && inSync(st) }
+			rescanned := func(st control.FolderStatus) bool { return !st.LastScan.Equal(before.LastScan) && inSync(st) }
 			st, err := fl.waitFolder(cmd, env, get, before, rescanned, nil)
 			if err != nil {
 				return err
@@ -479,8 +469,8 @@ progress bar on a terminal, else a line each time the numbers change), up to
 	return cmd
 }
 
-func printFolderStatus(w io.Writer, st folderStatusJSON) {
-	st = st.printable()
+func printFolderStatus(w io.Writer, st control.FolderStatus) {
+	st = printableStatus(st)
 	state := st.State
 	if st.InSync && st.State == "idle" {
 		state = "in sync"
@@ -533,8 +523,8 @@ type progressPrinter struct {
 	drawn bool
 }
 
-func (p *progressPrinter) show(st folderStatusJSON) {
-	st = st.printable()
+func (p *progressPrinter) show(st control.FolderStatus) {
+	st = printableStatus(st)
 	if p.quiet {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -47,20 +48,20 @@ func TestControlSocket(t *testing.T) {
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenControl(home)
+	ln, err := control.Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := socketPath(home)
+	sock := control.SocketPath(home)
 	if got := mode(t, sock); got != 0o600 {
 		t.Errorf("control socket mode = %04o; want 0600", got)
 	}
 	if got := mode(t, home); got != 0o700 {
-		t.Errorf("home mode after listenControl = %04o; want 0700", got)
+		t.Errorf("home mode after control.Listen = %04o; want 0700", got)
 	}
 	// A second daemon is refused while the first answers.
-	if _, err := listenControl(home); err == nil || !strings.Contains(err.Error(), "already running") {
-		t.Errorf("listenControl with a live daemon = %v; want 'already running'", err)
+	if _, err := control.Listen(home); err == nil || !strings.Contains(err.Error(), "already running") {
+		t.Errorf("control.Listen with a live daemon = %v; want 'already running'", err)
 	}
 	// A daemon that died leaves a socket nobody answers: it is replaced.
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
@@ -68,9 +69,9 @@ func TestControlSocket(t *testing.T) {
 	if _, err := os.Stat(sock); err != nil {
 		t.Fatalf("stale socket missing: %v", err)
 	}
-	ln, err = listenControl(home)
+	ln, err = control.Listen(home)
 	if err != nil {
-		t.Fatalf("listenControl over a stale socket: %v", err)
+		t.Fatalf("control.Listen over a stale socket: %v", err)
 	}
 	ln.Close()
 	if _, err := os.Stat(sock); err == nil {
@@ -78,18 +79,18 @@ func TestControlSocket(t *testing.T) {
 	}
 	// Something that is not a socket is never removed.
 	writeFile(t, sock, "precious")
-	if _, err := listenControl(home); err == nil || !strings.Contains(err.Error(), "not a socket") {
-		t.Errorf("listenControl over a regular file = %v; want 'not a socket'", err)
+	if _, err := control.Listen(home); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("control.Listen over a regular file = %v; want 'not a socket'", err)
 	}
 	if data, _ := os.ReadFile(sock); string(data) != "precious" {
-		t.Error("listenControl changed a regular file in the socket's place")
+		t.Error("control.Listen changed a regular file in the socket's place")
 	}
 	long := filepath.Join(t.TempDir(), strings.Repeat("x", 120))
 	if err := os.Mkdir(long, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := listenControl(long); err == nil || !strings.Contains(err.Error(), "too long") {
-		t.Errorf("listenControl with a long home = %v; want 'too long'", err)
+	if _, err := control.Listen(long); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Errorf("control.Listen with a long home = %v; want 'too long'", err)
 	}
 }
 
@@ -106,7 +107,7 @@ func TestNoDaemon(t *testing.T) {
 	if err := makeHome(c.home); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", socketPath(c.home))
+	ln, err := net.Listen("unix", control.SocketPath(c.home))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +195,11 @@ func TestUsersAtMaster(t *testing.T) {
 	if !strings.Contains(out, "ann") || !strings.Contains(out, id("s2")) || !strings.Contains(out, "bob") {
 		t.Errorf("user list printed\n%s\nwant ann and bob with their servers", out)
 	}
-	var users []userJSON
+	var users []control.User
 	if err := json.Unmarshal([]byte(c.ok("user", "list", "--json")), &users); err != nil {
 		t.Fatal(err)
 	}
-	if want := []userJSON{{"ann", id("s2"), "s2"}, {"bob", id("s1"), "s1"}}; !slices.Equal(users, want) {
+	if want := []control.User{{Name: "ann", HomeServer: id("s2"), HomeServerName: "s2"}, {Name: "bob", HomeServer: id("s1"), HomeServerName: "s1"}}; !slices.Equal(users, want) {
 		t.Errorf("user list --json = %+v; want %+v", users, want)
 	}
 
@@ -445,17 +446,17 @@ func TestFolders(t *testing.T) {
 			t.Errorf("folder list printed\n%s\nwant it to contain %q", list, want)
 		}
 	}
-	var folders []folderJSON
+	var folders []control.Folder
 	if err := json.Unmarshal([]byte(c.ok("folder", "list", "--json")), &folders); err != nil {
 		t.Fatal(err)
 	}
-	var photos folderJSON
+	var photos control.Folder
 	for _, fj := range folders {
 		if fj.ID == f.ID {
 			photos = fj
 		}
 	}
-	want := []memberJSON{{"ann", "owner"}, {"bob", "ro"}, {"cy", "rw"}}
+	want := []control.Member{{User: "ann", Right: "owner"}, {User: "bob", Right: "ro"}, {User: "cy", Right: "rw"}}
 	if photos.ServerName != "s2" || photos.Server != id("s2") || !slices.Equal(photos.Members, want) {
 		t.Errorf("folder list --json entry = %+v; want server s2 and members %v", photos, want)
 	}
@@ -483,7 +484,7 @@ func TestReports(t *testing.T) {
 	if r.Kind != "usage" || r.Author != id("s2") || r.Created != testNow.UnixNano() {
 		t.Errorf("report = %+v; want kind usage by s2 at %v", r, testNow)
 	}
-	var u usageReport
+	var u control.UsageReport
 	if err := json.Unmarshal(r.Content, &u); err != nil {
 		t.Fatal(err)
 	}

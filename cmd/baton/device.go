@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -43,15 +40,15 @@ $BATON_PASSWORD, else asked for twice at the terminal without echo.`,
 			}
 			// Ask the daemon first, so a wrong server is said before a
 			// password is typed.
-			var st peer.Status
-			if err := c.query(cmd.Context(), "/v1/status", &st); err != nil {
+			st, err := c.Status(cmd.Context())
+			if err != nil {
 				return err
 			}
 			if st.Role == "agent" {
 				return fmt.Errorf("this host is a desktop agent: set passwords at the user's home server")
 			}
-			var users []userJSON
-			if err := c.query(cmd.Context(), "/v1/users", &users); err != nil {
+			users, err := c.Users(cmd.Context())
+			if err != nil {
 				return err
 			}
 			found := false
@@ -74,10 +71,8 @@ $BATON_PASSWORD, else asked for twice at the terminal without echo.`,
 			if len(pw) > peer.MaxPasswordSize {
 				return fmt.Errorf("the password is %d bytes; at most %d", len(pw), peer.MaxPasswordSize)
 			}
-			var res okResult
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			if err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(args[0])+"/password", nil, setPasswordRequest{Password: pw}, &res); err != nil {
+			res, err := c.SetPassword(cmd.Context(), args[0], pw)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", res.Done)
@@ -123,14 +118,8 @@ func newDeviceListCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var q url.Values
-			if user != "" {
-				q = url.Values{"user": {user}}
-			}
-			var ds []peer.DeviceInfo
-			ctx, cancel := context.WithTimeout(cmd.Context(), queryTimeout)
-			defer cancel()
-			if err := c.call(ctx, http.MethodGet, "/v1/devices", q, nil, &ds); err != nil {
+			ds, err := c.Devices(cmd.Context(), user)
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -190,14 +179,7 @@ server's outbox, this server refuses the device's logins and renewals, and
 			if err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), defaultWait+queryTimeout)
-			defer cancel()
-			var res mutationResult
-			if err := c.call(ctx, http.MethodDelete, "/v1/devices/"+url.PathEscape(args[0]), nil, nil, &res); err != nil {
-				return err
-			}
-			printMutation(cmd.OutOrStdout(), res)
-			return nil
+			return printMutation(cmd)(c.RevokeDevice(cmd.Context(), args[0]))
 		},
 	}
 	return cmd

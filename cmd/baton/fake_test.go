@@ -17,6 +17,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
@@ -233,32 +234,33 @@ func (f *fakeDaemon) takeSubmits() []collections.Update {
 
 // serveFake serves the control API for d on home's socket until the test
 // ends.
-func serveFake(t *testing.T, home string, d daemon) {
+func serveFake(t *testing.T, home string, d control.Daemon) {
 	t.Helper()
 	if err := makeHome(home); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenControl(home)
+	ln, err := control.Listen(home)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	srv := &controlServer{
-		d:       d,
-		dataDir: filepath.Join(home, dataDirName),
-		now:     func() time.Time { return testNow },
-		rand:    rand.Reader,
-		log:     slog.New(slog.DiscardHandler),
+	cfg := control.Config{
+		Daemon:  d,
+		DataDir: filepath.Join(home, dataDirName),
+		Now:     func() time.Time { return testNow },
+		Rand:    rand.Reader,
+		Log:     slog.New(slog.DiscardHandler),
 	}
 	if f, ok := d.(*fakeDaemon); ok && f.agent {
-		srv.home = home
+		cfg.Home = home
 	}
-	go func() { done <- serveControl(ctx, ln, srv) }()
+	srv := control.NewServer(cfg)
+	go func() { done <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("serveControl: %v", err)
+			t.Errorf("serving the control API: %v", err)
 		}
 	})
 }

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/control"
 )
 
 // The Catalog and Report commands: made at any server, for that server's own
@@ -95,7 +94,7 @@ all trusted; 'folder set' changes it later.`,
 				if err != nil {
 					return err
 				}
-				return c.agentMutate(cmd, env, "/v1/agent/folders", wait, agentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside})
+				return c.printAgentResult(cmd, env)(c.AgentCreate(cmd.Context(), wait, control.AgentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside}))
 			}
 			if len(args) != 1 {
 				return usageErrorf("folder create: on a server, give NAME and --owner USER (PATH is for agents)")
@@ -109,7 +108,7 @@ all trusted; 'folder set' changes it later.`,
 			if strings.TrimSpace(args[0]) == "" {
 				return usageErrorf("folder create: the folder name is empty")
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/folders", wait, createFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside})
+			return printMutation(cmd)(c.CreateFolder(cmd.Context(), wait, control.CreateFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside}))
 		},
 	}
 	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (servers: this server must be their home server)")
@@ -157,10 +156,10 @@ with --owner.`,
 				if owner != "" {
 					return usageErrorf("folder share: --owner is for servers; on an agent name the folder as OWNER/NAME")
 				}
-				return c.agentMutate(cmd, env, "/v1/agent/folders/share", wait, agentShareRequest{Folder: args[0], User: args[1], Rights: rights})
+				return c.printAgentResult(cmd, env)(c.AgentShare(cmd.Context(), wait, control.AgentShareRequest{Folder: args[0], User: args[1], Rights: rights}))
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/folders/share", wait,
-				shareFolderRequest{Folder: args[0], Owner: owner, User: args[1], Rights: rights})
+			return printMutation(cmd)(c.ShareFolder(cmd.Context(), wait,
+				control.ShareFolderRequest{Folder: args[0], Owner: owner, User: args[1], Rights: rights}))
 		},
 	}
 	cmd.Flags().StringVar(&rights, "rights", "", "`ro` (read-only) or rw (read-write)")
@@ -212,10 +211,10 @@ server; --owner tells same-named folders apart.`,
 				if owner != "" {
 					return usageErrorf("folder set: --owner is for servers; on an agent name the folder as OWNER/NAME")
 				}
-				return c.agentMutate(cmd, env, "/v1/agent/folders/options", wait, agentOptionsRequest{Folder: args[0], OutsideSymlinks: allowOutside})
+				return c.printAgentResult(cmd, env)(c.AgentSetOptions(cmd.Context(), wait, control.AgentOptionsRequest{Folder: args[0], OutsideSymlinks: allowOutside}))
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/folders/options", wait,
-				folderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: allowOutside})
+			return printMutation(cmd)(c.SetFolderOptions(cmd.Context(), wait,
+				control.FolderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: allowOutside}))
 		},
 	}
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
@@ -247,8 +246,8 @@ server: every folder of the domain, with its members and their roles.
 			if agent {
 				return c.agentList(cmd, asJSON)
 			}
-			var folders []folderJSON
-			if err := c.query(cmd.Context(), "/v1/folders", &folders); err != nil {
+			folders, err := c.Folders(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -303,7 +302,7 @@ collection; read it with 'baton report show ID'.`,
 			if err != nil {
 				return err
 			}
-			return c.mutate(cmd, http.MethodPost, "/v1/reports", wait, generateReportRequest{Kind: "usage"})
+			return printMutation(cmd)(c.GenerateReport(cmd.Context(), wait, control.GenerateReportRequest{Kind: "usage"}))
 		},
 	}
 	waitFlag(cmd, &wait)
@@ -321,8 +320,8 @@ func newReportListCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var reports []reportJSON
-			if err := c.query(cmd.Context(), "/v1/reports", &reports); err != nil {
+			reports, err := c.Reports(cmd.Context())
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -354,8 +353,8 @@ func newReportShowCmd(env *cliEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var r reportJSON
-			if err := c.query(cmd.Context(), "/v1/reports/"+url.PathEscape(args[0]), &r); err != nil {
+			r, err := c.Report(cmd.Context(), args[0])
+			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()

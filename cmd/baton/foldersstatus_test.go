@@ -4,13 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 // 'folder status' names the entries not taken and why, and how many more
 // there are than it lists.
 func TestPrintFolderStatusSkipped(t *testing.T) {
-	st := folderStatusJSON{ID: "f1", Name: "docs", Root: "/d", State: "idle", InSync: true, SkippedCount: 3,
+	st := control.FolderStatus{ID: "f1", Name: "docs", Root: "/d", State: "idle", InSync: true, SkippedCount: 3,
 		Skipped: []foldersync.SkippedEntry{{Path: "link\x1b", Reason: `symlink points outside the folder: target "/etc" is absolute`}}}
 	var b strings.Builder
 	printFolderStatus(&b, st)

@@ -25,8 +25,9 @@ const (
 	hostConfigFile = "host.toml"      // hostConfig
 	rotationsDir   = "rotations"      // signed rotation statements made by 'keys rotate'
 	genesisFile    = "domain.genesis" // the signed domain genesis, armored ('domain create', 'domain join')
-	controlSocket  = "control.sock"   // the running daemon's control API (unix socket, 0600)
 	dataDirName    = "data"           // the daemon's data files, outbox and epoch
+	// The daemon's control socket (control.SocketName) and an agent's
+	// folders.toml belong to package control.
 )
 
 // homeDir is the baton home: --home, else $BATON_HOME, else

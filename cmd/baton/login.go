@@ -18,6 +18,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/atomicfile"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -185,7 +186,7 @@ needed; restart a running one to use the new certificate.`,
 			if err := saveLoginInfo(home, li); err != nil {
 				return err
 			}
-			if conn, err := net.DialTimeout("unix", socketPath(home), time.Second); err == nil {
+			if conn, err := net.DialTimeout("unix", control.SocketPath(home), time.Second); err == nil {
 				conn.Close()
 				fmt.Fprintln(env.stderr, "baton: note: a daemon is running in this home: restart 'baton run' to use the new certificate")
 			}

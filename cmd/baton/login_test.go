@@ -13,6 +13,7 @@ import (
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/peertest"
 )
@@ -149,7 +150,7 @@ func TestRunAgent(t *testing.T) {
 	c.ok("login", "ann@"+s1Addr+id("s1"))
 	cert, _, _ := loadDeviceCert(c.home)
 	photos := t.TempDir()
-	if err := newLocalFolders(c.home).save([]localFolder{{ID: "00000000000000aa", Name: "Photos", Owner: "ann", Path: photos}}); err != nil {
+	if err := control.SaveFolders(c.home, []control.LocalFolder{{ID: "00000000000000aa", Name: "Photos", Owner: "ann", Path: photos}}); err != nil {
 		t.Fatal(err)
 	}
 

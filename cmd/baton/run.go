@@ -12,12 +12,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
 // node is a daemon that runs: *peer.Node, or a fake in tests.
 type node interface {
-	daemon
+	control.Daemon
 	Run(ctx context.Context) error
 	Started() <-chan struct{}
 }
@@ -86,7 +87,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	}
 	var (
 		cert   []byte
-		local  []localFolder
+		local  []control.LocalFolder
 		onCert func([]byte)
 	)
 	if cfg.Role == identity.RoleAgent {
@@ -98,12 +99,12 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 			// A host of the Domain may run without being a user's device.
 			cert = nil
 		}
-		if local, err = newLocalFolders(home).load(); err != nil {
+		if local, err = control.LoadFolders(home); err != nil {
 			return err
 		}
 	}
-	symlinks := &symlinkPolicy{}
-	symlinks.set(local)
+	symlinks := &control.SymlinkPolicy{}
+	symlinks.Set(local)
 	dataDir := filepath.Join(home, dataDirName)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
@@ -152,18 +153,19 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		OnDeviceCert: onCert,
 		// The folders recorded in folders.toml; the control API changes
 		// them with SetFolders.
-		Folders:         syncMap(local),
-		OutsideSymlinks: symlinks.allows,
-		WindowsNames:    symlinks.keepsWindowsNames,
+		Folders:         control.SyncMap(local),
+		OutsideSymlinks: symlinks.Allows,
+		WindowsNames:    symlinks.KeepsWindowsNames,
 	})
 	if err != nil {
 		return err
 	}
-	ctl := &controlServer{d: n, dataDir: dataDir, now: e.now, rand: e.rand, log: log, symlinks: symlinks}
+	ctlCfg := control.Config{Daemon: n, DataDir: dataDir, Symlinks: symlinks, Now: e.now, Rand: e.rand, Log: log}
 	if cfg.Role == identity.RoleAgent {
-		ctl.home = home
+		ctlCfg.Home = home
 	}
-	ln, err := listenControl(home)
+	ctl := control.NewServer(ctlCfg)
+	ln, err := control.Listen(home)
 	if err != nil {
 		return err
 	}
@@ -174,7 +176,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	var wg sync.WaitGroup
 	var ctlErr error
 	wg.Go(func() {
-		ctlErr = serveControl(runCtx, ln, ctl)
+		ctlErr = ctl.Serve(runCtx, ln)
 		if ctlErr != nil {
 			stop() // no control API: stop the node too
 		}
@@ -193,7 +195,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 			log.Info("started", "id", key.ID())
 			return
 		}
-		log.Info("started", "id", st.ID, "listen", st.Listen, "control", socketPath(home))
+		log.Info("started", "id", st.ID, "listen", st.Listen, "control", control.SocketPath(home))
 	})
 
 	runErr := n.Run(runCtx)

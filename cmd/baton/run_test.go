@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -70,7 +71,7 @@ func TestRunWiring(t *testing.T) {
 	if got := mode(t, cfg.DataDir); got != 0o700 {
 		t.Errorf("data dir mode = %04o; want 0700", got)
 	}
-	if got := mode(t, socketPath(s1.home)); got != 0o600 {
+	if got := mode(t, control.SocketPath(s1.home)); got != 0o600 {
 		t.Errorf("control socket mode = %04o; want 0600", got)
 	}
 	if out := s1.ok("status"); !strings.Contains(out, "role:        master") {
@@ -88,7 +89,7 @@ func TestRunWiring(t *testing.T) {
 			t.Errorf("run logged\n%s\nwant %q", r.stderr, want)
 		}
 	}
-	if _, err := os.Stat(socketPath(s1.home)); err == nil {
+	if _, err := os.Stat(control.SocketPath(s1.home)); err == nil {
 		t.Error("run left the control socket behind")
 	}
 
@@ -97,7 +98,7 @@ func TestRunWiring(t *testing.T) {
 		return &fakeNode{fakeDaemon: newFakeDaemon(t, "s1"), started: make(chan struct{}), runErr: errors.New("boom")}, nil
 	}
 	s1.fail(1, []string{"run", "--log-level", "warn"}, "daemon: boom")
-	if _, err := os.Stat(socketPath(s1.home)); err == nil {
+	if _, err := os.Stat(control.SocketPath(s1.home)); err == nil {
 		t.Error("a failed run left the control socket behind")
 	}
 	s1.fail(2, []string{"run", "--log-level", "loud"}, "--log-level")
@@ -154,7 +155,7 @@ func TestRunNode(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "msg=stopped") {
 		t.Errorf("run after cancel: exit %d, stderr %q; want 0 and 'stopped'", r.code, r.stderr)
 	}
-	if _, err := os.Stat(socketPath(s1.home)); err == nil {
+	if _, err := os.Stat(control.SocketPath(s1.home)); err == nil {
 		t.Error("run left the control socket behind")
 	}
 }

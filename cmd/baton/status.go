@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -68,7 +68,7 @@ last_update}, outbox, quarantined [{time, collection, file, moved_to, reason}].`
 			if waiting {
 				st, err = c.waitRole(cmd.Context(), waitRole, timeout)
 			} else {
-				err = c.query(cmd.Context(), "/v1/status", &st)
+				st, err = c.Status(cmd.Context())
 			}
 			if err != nil {
 				return err
@@ -110,9 +110,8 @@ func (c *controlClient) waitRole(ctx context.Context, role string, timeout time.
 	defer tick.Stop()
 	last := "" // the role of the last answer; "" while there was none
 	for {
-		var st peer.Status
-		err := c.call(wctx, http.MethodGet, "/v1/status", nil, nil, &st)
-		var nd *noDaemonError
+		st, err := c.Status(wctx)
+		var nd *control.NoDaemonError
 		switch {
 		case err == nil:
 			if st.Role == role {
@@ -131,9 +130,9 @@ func (c *controlClient) waitRole(ctx context.Context, role string, timeout time.
 			}
 			if last == "" {
 				return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; it never answered (start it with 'baton run --home %s')",
-					timeout, c.home, role, shellQuote(c.home))
+					timeout, c.Home(), role, shellQuote(c.Home()))
 			}
-			return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; its last answer was %s", timeout, c.home, role, last)
+			return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; its last answer was %s", timeout, c.Home(), role, last)
 		case <-tick.C:
 		}
 	}

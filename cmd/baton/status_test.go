@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -69,7 +70,7 @@ func TestStatusWaitTimeout(t *testing.T) {
 	if err := makeHome(c.home); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", socketPath(c.home))
+	ln, err := net.Listen("unix", control.SocketPath(c.home))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/baton-sync/baton/internal/control"
 )
 
 // printable returns s as a terminal shows it, with everything it would act
@@ -39,8 +41,8 @@ func printable(s string) string {
 // isShown reports whether a terminal shows r as it is.
 func isShown(r rune) bool { return r == ' ' || unicode.IsPrint(r) }
 
-// printable returns st with its text fields printable, for human output.
-func (st folderStatusJSON) printable() folderStatusJSON {
+// printableStatus returns st with its text fields printable, for human output.
+func printableStatus(st control.FolderStatus) control.FolderStatus {
 	for _, p := range []*string{&st.ID, &st.Name, &st.Root, &st.Role, &st.State, &st.LastError, &st.Hint} {
 		*p = printable(*p)
 	}

@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"errors"
@@ -19,8 +19,8 @@ import (
 // foldersFile is <home>/folders.toml: the folders an agent syncs, and where.
 const foldersFile = "folders.toml"
 
-// localFolder is one folder synced on this agent.
-type localFolder struct {
+// LocalFolder is one folder synced on this agent.
+type LocalFolder struct {
 	ID    string `toml:"id"`
 	Name  string `toml:"name"`
 	Owner string `toml:"owner"`
@@ -36,7 +36,7 @@ type localFolder struct {
 }
 
 type foldersDoc struct {
-	Folders []localFolder `toml:"folder"`
+	Folders []LocalFolder `toml:"folder"`
 }
 
 const foldersHeader = `# baton folders synced on this agent: written by 'baton folder create',
@@ -56,7 +56,7 @@ func newLocalFolders(home string) *localFolders {
 }
 
 // load reads the file; a missing one is empty.
-func (l *localFolders) load() ([]localFolder, error) {
+func (l *localFolders) load() ([]LocalFolder, error) {
 	data, err := os.ReadFile(l.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -71,8 +71,8 @@ func (l *localFolders) load() ([]localFolder, error) {
 	return doc.Folders, nil
 }
 
-func (l *localFolders) save(list []localFolder) error {
-	slices.SortFunc(list, func(a, b localFolder) int { return strings.Compare(a.Path, b.Path) })
+func (l *localFolders) save(list []LocalFolder) error {
+	slices.SortFunc(list, func(a, b LocalFolder) int { return strings.Compare(a.Path, b.Path) })
 	data, err := toml.Marshal(foldersDoc{Folders: list})
 	if err != nil {
 		return fmt.Errorf("encoding the synced folders: %w", err)
@@ -85,7 +85,7 @@ func (l *localFolders) save(list []localFolder) error {
 
 // update changes the list under the lock and saves it if change returns
 // true.
-func (l *localFolders) update(change func(list []localFolder) ([]localFolder, error)) ([]localFolder, error) {
+func (l *localFolders) update(change func(list []LocalFolder) ([]LocalFolder, error)) ([]LocalFolder, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	list, err := l.load()
@@ -99,8 +99,8 @@ func (l *localFolders) update(change func(list []localFolder) ([]localFolder, er
 	return list, l.save(list)
 }
 
-// syncMap is list as the engine takes it: folder ID -> directory.
-func syncMap(list []localFolder) map[string]string {
+// SyncMap is list as the engine takes it: folder ID -> directory.
+func SyncMap(list []LocalFolder) map[string]string {
 	m := make(map[string]string, len(list))
 	for _, f := range list {
 		m[f.ID] = f.Path
@@ -108,18 +108,18 @@ func syncMap(list []localFolder) map[string]string {
 	return m
 }
 
-// symlinkPolicy says which folders take other hosts' symlinks pointing
+// SymlinkPolicy says which folders take other hosts' symlinks pointing
 // outside the folder, and which keep to Windows' names: those recorded so
 // in folders.toml. It is read by the sync engine at every apply and set
 // when folders.toml changes.
-type symlinkPolicy struct {
+type SymlinkPolicy struct {
 	allowed      atomic.Pointer[map[string]bool]
 	windowsNames atomic.Pointer[map[string]bool]
 }
 
 // set records the folders of list that allow such symlinks, and those that
 // keep to Windows' names.
-func (p *symlinkPolicy) set(list []localFolder) {
+func (p *SymlinkPolicy) Set(list []LocalFolder) {
 	m, w := map[string]bool{}, map[string]bool{}
 	for _, f := range list {
 		if f.OutsideSymlinks {
@@ -134,20 +134,20 @@ func (p *symlinkPolicy) set(list []localFolder) {
 }
 
 // allows reports whether folder id takes such symlinks.
-func (p *symlinkPolicy) allows(id string) bool {
+func (p *SymlinkPolicy) Allows(id string) bool {
 	m := p.allowed.Load()
 	return m != nil && (*m)[id]
 }
 
 // keepsWindowsNames reports whether folder id keeps to Windows' names.
-func (p *symlinkPolicy) keepsWindowsNames(id string) bool {
+func (p *SymlinkPolicy) KeepsWindowsNames(id string) bool {
 	m := p.windowsNames.Load()
 	return m != nil && (*m)[id]
 }
 
 // checkFolderPath checks that path, absolute, is a directory that does not
 // overlap a folder already synced here (other than id) or the baton home.
-func checkFolderPath(path, id, home string, list []localFolder) error {
+func checkFolderPath(path, id, home string, list []LocalFolder) error {
 	if !filepath.IsAbs(path) {
 		return errInvalid("folder path %q is not absolute", path)
 	}
@@ -177,3 +177,11 @@ func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// LoadFolders reads home's folders.toml: the folders an agent syncs. A
+// missing file is empty.
+func LoadFolders(home string) ([]LocalFolder, error) { return newLocalFolders(home).load() }
+
+// SaveFolders writes list to home's folders.toml, sorted by path. Only
+// while no daemon runs in home: a running one changes the file itself.
+func SaveFolders(home string, list []LocalFolder) error { return newLocalFolders(home).save(list) }

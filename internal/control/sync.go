@@ -1,4 +1,4 @@
-package main
+package control
 
 // The control API's folder sync endpoints, for agents and servers alike:
 // the state of a folder synced here and asking for its rescan.
@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"strings"
 
@@ -15,10 +14,10 @@ import (
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
-// folderRefRequest names a folder synced here: on an agent by ID, name or
+// FolderRefRequest names a folder synced here: on an agent by ID, name or
 // OWNER/NAME; on a server by name or ID, and Owner when several folders
 // it hosts have that name.
-type folderRefRequest struct {
+type FolderRefRequest struct {
 	Folder string `json:"folder"`
 	Owner  string `json:"owner,omitempty"` // servers only
 }
@@ -47,7 +46,7 @@ const roleServer = "server"
 
 // syncedHere resolves a folder this host syncs: on an agent, one of its
 // user's folders synced on this device; on a server, one it hosts.
-func (s *controlServer) syncedHere(ctx context.Context, req folderRefRequest) (syncedHere, error) {
+func (s *Server) syncedHere(ctx context.Context, req FolderRefRequest) (syncedHere, error) {
 	if strings.TrimSpace(req.Folder) == "" {
 		return syncedHere{}, errInvalid("no folder named")
 	}
@@ -77,7 +76,7 @@ func (s *controlServer) syncedHere(ctx context.Context, req folderRefRequest) (s
 }
 
 // rescanHint is the command that rescans the folder req names.
-func rescanHint(req folderRefRequest) string {
+func rescanHint(req FolderRefRequest) string {
 	cmd := "baton folder rescan " + req.Folder
 	if req.Owner != "" {
 		cmd += " --owner " + req.Owner
@@ -85,18 +84,16 @@ func rescanHint(req folderRefRequest) string {
 	return cmd
 }
 
-func (s *controlServer) folderStatus(r *http.Request) (any, error) {
-	q := r.URL.Query()
-	req := folderRefRequest{Folder: q.Get("folder"), Owner: q.Get("owner")}
-	h, err := s.syncedHere(r.Context(), req)
+func (s *Server) folderStatus(ctx context.Context, req FolderRefRequest) (FolderStatus, error) {
+	h, err := s.syncedHere(ctx, req)
 	if err != nil {
-		return nil, err
+		return FolderStatus{}, err
 	}
-	fs, err := s.d.FolderStatus(r.Context(), h.f.ID)
+	fs, err := s.d.FolderStatus(ctx, h.f.ID)
 	if err != nil {
-		return nil, fmt.Errorf("folder %s: %w", h.f.Name, err)
+		return FolderStatus{}, fmt.Errorf("folder %s: %w", h.f.Name, err)
 	}
-	st := newFolderStatusJSON(fs)
+	st := newFolderStatus(fs)
 	st.ID, st.Name, st.Role = h.f.ID, h.f.Name, h.role()
 	if st.Root == "" {
 		st.Root = h.root
@@ -108,20 +105,16 @@ func (s *controlServer) folderStatus(r *http.Request) (any, error) {
 	return st, nil
 }
 
-func (s *controlServer) folderRescan(r *http.Request) (any, error) {
-	var req folderRefRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	h, err := s.syncedHere(r.Context(), req)
+func (s *Server) folderRescan(ctx context.Context, req FolderRefRequest) (OKResult, error) {
+	h, err := s.syncedHere(ctx, req)
 	if err != nil {
-		return nil, err
+		return OKResult{}, err
 	}
-	if err := s.d.RescanFolder(r.Context(), h.f.ID); err != nil {
+	if err := s.d.RescanFolder(ctx, h.f.ID); err != nil {
 		if errors.Is(err, foldersync.ErrUnknownFolder) {
-			return nil, errConflict("folder %s (%s) is not synced yet at %s: try again in a moment", h.f.Name, h.f.ID, h.root)
+			return OKResult{}, errConflict("folder %s (%s) is not synced yet at %s: try again in a moment", h.f.Name, h.f.ID, h.root)
 		}
-		return nil, fmt.Errorf("rescanning folder %s: %w", h.f.Name, err)
+		return OKResult{}, fmt.Errorf("rescanning folder %s: %w", h.f.Name, err)
 	}
-	return okResult{Done: fmt.Sprintf("rescan of folder %s (%s) at %s requested", h.f.Name, h.f.ID, h.root)}, nil
+	return OKResult{Done: fmt.Sprintf("rescan of folder %s (%s) at %s requested", h.f.Name, h.f.ID, h.root)}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package control
 
 // The control API's user, device and agent folder endpoints.
 
@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,44 +19,44 @@ import (
 
 // Wire types. The field names are stable: scripts read them with --json.
 type (
-	setPasswordRequest struct {
+	SetPasswordRequest struct {
 		Password []byte `json:"password"`
 	}
-	// okResult answers a change that is not a Catalog or Domain update
+	// OKResult answers a change that is not a Catalog or Domain update
 	// of this host's (or whose certification the daemon already checked).
-	okResult struct {
+	OKResult struct {
 		Done string `json:"done"`
 	}
 
-	// agentFolderJSON is a folder this agent's user may sync.
-	agentFolderJSON struct {
-		ID         string       `json:"id"`
-		Name       string       `json:"name"`
-		Owner      string       `json:"owner"`
-		Server     string       `json:"server"`
-		ServerName string       `json:"server_name"`
-		Right      string       `json:"right"` // the user's: owner, rw or ro
-		Members    []memberJSON `json:"members"`
-		Path       string       `json:"path"` // where it is synced here; "" if not
+	// AgentFolder is a folder this agent's user may sync.
+	AgentFolder struct {
+		ID         string   `json:"id"`
+		Name       string   `json:"name"`
+		Owner      string   `json:"owner"`
+		Server     string   `json:"server"`
+		ServerName string   `json:"server_name"`
+		Right      string   `json:"right"` // the user's: owner, rw or ro
+		Members    []Member `json:"members"`
+		Path       string   `json:"path"` // where it is synced here; "" if not
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
-	agentCreateRequest struct {
+	AgentCreateRequest struct {
 		Name            string `json:"name"`
 		Path            string `json:"path"`                       // absolute
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
 	}
-	agentOptionsRequest struct {
+	AgentOptionsRequest struct {
 		Folder          string `json:"folder"` // ID, name or OWNER/NAME
 		OutsideSymlinks bool   `json:"outside_symlinks"`
 	}
-	agentShareRequest struct {
+	AgentShareRequest struct {
 		Folder string `json:"folder"` // ID, name or OWNER/NAME
 		User   string `json:"user"`
 		Rights string `json:"rights"` // ro or rw (share)
 	}
-	agentAcceptRequest struct {
+	AgentAcceptRequest struct {
 		Folder string `json:"folder"`
 		Path   string `json:"path"` // absolute
 		// OutsideSymlinks: take other hosts' symlinks whose target is
@@ -66,39 +65,34 @@ type (
 		// WindowsNames: keep to the names Windows can hold.
 		WindowsNames bool `json:"windows_names,omitempty"`
 	}
-	agentFolderRequest struct {
+	AgentFolderRequest struct {
 		Folder string `json:"folder"`
 	}
-	// agentResult answers an agent folder change.
-	agentResult struct {
-		Done   string          `json:"done"`
-		Queued bool            `json:"queued"` // the hosting server waits for the master
-		Folder agentFolderJSON `json:"folder"`
+	// AgentResult answers an agent folder change.
+	AgentResult struct {
+		Done   string      `json:"done"`
+		Queued bool        `json:"queued"` // the hosting server waits for the master
+		Folder AgentFolder `json:"folder"`
 		// Warning: the change is made but syncing it here is not (the
 		// sync engine refused the set of folders).
 		Warning string `json:"warning,omitempty"`
 	}
 )
 
-func (s *controlServer) setPassword(r *http.Request) (any, error) {
-	var req setPasswordRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) setPassword(ctx context.Context, req passwordChange) (OKResult, error) {
 	defer clear(req.Password)
-	name := r.PathValue("name")
+	name := req.user
 	if len(req.Password) == 0 || len(req.Password) > peer.MaxPasswordSize {
-		return nil, errInvalid("a password must be 1 to %d bytes", peer.MaxPasswordSize)
+		return OKResult{}, errInvalid("a password must be 1 to %d bytes", peer.MaxPasswordSize)
 	}
-	if err := s.d.SetPassword(r.Context(), name, req.Password); err != nil {
-		return nil, err
+	if err := s.d.SetPassword(ctx, name, req.Password); err != nil {
+		return OKResult{}, err
 	}
-	return okResult{Done: fmt.Sprintf("password of %s set", name)}, nil
+	return OKResult{Done: fmt.Sprintf("password of %s set", name)}, nil
 }
 
-func (s *controlServer) listDevices(r *http.Request) (any, error) {
-	user := r.URL.Query().Get("user")
-	ds, err := s.d.Devices(r.Context(), user)
+func (s *Server) listDevices(ctx context.Context, user string) ([]peer.DeviceInfo, error) {
+	ds, err := s.d.Devices(ctx, user)
 	if err != nil {
 		return nil, err
 	}
@@ -114,26 +108,25 @@ func (s *controlServer) listDevices(r *http.Request) (any, error) {
 	return ds, nil
 }
 
-func (s *controlServer) revokeDevice(r *http.Request) (any, error) {
-	ref := r.PathValue("id")
+func (s *Server) revokeDevice(ctx context.Context, ref string) (MutationResult, error) {
 	id, err := lpeer.Decode(ref)
 	if err != nil {
-		return nil, errInvalid("device %q: want a peer ID (see 'baton device list')", ref)
+		return MutationResult{}, errInvalid("device %q: want a peer ID (see 'baton device list')", ref)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), defaultWait)
+	ctx, cancel := context.WithTimeout(ctx, DefaultWait)
 	defer cancel()
 	rcpt, err := s.d.RevokeDevice(ctx, id)
 	if err != nil {
 		if errors.Is(err, peer.ErrNoSuchDevice) {
-			return nil, errNotFound("%v", err)
+			return MutationResult{}, errNotFound("%v", err)
 		}
-		return nil, err
+		return MutationResult{}, err
 	}
 	done := fmt.Sprintf("device %s revoked", id)
 	if rcpt.Queued || rcpt.Certified.IsZero() {
-		return mutationResult{Done: done, Queued: true}, nil
+		return MutationResult{Done: done, Queued: true}, nil
 	}
-	return mutationResult{Done: done, Epoch: rcpt.Certified.Epoch(), Seq: rcpt.Certified.MasterSeq()}, nil
+	return MutationResult{Done: done, Epoch: rcpt.Certified.Epoch(), Seq: rcpt.Certified.MasterSeq()}, nil
 }
 
 // --- agent folders ---
@@ -143,10 +136,10 @@ func (s *controlServer) revokeDevice(r *http.Request) (any, error) {
 type agentView struct {
 	st    *collections.State
 	user  string
-	local []localFolder
+	local []LocalFolder
 }
 
-func (s *controlServer) agentView(ctx context.Context) (agentView, error) {
+func (s *Server) agentView(ctx context.Context) (agentView, error) {
 	if s.home == "" {
 		return agentView{}, errConflict("this host is a server: agent folder commands are for desktop agents")
 	}
@@ -168,9 +161,9 @@ func (s *controlServer) agentView(ctx context.Context) (agentView, error) {
 	return agentView{st: st, user: ds.User, local: local}, nil
 }
 
-func (v agentView) toJSON(f collections.Folder) agentFolderJSON {
+func (v agentView) toJSON(f collections.Folder) AgentFolder {
 	fj := folderToJSON(v.st, f)
-	out := agentFolderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: fj.ServerName,
+	out := AgentFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: fj.ServerName,
 		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks}
 	for _, l := range v.local {
 		if l.ID == f.ID {
@@ -241,12 +234,12 @@ func (v agentView) resolve(ref string) (collections.Folder, error) {
 	return collections.Folder{}, errNotFound("no folder %s shared with %s (see 'baton folder list')", ref, v.user)
 }
 
-func (s *controlServer) agentFolders(r *http.Request) (any, error) {
-	v, err := s.agentView(r.Context())
+func (s *Server) agentFolders(ctx context.Context, _ struct{}) ([]AgentFolder, error) {
+	v, err := s.agentView(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []agentFolderJSON{}
+	out := []AgentFolder{}
 	for _, f := range v.mine() {
 		out = append(out, v.toJSON(f))
 	}
@@ -265,7 +258,7 @@ func agentChange(err error) (queued bool, _ error) {
 // syncFolders changes folders.toml with change and gives the engine the
 // result. The file is changed even when the engine refuses the set; the
 // warning says so.
-func (s *controlServer) syncFolders(ctx context.Context, change func([]localFolder) ([]localFolder, error)) (warning string, err error) {
+func (s *Server) syncFolders(ctx context.Context, change func([]LocalFolder) ([]LocalFolder, error)) (warning string, err error) {
 	s.foldersMu.Lock()
 	defer s.foldersMu.Unlock()
 	list, err := newLocalFolders(s.home).update(change)
@@ -273,89 +266,73 @@ func (s *controlServer) syncFolders(ctx context.Context, change func([]localFold
 		return "", err
 	}
 	if s.symlinks != nil {
-		s.symlinks.set(list)
+		s.symlinks.Set(list)
 	}
-	if err := s.d.SetFolders(ctx, syncMap(list)); err != nil {
+	if err := s.d.SetFolders(ctx, SyncMap(list)); err != nil {
 		return fmt.Sprintf("the folder is recorded, but the sync engine refused it: %v", err), nil
 	}
 	return "", nil
 }
 
-func (s *controlServer) agentCreate(r *http.Request) (any, error) {
-	var req agentCreateRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel, err := s.mutationContext(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) agentCreate(ctx context.Context, req AgentCreateRequest) (AgentResult, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	if strings.TrimSpace(req.Name) == "" {
-		return nil, errInvalid("the folder name is empty")
+		return AgentResult{}, errInvalid("the folder name is empty")
 	}
 	path := filepath.Clean(req.Path)
 	if err := checkFolderPath(path, "", s.home, v.local); err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	for _, f := range v.mine() {
 		if f.Owner == v.user && f.Name == req.Name {
-			return nil, errConflict("%s already has a folder named %s (%s)", v.user, f.Name, f.ID)
+			return AgentResult{}, errConflict("%s already has a folder named %s (%s)", v.user, f.Name, f.ID)
 		}
 	}
 	f, err := s.d.CreateFolderWith(ctx, req.Name, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
 	queued, err := agentChange(err)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
-	warning, err := s.syncFolders(ctx, func(list []localFolder) ([]localFolder, error) {
+	warning, err := s.syncFolders(ctx, func(list []LocalFolder) ([]LocalFolder, error) {
 		if err := checkFolderPath(path, f.ID, s.home, list); err != nil {
 			return nil, err
 		}
-		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path}), nil
+		return append(list, LocalFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path}), nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("folder %s (%s) was created, but recording it failed: %w; run 'baton folder accept %s PATH'", f.Name, f.ID, err, f.ID)
+		return AgentResult{}, fmt.Errorf("folder %s (%s) was created, but recording it failed: %w; run 'baton folder accept %s PATH'", f.Name, f.ID, err, f.ID)
 	}
-	v.local = append(v.local, localFolder{ID: f.ID, Path: path})
-	return agentResult{Done: fmt.Sprintf("folder %s (%s) created, synced at %s", f.Name, f.ID, path), Queued: queued,
+	v.local = append(v.local, LocalFolder{ID: f.ID, Path: path})
+	return AgentResult{Done: fmt.Sprintf("folder %s (%s) created, synced at %s", f.Name, f.ID, path), Queued: queued,
 		Folder: v.toJSON(f), Warning: warning}, nil
 }
 
-func (s *controlServer) agentShare(r *http.Request) (any, error) { return s.agentShareOrNot(r, true) }
-
-func (s *controlServer) agentUnshare(r *http.Request) (any, error) {
-	return s.agentShareOrNot(r, false)
+func (s *Server) agentShare(ctx context.Context, req AgentShareRequest) (AgentResult, error) {
+	return s.agentShareOrNot(ctx, req, true)
 }
 
-func (s *controlServer) agentShareOrNot(r *http.Request, share bool) (any, error) {
-	var req agentShareRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) agentUnshare(ctx context.Context, req AgentShareRequest) (AgentResult, error) {
+	return s.agentShareOrNot(ctx, req, false)
+}
+
+func (s *Server) agentShareOrNot(ctx context.Context, req AgentShareRequest, share bool) (AgentResult, error) {
 	right := collections.Right(req.Rights)
 	if share && right != collections.RightReadOnly && right != collections.RightReadWrite {
-		return nil, errInvalid("rights %q: want ro or rw", req.Rights)
+		return AgentResult{}, errInvalid("rights %q: want ro or rw", req.Rights)
 	}
 	if err := identity.ValidateName(req.User); err != nil {
-		return nil, errInvalid("user name: %v", err)
+		return AgentResult{}, errInvalid("user name: %v", err)
 	}
-	ctx, cancel, err := s.mutationContext(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	f, err := v.resolve(req.Folder)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	var done string
 	if share {
@@ -367,67 +344,53 @@ func (s *controlServer) agentShareOrNot(r *http.Request, share bool) (any, error
 	}
 	queued, err := agentChange(err)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	return s.agentAfter(ctx, f.ID, done, queued)
 }
 
-func (s *controlServer) agentSetOptions(r *http.Request) (any, error) {
-	var req agentOptionsRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel, err := s.mutationContext(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) agentSetOptions(ctx context.Context, req AgentOptionsRequest) (AgentResult, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	f, err := v.resolve(req.Folder)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
 	queued, err := agentChange(s.d.SetFolderOptions(ctx, f.ID, opts))
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	return s.agentAfter(ctx, f.ID, fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts)), queued)
 }
 
 // agentAfter answers a change to folder id with the folder as this agent
 // now sees it.
-func (s *controlServer) agentAfter(ctx context.Context, id, done string, queued bool) (any, error) {
+func (s *Server) agentAfter(ctx context.Context, id, done string, queued bool) (AgentResult, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
-	res := agentResult{Done: done, Queued: queued}
+	res := AgentResult{Done: done, Queued: queued}
 	if f, ok := v.st.Folder(id); ok {
 		res.Folder = v.toJSON(f)
 	}
 	return res, nil
 }
 
-func (s *controlServer) agentAccept(r *http.Request) (any, error) {
-	var req agentAcceptRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx := r.Context()
+func (s *Server) agentAccept(ctx context.Context, req AgentAcceptRequest) (AgentResult, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	f, err := v.resolve(req.Folder)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	path := filepath.Clean(req.Path)
-	warning, err := s.syncFolders(ctx, func(list []localFolder) ([]localFolder, error) {
+	warning, err := s.syncFolders(ctx, func(list []LocalFolder) ([]LocalFolder, error) {
 		for _, l := range list {
 			if l.ID == f.ID {
 				return nil, errConflict("folder %s (%s) is already synced here, at %s", f.Name, f.ID, l.Path)
@@ -436,45 +399,36 @@ func (s *controlServer) agentAccept(r *http.Request) (any, error) {
 		if err := checkFolderPath(path, f.ID, s.home, list); err != nil {
 			return nil, err
 		}
-		return append(list, localFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path, OutsideSymlinks: req.OutsideSymlinks, WindowsNames: req.WindowsNames}), nil
+		return append(list, LocalFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Path: path, OutsideSymlinks: req.OutsideSymlinks, WindowsNames: req.WindowsNames}), nil
 	})
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
-	v.local = append(v.local, localFolder{ID: f.ID, Path: path})
-	return agentResult{Done: fmt.Sprintf("folder %s (%s, %s's, %s) synced at %s", f.Name, f.ID, f.Owner, f.Members[v.user], path),
+	v.local = append(v.local, LocalFolder{ID: f.ID, Path: path})
+	return AgentResult{Done: fmt.Sprintf("folder %s (%s, %s's, %s) synced at %s", f.Name, f.ID, f.Owner, f.Members[v.user], path),
 		Folder: v.toJSON(f), Warning: warning}, nil
 }
 
-func (s *controlServer) agentLeave(r *http.Request) (any, error) {
-	var req agentFolderRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, cancel, err := s.mutationContext(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) agentLeave(ctx context.Context, req AgentFolderRequest) (AgentResult, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	f, err := v.resolve(req.Folder)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	if f.Owner == v.user {
-		return nil, errConflict("%s owns folder %s and cannot leave it", v.user, f.Name)
+		return AgentResult{}, errConflict("%s owns folder %s and cannot leave it", v.user, f.Name)
 	}
 	queued, err := agentChange(s.d.LeaveFolder(ctx, f.ID))
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	// Stop syncing it here; the files stay.
 	var path string
-	warning, err := s.syncFolders(ctx, func(list []localFolder) ([]localFolder, error) {
-		return slices.DeleteFunc(list, func(l localFolder) bool {
+	warning, err := s.syncFolders(ctx, func(list []LocalFolder) ([]LocalFolder, error) {
+		return slices.DeleteFunc(list, func(l LocalFolder) bool {
 			if l.ID == f.ID {
 				path = l.Path
 				return true
@@ -483,7 +437,7 @@ func (s *controlServer) agentLeave(r *http.Request) (any, error) {
 		}), nil
 	})
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
 	done := fmt.Sprintf("%s left folder %s (%s)", v.user, f.Name, f.ID)
 	if path != "" {
@@ -492,40 +446,36 @@ func (s *controlServer) agentLeave(r *http.Request) (any, error) {
 	if path == "" {
 		warning = ""
 	}
-	res := agentResult{Done: done, Queued: queued, Folder: v.toJSON(f), Warning: warning}
+	res := AgentResult{Done: done, Queued: queued, Folder: v.toJSON(f), Warning: warning}
 	res.Folder.Path, res.Folder.Right = "", ""
 	return res, nil
 }
 
 // syncedFolder resolves ref to a folder synced here.
-func (s *controlServer) syncedFolder(ctx context.Context, ref string) (collections.Folder, localFolder, error) {
+func (s *Server) syncedFolder(ctx context.Context, ref string) (collections.Folder, LocalFolder, error) {
 	v, err := s.agentView(ctx)
 	if err != nil {
-		return collections.Folder{}, localFolder{}, err
+		return collections.Folder{}, LocalFolder{}, err
 	}
 	f, err := v.resolve(ref)
 	if err != nil {
-		return collections.Folder{}, localFolder{}, err
+		return collections.Folder{}, LocalFolder{}, err
 	}
 	for _, l := range v.local {
 		if l.ID == f.ID {
 			return f, l, nil
 		}
 	}
-	return f, localFolder{}, errConflict("folder %s (%s) is not synced on this device: 'baton folder accept %s PATH' starts syncing it", f.Name, f.ID, ref)
+	return f, LocalFolder{}, errConflict("folder %s (%s) is not synced on this device: 'baton folder accept %s PATH' starts syncing it", f.Name, f.ID, ref)
 }
 
-func (s *controlServer) agentRevert(r *http.Request) (any, error) {
-	var req agentFolderRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	f, l, err := s.syncedFolder(r.Context(), req.Folder)
+func (s *Server) agentRevert(ctx context.Context, req AgentFolderRequest) (AgentResult, error) {
+	f, l, err := s.syncedFolder(ctx, req.Folder)
 	if err != nil {
-		return nil, err
+		return AgentResult{}, err
 	}
-	if err := s.d.RevertFolder(r.Context(), f.ID); err != nil {
-		return nil, fmt.Errorf("reverting folder %s: %w", f.Name, err)
+	if err := s.d.RevertFolder(ctx, f.ID); err != nil {
+		return AgentResult{}, fmt.Errorf("reverting folder %s: %w", f.Name, err)
 	}
-	return agentResult{Done: fmt.Sprintf("folder %s (%s) at %s reverted to the server's copy (local changes kept as conflict copies)", f.Name, f.ID, l.Path)}, nil
+	return AgentResult{Done: fmt.Sprintf("folder %s (%s) at %s reverted to the server's copy (local changes kept as conflict copies)", f.Name, f.ID, l.Path)}, nil
 }

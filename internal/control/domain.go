@@ -1,4 +1,4 @@
-package main
+package control
 
 // The control API's endpoints: each reads the daemon's state, checks the
 // request against it (so mistakes get a clear message rather than the
@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -28,34 +27,34 @@ import (
 
 // Wire types. The field names are stable: scripts read them with --json.
 type (
-	userJSON struct {
+	User struct {
 		Name           string `json:"name"`
 		HomeServer     string `json:"home_server"`
 		HomeServerName string `json:"home_server_name"`
 	}
-	serverJSON struct {
+	ChainServer struct {
 		Position     int      `json:"position"` // 1-based place in the chain
 		ID           string   `json:"id"`
 		Name         string   `json:"name"`
 		PublicAddrs  []string `json:"public_addrs"`
 		PrivateAddrs []string `json:"private_addrs"`
 	}
-	memberJSON struct {
+	Member struct {
 		User  string `json:"user"`
 		Right string `json:"right"` // owner, ro or rw
 	}
-	folderJSON struct {
-		ID         string       `json:"id"`
-		Name       string       `json:"name"`
-		Owner      string       `json:"owner"`
-		Server     string       `json:"server"`
-		ServerName string       `json:"server_name"`
-		Members    []memberJSON `json:"members"` // the owner first, then by name
+	Folder struct {
+		ID         string   `json:"id"`
+		Name       string   `json:"name"`
+		Owner      string   `json:"owner"`
+		Server     string   `json:"server"`
+		ServerName string   `json:"server_name"`
+		Members    []Member `json:"members"` // the owner first, then by name
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
 	}
-	reportJSON struct {
+	Report struct {
 		ID         string    `json:"id"`
 		Author     string    `json:"author"`
 		AuthorName string    `json:"author_name"`
@@ -65,51 +64,51 @@ type (
 		Content    []byte    `json:"content,omitempty"` // only from GET /v1/reports/{id}
 	}
 
-	addUserRequest struct {
+	AddUserRequest struct {
 		Name       string `json:"name"`
 		HomeServer string `json:"home_server"` // host name or peer ID
 	}
-	addServerRequest struct {
+	AddServerRequest struct {
 		Record   []byte `json:"record"`   // signed host record (envelope bytes)
 		Position int    `json:"position"` // 1-based; 0 = last
 	}
-	removeUserRequest struct {
+	RemoveUserRequest struct {
 		TransferTo string `json:"transfer_to,omitempty"` // the successor of the user's folders; "" archives them
 	}
-	createFolderRequest struct {
+	CreateFolderRequest struct {
 		Name            string `json:"name"`
 		Owner           string `json:"owner"`
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
 	}
-	folderOptionsRequest struct {
+	FolderOptionsRequest struct {
 		Folder          string `json:"folder"` // name or ID
 		Owner           string `json:"owner"`  // optional: tells same-named folders apart
 		OutsideSymlinks bool   `json:"outside_symlinks"`
 	}
-	shareFolderRequest struct {
+	ShareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
 		Owner  string `json:"owner"`  // optional: tells same-named folders apart
 		User   string `json:"user"`
 		Rights string `json:"rights"` // ro or rw
 	}
-	generateReportRequest struct {
+	GenerateReportRequest struct {
 		Kind string `json:"kind"` // "usage" (the default) is the only kind
 	}
 )
 
-// usageReport is the Content of a "usage" report.
-type usageReport struct {
+// UsageReport is the Content of a "usage" report.
+type UsageReport struct {
 	Host      string           `json:"host"`
 	ID        string           `json:"id"`
 	Generated time.Time        `json:"generated"`
 	Users     []string         `json:"users"` // users whose home server this is
-	Folders   []usageFolder    `json:"folders"`
+	Folders   []UsageFolder    `json:"folders"`
 	DataDir   string           `json:"data_dir"`
 	DataBytes int64            `json:"data_bytes"`
 	DataFiles map[string]int64 `json:"data_files"` // bytes per file, by path relative to DataDir
 }
 
-type usageFolder struct {
+type UsageFolder struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
 	Owner   string `json:"owner"`
@@ -172,7 +171,7 @@ func resolveServer(st *collections.State, ref string) (identity.HostRecord, erro
 // While no master is known, or this host is still taking over (an election
 // after a failure or a chain change), it waits until ctx ends for the role to
 // settle. The node's Submit checks again.
-func (s *controlServer) requireMaster(ctx context.Context) error {
+func (s *Server) requireMaster(ctx context.Context) error {
 	tick := time.NewTicker(masterPoll)
 	defer tick.Stop()
 	var last peer.Status
@@ -214,64 +213,56 @@ func notMaster(st peer.Status) error {
 	return nm
 }
 
-func (s *controlServer) listUsers(r *http.Request) (any, error) {
-	st, err := s.d.State(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	out := []userJSON{}
-	for _, u := range st.Users() {
-		out = append(out, userJSON{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer)})
-	}
-	return out, nil
-}
-
-func (s *controlServer) addUser(r *http.Request) (any, error) {
-	var req addUserRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	if err := identity.ValidateName(req.Name); err != nil {
-		return nil, errInvalid("user name: %v", err)
-	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
-	if err := s.requireMaster(ctx); err != nil {
-		return nil, err
-	}
+func (s *Server) listUsers(ctx context.Context, _ struct{}) ([]User, error) {
 	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
+	out := []User{}
+	for _, u := range st.Users() {
+		out = append(out, User{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer)})
+	}
+	return out, nil
+}
+
+func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResult, error) {
+	if err := identity.ValidateName(req.Name); err != nil {
+		return MutationResult{}, errInvalid("user name: %v", err)
+	}
+	sb := s.submitter()
+	if err := s.requireMaster(ctx); err != nil {
+		return MutationResult{}, err
+	}
+	st, err := s.d.State(ctx)
+	if err != nil {
+		return MutationResult{}, err
+	}
 	home, err := resolveServer(st, req.HomeServer)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	if err := s.refuseWitness(ctx, home); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	if u, ok := st.User(req.Name); ok {
-		return nil, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
+		return MutationResult{}, errConflict("user %s already exists (home server %s)", u.Name, hostName(st, u.HomeServer))
 	}
 	// A new identity, never given before. The change is conditional on
 	// the record it replaces (none, or a removed user's): two adds of one
 	// name, at two masters or at one, are never both acknowledged.
 	id, err := randomUserID(s.rand)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	u, _, err := st.AddUser(req.Name, home.ID(), id)
 	if err != nil {
-		return nil, builderErr(err)
+		return MutationResult{}, builderErr(err)
 	}
 	if err := sb.submit(ctx, u); err != nil {
 		if errors.Is(err, collections.ErrConflict) {
-			return nil, errConflict("user %s already exists: another change added it first", req.Name)
+			return MutationResult{}, errConflict("user %s already exists: another change added it first", req.Name)
 		}
-		return nil, err
+		return MutationResult{}, err
 	}
 	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
 }
@@ -279,7 +270,7 @@ func (s *controlServer) addUser(r *http.Request) (any, error) {
 // refuseWitness refuses server as a user's home server when it is known to
 // be a witness, which takes no logins (and hosts no folders): this server's
 // status lists the servers of the chain that said so when they connected.
-func (s *controlServer) refuseWitness(ctx context.Context, server identity.HostRecord) error {
+func (s *Server) refuseWitness(ctx context.Context, server identity.HostRecord) error {
 	st, err := s.d.Status(ctx)
 	if err != nil {
 		return err
@@ -290,38 +281,28 @@ func (s *controlServer) refuseWitness(ctx context.Context, server identity.HostR
 	return errConflict("%s (%s) is a witness: it takes no logins and hosts no folders, so it cannot be a user's home server; choose another server", server.Name, server.ID())
 }
 
-func (s *controlServer) removeUser(r *http.Request) (any, error) {
-	name := r.PathValue("name")
-	var req removeUserRequest
-	if r.ContentLength != 0 {
-		if err := decodeBody(r, &req); err != nil {
-			return nil, err
-		}
-	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) removeUser(ctx context.Context, req userRemoval) (MutationResult, error) {
+	name := req.name
+	sb := s.submitter()
 	if err := s.requireMaster(ctx); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	if _, ok := st.User(name); !ok {
-		return nil, errNotFound("no user %s in the domain", name)
+		return MutationResult{}, errNotFound("no user %s in the domain", name)
 	}
 	u, _, err := st.RemoveUser(name, req.TransferTo)
 	if err != nil {
-		return nil, builderErr(err)
+		return MutationResult{}, builderErr(err)
 	}
 	if err := sb.submit(ctx, u); err != nil {
 		if errors.Is(err, collections.ErrConflict) {
-			return nil, errConflict("user %s changed meanwhile (another change came first): run the command again", name)
+			return MutationResult{}, errConflict("user %s changed meanwhile (another change came first): run the command again", name)
 		}
-		return nil, err
+		return MutationResult{}, err
 	}
 	owned := 0
 	for _, f := range st.Folders() {
@@ -361,54 +342,46 @@ func builderErr(err error) error {
 	return errInvalid("%v", err)
 }
 
-func (s *controlServer) listServers(r *http.Request) (any, error) {
-	st, err := s.d.State(r.Context())
+func (s *Server) listServers(ctx context.Context, _ struct{}) ([]ChainServer, error) {
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []serverJSON{}
+	out := []ChainServer{}
 	for i, id := range st.Chain().IDs() {
-		sj := serverJSON{Position: i + 1, ID: id.String(), Name: id.String(), PublicAddrs: []string{}, PrivateAddrs: []string{}}
+		sj := ChainServer{Position: i + 1, ID: id.String(), Name: id.String(), PublicAddrs: []string{}, PrivateAddrs: []string{}}
 		if rec, ok := st.HostByID(id); ok {
-			sj.Name, sj.PublicAddrs, sj.PrivateAddrs = rec.Name, nonNil(rec.PublicAddrs), nonNil(rec.PrivateAddrs)
+			sj.Name, sj.PublicAddrs, sj.PrivateAddrs = rec.Name, append([]string{}, rec.PublicAddrs...), append([]string{}, rec.PrivateAddrs...)
 		}
 		out = append(out, sj)
 	}
 	return out, nil
 }
 
-func (s *controlServer) addServer(r *http.Request) (any, error) {
-	var req addServerRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) addServer(ctx context.Context, req AddServerRequest) (MutationResult, error) {
 	host := collections.Host{Record: req.Record}
 	rec, err := host.Open()
 	if err != nil {
-		return nil, errInvalid("host record: %v", err)
+		return MutationResult{}, errInvalid("host record: %v", err)
 	}
 	if rec.Role != identity.RoleServer {
-		return nil, errInvalid("host %s (%s) has role %s; only servers join the chain", rec.Name, rec.ID(), rec.Role)
+		return MutationResult{}, errInvalid("host %s (%s) has role %s; only servers join the chain", rec.Name, rec.ID(), rec.Role)
 	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+	sb := s.submitter()
 	if err := s.requireMaster(ctx); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	c, err := st.AddServer(host, req.Position)
 	if err != nil {
-		return nil, builderErr(err)
+		return MutationResult{}, builderErr(err)
 	}
 	for _, u := range c.Updates {
 		if err := sb.submit(ctx, u); err != nil {
-			return nil, err
+			return MutationResult{}, err
 		}
 	}
 	done := fmt.Sprintf("server %s (%s) added to the chain at position %d of %d", rec.Name, rec.ID(), c.Position, c.Servers)
@@ -418,31 +391,26 @@ func (s *controlServer) addServer(r *http.Request) (any, error) {
 	return sb.result(done), nil
 }
 
-func (s *controlServer) removeServer(r *http.Request) (any, error) {
-	ref := r.PathValue("name")
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) removeServer(ctx context.Context, ref string) (MutationResult, error) {
+	sb := s.submitter()
 	if err := s.requireMaster(ctx); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	rec, err := resolveHost(st, ref)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	c, err := st.RemoveServer(rec.ID(), s.d.ID())
 	if err != nil {
-		return nil, builderErr(err)
+		return MutationResult{}, builderErr(err)
 	}
 	for _, u := range c.Updates {
 		if err := sb.submit(ctx, u); err != nil {
-			return nil, err
+			return MutationResult{}, err
 		}
 	}
 	if c.Position == 0 {
@@ -451,23 +419,23 @@ func (s *controlServer) removeServer(r *http.Request) (any, error) {
 	return sb.result(fmt.Sprintf("server %s (%s) removed from the chain and the domain", rec.Name, rec.ID())), nil
 }
 
-func (s *controlServer) listFolders(r *http.Request) (any, error) {
-	st, err := s.d.State(r.Context())
+func (s *Server) listFolders(ctx context.Context, _ struct{}) ([]Folder, error) {
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []folderJSON{}
+	out := []Folder{}
 	for _, f := range st.Folders() {
 		out = append(out, folderToJSON(st, f))
 	}
 	return out, nil
 }
 
-func folderToJSON(st *collections.State, f collections.Folder) folderJSON {
-	fj := folderJSON{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []memberJSON{},
+func folderToJSON(st *collections.State, f collections.Folder) Folder {
+	fj := Folder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []Member{},
 		OutsideSymlinks: f.OutsideSymlinks}
 	for u, right := range f.Members {
-		fj.Members = append(fj.Members, memberJSON{User: u, Right: string(right)})
+		fj.Members = append(fj.Members, Member{User: u, Right: string(right)})
 	}
 	sort.Slice(fj.Members, func(i, j int) bool {
 		a, b := fj.Members[i], fj.Members[j]
@@ -488,67 +456,51 @@ func randomID(r io.Reader) (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func (s *controlServer) createFolder(r *http.Request) (any, error) {
-	var req createFolderRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) createFolder(ctx context.Context, req CreateFolderRequest) (MutationResult, error) {
+	sb := s.submitter()
 	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	self := s.d.ID()
 	if ds, err := s.d.Status(ctx); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	} else if ds.Witness {
-		return nil, errConflict("this server is a witness: it hosts no folders (create the folder at the owner's home server, which cannot be a witness)")
+		return MutationResult{}, errConflict("this server is a witness: it hosts no folders (create the folder at the owner's home server, which cannot be a witness)")
 	}
 	u, ok := st.User(req.Owner)
 	if !ok {
-		return nil, errNotFound("no user %s in the domain", req.Owner)
+		return MutationResult{}, errNotFound("no user %s in the domain", req.Owner)
 	}
 	if u.HomeServer != self.String() {
-		return nil, errConflict("user %s's home server is %s: create the folder there", u.Name, hostName(st, u.HomeServer))
+		return MutationResult{}, errConflict("user %s's home server is %s: create the folder there", u.Name, hostName(st, u.HomeServer))
 	}
 	id, err := randomID(s.rand)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
 	if err != nil {
-		return nil, builderErr(err)
+		return MutationResult{}, builderErr(err)
 	}
 	if err := sb.submit(ctx, up); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
 }
 
-func (s *controlServer) shareFolder(r *http.Request) (any, error) {
-	var req shareFolderRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (MutationResult, error) {
 	right := collections.Right(req.Rights)
 	if right != collections.RightReadOnly && right != collections.RightReadWrite {
-		return nil, errInvalid("rights %q: want ro or rw", req.Rights)
+		return MutationResult{}, errInvalid("rights %q: want ro or rw", req.Rights)
 	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+	sb := s.submitter()
 	// Built on the folder record as it stands and conditional on it: a
 	// share the folder's owner made meanwhile (through an agent) makes it
 	// fail in the log, and it is built again from the new state, so that
 	// neither grant is lost.
 	var f collections.Folder
-	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
+	err := peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
 		st, err := s.d.State(ctx)
 		if err != nil {
 			return collections.Update{}, err
@@ -569,24 +521,16 @@ func (s *controlServer) shareFolder(r *http.Request) (any, error) {
 		return up, nil
 	}, sb.submit)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) shared with %s (%s)", f.Name, f.ID, req.User, right)), nil
 }
 
-func (s *controlServer) setFolderOptions(r *http.Request) (any, error) {
-	var req folderOptionsRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+func (s *Server) setFolderOptions(ctx context.Context, req FolderOptionsRequest) (MutationResult, error) {
+	sb := s.submitter()
 	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
 	var f collections.Folder
-	err = peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
+	err := peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
 		st, err := s.d.State(ctx)
 		if err != nil {
 			return collections.Update{}, err
@@ -601,7 +545,7 @@ func (s *controlServer) setFolderOptions(r *http.Request) (any, error) {
 		return up, nil
 	}, sb.submit)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
 }
@@ -645,12 +589,12 @@ func hostedFolder(st *collections.State, self lpeer.ID, ref, owner, elsewhere st
 	return here[0], nil
 }
 
-func (s *controlServer) listReports(r *http.Request) (any, error) {
-	st, err := s.d.State(r.Context())
+func (s *Server) listReports(ctx context.Context, _ struct{}) ([]Report, error) {
+	st, err := s.d.State(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := []reportJSON{}
+	out := []Report{}
 	for _, rep := range st.Reports() {
 		rj := reportToJSON(st, rep)
 		rj.Content = nil
@@ -660,8 +604,8 @@ func (s *controlServer) listReports(r *http.Request) (any, error) {
 	return out, nil
 }
 
-func reportToJSON(st *collections.State, rep collections.ReportRecord) reportJSON {
-	return reportJSON{
+func reportToJSON(st *collections.State, rep collections.ReportRecord) Report {
+	return Report{
 		ID:         rep.ID,
 		Author:     rep.Author,
 		AuthorName: hostName(st, rep.Author),
@@ -672,49 +616,41 @@ func reportToJSON(st *collections.State, rep collections.ReportRecord) reportJSO
 	}
 }
 
-func (s *controlServer) showReport(r *http.Request) (any, error) {
-	st, err := s.d.State(r.Context())
+func (s *Server) showReport(ctx context.Context, id string) (Report, error) {
+	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
-	rep, ok := st.ReportByID(r.PathValue("id"))
+	rep, ok := st.ReportByID(id)
 	if !ok {
-		return nil, errNotFound("no report %s", r.PathValue("id"))
+		return Report{}, errNotFound("no report %s", id)
 	}
 	return reportToJSON(st, rep), nil
 }
 
-func (s *controlServer) generateReport(r *http.Request) (any, error) {
-	var req generateReportRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) generateReport(ctx context.Context, req GenerateReportRequest) (MutationResult, error) {
 	if req.Kind == "" {
 		req.Kind = "usage"
 	}
 	if req.Kind != "usage" {
-		return nil, errInvalid("report kind %q: the only kind is usage", req.Kind)
+		return MutationResult{}, errInvalid("report kind %q: the only kind is usage", req.Kind)
 	}
-	ctx, sb, cancel, err := s.startMutation(r)
-	if err != nil {
-		return nil, err
-	}
-	defer cancel()
+	sb := s.submitter()
 	st, err := s.d.State(ctx)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	self := s.d.ID()
 	if !st.IsServer(self) {
-		return nil, errConflict("this host is not a server in the chain: reports are generated by servers")
+		return MutationResult{}, errConflict("this host is not a server in the chain: reports are generated by servers")
 	}
 	now := s.now()
-	rep := usageReport{
+	rep := UsageReport{
 		Host:      hostName(st, self.String()),
 		ID:        self.String(),
 		Generated: now.UTC(),
 		Users:     []string{},
-		Folders:   []usageFolder{},
+		Folders:   []UsageFolder{},
 		DataDir:   s.dataDir,
 		DataFiles: map[string]int64{},
 	}
@@ -725,28 +661,28 @@ func (s *controlServer) generateReport(r *http.Request) (any, error) {
 	}
 	for _, f := range st.Folders() {
 		if f.Server == self.String() {
-			rep.Folders = append(rep.Folders, usageFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: len(f.Members)})
+			rep.Folders = append(rep.Folders, UsageFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: len(f.Members)})
 		}
 	}
 	rep.DataBytes, err = dirSizes(s.dataDir, rep.DataFiles)
 	if err != nil {
-		return nil, fmt.Errorf("measuring the data directory: %w", err)
+		return MutationResult{}, fmt.Errorf("measuring the data directory: %w", err)
 	}
 	content, err := json.Marshal(rep)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	if len(content) > collections.MaxReportContent {
-		return nil, errConflict("the usage report is %d bytes, over the %d-byte limit", len(content), collections.MaxReportContent)
+		return MutationResult{}, errConflict("the usage report is %d bytes, over the %d-byte limit", len(content), collections.MaxReportContent)
 	}
 	id, err := randomID(s.rand)
 	if err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	if err := sb.put(ctx, collections.ReportRecord{
 		ID: id, Author: self.String(), Kind: req.Kind, Created: now.UnixNano(), Content: content,
 	}); err != nil {
-		return nil, err
+		return MutationResult{}, err
 	}
 	return sb.result(fmt.Sprintf("report %s generated (%s, %d bytes)", id, req.Kind, len(content))), nil
 }
@@ -781,22 +717,18 @@ func dirSizes(dir string, sizes map[string]int64) (int64, error) {
 	return total, err
 }
 
-// promoteRequest is the body of POST /v1/servers/promote.
-type promoteRequest struct {
+// PromoteRequest is the body of POST /v1/servers/promote.
+type PromoteRequest struct {
 	Force bool `json:"force"`
 }
 
-func (s *controlServer) promoteServer(r *http.Request) (any, error) {
-	var req promoteRequest
-	if err := decodeBody(r, &req); err != nil {
-		return nil, err
-	}
+func (s *Server) promoteServer(ctx context.Context, req PromoteRequest) (peer.Promotion, error) {
 	if !req.Force {
-		return nil, errInvalid("a forced promotion needs force: true")
+		return peer.Promotion{}, errInvalid("a forced promotion needs force: true")
 	}
-	p, err := s.d.PromoteForce(r.Context())
+	p, err := s.d.PromoteForce(ctx)
 	if errors.Is(err, peer.ErrHasMaster) {
-		return nil, errConflict("%v", err)
+		return peer.Promotion{}, errConflict("%v", err)
 	}
 	return p, err
 }

@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"context"
@@ -8,23 +8,23 @@ import (
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
-// syncEngine is what the folder commands need of the running node's folder
+// SyncEngine is what the folder commands need of the running node's folder
 // sync: which folders an agent syncs where, their state, reverting a
 // read-only member's local changes and rescanning a folder. *peer.Node has
 // it; before the node has started its engine the status, revert and rescan
 // fail with peer.ErrStopped.
-type syncEngine interface {
+type SyncEngine interface {
 	SetFolders(ctx context.Context, folders map[string]string) error
 	FolderStatus(ctx context.Context, id string) (foldersync.FolderStatus, error)
 	RevertFolder(ctx context.Context, id string) error
 	RescanFolder(ctx context.Context, id string) error
 }
 
-var _ syncEngine = (*peer.Node)(nil)
+var _ SyncEngine = (*peer.Node)(nil)
 
-// folderStatusJSON is 'folder status --json': the engine's view of one
+// FolderStatus is 'folder status --json': the engine's view of one
 // folder plus its name and progress. The field names are stable.
-type folderStatusJSON struct {
+type FolderStatus struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	Root string `json:"root"`
@@ -73,10 +73,10 @@ type folderStatusJSON struct {
 	LastScan time.Time `json:"last_scan,omitzero"`
 }
 
-// newFolderStatusJSON is st as 'folder status' shows it, without the name
+// newFolderStatus is st as 'folder status' shows it, without the name
 // and progress.
-func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
-	return folderStatusJSON{
+func newFolderStatus(st foldersync.FolderStatus) FolderStatus {
+	return FolderStatus{
 		ID:           st.ID,
 		Root:         st.Root,
 		Role:         st.Role,
@@ -104,7 +104,7 @@ func newFolderStatusJSON(st foldersync.FolderStatus) folderStatusJSON {
 }
 
 // fillProgress sets Progress from the byte counts.
-func (s *folderStatusJSON) fillProgress() {
+func (s *FolderStatus) fillProgress() {
 	switch {
 	case s.InSync && s.NeedBytes == 0 && s.NeedFiles == 0:
 		s.Progress = 1
