@@ -4,7 +4,9 @@ import (
 	"log/slog"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // edge is the part of the node that runs on network goroutines: stream
@@ -33,5 +35,40 @@ func (e *edge) post(fn task) bool {
 		return true
 	case <-e.done:
 		return false
+	}
+}
+
+// serve sets the stream handlers of baton's protocols for this host's role
+// and returns the function that removes them. Every host serves proposals
+// and sync; servers the raft log and devices' views; devices the master's
+// feed; servers other than witnesses logins and agent operations, and a
+// witness only says it is one.
+func (e *edge) serve(server, witness, device bool) (stop func()) {
+	handlers := map[protocol.ID]network.StreamHandler{
+		protoPropose: e.handlePropose,
+		protoSync:    e.handleSync,
+	}
+	if server {
+		handlers[protoRaft] = e.handleRaft
+		handlers[protoView] = e.handleView
+	}
+	if device {
+		handlers[protoFeed] = e.handleFeed
+	}
+	switch {
+	case witness:
+		handlers[protoWitness] = handleWitness
+	case server:
+		handlers[protoLogin] = e.handleLogin
+		handlers[protoRenew] = e.handleRenew
+		handlers[protoAgent] = e.handleAgent
+	}
+	for p, h := range handlers {
+		e.host.SetStreamHandler(p, h)
+	}
+	return func() {
+		for p := range handlers {
+			e.host.RemoveStreamHandler(p)
+		}
 	}
 }

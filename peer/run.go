@@ -206,17 +206,10 @@ func (n *Node) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	d.wg = &wg
 	d.done = ctx.Done()
+	stopServing := e.serve(cfg.Role == identity.RoleServer, cfg.Witness, d.isDevice())
 	defer func() {
 		cancel()
-		h.RemoveStreamHandler(protoPropose)
-		h.RemoveStreamHandler(protoRaft)
-		h.RemoveStreamHandler(protoSync)
-		h.RemoveStreamHandler(protoLogin)
-		h.RemoveStreamHandler(protoRenew)
-		h.RemoveStreamHandler(protoAgent)
-		h.RemoveStreamHandler(protoWitness)
-		h.RemoveStreamHandler(protoView)
-		h.RemoveStreamHandler(protoFeed)
+		stopServing()
 		if updSub != nil {
 			updSub.Cancel()
 		}
@@ -224,26 +217,6 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Wait()
 		d.shutdown()
 	}()
-
-	h.SetStreamHandler(protoPropose, e.handlePropose)
-	if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoRaft, e.handleRaft)
-	}
-	h.SetStreamHandler(protoSync, e.handleSync)
-	if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoView, e.handleView)
-	}
-	if d.isDevice() {
-		h.SetStreamHandler(protoFeed, e.handleFeed)
-	}
-	if cfg.Witness {
-		// A witness takes no logins; it says it is a witness.
-		h.SetStreamHandler(protoWitness, handleWitness)
-	} else if cfg.Role == identity.RoleServer {
-		h.SetStreamHandler(protoLogin, e.handleLogin)
-		h.SetStreamHandler(protoRenew, e.handleRenew)
-		h.SetStreamHandler(protoAgent, e.handleAgent)
-	}
 
 	if updSub != nil {
 		wg.Add(1)
