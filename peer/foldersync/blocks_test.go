@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -28,7 +27,7 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	content := randomBytes(300 << 10)
 	alice.write(t, "f.bin", string(content))
 	n.waitEqual(alice, server, bob)
-	ent, ok := server.eng.folder(n.folder).pub.Load().get("f.bin")
+	ent, ok := n.running(server).pub.Load().get("f.bin")
 	if !ok {
 		t.Fatal("f.bin is not in the server's published index")
 	}
@@ -39,7 +38,7 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 
 	// The server now answers every block with garbage of the right size.
 	var lied atomic.Int32
-	server.host.SetStreamHandler(ProtoBlock, func(s network.Stream) {
+	server.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) {
 		defer s.Close()
 		var req blockRequest
 		if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
@@ -55,10 +54,10 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := bob.host.Connect(ctx, lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+	if err := bob.host.Connect(alice.host.ID()); err != nil {
 		t.Fatal(err)
 	}
-	src := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID(), alice.host.ID()}, nil)
+	src := n.running(bob).newSource(ctx, []lpeer.ID{server.host.ID(), alice.host.ID()}, nil)
 	defer src.close()
 	b := blocks[0]
 	vb, err := src.Block(ctx, b.Hash, b.Size)
@@ -74,7 +73,7 @@ func TestWrongBlockAskedFromNextPeer(t *testing.T) {
 	}
 
 	// With only the lying server, the block is unavailable.
-	only := bob.eng.folder(n.folder).newSource(ctx, []lpeer.ID{server.host.ID()}, nil)
+	only := n.running(bob).newSource(ctx, []lpeer.ID{server.host.ID()}, nil)
 	defer only.close()
 	if vb, err := only.Block(ctx, b.Hash, b.Size); err == nil {
 		vb.Release()
@@ -216,7 +215,7 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 			// applier writes first.
 			n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) { c.Fetches = 2 })
 			alice, server := n.nodes["alice"], n.server
-			waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+			waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
 			broken := breakBlocksAfter(alice, 2)
 			const size = 32 << 20
 			alice.write(t, "big.bin", string(randomBytes(size)))
@@ -230,7 +229,7 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 			fetched, copied, resumed := st.Fetched, st.Copied, st.Resumed
 
 			// What the partial file holds, block by block, verified.
-			ent, ok := alice.eng.folder(n.folder).pub.Load().get("big.bin")
+			ent, ok := n.running(alice).pub.Load().get("big.bin")
 			if !ok {
 				t.Fatal("big.bin is not in alice's published index")
 			}
@@ -254,17 +253,17 @@ func TestInterruptedTransferFetchesTheRest(t *testing.T) {
 				t.Fatalf("the partial file holds %d of %d bytes; want some", kept, size)
 			}
 
-			alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
+			alice.host.SetHandler(ProtoBlock, alice.eng.handleBlock)
 			if restart {
 				n.start(server)
 				fetched, copied, resumed = 0, 0, 0 // a new engine counts from zero
 			}
 			if mode == "sender restart" {
-				session := alice.eng.folder(n.folder).session
+				session := n.running(alice).session
 				n.stop(alice)
 				n.start(alice) // serves blocks itself again
-				waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
-				if alice.eng.folder(n.folder).session == session {
+				waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
+				if n.running(alice).session == session {
 					t.Fatal("alice's restarted folder has the session of the first")
 				}
 			}

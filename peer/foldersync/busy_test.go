@@ -34,12 +34,12 @@ func TestBusyFileShownAndRetried(t *testing.T) {
 	})
 	alice, server := n.nodes["alice"], n.server
 	server.write(t, "doc.txt", "first")
-	server.eng.folder(n.folder).requestRescan()
+	n.running(server).requestRescan()
 	waitFor(t, 60*time.Second, "alice to take doc.txt", func() bool { return alice.read(t, "doc.txt") == "first" })
 
 	held.Store(true)
 	server.write(t, "doc.txt", "second, longer")
-	server.eng.folder(n.folder).requestRescan()
+	n.running(server).requestRescan()
 	waitFor(t, 60*time.Second, "alice to show doc.txt busy", func() bool {
 		st := n.status(alice)
 		return len(st.Busy) == 1 && st.Busy[0].Path == "doc.txt"

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -20,11 +19,11 @@ import (
 func TestFailedChangeOutlivesOtherMembersChanges(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "carol": collections.RightReadWrite}, nil)
 	alice, carol, server := n.nodes["alice"], n.nodes["carol"], n.server
-	waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+	waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
 	// Alice announces a file but serves none of its blocks.
 	var broken atomic.Bool
 	broken.Store(true)
-	alice.tr.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
+	alice.host.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
 		if broken.Load() {
 			_ = s.Reset()
 			return
@@ -61,8 +60,8 @@ func TestFailedChangeOutlivesOtherMembersChanges(t *testing.T) {
 func TestFailedChangeOfFormerMemberForgotten(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "carol": collections.RightReadWrite}, nil)
 	alice, carol, server := n.nodes["alice"], n.nodes["carol"], n.server
-	waitFor(t, 30*time.Second, "carol's engine", func() bool { return carol.eng.folder(n.folder) != nil })
-	carol.host.SetStreamHandler(ProtoBlock, func(s network.Stream) { _ = s.Reset() })
+	waitFor(t, 30*time.Second, "carol's engine", func() bool { return n.running(carol) != nil })
+	carol.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) { _ = s.Reset() })
 	carol.write(t, "carol.bin", string(randomBytes(1<<20)))
 	waitFor(t, 30*time.Second, "carol's change to fail on the server", func() bool {
 		st := n.status(server)
@@ -95,8 +94,8 @@ func TestFailedChangeOfFormerMemberForgotten(t *testing.T) {
 func TestFailedChangeOfLastWriterForgotten(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"carol": collections.RightReadWrite, "dave": collections.RightReadOnly}, nil)
 	carol, server := n.nodes["carol"], n.server
-	waitFor(t, 30*time.Second, "carol's engine", func() bool { return carol.eng.folder(n.folder) != nil })
-	carol.host.SetStreamHandler(ProtoBlock, func(s network.Stream) { _ = s.Reset() })
+	waitFor(t, 30*time.Second, "carol's engine", func() bool { return n.running(carol) != nil })
+	carol.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) { _ = s.Reset() })
 	carol.write(t, "carol.bin", string(randomBytes(1<<20)))
 	waitFor(t, 30*time.Second, "carol's change to fail on the server", func() bool {
 		st := n.status(server)

@@ -27,7 +27,7 @@ func TestDiskFullWhileApplying(t *testing.T) {
 	old := string(randomBytes(1 << 20))
 	alice.write(t, "f.bin", old)
 	n.waitEqual(alice, server, bob)
-	before, _ := bob.eng.folder(n.folder).pub.Load().get("f.bin")
+	before, _ := n.running(bob).pub.Load().get("f.bin")
 
 	grown := string(randomBytes(8 << 20))
 	alice.write(t, "f.bin", grown)
@@ -37,7 +37,7 @@ func TestDiskFullWhileApplying(t *testing.T) {
 	if got := bob.read(t, "f.bin"); got != old {
 		t.Fatalf("bob's f.bin has %d bytes after a write that did not fit; want its old %d", len(got), len(old))
 	}
-	if e, _ := bob.eng.folder(n.folder).pub.Load().get("f.bin"); !sameEntry(e.fi, before.fi) {
+	if e, _ := n.running(bob).pub.Load().get("f.bin"); !sameEntry(e.fi, before.fi) {
 		t.Errorf("bob announces f.bin at %v; want the version he has, %v", e.fi.Version, before.fi.Version)
 	}
 	if got := server.read(t, "f.bin"); got != grown {

@@ -13,18 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/event"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/goleak"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
+	"github.com/baton-sync/baton/peer/foldersync/memnet"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -32,10 +28,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/libp2p/go-flow-metrics.(*sweeper).run"))
 }
 
-// testNet is a folder's server and member devices on 127.0.0.1, each a
-// raw libp2p host with an engine.
+// testNet is a folder's server and member devices on an in-memory network
+// (memnet), each a host with an engine.
 type testNet struct {
 	t      testing.TB
+	net    *memnet.Net
 	access *foldersynctest.Access
 	folder string
 	server *testNode
@@ -47,8 +44,8 @@ type testNet struct {
 type testNode struct {
 	name    string
 	key     *identity.PrivateKey
-	host    host.Host
-	tr      Transport // the engine's, over host
+	host    *memnet.Host
+	tr      Transport // the engine's: host
 	dataDir string
 	root    string
 	eng     *Engine
@@ -62,6 +59,7 @@ func newTestNet(t testing.TB, rights map[string]collections.Right, conf func(*Co
 	t.Helper()
 	n := &testNet{
 		t:      t,
+		net:    memnet.New(),
 		folder: "f1",
 		access: &foldersynctest.Access{},
 		nodes:  map[string]*testNode{},
@@ -93,13 +91,9 @@ func (n *testNet) newNode(name string) *testNode {
 	t := n.t
 	t.Helper()
 	key := identitytest.Key("foldersync-" + name)
-	h, err := libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatalf("starting host %s: %v", name, err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := n.net.Host(key.ID())
 	base := t.TempDir()
-	nd := &testNode{name: name, key: key, host: h, tr: testTransport{h}, dataDir: filepath.Join(base, "data"), root: filepath.Join(base, "folder")}
+	nd := &testNode{name: name, key: key, host: h, tr: h, dataDir: filepath.Join(base, "data"), root: filepath.Join(base, "folder")}
 	for _, d := range []string{nd.dataDir, nd.root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -112,10 +106,7 @@ func (n *testNet) newNode(name string) *testNode {
 // connect connects d to the server.
 func (n *testNet) connect(d *testNode) {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s := n.server.host
-	if err := d.host.Connect(ctx, lpeer.AddrInfo{ID: s.ID(), Addrs: s.Addrs()}); err != nil {
+	if err := d.host.Connect(n.server.host.ID()); err != nil {
 		n.t.Fatalf("connecting %s to the server: %v", d.name, err)
 	}
 }
@@ -345,7 +336,7 @@ func randomBytes(n int) []byte {
 func breakBlocksAfter(d *testNode, n int32) *atomic.Bool {
 	var requests atomic.Int32
 	broken := new(atomic.Bool)
-	d.tr.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
+	d.host.SetHandler(ProtoBlock, func(s Stream, p lpeer.ID) {
 		if broken.Load() || requests.Add(1) > n {
 			broken.Store(true)
 			_ = s.Reset()
@@ -354,50 +345,4 @@ func breakBlocksAfter(d *testNode, n int32) *atomic.Bool {
 		d.eng.handleBlock(s, p)
 	})
 	return broken
-}
-
-// testTransport is the engine's transport over a libp2p host, as the peer
-// package's FolderTransport (which this package cannot import) is.
-type testTransport struct{ h host.Host }
-
-func (t testTransport) ID() lpeer.ID { return t.h.ID() }
-
-func (t testTransport) NewStream(ctx context.Context, p lpeer.ID, proto protocol.ID, dial bool) (Stream, error) {
-	if !dial {
-		ctx = network.WithNoDial(ctx, "folder sync")
-	}
-	return t.h.NewStream(ctx, p, proto)
-}
-
-func (t testTransport) SetHandler(proto protocol.ID, handle func(s Stream, from lpeer.ID)) {
-	if handle == nil {
-		t.h.RemoveStreamHandler(proto)
-		return
-	}
-	t.h.SetStreamHandler(proto, func(s network.Stream) { handle(s, s.Conn().RemotePeer()) })
-}
-
-func (t testTransport) Peers() []lpeer.ID { return t.h.Network().Peers() }
-
-func (t testTransport) Connected() (<-chan lpeer.ID, func(), error) {
-	sub, err := t.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		return nil, nil, err
-	}
-	out := make(chan lpeer.ID, 16)
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(out)
-		for ev := range sub.Out() {
-			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected {
-				select {
-				case out <- c.Peer:
-				case <-quit:
-					return
-				}
-			}
-		}
-	}()
-	return out, func() { close(quit); _ = sub.Close(); <-done }, nil
 }

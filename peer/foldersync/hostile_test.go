@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/baton-sync/baton/collections"
@@ -88,7 +87,7 @@ func TestHostileIndexNames(t *testing.T) {
 			t.Errorf("%s: the marker file holds %q; want its own text", d.name, got)
 		}
 	}
-	for e := range server.eng.folder(n.folder).pub.Load().tree.all() {
+	for e := range n.running(server).pub.Load().tree.all() {
 		if strings.Contains(e.fi.Name, syncfs.TempPrefix) || e.fi.Name == MarkerFile {
 			t.Errorf("the server's index holds %q", e.fi.Name)
 		}
@@ -128,7 +127,7 @@ func TestHostileSymlinks(t *testing.T) {
 	}
 	n.running(server).requestRescan()
 	n.waitEqual(server, alice, bob)
-	rel, _ := server.eng.folder(n.folder).pub.Load().get("rel")
+	rel, _ := n.running(server).pub.Load().get("rel")
 	realBefore := readTree(t, filepath.Join(server.root, "real"))
 
 	check := func(step string) {
@@ -229,7 +228,7 @@ func TestHostileFrames(t *testing.T) {
 		"fewer pages than the header":  append(header(indexHeader{Status: statusFull, Session: 1, Sequence: 9, Pages: 2}), frame(good)...),
 		"a delta over another session": append(header(indexHeader{Status: statusDelta, Session: 2, Sequence: 9, Pages: 1}), frame(good)...),
 	} {
-		mallory.setIndex(func(s network.Stream) {
+		mallory.setIndex(func(s Stream) {
 			defer s.Close()
 			_, _ = s.Write(answer)
 		})
@@ -253,26 +252,26 @@ func TestHostileFrames(t *testing.T) {
 	mallory.serve(big)
 	maxBlock := syncfs.DefaultChunking.MaxSize
 	other := randomBytes(int(big.Blocks[0].Size))
-	answers := []func(s network.Stream, req blockRequest){
-		func(s network.Stream, _ blockRequest) { _, _ = s.Write(varint(huge)) },
-		func(s network.Stream, _ blockRequest) { _, _ = s.Write(overflow) },
-		func(s network.Stream, _ blockRequest) { _, _ = s.Write(append(varint(uint64(maxBlock)+2), blockOK)) },
-		func(s network.Stream, req blockRequest) {
+	answers := []func(s Stream, req blockRequest){
+		func(s Stream, _ blockRequest) { _, _ = s.Write(varint(huge)) },
+		func(s Stream, _ blockRequest) { _, _ = s.Write(overflow) },
+		func(s Stream, _ blockRequest) { _, _ = s.Write(append(varint(uint64(maxBlock)+2), blockOK)) },
+		func(s Stream, req blockRequest) {
 			for _, ref := range req.Blocks { // the right size, the wrong bytes
 				_ = wire.WriteFrame(s, append([]byte{blockOK}, other[:min(int(ref.Size), len(other))]...))
 			}
 		},
-		func(s network.Stream, req blockRequest) { // cut short
+		func(s Stream, req blockRequest) { // cut short
 			_, _ = s.Write(append(varint(uint64(req.Blocks[0].Size)+1), blockOK, 1, 2, 3))
 		},
-		func(s network.Stream, req blockRequest) { // an unknown status
+		func(s Stream, req blockRequest) { // an unknown status
 			for _, ref := range req.Blocks {
 				_ = wire.WriteFrame(s, append([]byte{7}, bytes.Repeat([]byte{0}, int(ref.Size))...))
 			}
 		},
 	}
 	var answered atomic.Int32
-	mallory.setBlock(func(s network.Stream) {
+	mallory.setBlock(func(s Stream) {
 		defer s.Close()
 		var req blockRequest
 		if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil || len(req.Blocks) == 0 {

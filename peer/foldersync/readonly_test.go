@@ -34,7 +34,7 @@ func TestReadOnlyMemberRenameChmodMkdir(t *testing.T) {
 	}
 	// The mode, the old name's deletion, the new name, the directory.
 	waitFor(t, 30*time.Second, "bob's four local changes", func() bool { return n.status(bob).LocalChanges == 4 })
-	server.eng.folder(n.folder).notify(bob.host.ID())
+	n.running(server).notify(bob.host.ID())
 	alice.write(t, "c.txt", "C")
 	waitFor(t, 30*time.Second, "c.txt on bob", func() bool { return bob.read(t, "c.txt") == "C" })
 	want["c.txt"] = entry{kind: "file", mode: 0o644, data: "C"}
@@ -78,7 +78,7 @@ func TestReadOnlyRogueIgnored(t *testing.T) {
 	mallory := n.newRogue("mallory", collections.RightReadOnly)
 	alice.write(t, "a.txt", "from alice")
 	n.waitEqual(alice, server, bob)
-	a, _ := server.eng.folder(n.folder).pub.Load().get("a.txt")
+	a, _ := n.running(server).pub.Load().get("a.txt")
 
 	mallory.serve(
 		mallory.file("a.txt", []byte("mallory's version"), mallory.version(a.fi.Version)),

@@ -15,7 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/baton-sync/baton/collections"
@@ -37,8 +38,8 @@ type rogue struct {
 	seq    uint64
 	files  []syncfs.FileInfo      // the index served, in name order
 	blocks map[syncfs.Hash][]byte // the blocks served
-	index  func(s network.Stream) // answers index requests instead, if set
-	block  func(s network.Stream) // answers block requests instead, if set
+	index  func(s Stream)         // answers index requests instead, if set
+	block  func(s Stream)         // answers block requests instead, if set
 
 	indexRequests, blockRequests atomic.Int32
 	settled                      int
@@ -53,27 +54,27 @@ func (n *testNet) newRogue(name string, right collections.Right) *rogue {
 	fo, _ := n.access.Folder(n.folder)
 	fo.Members[name] = right
 	n.access.SetFolder(fo)
-	r.host.SetStreamHandler(ProtoIndex, r.handleIndex)
-	r.host.SetStreamHandler(ProtoBlock, r.handleBlock)
+	r.host.SetHandler(ProtoIndex, func(s Stream, _ lpeer.ID) { r.handleIndex(s) })
+	r.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) { r.handleBlock(s) })
 	n.connect(r.testNode)
 	return r
 }
 
 // setIndex makes r answer index requests with s (nil: the index served).
-func (r *rogue) setIndex(s func(network.Stream)) {
+func (r *rogue) setIndex(s func(Stream)) {
 	r.mu.Lock()
 	r.index = s
 	r.mu.Unlock()
 }
 
 // setBlock makes r answer block requests with s (nil: the blocks served).
-func (r *rogue) setBlock(s func(network.Stream)) {
+func (r *rogue) setBlock(s func(Stream)) {
 	r.mu.Lock()
 	r.block = s
 	r.mu.Unlock()
 }
 
-func (r *rogue) handleIndex(s network.Stream) {
+func (r *rogue) handleIndex(s Stream) {
 	r.indexRequests.Add(1)
 	r.mu.Lock()
 	h, seq, files := r.index, r.seq, slices.Clone(r.files)
@@ -93,7 +94,7 @@ func (r *rogue) handleIndex(s network.Stream) {
 	_ = wire.WriteFrame(s, page)
 }
 
-func (r *rogue) handleBlock(s network.Stream) {
+func (r *rogue) handleBlock(s Stream) {
 	r.blockRequests.Add(1)
 	r.mu.Lock()
 	h := r.block
@@ -190,7 +191,7 @@ func (r *rogue) notify() error {
 	r.mu.Lock()
 	seq := r.seq
 	r.mu.Unlock()
-	s, err := r.host.NewStream(ctx, r.n.server.host.ID(), ProtoNotify)
+	s, err := r.host.NewStream(ctx, r.n.server.host.ID(), ProtoNotify, true)
 	if err != nil {
 		return err
 	}
@@ -237,7 +238,7 @@ func (r *rogue) round(honest *testNode) {
 func (r *rogue) request(p protocol.ID, raw []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := r.host.NewStream(ctx, r.n.server.host.ID(), p)
+	s, err := r.host.NewStream(ctx, r.n.server.host.ID(), p, true)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/syncfs"
@@ -42,7 +42,7 @@ func TestPartialOfDeletedFileLeavesNoTrace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) { c.Fetches = 2 })
 			alice, server := n.nodes["alice"], n.server
-			waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+			waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
 			alice.write(t, "proj/cmd/baton/keep.txt", "kept\n")
 			n.waitEqual(alice, server)
 
@@ -54,7 +54,7 @@ func TestPartialOfDeletedFileLeavesNoTrace(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(alice.root, filepath.FromSlash(tc.remove))); err != nil {
 				t.Fatal(err)
 			}
-			alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
+			alice.host.SetHandler(ProtoBlock, alice.eng.handleBlock)
 			n.waitEqual(alice, server)
 			waitFor(t, 30*time.Second, "no temporary file on the server", func() bool { return len(tempFilesIn(t, server.root)) == 0 })
 			if st := n.status(server); st.LastError != "" || st.Stuck || len(st.Failed) > 0 {
@@ -70,8 +70,8 @@ func TestPartialOfDeletedFileLeavesNoTrace(t *testing.T) {
 func TestStuckChangeShown(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) { c.StuckAfter = 3 })
 	alice, server := n.nodes["alice"], n.server
-	waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
-	alice.host.SetStreamHandler(ProtoBlock, func(s network.Stream) { _ = s.Reset() })
+	waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
+	alice.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) { _ = s.Reset() })
 	alice.write(t, "docs/alice.bin", string(randomBytes(1<<20)))
 	waitFor(t, 30*time.Second, "the change to fail once, named in the status", func() bool {
 		st := n.status(server)
@@ -89,7 +89,7 @@ func TestStuckChangeShown(t *testing.T) {
 		t.Errorf("stuck folder: last error %q, in sync %v; want \"stuck after ...\", not in sync", st.LastError, st.InSync)
 	}
 
-	alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
+	alice.host.SetHandler(ProtoBlock, alice.eng.handleBlock)
 	n.waitEqual(alice, server)
 	if st := n.status(server); st.Stuck || len(st.Failed) > 0 || st.LastError != "" {
 		t.Errorf("after the change went through: %+v; want not stuck, nothing failed, no error", st)

@@ -106,7 +106,7 @@ func TestReadOnlyMember(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "bob's three local changes", func() bool { return n.status(bob).LocalChanges == 3 })
 	// Even when told, the server does not take them.
-	n.server.eng.folder(n.folder).notify(bob.host.ID())
+	n.running(n.server).notify(bob.host.ID())
 	alice.write(t, "c.txt", "C1")
 	waitFor(t, 30*time.Second, "c.txt on bob", func() bool { return bob.read(t, "c.txt") == "C1" })
 	for _, d := range []*testNode{server, alice} {
@@ -289,7 +289,7 @@ func TestEmptiedDirectoryBack(t *testing.T) {
 	moveEntries(t, away, bob.root)
 	// The stopped folder tries again every setupRetry, or as soon as a
 	// rescan is asked for.
-	bob.eng.folder(n.folder).requestRescan()
+	n.running(bob).requestRescan()
 	waitFor(t, 30*time.Second, "bob's folder running again", func() bool {
 		st := n.status(bob)
 		return !st.Emptied && st.State != StateError && st.LastError == ""
@@ -341,7 +341,7 @@ func TestEveryFileDeleted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alice.eng.folder(n.folder).requestRescan() // as the periodic rescan does
+	n.running(alice).requestRescan() // as the periodic rescan does
 	waitFor(t, 30*time.Second, "the deletions on bob", func() bool { return len(readTree(t, bob.root)) == 0 })
 	n.waitEqual(alice, server, bob)
 	if _, err := os.Stat(filepath.Join(bob.root, MarkerFile)); err != nil {

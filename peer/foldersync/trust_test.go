@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
+	"github.com/baton-sync/baton/peer/foldersync/memnet"
 	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
@@ -27,7 +27,7 @@ func TestStrangersGetNothing(t *testing.T) {
 	secret := string(randomBytes(1000))
 	alice.write(t, "secret.txt", secret)
 	n.waitEqual(alice, server, n.nodes["bob"])
-	e, _ := server.eng.folder(n.folder).pub.Load().get("secret.txt")
+	e, _ := n.running(server).pub.Load().get("secret.txt")
 	entry := e.fi
 	blocks := entry.Blocks
 
@@ -36,10 +36,10 @@ func TestStrangersGetNothing(t *testing.T) {
 	n.access.SetUser(carol.host.ID(), "carol")
 	for _, d := range []*testNode{mallory, carol} {
 		n.connect(d)
-		if err := d.host.Connect(context.Background(), lpeer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+		if err := d.host.Connect(alice.host.ID()); err != nil {
 			t.Fatal(err)
 		}
-		e, err := New(Config{Transport: testTransport{d.host}, Key: d.key, DataDir: d.dataDir, Access: func() Access { return n.access }})
+		e, err := New(Config{Transport: d.host, Key: d.key, DataDir: d.dataDir, Access: func() Access { return n.access }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func TestStrangersGetNothing(t *testing.T) {
 // An index is taken only from the host that signed it, for the folder
 // asked, with the sequence its header says.
 func TestIndexFromWrongSigner(t *testing.T) {
-	n := &testNet{t: t, folder: "f1", nodes: map[string]*testNode{}}
+	n := &testNet{t: t, net: memnet.New(), folder: "f1", nodes: map[string]*testNode{}}
 	fake := n.newNode("fake-server")
 	asker := n.newNode("asker")
 	other := identitytest.Key("someone-else")
@@ -90,7 +90,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 	}
 	for name, page := range cases {
 		t.Run(name, func(t *testing.T) {
-			fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
+			fake.host.SetHandler(ProtoIndex, func(s Stream, _ lpeer.ID) {
 				defer s.Close()
 				var req indexRequest
 				if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
@@ -100,8 +100,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 				_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
 				_ = wire.WriteFrame(s, page)
 			})
-			asker.host.Peerstore().AddAddrs(fake.host.ID(), fake.host.Addrs(), time.Hour)
-			e, err := New(Config{Transport: testTransport{asker.host}, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
+			e, err := New(Config{Transport: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,14 +114,14 @@ func TestIndexFromWrongSigner(t *testing.T) {
 		})
 	}
 	// The same server, signing properly, is believed.
-	fake.host.SetStreamHandler(ProtoIndex, func(s network.Stream) {
+	fake.host.SetHandler(ProtoIndex, func(s Stream, _ lpeer.ID) {
 		defer s.Close()
 		var req indexRequest
 		_ = wire.ReadMsg(bufio.NewReader(s), maxRequest, &req)
 		_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: 1, Sequence: 7, Pages: 1})
 		_ = wire.WriteFrame(s, sign(fake.key, self, "f1", 7))
 	})
-	e, _ := New(Config{Transport: testTransport{asker.host}, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
+	e, _ := New(Config{Transport: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
@@ -133,7 +132,7 @@ func TestInterruptedTransferResumes(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
 	// The engine sets its handlers when Run starts, before its folders.
-	waitFor(t, 30*time.Second, "alice's engine", func() bool { return alice.eng.folder(n.folder) != nil })
+	waitFor(t, 30*time.Second, "alice's engine", func() bool { return n.running(alice) != nil })
 	broken := breakBlocksAfter(alice, 2)
 	alice.write(t, "big.bin", string(randomBytes(24<<20)))
 	waitFor(t, 30*time.Second, "the transfer to fail", func() bool {
@@ -142,7 +141,7 @@ func TestInterruptedTransferResumes(t *testing.T) {
 	if got := server.read(t, "big.bin"); got != "" {
 		t.Fatalf("big.bin is on the server (%d bytes) though its blocks could not all be had", len(got))
 	}
-	alice.tr.SetHandler(ProtoBlock, alice.eng.handleBlock)
+	alice.host.SetHandler(ProtoBlock, alice.eng.handleBlock)
 	n.waitEqual(alice, server, bob)
 	t.Logf("the server fetched %.1f MiB for a 24 MiB file cut off once", float64(n.status(server).Fetched)/(1<<20))
 }
