@@ -359,9 +359,10 @@ func TestProperty(t *testing.T) {
 var errInjected = errors.New("injected failure")
 
 // TestCrashAtEachStep fails a snapshot write at each of its steps in turn
-// (every step of every block's write, and of the commit), then reopens the
-// store as after a crash: it verifies, holds the old snapshots and not the
-// new one, and the same write then succeeds.
+// (every step of every block's write, and of the commit), leaving what a
+// crash there would leave (no cleanup runs), then reopens the store: it
+// verifies, holds the old snapshots and not the new one, and the same write
+// then succeeds and verifies.
 func TestCrashAtEachStep(t *testing.T) {
 	old := [][]byte{[]byte("block A"), []byte("block B")}
 	fresh := [][]byte{[]byte("block B"), []byte("block C"), []byte("block D")}
@@ -378,7 +379,12 @@ func TestCrashAtEachStep(t *testing.T) {
 	var steps []string
 	{
 		st, disk, _ := setup(t, t.TempDir())
-		record := func(s string) error { steps = append(steps, s); return nil }
+		record := func(s string) error {
+			if s != "cleanup" {
+				steps = append(steps, s)
+			}
+			return nil
+		}
 		folderstore.SetDiskFault(disk, record)
 		folderstore.SetStoreFault(st, record)
 		if _, err := st.Write("f", epoch.Add(time.Hour), []byte("index 2"), fresh, refs); err != nil {
@@ -394,10 +400,15 @@ func TestCrashAtEachStep(t *testing.T) {
 		t.Run(fmt.Sprintf("%d-%s", k, steps[k]), func(t *testing.T) {
 			dir := t.TempDir()
 			st, disk, base := setup(t, dir)
+			// From step k on, every step fails, cleanups too: the process
+			// died there.
 			n := 0
-			fail := func(string) error {
+			fail := func(step string) error {
+				if step == "cleanup" && n > k {
+					return errInjected
+				}
 				n++
-				if n-1 == k {
+				if n-1 >= k {
 					return errInjected
 				}
 				return nil
