@@ -29,7 +29,9 @@
 // snapshot's root hash (Store keeps the index bytes it is given and does
 // not check signatures), history, restore and export commands, retention,
 // garbage collection of unreferenced blocks and of temporary files a crash
-// leaves behind, quotas, and any backend but the local disk.
+// leaves behind, quotas, and any backend but the local disk. Commit checks
+// that blocks are held before its transaction, so a collector, when there
+// is one, must not delete blocks while a commit is under way.
 //
 // # Usage
 //

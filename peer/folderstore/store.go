@@ -58,8 +58,9 @@ type Snapshot struct {
 func (s Snapshot) At() time.Time { return time.Unix(0, s.Time).UTC() }
 
 // Store keeps folders' snapshots: their records in a bbolt file, their
-// blocks in a BlockStore shared by every folder and snapshot. It is safe for
-// concurrent use.
+// blocks in a BlockStore shared by every folder and snapshot. Its methods
+// are safe for concurrent use, except Close, which must come after all
+// others have returned.
 type Store struct {
 	path   string
 	db     *bbolt.DB
