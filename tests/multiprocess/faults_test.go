@@ -60,8 +60,11 @@ func TestFrozenMasterAcknowledgesNothing(t *testing.T) {
 	c.converge(s...)
 
 	c.freeze(s1)
-	// s2 by the chain's order; s3 is as good a master for this test.
-	m, e2 := c.waitAnyMaster([]*node{s2, s3}, e1)
+	// s2, by the chain's order: if s3 wins the election it hands s2 the
+	// role as soon as s2 is caught up, so a write at s3 in between would
+	// meet the handover.
+	m := s2
+	e2 := c.waitMaster(s2, []*node{s2, s3}, e1)
 	carol := c.mustAck(h, m, "user", "add", "carol", "--home-server", "s2")
 
 	// Both commands reach s1's control socket while it is frozen and are
@@ -129,7 +132,8 @@ func TestPartitionedMasterAcknowledgesNothing(t *testing.T) {
 		}
 	}
 
-	m, e2 := c.waitAnyMaster([]*node{s2, s3}, e1)
+	m := s2 // by the chain's order, as above
+	e2 := c.waitMaster(s2, []*node{s2, s3}, e1)
 	c.mustAck(h, m, "user", "add", "dave", "--home-server", "s3")
 	c.mustAck(h, m, "user", "add", "erin", "--home-server", "s2")
 	c.mustAckOther(s2, "folder", "create", "Majority", "--owner", "ann") // ann's home server is s2
