@@ -36,4 +36,15 @@
 // PreVote and CheckQuorum are on: a paused or cut-off leader stops
 // leading within an election timeout, and nothing it proposes alone is
 // ever committed.
+//
+// When a majority of the voters is lost for good, an operator may make a
+// survivor the sole voter (ForcePromote): its whole log becomes a
+// snapshot with it alone as voter, and a new Generation of the chain's
+// history begins. Every raft message carries its sender's generation
+// (StepFrom): a server of an older one learns it was replaced (ErrEvicted),
+// keeps what its log held (LogUpdates), starts again from an empty log and
+// takes the promoted server's history by snapshot; Kept then says which of
+// its updates that history lacks. A snapshot sent to a follower always
+// carries the applied state and configuration, so a server added after
+// the last compaction or promotion can restore it.
 package chain
