@@ -1,7 +1,15 @@
 // Package peer is the running baton host: the libp2p host and gossipsub,
-// baton's protocols, the connection gater and the failover role machine,
-// wiring collections and syncfs into a live node. It is the only package
-// that imports libp2p's networking.
+// baton's protocols, the connection gater and the chain's consensus
+// (peer/chain, peer/raftstore), wiring collections and syncfs into a live
+// node. It is the only package that imports libp2p's host and pubsub.
+//
+// Goroutines. One goroutine, the driver's loop, owns the node's state (the
+// collections, the consensus core, the outbox, the data files). What runs
+// on network goroutines (stream handlers, pubsub validators, the raft
+// senders, the network calls the loop spawns) is a method of edge, which
+// holds only what is safe to share and reaches the loop through query
+// (Node.do) or post. Every protocol is one request and one answer, or a
+// run of frames, in peer/wire's codec.
 //
 // Users and devices. A user's password is set at their home server
 // (Node.SetPassword) and never leaves it. A desktop agent without a domain
