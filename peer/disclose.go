@@ -316,7 +316,7 @@ func (e *edge) handleFeed(s network.Stream) {
 			cs = append(cs, c)
 		}
 		if !e.post(func(_ context.Context, d *driver) { d.onFeed(remote, cs) }) {
-			return nil, errStopping
+			return nil, ErrStopped
 		}
 		return []byte{1}, nil
 	})

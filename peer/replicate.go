@@ -316,7 +316,7 @@ func (e *edge) handlePropose(s network.Stream) {
 		// Answered once committed: onProposal keeps reply until then.
 		reply := make(chan proposeResponse, 1)
 		if err := e.node.do(context.Background(), func(ctx context.Context, d *driver) { d.onProposal(ctx, su, reply) }); err != nil {
-			return proposeResponse{}, errStopping
+			return proposeResponse{}, ErrStopped
 		}
 		timer := time.NewTimer(ioTimeout - time.Second)
 		defer timer.Stop()
@@ -326,7 +326,7 @@ func (e *edge) handlePropose(s network.Stream) {
 		case <-timer.C:
 			return proposeResponse{Code: "error", Error: "not committed in time"}, nil
 		case <-e.done:
-			return proposeResponse{}, errStopping
+			return proposeResponse{}, ErrStopped
 		}
 	})
 }

@@ -25,9 +25,6 @@ const (
 // errRemote is an error the other side reported in its response.
 var errRemote = errors.New("remote refused")
 
-// errStopping: a handler gives no answer because the node stops.
-var errStopping = errors.New("the node is stopping")
-
 // roundTrip opens proto to info.ID (connecting first to info's addresses
 // when not connected) and makes one exchange (wire.Exchange) of req for an
 // answer of at most max bytes, before ctx's deadline, or ioTimeout.

@@ -130,11 +130,18 @@ func underLink(fsys FS, name string) bool {
 // with Lstat, every existing parent directory of name (a slash path), and
 // fails if one is a symbolic link or not a directory.
 func checkNoLinkTraversal(fsys FS, name string) error {
+	return checkParents(fsys.Lstat, "", name)
+}
+
+// checkParents checks the existing parent directories of name (a slash
+// path) below base with lstat: each must be a directory, not a symbolic
+// link. A missing parent ends the check (it will be created).
+func checkParents(lstat func(string) (fs.FileInfo, error), base, name string) error {
 	comps := strings.Split(name, "/")
-	p := ""
+	p := base
 	for _, c := range comps[:len(comps)-1] {
 		p = filepath.Join(p, c)
-		fi, err := fsys.Lstat(p)
+		fi, err := lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

@@ -3,7 +3,6 @@ package syncfs
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,25 +158,7 @@ func CheckNoSymlinkTraversal(root, name string) error {
 	if _, err := SafeJoin(root, name); err != nil {
 		return err
 	}
-	comps := strings.Split(name, "/")
-	p := filepath.Clean(root)
-	for _, c := range comps[:len(comps)-1] {
-		p = filepath.Join(p, c)
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("checking %q: %w", name, err)
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			return fmt.Errorf("%w: %q via %s", ErrSymlinkTraversal, name, p)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("%w: %q via %s", ErrNotDirectoryChain, name, p)
-		}
-	}
-	return nil
+	return checkParents(os.Lstat, filepath.Clean(root), name)
 }
 
 // parentDir returns the slash-separated parent of name, or "" at the root.

@@ -495,19 +495,7 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 		return MutationResult{}, errInvalid("rights %q: want ro or rw", req.Rights)
 	}
 	sb := s.submitter()
-	// Built on the folder record as it stands and conditional on it: a
-	// share the folder's owner made meanwhile (through an agent) makes it
-	// fail in the log, and it is built again from the new state, so that
-	// neither grant is lost.
-	var f collections.Folder
-	err := peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
-		st, err := s.d.State(ctx)
-		if err != nil {
-			return collections.Update{}, err
-		}
-		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "share it there"); err != nil {
-			return collections.Update{}, err
-		}
+	f, err := s.changeHosted(ctx, sb, req.Folder, req.Owner, "share it there", func(st *collections.State, f collections.Folder) (collections.Update, error) {
 		if _, ok := st.User(req.User); !ok {
 			return collections.Update{}, errNotFound("no user %s in the domain", req.User)
 		}
@@ -515,11 +503,8 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 			return collections.Update{}, errConflict("%s owns folder %s", req.User, f.Name)
 		}
 		up, _, err := st.Share(f.ID, "", req.User, right)
-		if err != nil {
-			return collections.Update{}, builderErr(err)
-		}
-		return up, nil
-	}, sb.submit)
+		return up, err
+	})
 	if err != nil {
 		return MutationResult{}, err
 	}
@@ -529,25 +514,42 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 func (s *Server) setFolderOptions(ctx context.Context, req FolderOptionsRequest) (MutationResult, error) {
 	sb := s.submitter()
 	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	f, err := s.changeHosted(ctx, sb, req.Folder, req.Owner, "set its options there", func(st *collections.State, f collections.Folder) (collections.Update, error) {
+		up, _, err := st.SetFolderOptions(f.ID, "", opts)
+		return up, err
+	})
+	if err != nil {
+		return MutationResult{}, err
+	}
+	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+}
+
+// changeHosted builds a change of the folder ref (owned by owner if not
+// "") that this server hosts with build, from the state as it stands, and
+// submits it conditional on the folder record it replaces: a change made
+// meanwhile (an owner's, through an agent) makes it fail in the log, and it
+// is built again from the new state, so that neither is lost. It returns
+// the folder as found for the change that was submitted. A builder's
+// error is mapped to the control API's (builderErr); errors already of the
+// API pass through.
+func (s *Server) changeHosted(ctx context.Context, sb *submitter, ref, owner, elsewhere string, build func(*collections.State, collections.Folder) (collections.Update, error)) (collections.Folder, error) {
 	var f collections.Folder
 	err := peer.SubmitBuilt(ctx, func(ctx context.Context, _ int) (collections.Update, error) {
 		st, err := s.d.State(ctx)
 		if err != nil {
 			return collections.Update{}, err
 		}
-		if f, err = hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "set its options there"); err != nil {
+		if f, err = hostedFolder(st, s.d.ID(), ref, owner, elsewhere); err != nil {
 			return collections.Update{}, err
 		}
-		up, _, err := st.SetFolderOptions(f.ID, "", opts)
-		if err != nil {
+		up, err := build(st, f)
+		var ae *apiError
+		if err != nil && !errors.As(err, &ae) {
 			return collections.Update{}, builderErr(err)
 		}
-		return up, nil
+		return up, err
 	}, sb.submit)
-	if err != nil {
-		return MutationResult{}, err
-	}
-	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+	return f, err
 }
 
 // optionsText describes a folder's options.
