@@ -52,6 +52,12 @@ type Snapshot struct {
 	Time   int64         `cbor:"3,keyasint"` // when it was committed, Unix nanoseconds
 	Index  []byte        `cbor:"4,keyasint"` // the signed index, as given to Commit
 	Blocks []syncfs.Hash `cbor:"5,keyasint"` // every block it references, sorted, each once
+
+	// Set by Append: the entries that changed since the folder's previous
+	// snapshot (tombstones for deletions), in name order, and the device
+	// that authored the change.
+	Entries []syncfs.FileInfo `cbor:"6,keyasint,omitempty"`
+	Author  string            `cbor:"7,keyasint,omitempty"`
 }
 
 // At returns the snapshot's time.
@@ -141,13 +147,17 @@ func (s *Store) step(name string) error {
 // one bbolt transaction, fsynced before Commit returns, so a crash leaves
 // the folder's snapshots as they were or with the new one, complete.
 func (s *Store) Commit(folder string, at time.Time, index []byte, blocks []syncfs.Hash) (Snapshot, error) {
+	return s.commit(Snapshot{Folder: folder, Time: at.UnixNano(), Index: bytes.Clone(index), Blocks: slices.Clone(blocks)})
+}
+
+func (s *Store) commit(snap Snapshot) (Snapshot, error) {
+	folder := snap.Folder
 	if s.db == nil {
 		return Snapshot{}, ErrClosed
 	}
 	if folder == "" {
 		return Snapshot{}, errors.New("committing a snapshot: no folder name")
 	}
-	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Index: bytes.Clone(index), Blocks: slices.Clone(blocks)}
 	slices.SortFunc(snap.Blocks, func(a, b syncfs.Hash) int { return bytes.Compare(a[:], b[:]) })
 	snap.Blocks = slices.Compact(snap.Blocks)
 	if err := s.step("check"); err != nil {
