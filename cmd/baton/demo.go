@@ -53,6 +53,15 @@ type demo struct {
 	w     io.Writer
 	sb    *sandbox.Sandbox
 	start time.Time
+
+	// What the story has made so far.
+	master     int    // the first master (s1)
+	stand      int    // the master while s1 is down
+	epoch      uint64 // the master's epoch, last seen
+	alice, bob *sandbox.Agent
+	folder     string // the shared folder's ID
+	aliceDir   string
+	bobDir     string
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
@@ -110,6 +119,24 @@ func since(t time.Time) time.Duration {
 }
 
 func (d *demo) run(ctx context.Context, started time.Time) error {
+	for _, step := range []func(context.Context) error{
+		func(ctx context.Context) error { return d.showServers(ctx, started) },
+		d.addUsers,
+		d.logIn,
+		d.shareFolder,
+		d.exchangeFiles,
+		d.stopMaster,
+		d.restartMaster,
+	} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// showServers ends step 1: the servers and the master they chose.
+func (d *demo) showServers(ctx context.Context, started time.Time) error {
 	sb := d.sb
 	for _, s := range sb.Servers() {
 		d.say("   %s  %s", s.Name, s.ID())
@@ -119,8 +146,14 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err != nil {
 		return err
 	}
+	d.master, d.epoch = m, e1
 	d.say("   %s is master at epoch %d; s2 and s3 are its slaves (%v)", sb.Server(m).Name, e1, since(started))
+	return nil
+}
 
+// addUsers is step 2: alice and bob, at two home servers.
+func (d *demo) addUsers(ctx context.Context) error {
+	sb := d.sb
 	d.step(2, "Users: alice (home server s1) and bob (home server s2)")
 	for _, u := range []struct {
 		name string
@@ -133,14 +166,18 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		}
 		home := sb.Server(u.home).Name
 		d.say("   %s added at the master %s (committed at term %d, index %d); password %q set at %s, which alone keeps its hash (%v)",
-			u.name, sb.Server(m).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
+			u.name, sb.Server(d.master).Name, r.Certified.Epoch(), r.Certified.MasterSeq(), demoPassword(u.name), home, since(t))
 	}
+	return nil
+}
 
+// logIn is step 3: each user's laptop logs in.
+func (d *demo) logIn(ctx context.Context) error {
 	d.step(3, "Two desktop agents log in: alice's laptop and bob's laptop")
 	var agents []*sandbox.Agent
 	for _, u := range []string{"alice", "bob"} {
 		t := time.Now()
-		a, err := sb.AddAgent(ctx, u+"-laptop", u, demoPassword(u))
+		a, err := d.sb.AddAgent(ctx, u+"-laptop", u, demoPassword(u))
 		if err != nil {
 			return err
 		}
@@ -151,14 +188,20 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 		d.say("   %s (device %s) logged in as %s %s: certificate signed by %s (%v)", a.Name, a.ID(), u, how, a.HomeServer, since(t))
 		agents = append(agents, a)
 	}
-	alice, bob := agents[0], agents[1]
+	d.alice, d.bob = agents[0], agents[1]
+	return nil
+}
 
+// shareFolder is step 4: alice creates a folder and bob accepts her share.
+func (d *demo) shareFolder(ctx context.Context) error {
+	alice, bob := d.alice, d.bob
 	d.step(4, `alice creates the folder "Projects" and shares it read-write with bob`)
 	t := time.Now()
 	id, aliceDir, err := alice.CreateFolder(ctx, "Projects")
 	if err != nil {
 		return err
 	}
+	d.folder, d.aliceDir = id, aliceDir
 	d.say("   created Projects (id %s), hosted on %s, alice's home server (%v)", id, alice.HomeServer, since(t))
 	d.say("   alice's copy: %s", aliceDir)
 	t = time.Now()
@@ -167,15 +210,20 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	}
 	d.say("   shared with bob, read-write (%v)", since(t))
 	t = time.Now()
-	bobDir, err := bob.Accept(ctx, id)
-	if err != nil {
+	if d.bobDir, err = bob.Accept(ctx, id); err != nil {
 		return err
 	}
 	if err := bob.WaitInSync(ctx, id); err != nil {
 		return err
 	}
-	d.say("   bob accepted it; bob's copy: %s (in sync after %v)", bobDir, since(t))
+	d.say("   bob accepted it; bob's copy: %s (in sync after %v)", d.bobDir, since(t))
+	return nil
+}
 
+// exchangeFiles is steps 5 and 6: files written on one laptop arrive on
+// the other, both ways.
+func (d *demo) exchangeFiles(ctx context.Context) error {
+	alice, bob, aliceDir, bobDir := d.alice, d.bob, d.aliceDir, d.bobDir
 	d.step(5, "alice writes files; they arrive on bob's laptop")
 	readme := []byte("Projects shared by alice with bob.\n")
 	if err := d.write(ctx, alice, aliceDir, bob, bobDir, map[string][]byte{"README.txt": readme}); err != nil {
@@ -193,14 +241,25 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err := d.write(ctx, bob, bobDir, alice, aliceDir, map[string][]byte{"README.txt": edited}); err != nil {
 		return err
 	}
-	for _, a := range agents {
-		if err := a.WaitInSync(ctx, id); err != nil {
+	return d.waitInSync(ctx)
+}
+
+// waitInSync waits until both laptops are in sync with the folder.
+func (d *demo) waitInSync(ctx context.Context) error {
+	for _, a := range []*sandbox.Agent{d.alice, d.bob} {
+		if err := a.WaitInSync(ctx, d.folder); err != nil {
 			return err
 		}
 	}
+	return nil
+}
 
+// stopMaster is step 7: the master stops, the next server takes over and
+// the domain carries on; bob's change to s1's folder waits on his laptop.
+func (d *demo) stopMaster(ctx context.Context) error {
+	sb, m := d.sb, d.master
 	d.step(7, "Stopping the master s1, as a crash would: no hand-over, its data stays on disk")
-	t = time.Now()
+	t := time.Now()
 	if err := sb.StopServer(m); err != nil {
 		return err
 	}
@@ -208,9 +267,10 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err != nil {
 		return err
 	}
-	if e2 <= e1 {
-		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Server(m2).Name, e2, e1)
+	if e2 <= d.epoch {
+		return fmt.Errorf("%s took over at epoch %d, not above %d", sb.Server(m2).Name, e2, d.epoch)
 	}
+	d.stand, d.epoch = m2, e2
 	var others []string
 	for _, i := range sb.Running() {
 		if i != m2 {
@@ -230,17 +290,25 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	}
 	d.say("   the domain carries on: carol (home server s3) added at the new master %s (committed at term %d, %v)",
 		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
-	todo := []byte("written by bob while s1 was down\n")
-	if err := os.WriteFile(filepath.Join(bobDir, "todo.txt"), todo, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d.bobDir, "todo.txt"), demoTodo, 0o644); err != nil {
 		return err
 	}
-	if err := bob.WaitFolder(ctx, id, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
+	if err := d.bob.WaitFolder(ctx, d.folder, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
 		return err
 	}
 	d.say("   bob writes todo.txt: Projects is hosted on s1, so bob's laptop keeps the change until s1 is back")
+	return nil
+}
 
+// demoTodo is what bob writes while s1 is down.
+var demoTodo = []byte("written by bob while s1 was down\n")
+
+// restartMaster is step 8: s1 comes back, catches up, takes its role back
+// and passes on bob's change.
+func (d *demo) restartMaster(ctx context.Context) error {
+	sb, m, m2 := d.sb, d.master, d.stand
 	d.step(8, "Restarting s1 with the same data")
-	t = time.Now()
+	t := time.Now()
 	if err := sb.StartServer(ctx, m); err != nil {
 		return err
 	}
@@ -248,8 +316,8 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err != nil {
 		return err
 	}
-	if e3 <= e2 {
-		return fmt.Errorf("s1 took the role back at epoch %d, not above %d", e3, e2)
+	if e3 <= d.epoch {
+		return fmt.Errorf("s1 took the role back at epoch %d, not above %d", e3, d.epoch)
 	}
 	st, err := sb.ServerState(ctx, m)
 	if err != nil {
@@ -260,17 +328,15 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	}
 	d.say("   s1 caught up from %s (it has carol) and is master again at epoch %d (%v); %s is a slave again",
 		sb.Server(m2).Name, e3, since(t), sb.Server(m2).Name)
-	if err := sandbox.WaitFile(ctx, filepath.Join(aliceDir, "todo.txt"), todo); err != nil {
+	if err := sandbox.WaitFile(ctx, filepath.Join(d.aliceDir, "todo.txt"), demoTodo); err != nil {
 		return err
 	}
 	d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
 	if err := sb.WaitConverged(ctx); err != nil {
 		return err
 	}
-	for _, a := range agents {
-		if err := a.WaitInSync(ctx, id); err != nil {
-			return err
-		}
+	if err := d.waitInSync(ctx); err != nil {
+		return err
 	}
 	d.say("   s1, s2 and s3 hold the same users (alice, bob, carol) and folders; both laptops are in sync")
 	return nil

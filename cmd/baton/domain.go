@@ -153,103 +153,7 @@ The key is needed (and its passphrase, if it is encrypted).`,
   baton domain create --name example --chain s1.host --chain s2.host --chain s3.host`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := identity.ValidateName(name); err != nil {
-				return usageErrorf("domain create: --name: %v", err)
-			}
-			if len(chain) == 0 {
-				return usageErrorf("domain create: give the servers' host records in chain order with --chain HOSTFILE (the first is this host's own)")
-			}
-			if len(chain) > collections.MaxChainServers {
-				return usageErrorf("domain create: %d servers in --chain; at most %d", len(chain), collections.MaxChainServers)
-			}
-			settings := collections.DefaultFailover(len(chain))
-			switch majority {
-			case "auto":
-			case "on":
-				settings.Majority = true
-			case "off":
-				if len(chain) >= 3 {
-					return usageErrorf("domain create: --majority off: a chain of %d servers needs majority failover (the plain chain rule is for one or two)", len(chain))
-				}
-				settings.Majority = false
-			default:
-				return usageErrorf("domain create: --majority %q: want auto, on or off", majority)
-			}
-			home, key, _, err := env.loadHostKey(cmd.Context())
-			if err != nil {
-				return err
-			}
-			path := filepath.Join(home, genesisFile)
-			if exists, err := fileExists(path); err != nil {
-				return err
-			} else if exists && !force {
-				if g, err := loadGenesis(home); err == nil {
-					return fmt.Errorf("this host already belongs to domain %s (%s): give --force to replace %s", g.Domain.Name, shortHash(g.Hash()), path)
-				}
-				return fmt.Errorf("%s already exists: give --force to replace it", path)
-			}
-
-			seen := map[lpeer.ID]string{}
-			var ids []string
-			var records [][]byte
-			add := func(hf hostFile) error {
-				if prev, dup := seen[hf.rec.ID()]; dup {
-					return fmt.Errorf("%s and %s are both the host record of %s (%s)", prev, hf.path, hf.rec.Name, hf.rec.ID())
-				}
-				seen[hf.rec.ID()] = hf.path
-				records = append(records, hf.record)
-				return nil
-			}
-			for i, p := range chain {
-				hf, err := readHostFile(env, p)
-				if err != nil {
-					return err
-				}
-				if i == 0 && hf.rec.ID() != key.ID() {
-					return fmt.Errorf("%s is the host record of %s (%s), not of this host (%s): the first --chain record must be this host's own ('baton keys export'), because the genesis is signed by the first server of the chain",
-						p, hf.rec.Name, hf.rec.ID(), key.ID())
-				}
-				if hf.rec.Role != identity.RoleServer {
-					return fmt.Errorf("%s: host %s (%s) has role %s; the chain holds servers only", p, hf.rec.Name, hf.rec.ID(), hf.rec.Role)
-				}
-				if err := add(hf); err != nil {
-					return err
-				}
-				ids = append(ids, hf.rec.ID().String())
-			}
-			for _, p := range hosts {
-				hf, err := readHostFile(env, p)
-				if err != nil {
-					return err
-				}
-				if err := add(hf); err != nil {
-					return err
-				}
-			}
-
-			raw, err := collections.NewGenesis(key, collections.DomainInfo{Name: name, Settings: settings},
-				collections.Chain{Servers: ids}, records, env.now())
-			if err != nil {
-				return fmt.Errorf("creating domain %s: %w", name, err)
-			}
-			g, err := collections.OpenGenesis(raw)
-			if err != nil {
-				return fmt.Errorf("creating domain %s: the new genesis does not verify: %w", name, err)
-			}
-			if err := makeHome(home); err != nil {
-				return err
-			}
-			if err := atomicfile.WriteFile(path, armorBytes(raw), 0o644); err != nil {
-				return fmt.Errorf("saving the domain genesis: %w", err)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Created domain %s (%s)\n", name, shortHash(g.Hash()))
-			printGenesisChain(w, g)
-			if len(ids) < 3 {
-				fmt.Fprintf(w, "Warning: %d server(s) cannot fail over: a change needs a majority of the chain, so the domain stops taking changes while any server is down. Add servers to make three or more: add a third server or a witness ('baton init --witness': it votes and keeps the log, hosts no folders and takes no logins).\n", len(ids))
-			}
-			fmt.Fprintf(w, "Saved %s. On the other hosts: 'baton domain join FILE' with the output of 'baton domain export'.\n", path)
-			return nil
+			return env.createDomain(cmd, name, chain, hosts, majority, force)
 		},
 	}
 	fl := cmd.Flags()
@@ -259,6 +163,136 @@ The key is needed (and its passphrase, if it is encrypted).`,
 	fl.StringVar(&majority, "majority", "auto", "majority failover: `auto`, on or off (auto: on for 3+ servers)")
 	fl.BoolVar(&force, "force", false, "replace an existing domain.genesis")
 	return cmd
+}
+
+// createDomain is 'domain create': it signs the genesis of a domain name
+// whose chain is the servers' host record files chain, with the member
+// hosts' files hosts, and saves it in the home.
+func (env *cliEnv) createDomain(cmd *cobra.Command, name string, chain, hosts []string, majority string, force bool) error {
+	if err := identity.ValidateName(name); err != nil {
+		return usageErrorf("domain create: --name: %v", err)
+	}
+	if len(chain) == 0 {
+		return usageErrorf("domain create: give the servers' host records in chain order with --chain HOSTFILE (the first is this host's own)")
+	}
+	if len(chain) > collections.MaxChainServers {
+		return usageErrorf("domain create: %d servers in --chain; at most %d", len(chain), collections.MaxChainServers)
+	}
+	settings, err := failoverSettings(len(chain), majority)
+	if err != nil {
+		return err
+	}
+	home, key, _, err := env.loadHostKey(cmd.Context())
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(home, genesisFile)
+	if err := checkNoGenesis(home, path, force); err != nil {
+		return err
+	}
+	ids, records, err := readGenesisHosts(env, key.ID(), chain, hosts)
+	if err != nil {
+		return err
+	}
+	raw, err := collections.NewGenesis(key, collections.DomainInfo{Name: name, Settings: settings},
+		collections.Chain{Servers: ids}, records, env.now())
+	if err != nil {
+		return fmt.Errorf("creating domain %s: %w", name, err)
+	}
+	g, err := collections.OpenGenesis(raw)
+	if err != nil {
+		return fmt.Errorf("creating domain %s: the new genesis does not verify: %w", name, err)
+	}
+	if err := makeHome(home); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(path, armorBytes(raw), 0o644); err != nil {
+		return fmt.Errorf("saving the domain genesis: %w", err)
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "Created domain %s (%s)\n", name, shortHash(g.Hash()))
+	printGenesisChain(w, g)
+	if len(ids) < 3 {
+		fmt.Fprintf(w, "Warning: %d server(s) cannot fail over: a change needs a majority of the chain, so the domain stops taking changes while any server is down. Add servers to make three or more: add a third server or a witness ('baton init --witness': it votes and keeps the log, hosts no folders and takes no logins).\n", len(ids))
+	}
+	fmt.Fprintf(w, "Saved %s. On the other hosts: 'baton domain join FILE' with the output of 'baton domain export'.\n", path)
+	return nil
+}
+
+// failoverSettings are the failover settings of a chain of n servers with
+// --majority majority.
+func failoverSettings(n int, majority string) (collections.FailoverSettings, error) {
+	settings := collections.DefaultFailover(n)
+	switch majority {
+	case "auto":
+	case "on":
+		settings.Majority = true
+	case "off":
+		if n >= 3 {
+			return settings, usageErrorf("domain create: --majority off: a chain of %d servers needs majority failover (the plain chain rule is for one or two)", n)
+		}
+		settings.Majority = false
+	default:
+		return settings, usageErrorf("domain create: --majority %q: want auto, on or off", majority)
+	}
+	return settings, nil
+}
+
+// checkNoGenesis refuses to replace the genesis at path without force.
+func checkNoGenesis(home, path string, force bool) error {
+	exists, err := fileExists(path)
+	if err != nil {
+		return err
+	}
+	if !exists || force {
+		return nil
+	}
+	if g, err := loadGenesis(home); err == nil {
+		return fmt.Errorf("this host already belongs to domain %s (%s): give --force to replace %s", g.Domain.Name, shortHash(g.Hash()), path)
+	}
+	return fmt.Errorf("%s already exists: give --force to replace it", path)
+}
+
+// readGenesisHosts reads the host record files of a new domain: chain, the
+// servers in order, the first of them self; hosts, the other members. It
+// returns the chain's IDs and every record, each host once.
+func readGenesisHosts(env *cliEnv, self lpeer.ID, chain, hosts []string) (ids []string, records [][]byte, err error) {
+	seen := map[lpeer.ID]string{}
+	add := func(hf hostFile) error {
+		if prev, dup := seen[hf.rec.ID()]; dup {
+			return fmt.Errorf("%s and %s are both the host record of %s (%s)", prev, hf.path, hf.rec.Name, hf.rec.ID())
+		}
+		seen[hf.rec.ID()] = hf.path
+		records = append(records, hf.record)
+		return nil
+	}
+	for i, p := range chain {
+		hf, err := readHostFile(env, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 && hf.rec.ID() != self {
+			return nil, nil, fmt.Errorf("%s is the host record of %s (%s), not of this host (%s): the first --chain record must be this host's own ('baton keys export'), because the genesis is signed by the first server of the chain",
+				p, hf.rec.Name, hf.rec.ID(), self)
+		}
+		if hf.rec.Role != identity.RoleServer {
+			return nil, nil, fmt.Errorf("%s: host %s (%s) has role %s; the chain holds servers only", p, hf.rec.Name, hf.rec.ID(), hf.rec.Role)
+		}
+		if err := add(hf); err != nil {
+			return nil, nil, err
+		}
+		ids = append(ids, hf.rec.ID().String())
+	}
+	for _, p := range hosts {
+		hf, err := readHostFile(env, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := add(hf); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ids, records, nil
 }
 
 func newDomainExportCmd(env *cliEnv) *cobra.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -24,13 +25,7 @@ type initInfo struct {
 }
 
 func newInitCmd(env *cliEnv) *cobra.Command {
-	var (
-		server, agent, witness, encrypt, force bool
-		asJSON                                 bool
-		name                                   string
-		listen, publicAddrs, privateAddrs      []string
-		publicListen                           []string
-	)
+	var f initFlags
 	cmd := &cobra.Command{
 		Use:   "init --server|--witness|--agent [--name NAME] [--listen MULTIADDR]...",
 		Short: "Set up this host: make its home, key and settings",
@@ -68,122 +63,157 @@ host.key.old-<ID>). Next: 'baton keys export' for the domain admin, then
   baton init --agent --name laptop --encrypt`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var role identity.Role
-			switch {
-			case (server || witness) && agent:
-				return usageErrorf("init: give --server (or --witness) or --agent, not both")
-			case server, witness:
-				role = identity.RoleServer
-			case agent:
-				role = identity.RoleAgent
-			default:
-				return usageErrorf("init: give --server (a server in a domain's chain), --witness (a server that only votes) or --agent (a desktop syncing folders)")
-			}
-			if env.passphraseFile != "" && !encrypt {
-				return usageErrorf("init: --passphrase-file given without --encrypt")
-			}
-			home, err := env.homeDir()
-			if err != nil {
-				return err
-			}
-			cfg, err := loadHostConfig(home)
-			if err != nil {
-				return err
-			}
-			fl := cmd.Flags()
-			if fl.Changed("name") {
-				if err := identity.ValidateName(name); err != nil {
-					return usageErrorf("init: --name: %v", err)
-				}
-				cfg.Name = name
-			}
-			cfg.Role = role
-			cfg.Witness = witness
-			if fl.Changed("listen") {
-				cfg.Listen = listen
-			}
-			if fl.Changed("public-addr") {
-				cfg.PublicAddrs = publicAddrs
-			}
-			if fl.Changed("private-addr") {
-				cfg.PrivateAddrs = privateAddrs
-			}
-			if fl.Changed("public-listen") {
-				if role != identity.RoleServer {
-					return usageErrorf("init: --public-listen is for servers (agents dial servers and admit no guests)")
-				}
-				if witness {
-					return usageErrorf("init: --public-listen is for servers that take logins; a witness takes none")
-				}
-				cfg.PublicListen = publicListen
-			}
-			if role == identity.RoleAgent || witness {
-				cfg.PublicListen = nil
-			}
-			if len(cfg.Listen) == 0 {
-				cfg.Listen = cfg.listenAddrs()
-			}
-			cfg.fillDefaults(env)
-			if err := cfg.validate(); err != nil {
-				return usageError{fmt.Errorf("init: %w", err)}
-			}
-			nk, err := env.newHostKey(cmd.Context(), home, cfg, encrypt, force)
-			if err != nil {
-				return err
-			}
-			info := initInfo{
-				ID:           nk.key.ID().String(),
-				Fingerprint:  nk.key.Fingerprint(),
-				Name:         cfg.Name,
-				Role:         string(cfg.Role),
-				Witness:      cfg.Witness,
-				Home:         home,
-				Encrypted:    nk.encrypted,
-				Listen:       nonNil(cfg.Listen),
-				PublicAddrs:  nonNil(cfg.PublicAddrs),
-				PrivateAddrs: nonNil(cfg.PrivateAddrs),
-				PublicListen: nonNil(cfg.PublicListen),
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(w, info)
-			}
-			what := info.Role
-			if info.Witness {
-				what = "witness server"
-			}
-			fmt.Fprintf(w, "Initialized %s %s in %s (key %s)\n", what, info.Name, home, encryptedWord(info.Encrypted))
-			fmt.Fprintf(w, "  id:          %s\n", info.ID)
-			fmt.Fprintf(w, "  fingerprint: %s\n", info.Fingerprint)
-			printAddrs(w, "  listen:      ", info.Listen)
-			if len(info.PublicListen) > 0 {
-				printAddrs(w, "  public:      ", info.PublicListen)
-			}
-			if nk.kept != "" {
-				fmt.Fprintf(w, "  old key:     kept as %s\n", nk.kept)
-			}
-			if role == identity.RoleAgent {
-				fmt.Fprintln(w, "Next: 'baton login USER@<server's public address>/p2p/<server ID>', then 'baton run'.")
-			} else {
-				fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
-				if info.Witness {
-					fmt.Fprintf(w, "A witness goes in the chain like a server ('--chain %s.host' or 'baton server add %s.host'); it hosts no folders and takes no logins.\n", info.Name, info.Name)
-				}
-			}
-			return nil
+			return env.runInit(cmd, f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&server, "server", false, "this host is a server in a domain's chain")
-	fl.BoolVar(&witness, "witness", false, "this host is a witness: a server of the chain that votes and keeps the log, with no folders and no logins")
-	fl.BoolVar(&agent, "agent", false, "this host is a desktop agent syncing a user's folders")
-	fl.StringVar(&name, "name", "", "host `NAME` (default: kept from host.toml, else the machine's host name)")
-	fl.StringArrayVar(&listen, "listen", nil, "`MULTIADDR` to listen on (repeatable; default "+defaultServerListen+" for a server, "+defaultAgentListen+" for an agent)")
-	fl.StringArrayVar(&publicAddrs, "public-addr", nil, "public `MULTIADDR` that desktop agents dial (repeatable; default: the listen addresses)")
-	fl.StringArrayVar(&privateAddrs, "private-addr", nil, "private `MULTIADDR` that servers dial (repeatable; default: the listen addresses)")
-	fl.StringArrayVar(&publicListen, "public-listen", nil, "public `MULTIADDR` (an IP and a port) where agents not yet logged in may connect to log in, and only that (servers; repeatable; also listened on)")
-	fl.BoolVar(&encrypt, "encrypt", false, "encrypt the key with a passphrase")
-	fl.BoolVar(&force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
-	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, witness, home, encrypted, listen, public_addrs, private_addrs, public_listen)")
+	fl.BoolVar(&f.server, "server", false, "this host is a server in a domain's chain")
+	fl.BoolVar(&f.witness, "witness", false, "this host is a witness: a server of the chain that votes and keeps the log, with no folders and no logins")
+	fl.BoolVar(&f.agent, "agent", false, "this host is a desktop agent syncing a user's folders")
+	fl.StringVar(&f.name, "name", "", "host `NAME` (default: kept from host.toml, else the machine's host name)")
+	fl.StringArrayVar(&f.listen, "listen", nil, "`MULTIADDR` to listen on (repeatable; default "+defaultServerListen+" for a server, "+defaultAgentListen+" for an agent)")
+	fl.StringArrayVar(&f.publicAddrs, "public-addr", nil, "public `MULTIADDR` that desktop agents dial (repeatable; default: the listen addresses)")
+	fl.StringArrayVar(&f.privateAddrs, "private-addr", nil, "private `MULTIADDR` that servers dial (repeatable; default: the listen addresses)")
+	fl.StringArrayVar(&f.publicListen, "public-listen", nil, "public `MULTIADDR` (an IP and a port) where agents not yet logged in may connect to log in, and only that (servers; repeatable; also listened on)")
+	fl.BoolVar(&f.encrypt, "encrypt", false, "encrypt the key with a passphrase")
+	fl.BoolVar(&f.force, "force", false, "replace an existing key (the old one is kept as host.key.old-<ID>)")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON (fields: id, fingerprint, name, role, witness, home, encrypted, listen, public_addrs, private_addrs, public_listen)")
 	return cmd
+}
+
+// initFlags are the flags of 'baton init'.
+type initFlags struct {
+	server, agent, witness, encrypt, force bool
+	asJSON                                 bool
+	name                                   string
+	listen, publicAddrs, privateAddrs      []string
+	publicListen                           []string
+}
+
+// role is the role the flags ask for.
+func (f initFlags) role() (identity.Role, error) {
+	switch {
+	case (f.server || f.witness) && f.agent:
+		return "", usageErrorf("init: give --server (or --witness) or --agent, not both")
+	case f.server, f.witness:
+		return identity.RoleServer, nil
+	case f.agent:
+		return identity.RoleAgent, nil
+	default:
+		return "", usageErrorf("init: give --server (a server in a domain's chain), --witness (a server that only votes) or --agent (a desktop syncing folders)")
+	}
+}
+
+// runInit makes the home's settings and key, and says what it made.
+func (env *cliEnv) runInit(cmd *cobra.Command, f initFlags) error {
+	role, err := f.role()
+	if err != nil {
+		return err
+	}
+	if env.passphraseFile != "" && !f.encrypt {
+		return usageErrorf("init: --passphrase-file given without --encrypt")
+	}
+	home, err := env.homeDir()
+	if err != nil {
+		return err
+	}
+	cfg, err := loadHostConfig(home)
+	if err != nil {
+		return err
+	}
+	if err := f.apply(&cfg, role, cmd.Flags().Changed); err != nil {
+		return err
+	}
+	cfg.fillDefaults(env)
+	if err := cfg.validate(); err != nil {
+		return usageError{fmt.Errorf("init: %w", err)}
+	}
+	nk, err := env.newHostKey(cmd.Context(), home, cfg, f.encrypt, f.force)
+	if err != nil {
+		return err
+	}
+	info := initInfo{
+		ID:           nk.key.ID().String(),
+		Fingerprint:  nk.key.Fingerprint(),
+		Name:         cfg.Name,
+		Role:         string(cfg.Role),
+		Witness:      cfg.Witness,
+		Home:         home,
+		Encrypted:    nk.encrypted,
+		Listen:       nonNil(cfg.Listen),
+		PublicAddrs:  nonNil(cfg.PublicAddrs),
+		PrivateAddrs: nonNil(cfg.PrivateAddrs),
+		PublicListen: nonNil(cfg.PublicListen),
+	}
+	w := cmd.OutOrStdout()
+	if f.asJSON {
+		return writeJSON(w, info)
+	}
+	printInit(w, info, nk.kept)
+	return nil
+}
+
+// apply sets in cfg the settings the flags give (changed says which were
+// given) for a host of the role.
+func (f initFlags) apply(cfg *hostConfig, role identity.Role, changed func(string) bool) error {
+	if changed("name") {
+		if err := identity.ValidateName(f.name); err != nil {
+			return usageErrorf("init: --name: %v", err)
+		}
+		cfg.Name = f.name
+	}
+	cfg.Role = role
+	cfg.Witness = f.witness
+	if changed("listen") {
+		cfg.Listen = f.listen
+	}
+	if changed("public-addr") {
+		cfg.PublicAddrs = f.publicAddrs
+	}
+	if changed("private-addr") {
+		cfg.PrivateAddrs = f.privateAddrs
+	}
+	if changed("public-listen") {
+		if role != identity.RoleServer {
+			return usageErrorf("init: --public-listen is for servers (agents dial servers and admit no guests)")
+		}
+		if f.witness {
+			return usageErrorf("init: --public-listen is for servers that take logins; a witness takes none")
+		}
+		cfg.PublicListen = f.publicListen
+	}
+	if role == identity.RoleAgent || f.witness {
+		cfg.PublicListen = nil
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = cfg.listenAddrs()
+	}
+	return nil
+}
+
+// printInit says what init made, and what to do next; kept is where the
+// old key went, if one was replaced.
+func printInit(w io.Writer, info initInfo, kept string) {
+	what := info.Role
+	if info.Witness {
+		what = "witness server"
+	}
+	fmt.Fprintf(w, "Initialized %s %s in %s (key %s)\n", what, info.Name, info.Home, encryptedWord(info.Encrypted))
+	fmt.Fprintf(w, "  id:          %s\n", info.ID)
+	fmt.Fprintf(w, "  fingerprint: %s\n", info.Fingerprint)
+	printAddrs(w, "  listen:      ", info.Listen)
+	if len(info.PublicListen) > 0 {
+		printAddrs(w, "  public:      ", info.PublicListen)
+	}
+	if kept != "" {
+		fmt.Fprintf(w, "  old key:     kept as %s\n", kept)
+	}
+	if info.Role == string(identity.RoleAgent) {
+		fmt.Fprintln(w, "Next: 'baton login USER@<server's public address>/p2p/<server ID>', then 'baton run'.")
+		return
+	}
+	fmt.Fprintf(w, "Next: 'baton keys export -o %s.host' for the domain admin, then 'baton domain create' or 'baton domain join'.\n", info.Name)
+	if info.Witness {
+		fmt.Fprintf(w, "A witness goes in the chain like a server ('--chain %s.host' or 'baton server add %s.host'); it hosts no folders and takes no logins.\n", info.Name, info.Name)
+	}
 }

@@ -93,10 +93,7 @@ type loginResultJSON struct {
 }
 
 func newLoginCmd(env *cliEnv) *cobra.Command {
-	var (
-		passwordFile, deviceName string
-		force, asJSON            bool
-	)
+	var f loginFlags
 	cmd := &cobra.Command{
 		Use:   "login USER@ADDRESS [--password-file FILE] [--device-name NAME]",
 		Short: "Log this agent in as USER at a server and join its domain",
@@ -115,96 +112,124 @@ needed; restart a running one to use the new certificate.`,
   baton login ann@/ip4/192.0.2.1/tcp/7400/p2p/12D3KooWExample`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			user, addr, ok := strings.Cut(args[0], "@")
-			if !ok || user == "" || addr == "" {
-				return usageErrorf("login: %q: want USER@ADDRESS, e.g. ann@/ip4/192.0.2.1/tcp/7400/p2p/12D3KooW...", args[0])
-			}
-			if err := identity.ValidateName(user); err != nil {
-				return usageErrorf("login: user name: %v", err)
-			}
-			info, err := lpeer.AddrInfoFromString(addr)
-			if err != nil || len(info.Addrs) == 0 {
-				return usageErrorf("login: address %q: want a server's multiaddr ending in /p2p/<server ID>", addr)
-			}
-			ctx := cmd.Context()
-			home, keyPath, err := env.requireHostKey()
-			if err != nil {
-				return err
-			}
-			cfg, err := loadHostConfig(home)
-			if err != nil {
-				return err
-			}
-			cfg.fillDefaults(env)
-			if cfg.Role != identity.RoleAgent {
-				return fmt.Errorf("this host is a %s; users log in on desktop agents (set one up with 'baton init --agent')", cfg.Role)
-			}
-			if deviceName == "" {
-				deviceName = cfg.Name
-			}
-			old, oldErr := loadGenesis(home)
-			password, err := env.password(ctx, passwordFile, "Password for "+user+": ", false)
-			if err != nil {
-				return err
-			}
-			defer clear(password)
-			key, pass, err := env.unlockKeyFile(ctx, keyPath, "host key "+keyPath)
-			if err != nil {
-				return err
-			}
-			clear(pass)
-			login := env.login
-			if login == nil {
-				login = peer.Login
-			}
-			res, err := login(ctx, key, addr, user, password, deviceName)
-			if err != nil {
-				return fmt.Errorf("login: %w", err)
-			}
-			g, err := collections.OpenGenesis(res.Genesis)
-			if err != nil {
-				return fmt.Errorf("login: the domain genesis: %w", err)
-			}
-			if oldErr == nil && old.Hash() != g.Hash() && !force {
-				return fmt.Errorf("this agent already belongs to domain %s (%s), and %s is in domain %s (%s): give --force to switch domains",
-					old.Domain.Name, shortHash(old.Hash()), user, g.Domain.Name, shortHash(g.Hash()))
-			}
-			li := loginInfo{
-				User: res.User, Device: key.ID().String(), DeviceName: deviceName,
-				HomeServer: res.HomeServer.String(), HomeServerName: res.HomeServer.String(),
-				HomeAddrs: nonNil(res.HomeAddrs), Domain: g.Domain.Name, Expires: res.Expires.UTC(),
-			}
-			if r, ok := genesisHosts(g)[li.HomeServer]; ok {
-				li.HomeServerName = r.Name
-			}
-			if err := atomicfile.WriteFile(filepath.Join(home, genesisFile), armorBytes(g.Marshal()), 0o644); err != nil {
-				return fmt.Errorf("saving the domain genesis: %w", err)
-			}
-			if err := saveDeviceCert(home, res.Cert); err != nil {
-				return err
-			}
-			if err := saveLoginInfo(home, li); err != nil {
-				return err
-			}
-			if conn, err := net.DialTimeout("unix", control.SocketPath(home), time.Second); err == nil {
-				conn.Close()
-				fmt.Fprintln(env.stderr, "baton: note: a daemon is running in this home: restart 'baton run' to use the new certificate")
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				return writeJSON(w, loginResultJSON{loginInfo: li, Home: home})
-			}
-			fmt.Fprintf(w, "logged in as %s on device %s (home server %s), certificate valid until %s\n",
-				li.User, li.Device, li.HomeServerName, li.Expires.Format(time.RFC3339))
-			return nil
+			return env.runLogin(cmd, args[0], f)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&passwordFile, "password-file", "", "read the password from the first line of `FILE` (else $BATON_PASSWORD, else a terminal prompt)")
-	fl.StringVar(&deviceName, "device-name", "", "the device's `NAME` as the user sees it in 'baton device list' (default: the host name in host.toml)")
-	fl.BoolVar(&force, "force", false, "log in to another domain than the one this agent belongs to")
-	fl.BoolVar(&asJSON, "json", false, "print JSON (fields: user, device, device_name, home_server, home_server_name, home_addrs, domain, expires, home)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "read the password from the first line of `FILE` (else $BATON_PASSWORD, else a terminal prompt)")
+	fl.StringVar(&f.deviceName, "device-name", "", "the device's `NAME` as the user sees it in 'baton device list' (default: the host name in host.toml)")
+	fl.BoolVar(&f.force, "force", false, "log in to another domain than the one this agent belongs to")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON (fields: user, device, device_name, home_server, home_server_name, home_addrs, domain, expires, home)")
 	return cmd
+}
+
+// loginFlags are the flags of 'baton login'.
+type loginFlags struct {
+	passwordFile, deviceName string
+	force, asJSON            bool
+}
+
+// parseLoginTarget splits 'login's USER@ADDRESS.
+func parseLoginTarget(arg string) (user, addr string, err error) {
+	user, addr, ok := strings.Cut(arg, "@")
+	if !ok || user == "" || addr == "" {
+		return "", "", usageErrorf("login: %q: want USER@ADDRESS, e.g. ann@/ip4/192.0.2.1/tcp/7400/p2p/12D3KooW...", arg)
+	}
+	if err := identity.ValidateName(user); err != nil {
+		return "", "", usageErrorf("login: user name: %v", err)
+	}
+	info, err := lpeer.AddrInfoFromString(addr)
+	if err != nil || len(info.Addrs) == 0 {
+		return "", "", usageErrorf("login: address %q: want a server's multiaddr ending in /p2p/<server ID>", addr)
+	}
+	return user, addr, nil
+}
+
+// runLogin is 'baton login target': it logs this agent in and saves what
+// the home server gave it.
+func (env *cliEnv) runLogin(cmd *cobra.Command, target string, f loginFlags) error {
+	user, addr, err := parseLoginTarget(target)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	home, keyPath, err := env.requireHostKey()
+	if err != nil {
+		return err
+	}
+	cfg, err := loadHostConfig(home)
+	if err != nil {
+		return err
+	}
+	cfg.fillDefaults(env)
+	if cfg.Role != identity.RoleAgent {
+		return fmt.Errorf("this host is a %s; users log in on desktop agents (set one up with 'baton init --agent')", cfg.Role)
+	}
+	deviceName := f.deviceName
+	if deviceName == "" {
+		deviceName = cfg.Name
+	}
+	old, oldErr := loadGenesis(home)
+	password, err := env.password(ctx, f.passwordFile, "Password for "+user+": ", false)
+	if err != nil {
+		return err
+	}
+	defer clear(password)
+	key, pass, err := env.unlockKeyFile(ctx, keyPath, "host key "+keyPath)
+	if err != nil {
+		return err
+	}
+	clear(pass)
+	login := env.login
+	if login == nil {
+		login = peer.Login
+	}
+	res, err := login(ctx, key, addr, user, password, deviceName)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	g, err := collections.OpenGenesis(res.Genesis)
+	if err != nil {
+		return fmt.Errorf("login: the domain genesis: %w", err)
+	}
+	if oldErr == nil && old.Hash() != g.Hash() && !f.force {
+		return fmt.Errorf("this agent already belongs to domain %s (%s), and %s is in domain %s (%s): give --force to switch domains",
+			old.Domain.Name, shortHash(old.Hash()), user, g.Domain.Name, shortHash(g.Hash()))
+	}
+	li := loginInfo{
+		User: res.User, Device: key.ID().String(), DeviceName: deviceName,
+		HomeServer: res.HomeServer.String(), HomeServerName: res.HomeServer.String(),
+		HomeAddrs: nonNil(res.HomeAddrs), Domain: g.Domain.Name, Expires: res.Expires.UTC(),
+	}
+	if r, ok := genesisHosts(g)[li.HomeServer]; ok {
+		li.HomeServerName = r.Name
+	}
+	if err := saveLogin(home, g, res.Cert, li); err != nil {
+		return err
+	}
+	if conn, err := net.DialTimeout("unix", control.SocketPath(home), time.Second); err == nil {
+		conn.Close()
+		fmt.Fprintln(env.stderr, "baton: note: a daemon is running in this home: restart 'baton run' to use the new certificate")
+	}
+	w := cmd.OutOrStdout()
+	if f.asJSON {
+		return writeJSON(w, loginResultJSON{loginInfo: li, Home: home})
+	}
+	fmt.Fprintf(w, "logged in as %s on device %s (home server %s), certificate valid until %s\n",
+		li.User, li.Device, li.HomeServerName, li.Expires.Format(time.RFC3339))
+	return nil
+}
+
+// saveLogin saves in home what a login gave: the domain's genesis, the
+// device certificate and the login's details.
+func saveLogin(home string, g collections.Genesis, cert []byte, li loginInfo) error {
+	if err := atomicfile.WriteFile(filepath.Join(home, genesisFile), armorBytes(g.Marshal()), 0o644); err != nil {
+		return fmt.Errorf("saving the domain genesis: %w", err)
+	}
+	if err := saveDeviceCert(home, cert); err != nil {
+		return err
+	}
+	return saveLoginInfo(home, li)
 }
 
 // passwordEnv holds a user's password for scripts.

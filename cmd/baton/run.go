@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
@@ -63,48 +64,13 @@ and it exits with status 0.`,
 
 // runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
 func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
-	home, key, pass, err := e.loadHostKey(ctx)
+	f, err := e.loadDaemonFiles(ctx)
 	if err != nil {
 		return err
 	}
-	clear(pass)
-	cfg, err := loadHostConfig(home)
-	if err != nil {
-		return err
-	}
-	cfg.fillDefaults(e)
-	if err := cfg.validate(); err != nil {
-		return fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
-	}
-	if cfg.Role == identity.RoleAgent {
-		if ok, _ := fileExists(filepath.Join(home, genesisFile)); !ok {
-			return fmt.Errorf("this agent is not logged in: run 'baton login USER@ADDRESS --home %s' first", shellQuote(home))
-		}
-	}
-	g, err := loadGenesis(home)
-	if err != nil {
-		return err
-	}
-	var (
-		cert   []byte
-		local  []control.LocalFolder
-		onCert func([]byte)
-	)
-	if cfg.Role == identity.RoleAgent {
-		var ok bool
-		if cert, ok, err = loadDeviceCert(home); err != nil {
-			return err
-		}
-		if !ok {
-			// A host of the Domain may run without being a user's device.
-			cert = nil
-		}
-		if local, err = control.LoadFolders(home); err != nil {
-			return err
-		}
-	}
+	home, cfg := f.home, f.cfg
 	symlinks := &control.SymlinkPolicy{}
-	symlinks.Set(local)
+	symlinks.Set(f.local)
 	dataDir := filepath.Join(home, dataDirName)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
@@ -115,45 +81,29 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if newNode == nil {
 		newNode = newPeerNode
 	}
-	if cert != nil {
-		// Renewed certificates replace device.cert. The node calls this on
-		// its goroutine: write in the background, in order.
-		certs := make(chan []byte, 4)
-		defer close(certs)
-		go func() {
-			for c := range certs {
-				if err := saveDeviceCert(home, c); err != nil {
-					log.Error("saving the renewed device certificate", "err", err)
-				} else {
-					log.Info("saved the renewed device certificate", "file", filepath.Join(home, deviceCertFile))
-				}
-			}
-		}()
-		onCert = func(c []byte) {
-			select {
-			case certs <- c:
-			default:
-				log.Warn("renewed device certificate not saved: writer busy")
-			}
-		}
+	var onCert func([]byte)
+	if f.cert != nil {
+		var stopSaving func()
+		onCert, stopSaving = saveRenewedCerts(home, log)
+		defer stopSaving()
 	}
 	n, err := newNode(peer.Config{
-		Key:          key,
+		Key:          f.key,
 		Name:         cfg.Name,
 		Role:         cfg.Role,
 		Witness:      cfg.Witness,
-		Genesis:      g,
+		Genesis:      f.genesis,
 		DataDir:      dataDir,
 		Listen:       cfg.listenAddrs(),
 		PublicAddrs:  cfg.PublicAddrs,
 		PrivateAddrs: cfg.PrivateAddrs,
 		PublicListen: cfg.PublicListen,
 		Logger:       log,
-		DeviceCert:   cert,
+		DeviceCert:   f.cert,
 		OnDeviceCert: onCert,
 		// The folders recorded in folders.toml; the control API changes
 		// them with SetFolders.
-		Folders:         control.SyncMap(local),
+		Folders:         control.SyncMap(f.local),
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
 	})
@@ -169,39 +119,106 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
-	log.Info("starting", "id", key.ID(), "name", cfg.Name, "role", cfg.Role, "witness", cfg.Witness, "domain", g.Domain.Name, "home", home)
+	log.Info("starting", "id", f.key.ID(), "name", cfg.Name, "role", cfg.Role, "witness", cfg.Witness, "domain", f.genesis.Domain.Name, "home", home)
+	return runWithControl(ctx, f, n, func(ctx context.Context) error { return ctl.Serve(ctx, ln) }, log)
+}
 
+// daemonFiles is what 'baton run' reads from the home.
+type daemonFiles struct {
+	home    string
+	key     *identity.PrivateKey
+	cfg     hostConfig
+	genesis collections.Genesis
+	cert    []byte                // the device certificate (agents); nil if none
+	local   []control.LocalFolder // the folders an agent syncs
+}
+
+// loadDaemonFiles reads the host's key, settings, genesis and, on an
+// agent, its device certificate and folders.
+func (e *cliEnv) loadDaemonFiles(ctx context.Context) (daemonFiles, error) {
+	var f daemonFiles
+	home, key, pass, err := e.loadHostKey(ctx)
+	if err != nil {
+		return f, err
+	}
+	clear(pass)
+	f.home, f.key = home, key
+	if f.cfg, err = loadHostConfig(home); err != nil {
+		return f, err
+	}
+	f.cfg.fillDefaults(e)
+	if err := f.cfg.validate(); err != nil {
+		return f, fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
+	}
+	agent := f.cfg.Role == identity.RoleAgent
+	if agent {
+		if ok, _ := fileExists(filepath.Join(home, genesisFile)); !ok {
+			return f, fmt.Errorf("this agent is not logged in: run 'baton login USER@ADDRESS --home %s' first", shellQuote(home))
+		}
+	}
+	if f.genesis, err = loadGenesis(home); err != nil {
+		return f, err
+	}
+	if !agent {
+		return f, nil
+	}
+	var ok bool
+	if f.cert, ok, err = loadDeviceCert(home); err != nil {
+		return f, err
+	}
+	if !ok {
+		// A host of the Domain may run without being a user's device.
+		f.cert = nil
+	}
+	if f.local, err = control.LoadFolders(home); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// saveRenewedCerts returns the node's OnDeviceCert: renewed certificates
+// replace device.cert. The node calls it on its goroutine, so it writes
+// in the background, in order, until stop.
+func saveRenewedCerts(home string, log *slog.Logger) (onCert func([]byte), stop func()) {
+	certs := make(chan []byte, 4)
+	go func() {
+		for c := range certs {
+			if err := saveDeviceCert(home, c); err != nil {
+				log.Error("saving the renewed device certificate", "err", err)
+			} else {
+				log.Info("saved the renewed device certificate", "file", filepath.Join(home, deviceCertFile))
+			}
+		}
+	}()
+	onCert = func(c []byte) {
+		select {
+		case certs <- c:
+		default:
+			log.Warn("renewed device certificate not saved: writer busy")
+		}
+	}
+	return onCert, func() { close(certs) }
+}
+
+// runWithControl runs the node and serve, the control API, until ctx
+// ends or either stops; the control API failing stops the node.
+func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(context.Context) error, log *slog.Logger) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	var ctlErr error
 	wg.Go(func() {
-		ctlErr = ctl.Serve(runCtx, ln)
+		ctlErr = serve(runCtx)
 		if ctlErr != nil {
 			stop() // no control API: stop the node too
 		}
 	})
-	wg.Go(func() {
-		select {
-		case <-n.Started():
-		case <-runCtx.Done():
-			return
-		}
-		if len(local) > 0 {
-			log.Info("syncing folders", "count", len(local))
-		}
-		st, err := n.Status(runCtx)
-		if err != nil {
-			log.Info("started", "id", key.ID())
-			return
-		}
-		log.Info("started", "id", st.ID, "listen", st.Listen, "control", control.SocketPath(home))
-	})
+	wg.Go(func() { logStarted(runCtx, f, n, log) })
 
 	runErr := n.Run(runCtx)
 	stop()
 	wg.Wait()
-	log.Info("stopped", "id", key.ID())
+	log.Info("stopped", "id", f.key.ID())
 	switch {
 	case ctlErr != nil:
 		return ctlErr
@@ -209,4 +226,22 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		return fmt.Errorf("daemon: %w", runErr)
 	}
 	return nil
+}
+
+// logStarted logs, once the node has started, what it listens on.
+func logStarted(ctx context.Context, f daemonFiles, n node, log *slog.Logger) {
+	select {
+	case <-n.Started():
+	case <-ctx.Done():
+		return
+	}
+	if len(f.local) > 0 {
+		log.Info("syncing folders", "count", len(f.local))
+	}
+	st, err := n.Status(ctx)
+	if err != nil {
+		log.Info("started", "id", f.key.ID())
+		return
+	}
+	log.Info("started", "id", st.ID, "listen", st.Listen, "control", control.SocketPath(f.home))
 }
