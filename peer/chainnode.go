@@ -52,71 +52,27 @@ func (d *driver) openChain(startup bool) error {
 	if err != nil {
 		return fmt.Errorf("opening the raft log: %w", err)
 	}
-	fail := func(err error) error {
+	r, err := d.restoreLog(st)
+	if err != nil {
 		_ = st.Close()
 		return err
 	}
-	hs, snap, ents, err := st.Load()
-	if err != nil {
-		return fail(fmt.Errorf("loading the raft log: %w", err))
-	}
-	genb, err := st.Generation()
-	if err != nil {
-		return fail(fmt.Errorf("loading the raft log: %w", err))
-	}
-	gen, err := chain.UnmarshalGeneration(genb)
-	if err != nil {
-		return fail(fmt.Errorf("loading the raft log: %w", err))
-	}
-	forced, err := d.loadForcedReport(gen)
-	if err != nil {
-		return fail(err)
-	}
-	empty := snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0
-	if empty && gen.IsZero() {
-		init, err := chain.InitialSnapshot(d.cfg.Genesis)
-		if err != nil {
-			return fail(err)
-		}
-		if err := st.Save(nil, nil, init); err != nil {
-			return fail(fmt.Errorf("starting the raft log: %w", err))
-		}
-	}
-	ms, err := st.Restore()
-	if err != nil {
-		return fail(fmt.Errorf("restoring the raft log: %w", err))
-	}
-	snap, err = ms.Snapshot()
-	if err != nil {
-		return fail(err)
-	}
-	state, err := chain.RestoreState(d.cfg.Genesis, snap.GetData())
-	if err != nil {
-		return fail(fmt.Errorf("restoring the state from the raft log's snapshot: %w", err))
-	}
-	if empty && forced != nil && len(forced.State) > 0 {
-		// A newer generation replaced this log and its history has not
-		// arrived yet: until it does, the state the old log held says
-		// which servers are the chain's.
-		if state, err = chain.RestoreState(d.cfg.Genesis, forced.State); err != nil {
-			return fail(fmt.Errorf("restoring the state kept from the replaced raft log: %w", err))
-		}
-	}
-	election, heartbeat := d.raftTicks(state)
+	election, heartbeat := d.raftTicks(r.state)
 	core, err := chain.New(chain.Config{
-		Key: d.cfg.Key, State: state, Storage: ms, Applied: snap.GetMetadata().GetIndex(),
+		Key: d.cfg.Key, State: r.state, Storage: r.ms, Applied: r.applied,
 		ElectionTicks: election, HeartbeatTicks: heartbeat, Logger: raftLogger{d.log},
-		Witness: d.cfg.Witness, Generation: gen,
+		Witness: d.cfg.Witness, Generation: r.gen,
 	})
 	if err != nil {
-		return fail(err)
+		_ = st.Close()
+		return err
 	}
-	d.core, d.raftLog, d.state, d.gen, d.forced = core, st, state, gen, forced
+	d.core, d.raftLog, d.state, d.gen, d.forced = core, st, r.state, r.gen, r.forced
 	// The raft log is the durable record; the data files are rewritten
 	// from it after a restart, so appending to them need not wait for
 	// the disk.
 	d.store.NoSync = true
-	hs, _, _ = ms.InitialState()
+	hs, _, _ := r.ms.InitialState()
 	d.savedHS.term, d.savedHS.vote = hs.GetTerm(), hs.GetVote()
 	d.replayTo = hs.GetCommit()
 	d.replaying = d.replayTo > core.Applied()
@@ -126,15 +82,79 @@ func (d *driver) openChain(startup bool) error {
 	if !startup {
 		return nil
 	}
-	// Raft hands the committed entries after the snapshot to the first
-	// Ready. Nothing is sent yet (a message dropped is one raft sends
-	// again).
-	for core.HasReady() && d.replaying {
-		rd := core.Ready()
-		if err := st.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+	return d.replayCommitted()
+}
+
+// restoredLog is what the raft log holds, restored.
+type restoredLog struct {
+	ms      *raft.MemoryStorage
+	applied uint64 // the index of the snapshot
+	state   *collections.State
+	gen     chain.Generation
+	forced  *forcedReport
+}
+
+// restoreLog loads the raft log st (starting an empty one from the
+// genesis), its generation and the report of a log a newer generation
+// replaced, and restores the state of its snapshot.
+func (d *driver) restoreLog(st *raftstore.Store) (restoredLog, error) {
+	var r restoredLog
+	hs, snap, ents, err := st.Load()
+	if err != nil {
+		return r, fmt.Errorf("loading the raft log: %w", err)
+	}
+	genb, err := st.Generation()
+	if err != nil {
+		return r, fmt.Errorf("loading the raft log: %w", err)
+	}
+	if r.gen, err = chain.UnmarshalGeneration(genb); err != nil {
+		return r, fmt.Errorf("loading the raft log: %w", err)
+	}
+	if r.forced, err = d.loadForcedReport(r.gen); err != nil {
+		return r, err
+	}
+	empty := snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0
+	if empty && r.gen.IsZero() {
+		init, err := chain.InitialSnapshot(d.cfg.Genesis)
+		if err != nil {
+			return r, err
+		}
+		if err := st.Save(nil, nil, init); err != nil {
+			return r, fmt.Errorf("starting the raft log: %w", err)
+		}
+	}
+	if r.ms, err = st.Restore(); err != nil {
+		return r, fmt.Errorf("restoring the raft log: %w", err)
+	}
+	if snap, err = r.ms.Snapshot(); err != nil {
+		return r, err
+	}
+	r.applied = snap.GetMetadata().GetIndex()
+	if r.state, err = chain.RestoreState(d.cfg.Genesis, snap.GetData()); err != nil {
+		return r, fmt.Errorf("restoring the state from the raft log's snapshot: %w", err)
+	}
+	if empty && r.forced != nil && len(r.forced.State) > 0 {
+		// A newer generation replaced this log and its history has not
+		// arrived yet: until it does, the state the old log held says
+		// which servers are the chain's.
+		if r.state, err = chain.RestoreState(d.cfg.Genesis, r.forced.State); err != nil {
+			return r, fmt.Errorf("restoring the state kept from the replaced raft log: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// replayCommitted applies, at startup, the entries the log holds as
+// committed. Raft hands the committed entries after the snapshot to the
+// first Ready. Nothing is sent yet (a message dropped is one raft sends
+// again).
+func (d *driver) replayCommitted() error {
+	for d.core.HasReady() && d.replaying {
+		rd := d.core.Ready()
+		if err := d.raftLog.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
 			return fmt.Errorf("storing the raft log: %w", err)
 		}
-		res, err := core.Advance(rd)
+		res, err := d.core.Advance(rd)
 		if err != nil {
 			return fmt.Errorf("applying the raft log: %w", err)
 		}

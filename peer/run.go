@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -119,30 +120,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := d.initAuth(); err != nil {
 		return err
 	}
-	listen := append([]string{}, cfg.Listen...)
-	for _, a := range cfg.PublicListen {
-		if !contains(listen, a) {
-			listen = append(listen, a)
-		}
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	opts := []libp2p.Option{
-		libp2p.Identity(cfg.Key.Libp2p()),
-		libp2p.ListenAddrStrings(listen...),
-		libp2p.ConnectionGater(d.allow),
-		libp2p.AddrsFactory(n.announce),
-		libp2p.UserAgent("baton/0.1"),
-		libp2p.DisableMetrics(),
-	}
-	if cfg.Bandwidth != nil {
-		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
-	}
-	h, err := libp2p.New(opts...)
+	h, err := n.newHost(d.allow)
 	if err != nil {
-		return fmt.Errorf("starting libp2p host: %w", err)
+		return err
 	}
 	d.host = h
 	e := &edge{
@@ -152,55 +136,9 @@ func (n *Node) Run(ctx context.Context) error {
 	d.edge = e
 	defer h.Close()
 
-	// Mesh publishing (not flood publishing) keeps the master's bytes per
-	// update flat as the domain grows: it sends to its mesh peers (at most
-	// D), which forward. A fast gossipsub heartbeat forms the mesh within
-	// ~100 ms of connecting; anti-entropy covers anything published before.
-	gs := pubsub.DefaultGossipSubParams()
-	gs.HeartbeatInterval = 200 * time.Millisecond
-	gs.HeartbeatInitialDelay = 20 * time.Millisecond
-	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
-	updName, hbName := topicName(cfg.Genesis, "updates"), topicName(cfg.Genesis, "heartbeat")
-	// Updates go to the Domain's hosts only: devices get their view
-	// (disclose.go).
-	ps, err := pubsub.NewGossipSub(ctx, h,
-		pubsub.WithGossipSubParams(gs),
-		pubsub.WithMaxMessageSize(maxGossip),
-		pubsub.WithPeerFilter(func(p lpeer.ID, topic string) bool {
-			return d.allow.allowed(p) && (topic != updName || d.sh.isHost(p))
-		}),
-		pubsub.WithSubscriptionFilter(hostsOnlyTopic{sh: &d.sh, topic: updName}),
-		pubsub.WithPeerOutboundQueueSize(1024),
-		pubsub.WithValidateQueueSize(1024),
-	)
+	updSub, hbSub, err := d.joinTopics(ctx, e)
 	if err != nil {
-		return fmt.Errorf("starting gossipsub: %w", err)
-	}
-	if err := ps.RegisterTopicValidator(updName, e.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
-		return fmt.Errorf("registering validator: %w", err)
-	}
-	if err := ps.RegisterTopicValidator(hbName, e.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
-		return fmt.Errorf("registering validator: %w", err)
-	}
-	updTopic, err := ps.Join(updName)
-	if err != nil {
-		return fmt.Errorf("joining %s: %w", updName, err)
-	}
-	hbTopic, err := ps.Join(hbName)
-	if err != nil {
-		return fmt.Errorf("joining %s: %w", hbName, err)
-	}
-	d.updTopic, d.hbTopic = updTopic, hbTopic
-	notSelf := pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != h.ID() })
-	var updSub *pubsub.Subscription
-	if !d.isDevice() {
-		if updSub, err = updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf); err != nil {
-			return fmt.Errorf("subscribing %s: %w", updName, err)
-		}
-	}
-	hbSub, err := hbTopic.Subscribe(pubsub.WithBufferSize(1024), notSelf)
-	if err != nil {
-		return fmt.Errorf("subscribing %s: %w", hbName, err)
+		return err
 	}
 
 	var wg sync.WaitGroup
@@ -219,25 +157,116 @@ func (n *Node) Run(ctx context.Context) error {
 	}()
 
 	if updSub != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.readTopic(ctx, updSub, (*driver).onGossipUpdate)
-		}()
+		wg.Go(func() { d.readTopic(ctx, updSub, (*driver).onGossipUpdate) })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		d.readTopic(ctx, hbSub, (*driver).onHeartbeat)
-	}()
+	wg.Go(func() { d.readTopic(ctx, hbSub, (*driver).onHeartbeat) })
+	if err := d.watchConnections(ctx, &wg); err != nil {
+		return err
+	}
 
-	connSub, err := h.EventBus().Subscribe(new(connectednessEvent))
+	if err := d.startWatcher(ctx, &wg); err != nil {
+		log.Warn("data files are not watched", "err", err)
+	}
+	if cfg.Witness {
+		log.Info("this server is a witness: it votes and keeps the consensus log, hosts no folders and takes no logins")
+	} else if err := d.startFolders(ctx, &wg, h); err != nil {
+		return err
+	}
+
+	log.Info("node started", "id", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "role", string(cfg.Role))
+	close(n.started)
+	return d.loop(ctx)
+}
+
+// newHost starts the node's libp2p host, listening on the configured
+// addresses behind the connection gater allow.
+func (n *Node) newHost(allow *allowList) (host.Host, error) {
+	cfg := n.cfg
+	listen := append([]string{}, cfg.Listen...)
+	for _, a := range cfg.PublicListen {
+		if !contains(listen, a) {
+			listen = append(listen, a)
+		}
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.Key.Libp2p()),
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.ConnectionGater(allow),
+		libp2p.AddrsFactory(n.announce),
+		libp2p.UserAgent("baton/0.1"),
+		libp2p.DisableMetrics(),
+	}
+	if cfg.Bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// joinTopics starts gossipsub on d's host, joins the updates and heartbeat
+// topics with e's validators, and subscribes to them; a device does not
+// subscribe to the updates (updSub is nil).
+func (d *driver) joinTopics(ctx context.Context, e *edge) (updSub, hbSub *pubsub.Subscription, err error) {
+	h, g := d.host, d.cfg.Genesis
+	// Mesh publishing (not flood publishing) keeps the master's bytes per
+	// update flat as the domain grows: it sends to its mesh peers (at most
+	// D), which forward. A fast gossipsub heartbeat forms the mesh within
+	// ~100 ms of connecting; anti-entropy covers anything published before.
+	gs := pubsub.DefaultGossipSubParams()
+	gs.HeartbeatInterval = 200 * time.Millisecond
+	gs.HeartbeatInitialDelay = 20 * time.Millisecond
+	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
+	updName, hbName := topicName(g, "updates"), topicName(g, "heartbeat")
+	// Updates go to the Domain's hosts only: devices get their view
+	// (disclose.go).
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithGossipSubParams(gs),
+		pubsub.WithMaxMessageSize(maxGossip),
+		pubsub.WithPeerFilter(func(p lpeer.ID, topic string) bool {
+			return d.allow.allowed(p) && (topic != updName || d.sh.isHost(p))
+		}),
+		pubsub.WithSubscriptionFilter(hostsOnlyTopic{sh: &d.sh, topic: updName}),
+		pubsub.WithPeerOutboundQueueSize(1024),
+		pubsub.WithValidateQueueSize(1024),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting gossipsub: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(updName, e.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
+		return nil, nil, fmt.Errorf("registering validator: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(hbName, e.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
+		return nil, nil, fmt.Errorf("registering validator: %w", err)
+	}
+	if d.updTopic, err = ps.Join(updName); err != nil {
+		return nil, nil, fmt.Errorf("joining %s: %w", updName, err)
+	}
+	if d.hbTopic, err = ps.Join(hbName); err != nil {
+		return nil, nil, fmt.Errorf("joining %s: %w", hbName, err)
+	}
+	notSelf := pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != h.ID() })
+	if !d.isDevice() {
+		if updSub, err = d.updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf); err != nil {
+			return nil, nil, fmt.Errorf("subscribing %s: %w", updName, err)
+		}
+	}
+	if hbSub, err = d.hbTopic.Subscribe(pubsub.WithBufferSize(1024), notSelf); err != nil {
+		return nil, nil, fmt.Errorf("subscribing %s: %w", hbName, err)
+	}
+	return updSub, hbSub, nil
+}
+
+// watchConnections tells the loop of each host that connects, on a
+// goroutine of wg, until ctx ends.
+func (d *driver) watchConnections(ctx context.Context, wg *sync.WaitGroup) error {
+	connSub, err := d.host.EventBus().Subscribe(new(connectednessEvent))
 	if err != nil {
 		return fmt.Errorf("subscribing to connection events: %w", err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		defer connSub.Close()
 		for {
 			select {
@@ -254,20 +283,8 @@ func (n *Node) Run(ctx context.Context) error {
 				}
 			}
 		}
-	}()
-
-	if err := d.startWatcher(ctx, &wg); err != nil {
-		log.Warn("data files are not watched", "err", err)
-	}
-	if cfg.Witness {
-		log.Info("this server is a witness: it votes and keeps the consensus log, hosts no folders and takes no logins")
-	} else if err := d.startFolders(ctx, &wg, h); err != nil {
-		return err
-	}
-
-	log.Info("node started", "id", h.ID().String(), "addrs", fmt.Sprint(h.Addrs()), "role", string(cfg.Role))
-	close(n.started)
-	return d.loop(ctx)
+	})
+	return nil
 }
 
 // announce is the address factory: the configured public and private

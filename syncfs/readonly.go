@@ -137,37 +137,7 @@ func WithoutConcurrent(local, remote Snapshot) Snapshot {
 // local changes it cannot undo (a directory where the server has a file).
 // Entries that are new on the server are left to Plan.
 func ReadOnlyOverrides(local, server Snapshot, self string, all bool, now time.Time) ([]Action, []string) {
-	var (
-		acts, dels []Action
-		stuck      []string
-		chosen     = map[string]bool{}
-		have       = blockSources(local)
-	)
-	taken := func(n string) bool {
-		l, okL := local[n]
-		s, okS := server[n]
-		return chosen[n] || okL && !l.Deleted || okS && !s.Deleted
-	}
-	conflictName := func(l FileInfo) string {
-		for _, t := range []time.Time{time.Unix(0, l.ModTime), now} {
-			if cn := ConflictName(l.Name, t, self); !taken(cn) {
-				chosen[cn] = true
-				return cn
-			}
-		}
-		return ""
-	}
-	copyOf := func(l FileInfo, name string) FileInfo {
-		l.Name = name
-		l.Version = Vector{}.Update(self)
-		return l
-	}
-	gone := func(l, s FileInfo, ok bool) FileInfo {
-		if ok {
-			return s
-		}
-		return FileInfo{Name: l.Name, Type: l.Type, Deleted: true, ModTime: l.ModTime, Version: l.Version.Update(self)}
-	}
+	o := &overrides{local: local, server: server, self: self, now: now, chosen: map[string]bool{}, have: blockSources(local)}
 	names := make([]string, 0, len(local))
 	for n := range local {
 		names = append(names, n)
@@ -177,11 +147,11 @@ func ReadOnlyOverrides(local, server Snapshot, self string, all bool, now time.T
 		l := local[n]
 		s, okS := server[n]
 		if okS {
-			if o := l.Version.Compare(s.Version); o == Equal || o == Lesser {
+			if c := l.Version.Compare(s.Version); c == Equal || c == Lesser {
 				continue // Plan takes the server's version
 			}
 			if sameState(l, s) {
-				acts = append(acts, Action{Kind: ActRecord, Name: n, File: s, Reason: "the server's version"})
+				o.acts = append(o.acts, Action{Kind: ActRecord, Name: n, File: s, Reason: "the server's version"})
 				continue
 			}
 			if !all && l.Version.Compare(s.Version) != Concurrent {
@@ -190,57 +160,113 @@ func ReadOnlyOverrides(local, server Snapshot, self string, all bool, now time.T
 		} else if !all || l.Deleted || IsConflictCopy(n) {
 			continue
 		}
-		lLive, sLive := !l.Deleted, okS && !s.Deleted
+		o.override(n, l, s, okS)
+	}
+	dels := slices.DeleteFunc(o.dels, o.holdsConflictCopy)
+	slices.SortStableFunc(o.acts, func(a, b Action) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(dels, func(a, b Action) int { return strings.Compare(b.Name, a.Name) })
+	return append(o.acts, dels...), o.stuck
+}
+
+// overrides is one run of ReadOnlyOverrides: its inputs and what it has
+// planned so far.
+type overrides struct {
+	local, server Snapshot
+	self          string
+	now           time.Time
+	have          map[Hash]blockLocal
+
+	acts, dels []Action
+	stuck      []string
+	chosen     map[string]bool // the conflict copies' names
+}
+
+// override plans giving the local entry l at n the server's state s
+// (okS: the server has the entry).
+func (o *overrides) override(n string, l, s FileInfo, okS bool) {
+	lLive, sLive := !l.Deleted, okS && !s.Deleted
+	switch {
+	case !lLive && !sLive:
+		o.acts = append(o.acts, Action{Kind: ActRecord, Name: n, File: s})
+	case !lLive:
+		o.acts = append(o.acts, createAction(s, o.have, "the server's version"))
+	case sLive && l.SameContent(s):
+		o.acts = append(o.acts, Action{Kind: ActMeta, Name: n, File: s, Reason: "the server's version"})
+	case l.Type == TypeDir && sLive:
+		o.stuck = append(o.stuck, fmt.Sprintf("%s: a directory here, a %s on the server", n, s.Type))
+	case l.Type == TypeDir:
+		o.dels = append(o.dels, Action{Kind: ActDelete, Name: n, File: o.gone(l, s, okS), Reason: "not on the server"})
+	default:
+		cn := o.conflictName(l)
+		if cn == "" {
+			o.stuck = append(o.stuck, n+": no free name for a conflict copy")
+			return
+		}
 		switch {
-		case !lLive && !sLive:
-			acts = append(acts, Action{Kind: ActRecord, Name: n, File: s})
-		case !lLive:
-			acts = append(acts, createAction(s, have, "the server's version"))
-		case sLive && l.SameContent(s):
-			acts = append(acts, Action{Kind: ActMeta, Name: n, File: s, Reason: "the server's version"})
-		case l.Type == TypeDir && sLive:
-			stuck = append(stuck, fmt.Sprintf("%s: a directory here, a %s on the server", n, s.Type))
-		case l.Type == TypeDir:
-			dels = append(dels, Action{Kind: ActDelete, Name: n, File: gone(l, s, okS), Reason: "not on the server"})
-		default:
-			cn := conflictName(l)
-			if cn == "" {
-				stuck = append(stuck, n+": no free name for a conflict copy")
-				continue
-			}
-			switch {
-			case sLive:
-				a := createAction(s, have, "the server's version wins")
-				a.Kind, a.ConflictName, a.Also = ActConflict, cn, copyOf(l, cn)
-				acts = append(acts, a)
-			case l.Type == TypeFile:
-				acts = append(acts, Action{Kind: ActRename, Name: cn, From: n, File: copyOf(l, cn), Also: gone(l, s, okS), Reason: "kept: not on the server"})
-			default: // a symlink
-				acts = append(acts, Action{Kind: ActSymlink, Name: cn, File: copyOf(l, cn), Reason: "kept: not on the server"})
-				dels = append(dels, Action{Kind: ActDelete, Name: n, File: gone(l, s, okS), Reason: "not on the server"})
-			}
+		case sLive:
+			a := createAction(s, o.have, "the server's version wins")
+			a.Kind, a.ConflictName, a.Also = ActConflict, cn, o.copyOf(l, cn)
+			o.acts = append(o.acts, a)
+		case l.Type == TypeFile:
+			o.acts = append(o.acts, Action{Kind: ActRename, Name: cn, From: n, File: o.copyOf(l, cn), Also: o.gone(l, s, okS), Reason: "kept: not on the server"})
+		default: // a symlink
+			o.acts = append(o.acts, Action{Kind: ActSymlink, Name: cn, File: o.copyOf(l, cn), Reason: "kept: not on the server"})
+			o.dels = append(o.dels, Action{Kind: ActDelete, Name: n, File: o.gone(l, s, okS), Reason: "not on the server"})
 		}
 	}
-	// A directory that will hold a conflict copy stays.
-	dels = slices.DeleteFunc(dels, func(d Action) bool {
-		if d.File.Type != TypeDir {
-			return false
+}
+
+// taken: the name n is in use, or chosen for a conflict copy.
+func (o *overrides) taken(n string) bool {
+	l, okL := o.local[n]
+	s, okS := o.server[n]
+	return o.chosen[n] || okL && !l.Deleted || okS && !s.Deleted
+}
+
+// conflictName chooses a free name for a conflict copy of l ("" if none).
+func (o *overrides) conflictName(l FileInfo) string {
+	for _, t := range []time.Time{time.Unix(0, l.ModTime), o.now} {
+		if cn := ConflictName(l.Name, t, o.self); !o.taken(cn) {
+			o.chosen[cn] = true
+			return cn
 		}
-		for n := range chosen {
-			if strings.HasPrefix(n, d.Name+"/") {
-				return true
-			}
-		}
-		for n, l := range local {
-			if !l.Deleted && IsConflictCopy(n) && strings.HasPrefix(n, d.Name+"/") {
-				return true
-			}
-		}
+	}
+	return ""
+}
+
+// copyOf is l as a new entry named name.
+func (o *overrides) copyOf(l FileInfo, name string) FileInfo {
+	l.Name = name
+	l.Version = Vector{}.Update(o.self)
+	return l
+}
+
+// gone is the entry l once undone: the server's s if it has it (ok), else
+// l deleted.
+func (o *overrides) gone(l, s FileInfo, ok bool) FileInfo {
+	if ok {
+		return s
+	}
+	return FileInfo{Name: l.Name, Type: l.Type, Deleted: true, ModTime: l.ModTime, Version: l.Version.Update(o.self)}
+}
+
+// holdsConflictCopy: the deletion d is of a directory that will hold a
+// conflict copy, so it stays.
+func (o *overrides) holdsConflictCopy(d Action) bool {
+	if d.File.Type != TypeDir {
 		return false
-	})
-	slices.SortStableFunc(acts, func(a, b Action) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(dels, func(a, b Action) int { return strings.Compare(b.Name, a.Name) })
-	return append(acts, dels...), stuck
+	}
+	for n := range o.chosen {
+		if strings.HasPrefix(n, d.Name+"/") {
+			return true
+		}
+	}
+	for n, l := range o.local {
+		if !l.Deleted && IsConflictCopy(n) && strings.HasPrefix(n, d.Name+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // blockLocal is where a local file holds a block.
