@@ -2,13 +2,16 @@ package peer
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
 
@@ -66,3 +69,36 @@ func (t hostTransport) Connected() (<-chan lpeer.ID, func(), error) {
 	}
 	return out, stop, nil
 }
+
+// LoopbackHost is a libp2p host on 127.0.0.1 that carries only folder
+// sync engines' streams: the network path of a node (TCP, libp2p's
+// security handshake and stream multiplexer) without the rest of the
+// node, for benchmarks and tests that measure it.
+type LoopbackHost struct{ h host.Host }
+
+// ListenLoopback starts a libp2p host for key listening on a port of
+// 127.0.0.1 that the system picks. Close stops it.
+func ListenLoopback(key *identity.PrivateKey) (*LoopbackHost, error) {
+	h, err := libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
+	if err != nil {
+		return nil, fmt.Errorf("starting a loopback host: %w", err)
+	}
+	return &LoopbackHost{h: h}, nil
+}
+
+// ID is the host's peer ID.
+func (l *LoopbackHost) ID() lpeer.ID { return l.h.ID() }
+
+// Transport is the host as a folder sync engine's transport.
+func (l *LoopbackHost) Transport() foldersync.Transport { return FolderTransport(l.h) }
+
+// Connect connects l to other.
+func (l *LoopbackHost) Connect(ctx context.Context, other *LoopbackHost) error {
+	if err := l.h.Connect(ctx, lpeer.AddrInfo{ID: other.h.ID(), Addrs: other.h.Addrs()}); err != nil {
+		return fmt.Errorf("connecting to %s: %w", other.h.ID(), err)
+	}
+	return nil
+}
+
+// Close stops the host.
+func (l *LoopbackHost) Close() error { return l.h.Close() }

@@ -61,7 +61,7 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	fmt.Fprintf(stderr, "starting the domain in %s\n", base)
-	d, err := startDomain(ctx, o.domain, domainOptions{Dir: base, Logger: logger}, stderr)
+	d, err := startDomain(ctx, o.domain, domainOptions{Dir: base, Logger: logger, Transport: o.transport}, stderr)
 	if err != nil {
 		return nil, fmt.Errorf("starting the domain: %w", err)
 	}

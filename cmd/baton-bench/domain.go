@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
@@ -19,6 +17,7 @@ import (
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 	"github.com/baton-sync/baton/peer/foldersync/foldersynctest"
+	"github.com/baton-sync/baton/peer/foldersync/memnet"
 )
 
 // domain is what the benchmark needs of a running domain: two agents,
@@ -43,15 +42,26 @@ type domain interface {
 type domainOptions struct {
 	Dir    string       // a fresh directory for every host's data and folder
 	Logger *slog.Logger // nil: discard
+	// Transport carries the engine domain's streams: transportLibp2p or
+	// transportMem.
+	Transport string
 }
 
-// engineDomain is a folder's hosting server and two member devices on
-// 127.0.0.1, each a libp2p host (TCP, Noise) running a folder sync engine,
-// with a fixed Catalog view: alice owns the folder, bob may write it, and
-// both sync with the server as their hub. It is the sync path of the real
-// node without its catalog replication and login.
+// The engine domain's transports.
+const (
+	transportLibp2p = "libp2p" // libp2p hosts on 127.0.0.1 (peer.ListenLoopback)
+	transportMem    = "mem"    // an in-memory network (memnet)
+)
+
+// engineDomain is a folder's hosting server and two member devices, each
+// running a folder sync engine, with a fixed Catalog view: alice owns the
+// folder, bob may write it, and both sync with the server as their hub.
+// It is the sync path of the real node without its catalog replication
+// and login. The engines talk over libp2p hosts on 127.0.0.1 or over an
+// in-memory network (folderNet).
 type engineDomain struct {
 	access *foldersynctest.Access
+	net    folderNet
 	server *engineNode
 	alice  *engineNode
 	bob    *engineNode
@@ -59,14 +69,70 @@ type engineDomain struct {
 }
 
 type engineNode struct {
-	name    string
-	key     *identity.PrivateKey
-	host    host.Host
-	dataDir string
-	root    string
-	eng     *foldersync.Engine
-	cancel  context.CancelFunc
-	done    chan error
+	name      string
+	key       *identity.PrivateKey
+	tr        foldersync.Transport
+	closeHost func() error
+	dataDir   string
+	root      string
+	eng       *foldersync.Engine
+	cancel    context.CancelFunc
+	done      chan error
+}
+
+// folderNet makes the engines' transports and connects them.
+type folderNet interface {
+	// host starts a host for key and returns its transport and what
+	// stops it.
+	host(key *identity.PrivateKey) (foldersync.Transport, func() error, error)
+	// connect connects the hosts a and b.
+	connect(ctx context.Context, a, b lpeer.ID) error
+	// describe says in a few words what carries the streams.
+	describe() string
+}
+
+// loopbackNet is libp2p hosts on 127.0.0.1: TCP, libp2p's security
+// handshake and stream multiplexer, as between real nodes.
+type loopbackNet struct {
+	hosts map[lpeer.ID]*peer.LoopbackHost
+}
+
+func (n *loopbackNet) host(key *identity.PrivateKey) (foldersync.Transport, func() error, error) {
+	h, err := peer.ListenLoopback(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	n.hosts[h.ID()] = h
+	return h.Transport(), h.Close, nil
+}
+
+func (n *loopbackNet) connect(ctx context.Context, a, b lpeer.ID) error {
+	return n.hosts[a].Connect(ctx, n.hosts[b])
+}
+
+func (n *loopbackNet) describe() string { return "a libp2p host on 127.0.0.1" }
+
+// memNet is an in-memory network: no TCP, no encryption, no multiplexer;
+// what the engines cost without the network.
+type memNet struct{ net *memnet.Net }
+
+func (n memNet) host(key *identity.PrivateKey) (foldersync.Transport, func() error, error) {
+	return n.net.Host(key.ID()), func() error { return nil }, nil
+}
+
+func (n memNet) connect(_ context.Context, a, b lpeer.ID) error { return n.net.Connect(a, b) }
+
+func (n memNet) describe() string { return "a host of an in-memory network (no TCP, no TLS)" }
+
+// newFolderNet is the network the transport names.
+func newFolderNet(transport string) (folderNet, error) {
+	switch transport {
+	case transportLibp2p, "":
+		return &loopbackNet{hosts: map[lpeer.ID]*peer.LoopbackHost{}}, nil
+	case transportMem:
+		return memNet{memnet.New()}, nil
+	}
+	return nil, fmt.Errorf("unknown transport %q", transport)
 }
 
 const benchFolder = "bench"
@@ -74,30 +140,34 @@ const benchFolder = "bench"
 // newEngineDomain starts the server and the two devices and connects the
 // devices to the server.
 func newEngineDomain(ctx context.Context, o domainOptions) (_ *engineDomain, err error) {
-	d := &engineDomain{access: &foldersynctest.Access{}}
+	fnet, err := newFolderNet(o.Transport)
+	if err != nil {
+		return nil, err
+	}
+	d := &engineDomain{access: &foldersynctest.Access{}, net: fnet}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
 	for _, name := range []string{"server", "alice", "bob"} {
-		n, err := newEngineNode(name, filepath.Join(o.Dir, name))
+		n, err := newEngineNode(fnet, name, filepath.Join(o.Dir, name))
 		if err != nil {
 			return nil, err
 		}
 		d.nodes = append(d.nodes, n)
 	}
 	d.server, d.alice, d.bob = d.nodes[0], d.nodes[1], d.nodes[2]
-	d.access.SetServer(d.server.host.ID())
-	d.access.SetUser(d.alice.host.ID(), "alice")
-	d.access.SetUser(d.bob.host.ID(), "bob")
+	d.access.SetServer(d.server.tr.ID())
+	d.access.SetUser(d.alice.tr.ID(), "alice")
+	d.access.SetUser(d.bob.tr.ID(), "bob")
 	d.access.SetFolder(collections.Folder{
-		ID: benchFolder, Name: "bench", Owner: "alice", Server: d.server.host.ID().String(),
+		ID: benchFolder, Name: "bench", Owner: "alice", Server: d.server.tr.ID().String(),
 		Members: map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite},
 	})
 	for _, n := range []*engineNode{d.alice, d.bob} {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := n.host.Connect(cctx, lpeer.AddrInfo{ID: d.server.host.ID(), Addrs: d.server.host.Addrs()})
+		err := fnet.connect(cctx, n.tr.ID(), d.server.tr.ID())
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("connecting %s to the server: %w", n.name, err)
@@ -115,7 +185,7 @@ func newEngineDomain(ctx context.Context, o domainOptions) (_ *engineDomain, err
 	return d, nil
 }
 
-func newEngineNode(name, dir string) (*engineNode, error) {
+func newEngineNode(fnet folderNet, name, dir string) (*engineNode, error) {
 	key, err := identity.Generate(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -126,8 +196,7 @@ func newEngineNode(name, dir string) (*engineNode, error) {
 			return nil, err
 		}
 	}
-	n.host, err = libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableMetrics())
-	if err != nil {
+	if n.tr, n.closeHost, err = fnet.host(key); err != nil {
 		return nil, fmt.Errorf("starting host %s: %w", name, err)
 	}
 	return n, nil
@@ -136,7 +205,7 @@ func newEngineNode(name, dir string) (*engineNode, error) {
 // start starts n's engine, syncing the benchmark folder.
 func (n *engineNode) start(a foldersync.Access, logger *slog.Logger) error {
 	e, err := foldersync.New(foldersync.Config{
-		Transport: peer.FolderTransport(n.host),
+		Transport: n.tr,
 		Key:       n.key,
 		DataDir:   n.dataDir,
 		Access:    func() foldersync.Access { return a },
@@ -170,9 +239,9 @@ func (n *engineNode) stop() error {
 		}
 		n.cancel = nil
 	}
-	if n.host != nil {
-		errs = append(errs, n.host.Close())
-		n.host = nil
+	if n.closeHost != nil {
+		errs = append(errs, n.closeHost())
+		n.closeHost = nil
 	}
 	return errors.Join(errs...)
 }
@@ -185,7 +254,7 @@ func (n *engineNode) status() (foldersync.FolderStatus, bool) {
 }
 
 func (d *engineDomain) Describe() string {
-	return "in-process: server + agents alice and bob, each a libp2p host on 127.0.0.1 running the folder sync engine (fixed Catalog view)"
+	return "in-process: server + agents alice and bob, each " + d.net.describe() + " running the folder sync engine (fixed Catalog view)"
 }
 
 func (d *engineDomain) Source() string { return d.alice.root }

@@ -26,6 +26,7 @@ type options struct {
 	cpuprofile string
 	log        bool
 	domain     string
+	transport  string
 	floor      bool
 }
 
@@ -50,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
 	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines on bare libp2p hosts), or auto (sandbox if the node syncs folders)")
+	fs.StringVar(&o.transport, "transport", transportLibp2p, "what carries the sync engines' streams with --domain engine: libp2p (hosts on 127.0.0.1: TCP, TLS, the stream multiplexer) or mem (an in-memory network: the engines without the network; implies --domain engine)")
 	fs.BoolVar(&o.floor, "floor", false, "also measure, at the end, the floor: the CPU time the big dataset's unavoidable steps (hashing, TLS, writing) take on this machine, and the least time that allows")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +79,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if !slices.Contains([]string{"auto", "sandbox", "engine"}, o.domain) {
 		return bad("--domain must be auto, sandbox or engine")
+	}
+	switch {
+	case o.transport != transportLibp2p && o.transport != transportMem:
+		return bad("--transport must be libp2p or mem")
+	case o.transport == transportMem && o.domain == "sandbox":
+		return bad("--transport mem runs the sync engines alone (--domain engine): the sandbox's nodes talk over libp2p")
+	case o.transport == transportMem:
+		o.domain = "engine"
 	}
 	if o.timeout <= 0 {
 		return bad("--timeout must be positive")

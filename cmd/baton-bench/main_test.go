@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,10 @@ func TestFlags(t *testing.T) {
 		{[]string{"--scale", "2"}, nil},
 		{[]string{"--scale", "0"}, nil},
 		{[]string{"extra"}, nil},
+		{[]string{"--transport", "mem"}, []string{"big", "small", "edit", "newfile"}},
+		{[]string{"--transport", "mem", "--domain", "engine"}, []string{"big", "small", "edit", "newfile"}},
+		{[]string{"--transport", "mem", "--domain", "sandbox"}, nil},
+		{[]string{"--transport", "tcp"}, nil},
 	}
 	for _, tt := range tests {
 		var errOut bytes.Buffer
@@ -112,9 +117,49 @@ func TestFlags(t *testing.T) {
 			t.Errorf("parseFlags(%q) = %v\n%s", tt.args, err, errOut.String())
 			continue
 		}
+		if slices.Contains(tt.args, "mem") && o.domain != "engine" {
+			t.Errorf("parseFlags(%q) domain = %q; want engine", tt.args, o.domain)
+		}
 		if strings.Join(o.datasets, ",") != strings.Join(tt.want, ",") {
 			t.Errorf("parseFlags(%q) datasets = %v; want %v", tt.args, o.datasets, tt.want)
 		}
+	}
+}
+
+// TestEngineTransports runs the engines alone over each transport: both
+// must sync and verify, and say which network carried them.
+func TestEngineTransports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the sync engines")
+	}
+	for _, tt := range []struct{ transport, says string }{
+		{"libp2p", "libp2p host on 127.0.0.1"},
+		{"mem", "in-memory network"},
+	} {
+		t.Run(tt.transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			var out, errOut bytes.Buffer
+			args := []string{"--domain", "engine", "--transport", tt.transport, "--scale", "0.002", "--runs", "1", "--reps", "2", "--only", "small,newfile", "--json", "--dir", t.TempDir()}
+			if err := run(ctx, args, &out, &errOut); err != nil {
+				t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
+			}
+			var res results
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("decoding the output: %v\n%s", err, out.String())
+			}
+			if !strings.Contains(res.Domain, tt.says) {
+				t.Errorf("domain %q; want it to say %q", res.Domain, tt.says)
+			}
+			if len(res.Datasets) != 2 {
+				t.Fatalf("got %d datasets; want 2:\n%s", len(res.Datasets), out.String())
+			}
+			for _, d := range res.Datasets {
+				if d.Error != "" || d.MedianMS <= 0 {
+					t.Errorf("dataset %s: error %q, median %v ms; want a verified run", d.Name, d.Error, d.MedianMS)
+				}
+			}
+		})
 	}
 }
 
