@@ -61,9 +61,23 @@ func (a *author) sign(v collections.Value, del bool, clock uint64, now time.Time
 func run(w io.Writer) error {
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	s1, s2 := &author{key("s1"), map[collections.Kind]uint64{}}, &author{key("s2"), map[collections.Kind]uint64{}}
-	id1, id2 := s1.key.ID().String(), s2.key.ID().String()
+	g, err := found(w, s1, s2, now)
+	if err != nil {
+		return err
+	}
+	certified, err := write(w, s1, s2, now)
+	if err != nil {
+		return err
+	}
+	states, err := replicate(w, g, certified)
+	if err != nil {
+		return err
+	}
+	return compare(w, states, s2.key.ID().String())
+}
 
-	// 1. Found the domain: s1 signs a genesis listing both servers.
+// found is step 1: s1 signs a genesis listing both servers.
+func found(w io.Writer, s1, s2 *author, now time.Time) (collections.Genesis, error) {
 	var hosts [][]byte
 	for i, a := range []*author{s1, s2} {
 		env, err := identity.SignHostRecord(a.key, identity.HostRecord{
@@ -71,28 +85,33 @@ func run(w io.Writer) error {
 			PrivateAddrs: []string{fmt.Sprintf("/ip4/10.0.0.%d/tcp/7400", i+1)},
 		})
 		if err != nil {
-			return err
+			return collections.Genesis{}, err
 		}
 		b, err := env.Marshal()
 		if err != nil {
-			return err
+			return collections.Genesis{}, err
 		}
 		hosts = append(hosts, b)
 	}
+	chain := collections.Chain{Servers: []string{s1.key.ID().String(), s2.key.ID().String()}}
 	raw, err := collections.NewGenesis(s1.key, collections.DomainInfo{Name: "example", Settings: collections.DefaultFailover(2)},
-		collections.Chain{Servers: []string{id1, id2}}, hosts, now)
+		chain, hosts, now)
 	if err != nil {
-		return err
+		return collections.Genesis{}, err
 	}
 	g, err := collections.OpenGenesis(raw)
 	if err != nil {
-		return err
+		return collections.Genesis{}, err
 	}
 	fmt.Fprintf(w, "genesis %x: domain %q, chain s1 -> s2\n", g.Hash(), g.Domain.Name)
+	return g, nil
+}
 
-	// 2. Updates from both servers. s1 is master in epoch 1; during a
-	// split brain s2 also acts as master, in epoch 2, and both write
-	// user carol at the same clock: the greater author wins the tie.
+// write is step 2: updates from both servers. s1 is master in epoch 1;
+// during a split brain s2 also acts as master, in epoch 2, and both write
+// user carol at the same clock: the greater author wins the tie.
+func write(w io.Writer, s1, s2 *author, now time.Time) ([]collections.Certified, error) {
+	id1, id2 := s1.key.ID().String(), s2.key.ID().String()
 	type step struct {
 		by     *author
 		master *author
@@ -123,20 +142,24 @@ func run(w io.Writer) error {
 	for _, st := range steps {
 		su, err := st.by.sign(st.v, st.del, st.clock, now.Add(time.Duration(st.clock)*time.Minute))
 		if err != nil {
-			return fmt.Errorf("%s: %w", st.what, err)
+			return nil, fmt.Errorf("%s: %w", st.what, err)
 		}
 		masterSeq[st.master]++
 		c, err := collections.Certify(st.master.key, su, st.epoch, masterSeq[st.master])
 		if err != nil {
-			return fmt.Errorf("%s: %w", st.what, err)
+			return nil, fmt.Errorf("%s: %w", st.what, err)
 		}
 		certified = append(certified, c)
 		fmt.Fprintf(w, "  update %2d: %s\n", len(certified), st.what)
 	}
+	return certified, nil
+}
 
-	// 3. Two replicas receive the certified bytes in different orders, as
-	// anti-entropy after the split heals delivers them: each verifies
-	// (signatures, chain, write rules for historical records) and applies.
+// replicate is step 3: two replicas receive the certified bytes in
+// different orders, as anti-entropy after the split heals delivers them:
+// each verifies (signatures, chain, write rules for historical records)
+// and applies.
+func replicate(w io.Writer, g collections.Genesis, certified []collections.Certified) (map[string]*collections.State, error) {
 	orderA := make([]int, len(certified))
 	for i := range orderA {
 		orderA[i] = i
@@ -150,17 +173,17 @@ func run(w io.Writer) error {
 	for _, name := range []string{"A", "B"} {
 		st, err := collections.NewState(g)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		counts := map[collections.Outcome]int{}
 		for _, i := range replicas[name] {
 			c, err := collections.UnmarshalCertified(certified[i].Marshal())
 			if err != nil {
-				return err
+				return nil, err
 			}
 			v, err := st.Verify(c, collections.VerifyOptions{History: true})
 			if err != nil {
-				return fmt.Errorf("replica %s, update %d: %w", name, i+1, err)
+				return nil, fmt.Errorf("replica %s, update %d: %w", name, i+1, err)
 			}
 			counts[st.Apply(v).Outcome]++
 		}
@@ -168,8 +191,12 @@ func run(w io.Writer) error {
 		fmt.Fprintf(w, "replica %s applied updates in order %v: %d accepted, %d stale\n",
 			name, plusOne(replicas[name]), counts[collections.Accepted], counts[collections.Stale])
 	}
+	return states, nil
+}
 
-	// 4. Compare.
+// compare is step 4: the replicas' digests, and who won the conflict
+// (id2 is s2's ID).
+func compare(w io.Writer, states map[string]*collections.State, id2 string) error {
 	identical := true
 	for _, k := range collections.Kinds {
 		da, db := states["A"].Digest(k), states["B"].Digest(k)

@@ -233,54 +233,80 @@ func run(ctx context.Context, w io.Writer) (err error) {
 			}
 		}
 	}()
-	s1, s2 := servers[0], servers[1]
+	e1, err := startDomain(ctx, w, servers)
+	if err != nil {
+		return err
+	}
+	e2, err := killMaster(ctx, w, servers, e1)
+	if err != nil {
+		return err
+	}
+	if err := restartMaster(ctx, w, servers, e2); err != nil {
+		return err
+	}
+	return show(ctx, w, servers)
+}
 
-	// 1. Start the domain; s1, first in the chain, becomes master.
+// startDomain is step 1: start the domain; s1, first in the chain,
+// becomes master at the epoch it returns.
+func startDomain(ctx context.Context, w io.Writer, servers []*server) (uint64, error) {
+	s1 := servers[0]
 	fmt.Fprintln(w, "1. Three servers, chain s1 -> s2 -> s3, all on 127.0.0.1:")
 	for _, s := range servers {
 		if err := s.start(ctx); err != nil {
-			return err
+			return 0, err
 		}
 		fmt.Fprintf(w, "   started %s at %s (ID %s)\n", s.cfg.Name, s.cfg.Listen[0], s.cfg.Key.ID())
 	}
 	t0 := time.Now()
 	e1, err := master(ctx, servers, s1)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintf(w, "   s1 is master, epoch %d (all three agree after %v)\n", e1, round(time.Since(t0)))
 	r, err := addUser(ctx, s1, "ann", s1)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintf(w, "   added user ann at the master s1 (certified in epoch %d)\n", r.Certified.Epoch())
 	if err := converged(ctx, servers); err != nil {
-		return err
+		return 0, err
 	}
 	fmt.Fprintln(w, "   s2 and s3 have ann too")
+	return e1, nil
+}
 
-	// 2. The master fails: s2, next in the chain, is promoted.
+// killMaster is step 2: the master fails and s2, next in the chain, is
+// promoted above epoch e1, at the epoch it returns.
+func killMaster(ctx context.Context, w io.Writer, servers []*server, e1 uint64) (uint64, error) {
+	s1, s2 := servers[0], servers[1]
 	fmt.Fprintln(w, "\n2. Killing the master s1.")
 	killed := time.Now()
 	if err := s1.stop(); err != nil {
-		return err
+		return 0, err
 	}
 	e2, err := master(ctx, servers, s2)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if e2 <= e1 {
-		return fmt.Errorf("s2 promoted in epoch %d, want above %d", e2, e1)
+		return 0, fmt.Errorf("s2 promoted in epoch %d, want above %d", e2, e1)
 	}
 	fmt.Fprintf(w, "   s2 promoted to master, epoch %d: the baton passed in %v\n", e2, round(time.Since(killed)))
-	if r, err = addUser(ctx, s2, "bob", s2); err != nil {
-		return err
+	r, err := addUser(ctx, s2, "bob", s2)
+	if err != nil {
+		return 0, err
 	}
 	fmt.Fprintf(w, "   added user bob at the new master s2 (certified in epoch %d, %v after the kill): the domain still accepts changes\n",
 		r.Certified.Epoch(), round(time.Since(killed)))
+	return e2, nil
+}
 
-	// 3. s1 comes back from its data directory, catches up from s2 (bob,
-	// which it never saw) and takes the role back in a higher epoch.
+// restartMaster is step 3: s1 comes back from its data directory, catches
+// up from s2 (bob, which it never saw) and takes the role back in an epoch
+// above e2.
+func restartMaster(ctx context.Context, w io.Writer, servers []*server, e2 uint64) error {
+	s1 := servers[0]
 	fmt.Fprintln(w, "\n3. Restarting s1 with the same data directory.")
 	restarted := time.Now()
 	if err := s1.start(ctx); err != nil {
@@ -302,11 +328,12 @@ func run(ctx context.Context, w io.Writer) (err error) {
 		return errors.New("s1 took the master role back without bob, acknowledged by s2 while s1 was down")
 	}
 	fmt.Fprintf(w, "   s1 caught up (it has bob) and is master again, epoch %d: handed back in %v; s2 is a slave again\n", e3, round(took))
-	if err := converged(ctx, servers); err != nil {
-		return err
-	}
+	return converged(ctx, servers)
+}
 
-	// 4. Every server holds the same collections, with both users.
+// show is step 4: every server holds the same collections, with both
+// users.
+func show(ctx context.Context, w io.Writer, servers []*server) error {
 	fmt.Fprintln(w, "\n4. What each server holds:")
 	names := map[string]string{} // peer ID -> name
 	for _, s := range servers {

@@ -33,45 +33,61 @@ func run(w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-
-	// 1. A host key, saved encrypted and loaded back.
-	key, err := identity.Generate(rand.Reader)
+	key, err := saveAndLoad(w, dir)
 	if err != nil {
 		return err
+	}
+	rec, err := signRecord(w, key)
+	if err != nil {
+		return err
+	}
+	return rotate(w, key, rec.Name)
+}
+
+// saveAndLoad is step 1: a host key, saved encrypted in dir and loaded
+// back.
+func saveAndLoad(w io.Writer, dir string) (*identity.PrivateKey, error) {
+	key, err := identity.Generate(rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	path := filepath.Join(dir, "host.key")
 	if err := identity.SaveKeyFileKDF(path, key, []byte(demoPassphrase), demoKDF); err != nil {
-		return err
+		return nil, err
 	}
 	st, err := os.Stat(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	fmt.Fprintf(w, "Made a new host key and saved it encrypted to %s (mode %04o).\n", filepath.Base(path), st.Mode().Perm())
 
 	if _, err := identity.LoadKeyFile(path, nil); errors.Is(err, identity.ErrPassphraseRequired) {
 		fmt.Fprintln(w, "Loading it without the passphrase is refused: the key is encrypted at rest.")
 	} else {
-		return fmt.Errorf("loading without a passphrase: got %v, want ErrPassphraseRequired", err)
+		return nil, fmt.Errorf("loading without a passphrase: got %v, want ErrPassphraseRequired", err)
 	}
 	if _, err := identity.LoadKeyFile(path, []byte("guess")); errors.Is(err, identity.ErrWrongPassphrase) {
 		fmt.Fprintln(w, "Loading it with a wrong passphrase is refused too.")
 	} else {
-		return fmt.Errorf("loading with a wrong passphrase: got %v, want ErrWrongPassphrase", err)
+		return nil, fmt.Errorf("loading with a wrong passphrase: got %v, want ErrWrongPassphrase", err)
 	}
 	loaded, err := identity.LoadKeyFile(path, []byte(demoPassphrase))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !loaded.Equal(key) {
-		return errors.New("the key loaded back is not the key saved")
+		return nil, errors.New("the key loaded back is not the key saved")
 	}
 	fmt.Fprintln(w, "Loaded it back with the passphrase: same key.")
 	fmt.Fprintf(w, "  peer ID:     %s\n", loaded.ID())
 	fmt.Fprintf(w, "  fingerprint: %s (read this aloud to compare keys)\n", loaded.Fingerprint())
 	fmt.Fprintf(w, "  printed:     %v (private keys never print)\n", loaded)
+	return loaded, nil
+}
 
-	// 2. A signed host record, verified, and a tampered copy rejected.
+// signRecord is step 2: a host record signed by loaded, verified, and a
+// tampered copy rejected.
+func signRecord(w io.Writer, loaded *identity.PrivateKey) (identity.HostRecord, error) {
 	rec := identity.HostRecord{
 		Name:         "s1",
 		PublicKey:    loaded.Public(),
@@ -82,28 +98,28 @@ func run(w io.Writer) error {
 	}
 	env, err := identity.SignHostRecord(loaded, rec)
 	if err != nil {
-		return err
+		return rec, err
 	}
 	wire, err := env.Marshal()
 	if err != nil {
-		return err
+		return rec, err
 	}
 	fmt.Fprintf(w, "\nSigned a host record for %q (%d bytes on the wire).\n", rec.Name, len(wire))
 
 	received, err := identity.UnmarshalEnvelope(wire)
 	if err != nil {
-		return err
+		return rec, err
 	}
 	got, err := identity.OpenHostRecord(received)
 	if err != nil {
-		return fmt.Errorf("verifying the host record: %w", err)
+		return rec, fmt.Errorf("verifying the host record: %w", err)
 	}
 	fmt.Fprintf(w, "Host record verified: %s is a %s at %v, signed by its own key %s.\n",
 		got.Name, got.Role, got.PublicAddrs, got.PublicKey.Fingerprint())
 
 	tampered, err := identity.UnmarshalEnvelope(wire)
 	if err != nil {
-		return err
+		return rec, err
 	}
 	// An attacker edits the address in transit (same length, so the
 	// encoding still parses).
@@ -111,15 +127,19 @@ func run(w io.Writer) error {
 	if _, err := identity.OpenHostRecord(tampered); errors.Is(err, identity.ErrBadSignature) {
 		fmt.Fprintln(w, "Tampered copy rejected: changing the address to evil.example.c breaks the signature.")
 	} else {
-		return fmt.Errorf("opening a tampered record: got %v, want ErrBadSignature", err)
+		return rec, fmt.Errorf("opening a tampered record: got %v, want ErrBadSignature", err)
 	}
+	return rec, nil
+}
 
-	// 3. Rotation to a new key, signed by both.
+// rotate is step 3: the host name's key loaded rotated to a new key,
+// signed by both, and a rotation signed by the new key alone rejected.
+func rotate(w io.Writer, loaded *identity.PrivateKey, name string) error {
 	next, err := identity.Generate(rand.Reader)
 	if err != nil {
 		return err
 	}
-	rotation, err := identity.Rotate(rec.Name, loaded, next, time.Now())
+	rotation, err := identity.Rotate(name, loaded, next, time.Now())
 	if err != nil {
 		return err
 	}
