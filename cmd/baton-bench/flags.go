@@ -50,14 +50,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dir, "dir", "", "where to make the temporary directories (default the system's; removed at the end)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on a run after this long")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
-	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines on bare libp2p hosts), or auto (sandbox if the node syncs folders)")
+	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines alone, over --transport), or auto (sandbox if the node syncs folders)")
 	fs.StringVar(&o.transport, "transport", transportLibp2p, "what carries the sync engines' streams with --domain engine: libp2p (hosts on 127.0.0.1: TCP, TLS, the stream multiplexer) or mem (an in-memory network: the engines without the network; implies --domain engine)")
 	fs.BoolVar(&o.floor, "floor", false, "also measure, at the end, the floor: the CPU time the big dataset's unavoidable steps (hashing, TLS, writing) take on this machine, and the least time that allows")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return o, errUsage
-		}
 		return o, errUsage
 	}
 	if fs.NArg() > 0 {
@@ -91,33 +88,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.timeout <= 0 {
 		return bad("--timeout must be positive")
 	}
-	sel := datasetNames
-	if only != "" {
-		sel = nil
-		for _, n := range strings.Split(only, ",") {
-			n = strings.TrimSpace(n)
-			if !slices.Contains(datasetNames, n) {
-				return bad("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
-			}
-			sel = append(sel, n)
-		}
+	ds, err := selectDatasets(only, skip)
+	if err != nil {
+		return bad("%v", err)
 	}
-	for _, n := range strings.Split(skip, ",") {
-		n = strings.TrimSpace(n)
-		if n == "" {
-			continue
-		}
-		if !slices.Contains(datasetNames, n) {
-			return bad("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
-		}
-		sel = slices.DeleteFunc(slices.Clone(sel), func(s string) bool { return s == n })
-	}
-	// Keep the canonical order whatever the order given.
-	for _, n := range datasetNames {
-		if slices.Contains(sel, n) {
-			o.datasets = append(o.datasets, n)
-		}
-	}
+	o.datasets = ds
 	if len(o.datasets) == 0 {
 		return bad("no dataset selected")
 	}
@@ -131,6 +106,40 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// selectDatasets are the datasets --only and --skip select (only empty:
+// all), in the order they run.
+func selectDatasets(only, skip string) ([]string, error) {
+	sel := datasetNames
+	if only != "" {
+		sel = nil
+		for _, n := range strings.Split(only, ",") {
+			n = strings.TrimSpace(n)
+			if !slices.Contains(datasetNames, n) {
+				return nil, fmt.Errorf("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
+			}
+			sel = append(sel, n)
+		}
+	}
+	for _, n := range strings.Split(skip, ",") {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			continue
+		}
+		if !slices.Contains(datasetNames, n) {
+			return nil, fmt.Errorf("unknown dataset %q (have %s)", n, strings.Join(datasetNames, ", "))
+		}
+		sel = slices.DeleteFunc(slices.Clone(sel), func(s string) bool { return s == n })
+	}
+	// Keep the canonical order whatever the order given.
+	var out []string
+	for _, n := range datasetNames {
+		if slices.Contains(sel, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // scaled returns n times the scale, at least min.

@@ -348,11 +348,10 @@ the master's change reaches it.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadHostConfig(home)
+			cfg, err := env.hostSettings(home)
 			if err != nil {
 				return err
 			}
-			cfg.fillDefaults(env)
 			data, err := readRecordFile(env, args[0])
 			if err != nil {
 				return err

@@ -173,6 +173,16 @@ func loadHostConfig(home string) (hostConfig, error) {
 	return cfg, nil
 }
 
+// hostSettings reads <home>/host.toml with the defaults filled in.
+func (e *cliEnv) hostSettings(home string) (hostConfig, error) {
+	cfg, err := loadHostConfig(home)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.fillDefaults(e)
+	return cfg, nil
+}
+
 // saveHostConfig replaces <home>/host.toml atomically.
 func saveHostConfig(home string, cfg hostConfig) error {
 	data, err := toml.Marshal(cfg)

@@ -234,11 +234,10 @@ and the name, role and addresses from host.toml. Needs no passphrase.`,
 			if err != nil {
 				return fmt.Errorf("host key %s: %w: %w", keyPath, identity.ErrCorruptKeyFile, err)
 			}
-			cfg, err := loadHostConfig(home)
+			cfg, err := env.hostSettings(home)
 			if err != nil {
 				return err
 			}
-			cfg.fillDefaults(env)
 			ki := keyInfo{
 				ID:           info.ID,
 				Fingerprint:  pub.Fingerprint(),

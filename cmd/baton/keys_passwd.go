@@ -90,11 +90,10 @@ same passphrase as the old one, or not at all if the old one was not.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadHostConfig(home)
+			cfg, err := env.hostSettings(home)
 			if err != nil {
 				return err
 			}
-			cfg.fillDefaults(env)
 			next, err := identity.Generate(env.rand)
 			if err != nil {
 				return err

@@ -41,11 +41,10 @@ Anyone can check it with 'baton keys verify'.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadHostConfig(home)
+			cfg, err := env.hostSettings(home)
 			if err != nil {
 				return err
 			}
-			cfg.fillDefaults(env)
 			public, private := cfg.recordAddrs()
 			if len(public) == 0 && len(private) == 0 {
 				fmt.Fprintf(env.stderr, "baton: warning: the host record has no addresses, so other hosts cannot dial this one: set public_addrs or private_addrs (or a listen address with a specific IP and port) in %s\n", filepath.Join(home, hostConfigFile))

@@ -157,11 +157,10 @@ func (env *cliEnv) runLogin(cmd *cobra.Command, target string, f loginFlags) err
 	if err != nil {
 		return err
 	}
-	cfg, err := loadHostConfig(home)
+	cfg, err := env.hostSettings(home)
 	if err != nil {
 		return err
 	}
-	cfg.fillDefaults(env)
 	if cfg.Role != identity.RoleAgent {
 		return fmt.Errorf("this host is a %s; users log in on desktop agents (set one up with 'baton init --agent')", cfg.Role)
 	}

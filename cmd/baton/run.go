@@ -143,10 +143,9 @@ func (e *cliEnv) loadDaemonFiles(ctx context.Context) (daemonFiles, error) {
 	}
 	clear(pass)
 	f.home, f.key = home, key
-	if f.cfg, err = loadHostConfig(home); err != nil {
+	if f.cfg, err = e.hostSettings(home); err != nil {
 		return f, err
 	}
-	f.cfg.fillDefaults(e)
 	if err := f.cfg.validate(); err != nil {
 		return f, fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
 	}
