@@ -91,25 +91,8 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 			errs = append(errs, ctx.Err())
 			break
 		}
-		runtime.GC()
-		debug.FreeOSMemory()
-		resetPeakRSS()
-		var r *datasetResult
-		var err error
-		switch name {
-		case "big":
-			r, err = b.runBig(ctx)
-		case "small":
-			r, err = b.runSmall(ctx)
-		case "edit":
-			r, err = b.runEdit(ctx)
-		case "newfile":
-			r, err = b.runNewFile(ctx)
-		}
-		r.PeakRSS = peakRSS()
-		r.finish()
+		r, err := b.runDataset(ctx, name)
 		if err != nil {
-			r.Error = err.Error()
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			fmt.Fprintf(stderr, "%s: FAILED: %v\n", name, err)
 		}
@@ -129,6 +112,32 @@ func benchmark(ctx context.Context, o options, stderr io.Writer) (*results, erro
 		res.Floor = f
 	}
 	return res, errors.Join(errs...)
+}
+
+// runDataset runs the dataset name from a collected heap and a fresh peak
+// RSS; a failed run is reported in its result too.
+func (b *bench) runDataset(ctx context.Context, name string) (*datasetResult, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	var r *datasetResult
+	var err error
+	switch name {
+	case "big":
+		r, err = b.runBig(ctx)
+	case "small":
+		r, err = b.runSmall(ctx)
+	case "edit":
+		r, err = b.runEdit(ctx)
+	case "newfile":
+		r, err = b.runNewFile(ctx)
+	}
+	r.PeakRSS = peakRSS()
+	r.finish()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r, err
 }
 
 // startDomain starts the domain kind asks for: "sandbox", "engine", or

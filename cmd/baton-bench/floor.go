@@ -84,12 +84,7 @@ func measureFloor(ctx context.Context, dir string, size, rounds int, progress io
 	if err != nil {
 		return nil, err
 	}
-	steps := []struct {
-		name  string
-		times int
-		run   func(round int) error
-		after func(round int) error // untimed
-	}{
+	steps := []floorTask{
 		{"write to a new file and fsync", 2, func(round int) error {
 			return writeFloorFile(filepath.Join(tmp, fmt.Sprintf("w%d", round)), data)
 		}, func(round int) error {
@@ -123,24 +118,10 @@ func measureFloor(ctx context.Context, dir string, size, rounds int, progress io
 	res := &floorResult{NumCPU: runtime.NumCPU()}
 	var total time.Duration
 	for _, st := range steps {
-		var cpus []time.Duration
-		for round := range rounds {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			runtime.GC()
-			c0 := cpuTime()
-			if err := st.run(round); err != nil {
-				return nil, fmt.Errorf("floor step %q: %w", st.name, err)
-			}
-			cpus = append(cpus, (cpuTime()-c0)*(1<<30)/time.Duration(size))
-			if st.after != nil {
-				if err := st.after(round); err != nil {
-					return nil, fmt.Errorf("floor step %q: %w", st.name, err)
-				}
-			}
+		per, err := st.time(ctx, rounds, size)
+		if err != nil {
+			return nil, err
 		}
-		per := median(cpus)
 		fmt.Fprintf(progress, "floor: %s: %s of CPU per GiB\n", st.name, durText(per))
 		res.Steps = append(res.Steps, floorStep{Name: st.name, Times: st.times, PerGiB: per, PerMS: ms(per)})
 		total += time.Duration(st.times) * per
@@ -148,6 +129,38 @@ func measureFloor(ctx context.Context, dir string, size, rounds int, progress io
 	res.CPU = ms(total)
 	res.Wall = ms(total / time.Duration(max(1, res.NumCPU)))
 	return res, nil
+}
+
+// floorTask is one step of the floor, which each byte goes through times
+// times in a run.
+type floorTask struct {
+	name  string
+	times int
+	run   func(round int) error
+	after func(round int) error // untimed
+}
+
+// time runs the step rounds times over size bytes and returns the median
+// CPU time it took per GiB.
+func (st floorTask) time(ctx context.Context, rounds, size int) (time.Duration, error) {
+	var cpus []time.Duration
+	for round := range rounds {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		runtime.GC()
+		c0 := cpuTime()
+		if err := st.run(round); err != nil {
+			return 0, fmt.Errorf("floor step %q: %w", st.name, err)
+		}
+		cpus = append(cpus, (cpuTime()-c0)*(1<<30)/time.Duration(size))
+		if st.after != nil {
+			if err := st.after(round); err != nil {
+				return 0, fmt.Errorf("floor step %q: %w", st.name, err)
+			}
+		}
+	}
+	return median(cpus), nil
 }
 
 func writeFloorFile(name string, data []byte) error {

@@ -62,51 +62,12 @@ func (a *Agent) Cert() []byte {
 // its node with the device certificate and the genesis it got, and waits
 // until its copy of the Catalog accepts it as user's device.
 func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*Agent, error) {
-	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || slices.ContainsFunc(sb.hosts, func(h *Host) bool { return h.Name == name }) {
-		return nil, fmt.Errorf("agent name %q: want a plain name, not a host's", name)
-	}
-	if sb.isClosed() {
-		return nil, ErrClosed
-	}
-	running := sb.Running()
-	if len(running) == 0 {
-		return nil, errors.New("no server is running to log in at")
-	}
-	at := sb.hosts[running[0]]
-	dir := filepath.Join(sb.root, name)
-	a := &Agent{
-		Name: name, User: user, LoginServer: at.Name,
-		DataDir: filepath.Join(dir, "data"), FoldersDir: filepath.Join(dir, "folders"),
-		sb: sb, folders: map[string]string{},
-	}
-	sb.mu.Lock()
-	switch {
-	case sb.closed:
-		sb.mu.Unlock()
-		return nil, ErrClosed
-	case sb.agentLocked(name) != nil:
-		sb.mu.Unlock()
-		return nil, fmt.Errorf("there is already an agent named %s", name)
-	}
-	sb.agents = append(sb.agents, a) // Close stops it, whatever happens below
-	sb.mu.Unlock()
-
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, err
-	}
-	for _, d := range []string{a.DataDir, a.FoldersDir} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			return nil, err
-		}
-	}
-	key, err := sb.key(name)
+	a, at, err := sb.newAgent(name, user)
 	if err != nil {
 		return nil, err
 	}
-	a.Key = key
-
 	lctx, cancel := context.WithTimeout(ctx, loginTimeout)
-	res, err := peer.Login(lctx, key, at.PublicP2P(), user, []byte(password), name)
+	res, err := peer.Login(lctx, a.Key, at.PublicP2P(), user, []byte(password), name)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("logging %s in as %s at %s: %w", name, user, at.Name, err)
@@ -122,7 +83,7 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	a.cert = res.Cert
 
 	cfg := peer.Config{
-		Key: key, Name: name, Role: identity.RoleAgent, Genesis: g, DataDir: a.DataDir,
+		Key: a.Key, Name: name, Role: identity.RoleAgent, Genesis: g, DataDir: a.DataDir,
 		Listen:     []string{"/ip4/127.0.0.1/tcp/0"},
 		DeviceCert: res.Cert,
 		OnDeviceCert: func(cert []byte) {
@@ -134,7 +95,64 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 	if err := sb.startNode(ctx, &a.proc, cfg); err != nil {
 		return nil, err
 	}
-	err = Wait(ctx, name+" to be accepted as "+user+"'s device", acceptTimeout, func() (bool, error) {
+	if err := a.waitAccepted(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newAgent adds the agent name of user, with its directories and key,
+// and returns it with the server it logs in at: the first running one.
+func (sb *Sandbox) newAgent(name, user string) (*Agent, *Host, error) {
+	if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") || slices.ContainsFunc(sb.hosts, func(h *Host) bool { return h.Name == name }) {
+		return nil, nil, fmt.Errorf("agent name %q: want a plain name, not a host's", name)
+	}
+	if sb.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	running := sb.Running()
+	if len(running) == 0 {
+		return nil, nil, errors.New("no server is running to log in at")
+	}
+	at := sb.hosts[running[0]]
+	dir := filepath.Join(sb.root, name)
+	a := &Agent{
+		Name: name, User: user, LoginServer: at.Name,
+		DataDir: filepath.Join(dir, "data"), FoldersDir: filepath.Join(dir, "folders"),
+		sb: sb, folders: map[string]string{},
+	}
+	sb.mu.Lock()
+	switch {
+	case sb.closed:
+		sb.mu.Unlock()
+		return nil, nil, ErrClosed
+	case sb.agentLocked(name) != nil:
+		sb.mu.Unlock()
+		return nil, nil, fmt.Errorf("there is already an agent named %s", name)
+	}
+	sb.agents = append(sb.agents, a) // Close stops it, whatever happens next
+	sb.mu.Unlock()
+
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	for _, d := range []string{a.DataDir, a.FoldersDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return nil, nil, err
+		}
+	}
+	key, err := sb.key(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.Key = key
+	return a, at, nil
+}
+
+// waitAccepted waits until a's copy of the Catalog accepts it as its
+// user's device.
+func (a *Agent) waitAccepted(ctx context.Context) error {
+	return Wait(ctx, a.Name+" to be accepted as "+a.User+"'s device", acceptTimeout, func() (bool, error) {
 		n := a.Node()
 		if n == nil {
 			return false, ErrClosed
@@ -147,10 +165,6 @@ func (sb *Sandbox) AddAgent(ctx context.Context, name, user, password string) (*
 		}
 		return ok && st.Accepted, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
 }
 
 // agentLocked returns the agent named name, or nil; sb.mu is held.

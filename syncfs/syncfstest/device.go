@@ -333,18 +333,9 @@ func (d *Device) apply(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 			return err
 		}
 	case syncfs.ActRename:
-		src, ok := d.Lookup(a.From)
-		if !ok || src.Name != a.From || src.Type != syncfs.TypeFile || d.FileHash(src.Data) != a.File.FileHash {
-			return fmt.Errorf("rename source %s missing or changed", a.From)
-		}
-		if exists && d.key(a.From) != d.key(a.Name) {
-			return fmt.Errorf("rename target exists")
-		}
-		delete(d.nodes, d.key(a.From))
-		if err := d.put(&Node{Name: a.Name, Type: syncfs.TypeFile, Data: src.Data, Mode: a.File.Mode, ModTime: a.File.ModTime}); err != nil {
+		if err := d.rename(a, exists); err != nil {
 			return err
 		}
-		d.Index[a.From] = a.Also
 	case syncfs.ActMeta:
 		if !exists || cur.Type != a.File.Type {
 			return fmt.Errorf("nothing to change")
@@ -357,26 +348,7 @@ func (d *Device) apply(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 		if !exists || cur.Type == syncfs.TypeDir {
 			return fmt.Errorf("no file to keep")
 		}
-		if _, taken := d.Lookup(a.ConflictName); taken {
-			return fmt.Errorf("conflict copy %s exists", a.ConflictName)
-		}
-		var n *Node
-		if a.File.Type == syncfs.TypeDir {
-			n = &Node{Name: a.Name, Type: syncfs.TypeDir, Mode: a.File.Mode}
-		} else {
-			var err error
-			if n, err = d.build(a, fetch); err != nil {
-				return err
-			}
-		}
-		kept := *cur
-		kept.Name = a.ConflictName
-		delete(d.nodes, d.key(a.Name))
-		if err := d.put(&kept); err != nil {
-			return err
-		}
-		d.Index[a.ConflictName] = a.Also
-		if err := d.put(n); err != nil {
+		if err := d.conflict(a, cur, fetch); err != nil {
 			return err
 		}
 	default:
@@ -384,6 +356,48 @@ func (d *Device) apply(a syncfs.Action, fetch func(syncfs.Hash) ([]byte, bool)) 
 	}
 	d.Index[a.Name] = a.File
 	return nil
+}
+
+// rename applies the ActRename a; exists: an entry has a's name.
+func (d *Device) rename(a syncfs.Action, exists bool) error {
+	src, ok := d.Lookup(a.From)
+	if !ok || src.Name != a.From || src.Type != syncfs.TypeFile || d.FileHash(src.Data) != a.File.FileHash {
+		return fmt.Errorf("rename source %s missing or changed", a.From)
+	}
+	if exists && d.key(a.From) != d.key(a.Name) {
+		return fmt.Errorf("rename target exists")
+	}
+	delete(d.nodes, d.key(a.From))
+	if err := d.put(&Node{Name: a.Name, Type: syncfs.TypeFile, Data: src.Data, Mode: a.File.Mode, ModTime: a.File.ModTime}); err != nil {
+		return err
+	}
+	d.Index[a.From] = a.Also
+	return nil
+}
+
+// conflict applies the ActConflict a over the file cur: cur is kept as
+// the conflict copy and a's version takes its name.
+func (d *Device) conflict(a syncfs.Action, cur *Node, fetch func(syncfs.Hash) ([]byte, bool)) error {
+	if _, taken := d.Lookup(a.ConflictName); taken {
+		return fmt.Errorf("conflict copy %s exists", a.ConflictName)
+	}
+	var n *Node
+	if a.File.Type == syncfs.TypeDir {
+		n = &Node{Name: a.Name, Type: syncfs.TypeDir, Mode: a.File.Mode}
+	} else {
+		var err error
+		if n, err = d.build(a, fetch); err != nil {
+			return err
+		}
+	}
+	kept := *cur
+	kept.Name = a.ConflictName
+	delete(d.nodes, d.key(a.Name))
+	if err := d.put(&kept); err != nil {
+		return err
+	}
+	d.Index[a.ConflictName] = a.Also
+	return d.put(n)
 }
 
 // FileHash returns the file hash of data as d chunks it.
