@@ -52,7 +52,7 @@ func (d *driver) openChain(startup bool) error {
 	if err != nil {
 		return fmt.Errorf("opening the raft log: %w", err)
 	}
-	r, err := d.restoreLog(st)
+	r, err := restoreLog(st, d.cfg.Genesis, d.loadForcedReport)
 	if err != nil {
 		_ = st.Close()
 		return err
@@ -82,7 +82,21 @@ func (d *driver) openChain(startup bool) error {
 	if !startup {
 		return nil
 	}
-	return d.replayCommitted()
+	// Raft hands the committed entries after the snapshot to the first
+	// Ready. Nothing is sent yet (a message dropped is one raft sends
+	// again).
+	for core.HasReady() && d.replaying {
+		rd := core.Ready()
+		if err := st.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
+			return fmt.Errorf("storing the raft log: %w", err)
+		}
+		res, err := core.Advance(rd)
+		if err != nil {
+			return fmt.Errorf("applying the raft log: %w", err)
+		}
+		d.onChainResult(context.Background(), res)
+	}
+	return nil
 }
 
 // restoredLog is what the raft log holds, restored.
@@ -95,9 +109,9 @@ type restoredLog struct {
 }
 
 // restoreLog loads the raft log st (starting an empty one from the
-// genesis), its generation and the report of a log a newer generation
-// replaced, and restores the state of its snapshot.
-func (d *driver) restoreLog(st *raftstore.Store) (restoredLog, error) {
+// genesis g), its generation and the report of a log a newer generation
+// replaced (loadForced), and restores the state of its snapshot.
+func restoreLog(st *raftstore.Store, g collections.Genesis, loadForced func(chain.Generation) (*forcedReport, error)) (restoredLog, error) {
 	var r restoredLog
 	hs, snap, ents, err := st.Load()
 	if err != nil {
@@ -110,12 +124,12 @@ func (d *driver) restoreLog(st *raftstore.Store) (restoredLog, error) {
 	if r.gen, err = chain.UnmarshalGeneration(genb); err != nil {
 		return r, fmt.Errorf("loading the raft log: %w", err)
 	}
-	if r.forced, err = d.loadForcedReport(r.gen); err != nil {
+	if r.forced, err = loadForced(r.gen); err != nil {
 		return r, err
 	}
 	empty := snap.GetMetadata().GetIndex() == 0 && hs.GetTerm() == 0 && len(ents) == 0
 	if empty && r.gen.IsZero() {
-		init, err := chain.InitialSnapshot(d.cfg.Genesis)
+		init, err := chain.InitialSnapshot(g)
 		if err != nil {
 			return r, err
 		}
@@ -130,37 +144,18 @@ func (d *driver) restoreLog(st *raftstore.Store) (restoredLog, error) {
 		return r, err
 	}
 	r.applied = snap.GetMetadata().GetIndex()
-	if r.state, err = chain.RestoreState(d.cfg.Genesis, snap.GetData()); err != nil {
+	if r.state, err = chain.RestoreState(g, snap.GetData()); err != nil {
 		return r, fmt.Errorf("restoring the state from the raft log's snapshot: %w", err)
 	}
 	if empty && r.forced != nil && len(r.forced.State) > 0 {
 		// A newer generation replaced this log and its history has not
 		// arrived yet: until it does, the state the old log held says
 		// which servers are the chain's.
-		if r.state, err = chain.RestoreState(d.cfg.Genesis, r.forced.State); err != nil {
+		if r.state, err = chain.RestoreState(g, r.forced.State); err != nil {
 			return r, fmt.Errorf("restoring the state kept from the replaced raft log: %w", err)
 		}
 	}
 	return r, nil
-}
-
-// replayCommitted applies, at startup, the entries the log holds as
-// committed. Raft hands the committed entries after the snapshot to the
-// first Ready. Nothing is sent yet (a message dropped is one raft sends
-// again).
-func (d *driver) replayCommitted() error {
-	for d.core.HasReady() && d.replaying {
-		rd := d.core.Ready()
-		if err := d.raftLog.Save(rd.HardState, rd.Entries, rd.Snapshot); err != nil {
-			return fmt.Errorf("storing the raft log: %w", err)
-		}
-		res, err := d.core.Advance(rd)
-		if err != nil {
-			return fmt.Errorf("applying the raft log: %w", err)
-		}
-		d.onChainResult(context.Background(), res)
-	}
-	return nil
 }
 
 // checkNotOld refuses a data directory that holds collections but no raft

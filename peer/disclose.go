@@ -332,14 +332,7 @@ func (d *driver) onFeed(from lpeer.ID, cs []collections.Certified) {
 	d.lastGossip = d.cfg.Now()
 	for _, c := range cs {
 		v, _ := d.applyCertified(c, collections.VerifyOptions{}, "feed")
-		switch v.Outcome {
-		case collections.Accepted:
-			d.counters.GossipApplied++
-		case collections.Duplicate, collections.Stale:
-			d.counters.GossipHeld++
-		default:
-			d.counters.GossipRefused++
-		}
+		d.counters.countGossip(v.Outcome)
 	}
 }
 

@@ -84,7 +84,6 @@ type driver struct {
 	hbTopic      *pubsub.Topic
 
 	events chan task
-	done   <-chan struct{}
 	// edge is what runs on network goroutines (edge.go); set by Run.
 	edge *edge
 	wg   *sync.WaitGroup

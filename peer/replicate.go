@@ -97,13 +97,19 @@ func (d *driver) onGossipUpdate(ctx context.Context, m *pubsub.Message) {
 	}
 	d.lastGossip = d.cfg.Now()
 	v, _ := d.applyCertified(c, collections.VerifyOptions{}, "gossip")
-	switch v.Outcome {
+	d.counters.countGossip(v.Outcome)
+}
+
+// countGossip counts the outcome of applying an update that came by
+// gossip or by the master's feed.
+func (c *Counters) countGossip(o collections.Outcome) {
+	switch o {
 	case collections.Accepted:
-		d.counters.GossipApplied++
+		c.GossipApplied++
 	case collections.Duplicate, collections.Stale:
-		d.counters.GossipHeld++
+		c.GossipHeld++
 	default:
-		d.counters.GossipRefused++
+		c.GossipRefused++
 	}
 }
 

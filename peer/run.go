@@ -136,14 +136,15 @@ func (n *Node) Run(ctx context.Context) error {
 	d.edge = e
 	defer h.Close()
 
-	updSub, hbSub, err := d.joinTopics(ctx, e)
+	t, err := e.joinTopics(ctx, d.isDevice())
 	if err != nil {
 		return err
 	}
+	d.updTopic, d.hbTopic = t.upd, t.hb
+	updSub, hbSub := t.updSub, t.hbSub
 
 	var wg sync.WaitGroup
 	d.wg = &wg
-	d.done = ctx.Done()
 	stopServing := e.serve(cfg.Role == identity.RoleServer, cfg.Witness, d.isDevice())
 	defer func() {
 		cancel()
@@ -160,7 +161,7 @@ func (n *Node) Run(ctx context.Context) error {
 		wg.Go(func() { d.readTopic(ctx, updSub, (*driver).onGossipUpdate) })
 	}
 	wg.Go(func() { d.readTopic(ctx, hbSub, (*driver).onHeartbeat) })
-	if err := d.watchConnections(ctx, &wg); err != nil {
+	if err := e.watchConnections(ctx, &wg); err != nil {
 		return err
 	}
 
@@ -206,11 +207,18 @@ func (n *Node) newHost(allow *allowList) (host.Host, error) {
 	return h, nil
 }
 
-// joinTopics starts gossipsub on d's host, joins the updates and heartbeat
-// topics with e's validators, and subscribes to them; a device does not
-// subscribe to the updates (updSub is nil).
-func (d *driver) joinTopics(ctx context.Context, e *edge) (updSub, hbSub *pubsub.Subscription, err error) {
-	h, g := d.host, d.cfg.Genesis
+// topics are the domain's two gossip topics and this host's
+// subscriptions to them.
+type topics struct {
+	upd, hb       *pubsub.Topic
+	updSub, hbSub *pubsub.Subscription // updSub is nil on a device
+}
+
+// joinTopics starts gossipsub on e's host and joins the updates and
+// heartbeat topics, validated by e; a device does not subscribe to the
+// updates.
+func (e *edge) joinTopics(ctx context.Context, device bool) (t topics, err error) {
+	h, g := e.host, e.cfg.Genesis
 	// Mesh publishing (not flood publishing) keeps the master's bytes per
 	// update flat as the domain grows: it sends to its mesh peers (at most
 	// D), which forward. A fast gossipsub heartbeat forms the mesh within
@@ -226,43 +234,43 @@ func (d *driver) joinTopics(ctx context.Context, e *edge) (updSub, hbSub *pubsub
 		pubsub.WithGossipSubParams(gs),
 		pubsub.WithMaxMessageSize(maxGossip),
 		pubsub.WithPeerFilter(func(p lpeer.ID, topic string) bool {
-			return d.allow.allowed(p) && (topic != updName || d.sh.isHost(p))
+			return e.allow.allowed(p) && (topic != updName || e.sh.isHost(p))
 		}),
-		pubsub.WithSubscriptionFilter(hostsOnlyTopic{sh: &d.sh, topic: updName}),
+		pubsub.WithSubscriptionFilter(hostsOnlyTopic{sh: e.sh, topic: updName}),
 		pubsub.WithPeerOutboundQueueSize(1024),
 		pubsub.WithValidateQueueSize(1024),
 	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("starting gossipsub: %w", err)
+		return t, fmt.Errorf("starting gossipsub: %w", err)
 	}
 	if err := ps.RegisterTopicValidator(updName, e.validateUpdate, pubsub.WithValidatorInline(true)); err != nil {
-		return nil, nil, fmt.Errorf("registering validator: %w", err)
+		return t, fmt.Errorf("registering validator: %w", err)
 	}
 	if err := ps.RegisterTopicValidator(hbName, e.validateHeartbeat, pubsub.WithValidatorInline(true)); err != nil {
-		return nil, nil, fmt.Errorf("registering validator: %w", err)
+		return t, fmt.Errorf("registering validator: %w", err)
 	}
-	if d.updTopic, err = ps.Join(updName); err != nil {
-		return nil, nil, fmt.Errorf("joining %s: %w", updName, err)
+	if t.upd, err = ps.Join(updName); err != nil {
+		return t, fmt.Errorf("joining %s: %w", updName, err)
 	}
-	if d.hbTopic, err = ps.Join(hbName); err != nil {
-		return nil, nil, fmt.Errorf("joining %s: %w", hbName, err)
+	if t.hb, err = ps.Join(hbName); err != nil {
+		return t, fmt.Errorf("joining %s: %w", hbName, err)
 	}
 	notSelf := pubsub.WithMessageFilter(func(m *pubsub.Message) bool { return m.ReceivedFrom != h.ID() })
-	if !d.isDevice() {
-		if updSub, err = d.updTopic.Subscribe(pubsub.WithBufferSize(4096), notSelf); err != nil {
-			return nil, nil, fmt.Errorf("subscribing %s: %w", updName, err)
+	if !device {
+		if t.updSub, err = t.upd.Subscribe(pubsub.WithBufferSize(4096), notSelf); err != nil {
+			return t, fmt.Errorf("subscribing %s: %w", updName, err)
 		}
 	}
-	if hbSub, err = d.hbTopic.Subscribe(pubsub.WithBufferSize(1024), notSelf); err != nil {
-		return nil, nil, fmt.Errorf("subscribing %s: %w", hbName, err)
+	if t.hbSub, err = t.hb.Subscribe(pubsub.WithBufferSize(1024), notSelf); err != nil {
+		return t, fmt.Errorf("subscribing %s: %w", hbName, err)
 	}
-	return updSub, hbSub, nil
+	return t, nil
 }
 
 // watchConnections tells the loop of each host that connects, on a
 // goroutine of wg, until ctx ends.
-func (d *driver) watchConnections(ctx context.Context, wg *sync.WaitGroup) error {
-	connSub, err := d.host.EventBus().Subscribe(new(connectednessEvent))
+func (e *edge) watchConnections(ctx context.Context, wg *sync.WaitGroup) error {
+	connSub, err := e.host.EventBus().Subscribe(new(connectednessEvent))
 	if err != nil {
 		return fmt.Errorf("subscribing to connection events: %w", err)
 	}
@@ -272,14 +280,14 @@ func (d *driver) watchConnections(ctx context.Context, wg *sync.WaitGroup) error
 			select {
 			case <-ctx.Done():
 				return
-			case e, ok := <-connSub.Out():
+			case ev, ok := <-connSub.Out():
 				if !ok {
 					return
 				}
-				ev := e.(connectednessEvent)
-				if ev.Connectedness == network.Connected {
-					id := ev.Peer
-					d.post(func(ctx context.Context, d *driver) { d.onConnected(ctx, id) })
+				c := ev.(connectednessEvent)
+				if c.Connectedness == network.Connected {
+					id := c.Peer
+					e.post(func(ctx context.Context, d *driver) { d.onConnected(ctx, id) })
 				}
 			}
 		}
@@ -316,15 +324,9 @@ func (d *driver) readTopic(ctx context.Context, sub *pubsub.Subscription, fn fun
 	}
 }
 
-// post hands fn to the driver goroutine, unless the node is stopping.
-func (d *driver) post(fn task) bool {
-	select {
-	case d.events <- fn:
-		return true
-	case <-d.done:
-		return false
-	}
-}
+// post hands fn to the driver goroutine, unless the node is stopping
+// (edge.post; set once Run has made the edge).
+func (d *driver) post(fn task) bool { return d.edge.post(fn) }
 
 // spawn runs work on its own goroutine (network calls the driver must not
 // wait for) and posts its result back to the driver.
