@@ -10,8 +10,9 @@ import (
 )
 
 // edge is the part of the node that runs on network goroutines: stream
-// handlers, pubsub validators, the raft senders and the network calls the
-// loop spawns. It cannot reach the loop's state (the driver): it reads
+// handlers, pubsub validators, the raft senders, the watch of connection
+// events and the network calls the loop spawns; Run sets up the topics and
+// the watch through it (joinTopics, watchConnections). It cannot reach the loop's state (the driver): it reads
 // only what is safe to share (the configuration, the shared sets, the
 // allow list, the login limits), asks the loop through query (Node.do,
 // with its guarantee), and hands it work with post.
