@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/baton-sync/baton/internal/atomicfile"
 	"github.com/baton-sync/baton/syncfs"
@@ -86,8 +87,14 @@ func (d *Disk) Put(h syncfs.Hash, data []byte) error {
 	}
 	shard, file := d.path(h)
 	if _, err := os.Lstat(file); err == nil {
-		// Held already. Sync its directory anyway: an earlier Put may have
-		// renamed it in and failed before the directory was synced.
+		// Held already. Mark it written now, so that a collection's grace
+		// counts from this Put (see Written). Sync its directory anyway: an
+		// earlier Put may have renamed it in and failed before the
+		// directory was synced.
+		now := time.Now()
+		if err := os.Chtimes(file, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("storing block %x: %w", h[:8], err)
+		}
 		if err := d.syncDir(h, shard); err != nil {
 			return err
 		}
@@ -250,4 +257,67 @@ func parseBlockName(name string) (syncfs.Hash, bool) {
 		return h, false
 	}
 	return h, true
+}
+
+// Written implements Ager: the block file's modification time, which Put
+// sets, also for a block already held.
+func (d *Disk) Written(h syncfs.Hash) (time.Time, error) {
+	_, file := d.path(h)
+	st, err := os.Lstat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("reading block %x: %w", h[:8], ErrBlockNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading block %x: %w", h[:8], err)
+	}
+	return st.ModTime(), nil
+}
+
+// isTemp reports whether name is a temporary file of writeTemp.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+// CleanTemp implements TempCleaner: it removes the temporary files (of a
+// Put that crashed before its rename) last modified before before, and
+// returns how many it removed. A Put under way writes a younger one.
+func (d *Disk) CleanTemp(before time.Time) (int, error) {
+	shards, err := os.ReadDir(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+	}
+	n := 0
+	for _, s := range shards {
+		if !s.IsDir() || len(s.Name()) != 2 {
+			continue
+		}
+		shard := filepath.Join(d.dir, s.Name())
+		files, err := os.ReadDir(shard)
+		if err != nil {
+			return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+		}
+		for _, f := range files {
+			if !isTemp(f.Name()) || !f.Type().IsRegular() {
+				continue
+			}
+			info, err := f.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+			}
+			if !info.ModTime().Before(before) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(shard, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
