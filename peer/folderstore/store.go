@@ -91,9 +91,9 @@ type Snapshot struct {
 	Entries []syncfs.FileInfo `cbor:"-"`
 	Author  string            `cbor:"7,keyasint,omitempty"`
 
-	Count     uint64      `cbor:"8,keyasint"`           // len(Entries)
-	Prev      syncfs.Hash `cbor:"9,keyasint"`           // Root of the previous snapshot, zero for the first
-	Root      syncfs.Hash `cbor:"10,keyasint"`          // see RootOf
+	Count     uint64      `cbor:"8,keyasint"`            // len(Entries)
+	Prev      syncfs.Hash `cbor:"9,keyasint"`            // Root of the previous snapshot, zero for the first
+	Root      syncfs.Hash `cbor:"10,keyasint"`           // see RootOf
 	Evidence  [][]byte    `cbor:"11,keyasint,omitempty"` // the author's signed index pages (syncfs.SignIndex), if given
 	ServerKey []byte      `cbor:"12,keyasint,omitempty"` // the signing server's public key, raw
 	ServerSig []byte      `cbor:"13,keyasint,omitempty"` // its signature of Root for PurposeSnapshot
@@ -244,7 +244,7 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 		return Snapshot{}, errors.New("committing a snapshot: no folder name")
 	}
 	snap.Blocks = sortHashes(snap.Blocks)
-		// Pinned from the check until the record is committed, so that a
+	// Pinned from the check until the record is committed, so that a
 	// collection running now cannot delete a block between the two.
 	release := s.Pin(snap.Blocks...)
 	defer release()
@@ -326,7 +326,7 @@ func sortHashes(hs []syncfs.Hash) []syncfs.Hash {
 
 // folderTx is one folder's buckets in a transaction.
 type folderTx struct {
-	folder                      string
+	folder                       string
 	snaps, entries, paths, times *bbolt.Bucket
 }
 
