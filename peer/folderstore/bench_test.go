@@ -66,7 +66,9 @@ func fileFromData(b *testing.B, name string, data []byte, v uint64) (syncfs.File
 	}
 	fi := syncfs.FileInfo{Name: name, Type: syncfs.TypeFile, Size: int64(len(data)), Mode: 0o644, ModTime: epoch.UnixNano(),
 		Blocks: blocks, FileHash: fh, Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "dev", Value: v}}}}
-	read := func(_ string, bl syncfs.Block) ([]byte, error) { return data[bl.Offset : bl.Offset+int64(bl.Size)], nil }
+	read := func(_ string, bl syncfs.Block) ([]byte, error) {
+		return data[bl.Offset : bl.Offset+int64(bl.Size)], nil
+	}
 	return fi, read
 }
 

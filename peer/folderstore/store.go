@@ -82,7 +82,7 @@ type Snapshot struct {
 	Seq    uint64        `cbor:"2,keyasint"` // 1 for a folder's first snapshot, then higher (gaps where retention dropped some)
 	Time   int64         `cbor:"3,keyasint"` // when it was committed, Unix nanoseconds; never before the previous snapshot's
 	Index  []byte        `cbor:"4,keyasint"` // the signed index, as given to Commit
-	Blocks []syncfs.Hash `cbor:"5,keyasint"` // blocks it references, sorted, each once (Commit; for Append the entries' blocks)
+	Blocks []syncfs.Hash `cbor:"5,keyasint"` // blocks it references, sorted, each once; for Append the entries' (filled by Append and Snapshot, not Snapshots)
 
 	// Set by Append: the entries that changed since the folder's previous
 	// snapshot (tombstones for deletions), in name order, and the device
