@@ -241,3 +241,46 @@ func TestGCSparesBlocksOfAppendUnderWay(t *testing.T) {
 	c.w.trees[snap.Seq] = cloneTree(c.w.tree)
 	c.w.checkAll(c.st)
 }
+
+// TestGCGrace collects an unreferenced block Put without a pin: it is
+// spared while younger than the grace, a second Put renews its age, and
+// it is deleted once older.
+func TestGCGrace(t *testing.T) {
+	c := newCrashSetup(t, 0)
+	data := []byte("a block a transfer wrote, its snapshot not committed yet")
+	h := syncfs.HashBytes(data)
+	if err := c.disk.Put(h, data); err != nil {
+		t.Fatal(err)
+	}
+	age := func(d time.Duration) {
+		old := time.Now().Add(-d)
+		if err := os.Chtimes(blockFile(c.dir, h), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gc := func() folderstore.GCStats {
+		st, err := c.st.GC(folderstore.GCOptions{Now: time.Now(), Grace: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	age(30 * time.Minute)
+	if st := gc(); st.Spared != 1 || st.Deleted != 0 {
+		t.Fatalf("collection of a block younger than the grace: %+v; want it spared", st)
+	}
+	age(2 * time.Hour)
+	if err := c.disk.Put(h, data); err != nil {
+		t.Fatal(err)
+	}
+	if st := gc(); st.Spared != 1 || st.Deleted != 0 {
+		t.Fatalf("collection of an old block Put again: %+v; want it spared", st)
+	}
+	age(2 * time.Hour)
+	if st := gc(); st.Deleted != 1 {
+		t.Fatalf("collection of a block older than the grace: %+v; want it deleted", st)
+	}
+	if ok, _ := c.disk.Has(h); ok {
+		t.Fatal("block held after its collection")
+	}
+}

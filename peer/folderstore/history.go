@@ -179,17 +179,7 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 	if seq == 0 {
 		return p, nil
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
-		if err != nil {
-			return err
-		}
-		if fb == nil {
-			return ErrSnapshotNotFound
-		}
-		if _, err := fb.header(seq); err != nil {
-			return err
-		}
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
 		c := fb.paths.Cursor()
 		for k, _ := c.First(); k != nil; {
 			name, _, ok := splitPathKey(k)
@@ -220,27 +210,18 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 	return p, nil
 }
 
-// pick reads, checked (checkSnapshot), the entries p names in snapshot
-// seq, in one read transaction.
-func (s *Store) pick(folder string, seq uint64, names []string) ([]syncfs.FileInfo, error) {
-	if s.db == nil {
-		return nil, ErrClosed
-	}
+// pick reads, checked (checkSnapshot), snapshot seq's header and its
+// entries named in names (sorted), in one read transaction.
+func (s *Store) pick(folder string, seq uint64, names []string) (Snapshot, []syncfs.FileInfo, error) {
+	var snap Snapshot
 	out := make([]syncfs.FileInfo, 0, len(names))
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
-		if err != nil {
-			return err
-		}
-		if fb == nil {
-			return ErrSnapshotNotFound
-		}
-		hdr, err := fb.header(seq)
-		if err != nil {
-			return err
-		}
+	if s.onRead != nil {
+		s.onRead(seq)
+	}
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, hdr Snapshot) error {
+		snap = hdr
 		i := 0
-		err = s.checkSnapshot(fb, hdr, func(fi syncfs.FileInfo) {
+		err := s.checkSnapshot(fb, hdr, func(fi syncfs.FileInfo) {
 			for i < len(names) && names[i] < fi.Name {
 				i++
 			}
@@ -257,9 +238,9 @@ func (s *Store) pick(folder string, seq uint64, names []string) ([]syncfs.FileIn
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading snapshot %d of %q: %w", seq, folder, err)
+		return Snapshot{}, nil, fmt.Errorf("reading snapshot %d of %q: %w", seq, folder, err)
 	}
-	return out, nil
+	return snap, out, nil
 }
 
 // eachTreeEntry calls fn with every entry (tombstones included) of folder's
@@ -272,7 +253,7 @@ func (s *Store) eachTreeEntry(folder string, seq uint64, fn func(syncfs.FileInfo
 		return err
 	}
 	for _, sq := range p.seqs {
-		entries, err := s.pick(folder, sq, p.names[sq])
+		_, entries, err := s.pick(folder, sq, p.names[sq])
 		if err != nil {
 			return fmt.Errorf("reading the tree of %q at snapshot %d: %w", folder, seq, err)
 		}
@@ -384,24 +365,12 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 	for _, seq := range pl.seqs {
 		names := pl.names[seq]
 		slices.Sort(names)
-		entries, err := s.pick(folder, seq, names)
+		hdr, entries, err := s.pick(folder, seq, names)
 		if err != nil {
 			return nil, fmt.Errorf("reading the history of %q in %q: %w", p, folder, err)
 		}
-		var at time.Time
-		if err := s.db.View(func(tx *bbolt.Tx) error {
-			fb, err := openFolder(tx, folder)
-			if err != nil {
-				return err
-			}
-			hdr, err := fb.header(seq)
-			at = hdr.At()
-			return err
-		}); err != nil {
-			return nil, fmt.Errorf("reading the history of %q in %q: %w", p, folder, err)
-		}
 		for _, fi := range entries {
-			out = append(out, Version{Seq: seq, Time: at, Device: Author(fi), Entry: fi})
+			out = append(out, Version{Seq: seq, Time: hdr.At(), Device: Author(fi), Entry: fi})
 		}
 	}
 	return out, nil

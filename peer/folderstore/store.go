@@ -140,6 +140,9 @@ type Store struct {
 	// a collection with the step's name; an error it returns fails the
 	// operation there (tests).
 	fault func(step string) error
+	// onRead, when set, is called with each snapshot a read checks and
+	// takes entries from (tests).
+	onRead func(seq uint64)
 
 	gcRun sync.Mutex // one collection at a time
 	pinMu sync.Mutex // guards pins, sweeping, recent; held by the collector around each delete
@@ -487,18 +490,8 @@ func (s *Store) Snapshot(folder string, seq uint64) (Snapshot, error) {
 		return Snapshot{}, ErrClosed
 	}
 	var snap Snapshot
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
-		if err != nil {
-			return err
-		}
-		if fb == nil {
-			return ErrSnapshotNotFound
-		}
-		snap, err = fb.header(seq)
-		if err != nil {
-			return err
-		}
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, hdr Snapshot) error {
+		snap = hdr
 		var entries []syncfs.FileInfo
 		if err := s.checkSnapshot(fb, snap, func(fi syncfs.FileInfo) { entries = append(entries, fi) }); err != nil {
 			return err
@@ -513,6 +506,28 @@ func (s *Store) Snapshot(folder string, seq uint64) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("reading snapshot %d of %q in %s: %w", seq, folder, s.path, err)
 	}
 	return snap, nil
+}
+
+// viewSnapshot calls fn, in a read transaction, with folder's buckets and
+// the header of its snapshot seq, or returns ErrSnapshotNotFound.
+func (s *Store) viewSnapshot(folder string, seq uint64, fn func(fb *folderTx, hdr Snapshot) error) error {
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		if fb == nil {
+			return ErrSnapshotNotFound
+		}
+		hdr, err := fb.header(seq)
+		if err != nil {
+			return err
+		}
+		return fn(fb, hdr)
+	})
 }
 
 // Folders returns the names of the folders with snapshots, sorted.
