@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -143,4 +144,52 @@ func BenchmarkExport(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// BenchmarkLargeFolder appends a folder of BATON_BENCH_FILES files (skipped
+// unless set; 1000000 for the million-file case) as one snapshot, then 100
+// snapshots of one changed file each, and times reading its latest tree
+// (Tree: a seek per path, two snapshots read), reporting the heap in use
+// after the tree is dropped.
+func BenchmarkLargeFolder(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("BATON_BENCH_FILES"))
+	if n <= 0 {
+		b.Skip("set BATON_BENCH_FILES (such as 1000000) to run")
+	}
+	st := benchStore(b, b.TempDir())
+	block := []byte("the one block every file holds")
+	fi, read := fileFromData(b, "x", block, 1)
+	changes := make([]syncfs.FileInfo, n)
+	for i := range changes {
+		changes[i] = fi
+		changes[i].Name = fmt.Sprintf("d%03d/f%07d", i%1000, i)
+	}
+	start := time.Now()
+	if _, _, err := st.Append("f", epoch, changes, "dev", read); err != nil {
+		b.Fatal(err)
+	}
+	appendTime := time.Since(start)
+	changes = nil
+	var seq uint64
+	for i := range 100 {
+		fi.Name = fmt.Sprintf("d%03d/f%07d", i, i)
+		snap, _, err := st.Append("f", epoch.Add(time.Duration(i+1)*time.Second), []syncfs.FileInfo{fi}, "dev", read)
+		if err != nil {
+			b.Fatal(err)
+		}
+		seq = snap.Seq
+	}
+	b.ResetTimer()
+	for range b.N {
+		tree, err := st.Tree("f", seq)
+		if err != nil || len(tree) != n {
+			b.Fatal(len(tree), err)
+		}
+	}
+	b.StopTimer()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	b.ReportMetric(appendTime.Seconds(), "append-s")
 }

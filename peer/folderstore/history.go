@@ -221,13 +221,18 @@ func (s *Store) pick(folder string, seq uint64, names []string) (Snapshot, []syn
 	err := s.viewSnapshot(folder, seq, func(fb *folderTx, hdr Snapshot) error {
 		snap = hdr
 		i := 0
-		err := s.checkSnapshot(fb, hdr, func(fi syncfs.FileInfo) {
-			for i < len(names) && names[i] < fi.Name {
+		err := s.checkSnapshot(fb, hdr, func(e rawEntry) error {
+			for i < len(names) && names[i] < e.name {
 				i++
 			}
-			if i < len(names) && names[i] == fi.Name {
+			if i < len(names) && names[i] == e.name {
+				fi, err := e.decode(seq)
+				if err != nil {
+					return err
+				}
 				out = append(out, fi)
 			}
+			return nil
 		})
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package folderstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,8 +10,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/baton-sync/baton/syncfs"
 )
 
 // ErrBadPolicy is returned by ParsePolicy for a retention policy it cannot
@@ -311,7 +310,7 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 		return err
 	}
 	prevRoot := hdr0.Prev
-	pending := map[string]syncfs.FileInfo{}
+	pending := map[string]rawEntry{}
 	var pendingEv [][]byte
 	pendingEvOK := true
 	for _, pt := range points[first:] {
@@ -319,17 +318,20 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 		if err != nil {
 			return err
 		}
-		var entries []syncfs.FileInfo
-		if err := fb.eachEntry(hdr.Seq, func(fi syncfs.FileInfo) error { entries = append(entries, fi); return nil }); err != nil {
+		var entries []rawEntry
+		if err := fb.eachRaw(hdr.Seq, func(e rawEntry) error {
+			entries = append(entries, rawEntry{e.name, bytes.Clone(e.enc)})
+			return nil
+		}); err != nil {
 			return err
 		}
 		if dropped[pt.Seq] {
 			if err := s.step("prune-drop"); err != nil {
 				return err
 			}
-			for _, fi := range entries {
-				pending[fi.Name] = fi
-				if err := fb.deleteEntry(hdr.Seq, fi.Name); err != nil {
+			for _, e := range entries {
+				pending[e.name] = e
+				if err := fb.deleteEntry(hdr.Seq, e.name); err != nil {
 					return err
 				}
 			}
@@ -351,14 +353,14 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 				return err
 			}
 			own := map[string]bool{}
-			for _, fi := range entries {
-				own[fi.Name] = true
+			for _, e := range entries {
+				own[e.name] = true
 			}
-			for name, fi := range pending {
+			for name, e := range pending {
 				if own[name] {
 					continue
 				}
-				if err := fb.putEntry(hdr.Seq, fi); err != nil {
+				if err := fb.putEntry(hdr.Seq, e); err != nil {
 					return err
 				}
 				merged++
@@ -370,7 +372,7 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 					hdr.Evidence = nil
 				}
 			}
-			pending, pendingEv, pendingEvOK = map[string]syncfs.FileInfo{}, nil, true
+			pending, pendingEv, pendingEvOK = map[string]rawEntry{}, nil, true
 		}
 		if merged == 0 && hdr.Prev == prevRoot {
 			prevRoot = hdr.Root
@@ -381,20 +383,11 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 		}
 		hdr.Prev = prevRoot
 		hdr.Count += uint64(merged)
-		var sealErr error
-		err = s.seal(&hdr, func(yield func(syncfs.FileInfo) bool) {
-			sealErr = fb.eachEntry(hdr.Seq, func(fi syncfs.FileInfo) error {
-				if !yield(fi) {
-					return errStop
-				}
-				return nil
-			})
+		err = s.seal(&hdr, func(r *rooter) error {
+			return fb.eachRaw(hdr.Seq, func(e rawEntry) error { r.addRaw(e); return nil })
 		})
 		if err != nil {
 			return err
-		}
-		if sealErr != nil {
-			return sealErr
 		}
 		if err := fb.putHeader(hdr); err != nil {
 			return err
@@ -407,5 +400,3 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 	}
 	return s.step("prune-tx")
 }
-
-var errStop = errors.New("stop")

@@ -47,22 +47,27 @@ func newRooter(snap Snapshot) (*rooter, error) {
 }
 
 func (r *rooter) add(fi syncfs.FileInfo) {
+	e, err := encodeEntry(fi)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	r.addRaw(e)
+}
+
+// addRaw hashes an entry's canonical encoding as stored: an encoding
+// altered in any way changes the root.
+func (r *rooter) addRaw(e rawEntry) {
 	if r.err != nil {
 		return
 	}
-	if r.count > 0 && fi.Name <= r.last {
-		r.err = fmt.Errorf("entries out of order at %q", fi.Name)
+	if r.count > 0 && e.name <= r.last {
+		r.err = fmt.Errorf("entries out of order at %q", e.name)
 		return
 	}
-	b, err := canon.Marshal(fi)
-	if err != nil {
-		r.err = err
-		return
-	}
-	r.h.Write(binary.AppendUvarint(nil, uint64(len(b))))
-	r.h.Write(b)
+	r.h.Write(binary.AppendUvarint(nil, uint64(len(e.enc))))
+	r.h.Write(e.enc)
 	r.count++
-	r.last = fi.Name
+	r.last = e.name
 }
 
 func (r *rooter) sum() (syncfs.Hash, error) {
@@ -89,10 +94,17 @@ func RootOf(snap Snapshot, entries iter.Seq[syncfs.FileInfo]) (syncfs.Hash, erro
 	return r.sum()
 }
 
-// seal sets snap's Root over its header and entries, and signs it with the
-// server key if the store has one.
-func (s *Store) seal(snap *Snapshot, entries iter.Seq[syncfs.FileInfo]) error {
-	root, err := RootOf(*snap, entries)
+// seal sets snap's Root over its header and the entries feed gives the
+// rooter, and signs it with the server key if the store has one.
+func (s *Store) seal(snap *Snapshot, feed func(*rooter) error) error {
+	r, err := newRooter(*snap)
+	if err != nil {
+		return err
+	}
+	if err := feed(r); err != nil {
+		return err
+	}
+	root, err := r.sum()
 	if err != nil {
 		return err
 	}
@@ -142,9 +154,9 @@ func (s *Store) checkSignature(snap Snapshot) error {
 
 // checkSnapshot checks snap's signature, and its entries as stored in fb
 // against its root and count (and its evidence, if it has some), passing
-// each entry to fn as it is read. What fn was given is to be trusted only
-// if checkSnapshot returns nil.
-func (s *Store) checkSnapshot(fb *folderTx, snap Snapshot, fn func(syncfs.FileInfo)) error {
+// each entry to fn as it is read; fn's error stops the check. What fn was
+// given is to be trusted only if checkSnapshot returns nil.
+func (s *Store) checkSnapshot(fb *folderTx, snap Snapshot, fn func(rawEntry) error) error {
 	if err := s.checkSignature(snap); err != nil {
 		return err
 	}
@@ -158,15 +170,15 @@ func (s *Store) checkSnapshot(fb *folderTx, snap Snapshot, fn func(syncfs.FileIn
 			return fmt.Errorf("snapshot %d of %q: %v: %w", snap.Seq, snap.Folder, err, ErrTampered)
 		}
 	}
-	err = fb.eachEntry(snap.Seq, func(fi syncfs.FileInfo) error {
-		r.add(fi)
+	err = fb.eachRaw(snap.Seq, func(e rawEntry) error {
+		r.addRaw(e)
 		if ev != nil {
-			if err := ev.covers(fi); err != nil {
+			if err := ev.coversRaw(e); err != nil {
 				return fmt.Errorf("snapshot %d of %q: %v: %w", snap.Seq, snap.Folder, err, ErrTampered)
 			}
 		}
 		if fn != nil {
-			fn(fi)
+			return fn(e)
 		}
 		return nil
 	})
@@ -222,14 +234,18 @@ func openEvidence(snap Snapshot) (*evidence, error) {
 
 // covers reports an error unless fi, exactly, is in a page.
 func (ev *evidence) covers(fi syncfs.FileInfo) error {
-	b, err := canon.Marshal(fi)
+	e, err := encodeEntry(fi)
 	if err != nil {
 		return err
 	}
-	for _, e := range ev.entries[fi.Name] {
-		if bytes.Equal(e, b) {
+	return ev.coversRaw(e)
+}
+
+func (ev *evidence) coversRaw(e rawEntry) error {
+	for _, p := range ev.entries[e.name] {
+		if bytes.Equal(p, e.enc) {
 			return nil
 		}
 	}
-	return fmt.Errorf("entry %q is in no evidence page as stored", fi.Name)
+	return fmt.Errorf("entry %q is in no evidence page as stored", e.name)
 }

@@ -263,6 +263,13 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 			return Snapshot{}, fmt.Errorf("committing a snapshot of %q: block %x: %w", folder, h[:8], ErrMissingBlock)
 		}
 	}
+	raws := make([]rawEntry, len(snap.Entries))
+	for i, fi := range snap.Entries {
+		var err error
+		if raws[i], err = encodeEntry(fi); err != nil {
+			return Snapshot{}, fmt.Errorf("committing a snapshot of %q: %w", folder, err)
+		}
+	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		fb, err := createFolder(tx, folder)
 		if err != nil {
@@ -278,7 +285,12 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 		}
 		snap.Seq++
 		snap.Count = uint64(len(snap.Entries))
-		if err := s.seal(&snap, slices.Values(snap.Entries)); err != nil {
+		if err := s.seal(&snap, func(r *rooter) error {
+			for _, e := range raws {
+				r.addRaw(e)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		if err := s.step("put"); err != nil {
@@ -287,8 +299,8 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 		if err := fb.putHeader(snap); err != nil {
 			return err
 		}
-		for _, fi := range snap.Entries {
-			if err := fb.putEntry(snap.Seq, fi); err != nil {
+		for _, e := range raws {
+			if err := fb.putEntry(snap.Seq, e); err != nil {
 				return err
 			}
 		}
@@ -380,15 +392,38 @@ func encodeHeader(snap Snapshot) ([]byte, error) {
 	return canon.Marshal(snap)
 }
 
-func (f *folderTx) putEntry(seq uint64, fi syncfs.FileInfo) error {
-	v, err := canon.Marshal(fi)
+// rawEntry is an entry as stored: its name (from its key) and its
+// canonical encoding, decoded only when needed.
+type rawEntry struct {
+	name string
+	enc  []byte
+}
+
+func encodeEntry(fi syncfs.FileInfo) (rawEntry, error) {
+	enc, err := canon.Marshal(fi)
 	if err != nil {
+		return rawEntry{}, fmt.Errorf("encoding entry %q: %w", fi.Name, err)
+	}
+	return rawEntry{fi.Name, enc}, nil
+}
+
+// decode decodes e, which snapshot seq holds.
+func (e rawEntry) decode(seq uint64) (syncfs.FileInfo, error) {
+	var fi syncfs.FileInfo
+	if err := canon.Unmarshal(e.enc, &fi, maxRecord); err != nil {
+		return fi, fmt.Errorf("decoding entry %q of snapshot %d: %v: %w", e.name, seq, err, ErrTampered)
+	}
+	if fi.Name != e.name {
+		return fi, fmt.Errorf("entry stored as %q in snapshot %d says it is %q: %w", e.name, seq, fi.Name, ErrTampered)
+	}
+	return fi, nil
+}
+
+func (f *folderTx) putEntry(seq uint64, e rawEntry) error {
+	if err := f.entries.Put(entryKey(seq, e.name), e.enc); err != nil {
 		return err
 	}
-	if err := f.entries.Put(entryKey(seq, fi.Name), v); err != nil {
-		return err
-	}
-	return f.paths.Put(pathKey(fi.Name, seq), nil)
+	return f.paths.Put(pathKey(e.name, seq), nil)
 }
 
 func (f *folderTx) deleteEntry(seq uint64, name string) error {
@@ -408,23 +443,28 @@ func (f *folderTx) header(seq uint64) (Snapshot, error) {
 	return decodeHeader(f.folder, seqKey(seq), v)
 }
 
-// eachEntry calls fn with snapshot seq's entries in name order.
-func (f *folderTx) eachEntry(seq uint64, fn func(syncfs.FileInfo) error) error {
+// eachRaw calls fn with snapshot seq's entries as stored, in name order.
+// Their bytes are valid until the transaction ends or the bucket changes.
+func (f *folderTx) eachRaw(seq uint64, fn func(rawEntry) error) error {
 	prefix := seqKey(seq)
 	c := f.entries.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		var fi syncfs.FileInfo
-		if err := canon.Unmarshal(v, &fi, maxRecord); err != nil {
-			return fmt.Errorf("decoding entry %q of snapshot %d: %v: %w", k[8:], seq, err, ErrTampered)
-		}
-		if fi.Name != string(k[8:]) {
-			return fmt.Errorf("entry stored as %q in snapshot %d says it is %q: %w", k[8:], seq, fi.Name, ErrTampered)
-		}
-		if err := fn(fi); err != nil {
+		if err := fn(rawEntry{string(k[8:]), v}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// eachEntry calls fn with snapshot seq's entries, decoded, in name order.
+func (f *folderTx) eachEntry(seq uint64, fn func(syncfs.FileInfo) error) error {
+	return f.eachRaw(seq, func(e rawEntry) error {
+		fi, err := e.decode(seq)
+		if err != nil {
+			return err
+		}
+		return fn(fi)
+	})
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -493,7 +533,12 @@ func (s *Store) Snapshot(folder string, seq uint64) (Snapshot, error) {
 	err := s.viewSnapshot(folder, seq, func(fb *folderTx, hdr Snapshot) error {
 		snap = hdr
 		var entries []syncfs.FileInfo
-		if err := s.checkSnapshot(fb, snap, func(fi syncfs.FileInfo) { entries = append(entries, fi) }); err != nil {
+		err := s.checkSnapshot(fb, snap, func(e rawEntry) error {
+			fi, err := e.decode(seq)
+			entries = append(entries, fi)
+			return err
+		})
+		if err != nil {
 			return err
 		}
 		if snap.Delta {

@@ -78,13 +78,18 @@ func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syn
 			}
 		}
 		var indexErr error
-		err = s.checkSnapshot(fb, hdr, func(fi syncfs.FileInfo) {
-			if fb.paths.Get(pathKey(fi.Name, hdr.Seq)) == nil && indexErr == nil {
-				indexErr = fmt.Errorf("entry %q of snapshot %d is missing from the paths index: %w", fi.Name, hdr.Seq, ErrTampered)
+		err = s.checkSnapshot(fb, hdr, func(e rawEntry) error {
+			if fb.paths.Get(pathKey(e.name, hdr.Seq)) == nil && indexErr == nil {
+				indexErr = fmt.Errorf("entry %q of snapshot %d is missing from the paths index: %w", e.name, hdr.Seq, ErrTampered)
+			}
+			fi, err := e.decode(hdr.Seq)
+			if err != nil {
+				return err
 			}
 			for _, b := range liveBlocks(fi) {
 				onRef(hdr.Seq, b.Hash)
 			}
+			return nil
 		})
 		if err != nil {
 			return err
