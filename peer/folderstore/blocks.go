@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/baton-sync/baton/internal/atomicfile"
@@ -58,6 +59,10 @@ type BlockStore interface {
 // behind are not blocks: List skips them.
 type Disk struct {
 	dir string
+	// mu guards inflight, the temporary files of Puts under way, which
+	// CleanTemp leaves whatever their age.
+	mu       sync.Mutex
+	inflight map[string]struct{}
 	// fault, when set, is called before each step of a write with the
 	// step's name; an error it returns fails the write there (tests).
 	fault func(step string) error
@@ -65,7 +70,7 @@ type Disk struct {
 
 // NewDisk returns the block store in dir. It does no I/O: dir and its
 // subdirectories are created by the first Put that needs them.
-func NewDisk(dir string) *Disk { return &Disk{dir: dir} }
+func NewDisk(dir string) *Disk { return &Disk{dir: dir, inflight: map[string]struct{}{}} }
 
 func (d *Disk) path(h syncfs.Hash) (shard, file string) {
 	name := hex.EncodeToString(h[:])
@@ -118,12 +123,20 @@ func (d *Disk) writeTemp(h syncfs.Hash, shard, file string, data []byte) (err er
 	if err := d.step("create"); err != nil {
 		return err
 	}
+	d.mu.Lock()
 	tmp, err := os.CreateTemp(shard, "."+filepath.Base(file)[:16]+".tmp-*")
+	if err == nil {
+		d.inflight[tmp.Name()] = struct{}{}
+	}
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	renamed := false
 	defer func() {
+		d.mu.Lock()
+		delete(d.inflight, tmp.Name())
+		d.mu.Unlock()
 		if !renamed {
 			tmp.Close()
 			// A crash runs no cleanup: tests fail this step to leave the
@@ -278,9 +291,26 @@ func isTemp(name string) bool {
 	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
 }
 
+// removeTemp removes the temporary file name unless a Put is writing it.
+func (d *Disk) removeTemp(name string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.inflight[name]; ok {
+		return false, nil
+	}
+	if err := os.Remove(name); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // CleanTemp implements TempCleaner: it removes the temporary files (of a
 // Put that crashed before its rename) last modified before before, and
-// returns how many it removed. A Put under way writes a younger one.
+// returns how many it removed. The temporary file of a Put under way in
+// this Disk is never removed, whatever its age.
 func (d *Disk) CleanTemp(before time.Time) (int, error) {
 	shards, err := os.ReadDir(d.dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -313,10 +343,13 @@ func (d *Disk) CleanTemp(before time.Time) (int, error) {
 			if !info.ModTime().Before(before) {
 				continue
 			}
-			if err := os.Remove(filepath.Join(shard, f.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			removed, err := d.removeTemp(filepath.Join(shard, f.Name()))
+			if err != nil {
 				return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
 			}
-			n++
+			if removed {
+				n++
+			}
 		}
 	}
 	return n, nil
