@@ -80,7 +80,10 @@
 // to check its root. History reads the snapshots that hold the path's
 // versions. Prune rehashes the snapshots from the first dropped one on.
 // GC and Verify hold the set of referenced block hashes (32 bytes each
-// plus the map's overhead). No call holds all snapshots.
+// plus the map's overhead). No call holds all snapshots. Append holds its
+// changes and writes them in one transaction, whose memory grows with
+// them: a server appends a large folder page by page, as its index
+// arrives (BenchmarkLargeFolder: 1,000,000 files in pages of 10,000).
 //
 // # What is not built yet
 //
