@@ -256,8 +256,10 @@ type PruneStats struct {
 // with its own when both have some, and loses its evidence otherwise.
 // Blocks no kept snapshot references any more are left for GC.
 //
-// It runs in one bbolt transaction: a crash leaves the folder as it was or
-// pruned, whole. Its cost is reading and rehashing the snapshots from the
+// Every snapshot it moves or signs again is first checked against its root
+// and signature (and the chain), so that a tampered one is refused
+// (ErrTampered) rather than signed anew. It runs in one bbolt transaction:
+// a crash leaves the folder as it was or pruned, whole. Its cost is reading and rehashing the snapshots from the
 // first dropped one on, one at a time.
 func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error) {
 	var st PruneStats
@@ -309,7 +311,7 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 	if err != nil {
 		return err
 	}
-	prevRoot := hdr0.Prev
+	prevRoot, origPrev := hdr0.Prev, hdr0.Prev
 	pending := map[string]rawEntry{}
 	var pendingEv [][]byte
 	pendingEvOK := true
@@ -318,8 +320,14 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 		if err != nil {
 			return err
 		}
+		// Checked before anything is moved or signed again, so that the
+		// server's new signature never covers data altered on disk.
+		if hdr.Prev != origPrev {
+			return fmt.Errorf("snapshot %d does not chain to its predecessor: %w", hdr.Seq, ErrTampered)
+		}
+		origPrev = hdr.Root
 		var entries []rawEntry
-		if err := fb.eachRaw(hdr.Seq, func(e rawEntry) error {
+		if err := s.checkSnapshot(fb, hdr, func(e rawEntry) error {
 			entries = append(entries, rawEntry{e.name, bytes.Clone(e.enc)})
 			return nil
 		}); err != nil {

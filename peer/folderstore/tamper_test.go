@@ -247,6 +247,11 @@ func TestTamperedSnapshotRecord(t *testing.T) {
 			}
 			// Snapshots before seq are untouched and still export.
 			c.w.checkExport(c.st, seq-1, c.w.trees[seq-1])
+			// Retention does not sign the altered snapshot anew.
+			p := folderstore.Policy{Tiers: []folderstore.Tier{{Every: 0, For: time.Hour}}}
+			if _, err := c.st.Prune(c.w.folder, p, c.w.now.Add(1000*time.Hour)); !errors.Is(err, folderstore.ErrTampered) {
+				t.Fatalf("Prune = %v; want ErrTampered", err)
+			}
 		})
 	}
 }
