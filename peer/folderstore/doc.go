@@ -64,7 +64,8 @@
 // # Garbage collection
 //
 // GC deletes blocks no snapshot references. It marks (reads every kept
-// snapshot's blocks in one transaction) and then sweeps, deleting a block
+// snapshot's blocks in one transaction, each snapshot checked against its
+// signed root: a tampered one stops it) and then sweeps, deleting a block
 // only if it is not pinned (Pin: Append, Write and Commit pin theirs, a
 // transfer pins the blocks it writes), not referenced by a snapshot
 // committed since the mark, and, in a BlockStore that is an Ager, last

@@ -97,7 +97,8 @@ type TempCleaner interface {
 // then sweeps the block store, deleting each block under the lock that
 // pins take, after checking it is not pinned or newly referenced. A crash
 // at any point leaves every referenced block in place, so the store
-// verifies; blocks not yet deleted are collected by the next run.
+// verifies; blocks not yet deleted are collected by the next run. A
+// tampered snapshot (ErrTampered) stops the collection before its sweep.
 func (s *Store) GC(opts GCOptions) (GCStats, error) {
 	var st GCStats
 	if s.db == nil {
@@ -196,7 +197,8 @@ func (s *Store) sweepOne(h syncfs.Hash, ager Ager, cutoff time.Time) (bool, erro
 
 // mark returns every block a snapshot of any folder references, read in
 // one transaction: the block lists of snapshots of Commit and the live
-// files of every entry of snapshots of Append.
+// files of every entry of snapshots of Append. A snapshot that does not
+// match its signed root stops the collection (ErrTampered).
 func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
 	marked := map[syncfs.Hash]struct{}{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -213,11 +215,14 @@ func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
 				for _, h := range hdr.Blocks {
 					marked[h] = struct{}{}
 				}
-				return fb.eachEntry(hdr.Seq, func(fi syncfs.FileInfo) error {
+				// Checked against its root: an entry altered on disk must not
+				// make the collector delete the blocks it really references.
+				return s.checkSnapshot(fb, hdr, func(e rawEntry) error {
+					fi, err := e.decode(hdr.Seq)
 					for _, b := range liveBlocks(fi) {
 						marked[b.Hash] = struct{}{}
 					}
-					return nil
+					return err
 				})
 			})
 		})

@@ -456,17 +456,6 @@ func (f *folderTx) eachRaw(seq uint64, fn func(rawEntry) error) error {
 	return nil
 }
 
-// eachEntry calls fn with snapshot seq's entries, decoded, in name order.
-func (f *folderTx) eachEntry(seq uint64, fn func(syncfs.FileInfo) error) error {
-	return f.eachRaw(seq, func(e rawEntry) error {
-		fi, err := e.decode(seq)
-		if err != nil {
-			return err
-		}
-		return fn(fi)
-	})
-}
-
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func entryKey(seq uint64, name string) []byte { return append(seqKey(seq), name...) }

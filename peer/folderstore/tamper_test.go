@@ -247,6 +247,9 @@ func TestTamperedSnapshotRecord(t *testing.T) {
 			}
 			// Snapshots before seq are untouched and still export.
 			c.w.checkExport(c.st, seq-1, c.w.trees[seq-1])
+			if _, err := c.st.GC(folderstore.GCOptions{Now: time.Now().Add(time.Hour), Grace: time.Minute}); !errors.Is(err, folderstore.ErrTampered) {
+				t.Fatalf("GC = %v; want ErrTampered (no sweep over altered references)", err)
+			}
 			// Retention does not sign the altered snapshot anew.
 			p := folderstore.Policy{Tiers: []folderstore.Tier{{Every: 0, For: time.Hour}}}
 			if _, err := c.st.Prune(c.w.folder, p, c.w.now.Add(1000*time.Hour)); !errors.Is(err, folderstore.ErrTampered) {
