@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/baton-sync/baton/internal/atomicfile"
 	"github.com/baton-sync/baton/syncfs"
@@ -57,6 +59,10 @@ type BlockStore interface {
 // behind are not blocks: List skips them.
 type Disk struct {
 	dir string
+	// mu guards inflight, the temporary files of Puts under way, which
+	// CleanTemp leaves whatever their age.
+	mu       sync.Mutex
+	inflight map[string]struct{}
 	// fault, when set, is called before each step of a write with the
 	// step's name; an error it returns fails the write there (tests).
 	fault func(step string) error
@@ -64,7 +70,7 @@ type Disk struct {
 
 // NewDisk returns the block store in dir. It does no I/O: dir and its
 // subdirectories are created by the first Put that needs them.
-func NewDisk(dir string) *Disk { return &Disk{dir: dir} }
+func NewDisk(dir string) *Disk { return &Disk{dir: dir, inflight: map[string]struct{}{}} }
 
 func (d *Disk) path(h syncfs.Hash) (shard, file string) {
 	name := hex.EncodeToString(h[:])
@@ -86,8 +92,14 @@ func (d *Disk) Put(h syncfs.Hash, data []byte) error {
 	}
 	shard, file := d.path(h)
 	if _, err := os.Lstat(file); err == nil {
-		// Held already. Sync its directory anyway: an earlier Put may have
-		// renamed it in and failed before the directory was synced.
+		// Held already. Mark it written now, so that a collection's grace
+		// counts from this Put (see Written). Sync its directory anyway: an
+		// earlier Put may have renamed it in and failed before the
+		// directory was synced.
+		now := time.Now()
+		if err := os.Chtimes(file, now, now); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("storing block %x: %w", h[:8], err)
+		}
 		if err := d.syncDir(h, shard); err != nil {
 			return err
 		}
@@ -111,12 +123,20 @@ func (d *Disk) writeTemp(h syncfs.Hash, shard, file string, data []byte) (err er
 	if err := d.step("create"); err != nil {
 		return err
 	}
+	d.mu.Lock()
 	tmp, err := os.CreateTemp(shard, "."+filepath.Base(file)[:16]+".tmp-*")
+	if err == nil {
+		d.inflight[tmp.Name()] = struct{}{}
+	}
+	d.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	renamed := false
 	defer func() {
+		d.mu.Lock()
+		delete(d.inflight, tmp.Name())
+		d.mu.Unlock()
 		if !renamed {
 			tmp.Close()
 			// A crash runs no cleanup: tests fail this step to leave the
@@ -250,4 +270,87 @@ func parseBlockName(name string) (syncfs.Hash, bool) {
 		return h, false
 	}
 	return h, true
+}
+
+// Written implements Ager: the block file's modification time, which Put
+// sets, also for a block already held.
+func (d *Disk) Written(h syncfs.Hash) (time.Time, error) {
+	_, file := d.path(h)
+	st, err := os.Lstat(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("reading block %x: %w", h[:8], ErrBlockNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading block %x: %w", h[:8], err)
+	}
+	return st.ModTime(), nil
+}
+
+// isTemp reports whether name is a temporary file of writeTemp.
+func isTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-")
+}
+
+// removeTemp removes the temporary file name unless a Put is writing it.
+func (d *Disk) removeTemp(name string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.inflight[name]; ok {
+		return false, nil
+	}
+	if err := os.Remove(name); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// CleanTemp implements TempCleaner: it removes the temporary files (of a
+// Put that crashed before its rename) last modified before before, and
+// returns how many it removed. The temporary file of a Put under way in
+// this Disk is never removed, whatever its age.
+func (d *Disk) CleanTemp(before time.Time) (int, error) {
+	shards, err := os.ReadDir(d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+	}
+	n := 0
+	for _, s := range shards {
+		if !s.IsDir() || len(s.Name()) != 2 {
+			continue
+		}
+		shard := filepath.Join(d.dir, s.Name())
+		files, err := os.ReadDir(shard)
+		if err != nil {
+			return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+		}
+		for _, f := range files {
+			if !isTemp(f.Name()) || !f.Type().IsRegular() {
+				continue
+			}
+			info, err := f.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+			}
+			if !info.ModTime().Before(before) {
+				continue
+			}
+			removed, err := d.removeTemp(filepath.Join(shard, f.Name()))
+			if err != nil {
+				return n, fmt.Errorf("cleaning temporary files in %s: %w", d.dir, err)
+			}
+			if removed {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

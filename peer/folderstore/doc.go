@@ -1,48 +1,105 @@
 // Package folderstore is a server's store of folder versions: content-
 // addressed blocks, each kept once whatever folder or version references it,
-// and index snapshots, one per index the server accepts.
+// and signed, chained index snapshots, one per change the server accepts,
+// with history, retention and garbage collection.
 //
-// # What is built
+// # Blocks
 //
-//   - BlockStore, the storage seam: Put, Get, Has, Delete and List of blocks
-//     keyed by the BLAKE3 hash of their content (syncfs.HashBytes). A block's
-//     hash is checked on Put and on Get: a tampered or damaged block is an
-//     error wrapping ErrCorruptBlock, never returned.
-//   - Disk, the local-disk BlockStore and the only one for now: one file per
-//     block at DIR/ab/abcdef… (64 hex digits under a directory named by the
-//     first two), plain files a backup tool can copy. A block is written to a
-//     temporary file, fsynced, renamed into place and its directory fsynced.
-//   - Store, the snapshots: one record per snapshot in a bbolt file (folder,
-//     sequence, time, the signed index bytes as the caller gave them, and the
-//     sorted list of block hashes it references). Commit refuses a snapshot
-//     whose blocks are not all held, and writes the record in one fsynced
-//     bbolt transaction, so a crash leaves a folder's snapshots as they were
-//     or with the new one complete, never one with a missing block. Write
-//     stores the blocks and then commits. Snapshots, Snapshot and Folders read
-//     them back; Verify checks that every committed snapshot's blocks are
-//     held and hash to their names.
+// BlockStore is the storage seam: Put, Get, Has, Delete and List of blocks
+// keyed by the BLAKE3 hash of their content (syncfs.HashBytes). A block's
+// hash is checked on Put and on Get: a tampered or damaged block is an
+// error wrapping ErrCorruptBlock, never returned. Disk, the local-disk
+// BlockStore and the only one for now, keeps one file per block at
+// DIR/ab/abcdef… (64 hex digits under a directory named by the first two),
+// plain files a backup tool can copy, each written to a temporary file,
+// fsynced, renamed into place and its directory fsynced.
+//
+// # Snapshots
+//
+// Store keeps, in one bbolt file, per folder:
+//
+//   - snapshots: sequence → header (folder, sequence, time, author, entry
+//     count, previous root, root, evidence, server signature; for a
+//     snapshot of Commit the index bytes and block list);
+//   - entries: sequence ‖ name → the entry (syncfs.FileInfo) a snapshot of
+//     Append changed;
+//   - paths: name ‖ 0 ‖ sequence → nothing, so that a path's versions are
+//     adjacent: History is a range scan, and Tree finds each path's version
+//     at a sequence with one seek, never replaying the history;
+//   - times: time ‖ sequence → nothing: SeqAt is one seek.
+//
+// A snapshot's Root is BLAKE3 in derive-key mode with RootContext over its
+// header's canonical encoding (the previous snapshot's root included, so
+// roots form a chain) and each entry's, in name order (RootOf). The server
+// signs the root (identity.PrivateKey.Sign for PurposeSnapshot) when the
+// store is opened WithServerKey; such a store then refuses every snapshot
+// not signed by a trusted key. WithEvidence keeps the authoring device's
+// signed index pages (syncfs.SignIndex) in the snapshot, checked on Append
+// and on every read: each entry must be in a page exactly, and the author
+// must have signed one.
+//
+// Tree, Export, History and Snapshot check every snapshot they read from
+// against its root and signature before returning any of its data (an
+// error wrapping ErrTampered otherwise), and every block against its hash.
+// Verify checks everything: the chain, roots, signatures, evidence, that
+// the indexes hold exactly the snapshots' entries and times, and every
+// block. A paths index altered to hide a version makes Tree return the
+// authentic earlier version; Verify reports it.
+//
+// Writes are crash-safe: Append stores and pins its blocks, then commits
+// the snapshot in one fsynced bbolt transaction, so a crash leaves the
+// folder as it was or with the new snapshot complete, never one with a
+// missing block. Snapshot times never go back: an Append dated before its
+// predecessor gets the predecessor's time.
+//
+// # Retention
+//
+// A Policy (text form `all:1d,daily:30d,weekly:365d`, the default; see
+// Policy) says which snapshots to keep; Plan, pure, lists those to drop at
+// a given time, never the latest. Prune drops them in one transaction,
+// merging each dropped snapshot's entries into the next kept one, so that
+// every kept snapshot's tree is unchanged, and re-roots and re-signs the
+// kept snapshots after the first dropped one.
+//
+// # Garbage collection
+//
+// GC deletes blocks no snapshot references. It marks (reads every kept
+// snapshot's blocks in one transaction, each snapshot checked against its
+// signed root: a tampered one stops it) and then sweeps, deleting a block
+// only if it is not pinned (Pin: Append, Write and Commit pin theirs, a
+// transfer pins the blocks it writes), not referenced by a snapshot
+// committed since the mark, and, in a BlockStore that is an Ager, last
+// written before the grace (GCOptions.Grace; a Put of a block already held
+// renews it). It then removes the temporary files of crashed Puts older
+// than the grace. A crash at any step leaves every referenced block.
+//
+// # Costs
+//
+// Tree and Export hold the tree's paths and one snapshot's share of the
+// tree at a time (Tree returns the whole tree as a map; Export writes each
+// share out before reading the next); each snapshot read is hashed whole
+// to check its root. History reads the snapshots that hold the path's
+// versions. Prune rehashes the snapshots from the first dropped one on.
+// GC and Verify hold the set of referenced block hashes (32 bytes each
+// plus the map's overhead). No call holds all snapshots. Append holds its
+// changes and writes them in one transaction, whose memory grows with
+// them: a server appends a large folder page by page, as its index
+// arrives (BenchmarkLargeFolder: 1,000,000 files in pages of 10,000).
 //
 // # What is not built yet
 //
-// Nothing imports this package yet. Not built: the server keeping its
-// hosted folders here (server integration), signing and checking the
-// snapshot's root hash (Store keeps the index bytes it is given and does
-// not check signatures), history, restore and export commands, retention,
-// garbage collection of unreferenced blocks and of temporary files a crash
-// leaves behind, quotas, and any backend but the local disk. Commit checks
-// that blocks are held before its transaction, so a collector, when there
-// is one, must not delete blocks while a commit is under way.
+// The server keeping its hosted folders here, the history, restore and
+// export commands, per-user quotas, and any backend but the local disk.
+// Files of format version 1 (before roots and signatures) are refused.
 //
 // # Usage
 //
 //	blocks := folderstore.NewDisk(filepath.Join(dir, "blocks"))
-//	st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), blocks)
+//	st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), blocks, folderstore.WithServerKey(key))
 //	defer st.Close()
-//	for _, b := range newBlocks {
-//		if err := blocks.Put(syncfs.HashBytes(b), b); err != nil { ... }
-//	}
-//	snap, err := st.Commit("photos", now, signedIndex, refs)
-//
-// Commit's promise holds only if every block was Put successfully first: a
-// Put that failed may have left a block on disk that is not yet durable.
+//	snap, skipped, err := st.Append("photos", now, changes, device, readBlock, folderstore.WithEvidence(signedIndex))
+//	seq, err := st.SeqAt("photos", when)
+//	err = st.Export("photos", seq, dir)
+//	_, err = st.Prune("photos", folderstore.DefaultPolicy, now)
+//	_, err = st.GC(folderstore.GCOptions{Now: now})
 package folderstore

@@ -1,15 +1,20 @@
 package folderstore
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"github.com/baton-sync/baton/syncfs"
 )
@@ -41,6 +46,23 @@ func Author(fi syncfs.FileInfo) string {
 	return dev
 }
 
+// AppendOption configures one Append.
+type AppendOption func(*appendOptions)
+
+type appendOptions struct {
+	evidence [][]byte
+}
+
+// WithEvidence gives the authoring device's signed index pages (the
+// envelopes syncfs.SignIndex returns, as received) that hold the change:
+// Append checks that every entry it records is, exactly, in a page, that
+// each page is a signed index of the folder, and that the author signed
+// one (else ErrBadEvidence); the pages are kept in the snapshot and
+// checked again by Verify and every read.
+func WithEvidence(pages ...[]byte) AppendOption {
+	return func(o *appendOptions) { o.evidence = append(o.evidence, pages...) }
+}
+
 // Append records a new snapshot of folder at time at: changes are the
 // entries that changed since the folder's previous snapshot (tombstones for
 // deletions), author the device that made the change. read returns the
@@ -48,9 +70,23 @@ func Author(fi syncfs.FileInfo) string {
 // the folder); a block it cannot give, or gives wrong (the file changed
 // again since it was indexed), leaves its entry out of this snapshot, and
 // Append returns the names left out: a later snapshot holds their newer
-// version. Blocks are stored before the snapshot is committed (see Commit).
-func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, author string, read func(name string, b syncfs.Block) ([]byte, error)) (Snapshot, []string, error) {
-	var kept []syncfs.FileInfo
+// version. Blocks are stored before the snapshot is committed (see Commit),
+// and pinned (see Pin) until it is. A snapshot's time is never before its
+// predecessor's: an earlier at is raised to it.
+func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, author string, read func(name string, b syncfs.Block) ([]byte, error), opts ...AppendOption) (Snapshot, []string, error) {
+	var o appendOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	var all []syncfs.Hash
+	for _, fi := range changes {
+		for _, b := range liveBlocks(fi) {
+			all = append(all, b.Hash)
+		}
+	}
+	release := s.Pin(all...)
+	defer release()
+	kept := []syncfs.FileInfo{}
 	var refs []syncfs.Hash
 	var skipped []string
 	for _, fi := range changes {
@@ -67,8 +103,25 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 			refs = append(refs, b.Hash)
 		}
 	}
-	slices.SortFunc(kept, func(a, b syncfs.FileInfo) int { return strings.Compare(a.Name, b.Name) })
-	snap, err := s.commit(Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author})
+	slices.SortStableFunc(kept, compareNames)
+	for i := 1; i < len(kept); i++ {
+		if kept[i].Name == kept[i-1].Name {
+			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %q changes twice", folder, kept[i].Name)
+		}
+	}
+	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author, Delta: true, Evidence: o.evidence}
+	if len(o.evidence) > 0 {
+		ev, err := openEvidence(snap)
+		if err != nil {
+			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+		}
+		for _, fi := range kept {
+			if err := ev.covers(fi); err != nil {
+				return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+			}
+		}
+	}
+	snap, err := s.commit(snap)
 	return snap, skipped, err
 }
 
@@ -101,37 +154,173 @@ func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) 
 	return true, nil
 }
 
-// Tree returns folder's entries as of snapshot seq (tombstones included).
+// plan is which entries make up a folder's tree at one snapshot: for each
+// path, the snapshot that holds its last version by then, grouped by
+// snapshot.
+type plan struct {
+	seqs  []uint64            // ascending
+	names map[uint64][]string // each in name order
+}
+
+func (p *plan) add(seq uint64, name string) {
+	if _, ok := p.names[seq]; !ok {
+		p.seqs = append(p.seqs, seq)
+	}
+	p.names[seq] = append(p.names[seq], name)
+}
+
+// treePlan finds, with one seek per path in the paths index (never a replay
+// of the history), the version of each path in folder's tree at seq.
+func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	p := &plan{names: map[uint64][]string{}}
+	if seq == 0 {
+		return p, nil
+	}
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
+		c := fb.paths.Cursor()
+		for k, _ := c.First(); k != nil; {
+			name, _, ok := splitPathKey(k)
+			if !ok {
+				return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+			}
+			// The last key at or before name ‖ 0 ‖ seq.
+			at := pathKey(name, seq)
+			k2, _ := c.Seek(at)
+			if k2 == nil || !bytes.Equal(k2, at) {
+				if k2 == nil {
+					k2, _ = c.Last()
+				} else {
+					k2, _ = c.Prev()
+				}
+			}
+			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
+				p.add(s2, name)
+			}
+			k, _ = c.Seek(append([]byte(name), 1))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the tree of %q at snapshot %d: %w", folder, seq, err)
+	}
+	slices.Sort(p.seqs)
+	return p, nil
+}
+
+// pick reads, checked (checkSnapshot), snapshot seq's header and its
+// entries named in names (sorted), in one read transaction.
+func (s *Store) pick(folder string, seq uint64, names []string) (Snapshot, []syncfs.FileInfo, error) {
+	var snap Snapshot
+	out := make([]syncfs.FileInfo, 0, len(names))
+	if s.onRead != nil {
+		s.onRead(seq)
+	}
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, hdr Snapshot) error {
+		snap = hdr
+		i := 0
+		err := s.checkSnapshot(fb, hdr, func(e rawEntry) error {
+			for i < len(names) && names[i] < e.name {
+				i++
+			}
+			if i < len(names) && names[i] == e.name {
+				fi, err := e.decode(seq)
+				if err != nil {
+					return err
+				}
+				out = append(out, fi)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(out) != len(names) {
+			return fmt.Errorf("the paths index names %d entries of snapshot %d, it holds %d of them: %w", len(names), seq, len(out), ErrTampered)
+		}
+		return nil
+	})
+	if err != nil {
+		return Snapshot{}, nil, fmt.Errorf("reading snapshot %d of %q: %w", seq, folder, err)
+	}
+	return snap, out, nil
+}
+
+// eachTreeEntry calls fn with every entry (tombstones included) of folder's
+// tree at seq, one snapshot's share at a time, each checked against its
+// signed root before any of it is passed on. It holds the plan (the paths)
+// and one snapshot's share, never the history.
+func (s *Store) eachTreeEntry(folder string, seq uint64, fn func(syncfs.FileInfo) error) error {
+	p, err := s.treePlan(folder, seq)
+	if err != nil {
+		return err
+	}
+	for _, sq := range p.seqs {
+		_, entries, err := s.pick(folder, sq, p.names[sq])
+		if err != nil {
+			return fmt.Errorf("reading the tree of %q at snapshot %d: %w", folder, seq, err)
+		}
+		for _, fi := range entries {
+			if err := fn(fi); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Tree returns folder's entries as of snapshot seq (tombstones included),
+// or an error wrapping ErrSnapshotNotFound if there is no such snapshot
+// (seq 0 is the empty tree). Every entry is checked against its snapshot's
+// signed root (ErrTampered). Its cost is a seek per path and reading the
+// snapshots that hold the tree's entries, not the whole history.
 func (s *Store) Tree(folder string, seq uint64) (syncfs.Snapshot, error) {
-	snaps, err := s.Snapshots(folder)
+	tree := syncfs.Snapshot{}
+	err := s.eachTreeEntry(folder, seq, func(fi syncfs.FileInfo) error {
+		tree[fi.Name] = fi
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	tree := syncfs.Snapshot{}
-	for _, sn := range snaps {
-		if sn.Seq > seq {
-			break
-		}
-		for _, fi := range sn.Entries {
-			tree[fi.Name] = fi
-		}
 	}
 	return tree, nil
 }
 
 // SeqAt returns the last snapshot of folder committed at or before at, or
-// an error wrapping ErrNoVersion.
+// an error wrapping ErrNoVersion. It is one seek in the times index.
 func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
-	snaps, err := s.Snapshots(folder)
-	if err != nil {
-		return 0, err
+	if s.db == nil {
+		return 0, ErrClosed
 	}
 	var seq uint64
-	for _, sn := range snaps {
-		if sn.Time > at.UnixNano() {
-			break
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil || fb == nil {
+			return err
 		}
-		seq = sn.Seq
+		c := fb.times.Cursor()
+		limit := timeKey(at.UnixNano(), math.MaxUint64)
+		k, _ := c.Seek(limit)
+		if k == nil || !bytes.Equal(k, limit) {
+			if k == nil {
+				k, _ = c.Last()
+			} else {
+				k, _ = c.Prev()
+			}
+		}
+		if k == nil {
+			return nil
+		}
+		if len(k) != 16 {
+			return fmt.Errorf("times index key %x: %w", k, ErrTampered)
+		}
+		seq = binary.BigEndian.Uint64(k[8:])
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("finding the snapshot of %q at %s: %w", folder, at.Format(time.RFC3339), err)
 	}
 	if seq == 0 {
 		return 0, fmt.Errorf("folder %q at %s: %w (its history starts later)", folder, at.Format(time.RFC3339), ErrNoVersion)
@@ -141,18 +330,52 @@ func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
 
 // History returns the versions of p in folder, oldest first: of the file
 // or symlink at p, or of every entry under the directory p ("" for the
-// whole folder).
+// whole folder). It is a range scan of the paths index; each snapshot that
+// holds a version is checked against its signed root (ErrTampered).
 func (s *Store) History(folder, p string) ([]Version, error) {
-	snaps, err := s.Snapshots(folder)
-	if err != nil {
-		return nil, err
+	if s.db == nil {
+		return nil, ErrClosed
 	}
-	var out []Version
-	for _, sn := range snaps {
-		for _, fi := range sn.Entries {
-			if Under(fi.Name, p) {
-				out = append(out, Version{Seq: sn.Seq, Time: sn.At(), Device: Author(fi), Entry: fi})
+	p = strings.Trim(path.Clean("/"+p), "/")
+	pl := &plan{names: map[uint64][]string{}}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil || fb == nil {
+			return err
+		}
+		scan := func(prefix []byte) error {
+			c := fb.paths.Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				name, seq, ok := splitPathKey(k)
+				if !ok {
+					return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+				}
+				pl.add(seq, name)
 			}
+			return nil
+		}
+		if p == "" {
+			return scan(nil)
+		}
+		if err := scan(append([]byte(p), 0)); err != nil {
+			return err
+		}
+		return scan([]byte(p + "/"))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the history of %q in %q: %w", p, folder, err)
+	}
+	slices.Sort(pl.seqs)
+	var out []Version
+	for _, seq := range pl.seqs {
+		names := pl.names[seq]
+		slices.Sort(names)
+		hdr, entries, err := s.pick(folder, seq, names)
+		if err != nil {
+			return nil, fmt.Errorf("reading the history of %q in %q: %w", p, folder, err)
+		}
+		for _, fi := range entries {
+			out = append(out, Version{Seq: seq, Time: hdr.At(), Device: Author(fi), Entry: fi})
 		}
 	}
 	return out, nil
@@ -182,12 +405,12 @@ func (s *Store) ReadFile(fi syncfs.FileInfo, w io.Writer) error {
 
 // Export writes folder's tree as of snapshot seq into dir as plain files:
 // directories, files (every block checked) and symlinks; tombstones are
-// not written. dir must not exist yet or be empty.
+// not written. dir must not exist yet or be empty. Entries are checked
+// against their snapshot's signed root before any is written, and blocks
+// against their hashes: a tampered snapshot or block stops the export with
+// an error (ErrTampered, ErrCorruptBlock) and its data is not written. The
+// tree is read one snapshot's share at a time, not held whole.
 func (s *Store) Export(folder string, seq uint64, dir string) error {
-	tree, err := s.Tree(folder, seq)
-	if err != nil {
-		return err
-	}
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return fmt.Errorf("exporting %q to %s: the directory is not empty", folder, dir)
 	}
@@ -199,13 +422,14 @@ func (s *Store) Export(folder string, seq uint64, dir string) error {
 		return fmt.Errorf("exporting %q: %w", folder, err)
 	}
 	defer root.Close()
-	for _, fi := range tree.Sorted() {
+	err = s.eachTreeEntry(folder, seq, func(fi syncfs.FileInfo) error {
 		if fi.Deleted {
-			continue
+			return nil
 		}
-		if err := exportEntry(s, root, fi); err != nil {
-			return fmt.Errorf("exporting %q to %s: %w", folder, dir, err)
-		}
+		return exportEntry(s, root, fi)
+	})
+	if err != nil {
+		return fmt.Errorf("exporting %q to %s: %w", folder, dir, err)
 	}
 	return nil
 }

@@ -1,10 +1,16 @@
 package folderstore_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/baton-sync/baton/peer/folderstore"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -57,5 +63,87 @@ func TestAppendHistoryExport(t *testing.T) {
 	}
 	if _, err := st.SeqAt("f", epoch.Add(-1)); err == nil {
 		t.Fatal("SeqAt before the first snapshot succeeded")
+	}
+}
+
+// TestReadsAreBounded makes a folder of 50 files and then 400 snapshots
+// that each change one of them: the latest tree reads the two snapshots
+// that hold its entries, not the history; a file's history reads the
+// snapshots that changed it; SeqAt finds any snapshot.
+func TestReadsAreBounded(t *testing.T) {
+	st, _ := openStore(t, t.TempDir())
+	w := newWorld(t, 3, "f")
+	var first []syncfs.FileInfo
+	for i := range 50 {
+		first = append(first, w.fileEntry(fmt.Sprintf("f%03d", i), "dev-a", w.chunks[i%len(w.chunks)]))
+	}
+	if _, _, err := st.Append("f", w.now, first, "dev-a", w.read); err != nil {
+		t.Fatal(err)
+	}
+	for _, fi := range first {
+		w.tree[fi.Name] = fi
+	}
+	var last folderstore.Snapshot
+	for i := range 400 {
+		w.now = w.now.Add(time.Minute)
+		hot := w.fileEntry("f007", "dev-b", w.chunks[i%len(w.chunks)], w.chunks[(i+1)%len(w.chunks)])
+		snap, _, err := st.Append("f", w.now, []syncfs.FileInfo{hot}, "dev-b", w.read)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.tree[hot.Name], last = hot, snap
+	}
+	var reads []uint64
+	folderstore.SetReadHook(st, func(seq uint64) { reads = append(reads, seq) })
+	tree, err := st.Tree("f", last.Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(w.tree, map[string]syncfs.FileInfo(tree)); diff != "" {
+		t.Fatalf("Tree (-want +got):\n%s", diff)
+	}
+	if !slices.Equal(reads, []uint64{1, last.Seq}) {
+		t.Fatalf("Tree read snapshots %v; want only the two that hold its entries, [1 %d]", reads, last.Seq)
+	}
+	reads = nil
+	hist, err := st.History("f", "f012")
+	if err != nil || len(hist) != 1 || !slices.Equal(reads, []uint64{1}) {
+		t.Fatalf("History of a file changed once: %d versions, %v, read %v; want 1, snapshot 1", len(hist), err, reads)
+	}
+	reads = nil
+	if hist, err := st.History("f", "f007"); err != nil || len(hist) != 401 || len(reads) != 401 {
+		t.Fatalf("History of a file changed 401 times: %d versions, %v, %d snapshots read", len(hist), err, len(reads))
+	}
+	for _, minutes := range []int{0, 1, 200, 400, 10000} {
+		want := min(uint64(minutes)+1, last.Seq)
+		if got, err := st.SeqAt("f", epoch.Add(time.Duration(minutes)*time.Minute+time.Second)); err != nil || got != want {
+			t.Fatalf("SeqAt(+%d min) = %d, %v; want %d", minutes, got, err, want)
+		}
+	}
+}
+
+// TestHistoryOfDirectory lists a directory's versions: its own and its
+// entries', not those of names that merely start with its name.
+func TestHistoryOfDirectory(t *testing.T) {
+	st, _ := openStore(t, t.TempDir())
+	w := newWorld(t, 4, "f")
+	var changes []syncfs.FileInfo
+	for _, name := range []string{"d1/x", "d1x", "d1-y/z", "d1/sub/q", "d0"} {
+		changes = append(changes, w.fileEntry(name, "dev-a", w.chunks[0]))
+	}
+	changes = append(changes, syncfs.FileInfo{Name: "d1", Type: syncfs.TypeDir, Mode: 0o755, Version: w.version("dev-a")})
+	if _, _, err := st.Append("f", w.now, changes, "dev-a", w.read); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := st.History("f", "/d1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range hist {
+		names = append(names, v.Entry.Name)
+	}
+	if want := []string{"d1", "d1/sub/q", "d1/x"}; !slices.Equal(names, want) {
+		t.Fatalf("History(d1) = %v; want %v", names, want)
 	}
 }

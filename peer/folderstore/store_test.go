@@ -273,7 +273,16 @@ func TestProperty(t *testing.T) {
 			m := &model{blocks: map[syncfs.Hash][]byte{}, snaps: map[string][]folderstore.Snapshot{}}
 			now := epoch
 			expect := func(f string, index []byte, hs []syncfs.Hash) folderstore.Snapshot {
-				return folderstore.Snapshot{Folder: f, Seq: uint64(len(m.snaps[f]) + 1), Time: now.UnixNano(), Index: index, Blocks: sortedHashes(hs...)}
+				want := folderstore.Snapshot{Folder: f, Seq: uint64(len(m.snaps[f]) + 1), Time: now.UnixNano(), Index: index, Blocks: sortedHashes(hs...)}
+				if n := len(m.snaps[f]); n > 0 {
+					want.Prev = m.snaps[f][n-1].Root
+				}
+				root, err := folderstore.RootOf(want, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.Root = root
+				return want
 			}
 			for step := range 100 {
 				now = now.Add(time.Duration(rng.IntN(1000)) * time.Second)

@@ -1,0 +1,125 @@
+package folderstore
+
+import (
+	"errors"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// Verify checks the whole store: for every folder, that its snapshots form
+// an unbroken chain (each one's Prev is the previous one's Root, times never
+// go back), that each one's header and entries hash to its root, its root
+// is signed by a trusted server key (when the store has one) and its
+// evidence, if any, covers its entries; that the paths and times indexes
+// hold exactly the snapshots' entries and times (else ErrTampered); and that
+// every block a snapshot references is held and hashes to its name
+// (ErrMissingBlock, ErrCorruptBlock). It returns every problem found,
+// joined, or nil. It reads every block once.
+func (s *Store) Verify() error {
+	folders, err := s.Folders()
+	if err != nil {
+		return err
+	}
+	checked := map[syncfs.Hash]error{}
+	var errs []error
+	for _, f := range folders {
+		onRef := func(seq uint64, h syncfs.Hash) {
+			err, done := checked[h]
+			if !done {
+				_, err = s.blocks.Get(h)
+				if errors.Is(err, ErrBlockNotFound) {
+					err = fmt.Errorf("block %x: %w", h[:8], ErrMissingBlock)
+				}
+				checked[h] = err
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("snapshot %d of %q: %w", seq, f, err))
+			}
+		}
+		err := s.db.View(func(tx *bbolt.Tx) error { return s.verifyFolder(tx, f, onRef) })
+		if err != nil {
+			errs = append(errs, fmt.Errorf("verifying %q: %w", f, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// verifyFolder checks folder's chain, roots, signatures, evidence and
+// indexes, and calls onRef with each block its snapshots reference.
+func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syncfs.Hash)) error {
+	fb, err := openFolder(tx, folder)
+	if err != nil || fb == nil {
+		return err
+	}
+	var prev syncfs.Hash
+	var prevTime int64
+	var entries, headers uint64
+	c := fb.snaps.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		hdr, err := decodeHeader(folder, k, v)
+		if err != nil {
+			return err
+		}
+		if hdr.Prev != prev {
+			return fmt.Errorf("snapshot %d chains to %x, the previous root is %x: %w", hdr.Seq, hdr.Prev[:8], prev[:8], ErrTampered)
+		}
+		if headers > 0 && hdr.Time < prevTime {
+			return fmt.Errorf("snapshot %d is dated before its predecessor: %w", hdr.Seq, ErrTampered)
+		}
+		if fb.times.Get(timeKey(hdr.Time, hdr.Seq)) == nil {
+			return fmt.Errorf("snapshot %d is missing from the times index: %w", hdr.Seq, ErrTampered)
+		}
+		if !hdr.Delta {
+			for _, h := range hdr.Blocks {
+				onRef(hdr.Seq, h)
+			}
+		}
+		var indexErr error
+		err = s.checkSnapshot(fb, hdr, func(e rawEntry) error {
+			if fb.paths.Get(pathKey(e.name, hdr.Seq)) == nil && indexErr == nil {
+				indexErr = fmt.Errorf("entry %q of snapshot %d is missing from the paths index: %w", e.name, hdr.Seq, ErrTampered)
+			}
+			fi, err := e.decode(hdr.Seq)
+			if err != nil {
+				return err
+			}
+			for _, b := range liveBlocks(fi) {
+				onRef(hdr.Seq, b.Hash)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if indexErr != nil {
+			return indexErr
+		}
+		if !hdr.Delta && hdr.Count > 0 {
+			return fmt.Errorf("snapshot %d of Commit holds entries: %w", hdr.Seq, ErrTampered)
+		}
+		prev, prevTime = hdr.Root, hdr.Time
+		headers++
+		entries += hdr.Count
+	}
+	// The indexes hold nothing more: counts match, and every entry belongs
+	// to a snapshot (checked above entry by entry).
+	for _, cnt := range []struct {
+		name string
+		b    *bbolt.Bucket
+		want uint64
+	}{{"entries", fb.entries, entries}, {"paths", fb.paths, entries}, {"times", fb.times, headers}} {
+		if n := uint64(cnt.b.Stats().KeyN); n != cnt.want {
+			return fmt.Errorf("the %s index holds %d keys, the snapshots %d: %w", cnt.name, n, cnt.want, ErrTampered)
+		}
+	}
+	tc := fb.times.Cursor()
+	for k, _ := tc.First(); k != nil; k, _ = tc.Next() {
+		if len(k) != 16 || fb.snaps.Get(k[8:]) == nil {
+			return fmt.Errorf("times index key %x names no snapshot: %w", k, ErrTampered)
+		}
+	}
+	return nil
+}
