@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/console"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
@@ -58,6 +59,7 @@ and it exits with status 0.`,
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	env.gui.bind(cmd)
 	return cmd
 }
 
@@ -109,7 +111,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	mon := console.NewMonitor(e.now) // the console's metrics and events
+	log := slog.New(mon.LogHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
 
 	newNode := e.newNode
 	if newNode == nil {
@@ -154,6 +157,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		// The folders recorded in folders.toml; the control API changes
 		// them with SetFolders.
 		Folders:         control.SyncMap(local),
+		OnCommit:        mon.ObserveCommit,
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
 	})
@@ -169,6 +173,11 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
+	serveGUI, err := e.listenConsole(home, ctl, mon, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	log.Info("starting", "id", key.ID(), "name", cfg.Name, "role", cfg.Role, "witness", cfg.Witness, "domain", g.Domain.Name, "home", home)
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -181,6 +190,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 			stop() // no control API: stop the node too
 		}
 	})
+	wg.Go(func() { serveGUI(runCtx) })
 	wg.Go(func() {
 		select {
 		case <-n.Started():

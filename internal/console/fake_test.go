@@ -1,0 +1,117 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/peer"
+)
+
+// fakeSource is a host whose status the test changes.
+type fakeSource struct {
+	mu      sync.Mutex
+	status  peer.Status
+	servers []control.ChainServer
+	users   []control.User
+	folders []control.Folder
+	fstatus map[string]control.FolderStatus
+}
+
+func newFakeServer() *fakeSource {
+	return &fakeSource{
+		status: peer.Status{Name: "s1", ID: "S1", Role: "master", Master: "S1", MasterName: "s1", Epoch: 3, Domain: "test",
+			Chain:       &peer.ChainStatus{Term: 3, Commit: 42, Applied: 42, Leader: "S1", LeaderName: "s1", Voters: []string{"s1", "s2"}},
+			Peers:       []peer.PeerStatus{{ID: "S2", Name: "s2"}, {ID: "A1", Name: "laptop"}, {ID: "G1", Guest: true}},
+			Quarantined: []peer.QuarantineEvent{{Collection: "domain", File: "domain.dat", Reason: "bad signature"}}},
+		servers: []control.ChainServer{{Position: 1, ID: "S1", Name: "s1"}, {Position: 2, ID: "S2", Name: "s2"}},
+		users:   []control.User{{Name: "alice", HomeServer: "S1", HomeServerName: "s1"}},
+		folders: []control.Folder{
+			{ID: "F1", Name: "docs", Owner: "alice", Server: "S1", Members: []control.Member{{User: "alice", Right: "owner"}}},
+			{ID: "F2", Name: "elsewhere", Owner: "bob", Server: "S2"},
+		},
+		fstatus: map[string]control.FolderStatus{
+			"F1": {ID: "F1", Name: "docs", State: "syncing", NeedFiles: 2, NeedBytes: 2048, LocalFiles: 5, LocalBytes: 5000, Fetched: 100, Copied: 10, Resumed: 5, Served: 7, Progress: 0.7},
+		},
+	}
+}
+
+func (f *fakeSource) set(change func(f *fakeSource)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+func (f *fakeSource) Status(context.Context) (peer.Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.status, nil
+}
+
+func (f *fakeSource) Servers(context.Context) ([]control.ChainServer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.servers, nil
+}
+
+func (f *fakeSource) Users(context.Context) ([]control.User, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.users, nil
+}
+
+func (f *fakeSource) Folders(context.Context) ([]control.Folder, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.folders, nil
+}
+
+func (f *fakeSource) AgentFolders(context.Context) ([]control.AgentFolder, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []control.AgentFolder
+	for _, x := range f.folders {
+		out = append(out, control.AgentFolder{ID: x.ID, Name: x.Name, Owner: x.Owner, Members: x.Members, Right: "rw", Path: "/tmp/" + x.Name})
+	}
+	return out, nil
+}
+
+func (f *fakeSource) FolderStatus(_ context.Context, ref control.FolderRefRequest) (control.FolderStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.fstatus[ref.Folder]
+	if !ok {
+		return control.FolderStatus{}, &control.RemoteError{Code: control.CodeConflict, Msg: "not synced yet"}
+	}
+	return st, nil
+}
+
+// fakeAPI stands for the control API: it answers GET /v1/status.
+func fakeAPI(src *fakeSource) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		st, _ := src.Status(r.Context())
+		json.NewEncoder(w).Encode(st)
+	})
+	mux.HandleFunc("POST /v1/users", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(control.MutationResult{Done: "user added"})
+	})
+	return mux
+}
+
+const testToken = "0123456789abcdef0123456789abcdef-test"
+
+// newTestConsole is a console over src with a fast poll.
+func newTestConsole(t *testing.T, src *fakeSource) (*Console, *Monitor) {
+	t.Helper()
+	mon := NewMonitor(nil)
+	c, err := New(Config{API: fakeAPI(src), Source: src, Monitor: mon, Token: testToken, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, mon
+}
