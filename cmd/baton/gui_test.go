@@ -109,7 +109,7 @@ func TestRunServesConsole(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(page), "<h2>Users</h2>") {
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<title>baton: s1</title>") || !strings.Contains(string(page), "<h2>Users</h2>") {
 		t.Errorf("the opened URL: %d\n%.300s\nwant the server's page", resp.StatusCode, page)
 	}
 	// No browser: still fine, and says so.

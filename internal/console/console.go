@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baton-sync/baton/internal/control"
 )
 
 var randReader = rand.Reader
@@ -93,7 +95,7 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("POST /login", c.login)
 	mux.HandleFunc("POST /logout", c.logout)
 	mux.Handle("POST /login/code", c.auth(http.HandlerFunc(c.loginCode), true))
-	mux.Handle("/v1/", c.auth(c.cfg.API, true))
+	mux.Handle("/v1/", c.auth(withSource(c.cfg.API), true))
 	mux.Handle("GET /metrics", c.auth(promhttp.HandlerFor(c.cfg.Monitor.Registry(), promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(c.cfg.Log.Handler(), slog.LevelWarn),
 	}), true))
@@ -113,6 +115,14 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'")
 		hd.Set("Cache-Control", "no-store")
 		h.ServeHTTP(w, r)
+	})
+}
+
+// withSource tells the control API (and so its log) that a request came
+// through the console, and from where.
+func withSource(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(control.WithSource(r.Context(), "console "+r.RemoteAddr)))
 	})
 }
 

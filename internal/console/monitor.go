@@ -126,10 +126,6 @@ type Event struct {
 	Data map[string]any `json:"data"`
 }
 
-// controlSocketSource is the source the control API logs its requests
-// with (control.controlSource).
-const controlSocketSource = "control socket"
-
 // classify says what a log record of the node is by its message: a
 // security event's kind, or "conflict". The messages are those of package
 // peer (seclog.go, login.go) and foldersync (apply.go); the monitor's
@@ -168,8 +164,9 @@ func (m *Monitor) record(r slog.Record, attrs []slog.Attr) {
 		add(a)
 	}
 	r.Attrs(add)
-	if kind == "user_removed" && data["source"] == controlSocketSource {
-		// The request at the master; the removal is counted when applied.
+	if r.Message == "user removed" && data["user_id"] == nil {
+		// The request at the master (control logs it without the user's
+		// ID); the removal is counted when applied.
 		return
 	}
 	t := r.Time

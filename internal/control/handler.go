@@ -2,9 +2,29 @@ package control
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 )
+
+// sourceKey is the context key of a request's source.
+type sourceKey struct{}
+
+// WithSource returns ctx for a request that reached the control API from
+// source (e.g. "console 127.0.0.1:50312"), which the log then gives
+// instead of the control socket.
+func WithSource(ctx context.Context, source string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, source)
+}
+
+// requestSource is the source the log gives for a request with ctx: the
+// control socket unless WithSource said otherwise.
+func requestSource(ctx context.Context) string {
+	if s, ok := ctx.Value(sourceKey{}).(string); ok && s != "" {
+		return s
+	}
+	return controlSource
+}
 
 // Handler is the control API as an http.Handler, for serving it on
 // another listener (the console) behind that listener's authentication.
