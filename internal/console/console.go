@@ -77,7 +77,7 @@ func New(cfg Config) (*Console, error) {
 	c.sessions = newSessions(cfg.Token, cfg.Now, cfg.Rand)
 	c.broker = newBroker(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log, cfg.PollInterval)
 	reg := cfg.Monitor.Registry()
-	if err := reg.Register(newStatusCollector(cfg.Source, c.errs, cfg.Now, cfg.Log)); err != nil {
+	if err := reg.Register(newStatusCollector(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log)); err != nil {
 		return nil, fmt.Errorf("console: registering the status metrics (one console per monitor): %w", err)
 	}
 	_ = reg.Register(collectors.NewGoCollector())

@@ -19,6 +19,7 @@ var roles = []string{"master", "slave", "candidate", "agent"}
 // statusCollector reads the host's status and its folders' at each scrape.
 type statusCollector struct {
 	src    Source
+	mon    *Monitor
 	errs   *errorTimes
 	now    func() time.Time
 	log    *slog.Logger
@@ -41,15 +42,16 @@ type statusCollector struct {
 	fServed    *prometheus.Desc
 	fLastErr   *prometheus.Desc
 	fState     *prometheus.Desc
+	fConflicts *prometheus.Desc
 }
 
-func newStatusCollector(src Source, errs *errorTimes, now func() time.Time, log *slog.Logger) *statusCollector {
+func newStatusCollector(src Source, mon *Monitor, errs *errorTimes, now func() time.Time, log *slog.Logger) *statusCollector {
 	folder := []string{"folder", "name"}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &statusCollector{
-		src: src, errs: errs, now: now, log: log,
+		src: src, mon: mon, errs: errs, now: now, log: log,
 		up:     d("baton_status_up", "1 if the console could read the daemon's status at this scrape."),
 		role:   d("baton_role", "1 for this host's current role (master, slave, candidate, agent), 0 for the others.", "role"),
 		term:   d("baton_term", "The chain's term (the master's epoch) as this host knows it."),
@@ -68,13 +70,14 @@ func newStatusCollector(src Source, errs *errorTimes, now func() time.Time, log 
 		fReused:    d("baton_folder_reused_bytes_total", "Block bytes reused from local files (or an interrupted fetch) since the daemon started.", folder...),
 		fServed:    d("baton_folder_served_bytes_total", "Block bytes sent to other hosts since the daemon started.", folder...),
 		fLastErr:   d("baton_folder_last_error_timestamp_seconds", "When the folder's last error was first seen by the console (Unix time; 0: none seen).", folder...),
+		fConflicts: d("baton_folder_conflicts_total", "Changes applied as a conflict copy here since the daemon started.", folder...),
 		fState:     d("baton_folder_state", "1 for the folder's current state (idle, scanning, syncing, error), 0 for the others.", "folder", "name", "state"),
 	}
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.role, c.term, c.commit, c.apply, c.outbox, c.peers, c.quar,
-		c.fNeedFiles, c.fNeedBytes, c.fLocFiles, c.fLocBytes, c.fInSync, c.fFetched, c.fReused, c.fServed, c.fLastErr, c.fState} {
+		c.fNeedFiles, c.fNeedBytes, c.fLocFiles, c.fLocBytes, c.fInSync, c.fFetched, c.fReused, c.fServed, c.fLastErr, c.fState, c.fConflicts} {
 		ch <- d
 	}
 }
@@ -121,6 +124,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		lbl := []string{f.ID, f.Name}
 		fs := f.Status
 		errAt := c.errs.see(f.ID, fs.LastError, now)
+		counter(c.fConflicts, float64(c.mon.Conflicts(f.ID)), lbl...)
 		if f.StatusErr != "" {
 			continue
 		}

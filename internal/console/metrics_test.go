@@ -1,10 +1,12 @@
 package console
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -233,4 +235,43 @@ func (c *testClock) add(d time.Duration) time.Time {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 	return c.t
+}
+
+// TestGrafanaDashboard: the sample dashboard queries only series the
+// console exports.
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile(filepath.FromSlash("../../contrib/grafana/baton.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("baton.json: %v", err)
+	}
+	c, mon := newTestConsole(t, newFakeServer())
+	mon.ObserveCommit(time.Millisecond)
+	fams := scrape(t, serve(t, c))
+	names := regexp.MustCompile(`baton_[a-z_]+`)
+	used := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, n := range names.FindAllString(tg.Expr, -1) {
+				used++
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
+				if _, ok := fams[base]; !ok {
+					t.Errorf("panel %q queries %s, which /metrics does not export", p.Title, n)
+				}
+			}
+		}
+	}
+	if used < 10 {
+		t.Errorf("the dashboard queries only %d series", used)
+	}
 }

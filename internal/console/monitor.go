@@ -21,7 +21,6 @@ type Monitor struct {
 	commitLatency prometheus.Histogram
 	logins        *prometheus.CounterVec
 	security      *prometheus.CounterVec
-	conflicts     *prometheus.CounterVec
 	consoleLogins *prometheus.CounterVec
 
 	now    func() time.Time
@@ -56,10 +55,6 @@ func NewMonitor(now func() time.Time) *Monitor {
 			Name: "baton_security_events_total",
 			Help: "Security events this host logged, by kind (login_failed, login_succeeded, device_revoked, user_removed).",
 		}, []string{"kind"}),
-		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "baton_folder_conflicts_total",
-			Help: "Changes applied as a conflict copy since the daemon started, by folder ID.",
-		}, []string{"folder"}),
 		consoleLogins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "baton_console_logins_total",
 			Help: "Logins to the console (with its token or a login code), by result.",
@@ -68,7 +63,10 @@ func NewMonitor(now func() time.Time) *Monitor {
 		events:    make(chan Event, 256),
 		conflictN: map[string]int{},
 	}
-	m.reg.MustRegister(m.commitLatency, m.logins, m.security, m.conflicts, m.consoleLogins)
+	m.reg.MustRegister(m.commitLatency, m.logins, m.security, m.consoleLogins)
+	for _, k := range securityKinds {
+		m.security.WithLabelValues(k)
+	}
 	for _, r := range []string{"succeeded", "failed"} {
 		m.logins.WithLabelValues(r)
 		m.consoleLogins.WithLabelValues(r)
@@ -93,6 +91,9 @@ func (m *Monitor) RecentSecurity() []Event {
 	}
 	return out
 }
+
+// securityKinds are the kinds of baton_security_events_total.
+var securityKinds = []string{"login_failed", "login_succeeded", "device_revoked", "user_removed"}
 
 // Conflicts returns the conflicts counted for folder since the start.
 func (m *Monitor) Conflicts(folder string) int {
@@ -176,7 +177,6 @@ func (m *Monitor) record(r slog.Record, attrs []slog.Attr) {
 	var ev Event
 	if kind == "conflict" {
 		folder, _ := data["folder"].(string)
-		m.conflicts.WithLabelValues(folder).Inc()
 		m.mu.Lock()
 		m.conflictN[folder]++
 		m.mu.Unlock()
