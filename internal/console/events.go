@@ -139,7 +139,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // subscription is one client of the event stream.
 type subscription struct {
-	after int64      // replay the kept events with a greater ID
+	after int64      // replay the kept events with a greater ID; -1: none
 	ch    chan Event // closed when the stream ends or the client is too slow
 }
 
@@ -242,7 +242,7 @@ func (b *broker) Run(ctx context.Context) error {
 			return nil
 		case s := <-b.sub:
 			var replay []Event
-			if s.after > 0 {
+			if s.after >= 0 {
 				for _, e := range kept {
 					if e.ID > s.after {
 						replay = append(replay, e)

@@ -16,14 +16,14 @@ const heartbeat = 15 * time.Second
 // events serves GET /events: the event stream as server-sent events
 // (text/event-stream), one "event: TYPE", "id: N" and "data: JSON" per
 // Event. ?types=A,B keeps only those types; Last-Event-ID (header or
-// ?since=) replays the kept events after it.
+// ?since=) replays the kept events after it (?since=0: all kept).
 func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	var after int64
+	after := int64(-1) // no replay
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("since")
