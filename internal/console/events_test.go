@@ -40,7 +40,9 @@ func TestDiff(t *testing.T) {
 		{"promoted", base, change(func(s *snapshot) { s.role, s.term, s.leader = "master", 3, "S2" }), []string{EventRoleChanged, EventLeaderChanged}},
 		{"peer", base, change(func(s *snapshot) { s.peers = map[string]string{"S2": "s2"} }), []string{EventPeerConnected, EventPeerDisconnected}},
 		{"syncing", base, change(func(s *snapshot) { s.folders["F1"] = folderSnap{name: "docs", state: "syncing", needFiles: 3} }), []string{EventFolderStateChanged}},
-		{"progress", base, change(func(s *snapshot) { s.folders["F1"] = folderSnap{name: "docs", state: "idle", inSync: true, needBytes: 10} }), []string{EventFolderProgress}},
+		{"progress", base, change(func(s *snapshot) {
+			s.folders["F1"] = folderSnap{name: "docs", state: "idle", inSync: true, needBytes: 10}
+		}), []string{EventFolderProgress}},
 		{"error", base, change(func(s *snapshot) { s.folders["F1"] = folderSnap{name: "docs", state: "error", lastError: "disk full"} }), []string{EventFolderStateChanged, EventFolderError}},
 		{"added and removed", base, change(func(s *snapshot) { s.folders = map[string]folderSnap{"F2": {name: "pics"}} }), []string{EventFolderAdded, EventFolderRemoved}},
 		{"quarantine", base, change(func(s *snapshot) { s.quarantine = 1 }), []string{EventQuarantine}},
