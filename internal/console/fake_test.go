@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ type fakeSource struct {
 	users   []control.User
 	folders []control.Folder
 	fstatus map[string]control.FolderStatus
+	devices []peer.DeviceInfo
 }
 
 func newFakeServer() *fakeSource {
@@ -30,6 +32,7 @@ func newFakeServer() *fakeSource {
 			Quarantined: []peer.QuarantineEvent{{Collection: "domain", File: "domain.dat", Reason: "bad signature"}}},
 		servers: []control.ChainServer{{Position: 1, ID: "S1", Name: "s1"}, {Position: 2, ID: "S2", Name: "s2"}},
 		users:   []control.User{{Name: "alice", HomeServer: "S1", HomeServerName: "s1"}},
+		devices: []peer.DeviceInfo{{ID: "D1", User: "alice", Name: "alice-laptop", ServerName: "s1", Valid: true}},
 		folders: []control.Folder{
 			{ID: "F1", Name: "docs", Owner: "alice", Server: "S1", Members: []control.Member{{User: "alice", Right: "owner"}}},
 			{ID: "F2", Name: "elsewhere", Owner: "bob", Server: "S2"},
@@ -90,6 +93,18 @@ func (f *fakeSource) FolderStatus(_ context.Context, ref control.FolderRefReques
 	return st, nil
 }
 
+func (f *fakeSource) Devices(_ context.Context, user string) ([]peer.DeviceInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []peer.DeviceInfo
+	for _, d := range f.devices {
+		if d.User == user {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
 // fakeAPI stands for the control API: it answers GET /v1/status.
 func fakeAPI(src *fakeSource) http.Handler {
 	mux := http.NewServeMux()
@@ -115,3 +130,14 @@ func newTestConsole(t *testing.T, src *fakeSource) (*Console, *Monitor) {
 	}
 	return c, mon
 }
+
+func consoleServer(pos int, id, name string) control.ChainServer {
+	return control.ChainServer{Position: pos, ID: id, Name: name}
+}
+
+func consoleMember(user, right string) control.Member {
+	return control.Member{User: user, Right: right}
+}
+
+// newTestLog is a logger whose records reach mon (and nowhere else).
+func newTestLog(mon *Monitor) *slog.Logger { return slog.New(mon.LogHandler(slog.DiscardHandler)) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/peer"
 )
 
 //go:embed web/*.html web/static/*
@@ -66,8 +67,12 @@ type homeData struct {
 	Agent    bool
 	Err      string
 	Users    []control.User
+	Devices  []peer.DeviceInfo
 	Security []Event
-	Now      time.Time
+	// Reachable are the IDs of the chain's servers connected to this host
+	// (and its own).
+	Reachable map[string]bool
+	Now       time.Time
 }
 
 // home is GET /: the agent's or the server's page.
@@ -84,7 +89,18 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	}
 	if !d.Agent && err == nil {
 		d.Users, _ = c.cfg.Source.Users(ctx)
+		for _, u := range d.Users {
+			if u.HomeServer != v.Status.ID {
+				continue // its devices are listed at its home server
+			}
+			devs, _ := c.cfg.Source.Devices(ctx, u.Name)
+			d.Devices = append(d.Devices, devs...)
+		}
 		d.Security = c.cfg.Monitor.RecentSecurity()
+		d.Reachable = map[string]bool{v.Status.ID: true}
+		for _, p := range v.Status.Peers {
+			d.Reachable[p.ID] = true
+		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pages.ExecuteTemplate(w, "home.html", d); err != nil {

@@ -20,6 +20,7 @@ type Source interface {
 	Folders(ctx context.Context) ([]control.Folder, error)
 	AgentFolders(ctx context.Context) ([]control.AgentFolder, error)
 	FolderStatus(ctx context.Context, ref control.FolderRefRequest) (control.FolderStatus, error)
+	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
 }
 
 var _ Source = (*control.Client)(nil)

@@ -10,13 +10,23 @@
     live.insertBefore(li, live.firstChild);
     while (live.children.length > 20) live.removeChild(live.lastChild);
   }
+  function bytes(n) {
+    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + u[i];
+  }
   function folder(e) {
     var row = document.querySelector('tr[data-folder="' + e.data.folder + '"]');
     if (!row) { location.reload(); return; }
     function set(f, t) { var c = row.querySelector('[data-field="' + f + '"]'); if (c) c.textContent = t; }
     set("state", e.data.state + (e.data.in_sync ? " · in sync" : ""));
-    set("progress", Math.round((e.data.progress || 0) * 100) + "%");
-    set("needed", e.data.need_files + " files, " + e.data.need_bytes + " B");
+    var pc = row.querySelector('[data-field="progress"]');
+    if (pc) {
+      var bar = pc.querySelector("progress"), txt = pc.querySelector("span");
+      if (bar) bar.value = e.data.progress || 0;
+      if (txt) txt.textContent = Math.round((e.data.progress || 0) * 100) + "%";
+    }
+    set("needed", e.data.need_files + " files, " + bytes(e.data.need_bytes || 0));
   }
   ["FolderStateChanged", "FolderProgress"].forEach(function (t) {
     es.addEventListener(t, function (m) { var e = JSON.parse(m.data); folder(e); note(e); });
