@@ -44,7 +44,9 @@ func newRunCmd(env *cliEnv) *cobra.Command {
 use --passphrase-file or $BATON_PASSPHRASE for a service), host.toml and the
 domain genesis, listen on host.toml's listen addresses, join the domain, and
 serve the control API on <home>/control.sock for 'baton status' and the other
-commands. The data files, outbox and epoch live in <home>/data.
+commands. The data files, outbox and epoch live in <home>/data. It also serves
+the web console, the HTTP API, /metrics and /events on 127.0.0.1 (--gui;
+'baton gui' opens it).
 
 Logs go to stderr (log/slog text). SIGINT or SIGTERM stops the daemon cleanly:
 data files are flushed, connections closed and the control socket removed,

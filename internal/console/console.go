@@ -136,8 +136,8 @@ var (
 // session cookie, and the error to answer when not.
 func (c *Console) authenticated(r *http.Request) error {
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if ok && c.sessions.tokenOK(strings.TrimSpace(tok)) {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && c.sessions.tokenOK(strings.TrimSpace(tok)) {
 			return nil
 		}
 		return errWrongAuth
@@ -245,6 +245,7 @@ func (c *Console) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           c.handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:          slog.NewLogLogger(c.cfg.Log.Handler(), slog.LevelDebug),
 	}
