@@ -52,8 +52,9 @@ func (e *cliEnv) listenConsole(home string, ctl *control.Server, mon *console.Mo
 		return nil, err
 	}
 	api := ctl.Handler()
+	client := control.NewHandlerClient(home, api)
 	con, err := console.New(console.Config{
-		API: api, Source: control.NewHandlerClient(home, api), Monitor: mon, Token: tok, Secure: e.gui.tls,
+		API: api, Source: client, Actions: client, Monitor: mon, Token: tok, Secure: e.gui.tls,
 		Now: e.now, Rand: e.rand, Log: log,
 	})
 	if err != nil {

@@ -31,6 +31,8 @@ type Config struct {
 	Source Source
 	// Monitor gathers the node's commit latencies and log events.
 	Monitor *Monitor
+	// Actions makes the pages' changes; nil: the pages only show.
+	Actions Actions
 	// Token is the home's console token (LoadToken).
 	Token string
 	// Secure: the console is served over TLS (cookies are Secure).

@@ -22,6 +22,16 @@ type fakeSource struct {
 	folders []control.Folder
 	fstatus map[string]control.FolderStatus
 	devices []peer.DeviceInfo
+	calls   []apiCall       // what the fake API was asked to change
+	notHere map[string]bool // an agent's folders not synced here
+}
+
+func (f *fakeSource) takeCalls() []apiCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
 }
 
 func newFakeServer() *fakeSource {
@@ -78,7 +88,16 @@ func (f *fakeSource) AgentFolders(context.Context) ([]control.AgentFolder, error
 	defer f.mu.Unlock()
 	var out []control.AgentFolder
 	for _, x := range f.folders {
-		out = append(out, control.AgentFolder{ID: x.ID, Name: x.Name, Owner: x.Owner, Members: x.Members, Right: "rw", Path: "/tmp/" + x.Name})
+		af := control.AgentFolder{ID: x.ID, Name: x.Name, Owner: x.Owner, Members: x.Members, Right: "rw", Path: "/tmp/" + x.Name}
+		for _, m := range x.Members {
+			if m.User == "alice" {
+				af.Right = m.Right
+			}
+		}
+		if f.notHere[x.ID] {
+			af.Path = ""
+		}
+		out = append(out, af)
 	}
 	return out, nil
 }
@@ -105,16 +124,33 @@ func (f *fakeSource) Devices(_ context.Context, user string) ([]peer.DeviceInfo,
 	return out, nil
 }
 
-// fakeAPI stands for the control API: it answers GET /v1/status.
+// apiCall is a request the fake control API received.
+type apiCall struct {
+	Method, Path string
+	Body         map[string]any
+}
+
+// fakeAPI stands for the control API: it answers GET /v1/status, and
+// records and answers the changes the pages make.
 func fakeAPI(src *fakeSource) http.Handler {
 	mux := http.NewServeMux()
+	record := func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		src.mu.Lock()
+		src.calls = append(src.calls, apiCall{r.Method, r.URL.Path, body})
+		src.mu.Unlock()
+		json.NewEncoder(w).Encode(control.AgentResult{Done: "did " + r.Method + " " + r.URL.Path})
+	}
+	for _, p := range []string{"DELETE /v1/users/{name}", "DELETE /v1/devices/{id}", "POST /v1/agent/folders",
+		"POST /v1/agent/folders/share", "POST /v1/agent/folders/accept", "POST /v1/agent/folders/leave", "POST /v1/agent/folders/revert"} {
+		mux.HandleFunc(p, record)
+	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		st, _ := src.Status(r.Context())
 		json.NewEncoder(w).Encode(st)
 	})
-	mux.HandleFunc("POST /v1/users", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(control.MutationResult{Done: "user added"})
-	})
+	mux.HandleFunc("POST /v1/users", record)
 	return mux
 }
 
@@ -124,7 +160,8 @@ const testToken = "0123456789abcdef0123456789abcdef-test"
 func newTestConsole(t *testing.T, src *fakeSource) (*Console, *Monitor) {
 	t.Helper()
 	mon := NewMonitor(nil)
-	c, err := New(Config{API: fakeAPI(src), Source: src, Monitor: mon, Token: testToken, PollInterval: 20 * time.Millisecond})
+	api := fakeAPI(src)
+	c, err := New(Config{API: api, Source: src, Actions: control.NewHandlerClient("test", api), Monitor: mon, Token: testToken, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,3 +178,11 @@ func consoleMember(user, right string) control.Member {
 
 // newTestLog is a logger whose records reach mon (and nowhere else).
 func newTestLog(mon *Monitor) *slog.Logger { return slog.New(mon.LogHandler(slog.DiscardHandler)) }
+
+func consoleFolder(id, name, owner string, members ...control.Member) control.Folder {
+	return control.Folder{ID: id, Name: name, Owner: owner, Server: "S1", Members: members}
+}
+
+func consoleStatus(id, state string, localChanges int) control.FolderStatus {
+	return control.FolderStatus{ID: id, State: state, LocalChanges: localChanges, InSync: true, Progress: 1}
+}

@@ -34,6 +34,7 @@ func (c *Console) pageRoutes(mux *http.ServeMux) {
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /static/", http.FileServerFS(static))
 	mux.Handle("GET /{$}", c.auth(http.HandlerFunc(c.home), false))
+	mux.Handle("POST /action/{name}", c.auth(http.HandlerFunc(c.act), false))
 }
 
 // loginPage is GET /login: the form, or a one-time login code
@@ -69,6 +70,12 @@ type homeData struct {
 	Users    []control.User
 	Devices  []peer.DeviceInfo
 	Security []Event
+	// Shared are an agent's folders not synced here (to accept).
+	Shared []control.AgentFolder
+	// CanAct: the page offers its changes (Config.Actions is set).
+	CanAct bool
+	// Done and Error say how the last change went.
+	Done, Error string
 	// Reachable are the IDs of the chain's servers connected to this host
 	// (and its own).
 	Reachable map[string]bool
@@ -80,7 +87,17 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
 	defer cancel()
 	v, err := readView(ctx, c.cfg.Source)
-	d := homeData{view: v, Agent: isAgent(v.Status), Now: c.cfg.Now()}
+	d := homeData{view: v, Agent: isAgent(v.Status), Now: c.cfg.Now(), CanAct: c.cfg.Actions != nil,
+		Done: r.URL.Query().Get("done"), Error: r.URL.Query().Get("error")}
+	if d.Agent && err == nil {
+		if all, err := c.cfg.Source.AgentFolders(ctx); err == nil {
+			for _, f := range all {
+				if f.Path == "" {
+					d.Shared = append(d.Shared, f)
+				}
+			}
+		}
+	}
 	for i := range d.Folders {
 		d.Folders[i].Conflicts = c.cfg.Monitor.Conflicts(d.Folders[i].ID)
 	}

@@ -76,12 +76,22 @@ func TestAgentPage(t *testing.T) {
 	src.set(func(f *fakeSource) {
 		f.status.Role, f.status.Chain = "agent", nil
 		f.folders[0].Members = append(f.folders[0].Members, consoleMember("bob", "ro"))
+		f.folders = append(f.folders, consoleFolder("F3", "music", "bob", consoleMember("bob", "owner"), consoleMember("alice", "ro")))
+		f.fstatus["F3"] = consoleStatus("F3", "idle", 3)
+		f.notHere = map[string]bool{"F2": true}
 	})
 	c, mon := newTestConsole(t, src)
 	newTestLog(mon).With("folder", "F1").Warn("change applied as a conflict", "name", "a.txt")
 	body := page(t, serve(t, c), "/")
 	contains(t, "the agent page", body, "<h2>Folders</h2>", `data-folder="F1"`, "syncing", "70%", "2 files, 2.0 KiB",
-		`<td data-field="conflicts">1</td>`, "alice (owner), bob (ro)", "elsewhere", "waiting")
+		`<td data-field="conflicts">1</td>`, "alice (owner), bob (ro)",
+		// The owner shares; a read-only member leaves and reverts.
+		`action="/action/folder-share"`, `action="/action/folder-leave"`, "Revert 3 local changes", `action="/action/folder-create"`,
+		// A folder shared with alice and not synced here, to accept.
+		"Shared with you, not synced here", "<strong>elsewhere</strong>", `action="/action/folder-accept"`)
+	if folders, _, _ := strings.Cut(body, "Shared with you"); strings.Contains(folders, `data-folder="F2"`) {
+		t.Error("a folder not synced here is in the folders table")
+	}
 	for _, not := range []string{"The chain", "<h2>Users</h2>", "security events"} {
 		if strings.Contains(body, not) {
 			t.Errorf("the agent page shows %q", not)

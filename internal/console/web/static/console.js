@@ -1,6 +1,9 @@
 // Live updates: the event stream (GET /events) changes the folder rows in
 // place and lists the events; a change of the page's shape reloads it.
 (function () {
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) { if (!confirm(f.dataset.confirm)) ev.preventDefault(); });
+  });
   var live = document.getElementById("live");
   var es = new EventSource("/events");
   function note(e) {
