@@ -183,7 +183,8 @@ func (b *broker) unsubscribe(ch chan Event) {
 	}
 }
 
-// Run polls until ctx ends, then closes every subscription.
+// Run polls while anyone subscribes (and once at the start), until ctx
+// ends; then it closes every subscription.
 func (b *broker) Run(ctx context.Context) error {
 	defer close(b.stopped)
 	subs := map[chan Event]bool{}
@@ -241,6 +242,9 @@ func (b *broker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case s := <-b.sub:
+			if len(subs) == 0 {
+				poll() // idle until now: the changes are told from here on
+			}
 			var replay []Event
 			if s.after >= 0 {
 				for _, e := range kept {
@@ -264,7 +268,9 @@ func (b *broker) Run(ctx context.Context) error {
 		case e := <-b.mon.events:
 			publish(e)
 		case <-t.C:
-			poll()
+			if len(subs) > 0 { // nobody listens: no need to read the status
+				poll()
+			}
 		}
 	}
 }
