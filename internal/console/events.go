@@ -24,7 +24,6 @@ type snapshot struct {
 	leader     string
 	leaderName string
 	peers      map[string]string // ID -> name
-	quarantine int
 	folders    map[string]folderSnap
 }
 
@@ -45,7 +44,7 @@ func snapshotOf(v view, err error) snapshot {
 	}
 	st := v.Status
 	s := snapshot{ok: true, role: st.Role, term: st.Epoch, leader: st.Master, leaderName: st.MasterName,
-		peers: map[string]string{}, folders: map[string]folderSnap{}, quarantine: len(st.Quarantined)}
+		peers: map[string]string{}, folders: map[string]folderSnap{}}
 	if st.Chain != nil {
 		s.term = st.Chain.Term
 		s.leader, s.leaderName = st.Chain.Leader, st.Chain.LeaderName
@@ -97,9 +96,6 @@ func diff(prev, next snapshot) []Event {
 		if _, ok := next.peers[id]; !ok {
 			ev(EventPeerDisconnected, map[string]any{"id": id, "name": prev.peers[id]})
 		}
-	}
-	if next.quarantine > prev.quarantine {
-		ev(EventQuarantine, map[string]any{"count": next.quarantine})
 	}
 	for _, id := range sortedKeys(next.folders) {
 		n := next.folders[id]

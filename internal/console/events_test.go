@@ -45,7 +45,6 @@ func TestDiff(t *testing.T) {
 		}), []string{EventFolderProgress}},
 		{"error", base, change(func(s *snapshot) { s.folders["F1"] = folderSnap{name: "docs", state: "error", lastError: "disk full"} }), []string{EventFolderStateChanged, EventFolderError}},
 		{"added and removed", base, change(func(s *snapshot) { s.folders = map[string]folderSnap{"F2": {name: "pics"}} }), []string{EventFolderAdded, EventFolderRemoved}},
-		{"quarantine", base, change(func(s *snapshot) { s.quarantine = 1 }), []string{EventQuarantine}},
 		{"status lost", base, snapshot{err: "the daemon did not answer"}, []string{EventError}},
 		{"still lost", snapshot{err: "x"}, snapshot{err: "x"}, nil},
 	} {

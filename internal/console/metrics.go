@@ -30,7 +30,6 @@ type statusCollector struct {
 	apply  *prometheus.Desc
 	outbox *prometheus.Desc
 	peers  *prometheus.Desc
-	quar   *prometheus.Desc
 
 	fNeedFiles *prometheus.Desc
 	fNeedBytes *prometheus.Desc
@@ -59,7 +58,6 @@ func newStatusCollector(src Source, mon *Monitor, errs *errorTimes, now func() t
 		apply:  d("baton_applied_index", "The consensus log's applied index (servers of the chain)."),
 		outbox: d("baton_outbox_updates", "Updates this host authored that wait for the master's certification."),
 		peers:  d("baton_peers_connected", "Connected peers, by kind (server, agent, guest).", "kind"),
-		quar:   d("baton_data_file_quarantines", "Data files quarantined (changed behind the daemon's back and not verified) since the daemon started."),
 
 		fNeedFiles: d("baton_folder_need_files", "Entries still to take from other hosts.", folder...),
 		fNeedBytes: d("baton_folder_need_bytes", "Bytes still to fetch.", folder...),
@@ -76,7 +74,7 @@ func newStatusCollector(src Source, mon *Monitor, errs *errorTimes, now func() t
 }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.role, c.term, c.commit, c.apply, c.outbox, c.peers, c.quar,
+	for _, d := range []*prometheus.Desc{c.up, c.role, c.term, c.commit, c.apply, c.outbox, c.peers,
 		c.fNeedFiles, c.fNeedBytes, c.fLocFiles, c.fLocBytes, c.fInSync, c.fFetched, c.fReused, c.fServed, c.fLastErr, c.fState, c.fConflicts} {
 		ch <- d
 	}
@@ -118,7 +116,6 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for kind, n := range peerKinds(st, v) {
 		gauge(c.peers, float64(n), kind)
 	}
-	gauge(c.quar, float64(len(st.Quarantined)))
 	now := c.now()
 	for _, f := range v.Folders {
 		lbl := []string{f.ID, f.Name}

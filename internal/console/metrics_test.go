@@ -100,7 +100,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"baton_peers_connected", []string{"kind", "server"}, 1},
 		{"baton_peers_connected", []string{"kind", "agent"}, 1},
 		{"baton_peers_connected", []string{"kind", "guest"}, 1},
-		{"baton_data_file_quarantines", nil, 1},
+		{"baton_data_file_quarantines_total", nil, 0},
 		{"baton_logins_total", []string{"result", "failed"}, 0},
 		{"baton_logins_total", []string{"result", "succeeded"}, 0},
 		{"baton_folder_need_files", []string{"folder", "F1", "name", "docs"}, 2},
@@ -135,6 +135,7 @@ func TestMetricsScrape(t *testing.T) {
 	log.With("user", "alice", "device", "D1", "source", "127.0.0.1").Info("login refused: wrong user name or password", "known", true)
 	log.With("user", "alice", "device", "D1", "source", "127.0.0.1").Info("device logged in", "name", "laptop")
 	log.With("folder", "F1").Warn("change applied as a conflict", "name", "a.txt", "action", "update", "why", "both changed")
+	log.Warn("data file quarantined and rewritten from verified state", "file", "/x/domain.dat", "moved_to", "/x/quarantine/domain.dat", "reason", "bad signature")
 	log.Info("something else")
 	mon.ObserveCommit(15 * time.Millisecond)
 	now := clock.add(time.Minute)
@@ -155,6 +156,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"baton_logins_total", []string{"result", "succeeded"}, 1},
 		{"baton_security_events_total", []string{"kind", "login_failed"}, 1},
 		{"baton_folder_conflicts_total", []string{"folder", "F1"}, 1},
+		{"baton_data_file_quarantines_total", nil, 1},
 		{"baton_commit_latency_seconds", nil, 1},
 		{"baton_commit_index", nil, 43},
 		{"baton_folder_need_files", []string{"folder", "F1"}, 1},

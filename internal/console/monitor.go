@@ -22,6 +22,7 @@ type Monitor struct {
 	logins        *prometheus.CounterVec
 	security      *prometheus.CounterVec
 	consoleLogins *prometheus.CounterVec
+	quarantines   prometheus.Counter
 
 	now    func() time.Time
 	events chan Event // to the console's event stream; dropped when full
@@ -59,11 +60,15 @@ func NewMonitor(now func() time.Time) *Monitor {
 			Name: "baton_console_logins_total",
 			Help: "Logins to the console (with its token or a login code), by result.",
 		}, []string{"result"}),
+		quarantines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "baton_data_file_quarantines_total",
+			Help: "Data files quarantined since the daemon started: changed behind its back, not verified, moved aside and rewritten.",
+		}),
 		now:       now,
 		events:    make(chan Event, 256),
 		conflictN: map[string]int{},
 	}
-	m.reg.MustRegister(m.commitLatency, m.logins, m.security, m.consoleLogins)
+	m.reg.MustRegister(m.commitLatency, m.logins, m.security, m.consoleLogins, m.quarantines)
 	for _, k := range securityKinds {
 		m.security.WithLabelValues(k)
 	}
@@ -128,9 +133,9 @@ type Event struct {
 }
 
 // classify says what a log record of the node is by its message: a
-// security event's kind, or "conflict". The messages are those of package
-// peer (seclog.go, login.go) and foldersync (apply.go); the monitor's
-// tests log them as the node does.
+// security event's kind, "conflict" or "quarantine". The messages are
+// those of package peer (seclog.go, login.go, watch.go) and foldersync
+// (apply.go); the monitor's tests log them as the node does.
 func classify(msg string) (kind string, ok bool) {
 	switch {
 	case msg == "device logged in":
@@ -143,6 +148,8 @@ func classify(msg string) (kind string, ok bool) {
 		return "user_removed", true
 	case msg == "change applied as a conflict":
 		return "conflict", true
+	case msg == "data file quarantined and rewritten from verified state":
+		return "quarantine", true
 	}
 	return "", false
 }
@@ -175,7 +182,10 @@ func (m *Monitor) record(r slog.Record, attrs []slog.Attr) {
 		t = m.now()
 	}
 	var ev Event
-	if kind == "conflict" {
+	if kind == "quarantine" {
+		m.quarantines.Inc()
+		ev = Event{Type: EventQuarantine, Time: t, Data: data}
+	} else if kind == "conflict" {
 		folder, _ := data["folder"].(string)
 		m.mu.Lock()
 		m.conflictN[folder]++
