@@ -32,6 +32,8 @@ type folderSnap struct {
 	state     string
 	needFiles int
 	needBytes int64
+	files     int
+	bytes     int64
 	inSync    bool
 	lastError string
 	progress  float64
@@ -59,7 +61,7 @@ func snapshotOf(v view, err error) snapshot {
 			state = "waiting"
 		}
 		s.folders[f.ID] = folderSnap{name: f.Name, state: state, needFiles: fs.NeedFiles, needBytes: fs.NeedBytes,
-			inSync: fs.InSync, lastError: fs.LastError, progress: fs.Progress}
+			files: fs.LocalFiles, bytes: fs.LocalBytes, inSync: fs.InSync, lastError: fs.LastError, progress: fs.Progress}
 	}
 	return s
 }
@@ -100,7 +102,7 @@ func diff(prev, next snapshot) []Event {
 	for _, id := range sortedKeys(next.folders) {
 		n := next.folders[id]
 		data := map[string]any{"folder": id, "name": n.name, "state": n.state, "need_files": n.needFiles,
-			"need_bytes": n.needBytes, "in_sync": n.inSync, "progress": n.progress}
+			"need_bytes": n.needBytes, "local_files": n.files, "local_bytes": n.bytes, "in_sync": n.inSync, "progress": n.progress}
 		p, ok := prev.folders[id]
 		switch {
 		case !ok:
@@ -109,7 +111,9 @@ func diff(prev, next snapshot) []Event {
 		case p.state != n.state || p.inSync != n.inSync:
 			data["from"] = p.state
 			ev(EventFolderStateChanged, data)
-		case p.needFiles != n.needFiles || p.needBytes != n.needBytes:
+		case p.needFiles != n.needFiles || p.needBytes != n.needBytes || p.files != n.files || p.bytes != n.bytes:
+			// What is needed or what is here changed: a change arrived
+			// (or was made here) and was applied between two polls.
 			ev(EventFolderProgress, data)
 		}
 		if n.lastError != "" && n.lastError != p.lastError {

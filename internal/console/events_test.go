@@ -44,6 +44,9 @@ func TestDiff(t *testing.T) {
 			s.folders["F1"] = folderSnap{name: "docs", state: "idle", inSync: true, needBytes: 10}
 		}), []string{EventFolderProgress}},
 		{"error", base, change(func(s *snapshot) { s.folders["F1"] = folderSnap{name: "docs", state: "error", lastError: "disk full"} }), []string{EventFolderStateChanged, EventFolderError}},
+		{"a file arrived", base, change(func(s *snapshot) {
+			s.folders["F1"] = folderSnap{name: "docs", state: "idle", inSync: true, files: 1, bytes: 5}
+		}), []string{EventFolderProgress}},
 		{"added and removed", base, change(func(s *snapshot) { s.folders = map[string]folderSnap{"F2": {name: "pics"}} }), []string{EventFolderAdded, EventFolderRemoved}},
 		{"status lost", base, snapshot{err: "the daemon did not answer"}, []string{EventError}},
 		{"still lost", snapshot{err: "x"}, snapshot{err: "x"}, nil},

@@ -1,17 +1,23 @@
 package console
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/internal/sandbox"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/peertest"
 )
@@ -96,5 +102,76 @@ func TestConsoleOnRealNode(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the server page lacks %q", want)
 		}
+	}
+}
+
+// TestConsoleSeesFileArrive: a file written on an agent arrives at its
+// hosting server; the server's console shows it on the event stream and
+// in the metrics (bytes fetched, the agent's login).
+func TestConsoleSeesFileArrive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	mon := NewMonitor(nil)
+	sb, err := sandbox.New(ctx, sandbox.Options{Servers: 1, Domain: "test", Dir: t.TempDir(), Configure: func(cfg *peer.Config) {
+		cfg.PasswordKDF = identitytest.FastKDF
+		if cfg.Name == "s1" {
+			cfg.Logger = slog.New(mon.LogHandler(slog.DiscardHandler))
+			cfg.OnCommit = mon.ObserveCommit
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sb.Close() })
+	if _, err := sb.AddUser(ctx, "alice", 0, "alice-password"); err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := sb.AddAgent(ctx, "laptop", "alice", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, dir, err := laptop.CreateFolder(ctx, "docs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.WaitInSync(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+
+	s1 := sb.Server(0)
+	ctl := control.NewServer(control.Config{Daemon: s1.Node(), DataDir: s1.DataDir, Now: time.Now, Rand: rand.Reader, Log: slog.New(slog.DiscardHandler)})
+	api := ctl.Handler()
+	con, err := New(Config{API: api, Source: control.NewHandlerClient("test", api), Monitor: mon, Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, con)
+	events := openStream(t, base, "?since=0", nil)
+	events.next(t, EventRoleChanged, 10*time.Second)
+	fams := scrape(t, base)
+	before := value(t, fams, "baton_folder_fetched_bytes_total", "folder", id)
+	if v := value(t, fams, "baton_logins_total", "result", "succeeded"); v != 1 {
+		t.Errorf("baton_logins_total{succeeded} = %v; want the laptop's login", v)
+	}
+
+	data := bytes.Repeat([]byte("a file that travels\n"), 20000)
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	// The server fetches it: the stream tells the folder's new contents...
+	for {
+		e := events.next(t, EventFolderProgress, 60*time.Second)
+		if e.Data["folder"] == id && e.Data["local_files"] == float64(1) {
+			t.Logf("the file showed on the server's event stream %v after the write", time.Since(written))
+			break
+		}
+	}
+	// ... and the bytes fetched move.
+	if err := sandbox.WaitFile(ctx, filepath.Join(s1.DataDir, "folders", id, "notes.txt"), data); err != nil {
+		t.Fatal(err)
+	}
+	if after := value(t, scrape(t, base), "baton_folder_fetched_bytes_total", "folder", id); after < before+float64(len(data))/2 {
+		t.Errorf("bytes fetched went from %v to %v; want the file's %d bytes (compressed blocks aside)", before, after, len(data))
 	}
 }

@@ -52,7 +52,7 @@ func TestServerPage(t *testing.T) {
 		"The chain", "<dt>Voters</dt><dd>s1, s2</dd>", "<dt>Learners</dt><dd>s3</dd>", "<dt>Commit</dt><dd>42 (applied 42)</dd>",
 		"<td>s2</td><td>yes</td>", `<td>s3</td><td><span class="warning">no</span></td>`,
 		"<td>alice</td><td>s1</td>", "alice-laptop", "valid",
-		"<strong>docs</strong>", "alice (owner)", "2 files, 2.0 KiB", "70%",
+		"<strong>docs</strong>", "alice (owner)", "2 files, 2.0 KiB", "5 files, 4.9 KiB", "70%",
 		"login refused: wrong user name or password", "user mallory", "from 192.0.2.7")
 	if strings.Contains(body, "elsewhere") {
 		t.Error("the server page lists a folder hosted by another server")

@@ -29,6 +29,7 @@
       if (bar) bar.value = e.data.progress || 0;
       if (txt) txt.textContent = Math.round((e.data.progress || 0) * 100) + "%";
     }
+    set("here", e.data.local_files + " files, " + bytes(e.data.local_bytes || 0));
     set("needed", e.data.need_files + " files, " + bytes(e.data.need_bytes || 0));
   }
   ["FolderStateChanged", "FolderProgress"].forEach(function (t) {
