@@ -89,6 +89,11 @@ type Config struct {
 	// It must return quickly and must not call the Node's methods (that
 	// would deadlock). For tests, benchmarks and programs embedding a node.
 	OnApplied func(collections.Certified)
+	// OnCommit, if set, is called with the time a Submit took when the
+	// update was acknowledged (committed on a majority of the chain's
+	// voters and certified): the commit latency seen by this host. It is
+	// called on Submit's goroutine and must be safe for concurrent use.
+	OnCommit func(time.Duration)
 	// Bandwidth, if set, counts the bytes the libp2p host sends and
 	// receives (libp2p.BandwidthReporter), e.g. metrics.NewBandwidthCounter().
 	Bandwidth metrics.Reporter

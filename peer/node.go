@@ -128,6 +128,7 @@ func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error
 		h    [32]byte
 		err  error
 	)
+	start := n.cfg.Now()
 	if derr := n.do(ctx, func(dctx context.Context, d *driver) { wait, h, err = d.submit(dctx, u) }); derr != nil {
 		return Receipt{}, derr
 	}
@@ -136,6 +137,9 @@ func (n *Node) Submit(ctx context.Context, u collections.Update) (Receipt, error
 	}
 	select {
 	case r := <-wait:
+		if r.err == nil && !r.receipt.Queued && n.cfg.OnCommit != nil {
+			n.cfg.OnCommit(n.cfg.Now().Sub(start))
+		}
 		return r.receipt, r.err
 	case <-ctx.Done():
 	}

@@ -35,6 +35,7 @@ type cli struct {
 	newNode func(peer.Config) (node, error) // what 'baton run' runs; nil: the real node
 	login   loginFunc                       // what 'baton login' calls; nil: peer.Login
 	ttyOut  bool                            // whether stdout is a terminal
+	openURL func(string) (bool, error)      // how 'baton gui' opens a browser; nil: none
 }
 
 func newCLI(t *testing.T) *cli {
@@ -76,6 +77,10 @@ func (c *cli) runCtx(ctx context.Context, args ...string) result {
 		newNode:       c.newNode,
 		login:         c.login,
 		stdoutTTY:     c.ttyOut,
+	}
+	env.gui.open = c.openURL
+	if env.gui.open == nil {
+		env.gui.open = func(string) (bool, error) { return false, nil }
 	}
 	if c.tty {
 		env.prompt = func(_ context.Context, msg string) ([]byte, error) {

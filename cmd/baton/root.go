@@ -54,6 +54,9 @@ type cliEnv struct {
 	// stdoutTTY: stdout is a terminal (progress bars).
 	stdoutTTY bool
 
+	// gui is 'baton run's console flags (--gui, --gui-tls).
+	gui guiOptions
+
 	// Global flags, bound by newRootCmd.
 	homeFlag       string
 	passphraseFile string
@@ -153,6 +156,7 @@ the per-user config directory (e.g. ~/.config/baton).`,
 		newDeviceCmd(env),
 		newDemoCmd(env),
 		newServiceCmd(env),
+		newGUICmd(env),
 	)
 	return root
 }

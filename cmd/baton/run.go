@@ -13,6 +13,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/console"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
@@ -44,7 +45,9 @@ func newRunCmd(env *cliEnv) *cobra.Command {
 use --passphrase-file or $BATON_PASSPHRASE for a service), host.toml and the
 domain genesis, listen on host.toml's listen addresses, join the domain, and
 serve the control API on <home>/control.sock for 'baton status' and the other
-commands. The data files, outbox and epoch live in <home>/data.
+commands. The data files, outbox and epoch live in <home>/data. It also serves
+the web console, the HTTP API, /metrics and /events on 127.0.0.1 (--gui;
+'baton gui' opens it).
 
 Logs go to stderr (log/slog text). SIGINT or SIGTERM stops the daemon cleanly:
 data files are flushed, connections closed and the control socket removed,
@@ -59,6 +62,7 @@ and it exits with status 0.`,
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	env.gui.bind(cmd)
 	return cmd
 }
 
@@ -75,7 +79,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	mon := console.NewMonitor(e.now) // the console's metrics and events
+	log := slog.New(mon.LogHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
 
 	newNode := e.newNode
 	if newNode == nil {
@@ -104,6 +109,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		// The folders recorded in folders.toml; the control API changes
 		// them with SetFolders.
 		Folders:         control.SyncMap(f.local),
+		OnCommit:        mon.ObserveCommit,
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
 	})
@@ -119,8 +125,13 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
+	serveGUI, err := e.listenConsole(home, ctl, mon, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	log.Info("starting", "id", f.key.ID(), "name", cfg.Name, "role", cfg.Role, "witness", cfg.Witness, "domain", f.genesis.Domain.Name, "home", home)
-	return runWithControl(ctx, f, n, func(ctx context.Context) error { return ctl.Serve(ctx, ln) }, log)
+	return runWithControl(ctx, f, n, func(ctx context.Context) error { return ctl.Serve(ctx, ln) }, serveGUI, log)
 }
 
 // daemonFiles is what 'baton run' reads from the home.
@@ -201,7 +212,7 @@ func saveRenewedCerts(home string, log *slog.Logger) (onCert func([]byte), stop 
 
 // runWithControl runs the node and serve, the control API, until ctx
 // ends or either stops; the control API failing stops the node.
-func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(context.Context) error, log *slog.Logger) error {
+func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(context.Context) error, serveGUI func(context.Context), log *slog.Logger) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
@@ -212,6 +223,7 @@ func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(conte
 			stop() // no control API: stop the node too
 		}
 	})
+	wg.Go(func() { serveGUI(runCtx) })
 	wg.Go(func() { logStarted(runCtx, f, n, log) })
 
 	runErr := n.Run(runCtx)

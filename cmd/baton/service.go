@@ -31,7 +31,9 @@ func newServiceInstallCmd(env *cliEnv) *cobra.Command {
 user's login and restart if it fails, and prints how to start it now:
 on macOS a launchd agent in ~/Library/LaunchAgents (output in HOME/baton.log),
 on Windows a scheduled task at logon (its XML in HOME, registered with
-schtasks). The key must be usable without a prompt: unencrypted, or with
+schtasks), on Linux a systemd user unit in ~/.config/systemd/user (output
+in the journal). For a server started at boot, see the hardened system
+unit in contrib/systemd. The key must be usable without a prompt: unencrypted, or with
 --passphrase-file, which the service is given.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

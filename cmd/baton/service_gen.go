@@ -46,8 +46,9 @@ type serviceFile struct {
 
 // userService returns the per-user service file for goos: a launchd agent
 // in ~/Library/LaunchAgents on macOS, a scheduled task run at logon on
-// Windows (its XML, in the home, for schtasks to register). userHome is
-// the user's home directory (macOS).
+// Windows (its XML, in the home, for schtasks to register), a systemd user
+// unit in ~/.config/systemd/user on Linux. userHome is the user's home
+// directory (macOS, Linux).
 func userService(goos string, s serviceSpec, userHome string) (serviceFile, error) {
 	switch goos {
 	case "darwin":
@@ -70,6 +71,8 @@ func userService(goos string, s serviceSpec, userHome string) (serviceFile, erro
 			Start: []string{`schtasks /Create /TN ` + serviceLabel + ` /XML "` + p + `"`, `schtasks /Run /TN ` + serviceLabel},
 			Stop:  []string{`schtasks /End /TN ` + serviceLabel, `schtasks /Delete /TN ` + serviceLabel + ` /F`},
 		}, nil
+	case "linux":
+		return systemdUser(s, userHome), nil
 	}
 	return serviceFile{}, fmt.Errorf("%w (%s): run 'baton run' from the desktop session's autostart", errNoUserService, goos)
 }

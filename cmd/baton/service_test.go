@@ -133,7 +133,24 @@ func TestInstallService(t *testing.T) {
 	if !strings.Contains(out.String(), `schtasks /Create /TN `+serviceLabel+` /XML "`+home+`\baton-task.xml"`) {
 		t.Errorf("output does not say how to register the task:\n%s", out.String())
 	}
-	if err := env.installService("linux", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
-		t.Errorf("installService(linux) = %v; want errNoUserService", err)
+	out.Reset()
+	if err := env.installService("linux", "/usr/bin/baton", home, userHome); err != nil {
+		t.Fatal(err)
+	}
+	p = filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
+	data, err = os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the systemd user unit was not written: %v", err)
+	}
+	if !bytes.Equal(data, systemdUserUnit(serviceSpec{Exe: "/usr/bin/baton", Home: home, LogFile: filepath.Join(home, "baton.log")})) {
+		t.Errorf("%s holds another unit:\n%s", p, data)
+	}
+	for _, w := range []string{"Wrote " + p, "systemctl --user enable --now baton.service", "systemctl --user disable --now baton.service"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("output does not say %q:\n%s", w, out.String())
+		}
+	}
+	if err := env.installService("freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
+		t.Errorf("installService(freebsd) = %v; want errNoUserService", err)
 	}
 }

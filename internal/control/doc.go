@@ -43,4 +43,11 @@
 // Usage: the daemon builds a [Server] with [NewServer], listens with [Listen]
 // and serves with [Server.Serve]; a command makes a [Client] with
 // [NewClient] and calls its methods.
+//
+// openapi.yaml in this directory describes the routes as OpenAPI 3 (a
+// test keeps it in step with the routes registered here and with the
+// JSON types). The web console (package console) serves the same handler,
+// [Server.Handler], under /v1/ behind its own authentication, tagging the
+// requests with [WithSource] so the log names the console, and reads the
+// daemon through [NewHandlerClient].
 package control

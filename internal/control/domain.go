@@ -317,7 +317,7 @@ func (s *Server) removeUser(ctx context.Context, req userRemoval) (MutationResul
 	case owned > 0:
 		done += fmt.Sprintf("; %d folders they owned are archived", owned)
 	}
-	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned, "source", controlSource)
+	s.log.Info("user removed", "user", name, "transfer_to", req.TransferTo, "folders", owned, "source", requestSource(ctx))
 	return sb.result(done), nil
 }
 

@@ -200,7 +200,7 @@ func handle[Req, Resp any](s *Server, read func(*http.Request) (Req, error), fn 
 			return
 		}
 		if m, ok := any(resp).(MutationResult); ok {
-			s.log.Info("control: "+m.Done, "source", controlSource, "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
+			s.log.Info("control: "+m.Done, "source", requestSource(r.Context()), "queued", m.Queued, "epoch", m.Epoch, "seq", m.Seq)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(resp)
@@ -235,9 +235,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := errorResponse(err)
 	switch {
 	case status >= 500:
-		s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
+		s.log.Warn("control request failed", "method", r.Method, "path", r.URL.Path, "source", requestSource(r.Context()), "err", err)
 	case r.Method != http.MethodGet:
-		s.log.Info("control request refused", "method", r.Method, "path", r.URL.Path, "source", controlSource, "err", err)
+		s.log.Info("control request refused", "method", r.Method, "path", r.URL.Path, "source", requestSource(r.Context()), "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

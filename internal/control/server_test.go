@@ -34,3 +34,18 @@ func TestControlLogsSource(t *testing.T) {
 		}
 	}
 }
+
+// TestControlLogsOtherSource: a request that came through the console is
+// logged with that source.
+func TestControlLogsOtherSource(t *testing.T) {
+	var buf bytes.Buffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	req := httptest.NewRequest(http.MethodDelete, "/v1/users/zed", nil)
+	req = req.WithContext(WithSource(req.Context(), "console 127.0.0.1:5000"))
+	handle(s, noRequest, func(context.Context, struct{}) (MutationResult, error) {
+		return MutationResult{Done: "user zed removed"}, nil
+	})(httptest.NewRecorder(), req)
+	if want := `source="console 127.0.0.1:5000"`; !strings.Contains(buf.String(), want) {
+		t.Errorf("log = %q; want %q", buf.String(), want)
+	}
+}

@@ -1,0 +1,278 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/baton-sync/baton/internal/control"
+)
+
+var randReader = rand.Reader
+
+// Config is what a Console needs.
+type Config struct {
+	// API is the control API's handler (control.Server.Handler), served
+	// under /v1/ behind the console's authentication.
+	API http.Handler
+	// Source is what the pages, metrics and events read.
+	Source Source
+	// Monitor gathers the node's commit latencies and log events.
+	Monitor *Monitor
+	// Actions makes the pages' changes; nil: the pages only show.
+	Actions Actions
+	// Token is the home's console token (LoadToken).
+	Token string
+	// Secure: the console is served over TLS (cookies are Secure).
+	Secure bool
+	// PollInterval is how often the event stream polls (default
+	// PollInterval).
+	PollInterval time.Duration
+	Now          func() time.Time
+	Rand         io.Reader
+	Log          *slog.Logger
+}
+
+// Console is the daemon's web console: pages, the control API over HTTP,
+// /metrics and /events, behind the home's token.
+type Console struct {
+	cfg      Config
+	sessions *sessions
+	broker   *broker
+	errs     *errorTimes
+	handler  http.Handler
+}
+
+// New returns a console for cfg. It starts nothing: see Serve.
+func New(cfg Config) (*Console, error) {
+	switch {
+	case cfg.API == nil, cfg.Source == nil, cfg.Monitor == nil:
+		return nil, errors.New("console: API, Source and Monitor are required")
+	case len(cfg.Token) < 32:
+		return nil, errors.New("console: the token is missing or too short")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = randReader
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = PollInterval
+	}
+	c := &Console{cfg: cfg, errs: &errorTimes{}}
+	c.sessions = newSessions(cfg.Token, cfg.Now, cfg.Rand)
+	c.broker = newBroker(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log, cfg.PollInterval)
+	reg := cfg.Monitor.Registry()
+	if err := reg.Register(newStatusCollector(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log)); err != nil {
+		return nil, fmt.Errorf("console: registering the status metrics (one console per monitor): %w", err)
+	}
+	_ = reg.Register(collectors.NewGoCollector())
+	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.handler = c.routes()
+	return c, nil
+}
+
+// Handler is the console's HTTP handler.
+func (c *Console) Handler() http.Handler { return c.handler }
+
+func (c *Console) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", c.loginPage)
+	mux.HandleFunc("POST /login", c.login)
+	mux.HandleFunc("POST /logout", c.logout)
+	mux.Handle("POST /login/code", c.auth(http.HandlerFunc(c.loginCode), true))
+	mux.Handle("/v1/", c.auth(withSource(c.cfg.API), true))
+	mux.Handle("GET /metrics", c.auth(promhttp.HandlerFor(c.cfg.Monitor.Registry(), promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(c.cfg.Log.Handler(), slog.LevelWarn),
+	}), true))
+	mux.Handle("GET /events", c.auth(http.HandlerFunc(c.events), true))
+	c.pageRoutes(mux)
+	cop := http.NewCrossOriginProtection()
+	return securityHeaders(cop.Handler(mux))
+}
+
+// securityHeaders keeps the console out of frames and other sites' reach.
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'")
+		hd.Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// withSource tells the control API (and so its log) that a request came
+// through the console, and from where.
+func withSource(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(control.WithSource(r.Context(), "console "+r.RemoteAddr)))
+	})
+}
+
+// Authentication failures.
+var (
+	errNoAuth    = errors.New("log in first: send the console token as 'Authorization: Bearer TOKEN' (it is in the home's gui.token), or log in at /login")
+	errWrongAuth = errors.New("wrong console token")
+)
+
+// authenticated reports whether r carries the token (Bearer) or a live
+// session cookie, and the error to answer when not.
+func (c *Console) authenticated(r *http.Request) error {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") && c.sessions.tokenOK(strings.TrimSpace(tok)) {
+			return nil
+		}
+		return errWrongAuth
+	}
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		if c.sessions.valid(ck.Value) {
+			return nil
+		}
+		return errWrongAuth
+	}
+	return errNoAuth
+}
+
+// auth serves h to authenticated requests only. Others get 401 (api) or
+// a redirect to the login page.
+func (c *Console) auth(h http.Handler, api bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := c.authenticated(r)
+		if err == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if !api {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="baton console"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error(), "code": "unauthorized"})
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// setSession gives the browser session id.
+func (c *Console) setSession(w http.ResponseWriter, id string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     SessionCookie,
+		Value:    id,
+		Path:     "/",
+		MaxAge:   int(SessionTTL / time.Second),
+		HttpOnly: true,
+		Secure:   c.cfg.Secure,
+		SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// login exchanges the token of the login form for a session.
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	id, err := c.sessions.login(strings.TrimSpace(r.PostFormValue("token")))
+	if err != nil {
+		c.loginFailed(w, r, err)
+		return
+	}
+	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
+	c.cfg.Log.Info("console login", "remote", r.RemoteAddr)
+	c.setSession(w, id)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (c *Console) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
+	c.cfg.Monitor.consoleLogins.WithLabelValues("failed").Inc()
+	c.cfg.Log.Info("console login refused", "remote", r.RemoteAddr, "err", err)
+	w.WriteHeader(http.StatusUnauthorized)
+	c.renderLogin(w, "Wrong token: copy it again from the home's gui.token, or run 'baton gui'.")
+}
+
+// logout ends the session.
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		c.sessions.logout(ck.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// LoginCode is POST /login/code's answer.
+type LoginCode struct {
+	Code string `json:"code"`
+	// Path opens a session in a browser, once, within LoginCodeTTL.
+	Path string `json:"path"`
+}
+
+// loginCode makes a one-time login code (for 'baton gui', which holds the
+// token, to open a browser).
+func (c *Console) loginCode(w http.ResponseWriter, r *http.Request) {
+	code, err := c.sessions.newCode()
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "code": "unavailable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, LoginCode{Code: code, Path: "/login?code=" + code})
+}
+
+// Serve serves the console on ln until ctx ends, then ends the event
+// streams and requests in flight and closes ln. It returns when all of
+// that is done.
+func (c *Console) Serve(ctx context.Context, ln net.Listener) error {
+	reqCtx, cancelReqs := context.WithCancel(context.Background())
+	defer cancelReqs()
+	srv := &http.Server{
+		Handler:           c.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          slog.NewLogLogger(c.cfg.Log.Handler(), slog.LevelDebug),
+	}
+	bctx, stopBroker := context.WithCancel(ctx)
+	defer stopBroker()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.broker.Run(bctx) })
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("console: %w", err)
+	case <-ctx.Done():
+	}
+	stopBroker()
+	cancelReqs()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutCtx); serr != nil {
+		srv.Close()
+	}
+	if err == nil {
+		<-errc
+	}
+	wg.Wait()
+	return err
+}

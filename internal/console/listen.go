@@ -1,0 +1,164 @@
+package console
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/baton-sync/baton/internal/atomicfile"
+)
+
+// URLFile holds the URL the running daemon's console answers at, for
+// 'baton gui'. The daemon writes it when it listens and removes it when it
+// stops.
+const URLFile = "gui.url"
+
+// Address values of 'baton run --gui'.
+const (
+	AddrOff  = "off"  // no console
+	AddrAuto = "auto" // 127.0.0.1, the port of the last run if free, else a free one
+)
+
+// Sentinel errors of Listen.
+var (
+	// ErrNotLoopback: an address other than loopback without TLS.
+	ErrNotLoopback = errors.New("the console listens beyond this machine only with --gui-tls")
+	// ErrRemoteNotBuilt: an address other than loopback with TLS, which
+	// needs the user's password checked at the user's home server.
+	ErrRemoteNotBuilt = errors.New("the console on an address other than loopback is not built yet")
+)
+
+// ListenConfig says where the console listens.
+type ListenConfig struct {
+	Home string
+	// Addr is HOST:PORT, AddrAuto or "" (the same) or AddrOff.
+	Addr string
+	// TLS serves HTTPS with the self-signed certificate kept in Home.
+	TLS  bool
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Listener is the console's listener and the URL it answers at.
+type Listener struct {
+	net.Listener
+	URL  string
+	home string
+}
+
+// Off reports whether addr turns the console off.
+func Off(addr string) bool { return addr == AddrOff }
+
+// Listen listens for the console as cfg says, and writes the URL to
+// <home>/gui.url. A loopback host is required: another one is refused
+// (ErrNotLoopback, or ErrRemoteNotBuilt with TLS), since only the home's
+// token guards the console.
+func Listen(cfg ListenConfig) (*Listener, error) {
+	addr := cfg.Addr
+	auto := addr == "" || addr == AddrAuto
+	if auto {
+		addr = "127.0.0.1:0"
+		if prev := previousAddr(cfg.Home); prev != "" {
+			addr = prev
+		}
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--gui %q: want HOST:PORT (e.g. 127.0.0.1:8384), %s or %s: %w", cfg.Addr, AddrAuto, AddrOff, err)
+	}
+	if !isLoopback(host) {
+		if !cfg.TLS {
+			return nil, fmt.Errorf("--gui %s: %w: anyone who reaches it could try the token, and it would travel in clear; use a loopback address (and an SSH tunnel: ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, ErrNotLoopback)
+		}
+		return nil, fmt.Errorf("--gui %s --gui-tls: %w: beyond this machine a user's password must be checked at the user's home server, which the console does not do yet; use a loopback address and an SSH tunnel (ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, ErrRemoteNotBuilt)
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLS {
+		now := time.Now
+		if cfg.Now != nil {
+			now = cfg.Now
+		}
+		rnd := cfg.Rand
+		if rnd == nil {
+			rnd = randReader
+		}
+		cert, err := loadOrMakeCert(cfg.Home, host, now(), rnd)
+		if err != nil {
+			return nil, err
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil && auto && addr != "127.0.0.1:0" {
+		// The last run's port is taken: any free one.
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	u := (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/"}).String()
+	if err := atomicfile.WriteFile(filepath.Join(cfg.Home, URLFile), []byte(u+"\n"), 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("writing the console's address: %w", err)
+	}
+	return &Listener{Listener: ln, URL: u, home: cfg.Home}, nil
+}
+
+// Close closes the listener and removes the URL file if it is still
+// this listener's.
+func (l *Listener) Close() error {
+	err := l.Listener.Close()
+	path := filepath.Join(l.home, URLFile)
+	if b, rerr := os.ReadFile(path); rerr == nil && strings.TrimSpace(string(b)) == l.URL {
+		os.Remove(path)
+	}
+	return err
+}
+
+// ReadURL returns the URL of the console of home's running daemon.
+func ReadURL(home string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(home, URLFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no console running in %s: start the daemon ('baton run'), without --gui off", home)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the console's address: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// previousAddr is the loopback HOST:PORT of the last run's console, so that
+// bookmarks keep working; "" if none.
+func previousAddr(home string) string {
+	b, err := os.ReadFile(filepath.Join(home, URLFile))
+	if err != nil {
+		return ""
+	}
+	u, err := url.Parse(strings.TrimSpace(string(b)))
+	if err != nil || !isLoopback(u.Hostname()) || u.Port() == "" {
+		return ""
+	}
+	return u.Host
+}
+
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,60 @@
+// Live updates: the event stream (GET /events) changes the folder rows in
+// place and lists the events; a change of the page's shape reloads it.
+(function () {
+  document.querySelectorAll("form[data-confirm]").forEach(function (f) {
+    f.addEventListener("submit", function (ev) { if (!confirm(f.dataset.confirm)) ev.preventDefault(); });
+  });
+  var live = document.getElementById("live");
+  var es = new EventSource("/events");
+  function note(e) {
+    var li = document.createElement("li");
+    li.textContent = new Date(e.time).toLocaleTimeString() + " " + e.type + " " + (e.data.name || e.data.to || e.data.leader_name || e.data.message || e.data.error || "");
+    if (live.firstElementChild && live.firstElementChild.classList.contains("muted")) live.innerHTML = "";
+    live.insertBefore(li, live.firstChild);
+    while (live.children.length > 20) live.removeChild(live.lastChild);
+  }
+  function bytes(n) {
+    var u = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+    return (i ? n.toFixed(1) : n) + " " + u[i];
+  }
+  function folder(e) {
+    var row = document.querySelector('tr[data-folder="' + e.data.folder + '"]');
+    if (!row) { location.reload(); return; }
+    function set(f, t) { var c = row.querySelector('[data-field="' + f + '"]'); if (c) c.textContent = t; }
+    set("state", e.data.state + (e.data.in_sync ? " · in sync" : ""));
+    var pc = row.querySelector('[data-field="progress"]');
+    if (pc) {
+      var bar = pc.querySelector("progress"), txt = pc.querySelector("span");
+      if (bar) bar.value = e.data.progress || 0;
+      if (txt) txt.textContent = Math.round((e.data.progress || 0) * 100) + "%";
+    }
+    set("here", e.data.local_files + " files, " + bytes(e.data.local_bytes || 0));
+    set("needed", e.data.need_files + " files, " + bytes(e.data.need_bytes || 0));
+  }
+  ["FolderStateChanged", "FolderProgress"].forEach(function (t) {
+    es.addEventListener(t, function (m) { var e = JSON.parse(m.data); folder(e); note(e); });
+  });
+  ["FolderAdded", "FolderRemoved"].forEach(function (t) {
+    es.addEventListener(t, function () { location.reload(); });
+  });
+  es.addEventListener("RoleChanged", function (m) {
+    var e = JSON.parse(m.data), r = document.getElementById("role");
+    if (e.data.from && r && r.textContent.indexOf(e.data.to) !== 0) location.reload();
+  });
+  ["LeaderChanged", "Conflict", "FolderError", "PeerConnected", "PeerDisconnected", "Quarantine", "Security", "Error"].forEach(function (t) {
+    es.addEventListener(t, function (m) {
+      var e = JSON.parse(m.data);
+      if (t === "Conflict") {
+        var row = document.querySelector('tr[data-folder="' + e.data.folder + '"] [data-field="conflicts"]');
+        if (row) row.textContent = String((parseInt(row.textContent, 10) || 0) + 1);
+      }
+      if (t === "LeaderChanged") {
+        var l = document.getElementById("leader"), tm = document.getElementById("term");
+        if (l) l.textContent = e.data.leader_name || "none";
+        if (tm) tm.textContent = e.data.term;
+      }
+      note(e);
+    });
+  });
+})();
