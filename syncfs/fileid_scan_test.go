@@ -1,0 +1,68 @@
+package syncfs_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/baton-sync/baton/syncfs"
+	"github.com/baton-sync/baton/syncfs/syncfstest"
+)
+
+// A file replaced by another of the same size, mode and modification time
+// (a copy that kept its times, renamed over it) is hashed again and its
+// new content recorded: its FileID changed. The FakeFS, as Windows, gives
+// no FileID in its stat data, so the scanner has to ask for it.
+func TestScanReplacedFileSameStat(t *testing.T) {
+	fsys := syncfstest.NewFakeFS(true, false)
+	old := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	if err := fsys.WriteFile("doc.txt", []byte("first"), 0o644, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.WriteFile("other.txt", []byte("stays"), 0o644, old); err != nil {
+		t.Fatal(err)
+	}
+	sc := &syncfs.Scanner{Root: "/w", Self: "D", FS: fsys}
+	ctx := context.Background()
+	l := syncfs.NewLocal()
+	if _, err := sc.Update(ctx, &l); err != nil {
+		t.Fatal(err)
+	}
+	firstHash := l.Files["doc.txt"].FileHash
+
+	// A second scan with nothing changed reuses both hashes.
+	st, err := sc.Update(ctx, &l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Reused != 2 || st.Hashed != 0 {
+		t.Fatalf("unchanged folder: reused %d, hashed %d; want 2, 0", st.Reused, st.Hashed)
+	}
+
+	if err := fsys.WriteFile("copy.tmp", []byte("other"), 0o644, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.Rename("copy.tmp", "doc.txt"); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sc.Update(ctx, &l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a scan of the new content alone records.
+	ref := syncfstest.NewFakeFS(true, false)
+	if err := ref.WriteFile("doc.txt", []byte("other"), 0o644, old); err != nil {
+		t.Fatal(err)
+	}
+	rl, _, err := (&syncfs.Scanner{Root: "/r", Self: "D", FS: ref}).Scan(ctx, syncfs.NewLocal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := l.Files["doc.txt"]
+	if got.FileHash == firstHash || got.FileHash != rl.Files["doc.txt"].FileHash {
+		t.Fatalf("replaced file with the same stat: hash %x kept; want the new content's (stats %+v)", got.FileHash, st)
+	}
+	if st.Reused != 1 || st.Changed != 1 {
+		t.Errorf("reused %d, changed %d; want 1, 1", st.Reused, st.Changed)
+	}
+}
