@@ -217,6 +217,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case d := <-dirs:
 			if name, ok := st.rel(d); ok {
 				st.dirChanged(name, time.Now())
+			} else {
+				// Only the root's parent is outside: the root itself
+				// was removed or renamed.
+				st.w.log.Warn("folder root was removed or moved; rescanning")
+				st.agg.Overflow(time.Now())
 			}
 		case <-rescan:
 			st.send([]string{""})
