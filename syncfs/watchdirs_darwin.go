@@ -72,7 +72,7 @@ func (q *dirQueue) Add(path string) error {
 	var fd int
 	var err error
 	for {
-		fd, err = unix.Open(path, unix.O_EVTONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		fd, err = unix.Open(path, unix.O_EVTONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if !errors.Is(err, unix.EINTR) {
 			break
 		}
