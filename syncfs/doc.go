@@ -36,7 +36,12 @@
 //     updates it, rehashing only files whose stat changed. It reads the
 //     disk through FS (os.Root, or a simulated file system in tests, such
 //     as syncfstest.FakeFS); on a file system that stores names in NFD
-//     (macOS) it records an entry under the NFC name it was made with.
+//     (macOS) it records an entry under the NFC name it was made with. A
+//     stat is trusted only if the file is still the one recorded (FileID:
+//     the inode on unix; on Windows, which has no inodes, the volume serial
+//     number and file index, read by opening the file only when size,
+//     times and mode match), so a file put in another's place with the
+//     same size and times is hashed again.
 //   - Applier, BlockSource, VerifiedBlock: carries out a plan on disk
 //     through temporary files, verified blocks and an os.Root, never
 //     outside the folder (or through a WriteFS, a simulated file system in
@@ -47,7 +52,11 @@
 //     are not fetched again; DropSuperseded removes such partial files
 //     once their version is superseded, so none outlives it.
 //   - Watcher: recursive fsnotify watching, feeding an Aggregator, sending
-//     batches of names to rescan.
+//     batches of names to rescan. On macOS (Watcher.DirsOnly) directories
+//     only are watched, with a kqueue of one descriptor per directory, not
+//     per file; a directory's change lists it again, and the whole folder
+//     is sent for a rescan every Watcher.Rescan for the writes in place a
+//     directory watch misses.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
 //     signed index of every other device.
 //

@@ -30,6 +30,12 @@ type FS interface {
 	// SameFile reports whether a and b, from Lstat or ReadDir, describe
 	// the same file.
 	SameFile(a, b fs.FileInfo) bool
+	// FileID returns the identity of the entry name, which fi (from
+	// Lstat or ReadDir) describes, without following a final symlink.
+	// Where fi carries it (unix), no I/O is done; on Windows the entry is
+	// opened to read it, so the scanner asks only where it would trust a
+	// stat. It fails if the system has none or cannot tell.
+	FileID(name string, fi fs.FileInfo) (FileID, error)
 }
 
 // File is an open file of an FS.

@@ -64,12 +64,16 @@ type DiskStat struct {
 	Size    int64  `cbor:"1,keyasint,omitempty"`
 	ModTime int64  `cbor:"2,keyasint,omitempty"` // Unix nanoseconds
 	Mode    uint32 `cbor:"3,keyasint,omitempty"` // fs.FileMode, type and permission bits
-	Inode   uint64 `cbor:"4,keyasint,omitempty"` // zero where unknown
+	Inode   uint64 `cbor:"4,keyasint,omitempty"` // the FileID's Index: the inode number on unix; zero where unknown
 	Ctime   int64  `cbor:"5,keyasint,omitempty"` // inode change time, zero where unknown
 	// Racy marks a stat taken so soon after the file's last change that a
 	// later change within the filesystem's timestamp granularity could
 	// leave the stat equal: the next scan rehashes the file anyway.
 	Racy bool `cbor:"6,keyasint,omitempty"`
+	// Volume and InodeHigh are the rest of the FileID where the system
+	// has more than an inode number (Windows).
+	Volume    uint64 `cbor:"7,keyasint,omitempty"`
+	InodeHigh uint64 `cbor:"8,keyasint,omitempty"`
 }
 
 // statOf returns the DiskStat of fi.
@@ -78,9 +82,11 @@ func statOf(fi fs.FileInfo) DiskStat {
 	return DiskStat{Size: fi.Size(), ModTime: fi.ModTime().UnixNano(), Mode: uint32(fi.Mode()), Inode: ino, Ctime: ctime}
 }
 
-// same reports whether d and o describe the same unchanged entry.
+// same reports whether d and o describe the same unchanged entry: same
+// size, times and mode, and the same file (see sameID: an identity known
+// on one side only is not a change).
 func (d DiskStat) same(o DiskStat) bool {
-	return d.Size == o.Size && d.ModTime == o.ModTime && d.Mode == o.Mode && d.Inode == o.Inode && d.Ctime == o.Ctime
+	return d.Size == o.Size && d.ModTime == o.ModTime && d.Mode == o.Mode && d.Ctime == o.Ctime && sameID(d.id(), o.id())
 }
 
 // Local is a device's own record of a folder: the entries it announces

@@ -347,10 +347,13 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		f.info.Mode = uint32(fi.Mode() & PermMask)
 		p, okP := sc.l.Files[name]
 		d, okD := sc.l.Disk[name]
-		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) {
+		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) && sc.sameFile(name, fi, d, &st) {
 			sc.stats.Reused++
 			f.info = p
 			f.st = d
+			if st.id().Known() {
+				f.st = d.withID(st.id()) // d's, or d had none
+			}
 		} else {
 			f.hash = true
 		}
@@ -358,6 +361,17 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	sc.seen[name] = true
 	sc.found = append(sc.found, f)
 	return true
+}
+
+// sameFile reports whether the file name, whose stat fi gives as st
+// (the same as d, recorded before, in size, times and mode), is still the
+// file d was recorded of, by their FileIDs. Where fi did not carry the
+// FileID (Windows), it is read from the file system now, and only now: a
+// file whose stat differs anyway is hashed without it. st gets the FileID
+// read; a FileID unknown on either side is not a change (sameID).
+func (sc *scan) sameFile(name string, fi fs.FileInfo, d DiskStat, st *DiskStat) bool {
+	*st = withFileID(sc.root, filepath.FromSlash(name), fi, *st)
+	return sameID(d.id(), st.id())
 }
 
 // removeIfStale removes the applier temporary file name if it is older
@@ -485,6 +499,9 @@ func (sc *scan) hashOne(ctx context.Context, hs *Hasher, f *found) (int, int64) 
 			continue
 		}
 		before := statOf(fi)
+		if !before.id().Known() {
+			before = before.withID(openedID(sc.root, p, file, fi))
+		}
 		blocks, sum, err := hs.HashFile(file)
 		file.Close()
 		if err != nil {
@@ -504,7 +521,7 @@ func (sc *scan) hashOne(ctx context.Context, hs *Hasher, f *found) (int, int64) 
 		for _, b := range blocks {
 			covered += int64(b.Size)
 		}
-		if err != nil || !statOf(after).same(before) || covered != before.Size {
+		if err != nil || !withFileID(sc.root, p, after, statOf(after)).same(before) || covered != before.Size {
 			f.unstable = true
 			continue
 		}

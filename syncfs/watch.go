@@ -33,7 +33,26 @@ const expectTTL = 5 * time.Second
 // cannot be added (the inotify limits) is logged once with what to do, and
 // asks for a full rescan. Events on the applier's temporary files, on
 // ignored names, and on names the applier announced with Expect are dropped.
+//
+// With DirsOnly, only directories are watched, never the files in them:
+// on macOS, where fsnotify's kqueue backend holds a descriptor open for
+// every file watched, a folder of tens of thousands of files would run
+// out of descriptors. A change of a directory's entries lists it again
+// and reports what appeared, went or was replaced (a file renamed over
+// another, as editors save); a write to a file in place is not seen
+// there, so the whole folder is sent for a rescan every Rescan.
 type Watcher struct {
+	// DirsOnly watches directories only (see above). NewWatcher sets it
+	// on macOS, with a kqueue of directories in place of fsnotify;
+	// elsewhere it may be set (for tests) and fsnotify's events on files
+	// are then dropped, as a directory watch on kqueue would not have
+	// them. Set before Run.
+	DirsOnly bool
+	// Rescan, with DirsOnly, is how often the whole folder is sent for a
+	// rescan (NewWatcher: DefaultDirsRescan; zero: never, so writes to
+	// files in place are not reported at all). Set before Run.
+	Rescan time.Duration
+
 	root   string
 	ignore *Matcher
 	conf   AggregatorConfig
@@ -45,7 +64,15 @@ type Watcher struct {
 	pruneAt int // prune expired expectations when there are more
 
 	// addWatch adds a watch; a test seam for watch-limit errors.
-	addWatch func(fw *fsnotify.Watcher, path string) error
+	addWatch func(b dirBackend, path string) error
+}
+
+// dirBackend is what Run adds watches to: an *fsnotify.Watcher, or with
+// DirsOnly on macOS a kqueue of directories.
+type dirBackend interface {
+	Add(path string) error
+	Remove(path string) error
+	Close() error
 }
 
 type expected struct {
@@ -72,7 +99,9 @@ func NewWatcher(root string, ignore *Matcher, c AggregatorConfig, log *slog.Logg
 		out:      make(chan []string),
 		expect:   map[string]expected{},
 		pruneAt:  1024,
-		addWatch: func(fw *fsnotify.Watcher, p string) error { return fw.Add(p) },
+		addWatch: func(b dirBackend, p string) error { return b.Add(p) },
+		DirsOnly: dirsOnlyDefault,
+		Rescan:   DefaultDirsRescan,
 	}, nil
 }
 
@@ -130,22 +159,41 @@ func (w *Watcher) own(name string, now time.Time) bool {
 // after everything it started has exited. It fails if the folder cannot be
 // watched at all.
 func (w *Watcher) Run(ctx context.Context) error {
-	fw, err := fsnotify.NewBufferedWatcher(4096)
-	if err != nil {
+	var (
+		b      dirBackend
+		events <-chan fsnotify.Event
+		dirs   <-chan string // with a kqueue of directories: those changed
+		errs   <-chan error
+	)
+	if q, err := openDirQueue(w.DirsOnly); err == nil {
+		b, dirs, errs = q, q.changed, q.errs
+	} else if !errors.Is(err, errNoDirQueue) {
 		return fmt.Errorf("watching %s: %w", w.root, err)
+	} else {
+		fw, err := fsnotify.NewBufferedWatcher(4096)
+		if err != nil {
+			return fmt.Errorf("watching %s: %w", w.root, err)
+		}
+		b, events, errs = fw, fw.Events, fw.Errors
 	}
-	defer fw.Close()
+	defer b.Close()
 	agg, err := NewAggregator(w.conf)
 	if err != nil {
 		return err
 	}
-	st := &watchState{w: w, fw: fw, agg: agg, watched: map[string]bool{"": true}}
-	if err := w.addWatch(fw, w.root); err != nil {
+	st := &watchState{w: w, fw: b, agg: agg, watched: map[string]bool{"": true}, listings: map[string]listing{}}
+	if err := w.addWatch(b, w.root); err != nil {
 		return fmt.Errorf("watching %s: %w", w.root, err)
 	}
 	st.addTree("", time.Now())
 	st.send([]string{""})
 
+	var rescan <-chan time.Time
+	if w.DirsOnly && w.Rescan > 0 {
+		t := time.NewTicker(w.Rescan)
+		defer t.Stop()
+		rescan = t.C
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -161,12 +209,23 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case ev, ok := <-fw.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return nil
 			}
 			st.event(ev, time.Now())
-		case err, ok := <-fw.Errors:
+		case d := <-dirs:
+			if name, ok := st.rel(d); ok {
+				st.dirChanged(name, time.Now())
+			} else {
+				// Only the root's parent is outside: the root itself
+				// was removed or renamed.
+				st.w.log.Warn("folder root was removed or moved; rescanning")
+				st.agg.Overflow(time.Now())
+			}
+		case <-rescan:
+			st.send([]string{""})
+		case err, ok := <-errs:
 			if !ok {
 				return nil
 			}
@@ -182,10 +241,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 // watchState is what Run's goroutine owns.
 type watchState struct {
 	w            *Watcher
-	fw           *fsnotify.Watcher
+	fw           dirBackend
 	agg          *Aggregator
 	pending      []string
-	watched      map[string]bool // directories watched, by name ("" the root)
+	watched      map[string]bool    // directories watched, by name ("" the root)
+	listings     map[string]listing // with DirsOnly: the last listing of each watched directory
 	limitLogged  bool
 	errorsLogged int
 }
@@ -220,6 +280,15 @@ func (st *watchState) event(ev fsnotify.Event, now time.Time) {
 		// The root itself was removed or renamed.
 		st.w.log.Warn("folder root was removed or moved; rescanning")
 		st.agg.Overflow(now)
+		return
+	}
+	if st.w.DirsOnly {
+		// As a directory watch on kqueue: only a change of a directory's
+		// entries is seen, and which entries changed is found by
+		// listing the directory again.
+		if ev.Has(fsnotify.Create) || ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			st.dirChanged(parentDir(name), now)
+		}
 		return
 	}
 	if ev.Has(fsnotify.Rename) || ev.Has(fsnotify.Remove) {
@@ -285,6 +354,7 @@ func (st *watchState) addTree(name string, now time.Time) {
 			return filepath.SkipDir
 		}
 		if rel == "" && name == "" {
+			st.list(rel, p)
 			return nil // the root is watched by Run
 		}
 		if err := st.w.addWatch(st.fw, p); err != nil {
@@ -303,8 +373,20 @@ func (st *watchState) addTree(name string, now time.Time) {
 			return filepath.SkipDir
 		}
 		st.watched[rel] = true
+		st.list(rel, p)
 		return nil
 	})
+}
+
+// list keeps, with DirsOnly, the listing of the directory name (at the
+// native path p) that dirChanged compares the next one with.
+func (st *watchState) list(name, p string) {
+	if !st.w.DirsOnly {
+		return
+	}
+	if l, err := listDir(p); err == nil {
+		st.listings[name] = l
+	}
 }
 
 // unwatch stops watching the directory name, moved away or removed, and
@@ -323,6 +405,7 @@ func (st *watchState) unwatch(name string) {
 			// is not known any more: nothing to do.
 			_ = st.fw.Remove(filepath.Join(st.w.root, filepath.FromSlash(n)))
 			delete(st.watched, n)
+			delete(st.listings, n)
 		}
 	}
 }

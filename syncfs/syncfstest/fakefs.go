@@ -29,9 +29,10 @@ import (
 type FakeFS struct {
 	CaseInsensitive, NFD bool
 
-	mu    sync.Mutex
-	nodes map[string]*fakeNode // by key of the path
-	fail  func(op, name string) error
+	mu     sync.Mutex
+	nodes  map[string]*fakeNode // by key of the path
+	fail   func(op, name string) error
+	lastID uint64
 }
 
 type fakeNode struct {
@@ -41,6 +42,7 @@ type fakeNode struct {
 	target  string
 	mode    fs.FileMode // permission bits
 	modTime time.Time
+	id      uint64 // its FileID's Index, given when it is created
 }
 
 // NewFakeFS returns an empty file system with the given behaviour.
@@ -102,6 +104,10 @@ func (f *FakeFS) create(name string, n *fakeNode) error {
 		base = norm.NFD.String(base)
 	}
 	n.stored = base
+	if n.id == 0 {
+		f.lastID++
+		n.id = f.lastID
+	}
 	if dir != "" {
 		n.stored = p.stored + "/" + base
 	}
@@ -315,6 +321,17 @@ func (f *FakeFS) Remove(name string) error {
 	return nil
 }
 
+// FileID implements syncfs.FS: every entry created gets a FileID of its
+// own, which it keeps when renamed. As on Windows, the FileInfo does not
+// carry it (the scanner must ask).
+func (f *FakeFS) FileID(_ string, fi fs.FileInfo) (syncfs.FileID, error) {
+	i, ok := fi.(fakeInfo)
+	if !ok {
+		return syncfs.FileID{}, errors.New("fakefs: not a FileInfo of this file system")
+	}
+	return syncfs.FileID{Volume: 1, Index: i.id}, nil
+}
+
 // SameFile implements syncfs.FS.
 func (f *FakeFS) SameFile(a, b fs.FileInfo) bool {
 	x, okA := a.Sys().(*fakeNode)
@@ -329,6 +346,7 @@ type fakeInfo struct {
 	size    int64
 	mode    fs.FileMode
 	modTime time.Time
+	id      uint64
 }
 
 // info returns what Lstat says of n now (the caller holds the lock).
@@ -340,7 +358,7 @@ func (n *fakeNode) info() fakeInfo {
 	case syncfs.TypeSymlink:
 		m |= fs.ModeSymlink
 	}
-	return fakeInfo{n: n, name: path.Base(n.stored), size: int64(len(n.data)), mode: m, modTime: n.modTime}
+	return fakeInfo{n: n, name: path.Base(n.stored), size: int64(len(n.data)), mode: m, modTime: n.modTime, id: n.id}
 }
 
 func (i fakeInfo) Name() string       { return i.name }
@@ -357,6 +375,11 @@ type fakeFile struct {
 
 func (f *fakeFile) Stat() (fs.FileInfo, error) { return f.info, nil }
 func (f *fakeFile) Close() error               { return nil }
+
+// FileID is the FileID of the file opened, whatever has its name since.
+func (f *fakeFile) FileID() (syncfs.FileID, error) {
+	return syncfs.FileID{Volume: 1, Index: f.info.id}, nil
+}
 
 // fakeEpoch is the modification time of what the applier creates before
 // it sets one.
