@@ -242,6 +242,9 @@ func (f *folder) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The folder rescans in full every RescanInterval already: a watcher
+	// of directories only (macOS) needs no rescan of its own beside it.
+	w.Rescan = 0
 	f.local, f.ignoreText, f.ready = local, text, false
 	f.touchAll()
 	// The first store after loading replaces the whole stored Local: it
