@@ -165,7 +165,7 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 	case opHistoryRestore:
 		if right != collections.RightOwner && right != collections.RightReadWrite {
 			log.Info("history: restore refused to a read-only member", "path", req.Path)
-			return historyFailure(codeDenied, "%s is a read-only member of folder %s: %v", user, f.Name, ErrRestoreDenied)
+			return historyFailure(codeDenied, "%s is a read-only member of folder %s", user, f.Name)
 		}
 		res, err := n.restoreHosted(ctx, f.ID, RestoreRequest{Path: req.Path, All: req.All, Point: req.point()})
 		log.Info("history: restore", "path", req.Path, "all", req.All, "changed", res.Changed, "err", err)
