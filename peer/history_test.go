@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/syncfs"
 )
 
 // readFiles returns the regular files under dir (the folder marker and
@@ -143,5 +147,34 @@ func TestFolderHistoryRestore(t *testing.T) {
 	}
 	if n := len(vs); n < 3 || vs[0].Seq != kept.Seq || vs[n-1].Entry.Deleted {
 		t.Errorf("history after the restore = %+v; want the old versions kept and the restored one last", vs)
+	}
+
+	// The server answers only member devices, and gives only the blocks of
+	// the folder's own history.
+	private, err := ann.CreateFolder(ctx, "Private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the server to host Private", 10*time.Second, func() bool {
+		_, err := server.FolderHistory(ctx, private.ID, "")
+		return err == nil
+	})
+	for _, tc := range []struct {
+		name, op, folder string
+		as               lpeer.ID
+		blocks           []syncfs.Hash
+		code             string
+	}{
+		{"a member's device lists", "list", f.ID, bob.ID(), nil, ""},
+		{"a non-member's device lists", "list", private.ID, bob.ID(), nil, "not-found"},
+		{"a host that is no device lists", "list", f.ID, identitytest.Key("stranger").ID(), nil, "denied"},
+		{"a read-only member restores", "restore", f.ID, bob.ID(), nil, "denied"},
+		{"a member asks a block not in the folder", "blocks", f.ID, bob.ID(), []syncfs.Hash{syncfs.HashBytes([]byte("elsewhere"))}, "not-found"},
+		{"a member asks a block of the folder", "blocks", f.ID, bob.ID(), []syncfs.Hash{kept.Entry.Blocks[0].Hash}, ""},
+	} {
+		code, msg, err := peer.ServeHistoryAs(ctx, server, tc.as, tc.op, tc.folder, tc.blocks...)
+		if err != nil || code != tc.code {
+			t.Errorf("%s: answered %q (%s), %v; want code %q", tc.name, code, msg, err, tc.code)
+		}
 	}
 }
