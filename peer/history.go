@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -366,43 +368,35 @@ func (n *Node) restoreHosted(ctx context.Context, id string, req RestoreRequest)
 	if e == nil {
 		return foldersync.RestoreResult{}, ErrStopped
 	}
-	entries, err := restoreEntries(st, id, req)
+	then, p, err := restorePoint(st, id, req)
 	if err != nil {
 		return foldersync.RestoreResult{}, err
 	}
-	return e.Restore(ctx, id, entries, st.Blocks().Get)
+	return e.RestoreTree(ctx, id, then, p, st.Blocks().Get)
 }
 
-// restoreEntries returns the entries restoring req in folder id writes.
-func restoreEntries(st *folderstore.Store, id string, req RestoreRequest) ([]syncfs.FileInfo, error) {
+// restorePoint returns the tree of folder id that req restores, and the
+// path it restores in it ("" for the whole folder).
+func restorePoint(st *folderstore.Store, id string, req RestoreRequest) (syncfs.Snapshot, string, error) {
 	seq, err := resolveSeq(st, id, req.Point)
 	if err != nil {
-		return nil, err
-	}
-	last, err := resolveSeq(st, id, HistoryPoint{})
-	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	then, err := st.Tree(id, seq)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	now, err := st.Tree(id, last)
-	if err != nil {
-		return nil, err
-	}
-	p := req.Path
 	if req.All {
-		p = ""
+		return then, "", nil
 	}
-	entries := foldersync.RestoreEntries(then, now, p)
-	if p != "" && !slices.ContainsFunc(entries, func(fi syncfs.FileInfo) bool {
-		_, ok := then[fi.Name]
-		return ok
-	}) {
-		return nil, fmt.Errorf("%s in folder %s at version %d: %w", p, id, seq, ErrNoVersion)
+	p := strings.Trim(path.Clean("/"+req.Path), "/")
+	if p == "" {
+		return nil, "", errors.New("restoring: name a path, or the whole folder")
 	}
-	return entries, nil
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(then)), func(n string) bool { return folderstore.Under(n, p) }) {
+		return nil, "", fmt.Errorf("%s in folder %s at version %d: %w", p, id, seq, ErrNoVersion)
+	}
+	return then, p, nil
 }
 
 // ExportFolder writes folder id as it was at pt into dir (new, or empty)

@@ -44,6 +44,29 @@ type RestoreResult struct {
 // rescanned (the restored names, or all of it for many entries) first, so
 // that the plan is made against what is on disk.
 func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+	var paths []string
+	if len(entries) <= restoreScanMax {
+		for _, fi := range entries {
+			paths = append(paths, fi.Name)
+		}
+	}
+	return e.restore(ctx, id, paths, func(syncfs.Snapshot) []syncfs.FileInfo { return entries }, blocks)
+}
+
+// RestoreTree restores the path p of a folder ("" for all of it) to then,
+// the folder's tree at an earlier time (tombstones included), as Restore
+// does with RestoreEntries(then, current, p): the current tree being this
+// host's index once p is rescanned, so that what was made since, even a
+// moment ago, is deleted under p.
+func (e *Engine) RestoreTree(ctx context.Context, id string, then syncfs.Snapshot, p string, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+	p = strings.Trim(path.Clean("/"+p), "/")
+	return e.restore(ctx, id, []string{p}, func(now syncfs.Snapshot) []syncfs.FileInfo { return RestoreEntries(then, now, p) }, blocks)
+}
+
+// restore runs a restore on the folder's goroutine: paths are rescanned
+// ("" or none: everything), then entries gives what to restore from the
+// folder's current index.
+func (e *Engine) restore(ctx context.Context, id string, paths []string, entries func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
 	f := e.folder(id)
 	if f == nil {
 		return RestoreResult{}, fmt.Errorf("%w: %s", ErrUnknownFolder, id)
@@ -55,7 +78,7 @@ func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileIn
 	done := make(chan answer, 1)
 	select {
 	case f.ctl <- func(ctx context.Context) {
-		res, err := f.restore(ctx, entries, blocks)
+		res, err := f.restore(ctx, paths, entries, blocks)
 		done <- answer{res, err}
 	}:
 	case <-f.done:
@@ -71,25 +94,20 @@ func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileIn
 	}
 }
 
-func (f *folder) restore(ctx context.Context, entries []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
 	if !f.ready {
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: not scanned yet", f.id)
 	}
+	if err := f.scan(ctx, paths...); err != nil {
+		return RestoreResult{}, fmt.Errorf("restoring in folder %s: %w", f.id, err)
+	}
+	entries := entriesOf(f.local.Files)
 	for _, fi := range entries {
 		if err := fi.Validate(); err != nil {
 			return RestoreResult{}, fmt.Errorf("restoring in folder %s: entry %q: %w", f.id, fi.Name, err)
 		}
 	}
 	if err := checkRestoreBlocks(entries, blocks); err != nil {
-		return RestoreResult{}, fmt.Errorf("restoring in folder %s: %w", f.id, err)
-	}
-	var paths []string
-	if len(entries) <= restoreScanMax {
-		for _, fi := range entries {
-			paths = append(paths, fi.Name)
-		}
-	}
-	if err := f.scan(ctx, paths...); err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: %w", f.id, err)
 	}
 	self := f.e.self.String()

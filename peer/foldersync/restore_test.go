@@ -129,7 +129,8 @@ func TestRestoreDeletedFile(t *testing.T) {
 }
 
 // A whole folder restored to a time before a mass deletion gets every
-// file back, and loses the file made after it.
+// file back, and loses the files made after it, even one the server's
+// index had not seen yet.
 func TestRestoreWholeFolder(t *testing.T) {
 	n, h := newHistoryNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite})
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
@@ -148,11 +149,13 @@ func TestRestoreWholeFolder(t *testing.T) {
 	waitFor(t, 30*time.Second, "the deletions on alice", func() bool { return alice.read(t, "a.txt") == "" && alice.read(t, "new.txt") != "" })
 	n.waitEqual(alice, server, bob)
 
-	now := h.last(func(syncfs.Snapshot) bool { return true })
+	// A file made on the server itself a moment ago, not yet in any
+	// history: the restore deletes it too.
+	server.write(t, "d/just-now.txt", "not archived")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := server.eng.Restore(ctx, n.folder, RestoreEntries(then, now, ""), h.get); err != nil {
-		t.Fatalf("Restore: %v", err)
+	if _, err := server.eng.RestoreTree(ctx, n.folder, then, "", h.get); err != nil {
+		t.Fatalf("RestoreTree: %v", err)
 	}
 	waitFor(t, 30*time.Second, "the restore on bob", func() bool { return bob.read(t, "d/e/c.txt") != "" && bob.read(t, "new.txt") == "" })
 	n.waitEqual(alice, server, bob)
