@@ -43,8 +43,10 @@ type folderRuntime struct {
 	wanted map[string]string // an agent's folders: ID -> directory
 	hosted map[string]string // a server's folders: ID -> directory
 	// history is a server's store of its folders' versions while it
-	// runs (history.go); nil on agents.
-	history *folderstore.Store
+	// runs (history.go); nil on agents. historyMu guards it: read-held
+	// while the store is used, so that it is closed only when unused.
+	historyMu sync.RWMutex
+	history   *folderstore.Store
 
 	view  atomic.Pointer[folderView]
 	dirty atomic.Bool // an update was applied since the view was made

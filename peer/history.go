@@ -230,16 +230,16 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 	}
 	a := newArchiver(st, d.log.With("part", "history"), d.cfg.Now)
 	fr := d.cfg.folders
-	fr.mu.Lock()
+	fr.historyMu.Lock()
 	fr.history = st
-	fr.mu.Unlock()
+	fr.historyMu.Unlock()
 	wg.Go(func() {
 		_ = a.Run(ctx)
 		<-stopped
-		a.drain() // what the engine told it as it stopped
-		fr.mu.Lock()
+		a.drain()           // what the engine told it as it stopped
+		fr.historyMu.Lock() // waits for every user of the store
 		fr.history = nil
-		fr.mu.Unlock()
+		fr.historyMu.Unlock()
 		if err := st.Close(); err != nil {
 			d.log.Error("folder history", "err", err)
 		}
@@ -247,11 +247,15 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 	return a, nil
 }
 
-// historyStore returns the server's folder store, if it runs.
-func (fr *folderRuntime) historyStore() *folderstore.Store {
-	fr.mu.Lock()
-	defer fr.mu.Unlock()
-	return fr.history
+// historyStore returns the server's folder store, if it runs, held open
+// until release is called (once).
+func (fr *folderRuntime) historyStore() (st *folderstore.Store, release func()) {
+	fr.historyMu.RLock()
+	if fr.history == nil {
+		fr.historyMu.RUnlock()
+		return nil, func() {}
+	}
+	return fr.history, fr.historyMu.RUnlock
 }
 
 // HistoryPoint names a version of a folder: the snapshot Seq, or the last
@@ -278,18 +282,20 @@ type RestoreRequest struct {
 	Point HistoryPoint
 }
 
-// hostedHistory returns the store of a folder this server hosts, or
+// hostedHistory returns the store of a folder this server hosts, held
+// open until release is called (once, and not again before), or
 // ErrNoHistory.
-func (n *Node) hostedHistory(id string) (*folderstore.Store, error) {
-	st := n.cfg.folders.historyStore()
+func (n *Node) hostedHistory(id string) (st *folderstore.Store, release func(), err error) {
+	st, release = n.cfg.folders.historyStore()
 	if st == nil {
-		return nil, fmt.Errorf("folder %s: %w", id, ErrNoHistory)
+		return nil, release, fmt.Errorf("folder %s: %w", id, ErrNoHistory)
 	}
 	f, ok := n.cfg.folders.access().Folder(id)
 	if !ok || f.Server != n.ID().String() {
-		return nil, fmt.Errorf("folder %s is not hosted on this server: %w", id, ErrNoHistory)
+		release()
+		return nil, func() {}, fmt.Errorf("folder %s is not hosted on this server: %w", id, ErrNoHistory)
 	}
-	return st, nil
+	return st, release, nil
 }
 
 // resolveSeq returns the snapshot pt names in folder id.
@@ -319,7 +325,8 @@ func resolveSeq(st *folderstore.Store, id string, pt HistoryPoint) (uint64, erro
 // (an agent) from the folder's hosting server.
 func (n *Node) FolderHistory(ctx context.Context, id, path string) ([]FolderVersion, error) {
 	if n.cfg.Role == identity.RoleServer {
-		st, err := n.hostedHistory(id)
+		st, release, err := n.hostedHistory(id)
+		defer release()
 		if err != nil {
 			return nil, err
 		}
@@ -360,10 +367,17 @@ func (n *Node) RestoreFolder(ctx context.Context, id string, req RestoreRequest)
 }
 
 func (n *Node) restoreHosted(ctx context.Context, id string, req RestoreRequest) (foldersync.RestoreResult, error) {
-	st, err := n.hostedHistory(id)
+	st, release, err := n.hostedHistory(id)
+	defer release()
 	if err != nil {
 		return foldersync.RestoreResult{}, err
 	}
+	return n.restoreWith(ctx, st, id, req)
+}
+
+// restoreWith restores req in folder id, a folder this server hosts, from
+// st.
+func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string, req RestoreRequest) (foldersync.RestoreResult, error) {
 	e := n.cfg.folders.running()
 	if e == nil {
 		return foldersync.RestoreResult{}, ErrStopped
@@ -404,7 +418,8 @@ func restorePoint(st *folderstore.Store, id string, req RestoreRequest) (syncfs.
 // On an agent the tree and the blocks come from the hosting server.
 func (n *Node) ExportFolder(ctx context.Context, id string, pt HistoryPoint, dir string) (uint64, error) {
 	if n.cfg.Role == identity.RoleServer {
-		st, err := n.hostedHistory(id)
+		st, release, err := n.hostedHistory(id)
+		defer release()
 		if err != nil {
 			return 0, err
 		}

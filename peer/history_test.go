@@ -3,6 +3,7 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -90,9 +91,18 @@ func TestFolderHistoryRestore(t *testing.T) {
 	before := map[string]string{"a.txt": "version one", "dir/b.txt": "B"}
 	c.WaitFor("the files on bob's desk", 60*time.Second, func() bool { return sameFiles(readFiles(t, bobDir), before) })
 
-	var kept peer.FolderVersion
+	var (
+		kept peer.FolderVersion
+		last string // what the last look at a history found
+	)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last look at a history found: %s", last)
+		}
+	})
 	c.WaitFor("a.txt in the server's history", 30*time.Second, func() bool {
 		vs, err := server.FolderHistory(ctx, f.ID, "a.txt")
+		last = fmt.Sprintf("%+v, %v", vs, err)
 		if err != nil || len(vs) == 0 {
 			return false
 		}
@@ -109,6 +119,7 @@ func TestFolderHistoryRestore(t *testing.T) {
 	c.WaitFor("a.txt gone on bob's desk", 60*time.Second, func() bool { _, ok := readFiles(t, bobDir)["a.txt"]; return !ok })
 	c.WaitFor("the deletion in the history, as bob's desk sees it", 30*time.Second, func() bool {
 		vs, err := bob.FolderHistory(ctx, f.ID, "a.txt")
+		last = fmt.Sprintf("%+v, %v", vs, err)
 		return err == nil && len(vs) == 2 && vs[1].Entry.Deleted
 	})
 

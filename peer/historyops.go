@@ -140,7 +140,8 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 	if !ok || !member {
 		return historyFailure(codeNotFound, "no folder %s in the domain", req.Folder)
 	}
-	st, err := n.hostedHistory(f.ID)
+	st, release, err := n.hostedHistory(f.ID)
+	defer release()
 	if err != nil {
 		return historyFailure(codeElsewhere, "folder %s (%s) is not hosted on this server", f.Name, f.ID)
 	}
@@ -167,7 +168,7 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 			log.Info("history: restore refused to a read-only member", "path", req.Path)
 			return historyFailure(codeDenied, "%s is a read-only member of folder %s", user, f.Name)
 		}
-		res, err := n.restoreHosted(ctx, f.ID, RestoreRequest{Path: req.Path, All: req.All, Point: req.point()})
+		res, err := n.restoreWith(ctx, st, f.ID, RestoreRequest{Path: req.Path, All: req.All, Point: req.point()})
 		log.Info("history: restore", "path", req.Path, "all", req.All, "changed", res.Changed, "err", err)
 		if err != nil {
 			resp := fail(err)
