@@ -142,17 +142,12 @@ written every block is read from the store and checked against its hash.
 				return usageErrorf("give PATH or --all, not both")
 			case !all && len(args) == 1:
 				return usageErrorf("name the PATH to restore, or --all --at TIME for the whole folder")
-			case version != 0 && at != "":
-				return usageErrorf("give --version or --at, not both")
 			case all && at == "" && version == 0:
 				return usageErrorf("--all needs --at TIME")
 			}
-			if at != "" {
-				t, err := parseHistoryTime(at, time.Now())
-				if err != nil {
-					return usageError{err}
-				}
-				req.At = t
+			var err error
+			if req.At, err = pointFlags(version, at); err != nil {
+				return err
 			}
 			c, err := env.controlClient()
 			if err != nil {
@@ -198,15 +193,8 @@ written. On an agent the files come from the folder's hosting server.
 				return err
 			}
 			req := control.ExportRequest{FolderRefRequest: control.FolderRefRequest{Folder: args[0], Owner: owner}, Dir: dir, Version: version}
-			if version != 0 && at != "" {
-				return usageErrorf("give --version or --at, not both")
-			}
-			if at != "" {
-				t, err := parseHistoryTime(at, time.Now())
-				if err != nil {
-					return usageError{err}
-				}
-				req.At = t
+			if req.At, err = pointFlags(version, at); err != nil {
+				return err
 			}
 			c, err := env.controlClient()
 			if err != nil {
@@ -224,6 +212,22 @@ written. On an agent the files come from the folder's hosting server.
 	cmd.Flags().Uint64Var(&version, "version", 0, "the version to export")
 	cmd.Flags().StringVar(&at, "at", "", "export the folder as it was at `TIME`")
 	return cmd
+}
+
+// pointFlags checks the --version and --at flags and returns --at's time
+// (zero if not given).
+func pointFlags(version uint64, at string) (time.Time, error) {
+	switch {
+	case version != 0 && at != "":
+		return time.Time{}, usageErrorf("give --version or --at, not both")
+	case at == "":
+		return time.Time{}, nil
+	}
+	t, err := parseHistoryTime(at, time.Now())
+	if err != nil {
+		return time.Time{}, usageError{err}
+	}
+	return t, nil
 }
 
 // parseHistoryTime reads a TIME of the history commands, now being the

@@ -31,3 +31,23 @@ func TestParseHistoryTime(t *testing.T) {
 		}
 	}
 }
+
+// The history commands refuse contradictory or missing arguments with a
+// usage error (status 2) before asking any daemon.
+func TestHistoryUsage(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"folder", "restore", "docs"}, "name the PATH"},
+		{[]string{"folder", "restore", "docs", "a.txt", "--all", "--at", "2h"}, "PATH or --all"},
+		{[]string{"folder", "restore", "docs", "--all"}, "--all needs --at"},
+		{[]string{"folder", "restore", "docs", "a.txt", "--version", "3", "--at", "2h"}, "not both"},
+		{[]string{"folder", "restore", "docs", "a.txt", "--at", "yesterday"}, "time \"yesterday\""},
+		{[]string{"folder", "export", "docs", "out", "--version", "3", "--at", "2h"}, "not both"},
+		{[]string{"folder", "history"}, "accepts between 1 and 2 arg"},
+	} {
+		c.fail(2, tc.args, tc.want)
+	}
+}
