@@ -391,8 +391,27 @@ func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string
 
 // restorePoint returns the tree of folder id that req restores, and the
 // path it restores in it ("" for the whole folder).
+//
+// A path with neither a sequence nor a time is restored as of the last
+// snapshot in which it (or something under it) was not deleted: what
+// 'restore PATH' of a deleted file means.
 func restorePoint(st *folderstore.Store, id string, req RestoreRequest) (syncfs.Snapshot, string, error) {
-	seq, err := resolveSeq(st, id, req.Point)
+	pt := req.Point
+	if !req.All && pt == (HistoryPoint{}) {
+		vs, err := st.History(id, req.Path)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, v := range vs {
+			if !v.Entry.Deleted {
+				pt.Seq = v.Seq
+			}
+		}
+		if pt.Seq == 0 {
+			return nil, "", fmt.Errorf("%s in folder %s: %w (never kept, or only deleted)", req.Path, id, ErrNoVersion)
+		}
+	}
+	seq, err := resolveSeq(st, id, pt)
 	if err != nil {
 		return nil, "", err
 	}

@@ -141,8 +141,9 @@ func TestFolderHistoryRestore(t *testing.T) {
 		t.Fatal("a.txt came back after a refused restore")
 	}
 
-	// The owner restores it from her laptop: it arrives everywhere.
-	res, err := ann.RestoreFolder(ctx, f.ID, peer.RestoreRequest{Path: "a.txt", Point: peer.HistoryPoint{Seq: kept.Seq}})
+	// The owner restores it from her laptop (as it was before it was
+	// deleted: no version named): it arrives everywhere.
+	res, err := ann.RestoreFolder(ctx, f.ID, peer.RestoreRequest{Path: "a.txt"})
 	if err != nil {
 		t.Fatalf("restore by the owner: %v", err)
 	}

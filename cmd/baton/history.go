@@ -120,9 +120,9 @@ func newFolderRestoreCmd(env *cliEnv) *cobra.Command {
 		Short: "Restore a file, a directory or a whole folder from its history",
 		Long: `Restore PATH of the folder NAME (a file, or a directory with everything under
 it) as it was at version V ('baton folder history' lists them) or at TIME;
-with --all, the whole folder as it was at TIME. Without --version or --at, a
-path is restored to its last version kept (a deleted file to before its
-deletion is --at a time before it).
+with --all, the whole folder as it was at TIME. Without --version or --at,
+PATH is restored to its last version that was not a deletion: a deleted file
+comes back as it was when deleted.
 
 A restore is a new change, made on the hosting server: it syncs to every
 member as any change, and it never rewrites history (the restore is kept as a
