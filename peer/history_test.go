@@ -117,19 +117,26 @@ func TestFolderHistoryRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WaitFor("a.txt gone on bob's desk", 60*time.Second, func() bool { _, ok := readFiles(t, bobDir)["a.txt"]; return !ok })
+	var deleted uint64 // the snapshot of the deletion
 	c.WaitFor("the deletion in the history, as bob's desk sees it", 30*time.Second, func() bool {
 		vs, err := bob.FolderHistory(ctx, f.ID, "a.txt")
 		last = fmt.Sprintf("%+v, %v", vs, err)
-		return err == nil && len(vs) == 2 && vs[1].Entry.Deleted
+		if err != nil || len(vs) != 2 || !vs[1].Entry.Deleted {
+			return false
+		}
+		deleted = vs[1].Seq
+		return true
 	})
 
-	// Export, from the read-only member's desk, of the folder as it was.
+	// Export, from the read-only member's desk, of the folder as it was
+	// just before the deletion (every file of before had reached bob's
+	// desk, so the server, by then).
 	out := filepath.Join(t.TempDir(), "export")
-	if _, err := bob.ExportFolder(ctx, f.ID, peer.HistoryPoint{At: kept.Time}, out); err != nil {
+	if _, err := bob.ExportFolder(ctx, f.ID, peer.HistoryPoint{Seq: deleted - 1}, out); err != nil {
 		t.Fatalf("ExportFolder on bob's desk: %v", err)
 	}
 	if got := readFiles(t, out); !sameFiles(got, before) {
-		t.Errorf("export at a.txt's first version = %v; want %v", got, before)
+		t.Errorf("export of version %d, before the deletion = %v; want %v", deleted-1, got, before)
 	}
 
 	// A read-only member cannot restore.
