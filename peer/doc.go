@@ -30,4 +30,13 @@
 // the updates topic and anti-entropy; a device gets only what
 // collections.State.ViewFor shows its user: it pulls its view from the
 // servers and the master pushes it the committed changes its view shows.
+//
+// Folder history (history.go, historyops.go). A server keeps every version
+// of the folders it hosts in a folderstore.Store under DataDir/store: the
+// folder sync engine tells an archiver of each change of a hosted folder's
+// index, and the archiver's goroutine appends it as a snapshot.
+// Node.FolderHistory, RestoreFolder and ExportFolder read it on the server;
+// on an agent they ask the folder's hosting server over
+// /baton/history/1.0.0, which lets every member's device list and export
+// and only the owner's and read-write members' devices restore.
 package peer

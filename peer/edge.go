@@ -63,6 +63,7 @@ func (e *edge) serve(server, witness, device bool) (stop func()) {
 		handlers[protoLogin] = e.handleLogin
 		handlers[protoRenew] = e.handleRenew
 		handlers[protoAgent] = e.handleAgent
+		handlers[protoHistory] = e.handleHistory
 	}
 	for p, h := range handlers {
 		e.host.SetStreamHandler(p, h)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/internal/canon"
+	"github.com/baton-sync/baton/syncfs"
 )
 
 // SetDropGossip makes n drop every validated gossiped update for which drop
@@ -41,4 +42,16 @@ func RawLogin(ctx context.Context, h host.Host, addr, user string, password []by
 		return loginResponse{}, err
 	}
 	return exchange(ctx, h, *info, protoLogin, req)
+}
+
+// ServeHistoryAs answers a /baton/history/1.0.0 request of op on folder
+// (with blocks, for op "blocks") at n as if remote had sent it, and
+// returns the response's code and message.
+func ServeHistoryAs(ctx context.Context, n *Node, remote lpeer.ID, op, folder string, blocks ...syncfs.Hash) (code, msg string, err error) {
+	b, err := canon.Marshal(historyRequest{Op: op, Folder: folder, Blocks: blocks})
+	if err != nil {
+		return "", "", err
+	}
+	resp := n.serveHistory(ctx, remote, b)
+	return resp.Code, resp.Error, nil
 }

@@ -15,7 +15,9 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/folderstore"
 	"github.com/baton-sync/baton/peer/foldersync"
+	"github.com/baton-sync/baton/syncfs"
 )
 
 // Folder sync: the node runs a foldersync.Engine on its host. An agent
@@ -40,6 +42,11 @@ type folderRuntime struct {
 	engine *foldersync.Engine
 	wanted map[string]string // an agent's folders: ID -> directory
 	hosted map[string]string // a server's folders: ID -> directory
+	// history is a server's store of its folders' versions while it
+	// runs (history.go); nil on agents. historyMu guards it: read-held
+	// while the store is used, so that it is closed only when unused.
+	historyMu sync.RWMutex
+	history   *folderstore.Store
 
 	view  atomic.Pointer[folderView]
 	dirty atomic.Bool // an update was applied since the view was made
@@ -167,6 +174,16 @@ func (d *driver) refreshFolderView() {
 // the refreshing of its view) on wg until ctx ends.
 func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Host) error {
 	fr := d.cfg.folders
+	var archive func(folder, root string, changes []syncfs.FileInfo, whole bool)
+	engineDone := make(chan struct{})
+	if d.cfg.Role == identity.RoleServer {
+		a, err := d.openHistory(ctx, wg, engineDone)
+		if err != nil {
+			close(engineDone)
+			return err
+		}
+		archive = a.add
+	}
 	e, err := foldersync.New(foldersync.Config{
 		Transport: FolderTransport(h),
 		Key:       d.cfg.Key,
@@ -177,8 +194,10 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 
 		OutsideSymlinks: fr.outsideSymlinks(d.cfg.OutsideSymlinks),
 		WindowsNames:    d.cfg.WindowsNames,
+		Archive:         archive,
 	})
 	if err != nil {
+		close(engineDone)
 		return fmt.Errorf("folder sync: %w", err)
 	}
 	user := d.cfg.OnApplied
@@ -197,6 +216,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
+		defer close(engineDone)
 		if err := e.Run(ctx); err != nil {
 			d.log.Error("folder sync stopped", "err", err)
 		}

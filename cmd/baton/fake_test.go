@@ -503,6 +503,18 @@ func (f *fakeDaemon) FolderStatus(_ context.Context, id string) (foldersync.Fold
 	return st, nil
 }
 
+func (f *fakeDaemon) FolderHistory(context.Context, string, string) ([]peer.FolderVersion, error) {
+	return nil, peer.ErrNoHistory
+}
+
+func (f *fakeDaemon) RestoreFolder(context.Context, string, peer.RestoreRequest) (foldersync.RestoreResult, error) {
+	return foldersync.RestoreResult{}, peer.ErrNoHistory
+}
+
+func (f *fakeDaemon) ExportFolder(context.Context, string, peer.HistoryPoint, string) (uint64, error) {
+	return 0, peer.ErrNoHistory
+}
+
 func (f *fakeDaemon) RevertFolder(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

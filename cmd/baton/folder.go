@@ -20,7 +20,7 @@ import (
 func newFolderCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "folder",
-		Short: "Shared folders: create, share, list, status, rescan, and on an agent accept, leave, revert",
+		Short: "Shared folders: create, share, list, status, rescan, history, restore, export, and on an agent accept, leave, revert",
 		Long: `Folders (iFolders) are Catalog records hosted by their owner's home server,
 which keeps the canonical copy. These commands ask the running daemon ('baton
 run') of this home, and do what fits its role:
@@ -36,13 +36,17 @@ On a server, for the users whose home server it is: 'create NAME --owner USER',
 'share NAME USER --rights ro|rw', 'set NAME' and 'list' (every folder of the domain);
 'status' and 'rescan' are about the copy of a folder it hosts.
 
+On both: 'history', 'restore' and 'export' read the versions the hosting
+server keeps (an agent asks it).
+
 A folder is named by its name, OWNER/NAME when several have that name, or its ID.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}
 	cmd.AddCommand(newFolderCreateCmd(env), newFolderShareCmd(env), newFolderListCmd(env),
 		newFolderUnshareCmd(env), newFolderAcceptCmd(env), newFolderLeaveCmd(env),
-		newFolderStatusCmd(env), newFolderRescanCmd(env), newFolderRevertCmd(env), newFolderSetCmd(env))
+		newFolderStatusCmd(env), newFolderRescanCmd(env), newFolderRevertCmd(env), newFolderSetCmd(env),
+		newFolderHistoryCmd(env), newFolderRestoreCmd(env), newFolderExportCmd(env))
 	return cmd
 }
 

@@ -31,9 +31,16 @@
 //	GET    /v1/folders/status?folder=REF[&owner=USER]       FolderStatus (a folder synced here)
 //	POST   /v1/folders/rescan         FolderRefRequest      -> OKResult
 //	POST   /v1/agent/folders/revert   AgentFolderRequest    -> AgentResult
+//	GET    /v1/folders/history?folder=REF[&owner=USER][&path=P]  FolderHistory
+//	POST   /v1/folders/restore        RestoreRequest        -> RestoreResult
+//	POST   /v1/folders/export         ExportRequest         -> ExportResult
 //	GET    /v1/reports                []Report (no content)
 //	GET    /v1/reports/{id}           Report (with content)
 //	POST   /v1/reports                GenerateReportRequest -> MutationResult
+//
+// The history endpoints are for the folders a server hosts (its store),
+// and on an agent for its user's folders, asked of the hosting server: a
+// read-only member may list and export, not restore (code denied).
 //
 // Mutations take ?wait=DURATION: how long to wait for the master's receipt
 // before answering "queued". Errors are {"error": "...", "code": "..."} with

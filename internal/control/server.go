@@ -49,6 +49,9 @@ type Daemon interface {
 
 	// Folder sync: an agent's folders, or the folders a server hosts.
 	SyncEngine
+	// Folder history: a server's hosted folders', or asked of the
+	// hosting server by an agent.
+	History
 }
 
 var _ Daemon = (*peer.Node)(nil)
@@ -169,6 +172,9 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/folders/status", handle(s, readFolderRef, s.folderStatus))
 	mux.HandleFunc("POST /v1/folders/rescan", handle(s, body[FolderRefRequest], s.folderRescan))
 	mux.HandleFunc("POST /v1/agent/folders/revert", handle(s, body[AgentFolderRequest], s.agentRevert))
+	mux.HandleFunc("GET /v1/folders/history", handle(s, readHistoryRequest, s.folderHistory))
+	mux.HandleFunc("POST /v1/folders/restore", handle(s, body[RestoreRequest], s.folderRestore))
+	mux.HandleFunc("POST /v1/folders/export", handle(s, body[ExportRequest], s.folderExport))
 	mux.HandleFunc("GET /v1/reports", handle(s, noRequest, s.listReports))
 	mux.HandleFunc("GET /v1/reports/{id}", handle(s, pathValue("id"), s.showReport))
 	mux.HandleFunc("POST /v1/reports", mutation(s, body[GenerateReportRequest], s.generateReport))
@@ -328,6 +334,7 @@ func errorResponse(err error) (int, ErrorBody) {
 			CodeInvalid:  http.StatusBadRequest,
 			CodeNotFound: http.StatusNotFound,
 			CodeConflict: http.StatusConflict,
+			CodeDenied:   http.StatusForbidden,
 		}[ae.code]
 		if status == 0 {
 			status = http.StatusInternalServerError

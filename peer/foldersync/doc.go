@@ -94,6 +94,19 @@
 // Deleting every file but the marker (rm -rf dir/*) deletes them
 // everywhere, as any deletion.
 //
+// # History
+//
+// A server that keeps its folders' history sets Config.Archive: it is
+// told, on the folder's goroutine, of every change of the index it
+// publishes (the whole index at the first publication after the folder
+// starts). Engine.Restore makes versions from that history the current
+// ones, on the folder's goroutine: every block is read and checked first,
+// each entry gets a version vector that dominates the current one,
+// updated by this host, the plan is applied from the given blocks (the
+// applier writes only verified ones), and the result is published, so it
+// syncs to every member as any change. RestoreEntries computes what a
+// restore of a file, a directory or the whole folder writes.
+//
 // # Usage
 //
 //	e, _ := foldersync.New(foldersync.Config{Host: h, Key: key, DataDir: dir, Access: view})

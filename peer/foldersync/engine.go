@@ -95,6 +95,15 @@ type Config struct {
 	// always apply. It is called at every apply and must return quickly.
 	WindowsNames func(folder string) bool
 
+	// Archive, if set, is told on the folder's goroutine of every change
+	// of the index this host publishes for a folder: the folder, its
+	// directory, the entries that changed (tombstones for deletions) and
+	// whether they are the whole index (the first publication since the
+	// folder started). A server keeps its hosted folders' history with it
+	// (see archive.go). It must return quickly and must not keep entries'
+	// slices it would modify.
+	Archive func(folder, root string, changes []syncfs.FileInfo, whole bool)
+
 	// wrapFS, if set, wraps the disk a folder's applier writes through
 	// (a test seam: failures of the file system, such as Windows'
 	// sharing violations, on any system).

@@ -885,6 +885,7 @@ func (f *folder) publish(ctx context.Context) {
 	}
 	f.seq++
 	f.pub.Store(p)
+	f.archive(changed, old == nil)
 	f.setStatus(func(st *FolderStatus) {
 		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, p.files, p.dirs, p.bytes
 	})

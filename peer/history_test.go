@@ -1,0 +1,199 @@
+package peer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer"
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// readFiles returns the regular files under dir (the folder marker and
+// baton's own files aside), by slash path.
+func readFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Base(p)[0] == '.' {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameFiles(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFolderHistoryRestore: the hosting server keeps every version of a
+// folder; a file deleted on the owner's laptop is listed in the history
+// seen from a read-only member's desk, exported there as it was, not
+// restored by it (refused), and restored by the owner's laptop: it
+// arrives on every member's device.
+func TestFolderHistoryRestore(t *testing.T) {
+	c := loginCluster(t)
+	ann := startDevice(t, c, "ann-laptop", 0, "ann", "ann's secret") // home s2
+	bob := startDevice(t, c, "bob-desk", 2, "bob", "bob's secret")
+	server := c.Node(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	f, err := ann.CreateFolder(ctx, "Docs")
+	if err != nil {
+		t.Fatalf("CreateFolder: %v", err)
+	}
+	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadOnly); err != nil {
+		t.Fatalf("ShareFolder: %v", err)
+	}
+	annDir, bobDir := t.TempDir(), t.TempDir()
+	if err := ann.SetFolders(ctx, map[string]string{f.ID: annDir}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("bob's desk to see the folder", 20*time.Second, func() bool { _, ok := folderAt(t, bob, f.ID); return ok })
+	if err := bob.SetFolders(ctx, map[string]string{f.ID: bobDir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(annDir, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"a.txt": "version one", "dir/b.txt": "B"} {
+		if err := os.WriteFile(filepath.Join(annDir, filepath.FromSlash(name)), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := map[string]string{"a.txt": "version one", "dir/b.txt": "B"}
+	c.WaitFor("the files on bob's desk", 60*time.Second, func() bool { return sameFiles(readFiles(t, bobDir), before) })
+
+	var (
+		kept peer.FolderVersion
+		last string // what the last look at a history found
+	)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the last look at a history found: %s", last)
+		}
+	})
+	c.WaitFor("a.txt in the server's history", 30*time.Second, func() bool {
+		vs, err := server.FolderHistory(ctx, f.ID, "a.txt")
+		last = fmt.Sprintf("%+v, %v", vs, err)
+		if err != nil || len(vs) == 0 {
+			return false
+		}
+		kept = vs[0]
+		return true
+	})
+	if kept.Entry.Deleted || kept.Entry.Size != int64(len("version one")) || kept.Device != ann.ID().String() || kept.User != "ann" {
+		t.Errorf("a.txt's first version = %+v; want a live file of 11 bytes by ann's laptop (user ann)", kept)
+	}
+
+	if err := os.Remove(filepath.Join(annDir, "a.txt")); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("a.txt gone on bob's desk", 60*time.Second, func() bool { _, ok := readFiles(t, bobDir)["a.txt"]; return !ok })
+	var deleted uint64 // the snapshot of the deletion
+	c.WaitFor("the deletion in the history, as bob's desk sees it", 30*time.Second, func() bool {
+		vs, err := bob.FolderHistory(ctx, f.ID, "a.txt")
+		last = fmt.Sprintf("%+v, %v", vs, err)
+		if err != nil || len(vs) != 2 || !vs[1].Entry.Deleted {
+			return false
+		}
+		deleted = vs[1].Seq
+		return true
+	})
+
+	// Export, from the read-only member's desk, of the folder as it was
+	// just before the deletion (every file of before had reached bob's
+	// desk, so the server, by then).
+	out := filepath.Join(t.TempDir(), "export")
+	if _, err := bob.ExportFolder(ctx, f.ID, peer.HistoryPoint{Seq: deleted - 1}, out); err != nil {
+		t.Fatalf("ExportFolder on bob's desk: %v", err)
+	}
+	if got := readFiles(t, out); !sameFiles(got, before) {
+		t.Errorf("export of version %d, before the deletion = %v; want %v", deleted-1, got, before)
+	}
+
+	// A read-only member cannot restore.
+	_, err = bob.RestoreFolder(ctx, f.ID, peer.RestoreRequest{Path: "a.txt", Point: peer.HistoryPoint{Seq: kept.Seq}})
+	if !errors.Is(err, peer.ErrRestoreDenied) {
+		t.Fatalf("restore by a read-only member = %v; want ErrRestoreDenied", err)
+	}
+	if _, ok := readFiles(t, annDir)["a.txt"]; ok {
+		t.Fatal("a.txt came back after a refused restore")
+	}
+
+	// The owner restores it from her laptop (as it was before it was
+	// deleted: no version named): it arrives everywhere.
+	res, err := ann.RestoreFolder(ctx, f.ID, peer.RestoreRequest{Path: "a.txt"})
+	if err != nil {
+		t.Fatalf("restore by the owner: %v", err)
+	}
+	if res.Changed != 1 {
+		t.Errorf("restore = %+v; want 1 change", res)
+	}
+	for name, dir := range map[string]string{"ann's laptop": annDir, "bob's desk": bobDir} {
+		c.WaitFor("a.txt back on "+name, 60*time.Second, func() bool { return sameFiles(readFiles(t, dir), before) })
+	}
+	vs, err := server.FolderHistory(ctx, f.ID, "a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(vs); n < 3 || vs[0].Seq != kept.Seq || vs[n-1].Entry.Deleted {
+		t.Errorf("history after the restore = %+v; want the old versions kept and the restored one last", vs)
+	}
+
+	// The server answers only member devices, and gives only the blocks of
+	// the folder's own history.
+	private, err := ann.CreateFolder(ctx, "Private")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the server to host Private", 10*time.Second, func() bool {
+		_, err := server.FolderHistory(ctx, private.ID, "")
+		return err == nil
+	})
+	for _, tc := range []struct {
+		name, op, folder string
+		as               lpeer.ID
+		blocks           []syncfs.Hash
+		code             string
+	}{
+		{"a member's device lists", "list", f.ID, bob.ID(), nil, ""},
+		{"a non-member's device lists", "list", private.ID, bob.ID(), nil, "not-found"},
+		{"a host that is no device lists", "list", f.ID, identitytest.Key("stranger").ID(), nil, "denied"},
+		{"a read-only member restores", "restore", f.ID, bob.ID(), nil, "denied"},
+		{"a member asks a block not in the folder", "blocks", f.ID, bob.ID(), []syncfs.Hash{syncfs.HashBytes([]byte("elsewhere"))}, "not-found"},
+		{"a member asks a block of the folder", "blocks", f.ID, bob.ID(), []syncfs.Hash{kept.Entry.Blocks[0].Hash}, ""},
+	} {
+		code, msg, err := peer.ServeHistoryAs(ctx, server, tc.as, tc.op, tc.folder, tc.blocks...)
+		if err != nil || code != tc.code {
+			t.Errorf("%s: answered %q (%s), %v; want code %q", tc.name, code, msg, err, tc.code)
+		}
+	}
+}
