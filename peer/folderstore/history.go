@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -30,6 +28,9 @@ type Version struct {
 	Time   time.Time       // when that snapshot was committed
 	Device string          // the device that authored it (see Author)
 	Entry  syncfs.FileInfo // the entry as it became
+	// ReqUser and ReqDevice: who asked for the change, when its author
+	// made it on their behalf (a restore; WithRequester).
+	ReqUser, ReqDevice string
 }
 
 // Author returns the device that made fi's version: the one with the
@@ -50,7 +51,15 @@ func Author(fi syncfs.FileInfo) string {
 type AppendOption func(*appendOptions)
 
 type appendOptions struct {
-	evidence [][]byte
+	evidence           [][]byte
+	reqUser, reqDevice string
+}
+
+// WithRequester records who asked for the change, when the author made it
+// on their behalf: the user and device that asked the server to restore
+// (Snapshot.ReqUser, ReqDevice; Version.ReqUser, ReqDevice).
+func WithRequester(user, device string) AppendOption {
+	return func(o *appendOptions) { o.reqUser, o.reqDevice = user, device }
 }
 
 // WithEvidence gives the authoring device's signed index pages (the
@@ -73,6 +82,10 @@ func WithEvidence(pages ...[]byte) AppendOption {
 // version. Blocks are stored before the snapshot is committed (see Commit),
 // and pinned (see Pin) until it is. A snapshot's time is never before its
 // predecessor's: an earlier at is raised to it.
+//
+// When no entry is kept (changes is empty, or every one was left out),
+// nothing is committed: Append returns the zero Snapshot (Seq 0) and the
+// names left out.
 func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, author string, read func(name string, b syncfs.Block) ([]byte, error), opts ...AppendOption) (Snapshot, []string, error) {
 	var o appendOptions
 	for _, f := range opts {
@@ -103,13 +116,17 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 			refs = append(refs, b.Hash)
 		}
 	}
+	if len(kept) == 0 {
+		return Snapshot{}, skipped, nil
+	}
 	slices.SortStableFunc(kept, compareNames)
 	for i := 1; i < len(kept); i++ {
 		if kept[i].Name == kept[i-1].Name {
 			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %q changes twice", folder, kept[i].Name)
 		}
 	}
-	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author, Delta: true, Evidence: o.evidence}
+	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author, Delta: true, Evidence: o.evidence,
+		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
 	if len(o.evidence) > 0 {
 		ev, err := openEvidence(snap)
 		if err != nil {
@@ -375,7 +392,7 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 			return nil, fmt.Errorf("reading the history of %q in %q: %w", p, folder, err)
 		}
 		for _, fi := range entries {
-			out = append(out, Version{Seq: seq, Time: hdr.At(), Device: Author(fi), Entry: fi})
+			out = append(out, Version{Seq: seq, Time: hdr.At(), Device: Author(fi), Entry: fi, ReqUser: hdr.ReqUser, ReqDevice: hdr.ReqDevice})
 		}
 	}
 	return out, nil
@@ -403,62 +420,39 @@ func (s *Store) ReadFile(fi syncfs.FileInfo, w io.Writer) error {
 	return nil
 }
 
-// Export writes folder's tree as of snapshot seq into dir as plain files:
-// directories, files (every block checked) and symlinks; tombstones are
-// not written. dir must not exist yet or be empty. Entries are checked
-// against their snapshot's signed root before any is written, and blocks
-// against their hashes: a tampered snapshot or block stops the export with
-// an error (ErrTampered, ErrCorruptBlock) and its data is not written. The
-// tree is read one snapshot's share at a time, not held whole.
+// Export writes folder's tree as of snapshot seq into dir as plain files
+// (WriteTree): directories, files (every block checked) and symlinks;
+// tombstones are not written. dir must not exist yet or be empty. Entries
+// are checked against their snapshot's signed root before any is written,
+// and blocks against their hashes: a tampered snapshot or block stops the
+// export with an error (ErrTampered, ErrCorruptBlock) and its data is not
+// written. The tree is read one snapshot's share at a time, not held
+// whole.
 func (s *Store) Export(folder string, seq uint64, dir string) error {
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("exporting %q to %s: the directory is not empty", folder, dir)
+	each := func(yield func(syncfs.FileInfo) error) error {
+		return s.eachTreeEntry(folder, seq, func(fi syncfs.FileInfo) error {
+			if fi.Deleted {
+				return nil
+			}
+			return yield(fi)
+		})
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("exporting %q: %w", folder, err)
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return fmt.Errorf("exporting %q: %w", folder, err)
-	}
-	defer root.Close()
-	err = s.eachTreeEntry(folder, seq, func(fi syncfs.FileInfo) error {
-		if fi.Deleted {
-			return nil
-		}
-		return exportEntry(s, root, fi)
-	})
-	if err != nil {
+	if err := WriteTree(dir, each, s.ReadBlocks); err != nil {
 		return fmt.Errorf("exporting %q to %s: %w", folder, dir, err)
 	}
 	return nil
 }
 
-func exportEntry(s *Store, root *os.Root, fi syncfs.FileInfo) error {
-	name := filepath.FromSlash(fi.Name)
-	if d := filepath.Dir(name); d != "." {
-		if err := root.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	switch fi.Type {
-	case syncfs.TypeDir:
-		return root.MkdirAll(name, 0o755)
-	case syncfs.TypeSymlink:
-		return root.Symlink(fi.SymlinkTarget, name)
-	case syncfs.TypeFile:
-		f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+// ReadBlocks returns the contents of bs from the block store, each checked
+// against its hash (a BlockReader).
+func (s *Store) ReadBlocks(bs []syncfs.Block) ([][]byte, error) {
+	out := make([][]byte, len(bs))
+	for i, b := range bs {
+		data, err := s.blocks.Get(b.Hash)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if err := s.ReadFile(fi, f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return root.Chtimes(name, time.Unix(0, fi.ModTime), time.Unix(0, fi.ModTime))
+		out[i] = data
 	}
-	return nil
+	return out, nil
 }

@@ -347,10 +347,7 @@ func (s *Store) rewrite(fb *folderTx, points []Point, dropped map[uint64]bool, s
 				pendingEv = append(pendingEv, hdr.Evidence...)
 				pendingEvOK = pendingEvOK && len(hdr.Evidence) > 0
 			}
-			if err := fb.snaps.Delete(seqKey(hdr.Seq)); err != nil {
-				return err
-			}
-			if err := fb.times.Delete(timeKey(hdr.Time, hdr.Seq)); err != nil {
+			if err := fb.deleteHeader(hdr); err != nil {
 				return err
 			}
 			continue

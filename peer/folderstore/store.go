@@ -60,14 +60,16 @@ var (
 	bucketEntries   = []byte("entries")   // seq ‖ name → FileInfo
 	bucketPaths     = []byte("paths")     // name ‖ 0 ‖ seq → empty
 	bucketTimes     = []byte("times")     // time ‖ seq → empty
+	bucketRefs      = []byte("refs")      // hash ‖ seq ‖ name → block size (4 bytes)
 	keyVersion      = []byte("version")
-	folderBuckets   = [][]byte{bucketSnapshots, bucketEntries, bucketPaths, bucketTimes}
+	folderBuckets   = [][]byte{bucketSnapshots, bucketEntries, bucketPaths, bucketTimes, bucketRefs}
 )
 
 // formatVersion is the version of the metadata file's layout. Version 2
 // added roots, signatures and the entries, paths and times buckets;
+// version 3 the refs bucket (version 2 files are given it when opened);
 // version 1 files are refused.
-const formatVersion = 2
+const formatVersion = 3
 
 // Snapshot is one committed version of a folder. A snapshot written by
 // Append holds the entries that changed since the folder's previous
@@ -101,6 +103,11 @@ type Snapshot struct {
 	// Delta is set on a snapshot of Append: it holds Entries, and its
 	// Blocks are derived from them (not stored in its header).
 	Delta bool `cbor:"14,keyasint,omitempty"`
+
+	// Set by Append WithRequester: the user and device that asked for the
+	// change when the author made it on their behalf (a restore).
+	ReqUser   string `cbor:"15,keyasint,omitempty"`
+	ReqDevice string `cbor:"16,keyasint,omitempty"`
 }
 
 // At returns the snapshot's time.
@@ -189,7 +196,8 @@ func initFile(tx *bbolt.Tx) error {
 	if len(v) != 8 {
 		return fmt.Errorf("the format version is %d bytes long, want 8; the file is damaged or not a folder store", len(v))
 	}
-	if ver := binary.BigEndian.Uint64(v); ver != formatVersion {
+	ver := binary.BigEndian.Uint64(v)
+	if ver != formatVersion && ver != 2 {
 		return fmt.Errorf("format version %d, this baton reads version %d", ver, formatVersion)
 	}
 	for _, b := range folderBuckets {
@@ -197,7 +205,44 @@ func initFile(tx *bbolt.Tx) error {
 			return err
 		}
 	}
+	if ver == 2 {
+		if err := addRefs(tx); err != nil {
+			return fmt.Errorf("adding the block references index to a version 2 file: %w", err)
+		}
+		return meta.Put(keyVersion, binary.BigEndian.AppendUint64(nil, formatVersion))
+	}
 	return nil
+}
+
+// addRefs fills the refs index of a version 2 file from its snapshots.
+func addRefs(tx *bbolt.Tx) error {
+	return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
+		fb, err := createFolder(tx, string(name))
+		if err != nil {
+			return err
+		}
+		err = fb.snaps.ForEach(func(k, v []byte) error {
+			hdr, err := decodeHeader(fb.folder, k, v)
+			if err != nil {
+				return err
+			}
+			return fb.putHeaderRefs(hdr)
+		})
+		if err != nil {
+			return err
+		}
+		return fb.entries.ForEach(func(k, v []byte) error {
+			if len(k) < 8 {
+				return fmt.Errorf("entry key %x: %w", k, ErrTampered)
+			}
+			seq := binary.BigEndian.Uint64(k[:8])
+			fi, err := rawEntry{string(k[8:]), v}.decode(seq)
+			if err != nil {
+				return err
+			}
+			return fb.putRefs(seq, fi)
+		})
+	})
 }
 
 // Close closes the metadata file. The block store needs no closing.
@@ -341,12 +386,12 @@ func sortHashes(hs []syncfs.Hash) []syncfs.Hash {
 
 // folderTx is one folder's buckets in a transaction.
 type folderTx struct {
-	folder                       string
-	snaps, entries, paths, times *bbolt.Bucket
+	folder                             string
+	snaps, entries, paths, times, refs *bbolt.Bucket
 }
 
 func createFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
-	var bs [4]*bbolt.Bucket
+	var bs [5]*bbolt.Bucket
 	for i, name := range folderBuckets {
 		b, err := tx.Bucket(name).CreateBucketIfNotExists([]byte(folder))
 		if err != nil {
@@ -354,12 +399,12 @@ func createFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
 		}
 		bs[i] = b
 	}
-	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3]}, nil
+	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4]}, nil
 }
 
 // openFolder returns folder's buckets, or nil if it has none.
 func openFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
-	var bs [4]*bbolt.Bucket
+	var bs [5]*bbolt.Bucket
 	for i, name := range folderBuckets {
 		bs[i] = tx.Bucket(name).Bucket([]byte(folder))
 	}
@@ -371,7 +416,7 @@ func openFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
 			return nil, fmt.Errorf("folder %q has snapshots but no %s bucket: %w", folder, folderBuckets[i], ErrTampered)
 		}
 	}
-	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3]}, nil
+	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4]}, nil
 }
 
 func (f *folderTx) putHeader(snap Snapshot) error {
@@ -382,8 +427,68 @@ func (f *folderTx) putHeader(snap Snapshot) error {
 	if err := f.snaps.Put(seqKey(snap.Seq), rec); err != nil {
 		return err
 	}
+	if err := f.putHeaderRefs(snap); err != nil {
+		return err
+	}
 	return f.times.Put(timeKey(snap.Time, snap.Seq), nil)
 }
+
+// deleteHeader removes snap's header, its time and the references of a
+// snapshot of Commit (its entries are deleted apart, deleteEntry).
+func (f *folderTx) deleteHeader(snap Snapshot) error {
+	if err := f.snaps.Delete(seqKey(snap.Seq)); err != nil {
+		return err
+	}
+	if !snap.Delta {
+		for _, h := range snap.Blocks {
+			if err := f.refs.Delete(refKey(h, snap.Seq, "")); err != nil {
+				return err
+			}
+		}
+	}
+	return f.times.Delete(timeKey(snap.Time, snap.Seq))
+}
+
+// putHeaderRefs records the blocks of a snapshot of Commit (of unknown
+// size: 0) in the refs index.
+func (f *folderTx) putHeaderRefs(snap Snapshot) error {
+	if snap.Delta {
+		return nil
+	}
+	for _, h := range snap.Blocks {
+		if err := f.refs.Put(refKey(h, snap.Seq, ""), sizeValue(0)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putRefs records the blocks of fi, an entry of snapshot seq, in the refs
+// index: one key per distinct block.
+func (f *folderTx) putRefs(seq uint64, fi syncfs.FileInfo) error {
+	for _, b := range liveBlocks(fi) {
+		if err := f.refs.Put(refKey(b.Hash, seq, fi.Name), sizeValue(b.Size)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *folderTx) deleteRefs(seq uint64, fi syncfs.FileInfo) error {
+	for _, b := range liveBlocks(fi) {
+		if err := f.refs.Delete(refKey(b.Hash, seq, fi.Name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refKey is hash ‖ seq ‖ name: a block's references are adjacent.
+func refKey(h syncfs.Hash, seq uint64, name string) []byte {
+	return append(binary.BigEndian.AppendUint64(append([]byte(nil), h[:]...), seq), name...)
+}
+
+func sizeValue(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
 
 func encodeHeader(snap Snapshot) ([]byte, error) {
 	if snap.Delta {
@@ -420,13 +525,29 @@ func (e rawEntry) decode(seq uint64) (syncfs.FileInfo, error) {
 }
 
 func (f *folderTx) putEntry(seq uint64, e rawEntry) error {
+	fi, err := e.decode(seq)
+	if err != nil {
+		return err
+	}
 	if err := f.entries.Put(entryKey(seq, e.name), e.enc); err != nil {
+		return err
+	}
+	if err := f.putRefs(seq, fi); err != nil {
 		return err
 	}
 	return f.paths.Put(pathKey(e.name, seq), nil)
 }
 
 func (f *folderTx) deleteEntry(seq uint64, name string) error {
+	if v := f.entries.Get(entryKey(seq, name)); v != nil {
+		fi, err := rawEntry{name, v}.decode(seq)
+		if err != nil {
+			return err
+		}
+		if err := f.deleteRefs(seq, fi); err != nil {
+			return err
+		}
+	}
 	if err := f.entries.Delete(entryKey(seq, name)); err != nil {
 		return err
 	}

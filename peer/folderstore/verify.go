@@ -1,6 +1,7 @@
 package folderstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -56,7 +57,14 @@ func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syn
 	}
 	var prev syncfs.Hash
 	var prevTime int64
-	var entries, headers uint64
+	var entries, headers, refs uint64
+	checkRef := func(seq uint64, h syncfs.Hash, name string, size uint32) error {
+		if v := fb.refs.Get(refKey(h, seq, name)); v == nil || !bytes.Equal(v, sizeValue(size)) {
+			return fmt.Errorf("block %x of %q in snapshot %d is missing from the refs index: %w", h[:8], name, seq, ErrTampered)
+		}
+		refs++
+		return nil
+	}
 	c := fb.snaps.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		hdr, err := decodeHeader(folder, k, v)
@@ -75,6 +83,9 @@ func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syn
 		if !hdr.Delta {
 			for _, h := range hdr.Blocks {
 				onRef(hdr.Seq, h)
+				if err := checkRef(hdr.Seq, h, "", 0); err != nil {
+					return err
+				}
 			}
 		}
 		var indexErr error
@@ -86,8 +97,16 @@ func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syn
 			if err != nil {
 				return err
 			}
+			seen := map[syncfs.Hash]bool{}
 			for _, b := range liveBlocks(fi) {
 				onRef(hdr.Seq, b.Hash)
+				if seen[b.Hash] {
+					continue
+				}
+				seen[b.Hash] = true
+				if err := checkRef(hdr.Seq, b.Hash, fi.Name, b.Size); err != nil && indexErr == nil {
+					indexErr = err
+				}
 			}
 			return nil
 		})
@@ -110,7 +129,7 @@ func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syn
 		name string
 		b    *bbolt.Bucket
 		want uint64
-	}{{"entries", fb.entries, entries}, {"paths", fb.paths, entries}, {"times", fb.times, headers}} {
+	}{{"entries", fb.entries, entries}, {"paths", fb.paths, entries}, {"times", fb.times, headers}, {"refs", fb.refs, refs}} {
 		if n := uint64(cnt.b.Stats().KeyN); n != cnt.want {
 			return fmt.Errorf("the %s index holds %d keys, the snapshots %d: %w", cnt.name, n, cnt.want, ErrTampered)
 		}

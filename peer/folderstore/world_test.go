@@ -217,6 +217,35 @@ func (w *world) checkAll(st *folderstore.Store) {
 		}
 		w.checkExport(st, seq, want)
 	}
+	w.checkRefs(st, kept)
+}
+
+// checkRefs checks References and Usage against the blocks of the kept
+// snapshots' trees.
+func (w *world) checkRefs(st *folderstore.Store, kept []uint64) {
+	w.t.Helper()
+	want := w.referenced(kept)
+	all := slices.SortedFunc(maps.Keys(w.content), func(a, b syncfs.Hash) int { return bytes.Compare(a[:], b[:]) })
+	got, err := st.References(w.folder, all...)
+	if err != nil {
+		w.t.Fatalf("References: %v", err)
+	}
+	var bytesWant int64
+	for i, h := range all {
+		if got[i] != want[h] {
+			w.t.Fatalf("References(%x) = %v; want %v", h[:8], got[i], want[h])
+		}
+		if want[h] {
+			bytesWant += int64(len(w.content[h]))
+		}
+	}
+	u, err := st.Usage(w.folder)
+	if err != nil {
+		w.t.Fatalf("Usage: %v", err)
+	}
+	if u.Snapshots != len(kept) || u.Blocks != len(want) || u.Bytes != bytesWant {
+		w.t.Fatalf("Usage = %+v; want %d snapshots, %d blocks of %d bytes", u, len(kept), len(want), bytesWant)
+	}
 }
 
 // checkExport exports snapshot seq and compares the directory with want:

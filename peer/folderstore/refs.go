@@ -1,0 +1,104 @@
+package folderstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/baton-sync/baton/syncfs"
+)
+
+// The refs index (per folder: block hash ‖ sequence ‖ entry name → the
+// block's size) says which of a folder's kept snapshots reference a block.
+// It is kept with the entries in every transaction that writes them
+// (commit, Prune), and Verify checks that it holds exactly the snapshots'
+// references. It is not covered by the roots: it answers References and
+// Usage, never what a read returns.
+
+// References reports, for each of hs, whether a kept snapshot of folder
+// references it: one seek per hash in the refs index, in one read
+// transaction. A folder with no snapshots references nothing.
+func (s *Store) References(folder string, hs ...syncfs.Hash) ([]bool, error) {
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	out := make([]bool, len(hs))
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil || fb == nil {
+			return err
+		}
+		c := fb.refs.Cursor()
+		for i, h := range hs {
+			k, _ := c.Seek(h[:])
+			out[i] = k != nil && bytes.HasPrefix(k, h[:])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("looking up blocks of %q in %s: %w", folder, s.path, err)
+	}
+	return out, nil
+}
+
+// Usage is what a folder's kept snapshots hold in the store.
+type Usage struct {
+	Snapshots int       // kept snapshots
+	Oldest    time.Time // the first kept snapshot's time (zero: none)
+	Latest    time.Time // the last one's
+	Blocks    int       // distinct blocks they reference
+	// Bytes is the size of those blocks: the disk the folder's history
+	// would free if it were removed, less the blocks other folders share.
+	// Blocks of snapshots of Commit, of unknown size, count 0.
+	Bytes int64
+}
+
+// Usage returns what folder's kept snapshots hold. It reads the folder's
+// snapshot headers and its refs index in one read transaction, holding
+// nothing that grows with them.
+func (s *Store) Usage(folder string) (Usage, error) {
+	var u Usage
+	if s.db == nil {
+		return u, ErrClosed
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil || fb == nil {
+			return err
+		}
+		c := fb.snaps.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			hdr, err := decodeHeader(folder, k, v)
+			if err != nil {
+				return err
+			}
+			if u.Snapshots == 0 {
+				u.Oldest = hdr.At()
+			}
+			u.Latest = hdr.At()
+			u.Snapshots++
+		}
+		var last []byte
+		rc := fb.refs.Cursor()
+		for k, v := rc.First(); k != nil; k, v = rc.Next() {
+			if len(k) < len(syncfs.Hash{})+8 || len(v) != 4 {
+				return fmt.Errorf("refs index key %x: %w", k, ErrTampered)
+			}
+			h := k[:len(syncfs.Hash{})]
+			if bytes.Equal(h, last) {
+				continue
+			}
+			last = append(last[:0], h...)
+			u.Blocks++
+			u.Bytes += int64(binary.BigEndian.Uint32(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return Usage{}, fmt.Errorf("reading the usage of %q in %s: %w", folder, s.path, err)
+	}
+	return u, nil
+}
