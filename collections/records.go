@@ -308,6 +308,12 @@ type FolderOptions struct {
 	// folder, for a team whose members are all trusted. Off, they are
 	// skipped (syncfs.PlanOptions.OutsideSymlinks).
 	OutsideSymlinks bool `cbor:"7,keyasint,omitempty"`
+	// Keep is the retention policy of the folder's history on its hosting
+	// server, in the text form of folderstore.Policy (such as
+	// "all:1d,daily:30d,weekly:365d"); "" for the default. The hosting
+	// server checks it when it builds the change, and keeps the default
+	// for text it cannot read.
+	Keep string `cbor:"8,keyasint,omitempty"`
 }
 
 func (Folder) Collection() Kind { return Catalog }
@@ -318,6 +324,11 @@ func (f Folder) Validate() error {
 	}
 	if err := validateText(f.Name); err != nil {
 		return fmt.Errorf("folder %s name: %w", f.ID, err)
+	}
+	if f.Keep != "" {
+		if err := validateText(f.Keep); err != nil {
+			return fmt.Errorf("folder %s retention policy: %w", f.ID, err)
+		}
 	}
 	if err := identity.ValidateName(f.Owner); err != nil {
 		return fmt.Errorf("%w: folder %s owner: %v", ErrMalformed, f.ID, err)

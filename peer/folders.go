@@ -174,7 +174,7 @@ func (d *driver) refreshFolderView() {
 // the refreshing of its view) on wg until ctx ends.
 func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Host) error {
 	fr := d.cfg.folders
-	var archive func(folder, root string, changes []syncfs.FileInfo, whole bool)
+	var archive func(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester)
 	engineDone := make(chan struct{})
 	if d.cfg.Role == identity.RoleServer {
 		a, err := d.openHistory(ctx, wg, engineDone)

@@ -52,34 +52,83 @@ var (
 // storeDir is where a server keeps its folders' history, under DataDir.
 const storeDir = "store"
 
-// archiveJob is one change of a hosted folder's index to append.
-type archiveJob struct {
-	folder, root string
-	changes      []syncfs.FileInfo
-	whole        bool
+// Defaults of the archiver's upkeep: Prune of every folder in the store
+// by its retention policy, then GC of unreferenced blocks.
+const (
+	historyUpkeepEvery = time.Hour
+	historyGCGrace     = folderstore.DefaultGrace
+)
+
+// archiveBatch is changes of a folder to append as one snapshot: by name,
+// each the latest told (so that a batch holds at most the folder's
+// entries), the whole index if whole, asked by by (a restore).
+type archiveBatch struct {
+	changes map[string]syncfs.FileInfo
+	whole   bool
+	by      foldersync.Requester
 }
 
-// archiver appends the changes of hosted folders to the store. add queues
-// (it never blocks the folder goroutine that calls it); Run owns the
-// writes.
+// archivePending is what is queued for one folder: batches in order, a new
+// one begun only when the requester changes (a restore between changes).
+type archivePending struct {
+	root    string
+	batches []*archiveBatch
+}
+
+// archiver appends the changes of hosted folders to the store and keeps
+// the store within each folder's retention policy. add queues (it never
+// blocks the folder goroutine that calls it), coalescing a folder's
+// pending changes by name, so that what waits is bounded by the folders'
+// size, not by the number of changes; Run owns the writes and the upkeep.
 type archiver struct {
 	store *folderstore.Store
 	log   *slog.Logger
 	now   func() time.Time
+	// policy returns folder's retention policy.
+	policy func(folder string) folderstore.Policy
+	// every is how often Run prunes and collects (and once at its start);
+	// grace is GCOptions.Grace.
+	every, grace time.Duration
 
-	mu    sync.Mutex
-	queue []archiveJob
-	wake  chan struct{}
+	mu      sync.Mutex
+	pending map[string]*archivePending
+	wake    chan struct{}
 }
 
-func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Time) *archiver {
-	return &archiver{store: store, log: log, now: now, wake: make(chan struct{}, 1)}
+func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Time, policy func(string) folderstore.Policy) *archiver {
+	if policy == nil {
+		policy = func(string) folderstore.Policy { return folderstore.DefaultPolicy }
+	}
+	return &archiver{store: store, log: log, now: now, policy: policy, every: historyUpkeepEvery, grace: historyGCGrace,
+		pending: map[string]*archivePending{}, wake: make(chan struct{}, 1)}
 }
 
-// add queues a change (foldersync.Config.Archive).
-func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole bool) {
+// add queues a change (foldersync.Config.Archive). A whole index replaces
+// what is queued for the folder (it holds every entry, as new as any
+// queued); other changes merge by name into the last batch if it was asked
+// by the same requester.
+func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester) {
 	a.mu.Lock()
-	a.queue = append(a.queue, archiveJob{folder: folder, root: root, changes: changes, whole: whole})
+	p := a.pending[folder]
+	if p == nil {
+		p = &archivePending{}
+		a.pending[folder] = p
+	}
+	p.root = root
+	var b *archiveBatch
+	switch {
+	case whole:
+		p.batches = nil
+	case len(p.batches) > 0 && p.batches[len(p.batches)-1].by == by:
+		b = p.batches[len(p.batches)-1]
+	}
+	if b == nil {
+		b = &archiveBatch{changes: make(map[string]syncfs.FileInfo, len(changes)), whole: whole, by: by}
+		p.batches = append(p.batches, b)
+	}
+	for _, fi := range changes {
+		b.changes[fi.Name] = fi
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -87,15 +136,36 @@ func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole boo
 	}
 }
 
-// Run appends the queued changes until ctx ends, then those still queued.
+// queued returns how many entries are queued (tests).
+func (a *archiver) queued() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, p := range a.pending {
+		for _, b := range p.batches {
+			n += len(b.changes)
+		}
+	}
+	return n
+}
+
+// Run appends the queued changes until ctx ends, then those still queued;
+// at its start and every a.every it prunes and collects (upkeep).
 func (a *archiver) Run(ctx context.Context) error {
+	tick := time.NewTicker(a.every)
+	defer tick.Stop()
+	a.drain()
+	a.upkeep()
 	for {
-		a.drain()
 		select {
 		case <-ctx.Done():
 			a.drain()
 			return nil
 		case <-a.wake:
+			a.drain()
+		case <-tick.C:
+			a.drain()
+			a.upkeep()
 		}
 	}
 }
@@ -103,48 +173,89 @@ func (a *archiver) Run(ctx context.Context) error {
 func (a *archiver) drain() {
 	for {
 		a.mu.Lock()
-		q := a.queue
-		a.queue = nil
+		q := a.pending
+		a.pending = map[string]*archivePending{}
 		a.mu.Unlock()
 		if len(q) == 0 {
 			return
 		}
-		for _, j := range q {
-			if err := a.write(j); err != nil {
-				a.log.Error("folder history: a change was not kept", "folder", j.folder, "entries", len(j.changes), "err", err)
+		for _, folder := range slices.Sorted(maps.Keys(q)) {
+			p := q[folder]
+			for _, b := range p.batches {
+				if err := a.write(folder, p.root, b); err != nil {
+					a.log.Error("folder history: a change was not kept", "folder", folder, "entries", len(b.changes), "err", err)
+				}
 			}
 		}
 	}
 }
 
-// write appends one change to the store.
-func (a *archiver) write(j archiveJob) error {
-	changes := j.changes
-	if j.whole {
+// write appends one batch of changes of folder, whose directory is root,
+// to the store.
+func (a *archiver) write(folder, root string, b *archiveBatch) error {
+	changes := make([]syncfs.FileInfo, 0, len(b.changes))
+	for _, name := range slices.Sorted(maps.Keys(b.changes)) {
+		changes = append(changes, b.changes[name])
+	}
+	if b.whole {
 		var err error
-		if changes, err = a.newSince(j.folder, changes); err != nil {
+		if changes, err = a.newSince(folder, changes); err != nil {
 			return err
 		}
 	}
 	if len(changes) == 0 {
 		return nil
 	}
-	root, err := os.OpenRoot(j.root)
+	dir, err := os.OpenRoot(root)
 	if err != nil {
 		return fmt.Errorf("opening the folder's directory: %w", err)
 	}
-	defer root.Close()
-	r := &fileReader{root: root}
+	defer dir.Close()
+	r := &fileReader{root: dir}
 	defer r.close()
-	snap, skipped, err := a.store.Append(j.folder, a.now(), changes, author(changes), r.read)
+	var opts []folderstore.AppendOption
+	if b.by != (foldersync.Requester{}) {
+		opts = append(opts, folderstore.WithRequester(b.by.User, b.by.Device))
+	}
+	snap, skipped, err := a.store.Append(folder, a.now(), changes, author(changes), r.read, opts...)
 	if err != nil {
 		return err
 	}
 	if len(skipped) > 0 {
 		a.log.Warn("folder history: files changed again before they were kept; their newer version will be",
-			"folder", j.folder, "snapshot", snap.Seq, "files", skipped)
+			"folder", folder, "snapshot", snap.Seq, "files", skipped)
 	}
 	return nil
+}
+
+// upkeep prunes every folder of the store by its policy, then collects
+// the blocks no kept snapshot references, and logs what it did.
+func (a *archiver) upkeep() {
+	now := a.now()
+	folders, err := a.store.Folders()
+	if err != nil {
+		a.log.Error("folder history: upkeep", "err", err)
+		return
+	}
+	for _, f := range folders {
+		p := a.policy(f)
+		st, err := a.store.Prune(f, p, now)
+		if err != nil {
+			a.log.Error("folder history: pruning", "folder", f, "policy", p.String(), "err", err)
+			continue
+		}
+		if len(st.Dropped) > 0 {
+			a.log.Info("folder history: pruned", "folder", f, "policy", p.String(), "dropped", len(st.Dropped), "resigned", st.Rewritten)
+		}
+	}
+	gs, err := a.store.GC(folderstore.GCOptions{Now: now, Grace: a.grace})
+	if err != nil {
+		a.log.Error("folder history: collecting blocks", "err", err)
+		return
+	}
+	if gs.Deleted > 0 || gs.Temps > 0 {
+		a.log.Info("folder history: collected blocks", "deleted", gs.Deleted, "referenced", gs.Referenced, "spared", gs.Spared, "temps", gs.Temps)
+	}
 }
 
 // newSince returns the entries of whole, a folder's whole index, that
@@ -224,12 +335,15 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("folder history: %w", err)
 	}
-	st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), folderstore.NewDisk(filepath.Join(dir, "blocks")))
+	// Signed with the node's key: every snapshot read is checked against
+	// its signed root, so that one altered on disk is never served.
+	st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), folderstore.NewDisk(filepath.Join(dir, "blocks")), folderstore.WithServerKey(d.cfg.Key))
 	if err != nil {
 		return nil, fmt.Errorf("folder history: %w", err)
 	}
-	a := newArchiver(st, d.log.With("part", "history"), d.cfg.Now)
 	fr := d.cfg.folders
+	log := d.log.With("part", "history")
+	a := newArchiver(st, log, d.cfg.Now, fr.retention(log))
 	fr.historyMu.Lock()
 	fr.history = st
 	fr.historyMu.Unlock()
@@ -245,6 +359,52 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 		}
 	})
 	return a, nil
+}
+
+// ParseKeep checks the text of a folder's retention policy (the folder
+// option Keep) and returns it as the Catalog records it: the canonical
+// text of folderstore.ParsePolicy, or "" for "default" (or ""). Bad text
+// is an error wrapping folderstore.ErrBadPolicy that says the syntax.
+func ParseKeep(text string) (string, error) {
+	text = strings.TrimSpace(text)
+	if text == "" || text == "default" {
+		return "", nil
+	}
+	p, err := folderstore.ParsePolicy(text)
+	if err != nil {
+		return "", fmt.Errorf("retention policy %q: %w (want tiers EVERY:FOR, EVERY one of all, hourly, daily, weekly or a span, FOR a span such as 12h, 30d, 52w or forever, such as %s; or default)", text, err, folderstore.DefaultPolicy)
+	}
+	return p.String(), nil
+}
+
+// KeepPolicy returns the retention policy of the folder option Keep: the
+// default for "", and for text that does not parse (with the error).
+func KeepPolicy(keep string) (folderstore.Policy, error) {
+	if keep == "" {
+		return folderstore.DefaultPolicy, nil
+	}
+	p, err := folderstore.ParsePolicy(keep)
+	if err != nil {
+		return folderstore.DefaultPolicy, err
+	}
+	return p, nil
+}
+
+// retention is the archiver's policy of a folder: its Catalog record's
+// Keep option, the default if unset, unreadable (logged) or the folder is
+// gone from the Catalog.
+func (fr *folderRuntime) retention(log *slog.Logger) func(string) folderstore.Policy {
+	return func(id string) folderstore.Policy {
+		f, ok := fr.access().Folder(id)
+		if !ok {
+			return folderstore.DefaultPolicy
+		}
+		p, err := KeepPolicy(f.Keep)
+		if err != nil {
+			log.Warn("folder history: the folder's retention policy cannot be read; the default applies", "folder", id, "keep", f.Keep, "err", err)
+		}
+		return p
+	}
 }
 
 // historyStore returns the server's folder store, if it runs, held open
@@ -272,6 +432,11 @@ type FolderVersion struct {
 	Device string          // the device that authored it
 	User   string          // that device's user, "" if unknown (a server, or a device gone)
 	Entry  syncfs.FileInfo // the entry as it became (a tombstone for a deletion)
+	// RestoredBy and RestoredByDevice: who asked for the restore that
+	// made this version (the hosting server made it on their behalf);
+	// both "" for a version that is no restore, the device alone for a
+	// restore asked on the server itself.
+	RestoredBy, RestoredByDevice string
 }
 
 // RestoreRequest is what to restore: Path ("" with All for the whole
@@ -343,7 +508,7 @@ func (n *Node) localHistory(st *folderstore.Store, id, path string) ([]FolderVer
 	a := n.cfg.folders.access()
 	out := make([]FolderVersion, len(vs))
 	for i, v := range vs {
-		out[i] = FolderVersion{Seq: v.Seq, Time: v.Time, Device: v.Device, Entry: v.Entry}
+		out[i] = FolderVersion{Seq: v.Seq, Time: v.Time, Device: v.Device, Entry: v.Entry, RestoredBy: v.ReqUser, RestoredByDevice: v.ReqDevice}
 		if p, err := lpeer.Decode(v.Device); err == nil {
 			out[i].User, _ = a.UserOf(p)
 		}
@@ -372,12 +537,14 @@ func (n *Node) restoreHosted(ctx context.Context, id string, req RestoreRequest)
 	if err != nil {
 		return foldersync.RestoreResult{}, err
 	}
-	return n.restoreWith(ctx, st, id, req)
+	// Asked on the server itself: its administrator, through the control
+	// socket.
+	return n.restoreWith(ctx, st, id, req, foldersync.Requester{Device: n.ID().String()})
 }
 
 // restoreWith restores req in folder id, a folder this server hosts, from
-// st.
-func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string, req RestoreRequest) (foldersync.RestoreResult, error) {
+// st, as asked by by (kept with the snapshot the restore makes).
+func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string, req RestoreRequest, by foldersync.Requester) (foldersync.RestoreResult, error) {
 	e := n.cfg.folders.running()
 	if e == nil {
 		return foldersync.RestoreResult{}, ErrStopped
@@ -386,7 +553,7 @@ func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string
 	if err != nil {
 		return foldersync.RestoreResult{}, err
 	}
-	return e.RestoreTree(ctx, id, then, p, st.Blocks().Get)
+	return e.RestoreTree(ctx, id, then, p, st.Blocks().Get, by)
 }
 
 // restorePoint returns the tree of folder id that req restores, and the

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -48,10 +46,10 @@ const (
 	maxHistoryResponse = syncfs.MaxBlockSize + 32<<20
 	historyTimeout     = 2 * time.Minute
 	restoreTimeout     = 30 * time.Minute
-	// historyBlockBytes bounds the bytes of blocks asked at once (one
-	// block at least).
-	historyBlockBytes = 16 << 20
-	maxHistoryBlocks  = 256
+	// maxHistoryBlocks bounds the blocks asked at once; an agent asks a
+	// file's blocks in batches of folderstore.ExportBatchBlocks and
+	// ExportBatchBytes (one block at least).
+	maxHistoryBlocks = folderstore.ExportBatchBlocks
 )
 
 const (
@@ -90,6 +88,9 @@ type historyVersion struct {
 	Device string          `cbor:"3,keyasint,omitempty"`
 	User   string          `cbor:"4,keyasint,omitempty"`
 	Entry  syncfs.FileInfo `cbor:"5,keyasint"`
+	// Who asked for the restore that made it (FolderVersion.RestoredBy).
+	RestoredBy       string `cbor:"6,keyasint,omitempty"`
+	RestoredByDevice string `cbor:"7,keyasint,omitempty"`
 }
 
 type restoreCounts struct {
@@ -160,7 +161,8 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 		}
 		resp := historyResponse{Versions: make([]historyVersion, len(vs))}
 		for i, v := range vs {
-			resp.Versions[i] = historyVersion{Seq: v.Seq, Time: v.Time.UnixNano(), Device: v.Device, User: v.User, Entry: v.Entry}
+			resp.Versions[i] = historyVersion{Seq: v.Seq, Time: v.Time.UnixNano(), Device: v.Device, User: v.User, Entry: v.Entry,
+				RestoredBy: v.RestoredBy, RestoredByDevice: v.RestoredByDevice}
 		}
 		return resp
 	case opHistoryRestore:
@@ -168,7 +170,7 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 			log.Info("history: restore refused to a read-only member", "path", req.Path)
 			return historyFailure(codeDenied, "%s is a read-only member of folder %s", user, f.Name)
 		}
-		res, err := n.restoreWith(ctx, st, f.ID, RestoreRequest{Path: req.Path, All: req.All, Point: req.point()})
+		res, err := n.restoreWith(ctx, st, f.ID, RestoreRequest{Path: req.Path, All: req.All, Point: req.point()}, foldersync.Requester{User: user, Device: remote.String()})
 		log.Info("history: restore", "path", req.Path, "all", req.All, "changed", res.Changed, "err", err)
 		if err != nil {
 			resp := fail(err)
@@ -198,15 +200,15 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 		if len(req.Blocks) > maxHistoryBlocks {
 			return historyFailure(codeInvalid, "%d blocks asked, at most %d", len(req.Blocks), maxHistoryBlocks)
 		}
-		// Only blocks the folder's snapshots reference are given.
-		refs, err := folderBlocks(st, f.ID)
+		// Only blocks the folder's kept snapshots reference are given.
+		refs, err := st.References(f.ID, req.Blocks...)
 		if err != nil {
 			return fail(err)
 		}
 		var resp historyResponse
 		size := 0
-		for _, h := range req.Blocks {
-			if !refs[h] {
+		for i, h := range req.Blocks {
+			if !refs[i] {
 				return historyFailure(codeNotFound, "block %x is not in folder %s's history", h[:8], f.ID)
 			}
 			data, err := st.Blocks().Get(h)
@@ -222,21 +224,6 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 		return resp
 	}
 	return historyFailure(codeInvalid, "unknown history operation %q", req.Op)
-}
-
-// folderBlocks returns the blocks folder id's snapshots reference.
-func folderBlocks(st *folderstore.Store, id string) (map[syncfs.Hash]bool, error) {
-	snaps, err := st.Snapshots(id)
-	if err != nil {
-		return nil, err
-	}
-	out := map[syncfs.Hash]bool{}
-	for _, s := range snaps {
-		for _, h := range s.Blocks {
-			out[h] = true
-		}
-	}
-	return out, nil
 }
 
 // --- the agent side ---
@@ -293,7 +280,8 @@ func (n *Node) remoteHistory(ctx context.Context, id, path string) ([]FolderVers
 	}
 	out := make([]FolderVersion, len(resp.Versions))
 	for i, v := range resp.Versions {
-		out[i] = FolderVersion{Seq: v.Seq, Time: time.Unix(0, v.Time).UTC(), Device: v.Device, User: v.User, Entry: v.Entry}
+		out[i] = FolderVersion{Seq: v.Seq, Time: time.Unix(0, v.Time).UTC(), Device: v.Device, User: v.User, Entry: v.Entry,
+			RestoredBy: v.RestoredBy, RestoredByDevice: v.RestoredByDevice}
 	}
 	return out, nil
 }
@@ -336,85 +324,16 @@ func (n *Node) remoteExport(ctx context.Context, id string, pt HistoryPoint, dir
 		}
 		return r.Blocks, nil
 	}
-	if err := exportTree(resp.Entries, dir, blocks); err != nil {
+	each := func(yield func(syncfs.FileInfo) error) error {
+		for _, fi := range resp.Entries {
+			if err := yield(fi); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := folderstore.WriteTree(dir, each, blocks); err != nil {
 		return 0, fmt.Errorf("exporting folder %s: %w", id, err)
 	}
 	return resp.Seq, nil
-}
-
-// exportTree writes entries (live, checked names) into dir, new or empty,
-// getting each file's blocks in batches with get; every block is checked
-// against its hash before it is written.
-func exportTree(entries []syncfs.FileInfo, dir string, get func([]syncfs.Block) ([][]byte, error)) error {
-	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-		return fmt.Errorf("%s is not empty", dir)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	root, err := os.OpenRoot(dir)
-	if err != nil {
-		return err
-	}
-	defer root.Close()
-	for _, fi := range entries {
-		if err := fi.Validate(); err != nil {
-			return fmt.Errorf("entry %q: %w", fi.Name, err)
-		}
-		name := filepath.FromSlash(fi.Name)
-		if d := filepath.Dir(name); d != "." {
-			if err := root.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-		}
-		switch fi.Type {
-		case syncfs.TypeDir:
-			if err := root.MkdirAll(name, 0o755); err != nil {
-				return err
-			}
-		case syncfs.TypeSymlink:
-			if err := root.Symlink(fi.SymlinkTarget, name); err != nil {
-				return err
-			}
-		case syncfs.TypeFile:
-			if err := exportFile(root, name, fi, get); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func exportFile(root *os.Root, name string, fi syncfs.FileInfo, get func([]syncfs.Block) ([][]byte, error)) error {
-	f, err := root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for i := 0; i < len(fi.Blocks); {
-		j, size := i, 0
-		for j < len(fi.Blocks) && j-i < maxHistoryBlocks && (j == i || size+int(fi.Blocks[j].Size) <= historyBlockBytes) {
-			size += int(fi.Blocks[j].Size)
-			j++
-		}
-		data, err := get(fi.Blocks[i:j])
-		if err != nil {
-			return fmt.Errorf("%s: %w", fi.Name, err)
-		}
-		for k, b := range fi.Blocks[i:j] {
-			vb, err := syncfs.VerifyBlock(data[k], b.Hash)
-			if err != nil || uint32(len(data[k])) != b.Size {
-				return fmt.Errorf("%s: block %x from the server: %w", fi.Name, b.Hash[:8], syncfs.ErrBlockUnavailable)
-			}
-			if _, err := f.WriteAt(vb.Data(), b.Offset); err != nil {
-				return err
-			}
-		}
-		i = j
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	mt := time.Unix(0, fi.ModTime)
-	return root.Chtimes(name, mt, mt)
 }

@@ -99,10 +99,11 @@ type Config struct {
 	// of the index this host publishes for a folder: the folder, its
 	// directory, the entries that changed (tombstones for deletions) and
 	// whether they are the whole index (the first publication since the
-	// folder started). A server keeps its hosted folders' history with it
-	// (see archive.go). It must return quickly and must not keep entries'
-	// slices it would modify.
-	Archive func(folder, root string, changes []syncfs.FileInfo, whole bool)
+	// folder started), and who asked for the change when this host made it
+	// on their behalf (a restore's Requester; zero otherwise). A server
+	// keeps its hosted folders' history with it (see archive.go). It must
+	// return quickly and must not keep entries' slices it would modify.
+	Archive func(folder, root string, changes []syncfs.FileInfo, whole bool, by Requester)
 
 	// wrapFS, if set, wraps the disk a folder's applier writes through
 	// (a test seam: failures of the file system, such as Windows'

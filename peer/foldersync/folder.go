@@ -58,7 +58,8 @@ type folder struct {
 	bg          sync.WaitGroup // notifications being sent
 
 	// Owned by the folder goroutine.
-	local   syncfs.Local
+	local     syncfs.Local
+	archiveBy Requester // who asked for the change being published (a restore)
 	changed map[string]bool // entries of local changed since the last publish
 	watched map[string]bool // entries an apply under way may change
 	pubAll  bool            // the next publish compares every entry

@@ -50,23 +50,25 @@ func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileIn
 			paths = append(paths, fi.Name)
 		}
 	}
-	return e.restore(ctx, id, paths, func(syncfs.Snapshot) []syncfs.FileInfo { return entries }, blocks)
+	return e.restore(ctx, id, paths, func(syncfs.Snapshot) []syncfs.FileInfo { return entries }, blocks, Requester{})
 }
 
 // RestoreTree restores the path p of a folder ("" for all of it) to then,
 // the folder's tree at an earlier time (tombstones included), as Restore
 // does with RestoreEntries(then, current, p): the current tree being this
 // host's index once p is rescanned, so that what was made since, even a
-// moment ago, is deleted under p.
-func (e *Engine) RestoreTree(ctx context.Context, id string, then syncfs.Snapshot, p string, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+// moment ago, is deleted under p. by, who asked for the restore, is given
+// to Config.Archive with the change the restore makes (and with nothing
+// else: what the rescan found is published before).
+func (e *Engine) RestoreTree(ctx context.Context, id string, then syncfs.Snapshot, p string, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	p = strings.Trim(path.Clean("/"+p), "/")
-	return e.restore(ctx, id, []string{p}, func(now syncfs.Snapshot) []syncfs.FileInfo { return RestoreEntries(then, now, p) }, blocks)
+	return e.restore(ctx, id, []string{p}, func(now syncfs.Snapshot) []syncfs.FileInfo { return RestoreEntries(then, now, p) }, blocks, by)
 }
 
 // restore runs a restore on the folder's goroutine: paths are rescanned
 // ("" or none: everything), then entries gives what to restore from the
 // folder's current index.
-func (e *Engine) restore(ctx context.Context, id string, paths []string, entries func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+func (e *Engine) restore(ctx context.Context, id string, paths []string, entries func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	f := e.folder(id)
 	if f == nil {
 		return RestoreResult{}, fmt.Errorf("%w: %s", ErrUnknownFolder, id)
@@ -78,7 +80,7 @@ func (e *Engine) restore(ctx context.Context, id string, paths []string, entries
 	done := make(chan answer, 1)
 	select {
 	case f.ctl <- func(ctx context.Context) {
-		res, err := f.restore(ctx, paths, entries, blocks)
+		res, err := f.restore(ctx, paths, entries, blocks, by)
 		done <- answer{res, err}
 	}:
 	case <-f.done:
@@ -94,7 +96,7 @@ func (e *Engine) restore(ctx context.Context, id string, paths []string, entries
 	}
 }
 
-func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error)) (RestoreResult, error) {
+func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	if !f.ready {
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: not scanned yet", f.id)
 	}
@@ -116,6 +118,10 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 	if len(want) == 0 {
 		return res, nil
 	}
+	// What the rescan found (and changes not published yet) is published
+	// now, so that the restore's own publish below holds only its changes,
+	// given to Config.Archive as asked by by.
+	f.publish(ctx)
 	acts := syncfs.PlanWith(f.local.Files, want, self, f.planOptions())
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
@@ -145,7 +151,9 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 		}
 	}
 	f.touch(names...)
+	f.archiveBy = by
 	f.publish(ctx)
+	f.archiveBy = Requester{}
 	f.persist(true)
 	if len(res.Failed) > 0 {
 		return res, fmt.Errorf("restoring in folder %s: %d changes failed, the first: %s", f.id, len(res.Failed), res.Failed[0])

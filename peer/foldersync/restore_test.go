@@ -21,12 +21,24 @@ type history struct {
 	mu     sync.Mutex
 	trees  []syncfs.Snapshot
 	blocks map[syncfs.Hash][]byte
+	// calls holds each call's names, by who asked for them.
+	calls []archiveCall
 }
 
-func (h *history) archive(t testing.TB) func(string, string, []syncfs.FileInfo, bool) {
-	return func(_, root string, changes []syncfs.FileInfo, whole bool) {
+type archiveCall struct {
+	names []string
+	by    Requester
+}
+
+func (h *history) archive(t testing.TB) func(string, string, []syncfs.FileInfo, bool, Requester) {
+	return func(_, root string, changes []syncfs.FileInfo, whole bool, by Requester) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		call := archiveCall{by: by}
+		for _, fi := range changes {
+			call.names = append(call.names, fi.Name)
+		}
+		h.calls = append(h.calls, call)
 		tree := syncfs.Snapshot{}
 		if len(h.trees) > 0 && !whole {
 			for n, fi := range h.trees[len(h.trees)-1] {
@@ -154,8 +166,41 @@ func TestRestoreWholeFolder(t *testing.T) {
 	server.write(t, "d/just-now.txt", "not archived")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := server.eng.RestoreTree(ctx, n.folder, then, "", h.get); err != nil {
+	ann := Requester{User: "alice", Device: "alice-laptop"}
+	h.mu.Lock()
+	before := len(h.calls)
+	h.mu.Unlock()
+	if _, err := server.eng.RestoreTree(ctx, n.folder, then, "", h.get, ann); err != nil {
 		t.Fatalf("RestoreTree: %v", err)
+	}
+	// The restore's change is archived as asked by ann; the file the
+	// rescan found is archived before it, as asked by nobody.
+	h.mu.Lock()
+	byAnn := map[string]bool{}
+	foundAt := -1
+	for i, c := range h.calls[before:] {
+		for _, name := range c.names {
+			if c.by == ann {
+				byAnn[name] = true
+			} else if c.by != (Requester{}) {
+				t.Errorf("archived %s as asked by %+v", name, c.by)
+			}
+			if name == "d/just-now.txt" && foundAt < 0 {
+				foundAt = i
+				if c.by != (Requester{}) {
+					t.Errorf("d/just-now.txt, found by the restore's rescan, archived as asked by %+v; want nobody", c.by)
+				}
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, name := range []string{"a.txt", "d/b.txt", "d/e/c.txt", "new.txt", "d/just-now.txt"} {
+		if !byAnn[name] {
+			t.Errorf("%s: not archived as restored by ann (calls since the restore: %+v)", name, byAnn)
+		}
+	}
+	if foundAt < 0 {
+		t.Error("d/just-now.txt was never archived")
 	}
 	waitFor(t, 30*time.Second, "the restore on bob", func() bool { return bob.read(t, "d/e/c.txt") != "" && bob.read(t, "new.txt") == "" })
 	n.waitEqual(alice, server, bob)
