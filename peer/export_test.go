@@ -55,3 +55,22 @@ func ServeHistoryAs(ctx context.Context, n *Node, remote lpeer.ID, op, folder st
 	resp := n.serveHistory(ctx, remote, b)
 	return resp.Code, resp.Error, nil
 }
+
+// HistorySigners returns, for each snapshot of folder id in n's store (n a
+// server hosting it), the raw public key that signed it (nil: unsigned).
+func HistorySigners(n *Node, id string) ([][]byte, error) {
+	st, release, err := n.hostedHistory(id)
+	defer release()
+	if err != nil {
+		return nil, err
+	}
+	snaps, err := st.Snapshots(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(snaps))
+	for i, s := range snaps {
+		out[i] = s.ServerKey
+	}
+	return out, nil
+}

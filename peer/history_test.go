@@ -1,6 +1,7 @@
 package peer_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,12 +161,38 @@ func TestFolderHistoryRestore(t *testing.T) {
 	for name, dir := range map[string]string{"ann's laptop": annDir, "bob's desk": bobDir} {
 		c.WaitFor("a.txt back on "+name, 60*time.Second, func() bool { return sameFiles(readFiles(t, dir), before) })
 	}
-	vs, err := server.FolderHistory(ctx, f.ID, "a.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(vs); n < 3 || vs[0].Seq != kept.Seq || vs[n-1].Entry.Deleted {
+	var vs []peer.FolderVersion
+	c.WaitFor("the restore in the history", 30*time.Second, func() bool {
+		vs, err = server.FolderHistory(ctx, f.ID, "a.txt")
+		last = fmt.Sprintf("%+v, %v", vs, err)
+		return err == nil && len(vs) >= 3 && !vs[len(vs)-1].Entry.Deleted
+	})
+	if vs[0].Seq != kept.Seq {
 		t.Errorf("history after the restore = %+v; want the old versions kept and the restored one last", vs)
+	}
+	// The restore is kept as asked by ann's laptop, seen from bob's desk
+	// too.
+	bvs, err := bob.FolderHistory(ctx, f.ID, "a.txt")
+	if err != nil || len(bvs) != len(vs) {
+		t.Fatalf("history on bob's desk = %+v, %v; want the server's", bvs, err)
+	}
+	for _, v := range []peer.FolderVersion{vs[len(vs)-1], bvs[len(bvs)-1]} {
+		if v.RestoredBy != "ann" || v.RestoredByDevice != ann.ID().String() {
+			t.Errorf("the restored version = %+v; want it restored by ann on her laptop", v)
+		}
+	}
+	if v := vs[0]; v.RestoredBy != "" || v.RestoredByDevice != "" {
+		t.Errorf("the first version, no restore = %+v; want no requester", v)
+	}
+	// Every snapshot is signed by the hosting server's key.
+	signers, err := peer.HistorySigners(server, f.ID)
+	if err != nil || len(signers) == 0 {
+		t.Fatalf("HistorySigners = %v, %v", signers, err)
+	}
+	for i, k := range signers {
+		if !bytes.Equal(k, c.Members[1].Key.Public().Raw()) {
+			t.Errorf("snapshot %d of %d is signed by %x; want the server's key", i+1, len(signers), k)
+		}
 	}
 
 	// The server answers only member devices, and gives only the blocks of
@@ -195,5 +222,32 @@ func TestFolderHistoryRestore(t *testing.T) {
 		if err != nil || code != tc.code {
 			t.Errorf("%s: answered %q (%s), %v; want code %q", tc.name, code, msg, err, tc.code)
 		}
+	}
+
+	// A block altered on the server's disk is never served or restored:
+	// the export from bob's desk and ann's restore of the version that
+	// holds it fail, and write none of it.
+	h := kept.Entry.Blocks[0].Hash
+	hx := fmt.Sprintf("%x", h[:])
+	blockFile := filepath.Join(c.Members[1].DataDir, "store", "blocks", hx[:2], hx)
+	if err := os.WriteFile(blockFile, []byte("version 1!!"), 0o600); err != nil {
+		t.Fatalf("altering the block on the server's disk: %v", err)
+	}
+	out2 := filepath.Join(t.TempDir(), "export")
+	if _, err := bob.ExportFolder(ctx, f.ID, peer.HistoryPoint{Seq: kept.Seq}, out2); err == nil {
+		t.Error("export of a version whose block was altered succeeded")
+	}
+	if got := readFiles(t, out2); got["a.txt"] != "" {
+		t.Errorf("export wrote a.txt = %q from an altered block", got["a.txt"])
+	}
+	if err := os.Remove(filepath.Join(annDir, "a.txt")); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("a.txt gone again on bob's desk", 60*time.Second, func() bool { _, ok := readFiles(t, bobDir)["a.txt"]; return !ok })
+	if _, err := ann.RestoreFolder(ctx, f.ID, peer.RestoreRequest{Path: "a.txt", Point: peer.HistoryPoint{Seq: kept.Seq}}); err == nil {
+		t.Error("restore of a version whose block was altered succeeded")
+	}
+	if got, ok := readFiles(t, annDir)["a.txt"]; ok {
+		t.Errorf("a.txt = %q on ann's laptop after a restore from an altered block", got)
 	}
 }
