@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -31,7 +32,9 @@ import (
 // varint-length-prefixed frame. Request agentRequest {1: op ("create",
 // "share", "unshare", "leave" or "options"), 2: folder name (create),
 // 3: folder ID, 4: user (share, unshare), 5: right ("ro" or "rw", share),
-// 6: the folder option OutsideSymlinks (create, options)}. The
+// 6: the folder option OutsideSymlinks (create, options), 7: the folder
+// option Keep (create, options: "" leaves it as it is, "default" resets
+// it, else a retention policy the server checks with ParseKeep)}. The
 // requesting user is the one whose valid device the authenticated remote
 // peer is, never a field. Response agentResponse {1: code, 2: message,
 // 3: the certified update (code ""), 4: the folder record as submitted,
@@ -99,6 +102,8 @@ type agentRequest struct {
 	Right  string `cbor:"5,keyasint,omitempty"`
 	// OutsideSymlinks: the folder option (create, options).
 	OutsideSymlinks bool `cbor:"6,keyasint,omitempty"`
+	// Keep: the folder option (create, options; see the protocol).
+	Keep string `cbor:"7,keyasint,omitempty"`
 }
 
 type agentResponse struct {
@@ -262,7 +267,11 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 			return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: home.String(),
 				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
 		}
-		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}); err != nil {
+		keep, err := ParseKeep(req.Keep)
+		if err != nil {
+			return collections.Update{}, f, "", agentFailure(codeInvalid, "%v", err)
+		}
+		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep}); err != nil {
 			return refuse(err)
 		}
 		return u, f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
@@ -290,8 +299,16 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 		u, f, err = d.state.Leave(req.Folder, user)
 		done = fmt.Sprintf("%s left folder %s (%s)", user, cur.Name, cur.ID)
 	case opOptions:
-		u, f, err = d.state.SetFolderOptions(req.Folder, user, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
-		done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v", cur.Name, cur.ID, req.OutsideSymlinks)
+		opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: cur.Keep}
+		if req.Keep != "" {
+			keep, kerr := ParseKeep(req.Keep)
+			if kerr != nil {
+				return collections.Update{}, f, "", agentFailure(codeInvalid, "%v", kerr)
+			}
+			opts.Keep = keep
+		}
+		u, f, err = d.state.SetFolderOptions(req.Folder, user, opts)
+		done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v, history kept by %s", cur.Name, cur.ID, opts.OutsideSymlinks, cmp.Or(opts.Keep, "the default policy"))
 	default:
 		return collections.Update{}, f, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
 	}
@@ -347,13 +364,14 @@ func (n *Node) UnshareFolder(ctx context.Context, id, user string) error {
 
 // CreateFolderWith is CreateFolder with the folder's options.
 func (n *Node) CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
-	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: opts.OutsideSymlinks})
+	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: opts.OutsideSymlinks, Keep: opts.Keep})
 }
 
 // SetFolderOptions asks the folder's hosting server to set the options of
-// folder id. Only the owner's devices may. ErrQueued as for CreateFolder.
+// folder id: opts.Keep "" leaves its retention policy as it is, KeepDefault
+// resets it. Only the owner's devices may. ErrQueued as for CreateFolder.
 func (n *Node) SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error {
-	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: opts.OutsideSymlinks})
+	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: opts.OutsideSymlinks, Keep: opts.Keep})
 	return err
 }
 

@@ -74,3 +74,9 @@ func HistorySigners(n *Node, id string) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// RetentionOf returns the retention policy n's archiver applies to folder
+// id, as text.
+func RetentionOf(n *Node, id string) string {
+	return n.cfg.folders.retention(n.cfg.Logger)(id).String()
+}

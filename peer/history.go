@@ -361,13 +361,17 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 	return a, nil
 }
 
+// KeepDefault is the text that sets a folder's retention policy back to
+// the default (ParseKeep reads it as "").
+const KeepDefault = "default"
+
 // ParseKeep checks the text of a folder's retention policy (the folder
 // option Keep) and returns it as the Catalog records it: the canonical
 // text of folderstore.ParsePolicy, or "" for "default" (or ""). Bad text
 // is an error wrapping folderstore.ErrBadPolicy that says the syntax.
 func ParseKeep(text string) (string, error) {
 	text = strings.TrimSpace(text)
-	if text == "" || text == "default" {
+	if text == "" || text == KeepDefault {
 		return "", nil
 	}
 	p, err := folderstore.ParsePolicy(text)

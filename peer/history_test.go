@@ -73,6 +73,23 @@ func TestFolderHistoryRestore(t *testing.T) {
 	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadOnly); err != nil {
 		t.Fatalf("ShareFolder: %v", err)
 	}
+	// The folder's retention policy: set by its owner through the hosting
+	// server, which refuses bad text and applies what it records.
+	if got := peer.RetentionOf(server, f.ID); got != "all:1d,daily:30d,weekly:365d" {
+		t.Errorf("retention of a new folder = %q; want the default", got)
+	}
+	if err := ann.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "weekly:forever,all:1d"}); err == nil {
+		t.Error("a retention policy out of order was accepted")
+	}
+	if err := ann.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "all:2d,daily:forever"}); err != nil {
+		t.Fatalf("setting the retention policy: %v", err)
+	}
+	c.WaitFor("the server to apply the policy", 20*time.Second, func() bool {
+		return peer.RetentionOf(server, f.ID) == "all:2d,daily:forever"
+	})
+	if err := bob.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "all:1d"}); err == nil {
+		t.Error("a read-only member set the retention policy")
+	}
 	annDir, bobDir := t.TempDir(), t.TempDir()
 	if err := ann.SetFolders(ctx, map[string]string{f.ID: annDir}); err != nil {
 		t.Fatal(err)

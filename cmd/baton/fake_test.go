@@ -440,6 +440,16 @@ func (f *fakeDaemon) SetFolderOptions(_ context.Context, id string, opts collect
 	if folder.Owner != f.user {
 		return fmt.Errorf("%w: only the owner of folder %s, %s, sets its options", peer.ErrFolderDenied, folder.Name, folder.Owner)
 	}
+	// As the hosting server: Keep "" leaves the policy as it is.
+	keep := folder.Keep
+	if opts.Keep != "" {
+		k, err := peer.ParseKeep(opts.Keep)
+		if err != nil {
+			return err
+		}
+		keep = k
+	}
+	opts.Keep = keep
 	folder.FolderOptions = opts
 	return f.folderChange(folder)
 }

@@ -55,6 +55,7 @@ func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 		owner        string
 		wait         time.Duration
 		allowOutside bool
+		keep         string
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME PATH | create NAME --owner USER",
@@ -68,7 +69,11 @@ must be USER's home server.
 --allow-outside-symlinks sets the folder option by which the hosting server and
 every member create the symlinks members make whose target is absolute or
 leaves the folder (by default they are skipped), for a team whose members are
-all trusted; 'folder set' changes it later.`,
+all trusted; 'folder set' changes it later.
+
+--keep POLICY sets the retention policy of the folder's history on its hosting
+server (see 'folder set'); the default keeps every version for a day, then one
+a day for 30 days, then one a week for a year.`,
 		Example: `  baton folder create Photos ~/Photos          # on an agent
   baton folder create Photos --owner ann        # on ann's home server`,
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
@@ -98,7 +103,7 @@ all trusted; 'folder set' changes it later.`,
 				if err != nil {
 					return err
 				}
-				return c.printAgentResult(cmd, env)(c.AgentCreate(cmd.Context(), wait, control.AgentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside}))
+				return c.printAgentResult(cmd, env)(c.AgentCreate(cmd.Context(), wait, control.AgentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside, Keep: keep}))
 			}
 			if len(args) != 1 {
 				return usageErrorf("folder create: on a server, give NAME and --owner USER (PATH is for agents)")
@@ -112,11 +117,12 @@ all trusted; 'folder set' changes it later.`,
 			if strings.TrimSpace(args[0]) == "" {
 				return usageErrorf("folder create: the folder name is empty")
 			}
-			return printMutation(cmd)(c.CreateFolder(cmd.Context(), wait, control.CreateFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside}))
+			return printMutation(cmd)(c.CreateFolder(cmd.Context(), wait, control.CreateFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside, Keep: keep}))
 		},
 	}
 	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (servers: this server must be their home server)")
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
+	cmd.Flags().StringVar(&keep, "keep", "", "the retention `POLICY` of the folder's history, such as all:1d,daily:30d,weekly:365d (the default)")
 	waitFlag(cmd, &wait)
 	return cmd
 }
@@ -177,9 +183,10 @@ func newFolderSetCmd(env *cliEnv) *cobra.Command {
 		owner        string
 		wait         time.Duration
 		allowOutside bool
+		keep         string
 	)
 	cmd := &cobra.Command{
-		Use:   "set NAME --allow-outside-symlinks[=false]",
+		Use:   "set NAME [--allow-outside-symlinks[=false]] [--keep POLICY]",
 		Short: "Set a folder's options (its owner, or the administrator of its hosting server)",
 		Long: `Set the options of the folder NAME, recorded in its Catalog record.
 
@@ -190,15 +197,33 @@ whose members are all trusted; --allow-outside-symlinks=false skips them again
 A member's 'folder accept --allow-outside-symlinks' takes them on that member
 alone, whatever the folder's option.
 
+--keep POLICY: which versions of the folder the hosting server keeps in its
+history. POLICY is tiers EVERY:FOR, separated by commas: within FOR of now,
+keep one version per EVERY (all: every version; hourly, daily, weekly, or a
+span), the tiers reaching further back in turn; older versions are dropped
+(the latest is always kept). Spans are whole hours, days or weeks (12h, 30d,
+52w), or forever. The default, all:1d,daily:30d,weekly:365d, keeps every
+version for a day, then the last of each day for 30 days, then of each week for
+a year; --keep default sets it back. The server prunes and then deletes the
+blocks no kept version references at its start and every hour.
+
 On a desktop agent: only the folder's owner sets its options; the agent asks
 the folder's hosting server. On a server: the folder must be hosted on this
 server; --owner tells same-named folders apart.`,
 		Example: `  baton folder set Builds --allow-outside-symlinks
-  baton folder set Builds --allow-outside-symlinks=false`,
+  baton folder set Builds --allow-outside-symlinks=false
+  baton folder set Photos --keep all:2d,daily:90d,weekly:forever`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !cmd.Flags().Changed("allow-outside-symlinks") {
-				return usageErrorf("folder set: give the option to set: --allow-outside-symlinks or --allow-outside-symlinks=false")
+			var outside *bool
+			if cmd.Flags().Changed("allow-outside-symlinks") {
+				outside = &allowOutside
+			}
+			if outside == nil && !cmd.Flags().Changed("keep") {
+				return usageErrorf("folder set: give an option to set: --allow-outside-symlinks[=false] or --keep POLICY")
+			}
+			if cmd.Flags().Changed("keep") && strings.TrimSpace(keep) == "" {
+				return usageErrorf("folder set: --keep needs a POLICY (or default)")
 			}
 			if err := checkWait(cmd, wait); err != nil {
 				return err
@@ -215,13 +240,14 @@ server; --owner tells same-named folders apart.`,
 				if owner != "" {
 					return usageErrorf("folder set: --owner is for servers; on an agent name the folder as OWNER/NAME")
 				}
-				return c.printAgentResult(cmd, env)(c.AgentSetOptions(cmd.Context(), wait, control.AgentOptionsRequest{Folder: args[0], OutsideSymlinks: allowOutside}))
+				return c.printAgentResult(cmd, env)(c.AgentSetOptions(cmd.Context(), wait, control.AgentOptionsRequest{Folder: args[0], OutsideSymlinks: outside, Keep: keep}))
 			}
 			return printMutation(cmd)(c.SetFolderOptions(cmd.Context(), wait,
-				control.FolderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: allowOutside}))
+				control.FolderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: outside, Keep: keep}))
 		},
 	}
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
+	cmd.Flags().StringVar(&keep, "keep", "", "the retention `POLICY` of the folder's history (all:1d,daily:30d,weekly:365d by default; default sets it back)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the folder's owner `USER`, if several folders here have that name")
 	waitFlag(cmd, &wait)
 	return cmd

@@ -3,6 +3,7 @@ package control
 // The control API's user, device and agent folder endpoints.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,15 +42,22 @@ type (
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
+		// Keep: the folder's retention policy of its history ("" the
+		// default).
+		Keep string `json:"keep,omitempty"`
 	}
 	AgentCreateRequest struct {
 		Name            string `json:"name"`
 		Path            string `json:"path"`                       // absolute
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
+		Keep            string `json:"keep,omitempty"`             // the retention policy; "" the default
 	}
+	// AgentOptionsRequest sets the options given; one left out (null, "")
+	// stays as it is.
 	AgentOptionsRequest struct {
 		Folder          string `json:"folder"` // ID, name or OWNER/NAME
-		OutsideSymlinks bool   `json:"outside_symlinks"`
+		OutsideSymlinks *bool  `json:"outside_symlinks,omitempty"`
+		Keep            string `json:"keep,omitempty"` // a retention policy, or "default"
 	}
 	AgentShareRequest struct {
 		Folder string `json:"folder"` // ID, name or OWNER/NAME
@@ -164,7 +172,7 @@ func (s *Server) agentView(ctx context.Context) (agentView, error) {
 func (v agentView) toJSON(f collections.Folder) AgentFolder {
 	fj := folderToJSON(v.st, f)
 	out := AgentFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: fj.ServerName,
-		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks}
+		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep}
 	for _, l := range v.local {
 		if l.ID == f.ID {
 			out.Path = l.Path
@@ -291,7 +299,11 @@ func (s *Server) agentCreate(ctx context.Context, req AgentCreateRequest) (Agent
 			return AgentResult{}, errConflict("%s already has a folder named %s (%s)", v.user, f.Name, f.ID)
 		}
 	}
-	f, err := s.d.CreateFolderWith(ctx, req.Name, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
+	keep, err := peer.ParseKeep(req.Keep)
+	if err != nil {
+		return AgentResult{}, errInvalid("%v", err)
+	}
+	f, err := s.d.CreateFolderWith(ctx, req.Name, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep})
 	queued, err := agentChange(err)
 	if err != nil {
 		return AgentResult{}, err
@@ -358,7 +370,23 @@ func (s *Server) agentSetOptions(ctx context.Context, req AgentOptionsRequest) (
 	if err != nil {
 		return AgentResult{}, err
 	}
-	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	if req.OutsideSymlinks == nil && req.Keep == "" {
+		return AgentResult{}, errInvalid("no option to set")
+	}
+	// The options not given stay as this agent sees them (the hosting
+	// server leaves the policy as it is when none is sent).
+	opts := f.FolderOptions
+	opts.Keep = ""
+	if req.OutsideSymlinks != nil {
+		opts.OutsideSymlinks = *req.OutsideSymlinks
+	}
+	if req.Keep != "" {
+		keep, err := peer.ParseKeep(req.Keep)
+		if err != nil {
+			return AgentResult{}, errInvalid("%v", err)
+		}
+		opts.Keep = cmp.Or(keep, peer.KeepDefault)
+	}
 	queued, err := agentChange(s.d.SetFolderOptions(ctx, f.ID, opts))
 	if err != nil {
 		return AgentResult{}, err

@@ -53,6 +53,9 @@ type (
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
+		// Keep: the folder's retention policy of its history ("" the
+		// default).
+		Keep string `json:"keep,omitempty"`
 	}
 	Report struct {
 		ID         string    `json:"id"`
@@ -79,11 +82,15 @@ type (
 		Name            string `json:"name"`
 		Owner           string `json:"owner"`
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
+		Keep            string `json:"keep,omitempty"`             // the retention policy; "" the default
 	}
+	// FolderOptionsRequest sets the options given; one left out (null,
+	// "") stays as it is.
 	FolderOptionsRequest struct {
 		Folder          string `json:"folder"` // name or ID
 		Owner           string `json:"owner"`  // optional: tells same-named folders apart
-		OutsideSymlinks bool   `json:"outside_symlinks"`
+		OutsideSymlinks *bool  `json:"outside_symlinks,omitempty"`
+		Keep            string `json:"keep,omitempty"` // a retention policy, or "default"
 	}
 	ShareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
@@ -433,7 +440,7 @@ func (s *Server) listFolders(ctx context.Context, _ struct{}) ([]Folder, error) 
 
 func folderToJSON(st *collections.State, f collections.Folder) Folder {
 	fj := Folder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []Member{},
-		OutsideSymlinks: f.OutsideSymlinks}
+		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep}
 	for u, right := range f.Members {
 		fj.Members = append(fj.Members, Member{User: u, Right: string(right)})
 	}
@@ -479,7 +486,11 @@ func (s *Server) createFolder(ctx context.Context, req CreateFolderRequest) (Mut
 	if err != nil {
 		return MutationResult{}, err
 	}
-	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks})
+	keep, err := peer.ParseKeep(req.Keep)
+	if err != nil {
+		return MutationResult{}, errInvalid("%v", err)
+	}
+	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep})
 	if err != nil {
 		return MutationResult{}, builderErr(err)
 	}
@@ -512,9 +523,27 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 }
 
 func (s *Server) setFolderOptions(ctx context.Context, req FolderOptionsRequest) (MutationResult, error) {
+	if req.OutsideSymlinks == nil && req.Keep == "" {
+		return MutationResult{}, errInvalid("no option to set")
+	}
+	var keep string
+	if req.Keep != "" {
+		var err error
+		if keep, err = peer.ParseKeep(req.Keep); err != nil {
+			return MutationResult{}, errInvalid("%v", err)
+		}
+	}
 	sb := s.submitter()
-	opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks}
+	var opts collections.FolderOptions
 	f, err := s.changeHosted(ctx, sb, req.Folder, req.Owner, "set its options there", func(st *collections.State, f collections.Folder) (collections.Update, error) {
+		// The options not given stay as they are.
+		opts = f.FolderOptions
+		if req.OutsideSymlinks != nil {
+			opts.OutsideSymlinks = *req.OutsideSymlinks
+		}
+		if req.Keep != "" {
+			opts.Keep = keep
+		}
 		up, _, err := st.SetFolderOptions(f.ID, "", opts)
 		return up, err
 	})
@@ -554,10 +583,18 @@ func (s *Server) changeHosted(ctx context.Context, sb *submitter, ref, owner, el
 
 // optionsText describes a folder's options.
 func optionsText(o collections.FolderOptions) string {
+	text := "members' symlinks pointing outside the folder are skipped"
 	if o.OutsideSymlinks {
-		return "members' symlinks pointing outside the folder are created"
+		text = "members' symlinks pointing outside the folder are created"
 	}
-	return "members' symlinks pointing outside the folder are skipped"
+	switch o.Keep {
+	case "":
+	case peer.KeepDefault:
+		text += "; history kept by the default policy"
+	default:
+		text += "; history kept by the policy " + o.Keep
+	}
+	return text
 }
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
