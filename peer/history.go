@@ -621,3 +621,37 @@ func (n *Node) ExportFolder(ctx context.Context, id string, pt HistoryPoint, dir
 	}
 	return n.remoteExport(ctx, id, pt, dir)
 }
+
+// HistoryUsage is what a folder's history holds on its hosting server.
+type HistoryUsage struct {
+	Versions       int       // kept snapshots
+	Oldest, Latest time.Time // the first and last kept (zero: none)
+	Blocks         int       // distinct blocks the kept snapshots reference
+	Bytes          int64     // their size (blocks other folders share counted too)
+	Keep           string    // the retention policy applied, text
+}
+
+// FolderHistoryUsage returns what folder id's history holds: from this
+// server's store if it hosts the folder, else (an agent) asked of the
+// folder's hosting server. Its cost on the server is a scan of the
+// folder's snapshot headers and block references, no block read.
+func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage, error) {
+	if n.cfg.Role != identity.RoleServer {
+		return n.remoteUsage(ctx, id)
+	}
+	st, release, err := n.hostedHistory(id)
+	defer release()
+	if err != nil {
+		return HistoryUsage{}, err
+	}
+	return n.localUsage(st, id)
+}
+
+func (n *Node) localUsage(st *folderstore.Store, id string) (HistoryUsage, error) {
+	u, err := st.Usage(id)
+	if err != nil {
+		return HistoryUsage{}, err
+	}
+	return HistoryUsage{Versions: u.Snapshots, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes,
+		Keep: n.cfg.folders.retention(n.cfg.Logger)(id).String()}, nil
+}

@@ -201,6 +201,13 @@ func TestFolderHistoryRestore(t *testing.T) {
 	if v := vs[0]; v.RestoredBy != "" || v.RestoredByDevice != "" {
 		t.Errorf("the first version, no restore = %+v; want no requester", v)
 	}
+	// What the history holds, on the server and asked from bob's desk.
+	for name, n := range map[string]*peer.Node{"server": server, "bob's desk": bob} {
+		u, err := n.FolderHistoryUsage(ctx, f.ID)
+		if err != nil || u.Versions < 3 || u.Blocks != 2 || u.Bytes != int64(len("version one")+len("B")) || u.Keep != "all:2d,daily:forever" || u.Oldest.After(vs[0].Time) {
+			t.Errorf("history usage on %s = %+v, %v; want 3 versions or more, 2 blocks of 12 bytes, kept by all:2d,daily:forever", name, u, err)
+		}
+	}
 	// Every snapshot is signed by the hosting server's key.
 	signers, err := peer.HistorySigners(server, f.ID)
 	if err != nil || len(signers) == 0 {

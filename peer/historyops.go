@@ -23,12 +23,16 @@ import (
 //
 // /baton/history/1.0.0 — one CBOR request, one CBOR response, each a
 // varint-length-prefixed frame. Request historyRequest {1: op ("list",
-// "restore", "tree" or "blocks"), 2: folder ID, 3: path, 4: all (restore
+// "restore", "tree", "blocks" or "usage"), 2: folder ID, 3: path, 4: all (restore
 // the whole folder), 5: snapshot sequence, 6: time (Unix nanoseconds),
 // 7: block hashes (blocks)}. Response historyResponse {1: code, 2:
 // message, 3: versions (list), 4: restore counts, 5: the snapshot
 // sequence (restore, tree), 6: the tree's live entries (tree), 7: the
-// blocks asked, in order (blocks)}. Codes: "" (done), "denied" (not a
+// blocks asked, in order (blocks), 8: what the history holds (usage:
+// {1: versions, 2: oldest, 3: latest (Unix nanoseconds), 4: blocks, 5:
+// bytes, 6: the retention policy})}. Versions (list) are {1: sequence,
+// 2: time, 3: device, 4: user, 5: entry, 6 and 7: the user and device
+// that asked for the restore that made it}. Codes: "" (done), "denied" (not a
 // valid device of a member; a restore by a read-only member), "not-found"
 // (no such folder among the requester's, or no version then),
 // "elsewhere" (not hosted here), "error".
@@ -57,6 +61,7 @@ const (
 	opHistoryRestore = "restore"
 	opHistoryTree    = "tree"
 	opHistoryBlocks  = "blocks"
+	opHistoryUsage   = "usage"
 )
 
 // ErrRestoreDenied: a read-only member's device asked to restore.
@@ -80,6 +85,16 @@ type historyResponse struct {
 	Seq      uint64            `cbor:"5,keyasint,omitempty"`
 	Entries  []syncfs.FileInfo `cbor:"6,keyasint,omitempty"`
 	Blocks   [][]byte          `cbor:"7,keyasint,omitempty"`
+	Usage    *historyUsage     `cbor:"8,keyasint,omitempty"`
+}
+
+type historyUsage struct {
+	Versions int    `cbor:"1,keyasint"`
+	Oldest   int64  `cbor:"2,keyasint,omitempty"`
+	Latest   int64  `cbor:"3,keyasint,omitempty"`
+	Blocks   int    `cbor:"4,keyasint"`
+	Bytes    int64  `cbor:"5,keyasint"`
+	Keep     string `cbor:"6,keyasint,omitempty"`
 }
 
 type historyVersion struct {
@@ -196,6 +211,16 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 			}
 		}
 		return resp
+	case opHistoryUsage:
+		u, err := n.localUsage(st, f.ID)
+		if err != nil {
+			return fail(err)
+		}
+		hu := &historyUsage{Versions: u.Versions, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+		if u.Versions > 0 {
+			hu.Oldest, hu.Latest = u.Oldest.UnixNano(), u.Latest.UnixNano()
+		}
+		return historyResponse{Usage: hu}
 	case opHistoryBlocks:
 		if len(req.Blocks) > maxHistoryBlocks {
 			return historyFailure(codeInvalid, "%d blocks asked, at most %d", len(req.Blocks), maxHistoryBlocks)
@@ -282,6 +307,22 @@ func (n *Node) remoteHistory(ctx context.Context, id, path string) ([]FolderVers
 	for i, v := range resp.Versions {
 		out[i] = FolderVersion{Seq: v.Seq, Time: time.Unix(0, v.Time).UTC(), Device: v.Device, User: v.User, Entry: v.Entry,
 			RestoredBy: v.RestoredBy, RestoredByDevice: v.RestoredByDevice}
+	}
+	return out, nil
+}
+
+func (n *Node) remoteUsage(ctx context.Context, id string) (HistoryUsage, error) {
+	resp, err := n.historyCall(ctx, historyRequest{Op: opHistoryUsage, Folder: id}, historyTimeout)
+	if err != nil {
+		return HistoryUsage{}, err
+	}
+	u := resp.Usage
+	if u == nil {
+		return HistoryUsage{}, fmt.Errorf("%w: the server's answer holds no usage", errRemote)
+	}
+	out := HistoryUsage{Versions: u.Versions, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+	if u.Versions > 0 {
+		out.Oldest, out.Latest = time.Unix(0, u.Oldest).UTC(), time.Unix(0, u.Latest).UTC()
 	}
 	return out, nil
 }

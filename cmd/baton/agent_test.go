@@ -340,6 +340,24 @@ func TestAgentFolderStatus(t *testing.T) {
 	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  transfer:      12.0 MiB fetched, 3.0 MiB reused, 64.0 MiB resumed, 1.0 GiB served") {
 		t.Errorf("folder status printed\n%s\nwant the bytes fetched, reused, resumed and served", out)
 	}
+	if st.History != nil || strings.Contains(c.ok("folder", "status", "Photos"), "history:") {
+		t.Errorf("folder status shows a history the server did not give: %+v", st.History)
+	}
+	// What the folder's history holds, as the hosting server tells it.
+	oldest := time.Date(2026, 11, 2, 10, 0, 0, 0, time.Local)
+	d.set(func(f *fakeDaemon) {
+		f.usage = &peer.HistoryUsage{Versions: 12, Oldest: oldest, Latest: oldest.Add(time.Hour), Blocks: 40, Bytes: 5 << 20, Keep: "all:1d,daily:30d,weekly:365d"}
+	})
+	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  history:       12 versions since 2026-11-02 10:00, 5.0 MiB in 40 blocks, kept by all:1d,daily:30d,weekly:365d\n") {
+		t.Errorf("folder status printed\n%s\nwant the history's versions, size and policy", out)
+	}
+	st = control.FolderStatus{}
+	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if h := st.History; h == nil || h.Versions != 12 || h.Bytes != 5<<20 || h.Blocks != 40 || !h.Oldest.Equal(oldest) || h.Keep != "all:1d,daily:30d,weekly:365d" {
+		t.Errorf("folder status --json history = %+v; want the server's usage", h)
+	}
 	// The role is the one 'folder list' says, though the engine does not
 	// tell an owner from a read-write member.
 	var list []control.AgentFolder

@@ -508,6 +508,14 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 	if more := st.SkippedCount - len(st.Skipped); more > 0 {
 		fmt.Fprintf(w, "  skipped:       %d more\n", more)
 	}
+	if h := st.History; h != nil {
+		if h.Versions == 0 {
+			fmt.Fprintf(w, "  history:       no version kept yet (kept by %s)\n", h.Keep)
+		} else {
+			fmt.Fprintf(w, "  history:       %d versions since %s, %s in %d blocks, kept by %s\n",
+				h.Versions, h.Oldest.Local().Format("2006-01-02 15:04"), byteSize(h.Bytes), h.Blocks, h.Keep)
+		}
+	}
 	if st.Hint != "" {
 		fmt.Fprintf(w, "  hint:          %s\n", st.Hint)
 	}

@@ -59,7 +59,9 @@ func marshalEnv(t *testing.T, e *identity.Envelope) []byte {
 // collections.State and certifies submitted updates with the master's key
 // at once, so the real write rules apply.
 type fakeDaemon struct {
-	mu     sync.Mutex
+	mu sync.Mutex
+	// usage is what FolderHistoryUsage answers (nil: no history here).
+	usage  *peer.HistoryUsage
 	self   *identity.PrivateKey // the host the daemon runs as
 	master *identity.PrivateKey // nil: no master reachable
 	state  *collections.State
@@ -515,6 +517,15 @@ func (f *fakeDaemon) FolderStatus(_ context.Context, id string) (foldersync.Fold
 
 func (f *fakeDaemon) FolderHistory(context.Context, string, string) ([]peer.FolderVersion, error) {
 	return nil, peer.ErrNoHistory
+}
+
+func (f *fakeDaemon) FolderHistoryUsage(context.Context, string) (peer.HistoryUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.usage == nil {
+		return peer.HistoryUsage{}, peer.ErrNoHistory
+	}
+	return *f.usage, nil
 }
 
 func (f *fakeDaemon) RestoreFolder(context.Context, string, peer.RestoreRequest) (foldersync.RestoreResult, error) {

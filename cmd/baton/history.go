@@ -38,8 +38,9 @@ func newFolderHistoryCmd(env *cliEnv) *cobra.Command {
 		Short: "List the versions of a folder's files kept by its hosting server",
 		Long: `List the versions of PATH (a file, or every entry under a directory; the
 whole folder if left out) in the folder NAME, oldest first: the version, when
-the server kept it, the device and user that made it, the size and hash of
-the file, or that it was deleted. 'baton folder restore NAME PATH --version V'
+the server kept it, the device and user that made it (for a restore, who
+asked for it, and the path is marked restored), the size and hash of the
+file, or that it was deleted. 'baton folder restore NAME PATH --version V'
 brings one back.
 
 ` + historyHelp,
@@ -88,15 +89,22 @@ func printHistory(w io.Writer, h control.FolderHistory) {
 		default:
 			size = v.Type
 		}
-		user := v.User
+		user, dev := v.User, v.Device
+		if v.RestoredByDevice != "" {
+			// A restore: the server made it, on behalf of whoever asked.
+			user, dev = v.RestoredBy, v.RestoredByDevice
+		}
 		if user == "" {
 			user = "-"
 		}
-		dev := v.Device
 		if len(dev) > 12 {
 			dev = "…" + dev[len(dev)-12:]
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Time.Local().Format("2006-01-02 15:04:05"), user, dev, size, hash, v.Path)
+		p := v.Path
+		if v.RestoredByDevice != "" {
+			p += " (restored)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Time.Local().Format("2006-01-02 15:04:05"), user, dev, size, hash, p)
 	}
 	tw.Flush()
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/baton-sync/baton/internal/control"
 )
 
 func TestParseHistoryTime(t *testing.T) {
@@ -49,5 +52,26 @@ func TestHistoryUsage(t *testing.T) {
 		{[]string{"folder", "history"}, "accepts between 1 and 2 arg"},
 	} {
 		c.fail(2, tc.args, tc.want)
+	}
+}
+
+// 'folder history' shows a restore as made by whoever asked for it.
+func TestPrintHistoryRestore(t *testing.T) {
+	h := control.FolderHistory{ID: "f1", Name: "docs", Versions: []control.HistoryVersion{
+		{Version: 1, Path: "a.txt", Type: "file", Size: 3, Hash: "00aa", Device: "12D3KooWAnnLaptop0001", User: "ann"},
+		{Version: 2, Path: "a.txt", Type: "file", Deleted: true, Device: "12D3KooWAnnLaptop0001", User: "ann"},
+		{Version: 3, Path: "a.txt", Type: "file", Size: 3, Hash: "00aa", Device: "12D3KooWServer000009", RestoredBy: "bob", RestoredByDevice: "12D3KooWBobDesk00002"},
+	}}
+	var b strings.Builder
+	printHistory(&b, h)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("printHistory =\n%s\nwant a header and 3 lines", b.String())
+	}
+	if l := lines[3]; !strings.Contains(l, " bob ") || !strings.Contains(l, "BobDesk00002") || !strings.HasSuffix(l, "a.txt (restored)") || strings.Contains(l, "Server") {
+		t.Errorf("the restore's line = %q; want it by bob on his desk, marked restored", l)
+	}
+	if l := lines[1]; !strings.Contains(l, " ann ") || strings.Contains(l, "restored") {
+		t.Errorf("the first version's line = %q; want it by ann, no restore", l)
 	}
 }

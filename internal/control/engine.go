@@ -71,6 +71,9 @@ type FolderStatus struct {
 	Served  int64 `json:"served"`
 	// LastScan is when the folder was last scanned (absent: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
+	// History: what the folder's history holds on its hosting server
+	// (absent: not known, such as when an agent cannot reach it).
+	History *HistoryStatus `json:"history,omitempty"`
 }
 
 // newFolderStatus is st as 'folder status' shows it, without the name

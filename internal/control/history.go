@@ -27,6 +27,7 @@ type History interface {
 	FolderHistory(ctx context.Context, id, path string) ([]peer.FolderVersion, error)
 	RestoreFolder(ctx context.Context, id string, req peer.RestoreRequest) (foldersync.RestoreResult, error)
 	ExportFolder(ctx context.Context, id string, pt peer.HistoryPoint, dir string) (uint64, error)
+	FolderHistoryUsage(ctx context.Context, id string) (peer.HistoryUsage, error)
 }
 
 var _ History = (*peer.Node)(nil)
@@ -54,6 +55,39 @@ type HistoryVersion struct {
 	Hash    string    `json:"hash,omitempty"` // the file's hash, hex
 	Device  string    `json:"device,omitempty"`
 	User    string    `json:"user,omitempty"`
+	// RestoredBy and RestoredByDevice: who asked for the restore that
+	// made this version (the hosting server made it on their behalf).
+	RestoredBy       string `json:"restored_by,omitempty"`
+	RestoredByDevice string `json:"restored_by_device,omitempty"`
+}
+
+// HistoryStatus is what a folder's history holds on its hosting server
+// ('folder status'). The field names are stable.
+type HistoryStatus struct {
+	Versions int       `json:"versions"`
+	Oldest   time.Time `json:"oldest,omitzero"`
+	Latest   time.Time `json:"latest,omitzero"`
+	Blocks   int       `json:"blocks"`
+	Bytes    int64     `json:"bytes"` // of the blocks the kept versions reference
+	Keep     string    `json:"keep"`  // the retention policy applied
+	// Quota is not built: no per-user limit applies.
+}
+
+// historyStatusTimeout bounds the question an agent's 'folder status' asks
+// of the hosting server about the folder's history; without an answer the
+// status leaves the history out.
+const historyStatusTimeout = 3 * time.Second
+
+// historyStatus returns what folder id's history holds, nil if it cannot
+// be had quickly (no history here, the server unreachable).
+func (s *Server) historyStatus(ctx context.Context, id string) *HistoryStatus {
+	ctx, cancel := context.WithTimeout(ctx, historyStatusTimeout)
+	defer cancel()
+	u, err := s.d.FolderHistoryUsage(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return &HistoryStatus{Versions: u.Versions, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
 }
 
 // HistoryRequest names a folder (as FolderRefRequest) and, optionally, a
@@ -147,7 +181,8 @@ func (s *Server) folderHistory(ctx context.Context, req HistoryRequest) (FolderH
 	out := FolderHistory{ID: f.ID, Name: f.Name, Path: req.Path, Versions: make([]HistoryVersion, len(vs))}
 	for i, v := range vs {
 		e := v.Entry
-		hv := HistoryVersion{Version: v.Seq, Time: v.Time.UTC(), Path: e.Name, Type: e.Type.String(), Deleted: e.Deleted, Device: v.Device, User: v.User}
+		hv := HistoryVersion{Version: v.Seq, Time: v.Time.UTC(), Path: e.Name, Type: e.Type.String(), Deleted: e.Deleted, Device: v.Device, User: v.User,
+			RestoredBy: v.RestoredBy, RestoredByDevice: v.RestoredByDevice}
 		if !e.Deleted && e.Type == syncfs.TypeFile {
 			hv.Size, hv.Hash = e.Size, fmt.Sprintf("%x", e.FileHash[:])
 		}

@@ -102,6 +102,7 @@ func (s *Server) folderStatus(ctx context.Context, req FolderRefRequest) (Folder
 		st.Hint = fmt.Sprintf("if the files were deleted on purpose, confirm it with '%s' (they are then deleted everywhere)", rescanHint(req))
 	}
 	st.fillProgress()
+	st.History = s.historyStatus(ctx, h.f.ID)
 	return st, nil
 }
 

@@ -59,10 +59,10 @@ type folder struct {
 
 	// Owned by the folder goroutine.
 	local     syncfs.Local
-	archiveBy Requester // who asked for the change being published (a restore)
-	changed map[string]bool // entries of local changed since the last publish
-	watched map[string]bool // entries an apply under way may change
-	pubAll  bool            // the next publish compares every entry
+	archiveBy Requester       // who asked for the change being published (a restore)
+	changed   map[string]bool // entries of local changed since the last publish
+	watched   map[string]bool // entries an apply under way may change
+	pubAll    bool            // the next publish compares every entry
 	// The count of local changes against the server's index (remote),
 	// and the entries to look at again (all of them if statusAll).
 	statusCount struct {
