@@ -34,7 +34,11 @@
 // Folder history (history.go, historyops.go). A server keeps every version
 // of the folders it hosts in a folderstore.Store under DataDir/store: the
 // folder sync engine tells an archiver of each change of a hosted folder's
-// index, and the archiver's goroutine appends it as a snapshot.
+// index (pending changes merged by name, so what waits is bounded by the
+// folder's size), and the archiver's goroutine appends it as a snapshot,
+// signed with the node's key; at its start and hourly it prunes each
+// folder by its retention policy (the folder option Keep) and collects
+// unreferenced blocks. A restore's snapshot records who asked for it.
 // Node.FolderHistory, RestoreFolder and ExportFolder read it on the server;
 // on an agent they ask the folder's hosting server over
 // /baton/history/1.0.0, which lets every member's device list and export

@@ -35,7 +35,15 @@ import (
 // starts is the whole index: only the entries that differ from the
 // store's last tree are kept, so a restart adds nothing, and a folder
 // hosted before the store existed gets its whole index as its first
-// snapshot.
+// snapshot. Changes queued while the archiver is busy are merged by name
+// (a whole index replaces what is queued), so what waits is bounded by the
+// folders' size; a restore's change is kept apart, with who asked for it.
+// The store is signed with the node's key (folderstore.WithServerKey):
+// every read checks each snapshot against its signed root. At its start
+// and every hour the archiver prunes each folder of the store by its
+// retention policy (the Catalog folder option Keep; the default when
+// unset or unreadable) and collects the blocks no kept snapshot
+// references.
 //
 // Restore and export read the store on the server; an agent asks the
 // folder's hosting server (historyops.go).

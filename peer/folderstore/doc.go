@@ -50,7 +50,9 @@
 // the snapshot in one fsynced bbolt transaction, so a crash leaves the
 // folder as it was or with the new snapshot complete, never one with a
 // missing block. Snapshot times never go back: an Append dated before its
-// predecessor gets the predecessor's time.
+// predecessor gets the predecessor's time. An Append that keeps no entry
+// commits nothing. WithRequester records who asked for a change its author
+// made on their behalf (a server's restore); History shows it.
 //
 // # Retention
 //
@@ -78,7 +80,8 @@
 // Tree and Export hold the tree's paths and one snapshot's share of the
 // tree at a time (Tree returns the whole tree as a map; Export writes each
 // share out before reading the next); each snapshot read is hashed whole
-// to check its root. History reads the snapshots that hold the path's
+// to check its root. References is a seek per block; Usage scans the
+// folder's headers and refs index, holding nothing that grows with them. History reads the snapshots that hold the path's
 // versions. Prune rehashes the snapshots from the first dropped one on.
 // GC and Verify hold the set of referenced block hashes (32 bytes each
 // plus the map's overhead). No call holds all snapshots. Append holds its
@@ -86,11 +89,30 @@
 // them: a server appends a large folder page by page, as its index
 // arrives (BenchmarkLargeFolder: 1,000,000 files in pages of 10,000).
 //
+// # References and usage
+//
+// Per folder, a refs index (block hash ‖ sequence ‖ entry name → the
+// block's size) is written with the entries in the same transactions
+// (commit, Prune), checked whole by Verify, and built when a file of
+// format version 2 is opened. References answers whether a folder's kept
+// snapshots reference blocks with one seek each (a server gives an agent
+// only such blocks); Usage counts a folder's kept snapshots, their time
+// span and the distinct blocks they reference and their bytes, scanning
+// the index. The index is not covered by the roots: it decides what may
+// be given and what is reported, never what a read returns.
+//
+// # Export
+//
+// WriteTree writes entries as plain files under an os.Root, asking a
+// BlockReader for each file's blocks in bounded batches and checking each
+// block's size and hash before it is written. Export uses it with the
+// store's blocks; a server's agent uses it with blocks from the server.
+//
 // # What is not built yet
 //
-// The server keeping its hosted folders here, the history, restore and
-// export commands, per-user quotas, and any backend but the local disk.
-// Files of format version 1 (before roots and signatures) are refused.
+// Per-user quotas, the removal of a folder's history, and any backend but
+// the local disk. Files of format version 1 (before roots and signatures)
+// are refused.
 //
 // # Usage
 //
