@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/baton-sync/baton/collections"
 )
 
 // TestFolderOptionsCLI: the administrator creates a folder with
@@ -15,17 +17,18 @@ func TestFolderOptionsCLI(t *testing.T) {
 	serveFake(t, c.home, d)
 	setupUsers(t, c, d)
 
-	outside := func(name string) bool {
+	folder := func(name string) collections.Folder {
 		t.Helper()
 		st, _ := d.State(t.Context())
 		for _, f := range st.Folders() {
 			if f.Name == name {
-				return f.OutsideSymlinks
+				return f
 			}
 		}
 		t.Fatalf("no folder %s", name)
-		return false
+		return collections.Folder{}
 	}
+	outside := func(name string) bool { t.Helper(); return folder(name).OutsideSymlinks }
 	c.okMutation("folder", "create", "Builds", "--owner", "ann", "--allow-outside-symlinks")
 	c.okMutation("folder", "create", "Photos", "--owner", "ann")
 	if !outside("Builds") || outside("Photos") {
@@ -42,17 +45,7 @@ func TestFolderOptionsCLI(t *testing.T) {
 
 	// The retention policy: set alone, the other option stays; bad text
 	// is refused with the syntax; default sets it back.
-	keep := func(name string) string {
-		t.Helper()
-		st, _ := d.State(t.Context())
-		for _, f := range st.Folders() {
-			if f.Name == name {
-				return f.Keep
-			}
-		}
-		t.Fatalf("no folder %s", name)
-		return ""
-	}
+	keep := func(name string) string { t.Helper(); return folder(name).Keep }
 	c.okMutation("folder", "set", "Photos", "--keep", "all:2d, daily:90d")
 	if got := keep("Photos"); got != "all:2d,daily:90d" || !outside("Photos") {
 		t.Errorf("after --keep: Photos keeps %q, outside symlinks %v; want all:2d,daily:90d and still true", got, outside("Photos"))
