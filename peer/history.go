@@ -565,6 +565,18 @@ func (n *Node) restoreWith(ctx context.Context, st *folderstore.Store, id string
 	if err != nil {
 		return foldersync.RestoreResult{}, err
 	}
+	// Pinned until the restore is written, so that a collection after a
+	// prune that drops the version meanwhile does not take its blocks.
+	var hs []syncfs.Hash
+	for _, fi := range then {
+		if !fi.Deleted && fi.Type == syncfs.TypeFile && folderstore.Under(fi.Name, p) {
+			for _, b := range fi.Blocks {
+				hs = append(hs, b.Hash)
+			}
+		}
+	}
+	release := st.Pin(hs...)
+	defer release()
 	return e.RestoreTree(ctx, id, then, p, st.Blocks().Get, by)
 }
 
