@@ -35,7 +35,10 @@ func newPeerNode(cfg peer.Config) (node, error) {
 }
 
 func newRunCmd(env *cliEnv) *cobra.Command {
-	var logLevel string
+	var (
+		logLevel string
+		opts     runOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run this host's daemon in the foreground",
@@ -54,15 +57,23 @@ and it exits with status 0.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf("run: --log-level %q: want debug, info, warn or error", logLevel)
 			}
-			return env.runDaemon(cmd.Context(), level)
+			return env.runDaemon(cmd.Context(), level, opts)
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	cmd.Flags().BoolVar(&opts.noLAN, "no-lan", false, "agents: do not look for the other devices of shared folders on the local network (mDNS)")
+	cmd.Flags().StringArrayVar(&opts.peers, "peer", nil, "agents: also keep connected to the device at `MULTIADDR` (ending in /p2p/ID) when it shares a folder with this one (repeatable)")
 	return cmd
 }
 
+// runOptions are 'baton run's flags beyond the log level.
+type runOptions struct {
+	noLAN bool     // --no-lan
+	peers []string // --peer
+}
+
 // runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
-func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
+func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOptions) error {
 	home, key, pass, err := e.loadHostKey(ctx)
 	if err != nil {
 		return err
@@ -75,6 +86,11 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	cfg.fillDefaults(e)
 	if err := cfg.validate(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(home, hostConfigFile), err)
+	}
+	cfg.NoLAN = cfg.NoLAN || opts.noLAN
+	cfg.Peers = append(cfg.Peers, opts.peers...)
+	if err := cfg.validate(); err != nil {
+		return usageErrorf("run: %v", err)
 	}
 	if cfg.Role == identity.RoleAgent {
 		if ok, _ := fileExists(filepath.Join(home, genesisFile)); !ok {
@@ -156,6 +172,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		Folders:         control.SyncMap(local),
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
+		NoLAN:           cfg.NoLAN,
+		Peers:           cfg.Peers,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,76 @@
+package multiprocess
+
+// Member devices syncing with each other directly, with real binaries.
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// listenOn returns n's listen address on 127.0.0.1 with its /p2p/ID, as
+// 'status --json' shows it.
+func (d *syncDomain) listenOn(n *node) string {
+	d.t.Helper()
+	st := d.mustStatus(n)
+	for _, a := range st.Listen {
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+			return a + "/p2p/" + n.id
+		}
+	}
+	d.t.Fatalf("%s listens on no 127.0.0.1 address: %v", n.name, st.Listen)
+	return ""
+}
+
+// restartAgent kills a's daemon and starts it with the 'baton run' flags
+// args, and waits until it answers.
+func (d *syncDomain) restartAgent(a *agent, args ...string) {
+	d.t.Helper()
+	d.kill(a.node)
+	a.runArgs = args
+	d.start(a.node)
+}
+
+// Alice and bob share a read-write folder hosted on s1, the only server.
+// With s1 killed, their agents, which reach each other over loopback (bob's
+// address given to alice with --peer; mDNS off), still sync changes both
+// ways; when s1 returns it takes their changes, and both are in sync with
+// it again.
+func TestDevicesSyncWithServerDown(t *testing.T) {
+	d, alice, bob := newPairDomain(t)
+	s1 := d.servers[0]
+	p := d.sharePair(alice, bob, "Trip", "rw", map[string]string{"plan.txt": "day 1: fly\n"})
+	want := d.mustTree(p.aDir)
+
+	d.restartAgent(bob, "--no-lan")
+	d.restartAgent(alice, "--no-lan", "--peer", d.listenOn(bob.node))
+	d.waitFor(settleTimeout, "alice connected to bob directly", func() (bool, string) {
+		st, err := d.status(alice.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.hasPeer(bob.id), st.String()
+	})
+
+	d.kill(s1.node)
+	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("bob, with the server down\n"))
+	took := d.waitTree(arriveTimeout, "bob's new file on alice with s1 down", want, p.both()...)
+	d.t.Logf("device to device, no server: a new small file reached the other device in %v", took.Round(time.Millisecond))
+	want["plan.txt"] = d.writeFile(p.aDir, "plan.txt", []byte("day 1: fly\nday 2: walk\n"))
+	d.waitTree(arriveTimeout, "alice's edit on bob with s1 down", want, p.both()...)
+
+	// s1 returns: it takes both devices' changes, and both are in sync
+	// with it, with nothing else (no conflict copy).
+	d.start(s1.node)
+	d.waitTree(arriveTimeout, "s1's copy caught up", want, filepath.Join(s1.home, "data", "folders", p.id))
+	for _, a := range []*agent{alice, bob} {
+		d.waitInSync(a, p.name, arriveTimeout)
+	}
+	if diff := want.diff(d.mustTree(p.aDir)); diff != "" {
+		t.Errorf("alice's copy after s1 returned:\n%s", diff)
+	}
+	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
+		t.Errorf("bob's copy after s1 returned:\n%s", diff)
+	}
+}
