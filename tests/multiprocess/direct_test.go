@@ -3,6 +3,7 @@ package multiprocess
 // Member devices syncing with each other directly, with real binaries.
 
 import (
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,4 +74,43 @@ func TestDevicesSyncWithServerDown(t *testing.T) {
 	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
 		t.Errorf("bob's copy after s1 returned:\n%s", diff)
 	}
+}
+
+// multicastInterface reports whether the machine has an interface up with
+// multicast other than loopback, which mDNS needs.
+func multicastInterface() bool {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return false
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 && i.Flags&net.FlagLoopback == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Agents find each other on the local network with mDNS, on by default:
+// with no address given and s1 killed, alice's and bob's agents (listening
+// on 127.0.0.1, announced over the machine's multicast interface) connect
+// and sync a change.
+func TestDevicesFindEachOtherOnLAN(t *testing.T) {
+	if !multicastInterface() {
+		t.Skip("no multicast interface: mDNS cannot run here (TestDevicesSyncWithServerDown uses --peer)")
+	}
+	d, alice, bob := newPairDomain(t)
+	s1 := d.servers[0]
+	p := d.sharePair(alice, bob, "Trip", "rw", map[string]string{"plan.txt": "day 1: fly\n"})
+	want := d.mustTree(p.aDir)
+	d.waitFor(settleTimeout, "alice's and bob's agents connected (mDNS)", func() (bool, string) {
+		st, err := d.status(alice.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.hasPeer(bob.id), st.String()
+	})
+	d.kill(s1.node)
+	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("found on the LAN\n"))
+	d.waitTree(arriveTimeout, "bob's new file on alice with s1 down", want, p.both()...)
 }
