@@ -231,13 +231,23 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	d.say("   the domain carries on: carol (home server s3) added at the new master %s (committed at term %d, %v)",
 		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
 	todo := []byte("written by bob while s1 was down\n")
+	tw := time.Now()
 	if err := os.WriteFile(filepath.Join(bobDir, "todo.txt"), todo, 0o644); err != nil {
 		return err
 	}
 	if err := bob.WaitFolder(ctx, id, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
 		return err
 	}
-	d.say("   bob writes todo.txt: Projects is hosted on s1, so bob's laptop keeps the change until s1 is back")
+	// Laptops that found each other on the local network (mDNS) sync
+	// directly; elsewhere the change waits for s1.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	direct := sandbox.WaitFile(wctx, filepath.Join(aliceDir, "todo.txt"), todo) == nil
+	cancel()
+	if direct {
+		d.say("   bob writes todo.txt: Projects' server s1 is down, and bob's laptop hands it to alice's directly (they found each other on the local network) in %v", since(tw))
+	} else {
+		d.say("   bob writes todo.txt: Projects is hosted on s1, and the laptops have not found each other on the local network, so bob's laptop keeps the change until s1 is back")
+	}
 
 	d.step(8, "Restarting s1 with the same data")
 	t = time.Now()
@@ -263,7 +273,11 @@ func (d *demo) run(ctx context.Context, started time.Time) error {
 	if err := sandbox.WaitFile(ctx, filepath.Join(aliceDir, "todo.txt"), todo); err != nil {
 		return err
 	}
-	d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
+	if direct {
+		d.say("   bob's todo.txt arrived on alice's laptop while s1 was down; s1 takes it from the laptops now that it is back")
+	} else {
+		d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
+	}
 	if err := sb.WaitConverged(ctx); err != nil {
 		return err
 	}
