@@ -34,7 +34,7 @@ func (d *syncDomain) restartAgent(a *agent, args ...string) {
 }
 
 // Alice and bob share a read-write folder hosted on s1, the only server.
-// With s1 killed, their agents, which reach each other over loopback (bob's
+// With s1 frozen (SIGSTOP), then killed, their agents, which reach each other over loopback (bob's
 // address given to alice with --peer; mDNS off), still sync changes both
 // ways; when s1 returns it takes their changes, and both are in sync with
 // it again.
@@ -54,12 +54,15 @@ func TestDevicesSyncWithServerDown(t *testing.T) {
 		return st.hasPeer(bob.id), st.String()
 	})
 
+	// s1 frozen (its connections stay open, unanswered), then killed.
+	d.freeze(s1.node)
+	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("bob, with the server frozen\n"))
+	took := d.waitTree(arriveTimeout, "bob's new file on alice with s1 frozen", want, p.both()...)
+	d.t.Logf("device to device, server frozen: a new small file reached the other device in %v", took.Round(time.Millisecond))
 	d.kill(s1.node)
-	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("bob, with the server down\n"))
-	took := d.waitTree(arriveTimeout, "bob's new file on alice with s1 down", want, p.both()...)
-	d.t.Logf("device to device, no server: a new small file reached the other device in %v", took.Round(time.Millisecond))
 	want["plan.txt"] = d.writeFile(p.aDir, "plan.txt", []byte("day 1: fly\nday 2: walk\n"))
-	d.waitTree(arriveTimeout, "alice's edit on bob with s1 down", want, p.both()...)
+	took = d.waitTree(arriveTimeout, "alice's edit on bob with s1 killed", want, p.both()...)
+	d.t.Logf("device to device, server killed: an edit reached the other device in %v", took.Round(time.Millisecond))
 
 	// s1 returns: it takes both devices' changes, and both are in sync
 	// with it, with nothing else (no conflict copy).
