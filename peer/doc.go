@@ -30,4 +30,10 @@
 // the updates topic and anti-entropy; a device gets only what
 // collections.State.ViewFor shows its user: it pulls its view from the
 // servers and the master pushes it the committed changes its view shows.
+//
+// Devices together (lan.go). An agent admits, and keeps connected to, the
+// devices of the users it shares a folder with (its view holds them), at
+// addresses found by mDNS on the local network (unless Config.NoLAN) or
+// given in Config.Peers; the folder sync engine then syncs each shared
+// folder with them directly. No relay or hole punching yet.
 package peer
