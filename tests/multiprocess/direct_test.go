@@ -117,3 +117,66 @@ func TestDevicesFindEachOtherOnLAN(t *testing.T) {
 	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("found on the LAN\n"))
 	d.waitTree(arriveTimeout, "bob's new file on alice with s1 down", want, p.both()...)
 }
+
+// waitConnected waits until a's daemon has a connection to each of peers.
+func (d *syncDomain) waitConnected(a *agent, peers ...*agent) {
+	d.t.Helper()
+	d.waitFor(settleTimeout, a.name+" connected to the other devices", func() (bool, string) {
+		st, err := d.status(a.node)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range peers {
+			if !st.hasPeer(p.id) {
+				return false, st.String()
+			}
+		}
+		return true, ""
+	})
+}
+
+// Carol, a read-only member, cannot push a change through another device:
+// with s1 killed, her agent comes back holding a file she wrote while it
+// was stopped and connects to alice's and bob's; both look at what she
+// has as they connect, and take nothing of hers, while they and carol
+// exchange their own changes. s1, back, does not have it either.
+func TestReadOnlyMemberCannotPushThroughDevice(t *testing.T) {
+	d := newSyncDomain(t, 1)
+	s1 := d.servers[0]
+	alice := d.addAgent("alice-laptop", "alice", d.addUser("alice", s1), s1, s1)
+	bob := d.addAgent("bob-laptop", "bob", d.addUser("bob", s1), s1, s1)
+	carol := d.addAgent("carol-laptop", "carol", d.addUser("carol", s1), s1, s1)
+	p := d.sharePair(alice, bob, "Team", "rw", map[string]string{"plan.txt": "the plan\n"})
+	cDir := filepath.Join(d.dir, "carol-Team")
+	d.share(alice, p.name, p.id, "carol", "ro")
+	d.accept(carol, p.name, p.id, "alice", "ro", cDir)
+	d.waitInSync(carol, p.name, arriveTimeout)
+	want := d.mustTree(p.aDir)
+
+	d.restartAgent(bob, "--no-lan")
+	d.restartAgent(alice, "--no-lan", "--peer", d.listenOn(bob.node))
+	d.waitConnected(alice, bob)
+	d.kill(carol.node)
+	d.kill(s1.node)
+	d.writeFile(cDir, "from-carol.txt", []byte("a read-only member's file\n"))
+	carol.runArgs = []string{"--no-lan", "--peer", d.listenOn(alice.node), "--peer", d.listenOn(bob.node)}
+	d.start(carol.node)
+	d.waitConnected(carol, alice, bob)
+
+	// Changes of the writers still reach everyone, carol included.
+	want["from-bob.txt"] = d.writeFile(p.bDir, "from-bob.txt", []byte("bob's\n"))
+	d.waitTree(arriveTimeout, "bob's new file on alice", want, p.both()...)
+	want["from-alice.txt"] = d.writeFile(p.aDir, "from-alice.txt", []byte("alice's\n"))
+	d.waitTree(arriveTimeout, "alice's new file on bob", want, p.both()...)
+	withCarols := d.mustTree(p.aDir)
+	withCarols["from-carol.txt"] = entry{size: int64(len("a read-only member's file\n")), hash: hashOf([]byte("a read-only member's file\n"))}
+	d.waitTree(arriveTimeout, "the writers' files on carol, with her own", withCarols, cDir)
+
+	d.start(s1.node)
+	d.waitTree(arriveTimeout, "s1's copy caught up, without carol's file", want, filepath.Join(s1.home, "data", "folders", p.id))
+	for _, dir := range p.both() {
+		if diff := want.diff(d.mustTree(dir)); diff != "" {
+			t.Errorf("%s took the read-only member's file:\n%s", dir, diff)
+		}
+	}
+}
