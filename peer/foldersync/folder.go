@@ -323,7 +323,8 @@ func (f *folder) serve(ctx context.Context) error {
 }
 
 // pullAll marks every peer whose index this folder applies: the hosting
-// server (on a device), every connected member device (on the server).
+// server and the connected devices of writers (on a device), every
+// connected member device (on the server: syncPeers keeps the writers').
 func (f *folder) pullAll() {
 	fo, ok := f.e.access().Folder(f.id)
 	if !ok {
@@ -336,6 +337,12 @@ func (f *folder) pullAll() {
 	if fo.Server != f.e.self.String() {
 		if hub, err := lpeer.Decode(fo.Server); err == nil {
 			f.notify(hub)
+		}
+		a := f.e.access()
+		for _, p := range f.e.cfg.Transport.Peers() {
+			if roleOf(a, fo, p) == roleWriter && p != f.e.self {
+				f.notify(p)
+			}
 		}
 		return
 	}
@@ -419,18 +426,20 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 		return
 	}
 	f.notMember = 0
-	hub, err := lpeer.Decode(fo.Server)
-	if f.forgetFailures(func(q lpeer.ID) bool { return err == nil && q == hub }) {
+	// The server's index first, then the other writers' devices' (direct.go).
+	hub, _ := lpeer.Decode(fo.Server)
+	if f.forgetFailures(func(q lpeer.ID) bool { return takesFrom(a, fo, self, q) }) {
 		f.refreshStatus(a, fo)
 	}
-	if err != nil || !peers[hub] {
-		return
+	for _, p := range pullOrder(peers, hub) {
+		if p == hub && roleOf(a, fo, hub) != roleServer {
+			f.setStatus(func(st *FolderStatus) { st.LastError = "the folder's server is not a server of the domain" })
+			continue
+		}
+		if takesFrom(a, fo, self, p) {
+			f.syncWith(ctx, a, fo, p)
+		}
 	}
-	if roleOf(a, fo, hub) != roleServer {
-		f.setStatus(func(st *FolderStatus) { st.LastError = "the folder's server is not a server of the domain" })
-		return
-	}
-	f.syncWith(ctx, a, fo, hub)
 }
 
 // syncWith fetches p's index and applies it.

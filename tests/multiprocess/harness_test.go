@@ -78,6 +78,7 @@ type status struct {
 	MasterName  string       `json:"master_name"`
 	Epoch       uint64       `json:"epoch"`
 	Peers       []peerStatus `json:"peers"`
+	Listen      []string     `json:"listen"`
 	Collections map[string]struct {
 		Records int    `json:"records"`
 		Digest  string `json:"digest"`
