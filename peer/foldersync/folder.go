@@ -76,6 +76,7 @@ type folder struct {
 	statusAll     bool
 	seq           uint64
 	remotes       map[lpeer.ID]*remoteIndex
+	intern        syncfs.Interner // shares the remote indexes' memory with local's
 	scopes        map[lpeer.ID]*planScope
 	scanner       *syncfs.Scanner
 	applier       *syncfs.Applier
@@ -319,6 +320,14 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 }
 
+// share returns fi, an entry just received in a peer's index, sharing
+// memory with the local entry of its name and with the other entries
+// received (see syncfs.Interner).
+func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
+	like, ok := f.local.Files[fi.Name]
+	return f.intern.Entry(fi, like, ok)
+}
+
 // pullAll marks every peer whose index this folder applies: the hosting
 // server (on a device), every connected member device (on the server).
 func (f *folder) pullAll() {
@@ -435,7 +444,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, err := f.e.requestIndex(ctx, p, f.id, held)
+	ri, err := f.e.requestIndex(ctx, p, f.id, held, f.share)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)

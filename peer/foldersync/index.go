@@ -387,8 +387,10 @@ var errRefused = errors.New("refused")
 // requestIndex asks p for its index of folder, holding held (nil: none),
 // verifies it and returns the new index (held itself if not modified). A
 // delta is merged into held's snapshot, which the caller replaces by the
-// result; on an error held is left as it was.
-func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex) (*remoteIndex, error) {
+// result; on an error held is left as it was. Each entry received goes
+// through share (if not nil) before it is kept, for it to share memory
+// with what the caller holds.
+func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, error) {
 	req := indexRequest{Folder: folder}
 	if held != nil {
 		req.Session, req.Have = held.session, held.seq
@@ -431,10 +433,24 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	if hdr.Pages > maxPages {
 		return nil, fmt.Errorf("index from %s: %d pages, limit %d", p, hdr.Pages, maxPages)
 	}
+	if share == nil {
+		share = func(fi syncfs.FileInfo) syncfs.FileInfo { return fi }
+	}
+	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
+	// A full index goes straight into a new snapshot, page by page (it
+	// is dropped on an error); a delta's entries wait until every page
+	// verified, to go into held's.
 	var (
 		entries []syncfs.FileInfo
 		last    string
 	)
+	if hdr.Status == statusFull {
+		hint := 0
+		if held != nil {
+			hint = len(held.snap)
+		}
+		out.snap = make(syncfs.Snapshot, hint)
+	}
 	for i := range hdr.Pages {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
 		b, err := wire.ReadFrame(br, syncfs.MaxIndexSize)
@@ -460,24 +476,26 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 			}
 			last = idx.Files[len(idx.Files)-1].Name
 		}
+		if hdr.Status == statusFull {
+			for _, fi := range idx.Files {
+				fi = share(fi)
+				out.snap[fi.Name] = fi
+			}
+			continue
+		}
 		entries = append(entries, idx.Files...)
 	}
-	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
-	if hdr.Status == statusDelta {
-		// Every page verified: the delta goes into the held snapshot,
-		// which the new index replaces.
-		out.snap, out.base = held.snap, held.seq
-	} else {
-		out.snap = make(syncfs.Snapshot, len(entries))
+	if hdr.Status == statusFull {
+		return out, nil
 	}
+	// Every page verified: the delta goes into the held snapshot, which
+	// the new index replaces.
+	out.snap, out.base = held.snap, held.seq
+	out.delta = make([]string, 0, len(entries))
 	for _, fi := range entries {
+		fi = share(fi)
 		out.snap[fi.Name] = fi
-		if hdr.Status == statusDelta {
-			out.delta = append(out.delta, fi.Name)
-		}
-	}
-	if hdr.Status == statusDelta && out.delta == nil {
-		out.delta = []string{}
+		out.delta = append(out.delta, fi.Name)
 	}
 	return out, nil
 }
