@@ -12,7 +12,7 @@ import (
 )
 
 // datasetNames are the datasets in the order they run.
-var datasetNames = []string{"big", "small", "edit", "newfile"}
+var datasetNames = []string{"big", "small", "edit", "newfile", "many"}
 
 // options is the parsed command line.
 type options struct {
@@ -27,6 +27,11 @@ type options struct {
 	log        bool
 	domain     string
 	floor      bool
+	// files and size make the many dataset; memprofile is where heap
+	// profiles go (see many.go).
+	files      int
+	size       int64
+	memprofile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -51,6 +56,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each timed window to `PREFIX`.DATASET.RUN.pprof")
 	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines on bare libp2p hosts), or auto (sandbox if the node syncs folders)")
 	fs.BoolVar(&o.floor, "floor", false, "also measure, at the end, the floor: the CPU time the big dataset's unavoidable steps (hashing, TLS, writing) take on this machine, and the least time that allows")
+	fs.IntVar(&o.files, "files", 100000, "files in the many dataset")
+	fs.Int64Var(&o.size, "size", 1024, "bytes of each file of the many dataset")
+	million := fs.Bool("million", false, "the many dataset holds 1,000,000 files (as --files 1000000): opt-in, it writes gigabytes on each host")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile once the many dataset is in sync, to `PREFIX`.many.RUN.pprof")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
@@ -77,6 +86,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if !slices.Contains([]string{"auto", "sandbox", "engine"}, o.domain) {
 		return bad("--domain must be auto, sandbox or engine")
+	}
+	if *million {
+		o.files = 1000000
+	}
+	if o.files < 1 || o.size < 1 {
+		return bad("--files and --size must be at least 1")
 	}
 	if o.timeout <= 0 {
 		return bad("--timeout must be positive")
