@@ -951,6 +951,17 @@ func (f *folder) noteDisk(before map[string]syncfs.DiskStat, full bool, paths []
 	}
 }
 
+// emptied returns m emptied: cleared if it is small, else a new map, since
+// a cleared map keeps the memory it grew to (a sync of many files would
+// hold it for good).
+func emptied(m map[string]bool) map[string]bool {
+	if len(m) > 1024 {
+		return map[string]bool{}
+	}
+	clear(m)
+	return m
+}
+
 // touchAll notes that any entry of the Local may have changed.
 func (f *folder) touchAll() {
 	f.pubAll, f.statusAll = true, true
@@ -979,7 +990,7 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 	res := f.applyActions(ctx, peers, actions)
 	// A name changed twice (by two actions) may have left the watch
 	// after the first: look at all of them once more.
-	clear(f.watched)
+	f.watched = emptied(f.watched)
 	f.touch(names...)
 	f.publish(ctx)
 	return res
@@ -1015,7 +1026,7 @@ func (f *folder) persist(force bool) {
 			f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 			return
 		}
-		clear(f.undurable)
+		f.undurable = emptied(f.undurable)
 	}
 	began := time.Now()
 	var err error
@@ -1031,7 +1042,7 @@ func (f *folder) persist(force bool) {
 		f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 		return
 	}
-	clear(f.unstored)
+	f.unstored = emptied(f.unstored)
 	f.storeAll, f.lastPut = false, time.Now()
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
@@ -1066,7 +1077,7 @@ func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
 func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	self := f.e.self
 	if fo.Server == self.String() {
-		clear(f.statusChanged) // nothing is counted on the server
+		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
@@ -1082,7 +1093,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	if ri != nil {
 		changes = f.countChanges(hub, ri)
 	} else {
-		clear(f.statusChanged) // all counted again when the index comes
+		f.statusChanged = emptied(f.statusChanged) // all counted again when the index comes
 		f.statusAll = true
 	}
 	f.setStatus(func(st *FolderStatus) {
@@ -1138,6 +1149,6 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		s, okS := server(n)
 		st.Update(n, l, okL, s, okS)
 	}
-	clear(f.statusChanged)
+	f.statusChanged = emptied(f.statusChanged)
 	return st.Count(local, server)
 }
