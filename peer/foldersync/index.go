@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -162,15 +163,25 @@ func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
 // changed, and a lookup keeps only the places its own index still has.
 // Places that went stale are dropped by making a new one when they
 // outnumber the live blocks.
+//
+// It is keyed by the first 8 bytes of a hash, and a hash's first place is
+// held in the map itself: most blocks are in one place, and a folder of
+// many small files has about one block per file. A lookup checks the
+// whole hash against the file's entry, so two hashes that share their
+// first bytes only cost a look at the other's places.
 type blockIndex struct {
-	mu   sync.RWMutex
-	locs map[syncfs.Hash][]blockLoc
-	n    int // places held
+	mu    sync.RWMutex
+	first map[uint64]blockLoc
+	more  map[uint64][]blockLoc // the places after the first, in order
+	n     int                   // places held
 }
+
+// blockKey is what blockIndex keys h by.
+func blockKey(h syncfs.Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 // newBlockIndex returns the index of t's live files' blocks.
 func newBlockIndex(t pubTree) *blockIndex {
-	b := &blockIndex{locs: map[syncfs.Hash][]blockLoc{}}
+	b := &blockIndex{first: map[uint64]blockLoc{}, more: map[uint64][]blockLoc{}}
 	for e := range t.all() {
 		if !e.fi.Deleted && e.fi.Type == syncfs.TypeFile {
 			b.addFile(e.fi)
@@ -203,25 +214,40 @@ func (b *blockIndex) add(files []syncfs.FileInfo) {
 
 func (b *blockIndex) addFile(fi syncfs.FileInfo) {
 	for _, blk := range fi.Blocks {
-		b.locs[blk.Hash] = append(b.locs[blk.Hash], blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size})
+		k, loc := blockKey(blk.Hash), blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size}
+		if _, ok := b.first[k]; !ok {
+			b.first[k] = loc
+		} else {
+			b.more[k] = append(b.more[k], loc)
+		}
 		b.n++
 	}
 }
 
 // find returns a place of h that t holds.
 func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
+	k := blockKey(h)
 	b.mu.RLock()
-	locs := b.locs[h]
+	first, ok := b.first[k]
+	more := b.more[k]
 	b.mu.RUnlock()
-	// The slice's first len(locs) elements are never written again
-	// (add only appends), so they are read without the lock.
-	for _, loc := range locs {
+	if !ok {
+		return blockLoc{}, false
+	}
+	// The first place is never replaced, and the slice's first len(more)
+	// elements are never written again (add only appends), so they are
+	// read without the lock.
+	for i := -1; i < len(more); i++ {
+		loc := first
+		if i >= 0 {
+			loc = more[i]
+		}
 		e, ok := t.get(loc.name)
 		if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
 			continue
 		}
-		i, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
-		if found && e.fi.Blocks[i].Hash == h && e.fi.Blocks[i].Size == loc.size {
+		j, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
+		if found && e.fi.Blocks[j].Hash == h && e.fi.Blocks[j].Size == loc.size {
 			return loc, true
 		}
 	}
@@ -235,8 +261,13 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 		a.SymlinkTarget == b.SymlinkTarget && a.Version.Equal(b.Version)
 }
 
+// maxCachedPages is the most bytes of signed pages an index keeps for the
+// next peer that asks the same.
+const maxCachedPages = 1 << 20
+
 // pages returns the signed pages of the entries changed after since (all
-// of them when since is zero).
+// of them when since is zero). Those of up to maxCachedPages bytes are
+// kept for the next request of the same.
 func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -278,9 +309,18 @@ func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, err
 	if len(out) > maxPages {
 		return nil, fmt.Errorf("index of folder %s needs %d pages, limit %d", p.folder, len(out), maxPages)
 	}
-	if since == 0 {
+	size := 0
+	for _, pg := range out {
+		size += len(pg)
+	}
+	switch {
+	case size > maxCachedPages:
+		// Kept, a large folder's pages would hold as much memory as its
+		// index again for as long as the index is current; signing them
+		// again for the next peer that asks costs less.
+	case since == 0:
 		p.full = out
-	} else {
+	default:
 		if p.deltas == nil || len(p.deltas) >= 8 {
 			p.deltas = map[uint64][][]byte{}
 		}
