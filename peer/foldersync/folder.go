@@ -81,8 +81,12 @@ type folder struct {
 	scanner       *syncfs.Scanner
 	applier       *syncfs.Applier
 	ignoreText    string
-	ready         bool            // scanned at least once
-	unstored      map[string]bool // entries of local changed since the last store
+	ready         bool // scanned at least once
+	// When the last full scan ended and how long it took, for spacing
+	// the periodic ones (rescanDue).
+	fullScanAt   time.Time
+	fullScanCost time.Duration
+	unstored     map[string]bool // entries of local changed since the last store
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
@@ -298,11 +302,13 @@ func (f *folder) serve(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				f.log.Warn("folder not watched: changes are seen at the periodic rescan", "err", err)
 			}
-			watchErr = nil
+			watchErr = nil // no longer watched
 		case paths := <-w.Batches():
 			f.requestRescan(paths...)
 		case <-rescan.C:
-			f.requestRescan()
+			if rescanDue(time.Since(f.fullScanAt), f.fullScanCost, watchErr != nil) {
+				f.requestRescan()
+			}
 		case <-pull.C:
 			f.pullAll()
 		case <-f.retry.C:
@@ -327,6 +333,31 @@ func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
 	like, ok := f.local.Files[fi.Name]
 	return f.intern.Entry(fi, like, ok)
 }
+
+// Periodic full rescans take at most this share of the time: one in
+// rescanShareWatched while the watcher reports changes (the rescan is only
+// its safety net), one in rescanShareUnwatched when it does not.
+const (
+	rescanShareWatched   = 1000
+	rescanShareUnwatched = 100
+)
+
+// rescanDue reports whether the periodic full rescan, due at each
+// Config.RescanInterval, runs now: since the last full scan ended, and its
+// cost (how long it took). A large folder is rescanned less often than
+// the interval says, so that rescans of a folder at rest cost little
+// whatever its size; a small one at every interval.
+func rescanDue(since, cost time.Duration, watched bool) bool {
+	share := time.Duration(rescanShareUnwatched)
+	if watched {
+		share = rescanShareWatched
+	}
+	return since >= min(share*cost, maxRescanSpacing)
+}
+
+// maxRescanSpacing is the longest rescanDue waits (a first scan that hashed
+// every file costs more than the rescans after it).
+const maxRescanSpacing = time.Hour
 
 // pullAll marks every peer whose index this folder applies: the hosting
 // server (on a device), every connected member device (on the server).
@@ -820,6 +851,10 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)
+	if full {
+		began := time.Now()
+		defer func() { f.fullScanAt, f.fullScanCost = time.Now(), time.Since(began) }()
+	}
 	// What is hashed is recorded and published as the scan goes, so that
 	// peers start fetching the first files of a long scan at once.
 	f.scanner.Progress = func(names []string) {
