@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ import (
 // daemon's peak resident set (VmHWM) once bob's copy is complete and in
 // sync, and the CPU the three daemons use in the 10 s after that, and
 // fails if a figure misses its target: an agent under 100 MiB, the three
-// at rest under 1% of a core. Opt-in, since it writes and syncs the files
+// at rest under 1% of a core. With GODEBUG=gctrace=1 it also reports each
+// daemon's heap, from its log. Opt-in, since it writes and syncs the files
 // three times over:
 //
 //	BATON_MEM_FILES=100000 go test -run TestMemoryFootprint -v -timeout 20m ./tests/multiprocess/
@@ -100,10 +102,29 @@ func TestMemoryFootprint(t *testing.T) {
 			t.Errorf("%s: peak RSS %.0f MiB with %d files; want under %d MiB", n.name, float64(hwm)/(1<<20), files, agentTarget>>20)
 		}
 	}
+	if strings.Contains(os.Getenv("GODEBUG"), "gctrace=1") {
+		for _, n := range procs {
+			b, err := os.ReadFile(n.logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gcs, start, live int
+			for _, m := range gcLine.FindAllStringSubmatch(string(b), -1) {
+				a, _ := strconv.Atoi(m[1])
+				c, _ := strconv.Atoi(m[3])
+				gcs, start, live = gcs+1, max(start, a), max(live, c)
+			}
+			t.Logf("%s: %d collections; the heap peaked at %d MB at the start of one, and at %d MB live after one", n.name, gcs, start, live)
+		}
+	}
 	if share >= idleTarget {
 		t.Errorf("the three daemons used %.2f%% of a core at rest; want under %.0f%%", 100*share, 100*idleTarget)
 	}
 }
+
+// gcLine is a line of the runtime's GODEBUG=gctrace=1 output: the heap
+// at the start of a collection, at its end, and live after it.
+var gcLine = regexp.MustCompile(`(?m)^gc \d+ @.*: .* (\d+)->(\d+)->(\d+) MB`)
 
 // procStatusBytes is a field of /proc/PID/status given in kB, in bytes.
 func procStatusBytes(t *testing.T, n *node, field string) int64 {
