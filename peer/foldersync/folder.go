@@ -84,9 +84,10 @@ type folder struct {
 	ready         bool // scanned at least once
 	// When the last full scan ended and how long it took, for spacing
 	// the periodic ones (rescanDue).
-	fullScanAt   time.Time
-	fullScanCost time.Duration
-	unstored     map[string]bool // entries of local changed since the last store
+	fullScanAt      time.Time
+	fullScanCost    time.Duration
+	fullScanEntries int             // the Local's entries after it
+	unstored        map[string]bool // entries of local changed since the last store
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
@@ -306,7 +307,7 @@ func (f *folder) serve(ctx context.Context) error {
 		case paths := <-w.Batches():
 			f.requestRescan(paths...)
 		case <-rescan.C:
-			if rescanDue(time.Since(f.fullScanAt), f.fullScanCost, watchErr != nil) {
+			if rescanDue(time.Since(f.fullScanAt), f.rescanCost(), watchErr != nil) {
 				f.requestRescan()
 			}
 		case <-pull.C:
@@ -353,6 +354,13 @@ func rescanDue(since, cost time.Duration, watched bool) bool {
 		share = rescanShareWatched
 	}
 	return since >= min(share*cost, maxRescanSpacing)
+}
+
+// rescanCost estimates what a full rescan costs now: the last one's cost,
+// grown with the entries added since (a folder that was empty when it was
+// last scanned in full may hold many files now).
+func (f *folder) rescanCost() time.Duration {
+	return f.fullScanCost * time.Duration(len(f.local.Files)+1) / time.Duration(f.fullScanEntries+1)
 }
 
 // maxRescanSpacing is the longest rescanDue waits (a first scan that hashed
@@ -853,7 +861,9 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	defer f.setState(StateIdle)
 	if full {
 		began := time.Now()
-		defer func() { f.fullScanAt, f.fullScanCost = time.Now(), time.Since(began) }()
+		defer func() {
+			f.fullScanAt, f.fullScanCost, f.fullScanEntries = time.Now(), time.Since(began), len(f.local.Files)
+		}()
 	}
 	// What is hashed is recorded and published as the scan goes, so that
 	// peers start fetching the first files of a long scan at once.

@@ -1,8 +1,11 @@
 package foldersync
 
 import (
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/baton-sync/baton/syncfs"
 )
 
 // The periodic full rescan of a folder whose scan is quick runs at every
@@ -28,5 +31,24 @@ func TestRescanDue(t *testing.T) {
 		if got := rescanDue(tc.since, tc.cost, tc.watched); got != tc.want {
 			t.Errorf("rescanDue(%v, %v, watched %v) = %v; want %v", tc.since, tc.cost, tc.watched, got, tc.want)
 		}
+	}
+}
+
+// A folder that was nearly empty at its last full scan and holds many
+// entries now is not rescanned at the next interval on the old scan's cost.
+func TestRescanCostGrowsWithEntries(t *testing.T) {
+	f := &folder{fullScanCost: time.Millisecond, local: syncfs.NewLocal()}
+	for i := range 100000 {
+		f.local.Files[fmt.Sprint(i)] = syncfs.FileInfo{}
+	}
+	if got := f.rescanCost(); got < 50*time.Second {
+		t.Errorf("rescanCost of 100,000 entries after a full scan of none that took 1 ms = %v; want about 100 s", got)
+	}
+	if rescanDue(time.Minute, f.rescanCost(), true) {
+		t.Errorf("a rescan of 100,000 new entries is due a minute after the scan of an empty folder")
+	}
+	f.fullScanEntries = 100000
+	if got := f.rescanCost(); got != time.Millisecond {
+		t.Errorf("rescanCost with as many entries as scanned = %v; want the scan's 1 ms", got)
 	}
 }
