@@ -295,6 +295,7 @@ func (f *folder) serve(ctx context.Context) error {
 	defer pull.Stop()
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
+	var quiet *published // the index seen at the last pull tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -312,6 +313,13 @@ func (f *folder) serve(ctx context.Context) error {
 			}
 		case <-pull.C:
 			f.pullAll()
+			// An index that stayed the same since the last pull has been
+			// fetched by whoever was told of it: its pages can go.
+			if p := f.pub.Load(); p != nil && p == quiet {
+				p.dropPages()
+			} else {
+				quiet = p
+			}
 		case <-f.retry.C:
 			f.pullAll()
 		case <-flush.C:

@@ -261,13 +261,11 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 		a.SymlinkTarget == b.SymlinkTarget && a.Version.Equal(b.Version)
 }
 
-// maxCachedPages is the most bytes of signed pages an index keeps for the
-// next peer that asks the same.
-const maxCachedPages = 1 << 20
-
 // pages returns the signed pages of the entries changed after since (all
-// of them when since is zero). Those of up to maxCachedPages bytes are
-// kept for the next request of the same.
+// of them when since is zero), kept for the next request of the same
+// (every member device asks for the same delta when the server's index
+// changes) until dropPages.
+
 func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -309,24 +307,25 @@ func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, err
 	if len(out) > maxPages {
 		return nil, fmt.Errorf("index of folder %s needs %d pages, limit %d", p.folder, len(out), maxPages)
 	}
-	size := 0
-	for _, pg := range out {
-		size += len(pg)
-	}
-	switch {
-	case size > maxCachedPages:
-		// Kept, a large folder's pages would hold as much memory as its
-		// index again for as long as the index is current; signing them
-		// again for the next peer that asks costs less.
-	case since == 0:
+	if since == 0 {
 		p.full = out
-	default:
+	} else {
 		if p.deltas == nil || len(p.deltas) >= 8 {
 			p.deltas = map[uint64][][]byte{}
 		}
 		p.deltas[since] = out
 	}
 	return out, nil
+}
+
+// dropPages forgets the signed pages kept: for a large folder they hold as
+// much memory as its index again. The folder drops them once its index
+// stayed the same for a while; a peer that asks later has them signed
+// again.
+func (p *published) dropPages() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.full, p.deltas = nil, nil
 }
 
 // sign signs files as one page, or as several if the encoding turns out
