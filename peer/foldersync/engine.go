@@ -58,7 +58,10 @@ type Config struct {
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// RescanInterval is how often every folder is rescanned in full, as a
-	// safety net under the watcher (default 1 min).
+	// safety net under the watcher (default 1 min); a folder whose full
+	// scan takes long is rescanned less often, so that rescans take at
+	// most 0.1% of the time (1% if the folder is not watched), and at
+	// least every hour.
 	RescanInterval time.Duration
 	// PullInterval is how often a device asks the hosting server and the
 	// connected devices of writers for their index, and a server asks the

@@ -76,12 +76,18 @@ type folder struct {
 	statusAll     bool
 	seq           uint64
 	remotes       map[lpeer.ID]*remoteIndex
+	intern        syncfs.Interner // shares the remote indexes' memory with local's
 	scopes        map[lpeer.ID]*planScope
 	scanner       *syncfs.Scanner
 	applier       *syncfs.Applier
 	ignoreText    string
-	ready         bool            // scanned at least once
-	unstored      map[string]bool // entries of local changed since the last store
+	ready         bool // scanned at least once
+	// When the last full scan ended and how long it took, for spacing
+	// the periodic ones (rescanDue).
+	fullScanAt      time.Time
+	fullScanCost    time.Duration
+	fullScanEntries int             // the Local's entries after it
+	unstored        map[string]bool // entries of local changed since the last store
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
@@ -292,6 +298,7 @@ func (f *folder) serve(ctx context.Context) error {
 	defer pull.Stop()
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
+	var quiet *published // the index seen at the last pull tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -300,13 +307,22 @@ func (f *folder) serve(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				f.log.Warn("folder not watched: changes are seen at the periodic rescan", "err", err)
 			}
-			watchErr = nil
+			watchErr = nil // no longer watched
 		case paths := <-w.Batches():
 			f.requestRescan(paths...)
 		case <-rescan.C:
-			f.requestRescan()
+			if rescanDue(time.Since(f.fullScanAt), f.rescanCost(), watchErr != nil) {
+				f.requestRescan()
+			}
 		case <-pull.C:
 			f.pullAll()
+			// An index that stayed the same since the last pull has been
+			// fetched by whoever was told of it: its pages can go.
+			if p := f.pub.Load(); p != nil && p == quiet {
+				p.dropPages()
+			} else {
+				quiet = p
+			}
 		case <-f.retry.C:
 			f.pullAll()
 		case <-flush.C:
@@ -321,6 +337,46 @@ func (f *folder) serve(ctx context.Context) error {
 		f.persist(false)
 	}
 }
+
+// share returns fi, an entry just received in a peer's index, sharing
+// memory with the local entry of its name and with the other entries
+// received (see syncfs.Interner).
+func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
+	like, ok := f.local.Files[fi.Name]
+	return f.intern.Entry(fi, like, ok)
+}
+
+// Periodic full rescans take at most this share of the time: one in
+// rescanShareWatched while the watcher reports changes (the rescan is only
+// its safety net), one in rescanShareUnwatched when it does not.
+const (
+	rescanShareWatched   = 1000
+	rescanShareUnwatched = 100
+)
+
+// rescanDue reports whether the periodic full rescan, due at each
+// Config.RescanInterval, runs now: since the last full scan ended, and its
+// cost (how long it took). A large folder is rescanned less often than
+// the interval says, so that rescans of a folder at rest cost little
+// whatever its size; a small one at every interval.
+func rescanDue(since, cost time.Duration, watched bool) bool {
+	share := time.Duration(rescanShareUnwatched)
+	if watched {
+		share = rescanShareWatched
+	}
+	return since >= min(share*cost, maxRescanSpacing)
+}
+
+// rescanCost estimates what a full rescan costs now: the last one's cost,
+// grown with the entries added since (a folder that was empty when it was
+// last scanned in full may hold many files now).
+func (f *folder) rescanCost() time.Duration {
+	return f.fullScanCost * time.Duration(len(f.local.Files)+1) / time.Duration(f.fullScanEntries+1)
+}
+
+// maxRescanSpacing is the longest rescanDue waits (a first scan that hashed
+// every file costs more than the rescans after it).
+const maxRescanSpacing = time.Hour
 
 // pullAll marks every peer whose index this folder applies: the hosting
 // server and the connected devices of writers (on a device), every
@@ -447,7 +503,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, err := f.e.requestIndex(ctx, p, f.id, held)
+	ri, err := f.e.requestIndex(ctx, p, f.id, held, f.share)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
@@ -823,6 +879,12 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)
+	if full {
+		began := time.Now()
+		defer func() {
+			f.fullScanAt, f.fullScanCost, f.fullScanEntries = time.Now(), time.Since(began), len(f.local.Files)
+		}()
+	}
 	// What is hashed is recorded and published as the scan goes, so that
 	// peers start fetching the first files of a long scan at once.
 	f.scanner.Progress = func(names []string) {
@@ -955,6 +1017,17 @@ func (f *folder) noteDisk(before map[string]syncfs.DiskStat, full bool, paths []
 	}
 }
 
+// emptied returns m emptied: cleared if it is small, else a new map, since
+// a cleared map keeps the memory it grew to (a sync of many files would
+// hold it for good).
+func emptied(m map[string]bool) map[string]bool {
+	if len(m) > 1024 {
+		return map[string]bool{}
+	}
+	clear(m)
+	return m
+}
+
 // touchAll notes that any entry of the Local may have changed.
 func (f *folder) touchAll() {
 	f.pubAll, f.statusAll = true, true
@@ -983,7 +1056,7 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 	res := f.applyActions(ctx, peers, actions)
 	// A name changed twice (by two actions) may have left the watch
 	// after the first: look at all of them once more.
-	clear(f.watched)
+	f.watched = emptied(f.watched)
 	f.touch(names...)
 	f.publish(ctx)
 	return res
@@ -1019,7 +1092,7 @@ func (f *folder) persist(force bool) {
 			f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 			return
 		}
-		clear(f.undurable)
+		f.undurable = emptied(f.undurable)
 	}
 	began := time.Now()
 	var err error
@@ -1035,7 +1108,7 @@ func (f *folder) persist(force bool) {
 		f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 		return
 	}
-	clear(f.unstored)
+	f.unstored = emptied(f.unstored)
 	f.storeAll, f.lastPut = false, time.Now()
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
@@ -1070,7 +1143,7 @@ func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
 func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	self := f.e.self
 	if fo.Server == self.String() {
-		clear(f.statusChanged) // nothing is counted on the server
+		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
@@ -1086,7 +1159,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	if ri != nil {
 		changes = f.countChanges(hub, ri)
 	} else {
-		clear(f.statusChanged) // all counted again when the index comes
+		f.statusChanged = emptied(f.statusChanged) // all counted again when the index comes
 		f.statusAll = true
 	}
 	f.setStatus(func(st *FolderStatus) {
@@ -1142,6 +1215,6 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		s, okS := server(n)
 		st.Update(n, l, okL, s, okS)
 	}
-	clear(f.statusChanged)
+	f.statusChanged = emptied(f.statusChanged)
 	return st.Count(local, server)
 }
