@@ -311,7 +311,9 @@ func (f *folder) serve(ctx context.Context) error {
 		case paths := <-w.Batches():
 			f.requestRescan(paths...)
 		case <-rescan.C:
-			if rescanDue(time.Since(f.fullScanAt), f.rescanCost(), watchErr != nil) {
+			// A watcher of directories only (macOS) does not see writes
+			// in place: the rescan is how they are found, not a safety net.
+			if rescanDue(time.Since(f.fullScanAt), f.rescanCost(), watchErr != nil && !w.DirsOnly) {
 				f.requestRescan()
 			}
 		case <-pull.C:
