@@ -31,6 +31,7 @@
     }
     set("here", e.data.local_files + " files, " + bytes(e.data.local_bytes || 0));
     set("needed", e.data.need_files + " files, " + bytes(e.data.need_bytes || 0));
+    set("rate", e.data.rate >= 1 ? bytes(e.data.rate) + "/s" : "–");
   }
   ["FolderStateChanged", "FolderProgress"].forEach(function (t) {
     es.addEventListener(t, function (m) { var e = JSON.parse(m.data); folder(e); note(e); });
