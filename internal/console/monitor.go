@@ -28,8 +28,8 @@ type Monitor struct {
 	events chan Event // to the console's event stream; dropped when full
 
 	mu        sync.Mutex
-	recent    []Event        // the last maxRecent security events, oldest first
-	conflictN map[string]int // folder ID -> conflicts since the start
+	recent    []Event                 // the last maxRecent security events, oldest first
+	conflictN map[string]int          // folder ID -> conflicts since the start
 	fetched   map[string][]rateSample // folder ID -> bytes fetched as read lately
 }
 
