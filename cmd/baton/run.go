@@ -125,7 +125,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
-	serveGUI, err := e.listenConsole(home, ctl, mon, log)
+	passwords, _ := n.(console.PasswordChecker) // *peer.Node; nil for a node that has none
+	serveGUI, err := e.listenConsole(home, ctl, mon, log, cfg.Role == identity.RoleAgent, passwords)
 	if err != nil {
 		ln.Close()
 		return err

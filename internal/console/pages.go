@@ -57,7 +57,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	if code := r.URL.Query().Get("code"); code != "" {
 		id, err := c.sessions.redeem(code)
 		if err != nil {
-			c.loginFailed(w, r, fmt.Errorf("login code: %w", err))
+			c.loginFailed(w, r, fmt.Errorf("login code: %w", err), "This login link was used already or is too old: run 'baton gui' again.")
 			return
 		}
 		c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
@@ -71,7 +71,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) renderLogin(w http.ResponseWriter, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := pages.ExecuteTemplate(w, "login.html", map[string]string{"Error": msg}); err != nil {
+	if err := pages.ExecuteTemplate(w, "login.html", map[string]any{"Error": msg, "Passwords": c.cfg.Passwords != nil}); err != nil {
 		c.cfg.Log.Warn("console: rendering the login page", "err", err)
 	}
 }
