@@ -51,8 +51,8 @@ type ListenConfig struct {
 	// Passwords: the console will check its user's password at the home
 	// server (Config.Passwords is set).
 	Passwords bool
-	Now  func() time.Time
-	Rand io.Reader
+	Now       func() time.Time
+	Rand      io.Reader
 }
 
 // Listener is the console's listener and the URL it answers at.
