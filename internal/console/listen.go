@@ -100,7 +100,7 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		if rnd == nil {
 			rnd = randReader
 		}
-		cert, err := loadOrMakeCert(cfg.Home, host, now(), rnd)
+		cert, err := loadOrMakeCert(cfg.Home, localHost(host), now(), rnd)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +119,14 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		scheme = "https"
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	u := (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/"}).String()
+	urlHost := ln.Addr().String()
+	if lh := localHost(host); lh != host {
+		// Listening on every address: this machine's clients ('baton gui')
+		// reach it on loopback, which the certificate names.
+		_, port, _ := net.SplitHostPort(urlHost)
+		urlHost = net.JoinHostPort(lh, port)
+	}
+	u := (&url.URL{Scheme: scheme, Host: urlHost, Path: "/"}).String()
 	if err := atomicfile.WriteFile(filepath.Join(cfg.Home, URLFile), []byte(u+"\n"), 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("writing the console's address: %w", err)
@@ -162,6 +169,21 @@ func previousAddr(home string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// localHost is the host this machine reaches a listener on host at: host
+// itself, or loopback for an unspecified address (0.0.0.0, ::, "").
+func localHost(host string) string {
+	if host == "" {
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			return "127.0.0.1"
+		}
+		return "::1"
+	}
+	return host
 }
 
 // isLoopback reports whether host names only this machine.

@@ -235,3 +235,11 @@ func TestPasswordLoginTLS(t *testing.T) {
 		t.Error("a server's console asked for a password check")
 	}
 }
+
+func TestLocalHost(t *testing.T) {
+	for in, want := range map[string]string{"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1", "192.0.2.1": "192.0.2.1", "localhost": "localhost"} {
+		if got := localHost(in); got != want {
+			t.Errorf("localHost(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
