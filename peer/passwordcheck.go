@@ -126,13 +126,28 @@ func (n *Node) CheckPassword(ctx context.Context, user string, password []byte, 
 	if err != nil {
 		return fmt.Errorf("asking the home server %s: %w", server, err)
 	}
-	switch resp.Code {
-	case "":
-		return nil
-	case codeDenied:
-		return ErrLoginDenied
-	case codeRateLimited:
-		return &RateLimitError{User: user, RetryAfter: time.Duration(resp.RetryMillis) * time.Millisecond}
-	}
-	return fmt.Errorf("%w: %s", errRemote, resp.Error)
+	return responseError(resp, user)
 }
+
+// LoginLimiter slows repeated failed logins as the servers' device logins
+// are (after 3 failures for a user from a source, 20 from a source for any
+// users, each attempt waits a second, doubling up to 5 minutes; records
+// are forgotten after 15 minutes idle), for other doors that take a
+// password: an agent's console. Times are passed in; it is safe for
+// concurrent use.
+type LoginLimiter struct{ l *loginLimiter }
+
+// NewLoginLimiter returns an empty limiter.
+func NewLoginLimiter() *LoginLimiter { return &LoginLimiter{l: newLoginLimiter()} }
+
+// Wait is how long an attempt for user from source must still wait at
+// now; zero means it may go ahead.
+func (l *LoginLimiter) Wait(user, source string, now time.Time) time.Duration {
+	return l.l.wait(user, source, now)
+}
+
+// Failed records a failed attempt.
+func (l *LoginLimiter) Failed(user, source string, now time.Time) { l.l.failed(user, source, now) }
+
+// Succeeded clears the record of user at source.
+func (l *LoginLimiter) Succeeded(user, source string) { l.l.succeeded(user, source) }

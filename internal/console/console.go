@@ -56,7 +56,7 @@ type Config struct {
 type Console struct {
 	cfg      Config
 	sessions *sessions
-	limiter  *loginLimiter
+	limiter  *peer.LoginLimiter
 	broker   *broker
 	errs     *errorTimes
 	handler  http.Handler
@@ -82,7 +82,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = PollInterval
 	}
-	c := &Console{cfg: cfg, errs: &errorTimes{}, limiter: newLoginLimiter()}
+	c := &Console{cfg: cfg, errs: &errorTimes{}, limiter: peer.NewLoginLimiter()}
 	c.sessions = newSessions(cfg.Token, cfg.Now, cfg.Rand)
 	c.broker = newBroker(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log, cfg.PollInterval)
 	reg := cfg.Monitor.Registry()
@@ -242,7 +242,7 @@ func (c *Console) loginFailed(w http.ResponseWriter, r *http.Request, err error,
 // passwordLogin checks user's password at the user's home server and
 // opens a session for the user. The password is kept nowhere; failures
 // are rate-limited here per user and browser address (and at the home
-// server per device).
+// server per device), with the servers' login limiter.
 func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user string) {
 	password := []byte(r.PostFormValue("password"))
 	defer clear(password)
@@ -258,7 +258,7 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user str
 		return
 	}
 	source := clientSource(r.RemoteAddr)
-	if wait := c.limiter.wait(user, source, c.cfg.Now()); wait > 0 {
+	if wait := c.limiter.Wait(user, source, c.cfg.Now()); wait > 0 {
 		c.loginFailed(w, r, errors.New("rate-limited"), retryMessage(wait))
 		return
 	}
@@ -270,14 +270,14 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user str
 		c.loginFailed(w, r, err, retryMessage(limited.RetryAfter))
 		return
 	case errors.Is(err, peer.ErrLoginDenied):
-		c.limiter.failed(user, source, c.cfg.Now())
+		c.limiter.Failed(user, source, c.cfg.Now())
 		c.loginFailed(w, r, err, "Wrong user name or password.")
 		return
 	default:
 		c.loginFailed(w, r, err, "The password could not be checked at the home server: "+err.Error())
 		return
 	}
-	c.limiter.succeeded(user, source)
+	c.limiter.Succeeded(user, source)
 	id, err := c.sessions.newSession(user)
 	if err != nil {
 		c.loginFailed(w, r, err, "No session: "+err.Error())

@@ -142,20 +142,29 @@ func findFolder(v view, id string) (folderView, bool) {
 	return v.Folders[i], true
 }
 
-// folderPage is GET /folder/{id}: a folder synced (or hosted) here.
-func (c *Console) folderPage(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
-	defer cancel()
+// pathFolder reads the host's view and the folder of r's path, answering
+// r itself when there is none.
+func (c *Console) pathFolder(ctx context.Context, w http.ResponseWriter, r *http.Request) (view, folderView, bool) {
 	v, err := readView(ctx, c.cfg.Source)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+		return v, folderView{}, false
 	}
 	c.cfg.Monitor.noteRates(v.Folders, c.cfg.Now())
 	id := r.PathValue("id")
 	f, ok := findFolder(v, id)
 	if !ok {
 		http.Error(w, fmt.Sprintf("no folder %s is synced here", id), http.StatusNotFound)
+	}
+	return v, f, ok
+}
+
+// folderPage is GET /folder/{id}: a folder synced (or hosted) here.
+func (c *Console) folderPage(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
+	defer cancel()
+	v, f, ok := c.pathFolder(ctx, w, r)
+	if !ok {
 		return
 	}
 	f.Conflicts = c.cfg.Monitor.Conflicts(f.ID)
@@ -213,14 +222,12 @@ const (
 func (c *Console) conflictFile(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
 	defer cancel()
-	v, err := readView(ctx, c.cfg.Source)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	_, f, ok := c.pathFolder(ctx, w, r)
+	if !ok {
 		return
 	}
-	f, ok := findFolder(v, r.PathValue("id"))
-	if !ok || f.Status.Root == "" {
-		http.Error(w, "no such folder synced here", http.StatusNotFound)
+	if f.Status.Root == "" {
+		http.Error(w, "the folder's directory is not known yet", http.StatusNotFound)
 		return
 	}
 	q := r.URL.Query()

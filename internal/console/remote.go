@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -56,104 +55,6 @@ func passwordLogin(role string, checker bool) error {
 		return errors.New("this console takes the console token only: the password check at the home server is not set up")
 	}
 	return nil
-}
-
-// Console login limiter settings, as the servers' login limiter's.
-const (
-	consoleFreeFailures       = 3
-	consoleFreeSourceFailures = 20
-	consoleBaseDelay          = time.Second
-	consoleMaxDelay           = 5 * time.Minute
-	consoleForgetAfter        = 15 * time.Minute
-	consoleMaxRecords         = 10000
-)
-
-// loginLimiter delays password logins after repeated failures, per user
-// and client address and per client address, as the servers delay device
-// logins: after the free failures each attempt waits consoleBaseDelay,
-// doubling with each failure up to consoleMaxDelay, counted from the last
-// failure; records are forgotten after consoleForgetAfter. The home
-// server limits its checks too (for all the consoles of a device); this
-// one keeps a guessing browser from using up the user's allowance there.
-// Times are passed in; it is safe for concurrent use.
-type loginLimiter struct {
-	mu      sync.Mutex
-	records map[limiterKey]*failures
-}
-
-type limiterKey struct{ user, source string }
-
-type failures struct {
-	count int
-	last  time.Time
-}
-
-func newLoginLimiter() *loginLimiter { return &loginLimiter{records: map[limiterKey]*failures{}} }
-
-func limiterKeys(user, source string) [2]struct {
-	k    limiterKey
-	free int
-} {
-	return [2]struct {
-		k    limiterKey
-		free int
-	}{{limiterKey{user, source}, consoleFreeFailures}, {limiterKey{"", source}, consoleFreeSourceFailures}}
-}
-
-// wait is how long an attempt must still wait at now (0: go ahead).
-func (l *loginLimiter) wait(user, source string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var longest time.Duration
-	for _, r := range limiterKeys(user, source) {
-		f := l.records[r.k]
-		if f == nil || f.count < r.free || now.Sub(f.last) > consoleForgetAfter {
-			continue
-		}
-		if w := f.last.Add(delayAfter(f.count, r.free)).Sub(now); w > longest {
-			longest = w
-		}
-	}
-	return longest
-}
-
-// delayAfter is the delay after n failures of which free are free.
-func delayAfter(n, free int) time.Duration {
-	if n < free {
-		return 0
-	}
-	d := consoleBaseDelay
-	for i := free; i < n && d < consoleMaxDelay; i++ {
-		d *= 2
-	}
-	return min(d, consoleMaxDelay)
-}
-
-func (l *loginLimiter) failed(user, source string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.records) >= consoleMaxRecords {
-		for k, f := range l.records {
-			if now.Sub(f.last) > consoleForgetAfter {
-				delete(l.records, k)
-			}
-		}
-	}
-	for _, r := range limiterKeys(user, source) {
-		f := l.records[r.k]
-		if f == nil || now.Sub(f.last) > consoleForgetAfter {
-			f = &failures{}
-			l.records[r.k] = f
-		}
-		f.count++
-		f.last = now
-	}
-}
-
-func (l *loginLimiter) succeeded(user, source string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.records, limiterKey{user, source})
 }
 
 // clientSource is the address a login is limited by: the client's IP

@@ -55,37 +55,11 @@ func TestPasswordLoginDecision(t *testing.T) {
 	}
 }
 
-func TestLoginLimiter(t *testing.T) {
-	l := newLoginLimiter()
-	t0 := time.Date(2026, 12, 4, 15, 0, 0, 0, time.UTC)
-	for i := 0; i < consoleFreeFailures; i++ {
-		if w := l.wait("alice", "192.0.2.1", t0); w != 0 {
-			t.Fatalf("after %d failures: wait %v; want none", i, w)
+func TestClientSource(t *testing.T) {
+	for in, want := range map[string]string{"[2001:db8::1]:443": "2001:db8::/64", "192.0.2.7:5555": "192.0.2.7", "odd": "odd"} {
+		if got := clientSource(in); got != want {
+			t.Errorf("clientSource(%q) = %q; want %q", in, got, want)
 		}
-		l.failed("alice", "192.0.2.1", t0)
-	}
-	if w := l.wait("alice", "192.0.2.1", t0); w != consoleBaseDelay {
-		t.Errorf("after the free failures: wait %v; want %v", w, consoleBaseDelay)
-	}
-	l.failed("alice", "192.0.2.1", t0)
-	if w := l.wait("alice", "192.0.2.1", t0); w != 2*consoleBaseDelay {
-		t.Errorf("one more: wait %v; want it doubled", w)
-	}
-	if w := l.wait("alice", "198.51.100.7", t0); w != 0 {
-		t.Errorf("from another address: wait %v; want none", w)
-	}
-	if w := l.wait("alice", "192.0.2.1", t0.Add(consoleForgetAfter+time.Second)); w != 0 {
-		t.Errorf("long after: wait %v; want none", w)
-	}
-	l.succeeded("alice", "192.0.2.1")
-	if w := l.wait("alice", "192.0.2.1", t0); w != 0 {
-		t.Errorf("after a success: wait %v", w)
-	}
-	if got := delayAfter(100, consoleFreeFailures); got != consoleMaxDelay {
-		t.Errorf("delayAfter(100) = %v; want the cap %v", got, consoleMaxDelay)
-	}
-	if got := clientSource("[2001:db8::1]:443"); got != "2001:db8::/64" {
-		t.Errorf("clientSource of an IPv6 client = %q", got)
 	}
 }
 
@@ -136,15 +110,7 @@ func TestPasswordLoginTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveOn(t, c, ln)
 	pool, err := CertPool(home)
 	if err != nil {
 		t.Fatal(err)
@@ -204,15 +170,17 @@ func TestPasswordLoginTLS(t *testing.T) {
 		}
 	}
 
-	// Guesses: refused, then rate-limited here without asking.
-	for i := 0; i < consoleFreeFailures; i++ {
+	// Guesses: refused, then (after the 3 free failures of the servers'
+	// login limiter) rate-limited here without asking.
+	const freeFailures = 3
+	for i := 0; i < freeFailures; i++ {
 		if resp, body := do("POST", "/login", url.Values{"user": {"alice"}, "password": {"guess"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Wrong user name or password") {
 			t.Errorf("guess %d: %s %q", i, resp.Status, body)
 		}
 	}
 	asked := checker.count()
 	if resp, body := do("POST", "/login", url.Values{"user": {"alice"}, "password": {"right"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "Too many failed logins: try again in 1 s") {
-		t.Errorf("after %d guesses: %s %q; want rate-limited", consoleFreeFailures, resp.Status, body)
+		t.Errorf("after %d guesses: %s %q; want rate-limited", freeFailures, resp.Status, body)
 	}
 	if checker.count() != asked {
 		t.Error("a rate-limited login was checked at the home server")
