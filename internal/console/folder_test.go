@@ -127,7 +127,7 @@ func TestFolderPage(t *testing.T) {
 	base := serve(t, c)
 
 	body := page(t, base, "/folder/F1")
-	contains(t, "alice's folder page", body, "Folder docs", "<h2>History</h2>",
+	contains(t, "alice's folder page", body, `<body data-folder="F1">`, `id="stale"`, "Folder docs", "<h2>History</h2>",
 		`action="/action/folder-restore"`, `action="/action/folder-restore-all"`, "Restore folder to this time",
 		`name="version" value="2"`, `name="back" value="/folder/F1"`, "dir/b.txt", "2.0 KiB", `<span class="warning">deleted</span>`, "bob",
 		"<h2>Conflicts</h2>", "a.sync-conflict-20261204-150405-ABCDEFG.txt", "of a.txt",
