@@ -89,6 +89,7 @@ func TestAuthRequired(t *testing.T) {
 		page         bool
 	}{
 		{"GET", "/", true},
+		{"GET", "/folder/F1", true},
 		{"GET", "/v1/status", false},
 		{"POST", "/v1/users", false},
 		{"GET", "/metrics", false},
