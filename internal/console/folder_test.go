@@ -273,7 +273,7 @@ func TestConflictFile(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if strings.Contains(string(b), "losing version") {
-		t.Error("a conflict served without a session")
+	if strings.Contains(string(b), "losing version") || resp.Request.URL.Path != "/login" {
+		t.Errorf("a conflict without a session: at %s; want sent to /login", resp.Request.URL)
 	}
 }
