@@ -3,8 +3,11 @@ package peer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/peer"
 )
@@ -24,6 +27,23 @@ func TestCheckPassword(t *testing.T) {
 	}
 	if err := ann.CheckPassword(ctx, "bob", []byte("bob's secret"), "192.0.2.1"); !errors.Is(err, peer.ErrLoginDenied) {
 		t.Errorf("bob's password through ann's laptop = %v; want ErrLoginDenied", err)
+	}
+	// The home server answers a device for its own user only, whatever
+	// the device asks: bob's right password through ann's laptop, asked
+	// as the protocol allows, is refused without being checked.
+	st, _, err := ann.DeviceStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := lpeer.Decode(st.HomeServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.RawPasswordCheck(ctx, ann, home, "bob", []byte("bob's secret")); err == nil || !strings.Contains(err.Error(), "a device asks only for its own user") {
+		t.Errorf("bob's password asked by ann's laptop at the home server = %v; want refused", err)
+	}
+	if err := peer.RawPasswordCheck(ctx, ann, home, "ann", []byte("ann's secret")); err != nil {
+		t.Errorf("ann's password asked as the protocol allows = %v; want accepted", err)
 	}
 	var limited *peer.RateLimitError
 	for i := 0; i < 10 && limited == nil; i++ {
