@@ -143,7 +143,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOption
 	if err != nil {
 		return err
 	}
-	serveGUI, err := e.listenConsole(home, ctl, mon, log)
+	passwords, _ := n.(console.PasswordChecker) // *peer.Node; nil for a node that has none
+	serveGUI, err := e.listenConsole(home, ctl, mon, log, cfg.Role == identity.RoleAgent, passwords)
 	if err != nil {
 		ln.Close()
 		return err
