@@ -15,9 +15,12 @@ import (
 // members (a folder verifies against its owner's home server and against
 // its members' identities, and a device takes another device's files only
 // from a member's current identity: the records say little more than the
-// folder does, a name, a home server and an identity), and the user's own
-// devices. Nothing else: no other user, folder, device, member
-// host or report.
+// folder does, a name, a home server and an identity), the user's own
+// devices, and the devices of those owners and members (revoked ones
+// included): member devices sync a shared folder with each other directly,
+// and a device takes another's index only from a current certificate of a
+// member, and lets only those devices connect. Nothing else: no other
+// user, folder, device, member host or report.
 //
 // A device that was removed from a folder must still learn it, though the
 // record that removes it no longer names its user: a device proves what it
@@ -104,14 +107,24 @@ func namesUser(val Value, user string, verify bool) bool {
 			c, err := r.Open()
 			return err == nil && c.User == user
 		}
-		env, err := identity.UnmarshalEnvelope(r.Cert)
-		if err != nil {
-			return false
-		}
-		var c DeviceCert
-		return decodeCanonical(env.Payload, &c, MaxDeviceCertSize) == nil && c.User == user
+		return deviceUser(r) == user
 	}
 	return false
+}
+
+// deviceUser is the user named by d's certificate, not verified (records
+// the State holds were verified when they were applied), "" if it does
+// not decode.
+func deviceUser(d Device) string {
+	env, err := identity.UnmarshalEnvelope(d.Cert)
+	if err != nil {
+		return ""
+	}
+	var c DeviceCert
+	if decodeCanonical(env.Payload, &c, MaxDeviceCertSize) != nil {
+		return ""
+	}
+	return c.User
 }
 
 // User is the user the view is for.
@@ -159,6 +172,10 @@ func (v View) shows(u Update, val Value, hash [32]byte) bool {
 		if val != nil && namesUser(val, v.user, false) {
 			return true
 		}
+		// A device of a fellow member, as written: revoked or not.
+		if d, ok := val.(Device); ok && v.fellows[deviceUser(d)] {
+			return true
+		}
 		// The current record at a key the requester proved it holds.
 		if v.held[u.Key] {
 			e := v.s.cols[Catalog].records[u.Key]
@@ -201,7 +218,8 @@ func (v View) Missing(theirs Summary) []Certified {
 // was not among wasMembers (the members of the folder record c replaced:
 // a removed member learns of its removal); else c, preceded, when c is a
 // folder, by the user records of its owner and members, which the device
-// needs to verify the folder.
+// needs to verify the folder, and followed by their devices' records, with
+// which it syncs the folder directly.
 func (v View) Feed(c Certified, wasMembers map[string]bool) []Certified {
 	if !v.Shows(c) {
 		u := c.Update()
@@ -225,6 +243,18 @@ func (v View) Feed(c Certified, wasMembers map[string]bool) []Certified {
 					out = append(out, e.c)
 				}
 			}
+			out = append(out, c)
+			others := map[string]bool{}
+			for _, n := range names {
+				others[n] = n != v.user
+			}
+			for _, e := range v.s.retainedSorted(Catalog, func(e *entry) bool {
+				d, ok := e.val.(Device)
+				return ok && !e.c.IsZero() && v.s.cols[Catalog].records[e.u.Key] == e && others[deviceUser(d)]
+			}) {
+				out = append(out, e.c)
+			}
+			return out
 		}
 	}
 	return append(out, c)

@@ -227,7 +227,9 @@ func (e *edge) serveAgent(ctx context.Context, remote lpeer.ID, b []byte) agentR
 		return d.state.ViewFor(p.user, nil).Feed(r.Certified, nil)
 	})
 	for _, c := range ctxRecs {
-		if c.Hash() != r.Certified.Hash() {
+		// The user records the folder verifies against; its members'
+		// devices come with the device's feed.
+		if c.Hash() != r.Certified.Hash() && c.Update().Collection == collections.Domain {
 			resp.Context = append(resp.Context, c.Marshal())
 		}
 	}

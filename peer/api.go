@@ -137,6 +137,16 @@ type Config struct {
 	// folder opts in. It is called at every apply and must return quickly.
 	WindowsNames func(folder string) bool
 
+	// NoLAN turns off an agent's mDNS discovery of the other member
+	// devices of its folders on the local network (on by default for
+	// agents; servers never run it).
+	NoLAN bool
+	// Peers are multiaddrs with a /p2p/ peer ID of other devices an agent
+	// keeps connected to, when the Domain shows them as devices of users
+	// it shares a folder with: for networks without multicast. Agents
+	// only.
+	Peers []string
+
 	folders *folderRuntime // set by New: folder sync, shared with the driver
 }
 
@@ -190,6 +200,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Witness && len(c.PublicListen) > 0 {
 		return errors.New("node config: a witness takes no logins: no public listen addresses")
+	}
+	if len(c.Peers) > 0 && c.Role != identity.RoleAgent {
+		return errors.New("node config: peers are for agents: servers dial the chain")
+	}
+	for _, a := range c.Peers {
+		if _, err := lpeer.AddrInfoFromString(a); err != nil {
+			return fmt.Errorf("node config: peer %q is not a multiaddr ending in /p2p/ID: %v", a, err)
+		}
 	}
 	if err := checkKDF(c.PasswordKDF); c.PasswordKDF != (identity.KDFParams{}) && err != nil {
 		return fmt.Errorf("node config: password hashing: %w", err)

@@ -127,11 +127,15 @@ func (d *driver) onRecordChanged(u collections.Update) {
 		d.onDomainChanged()
 	case u.Collection == collections.Catalog && strings.HasPrefix(u.Key, collections.DevicePrefix):
 		d.refreshAllow()
+	case u.Collection == collections.Catalog && strings.HasPrefix(u.Key, collections.FolderPrefix) && d.isDevice():
+		// Which devices share a folder with this one's user (lan.go).
+		d.refreshAllow()
 	}
 }
 
 // refreshAllow recomputes who may connect: this host, the Domain's hosts
-// and the valid devices; devices revoked may not even be guests. It
+// and the valid devices (on a device, those of the users it shares a
+// folder with); devices revoked may not even be guests. It
 // closes the connections of hosts no longer allowed (guests keep theirs
 // until their time is up).
 func (d *driver) refreshAllow() {
@@ -143,8 +147,16 @@ func (d *driver) refreshAllow() {
 	}
 	ids = append(ids, d.self)
 	next := now.Add(recheckEvery)
+	keep := d.fellowDevice()
+	d.lan.devices = d.lan.devices[:0]
 	for _, c := range d.state.ValidDevices(now) {
+		if !keep(c) {
+			continue
+		}
 		ids = append(ids, c.DeviceID())
+		if c.DeviceID() != d.self {
+			d.lan.devices = append(d.lan.devices, c.DeviceID())
+		}
 		if e := c.ExpiresAt(); e.Before(next) {
 			next = e
 		}

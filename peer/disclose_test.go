@@ -23,7 +23,7 @@ import (
 // agent's replica, a full anti-entropy pull, a view request "proving" it
 // holds a folder it is not in, and a raw subscription to the updates
 // topic. It gets none of them: only the servers' records, its user, its
-// folders with their owners, and its devices.
+// folders with their owners, its devices and their members' devices.
 func TestDeviceSeesOnlyItsView(t *testing.T) {
 	c := loginCluster(t)
 	putUser(t, c.Cluster, 0, "carol", 1)
@@ -73,7 +73,8 @@ func TestDeviceSeesOnlyItsView(t *testing.T) {
 			}
 		}
 		for key := range records {
-			if strings.HasPrefix(key, collections.DevicePrefix) && key != collections.DevicePrefix+annAgent.ID().String() {
+			// Her own, and those of bob, with whom she shares a folder.
+			if strings.HasPrefix(key, collections.DevicePrefix) && key != collections.DevicePrefix+annAgent.ID().String() && key != collections.DevicePrefix+bob.ID().String() {
 				t.Errorf("%s: ann's device got another device's record %s", what, key)
 			}
 		}
@@ -93,6 +94,9 @@ func TestDeviceSeesOnlyItsView(t *testing.T) {
 		forbidden("the agent's replica", keys)
 		if !keys[collections.FolderPrefix+shared.ID] || !keys[collections.UserPrefix+"bob"] || !keys[collections.UserPrefix+"ann"] {
 			t.Errorf("the agent's replica lacks Shared, its owner bob or ann: %v", keys)
+		}
+		if !keys[collections.DevicePrefix+bob.ID().String()] {
+			t.Errorf("the agent's replica lacks the device of bob, with whom ann shares a folder: %v", keys)
 		}
 	})
 

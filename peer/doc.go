@@ -43,4 +43,10 @@
 // on an agent they ask the folder's hosting server over
 // /baton/history/1.0.0, which lets every member's device list and export
 // and only the owner's and read-write members' devices restore.
+//
+// Devices together (lan.go). An agent admits, and keeps connected to, the
+// devices of the users it shares a folder with (its view holds them), at
+// addresses found by mDNS on the local network (unless Config.NoLAN) or
+// given in Config.Peers; the folder sync engine then syncs each shared
+// folder with them directly. No relay or hole punching yet.
 package peer

@@ -108,6 +108,7 @@ type driver struct {
 	counters     Counters   // GossipRefused also counts d.sh.refused
 	backoff      backoff
 	disclose     discloseState // the device feeds (disclose.go)
+	lan          lanState      // an agent's fellow devices (lan.go)
 }
 
 func newDriver(n *Node, store *datafile.Store) (*driver, error) {
@@ -318,6 +319,7 @@ func (d *driver) onTick(ctx context.Context) {
 	if now.Sub(d.lastDial) >= time.Second {
 		d.lastDial = now
 		d.dialPeers(ctx)
+		d.dialDevices(ctx)
 	}
 	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
 		d.flushOutbox(ctx)

@@ -64,6 +64,7 @@ func (e *edge) serve(server, witness, device bool) (stop func()) {
 		handlers[protoRenew] = e.handleRenew
 		handlers[protoAgent] = e.handleAgent
 		handlers[protoHistory] = e.handleHistory
+		handlers[protoPasswordCheck] = e.handlePasswordCheck
 	}
 	for p, h := range handlers {
 		e.host.SetStreamHandler(p, h)

@@ -523,26 +523,32 @@ func (d *driver) dialPeers(ctx context.Context) {
 			continue
 		}
 		d.host.ConnManager().Protect(id, "baton-chain")
-		d.dialing[id] = true
-		info := lpeer.AddrInfo{ID: id, Addrs: addrs}
-		d.spawn(ctx, func(ctx context.Context, e *edge) task {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			err := e.host.Connect(cctx, info)
-			return func(_ context.Context, d *driver) {
-				d.dialing[id] = false
-				if err != nil {
-					d.counters.DialFailures++
-					d.dialFailedAt[id] = d.cfg.Now()
-					d.dialTries[id]++
-					d.nextDial[id] = d.cfg.Now().Add(d.backoff.delay(d.dialTries[id]))
-					d.log.Debug("dial failed", "peer", id.String(), "tries", d.dialTries[id], "err", err)
-					return
-				}
-				d.dialTries[id] = 0
-			}
-		})
+		d.dial(ctx, lpeer.AddrInfo{ID: id, Addrs: addrs})
 	}
+}
+
+// dial connects to info in the background; a failure delays the next
+// dial of the same host by the reconnect backoff.
+func (d *driver) dial(ctx context.Context, info lpeer.AddrInfo) {
+	id := info.ID
+	d.dialing[id] = true
+	d.spawn(ctx, func(ctx context.Context, e *edge) task {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := e.host.Connect(cctx, info)
+		return func(_ context.Context, d *driver) {
+			d.dialing[id] = false
+			if err != nil {
+				d.counters.DialFailures++
+				d.dialFailedAt[id] = d.cfg.Now()
+				d.dialTries[id]++
+				d.nextDial[id] = d.cfg.Now().Add(d.backoff.delay(d.dialTries[id]))
+				d.log.Debug("dial failed", "peer", id.String(), "tries", d.dialTries[id], "err", err)
+				return
+			}
+			d.dialTries[id] = 0
+		}
+	})
 }
 
 // --- status ---

@@ -168,6 +168,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := d.startWatcher(ctx, &wg); err != nil {
 		log.Warn("data files are not watched", "err", err)
 	}
+	d.startLAN(ctx, &wg, h)
 	if cfg.Witness {
 		log.Info("this server is a witness: it votes and keeps the consensus log, hosts no folders and takes no logins")
 	} else if err := d.startFolders(ctx, &wg, h); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -111,8 +112,10 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			return err
 		}
 		lb.FillPercent = 0.9 // written in key order
-		for _, f := range l.Files.Sorted() {
-			if err := putEntry(lb, l, f); err != nil {
+		// The names sorted, not the entries: a copy of every entry
+		// would cost the Local's size again while the store runs.
+		for _, n := range slices.Sorted(maps.Keys(l.Files)) {
+			if err := putEntry(lb, l, l.Files[n]); err != nil {
 				return err
 			}
 		}

@@ -43,17 +43,20 @@ const PermMask = 0o777
 const MaxSymlinkTarget = 4096
 
 // FileInfo describes one entry of a folder at one version.
+//
+// The fields are in the order that packs them best (a folder's indexes hold
+// one per entry); the encoding orders them by key.
 type FileInfo struct {
 	Name          string   `cbor:"1,keyasint"` // slash-separated, passes CheckName
-	Type          FileType `cbor:"2,keyasint"`
 	Size          int64    `cbor:"3,keyasint,omitempty"`
-	Mode          uint32   `cbor:"4,keyasint,omitempty"` // permission bits only (PermMask)
 	ModTime       int64    `cbor:"5,keyasint,omitempty"` // Unix nanoseconds
-	Deleted       bool     `cbor:"6,keyasint,omitempty"` // a tombstone
 	Version       Vector   `cbor:"7,keyasint"`
 	Blocks        []Block  `cbor:"8,keyasint,omitempty"`
 	SymlinkTarget string   `cbor:"9,keyasint,omitempty"`
-	FileHash      Hash     `cbor:"10,keyasint"` // FileHashOf(Blocks) for a live file, else zero
+	FileHash      Hash     `cbor:"10,keyasint"`          // FileHashOf(Blocks) for a live file, else zero
+	Mode          uint32   `cbor:"4,keyasint,omitempty"` // permission bits only (PermMask)
+	Type          FileType `cbor:"2,keyasint"`
+	Deleted       bool     `cbor:"6,keyasint,omitempty"` // a tombstone
 }
 
 // SameContent reports whether f and o hold the same thing: same type, and

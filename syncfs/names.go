@@ -82,6 +82,24 @@ var folder = cases.Fold()
 // file on a case-insensitive or normalizing filesystem (macOS, Windows), so
 // baton never lets both exist in a folder.
 func Canonical(name string) string {
+	// ASCII names, most of them, fold to lower case and are already NFC:
+	// no tables, and no copy when there is no upper case letter.
+	upper := false
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= utf8.RuneSelf {
+			return canonicalSlow(name)
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper {
+		return name
+	}
+	return strings.ToLower(name)
+}
+
+// canonicalSlow is Canonical through the Unicode tables.
+func canonicalSlow(name string) string {
 	return norm.NFC.String(strings.Map(foldCherokee, folder.String(norm.NFC.String(name))))
 }
 

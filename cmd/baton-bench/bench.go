@@ -27,6 +27,8 @@ type bench struct {
 	stage  string // where datasets are written before they are moved in
 	rng    *rand.ChaCha8
 	stderr io.Writer
+	// afterRun, if set, runs once a run of runMoved arrived and verified.
+	afterRun func(run int) error
 }
 
 // probe is a file whose arrival is checked on the target: same size and
@@ -131,6 +133,8 @@ func (b *bench) runDataset(ctx context.Context, name string) (*datasetResult, er
 		r, err = b.runEdit(ctx)
 	case "newfile":
 		r, err = b.runNewFile(ctx)
+	case "many":
+		r, err = b.runMany(ctx)
 	}
 	r.PeakRSS = peakRSS()
 	r.finish()
@@ -246,6 +250,11 @@ func (b *bench) runMoved(ctx context.Context, r *datasetResult, write func(dir s
 		b.progress(r, run, elapsed, ph)
 		if err := b.verify(); err != nil {
 			return fmt.Errorf("run %d: %w", run+1, err)
+		}
+		if b.afterRun != nil {
+			if err := b.afterRun(run); err != nil {
+				return fmt.Errorf("run %d: %w", run+1, err)
+			}
 		}
 		if start < 0 {
 			start = base.LocalFiles

@@ -12,7 +12,7 @@ import (
 )
 
 // datasetNames are the datasets in the order they run.
-var datasetNames = []string{"big", "small", "edit", "newfile"}
+var datasetNames = []string{"big", "small", "edit", "newfile", "many"}
 
 // options is the parsed command line.
 type options struct {
@@ -28,6 +28,11 @@ type options struct {
 	domain     string
 	transport  string
 	floor      bool
+	// files and size make the many dataset; memprofile is where heap
+	// profiles go (see many.go).
+	files      int
+	size       int64
+	memprofile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -44,7 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "runs", 3, "timed runs of each dataset (newfile: see --reps)")
 	fs.IntVar(&o.reps, "reps", 20, "repetitions of the newfile dataset")
 	fs.Float64Var(&o.scale, "scale", 1, "shrink the datasets (sizes, file counts, repetitions) for a quick check; targets apply at 1")
-	fs.StringVar(&only, "only", "", "comma-separated datasets to run (default all)")
+	fs.StringVar(&only, "only", "", "comma-separated datasets to run (default all but many)")
 	fs.StringVar(&skip, "skip", "", "comma-separated datasets to skip")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
 	fs.StringVar(&o.dir, "dir", "", "where to make the temporary directories (default the system's; removed at the end)")
@@ -53,6 +58,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.domain, "domain", "auto", "what runs: sandbox (whole nodes: catalog, login, certificates), engine (the sync engines alone, over --transport), or auto (sandbox if the node syncs folders)")
 	fs.StringVar(&o.transport, "transport", transportLibp2p, "what carries the sync engines' streams with --domain engine: libp2p (hosts on 127.0.0.1: TCP, TLS, the stream multiplexer) or mem (an in-memory network: the engines without the network; implies --domain engine)")
 	fs.BoolVar(&o.floor, "floor", false, "also measure, at the end, the floor: the CPU time the big dataset's unavoidable steps (hashing, TLS, writing) take on this machine, and the least time that allows")
+	fs.IntVar(&o.files, "files", 100000, "files in the many dataset")
+	fs.Int64Var(&o.size, "size", 1024, "bytes of each file of the many dataset")
+	million := fs.Bool("million", false, "the many dataset holds 1,000,000 files (as --files 1000000): opt-in, it writes gigabytes on each host")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write a heap profile once the many dataset is in sync, to `PREFIX`.many.RUN.pprof")
 	fs.BoolVar(&o.log, "log", false, "log the sync engines' debug messages to stderr")
 	if err := fs.Parse(args); err != nil {
 		return o, errUsage
@@ -85,6 +94,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case o.transport == transportMem:
 		o.domain = "engine"
 	}
+	if *million {
+		o.files = 1000000
+	}
+	if o.files < 1 || o.size < 1 {
+		return bad("--files and --size must be at least 1")
+	}
 	if o.timeout <= 0 {
 		return bad("--timeout must be positive")
 	}
@@ -111,7 +126,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 // selectDatasets are the datasets --only and --skip select (only empty:
 // all), in the order they run.
 func selectDatasets(only, skip string) ([]string, error) {
-	sel := datasetNames
+	// many runs only when named: 100,000 files are minutes of work.
+	sel := slices.DeleteFunc(slices.Clone(datasetNames), func(s string) bool { return s == "many" })
 	if only != "" {
 		sel = nil
 		for _, n := range strings.Split(only, ",") {

@@ -17,6 +17,11 @@
 //	small    10,000 files of 4 KiB in 100 directories      < 4 s
 //	edit     1 MiB changed inside a 64 MiB file (synced)   < 0.3 s
 //	newfile  one new small file, seen by the watcher       < 250 ms (median of --reps)
+//	many     --files files of --size bytes (100,000 of 1 KiB; --million: 1,000,000),
+//	         with the CPU all hosts use in the 10 s at rest after each run
+//
+// Peak RSS per host, with each host a process of its own, is measured by
+// the multi-process test TestMemoryFootprint (tests/multiprocess).
 //
 // Peak RSS is the process's (getrusage), so it covers the server and both
 // agents together; it is reset before each dataset where Linux allows it.

@@ -103,6 +103,9 @@ func TestFlags(t *testing.T) {
 		{[]string{"--transport", "mem", "--domain", "engine"}, []string{"big", "small", "edit", "newfile"}},
 		{[]string{"--transport", "mem", "--domain", "sandbox"}, nil},
 		{[]string{"--transport", "tcp"}, nil},
+		{[]string{"--only", "many,small"}, []string{"small", "many"}},
+		{[]string{"--only", "many", "--files", "0"}, nil},
+		{[]string{"--only", "many", "--size", "0"}, nil},
 	}
 	for _, tt := range tests {
 		var errOut bytes.Buffer
@@ -163,6 +166,27 @@ func TestEngineTransports(t *testing.T) {
 	}
 }
 
+// --million makes the many dataset 1,000,000 files, whatever --files says.
+func TestManyFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args        []string
+		files, size int64
+	}{
+		{[]string{"--only", "many"}, 100000, 1024},
+		{[]string{"--only", "many", "--files", "500", "--size", "4096"}, 500, 4096},
+		{[]string{"--only", "many", "--million", "--files", "500"}, 1000000, 1024},
+	} {
+		var errOut bytes.Buffer
+		o, err := parseFlags(tt.args, &errOut)
+		if err != nil {
+			t.Fatalf("parseFlags(%q) = %v\n%s", tt.args, err, errOut.String())
+		}
+		if int64(o.files) != tt.files || o.size != tt.size {
+			t.Errorf("parseFlags(%q): %d files of %d bytes; want %d of %d", tt.args, o.files, o.size, tt.files, tt.size)
+		}
+	}
+}
+
 func TestMedian(t *testing.T) {
 	tests := []struct {
 		in   []time.Duration
@@ -176,6 +200,24 @@ func TestMedian(t *testing.T) {
 	for _, tt := range tests {
 		if got := median(tt.in); got != tt.want {
 			t.Errorf("median(%v) = %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// The many dataset runs, verifies, and reports the CPU at rest.
+func TestManySmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a domain and waits 10 s at rest")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"--only", "many", "--files", "30", "--size", "100", "--runs", "1", "--dir", t.TempDir()}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"30 files of 100 B in 30 dirs", "CPU at rest in the 10 s after each run"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in the output:\n%s", want, out.String())
 		}
 	}
 }

@@ -58,6 +58,9 @@ type datasetResult struct {
 	// PeakRSS is the process's peak resident set during the dataset
 	// (reset before it where the OS allows), in bytes.
 	PeakRSS int64 `json:"peak_rss"`
+	// RestCPU (many) is, for each run, the share of one core every host
+	// together used in the 10 s after the run arrived.
+	RestCPU []float64 `json:"rest_cpu,omitempty"`
 	// Transfers (edit) are the block bytes each run moved.
 	Transfers []transfer `json:"transfers,omitempty"`
 	Error     string     `json:"error,omitempty"`
@@ -186,6 +189,15 @@ func writeTable(w io.Writer, res *results) {
 			}
 			fmt.Fprintf(w, "\n%s: block bytes per run (median): server fetched %s from alice; bob fetched %s from the server and reused %s of his copy\n",
 				r.Name, med(func(t transfer) int64 { return t.Server }), med(func(t transfer) int64 { return t.Target }), med(func(t transfer) int64 { return t.TargetCopied }))
+		}
+	}
+	for _, r := range res.Datasets {
+		if len(r.RestCPU) > 0 {
+			var v []string
+			for _, c := range r.RestCPU {
+				v = append(v, fmt.Sprintf("%.2f%%", 100*c))
+			}
+			fmt.Fprintf(w, "\n%s: CPU at rest in the 10 s after each run, all hosts: %s of a core\n", r.Name, strings.Join(v, " "))
 		}
 	}
 	for _, r := range res.Datasets {

@@ -62,6 +62,7 @@ type demo struct {
 	folder     string // the shared folder's ID
 	aliceDir   string
 	bobDir     string
+	direct     bool // bob's change reached alice's laptop while s1 was down
 }
 
 func (d *demo) say(format string, args ...any) { fmt.Fprintf(d.w, format+"\n", args...) }
@@ -290,13 +291,23 @@ func (d *demo) stopMaster(ctx context.Context) error {
 	}
 	d.say("   the domain carries on: carol (home server s3) added at the new master %s (committed at term %d, %v)",
 		sb.Server(m2).Name, r.Certified.Epoch(), since(tu))
+	tw := time.Now()
 	if err := os.WriteFile(filepath.Join(d.bobDir, "todo.txt"), demoTodo, 0o644); err != nil {
 		return err
 	}
 	if err := d.bob.WaitFolder(ctx, d.folder, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
 		return err
 	}
-	d.say("   bob writes todo.txt: Projects is hosted on s1, so bob's laptop keeps the change until s1 is back")
+	// Laptops that found each other on the local network (mDNS) sync
+	// directly; elsewhere the change waits for s1.
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	d.direct = sandbox.WaitFile(wctx, filepath.Join(d.aliceDir, "todo.txt"), demoTodo) == nil
+	cancel()
+	if d.direct {
+		d.say("   bob writes todo.txt: Projects' server s1 is down, and bob's laptop hands it to alice's directly (they found each other on the local network) in %v", since(tw))
+	} else {
+		d.say("   bob writes todo.txt: Projects is hosted on s1, and the laptops have not found each other on the local network, so bob's laptop keeps the change until s1 is back")
+	}
 	return nil
 }
 
@@ -331,7 +342,11 @@ func (d *demo) restartMaster(ctx context.Context) error {
 	if err := sandbox.WaitFile(ctx, filepath.Join(d.aliceDir, "todo.txt"), demoTodo); err != nil {
 		return err
 	}
-	d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
+	if d.direct {
+		d.say("   bob's todo.txt arrived on alice's laptop while s1 was down; s1 takes it from the laptops now that it is back")
+	} else {
+		d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
+	}
 	if err := sb.WaitConverged(ctx); err != nil {
 		return err
 	}

@@ -140,5 +140,6 @@ func TestRunGUIOffAndRefused(t *testing.T) {
 		return &fakeNode{fakeDaemon: newFakeDaemon(t, "s2"), cfg: cfg, started: make(chan struct{})}, nil
 	}
 	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0"}, "--gui-tls")
-	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0", "--gui-tls"}, "not built yet", "password", "home server")
+	// A server's console stays on loopback, even with TLS.
+	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0", "--gui-tls"}, "server's console is served on loopback only", "password", "SSH tunnel")
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	toml "github.com/pelletier/go-toml/v2"
 
@@ -124,6 +125,13 @@ type hostConfig struct {
 	// that keeps the consensus log but hosts no folders, takes no logins
 	// and hands the master role to another server ('baton init --witness').
 	Witness bool `toml:"witness,omitempty"`
+	// NoLAN (agents) turns off looking for the other devices of shared
+	// folders on the local network (mDNS); 'baton run --no-lan' does too.
+	NoLAN bool `toml:"no_lan,omitempty"`
+	// Peers (agents) are multiaddrs ending in /p2p/ID of other devices to
+	// keep connected to when they share a folder with this one, for
+	// networks without multicast; 'baton run --peer' adds to them.
+	Peers []string `toml:"peers,omitempty"`
 }
 
 // Default listen addresses: servers take a fixed, well-known port so the
@@ -274,6 +282,14 @@ func (c hostConfig) validate() error {
 	}
 	if c.Witness && len(c.PublicListen) > 0 {
 		return errors.New("public_listen is for servers that take logins: a witness takes none")
+	}
+	if len(c.Peers) > 0 && c.Role != identity.RoleAgent {
+		return errors.New("peers are for agents: servers dial the chain")
+	}
+	for _, a := range c.Peers {
+		if _, err := lpeer.AddrInfoFromString(a); err != nil {
+			return fmt.Errorf("peer %q is not a multiaddr ending in /p2p/ID (like /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo...): %v", a, err)
+		}
 	}
 	for _, list := range []struct {
 		what  string

@@ -37,7 +37,10 @@ func newPeerNode(cfg peer.Config) (node, error) {
 }
 
 func newRunCmd(env *cliEnv) *cobra.Command {
-	var logLevel string
+	var (
+		logLevel string
+		opts     runOptions
+	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run this host's daemon in the foreground",
@@ -58,19 +61,32 @@ and it exits with status 0.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf("run: --log-level %q: want debug, info, warn or error", logLevel)
 			}
-			return env.runDaemon(cmd.Context(), level)
+			return env.runDaemon(cmd.Context(), level, opts)
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	env.gui.bind(cmd)
+	cmd.Flags().BoolVar(&opts.noLAN, "no-lan", false, "agents: do not look for the other devices of shared folders on the local network (mDNS)")
+	cmd.Flags().StringArrayVar(&opts.peers, "peer", nil, "agents: also keep connected to the device at `MULTIADDR` (ending in /p2p/ID) when it shares a folder with this one (repeatable)")
 	return cmd
 }
 
+// runOptions are 'baton run's flags beyond the log level.
+type runOptions struct {
+	noLAN bool     // --no-lan
+	peers []string // --peer
+}
+
 // runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
-func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
+func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOptions) error {
 	f, err := e.loadDaemonFiles(ctx)
 	if err != nil {
 		return err
+	}
+	f.cfg.NoLAN = f.cfg.NoLAN || opts.noLAN
+	f.cfg.Peers = append(f.cfg.Peers, opts.peers...)
+	if err := f.cfg.validate(); err != nil {
+		return usageErrorf("run: %v", err)
 	}
 	home, cfg := f.home, f.cfg
 	symlinks := &control.SymlinkPolicy{}
@@ -112,6 +128,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 		OnCommit:        mon.ObserveCommit,
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
+		NoLAN:           cfg.NoLAN,
+		Peers:           cfg.Peers,
 	})
 	if err != nil {
 		return err
@@ -125,7 +143,8 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level) error {
 	if err != nil {
 		return err
 	}
-	serveGUI, err := e.listenConsole(home, ctl, mon, log)
+	passwords, _ := n.(console.PasswordChecker) // *peer.Node; nil for a node that has none
+	serveGUI, err := e.listenConsole(home, ctl, mon, log, cfg.Role == identity.RoleAgent, passwords)
 	if err != nil {
 		ln.Close()
 		return err

@@ -2,10 +2,12 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,10 @@ type Actions interface {
 	AgentAccept(ctx context.Context, wait time.Duration, req control.AgentAcceptRequest) (control.AgentResult, error)
 	AgentLeave(ctx context.Context, wait time.Duration, req control.AgentFolderRequest) (control.AgentResult, error)
 	AgentRevert(ctx context.Context, req control.AgentFolderRequest) (control.AgentResult, error)
+	AgentUnshare(ctx context.Context, wait time.Duration, req control.AgentShareRequest) (control.AgentResult, error)
+	AgentSetOptions(ctx context.Context, wait time.Duration, req control.AgentOptionsRequest) (control.AgentResult, error)
+	RestoreFolder(ctx context.Context, req control.RestoreRequest) (control.RestoreResult, error)
+	SetPassword(ctx context.Context, user string, password []byte) (control.OKResult, error)
 }
 
 var _ Actions = (*control.Client)(nil)
@@ -76,6 +82,96 @@ var actions = map[string]action{
 		r, err := a.AgentRevert(ctx, control.AgentFolderRequest{Folder: f.Get("folder")})
 		return agentDone(r), err
 	},
+	"folder-unshare": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		r, err := a.AgentUnshare(ctx, actionWait, control.AgentShareRequest{Folder: f.Get("folder"), User: f.Get("user")})
+		return agentDone(r), err
+	},
+	"folder-options": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		outside := f.Get("outside_symlinks") == "on" // the form's checkbox: always set
+		r, err := a.AgentSetOptions(ctx, actionWait, control.AgentOptionsRequest{Folder: f.Get("folder"), OutsideSymlinks: &outside})
+		return agentDone(r), err
+	},
+	"folder-restore": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		req := control.RestoreRequest{FolderRefRequest: control.FolderRefRequest{Folder: f.Get("folder")}, Path: f.Get("path")}
+		if strings.Trim(req.Path, "/") == "" {
+			return "", errors.New("no path to restore: restore the whole folder to a time instead")
+		}
+		var err error
+		if req.Version, err = formVersion(f); err != nil {
+			return "", err
+		}
+		return restoreDone(a.RestoreFolder(ctx, req))
+	},
+	"folder-restore-all": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		req := control.RestoreRequest{FolderRefRequest: control.FolderRefRequest{Folder: f.Get("folder")}, All: true}
+		var err error
+		if req.Version, err = formVersion(f); err != nil {
+			return "", err
+		}
+		if req.At, err = formTime(f.Get("at"), time.Local); err != nil {
+			return "", err
+		}
+		if req.Version == 0 && req.At.IsZero() {
+			return "", errors.New("restoring the whole folder needs a time (or a version)")
+		}
+		return restoreDone(a.RestoreFolder(ctx, req))
+	},
+	"user-passwd": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		pw, again := f.Get("password"), f.Get("password_again")
+		switch {
+		case pw == "":
+			return "", errors.New("no password given")
+		case pw != again:
+			return "", errors.New("the two passwords differ: type the same one twice")
+		}
+		b := []byte(pw)
+		defer clear(b)
+		r, err := a.SetPassword(ctx, f.Get("name"), b)
+		return r.Done, err
+	},
+}
+
+// formVersion is a form's version (0 when absent).
+func formVersion(f url.Values) (uint64, error) {
+	s := strings.TrimSpace(f.Get("version"))
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("version %q: want a version number the history lists", s)
+	}
+	return v, nil
+}
+
+// formTime is a time typed in a page: RFC 3339, or a browser's local date
+// and time (2026-12-04T15:04, of a datetime-local input) in loc, the
+// daemon's zone. "" is the zero time.
+func formTime(s string, loc *time.Location) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want a date and time such as 2026-12-04T15:04", s)
+}
+
+func restoreDone(r control.RestoreResult, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	s := r.Done
+	if len(r.Failed) > 0 {
+		s += fmt.Sprintf("; %d failed: %s", len(r.Failed), strings.Join(r.Failed, "; "))
+	}
+	return s, nil
 }
 
 func mutationDone(r control.MutationResult) string {
@@ -122,12 +218,29 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := control.WithSource(r.Context(), "console "+r.RemoteAddr)
 	done, err := fn(ctx, c.cfg.Actions, r.PostForm)
-	q := url.Values{}
+	back := backTo(r.PostForm.Get("back"))
+	q := back.Query()
 	if err != nil {
 		c.cfg.Log.Info("console: change refused", "action", r.PathValue("name"), "remote", r.RemoteAddr, "err", err)
 		q.Set("error", err.Error())
 	} else {
 		q.Set("done", done)
 	}
-	http.Redirect(w, r, "/?"+q.Encode(), http.StatusSeeOther)
+	back.RawQuery = q.Encode()
+	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+}
+
+// backTo is the page a change returns to: a folder's page when the form
+// came from one, else the home page. Nothing but the console's own pages.
+func backTo(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || strings.HasPrefix(s, "//") ||
+		strings.ContainsAny(s, "\\\r\n") || !strings.HasPrefix(u.Path, "/folder/") || strings.Contains(u.Path, "..") {
+		return &url.URL{Path: "/"}
+	}
+	back := &url.URL{Path: u.Path}
+	if p := u.Query().Get("path"); p != "" {
+		back.RawQuery = url.Values{"path": {p}}.Encode()
+	}
+	return back
 }

@@ -52,6 +52,12 @@ func TestActions(t *testing.T) {
 		{"folder-accept", url.Values{"folder": {"F9"}, "path": {"/home/ann/shared"}}, apiCall{"POST", "/v1/agent/folders/accept", map[string]any{"folder": "F9", "path": "/home/ann/shared"}}},
 		{"folder-leave", url.Values{"folder": {"F9"}}, apiCall{"POST", "/v1/agent/folders/leave", map[string]any{"folder": "F9"}}},
 		{"folder-revert", url.Values{"folder": {"F9"}}, apiCall{"POST", "/v1/agent/folders/revert", map[string]any{"folder": "F9"}}},
+		{"folder-unshare", url.Values{"folder": {"F1"}, "user": {"bob"}}, apiCall{"POST", "/v1/agent/folders/unshare", map[string]any{"folder": "F1", "user": "bob", "rights": ""}}},
+		{"folder-options", url.Values{"folder": {"F1"}, "outside_symlinks": {"on"}}, apiCall{"POST", "/v1/agent/folders/options", map[string]any{"folder": "F1", "outside_symlinks": true}}},
+		{"folder-restore", url.Values{"folder": {"F1"}, "path": {"dir/a.txt"}, "version": {"7"}}, apiCall{"POST", "/v1/folders/restore", map[string]any{"folder": "F1", "path": "dir/a.txt", "version": float64(7)}}},
+		{"folder-restore-all", url.Values{"folder": {"F1"}, "version": {"5"}}, apiCall{"POST", "/v1/folders/restore", map[string]any{"folder": "F1", "all": true, "version": float64(5)}}},
+		{"folder-restore-all", url.Values{"folder": {"F1"}, "at": {"2026-12-04T15:04:05Z"}}, apiCall{"POST", "/v1/folders/restore", map[string]any{"folder": "F1", "all": true, "at": "2026-12-04T15:04:05Z"}}},
+		{"user-passwd", url.Values{"name": {"alice"}, "password": {"s3cret"}, "password_again": {"s3cret"}}, apiCall{"POST", "/v1/users/alice/password", map[string]any{"password": "czNjcmV0"}}},
 	} {
 		// Without a session, or from another site: refused, nothing done.
 		if resp := post(tc.action, tc.form, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
@@ -100,6 +106,47 @@ func TestActions(t *testing.T) {
 	}
 	if calls := src.takeCalls(); len(calls) != 0 {
 		t.Errorf("relative path: API called %+v", calls)
+	}
+	// Forms refused before the API is asked: passwords that differ, a
+	// whole-folder restore without a time, a bad version.
+	for _, tc := range []struct {
+		action string
+		form   url.Values
+		want   string
+	}{
+		{"user-passwd", url.Values{"name": {"alice"}, "password": {"one"}, "password_again": {"two"}}, "passwords differ"},
+		{"user-passwd", url.Values{"name": {"alice"}}, "no password"},
+		{"folder-restore-all", url.Values{"folder": {"F1"}}, "needs a time"},
+		{"folder-restore", url.Values{"folder": {"F1"}, "path": {"a"}, "version": {"x"}}, "want a version number"},
+		{"folder-restore", url.Values{"folder": {"F1"}}, "no path to restore"},
+		{"folder-restore-all", url.Values{"folder": {"F1"}, "at": {"yesterday"}}, "want a date and time"},
+	} {
+		resp := post(tc.action, tc.form, session)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if e := loc.Query().Get("error"); !strings.Contains(e, tc.want) {
+			t.Errorf("%s %v: back with error %q; want %q", tc.action, tc.form, e, tc.want)
+		}
+		if calls := src.takeCalls(); len(calls) != 0 {
+			t.Errorf("%s %v: API called %+v", tc.action, tc.form, calls)
+		}
+	}
+	// A change made from a folder's page goes back there; any other
+	// address to go back to is the home page.
+	for back, want := range map[string]string{
+		"/folder/F1?path=dir%2Fa.txt": "/folder/F1?done=",
+		"/folder/F1":                  "/folder/F1?done=",
+		"https://evil.example/":       "/?done=",
+		"//evil.example/folder/x":     "/?done=",
+		"/folder/../v1/status":        "/?done=",
+		"":                            "/?done=",
+	} {
+		resp := post("folder-revert", url.Values{"folder": {"F1"}, "back": {back}}, session)
+		src.takeCalls()
+		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, want) {
+			t.Errorf("back %q: to %q; want %q...", back, loc, want)
+		} else if strings.Contains(back, "path=") && !strings.Contains(loc, "path=dir%2Fa.txt") {
+			t.Errorf("back %q: to %q; want the path kept", back, loc)
+		}
 	}
 	// Unknown action.
 	if resp := post("format-disk", nil, session); resp.StatusCode != http.StatusNotFound {

@@ -99,12 +99,20 @@ type sessions struct {
 	rnd   io.Reader
 
 	mu    sync.Mutex
-	byID  map[string]time.Time // session ID -> expiry
+	byID  map[string]session   // session ID -> session
 	codes map[string]time.Time // login code -> expiry
 }
 
+// session is a logged-in browser.
+type session struct {
+	expires time.Time
+	// user is the user whose password opened it; "" for the console
+	// token (or a login code made with it).
+	user string
+}
+
 func newSessions(token string, now func() time.Time, rnd io.Reader) *sessions {
-	return &sessions{token: token, now: now, rnd: rnd, byID: map[string]time.Time{}, codes: map[string]time.Time{}}
+	return &sessions{token: token, now: now, rnd: rnd, byID: map[string]session{}, codes: map[string]time.Time{}}
 }
 
 // tokenOK reports whether tok is the console token, in constant time.
@@ -117,10 +125,11 @@ func (s *sessions) login(tok string) (string, error) {
 	if !s.tokenOK(tok) {
 		return "", ErrBadToken
 	}
-	return s.newSession()
+	return s.newSession("")
 }
 
-func (s *sessions) newSession() (string, error) {
+// newSession opens a session for user ("" for the token).
+func (s *sessions) newSession(user string) (string, error) {
 	id, err := randomString(s.rnd, 32)
 	if err != nil {
 		return "", fmt.Errorf("making a session: %w", err)
@@ -131,31 +140,32 @@ func (s *sessions) newSession() (string, error) {
 	s.expire(now)
 	for len(s.byID) >= maxSessions {
 		oldest, at := "", time.Time{}
-		for k, exp := range s.byID {
-			if oldest == "" || exp.Before(at) {
-				oldest, at = k, exp
+		for k, ss := range s.byID {
+			if oldest == "" || ss.expires.Before(at) {
+				oldest, at = k, ss.expires
 			}
 		}
 		delete(s.byID, oldest)
 	}
-	s.byID[id] = now.Add(SessionTTL)
+	s.byID[id] = session{expires: now.Add(SessionTTL), user: user}
 	return id, nil
 }
 
-// valid reports whether id is a live session.
-func (s *sessions) valid(id string) bool {
+// valid reports whether id is a live session, and whose: "" for the
+// token's.
+func (s *sessions) valid(id string) (user string, ok bool) {
 	if id == "" {
-		return false
+		return "", false
 	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	exp, ok := s.byID[id]
-	if ok && !now.Before(exp) {
+	ss, ok := s.byID[id]
+	if ok && !now.Before(ss.expires) {
 		delete(s.byID, id)
-		return false
+		return "", false
 	}
-	return ok
+	return ss.user, ok
 }
 
 // logout ends session id.
@@ -193,13 +203,13 @@ func (s *sessions) redeem(code string) (string, error) {
 	if !ok || !now.Before(exp) {
 		return "", ErrBadToken
 	}
-	return s.newSession()
+	return s.newSession("")
 }
 
 // expire drops what has expired. s.mu is held.
 func (s *sessions) expire(now time.Time) {
-	for k, exp := range s.byID {
-		if !now.Before(exp) {
+	for k, ss := range s.byID {
+		if !now.Before(ss.expires) {
 			delete(s.byID, k)
 		}
 	}

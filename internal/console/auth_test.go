@@ -24,6 +24,13 @@ func serve(t *testing.T, c *Console) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveOn(t, c, ln)
+	return "http://" + ln.Addr().String()
+}
+
+// serveOn runs c on ln until the test ends.
+func serveOn(t *testing.T, c *Console, ln net.Listener) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Serve(ctx, ln) }()
@@ -33,7 +40,6 @@ func serve(t *testing.T, c *Console) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
 }
 
 func TestLoadToken(t *testing.T) {
@@ -83,6 +89,7 @@ func TestAuthRequired(t *testing.T) {
 		page         bool
 	}{
 		{"GET", "/", true},
+		{"GET", "/folder/F1", true},
 		{"GET", "/v1/status", false},
 		{"POST", "/v1/users", false},
 		{"GET", "/metrics", false},

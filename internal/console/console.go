@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/peer"
 )
 
 var randReader = rand.Reader
@@ -35,6 +36,11 @@ type Config struct {
 	Actions Actions
 	// Token is the home's console token (LoadToken).
 	Token string
+	// Passwords checks a user's password at the user's home server, for
+	// the login form's user name and password (an agent's console, which
+	// may then listen beyond loopback with TLS); nil: the console takes
+	// the token only.
+	Passwords PasswordChecker
 	// Secure: the console is served over TLS (cookies are Secure).
 	Secure bool
 	// PollInterval is how often the event stream polls (default
@@ -50,6 +56,7 @@ type Config struct {
 type Console struct {
 	cfg      Config
 	sessions *sessions
+	limiter  *peer.LoginLimiter
 	broker   *broker
 	errs     *errorTimes
 	handler  http.Handler
@@ -75,7 +82,7 @@ func New(cfg Config) (*Console, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = PollInterval
 	}
-	c := &Console{cfg: cfg, errs: &errorTimes{}}
+	c := &Console{cfg: cfg, errs: &errorTimes{}, limiter: peer.NewLoginLimiter()}
 	c.sessions = newSessions(cfg.Token, cfg.Now, cfg.Rand)
 	c.broker = newBroker(cfg.Source, cfg.Monitor, c.errs, cfg.Now, cfg.Log, cfg.PollInterval)
 	reg := cfg.Monitor.Registry()
@@ -96,11 +103,11 @@ func (c *Console) routes() http.Handler {
 	mux.HandleFunc("GET /login", c.loginPage)
 	mux.HandleFunc("POST /login", c.login)
 	mux.HandleFunc("POST /logout", c.logout)
-	mux.Handle("POST /login/code", c.auth(http.HandlerFunc(c.loginCode), true))
-	mux.Handle("/v1/", c.auth(withSource(c.cfg.API), true))
-	mux.Handle("GET /metrics", c.auth(promhttp.HandlerFor(c.cfg.Monitor.Registry(), promhttp.HandlerOpts{
+	mux.Handle("POST /login/code", c.authToken(http.HandlerFunc(c.loginCode)))
+	mux.Handle("/v1/", c.authToken(withSource(c.cfg.API)))
+	mux.Handle("GET /metrics", c.authToken(promhttp.HandlerFor(c.cfg.Monitor.Registry(), promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(c.cfg.Log.Handler(), slog.LevelWarn),
-	}), true))
+	})))
 	mux.Handle("GET /events", c.auth(http.HandlerFunc(c.events), true))
 	c.pageRoutes(mux)
 	cop := http.NewCrossOriginProtection()
@@ -134,30 +141,46 @@ var (
 	errWrongAuth = errors.New("wrong console token")
 )
 
+// errTokenOnly refuses a user's session what takes the console token.
+var errTokenOnly = errors.New("a session opened with a user's password reaches the pages only: the API, the metrics and login codes take the console token")
+
 // authenticated reports whether r carries the token (Bearer) or a live
-// session cookie, and the error to answer when not.
-func (c *Console) authenticated(r *http.Request) error {
+// session cookie, whose user ("" for the token's), and the error to
+// answer when not.
+func (c *Console) authenticated(r *http.Request) (user string, err error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") && c.sessions.tokenOK(strings.TrimSpace(tok)) {
-			return nil
+			return "", nil
 		}
-		return errWrongAuth
+		return "", errWrongAuth
 	}
 	if ck, err := r.Cookie(SessionCookie); err == nil {
-		if c.sessions.valid(ck.Value) {
-			return nil
+		if user, ok := c.sessions.valid(ck.Value); ok {
+			return user, nil
 		}
-		return errWrongAuth
+		return "", errWrongAuth
 	}
-	return errNoAuth
+	return "", errNoAuth
+}
+
+// authToken serves h to the token and its sessions only: a user's
+// session gets 403.
+func (c *Console) authToken(h http.Handler) http.Handler {
+	return c.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, _ := c.authenticated(r); user != "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": errTokenOnly.Error(), "code": "denied"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), true)
 }
 
 // auth serves h to authenticated requests only. Others get 401 (api) or
 // a redirect to the login page.
 func (c *Console) auth(h http.Handler, api bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		err := c.authenticated(r)
+		_, err := c.authenticated(r)
 		if err == nil {
 			h.ServeHTTP(w, r)
 			return
@@ -190,12 +213,17 @@ func (c *Console) setSession(w http.ResponseWriter, id string) {
 	})
 }
 
-// login exchanges the token of the login form for a session.
+// login exchanges the token of the login form, or a user's name and
+// password, for a session.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if user := strings.TrimSpace(r.PostFormValue("user")); user != "" {
+		c.passwordLogin(w, r, user)
+		return
+	}
 	id, err := c.sessions.login(strings.TrimSpace(r.PostFormValue("token")))
 	if err != nil {
-		c.loginFailed(w, r, err)
+		c.loginFailed(w, r, err, "Wrong token: copy it again from the home's gui.token, or run 'baton gui'.")
 		return
 	}
 	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
@@ -204,11 +232,61 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-func (c *Console) loginFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (c *Console) loginFailed(w http.ResponseWriter, r *http.Request, err error, msg string) {
 	c.cfg.Monitor.consoleLogins.WithLabelValues("failed").Inc()
 	c.cfg.Log.Info("console login refused", "remote", r.RemoteAddr, "err", err)
 	w.WriteHeader(http.StatusUnauthorized)
-	c.renderLogin(w, "Wrong token: copy it again from the home's gui.token, or run 'baton gui'.")
+	c.renderLogin(w, msg)
+}
+
+// passwordLogin checks user's password at the user's home server and
+// opens a session for the user. The password is kept nowhere; failures
+// are rate-limited here per user and browser address (and at the home
+// server per device), with the servers' login limiter.
+func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user string) {
+	password := []byte(r.PostFormValue("password"))
+	defer clear(password)
+	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
+	defer cancel()
+	st, err := c.cfg.Source.Status(ctx)
+	if err != nil {
+		c.loginFailed(w, r, err, "The daemon does not answer: try again.")
+		return
+	}
+	if err := passwordLogin(st.Role, c.cfg.Passwords != nil); err != nil {
+		c.loginFailed(w, r, err, "No password login here: "+err.Error()+". Log in with the console token.")
+		return
+	}
+	source := clientSource(r.RemoteAddr)
+	if wait := c.limiter.Wait(user, source, c.cfg.Now()); wait > 0 {
+		c.loginFailed(w, r, errors.New("rate-limited"), retryMessage(wait))
+		return
+	}
+	err = c.cfg.Passwords.CheckPassword(ctx, user, password, source)
+	var limited *peer.RateLimitError
+	switch {
+	case err == nil:
+	case errors.As(err, &limited):
+		c.loginFailed(w, r, err, retryMessage(limited.RetryAfter))
+		return
+	case errors.Is(err, peer.ErrLoginDenied):
+		c.limiter.Failed(user, source, c.cfg.Now())
+		c.loginFailed(w, r, err, "Wrong user name or password.")
+		return
+	default:
+		c.loginFailed(w, r, err, "The password could not be checked at the home server: "+err.Error())
+		return
+	}
+	c.limiter.Succeeded(user, source)
+	id, err := c.sessions.newSession(user)
+	if err != nil {
+		c.loginFailed(w, r, err, "No session: "+err.Error())
+		return
+	}
+	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
+	c.cfg.Log.Info("console login with a password", "user", user, "remote", r.RemoteAddr)
+	c.setSession(w, id)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // logout ends the session.

@@ -3,7 +3,10 @@
 //
 //   - the pages: an agent's folders, a server's chain, users, hosted
 //     folders and recent security events (html/template, embedded assets,
-//     a few lines of JavaScript for live updates);
+//     a few lines of JavaScript for live updates), and a folder's page
+//     with its history and restore buttons, its conflict copies (both
+//     sides served read-only from inside the folder through os.Root) and
+//     its transfer rate;
 //   - the control API (package control's handler) under /v1/, the same
 //     routes as the control socket, described in control's openapi.yaml;
 //   - GET /metrics in the Prometheus text format;
@@ -17,8 +20,13 @@
 // /login/code for 'baton gui') for a session cookie (HttpOnly,
 // SameSite=Strict, Secure over TLS). Requests that change something are
 // refused when they come from another origin (http.CrossOriginProtection).
-// An address other than loopback is refused: with TLS it would also need
-// a user's password checked at the user's home server, which is not built.
+// An address other than loopback is for an agent's console over TLS
+// only: its login form also takes the agent's user's name and password,
+// checked at the user's home server ([PasswordChecker], *peer.Node) and
+// rate-limited here per browser address; such a session reaches the
+// pages, not the API, metrics or login codes. A server's console stays
+// on loopback ([ErrRemoteServer]): the Domain has no administrator role
+// to check a password against.
 //
 // Usage: the daemon makes a [Monitor] before its node (its LogHandler
 // wraps the node's log handler, ObserveCommit is peer.Config.OnCommit),

@@ -37,6 +37,7 @@ type folderSnap struct {
 	inSync    bool
 	lastError string
 	progress  float64
+	rate      int64 // bytes fetched per second
 }
 
 // snapshotOf is the part of v the event stream compares.
@@ -61,7 +62,8 @@ func snapshotOf(v view, err error) snapshot {
 			state = "waiting"
 		}
 		s.folders[f.ID] = folderSnap{name: f.Name, state: state, needFiles: fs.NeedFiles, needBytes: fs.NeedBytes,
-			files: fs.LocalFiles, bytes: fs.LocalBytes, inSync: fs.InSync, lastError: fs.LastError, progress: fs.Progress}
+			files: fs.LocalFiles, bytes: fs.LocalBytes, inSync: fs.InSync, lastError: fs.LastError, progress: fs.Progress,
+			rate: int64(f.Rate)}
 	}
 	return s
 }
@@ -102,7 +104,7 @@ func diff(prev, next snapshot) []Event {
 	for _, id := range sortedKeys(next.folders) {
 		n := next.folders[id]
 		data := map[string]any{"folder": id, "name": n.name, "state": n.state, "need_files": n.needFiles,
-			"need_bytes": n.needBytes, "local_files": n.files, "local_bytes": n.bytes, "in_sync": n.inSync, "progress": n.progress}
+			"need_bytes": n.needBytes, "local_files": n.files, "local_bytes": n.bytes, "in_sync": n.inSync, "progress": n.progress, "rate": n.rate}
 		p, ok := prev.folders[id]
 		switch {
 		case !ok:
@@ -111,9 +113,10 @@ func diff(prev, next snapshot) []Event {
 		case p.state != n.state || p.inSync != n.inSync:
 			data["from"] = p.state
 			ev(EventFolderStateChanged, data)
-		case p.needFiles != n.needFiles || p.needBytes != n.needBytes || p.files != n.files || p.bytes != n.bytes:
+		case p.needFiles != n.needFiles || p.needBytes != n.needBytes || p.files != n.files || p.bytes != n.bytes || p.rate != n.rate:
 			// What is needed or what is here changed: a change arrived
-			// (or was made here) and was applied between two polls.
+			// (or was made here) and was applied between two polls; or
+			// the transfer rate moved.
 			ev(EventFolderProgress, data)
 		}
 		if n.lastError != "" && n.lastError != p.lastError {
@@ -225,6 +228,7 @@ func (b *broker) Run(ctx context.Context) error {
 			return
 		}
 		now := b.now()
+		b.mon.noteRates(v.Folders, now)
 		for _, f := range v.Folders {
 			b.errs.see(f.ID, f.Status.LastError, now)
 		}

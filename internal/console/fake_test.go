@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ type fakeSource struct {
 	folders []control.Folder
 	fstatus map[string]control.FolderStatus
 	devices []peer.DeviceInfo
-	calls   []apiCall       // what the fake API was asked to change
-	notHere map[string]bool // an agent's folders not synced here
+	calls   []apiCall                           // what the fake API was asked to change
+	notHere map[string]bool                     // an agent's folders not synced here
+	history map[string][]control.HistoryVersion // folder ID -> versions, oldest first
 }
 
 func (f *fakeSource) takeCalls() []apiCall {
@@ -124,6 +126,22 @@ func (f *fakeSource) Devices(_ context.Context, user string) ([]peer.DeviceInfo,
 	return out, nil
 }
 
+func (f *fakeSource) FolderHistory(_ context.Context, req control.HistoryRequest) (control.FolderHistory, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	vs, ok := f.history[req.Folder]
+	if !ok {
+		return control.FolderHistory{}, &control.RemoteError{Code: control.CodeConflict, Msg: "no history kept for folder " + req.Folder}
+	}
+	out := control.FolderHistory{ID: req.Folder, Path: req.Path}
+	for _, v := range vs {
+		if req.Path == "" || v.Path == req.Path || strings.HasPrefix(v.Path, req.Path+"/") {
+			out.Versions = append(out.Versions, v)
+		}
+	}
+	return out, nil
+}
+
 // apiCall is a request the fake control API received.
 type apiCall struct {
 	Method, Path string
@@ -143,7 +161,8 @@ func fakeAPI(src *fakeSource) http.Handler {
 		json.NewEncoder(w).Encode(control.AgentResult{Done: "did " + r.Method + " " + r.URL.Path})
 	}
 	for _, p := range []string{"DELETE /v1/users/{name}", "DELETE /v1/devices/{id}", "POST /v1/agent/folders",
-		"POST /v1/agent/folders/share", "POST /v1/agent/folders/accept", "POST /v1/agent/folders/leave", "POST /v1/agent/folders/revert"} {
+		"POST /v1/agent/folders/share", "POST /v1/agent/folders/accept", "POST /v1/agent/folders/leave", "POST /v1/agent/folders/revert",
+		"POST /v1/agent/folders/unshare", "POST /v1/agent/folders/options", "POST /v1/folders/restore", "POST /v1/users/{name}/password"} {
 		mux.HandleFunc(p, record)
 	}
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {

@@ -31,9 +31,10 @@ const (
 var (
 	// ErrNotLoopback: an address other than loopback without TLS.
 	ErrNotLoopback = errors.New("the console listens beyond this machine only with --gui-tls")
-	// ErrRemoteNotBuilt: an address other than loopback with TLS, which
-	// needs the user's password checked at the user's home server.
-	ErrRemoteNotBuilt = errors.New("the console on an address other than loopback is not built yet")
+	// ErrNoPasswordCheck: an address other than loopback with TLS on an
+	// agent whose console cannot check its user's password at the home
+	// server (no PasswordChecker). A server's is ErrRemoteServer.
+	ErrNoPasswordCheck = errors.New("the console beyond this machine needs the user's password checked at the home server, which is not set up here")
 )
 
 // ListenConfig says where the console listens.
@@ -42,9 +43,16 @@ type ListenConfig struct {
 	// Addr is HOST:PORT, AddrAuto or "" (the same) or AddrOff.
 	Addr string
 	// TLS serves HTTPS with the self-signed certificate kept in Home.
-	TLS  bool
-	Now  func() time.Time
-	Rand io.Reader
+	TLS bool
+	// Agent: the host is an agent, whose console (with Passwords) may
+	// serve its user beyond loopback, over TLS. A server's console stays
+	// on loopback (ErrRemoteServer).
+	Agent bool
+	// Passwords: the console will check its user's password at the home
+	// server (Config.Passwords is set).
+	Passwords bool
+	Now       func() time.Time
+	Rand      io.Reader
 }
 
 // Listener is the console's listener and the URL it answers at.
@@ -58,9 +66,10 @@ type Listener struct {
 func Off(addr string) bool { return addr == AddrOff }
 
 // Listen listens for the console as cfg says, and writes the URL to
-// <home>/gui.url. A loopback host is required: another one is refused
-// (ErrNotLoopback, or ErrRemoteNotBuilt with TLS), since only the home's
-// token guards the console.
+// <home>/gui.url. A host other than loopback is for an agent's console
+// over TLS that checks its user's password at the home server; else it
+// is refused (ErrNotLoopback without TLS, ErrRemoteServer on a server,
+// ErrNoPasswordCheck without the check).
 func Listen(cfg ListenConfig) (*Listener, error) {
 	addr := cfg.Addr
 	auto := addr == "" || addr == AddrAuto
@@ -74,11 +83,12 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gui %q: want HOST:PORT (e.g. 127.0.0.1:8384), %s or %s: %w", cfg.Addr, AddrAuto, AddrOff, err)
 	}
-	if !isLoopback(host) {
-		if !cfg.TLS {
-			return nil, fmt.Errorf("--gui %s: %w: anyone who reaches it could try the token, and it would travel in clear; use a loopback address (and an SSH tunnel: ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, ErrNotLoopback)
-		}
-		return nil, fmt.Errorf("--gui %s --gui-tls: %w: beyond this machine a user's password must be checked at the user's home server, which the console does not do yet; use a loopback address and an SSH tunnel (ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, ErrRemoteNotBuilt)
+	switch err := remoteListen(host, cfg.TLS, cfg.Agent, cfg.Passwords); {
+	case err == nil:
+	case errors.Is(err, ErrNotLoopback):
+		return nil, fmt.Errorf("--gui %s: %w: passwords and the token would travel in clear; add --gui-tls, or use a loopback address (and an SSH tunnel: ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, err)
+	default:
+		return nil, fmt.Errorf("--gui %s --gui-tls: %w; use a loopback address and an SSH tunnel (ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, err)
 	}
 	var tlsCfg *tls.Config
 	if cfg.TLS {
@@ -90,7 +100,7 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		if rnd == nil {
 			rnd = randReader
 		}
-		cert, err := loadOrMakeCert(cfg.Home, host, now(), rnd)
+		cert, err := loadOrMakeCert(cfg.Home, localHost(host), now(), rnd)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +119,14 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 		scheme = "https"
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	u := (&url.URL{Scheme: scheme, Host: ln.Addr().String(), Path: "/"}).String()
+	urlHost := ln.Addr().String()
+	if lh := localHost(host); lh != host {
+		// Listening on every address: this machine's clients ('baton gui')
+		// reach it on loopback, which the certificate names.
+		_, port, _ := net.SplitHostPort(urlHost)
+		urlHost = net.JoinHostPort(lh, port)
+	}
+	u := (&url.URL{Scheme: scheme, Host: urlHost, Path: "/"}).String()
 	if err := atomicfile.WriteFile(filepath.Join(cfg.Home, URLFile), []byte(u+"\n"), 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("writing the console's address: %w", err)
@@ -152,6 +169,21 @@ func previousAddr(home string) string {
 		return ""
 	}
 	return u.Host
+}
+
+// localHost is the host this machine reaches a listener on host at: host
+// itself, or loopback for an unspecified address (0.0.0.0, ::, "").
+func localHost(host string) string {
+	if host == "" {
+		return "127.0.0.1"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ip.To4() != nil {
+			return "127.0.0.1"
+		}
+		return "::1"
+	}
+	return host
 }
 
 // isLoopback reports whether host names only this machine.

@@ -28,8 +28,9 @@ type Monitor struct {
 	events chan Event // to the console's event stream; dropped when full
 
 	mu        sync.Mutex
-	recent    []Event        // the last maxRecent security events, oldest first
-	conflictN map[string]int // folder ID -> conflicts since the start
+	recent    []Event                 // the last maxRecent security events, oldest first
+	conflictN map[string]int          // folder ID -> conflicts since the start
+	fetched   map[string][]rateSample // folder ID -> bytes fetched as read lately
 }
 
 // maxRecent bounds the security events a Monitor keeps for the pages.
@@ -67,6 +68,7 @@ func NewMonitor(now func() time.Time) *Monitor {
 		now:       now,
 		events:    make(chan Event, 256),
 		conflictN: map[string]int{},
+		fetched:   map[string][]rateSample{},
 	}
 	m.reg.MustRegister(m.commitLatency, m.logins, m.security, m.consoleLogins, m.quarantines)
 	for _, k := range securityKinds {
@@ -105,6 +107,30 @@ func (m *Monitor) Conflicts(folder string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.conflictN[folder]
+}
+
+// noteRates records the bytes fetched of folders, read at now, and sets
+// each one's transfer rate (bytes per second over the last RateWindow).
+// Folders not in folders are forgotten.
+func (m *Monitor) noteRates(folders []folderView, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bool{}
+	for i := range folders {
+		f := &folders[i]
+		seen[f.ID] = true
+		if f.StatusErr != "" {
+			continue
+		}
+		s := addSample(m.fetched[f.ID], rateSample{at: now, bytes: f.Status.Fetched}, RateWindow)
+		m.fetched[f.ID] = s
+		f.Rate = transferRate(s, now, RateWindow)
+	}
+	for id := range m.fetched {
+		if !seen[id] {
+			delete(m.fetched, id)
+		}
+	}
 }
 
 // Event types of the console's event stream.

@@ -159,14 +159,23 @@ func TestConsoleSeesFileArrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	written := time.Now()
-	// The server fetches it: the stream tells the folder's new contents...
-	for {
+	// The server fetches it: the stream tells the folder's new contents,
+	// and the transfer rate that brought it...
+	var rate float64
+	for arrived := false; !arrived || rate == 0; {
 		e := events.next(t, EventFolderProgress, 60*time.Second)
-		if e.Data["folder"] == id && e.Data["local_files"] == float64(1) {
+		if e.Data["folder"] != id {
+			continue
+		}
+		if r, _ := e.Data["rate"].(float64); r > rate {
+			rate = r
+		}
+		if !arrived && e.Data["local_files"] == float64(1) {
+			arrived = true
 			t.Logf("the file showed on the server's event stream %v after the write", time.Since(written))
-			break
 		}
 	}
+	t.Logf("transfer rate %.0f B/s", rate)
 	// ... and the bytes fetched move.
 	if err := sandbox.WaitFile(ctx, filepath.Join(s1.DataDir, "folders", id, "notes.txt"), data); err != nil {
 		t.Fatal(err)

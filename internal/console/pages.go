@@ -27,6 +27,18 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		return t.Format("2006-01-02 15:04:05")
 	},
 	"join": strings.Join,
+	"rate": func(r float64) string {
+		if r < 1 {
+			return "–"
+		}
+		return humanBytes(int64(r)) + "/s"
+	},
+	"short": func(s string) string {
+		if len(s) > 12 {
+			return s[:12] + "…"
+		}
+		return s
+	},
 }).ParseFS(webFS, "web/*.html"))
 
 // pageRoutes adds the pages and their assets to mux.
@@ -34,6 +46,8 @@ func (c *Console) pageRoutes(mux *http.ServeMux) {
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /static/", http.FileServerFS(static))
 	mux.Handle("GET /{$}", c.auth(http.HandlerFunc(c.home), false))
+	mux.Handle("GET /folder/{id}", c.auth(http.HandlerFunc(c.folderPage), false))
+	mux.Handle("GET /folder/{id}/conflict", c.auth(http.HandlerFunc(c.conflictFile), false))
 	mux.Handle("POST /action/{name}", c.auth(http.HandlerFunc(c.act), false))
 }
 
@@ -43,7 +57,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	if code := r.URL.Query().Get("code"); code != "" {
 		id, err := c.sessions.redeem(code)
 		if err != nil {
-			c.loginFailed(w, r, fmt.Errorf("login code: %w", err))
+			c.loginFailed(w, r, fmt.Errorf("login code: %w", err), "This login link was used already or is too old: run 'baton gui' again.")
 			return
 		}
 		c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
@@ -57,7 +71,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) renderLogin(w http.ResponseWriter, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := pages.ExecuteTemplate(w, "login.html", map[string]string{"Error": msg}); err != nil {
+	if err := pages.ExecuteTemplate(w, "login.html", map[string]any{"Error": msg, "Passwords": c.cfg.Passwords != nil}); err != nil {
 		c.cfg.Log.Warn("console: rendering the login page", "err", err)
 	}
 }
@@ -87,6 +101,7 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
 	defer cancel()
 	v, err := readView(ctx, c.cfg.Source)
+	c.cfg.Monitor.noteRates(v.Folders, c.cfg.Now())
 	d := homeData{view: v, Agent: isAgent(v.Status), Now: c.cfg.Now(), CanAct: c.cfg.Actions != nil,
 		Done: r.URL.Query().Get("done"), Error: r.URL.Query().Get("error")}
 	if d.Agent && err == nil {

@@ -21,6 +21,7 @@ type Source interface {
 	AgentFolders(ctx context.Context) ([]control.AgentFolder, error)
 	FolderStatus(ctx context.Context, ref control.FolderRefRequest) (control.FolderStatus, error)
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
+	FolderHistory(ctx context.Context, req control.HistoryRequest) (control.FolderHistory, error)
 }
 
 var _ Source = (*control.Client)(nil)
@@ -39,9 +40,12 @@ type folderView struct {
 	ID, Name, Owner string
 	Members         []control.Member
 	Right           string // an agent's user's right; "server" on the host
+	OutsideSymlinks bool   // the folder option
 	Status          control.FolderStatus
 	StatusErr       string // why there is no status (not synced yet)
 	Conflicts       int    // changes applied as conflict copies since the daemon started
+	// Rate is the bytes fetched per second lately (Monitor.noteRates).
+	Rate float64
 }
 
 // isAgent reports whether st is an agent's.
@@ -66,7 +70,7 @@ func readView(ctx context.Context, src Source) (view, error) {
 			if f.Path == "" {
 				continue
 			}
-			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: f.Right})
+			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: f.Right, OutsideSymlinks: f.OutsideSymlinks})
 		}
 	} else {
 		fs, err := src.Folders(ctx)
@@ -77,7 +81,7 @@ func readView(ctx context.Context, src Source) (view, error) {
 			if f.Server != st.ID {
 				continue
 			}
-			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: "server"})
+			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: "server", OutsideSymlinks: f.OutsideSymlinks})
 		}
 	}
 	for i := range v.Folders {

@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -166,12 +167,14 @@ var schemaTypes = map[string]any{
 	"AgentFolderRequest":    AgentFolderRequest{},
 	"AgentResult":           AgentResult{},
 	"FolderRefRequest":      FolderRefRequest{},
-	"FolderStatus":          FolderStatus{},
-	"HistoryStatus":         HistoryStatus{},
 	"FolderHistory":         FolderHistory{},
 	"HistoryVersion":        HistoryVersion{},
+	"RestoreRequest":        RestoreRequest{},
 	"RestoreResult":         RestoreResult{},
+	"ExportRequest":         ExportRequest{},
 	"ExportResult":          ExportResult{},
+	"FolderStatus":          FolderStatus{},
+	"HistoryStatus":         HistoryStatus{},
 	"FailedChange":          foldersync.FailedChange{},
 	"BusyEntry":             foldersync.BusyEntry{},
 	"SkippedEntry":          foldersync.SkippedEntry{},
@@ -219,6 +222,11 @@ func schemaFields(t reflect.Type) map[string]schema {
 		tag := f.Tag.Get("json")
 		name, _, _ := strings.Cut(tag, ",")
 		if name == "-" {
+			continue
+		}
+		if name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct {
+			// encoding/json lifts an embedded struct's fields.
+			maps.Copy(out, schemaFields(f.Type))
 			continue
 		}
 		if name == "" {

@@ -4,17 +4,33 @@
 // # Topology and rights
 //
 // Each folder (an iFolder of the Catalog) is hosted by one server, which
-// keeps the canonical copy and is the hub: every member device syncs with
-// it. A device applies the server's index to its folder and, if its user
-// is the owner or a read-write member, announces its own; the server then
-// applies that device's index and announces the result to every connected
-// member device. A read-only member's index is applied by nobody. Its
-// device follows the server: where the server changes an entry the device
-// changed too, the server's version wins and the device's content is kept
-// as a conflict copy; its other changes stay, counted in
-// FolderStatus.LocalChanges, until Engine.Revert makes the folder the
-// server's copy again (keeping changed or new local content as conflict
-// copies, never deleting it).
+// keeps the canonical copy, and its member devices sync with the server
+// and with each other: a device takes the index of the server and of every
+// connected device of the owner or of a read-write member (the connections
+// are the peer package's: mDNS on a local network, or addresses it was
+// given). Each host announces its changes to the peers that take them: the
+// server to every connected member device, a read-write device to the
+// server and to the other connected member devices. So two laptops that
+// reach each other keep a folder in sync while its server is down, and the
+// server, when it is back, takes their indexes as any other change.
+// Versions travel unchanged: a change that reaches a device from another
+// device and later from the server is the same version (no conflict);
+// concurrent changes become conflict copies, the same on every host.
+//
+// A read-only member's index is applied by nobody, server or device. Its
+// device follows the server and the writers' devices: where one of them
+// changes an entry the device changed too, their version wins and the
+// device's content is kept as a conflict copy; its other changes stay,
+// counted in FolderStatus.LocalChanges (against the server's index),
+// until Engine.Revert makes the folder the server's copy again (keeping
+// changed or new local content as conflict copies, never deleting it).
+//
+// Not built: devices on different networks reach each other only through
+// the folder's server (no circuit relay v2 through the domain's servers,
+// no DCUtR/AutoNAT hole punching), and a folder has no replica server:
+// with its server down, devices that cannot reach each other wait for it.
+// FolderStatus.InSync speaks of the server's index, so it stays false
+// while the server is unreachable, whatever the devices exchanged.
 //
 // # Protocols
 //
@@ -34,16 +50,19 @@
 //     answered by an empty receipt once the folder took it (a notification
 //     without one is sent again, up to three times). The receiver pulls
 //     the index if it takes changes from the sender. A periodic pull
-//     (Config.PullInterval) and a pull on every new connection catch what
-//     is still lost.
+//     (Config.PullInterval: the server and the connected writers' devices,
+//     from a device) and a pull on every new connection catch what is
+//     still lost.
 //
 // # Trust
 //
 // Every index is signed by the host that made it; the receiver checks that
 // the signer is the peer it asked, for the folder and sequence asked, and
 // that the peer may write the folder: a device of the owner or of a
-// read-write member (Access.UserOf and the folder's Members), or the
-// folder's hosting server (a server of the chain). Every request handler
+// read-write member (Access.UserOf, a current certificate, and the
+// folder's Members), or the folder's hosting server (a server of the
+// chain). A device applies these checks to another device exactly as the
+// server does (takesFrom). Every request handler
 // checks the requester: only member devices of the folder and its hosting
 // server get anything; strangers get a reset stream. Names are checked on
 // receipt (syncfs.OpenIndex) and every write is confined to the folder

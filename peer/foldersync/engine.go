@@ -58,11 +58,15 @@ type Config struct {
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
 	// RescanInterval is how often every folder is rescanned in full, as a
-	// safety net under the watcher (default 1 min).
+	// safety net under the watcher (default 1 min); a folder whose full
+	// scan takes long is rescanned less often, so that rescans take at
+	// most 0.1% of the time (1% if the folder is not watched), and at
+	// least every hour.
 	RescanInterval time.Duration
-	// PullInterval is how often a device asks the hosting server for its
-	// index, and a server asks the connected member devices for theirs,
-	// catching notifications that were lost (default 10 s).
+	// PullInterval is how often a device asks the hosting server and the
+	// connected devices of writers for their index, and a server asks the
+	// connected member devices for theirs, catching notifications that
+	// were lost (default 10 s).
 	PullInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -164,8 +168,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Engine syncs this host's folders with their hosting servers (on an
-// agent) or with the member devices (on the hosting server). New builds it
+// Engine syncs this host's folders with their hosting servers and the
+// other member devices (on an agent) or with the member devices (on the
+// hosting server). New builds it
 // and starts nothing; Run serves the protocols and runs one goroutine per
 // folder until its context ends.
 type Engine struct {

@@ -77,12 +77,18 @@ type folder struct {
 	statusAll     bool
 	seq           uint64
 	remotes       map[lpeer.ID]*remoteIndex
+	intern        syncfs.Interner // shares the remote indexes' memory with local's
 	scopes        map[lpeer.ID]*planScope
 	scanner       *syncfs.Scanner
 	applier       *syncfs.Applier
 	ignoreText    string
-	ready         bool            // scanned at least once
-	unstored      map[string]bool // entries of local changed since the last store
+	ready         bool // scanned at least once
+	// When the last full scan ended and how long it took, for spacing
+	// the periodic ones (rescanDue).
+	fullScanAt      time.Time
+	fullScanCost    time.Duration
+	fullScanEntries int             // the Local's entries after it
+	unstored        map[string]bool // entries of local changed since the last store
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
@@ -293,6 +299,7 @@ func (f *folder) serve(ctx context.Context) error {
 	defer pull.Stop()
 	flush := time.NewTicker(flushEvery)
 	defer flush.Stop()
+	var quiet *published // the index seen at the last pull tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -301,13 +308,24 @@ func (f *folder) serve(ctx context.Context) error {
 			if err != nil && ctx.Err() == nil {
 				f.log.Warn("folder not watched: changes are seen at the periodic rescan", "err", err)
 			}
-			watchErr = nil
+			watchErr = nil // no longer watched
 		case paths := <-w.Batches():
 			f.requestRescan(paths...)
 		case <-rescan.C:
-			f.requestRescan()
+			// A watcher of directories only (macOS) does not see writes
+			// in place: the rescan is how they are found, not a safety net.
+			if rescanDue(time.Since(f.fullScanAt), f.rescanCost(), watchErr != nil && !w.DirsOnly) {
+				f.requestRescan()
+			}
 		case <-pull.C:
 			f.pullAll()
+			// An index that stayed the same since the last pull has been
+			// fetched by whoever was told of it: its pages can go.
+			if p := f.pub.Load(); p != nil && p == quiet {
+				p.dropPages()
+			} else {
+				quiet = p
+			}
 		case <-f.retry.C:
 			f.pullAll()
 		case <-flush.C:
@@ -323,8 +341,49 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 }
 
+// share returns fi, an entry just received in a peer's index, sharing
+// memory with the local entry of its name and with the other entries
+// received (see syncfs.Interner).
+func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
+	like, ok := f.local.Files[fi.Name]
+	return f.intern.Entry(fi, like, ok)
+}
+
+// Periodic full rescans take at most this share of the time: one in
+// rescanShareWatched while the watcher reports changes (the rescan is only
+// its safety net), one in rescanShareUnwatched when it does not.
+const (
+	rescanShareWatched   = 1000
+	rescanShareUnwatched = 100
+)
+
+// rescanDue reports whether the periodic full rescan, due at each
+// Config.RescanInterval, runs now: since the last full scan ended, and its
+// cost (how long it took). A large folder is rescanned less often than
+// the interval says, so that rescans of a folder at rest cost little
+// whatever its size; a small one at every interval.
+func rescanDue(since, cost time.Duration, watched bool) bool {
+	share := time.Duration(rescanShareUnwatched)
+	if watched {
+		share = rescanShareWatched
+	}
+	return since >= min(share*cost, maxRescanSpacing)
+}
+
+// rescanCost estimates what a full rescan costs now: the last one's cost,
+// grown with the entries added since (a folder that was empty when it was
+// last scanned in full may hold many files now).
+func (f *folder) rescanCost() time.Duration {
+	return f.fullScanCost * time.Duration(len(f.local.Files)+1) / time.Duration(f.fullScanEntries+1)
+}
+
+// maxRescanSpacing is the longest rescanDue waits (a first scan that hashed
+// every file costs more than the rescans after it).
+const maxRescanSpacing = time.Hour
+
 // pullAll marks every peer whose index this folder applies: the hosting
-// server (on a device), every connected member device (on the server).
+// server and the connected devices of writers (on a device), every
+// connected member device (on the server: syncPeers keeps the writers').
 func (f *folder) pullAll() {
 	fo, ok := f.e.access().Folder(f.id)
 	if !ok {
@@ -337,6 +396,12 @@ func (f *folder) pullAll() {
 	if fo.Server != f.e.self.String() {
 		if hub, err := lpeer.Decode(fo.Server); err == nil {
 			f.notify(hub)
+		}
+		a := f.e.access()
+		for _, p := range f.e.cfg.Transport.Peers() {
+			if roleOf(a, fo, p) == roleWriter && p != f.e.self {
+				f.notify(p)
+			}
 		}
 		return
 	}
@@ -420,18 +485,20 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 		return
 	}
 	f.notMember = 0
-	hub, err := lpeer.Decode(fo.Server)
-	if f.forgetFailures(func(q lpeer.ID) bool { return err == nil && q == hub }) {
+	// The server's index first, then the other writers' devices' (direct.go).
+	hub, _ := lpeer.Decode(fo.Server)
+	if f.forgetFailures(func(q lpeer.ID) bool { return takesFrom(a, fo, self, q) }) {
 		f.refreshStatus(a, fo)
 	}
-	if err != nil || !peers[hub] {
-		return
+	for _, p := range pullOrder(peers, hub) {
+		if p == hub && roleOf(a, fo, hub) != roleServer {
+			f.setStatus(func(st *FolderStatus) { st.LastError = "the folder's server is not a server of the domain" })
+			continue
+		}
+		if takesFrom(a, fo, self, p) {
+			f.syncWith(ctx, a, fo, p)
+		}
 	}
-	if roleOf(a, fo, hub) != roleServer {
-		f.setStatus(func(st *FolderStatus) { st.LastError = "the folder's server is not a server of the domain" })
-		return
-	}
-	f.syncWith(ctx, a, fo, hub)
 }
 
 // syncWith fetches p's index and applies it.
@@ -439,7 +506,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, err := f.e.requestIndex(ctx, p, f.id, held)
+	ri, err := f.e.requestIndex(ctx, p, f.id, held, f.share)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
@@ -815,6 +882,12 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	}
 	f.setState(StateScanning)
 	defer f.setState(StateIdle)
+	if full {
+		began := time.Now()
+		defer func() {
+			f.fullScanAt, f.fullScanCost, f.fullScanEntries = time.Now(), time.Since(began), len(f.local.Files)
+		}()
+	}
 	// What is hashed is recorded and published as the scan goes, so that
 	// peers start fetching the first files of a long scan at once.
 	f.scanner.Progress = func(names []string) {
@@ -947,6 +1020,17 @@ func (f *folder) noteDisk(before map[string]syncfs.DiskStat, full bool, paths []
 	}
 }
 
+// emptied returns m emptied: cleared if it is small, else a new map, since
+// a cleared map keeps the memory it grew to (a sync of many files would
+// hold it for good).
+func emptied(m map[string]bool) map[string]bool {
+	if len(m) > 1024 {
+		return map[string]bool{}
+	}
+	clear(m)
+	return m
+}
+
 // touchAll notes that any entry of the Local may have changed.
 func (f *folder) touchAll() {
 	f.pubAll, f.statusAll = true, true
@@ -975,7 +1059,7 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 	res := f.applyActions(ctx, peers, actions)
 	// A name changed twice (by two actions) may have left the watch
 	// after the first: look at all of them once more.
-	clear(f.watched)
+	f.watched = emptied(f.watched)
 	f.touch(names...)
 	f.publish(ctx)
 	return res
@@ -1011,7 +1095,7 @@ func (f *folder) persist(force bool) {
 			f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 			return
 		}
-		clear(f.undurable)
+		f.undurable = emptied(f.undurable)
 	}
 	began := time.Now()
 	var err error
@@ -1027,7 +1111,7 @@ func (f *folder) persist(force bool) {
 		f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 		return
 	}
-	clear(f.unstored)
+	f.unstored = emptied(f.unstored)
 	f.storeAll, f.lastPut = false, time.Now()
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
@@ -1062,7 +1146,7 @@ func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
 func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	self := f.e.self
 	if fo.Server == self.String() {
-		clear(f.statusChanged) // nothing is counted on the server
+		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
@@ -1078,7 +1162,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	if ri != nil {
 		changes = f.countChanges(hub, ri)
 	} else {
-		clear(f.statusChanged) // all counted again when the index comes
+		f.statusChanged = emptied(f.statusChanged) // all counted again when the index comes
 		f.statusAll = true
 	}
 	f.setStatus(func(st *FolderStatus) {
@@ -1134,6 +1218,6 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		s, okS := server(n)
 		st.Update(n, l, okL, s, okS)
 	}
-	clear(f.statusChanged)
+	f.statusChanged = emptied(f.statusChanged)
 	return st.Count(local, server)
 }

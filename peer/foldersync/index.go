@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -162,15 +163,25 @@ func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
 // changed, and a lookup keeps only the places its own index still has.
 // Places that went stale are dropped by making a new one when they
 // outnumber the live blocks.
+//
+// It is keyed by the first 8 bytes of a hash, and a hash's first place is
+// held in the map itself: most blocks are in one place, and a folder of
+// many small files has about one block per file. A lookup checks the
+// whole hash against the file's entry, so two hashes that share their
+// first bytes only cost a look at the other's places.
 type blockIndex struct {
-	mu   sync.RWMutex
-	locs map[syncfs.Hash][]blockLoc
-	n    int // places held
+	mu    sync.RWMutex
+	first map[uint64]blockLoc
+	more  map[uint64][]blockLoc // the places after the first, in order
+	n     int                   // places held
 }
+
+// blockKey is what blockIndex keys h by.
+func blockKey(h syncfs.Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 // newBlockIndex returns the index of t's live files' blocks.
 func newBlockIndex(t pubTree) *blockIndex {
-	b := &blockIndex{locs: map[syncfs.Hash][]blockLoc{}}
+	b := &blockIndex{first: map[uint64]blockLoc{}, more: map[uint64][]blockLoc{}}
 	for e := range t.all() {
 		if !e.fi.Deleted && e.fi.Type == syncfs.TypeFile {
 			b.addFile(e.fi)
@@ -203,25 +214,40 @@ func (b *blockIndex) add(files []syncfs.FileInfo) {
 
 func (b *blockIndex) addFile(fi syncfs.FileInfo) {
 	for _, blk := range fi.Blocks {
-		b.locs[blk.Hash] = append(b.locs[blk.Hash], blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size})
+		k, loc := blockKey(blk.Hash), blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size}
+		if _, ok := b.first[k]; !ok {
+			b.first[k] = loc
+		} else {
+			b.more[k] = append(b.more[k], loc)
+		}
 		b.n++
 	}
 }
 
 // find returns a place of h that t holds.
 func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
+	k := blockKey(h)
 	b.mu.RLock()
-	locs := b.locs[h]
+	first, ok := b.first[k]
+	more := b.more[k]
 	b.mu.RUnlock()
-	// The slice's first len(locs) elements are never written again
-	// (add only appends), so they are read without the lock.
-	for _, loc := range locs {
+	if !ok {
+		return blockLoc{}, false
+	}
+	// The first place is never replaced, and the slice's first len(more)
+	// elements are never written again (add only appends), so they are
+	// read without the lock.
+	for i := -1; i < len(more); i++ {
+		loc := first
+		if i >= 0 {
+			loc = more[i]
+		}
 		e, ok := t.get(loc.name)
 		if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
 			continue
 		}
-		i, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
-		if found && e.fi.Blocks[i].Hash == h && e.fi.Blocks[i].Size == loc.size {
+		j, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
+		if found && e.fi.Blocks[j].Hash == h && e.fi.Blocks[j].Size == loc.size {
 			return loc, true
 		}
 	}
@@ -236,7 +262,10 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 }
 
 // pages returns the signed pages of the entries changed after since (all
-// of them when since is zero).
+// of them when since is zero), kept for the next request of the same
+// (every member device asks for the same delta when the server's index
+// changes) until dropPages.
+
 func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -287,6 +316,16 @@ func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, err
 		p.deltas[since] = out
 	}
 	return out, nil
+}
+
+// dropPages forgets the signed pages kept: for a large folder they hold as
+// much memory as its index again. The folder drops them once its index
+// stayed the same for a while; a peer that asks later has them signed
+// again.
+func (p *published) dropPages() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.full, p.deltas = nil, nil
 }
 
 // sign signs files as one page, or as several if the encoding turns out
@@ -387,8 +426,10 @@ var errRefused = errors.New("refused")
 // requestIndex asks p for its index of folder, holding held (nil: none),
 // verifies it and returns the new index (held itself if not modified). A
 // delta is merged into held's snapshot, which the caller replaces by the
-// result; on an error held is left as it was.
-func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex) (*remoteIndex, error) {
+// result; on an error held is left as it was. Each entry received goes
+// through share (if not nil) before it is kept, for it to share memory
+// with what the caller holds.
+func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, error) {
 	req := indexRequest{Folder: folder}
 	if held != nil {
 		req.Session, req.Have = held.session, held.seq
@@ -431,10 +472,24 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	if hdr.Pages > maxPages {
 		return nil, fmt.Errorf("index from %s: %d pages, limit %d", p, hdr.Pages, maxPages)
 	}
+	if share == nil {
+		share = func(fi syncfs.FileInfo) syncfs.FileInfo { return fi }
+	}
+	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
+	// A full index goes straight into a new snapshot, page by page (it
+	// is dropped on an error); a delta's entries wait until every page
+	// verified, to go into held's.
 	var (
 		entries []syncfs.FileInfo
 		last    string
 	)
+	if hdr.Status == statusFull {
+		hint := 0
+		if held != nil {
+			hint = len(held.snap)
+		}
+		out.snap = make(syncfs.Snapshot, hint)
+	}
 	for i := range hdr.Pages {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
 		b, err := wire.ReadFrame(br, syncfs.MaxIndexSize)
@@ -460,24 +515,26 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 			}
 			last = idx.Files[len(idx.Files)-1].Name
 		}
+		if hdr.Status == statusFull {
+			for _, fi := range idx.Files {
+				fi = share(fi)
+				out.snap[fi.Name] = fi
+			}
+			continue
+		}
 		entries = append(entries, idx.Files...)
 	}
-	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
-	if hdr.Status == statusDelta {
-		// Every page verified: the delta goes into the held snapshot,
-		// which the new index replaces.
-		out.snap, out.base = held.snap, held.seq
-	} else {
-		out.snap = make(syncfs.Snapshot, len(entries))
+	if hdr.Status == statusFull {
+		return out, nil
 	}
+	// Every page verified: the delta goes into the held snapshot, which
+	// the new index replaces.
+	out.snap, out.base = held.snap, held.seq
+	out.delta = make([]string, 0, len(entries))
 	for _, fi := range entries {
+		fi = share(fi)
 		out.snap[fi.Name] = fi
-		if hdr.Status == statusDelta {
-			out.delta = append(out.delta, fi.Name)
-		}
-	}
-	if hdr.Status == statusDelta && out.delta == nil {
-		out.delta = []string{}
+		out.delta = append(out.delta, fi.Name)
 	}
 	return out, nil
 }

@@ -13,28 +13,17 @@ import (
 )
 
 // announce tells the peers that take this host's changes that its index
-// changed: the server (from a read-write device), or every connected
-// member device (from the server).
+// changed (announcesTo): from the server, every connected member device;
+// from a read-write device, the server and the other connected member
+// devices.
 func (f *folder) announce(ctx context.Context, p *published) {
 	a := f.e.access()
 	fo, ok := a.Folder(f.id)
 	if !ok {
 		return
 	}
-	self := f.e.self
-	if fo.Server == self.String() {
-		for _, q := range f.e.cfg.Transport.Peers() {
-			if q != self && roleOf(a, fo, q) != roleNone {
-				f.sendNotify(ctx, q)
-			}
-		}
-		return
-	}
-	if roleOf(a, fo, self) != roleWriter {
-		return // nobody takes a read-only member's changes
-	}
-	if hub, err := lpeer.Decode(fo.Server); err == nil {
-		f.sendNotify(ctx, hub)
+	for _, q := range announcesTo(a, fo, f.e.self, f.e.cfg.Transport.Peers()) {
+		f.sendNotify(ctx, q)
 	}
 }
 

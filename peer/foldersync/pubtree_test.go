@@ -150,3 +150,43 @@ func TestNewPublishedEmpty(t *testing.T) {
 		t.Fatalf("newPublished of an empty folder = %v; want an empty index", p)
 	}
 }
+
+// The block index finds every block by its whole hash: two hashes that
+// share the bytes it is keyed by are told apart, and a block held by
+// several files is still found once the first of them no longer holds it.
+func TestBlockIndexPlaces(t *testing.T) {
+	var a, b syncfs.Hash // the same first 8 bytes
+	a[0], b[0], a[20], b[20] = 7, 7, 1, 2
+	files := syncfs.Snapshot{}
+	put := func(name string, h syncfs.Hash, v uint64) {
+		files[name] = syncfs.FileInfo{Name: name, Size: 10, FileHash: h, Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: v}}},
+			Blocks: []syncfs.Block{{Offset: 0, Size: 10, Hash: h}}}
+	}
+	put("x1", a, 1)
+	put("x2", b, 1)
+	put("x3", a, 1)
+	p1, _ := newPublished(nil, "f", "a", 7, 100, files, nil, false)
+	if loc, ok := p1.block(a); !ok || loc.name != "x1" && loc.name != "x3" {
+		t.Errorf("block a: %+v, %v; want in x1 or x3", loc, ok)
+	}
+	if loc, ok := p1.block(b); !ok || loc.name != "x2" {
+		t.Errorf("block b: %+v, %v; want in x2", loc, ok)
+	}
+	// Both files of a deleted but x3: a is found there.
+	var c syncfs.Hash
+	c[0] = 9
+	put("x1", c, 2)
+	p2, _ := newPublished(p1, "f", "a", 7, 101, files, []string{"x1"}, false)
+	put("x3", c, 2)
+	put("x1", a, 3)
+	p3, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"x1", "x3"}, false)
+	if loc, ok := p2.block(a); !ok || loc.name != "x3" {
+		t.Errorf("block a after x1 changed: %+v, %v; want in x3", loc, ok)
+	}
+	if loc, ok := p3.block(a); !ok || loc.name != "x1" {
+		t.Errorf("block a after x3 changed and x1 took it back: %+v, %v; want in x1", loc, ok)
+	}
+	if loc, ok := p3.block(b); !ok || loc.name != "x2" {
+		t.Errorf("block b at the end: %+v, %v; want in x2", loc, ok)
+	}
+}

@@ -33,7 +33,7 @@ func (f *folder) revert(ctx context.Context) error {
 	}
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
-	ri, err := f.e.requestIndex(ctx, hub, f.id, f.remotes[hub])
+	ri, err := f.e.requestIndex(ctx, hub, f.id, f.remotes[hub], f.share)
 	if err != nil {
 		return fmt.Errorf("reverting folder %s needs the server's index: %w", f.id, err)
 	}

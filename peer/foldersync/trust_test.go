@@ -45,7 +45,7 @@ func TestStrangersGetNothing(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		for _, target := range []*testNode{server, alice} {
-			if _, err := e.requestIndex(ctx, target.host.ID(), n.folder, nil); err == nil {
+			if _, err := e.requestIndex(ctx, target.host.ID(), n.folder, nil, nil); err == nil {
 				t.Errorf("%s got %s's index", d.name, target.name)
 			}
 			var got int
@@ -61,7 +61,7 @@ func TestStrangersGetNothing(t *testing.T) {
 	// A read-only member may read: it gets the server's index.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ri, err := n.nodes["bob"].eng.requestIndex(ctx, server.host.ID(), n.folder, nil)
+	ri, err := n.nodes["bob"].eng.requestIndex(ctx, server.host.ID(), n.folder, nil, nil)
 	if err != nil || ri.snap["secret.txt"].FileHash != entry.FileHash {
 		t.Errorf("bob (read-only) asking the server for its index: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil); err == nil {
+			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil, nil); err == nil {
 				t.Errorf("index %s accepted", name)
 			} else if name == "signed by another host" && !errors.Is(err, identity.ErrWrongSigner) {
 				t.Errorf("index %s: %v; want ErrWrongSigner", name, err)
@@ -122,7 +122,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 		_ = wire.WriteFrame(s, sign(fake.key, self, "f1", 7))
 	})
 	e, _ := New(Config{Transport: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
-	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
+	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil, nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
 }

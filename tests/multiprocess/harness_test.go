@@ -50,6 +50,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	batonBin = filepath.Join(dir, "baton")
+	if bin := os.Getenv("BATON_MP_BIN"); bin != "" {
+		// A binary built elsewhere, e.g. an older build to compare with.
+		batonBin = bin
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
 	build := exec.Command("go", "build", "-o", batonBin, "github.com/baton-sync/baton/cmd/baton")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "multiprocess: go build ./cmd/baton: %v\n%s", err, out)
@@ -78,6 +85,7 @@ type status struct {
 	MasterName  string       `json:"master_name"`
 	Epoch       uint64       `json:"epoch"`
 	Peers       []peerStatus `json:"peers"`
+	Listen      []string     `json:"listen"`
 	Collections map[string]struct {
 		Records int    `json:"records"`
 		Digest  string `json:"digest"`

@@ -73,3 +73,11 @@ func (a *Access) SetServer(p lpeer.ID) {
 	}
 	a.servers[p] = true
 }
+
+// RemoveUser makes p a device of nobody (a device revoked, or whose
+// certificate expired).
+func (a *Access) RemoveUser(p lpeer.ID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.users, p)
+}

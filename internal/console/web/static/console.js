@@ -18,9 +18,17 @@
     while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
     return (i ? n.toFixed(1) : n) + " " + u[i];
   }
+  // A folder's page (body data-folder) shows one folder: the others'
+  // events do not change it, and its own say when the history moved.
+  var only = document.body.dataset.folder;
   function folder(e) {
     var row = document.querySelector('tr[data-folder="' + e.data.folder + '"]');
-    if (!row) { location.reload(); return; }
+    if (only) {
+      if (e.data.folder !== only) return;
+      var stale = document.getElementById("stale");
+      if (stale && e.type === "FolderProgress") stale.hidden = false;
+    }
+    if (!row) { if (!only) location.reload(); return; }
     function set(f, t) { var c = row.querySelector('[data-field="' + f + '"]'); if (c) c.textContent = t; }
     set("state", e.data.state + (e.data.in_sync ? " · in sync" : ""));
     var pc = row.querySelector('[data-field="progress"]');
@@ -31,12 +39,16 @@
     }
     set("here", e.data.local_files + " files, " + bytes(e.data.local_bytes || 0));
     set("needed", e.data.need_files + " files, " + bytes(e.data.need_bytes || 0));
+    set("rate", e.data.rate >= 1 ? bytes(e.data.rate) + "/s" : "–");
   }
   ["FolderStateChanged", "FolderProgress"].forEach(function (t) {
     es.addEventListener(t, function (m) { var e = JSON.parse(m.data); folder(e); note(e); });
   });
   ["FolderAdded", "FolderRemoved"].forEach(function (t) {
-    es.addEventListener(t, function () { location.reload(); });
+    es.addEventListener(t, function (m) {
+      var e = JSON.parse(m.data);
+      if (!only || e.data.folder === only) location.reload();
+    });
   });
   es.addEventListener("RoleChanged", function (m) {
     var e = JSON.parse(m.data), r = document.getElementById("role");

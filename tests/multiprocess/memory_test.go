@@ -1,0 +1,169 @@
+//go:build linux
+
+package multiprocess
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The memory and idle-CPU figures of issue 12, with real daemons: one
+// server, alice and bob, a read-write folder of BATON_MEM_FILES files of
+// BATON_MEM_SIZE bytes (default 1 KiB) in 100 directories, written on
+// alice's side and moved into her folder at once. It reports each
+// daemon's peak resident set (VmHWM) once bob's copy is complete and in
+// sync, and the CPU the three daemons use in the 10 s after that, and
+// fails if a figure misses its target: an agent under 100 MiB, the three
+// at rest under 1% of a core. With GODEBUG=gctrace=1 it also reports each
+// daemon's heap, from its log. Opt-in, since it writes and syncs the files
+// three times over:
+//
+//	BATON_MEM_FILES=100000 go test -run TestMemoryFootprint -v -timeout 20m ./tests/multiprocess/
+func TestMemoryFootprint(t *testing.T) {
+	files, _ := strconv.Atoi(os.Getenv("BATON_MEM_FILES"))
+	if files <= 0 {
+		t.Skip("set BATON_MEM_FILES to the number of files (e.g. 100000) to run it")
+	}
+	size := 1024
+	if s, err := strconv.Atoi(os.Getenv("BATON_MEM_SIZE")); err == nil && s > 0 {
+		size = s
+	}
+	const (
+		agentTarget = 100 << 20
+		idleWindow  = 10 * time.Second
+		idleTarget  = 0.01 // of one core, the three daemons together
+	)
+	d, alice, bob := newPairDomain(t)
+	s1 := d.servers[0]
+	p := d.sharePair(alice, bob, "Many", "rw", nil)
+
+	stage := filepath.Join(d.dir, "stage")
+	buf := randomBytes(size)
+	for i := range files {
+		dir := filepath.Join(stage, fmt.Sprintf("d%02d", i%100))
+		if i < 100 {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Each file differs: its number in its first bytes.
+		copy(buf, fmt.Sprintf("%09d", i))
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%07d", i)), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := os.Rename(stage, filepath.Join(p.aDir, "data")); err != nil {
+		t.Fatal(err)
+	}
+	timeout := max(2*time.Minute, time.Duration(files)*2*time.Millisecond)
+	d.waitFor(timeout, fmt.Sprintf("%d files on bob, in sync", files), func() (bool, string) {
+		st, err := d.folderStatus(bob, p.name)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.InSync && st.LocalFiles == files && st.NeedFiles == 0, st.String()
+	})
+	took := time.Since(start)
+	t.Logf("%d files of %d bytes synced alice -> s1 -> bob in %v (%.0f files/s)", files, size, took.Round(time.Millisecond), float64(files)/took.Seconds())
+	for _, a := range []*agent{alice, bob} {
+		if st := d.waitInSync(a, p.name, arriveTimeout); st.LocalFiles != files {
+			t.Errorf("%s: %v; want %d files", a.name, st, files)
+		}
+	}
+
+	procs := []*node{s1.node, alice.node, bob.node}
+	cpu0 := make([]time.Duration, len(procs))
+	for i, n := range procs {
+		cpu0[i] = procCPU(t, n)
+	}
+	t0 := time.Now()
+	time.Sleep(idleWindow) // the measurement is of this quiet time itself
+	window := time.Since(t0)
+	var idle time.Duration
+	for i, n := range procs {
+		used := procCPU(t, n) - cpu0[i]
+		idle += used
+		t.Logf("%s: at rest for %v: %v of CPU (%.2f%% of a core)", n.name, window.Round(time.Millisecond), used, 100*used.Seconds()/window.Seconds())
+	}
+	share := idle.Seconds() / window.Seconds()
+	t.Logf("all three at rest: %.2f%% of a core (target < %.0f%%)", 100*share, 100*idleTarget)
+	for _, n := range procs {
+		hwm := procStatusBytes(t, n, "VmHWM")
+		rss := procStatusBytes(t, n, "VmRSS")
+		t.Logf("%s: peak RSS %.0f MiB, RSS now %.0f MiB", n.name, float64(hwm)/(1<<20), float64(rss)/(1<<20))
+		if n != s1.node && files <= 100000 && hwm >= agentTarget {
+			t.Errorf("%s: peak RSS %.0f MiB with %d files; want under %d MiB", n.name, float64(hwm)/(1<<20), files, agentTarget>>20)
+		}
+	}
+	if strings.Contains(os.Getenv("GODEBUG"), "gctrace=1") {
+		for _, n := range procs {
+			b, err := os.ReadFile(n.logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gcs, start, live int
+			for _, m := range gcLine.FindAllStringSubmatch(string(b), -1) {
+				a, _ := strconv.Atoi(m[1])
+				c, _ := strconv.Atoi(m[3])
+				gcs, start, live = gcs+1, max(start, a), max(live, c)
+			}
+			t.Logf("%s: %d collections; the heap peaked at %d MB at the start of one, and at %d MB live after one", n.name, gcs, start, live)
+		}
+	}
+	if share >= idleTarget {
+		t.Errorf("the three daemons used %.2f%% of a core at rest; want under %.0f%%", 100*share, 100*idleTarget)
+	}
+}
+
+// gcLine is a line of the runtime's GODEBUG=gctrace=1 output: the heap
+// at the start of a collection, at its end, and live after it.
+var gcLine = regexp.MustCompile(`(?m)^gc \d+ @.*: .* (\d+)->(\d+)->(\d+) MB`)
+
+// procStatusBytes is a field of /proc/PID/status given in kB, in bytes.
+func procStatusBytes(t *testing.T, n *node, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.proc.Process.Pid))
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %s: %q: %v", n.name, field, line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("%s: no %s in /proc/PID/status", n.name, field)
+	return 0
+}
+
+// procCPU is the user and system CPU time n's daemon has used, from
+// /proc/PID/stat (in clock ticks of 1/100 s, as on every Linux build we run).
+func procCPU(t *testing.T, n *node) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.proc.Process.Pid))
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
+	}
+	// The fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		t.Fatalf("%s: /proc/PID/stat: %q", n.name, s)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: /proc/PID/stat: %q", n.name, s)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
