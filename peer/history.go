@@ -113,8 +113,9 @@ func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Tim
 
 // add queues a change (foldersync.Config.Archive). A whole index replaces
 // what is queued for the folder (it holds every entry, as new as any
-// queued); other changes merge by name into the last batch if it was asked
-// by the same requester.
+// queued; a restore queued before it, when the folder restarts at once,
+// is then kept without its requester); other changes merge by name into
+// the last batch if it was asked by the same requester.
 func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester) {
 	a.mu.Lock()
 	p := a.pending[folder]
