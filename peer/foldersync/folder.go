@@ -78,13 +78,13 @@ type folder struct {
 	remotes       map[lpeer.ID]*remoteIndex
 	// reached: the hosting servers whose index this device fetched at
 	// its last request (those it syncs with now).
-	reached map[lpeer.ID]bool
-	intern        syncfs.Interner // shares the remote indexes' memory with local's
-	scopes        map[lpeer.ID]*planScope
-	scanner       *syncfs.Scanner
-	applier       *syncfs.Applier
-	ignoreText    string
-	ready         bool // scanned at least once
+	reached    map[lpeer.ID]bool
+	intern     syncfs.Interner // shares the remote indexes' memory with local's
+	scopes     map[lpeer.ID]*planScope
+	scanner    *syncfs.Scanner
+	applier    *syncfs.Applier
+	ignoreText string
+	ready      bool // scanned at least once
 	// When the last full scan ended and how long it took, for spacing
 	// the periodic ones (rescanDue).
 	fullScanAt      time.Time
