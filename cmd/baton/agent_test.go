@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,7 +309,7 @@ func TestAgentFolderStatus(t *testing.T) {
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
 			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true,
-				Fetched: 12 << 20, Copied: 3 << 20, Resumed: 64 << 20, Served: 1 << 30},
+				Fetched: 12 << 20, Copied: 3 << 20, Resumed: 64 << 20, Served: 1 << 30, Servers: []string{id("s1"), id("s2")}},
 		}
 	})
 	out := c.ok("folder", "status", "Photos")
@@ -339,6 +340,13 @@ func TestAgentFolderStatus(t *testing.T) {
 	}
 	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  transfer:      12.0 MiB fetched, 3.0 MiB reused, 64.0 MiB resumed, 1.0 GiB served") {
 		t.Errorf("folder status printed\n%s\nwant the bytes fetched, reused, resumed and served", out)
+	}
+	// The hosting servers the device syncs with, by name.
+	if want := []control.FolderServer{{ID: id("s1"), Name: "s1"}, {ID: id("s2"), Name: "s2"}}; !slices.Equal(st.Servers, want) {
+		t.Errorf("folder status --json: servers %+v; want %+v", st.Servers, want)
+	}
+	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  syncing with:  s1, s2\n") {
+		t.Errorf("folder status printed\n%s\nwant the servers the device syncs with", out)
 	}
 	// The role is the one 'folder list' says, though the engine does not
 	// tell an owner from a read-write member.
