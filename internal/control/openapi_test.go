@@ -174,6 +174,7 @@ var schemaTypes = map[string]any{
 	"ExportRequest":         ExportRequest{},
 	"ExportResult":          ExportResult{},
 	"FolderStatus":          FolderStatus{},
+	"FolderServer":          FolderServer{},
 	"FailedChange":          foldersync.FailedChange{},
 	"BusyEntry":             foldersync.BusyEntry{},
 	"SkippedEntry":          foldersync.SkippedEntry{},
