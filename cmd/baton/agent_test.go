@@ -492,10 +492,18 @@ func TestServerFolderRescan(t *testing.T) {
 	d := newFakeDaemon(t, "s2")
 	serveFake(t, c.home, d)
 	putUsers(t, d)
+	d.mu.Lock()
+	if _, err := d.certifyAs(d.master, mustPut(t, collections.User{Name: "dee", HomeServer: id("s3")})); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Unlock()
+	// The chain is s1, s2, s3: s2 hosts its own users' folders and, as
+	// their replica, s1's; s3's folders are hosted by s3 and s1.
 	for _, f := range []collections.Folder{
 		{ID: "00000000000000a1", Name: "Photos", Owner: "ann", Server: id("s2"), Members: map[string]collections.Right{"ann": collections.RightOwner}},
 		{ID: "00000000000000c1", Name: "Photos", Owner: "cy", Server: id("s2"), Members: map[string]collections.Right{"cy": collections.RightOwner}},
 		{ID: "00000000000000b1", Name: "Music", Owner: "bob", Server: id("s1"), Members: map[string]collections.Right{"bob": collections.RightOwner}},
+		{ID: "00000000000000d1", Name: "Films", Owner: "dee", Server: id("s3"), Members: map[string]collections.Right{"dee": collections.RightOwner}},
 	} {
 		putFolder(t, d, f)
 	}
@@ -504,11 +512,12 @@ func TestServerFolderRescan(t *testing.T) {
 		t.Errorf("folder rescan on a server printed %q", out)
 	}
 	c.ok("folder", "rescan", "00000000000000c1")
-	if strings.Join(d.rescanned, " ") != "00000000000000a1 00000000000000c1" {
+	c.ok("folder", "rescan", "Music") // s2 is its replica
+	if strings.Join(d.rescanned, " ") != "00000000000000a1 00000000000000c1 00000000000000b1" {
 		t.Errorf("rescanned %v", d.rescanned)
 	}
 	c.fail(1, []string{"folder", "rescan", "Photos"}, "2 folders named Photos on this server (owners ann, cy): give --owner")
-	c.fail(1, []string{"folder", "rescan", "Music"}, "folder Music (00000000000000b1) is hosted on s1: this server does not sync it")
+	c.fail(1, []string{"folder", "rescan", "Films"}, "folder Films (00000000000000d1) is hosted on s3: this server does not sync it")
 	c.fail(1, []string{"folder", "rescan", "Nope"}, "no folder Nope on this server (s2)")
 
 	d.set(func(f *fakeDaemon) {

@@ -68,7 +68,7 @@ func (s *Server) syncedHere(ctx context.Context, req FolderRefRequest) (syncedHe
 	if err != nil {
 		return syncedHere{}, err
 	}
-	f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "this server does not sync it")
+	f, err := replicatedFolder(st, s.d.ID(), req.Folder, req.Owner, "this server does not sync it")
 	if err != nil {
 		return syncedHere{}, err
 	}
