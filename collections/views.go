@@ -204,6 +204,42 @@ func (s *State) effective(f Folder) Folder {
 // its owner was removed without a successor. Nobody writes to it.
 func (f Folder) Archived() bool { return f.Owner == "" }
 
+// Replicas is how many servers of the chain beyond its home server host a
+// folder (while the chain has that many more): the next ones after the
+// home server, in chain order.
+const Replicas = 1
+
+// FolderHosts returns the servers that host the folder f, the home server
+// (f.Server) first, then its replicas: the next Replicas servers of the
+// chain after the home server, wrapping around, when the chain has more
+// than one server. A home server no longer in the chain hosts its folders
+// alone. Every place that asks who hosts a folder asks this.
+func FolderHosts(c Chain, f Folder) []lpeer.ID {
+	home, err := lpeer.Decode(f.Server)
+	if err != nil {
+		return nil
+	}
+	out := []lpeer.ID{home}
+	i := c.Index(home)
+	if i < 0 {
+		return out
+	}
+	ids := c.IDs()
+	for k := 1; k <= Replicas && k < len(ids); k++ {
+		out = append(out, ids[(i+k)%len(ids)])
+	}
+	return out
+}
+
+// FolderHosts returns the servers that host the folder f now (see
+// FolderHosts).
+func (s *State) FolderHosts(f Folder) []lpeer.ID { return FolderHosts(s.Chain(), f) }
+
+// Hosting reports whether the server id hosts the folder f now.
+func (s *State) Hosting(f Folder, id lpeer.ID) bool {
+	return slices.Contains(s.FolderHosts(f), id)
+}
+
 // HomeServer is the peer ID of user's home server.
 func (s *State) HomeServer(user string) (lpeer.ID, bool) {
 	u, ok := s.User(user)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,8 @@ import (
 
 // Folder sync: the node runs a foldersync.Engine on its host. An agent
 // syncs the folders it is told (Config.Folders, SetFolders); a server syncs
-// every folder the Catalog says it hosts, each in DataDir/folders/ID. The
+// every folder it hosts (collections.FolderHosts: it is the folder's home
+// server or its replica), each in DataDir/folders/ID. The
 // engine reads the collections through folderView, a snapshot the driver
 // rebuilds after updates are applied (and every viewRefresh, as device
 // certificates come and go with time), so it never waits for the driver.
@@ -103,6 +105,7 @@ type folderView struct {
 	folders map[string]collections.Folder
 	devices map[lpeer.ID]collections.DeviceCert // valid when the view was made
 	servers map[lpeer.ID]bool
+	chain   collections.Chain
 	now     func() time.Time
 }
 
@@ -120,6 +123,10 @@ func (v *folderView) UserOf(p lpeer.ID) (string, bool) {
 }
 
 func (v *folderView) Server(p lpeer.ID) bool { return v.servers[p] }
+
+func (v *folderView) Hosts(f collections.Folder) []lpeer.ID {
+	return collections.FolderHosts(v.chain, f)
+}
 
 // refreshFolderView rebuilds the engine's view from the state and, on a
 // server, the set of folders it hosts.
@@ -141,7 +148,8 @@ func (d *driver) refreshFolderView() {
 			v.devices[c.DeviceID()] = c
 		}
 	}
-	for _, id := range d.state.Chain().IDs() {
+	v.chain = d.state.Chain()
+	for _, id := range v.chain.IDs() {
 		v.servers[id] = true
 	}
 	fr.view.Store(v)
@@ -151,7 +159,8 @@ func (d *driver) refreshFolderView() {
 	}
 	hosted := map[string]string{}
 	for id, f := range v.folders {
-		if f.Server != d.self.String() {
+		// The home server and the replicas sync the folder alike.
+		if !slices.Contains(v.Hosts(f), d.self) {
 			continue
 		}
 		dir := filepath.Join(d.cfg.DataDir, "folders", id)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,7 +309,7 @@ func TestAgentFolderStatus(t *testing.T) {
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 1, LocalBytes: 1024, NeedFiles: 3, NeedBytes: 3072},
 			{Root: photos, Role: "rw", State: "syncing", LocalFiles: 3, LocalBytes: 3072, NeedFiles: 1, NeedBytes: 1024},
 			{Root: photos, Role: "rw", State: "idle", LocalFiles: 4, LocalBytes: 4096, InSync: true,
-				Fetched: 12 << 20, Copied: 3 << 20, Resumed: 64 << 20, Served: 1 << 30},
+				Fetched: 12 << 20, Copied: 3 << 20, Resumed: 64 << 20, Served: 1 << 30, Servers: []string{id("s1"), id("s2")}},
 		}
 	})
 	out := c.ok("folder", "status", "Photos")
@@ -339,6 +340,13 @@ func TestAgentFolderStatus(t *testing.T) {
 	}
 	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  transfer:      12.0 MiB fetched, 3.0 MiB reused, 64.0 MiB resumed, 1.0 GiB served") {
 		t.Errorf("folder status printed\n%s\nwant the bytes fetched, reused, resumed and served", out)
+	}
+	// The hosting servers the device syncs with, by name.
+	if want := []control.FolderServer{{ID: id("s1"), Name: "s1"}, {ID: id("s2"), Name: "s2"}}; !slices.Equal(st.Servers, want) {
+		t.Errorf("folder status --json: servers %+v; want %+v", st.Servers, want)
+	}
+	if out := c.ok("folder", "status", "Photos"); !strings.Contains(out, "\n  syncing with:  s1, s2\n") {
+		t.Errorf("folder status printed\n%s\nwant the servers the device syncs with", out)
 	}
 	if st.History != nil || strings.Contains(c.ok("folder", "status", "Photos"), "history:") {
 		t.Errorf("folder status shows a history the server did not give: %+v", st.History)
@@ -502,10 +510,18 @@ func TestServerFolderRescan(t *testing.T) {
 	d := newFakeDaemon(t, "s2")
 	serveFake(t, c.home, d)
 	putUsers(t, d)
+	d.mu.Lock()
+	if _, err := d.certifyAs(d.master, mustPut(t, collections.User{Name: "dee", HomeServer: id("s3")})); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Unlock()
+	// The chain is s1, s2, s3: s2 hosts its own users' folders and, as
+	// their replica, s1's; s3's folders are hosted by s3 and s1.
 	for _, f := range []collections.Folder{
 		{ID: "00000000000000a1", Name: "Photos", Owner: "ann", Server: id("s2"), Members: map[string]collections.Right{"ann": collections.RightOwner}},
 		{ID: "00000000000000c1", Name: "Photos", Owner: "cy", Server: id("s2"), Members: map[string]collections.Right{"cy": collections.RightOwner}},
 		{ID: "00000000000000b1", Name: "Music", Owner: "bob", Server: id("s1"), Members: map[string]collections.Right{"bob": collections.RightOwner}},
+		{ID: "00000000000000d1", Name: "Films", Owner: "dee", Server: id("s3"), Members: map[string]collections.Right{"dee": collections.RightOwner}},
 	} {
 		putFolder(t, d, f)
 	}
@@ -514,11 +530,12 @@ func TestServerFolderRescan(t *testing.T) {
 		t.Errorf("folder rescan on a server printed %q", out)
 	}
 	c.ok("folder", "rescan", "00000000000000c1")
-	if strings.Join(d.rescanned, " ") != "00000000000000a1 00000000000000c1" {
+	c.ok("folder", "rescan", "Music") // s2 is its replica
+	if strings.Join(d.rescanned, " ") != "00000000000000a1 00000000000000c1 00000000000000b1" {
 		t.Errorf("rescanned %v", d.rescanned)
 	}
 	c.fail(1, []string{"folder", "rescan", "Photos"}, "2 folders named Photos on this server (owners ann, cy): give --owner")
-	c.fail(1, []string{"folder", "rescan", "Music"}, "folder Music (00000000000000b1) is hosted on s1: this server does not sync it")
+	c.fail(1, []string{"folder", "rescan", "Films"}, "folder Films (00000000000000d1) is hosted on s3: this server does not sync it")
 	c.fail(1, []string{"folder", "rescan", "Nope"}, "no folder Nope on this server (s2)")
 
 	d.set(func(f *fakeDaemon) {

@@ -479,6 +479,18 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 	if st.Role != "" {
 		fmt.Fprintf(w, "  role:          %s\n", st.Role)
 	}
+	if st.Role != "server" {
+		// The servers hosting the folder that this device syncs with.
+		servers := "none connected"
+		if len(st.Servers) > 0 {
+			var names []string
+			for _, s := range st.Servers {
+				names = append(names, printable(s.Name))
+			}
+			servers = strings.Join(names, ", ")
+		}
+		fmt.Fprintf(w, "  syncing with:  %s\n", servers)
+	}
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
 	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)

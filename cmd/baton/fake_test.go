@@ -554,14 +554,15 @@ func (f *fakeDaemon) RescanFolder(_ context.Context, id string) error {
 }
 
 // syncs reports whether the engine syncs folder id: an agent's folder it
-// was given, or a folder a server hosts. Under f.mu.
+// was given, or a folder a server hosts (as its home server or its
+// replica). Under f.mu.
 func (f *fakeDaemon) syncs(id string) bool {
 	if f.agent {
 		_, ok := f.synced[id]
 		return ok
 	}
 	fo, ok := f.state.Folder(id)
-	return ok && fo.Server == f.self.ID().String()
+	return ok && f.state.Hosting(fo, f.self.ID())
 }
 
 // PromoteForce refuses: the fake has no consensus log (the real one is

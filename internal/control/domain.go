@@ -598,15 +598,28 @@ func optionsText(o collections.FolderOptions) string {
 }
 
 // hostedFolder finds the folder named ref (its name or ID), owned by owner
-// if not "", among those self hosts. If another server hosts it, the error
-// says which and ends with elsewhere ("share it there").
+// if not "", among those whose home server self is (where its Catalog
+// record is written). If another server is, the error says which and ends
+// with elsewhere ("share it there").
 func hostedFolder(st *collections.State, self lpeer.ID, ref, owner, elsewhere string) (collections.Folder, error) {
+	return findFolder(st, self, ref, owner, elsewhere, func(f collections.Folder) bool { return f.Server == self.String() })
+}
+
+// replicatedFolder is hostedFolder among the folders self syncs: those it
+// hosts as their home server or as their replica.
+func replicatedFolder(st *collections.State, self lpeer.ID, ref, owner, elsewhere string) (collections.Folder, error) {
+	return findFolder(st, self, ref, owner, elsewhere, func(f collections.Folder) bool { return st.Hosting(f, self) })
+}
+
+// findFolder finds the folder named ref, owned by owner if not "", among
+// those here says are this server's.
+func findFolder(st *collections.State, self lpeer.ID, ref, owner, elsewhere string, isHere func(collections.Folder) bool) (collections.Folder, error) {
 	var here, other []collections.Folder
 	for _, f := range st.Folders() {
 		if (f.Name != ref && f.ID != ref) || (owner != "" && f.Owner != owner) {
 			continue
 		}
-		if f.Server == self.String() {
+		if isHere(f) {
 			here = append(here, f)
 		} else {
 			other = append(other, f)

@@ -39,7 +39,11 @@ type FolderStatus struct {
 	NeedBytes    int64  `json:"need_bytes"`
 	LocalChanges int    `json:"local_changes"`
 	InSync       bool   `json:"in_sync"`
-	LastError    string `json:"last_error,omitempty"`
+	// Servers (on an agent) are the servers hosting the folder that this
+	// device syncs with now (connected, and answered its last request):
+	// the home server and its replica when both are up.
+	Servers   []FolderServer `json:"servers,omitempty"`
+	LastError string         `json:"last_error,omitempty"`
 	// Failed lists changes that could not be applied (path, reason,
 	// attempts in a row); Stuck: one failed so often that the folder will
 	// not get in sync by itself.
@@ -74,6 +78,12 @@ type FolderStatus struct {
 	// History: what the folder's history holds on its hosting server
 	// (absent: not known, such as when an agent cannot reach it).
 	History *HistoryStatus `json:"history,omitempty"`
+}
+
+// FolderServer is a server hosting a folder, by peer ID and name.
+type FolderServer struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // newFolderStatus is st as 'folder status' shows it, without the name

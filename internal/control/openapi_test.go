@@ -175,6 +175,7 @@ var schemaTypes = map[string]any{
 	"ExportResult":          ExportResult{},
 	"FolderStatus":          FolderStatus{},
 	"HistoryStatus":         HistoryStatus{},
+	"FolderServer":          FolderServer{},
 	"FailedChange":          foldersync.FailedChange{},
 	"BusyEntry":             foldersync.BusyEntry{},
 	"SkippedEntry":          foldersync.SkippedEntry{},

@@ -68,7 +68,7 @@ func (s *Server) syncedHere(ctx context.Context, req FolderRefRequest) (syncedHe
 	if err != nil {
 		return syncedHere{}, err
 	}
-	f, err := hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "this server does not sync it")
+	f, err := replicatedFolder(st, s.d.ID(), req.Folder, req.Owner, "this server does not sync it")
 	if err != nil {
 		return syncedHere{}, err
 	}
@@ -95,6 +95,16 @@ func (s *Server) folderStatus(ctx context.Context, req FolderRefRequest) (Folder
 	}
 	st := newFolderStatus(fs)
 	st.ID, st.Name, st.Role = h.f.ID, h.f.Name, h.role()
+	if len(fs.Servers) > 0 {
+		cs, _ := s.d.State(ctx) // nil: servers shown by ID
+		for _, id := range fs.Servers {
+			name := id
+			if cs != nil {
+				name = hostName(cs, id)
+			}
+			st.Servers = append(st.Servers, FolderServer{ID: id, Name: name})
+		}
+	}
 	if st.Root == "" {
 		st.Root = h.root
 	}

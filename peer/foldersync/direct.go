@@ -21,9 +21,16 @@ import (
 // and later from the server is the same version there: Equal, nothing to
 // do, never a conflict.
 
+// hosting reports whether p is one of the servers hosting fo (its home
+// server or a replica: Access.Hosts).
+func hosting(a Access, fo collections.Folder, p lpeer.ID) bool {
+	return slices.Contains(a.Hosts(fo), p)
+}
+
 // takesFrom reports whether self takes the changes in p's index of the
-// folder fo: those of the folder's hosting server (on a member device) and
-// those of its owner's and read-write members' devices (everywhere).
+// folder fo: those of the servers hosting it (the other ones, on a
+// hosting server) and those of its owner's and read-write members'
+// devices (everywhere).
 func takesFrom(a Access, fo collections.Folder, self, p lpeer.ID) bool {
 	if p == self {
 		return false
@@ -35,18 +42,19 @@ func takesFrom(a Access, fo collections.Folder, self, p lpeer.ID) bool {
 	return false
 }
 
-// announcesTo lists the connected peers (and the hosting server, connected
-// or not) that take self's changes to fo: on the server, every member
-// device; on an owner's or read-write member's device, the server and the
-// other member devices; on a read-only member's device, nobody.
+// announcesTo lists the peers that take self's changes to fo: the servers
+// hosting it, connected or not, and the connected member devices; from a
+// hosting server and an owner's or read-write member's device alike. A
+// read-only member's device announces to nobody.
 func announcesTo(a Access, fo collections.Folder, self lpeer.ID, connected []lpeer.ID) []lpeer.ID {
+	hosts := a.Hosts(fo)
+	if !slices.Contains(hosts, self) && roleOf(a, fo, self) != roleWriter {
+		return nil // nobody takes a read-only member's changes
+	}
 	var out []lpeer.ID
-	if fo.Server != self.String() {
-		if roleOf(a, fo, self) != roleWriter {
-			return nil // nobody takes a read-only member's changes
-		}
-		if hub, err := lpeer.Decode(fo.Server); err == nil {
-			out = append(out, hub)
+	for _, h := range hosts {
+		if h != self {
+			out = append(out, h)
 		}
 	}
 	for _, q := range connected {
@@ -61,18 +69,22 @@ func announcesTo(a Access, fo collections.Folder, self lpeer.ID, connected []lpe
 	return out
 }
 
-// pullOrder lists the peers of notified whose index this device takes, the
-// folder's server first (hub, if among them), then the others by ID.
-func pullOrder(notified map[lpeer.ID]bool, hub lpeer.ID) []lpeer.ID {
+// pullOrder lists the peers of notified whose index this device takes:
+// those of hubs (the hosting servers) first, in hubs' order, then the
+// others by ID.
+func pullOrder(notified map[lpeer.ID]bool, hubs []lpeer.ID) []lpeer.ID {
 	var out []lpeer.ID
 	for p := range notified {
-		if p != hub {
+		if !slices.Contains(hubs, p) {
 			out = append(out, p)
 		}
 	}
 	slices.Sort(out)
-	if hub != "" && notified[hub] {
-		out = append([]lpeer.ID{hub}, out...)
+	var first []lpeer.ID
+	for _, h := range hubs {
+		if notified[h] {
+			first = append(first, h)
+		}
 	}
-	return out
+	return append(first, out...)
 }

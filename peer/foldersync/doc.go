@@ -3,14 +3,20 @@
 //
 // # Topology and rights
 //
-// Each folder (an iFolder of the Catalog) is hosted by one server, which
-// keeps the canonical copy, and its member devices sync with the server
-// and with each other: a device takes the index of the server and of every
+// Each folder (an iFolder of the Catalog) is hosted by its owner's home
+// server and by a replica (Access.Hosts: collections.FolderHosts), which
+// both keep a copy and take each other's changes as any peer's; its
+// member devices sync with every hosting server (the connected ones
+// first) and with each other: a device takes the index of every hosting
+// server and of every
 // connected device of the owner or of a read-write member (the connections
 // are the peer package's: mDNS on a local network, or addresses it was
-// given). Each host announces its changes to the peers that take them: the
-// server to every connected member device, a read-write device to the
-// server and to the other connected member devices. So two laptops that
+// given). Each host announces its changes to the peers that take them: a
+// hosting server to the other hosting servers and every connected member
+// device, a read-write device to the hosting servers and to the other
+// connected member devices. So devices keep syncing through the replica
+// while the home server is down, and the home server catches up when it
+// is back. And two laptops that
 // reach each other keep a folder in sync while its server is down, and the
 // server, when it is back, takes their indexes as any other change.
 // Versions travel unchanged: a change that reaches a device from another
@@ -26,11 +32,11 @@
 // changed or new local content as conflict copies, never deleting it).
 //
 // Not built: devices on different networks reach each other only through
-// the folder's server (no circuit relay v2 through the domain's servers,
-// no DCUtR/AutoNAT hole punching), and a folder has no replica server:
-// with its server down, devices that cannot reach each other wait for it.
-// FolderStatus.InSync speaks of the server's index, so it stays false
-// while the server is unreachable, whatever the devices exchanged.
+// the folder's hosting servers (no circuit relay v2 through the domain's
+// servers, no DCUtR/AutoNAT hole punching). FolderStatus.InSync speaks of
+// the index of the first hosting server the device reached at its last
+// request (FolderStatus.Servers lists them), so it stays false while no
+// hosting server is reachable, whatever the devices exchanged.
 //
 // # Protocols
 //

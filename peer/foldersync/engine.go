@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ type Access interface {
 	UserOf(p lpeer.ID) (user string, ok bool)
 	// Server reports whether p is a server of the domain's chain.
 	Server(p lpeer.ID) bool
+	// Hosts lists the servers that host the folder f: its home server
+	// (f.Server) first, then its replicas (collections.FolderHosts).
+	Hosts(f collections.Folder) []lpeer.ID
 }
 
 // Config configures an Engine. Transport, Key, DataDir and Access are
@@ -401,7 +405,7 @@ const (
 	roleNone   peerRole = iota // a stranger: nothing
 	roleReader                 // a read-only member's device
 	roleWriter                 // an owner's or read-write member's device
-	roleServer                 // the folder's hosting server
+	roleServer                 // a server hosting the folder (home or replica)
 )
 
 func (r peerRole) String() string {
@@ -418,7 +422,7 @@ func (r peerRole) String() string {
 
 // roleOf says what p is to the folder f, as a seeing now.
 func roleOf(a Access, f collections.Folder, p lpeer.ID) peerRole {
-	if p.String() == f.Server {
+	if slices.Contains(a.Hosts(f), p) {
 		if a.Server(p) {
 			return roleServer
 		}

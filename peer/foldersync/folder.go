@@ -77,12 +77,15 @@ type folder struct {
 	statusAll     bool
 	seq           uint64
 	remotes       map[lpeer.ID]*remoteIndex
-	intern        syncfs.Interner // shares the remote indexes' memory with local's
-	scopes        map[lpeer.ID]*planScope
-	scanner       *syncfs.Scanner
-	applier       *syncfs.Applier
-	ignoreText    string
-	ready         bool // scanned at least once
+	// reached: the hosting servers whose index this device fetched at
+	// its last request (those it syncs with now).
+	reached    map[lpeer.ID]bool
+	intern     syncfs.Interner // shares the remote indexes' memory with local's
+	scopes     map[lpeer.ID]*planScope
+	scanner    *syncfs.Scanner
+	applier    *syncfs.Applier
+	ignoreText string
+	ready      bool // scanned at least once
 	// When the last full scan ended and how long it took, for spacing
 	// the periodic ones (rescanDue).
 	fullScanAt      time.Time
@@ -131,6 +134,7 @@ func newFolder(e *Engine, id, root string) *folder {
 		notified:      map[lpeer.ID]bool{},
 		notifying:     map[lpeer.ID]int{},
 		remotes:       map[lpeer.ID]*remoteIndex{},
+		reached:       map[lpeer.ID]bool{},
 		failed:        map[lpeer.ID]applied{},
 		skipped:       map[lpeer.ID][]SkippedEntry{},
 		busy:          map[lpeer.ID][]BusyEntry{},
@@ -181,6 +185,14 @@ func (f *folder) status() FolderStatus {
 		st.InSync = false
 	}
 	st.Fetched, st.Copied, st.Resumed, st.Served = f.fetched.Load(), f.copied.Load(), f.resumed.Load(), f.served.Load()
+	if len(st.Servers) > 0 {
+		// Only those still connected: a server that went down since the
+		// last sync is not one the device syncs with.
+		connected := f.e.cfg.Transport.Peers()
+		st.Servers = slices.DeleteFunc(slices.Clone(st.Servers), func(s string) bool {
+			return !slices.ContainsFunc(connected, func(p lpeer.ID) bool { return p.String() == s })
+		})
+	}
 	return st
 }
 
@@ -382,8 +394,9 @@ func (f *folder) rescanCost() time.Duration {
 const maxRescanSpacing = time.Hour
 
 // pullAll marks every peer whose index this folder applies: the hosting
-// server and the connected devices of writers (on a device), every
-// connected member device (on the server: syncPeers keeps the writers').
+// servers and the connected devices of writers (on a device), every
+// connected peer (on a hosting server: syncPeers keeps the writers' devices
+// and the other hosting servers).
 func (f *folder) pullAll() {
 	fo, ok := f.e.access().Folder(f.id)
 	if !ok {
@@ -393,11 +406,11 @@ func (f *folder) pullAll() {
 		f.retry.Reset(viewRetry)
 		return
 	}
-	if fo.Server != f.e.self.String() {
-		if hub, err := lpeer.Decode(fo.Server); err == nil {
-			f.notify(hub)
+	a := f.e.access()
+	if !hosting(a, fo, f.e.self) {
+		for _, h := range a.Hosts(fo) {
+			f.notify(h)
 		}
-		a := f.e.access()
 		for _, p := range f.e.cfg.Transport.Peers() {
 			if roleOf(a, fo, p) == roleWriter && p != f.e.self {
 				f.notify(p)
@@ -452,9 +465,9 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 		return
 	}
 	self := f.e.self
-	if fo.Server == self.String() {
+	if hosting(a, fo, self) {
 		f.setStatus(func(st *FolderStatus) { st.Role = roleServer.String() })
-		if f.forgetFailures(func(q lpeer.ID) bool { return roleOf(a, fo, q) == roleWriter }) {
+		if f.forgetFailures(func(q lpeer.ID) bool { return takesFrom(a, fo, self, q) }) {
 			f.refreshStatus(a, fo)
 		}
 		ids := make([]lpeer.ID, 0, len(peers))
@@ -463,8 +476,9 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 		}
 		slices.Sort(ids)
 		for _, p := range ids {
-			// Only owners' and read-write members' changes are taken.
-			if p != self && roleOf(a, fo, p) == roleWriter {
+			// Only owners' and read-write members' changes are taken,
+			// and those of the other servers hosting the folder.
+			if takesFrom(a, fo, self, p) {
 				f.syncWith(ctx, a, fo, p)
 			}
 		}
@@ -485,13 +499,14 @@ func (f *folder) syncPeers(ctx context.Context, peers map[lpeer.ID]bool) {
 		return
 	}
 	f.notMember = 0
-	// The server's index first, then the other writers' devices' (direct.go).
-	hub, _ := lpeer.Decode(fo.Server)
+	// The hosting servers' indexes first (the connected ones first), then
+	// the other writers' devices' (direct.go).
+	hubs := f.hubs(a, fo)
 	if f.forgetFailures(func(q lpeer.ID) bool { return takesFrom(a, fo, self, q) }) {
 		f.refreshStatus(a, fo)
 	}
-	for _, p := range pullOrder(peers, hub) {
-		if p == hub && roleOf(a, fo, hub) != roleServer {
+	for _, p := range pullOrder(peers, hubs) {
+		if slices.Contains(hubs, p) && roleOf(a, fo, p) != roleServer {
 			f.setStatus(func(st *FolderStatus) { st.LastError = "the folder's server is not a server of the domain" })
 			continue
 		}
@@ -510,8 +525,13 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
-			if fo.Server == p.String() {
-				f.setStatus(func(st *FolderStatus) { st.LastError = err.Error() })
+			if hosting(a, fo, p) {
+				delete(f.reached, p)
+				if !hosting(a, fo, f.e.self) && !f.reachedAny(a, fo) {
+					// No hosting server answers: say why the first failed.
+					f.setStatus(func(st *FolderStatus) { st.LastError = err.Error() })
+				}
+				f.refreshStatus(a, fo)
 				f.scheduleRetry()
 			} else if !errors.Is(err, errRefused) {
 				// A device that answered it has no index will announce one.
@@ -521,6 +541,9 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		return
 	}
 	f.remotes[p] = ri
+	if hosting(a, fo, p) {
+		f.reached[p] = true
+	}
 	if ri != held {
 		// A partial file of a version this index supersedes (a file
 		// changed or deleted before it arrived) is not resumed: it goes
@@ -600,7 +623,7 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
 	var res applied
-	if fo.Server != self && roleOf(a, fo, f.e.self) == roleReader {
+	if !hosting(a, fo, f.e.self) && roleOf(a, fo, f.e.self) == roleReader {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy.
@@ -1140,12 +1163,13 @@ func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
 	return out
 }
 
-// refreshStatus recomputes LocalChanges and InSync against the server's
-// index, looking again only at the entries changed since the last time
-// (locally or in the server's index) unless the server's index came whole.
+// refreshStatus recomputes LocalChanges and InSync against the index of
+// the hosting server the device syncs with (hub), looking again only at the
+// entries changed since the last time (locally or in the server's index)
+// unless the server's index came whole.
 func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	self := f.e.self
-	if fo.Server == self.String() {
+	if hosting(a, fo, self) {
 		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
 		f.setStatus(func(st *FolderStatus) {
@@ -1156,8 +1180,14 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		return
 	}
 	me := roleOf(a, fo, self)
-	hub, _ := lpeer.Decode(fo.Server)
+	hub := f.hub(a, fo)
 	ri := f.remotes[hub]
+	var servers []string
+	for _, h := range a.Hosts(fo) {
+		if f.reached[h] {
+			servers = append(servers, h.String())
+		}
+	}
 	changes := 0
 	if ri != nil {
 		changes = f.countChanges(hub, ri)
@@ -1170,6 +1200,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		if me == roleNone {
 			st.Role = ""
 		}
+		st.Servers = servers
 		if ri == nil {
 			st.InSync, st.LocalChanges = false, 0
 			return
@@ -1178,6 +1209,45 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		st.LocalChanges = changes
 		st.InSync = st.NeedFiles == 0 && f.failures == 0 && (me == roleReader || changes == 0)
 	})
+}
+
+// hubs lists the servers hosting fo other than this host: the connected
+// ones first, each group in Access.Hosts' order (the home server first).
+func (f *folder) hubs(a Access, fo collections.Folder) []lpeer.ID {
+	connected := f.e.cfg.Transport.Peers()
+	var up, down []lpeer.ID
+	for _, h := range a.Hosts(fo) {
+		switch {
+		case h == f.e.self:
+		case slices.Contains(connected, h):
+			up = append(up, h)
+		default:
+			down = append(down, h)
+		}
+	}
+	return append(up, down...)
+}
+
+// hub is the hosting server whose index a device's status speaks of: the
+// first of Access.Hosts whose index the device fetched at its last request,
+// or the home server if none answered.
+func (f *folder) hub(a Access, fo collections.Folder) lpeer.ID {
+	hosts := a.Hosts(fo)
+	for _, h := range hosts {
+		if f.reached[h] && f.remotes[h] != nil {
+			return h
+		}
+	}
+	if len(hosts) == 0 {
+		return ""
+	}
+	return hosts[0]
+}
+
+// reachedAny reports whether a server hosting fo answered this device's
+// last request for its index.
+func (f *folder) reachedAny(a Access, fo collections.Folder) bool {
+	return slices.ContainsFunc(a.Hosts(fo), func(h lpeer.ID) bool { return f.reached[h] })
 }
 
 // countChanges returns len(syncfs.LocalChanges(local, visible server index)),

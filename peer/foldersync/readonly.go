@@ -21,23 +21,29 @@ func (f *folder) revert(ctx context.Context) error {
 		return fmt.Errorf("%w: folder %s is not in the Catalog", ErrUnknownFolder, f.id)
 	}
 	self := f.e.self
-	if fo.Server == self.String() || roleOf(a, fo, self) != roleReader {
+	if hosting(a, fo, self) || roleOf(a, fo, self) != roleReader {
 		return fmt.Errorf("folder %s: %w", f.id, ErrNotReadOnly)
 	}
 	if err := f.scan(ctx, ""); err != nil {
 		return err
 	}
-	hub, err := lpeer.Decode(fo.Server)
-	if err != nil {
-		return fmt.Errorf("folder %s: server %q: %w", f.id, fo.Server, err)
-	}
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
-	ri, err := f.e.requestIndex(ctx, hub, f.id, f.remotes[hub], f.share)
+	// The index of a hosting server, the connected ones first.
+	var hub lpeer.ID
+	var ri *remoteIndex
+	err := fmt.Errorf("folder %s has no hosting server", f.id)
+	for _, h := range f.hubs(a, fo) {
+		if ri, err = f.e.requestIndex(ctx, h, f.id, f.remotes[h], f.share); err == nil {
+			hub = h
+			break
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("reverting folder %s needs the server's index: %w", f.id, err)
+		return fmt.Errorf("reverting folder %s needs a hosting server's index: %w", f.id, err)
 	}
 	f.remotes[hub] = ri
+	f.reached[hub] = true
 	remote := f.visible(ri.snap)
 	peers := f.sources(a, fo, hub)
 	acts, stuck := syncfs.ReadOnlyOverrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())

@@ -72,6 +72,11 @@ type FolderStatus struct {
 	// device) the server's, as last fetched.
 	Sequence       uint64 `json:"sequence"`
 	ServerSequence uint64 `json:"server_sequence,omitempty"`
+	// Servers (on a device) lists the servers hosting the folder that
+	// this device syncs with: those connected whose index it fetched at
+	// its last request, the home server first. ServerSequence, InSync and
+	// LocalChanges speak of the first one's index.
+	Servers []string `json:"servers,omitempty"`
 	// Fetched, Copied, Resumed and Served count block bytes since the
 	// engine started: received from peers, reused from local files, taken
 	// from the temporary file an interrupted fetch left (instead of being

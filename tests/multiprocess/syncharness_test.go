@@ -288,8 +288,12 @@ type folderStatus struct {
 	NeedBytes    int64  `json:"need_bytes"`
 	LocalChanges int    `json:"local_changes"`
 	InSync       bool   `json:"in_sync"`
-	LastError    string `json:"last_error"`
-	Failed       []struct {
+	// Servers: the hosting servers the device syncs with, by name.
+	Servers []struct {
+		Name string `json:"name"`
+	} `json:"servers"`
+	LastError string `json:"last_error"`
+	Failed    []struct {
 		Path     string `json:"path"`
 		Reason   string `json:"reason"`
 		Attempts int    `json:"attempts"`

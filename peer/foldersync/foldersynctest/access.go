@@ -2,6 +2,7 @@ package foldersynctest
 
 import (
 	"maps"
+	"slices"
 	"sync"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -17,6 +18,8 @@ type Access struct {
 	folders map[string]collections.Folder
 	users   map[lpeer.ID]string
 	servers map[lpeer.ID]bool
+	// replicas: folder ID -> the servers hosting it beside its home server
+	replicas map[string][]lpeer.ID
 }
 
 // Folder returns folder id, with a copy of its members.
@@ -41,6 +44,29 @@ func (a *Access) Server(p lpeer.ID) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.servers[p]
+}
+
+// Hosts lists the servers hosting f: its home server, then the replicas
+// SetReplicas gave it.
+func (a *Access) Hosts(f collections.Folder) []lpeer.ID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []lpeer.ID
+	if home, err := lpeer.Decode(f.Server); err == nil {
+		out = append(out, home)
+	}
+	return append(out, a.replicas[f.ID]...)
+}
+
+// SetReplicas makes servers host the folder id beside its home server
+// (none: its home server alone).
+func (a *Access) SetReplicas(id string, servers ...lpeer.ID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.replicas == nil {
+		a.replicas = map[string][]lpeer.ID{}
+	}
+	a.replicas[id] = slices.Clone(servers)
 }
 
 // SetFolder adds f, or replaces the folder of its ID.
