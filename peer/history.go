@@ -468,8 +468,9 @@ func (n *Node) hostedHistory(id string) (st *folderstore.Store, release func(), 
 	if st == nil {
 		return nil, release, fmt.Errorf("folder %s: %w", id, ErrNoHistory)
 	}
-	f, ok := n.cfg.folders.access().Folder(id)
-	if !ok || f.Server != n.ID().String() {
+	a := n.cfg.folders.access()
+	f, ok := a.Folder(id)
+	if !ok || !slices.Contains(a.Hosts(f), n.ID()) { // its home server or its replica
 		release()
 		return nil, func() {}, fmt.Errorf("folder %s is not hosted on this server: %w", id, ErrNoHistory)
 	}
