@@ -100,9 +100,10 @@ func TestDevicesConnectToFellowsOnly(t *testing.T) {
 	c.WaitFor("ann's device and carol's apart", 30*time.Second, func() bool {
 		return !connectedTo(ann, carol.ID()) && !connectedTo(carol, ann.ID())
 	})
-	if !connectedTo(ann, bob.ID()) {
-		t.Errorf("ann's device is no longer connected to bob's")
-	}
+	// bob still shares a folder with ann: their devices stay connected (or
+	// connect again, should a connection close under load, as dialDevices
+	// keeps them connected).
+	c.WaitFor("ann's device connected to bob's still", 15*time.Second, func() bool { return connectedTo(ann, bob.ID()) })
 	// carol's key, dialing ann's device: refused.
 	h, err := libp2p.New(libp2p.Identity(carolAgent.Key.Libp2p()), libp2p.NoListenAddrs, libp2p.DisableMetrics())
 	if err != nil {
