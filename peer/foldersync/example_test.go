@@ -6,8 +6,6 @@ import (
 	"log"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-
 	"github.com/baton-sync/baton/identity/identitytest"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
@@ -17,14 +15,14 @@ import (
 // server, as the Catalog (behind view) says, until the context ends.
 func ExampleEngine() {
 	key := identitytest.Key("laptop") // a real host loads its key file
-	h, err := libp2p.New(libp2p.Identity(key.Libp2p()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	h, err := peer.ListenLoopback(key) // a node gives the engine its own host's transport
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer h.Close()
 	var view foldersync.Access // the node's snapshot of the collections
 	e, err := foldersync.New(foldersync.Config{
-		Transport: peer.FolderTransport(h),
+		Transport: h.Transport(),
 		Key:       key,
 		DataDir:   "/var/lib/baton",
 		Access:    func() foldersync.Access { return view },
