@@ -14,7 +14,7 @@ import (
 // An engine on a device: it syncs one folder with the folder's hosting
 // server, as the Catalog (behind view) says, until the context ends.
 func ExampleEngine() {
-	key := identitytest.Key("laptop") // a real host loads its key file
+	key := identitytest.Key("laptop")  // a real host loads its key file
 	h, err := peer.ListenLoopback(key) // a node gives the engine its own host's transport
 	if err != nil {
 		log.Fatal(err)
