@@ -17,7 +17,6 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/internal/sandbox"
-	"github.com/baton-sync/baton/peer/foldersync"
 )
 
 func newDemoCmd(env *cliEnv) *cobra.Command {
@@ -295,16 +294,26 @@ func (d *demo) stopMaster(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(d.bobDir, "todo.txt"), demoTodo, 0o644); err != nil {
 		return err
 	}
-	if err := d.bob.WaitFolder(ctx, d.folder, "holding a local change", func(st foldersync.FolderStatus) bool { return st.LocalChanges > 0 }); err != nil {
-		return err
-	}
-	// Laptops that found each other on the local network (mDNS) sync
-	// directly; elsewhere the change waits for s1.
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// Projects' replica (s2, the next server of the chain after s1) and,
+	// when the laptops found each other on the local network (mDNS), the
+	// laptops themselves carry the change while s1 is down.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	d.direct = sandbox.WaitFile(wctx, filepath.Join(d.aliceDir, "todo.txt"), demoTodo) == nil
 	cancel()
 	if d.direct {
-		d.say("   bob writes todo.txt: Projects' server s1 is down, and bob's laptop hands it to alice's directly (they found each other on the local network) in %v", since(tw))
+		var via []string
+		if st, err := d.alice.FolderStatus(ctx, d.folder); err == nil {
+			for _, i := range sb.Running() {
+				if slices.Contains(st.Servers, sb.Server(i).Key.ID().String()) {
+					via = append(via, sb.Server(i).Name)
+				}
+			}
+		}
+		how := "directly between the laptops, which found each other on the local network"
+		if len(via) > 0 {
+			how = "through " + strings.Join(via, " and ") + ", Projects' replica, with no action from anyone"
+		}
+		d.say("   bob writes todo.txt: Projects' home server s1 is down, and the change reaches alice's laptop in %v, %s", since(tw), how)
 	} else {
 		d.say("   bob writes todo.txt: Projects is hosted on s1, and the laptops have not found each other on the local network, so bob's laptop keeps the change until s1 is back")
 	}
@@ -343,7 +352,7 @@ func (d *demo) restartMaster(ctx context.Context) error {
 		return err
 	}
 	if d.direct {
-		d.say("   bob's todo.txt arrived on alice's laptop while s1 was down; s1 takes it from the laptops now that it is back")
+		d.say("   bob's todo.txt arrived on alice's laptop while s1 was down; s1 takes it from its replica and the laptops now that it is back")
 	} else {
 		d.say("   bob's todo.txt arrived on alice's laptop %v after s1 restarted", since(t))
 	}

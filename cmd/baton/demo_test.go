@@ -56,7 +56,7 @@ func TestDemo(t *testing.T) {
 		`(?m)^7\. Stopping the master s1`,
 		`s2, next in the chain, is master at epoch (\d+)`,
 		`carol \(home server s3\) added at the new master s2 \(committed at term \d+`,
-		`bob writes todo\.txt`,
+		`bob writes todo\.txt: Projects' home server s1 is down, and the change reaches alice's laptop in [\d.]+m?s, through s2, Projects' replica`,
 		`s1 caught up from s2 \(it has carol\) and is master again at epoch (\d+)`,
 		`bob's todo\.txt arrived on alice's laptop`,
 		`s1, s2 and s3 hold the same users`,
