@@ -493,7 +493,9 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 	if req.Op == opCreate {
 		home, ok := d.state.HomeServer(d.auth.certInfo.User)
 		if !ok {
-			return lpeer.AddrInfo{}, fmt.Errorf("%w: %s is not a user of the domain", ErrNoSuchUser, d.auth.certInfo.User)
+			// A device that just logged in has its view of the domain
+			// from its servers within moments: say so.
+			return lpeer.AddrInfo{}, fmt.Errorf("%w: %s is not a user of the domain as this device knows it yet (a device learns the domain from its servers moments after it starts: try again)", ErrNoSuchUser, d.auth.certInfo.User)
 		}
 		server = home
 	} else {

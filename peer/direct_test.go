@@ -63,6 +63,16 @@ func TestDevicesConnectToFellowsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	carol := carolAgent.Start(res.Genesis, res.Cert)
+	// A device's first operation needs its view of the domain, which names
+	// its user: wait for it.
+	c.WaitFor("carol's device to know carol", 20*time.Second, func() bool {
+		st, err := carol.State(ctx)
+		if err != nil {
+			return false
+		}
+		_, ok := st.User("carol")
+		return ok
+	})
 	bobs, err := bob.CreateFolder(ctx, "Bobs")
 	if err != nil {
 		t.Fatal(err)
