@@ -46,8 +46,9 @@ func newFakeServer() *fakeSource {
 		users:   []control.User{{Name: "alice", HomeServer: "S1", HomeServerName: "s1"}},
 		devices: []peer.DeviceInfo{{ID: "D1", User: "alice", Name: "alice-laptop", ServerName: "s1", Valid: true}},
 		folders: []control.Folder{
-			{ID: "F1", Name: "docs", Owner: "alice", Server: "S1", Members: []control.Member{{User: "alice", Right: "owner"}}},
-			{ID: "F2", Name: "elsewhere", Owner: "bob", Server: "S2"},
+			{ID: "F1", Name: "docs", Owner: "alice", Server: "S1", Hosts: []string{"S1", "S2"}, Members: []control.Member{{User: "alice", Right: "owner"}}},
+			{ID: "F2", Name: "elsewhere", Owner: "bob", Server: "S2", Hosts: []string{"S2", "S3"}},
+			{ID: "F9", Name: "replicated", Owner: "carol", Server: "S3", Hosts: []string{"S3", "S1"}},
 		},
 		fstatus: map[string]control.FolderStatus{
 			"F1": {ID: "F1", Name: "docs", State: "syncing", NeedFiles: 2, NeedBytes: 2048, LocalFiles: 5, LocalBytes: 5000, Fetched: 100, Copied: 10, Resumed: 5, Served: 7, Progress: 0.7},
@@ -199,7 +200,7 @@ func consoleMember(user, right string) control.Member {
 func newTestLog(mon *Monitor) *slog.Logger { return slog.New(mon.LogHandler(slog.DiscardHandler)) }
 
 func consoleFolder(id, name, owner string, members ...control.Member) control.Folder {
-	return control.Folder{ID: id, Name: name, Owner: owner, Server: "S1", Members: members}
+	return control.Folder{ID: id, Name: name, Owner: owner, Server: "S1", Hosts: []string{"S1"}, Members: members}
 }
 
 func consoleStatus(id, state string, localChanges int) control.FolderStatus {

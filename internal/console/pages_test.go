@@ -55,7 +55,10 @@ func TestServerPage(t *testing.T) {
 		"<strong>docs</strong>", "alice (owner)", "2 files, 2.0 KiB", "5 files, 4.9 KiB", "70%",
 		"login refused: wrong user name or password", "user mallory", "from 192.0.2.7")
 	if strings.Contains(body, "elsewhere") {
-		t.Error("the server page lists a folder hosted by another server")
+		t.Error("the server page lists a folder hosted by other servers")
+	}
+	if !strings.Contains(body, "<strong>replicated</strong>") {
+		t.Error("the server page does not list the folder it holds as replica")
 	}
 	for _, asset := range []string{"/static/console.js", "/static/console.css"} {
 		resp, err := http.Get(base + asset)

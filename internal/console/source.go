@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ func readView(ctx context.Context, src Source) (view, error) {
 			return v, fmt.Errorf("reading the folders: %w", err)
 		}
 		for _, f := range fs {
-			if f.Server != st.ID {
+			if !slices.Contains(f.Hosts, st.ID) { // its home server or its replica
 				continue
 			}
 			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: "server", OutsideSymlinks: f.OutsideSymlinks})

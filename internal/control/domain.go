@@ -50,6 +50,9 @@ type (
 		Server     string   `json:"server"`
 		ServerName string   `json:"server_name"`
 		Members    []Member `json:"members"` // the owner first, then by name
+		// Hosts: the servers hosting it, its home server (Server) first,
+		// then its replica (collections.FolderHosts).
+		Hosts []string `json:"hosts"`
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
@@ -440,7 +443,10 @@ func (s *Server) listFolders(ctx context.Context, _ struct{}) ([]Folder, error) 
 
 func folderToJSON(st *collections.State, f collections.Folder) Folder {
 	fj := Folder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []Member{},
-		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep}
+		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Hosts: []string{}}
+	for _, h := range st.FolderHosts(f) {
+		fj.Hosts = append(fj.Hosts, h.String())
+	}
 	for u, right := range f.Members {
 		fj.Members = append(fj.Members, Member{User: u, Right: string(right)})
 	}
