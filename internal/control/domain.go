@@ -511,7 +511,7 @@ func (s *Server) createFolder(ctx context.Context, req CreateFolderRequest) (Mut
 	if err := sb.submit(ctx, up); err != nil {
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s%s", f.Name, f.ID, f.Owner, hostingText(st, f), noteText(p.CappedNote(f)))), nil
+	return sb.result(fmt.Sprintf("folder %s (%s) created for %s %s%s", f.Name, f.ID, f.Owner, hostingText(st, f), noteText(p.CappedNote(f)))), nil
 }
 
 func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (MutationResult, error) {
