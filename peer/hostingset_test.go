@@ -9,8 +9,24 @@ import (
 	"time"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
+
+// listsDevice reports whether n's status of folder id lists the device
+// with peer ID device, of user, among those syncing with it.
+func listsDevice(n *peer.Node, id, device, user string) bool {
+	st, err := n.FolderStatus(context.Background(), id)
+	if err != nil {
+		return false
+	}
+	for _, d := range st.Devices {
+		if d.ID == device && d.User == user {
+			return true
+		}
+	}
+	return false
+}
 
 // TestReplicasSetChangesHosting: a folder made with two replicas on a
 // three-server chain is synced by all three servers; set back to one
@@ -53,6 +69,14 @@ func TestReplicasSetChangesHosting(t *testing.T) {
 			func() bool { return sameFiles(readFiles(t, dir), first) })
 	}
 	c.WaitFor("ann's laptop to sync with the three servers", 30*time.Second, func() bool { return syncsWith(ann, f.ID, hosts...) })
+	// Each hosting server's status lists ann's laptop among the devices
+	// syncing through it.
+	for _, h := range hosts {
+		i := memberIndex(t, c, h)
+		c.WaitFor(c.Members[i].Name+" to list ann's laptop among the folder's devices", 30*time.Second, func() bool {
+			return listsDevice(c.Node(i), f.ID, ann.ID().String(), "ann")
+		})
+	}
 
 	if err := ann.SetFolderOptions(ctx, f.ID, collections.OptionsPatch{Replicas: &one}); err != nil {
 		t.Fatalf("SetFolderOptions(1 replica): %v", err)
@@ -70,6 +94,9 @@ func TestReplicasSetChangesHosting(t *testing.T) {
 		return errors.Is(err, foldersync.ErrUnknownFolder)
 	})
 	c.WaitFor("ann's laptop to sync with the two servers left", 30*time.Second, func() bool { return syncsWith(ann, f.ID, hosts[:2]...) })
+	if st, err := ann.FolderStatus(ctx, f.ID); err != nil || len(st.Devices) != 0 {
+		t.Errorf("ann's laptop lists devices syncing with it: %+v, %v; want none (no other device)", st.Devices, err)
+	}
 
 	if err := os.WriteFile(filepath.Join(annDir, "b.txt"), []byte("second"), 0o644); err != nil {
 		t.Fatal(err)
