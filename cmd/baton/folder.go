@@ -327,7 +327,7 @@ server: every folder of the domain, with its members and their roles.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right (the user's role) and path)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}], hosts, replicas}; on an agent also right (the user's role) and path)")
 	return cmd
 }
 
