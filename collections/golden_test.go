@@ -132,15 +132,7 @@ func TestGoldenFolderHosts(t *testing.T) {
 	if *update {
 		return
 	}
-	got, err := collections.UnmarshalUpdate(readGolden(t, "folder_hosts"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := got.Decode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g := v.(collections.Folder); g.Replicas != 2 || g.Keep != "all:2d" || len(g.Hosts) != 2 || g.Hosts[1] != ct.ID("s1").String() {
+	if g := goldenFolder(t, "folder_hosts"); g.Replicas != 2 || g.Keep != "all:2d" || len(g.Hosts) != 2 || g.Hosts[1] != ct.ID("s1").String() {
 		t.Errorf("golden folder_hosts decodes to %+v", g)
 	}
 }

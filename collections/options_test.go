@@ -78,13 +78,8 @@ func TestFolderHostsRule(t *testing.T) {
 // TestReplicasBuilders: the hosting set the builders record on create and
 // on a change of Replicas, capped by the chain.
 func TestReplicasBuilders(t *testing.T) {
-	d := ct.NewTestDomain(t, 3)
-	st := d.State(t)
+	d, st := annAtS2(t)
 	s2 := ct.ID("s2")
-	commit(t, d, st, "s1", func(st *collections.State) (collections.Update, error) {
-		u, _, err := st.AddUser("ann", s2, userID(1))
-		return u, err
-	})
 	n := func(i int) *int { return &i }
 	create := func(id string, p collections.OptionsPatch) collections.Folder {
 		t.Helper()
@@ -169,15 +164,7 @@ func TestReplicasBuilders(t *testing.T) {
 // being hosted as before, and records its set the first time its options
 // are set.
 func TestFolderRecordWithoutHosts(t *testing.T) {
-	old, err := collections.UnmarshalUpdate(readGolden(t, "update"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := old.Decode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := v.(collections.Folder)
+	f := goldenFolder(t, "update")
 	if f.Hosts != nil || f.Replicas != 0 {
 		t.Fatalf("the stored record decodes with hosts %v, %d replicas; want none", f.Hosts, f.Replicas)
 	}
@@ -185,13 +172,8 @@ func TestFolderRecordWithoutHosts(t *testing.T) {
 		t.Errorf("FolderHosts(old record) = %v; want [s2 s3]", got)
 	}
 
-	d := ct.NewTestDomain(t, 3)
-	st := d.State(t)
+	d, st := annAtS2(t)
 	s2 := ct.ID("s2")
-	commit(t, d, st, "s1", func(st *collections.State) (collections.Update, error) {
-		u, _, err := st.AddUser("ann", s2, userID(1))
-		return u, err
-	})
 	d.Commit(t, st, "s2", mustPut(collections.Folder{ID: "f1", Name: "Photos", Owner: "ann", Server: s2.String(),
 		Members: map[string]collections.Right{"ann": collections.RightOwner}, IDs: map[string]string{"ann": userID(1)}}))
 	yes := true
@@ -247,4 +229,34 @@ func hostIDs(t *testing.T, ss []string) []lpeer.ID {
 		out = append(out, id)
 	}
 	return out
+}
+
+// annAtS2 is a domain of three servers with the user ann, homed at s2.
+func annAtS2(t *testing.T) (*ct.Domain, *collections.State) {
+	t.Helper()
+	d := ct.NewTestDomain(t, 3)
+	st := d.State(t)
+	commit(t, d, st, "s1", func(st *collections.State) (collections.Update, error) {
+		u, _, err := st.AddUser("ann", ct.ID("s2"), userID(1))
+		return u, err
+	})
+	return d, st
+}
+
+// goldenFolder is the folder record of the stored update name.
+func goldenFolder(t *testing.T, name string) collections.Folder {
+	t.Helper()
+	u, err := collections.UnmarshalUpdate(readGolden(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := u.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := v.(collections.Folder)
+	if !ok {
+		t.Fatalf("stored update %s holds a %T, not a folder", name, v)
+	}
+	return f
 }
