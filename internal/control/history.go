@@ -132,7 +132,8 @@ type ExportResult struct {
 }
 
 // historyFolder resolves the folder of a history request: on an agent one
-// of its user's folders (synced here or not), on a server one it hosts.
+// of its user's folders (synced here or not), on a server one it hosts, as
+// its home server or as its replica (each keeps a history of its own).
 func (s *Server) historyFolder(ctx context.Context, req FolderRefRequest) (collections.Folder, error) {
 	if strings.TrimSpace(req.Folder) == "" {
 		return collections.Folder{}, errInvalid("no folder named")
@@ -151,7 +152,7 @@ func (s *Server) historyFolder(ctx context.Context, req FolderRefRequest) (colle
 	if err != nil {
 		return collections.Folder{}, err
 	}
-	return hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "its history is kept there")
+	return replicatedFolder(st, s.d.ID(), req.Folder, req.Owner, "its history is kept there")
 }
 
 // historyError gives the history errors their codes.

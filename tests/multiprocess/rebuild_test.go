@@ -1,0 +1,151 @@
+package multiprocess
+
+// A hosting server that lost its folders' data rebuilds them, with real
+// binaries.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/peer/folderstore"
+)
+
+// wipeFolders deletes what s keeps of its folders (it must be stopped):
+// every folder's directory, the folder sync engine's index database and
+// the folder store (blocks and snapshots), as after the loss of the disk
+// that held them.
+func (d *syncDomain) wipeFolders(s *server) {
+	d.t.Helper()
+	data := filepath.Join(s.home, "data")
+	for _, p := range []string{"folders", "folders.db", "store"} {
+		if _, err := os.Lstat(filepath.Join(data, p)); err != nil {
+			d.t.Fatalf("%s's %s before the wipe: %v", s.name, p, err)
+		}
+		if err := os.RemoveAll(filepath.Join(data, p)); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	d.t.Logf("deleted %s's folders, folders.db and store", s.name)
+}
+
+// waitExport waits until 'folder export NAME' on the server s writes
+// exactly want: the latest snapshot of its folder store holds the tree.
+func (d *syncDomain) waitExport(s *server, name string, want tree) {
+	d.t.Helper()
+	n := 0
+	d.waitFor(arriveTimeout, fmt.Sprintf("%s's store of %s to hold the tree", s.name, name), func() (bool, string) {
+		n++
+		out := filepath.Join(d.dir, fmt.Sprintf("export-%s-%s-%d", s.name, name, n))
+		if r := d.runFor(s.node, time.Minute, "folder", "export", name, out); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: ") {
+			return false, r.String()
+		}
+		got, err := readTree(out, true)
+		if err != nil {
+			return false, err.Error()
+		}
+		if diff := want.diff(got); diff != "" {
+			return false, diff
+		}
+		return true, ""
+	})
+}
+
+// verifyStore opens the folder store of the stopped server s, trusting
+// its key, and checks all of it (folderstore.Store.Verify); it returns the
+// folder's snapshots.
+func (d *syncDomain) verifyStore(s *server, folder string) []folderstore.Snapshot {
+	d.t.Helper()
+	id, err := lpeer.Decode(s.id)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	pub, err := identity.PublicKeyFromID(id)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	dir := filepath.Join(s.home, "data", "store")
+	st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), folderstore.NewDisk(filepath.Join(dir, "blocks")), folderstore.WithTrustedKeys(pub))
+	if err != nil {
+		d.t.Fatalf("opening %s's store: %v", s.name, err)
+	}
+	defer st.Close()
+	if err := st.Verify(); err != nil {
+		d.t.Errorf("%s's store does not verify: %v", s.name, err)
+	}
+	snaps, err := st.Snapshots(folder)
+	if err != nil {
+		d.t.Fatalf("%s's snapshots of %s: %v", s.name, folder, err)
+	}
+	return snaps
+}
+
+// Alice and bob, of home server s2 in a chain s1, s2, s3, share a folder
+// (s3 is its replica). s2 loses its folders' data (directory, index
+// database and store) and restarts: it rebuilds the folder from the
+// replica and the devices, and deletes nothing on them; its store holds
+// the tree and verifies. Then the replica s3 loses its data while s2 is
+// down: with no other server up, it rebuilds from the member devices
+// alone.
+func TestServerRebuildsLostFolders(t *testing.T) {
+	skipIfShort(t)
+	d := newSyncDomain(t, 3)
+	s2, s3 := d.servers[1], d.servers[2]
+	apw := d.addUser("alice", s2)
+	bpw := d.addUser("bob", s2)
+	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
+	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
+	p := d.sharePair(alice, bob, "Trip", "rw", map[string]string{"plan.txt": "day 1: fly\n", "maps/day2.txt": "the coast road\n"})
+	want := d.mustTree(p.aDir)
+	want["photos/big.bin"] = d.writeFile(p.aDir, "photos/big.bin", randomBytes(3<<20+12345))
+	want["photos"] = entry{dir: true}
+	homeDir := filepath.Join(s2.home, "data", "folders", p.id)
+	replicaDir := filepath.Join(s3.home, "data", "folders", p.id)
+	d.waitTree(arriveTimeout, "every copy", want, p.aDir, p.bDir, homeDir, replicaDir)
+	d.waitExport(s2, "Trip", want)
+
+	// The home server loses its disk; the replica is up.
+	d.kill(s2.node)
+	d.wipeFolders(s2)
+	d.start(s2.node)
+	d.waitTree(arriveTimeout, "s2's copy rebuilt", want, homeDir)
+	// A change after the rebuild reaches everyone: any deletion s2 had
+	// sent would have reached the devices before it.
+	want["after.txt"] = d.writeFile(p.aDir, "after.txt", []byte("after s2's rebuild\n"))
+	d.waitTree(arriveTimeout, "a change after s2's rebuild everywhere", want, p.bDir, homeDir, replicaDir)
+	for name, dir := range map[string]string{"alice's": p.aDir, "bob's": p.bDir} {
+		if diff := want.diff(d.mustTree(dir)); diff != "" {
+			t.Errorf("%s copy after s2's rebuild:\n%s", name, diff)
+		}
+	}
+	d.waitExport(s2, "Trip", want)
+	d.kill(s2.node)
+	if snaps := d.verifyStore(s2, p.id); len(snaps) == 0 {
+		t.Errorf("s2's rebuilt store holds no snapshot of %s", p.id)
+	}
+
+	// The replica loses its disk while the home server is down: only the
+	// devices hold the files.
+	d.kill(s3.node)
+	d.wipeFolders(s3)
+	d.start(s3.node)
+	d.waitTree(arriveTimeout, "s3's copy rebuilt from the devices", want, replicaDir)
+	want["later.txt"] = d.writeFile(p.bDir, "later.txt", []byte("after s3's rebuild\n"))
+	d.waitTree(arriveTimeout, "a change after s3's rebuild", want, p.aDir, replicaDir)
+	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
+		t.Errorf("bob's copy after s3's rebuild:\n%s", diff)
+	}
+	d.waitExport(s3, "Trip", want)
+	d.start(s2.node)
+	d.waitTree(arriveTimeout, "s2 back, in step", want, homeDir)
+	d.kill(s3.node)
+	if snaps := d.verifyStore(s3, p.id); len(snaps) == 0 {
+		t.Errorf("s3's rebuilt store holds no snapshot of %s", p.id)
+	}
+}
