@@ -253,6 +253,9 @@ func (f *folder) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if local, err = f.lostCopy(local); err != nil {
+		return err
+	}
 	ignore, text, err := loadIgnore(f.root)
 	if err != nil {
 		return err

@@ -20,11 +20,16 @@ import (
 // wipeFolders deletes what s keeps of its folders (it must be stopped):
 // every folder's directory, the folder sync engine's index database and
 // the folder store (blocks and snapshots), as after the loss of the disk
-// that held them.
-func (d *syncDomain) wipeFolders(s *server) {
+// that held them; or, if only is given, those paths under its data
+// directory alone.
+func (d *syncDomain) wipeFolders(s *server, only ...string) {
 	d.t.Helper()
 	data := filepath.Join(s.home, "data")
-	for _, p := range []string{"folders", "folders.db", "store"} {
+	paths := []string{"folders", "folders.db", "store"}
+	if len(only) > 0 {
+		paths = only
+	}
+	for _, p := range paths {
 		if _, err := os.Lstat(filepath.Join(data, p)); err != nil {
 			d.t.Fatalf("%s's %s before the wipe: %v", s.name, p, err)
 		}
@@ -32,7 +37,7 @@ func (d *syncDomain) wipeFolders(s *server) {
 			d.t.Fatal(err)
 		}
 	}
-	d.t.Logf("deleted %s's folders, folders.db and store", s.name)
+	d.t.Logf("deleted %s's %s", s.name, strings.Join(paths, ", "))
 }
 
 // waitExport waits until 'folder export NAME' on the server s writes
@@ -148,4 +153,35 @@ func TestServerRebuildsLostFolders(t *testing.T) {
 	if snaps := d.verifyStore(s3, p.id); len(snaps) == 0 {
 		t.Errorf("s3's rebuilt store holds no snapshot of %s", p.id)
 	}
+}
+
+// The home server s2 (replica s1) loses a folder's directory and its
+// store, but not the index database that lists the folder's files: it
+// must not take the files for deleted (and delete them on every device),
+// nor stop the folder as emptied as a device would: it rebuilds it from
+// the replica and the devices.
+func TestServerRebuildsLostFolderDirectory(t *testing.T) {
+	skipIfShort(t)
+	d := newSyncDomain(t, 2)
+	s1, s2 := d.servers[0], d.servers[1]
+	apw := d.addUser("alice", s2)
+	bpw := d.addUser("bob", s2)
+	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
+	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
+	p := d.sharePair(alice, bob, "Notes", "rw", map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n"})
+	want := d.mustTree(p.aDir)
+	homeDir := filepath.Join(s2.home, "data", "folders", p.id)
+	replicaDir := filepath.Join(s1.home, "data", "folders", p.id)
+	d.waitTree(arriveTimeout, "every copy", want, p.aDir, p.bDir, homeDir, replicaDir)
+
+	d.kill(s2.node)
+	d.wipeFolders(s2, filepath.Join("folders", p.id), "store")
+	d.start(s2.node)
+	d.waitTree(arriveTimeout, "s2's copy rebuilt", want, homeDir)
+	want["after.txt"] = d.writeFile(p.bDir, "after.txt", []byte("after s2's rebuild\n"))
+	d.waitTree(arriveTimeout, "a change after s2's rebuild everywhere", want, p.aDir, homeDir, replicaDir)
+	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
+		t.Errorf("bob's copy after s2's rebuild:\n%s", diff)
+	}
+	d.waitExport(s2, "Notes", want)
 }
