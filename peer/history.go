@@ -46,7 +46,8 @@ import (
 // references.
 //
 // Restore and export read the store on the server; an agent asks the
-// folder's hosting server (historyops.go).
+// folder's hosting servers, the home server first, its replica when the
+// home server cannot be reached (historyops.go).
 
 // Errors of folder history callers branch on.
 var (
