@@ -652,12 +652,18 @@ type HistoryUsage struct {
 	Blocks         int       // distinct blocks the kept snapshots reference
 	Bytes          int64     // their size (blocks other folders share counted too)
 	Keep           string    // the retention policy applied, text
+	// Tree is the digest of the latest kept snapshot's tree
+	// (folderstore.TreeDigest), on the hosting server itself only (zero
+	// when asked of a server, or with no snapshot): it reads the tree.
+	Tree syncfs.Hash
 }
 
 // FolderHistoryUsage returns what folder id's history holds: from this
 // server's store if it hosts the folder, else (an agent) asked of the
 // folder's hosting server. Its cost on the server is a scan of the
-// folder's snapshot headers and block references, no block read.
+// folder's snapshot headers and block references, no block read, and on
+// the server itself (its own 'folder status') a read of the latest tree
+// for Tree.
 func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage, error) {
 	if n.cfg.Role != identity.RoleServer {
 		return n.remoteUsage(ctx, id)
@@ -667,7 +673,20 @@ func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage,
 	if err != nil {
 		return HistoryUsage{}, err
 	}
-	return n.localUsage(st, id)
+	u, err := n.localUsage(st, id)
+	if err != nil || u.Versions == 0 {
+		return u, err
+	}
+	seq, err := resolveSeq(st, id, HistoryPoint{})
+	if err != nil {
+		return u, err
+	}
+	tree, err := st.Tree(id, seq)
+	if err != nil {
+		return u, err
+	}
+	u.Tree, err = folderstore.TreeDigest(tree)
+	return u, err
 }
 
 func (n *Node) localUsage(st *folderstore.Store, id string) (HistoryUsage, error) {

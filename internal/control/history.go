@@ -70,6 +70,11 @@ type HistoryStatus struct {
 	Blocks   int       `json:"blocks"`
 	Bytes    int64     `json:"bytes"` // of the blocks the kept versions reference
 	Keep     string    `json:"keep"`  // the retention policy applied
+	// Tree is the digest of the latest kept version's tree
+	// (folderstore.TreeDigest, hex), on the hosting server itself only:
+	// two servers holding the same files at the same versions show the
+	// same, whatever their histories.
+	Tree string `json:"tree,omitempty"`
 	// Quota is not built: no per-user limit applies.
 }
 
@@ -87,7 +92,11 @@ func (s *Server) historyStatus(ctx context.Context, id string) *HistoryStatus {
 	if err != nil {
 		return nil
 	}
-	return &HistoryStatus{Versions: u.Versions, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+	hs := &HistoryStatus{Versions: u.Versions, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+	if u.Tree != (syncfs.Hash{}) {
+		hs.Tree = fmt.Sprintf("%x", u.Tree[:])
+	}
+	return hs
 }
 
 // HistoryRequest names a folder (as FolderRefRequest) and, optionally, a
