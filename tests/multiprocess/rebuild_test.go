@@ -185,3 +185,72 @@ func TestServerRebuildsLostFolderDirectory(t *testing.T) {
 	}
 	d.waitExport(s2, "Notes", want)
 }
+
+// Alice and bob, of home server s2 (replica s3), share a folder; their
+// agents do not reach each other. Alice writes a 64 MiB file; once bob's
+// laptop has begun writing it (its temporary file is there, the file not
+// yet), s2 is killed with SIGKILL: bob's laptop finishes the file through
+// the replica, and it is alice's, byte for byte.
+func TestHomeServerKilledMidTransfer(t *testing.T) {
+	skipIfShort(t)
+	d := newSyncDomain(t, 3)
+	s2, s3 := d.servers[1], d.servers[2]
+	apw := d.addUser("alice", s2)
+	bpw := d.addUser("bob", s2)
+	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
+	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
+	p := d.sharePair(alice, bob, "Video", "rw", map[string]string{"notes.txt": "cut 3 is the one\n"})
+	want := d.mustTree(p.aDir)
+	d.restartAgent(bob, "--no-lan")
+	d.restartAgent(alice, "--no-lan")
+	for _, a := range []*agent{alice, bob} {
+		d.waitStatus(a, p.name, "syncing with s2 and s3", func(st folderStatus) bool { return syncsWith(st, "s2", "s3") })
+	}
+
+	const name = "cut3.mov"
+	want[name] = d.writeFile(p.aDir, name, randomBytes(64<<20))
+	final := filepath.Join(p.bDir, name)
+	began := time.Now()
+	// Polled often, with no command run: the transfer takes about a
+	// second.
+	for deadline := time.Now().Add(arriveTimeout); !writing(t, p.bDir, final); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's laptop did not begin writing %s within %v", name, arriveTimeout)
+		}
+	}
+	d.kill(s2.node)
+	partial := tree{}
+	if got, err := readTree(p.bDir, false); err == nil {
+		partial = got
+	}
+	if _, ok := partial[name]; ok {
+		t.Fatalf("%s was whole on bob's laptop as s2 was killed (%v after it was written): the transfer ended first", name, time.Since(began).Round(time.Millisecond))
+	}
+	t.Logf("s2 killed %v after alice wrote %s, bob's laptop writing it", time.Since(began).Round(time.Millisecond), name)
+	took := d.waitTree(2*arriveTimeout, name+" whole on bob's laptop through the replica", want, p.bDir)
+	st := d.waitStatus(bob, p.name, "syncing with s3 only", func(st folderStatus) bool { return syncsWith(st, "s3") })
+	t.Logf("the rest of %s reached bob's laptop through s3 in %v; bytes fetched %d, resumed from the temporary file %d", name, took.Round(time.Millisecond), st.Fetched, st.Resumed)
+	if diff := want.diff(d.mustTree(filepath.Join(s3.home, "data", "folders", p.id))); diff != "" {
+		t.Errorf("the replica's copy:\n%s", diff)
+	}
+}
+
+// writing reports whether dir holds a temporary file of the engine and no
+// file at final yet; it fails the test if final is there: the transfer
+// ended unseen.
+func writing(t *testing.T, dir, final string) bool {
+	t.Helper()
+	if _, err := os.Stat(final); err == nil {
+		t.Fatalf("%s arrived whole before its transfer was seen under way: nothing was interrupted", final)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			return true
+		}
+	}
+	return false
+}
