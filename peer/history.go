@@ -235,8 +235,16 @@ func (a *archiver) write(folder, root string, b *archiveBatch) error {
 		a.log.Warn("folder history: files changed again before they were kept; their newer version will be",
 			"folder", folder, "snapshot", snap.Seq, "files", skipped)
 	}
+	if snap.Seq == 1 {
+		a.log.Info(firstVersionLog, "folder", folder, "entries", len(changes), "time", snap.At())
+	}
 	return nil
 }
+
+// firstVersionLog is logged when a folder's first version is kept here:
+// a new folder's, or that of a folder this server came to with files in
+// it (a new replica, a server that lost its store).
+const firstVersionLog = "folder history: the first version of the folder kept on this server; versions from before it, if the folder had any, are kept by its other hosting servers"
 
 // upkeep prunes every folder of the store by its policy, then collects
 // the blocks no kept snapshot references, and logs what it did.

@@ -134,6 +134,9 @@ func TestServerRebuildsLostFolders(t *testing.T) {
 	if snaps := d.verifyStore(s2, p.id); len(snaps) == 0 {
 		t.Errorf("s2's rebuilt store holds no snapshot of %s", p.id)
 	}
+	if !loggedSince(t, s2.node, 2, "versions from before it, if the folder had any, are kept by its other hosting servers") {
+		t.Errorf("s2 did not log, after its restart, that the folder's history before its rebuild is on the other hosting servers")
+	}
 
 	// The replica loses its disk while the home server is down: only the
 	// devices hold the files.
@@ -253,4 +256,16 @@ func writing(t *testing.T, dir, final string) bool {
 		}
 	}
 	return false
+}
+
+// loggedSince reports whether n's log holds text after the start-th
+// start of its daemon (the harness marks each start in the log).
+func loggedSince(t *testing.T, n *node, start int, text string) bool {
+	t.Helper()
+	b, err := os.ReadFile(n.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), fmt.Sprintf("=== harness: start %d of %s ", start, n.name))
+	return ok && strings.Contains(after, text)
 }
