@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -17,8 +18,46 @@ import (
 // would delete them on every device, nor is the folder stopped as emptied,
 // as on a device, whose copy may be the only one: the server forgets its
 // Local and takes the folder afresh from the other hosting servers and the
-// member devices, as a server that never held it. A device keeps
-// ErrEmptied (marker.go).
+// member devices, as a server that never held it. Found at the start
+// (lostCopy), or by a full scan while it runs (checkMarker: errCopyLost,
+// and the folder starts again at once); a directory gone altogether is
+// made again (remakeRoot). A device keeps ErrEmptied (marker.go).
+
+// errCopyLost: a hosting server found its copy of the folder lost while
+// it ran; the folder starts again at once, and lostCopy forgets the old
+// Local.
+var errCopyLost = errors.New("this server's copy of the folder is lost")
+
+// hostedHere reports whether this host is a hosting server of the folder.
+func (f *folder) hostedHere() bool {
+	a := f.e.access()
+	fo, ok := a.Folder(f.id)
+	return ok && hosting(a, fo, f.e.self)
+}
+
+// copyLost reports whether the folder's directory is gone, or empty, on a
+// hosting server whose Local lists live entries (live of them): the
+// marker file is already known to be missing.
+func (f *folder) copyLost(live int) bool {
+	if live == 0 || !f.hostedHere() {
+		return false
+	}
+	empty, err := emptyDir(f.root)
+	return empty || errors.Is(err, fs.ErrNotExist)
+}
+
+// remakeRoot makes the folder's directory again on a hosting server that
+// lost it (the server made it when it began hosting the folder).
+func (f *folder) remakeRoot() error {
+	if _, err := os.Lstat(f.root); !errors.Is(err, fs.ErrNotExist) || !f.hostedHere() {
+		return nil
+	}
+	f.log.Warn("this server's directory of the folder is gone: making it again", "dir", f.root)
+	if err := os.MkdirAll(f.root, 0o700); err != nil {
+		return fmt.Errorf("making the folder's directory again: %w", err)
+	}
+	return nil
+}
 
 // lostCopy returns local, the folder's stored Local, or an empty Local if
 // this host is a hosting server of the folder whose copy is lost (see
@@ -34,17 +73,8 @@ func (f *folder) lostCopy(local syncfs.Local) (syncfs.Local, error) {
 			live++
 		}
 	}
-	if live == 0 {
+	if !f.copyLost(live) {
 		return local, nil
-	}
-	a := f.e.access()
-	fo, ok := a.Folder(f.id)
-	if !ok || !hosting(a, fo, f.e.self) {
-		return local, nil
-	}
-	empty, err := emptyDir(f.root)
-	if err != nil || !empty {
-		return local, err
 	}
 	f.log.Warn("this server's copy of the folder is lost (its directory is empty and its marker file gone, while files were synced there): taking the folder afresh from the other hosting servers and the member devices; nothing is deleted on them",
 		"dir", f.root, "entries", live)
@@ -56,7 +86,8 @@ func (f *folder) lostCopy(local syncfs.Local) (syncfs.Local, error) {
 	return syncfs.NewLocal(), nil
 }
 
-// emptyDir reports whether the directory dir holds nothing.
+// emptyDir reports whether the directory dir holds nothing (an error if
+// it cannot be read).
 func emptyDir(dir string) (bool, error) {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -64,8 +95,5 @@ func emptyDir(dir string) (bool, error) {
 	}
 	defer d.Close()
 	names, err := d.Readdirnames(1)
-	if len(names) == 0 && errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	return false, nil
+	return len(names) == 0 && errors.Is(err, io.EOF), nil
 }

@@ -43,6 +43,9 @@ func (f *folder) checkMarker() error {
 			live++
 		}
 	}
+	if f.copyLost(live) { // on a hosting server, whatever a rescan said
+		return fmt.Errorf("%w: %s is empty or gone and its %s file too, but %d entries were synced there", errCopyLost, f.root, MarkerFile, live)
+	}
 	if !force && live > 0 {
 		d, err := os.Open(f.root)
 		if err != nil {

@@ -269,3 +269,36 @@ func loggedSince(t *testing.T, n *node, start int, text string) bool {
 	_, after, ok := strings.Cut(string(b), fmt.Sprintf("=== harness: start %d of %s ", start, n.name))
 	return ok && strings.Contains(after, text)
 }
+
+// The directory of a folder on its home server s2 (replica s1) is removed
+// while s2 runs (rm -rf): s2 makes it again and fills it from the replica
+// and the devices; no file is deleted on the devices.
+func TestServerFolderDirectoryRemovedWhileRunning(t *testing.T) {
+	skipIfShort(t)
+	d := newSyncDomain(t, 2)
+	s1, s2 := d.servers[0], d.servers[1]
+	apw := d.addUser("alice", s2)
+	bpw := d.addUser("bob", s2)
+	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
+	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
+	files := map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n"}
+	for i := range 20 {
+		files[fmt.Sprintf("many/f%02d.txt", i)] = fmt.Sprintf("file %d\n", i)
+	}
+	p := d.sharePair(alice, bob, "Notes", "rw", files)
+	want := d.mustTree(p.aDir)
+	homeDir := filepath.Join(s2.home, "data", "folders", p.id)
+	replicaDir := filepath.Join(s1.home, "data", "folders", p.id)
+	d.waitTree(arriveTimeout, "every copy", want, p.aDir, p.bDir, homeDir, replicaDir)
+
+	if err := os.RemoveAll(homeDir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("removed s2's directory of the folder while s2 runs")
+	d.waitTree(arriveTimeout, "s2's copy made again", want, homeDir)
+	want["after.txt"] = d.writeFile(p.bDir, "after.txt", []byte("after s2's loss\n"))
+	d.waitTree(arriveTimeout, "a change after s2's loss everywhere", want, p.aDir, homeDir, replicaDir)
+	if diff := want.diff(d.mustTree(p.bDir)); diff != "" {
+		t.Errorf("bob's copy after s2's loss:\n%s", diff)
+	}
+}
