@@ -542,8 +542,9 @@ func (n *Node) localHistory(st *folderstore.Store, id, path string) ([]FolderVer
 // RestoreFolder restores a path of folder id (or all of it) as it was at
 // req.Point, as a new change that syncs to every member; history is not
 // rewritten (the restore is kept as a new version). On the hosting
-// server it restores from its store; an agent asks the hosting server,
-// which allows only the owner's and read-write members' devices.
+// server it restores from its store; an agent asks a hosting server
+// (historyCall: the home server, or its replica while it is down), which
+// allows only the owner's and read-write members' devices.
 func (n *Node) RestoreFolder(ctx context.Context, id string, req RestoreRequest) (foldersync.RestoreResult, error) {
 	if req.Path == "" && !req.All {
 		return foldersync.RestoreResult{}, errors.New("restoring: name a path, or the whole folder")
