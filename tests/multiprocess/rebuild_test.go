@@ -207,7 +207,7 @@ func TestHomeServerKilledMidTransfer(t *testing.T) {
 	d.restartAgent(bob, "--no-lan")
 	d.restartAgent(alice, "--no-lan")
 	for _, a := range []*agent{alice, bob} {
-		d.waitStatus(a, p.name, "syncing with s2 and s3", func(st folderStatus) bool { return syncsWith(st, "s2", "s3") })
+		d.waitInSync(a, p.name, arriveTimeout)
 	}
 
 	const name = "cut3.mov"
