@@ -91,6 +91,19 @@ func (d *syncDomain) verifyStore(s *server, folder string) []folderstore.Snapsho
 	return snaps
 }
 
+// newHomeS2Pair makes a domain of servers s1 to sN (N at least 2), users
+// alice and bob of home server s2, and their laptops, logged in at s2.
+func newHomeS2Pair(t *testing.T, servers int) (d *syncDomain, alice, bob *agent) {
+	t.Helper()
+	d = newSyncDomain(t, servers)
+	s2 := d.servers[1]
+	apw := d.addUser("alice", s2)
+	bpw := d.addUser("bob", s2)
+	alice = d.addAgent("alice-laptop", "alice", apw, s2, s2)
+	bob = d.addAgent("bob-laptop", "bob", bpw, s2, s2)
+	return d, alice, bob
+}
+
 // Alice and bob, of home server s2 in a chain s1, s2, s3, share a folder
 // (s3 is its replica). s2 loses its folders' data (directory, index
 // database and store) and restarts: it rebuilds the folder from the
@@ -100,12 +113,8 @@ func (d *syncDomain) verifyStore(s *server, folder string) []folderstore.Snapsho
 // alone.
 func TestServerRebuildsLostFolders(t *testing.T) {
 	skipIfShort(t)
-	d := newSyncDomain(t, 3)
+	d, alice, bob := newHomeS2Pair(t, 3)
 	s2, s3 := d.servers[1], d.servers[2]
-	apw := d.addUser("alice", s2)
-	bpw := d.addUser("bob", s2)
-	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
 	p := d.sharePair(alice, bob, "Trip", "rw", map[string]string{"plan.txt": "day 1: fly\n", "maps/day2.txt": "the coast road\n"})
 	want := d.mustTree(p.aDir)
 	want["photos/big.bin"] = d.writeFile(p.aDir, "photos/big.bin", randomBytes(3<<20+12345))
@@ -165,12 +174,8 @@ func TestServerRebuildsLostFolders(t *testing.T) {
 // the replica and the devices.
 func TestServerRebuildsLostFolderDirectory(t *testing.T) {
 	skipIfShort(t)
-	d := newSyncDomain(t, 2)
+	d, alice, bob := newHomeS2Pair(t, 2)
 	s1, s2 := d.servers[0], d.servers[1]
-	apw := d.addUser("alice", s2)
-	bpw := d.addUser("bob", s2)
-	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
 	p := d.sharePair(alice, bob, "Notes", "rw", map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n"})
 	want := d.mustTree(p.aDir)
 	homeDir := filepath.Join(s2.home, "data", "folders", p.id)
@@ -196,12 +201,8 @@ func TestServerRebuildsLostFolderDirectory(t *testing.T) {
 // the replica, and it is alice's, byte for byte.
 func TestHomeServerKilledMidTransfer(t *testing.T) {
 	skipIfShort(t)
-	d := newSyncDomain(t, 3)
+	d, alice, bob := newHomeS2Pair(t, 3)
 	s2, s3 := d.servers[1], d.servers[2]
-	apw := d.addUser("alice", s2)
-	bpw := d.addUser("bob", s2)
-	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
 	p := d.sharePair(alice, bob, "Video", "rw", map[string]string{"notes.txt": "cut 3 is the one\n"})
 	want := d.mustTree(p.aDir)
 	d.restartAgent(bob, "--no-lan")
@@ -275,12 +276,8 @@ func loggedSince(t *testing.T, n *node, start int, text string) bool {
 // and the devices; no file is deleted on the devices.
 func TestServerFolderDirectoryRemovedWhileRunning(t *testing.T) {
 	skipIfShort(t)
-	d := newSyncDomain(t, 2)
+	d, alice, bob := newHomeS2Pair(t, 2)
 	s1, s2 := d.servers[0], d.servers[1]
-	apw := d.addUser("alice", s2)
-	bpw := d.addUser("bob", s2)
-	alice := d.addAgent("alice-laptop", "alice", apw, s2, s2)
-	bob := d.addAgent("bob-laptop", "bob", bpw, s2, s2)
 	files := map[string]string{"a.txt": "alpha\n", "sub/b.txt": "beta\n"}
 	for i := range 20 {
 		files[fmt.Sprintf("many/f%02d.txt", i)] = fmt.Sprintf("file %d\n", i)
