@@ -527,6 +527,12 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 		}
 		server = id
 	}
+	return d.hostAddrInfo(server), nil
+}
+
+// hostAddrInfo is the server's ID and the addresses its host record
+// gives, public ones first.
+func (d *driver) hostAddrInfo(server lpeer.ID) lpeer.AddrInfo {
 	info := lpeer.AddrInfo{ID: server}
 	if rec, ok := d.state.HostByID(server); ok {
 		for _, s := range append(append([]string{}, rec.PublicAddrs...), rec.PrivateAddrs...) {
@@ -535,7 +541,7 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 			}
 		}
 	}
-	return info, nil
+	return info
 }
 
 // agentExchange makes one agent request to info.

@@ -38,8 +38,9 @@
 //	GET    /v1/reports/{id}           Report (with content)
 //	POST   /v1/reports                GenerateReportRequest -> MutationResult
 //
-// The history endpoints are for the folders a server hosts (its store),
-// and on an agent for its user's folders, asked of the hosting server: a
+// The history endpoints are for the folders a server hosts, as home server
+// or replica (its store), and on an agent for its user's folders, asked of
+// a hosting server (the home server, or its replica while it is down): a
 // read-only member may list and export, not restore (code denied).
 //
 // Mutations take ?wait=DURATION: how long to wait for the master's receipt

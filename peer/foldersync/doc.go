@@ -118,7 +118,11 @@
 // files were synced in it (a drive that is not mounted) stops the folder
 // with ErrEmptied until Engine.Rescan says it was emptied on purpose.
 // Deleting every file but the marker (rm -rf dir/*) deletes them
-// everywhere, as any deletion.
+// everywhere, as any deletion. A hosting server's copy is one of several:
+// its directory found empty or gone, without the marker, while files were
+// synced there, is a lost copy (a lost disk), never deletions: the server
+// forgets its index of the folder and takes it afresh from the other
+// hosting servers and the devices (lost.go).
 //
 // # History
 //

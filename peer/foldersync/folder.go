@@ -257,6 +257,10 @@ func (f *folder) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if errors.Is(err, errCopyLost) {
+			f.log.Warn("starting the folder again", "err", err)
+			continue
+		}
 		f.log.Warn("folder cannot be synced now", "err", err)
 		f.setStatus(func(st *FolderStatus) {
 			st.State, st.LastError, st.InSync = StateError, err.Error(), false
@@ -284,6 +288,9 @@ func (f *folder) run(ctx context.Context) {
 
 // serve sets the folder up and runs its loop.
 func (f *folder) serve(ctx context.Context) error {
+	if err := f.remakeRoot(); err != nil {
+		return err
+	}
 	fi, err := os.Stat(f.root)
 	if err != nil {
 		return fmt.Errorf("folder directory: %w", err)
@@ -293,6 +300,9 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 	local, err := f.e.db.Local(f.dbKey())
 	if err != nil {
+		return err
+	}
+	if local, err = f.lostCopy(local); err != nil {
 		return err
 	}
 	ignore, text, err := loadIgnore(f.root)
@@ -481,7 +491,7 @@ func (f *folder) work(ctx context.Context) error {
 			paths = []string{""}
 		}
 		if len(paths) > 0 {
-			if err := f.scan(ctx, paths...); errors.Is(err, ErrEmptied) {
+			if err := f.scan(ctx, paths...); errors.Is(err, ErrEmptied) || errors.Is(err, errCopyLost) {
 				return err
 			} else if err != nil && ctx.Err() == nil {
 				f.log.Warn("scan failed", "err", err)
