@@ -149,6 +149,7 @@ var schemaTypes = map[string]any{
 	"Folder":                Folder{},
 	"Report":                Report{},
 	"AddUserRequest":        AddUserRequest{},
+	"SetUserRequest":        SetUserRequest{},
 	"RemoveUserRequest":     RemoveUserRequest{},
 	"AddServerRequest":      AddServerRequest{},
 	"PromoteRequest":        PromoteRequest{},
