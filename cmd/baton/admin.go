@@ -44,7 +44,7 @@ owns, as the home server holds them; --admin makes the user an administrator,
 who may log in to a server's console with their password. Run at the master.`,
 		Example: `  baton user add ann --home-server s2
   baton user add ann --home-server s2 --quota 10GiB --admin`,
-		Args:    usageArgs(cobra.ExactArgs(1)),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := identity.ValidateName(args[0]); err != nil {
 				return usageErrorf("user add: user name: %v", err)

@@ -178,6 +178,7 @@ var schemaTypes = map[string]any{
 	"HistoryStatus":         HistoryStatus{},
 	"FolderServer":          FolderServer{},
 	"FailedChange":          foldersync.FailedChange{},
+	"QuotaStatus":           foldersync.QuotaStatus{},
 	"BusyEntry":             foldersync.BusyEntry{},
 	"SkippedEntry":          foldersync.SkippedEntry{},
 	"ErrorBody":             ErrorBody{},
