@@ -217,6 +217,11 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := control.WithSource(r.Context(), "console "+r.RemoteAddr)
+	if user := sessionUser(r); user != "" {
+		// A user's session (an admin's, on a server): the changes are
+		// theirs, and the collections' rules check that they may.
+		ctx = control.WithUser(ctx, user)
+	}
 	done, err := fn(ctx, c.cfg.Actions, r.PostForm)
 	back := backTo(r.PostForm.Get("back"))
 	q := back.Query()
