@@ -70,7 +70,7 @@ type HistoryStatus struct {
 	Blocks   int       `json:"blocks"`
 	Bytes    int64     `json:"bytes"` // of the blocks the kept versions reference
 	Keep     string    `json:"keep"`  // the retention policy applied
-	// Quota is not built: no per-user limit applies.
+	// The owner's quota does not count the history (FolderStatus.Quota).
 }
 
 // historyStatusTimeout bounds the question an agent's 'folder status' asks
