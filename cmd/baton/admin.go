@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
 )
 
@@ -82,7 +83,7 @@ func parseQuota(s string) (int64, error) {
 	if strings.EqualFold(strings.TrimSpace(s), "none") {
 		return 0, nil
 	}
-	q, err := control.ParseBytes(s)
+	q, err := bytesize.Parse(s)
 	if err != nil {
 		return 0, fmt.Errorf("--quota: %v (or none)", err)
 	}
@@ -202,7 +203,7 @@ func newUserListCmd(env *cliEnv) *cobra.Command {
 			for _, u := range users {
 				quota, adm := "none", "-"
 				if u.Quota > 0 {
-					quota = strings.ReplaceAll(control.FormatBytes(u.Quota), " ", "")
+					quota = strings.ReplaceAll(bytesize.Format(u.Quota), " ", "")
 				}
 				if u.Admin {
 					adm = "yes"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
@@ -126,7 +127,7 @@ var actions = map[string]action{
 			n := int64(0)
 			if !strings.EqualFold(q, "none") {
 				var err error
-				if n, err = control.ParseBytes(q); err != nil {
+				if n, err = bytesize.Parse(q); err != nil {
 					return "", fmt.Errorf("quota: %v (or none)", err)
 				}
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -301,7 +302,7 @@ func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResul
 	}
 	done := fmt.Sprintf("user %s added (home server %s", req.Name, home.Name)
 	if req.Quota > 0 {
-		done += ", quota " + FormatBytes(req.Quota)
+		done += ", quota " + bytesize.Format(req.Quota)
 	}
 	if req.Admin {
 		done += ", admin"
@@ -360,7 +361,7 @@ func (s *Server) setUser(ctx context.Context, req userChange) (MutationResult, e
 		if *req.Quota == 0 {
 			what = append(what, "no quota")
 		} else {
-			what = append(what, "quota "+FormatBytes(*req.Quota))
+			what = append(what, "quota "+bytesize.Format(*req.Quota))
 		}
 	}
 	if req.Admin != nil {

@@ -10,6 +10,7 @@ import (
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -89,21 +90,7 @@ func quotaAdmit(actions []syncfs.Action, local syncfs.Snapshot, used, limit int6
 // quotaMessage says why a device's changes wait.
 func quotaMessage(user string, used, limit int64, ref quotaRefusal) string {
 	return fmt.Sprintf("%s: %s's quota at the home server is full (%s of %s used): %d change(s) adding %s wait here until there is room (delete files, or ask an admin for more); nothing is lost",
-		ErrQuota, user, formatBytes(used), formatBytes(limit), ref.changes, formatBytes(ref.bytes))
-}
-
-// formatBytes is n in B, KiB, MiB, ...
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		ErrQuota, user, bytesize.Format(used), bytesize.Format(limit), ref.changes, bytesize.Format(ref.bytes))
 }
 
 // quotaOf returns the quota that applies to p's changes of fo on this

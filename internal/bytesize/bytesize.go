@@ -1,4 +1,4 @@
-package control
+package bytesize
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// FormatBytes is n in B, KiB, MiB, GiB, ... (one decimal above bytes;
+// Format is n in B, KiB, MiB, GiB, ... (one decimal above bytes;
 // a whole number when exact).
-func FormatBytes(n int64) string {
+func Format(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
@@ -25,8 +25,8 @@ func FormatBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// byteUnits are the units ParseBytes takes, lower case.
-var byteUnits = map[string]int64{
+// units are the units Parse takes, lower case.
+var units = map[string]int64{
 	"": 1, "b": 1,
 	"k": 1 << 10, "kib": 1 << 10, "kb": 1000,
 	"m": 1 << 20, "mib": 1 << 20, "mb": 1000 * 1000,
@@ -34,17 +34,17 @@ var byteUnits = map[string]int64{
 	"t": 1 << 40, "tib": 1 << 40, "tb": 1000 * 1000 * 1000 * 1000,
 }
 
-// ParseBytes reads a size such as 10GiB, 1.5 TiB, 500MB or 4096 (bytes):
+// Parse reads a size such as 10GiB, 1.5 TiB, 500MB or 4096 (bytes):
 // the IEC units (KiB, MiB, GiB, TiB, or K, M, G, T) are powers of 1024,
 // KB, MB, GB and TB powers of 1000. It must be more than 0.
-func ParseBytes(s string) (int64, error) {
+func Parse(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	i := strings.IndexFunc(t, func(r rune) bool { return !(r >= '0' && r <= '9' || r == '.') })
 	num, unit := t, ""
 	if i >= 0 {
 		num, unit = t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
 	}
-	mul, ok := byteUnits[unit]
+	mul, ok := units[unit]
 	if !ok || num == "" {
 		return 0, fmt.Errorf("size %q: want a number and a unit, such as 10GiB, 500MiB or 2TB", s)
 	}
@@ -54,7 +54,7 @@ func ParseBytes(s string) (int64, error) {
 	}
 	b := v * float64(mul)
 	if b < 1 || b > math.MaxInt64/2 {
-		return 0, fmt.Errorf("size %q: want at least 1 byte and at most %s", s, FormatBytes(math.MaxInt64/2))
+		return 0, fmt.Errorf("size %q: want at least 1 byte and at most %s", s, Format(math.MaxInt64/2))
 	}
 	return int64(b), nil
 }
