@@ -549,7 +549,9 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	if hosting(a, fo, p) {
 		f.reached[p] = true
 	}
-	if p.String() == fo.Server {
+	if hosting(a, fo, p) {
+		// Each hosting server enforces the owner's quota: the last one
+		// asked says how it stands.
 		f.setStatus(func(st *FolderStatus) {
 			st.Quota, st.QuotaRefused = nil, note.Refused
 			if note.QuotaLimit > 0 {
@@ -1230,7 +1232,7 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
 		var quota *QuotaStatus
-		if fo.Owner != "" && fo.Server == self.String() && f.e.cfg.Quota != nil {
+		if fo.Owner != "" && f.e.cfg.Quota != nil {
 			if limit := f.e.cfg.Quota(fo.Owner); limit > 0 {
 				quota = &QuotaStatus{User: fo.Owner, Used: f.e.usage(a, fo.Owner), Limit: limit}
 			}

@@ -1,8 +1,8 @@
 package foldersync
 
-// Per-user quotas at the home server: a device's change that would take
-// the folder owner's bytes past their quota is not taken; changes that
-// shrink always are.
+// Per-user quotas at the hosting servers: a device's change that would
+// take the folder owner's bytes past their quota is not taken; changes
+// that shrink always are.
 
 import (
 	"fmt"
@@ -14,12 +14,12 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
-// QuotaStatus is a folder owner's quota at the folder's home server.
+// QuotaStatus is a folder owner's quota at the folder's hosting servers.
 type QuotaStatus struct {
 	// User is the folder's owner, whose quota it is.
 	User string `json:"user"`
-	// Used is the bytes of the folders the user owns, as their home server
-	// holds them (the current files; their history does not count).
+	// Used is the bytes of the folders the user owns, as a server hosting
+	// them holds them (the current files; their history does not count).
 	Used int64 `json:"used"`
 	// Limit is the user's quota, in bytes.
 	Limit int64 `json:"limit"`
@@ -89,24 +89,25 @@ func quotaAdmit(actions []syncfs.Action, local syncfs.Snapshot, used, limit int6
 
 // quotaMessage says why a device's changes wait.
 func quotaMessage(user string, used, limit int64, ref quotaRefusal) string {
-	return fmt.Sprintf("%s: %s's quota at the home server is full (%s of %s used): %d change(s) adding %s wait here until there is room (delete files, or ask an admin for more); nothing is lost",
+	return fmt.Sprintf("%s: %s's quota is full (%s of %s used): %d change(s) adding %s wait here until there is room (delete files, or ask an admin for more); nothing is lost",
 		ErrQuota, user, bytesize.Format(used), bytesize.Format(limit), ref.changes, bytesize.Format(ref.bytes))
 }
 
 // quotaOf returns the quota that applies to p's changes of fo on this
-// host, and its owner: only the folder's home server enforces one, only on
-// member devices' changes (the replica's are the home server's own), and
-// only when the owner has one.
+// host: a hosting server's (the home server's, and the replica's, so that
+// a change refused by one does not reach it through the other) on member
+// devices' changes, when the owner has one. The hosting servers take each
+// other's changes as they are: each took only what fits.
 func (e *Engine) quotaOf(a Access, fo collections.Folder, p lpeer.ID) (limit int64, ok bool) {
-	if e.cfg.Quota == nil || fo.Owner == "" || fo.Server != e.self.String() || a.Server(p) {
+	if e.cfg.Quota == nil || fo.Owner == "" || a.Server(p) || !hosting(a, fo, e.self) {
 		return 0, false
 	}
 	limit = e.cfg.Quota(fo.Owner)
 	return limit, limit > 0
 }
 
-// usage is the bytes of the folders user owns that this host is the home
-// server of, as it holds them now.
+// usage is the bytes of the folders user owns that this host hosts, as it
+// holds them now.
 func (e *Engine) usage(a Access, user string) int64 {
 	e.mu.Lock()
 	fs := make([]*folder, 0, len(e.folders))
@@ -117,7 +118,7 @@ func (e *Engine) usage(a Access, user string) int64 {
 	var n int64
 	for _, f := range fs {
 		fo, ok := a.Folder(f.id)
-		if !ok || fo.Owner != user || fo.Server != e.self.String() {
+		if !ok || fo.Owner != user || !hosting(a, fo, e.self) {
 			continue
 		}
 		if pub := f.pub.Load(); pub != nil {

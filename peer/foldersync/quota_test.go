@@ -59,10 +59,11 @@ func TestQuotaAdmit(t *testing.T) {
 	}
 }
 
-// TestQuotaAtHomeServer: the home server takes a device's change while the
-// owner's bytes stay within the quota, refuses one that would go past it
-// (the device keeps the file and shows why), and takes a shrinking change
-// at once, which makes room for the held one.
+// TestQuotaAtHomeServer: the home server and the replica take a device's
+// change while the owner's bytes stay within the quota, refuse one that
+// would go past it (the device keeps the file and shows why; the change
+// does not reach the home server through the replica), and take a
+// shrinking change at once, which makes room for the held one.
 func TestQuotaAtHomeServer(t *testing.T) {
 	var limit atomic.Int64
 	limit.Store(10 << 10)
@@ -76,10 +77,21 @@ func TestQuotaAtHomeServer(t *testing.T) {
 		c.PullInterval = 100 * time.Millisecond
 	})
 	alice, server := n.nodes["alice"], n.server
+	// The folder's replica, which alice's laptop and the home server
+	// reach.
+	replica := n.newNode("replica")
+	n.access.SetServer(replica.host.ID())
+	n.access.SetReplicas(n.folder, replica.host.ID())
+	for _, h := range []*testNode{alice, server} {
+		if err := h.host.Connect(replica.host.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.start(replica)
 
 	// Under the quota: taken.
 	alice.write(t, "a.txt", strings.Repeat("a", 4<<10))
-	n.waitEqual(alice, server)
+	n.waitEqual(alice, server, replica)
 	waitFor(t, 30*time.Second, "the quota in alice's status", func() bool {
 		q := n.status(alice).Quota
 		return q != nil && q.Used == 4<<10 && q.Limit == 10<<10 && q.User == "alice"
@@ -90,8 +102,13 @@ func TestQuotaAtHomeServer(t *testing.T) {
 	waitFor(t, 30*time.Second, "the refusal in alice's status", func() bool {
 		return strings.Contains(n.status(alice).QuotaRefused, ErrQuota.Error())
 	})
-	if got := server.read(t, "b.txt"); got != "" {
-		t.Fatalf("the server took b.txt (%d bytes) past the quota", len(got))
+	waitFor(t, 30*time.Second, "the replica's refusal", func() bool {
+		return replica.eng.folder(n.folder).refusal(alice.host.ID()) != ""
+	})
+	for _, s := range []*testNode{server, replica} {
+		if got := s.read(t, "b.txt"); got != "" {
+			t.Fatalf("the %s took b.txt (%d bytes) past the quota", s.name, len(got))
+		}
 	}
 	if st := n.status(server); st.Quota == nil || st.Quota.Used != 4<<10 || st.Quota.Limit != 10<<10 {
 		t.Errorf("the server's status quota = %+v; want 4 KiB of 10 KiB", st.Quota)
@@ -105,7 +122,7 @@ func TestQuotaAtHomeServer(t *testing.T) {
 
 	// A shrink is taken, and makes room for b.txt.
 	alice.write(t, "a.txt", "a")
-	n.waitEqual(alice, server)
+	n.waitEqual(alice, server, replica)
 	waitFor(t, 30*time.Second, "the refusal to clear", func() bool {
 		st := n.status(alice)
 		return st.QuotaRefused == "" && st.Quota != nil && st.Quota.Used == 8<<10+1
@@ -116,7 +133,7 @@ func TestQuotaAtHomeServer(t *testing.T) {
 	if err := os.Remove(filepath.Join(alice.root, "b.txt")); err != nil {
 		t.Fatal(err)
 	}
-	n.waitEqual(alice, server)
+	n.waitEqual(alice, server, replica)
 	if got := server.read(t, "b.txt"); got != "" {
 		t.Errorf("the deletion of b.txt did not reach the server over the quota")
 	}

@@ -39,11 +39,11 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
-	// Quota is the folder owner's quota at the folder's home server, as
-	// that server last said (on a device) or holds it (on the home
-	// server); nil when the owner has none. QuotaRefused (on a device):
-	// why the home server did not take some of this device's changes
-	// (ErrQuota's text); they stay here, and go when there is room.
+	// Quota is the folder owner's quota and usage, as the hosting server
+	// asked last said (on a device) or as this hosting server holds them;
+	// nil when the owner has none. QuotaRefused (on a device): why that
+	// server did not take some of this device's changes (ErrQuota's
+	// text); they stay here, and go when there is room.
 	Quota        *QuotaStatus `json:"quota,omitempty"`
 	QuotaRefused string       `json:"quota_refused,omitempty"`
 	// Failed lists changes that could not be applied at the last attempt
