@@ -47,9 +47,9 @@ type folder struct {
 
 	pub                              atomic.Pointer[published]
 	fetched, copied, resumed, served atomic.Int64
-	// refusals: on the folder's home server, why the last changes of each
-	// member device were not taken (ErrQuota), for the index handler to
-	// tell the device. Written by the folder goroutine only, copied on
+	// refusals: on a server hosting the folder, why the last changes of
+	// each member device were not taken (ErrQuota), for the index handler
+	// to tell the device. Written by the folder goroutine only, copied on
 	// write.
 	refusals atomic.Pointer[map[lpeer.ID]string]
 
@@ -548,8 +548,6 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.remotes[p] = ri
 	if hosting(a, fo, p) {
 		f.reached[p] = true
-	}
-	if hosting(a, fo, p) {
 		// Each hosting server enforces the owner's quota: the last one
 		// asked says how it stands.
 		f.setStatus(func(st *FolderStatus) {
@@ -658,6 +656,8 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 			msg = quotaMessage(fo.Owner, used, limit, ref)
 		}
 		f.noteRefusal(p, msg)
+	} else if !a.Server(p) {
+		f.noteRefusal(p, "") // no quota (any more)
 	}
 	res.add(f.applyTracked(ctx, peers, actions))
 	f.noteFailures(p, res)

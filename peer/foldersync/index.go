@@ -440,7 +440,7 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 	return ri, err
 }
 
-// indexNote is what a folder's home server says besides its index: the
+// indexNote is what a server hosting a folder says besides its index: the
 // owner's quota, and why the requester's changes were not taken.
 type indexNote struct {
 	QuotaUsed, QuotaLimit int64
