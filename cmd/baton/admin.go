@@ -102,9 +102,9 @@ func newUserSetCmd(env *cliEnv) *cobra.Command {
 		Long: `Change user NAME's settings; those not given stay as they are.
 --quota SIZE bounds the bytes of the folders the user owns, as their home
 server holds them (the current files, not their history): a device's change
-that would take the user past it is refused by the home server and waits on
-the device, which keeps its files, until there is room; --quota none removes
-the bound. --admin makes the user an administrator of the domain, who may log
+that would take the user past it is refused by the servers hosting the folder
+and waits on the device, which keeps its files, until there is room; --quota
+none removes the bound. --admin makes the user an administrator of the domain, who may log
 in to a server's console with their password; --admin=false takes it back.
 Only the server's own command line or an admin may change these. Run at the
 master.`,
