@@ -45,6 +45,53 @@ func (s *State) prevHash(k Kind, key string) []byte {
 // user's name may be given again: the new user is another identity, and
 // the record remembers the removed one.
 func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, error) {
+	return s.AddUserWith(name, home, id, "", UserSettings{})
+}
+
+// UserSettings are a user's settings an administrator changes; a nil
+// field is left as it is (on a new user: none, not an admin).
+type UserSettings struct {
+	// Quota is the bytes the user's folders may hold at their home server;
+	// 0 removes the bound.
+	Quota *int64
+	// Admin makes the user an administrator of the domain, or not.
+	Admin *bool
+}
+
+// apply sets the settings given on u.
+func (c UserSettings) apply(u *User) {
+	if c.Quota != nil {
+		u.Quota = *c.Quota
+	}
+	if c.Admin != nil {
+		u.Admin = *c.Admin
+	}
+}
+
+// mayAdminister checks that by may change users' settings: "" is the
+// server's own operator (its control socket, its console token), who
+// always may; else by must be a user of the domain who is an admin.
+func (s *State) mayAdminister(by string) error {
+	if by == "" {
+		return nil
+	}
+	u, ok := s.User(by)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s is not a user of the domain, so not an admin", ErrNotAllowed, by)
+	case !u.Admin:
+		return fmt.Errorf("%w: %s is not an admin: only an admin, or the server's own command line, may change users", ErrNotAllowed, by)
+	}
+	return nil
+}
+
+// AddUserWith builds the change adding user name as AddUser does, with
+// the settings given, asked by by ("" for the server's own operator; else
+// an admin user).
+func (s *State) AddUserWith(name string, home lpeer.ID, id, by string, settings UserSettings) (Update, User, error) {
+	if err := s.mayAdminister(by); err != nil {
+		return Update{}, User{}, err
+	}
 	if err := identity.ValidateName(name); err != nil {
 		return Update{}, User{}, fmt.Errorf("%w: user name: %v", ErrMalformed, err)
 	}
@@ -55,6 +102,10 @@ func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, er
 		return Update{}, User{}, fmt.Errorf("%w: %s is not a server in the chain", ErrNotAllowed, home)
 	}
 	u := User{Name: name, HomeServer: home.String(), ID: id}
+	settings.apply(&u)
+	if err := u.Validate(); err != nil {
+		return Update{}, User{}, err
+	}
 	prev, exists := s.UserRecord(name)
 	if exists && !prev.Removed {
 		return Update{}, User{}, fmt.Errorf("user %s %w (home server %s)", name, ErrExists, prev.HomeServer)
@@ -71,6 +122,29 @@ func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, er
 	} else {
 		up.IfAbsent = true
 	}
+	return up, u, nil
+}
+
+// SetUser builds the change of user name's settings, asked by by: "" for
+// the server's own operator (its command line or console token), who
+// always may; else a user, who must be an admin.
+func (s *State) SetUser(name, by string, settings UserSettings) (Update, User, error) {
+	if err := s.mayAdminister(by); err != nil {
+		return Update{}, User{}, err
+	}
+	u, ok := s.User(name)
+	if !ok {
+		return Update{}, User{}, fmt.Errorf("user %s: %w", name, ErrNotFound)
+	}
+	if settings.Quota == nil && settings.Admin == nil {
+		return Update{}, User{}, fmt.Errorf("%w: user %s: no setting to change", ErrMalformed, name)
+	}
+	settings.apply(&u)
+	up, err := Put(u)
+	if err != nil {
+		return Update{}, User{}, err
+	}
+	up.IfPrev = s.prevHash(Domain, u.Key())
 	return up, u, nil
 }
 

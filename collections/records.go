@@ -163,6 +163,13 @@ type User struct {
 	Removed    bool         `cbor:"4,keyasint,omitempty"`
 	Successor  string       `cbor:"5,keyasint,omitempty"` // removed: who takes the user's folders ("" archives them)
 	Former     []FormerUser `cbor:"6,keyasint,omitempty"` // the removed users that had this name
+	// Quota bounds the bytes of the folders the user owns, as their home
+	// server holds them (0: no bound). The home server refuses a device's
+	// change that would take the user past it.
+	Quota int64 `cbor:"7,keyasint,omitempty"`
+	// Admin: the user administers the domain, and may log in to a
+	// server's console with their password (checked at their home server).
+	Admin bool `cbor:"8,keyasint,omitempty"`
 }
 
 // FormerUser is a removed user whose name was given again: its ID, never
@@ -201,6 +208,9 @@ func (u User) Validate() error {
 		if err := ValidateUserID(u.ID); err != nil {
 			return fmt.Errorf("user %s: %w", u.Name, err)
 		}
+	}
+	if u.Quota < 0 {
+		return fmt.Errorf("%w: user %s: quota %d: want 0 (none) or a number of bytes", ErrMalformed, u.Name, u.Quota)
 	}
 	if u.Removed && u.ID == "" {
 		return fmt.Errorf("%w: user %s: a removed user record keeps the user's ID", ErrMalformed, u.Name)

@@ -97,6 +97,14 @@ func (fr *folderRuntime) outsideSymlinks(local func(string) bool) func(string) b
 	}
 }
 
+// quota is the engine's Quota: user's quota in the Domain (0: none).
+func (fr *folderRuntime) quota(user string) int64 {
+	if v := fr.view.Load(); v != nil {
+		return v.quotas[user]
+	}
+	return 0
+}
+
 func (fr *folderRuntime) running() *foldersync.Engine {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
@@ -109,6 +117,7 @@ type folderView struct {
 	devices map[lpeer.ID]collections.DeviceCert // valid when the view was made
 	servers map[lpeer.ID]bool
 	chain   collections.Chain
+	quotas  map[string]int64 // user -> quota in bytes, for the users that have one
 	now     func() time.Time
 }
 
@@ -140,6 +149,12 @@ func (d *driver) refreshFolderView() {
 	v := &folderView{folders: map[string]collections.Folder{}, devices: map[lpeer.ID]collections.DeviceCert{}, servers: map[lpeer.ID]bool{}, now: d.cfg.Now}
 	for _, f := range d.state.Folders() {
 		v.folders[f.ID] = f
+	}
+	v.quotas = map[string]int64{}
+	for _, u := range d.state.Users() {
+		if u.Quota > 0 {
+			v.quotas[u.Name] = u.Quota
+		}
 	}
 	for _, c := range d.state.ValidDevices(now) {
 		v.devices[c.DeviceID()] = c
@@ -224,6 +239,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 
 		OutsideSymlinks: fr.outsideSymlinks(d.cfg.OutsideSymlinks),
 		WindowsNames:    d.cfg.WindowsNames,
+		Quota:           fr.quota,
 		Archive:         archive,
 	})
 	if err != nil {

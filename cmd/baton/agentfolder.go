@@ -518,6 +518,12 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 		}
 		fmt.Fprintf(w, "  local changes: %d, %s\n", st.LocalChanges, what)
 	}
+	if q := st.Quota; q != nil {
+		fmt.Fprintf(w, "  quota:         %s of %s used (%s's)\n", byteSize(q.Used), byteSize(q.Limit), printable(q.User))
+	}
+	if st.QuotaRefused != "" {
+		fmt.Fprintf(w, "  refused:       %s\n", st.QuotaRefused)
+	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  error:         %s\n", st.LastError)
 	}

@@ -9,6 +9,7 @@
 //	GET    /v1/status                 peer.Status
 //	GET    /v1/users                  []User
 //	POST   /v1/users                  AddUserRequest        -> MutationResult
+//	PATCH  /v1/users/{name}           SetUserRequest        -> MutationResult
 //	DELETE /v1/users/{name}                                 -> MutationResult
 //	GET    /v1/servers                []ChainServer (the chain, in order)
 //	POST   /v1/servers                AddServerRequest      -> MutationResult

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -31,6 +33,12 @@ type (
 		Name           string `json:"name"`
 		HomeServer     string `json:"home_server"`
 		HomeServerName string `json:"home_server_name"`
+		// Quota: the bytes the user's folders may hold at their home
+		// server (0 or absent: no bound).
+		Quota int64 `json:"quota,omitempty"`
+		// Admin: the user administers the domain (and may log in to a
+		// server's console).
+		Admin bool `json:"admin,omitempty"`
 	}
 	ChainServer struct {
 		Position     int      `json:"position"` // 1-based place in the chain
@@ -75,7 +83,15 @@ type (
 
 	AddUserRequest struct {
 		Name       string `json:"name"`
-		HomeServer string `json:"home_server"` // host name or peer ID
+		HomeServer string `json:"home_server"`     // host name or peer ID
+		Quota      int64  `json:"quota,omitempty"` // bytes; 0: no bound
+		Admin      bool   `json:"admin,omitempty"`
+	}
+	// SetUserRequest changes a user's settings; one left out (null)
+	// stays as it is.
+	SetUserRequest struct {
+		Quota *int64 `json:"quota,omitempty"` // bytes; 0 removes the bound
+		Admin *bool  `json:"admin,omitempty"`
 	}
 	AddServerRequest struct {
 		Record   []byte `json:"record"`   // signed host record (envelope bytes)
@@ -235,7 +251,7 @@ func (s *Server) listUsers(ctx context.Context, _ struct{}) ([]User, error) {
 	}
 	out := []User{}
 	for _, u := range st.Users() {
-		out = append(out, User{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer)})
+		out = append(out, User{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer), Quota: u.Quota, Admin: u.Admin})
 	}
 	return out, nil
 }
@@ -269,7 +285,17 @@ func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResul
 	if err != nil {
 		return MutationResult{}, err
 	}
-	u, _, err := st.AddUser(req.Name, home.ID(), id)
+	if req.Quota < 0 {
+		return MutationResult{}, errInvalid("quota %d: want 0 (none) or a number of bytes", req.Quota)
+	}
+	settings := collections.UserSettings{}
+	if req.Quota > 0 {
+		settings.Quota = &req.Quota
+	}
+	if req.Admin {
+		settings.Admin = &req.Admin
+	}
+	u, _, err := st.AddUserWith(req.Name, home.ID(), id, RequestUser(ctx), settings)
 	if err != nil {
 		return MutationResult{}, builderErr(err)
 	}
@@ -279,7 +305,79 @@ func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResul
 		}
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
+	done := fmt.Sprintf("user %s added (home server %s", req.Name, home.Name)
+	if req.Quota > 0 {
+		done += ", quota " + bytesize.Format(req.Quota)
+	}
+	if req.Admin {
+		done += ", admin"
+	}
+	return sb.result(done + ")"), nil
+}
+
+// userChange is PATCH /v1/users/{name}.
+type userChange struct {
+	name string
+	SetUserRequest
+}
+
+func readUserChange(r *http.Request) (userChange, error) {
+	req := userChange{name: r.PathValue("name")}
+	err := decodeBody(r, &req.SetUserRequest)
+	return req, err
+}
+
+// setUser changes a user's quota or admin flag, asked by the server's
+// operator or, through the console, by an admin (RequestUser).
+func (s *Server) setUser(ctx context.Context, req userChange) (MutationResult, error) {
+	switch {
+	case req.Quota == nil && req.Admin == nil:
+		return MutationResult{}, errInvalid("nothing to change: give a quota or the admin flag")
+	case req.Quota != nil && *req.Quota < 0:
+		return MutationResult{}, errInvalid("quota %d: want 0 (none) or a number of bytes", *req.Quota)
+	}
+	sb := s.submitter()
+	if err := s.requireMaster(ctx); err != nil {
+		return MutationResult{}, err
+	}
+	st, err := s.d.State(ctx)
+	if err != nil {
+		return MutationResult{}, err
+	}
+	if _, ok := st.User(req.name); !ok {
+		return MutationResult{}, errNotFound("no user %s in the domain", req.name)
+	}
+	by := RequestUser(ctx)
+	u, _, err := st.SetUser(req.name, by, collections.UserSettings{Quota: req.Quota, Admin: req.Admin})
+	if err != nil {
+		if errors.Is(err, collections.ErrNotAllowed) {
+			return MutationResult{}, &apiError{CodeDenied, err.Error()}
+		}
+		return MutationResult{}, builderErr(err)
+	}
+	if err := sb.submit(ctx, u); err != nil {
+		if errors.Is(err, collections.ErrConflict) {
+			return MutationResult{}, errConflict("user %s changed meanwhile (another change came first): run the command again", req.name)
+		}
+		return MutationResult{}, err
+	}
+	var what []string
+	if req.Quota != nil {
+		if *req.Quota == 0 {
+			what = append(what, "no quota")
+		} else {
+			what = append(what, "quota "+bytesize.Format(*req.Quota))
+		}
+	}
+	if req.Admin != nil {
+		if *req.Admin {
+			what = append(what, "an admin")
+		} else {
+			what = append(what, "not an admin")
+		}
+	}
+	s.log.Info("user changed", "user", req.name, "by", by, "source", requestSource(ctx))
+	return sb.result(fmt.Sprintf("user %s: %s", req.name, strings.Join(what, ", "))), nil
 }
 
 // refuseWitness refuses server as a user's home server when it is known to

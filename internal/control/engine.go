@@ -79,6 +79,12 @@ type FolderStatus struct {
 	Served  int64 `json:"served"`
 	// LastScan is when the folder was last scanned (absent: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
+	// Quota: the folder owner's quota at the folder's home server, and
+	// their bytes there (absent: no quota, or not known yet).
+	// QuotaRefused (on an agent): why the home server did not take some
+	// of this device's changes; they stay here and go when there is room.
+	Quota        *foldersync.QuotaStatus `json:"quota,omitempty"`
+	QuotaRefused string                  `json:"quota_refused,omitempty"`
 	// History: what the folder's history holds on its hosting server
 	// (absent: not known, such as when an agent cannot reach it).
 	History *HistoryStatus `json:"history,omitempty"`
@@ -127,6 +133,8 @@ func newFolderStatus(st foldersync.FolderStatus) FolderStatus {
 		Resumed:      st.Resumed,
 		Served:       st.Served,
 		LastScan:     st.LastScan,
+		Quota:        st.Quota,
+		QuotaRefused: st.QuotaRefused,
 	}
 }
 

@@ -34,6 +34,10 @@ func fillNonZero(t *testing.T, v reflect.Value) {
 				fillNonZero(t, e)
 			}
 			f.Set(s)
+		case reflect.Pointer:
+			p := reflect.New(f.Type().Elem())
+			fillNonZero(t, p.Elem())
+			f.Set(p)
 		case reflect.Struct:
 			if f.Type() != reflect.TypeFor[time.Time]() {
 				t.Fatalf("field %s: a struct fillNonZero does not know", v.Type().Field(i).Name)

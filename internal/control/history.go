@@ -75,7 +75,7 @@ type HistoryStatus struct {
 	// two servers holding the same files at the same versions show the
 	// same, whatever their histories.
 	Tree string `json:"tree,omitempty"`
-	// Quota is not built: no per-user limit applies.
+	// The owner's quota does not count the history (FolderStatus.Quota).
 }
 
 // historyStatusTimeout bounds the question an agent's 'folder status' asks

@@ -151,6 +151,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/users", handle(s, noRequest, s.listUsers))
 	mux.HandleFunc("POST /v1/users", mutation(s, body[AddUserRequest], s.addUser))
 	mux.HandleFunc("DELETE /v1/users/{name}", mutation(s, readUserRemoval, s.removeUser))
+	mux.HandleFunc("PATCH /v1/users/{name}", mutation(s, readUserChange, s.setUser))
 	mux.HandleFunc("GET /v1/servers", handle(s, noRequest, s.listServers))
 	mux.HandleFunc("POST /v1/servers", mutation(s, body[AddServerRequest], s.addServer))
 	mux.HandleFunc("DELETE /v1/servers/{name}", mutation(s, pathValue("name"), s.removeServer))

@@ -39,6 +39,21 @@
 // request (FolderStatus.Servers lists them), so it stays false while no
 // hosting server is reachable, whatever the devices exchanged.
 //
+// # Quotas
+//
+// A server hosting a folder (its home server, and its replica, so that a
+// change one refuses does not reach it through the other) takes a member
+// device's changes only while the owner's bytes (the current files of the
+// owner's folders it hosts; their history does not count) stay within the
+// owner's quota (Config.Quota): quotaAdmit, a pure decision over the plan,
+// takes every change that adds nothing (and counts the room it frees) and
+// the others in plan order while they fit. The hosting servers take each
+// other's changes as they are. What is held back stays on the device,
+// whose next pull of a hosting server's index hears why (the index
+// header's quota fields; FolderStatus.Quota and QuotaRefused), and is
+// planned again at the device's next index or the server's next pull.
+// Nothing is deleted.
+//
 // # Protocols
 //
 // Three protocols, all CBOR (internal/canon) in varint-length frames, with

@@ -47,6 +47,11 @@ type folder struct {
 
 	pub                              atomic.Pointer[published]
 	fetched, copied, resumed, served atomic.Int64
+	// refusals: on a server hosting the folder, why the last changes of
+	// each member device were not taken (ErrQuota), for the index handler
+	// to tell the device. Written by the folder goroutine only, copied on
+	// write.
+	refusals atomic.Pointer[map[lpeer.ID]string]
 
 	mu          sync.Mutex
 	notified    map[lpeer.ID]bool // peers whose index may have changed
@@ -573,7 +578,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, err := f.e.requestIndex(ctx, p, f.id, held, f.share)
+	ri, note, err := f.e.requestIndexNote(ctx, p, f.id, held, f.share)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
@@ -595,6 +600,14 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.remotes[p] = ri
 	if hosting(a, fo, p) {
 		f.reached[p] = true
+		// Each hosting server enforces the owner's quota: the last one
+		// asked says how it stands.
+		f.setStatus(func(st *FolderStatus) {
+			st.Quota, st.QuotaRefused = nil, note.Refused
+			if note.QuotaLimit > 0 {
+				st.Quota = &QuotaStatus{User: fo.Owner, Used: note.QuotaUsed, Limit: note.QuotaLimit}
+			}
+		})
 	}
 	if ri != held {
 		// A partial file of a version this index supersedes (a file
@@ -683,7 +696,22 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
-	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())))
+	actions := syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())
+	held := false
+	if limit, ok := f.e.quotaOf(a, fo, p); ok {
+		used := f.e.usage(a, fo.Owner)
+		var ref quotaRefusal
+		actions, ref = quotaAdmit(actions, f.local.Files, used, limit)
+		msg := ""
+		if ref.changes > 0 {
+			held = true
+			msg = quotaMessage(fo.Owner, used, limit, ref)
+		}
+		f.noteRefusal(p, msg)
+	} else if !a.Server(p) {
+		f.noteRefusal(p, "") // no quota (any more)
+	}
+	res.add(f.applyTracked(ctx, peers, actions))
 	f.noteFailures(p, res)
 	if res.failed > 0 {
 		if f.stuck {
@@ -704,7 +732,38 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		f.scheduleRetry()
 		return false
 	}
-	return res.skipped == 0
+	// Changes held back by the quota are planned again at the device's
+	// next index or the next pull, which take them once there is room.
+	return res.skipped == 0 && !held
+}
+
+// noteRefusal records why p's last changes were not taken ("" if they
+// were), for the index handler to tell p.
+func (f *folder) noteRefusal(p lpeer.ID, msg string) {
+	cur := f.refusals.Load()
+	if cur == nil && msg == "" || cur != nil && (*cur)[p] == msg {
+		return
+	}
+	next := map[lpeer.ID]string{}
+	if cur != nil {
+		maps.Copy(next, *cur)
+	}
+	if msg == "" {
+		delete(next, p)
+		f.log.Info("a device's changes are taken again: the owner's quota has room", "peer", p.String())
+	} else {
+		next[p] = msg
+		f.log.Info("a device's changes not taken: the owner's quota is full", "peer", p.String(), "why", msg)
+	}
+	f.refusals.Store(&next)
+}
+
+// refusal is why p's last changes were not taken, "" if they were.
+func (f *folder) refusal(p lpeer.ID) string {
+	if m := f.refusals.Load(); m != nil {
+		return (*m)[p]
+	}
+	return ""
 }
 
 // planOptions returns how the folder plans to take other hosts' changes.
@@ -1224,10 +1283,17 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	if hosting(a, fo, self) {
 		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
+		var quota *QuotaStatus
+		if fo.Owner != "" && f.e.cfg.Quota != nil {
+			if limit := f.e.cfg.Quota(fo.Owner); limit > 0 {
+				quota = &QuotaStatus{User: fo.Owner, Used: f.e.usage(a, fo.Owner), Limit: limit}
+			}
+		}
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
 			st.InSync = st.NeedFiles == 0 && f.failures == 0
 			st.LocalChanges = 0
+			st.Quota = quota
 		})
 		return
 	}

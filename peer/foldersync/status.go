@@ -39,6 +39,13 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
+	// Quota is the folder owner's quota and usage, as the hosting server
+	// asked last said (on a device) or as this hosting server holds them;
+	// nil when the owner has none. QuotaRefused (on a device): why that
+	// server did not take some of this device's changes (ErrQuota's
+	// text); they stay here, and go when there is room.
+	Quota        *QuotaStatus `json:"quota,omitempty"`
+	QuotaRefused string       `json:"quota_refused,omitempty"`
 	// Failed lists changes that could not be applied at the last attempt
 	// (at most MaxFailedShown of them, those tried most often first), with
 	// why and how many attempts in a row failed. Stuck: one of them failed
