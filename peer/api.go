@@ -141,6 +141,10 @@ type Config struct {
 	// devices of its folders on the local network (on by default for
 	// agents; servers never run it).
 	NoLAN bool
+	// NoRelay turns off an agent's use of the servers' circuit relays:
+	// it makes no reservation there and reaches other member devices only
+	// directly (on by default for agents).
+	NoRelay bool
 	// Peers are multiaddrs with a /p2p/ peer ID of other devices an agent
 	// keeps connected to, when the Domain shows them as devices of users
 	// it shares a folder with: for networks without multicast. Agents
