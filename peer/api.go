@@ -246,10 +246,13 @@ type Status struct {
 	// Epoch is the master's term in the consensus engine.
 	Epoch uint64 `json:"epoch"`
 	// Chain is the consensus engine's view, on the servers of the chain.
-	Chain       *ChainStatus                `json:"chain,omitempty"`
-	Domain      string                      `json:"domain"`
-	Listen      []string                    `json:"listen"`
-	Peers       []PeerStatus                `json:"peers"`
+	Chain  *ChainStatus `json:"chain,omitempty"`
+	Domain string       `json:"domain"`
+	Listen []string     `json:"listen"`
+	Peers  []PeerStatus `json:"peers"`
+	// Relays (agents) are the servers at whose circuit relay this agent
+	// holds a reservation: fellow devices reach it through them.
+	Relays      []string                    `json:"relays,omitempty"`
 	Collections map[string]CollectionStatus `json:"collections"`
 	Outbox      int                         `json:"outbox"`
 	Quarantined []QuarantineEvent           `json:"quarantined"`
@@ -318,6 +321,9 @@ type PeerStatus struct {
 	// Guest: a host that is not a member, connected to a public address
 	// to log in.
 	Guest bool `json:"guest,omitempty"`
+	// Relayed: connected only through a server's relay (a limited
+	// connection: indexes and notifications, no blocks).
+	Relayed bool `json:"relayed,omitempty"`
 }
 
 // CollectionStatus describes one collection.

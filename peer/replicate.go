@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -605,9 +606,17 @@ func (d *driver) status() Status {
 					}
 				}
 			}
+			ps.Relayed = d.host.Network().Connectedness(p) == network.Limited
 			st.Peers = append(st.Peers, ps)
 		}
 	}
+	now := d.cfg.Now()
+	for srv, exp := range d.relay.expires {
+		if exp.After(now) {
+			st.Relays = append(st.Relays, srv.String())
+		}
+	}
+	slices.Sort(st.Relays)
 	for _, k := range collections.Kinds {
 		dg := d.state.Digest(k)
 		st.Collections[k.String()] = CollectionStatus{
