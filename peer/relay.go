@@ -93,7 +93,9 @@ type relayState struct {
 
 // relayAddrs are the relay addresses an agent announces, for
 // Node.announce (which runs on libp2p's goroutines).
-type relayAddrs struct{ p atomic.Pointer[[]ma.Multiaddr] }
+type relayAddrs struct {
+	p atomic.Pointer[[]ma.Multiaddr]
+}
 
 func (r *relayAddrs) load() []ma.Multiaddr {
 	if p := r.p.Load(); p != nil {
