@@ -37,7 +37,7 @@ func startLANless(t *testing.T, c *peertest.PublicCluster, name string, i int, u
 }
 
 // memberIndex is the index of the cluster member whose ID is id.
-func memberIndex(t *testing.T, c *peertest.PublicCluster, id lpeer.ID) int {
+func memberIndex(t testing.TB, c *peertest.PublicCluster, id lpeer.ID) int {
 	t.Helper()
 	for i, m := range c.Members {
 		if m.Key.ID() == id {
