@@ -148,9 +148,21 @@ func (d *driver) reserveRelays(ctx context.Context) {
 		return
 	}
 	net := d.host.Network()
-	due := reservationsDue(d.cfg.Now(), d.chain, func(s lpeer.ID) bool {
-		return s != d.self && net.Connectedness(s) == network.Connected
-	}, d.relay, 30*time.Second)
+	connected := func(s lpeer.ID) bool { return s != d.self && net.Connectedness(s) == network.Connected }
+	// A relay forgets the reservation of a host that disconnects, and one
+	// that ended is no more: neither is announced, and each is asked
+	// again once the server is connected.
+	now, gone := d.cfg.Now(), false
+	for s, exp := range d.relay.expires {
+		if !connected(s) || !exp.After(now) {
+			delete(d.relay.expires, s)
+			gone = true
+		}
+	}
+	if gone {
+		d.publishRelayAddrs()
+	}
+	due := reservationsDue(now, d.chain, connected, d.relay, 30*time.Second)
 	for _, s := range due {
 		d.relay.reserving[s] = true
 		d.spawn(ctx, func(ctx context.Context, e *edge) task {
