@@ -3,7 +3,6 @@
 package peer_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/peer"
 	"github.com/baton-sync/baton/peer/peertest"
 )
@@ -32,68 +30,6 @@ func cpuNow(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// sharedPair starts ann's and bob's devices (homes s2 and s3) with
-// configure (given ann's running node when bob's starts), and a folder of ann's shared with bob, synced by both. It
-// returns the folder, its hosts and both directories.
-func sharedPair(b *testing.B, c *peertest.PublicCluster, configure func(ann *peer.Node, cfg *peer.Config)) (ann, bob *peer.Node, f collections.Folder, annDir, bobDir string) {
-	b.Helper()
-	start := func(name string, i int, user, pw string) *peer.Node {
-		a := peertest.NewAgent(b, name)
-		a.Config = func(cfg *peer.Config) { configure(ann, cfg) }
-		res, err := login(a, c.PublicP2P(i), user, pw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n := a.Start(res.Genesis, res.Cert)
-		c.WaitFor(name+" accepted", 20*time.Second, func() bool {
-			st, _, _ := n.DeviceStatus(context.Background())
-			return st.Accepted
-		})
-		return n
-	}
-	ann = start("ann-laptop", 1, "ann", "ann's secret")
-	bob = start("bob-desk", 2, "bob", "bob's secret")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	f, err := ann.CreateFolder(ctx, "Shared")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadWrite); err != nil {
-		b.Fatal(err)
-	}
-	annDir, bobDir = b.TempDir(), b.TempDir()
-	if err := ann.SetFolders(ctx, map[string]string{f.ID: annDir}); err != nil {
-		b.Fatal(err)
-	}
-	c.WaitFor("bob's desk to see the folder", 20*time.Second, func() bool {
-		st, err := bob.State(ctx)
-		if err != nil {
-			return false
-		}
-		_, ok := st.Folder(f.ID)
-		return ok
-	})
-	if err := bob.SetFolders(ctx, map[string]string{f.ID: bobDir}); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(bobDir, "first.txt"), []byte("first"), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	c.WaitFor("first.txt on ann's laptop", 60*time.Second, func() bool {
-		got, err := os.ReadFile(filepath.Join(annDir, "first.txt"))
-		return err == nil && string(got) == "first"
-	})
-	st, err := ann.State(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if f, _ = st.Folder(f.ID); len(st.FolderHosts(f)) != 2 {
-		b.Fatalf("hosts of the folder: %v; want the home server and a replica", st.FolderHosts(f))
-	}
-	return ann, bob, f, annDir, bobDir
 }
 
 // timeNewFiles writes b.N new small files in from, one at a time, each
@@ -135,7 +71,9 @@ func timeNewFiles(b *testing.B, from, to string) {
 // file reaches ann's laptop through the replica.
 func BenchmarkNewFileThroughReplica(b *testing.B) {
 	c := loginCluster(b)
-	_, _, f, annDir, bobDir := sharedPair(b, c, func(_ *peer.Node, cfg *peer.Config) { cfg.NoLAN, cfg.NoRelay = true, true })
+	_, _, f, annDir, bobDir := startPair(b, c, func(_ *peer.Node, a *peertest.Agent) {
+		a.Config = func(cfg *peer.Config) { cfg.NoLAN, cfg.NoRelay = true, true }
+	})
 	st := c.State(0)
 	c.Stop(memberIndex(b, c, st.FolderHosts(f)[0]))
 	timeNewFiles(b, bobDir, annDir)
@@ -145,10 +83,12 @@ func BenchmarkNewFileThroughReplica(b *testing.B) {
 // bob's desk, connected directly, sync the folder.
 func BenchmarkNewFileDeviceToDevice(b *testing.B) {
 	c := loginCluster(b)
-	ann, bob, _, annDir, bobDir := sharedPair(b, c, func(ann *peer.Node, cfg *peer.Config) {
-		cfg.NoLAN = true
-		if ann != nil {
-			cfg.Peers = []string{loopbackAddr(b, ann)}
+	ann, bob, _, annDir, bobDir := startPair(b, c, func(ann *peer.Node, a *peertest.Agent) {
+		a.Config = func(cfg *peer.Config) {
+			cfg.NoLAN = true
+			if ann != nil {
+				cfg.Peers = []string{loopbackAddr(b, ann)}
+			}
 		}
 	})
 	c.WaitFor("ann's laptop and bob's desk connected", 30*time.Second, func() bool {

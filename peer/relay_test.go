@@ -21,33 +21,78 @@ import (
 	"github.com/baton-sync/baton/peer/peertest"
 )
 
-// startBehindWall is startDevice for an agent that finds no device by
-// mDNS and cannot dial the devices walled (refuseDial: any address but a
-// relay's), as if a network between them carried nothing; peers are
-// addresses it is given (Config.Peers).
-func startBehindWall(t *testing.T, c *peertest.PublicCluster, name string, i int, user, password string, walled []lpeer.ID, peers ...string) *peer.Node {
+// startPair starts ann's and bob's devices (homes s2 and s3), each set up
+// by setup before it runs (given ann's running node when bob's starts),
+// and a folder of ann's shared with bob (read-write), synced by both, a
+// first file of bob's on ann's laptop. It returns the devices, the
+// folder (hosted by ann's home server and a replica) and both
+// directories.
+func startPair(t testing.TB, c *peertest.PublicCluster, setup func(ann *peer.Node, a *peertest.Agent)) (ann, bob *peer.Node, f collections.Folder, annDir, bobDir string) {
 	t.Helper()
-	a := peertest.NewAgent(t, name)
-	a.Config = func(cfg *peer.Config) { cfg.NoLAN, cfg.Peers = true, peers }
-	a.BeforeRun = func(n *peer.Node) {
-		peer.SetRefuseDial(n, func(p lpeer.ID, addr ma.Multiaddr) bool {
-			_, err := addr.ValueForProtocol(ma.P_CIRCUIT)
-			return slices.Contains(walled, p) && err != nil
+	start := func(name string, i int, user, pw string) *peer.Node {
+		a := peertest.NewAgent(t, name)
+		setup(ann, a)
+		res, err := login(a, c.PublicP2P(i), user, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := a.Start(res.Genesis, res.Cert)
+		c.WaitFor(name+" accepted", 20*time.Second, func() bool {
+			st, _, _ := n.DeviceStatus(context.Background())
+			return st.Accepted
 		})
+		return n
 	}
-	res, err := login(a, c.PublicP2P(i), user, password)
+	ann = start("ann-laptop", 1, "ann", "ann's secret")
+	bob = start("bob-desk", 2, "bob", "bob's secret")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := ann.CreateFolder(ctx, "Shared")
 	if err != nil {
-		t.Fatalf("login %s as %s: %v", name, user, err)
+		t.Fatal(err)
 	}
-	n := a.Start(res.Genesis, res.Cert)
-	c.WaitFor(name+" accepted as "+user+"'s device everywhere", 10*time.Second, func() bool {
-		if !validEverywhere(t, c, user, a.ID(), true) {
+	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadWrite); err != nil {
+		t.Fatal(err)
+	}
+	annDir, bobDir = t.TempDir(), t.TempDir()
+	if err := ann.SetFolders(ctx, map[string]string{f.ID: annDir}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("bob's desk to see the folder", 20*time.Second, func() bool {
+		st, err := bob.State(ctx)
+		if err != nil {
 			return false
 		}
-		st, _, _ := n.DeviceStatus(context.Background())
-		return st.Accepted
+		_, ok := st.Folder(f.ID)
+		return ok
 	})
-	return n
+	if err := bob.SetFolders(ctx, map[string]string{f.ID: bobDir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bobDir, "first.txt"), []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("first.txt on ann's laptop", 60*time.Second, func() bool {
+		got, err := os.ReadFile(filepath.Join(annDir, "first.txt"))
+		return err == nil && string(got) == "first"
+	})
+	st, err := ann.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ = st.Folder(f.ID); len(st.FolderHosts(f)) != 2 {
+		t.Fatalf("hosts of the folder: %v; want the home server and a replica", st.FolderHosts(f))
+	}
+	return ann, bob, f, annDir, bobDir
+}
+
+// wall makes n refuse to dial other at any address but a relay's, as if
+// the network between them carried nothing.
+func wall(n *peer.Node, other lpeer.ID) {
+	peer.SetRefuseDial(n, func(p lpeer.ID, addr ma.Multiaddr) bool {
+		_, err := addr.ValueForProtocol(ma.P_CIRCUIT)
+		return p == other && err != nil
+	})
 }
 
 // relays is n's Status.Relays.
@@ -79,7 +124,7 @@ func relayedTo(n *peer.Node, id lpeer.ID) bool {
 // through the relay either.
 func TestRelayRefusesStrangers(t *testing.T) {
 	c := loginCluster(t)
-	ann := startBehindWall(t, c, "ann-laptop", 1, "ann", "ann's secret", nil)
+	ann := startDevice(t, c, "ann-laptop", 1, "ann", "ann's secret")
 	s1 := c.Members[0].Key.ID()
 	c.WaitFor("ann's laptop to hold a reservation at each server's relay", 20*time.Second, func() bool {
 		r := relays(ann)
@@ -124,42 +169,24 @@ func TestRelayRefusesStrangers(t *testing.T) {
 func TestDevicesReachEachOtherThroughRelay(t *testing.T) {
 	c := loginCluster(t)
 	annID, bobID := identitytest.Key("ann-laptop").ID(), identitytest.Key("bob-desk").ID()
-	ann := startBehindWall(t, c, "ann-laptop", 1, "ann", "ann's secret", []lpeer.ID{bobID}) // home s2
-	bob := startBehindWall(t, c, "bob-desk", 2, "bob", "bob's secret", []lpeer.ID{annID}, loopbackAddr(t, ann))
+	ann, bob, f, annDir, bobDir := startPair(t, c, func(ann *peer.Node, a *peertest.Agent) {
+		other, peers := bobID, []string(nil)
+		if ann != nil { // bob's desk, given ann's direct address
+			other, peers = annID, []string{loopbackAddr(t, ann)}
+		}
+		a.Config = func(cfg *peer.Config) { cfg.NoLAN, cfg.Peers = true, peers }
+		a.BeforeRun = func(n *peer.Node) { wall(n, other) }
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
-	f, err := ann.CreateFolder(ctx, "Shared")
-	if err != nil {
-		t.Fatalf("CreateFolder: %v", err)
-	}
-	if err := ann.ShareFolder(ctx, f.ID, "bob", collections.RightReadWrite); err != nil {
-		t.Fatalf("ShareFolder: %v", err)
-	}
 	st, err := ann.State(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hosts := st.FolderHosts(f)
-	if len(hosts) != 2 {
-		t.Fatalf("hosts of ann's folder %v; want the home server and a replica", hosts)
-	}
 	home, replica := memberIndex(t, c, hosts[0]), memberIndex(t, c, hosts[1])
 	relay := 3 - home - replica // the server hosting nothing of the folder
 
-	annDir, bobDir := t.TempDir(), t.TempDir()
-	if err := ann.SetFolders(ctx, map[string]string{f.ID: annDir}); err != nil {
-		t.Fatal(err)
-	}
-	c.WaitFor("bob's desk to see the folder", 20*time.Second, func() bool { _, ok := folderAt(t, bob, f.ID); return ok })
-	if err := bob.SetFolders(ctx, map[string]string{f.ID: bobDir}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(annDir, "a.txt"), []byte("from ann"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	first := map[string]string{"a.txt": "from ann"}
-	c.WaitFor("a.txt on bob's desk", 60*time.Second, func() bool { return sameFiles(readFiles(t, bobDir), first) })
 	c.WaitFor("ann's laptop and bob's desk connected through a relay", 30*time.Second, func() bool {
 		return relayedTo(ann, bobID) && relayedTo(bob, annID)
 	})
@@ -198,6 +225,6 @@ func TestDevicesReachEachOtherThroughRelay(t *testing.T) {
 	}
 
 	c.Start(home)
-	second := map[string]string{"a.txt": "from ann", "b.txt": "from bob, through the relay"}
+	second := map[string]string{"first.txt": "first", "b.txt": "from bob, through the relay"}
 	c.WaitFor("b.txt on ann's laptop, its blocks from the home server", 90*time.Second, func() bool { return sameFiles(readFiles(t, annDir), second) })
 }
