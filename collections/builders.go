@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -114,13 +115,18 @@ func (s *State) RemoveUser(name, successor string) (Update, User, error) {
 }
 
 // CreateFolder builds the change creating folder id, called name, owned by
-// owner and hosted by server, which must be the owner's home server.
+// owner and hosted by server, which must be the owner's home server, with
+// the default options.
 func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, Folder, error) {
-	return s.CreateFolderWith(id, name, owner, server, FolderOptions{})
+	return s.CreateFolderWith(id, name, owner, server, OptionsPatch{})
 }
 
-// CreateFolderWith is CreateFolder with the folder's options.
-func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts FolderOptions) (Update, Folder, error) {
+// CreateFolderWith is CreateFolder with the options p gives (the others
+// off, and DefaultReplicas replicas if p does not say). The record names
+// its hosting set: the home server, then the next Replicas servers of the
+// chain after it (fewer if the chain has fewer; asking more replicas than
+// the chain has other servers gets as many as it has: OptionsPatch.CappedNote).
+func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, p OptionsPatch) (Update, Folder, error) {
 	u, ok := s.User(owner)
 	if !ok {
 		return Update{}, Folder{}, fmt.Errorf("user %s: %w", owner, ErrNotFound)
@@ -134,9 +140,13 @@ func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts F
 		}
 	}
 	f := Folder{ID: id, Name: name, Owner: owner, Server: server.String(),
-		Members: map[string]Right{owner: RightOwner}, FolderOptions: opts}
+		Members: map[string]Right{owner: RightOwner}, Hosts: []string{server.String()}}
 	if u.ID != "" {
 		f.IDs = map[string]string{owner: u.ID}
+	}
+	f, err := withOptions(s.Chain(), f, p.Apply(FolderOptions{Replicas: DefaultReplicas}), p.Replicas != nil)
+	if err != nil {
+		return Update{}, Folder{}, err
 	}
 	up, err := Put(f)
 	if err != nil {
@@ -171,19 +181,36 @@ func (s *State) Share(id, by, user string, right Right) (Update, Folder, error) 
 	return s.putFolder(f)
 }
 
-// SetFolderOptions builds the change setting the options of folder id,
-// asked by by: its owner, or "" for the administrator of its hosting
-// server. ErrExists if the folder has these options already.
-func (s *State) SetFolderOptions(id, by string, opts FolderOptions) (Update, Folder, error) {
+// SetFolderOptions builds the change setting the options p gives of
+// folder id, the others staying as they are, asked by by: its owner, or
+// "" for the administrator of its home server. A change of Replicas
+// chooses the hosting set again: the servers hosting the folder now stay
+// first (the last ones dropped when there are fewer replicas), then the
+// next servers of the chain after the home server; more replicas than the
+// chain has other servers get as many as it has (OptionsPatch.CappedNote).
+// A record without a hosting set (from before they were recorded) gets
+// one, with DefaultReplicas unless p says. ErrExists if the folder has
+// these options and hosting set already.
+func (s *State) SetFolderOptions(id, by string, p OptionsPatch) (Update, Folder, error) {
+	if p.Empty() {
+		return Update{}, Folder{}, fmt.Errorf("%w: no option to set", ErrMalformed)
+	}
 	f, err := s.ownedBy(id, by)
 	if err != nil {
 		return Update{}, Folder{}, err
 	}
-	if f.FolderOptions == opts {
+	base := f.FolderOptions
+	if f.Hosts == nil {
+		base.Replicas = DefaultReplicas
+	}
+	nf, err := withOptions(s.Chain(), f, p.Apply(base), p.Replicas != nil)
+	if err != nil {
+		return Update{}, Folder{}, err
+	}
+	if nf.FolderOptions == f.FolderOptions && slices.Equal(nf.Hosts, f.Hosts) {
 		return Update{}, Folder{}, fmt.Errorf("folder %s has these options %w", f.Name, ErrExists)
 	}
-	f.FolderOptions = opts
-	return s.putFolder(f)
+	return s.putFolder(nf)
 }
 
 // Unshare builds the change removing user from folder id, asked by by: its
@@ -245,6 +272,7 @@ func (s *State) ownedBy(id, by string) (Folder, error) {
 func cloneFolder(f Folder) Folder {
 	f.Members = maps.Clone(f.Members)
 	f.IDs = maps.Clone(f.IDs)
+	f.Hosts = slices.Clone(f.Hosts)
 	if f.IDs == nil {
 		f.IDs = map[string]string{}
 	}

@@ -24,7 +24,10 @@ import (
 // Folder sync: the node runs a foldersync.Engine on its host. An agent
 // syncs the folders it is told (Config.Folders, SetFolders); a server syncs
 // every folder it hosts (collections.FolderHosts: it is the folder's home
-// server or its replica), each in DataDir/folders/ID. The
+// server or one of the replicas its Catalog record names), each in
+// DataDir/folders/ID. When the hosting set changes, a server that joins it
+// starts syncing the folder and one that leaves it stops, keeping its copy
+// and history on disk. The
 // engine reads the collections through folderView, a snapshot the driver
 // rebuilds after updates are applied (and every viewRefresh, as device
 // certificates come and go with time), so it never waits for the driver.
@@ -171,11 +174,29 @@ func (d *driver) refreshFolderView() {
 		hosted[id] = dir
 	}
 	fr.mu.Lock()
-	same := maps.Equal(hosted, fr.hosted)
+	before := fr.hosted
+	same := maps.Equal(hosted, before)
 	fr.hosted = hosted
 	fr.mu.Unlock()
 	if !same {
+		d.logHosting(before, hosted)
 		fr.apply()
+	}
+}
+
+// logHosting says which folders this server started and stopped hosting
+// (its hosting set in the Catalog changed, or the chain did). A folder it
+// stops hosting keeps its copy and its history on disk.
+func (d *driver) logHosting(before, after map[string]string) {
+	for _, id := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[id]; !ok {
+			d.log.Info("hosting folder", "folder", id, "dir", after[id])
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[id]; !ok {
+			d.log.Info("no longer hosting folder: its copy and history stay on disk", "folder", id, "dir", before[id])
+		}
 	}
 }
 

@@ -133,3 +133,7 @@ func TestReplicaWhileHomeIsDown(t *testing.T) {
 	c.WaitFor("b.txt on the restarted home server", 60*time.Second, func() bool { return sameFiles(readFiles(t, homeDir), second) })
 	c.WaitFor("ann's laptop to sync with both servers again", 60*time.Second, func() bool { return syncsWith(ann, f.ID, hosts...) })
 }
+
+// keepOpt is the options change setting a folder's retention policy to
+// text (checked by the home server).
+func keepOpt(text string) collections.OptionsPatch { return collections.OptionsPatch{Keep: &text} }

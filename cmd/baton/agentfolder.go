@@ -491,6 +491,19 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 		}
 		fmt.Fprintf(w, "  syncing with:  %s\n", servers)
 	}
+	if st.Role == "server" || len(st.Devices) > 0 {
+		// The member devices syncing through this server (on an agent:
+		// with this device directly).
+		devices := "none connected"
+		if len(st.Devices) > 0 {
+			var names []string
+			for _, d := range st.Devices {
+				names = append(names, printable(d.Name)+" ("+printable(d.User)+")")
+			}
+			devices = strings.Join(names, ", ")
+		}
+		fmt.Fprintf(w, "  devices:       %s\n", devices)
+	}
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
 	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)

@@ -51,8 +51,11 @@ type (
 		ServerName string   `json:"server_name"`
 		Members    []Member `json:"members"` // the owner first, then by name
 		// Hosts: the servers hosting it, its home server (Server) first,
-		// then its replica (collections.FolderHosts).
+		// then its replicas (collections.FolderHosts).
 		Hosts []string `json:"hosts"`
+		// Replicas: the folder option, how many servers beside the home
+		// server host it (fewer while the chain has fewer).
+		Replicas int `json:"replicas"`
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
@@ -86,6 +89,7 @@ type (
 		Owner           string `json:"owner"`
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
 		Keep            string `json:"keep,omitempty"`             // the retention policy; "" the default
+		Replicas        *int   `json:"replicas,omitempty"`         // servers beside the home server; nil the default
 	}
 	// FolderOptionsRequest sets the options given; one left out (null,
 	// "") stays as it is.
@@ -94,6 +98,7 @@ type (
 		Owner           string `json:"owner"`  // optional: tells same-named folders apart
 		OutsideSymlinks *bool  `json:"outside_symlinks,omitempty"`
 		Keep            string `json:"keep,omitempty"` // a retention policy, or "default"
+		Replicas        *int   `json:"replicas,omitempty"`
 	}
 	ShareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
@@ -443,7 +448,10 @@ func (s *Server) listFolders(ctx context.Context, _ struct{}) ([]Folder, error) 
 
 func folderToJSON(st *collections.State, f collections.Folder) Folder {
 	fj := Folder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []Member{},
-		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Hosts: []string{}}
+		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Hosts: []string{}, Replicas: f.Replicas}
+	if f.Hosts == nil {
+		fj.Replicas = collections.DefaultReplicas
+	}
 	for _, h := range st.FolderHosts(f) {
 		fj.Hosts = append(fj.Hosts, h.String())
 	}
@@ -492,18 +500,18 @@ func (s *Server) createFolder(ctx context.Context, req CreateFolderRequest) (Mut
 	if err != nil {
 		return MutationResult{}, err
 	}
-	keep, err := peer.ParseKeep(req.Keep)
+	p, err := peer.ParseOptions(&req.OutsideSymlinks, req.Keep, req.Replicas)
 	if err != nil {
 		return MutationResult{}, errInvalid("%v", err)
 	}
-	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep})
+	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, p)
 	if err != nil {
 		return MutationResult{}, builderErr(err)
 	}
 	if err := sb.submit(ctx, up); err != nil {
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
+	return sb.result(fmt.Sprintf("folder %s (%s) created for %s %s%s", f.Name, f.ID, f.Owner, hostingText(st, f), noteText(p.CappedNote(f)))), nil
 }
 
 func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (MutationResult, error) {
@@ -529,34 +537,47 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 }
 
 func (s *Server) setFolderOptions(ctx context.Context, req FolderOptionsRequest) (MutationResult, error) {
-	if req.OutsideSymlinks == nil && req.Keep == "" {
+	p, err := peer.ParseOptions(req.OutsideSymlinks, req.Keep, req.Replicas)
+	if err != nil {
+		return MutationResult{}, errInvalid("%v", err)
+	}
+	if p.Empty() {
 		return MutationResult{}, errInvalid("no option to set")
 	}
-	var keep string
-	if req.Keep != "" {
-		var err error
-		if keep, err = peer.ParseKeep(req.Keep); err != nil {
-			return MutationResult{}, errInvalid("%v", err)
-		}
-	}
 	sb := s.submitter()
-	var opts collections.FolderOptions
+	var set collections.Folder
 	f, err := s.changeHosted(ctx, sb, req.Folder, req.Owner, "set its options there", func(st *collections.State, f collections.Folder) (collections.Update, error) {
-		// The options not given stay as they are.
-		opts = f.FolderOptions
-		if req.OutsideSymlinks != nil {
-			opts.OutsideSymlinks = *req.OutsideSymlinks
-		}
-		if req.Keep != "" {
-			opts.Keep = keep
-		}
-		up, _, err := st.SetFolderOptions(f.ID, "", opts)
+		up, nf, err := st.SetFolderOptions(f.ID, "", p)
+		set = nf
 		return up, err
 	})
 	if err != nil {
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s%s", f.Name, f.ID, optionsText(set.FolderOptions), noteText(p.CappedNote(set)))), nil
+}
+
+// hostingText says where folder f is hosted: "on s1" or "on s1, replicas
+// s2, s3".
+func hostingText(st *collections.State, f collections.Folder) string {
+	hosts := st.FolderHosts(f)
+	text := "on " + hostName(st, f.Server)
+	if len(hosts) < 2 {
+		return text + ", no replica"
+	}
+	names := make([]string, 0, len(hosts)-1)
+	for _, h := range hosts[1:] {
+		names = append(names, hostName(st, h.String()))
+	}
+	return text + ", replicas " + strings.Join(names, ", ")
+}
+
+// noteText is "" or "; " and the note.
+func noteText(note string) string {
+	if note == "" {
+		return ""
+	}
+	return "; " + note
 }
 
 // changeHosted builds a change of the folder ref (owned by owner if not
@@ -593,12 +614,18 @@ func optionsText(o collections.FolderOptions) string {
 	if o.OutsideSymlinks {
 		text = "members' symlinks pointing outside the folder are created"
 	}
-	switch o.Keep {
-	case "":
-	case peer.KeepDefault:
+	if o.Keep == "" {
 		text += "; history kept by the default policy"
-	default:
+	} else {
 		text += "; history kept by the policy " + o.Keep
+	}
+	switch o.Replicas {
+	case 0:
+		text += "; hosted by the home server alone"
+	case 1:
+		text += "; 1 replica"
+	default:
+		text += fmt.Sprintf("; %d replicas", o.Replicas)
 	}
 	return text
 }

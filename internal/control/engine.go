@@ -42,7 +42,11 @@ type FolderStatus struct {
 	// Servers (on an agent) are the servers hosting the folder that this
 	// device syncs with now (connected, and answered its last request):
 	// the home server and its replica when both are up.
-	Servers   []FolderServer `json:"servers,omitempty"`
+	Servers []FolderServer `json:"servers,omitempty"`
+	// Devices (on a server) are the member devices syncing the folder
+	// through this server now: connected, and asking for its index (on an
+	// agent: other devices syncing with this one directly).
+	Devices   []FolderDevice `json:"devices,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
 	// Failed lists changes that could not be applied (path, reason,
 	// attempts in a row); Stuck: one failed so often that the folder will
@@ -84,6 +88,16 @@ type FolderStatus struct {
 type FolderServer struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+}
+
+// FolderDevice is a member device syncing a folder with this host: its
+// peer ID, name and user (from its certificate), and when it last asked
+// for this host's index.
+type FolderDevice struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	User        string    `json:"user"`
+	LastRequest time.Time `json:"last_request"`
 }
 
 // newFolderStatus is st as 'folder status' shows it, without the name

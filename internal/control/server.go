@@ -41,8 +41,8 @@ type Daemon interface {
 
 	// Folder changes an agent asks of the hosting server.
 	CreateFolder(ctx context.Context, name string) (collections.Folder, error)
-	CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error)
-	SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error
+	CreateFolderWith(ctx context.Context, name string, p collections.OptionsPatch) (collections.Folder, error)
+	SetFolderOptions(ctx context.Context, id string, p collections.OptionsPatch) error
 	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
 	UnshareFolder(ctx context.Context, id, user string) error
 	LeaveFolder(ctx context.Context, id string) error

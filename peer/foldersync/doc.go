@@ -4,8 +4,9 @@
 // # Topology and rights
 //
 // Each folder (an iFolder of the Catalog) is hosted by its owner's home
-// server and by a replica (Access.Hosts: collections.FolderHosts), which
-// both keep a copy and take each other's changes as any peer's; its
+// server and by the replicas its Catalog record names (Access.Hosts:
+// collections.FolderHosts), which all keep a copy and take each other's
+// changes as any peer's; its
 // member devices sync with every hosting server (the connected ones
 // first) and with each other: a device takes the index of every hosting
 // server and of every

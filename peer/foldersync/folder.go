@@ -52,8 +52,9 @@ type folder struct {
 	notified    map[lpeer.ID]bool // peers whose index may have changed
 	rescanAll   bool
 	rescanPaths []string
-	notifying   map[lpeer.ID]int // notifications being sent: 1, or 2 to send again
-	acceptEmpty bool             // the next full scan may find the directory emptied
+	notifying   map[lpeer.ID]int       // notifications being sent: 1, or 2 to send again
+	acceptEmpty bool                   // the next full scan may find the directory emptied
+	requested   map[lpeer.ID]time.Time // devices that asked for this host's index, when last
 	st          FolderStatus
 	bg          sync.WaitGroup // notifications being sent
 
@@ -193,7 +194,48 @@ func (f *folder) status() FolderStatus {
 			return !slices.ContainsFunc(connected, func(p lpeer.ID) bool { return p.String() == s })
 		})
 	}
+	st.Devices = f.devices()
 	return st
+}
+
+// noteRequest records that the device p asked for this host's index.
+func (f *folder) noteRequest(p lpeer.ID) {
+	now := f.e.cfg.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.requested == nil {
+		f.requested = map[lpeer.ID]time.Time{}
+	}
+	f.requested[p] = now
+}
+
+// devices is FolderStatus.Devices: the devices that asked for this host's
+// index and are connected now, by ID. Those no longer connected are
+// forgotten.
+func (f *folder) devices() []DeviceSync {
+	f.mu.Lock()
+	if len(f.requested) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	connected := f.e.cfg.Transport.Peers()
+	var out []DeviceSync
+	for p, at := range f.requested {
+		if !slices.Contains(connected, p) {
+			delete(f.requested, p)
+			continue
+		}
+		out = append(out, DeviceSync{ID: p.String(), LastRequest: at})
+	}
+	f.mu.Unlock()
+	a := f.e.cfg.Access()
+	for i := range out {
+		if p, err := lpeer.Decode(out[i].ID); err == nil {
+			out[i].User, _ = a.UserOf(p)
+		}
+	}
+	slices.SortFunc(out, func(a, b DeviceSync) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 func (f *folder) setStatus(fn func(st *FolderStatus)) {

@@ -377,6 +377,9 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 		fail("folder not synced here")
 		return
 	}
+	if !e.cfg.Access().Server(p) {
+		f.noteRequest(p)
+	}
 	pub := f.pub.Load()
 	if pub == nil {
 		fail("folder not scanned yet")

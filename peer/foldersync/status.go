@@ -77,6 +77,11 @@ type FolderStatus struct {
 	// its last request, the home server first. ServerSequence, InSync and
 	// LocalChanges speak of the first one's index.
 	Servers []string `json:"servers,omitempty"`
+	// Devices lists the member devices that sync the folder with this
+	// host: connected now, and whose request for this host's index it
+	// answered since the engine started, by ID. On a server, the devices
+	// syncing through it; on a device, others syncing with it directly.
+	Devices []DeviceSync `json:"devices,omitempty"`
 	// Fetched, Copied, Resumed and Served count block bytes since the
 	// engine started: received from peers, reused from local files, taken
 	// from the temporary file an interrupted fetch left (instead of being
@@ -91,6 +96,14 @@ type FolderStatus struct {
 	// took another host's changes (zero: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
 	LastSync time.Time `json:"last_sync,omitzero"`
+}
+
+// DeviceSync is a member device syncing a folder with this host.
+type DeviceSync struct {
+	ID   string `json:"id"`   // its peer ID
+	User string `json:"user"` // its user ("" if no longer a valid device)
+	// LastRequest is when it last asked for this host's index.
+	LastRequest time.Time `json:"last_request"`
 }
 
 // MaxFailedShown bounds FolderStatus.Failed.
