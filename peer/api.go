@@ -141,6 +141,10 @@ type Config struct {
 	// devices of its folders on the local network (on by default for
 	// agents; servers never run it).
 	NoLAN bool
+	// NoRelay turns off an agent's use of the servers' circuit relays:
+	// it makes no reservation there and reaches other member devices only
+	// directly (on by default for agents).
+	NoRelay bool
 	// Peers are multiaddrs with a /p2p/ peer ID of other devices an agent
 	// keeps connected to, when the Domain shows them as devices of users
 	// it shares a folder with: for networks without multicast. Agents
@@ -242,10 +246,13 @@ type Status struct {
 	// Epoch is the master's term in the consensus engine.
 	Epoch uint64 `json:"epoch"`
 	// Chain is the consensus engine's view, on the servers of the chain.
-	Chain       *ChainStatus                `json:"chain,omitempty"`
-	Domain      string                      `json:"domain"`
-	Listen      []string                    `json:"listen"`
-	Peers       []PeerStatus                `json:"peers"`
+	Chain  *ChainStatus `json:"chain,omitempty"`
+	Domain string       `json:"domain"`
+	Listen []string     `json:"listen"`
+	Peers  []PeerStatus `json:"peers"`
+	// Relays (agents) are the servers at whose circuit relay this agent
+	// holds a reservation: fellow devices reach it through them.
+	Relays      []string                    `json:"relays,omitempty"`
 	Collections map[string]CollectionStatus `json:"collections"`
 	Outbox      int                         `json:"outbox"`
 	Quarantined []QuarantineEvent           `json:"quarantined"`
@@ -314,6 +321,9 @@ type PeerStatus struct {
 	// Guest: a host that is not a member, connected to a public address
 	// to log in.
 	Guest bool `json:"guest,omitempty"`
+	// Relayed: connected only through a server's relay (a limited
+	// connection: indexes and notifications, no blocks).
+	Relayed bool `json:"relayed,omitempty"`
 }
 
 // CollectionStatus describes one collection.

@@ -10,7 +10,7 @@ import (
 	"github.com/baton-sync/baton/peer/peertest"
 )
 
-func putUser(t *testing.T, c *peertest.Cluster, at int, name string, home int) peer.Receipt {
+func putUser(t testing.TB, c *peertest.Cluster, at int, name string, home int) peer.Receipt {
 	t.Helper()
 	u, err := collections.Put(collections.User{Name: name, HomeServer: c.Members[home].Key.ID().String()})
 	if err != nil {

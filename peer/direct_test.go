@@ -15,7 +15,7 @@ import (
 )
 
 // loopbackAddr is n's listen address on 127.0.0.1 with its /p2p/ID.
-func loopbackAddr(t *testing.T, n *peer.Node) string {
+func loopbackAddr(t testing.TB, n *peer.Node) string {
 	t.Helper()
 	st, err := n.Status(context.Background())
 	if err != nil {

@@ -48,5 +48,12 @@
 // devices of the users it shares a folder with (its view holds them), at
 // addresses found by mDNS on the local network (unless Config.NoLAN) or
 // given in Config.Peers; the folder sync engine then syncs each shared
-// folder with them directly. No relay or hole punching yet.
+// folder with them directly.
+//
+// Relays (relay.go). Servers run a circuit relay (v2) for the domain's
+// members only; agents hold a reservation at the servers they are
+// connected to and reach a fellow device they cannot dial through them
+// (unless Config.NoRelay), and punch holes (DCUtR, AutoNAT v2) for a
+// direct connection. A relayed connection carries indexes and
+// notifications, never blocks (FolderTransport).
 package peer

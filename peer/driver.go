@@ -109,6 +109,7 @@ type driver struct {
 	backoff      backoff
 	disclose     discloseState // the device feeds (disclose.go)
 	lan          lanState      // an agent's fellow devices (lan.go)
+	relay        relayState    // an agent's reservations at relays (relay.go)
 }
 
 func newDriver(n *Node, store *datafile.Store) (*driver, error) {
@@ -139,11 +140,13 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 		lastUpdate:   map[collections.Kind]time.Time{},
 		senders:      map[lpeer.ID]*raftSender{},
 		raftPeers:    map[uint64]lpeer.ID{},
+		relay:        relayState{expires: map[lpeer.ID]time.Time{}, reserving: map[lpeer.ID]bool{}, failedAt: map[lpeer.ID]time.Time{}},
 		backoff:      backoff{base: 250 * time.Millisecond, max: 5 * time.Second, rnd: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))},
 	}
 	if b := n.hooks.backoff; b.max > 0 {
 		d.backoff = b
 	}
+	d.allow.refuseDial = n.hooks.refuseDial
 	var bad []string
 	if d.outbox, bad, err = openOutbox(filepath.Join(cfg.DataDir, "outbox")); err != nil {
 		return nil, err
@@ -320,6 +323,7 @@ func (d *driver) onTick(ctx context.Context) {
 		d.lastDial = now
 		d.dialPeers(ctx)
 		d.dialDevices(ctx)
+		d.reserveRelays(ctx)
 	}
 	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
 		d.flushOutbox(ctx)

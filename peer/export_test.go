@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/internal/canon"
@@ -23,6 +24,11 @@ func SetDropGossip(n *Node, drop func(collections.Certified) bool) { n.hooks.dro
 func SetReconnectBackoff(n *Node, base, max time.Duration) {
 	n.hooks.backoff = backoff{base: base, max: max, rnd: rand.New(rand.NewPCG(1, 2))}
 }
+
+// SetRefuseDial makes n refuse its own dials of a peer at an address for
+// which refuse returns true, as a network that does not carry them would.
+// Call it before Run; refuse runs on libp2p's goroutines.
+func SetRefuseDial(n *Node, refuse func(lpeer.ID, ma.Multiaddr) bool) { n.hooks.refuseDial = refuse }
 
 // LoginFrom runs the login protocol from h (which may listen, so that its
 // dials leave from its listen address), as Login does from a fresh host.

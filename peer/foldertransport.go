@@ -27,6 +27,13 @@ func (t hostTransport) NewStream(ctx context.Context, p lpeer.ID, proto protocol
 	if !dial {
 		ctx = network.WithNoDial(ctx, "folder sync")
 	}
+	if foldersync.OverLimited(proto) {
+		ctx = network.WithAllowLimitedConn(ctx, "folder sync: "+string(proto))
+	} else if t.h.Network().Connectedness(p) == network.Limited {
+		// Only a relayed connection: libp2p would wait for a direct one,
+		// while the engine asks another host (a server) at once.
+		return nil, fmt.Errorf("opening %s to %s: %w", proto, p, network.ErrLimitedConn)
+	}
 	return t.h.NewStream(ctx, p, proto)
 }
 
@@ -35,7 +42,14 @@ func (t hostTransport) SetHandler(proto protocol.ID, handle func(s foldersync.St
 		t.h.RemoveStreamHandler(proto)
 		return
 	}
-	t.h.SetStreamHandler(proto, func(s network.Stream) { handle(s, s.Conn().RemotePeer()) })
+	limitedOK := foldersync.OverLimited(proto)
+	t.h.SetStreamHandler(proto, func(s network.Stream) {
+		if s.Conn().Stat().Limited && !limitedOK {
+			_ = s.Reset()
+			return
+		}
+		handle(s, s.Conn().RemotePeer())
+	})
 }
 
 func (t hostTransport) Peers() []lpeer.ID { return t.h.Network().Peers() }
@@ -53,7 +67,7 @@ func (t hostTransport) Connected() (<-chan lpeer.ID, func(), error) {
 		defer close(done)
 		defer close(out)
 		for ev := range sub.Out() {
-			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected {
+			if c := ev.(event.EvtPeerConnectednessChanged); c.Connectedness == network.Connected || c.Connectedness == network.Limited {
 				select {
 				case out <- c.Peer:
 				case <-quit:

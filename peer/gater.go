@@ -33,6 +33,9 @@ type allowList struct {
 	guests  *guestSlots[network.Conn]
 	timeout time.Duration
 	now     func() time.Time
+	// refuseDial refuses dials as a network that does not carry them
+	// would (tests only; nil otherwise).
+	refuseDial func(lpeer.ID, ma.Multiaddr) bool
 }
 
 func newAllowList() *allowList {
@@ -138,9 +141,14 @@ func (a *allowList) expireGuests() []network.Conn {
 	return a.guests.expire(a.now())
 }
 
-func (a *allowList) InterceptPeerDial(p lpeer.ID) bool                 { return a.allowed(p) }
-func (a *allowList) InterceptAddrDial(p lpeer.ID, _ ma.Multiaddr) bool { return a.allowed(p) }
-func (a *allowList) InterceptAccept(network.ConnMultiaddrs) bool       { return true }
+func (a *allowList) InterceptPeerDial(p lpeer.ID) bool { return a.allowed(p) }
+func (a *allowList) InterceptAddrDial(p lpeer.ID, addr ma.Multiaddr) bool {
+	if a.refuseDial != nil && a.refuseDial(p, addr) {
+		return false
+	}
+	return a.allowed(p)
+}
+func (a *allowList) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 func (a *allowList) InterceptSecured(dir network.Direction, p lpeer.ID, cm network.ConnMultiaddrs) bool {
 	if a.allowed(p) {
 		return true

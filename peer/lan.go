@@ -27,9 +27,8 @@ import (
 // or given by Config.Peers. Devices are not Domain hosts: their addresses
 // are in no record.
 //
-// Not built: the domain's servers as circuit relays (v2) for devices that
-// cannot reach each other, and hole punching (DCUtR, AutoNAT): devices on
-// different networks sync through the folder's server only.
+// Devices that cannot dial each other reach each other through the
+// servers' relays (relay.go).
 
 // lanTTL is how long an address found by mDNS is kept without being found
 // again.
@@ -142,7 +141,9 @@ func (d *driver) onLANPeer(ctx context.Context, info lpeer.AddrInfo) {
 }
 
 // dialDevices keeps an agent connected to the fellow devices whose address
-// it knows, with the reconnect backoff.
+// it knows, or through the relays of the servers it is connected to, with
+// the reconnect backoff; to a fellow it reaches only through a relay, it
+// keeps trying a direct connection.
 func (d *driver) dialDevices(ctx context.Context) {
 	if d.cfg.Role != identity.RoleAgent || d.host == nil {
 		return
@@ -152,15 +153,26 @@ func (d *driver) dialDevices(ctx context.Context) {
 		if d.dialing[id] || now.Before(d.nextDial[id]) {
 			continue
 		}
-		if d.host.Network().Connectedness(id) == network.Connected {
+		relayed := false
+		switch d.host.Network().Connectedness(id) {
+		case network.Connected:
 			d.dialTries[id] = 0
 			continue
+		case network.Limited:
+			// Through a relay only: blocks wait for a direct
+			// connection, which is tried with the backoff.
+			relayed = true
+		default:
+			d.addCircuitAddrs(id)
 		}
 		addrs := d.host.Peerstore().Addrs(id)
+		if relayed {
+			addrs = slices.DeleteFunc(addrs, isCircuit)
+		}
 		if len(addrs) == 0 {
 			continue
 		}
 		d.host.ConnManager().Protect(id, "baton-device")
-		d.dial(ctx, lpeer.AddrInfo{ID: id, Addrs: addrs})
+		d.dialWith(ctx, lpeer.AddrInfo{ID: id, Addrs: addrs}, relayed)
 	}
 }

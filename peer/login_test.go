@@ -25,7 +25,7 @@ import (
 // loginCluster is three servers with separate public and private
 // addresses, fast password hashing and a 1 s guest timeout, with users ann
 // (home s2) and bob (home s3) who have passwords.
-func loginCluster(t *testing.T) *peertest.PublicCluster {
+func loginCluster(t testing.TB) *peertest.PublicCluster {
 	t.Helper()
 	c := peertest.NewPublicCluster(t, 3, collections.DefaultFailover(3))
 	c.Configure = func(_ *peertest.Member, cfg *peer.Config) {
@@ -44,7 +44,7 @@ func loginCluster(t *testing.T) *peertest.PublicCluster {
 	return c
 }
 
-func setPassword(t *testing.T, c *peertest.PublicCluster, at int, user, password string) {
+func setPassword(t testing.TB, c *peertest.PublicCluster, at int, user, password string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/baton-sync/baton/collections"
 )
@@ -39,6 +40,9 @@ type testHooks struct {
 	dropGossip func(collections.Certified) bool
 	// backoff, if its max is set, replaces the reconnect backoff.
 	backoff backoff
+	// refuseDial, if it returns true, refuses this host's dial of a peer
+	// at an address, as a network that does not carry it would.
+	refuseDial func(lpeer.ID, ma.Multiaddr) bool
 }
 
 // request is work handed to the driver goroutine.

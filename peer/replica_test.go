@@ -16,11 +16,11 @@ import (
 )
 
 // startLANless is startDevice for an agent that finds no other device:
-// no mDNS, no Config.Peers. It syncs through the servers only.
+// no mDNS, no Config.Peers, no relays. It syncs through the servers only.
 func startLANless(t *testing.T, c *peertest.PublicCluster, name string, i int, user, password string) *peer.Node {
 	t.Helper()
 	a := peertest.NewAgent(t, name)
-	a.Config = func(cfg *peer.Config) { cfg.NoLAN = true }
+	a.Config = func(cfg *peer.Config) { cfg.NoLAN, cfg.NoRelay = true, true }
 	res, err := login(a, c.PublicP2P(i), user, password)
 	if err != nil {
 		t.Fatalf("login %s as %s: %v", name, user, err)
@@ -37,7 +37,7 @@ func startLANless(t *testing.T, c *peertest.PublicCluster, name string, i int, u
 }
 
 // memberIndex is the index of the cluster member whose ID is id.
-func memberIndex(t *testing.T, c *peertest.PublicCluster, id lpeer.ID) int {
+func memberIndex(t testing.TB, c *peertest.PublicCluster, id lpeer.ID) int {
 	t.Helper()
 	for i, m := range c.Members {
 		if m.Key.ID() == id {

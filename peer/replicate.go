@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -529,12 +530,19 @@ func (d *driver) dialPeers(ctx context.Context) {
 
 // dial connects to info in the background; a failure delays the next
 // dial of the same host by the reconnect backoff.
-func (d *driver) dial(ctx context.Context, info lpeer.AddrInfo) {
+func (d *driver) dial(ctx context.Context, info lpeer.AddrInfo) { d.dialWith(ctx, info, false) }
+
+// dialWith is dial; with direct, only a direct connection will do (a
+// relayed one is not used, nor made).
+func (d *driver) dialWith(ctx context.Context, info lpeer.AddrInfo, direct bool) {
 	id := info.ID
 	d.dialing[id] = true
 	d.spawn(ctx, func(ctx context.Context, e *edge) task {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		if direct {
+			cctx = network.WithForceDirectDial(cctx, "a direct connection to a fellow device")
+		}
 		err := e.host.Connect(cctx, info)
 		return func(_ context.Context, d *driver) {
 			d.dialing[id] = false
@@ -598,9 +606,17 @@ func (d *driver) status() Status {
 					}
 				}
 			}
+			ps.Relayed = d.host.Network().Connectedness(p) == network.Limited
 			st.Peers = append(st.Peers, ps)
 		}
 	}
+	now := d.cfg.Now()
+	for srv, exp := range d.relay.expires {
+		if exp.After(now) {
+			st.Relays = append(st.Relays, srv.String())
+		}
+	}
+	slices.Sort(st.Relays)
 	for _, k := range collections.Kinds {
 		dg := d.state.Digest(k)
 		st.Collections[k.String()] = CollectionStatus{

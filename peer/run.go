@@ -42,6 +42,8 @@ type shared struct {
 	servers atomic.Pointer[map[lpeer.ID]bool] // the current chain
 	hosts   atomic.Pointer[map[lpeer.ID]bool] // the Domain's hosts (disclose.go)
 	refused atomic.Int64                      // gossip refused by the validator
+	// relayAddrs are the relay addresses an agent announces (relay.go).
+	relayAddrs relayAddrs
 	// applied are the hashes of the last certified updates this host
 	// applied from the consensus log, as encoded: gossip of the very same
 	// bytes needs no second signature check.
@@ -124,11 +126,19 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	h, err := n.newHost(d.allow)
+	h, err := n.newHost(d.allow, &d.sh.relayAddrs)
 	if err != nil {
 		return err
 	}
 	d.host = h
+	if cfg.Role == identity.RoleServer && !cfg.Witness {
+		r, err := startRelay(h, d.allow)
+		if err != nil {
+			h.Close()
+			return err
+		}
+		defer r.Close()
+	}
 	e := &edge{
 		node: d.node, cfg: d.cfg, log: d.log, self: d.self, sh: &d.sh, allow: d.allow,
 		auth: d.auth, host: h, done: ctx.Done(), events: d.events,
@@ -181,8 +191,10 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // newHost starts the node's libp2p host, listening on the configured
-// addresses behind the connection gater allow.
-func (n *Node) newHost(allow *allowList) (host.Host, error) {
+// addresses behind the connection gater allow and announcing relay's
+// addresses after its own. An agent makes and takes relayed connections
+// and punches holes (DCUtR), with AutoNAT v2, which the servers serve.
+func (n *Node) newHost(allow *allowList, relay *relayAddrs) (host.Host, error) {
 	cfg := n.cfg
 	listen := append([]string{}, cfg.Listen...)
 	for _, a := range cfg.PublicListen {
@@ -194,12 +206,20 @@ func (n *Node) newHost(allow *allowList) (host.Host, error) {
 		libp2p.Identity(cfg.Key.Libp2p()),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.ConnectionGater(allow),
-		libp2p.AddrsFactory(n.announce),
+		libp2p.AddrsFactory(func(listen []ma.Multiaddr) []ma.Multiaddr {
+			return append(n.announce(listen), relay.load()...)
+		}),
 		libp2p.UserAgent("baton/0.1"),
 		libp2p.DisableMetrics(),
 	}
 	if cfg.Bandwidth != nil {
 		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
+	}
+	switch {
+	case cfg.Role == identity.RoleAgent:
+		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(), libp2p.EnableAutoNATv2())
+	case !cfg.Witness:
+		opts = append(opts, libp2p.EnableAutoNATv2())
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {

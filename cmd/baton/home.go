@@ -128,6 +128,10 @@ type hostConfig struct {
 	// NoLAN (agents) turns off looking for the other devices of shared
 	// folders on the local network (mDNS); 'baton run --no-lan' does too.
 	NoLAN bool `toml:"no_lan,omitempty"`
+	// NoRelay (agents) turns off reaching the other devices of shared
+	// folders through the servers' circuit relays; 'baton run --no-relay'
+	// does too.
+	NoRelay bool `toml:"no_relay,omitempty"`
 	// Peers (agents) are multiaddrs ending in /p2p/ID of other devices to
 	// keep connected to when they share a folder with this one, for
 	// networks without multicast; 'baton run --peer' adds to them.

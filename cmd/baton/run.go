@@ -67,14 +67,16 @@ and it exits with status 0.`,
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	env.gui.bind(cmd)
 	cmd.Flags().BoolVar(&opts.noLAN, "no-lan", false, "agents: do not look for the other devices of shared folders on the local network (mDNS)")
+	cmd.Flags().BoolVar(&opts.noRelay, "no-relay", false, "agents: do not reach the other devices of shared folders through the servers' relays")
 	cmd.Flags().StringArrayVar(&opts.peers, "peer", nil, "agents: also keep connected to the device at `MULTIADDR` (ending in /p2p/ID) when it shares a folder with this one (repeatable)")
 	return cmd
 }
 
 // runOptions are 'baton run's flags beyond the log level.
 type runOptions struct {
-	noLAN bool     // --no-lan
-	peers []string // --peer
+	noLAN   bool     // --no-lan
+	noRelay bool     // --no-relay
+	peers   []string // --peer
 }
 
 // runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
@@ -84,6 +86,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOption
 		return err
 	}
 	f.cfg.NoLAN = f.cfg.NoLAN || opts.noLAN
+	f.cfg.NoRelay = f.cfg.NoRelay || opts.noRelay
 	f.cfg.Peers = append(f.cfg.Peers, opts.peers...)
 	if err := f.cfg.validate(); err != nil {
 		return usageErrorf("run: %v", err)
@@ -129,6 +132,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOption
 		OutsideSymlinks: symlinks.Allows,
 		WindowsNames:    symlinks.KeepsWindowsNames,
 		NoLAN:           cfg.NoLAN,
+		NoRelay:         cfg.NoRelay,
 		Peers:           cfg.Peers,
 	})
 	if err != nil {

@@ -180,8 +180,27 @@ func printStatus(w io.Writer, st peer.Status) {
 			if name == "" {
 				name = p.ID
 			}
-			fmt.Fprintf(w, "  %-16s %-8s %s %s\n", name, p.Network, p.Addr, p.ID)
+			network := p.Network
+			if p.Relayed {
+				network = "relayed"
+			}
+			fmt.Fprintf(w, "  %-16s %-8s %s %s\n", name, network, p.Addr, p.ID)
 		}
+	}
+	if len(st.Relays) > 0 {
+		// The servers whose relay holds a reservation of this agent, by
+		// name where a connected peer gives it.
+		names := make([]string, 0, len(st.Relays))
+		for _, id := range st.Relays {
+			name := id
+			for _, p := range st.Peers {
+				if p.ID == id && p.Name != "" {
+					name = p.Name
+				}
+			}
+			names = append(names, name)
+		}
+		fmt.Fprintf(w, "relays:      %s\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(w, "collections:\n")
 	for _, k := range collections.Kinds {

@@ -1,11 +1,19 @@
 package foldersync
 
 import (
+	"bufio"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/baton-sync/baton/collections"
+	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/identity/identitytest"
+	"github.com/baton-sync/baton/peer/wire"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -213,4 +221,69 @@ func TestDirectRefusesNonWriters(t *testing.T) {
 	// Bob's change still reaches alice directly.
 	bob.write(t, "b.txt", "B")
 	waitFor(t, 30*time.Second, "b.txt on alice", func() bool { return alice.read(t, "b.txt") == "B" })
+}
+
+// A member device takes no forged index from a fellow device: another
+// host's index that the fellow passes on as its own (validly signed, by
+// that host), or the fellow's whose signed bytes were altered. The very same index signed by the fellow's
+// key is taken (so the refusals are the signature's doing).
+func TestDirectRefusesForgedIndex(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	alice.write(t, "doc.txt", "alice's")
+	n.waitEqual(alice, server, bob)
+	n.cutServer(alice, bob)
+
+	// indexNaming is an index of the folder by key's host naming one
+	// file, name, empty (no blocks to fetch), signed by key.
+	indexNaming := func(key *identity.PrivateKey, name string, seq uint64) []byte {
+		author := key.ID().String()
+		fi := syncfs.FileInfo{Name: name, Type: syncfs.TypeFile, FileHash: syncfs.FileHashOf(nil)}
+		fi.Version = fi.Version.Update(author)
+		b, err := syncfs.SignIndex(key, syncfs.Index{Folder: n.folder, Device: author, Sequence: seq, Files: []syncfs.FileInfo{fi}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	serve := func(page []byte, session, seq uint64) {
+		bob.host.SetHandler(ProtoIndex, func(s Stream, _ lpeer.ID) {
+			defer s.Close()
+			var req indexRequest
+			if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+				_ = s.Reset()
+				return
+			}
+			_ = wire.WriteMsg(s, indexHeader{Status: statusFull, Session: session, Sequence: seq, Pages: 1})
+			_ = wire.WriteFrame(s, page)
+		})
+	}
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(alice.root, name))
+		return err == nil
+	}
+	const seq = 1 << 20
+	tampered := indexNaming(bob.key, "tampered.txt", seq)
+	tampered[len(tampered)/2] ^= 0x01
+	cases := []struct {
+		name string
+		page []byte
+	}{
+		{"signed by another host", indexNaming(identitytest.Key("foldersync-mallory"), "other-key.txt", seq)},
+		{"altered after signing", tampered},
+	}
+	f := n.running(alice)
+	for i, c := range cases {
+		serve(c.page, uint64(100+i), seq)
+		f.notify(bob.host.ID())
+		n.settle(alice)
+		for _, name := range []string{"other-key.txt", "tampered.txt"} {
+			if exists(name) {
+				t.Errorf("alice took %s from an index %s", name, c.name)
+			}
+		}
+	}
+	serve(indexNaming(bob.key, "signed.txt", seq), 200, seq)
+	f.notify(bob.host.ID())
+	waitFor(t, 30*time.Second, "alice to take bob's index signed by bob", func() bool { return exists("signed.txt") })
 }

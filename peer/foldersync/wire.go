@@ -23,6 +23,13 @@ const (
 	ProtoNotify = protocol.ID("/baton/folder/notify/1.0.0")
 )
 
+// OverLimited reports whether proto may travel over a limited connection
+// (one relayed by a server, which bounds its bytes and time): indexes and
+// notifications do, blocks never. Bulk blocks wait for a direct
+// connection or come from a server; the transport refuses a block stream
+// over a limited connection both ways.
+func OverLimited(proto protocol.ID) bool { return proto == ProtoIndex || proto == ProtoNotify }
+
 // Caps and deadlines of the protocols.
 const (
 	maxRequest    = 64 << 10 // one request frame

@@ -54,6 +54,8 @@ type Agent struct {
 	DataDir string
 	// Config adjusts the node's configuration before it starts.
 	Config func(c *peer.Config)
+	// BeforeRun, if set, is called with the node before it runs.
+	BeforeRun func(n *peer.Node)
 
 	t    testing.TB
 	proc sandbox.Proc
@@ -88,7 +90,7 @@ func (a *Agent) Start(genesis, cert []byte) *peer.Node {
 	if a.Config != nil {
 		a.Config(&cfg)
 	}
-	n, err := a.proc.Start(context.Background(), cfg, nil)
+	n, err := a.proc.Start(context.Background(), cfg, a.BeforeRun)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -106,9 +106,10 @@ type status struct {
 }
 
 type peerStatus struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Guest bool   `json:"guest"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Guest   bool   `json:"guest"`
+	Relayed bool   `json:"relayed"`
 }
 
 // digests is the three collection digests, for comparing servers.

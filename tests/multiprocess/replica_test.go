@@ -23,7 +23,7 @@ func syncsWith(st folderStatus, names ...string) bool {
 // Alice and bob, both of home server s2 in a chain s1, s2, s3, share a
 // folder: s2 hosts it, and s3, the next server of the chain, is its
 // replica with a copy of its own. Their agents do not reach each other
-// (mDNS off, no --peer). With s2 killed, bob's change reaches alice through
+// (mDNS off, no --peer, no relay). With s2 killed, bob's change reaches alice through
 // s3, and 'folder status' says they sync with s3 only; when s2 returns it
 // catches up from the replica, and both laptops sync with both servers
 // again.
@@ -40,8 +40,8 @@ func TestReplicaWhileHomeServerDown(t *testing.T) {
 	replicaDir := filepath.Join(s3.home, "data", "folders", p.id)
 	d.waitTree(arriveTimeout, "the copies on s2 and on its replica s3", want, homeDir, replicaDir)
 
-	d.restartAgent(bob, "--no-lan")
-	d.restartAgent(alice, "--no-lan")
+	d.restartAgent(bob, "--no-lan", "--no-relay")
+	d.restartAgent(alice, "--no-lan", "--no-relay")
 	for _, a := range []*agent{alice, bob} {
 		d.waitStatus(a, p.name, "syncing with s2 and s3", func(st folderStatus) bool { return syncsWith(st, "s2", "s3") })
 	}

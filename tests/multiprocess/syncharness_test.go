@@ -175,6 +175,14 @@ func (d *syncDomain) addUser(user string, home *server) string {
 // a server other than the user's home server is sent on to it; wantHome
 // is the server that must have signed the certificate.
 func (d *syncDomain) addAgent(device, user, pwFile string, at, wantHome *server) *agent {
+	d.t.Helper()
+	return d.addAgentAt(device, user, pwFile, at, wantHome, "")
+}
+
+// addAgentAt is addAgent listening on a free port of ip, a loopback
+// address of its own ("": any port of 127.0.0.1), so that netCut can cut
+// it off from other hosts.
+func (d *syncDomain) addAgentAt(device, user, pwFile string, at, wantHome *server, ip string) *agent {
 	c := d.cluster
 	c.t.Helper()
 	n := &node{
@@ -183,7 +191,12 @@ func (d *syncDomain) addAgent(device, user, pwFile string, at, wantHome *server)
 		logPath: filepath.Join(c.dir, device+".log"),
 	}
 	c.nodes = append(c.nodes, n)
-	out := c.mustCLI(n, "init", "--agent", "--name", device, "--listen", "/ip4/127.0.0.1/tcp/0", "--json")
+	listen := "/ip4/127.0.0.1/tcp/0"
+	if ip != "" {
+		n.ip, n.port = ip, freePortOn(c.t, ip)
+		listen = fmt.Sprintf("/ip4/%s/tcp/%d", ip, n.port)
+	}
+	out := c.mustCLI(n, "init", "--agent", "--name", device, "--listen", listen, "--json")
 	var info struct {
 		ID string `json:"id"`
 	}
