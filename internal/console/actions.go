@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,7 +57,7 @@ var actions = map[string]action{
 		return mutationDone(r), err
 	},
 	"folder-create": func(ctx context.Context, a Actions, f url.Values) (string, error) {
-		path, err := absPath(f.Get("path"))
+		path, err := folderDir(f.Get("path"))
 		if err != nil {
 			return "", err
 		}
@@ -67,7 +69,7 @@ var actions = map[string]action{
 		return agentDone(r), err
 	},
 	"folder-accept": func(ctx context.Context, a Actions, f url.Values) (string, error) {
-		path, err := absPath(f.Get("path"))
+		path, err := folderDir(f.Get("path"))
 		if err != nil {
 			return "", err
 		}
@@ -200,6 +202,28 @@ func absPath(p string) (string, error) {
 		return "", fmt.Errorf("the path %q is not absolute: give the folder's full path on this machine", p)
 	}
 	return filepath.Clean(p), nil
+}
+
+// folderDir is absPath for a folder's directory, made when missing, as
+// 'baton folder create' and 'folder accept' make it.
+func folderDir(p string) (string, error) {
+	path, err := absPath(p)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.IsDir():
+		return "", fmt.Errorf("%s is not a directory", path)
+	case err == nil:
+		return path, nil
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return "", fmt.Errorf("making the folder's directory: %w", err)
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("folder path: %w", err)
 }
 
 // act serves POST /action/{name}: the change, then back to the page with

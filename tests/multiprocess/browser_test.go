@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,8 +87,16 @@ func newBrowser(t *testing.T, parent context.Context, path string) *browser {
 		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
 	}
 	actx, acancel := chromedp.NewExecAllocator(parent, opts...)
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	// chromedp's errors go to the test's log while it runs, not after.
+	var stopped atomic.Bool
+	errorf := func(format string, args ...any) {
+		if !stopped.Load() {
+			t.Logf("chromedp: "+format, args...)
+		}
+	}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(errorf))
 	t.Cleanup(func() {
+		stopped.Store(true)
 		cancel()
 		acancel() // kills the browser and waits for it
 		if err := removeRetry(profile, 10*time.Second); err != nil {
@@ -306,7 +315,8 @@ func (tb *tab) screenshot(dir, name string) {
 }
 
 // TestConsoleInBrowser: alice's laptop's console creates a folder and
-// shares it with bob through its forms; bob accepts it and writes a file,
+// shares it with bob through its forms; bob accepts it through his
+// laptop's console and writes a file,
 // which shows on alice's open page without a reload; s1's console shows the
 // chain, the users, their devices and the hosted folder. Both pages must
 // fit a phone's width. The screenshots go to $BATON_SCREENSHOTS when set.
@@ -331,10 +341,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Create a folder through the page. The device may not be known at its
 	// home server for a moment after it started: the page says so, and a
 	// user tries again.
-	dir := filepath.Join(d.dir, "alice-Shared")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := filepath.Join(d.dir, "alice-Shared") // made by the console, as by 'folder create'
 	deadline := time.Now().Add(settleTimeout)
 	for {
 		msg, ok := at.submit("/action/folder-create", map[string]string{"name": "Shared", "path": dir})
@@ -370,10 +377,32 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("alice-laptop's console: members of Shared after sharing: %q; want bob (rw) among them", members)
 	}
 
-	// bob accepts it (the CLI) and the page, left open, hears of a file he
-	// writes: the row's count of files changes, with no reload.
+	// bob accepts it on his laptop's console, in a second tab, once the
+	// share reached it (a reload shows it).
+	bt := b.newTab("bob-laptop")
+	bt.login(consoleURL(t, bob.node), bob.home, "bob-laptop")
+	offered := fmt.Sprintf(`document.querySelector('form[action="/action/folder-accept"] input[name="folder"][value=%q]') ? "yes" : ""`, id)
+	deadline = time.Now().Add(settleTimeout)
+	for {
+		if s, err := evalIn[string](bt, offered); err == nil && s != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob-laptop's console does not offer Shared to accept after %v%s", settleTimeout, bt.describe())
+		}
+		time.Sleep(pollInterval)
+		bt.do("reloading", chromedp.Reload())
+	}
 	bobDir := filepath.Join(d.dir, "bob-Shared")
-	d.accept(bob, "Shared", id, "alice", "rw", bobDir)
+	if msg, ok := bt.submit("/action/folder-accept", map[string]string{"path": bobDir}); !ok {
+		t.Fatalf("bob-laptop's console: accepting Shared: %s", msg)
+	} else {
+		t.Logf("bob-laptop's console: %s", msg)
+	}
+	bt.checkPhoneWidth()
+
+	// alice's page, left open, hears of a file bob writes: the row's count
+	// of files changes, with no reload.
 	d.waitInSync(alice, "Shared", arriveTimeout)
 	d.waitInSync(bob, "Shared", arriveTimeout)
 	here := fmt.Sprintf(`document.querySelector('tr[data-folder=%q] [data-field="here"]')`, id)
@@ -394,7 +423,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	at.screenshot(shots, "console-agent.png")
 
-	// s1's console, in a second tab: the domain, users, devices, folders.
+	// s1's console, in a third tab: the domain, users, devices, folders.
 	st := b.newTab("s1")
 	st.login(consoleURL(t, s1.node), s1.home, "s1")
 	text := mustEval[string](st, "the page's text", `document.body.innerText`)
