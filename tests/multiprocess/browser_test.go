@@ -440,6 +440,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	st.checkPhoneWidth()
 	st.screenshot(shots, "console-server.png")
+	// The hosted folder's page: its history has bob's file.
+	st.do("opening the folder's page", chromedp.Navigate(strings.TrimSuffix(consoleURL(t, s1.node), "/")+"/folder/"+id))
+	st.waitJS(browserStep, "the folder's history on s1", `document.readyState === "complete" && document.body.innerText.indexOf("from-bob.txt") >= 0 ? "yes" : ""`)
+	st.checkPhoneWidth()
 
 	// The folder's own page, on the agent.
 	at.do("opening the folder's page", chromedp.Navigate(strings.TrimSuffix(consoleURL(t, alice.node), "/")+"/folder/"+id))
