@@ -148,6 +148,23 @@ func TestDemoKeep(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || err != nil || st.Name != name {
 			t.Errorf("%s's console: GET /v1/status: %s, name %q (%v); want 200 and %s", name, resp.Status, st.Name, err, name)
 		}
+		if strings.HasSuffix(name, "-laptop") {
+			// The laptop's page lists Projects as synced there.
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"v1/agent/folders", nil)
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+			var folders []struct {
+				Name, Owner, Path string
+			}
+			if resp, err := http.DefaultClient.Do(req); err != nil {
+				t.Errorf("%s's console: %v", name, err)
+			} else {
+				err = json.NewDecoder(resp.Body).Decode(&folders)
+				resp.Body.Close()
+				if err != nil || len(folders) != 1 || folders[0].Name != "Projects" || folders[0].Owner != "alice" || !strings.HasSuffix(folders[0].Path, name+"/folders/Projects") {
+					t.Errorf("%s's console: GET /v1/agent/folders: %+v (%v); want alice's Projects synced in %s/folders/Projects", name, folders, err, name)
+				}
+			}
+		}
 		if r := newCLI(t).run("--home", home, "gui", "--no-browser"); r.code != exitOK || !strings.Contains(r.stdout, "Console: "+url+"\n") {
 			t.Errorf("%s: baton --home %s gui --no-browser: exit %d, %q; want the console's URL %s", name, home, r.code, r.stdout, url)
 		}

@@ -32,13 +32,14 @@ type demoConsoleHost struct {
 	name    string
 	node    *peer.Node
 	dataDir string
-	// folders are an agent's synced folders (nil on a server).
+	agent   bool
+	// folders are an agent's synced folders.
 	folders []control.LocalFolder
 }
 
 // consoleHosts lists the running hosts of the demo: the servers, then the
-// laptops with the shared folder.
-func (d *demo) consoleHosts() []demoConsoleHost {
+// laptops with the folders they sync (as folders.toml records them).
+func (d *demo) consoleHosts(ctx context.Context) ([]demoConsoleHost, error) {
 	var hosts []demoConsoleHost
 	for _, i := range d.sb.Running() {
 		s := d.sb.Server(i)
@@ -48,14 +49,21 @@ func (d *demo) consoleHosts() []demoConsoleHost {
 		if a.Node() == nil {
 			continue
 		}
-		h := demoConsoleHost{name: a.Name, node: a.Node(), dataDir: a.DataDir, folders: []control.LocalFolder{}}
+		st, err := a.State(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the folders of %s: %w", a.Name, err)
+		}
+		h := demoConsoleHost{name: a.Name, node: a.Node(), dataDir: a.DataDir, agent: true}
 		for id, dir := range a.Folders() {
-			// The demo's one folder, Projects, is alice's.
-			h.folders = append(h.folders, control.LocalFolder{ID: id, Name: filepath.Base(dir), Owner: "alice", Path: dir})
+			f, ok := st.Folder(id)
+			if !ok {
+				return nil, fmt.Errorf("%s syncs folder %s, which its Catalog does not hold", a.Name, id)
+			}
+			h.folders = append(h.folders, control.LocalFolder{ID: id, Name: f.Name, Owner: f.Owner, Path: dir})
 		}
 		hosts = append(hosts, h)
 	}
-	return hosts
+	return hosts, nil
 }
 
 // serveConsoles serves a web console for each of hosts, as 'baton run'
@@ -121,7 +129,11 @@ func serveConsoles(ctx context.Context, root string, hosts []demoConsoleHost, lo
 // until ctx ends (Ctrl-C), which is then the demo's normal end.
 func (d *demo) keepRunning(ctx context.Context, log *slog.Logger) error {
 	d.step(9, "The domain keeps running, and every host serves its web console")
-	consoles, wait, err := serveConsoles(ctx, d.sb.Root(), d.consoleHosts(), log)
+	hosts, err := d.consoleHosts(ctx)
+	if err != nil {
+		return err
+	}
+	consoles, wait, err := serveConsoles(ctx, d.sb.Root(), hosts, log)
 	if err != nil {
 		return err
 	}
