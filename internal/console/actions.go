@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -211,19 +209,10 @@ func folderDir(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Stat(path)
-	switch {
-	case err == nil && !st.IsDir():
-		return "", fmt.Errorf("%s is not a directory", path)
-	case err == nil:
-		return path, nil
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(path, 0o755); err != nil {
-			return "", fmt.Errorf("making the folder's directory: %w", err)
-		}
-		return path, nil
+	if err := control.MakeFolderDir(path); err != nil {
+		return "", err
 	}
-	return "", fmt.Errorf("folder path: %w", err)
+	return path, nil
 }
 
 // act serves POST /action/{name}: the change, then back to the page with
