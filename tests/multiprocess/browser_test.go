@@ -455,6 +455,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	at.do("opening alice-laptop's page again", chromedp.Navigate(consoleURL(t, alice.node)))
 	where := at.waitJS(browserStep, "alice-laptop's page", `document.readyState === "complete" ? location.pathname : ""`)
 	if where != "/" {
-		t.Errorf("alice-laptop's console after logging in to s1's: at %s; want still logged in (at /)", where)
+		t.Fatalf("alice-laptop's console after logging in to s1's: at %s; want still logged in (at /)", where)
+	}
+
+	// A new folder changes the page's shape, which reloads it; but not
+	// under a form being filled in, whose text would be lost: the page
+	// says it is out of date instead.
+	userField := chromedp.CSS(`form[action="/action/folder-share"] input[name="user"]`)
+	at.do("typing into the share form", chromedp.SendKeys(userField, "car"))
+	mustEval[bool](at, "marking the page", `window.batonNoReload = true`)
+	d.createFolder(alice, "Second", filepath.Join(d.dir, "alice-Second"))
+	at.waitJS(liveTimeout, "the page to say it is out of date", `document.getElementById("stale-page") ? "yes" : ""`)
+	if typed := mustEval[string](at, "the share form", `document.querySelector('form[action="/action/folder-share"] input[name="user"]').value`); typed != "car" ||
+		!mustEval[bool](at, "checking for a reload", `window.batonNoReload === true`) {
+		t.Errorf("alice-laptop's console: the share form holds %q after a folder was added; want what was typed (car), and no reload", typed)
 	}
 }
