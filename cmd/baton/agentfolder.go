@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -105,19 +104,20 @@ func folderDir(arg string, create bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("folder path %s: %w", arg, err)
 	}
+	if create {
+		if err := control.MakeFolderDir(path); err != nil {
+			return "", err
+		}
+		return path, nil
+	}
 	st, err := os.Stat(path)
 	switch {
 	case err == nil && !st.IsDir():
 		return "", fmt.Errorf("%s is not a directory", path)
-	case err == nil:
-		return path, nil
-	case errors.Is(err, os.ErrNotExist) && create:
-		if err := os.MkdirAll(path, 0o755); err != nil {
-			return "", fmt.Errorf("making the folder directory: %w", err)
-		}
-		return path, nil
+	case err != nil:
+		return "", fmt.Errorf("folder path: %w", err)
 	}
-	return "", fmt.Errorf("folder path: %w", err)
+	return path, nil
 }
 
 func newFolderUnshareCmd(env *cliEnv) *cobra.Command {

@@ -28,7 +28,9 @@ func newDemoCmd(env *cliEnv) *cobra.Command {
 servers and two desktop agents (alice's and bob's laptops). alice shares a
 folder with bob; files written on one side arrive on the other; the master
 server is stopped and the domain carries on; it comes back and takes its role
-back. Then everything is stopped and removed (also on Ctrl-C).
+back. Then everything is stopped and removed (also on Ctrl-C). With --keep
+the domain runs on, each host serving its web console (the demo prints the
+URLs and how to log in), until Ctrl-C; the directory stays.
 
 Nothing outside the temporary directory is touched, and no home is needed.`,
 		Args: noArgs,
@@ -42,7 +44,7 @@ Nothing outside the temporary directory is touched, and no home is needed.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory (the servers' data and the synced folders) and print where it is")
+	cmd.Flags().BoolVar(&keep, "keep", false, "after the story, keep the domain running with every host's web console until Ctrl-C, then keep the temporary directory (the servers' data and the synced folders) and print where it is")
 	cmd.Flags().BoolVar(&verbose, "verbose", false, "write the nodes' logs to stderr")
 	return cmd
 }
@@ -83,11 +85,17 @@ func runDemo(ctx context.Context, w io.Writer, o sandbox.Options) (err error) {
 	d.sb = sb
 	defer sb.Close() // a no-op after cleanUp; stops the nodes if run panics
 	err = d.run(ctx, t)
+	if err == nil && o.Keep {
+		err = d.keepRunning(ctx, o.Log)
+	}
 	if cerr := d.cleanUp(o.Keep); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err == nil {
 		d.say("\nDone in %v: every step worked.", since(d.start))
+		if !o.Keep {
+			d.say("'baton demo --keep' keeps the domain running after the story, each host with its web console to open.")
+		}
 	}
 	return err
 }
@@ -100,6 +108,9 @@ func (d *demo) cleanUp(keep bool) error {
 		d.say("   stopped %d agents and %d servers; kept %s:", n, len(d.sb.Servers()), d.sb.Root())
 		d.say("     s1/ s2/ s3/                       the servers' data (collections, outbox, hosted folders)")
 		d.say("     <agent>/data  <agent>/folders/    each laptop's data and synced folders")
+		if _, err := os.Stat(filepath.Join(d.sb.Root(), consolesDir)); err == nil {
+			d.say("     consoles/<host>/                  each host's console token (the consoles stopped with the domain)")
+		}
 	} else {
 		d.say("   stopped %d agents and %d servers, removed %s", n, len(d.sb.Servers()), d.sb.Root())
 	}

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -62,6 +65,7 @@ func TestDemo(t *testing.T) {
 		`s1, s2 and s3 hold the same users`,
 		`stopped 2 agents and 3 servers, removed ` + regexp.QuoteMeta(tmp),
 		`Done in .*: every step worked\.`,
+		`'baton demo --keep' keeps the domain running after the story, each host with its web console to open\.`,
 	}
 	rest := r.stdout
 	var epochs []string
@@ -86,8 +90,10 @@ func TestDemo(t *testing.T) {
 // less compares two decimal numbers.
 func less(a, b string) bool { return len(a) < len(b) || len(a) == len(b) && a < b }
 
-// TestDemoKeep: with --keep the directory stays and the demo says where;
-// with --verbose the nodes log to stderr.
+// TestDemoKeep: with --keep the domain runs on after the story, each
+// host serving its web console, and the demo says how to open each (the
+// URL, the token file, 'baton gui'); Ctrl-C then ends it normally and the
+// directory stays. With --verbose the nodes log to stderr.
 func TestDemoKeep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a domain of three servers and two agents")
@@ -95,21 +101,97 @@ func TestDemoKeep(t *testing.T) {
 	c, tmp := demoCLI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r := c.runCtx(ctx, "demo", "--keep", "--verbose")
-	if r.code != exitOK {
-		t.Fatalf("baton demo --keep --verbose: exit %d\nstderr: %s\nstdout:\n%s", r.code, r.stderr, r.stdout)
+	var stdout, stderr syncBuffer
+	env := &cliEnv{
+		stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr,
+		getenv: func(k string) string { return c.vars[k] },
 	}
-	m := regexp.MustCompile(`kept (\S+):`).FindStringSubmatch(r.stdout)
+	exited := make(chan int, 1)
+	go func() { exited <- execute(ctx, env, []string{"demo", "--keep", "--verbose"}) }()
+	for !strings.Contains(stdout.String(), "Ctrl-C stops the domain") {
+		select {
+		case code := <-exited:
+			t.Fatalf("baton demo --keep --verbose: exit %d before serving the consoles\nstderr: %.3000s\nstdout:\n%s", code, stderr.String(), stdout.String())
+		case <-ctx.Done():
+			t.Fatalf("baton demo --keep: no consoles within the deadline; output:\n%s", stdout.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Each host's console: its URL answers with the host's status to the
+	// token in the file the demo names, and 'baton gui' in the home it
+	// names prints the same URL.
+	lines := regexp.MustCompile(`(?m)^   (\S+) +(http://127\.0\.0\.1:\d+/)\n +log in with the token in (\S+), or run: baton --home (\S+) gui$`).FindAllStringSubmatch(stdout.String(), -1)
+	var hosts []string
+	for _, m := range lines {
+		name, url, tokFile, home := m[1], m[2], m[3], m[4]
+		hosts = append(hosts, name)
+		if tokFile != filepath.Join(home, "gui.token") {
+			t.Errorf("%s: token file %s is not in the home %s", name, tokFile, home)
+		}
+		tok, err := os.ReadFile(tokFile)
+		if err != nil {
+			t.Errorf("%s's console token: %v", name, err)
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, "GET", url+"v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s's console at %s: %v", name, url, err)
+			continue
+		}
+		var st struct {
+			Name string `json:"name"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || err != nil || st.Name != name {
+			t.Errorf("%s's console: GET /v1/status: %s, name %q (%v); want 200 and %s", name, resp.Status, st.Name, err, name)
+		}
+		if strings.HasSuffix(name, "-laptop") {
+			// The laptop's page lists Projects as synced there.
+			req, _ := http.NewRequestWithContext(ctx, "GET", url+"v1/agent/folders", nil)
+			req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+			var folders []struct {
+				Name, Owner, Path string
+			}
+			if resp, err := http.DefaultClient.Do(req); err != nil {
+				t.Errorf("%s's console: %v", name, err)
+			} else {
+				err = json.NewDecoder(resp.Body).Decode(&folders)
+				resp.Body.Close()
+				if err != nil || len(folders) != 1 || folders[0].Name != "Projects" || folders[0].Owner != "alice" || !strings.HasSuffix(folders[0].Path, name+"/folders/Projects") {
+					t.Errorf("%s's console: GET /v1/agent/folders: %+v (%v); want alice's Projects synced in %s/folders/Projects", name, folders, err, name)
+				}
+			}
+		}
+		if r := newCLI(t).run("--home", home, "gui", "--no-browser"); r.code != exitOK || !strings.Contains(r.stdout, "Console: "+url+"\n") {
+			t.Errorf("%s: baton --home %s gui --no-browser: exit %d, %q; want the console's URL %s", name, home, r.code, r.stdout, url)
+		}
+	}
+	if want := []string{"s1", "s2", "s3", "alice-laptop", "bob-laptop"}; !slices.Equal(hosts, want) {
+		t.Errorf("consoles of %v; want %v; output:\n%s", hosts, want, stdout.String())
+	}
+
+	cancel() // as Ctrl-C does: the normal end of a --keep run
+	if code := <-exited; code != exitOK {
+		t.Fatalf("baton demo --keep after Ctrl-C: exit %d; want %d\nstderr: %.2000s", code, exitOK, stderr.String())
+	}
+	out := stdout.String()
+	m := regexp.MustCompile(`kept (\S+):`).FindStringSubmatch(out)
 	if m == nil || filepath.Dir(m[1]) != tmp {
-		t.Fatalf("no 'kept DIR' in %s under %s; output:\n%s", m, tmp, r.stdout)
+		t.Fatalf("no 'kept DIR' in %s under %s; output:\n%s", m, tmp, out)
 	}
-	for _, p := range []string{"s1", "s2", "s3", "alice-laptop/folders/Projects/plans/budget.csv", "bob-laptop/folders/Projects/todo.txt"} {
+	for _, p := range []string{"s1", "s2", "s3", "alice-laptop/folders/Projects/plans/budget.csv", "bob-laptop/folders/Projects/todo.txt", "consoles/s1/gui.token"} {
 		if _, err := os.Stat(filepath.Join(m[1], p)); err != nil {
 			t.Errorf("kept directory: %v", err)
 		}
 	}
-	if !strings.Contains(r.stderr, "host=s1") || !strings.Contains(r.stderr, "host=bob-laptop") {
-		t.Errorf("--verbose: stderr has no logs of s1 and bob-laptop:\n%.2000s", r.stderr)
+	if _, err := os.Stat(filepath.Join(m[1], "consoles/s1/gui.url")); err == nil {
+		t.Errorf("consoles/s1/gui.url is still there after the consoles stopped")
+	}
+	if !strings.Contains(stderr.String(), "host=s1") || !strings.Contains(stderr.String(), "host=bob-laptop") {
+		t.Errorf("--verbose: stderr has no logs of s1 and bob-laptop:\n%.2000s", stderr.String())
 	}
 }
 

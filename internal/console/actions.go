@@ -60,7 +60,7 @@ var actions = map[string]action{
 		return mutationDone(r), err
 	},
 	"folder-create": func(ctx context.Context, a Actions, f url.Values) (string, error) {
-		path, err := absPath(f.Get("path"))
+		path, err := folderDir(f.Get("path"))
 		if err != nil {
 			return "", err
 		}
@@ -72,7 +72,7 @@ var actions = map[string]action{
 		return agentDone(r), err
 	},
 	"folder-accept": func(ctx context.Context, a Actions, f url.Values) (string, error) {
-		path, err := absPath(f.Get("path"))
+		path, err := folderDir(f.Get("path"))
 		if err != nil {
 			return "", err
 		}
@@ -259,6 +259,19 @@ func absPath(p string) (string, error) {
 		return "", fmt.Errorf("the path %q is not absolute: give the folder's full path on this machine", p)
 	}
 	return filepath.Clean(p), nil
+}
+
+// folderDir is absPath for a folder's directory, made when missing, as
+// 'baton folder create' and 'folder accept' make it.
+func folderDir(p string) (string, error) {
+	path, err := absPath(p)
+	if err != nil {
+		return "", err
+	}
+	if err := control.MakeFolderDir(path); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // act serves POST /action/{name}: the change, then back to the page with

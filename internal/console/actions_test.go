@@ -3,6 +3,8 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -39,6 +41,8 @@ func TestActions(t *testing.T) {
 		r.Header.Set("Origin", base)
 	}
 
+	// The folders' directories: made when missing, as the CLI does.
+	pics, shared := filepath.Join(t.TempDir(), "Pictures"), filepath.Join(t.TempDir(), "shared")
 	for _, tc := range []struct {
 		action string
 		form   url.Values
@@ -47,9 +51,9 @@ func TestActions(t *testing.T) {
 		{"user-add", url.Values{"name": {"carol"}, "home_server": {"s1"}}, apiCall{"POST", "/v1/users", map[string]any{"name": "carol", "home_server": "s1"}}},
 		{"user-remove", url.Values{"name": {"bob"}}, apiCall{"DELETE", "/v1/users/bob", map[string]any{}}},
 		{"device-revoke", url.Values{"id": {"D1"}}, apiCall{"DELETE", "/v1/devices/D1", nil}},
-		{"folder-create", url.Values{"name": {"pics"}, "path": {"/home/ann/Pictures"}}, apiCall{"POST", "/v1/agent/folders", map[string]any{"name": "pics", "path": "/home/ann/Pictures"}}},
+		{"folder-create", url.Values{"name": {"pics"}, "path": {pics}}, apiCall{"POST", "/v1/agent/folders", map[string]any{"name": "pics", "path": pics}}},
 		{"folder-share", url.Values{"folder": {"F1"}, "user": {"bob"}, "rights": {"ro"}}, apiCall{"POST", "/v1/agent/folders/share", map[string]any{"folder": "F1", "user": "bob", "rights": "ro"}}},
-		{"folder-accept", url.Values{"folder": {"F9"}, "path": {"/home/ann/shared"}}, apiCall{"POST", "/v1/agent/folders/accept", map[string]any{"folder": "F9", "path": "/home/ann/shared"}}},
+		{"folder-accept", url.Values{"folder": {"F9"}, "path": {shared}}, apiCall{"POST", "/v1/agent/folders/accept", map[string]any{"folder": "F9", "path": shared}}},
 		{"folder-leave", url.Values{"folder": {"F9"}}, apiCall{"POST", "/v1/agent/folders/leave", map[string]any{"folder": "F9"}}},
 		{"folder-revert", url.Values{"folder": {"F9"}}, apiCall{"POST", "/v1/agent/folders/revert", map[string]any{"folder": "F9"}}},
 		{"folder-unshare", url.Values{"folder": {"F1"}, "user": {"bob"}}, apiCall{"POST", "/v1/agent/folders/unshare", map[string]any{"folder": "F1", "user": "bob", "rights": ""}}},
@@ -95,6 +99,12 @@ func TestActions(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: API call %+v; want %+v", tc.action, got, tc.want)
+		}
+	}
+
+	for _, dir := range []string{pics, shared} {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			t.Errorf("the folder's directory %s was not made: %v", dir, err)
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +22,21 @@ import (
 // (the home's owner: it is 0600 in the 0700 home) can log in.
 const TokenFile = "gui.token"
 
-// SessionCookie is the name of the console's session cookie.
+// SessionCookie is the name of the console's session cookie, followed by
+// "_PORT" when the browser reached the console at a port (SessionCookieName):
+// browsers keep cookies by host, not by port, so the consoles of several
+// daemons on one machine (an agent's and a server's, both on 127.0.0.1)
+// would otherwise overwrite each other's session.
 const SessionCookie = "baton_session"
+
+// SessionCookieName is the name of the session cookie of a console the
+// browser reached at host (a request's Host: HOST or HOST:PORT).
+func SessionCookieName(host string) string {
+	if _, port, err := net.SplitHostPort(host); err == nil && port != "" {
+		return SessionCookie + "_" + port
+	}
+	return SessionCookie
+}
 
 // Session and login code lifetimes.
 const (

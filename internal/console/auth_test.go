@@ -171,7 +171,7 @@ func TestAuthRequired(t *testing.T) {
 	resp.Body.Close()
 	var session *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if ck.Name == SessionCookie {
+		if strings.HasPrefix(ck.Name, SessionCookie) {
 			session = ck
 		}
 	}

@@ -160,7 +160,13 @@ func (c *Console) authenticated(r *http.Request) (user string, err error) {
 		}
 		return "", errWrongAuth
 	}
-	if ck, err := r.Cookie(SessionCookie); err == nil {
+	// The browser's cookie for this console's port; a client that keeps
+	// the session itself may send it under the plain name.
+	for _, name := range []string{SessionCookieName(r.Host), SessionCookie} {
+		ck, err := r.Cookie(name)
+		if err != nil {
+			continue
+		}
 		ss, ok := c.sessions.valid(ck.Value)
 		if !ok {
 			return "", errWrongAuth
@@ -246,10 +252,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// setSession gives the browser session id.
-func (c *Console) setSession(w http.ResponseWriter, id string) {
+// setSession gives the browser of r session id.
+func (c *Console) setSession(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{
-		Name:     SessionCookie,
+		Name:     SessionCookieName(r.Host),
 		Value:    id,
 		Path:     "/",
 		MaxAge:   int(SessionTTL / time.Second),
@@ -274,7 +280,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
 	c.cfg.Log.Info("console login", "remote", r.RemoteAddr)
-	c.setSession(w, id)
+	c.setSession(w, r, id)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -340,16 +346,19 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user str
 	}
 	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
 	c.cfg.Log.Info("console login with a password", "user", user, "admin", server, "remote", r.RemoteAddr)
-	c.setSession(w, id)
+	c.setSession(w, r, id)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // logout ends the session.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
-	if ck, err := r.Cookie(SessionCookie); err == nil {
-		c.sessions.logout(ck.Value)
+	name := SessionCookieName(r.Host)
+	for _, n := range []string{name, SessionCookie} {
+		if ck, err := r.Cookie(n); err == nil {
+			c.sessions.logout(ck.Value)
+		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.cfg.Secure, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

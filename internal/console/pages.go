@@ -62,7 +62,7 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 		}
 		c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
 		c.cfg.Log.Info("console login with a login code", "remote", r.RemoteAddr)
-		c.setSession(w, id)
+		c.setSession(w, r, id)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}

@@ -150,7 +150,7 @@ func TestPasswordLoginTLS(t *testing.T) {
 	}
 	var session *http.Cookie
 	for _, ck := range resp.Cookies() {
-		if ck.Name == SessionCookie {
+		if strings.HasPrefix(ck.Name, SessionCookie) {
 			session = ck
 		}
 	}

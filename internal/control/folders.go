@@ -145,6 +145,26 @@ func (p *SymlinkPolicy) KeepsWindowsNames(id string) bool {
 	return m != nil && (*m)[id]
 }
 
+// MakeFolderDir makes sure that path is a directory, making it (and its
+// parents) when it is missing: what 'baton folder create' and 'folder
+// accept', and the console's forms for them, do before they ask the daemon
+// to sync a folder there.
+func MakeFolderDir(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("%s is not a directory", path)
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return fmt.Errorf("making the folder directory: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("folder path: %w", err)
+}
+
 // checkFolderPath checks that path, absolute, is a directory that does not
 // overlap a folder already synced here (other than id) or the baton home.
 func checkFolderPath(path, id, home string, list []LocalFolder) error {

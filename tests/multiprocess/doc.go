@@ -15,6 +15,15 @@
 // other edits files of its own (one run per seed of -churn.seeds): every
 // copy must end identical, pass 'git fsck', and hold no temporary file.
 //
+// The browser test opens the web consoles of a running domain in headless
+// Chromium (chromedp): it logs in with each home's token, creates and
+// shares a folder through an agent's forms, sees a file written on the
+// other agent show on the open page without a reload (the event stream),
+// reads the server's chain, users, devices and folders, checks that no
+// page scrolls sideways at a phone's width, and takes screenshots (into
+// $BATON_SCREENSHOTS when set: the README's). Without a Chromium on PATH
+// it skips, unless BATON_REQUIRE_BROWSER is set (.ci/run sets it).
+//
 // Every scenario ends with the same checks: every update a command
 // acknowledged ("ok: ...") is listed on every live server, all live servers
 // have equal collection digests, and no host ever reported a master epoch

@@ -6,6 +6,32 @@
   });
   var live = document.getElementById("live");
   var es = new EventSource("/events");
+  // A change of the page's shape reloads it, but not while a form is being
+  // sent (its answer is a fresh page, and a reload would cancel it) or
+  // filled in (a reload would drop what was typed): the list says so then.
+  var sending = false, stale = false;
+  document.addEventListener("submit", function (ev) { if (!ev.defaultPrevented) sending = true; });
+  function editing() {
+    return Array.prototype.some.call(document.querySelectorAll("input, select, textarea"), function (f) {
+      if (f.type === "hidden" || f.type === "submit") return false;
+      if (f.type === "checkbox") return f.checked !== f.defaultChecked;
+      if (f.tagName === "SELECT") return Array.prototype.some.call(f.options, function (o) { return o.selected !== o.defaultSelected; });
+      return f.value !== f.defaultValue;
+    });
+  }
+  function reload() {
+    if (sending) return;
+    if (!editing()) { location.reload(); return; }
+    if (stale) return;
+    stale = true;
+    var li = document.createElement("li");
+    li.className = "warning";
+    li.id = "stale-page";
+    li.textContent = "This page is out of date: reload it once you are done with the form.";
+    if (!live) return;
+    if (live.firstElementChild && live.firstElementChild.classList.contains("muted")) live.innerHTML = "";
+    live.insertBefore(li, live.firstChild);
+  }
   function note(e) {
     var li = document.createElement("li");
     li.textContent = new Date(e.time).toLocaleTimeString() + " " + e.type + " " + (e.data.name || e.data.to || e.data.leader_name || e.data.message || e.data.error || "");
@@ -28,7 +54,7 @@
       var stale = document.getElementById("stale");
       if (stale && e.type === "FolderProgress") stale.hidden = false;
     }
-    if (!row) { if (!only) location.reload(); return; }
+    if (!row) { if (!only) reload(); return; }
     function set(f, t) { var c = row.querySelector('[data-field="' + f + '"]'); if (c) c.textContent = t; }
     set("state", e.data.state + (e.data.in_sync ? " · in sync" : ""));
     var pc = row.querySelector('[data-field="progress"]');
@@ -47,12 +73,12 @@
   ["FolderAdded", "FolderRemoved"].forEach(function (t) {
     es.addEventListener(t, function (m) {
       var e = JSON.parse(m.data);
-      if (!only || e.data.folder === only) location.reload();
+      if (!only || e.data.folder === only) reload();
     });
   });
   es.addEventListener("RoleChanged", function (m) {
     var e = JSON.parse(m.data), r = document.getElementById("role");
-    if (e.data.from && r && r.textContent.indexOf(e.data.to) !== 0) location.reload();
+    if (e.data.from && r && r.textContent.indexOf(e.data.to) !== 0) reload();
   });
   ["LeaderChanged", "Conflict", "FolderError", "PeerConnected", "PeerDisconnected", "Quarantine", "Security", "Error"].forEach(function (t) {
     es.addEventListener(t, function (m) {
