@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -548,7 +549,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		// A partial file of a version this index supersedes (a file
 		// changed or deleted before it arrived) is not resumed: it goes
 		// now, not when a plan happens to touch its name.
-		if n := f.applier.DropSuperseded(ri.snap); n > 0 {
+		if n := f.applier.DropSupersededBy(ri.version); n > 0 {
 			f.log.Debug("partial files of superseded versions removed", "peer", p.String(), "files", n)
 		}
 	}
@@ -564,16 +565,16 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		f.refreshStatus(a, fo)
 		return
 	}
-	remote := ri.snap
-	if !sc.all {
-		remote = make(syncfs.Snapshot, len(sc.names))
-		for n := range sc.names {
-			if fi, ok := ri.snap[n]; ok {
-				remote[n] = fi
-			}
-		}
+	// Only the entries at another version than the local ones are
+	// loaded: Plan does nothing with the others, and the local entry
+	// stands for them where it looks a name up.
+	remote, err := f.e.loadRemote(ri, ri.differing(f.local.Files, sc.names, sc.all))
+	if err != nil {
+		f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+		f.scheduleRetry()
+		return
 	}
-	if f.apply(ctx, a, fo, p, ri.snap, remote) {
+	if f.apply(ctx, a, fo, p, ri, remote) {
 		sc.all, sc.names = false, nil
 	} else {
 		sc.all = true
@@ -615,10 +616,10 @@ func (f *folder) replanAll() {
 	}
 }
 
-// apply makes the folder take the changes of remote, a part of p's index
-// full (or all of it). It reports whether everything planned was applied
-// and nothing skipped.
-func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full, remote syncfs.Snapshot) bool {
+// apply makes the folder take the changes of remote, entries of p's index
+// full (those that differ from the local ones, or some of them). It
+// reports whether everything planned was applied and nothing skipped.
+func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full *remoteIndex, remote syncfs.Snapshot) bool {
 	self := f.e.self.String()
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
@@ -626,8 +627,16 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	if !hosting(a, fo, f.e.self) && roleOf(a, fo, f.e.self) == roleReader {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
-		// the local one is kept as a conflict copy.
-		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
+		// the local one is kept as a conflict copy. ReadOnlyOverrides
+		// leaves alone the entries at the local version and, here, the
+		// names the server lacks: it needs only the entries that differ.
+		server, err := f.e.loadRemote(full, full.differing(f.local.Files, nil, true))
+		if err != nil {
+			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+			f.scheduleRetry()
+			return false
+		}
+		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(server), self, false, f.e.cfg.Now())
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
@@ -1253,12 +1262,44 @@ func (f *folder) reachedAny(a Access, fo collections.Folder) bool {
 // countChanges returns len(syncfs.LocalChanges(local, visible server index)),
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
+	// The server's entries at another version than the local ones are
+	// loaded; the others stand as their summaries, whose version (equal to
+	// the local one: no local change) and kind are all that counting
+	// needs of them.
+	var loaded syncfs.Snapshot
 	server := func(n string) (syncfs.FileInfo, bool) {
-		s, ok := ri.snap[n]
-		if ok && f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
+		s, ok := loaded[n]
+		if !ok {
+			sum, has := ri.sums[n]
+			if !has {
+				return syncfs.FileInfo{}, false
+			}
+			s = syncfs.FileInfo{Name: n, Version: sum.Version, Type: sum.Type, Deleted: sum.Deleted}
+		}
+		if f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
 			return syncfs.FileInfo{}, false
 		}
-		return s, ok
+		return s, true
+	}
+	load := func(names iter.Seq[string]) {
+		var need []string
+		for n := range names {
+			if s, ok := ri.sums[n]; ok {
+				if l, okL := f.local.Files[n]; okL && !l.Version.Equal(s.Version) {
+					need = append(need, n)
+				}
+			}
+		}
+		if len(need) == 0 {
+			loaded = nil
+			return
+		}
+		var err error
+		if loaded, err = f.e.loadRemote(ri, need); err != nil {
+			// Counted from the summaries, and again in full next time.
+			f.log.Debug("index not loaded for the status", "err", err)
+			f.statusAll = true
+		}
 	}
 	local := func(n string) (syncfs.FileInfo, bool) {
 		l, ok := f.local.Files[n]
@@ -1273,6 +1314,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
 		st.Reset()
+		load(maps.Keys(f.local.Files))
 		for n, l := range f.local.Files {
 			s, ok := server(n)
 			st.Update(n, l, true, s, ok)
@@ -1283,6 +1325,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		}
 	}
 	st.remote, st.session, st.seq = ri, ri.session, ri.seq
+	load(maps.Keys(f.statusChanged))
 	for n := range f.statusChanged {
 		l, okL := local(n)
 		s, okS := server(n)

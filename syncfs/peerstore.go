@@ -1,0 +1,162 @@
+package syncfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/baton-sync/baton/internal/canon"
+)
+
+// PeerStore holds other devices' index entries on disk, so that a host
+// keeps in memory only what its plans compare (see PeerSummary), not every
+// entry of every peer it syncs with. Each index is a set of entries under
+// a key the caller chooses; entries are stored one per name, canonically
+// encoded.
+//
+// It is a cache, not a record: its file is made anew when opened, written
+// without fsync, and whatever it held before is fetched from the peers
+// again. The caller verifies the entries before it puts them. PeerStore is
+// safe for concurrent use.
+type PeerStore struct {
+	b *bbolt.DB
+}
+
+// OpenPeerStore makes a new, empty store at path, replacing any file there.
+func OpenPeerStore(path string) (*PeerStore, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
+	}
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
+	}
+	return &PeerStore{b: b}, nil
+}
+
+// Close closes the store; its file stays until the next OpenPeerStore.
+func (s *PeerStore) Close() error { return s.b.Close() }
+
+// Put stores files (each validated by the caller) under key, replacing the
+// entries of the same names. Entries sorted by name are the cheapest to
+// put.
+func (s *PeerStore) Put(key string, files []FileInfo) error {
+	if len(files) == 0 {
+		return nil
+	}
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(key))
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 0.9 // pages come in name order
+		for _, f := range files {
+			v, err := canon.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("encoding %q: %w", f.Name, err)
+			}
+			if err := b.Put([]byte(f.Name), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing %d entries of peer index %s: %w", len(files), key, err)
+	}
+	return nil
+}
+
+// Get returns the entries of names (those key holds) stored under key.
+func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
+	out := make(Snapshot, len(names))
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		if b == nil {
+			return nil
+		}
+		for _, n := range names {
+			v := b.Get([]byte(n))
+			if v == nil {
+				continue
+			}
+			f, err := decodePeerEntry(n, v)
+			if err != nil {
+				return err
+			}
+			out[n] = f
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading entries of peer index %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// All returns every entry stored under key.
+func (s *PeerStore) All(key string) (Snapshot, error) {
+	out := Snapshot{}
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			f, err := decodePeerEntry(string(k), v)
+			if err != nil {
+				return err
+			}
+			out[f.Name] = f
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading peer index %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// Drop forgets the entries stored under key.
+func (s *PeerStore) Drop(key string) error {
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(key)) == nil {
+			return nil
+		}
+		return tx.DeleteBucket([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("dropping peer index %s: %w", key, err)
+	}
+	return nil
+}
+
+// decodePeerEntry decodes the entry stored under the name n.
+func decodePeerEntry(n string, v []byte) (FileInfo, error) {
+	var f FileInfo
+	if err := canon.Unmarshal(v, &f, maxEntrySize); err != nil {
+		return FileInfo{}, fmt.Errorf("%w: entry %q: %v", ErrBadDB, n, err)
+	}
+	if f.Name != n {
+		return FileInfo{}, fmt.Errorf("%w: entry %q stored under %q", ErrBadDB, f.Name, n)
+	}
+	return f, nil
+}
+
+// PeerSummary is what a host keeps in memory of one entry of a peer's
+// index held in a PeerStore: enough to tell, without loading the entry,
+// that it is at the version of the local one (and so that a plan has
+// nothing to do with it), and its kind.
+type PeerSummary struct {
+	Version Vector
+	Type    FileType
+	Deleted bool
+}
+
+// SummaryOf returns f's summary.
+func SummaryOf(f FileInfo) PeerSummary {
+	return PeerSummary{Version: f.Version, Type: f.Type, Deleted: f.Deleted}
+}
