@@ -1,8 +1,10 @@
 package syncfs
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"time"
 
@@ -30,12 +32,21 @@ func OpenPeerStore(path string) (*PeerStore, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
 	}
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true, NoFreelistSync: true})
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: time.Second, NoSync: true, NoFreelistSync: true,
+		// Mapped at once to what 100,000 entries of a few peers take,
+		// not grown (each growth copies every node of the transaction).
+		InitialMmapSize: peerStoreMmap,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
 	}
 	return &PeerStore{b: b}, nil
 }
+
+// peerStoreMmap is the address space a PeerStore maps at first. Only the
+// pages read count in memory; on Windows the file is made this large.
+const peerStoreMmap = 64 << 20
 
 // Close closes the store; its file stays until the next OpenPeerStore.
 func (s *PeerStore) Close() error { return s.b.Close() }
@@ -147,16 +158,29 @@ func decodePeerEntry(n string, v []byte) (FileInfo, error) {
 }
 
 // PeerSummary is what a host keeps in memory of one entry of a peer's
-// index held in a PeerStore: enough to tell, without loading the entry,
-// that it is at the version of the local one (and so that a plan has
-// nothing to do with it), and its kind.
-type PeerSummary struct {
-	Version Vector
-	Type    FileType
-	Deleted bool
-}
+// index held in a PeerStore: a digest of its version, enough to tell,
+// without loading the entry, that it is at the version of the local one
+// (and so that a plan has nothing to do with it). The digest is keyed
+// with a seed drawn when the process starts, so no peer can choose a
+// version whose digest is another's; two versions of a name sharing a
+// digest by chance (one in 2^64) would leave that change unplanned until
+// the entry changes again.
+type PeerSummary uint64
 
 // SummaryOf returns f's summary.
 func SummaryOf(f FileInfo) PeerSummary {
-	return PeerSummary{Version: f.Version, Type: f.Type, Deleted: f.Deleted}
+	var h maphash.Hash
+	h.SetSeed(summarySeed)
+	var b [8]byte
+	for _, c := range f.Version.Counters {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(c.Device)))
+		h.Write(b[:])
+		h.WriteString(c.Device)
+		binary.LittleEndian.PutUint64(b[:], c.Value)
+		h.Write(b[:])
+	}
+	return PeerSummary(h.Sum64())
 }
+
+// summarySeed keys SummaryOf.
+var summarySeed = maphash.MakeSeed()

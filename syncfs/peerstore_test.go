@@ -3,6 +3,7 @@ package syncfs
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -100,5 +101,32 @@ func TestPeerStoreRefusesAForeignFile(t *testing.T) {
 	if s, err := OpenPeerStore(dir); err == nil {
 		s.Close()
 		t.Fatal("OpenPeerStore over a non-empty directory succeeded")
+	}
+}
+
+// TestSummaryOf checks that entries at equal versions have the same
+// summary, and entries at other versions another.
+func TestSummaryOf(t *testing.T) {
+	v := Vector{}.Update(devA)
+	versions := []Vector{
+		{},
+		v,
+		v.Update(devA),
+		v.Update(devB),
+		Vector{}.Update(devB),
+		{Counters: []Counter{{Device: devA + devB[:1], Value: 1}}},
+		{Counters: []Counter{{Device: devA, Value: 1 << 8}}},
+	}
+	seen := map[PeerSummary]int{}
+	for i, v := range versions {
+		s := SummaryOf(FileInfo{Name: "a", Version: v})
+		if j, ok := seen[s]; ok {
+			t.Errorf("versions %v and %v have the same summary", versions[j], v)
+		}
+		seen[s] = i
+		same := Vector{Counters: slices.Clone(v.Counters)}
+		if got := SummaryOf(FileInfo{Name: "b", Type: TypeDir, Version: same}); got != s {
+			t.Errorf("SummaryOf of a copy of %v = %x; want %x", v, got, s)
+		}
 	}
 }

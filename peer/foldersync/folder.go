@@ -549,7 +549,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		// A partial file of a version this index supersedes (a file
 		// changed or deleted before it arrived) is not resumed: it goes
 		// now, not when a plan happens to touch its name.
-		if n := f.applier.DropSupersededBy(ri.version); n > 0 {
+		if n := f.applier.DropSupersededBy(func(n string) (syncfs.Vector, bool) { return f.e.remoteVersion(ri, n) }); n > 0 {
 			f.log.Debug("partial files of superseded versions removed", "peer", p.String(), "files", n)
 		}
 	}
@@ -1263,18 +1263,20 @@ func (f *folder) reachedAny(a Access, fo collections.Folder) bool {
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	// The server's entries at another version than the local ones are
-	// loaded; the others stand as their summaries, whose version (equal to
-	// the local one: no local change) and kind are all that counting
-	// needs of them.
+	// loaded. The others are at the local version, and the local entry
+	// stands for them: counting needs of them only that they are there
+	// and no local change; nor does it look at the server's entries of
+	// names the Local lacks, but that they are there.
 	var loaded syncfs.Snapshot
 	server := func(n string) (syncfs.FileInfo, bool) {
 		s, ok := loaded[n]
 		if !ok {
-			sum, has := ri.sums[n]
-			if !has {
+			if _, has := ri.sums[n]; !has {
 				return syncfs.FileInfo{}, false
 			}
-			s = syncfs.FileInfo{Name: n, Version: sum.Version, Type: sum.Type, Deleted: sum.Deleted}
+			if s, ok = f.local.Files[n]; !ok {
+				s = syncfs.FileInfo{Name: n}
+			}
 		}
 		if f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
 			return syncfs.FileInfo{}, false
@@ -1285,7 +1287,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		var need []string
 		for n := range names {
 			if s, ok := ri.sums[n]; ok {
-				if l, okL := f.local.Files[n]; okL && !l.Version.Equal(s.Version) {
+				if l, okL := f.local.Files[n]; okL && syncfs.SummaryOf(l) != s {
 					need = append(need, n)
 				}
 			}

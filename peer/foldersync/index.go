@@ -414,8 +414,8 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 
 // remoteIndex is the latest verified index of another host. Its entries
 // are in the Engine's PeerStore under key; in memory it keeps only their
-// summaries, which tell the entries at the local version (nothing to plan)
-// from those to load.
+// summaries (a digest of the version), which tell the entries at the local
+// version (nothing to plan) from those to load.
 type remoteIndex struct {
 	session uint64
 	seq     uint64
@@ -425,19 +425,13 @@ type remoteIndex struct {
 	base    uint64                        // the sequence the delta came over
 }
 
-// version returns the version of ri's entry named n.
-func (ri *remoteIndex) version(n string) (syncfs.Vector, bool) {
-	s, ok := ri.sums[n]
-	return s.Version, ok
-}
-
 // differing returns, of names (every name of ri if all), those ri holds at
 // another version than local's entry, or that local lacks: the entries a
 // plan may act on.
 func (ri *remoteIndex) differing(local syncfs.Snapshot, names map[string]bool, all bool) []string {
 	var out []string
 	check := func(n string, s syncfs.PeerSummary) {
-		if l, ok := local[n]; !ok || !l.Version.Equal(s.Version) {
+		if l, ok := local[n]; !ok || syncfs.SummaryOf(l) != s {
 			out = append(out, n)
 		}
 	}
@@ -453,6 +447,21 @@ func (ri *remoteIndex) differing(local syncfs.Snapshot, names map[string]bool, a
 		}
 	}
 	return out
+}
+
+// remoteVersion returns the version of ri's entry named n, loaded from the
+// store.
+func (e *Engine) remoteVersion(ri *remoteIndex, n string) (syncfs.Vector, bool) {
+	if _, ok := ri.sums[n]; !ok {
+		return syncfs.Vector{}, false
+	}
+	got, err := e.loadRemote(ri, []string{n})
+	if err != nil {
+		e.log.Debug("peer index entry not loaded", "name", n, "err", err)
+		return syncfs.Vector{}, false
+	}
+	fi, ok := got[n]
+	return fi.Version, ok
 }
 
 // newPeerKey returns a new key for the entries of p's index of folder in
