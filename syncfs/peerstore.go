@@ -82,6 +82,7 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 }
 
 // Get returns the entries of names (those key holds) stored under key.
+// Their names are the strings of names, not copies.
 func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 	out := make(Snapshot, len(names))
 	err := s.b.View(func(tx *bbolt.Tx) error {
@@ -98,6 +99,7 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 			if err != nil {
 				return err
 			}
+			f.Name = n
 			out[n] = f
 		}
 		return nil

@@ -568,7 +568,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// Only the entries at another version than the local ones are
 	// loaded: Plan does nothing with the others, and the local entry
 	// stands for them where it looks a name up.
-	remote, err := f.e.loadRemote(ri, ri.differing(f.local.Files, sc.names, sc.all))
+	remote, err := f.loadRemote(ri, ri.differing(f.local.Files, sc.names, sc.all))
 	if err != nil {
 		f.log.Warn("index not loaded", "peer", p.String(), "err", err)
 		f.scheduleRetry()
@@ -580,6 +580,20 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		sc.all = true
 	}
 	f.refreshStatus(a, fo)
+}
+
+// loadRemote returns ri's entries of names (strings that ri's summaries
+// hold as keys: the entries' names are those), sharing what they can with
+// the Local's entries (share), which the entries planned become.
+func (f *folder) loadRemote(ri *remoteIndex, names []string) (syncfs.Snapshot, error) {
+	got, err := f.e.loadRemote(ri, names)
+	if err != nil {
+		return nil, err
+	}
+	for n, fi := range got {
+		got[n] = f.share(fi)
+	}
+	return got, nil
 }
 
 // planScope is which entries of a peer's index the next plan looks at:
@@ -630,7 +644,7 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		// the local one is kept as a conflict copy. ReadOnlyOverrides
 		// leaves alone the entries at the local version and, here, the
 		// names the server lacks: it needs only the entries that differ.
-		server, err := f.e.loadRemote(full, full.differing(f.local.Files, nil, true))
+		server, err := f.loadRemote(full, full.differing(f.local.Files, nil, true))
 		if err != nil {
 			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
 			f.scheduleRetry()
@@ -1068,9 +1082,9 @@ func (f *folder) touchAll() {
 	f.pubAll, f.statusAll = true, true
 }
 
-// applyTracked applies actions as applyActions does, with every name they
-// may change watched, so that the progress published while they run
-// includes them.
+// applyTracked applies actions as applyActions does (taking them over),
+// with every name they may change watched, so that the progress published
+// while they run includes them.
 func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
 	var names []string
 	for _, a := range actions {
@@ -1297,7 +1311,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 			return
 		}
 		var err error
-		if loaded, err = f.e.loadRemote(ri, need); err != nil {
+		if loaded, err = f.loadRemote(ri, need); err != nil {
 			// Counted from the summaries, and again in full next time.
 			f.log.Debug("index not loaded for the status", "err", err)
 			f.statusAll = true
