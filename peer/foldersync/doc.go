@@ -119,6 +119,14 @@
 // Deleting every file but the marker (rm -rf dir/*) deletes them
 // everywhere, as any deletion.
 //
+// # Memory
+//
+// The indexes of the peers a folder syncs with are kept on disk
+// (syncfs.PeerStore, peers.db in Config.DataDir, made anew at each
+// start), with only a digest of each entry's version in memory: a plan
+// loads the entries at another version than the local ones, which are
+// the only ones Plan acts on.
+//
 // # History
 //
 // A server that keeps its folders' history sets Config.Archive: it is
