@@ -211,6 +211,7 @@ func (f *folder) setState(state string) {
 // start (its directory is missing, its ignore file is malformed).
 func (f *folder) run(ctx context.Context) {
 	defer f.bg.Wait()
+	defer f.dropRemotes()
 	for {
 		err := f.serve(ctx)
 		if ctx.Err() != nil {
@@ -580,6 +581,16 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		sc.all = true
 	}
 	f.refreshStatus(a, fo)
+}
+
+// dropRemotes forgets the peers' indexes the folder holds, as it stops.
+func (f *folder) dropRemotes() {
+	for p, ri := range f.remotes {
+		if err := f.e.peers.Drop(ri.key); err != nil {
+			f.log.Debug("peer index not dropped", "peer", p.String(), "err", err)
+		}
+		delete(f.remotes, p)
+	}
 }
 
 // loadRemote returns ri's entries of names (strings that ri's summaries
