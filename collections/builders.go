@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
@@ -44,6 +45,53 @@ func (s *State) prevHash(k Kind, key string) []byte {
 // user's name may be given again: the new user is another identity, and
 // the record remembers the removed one.
 func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, error) {
+	return s.AddUserWith(name, home, id, "", UserSettings{})
+}
+
+// UserSettings are a user's settings an administrator changes; a nil
+// field is left as it is (on a new user: none, not an admin).
+type UserSettings struct {
+	// Quota is the bytes the user's folders may hold at their home server;
+	// 0 removes the bound.
+	Quota *int64
+	// Admin makes the user an administrator of the domain, or not.
+	Admin *bool
+}
+
+// apply sets the settings given on u.
+func (c UserSettings) apply(u *User) {
+	if c.Quota != nil {
+		u.Quota = *c.Quota
+	}
+	if c.Admin != nil {
+		u.Admin = *c.Admin
+	}
+}
+
+// mayAdminister checks that by may change users' settings: "" is the
+// server's own operator (its control socket, its console token), who
+// always may; else by must be a user of the domain who is an admin.
+func (s *State) mayAdminister(by string) error {
+	if by == "" {
+		return nil
+	}
+	u, ok := s.User(by)
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %s is not a user of the domain, so not an admin", ErrNotAllowed, by)
+	case !u.Admin:
+		return fmt.Errorf("%w: %s is not an admin: only an admin, or the server's own command line, may change users", ErrNotAllowed, by)
+	}
+	return nil
+}
+
+// AddUserWith builds the change adding user name as AddUser does, with
+// the settings given, asked by by ("" for the server's own operator; else
+// an admin user).
+func (s *State) AddUserWith(name string, home lpeer.ID, id, by string, settings UserSettings) (Update, User, error) {
+	if err := s.mayAdminister(by); err != nil {
+		return Update{}, User{}, err
+	}
 	if err := identity.ValidateName(name); err != nil {
 		return Update{}, User{}, fmt.Errorf("%w: user name: %v", ErrMalformed, err)
 	}
@@ -54,6 +102,10 @@ func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, er
 		return Update{}, User{}, fmt.Errorf("%w: %s is not a server in the chain", ErrNotAllowed, home)
 	}
 	u := User{Name: name, HomeServer: home.String(), ID: id}
+	settings.apply(&u)
+	if err := u.Validate(); err != nil {
+		return Update{}, User{}, err
+	}
 	prev, exists := s.UserRecord(name)
 	if exists && !prev.Removed {
 		return Update{}, User{}, fmt.Errorf("user %s %w (home server %s)", name, ErrExists, prev.HomeServer)
@@ -70,6 +122,29 @@ func (s *State) AddUser(name string, home lpeer.ID, id string) (Update, User, er
 	} else {
 		up.IfAbsent = true
 	}
+	return up, u, nil
+}
+
+// SetUser builds the change of user name's settings, asked by by: "" for
+// the server's own operator (its command line or console token), who
+// always may; else a user, who must be an admin.
+func (s *State) SetUser(name, by string, settings UserSettings) (Update, User, error) {
+	if err := s.mayAdminister(by); err != nil {
+		return Update{}, User{}, err
+	}
+	u, ok := s.User(name)
+	if !ok {
+		return Update{}, User{}, fmt.Errorf("user %s: %w", name, ErrNotFound)
+	}
+	if settings.Quota == nil && settings.Admin == nil {
+		return Update{}, User{}, fmt.Errorf("%w: user %s: no setting to change", ErrMalformed, name)
+	}
+	settings.apply(&u)
+	up, err := Put(u)
+	if err != nil {
+		return Update{}, User{}, err
+	}
+	up.IfPrev = s.prevHash(Domain, u.Key())
 	return up, u, nil
 }
 
@@ -114,13 +189,18 @@ func (s *State) RemoveUser(name, successor string) (Update, User, error) {
 }
 
 // CreateFolder builds the change creating folder id, called name, owned by
-// owner and hosted by server, which must be the owner's home server.
+// owner and hosted by server, which must be the owner's home server, with
+// the default options.
 func (s *State) CreateFolder(id, name, owner string, server lpeer.ID) (Update, Folder, error) {
-	return s.CreateFolderWith(id, name, owner, server, FolderOptions{})
+	return s.CreateFolderWith(id, name, owner, server, OptionsPatch{})
 }
 
-// CreateFolderWith is CreateFolder with the folder's options.
-func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts FolderOptions) (Update, Folder, error) {
+// CreateFolderWith is CreateFolder with the options p gives (the others
+// off, and DefaultReplicas replicas if p does not say). The record names
+// its hosting set: the home server, then the next Replicas servers of the
+// chain after it (fewer if the chain has fewer; asking more replicas than
+// the chain has other servers gets as many as it has: OptionsPatch.CappedNote).
+func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, p OptionsPatch) (Update, Folder, error) {
 	u, ok := s.User(owner)
 	if !ok {
 		return Update{}, Folder{}, fmt.Errorf("user %s: %w", owner, ErrNotFound)
@@ -134,9 +214,13 @@ func (s *State) CreateFolderWith(id, name, owner string, server lpeer.ID, opts F
 		}
 	}
 	f := Folder{ID: id, Name: name, Owner: owner, Server: server.String(),
-		Members: map[string]Right{owner: RightOwner}, FolderOptions: opts}
+		Members: map[string]Right{owner: RightOwner}, Hosts: []string{server.String()}}
 	if u.ID != "" {
 		f.IDs = map[string]string{owner: u.ID}
+	}
+	f, err := withOptions(s.Chain(), f, p.Apply(FolderOptions{Replicas: DefaultReplicas}), p.Replicas != nil)
+	if err != nil {
+		return Update{}, Folder{}, err
 	}
 	up, err := Put(f)
 	if err != nil {
@@ -171,19 +255,36 @@ func (s *State) Share(id, by, user string, right Right) (Update, Folder, error) 
 	return s.putFolder(f)
 }
 
-// SetFolderOptions builds the change setting the options of folder id,
-// asked by by: its owner, or "" for the administrator of its hosting
-// server. ErrExists if the folder has these options already.
-func (s *State) SetFolderOptions(id, by string, opts FolderOptions) (Update, Folder, error) {
+// SetFolderOptions builds the change setting the options p gives of
+// folder id, the others staying as they are, asked by by: its owner, or
+// "" for the administrator of its home server. A change of Replicas
+// chooses the hosting set again: the servers hosting the folder now stay
+// first (the last ones dropped when there are fewer replicas), then the
+// next servers of the chain after the home server; more replicas than the
+// chain has other servers get as many as it has (OptionsPatch.CappedNote).
+// A record without a hosting set (from before they were recorded) gets
+// one, with DefaultReplicas unless p says. ErrExists if the folder has
+// these options and hosting set already.
+func (s *State) SetFolderOptions(id, by string, p OptionsPatch) (Update, Folder, error) {
+	if p.Empty() {
+		return Update{}, Folder{}, fmt.Errorf("%w: no option to set", ErrMalformed)
+	}
 	f, err := s.ownedBy(id, by)
 	if err != nil {
 		return Update{}, Folder{}, err
 	}
-	if f.FolderOptions == opts {
+	base := f.FolderOptions
+	if f.Hosts == nil {
+		base.Replicas = DefaultReplicas
+	}
+	nf, err := withOptions(s.Chain(), f, p.Apply(base), p.Replicas != nil)
+	if err != nil {
+		return Update{}, Folder{}, err
+	}
+	if nf.FolderOptions == f.FolderOptions && slices.Equal(nf.Hosts, f.Hosts) {
 		return Update{}, Folder{}, fmt.Errorf("folder %s has these options %w", f.Name, ErrExists)
 	}
-	f.FolderOptions = opts
-	return s.putFolder(f)
+	return s.putFolder(nf)
 }
 
 // Unshare builds the change removing user from folder id, asked by by: its
@@ -245,6 +346,7 @@ func (s *State) ownedBy(id, by string) (Folder, error) {
 func cloneFolder(f Folder) Folder {
 	f.Members = maps.Clone(f.Members)
 	f.IDs = maps.Clone(f.IDs)
+	f.Hosts = slices.Clone(f.Hosts)
 	if f.IDs == nil {
 		f.IDs = map[string]string{}
 	}

@@ -116,6 +116,27 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// TestGoldenFolderHosts: the encoding of a folder record with its options
+// and hosting set; the stored bytes decode to it.
+func TestGoldenFolderHosts(t *testing.T) {
+	f := collections.Folder{ID: "f2", Name: "Builds", Owner: "ann", Server: ct.ID("s2").String(),
+		Members: map[string]collections.Right{"ann": collections.RightOwner},
+		Hosts:   []string{ct.ID("s2").String(), ct.ID("s1").String()}}
+	f.Replicas, f.Keep = 2, "all:2d"
+	u := ct.Sign(t, "s2", mustPut(f), 1, 1).Update()
+	b, err := u.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "folder_hosts", b)
+	if *update {
+		return
+	}
+	if g := goldenFolder(t, "folder_hosts"); g.Replicas != 2 || g.Keep != "all:2d" || len(g.Hosts) != 2 || g.Hosts[1] != ct.ID("s1").String() {
+		t.Errorf("golden folder_hosts decodes to %+v", g)
+	}
+}
+
 func TestGenesis(t *testing.T) {
 	d := ct.NewTestDomain(t, 2)
 	g := d.Genesis

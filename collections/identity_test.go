@@ -201,17 +201,19 @@ func TestFolderOptions(t *testing.T) {
 		u, _, err := st.Share("f1", "ann", "bob", collections.RightReadWrite)
 		return u, err
 	})
-	on := collections.FolderOptions{OutsideSymlinks: true}
+	yes, no := true, false
+	on := collections.OptionsPatch{OutsideSymlinks: &yes}
 	if _, _, err := st.SetFolderOptions("f1", "bob", on); !errors.Is(err, collections.ErrNotAllowed) {
 		t.Errorf("a member sets the options: %v; want ErrNotAllowed", err)
 	}
-	if _, _, err := st.SetFolderOptions("f1", "ann", collections.FolderOptions{}); !errors.Is(err, collections.ErrExists) {
+	if _, _, err := st.SetFolderOptions("f1", "ann", collections.OptionsPatch{OutsideSymlinks: &no}); !errors.Is(err, collections.ErrExists) {
 		t.Errorf("setting the options the folder has: %v; want ErrExists", err)
 	}
 	for _, by := range []string{"ann", ""} {
 		commit(t, d, st, "s2", func(st *collections.State) (collections.Update, error) {
 			f, _ := st.Folder("f1")
-			u, _, err := st.SetFolderOptions("f1", by, collections.FolderOptions{OutsideSymlinks: !f.OutsideSymlinks})
+			flip := !f.OutsideSymlinks
+			u, _, err := st.SetFolderOptions("f1", by, collections.OptionsPatch{OutsideSymlinks: &flip})
 			return u, err
 		})
 	}

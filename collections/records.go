@@ -2,6 +2,7 @@ package collections
 
 import (
 	"fmt"
+	"slices"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -162,6 +163,13 @@ type User struct {
 	Removed    bool         `cbor:"4,keyasint,omitempty"`
 	Successor  string       `cbor:"5,keyasint,omitempty"` // removed: who takes the user's folders ("" archives them)
 	Former     []FormerUser `cbor:"6,keyasint,omitempty"` // the removed users that had this name
+	// Quota bounds the bytes of the folders the user owns, as their home
+	// server holds them (0: no bound). The home server refuses a device's
+	// change that would take the user past it.
+	Quota int64 `cbor:"7,keyasint,omitempty"`
+	// Admin: the user administers the domain, and may log in to a
+	// server's console with their password (checked at their home server).
+	Admin bool `cbor:"8,keyasint,omitempty"`
 }
 
 // FormerUser is a removed user whose name was given again: its ID, never
@@ -200,6 +208,9 @@ func (u User) Validate() error {
 		if err := ValidateUserID(u.ID); err != nil {
 			return fmt.Errorf("user %s: %w", u.Name, err)
 		}
+	}
+	if u.Quota < 0 {
+		return fmt.Errorf("%w: user %s: quota %d: want 0 (none) or a number of bytes", ErrMalformed, u.Name, u.Quota)
 	}
 	if u.Removed && u.ID == "" {
 		return fmt.Errorf("%w: user %s: a removed user record keeps the user's ID", ErrMalformed, u.Name)
@@ -298,6 +309,13 @@ type Folder struct {
 	// FolderOptions: how members and the hosting server treat the
 	// folder's contents (absent when all are off).
 	FolderOptions
+	// Hosts is the folder's hosting set as its home server recorded it
+	// when the folder was made or its replicas last set: the home server
+	// (Server) first, then the replica servers chosen, in chain order
+	// after the home server (at most Replicas of them). Records from
+	// before hosting sets were recorded have none: those are hosted as
+	// they always were (FolderHosts).
+	Hosts []string `cbor:"10,keyasint,omitempty"`
 }
 
 // FolderOptions are the options of a folder its owner or the
@@ -314,6 +332,10 @@ type FolderOptions struct {
 	// server checks it when it builds the change, and keeps the default
 	// for text it cannot read.
 	Keep string `cbor:"8,keyasint,omitempty"`
+	// Replicas is how many servers beside the home server host the
+	// folder (0: the home server alone). It is read with Hosts: a record
+	// without a hosting set has DefaultReplicas whatever this says.
+	Replicas int `cbor:"9,keyasint,omitempty"`
 }
 
 func (Folder) Collection() Kind { return Catalog }
@@ -359,6 +381,32 @@ func (f Folder) Validate() error {
 		}
 		if err := ValidateUserID(id); err != nil {
 			return fmt.Errorf("folder %s member %s: %w", f.ID, name, err)
+		}
+	}
+	return f.validateHosts()
+}
+
+// validateHosts checks the folder's replicas and hosting set: the home
+// server first, each server once, no more replicas than Replicas.
+func (f Folder) validateHosts() error {
+	if f.Replicas < 0 || f.Replicas >= MaxChainServers {
+		return fmt.Errorf("%w: folder %s has %d replicas, want 0 to %d", ErrMalformed, f.ID, f.Replicas, MaxChainServers-1)
+	}
+	if f.Hosts == nil {
+		return nil
+	}
+	if len(f.Hosts) == 0 || len(f.Hosts) > f.Replicas+1 {
+		return fmt.Errorf("%w: folder %s records %d hosting servers for %d replicas", ErrMalformed, f.ID, len(f.Hosts), f.Replicas)
+	}
+	if f.Hosts[0] != f.Server {
+		return fmt.Errorf("%w: folder %s: its hosting set starts with %s, not its home server %s", ErrMalformed, f.ID, f.Hosts[0], f.Server)
+	}
+	for i, h := range f.Hosts {
+		if _, err := parseID(h); err != nil {
+			return fmt.Errorf("folder %s hosting server: %w", f.ID, err)
+		}
+		if slices.Contains(f.Hosts[:i], h) {
+			return fmt.Errorf("%w: folder %s lists hosting server %s twice", ErrMalformed, f.ID, h)
 		}
 	}
 	return nil

@@ -204,29 +204,50 @@ func (s *State) effective(f Folder) Folder {
 // its owner was removed without a successor. Nobody writes to it.
 func (f Folder) Archived() bool { return f.Owner == "" }
 
-// Replicas is how many servers of the chain beyond its home server host a
-// folder (while the chain has that many more): the next ones after the
-// home server, in chain order.
-const Replicas = 1
+// DefaultReplicas is how many servers of the chain beyond its home server
+// host a folder unless its owner chose (FolderOptions.Replicas), and every
+// folder whose record has no hosting set (from before they were
+// recorded): one, the next server after the home server, when the chain
+// has two servers or more.
+const DefaultReplicas = 1
 
 // FolderHosts returns the servers that host the folder f, the home server
-// (f.Server) first, then its replicas: the next Replicas servers of the
-// chain after the home server, wrapping around, when the chain has more
-// than one server. A home server no longer in the chain hosts its folders
-// alone. Every place that asks who hosts a folder asks this.
+// (f.Server) first, then its replicas. For a record with a hosting set
+// (f.Hosts) they are the recorded servers still in the chain, at most
+// f.Replicas of them, then, while fewer than f.Replicas remain, the next
+// servers of the chain after the home server (wrapping around) that are
+// not in it yet: a recorded replica that left the chain is replaced by
+// chain order, and one that comes back hosts again. A record without a
+// hosting set is hosted by the home server and the next DefaultReplicas
+// servers after it. A home server no longer in the chain keeps the
+// recorded replicas still in it and takes no others. Every place that
+// asks who hosts a folder asks this.
 func FolderHosts(c Chain, f Folder) []lpeer.ID {
 	home, err := lpeer.Decode(f.Server)
 	if err != nil {
 		return nil
 	}
 	out := []lpeer.ID{home}
+	want := DefaultReplicas
+	if f.Hosts != nil {
+		want = f.Replicas
+		for _, s := range f.Hosts {
+			id, err := lpeer.Decode(s)
+			if err != nil || len(out) > want || slices.Contains(out, id) || !c.Contains(id) {
+				continue
+			}
+			out = append(out, id)
+		}
+	}
 	i := c.Index(home)
 	if i < 0 {
 		return out
 	}
 	ids := c.IDs()
-	for k := 1; k <= Replicas && k < len(ids); k++ {
-		out = append(out, ids[(i+k)%len(ids)])
+	for k := 1; k < len(ids) && len(out) <= want; k++ {
+		if id := ids[(i+k)%len(ids)]; !slices.Contains(out, id) {
+			out = append(out, id)
+		}
 	}
 	return out
 }

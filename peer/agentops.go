@@ -32,9 +32,13 @@ import (
 // varint-length-prefixed frame. Request agentRequest {1: op ("create",
 // "share", "unshare", "leave" or "options"), 2: folder name (create),
 // 3: folder ID, 4: user (share, unshare), 5: right ("ro" or "rw", share),
-// 6: the folder option OutsideSymlinks (create, options), 7: the folder
-// option Keep (create, options: "" leaves it as it is, "default" resets
-// it, else a retention policy the server checks with ParseKeep)}. The
+// 6: the folder option OutsideSymlinks (create, options; absent leaves it
+// as it is), 7: the folder option Keep (create, options: "" leaves it as
+// it is, "default" resets it, else a retention policy the server checks
+// with ParseKeep), 8: the folder option Replicas (create, options; absent
+// leaves it as it is, or the default on create)}: the server reads 6 to 8
+// with ParseOptions and builds the change with the collections'
+// OptionsPatch. The
 // requesting user is the one whose valid device the authenticated remote
 // peer is, never a field. Response agentResponse {1: code, 2: message,
 // 3: the certified update (code ""), 4: the folder record as submitted,
@@ -101,9 +105,11 @@ type agentRequest struct {
 	User   string `cbor:"4,keyasint,omitempty"`
 	Right  string `cbor:"5,keyasint,omitempty"`
 	// OutsideSymlinks: the folder option (create, options).
-	OutsideSymlinks bool `cbor:"6,keyasint,omitempty"`
+	OutsideSymlinks *bool `cbor:"6,keyasint,omitempty"`
 	// Keep: the folder option (create, options; see the protocol).
 	Keep string `cbor:"7,keyasint,omitempty"`
+	// Replicas: the folder option (create, options).
+	Replicas *int `cbor:"8,keyasint,omitempty"`
 }
 
 type agentResponse struct {
@@ -269,11 +275,11 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 			return collections.Update{}, f, "", agentResponse{Code: codeElsewhere, Server: home.String(),
 				Error: fmt.Sprintf("user %s's home server is %s (%s): folders are created there", user, d.hostName(home), home)}
 		}
-		keep, err := ParseKeep(req.Keep)
+		p, err := ParseOptions(req.OutsideSymlinks, req.Keep, req.Replicas)
 		if err != nil {
 			return collections.Update{}, f, "", agentFailure(codeInvalid, "%v", err)
 		}
-		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep}); err != nil {
+		if u, f, err = d.state.CreateFolderWith(newID, req.Name, user, d.self, p); err != nil {
 			return refuse(err)
 		}
 		return u, f, fmt.Sprintf("folder %s (%s) created for %s", f.Name, f.ID, user), agentResponse{}
@@ -301,16 +307,14 @@ func (d *driver) planAgentOp(user string, req agentRequest, newID string) (colle
 		u, f, err = d.state.Leave(req.Folder, user)
 		done = fmt.Sprintf("%s left folder %s (%s)", user, cur.Name, cur.ID)
 	case opOptions:
-		opts := collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: cur.Keep}
-		if req.Keep != "" {
-			keep, kerr := ParseKeep(req.Keep)
-			if kerr != nil {
-				return collections.Update{}, f, "", agentFailure(codeInvalid, "%v", kerr)
-			}
-			opts.Keep = keep
+		p, perr := ParseOptions(req.OutsideSymlinks, req.Keep, req.Replicas)
+		if perr != nil {
+			return collections.Update{}, f, "", agentFailure(codeInvalid, "%v", perr)
 		}
-		u, f, err = d.state.SetFolderOptions(req.Folder, user, opts)
-		done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v, history kept by %s", cur.Name, cur.ID, opts.OutsideSymlinks, cmp.Or(opts.Keep, "the default policy"))
+		u, f, err = d.state.SetFolderOptions(req.Folder, user, p)
+		if err == nil {
+			done = fmt.Sprintf("folder %s (%s) options set: outside symlinks %v, history kept by %s, %d replicas", cur.Name, cur.ID, f.OutsideSymlinks, cmp.Or(f.Keep, "the default policy"), f.Replicas)
+		}
 	default:
 		return collections.Update{}, f, "", agentFailure(codeInvalid, "unknown operation %q", req.Op)
 	}
@@ -364,17 +368,31 @@ func (n *Node) UnshareFolder(ctx context.Context, id, user string) error {
 	return err
 }
 
-// CreateFolderWith is CreateFolder with the folder's options.
-func (n *Node) CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
-	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: opts.OutsideSymlinks, Keep: opts.Keep})
+// CreateFolderWith is CreateFolder with the folder options p gives (the
+// home server builds the folder with collections.State.CreateFolderWith).
+func (n *Node) CreateFolderWith(ctx context.Context, name string, p collections.OptionsPatch) (collections.Folder, error) {
+	return n.agentOp(ctx, agentRequest{Op: opCreate, Name: name, OutsideSymlinks: p.OutsideSymlinks, Keep: keepWire(p.Keep), Replicas: p.Replicas})
 }
 
-// SetFolderOptions asks the folder's hosting server to set the options of
-// folder id: opts.Keep "" leaves its retention policy as it is, KeepDefault
-// resets it. Only the owner's devices may. ErrQueued as for CreateFolder.
-func (n *Node) SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error {
-	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: opts.OutsideSymlinks, Keep: opts.Keep})
+// SetFolderOptions asks the folder's home server to set the options p
+// gives of folder id, the others staying as they are
+// (collections.State.SetFolderOptions). Only the owner's devices may.
+// ErrQueued as for CreateFolder.
+func (n *Node) SetFolderOptions(ctx context.Context, id string, p collections.OptionsPatch) error {
+	if p.Empty() {
+		return errors.New("setting folder options: no option to set")
+	}
+	_, err := n.agentOp(ctx, agentRequest{Op: opOptions, Folder: id, OutsideSymlinks: p.OutsideSymlinks, Keep: keepWire(p.Keep), Replicas: p.Replicas})
 	return err
+}
+
+// keepWire is the Keep field of an agent request for the patch's Keep:
+// "" to leave it, KeepDefault for the default.
+func keepWire(keep *string) string {
+	if keep == nil {
+		return ""
+	}
+	return cmp.Or(*keep, KeepDefault)
 }
 
 // LeaveFolder asks the folder's hosting server to remove this agent's user
@@ -509,6 +527,12 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 		}
 		server = id
 	}
+	return d.hostAddrInfo(server), nil
+}
+
+// hostAddrInfo is the server's ID and the addresses its host record
+// gives, public ones first.
+func (d *driver) hostAddrInfo(server lpeer.ID) lpeer.AddrInfo {
 	info := lpeer.AddrInfo{ID: server}
 	if rec, ok := d.state.HostByID(server); ok {
 		for _, s := range append(append([]string{}, rec.PublicAddrs...), rec.PrivateAddrs...) {
@@ -517,7 +541,7 @@ func (d *driver) agentTarget(req agentRequest) (lpeer.AddrInfo, error) {
 			}
 		}
 	}
-	return info, nil
+	return info
 }
 
 // agentExchange makes one agent request to info.

@@ -24,7 +24,10 @@ import (
 // Folder sync: the node runs a foldersync.Engine on its host. An agent
 // syncs the folders it is told (Config.Folders, SetFolders); a server syncs
 // every folder it hosts (collections.FolderHosts: it is the folder's home
-// server or its replica), each in DataDir/folders/ID. The
+// server or one of the replicas its Catalog record names), each in
+// DataDir/folders/ID. When the hosting set changes, a server that joins it
+// starts syncing the folder and one that leaves it stops, keeping its copy
+// and history on disk. The
 // engine reads the collections through folderView, a snapshot the driver
 // rebuilds after updates are applied (and every viewRefresh, as device
 // certificates come and go with time), so it never waits for the driver.
@@ -94,6 +97,14 @@ func (fr *folderRuntime) outsideSymlinks(local func(string) bool) func(string) b
 	}
 }
 
+// quota is the engine's Quota: user's quota in the Domain (0: none).
+func (fr *folderRuntime) quota(user string) int64 {
+	if v := fr.view.Load(); v != nil {
+		return v.quotas[user]
+	}
+	return 0
+}
+
 func (fr *folderRuntime) running() *foldersync.Engine {
 	fr.mu.Lock()
 	defer fr.mu.Unlock()
@@ -106,6 +117,7 @@ type folderView struct {
 	devices map[lpeer.ID]collections.DeviceCert // valid when the view was made
 	servers map[lpeer.ID]bool
 	chain   collections.Chain
+	quotas  map[string]int64 // user -> quota in bytes, for the users that have one
 	now     func() time.Time
 }
 
@@ -137,6 +149,12 @@ func (d *driver) refreshFolderView() {
 	v := &folderView{folders: map[string]collections.Folder{}, devices: map[lpeer.ID]collections.DeviceCert{}, servers: map[lpeer.ID]bool{}, now: d.cfg.Now}
 	for _, f := range d.state.Folders() {
 		v.folders[f.ID] = f
+	}
+	v.quotas = map[string]int64{}
+	for _, u := range d.state.Users() {
+		if u.Quota > 0 {
+			v.quotas[u.Name] = u.Quota
+		}
 	}
 	for _, c := range d.state.ValidDevices(now) {
 		v.devices[c.DeviceID()] = c
@@ -171,11 +189,29 @@ func (d *driver) refreshFolderView() {
 		hosted[id] = dir
 	}
 	fr.mu.Lock()
-	same := maps.Equal(hosted, fr.hosted)
+	before := fr.hosted
+	same := maps.Equal(hosted, before)
 	fr.hosted = hosted
 	fr.mu.Unlock()
 	if !same {
+		d.logHosting(before, hosted)
 		fr.apply()
+	}
+}
+
+// logHosting says which folders this server started and stopped hosting
+// (its hosting set in the Catalog changed, or the chain did). A folder it
+// stops hosting keeps its copy and its history on disk.
+func (d *driver) logHosting(before, after map[string]string) {
+	for _, id := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := before[id]; !ok {
+			d.log.Info("hosting folder", "folder", id, "dir", after[id])
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[id]; !ok {
+			d.log.Info("no longer hosting folder: its copy and history stay on disk", "folder", id, "dir", before[id])
+		}
 	}
 }
 
@@ -203,6 +239,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 
 		OutsideSymlinks: fr.outsideSymlinks(d.cfg.OutsideSymlinks),
 		WindowsNames:    d.cfg.WindowsNames,
+		Quota:           fr.quota,
 		Archive:         archive,
 	})
 	if err != nil {

@@ -46,7 +46,8 @@ import (
 // references.
 //
 // Restore and export read the store on the server; an agent asks the
-// folder's hosting server (historyops.go).
+// folder's hosting servers, the home server first, its replica when the
+// home server cannot be reached (historyops.go).
 
 // Errors of folder history callers branch on.
 var (
@@ -234,8 +235,16 @@ func (a *archiver) write(folder, root string, b *archiveBatch) error {
 		a.log.Warn("folder history: files changed again before they were kept; their newer version will be",
 			"folder", folder, "snapshot", snap.Seq, "files", skipped)
 	}
+	if snap.Seq == 1 {
+		a.log.Info(firstVersionLog, "folder", folder, "entries", len(changes), "time", snap.At())
+	}
 	return nil
 }
+
+// firstVersionLog is logged when a folder's first version is kept here:
+// a new folder's, or that of a folder this server came to with files in
+// it (a new replica, a server that lost its store).
+const firstVersionLog = "folder history: the first version of the folder kept on this server; versions from before it, if the folder had any, are kept by its other hosting servers"
 
 // upkeep prunes every folder of the store by its policy, then collects
 // the blocks no kept snapshot references, and logs what it did.
@@ -533,8 +542,9 @@ func (n *Node) localHistory(st *folderstore.Store, id, path string) ([]FolderVer
 // RestoreFolder restores a path of folder id (or all of it) as it was at
 // req.Point, as a new change that syncs to every member; history is not
 // rewritten (the restore is kept as a new version). On the hosting
-// server it restores from its store; an agent asks the hosting server,
-// which allows only the owner's and read-write members' devices.
+// server it restores from its store; an agent asks a hosting server
+// (historyCall: the home server, or its replica while it is down), which
+// allows only the owner's and read-write members' devices.
 func (n *Node) RestoreFolder(ctx context.Context, id string, req RestoreRequest) (foldersync.RestoreResult, error) {
 	if req.Path == "" && !req.All {
 		return foldersync.RestoreResult{}, errors.New("restoring: name a path, or the whole folder")
@@ -651,12 +661,18 @@ type HistoryUsage struct {
 	Blocks         int       // distinct blocks the kept snapshots reference
 	Bytes          int64     // their size (blocks other folders share counted too)
 	Keep           string    // the retention policy applied, text
+	// Tree is the digest of the latest kept snapshot's tree
+	// (folderstore.TreeDigest), on the hosting server itself only (zero
+	// when asked of a server, or with no snapshot): it reads the tree.
+	Tree syncfs.Hash
 }
 
 // FolderHistoryUsage returns what folder id's history holds: from this
 // server's store if it hosts the folder, else (an agent) asked of the
 // folder's hosting server. Its cost on the server is a scan of the
-// folder's snapshot headers and block references, no block read.
+// folder's snapshot headers and block references, no block read, and on
+// the server itself (its own 'folder status') a read of the latest tree
+// for Tree.
 func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage, error) {
 	if n.cfg.Role != identity.RoleServer {
 		return n.remoteUsage(ctx, id)
@@ -666,7 +682,20 @@ func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage,
 	if err != nil {
 		return HistoryUsage{}, err
 	}
-	return n.localUsage(st, id)
+	u, err := n.localUsage(st, id)
+	if err != nil || u.Versions == 0 {
+		return u, err
+	}
+	seq, err := resolveSeq(st, id, HistoryPoint{})
+	if err != nil {
+		return u, err
+	}
+	tree, err := st.Tree(id, seq)
+	if err != nil {
+		return u, err
+	}
+	u.Tree, err = folderstore.TreeDigest(tree)
+	return u, err
 }
 
 func (n *Node) localUsage(st *folderstore.Store, id string) (HistoryUsage, error) {

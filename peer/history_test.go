@@ -87,16 +87,16 @@ func TestFolderHistoryRestore(t *testing.T) {
 	if got := peer.RetentionOf(server, f.ID); got != "all:1d,daily:30d,weekly:365d" {
 		t.Errorf("retention of a new folder = %q; want the default", got)
 	}
-	if err := ann.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "weekly:forever,all:1d"}); err == nil {
+	if err := ann.SetFolderOptions(ctx, f.ID, keepOpt("weekly:forever,all:1d")); err == nil {
 		t.Error("a retention policy out of order was accepted")
 	}
-	if err := ann.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "all:2d,daily:forever"}); err != nil {
+	if err := ann.SetFolderOptions(ctx, f.ID, keepOpt("all:2d,daily:forever")); err != nil {
 		t.Fatalf("setting the retention policy: %v", err)
 	}
 	c.WaitFor("the server to apply the policy", 20*time.Second, func() bool {
 		return peer.RetentionOf(server, f.ID) == "all:2d,daily:forever"
 	})
-	if err := bob.SetFolderOptions(ctx, f.ID, collections.FolderOptions{Keep: "all:1d"}); err == nil {
+	if err := bob.SetFolderOptions(ctx, f.ID, keepOpt("all:1d")); err == nil {
 		t.Error("a read-only member set the retention policy")
 	}
 	annDir, bobDir := t.TempDir(), t.TempDir()

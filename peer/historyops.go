@@ -19,7 +19,9 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
-// Folder history for agents: an agent asks the folder's hosting server.
+// Folder history for agents: an agent asks the folder's hosting servers,
+// those it is connected to first, the home server before its replicas
+// (historyCall), and the next one when a server cannot be reached.
 //
 // /baton/history/1.0.0 — one CBOR request, one CBOR response, each a
 // varint-length-prefixed frame. Request historyRequest {1: op ("list",
@@ -253,16 +255,42 @@ func (n *Node) serveHistory(ctx context.Context, remote lpeer.ID, b []byte) hist
 
 // --- the agent side ---
 
-// historyCall sends req to the folder's hosting server.
+// historyTargets returns the servers that host the folder of an agent's
+// history request, to ask in order: those this device is connected to
+// first, each group in the order of collections.FolderHosts (the home
+// server, then its replicas).
+func (d *driver) historyTargets(folder string) ([]lpeer.AddrInfo, error) {
+	if _, err := d.agentTarget(agentRequest{Op: "history", Folder: folder}); err != nil {
+		return nil, err
+	}
+	f, _ := d.state.Folder(folder)
+	hosts := d.state.FolderHosts(f)
+	connected := func(id lpeer.ID) bool { return d.host.Network().Connectedness(id) == network.Connected }
+	var out []lpeer.AddrInfo
+	for _, first := range []bool{true, false} {
+		for _, id := range hosts {
+			if connected(id) == first {
+				out = append(out, d.hostAddrInfo(id))
+			}
+		}
+	}
+	return out, nil
+}
+
+// historyCall sends req to a hosting server of the folder
+// (historyTargets): the next one when a server cannot be reached or does
+// not host it, so that while the home server is down its replica answers
+// from its own history. Each server keeps a history of its own: version
+// numbers are those of the server that answers.
 func (n *Node) historyCall(ctx context.Context, req historyRequest, timeout time.Duration) (historyResponse, error) {
 	var (
-		h      host.Host
-		target lpeer.AddrInfo
-		err    error
+		h       host.Host
+		targets []lpeer.AddrInfo
+		err     error
 	)
 	if derr := n.do(ctx, func(_ context.Context, d *driver) {
 		h = d.host
-		target, err = d.agentTarget(agentRequest{Op: "history", Folder: req.Folder})
+		targets, err = d.historyTargets(req.Folder)
 	}); derr != nil {
 		return historyResponse{}, derr
 	}
@@ -273,27 +301,47 @@ func (n *Node) historyCall(ctx context.Context, req historyRequest, timeout time
 	if err != nil {
 		return historyResponse{}, err
 	}
+	var errs []error
+	for _, target := range targets {
+		resp, err := historyCallOne(ctx, h, target, req.Op, b, timeout)
+		if err == nil || !errors.Is(err, errHistoryElsewhere) || ctx.Err() != nil {
+			return resp, err
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return historyResponse{}, fmt.Errorf("folder %s has no hosting server: %w", req.Folder, ErrNoHistory)
+	}
+	return historyResponse{}, errors.Join(errs...)
+}
+
+// errHistoryElsewhere marks a hosting server that could not answer a
+// history request: unreachable, or not hosting the folder (any more).
+var errHistoryElsewhere = errors.New("another hosting server may answer")
+
+// historyCallOne sends the history request b (of operation op) to target.
+func historyCallOne(ctx context.Context, h host.Host, target lpeer.AddrInfo, op string, b []byte, timeout time.Duration) (historyResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := call[historyResponse](ctx, h, target, protoHistory, b, maxHistoryResponse)
 	if err != nil {
-		return historyResponse{}, fmt.Errorf("asking the folder's server %s: %w", target.ID, err)
+		return historyResponse{}, fmt.Errorf("asking the folder's server %s: %w (%w)", target.ID, err, errHistoryElsewhere)
 	}
 	switch resp.Code {
 	case "":
 		return resp, nil
 	case codeDenied:
-		if req.Op == opHistoryRestore {
+		if op == opHistoryRestore {
 			return resp, fmt.Errorf("%w: %s", ErrRestoreDenied, resp.Error)
 		}
 		return resp, fmt.Errorf("%w: %s", ErrFolderDenied, resp.Error)
 	case codeNotFound:
-		if req.Op != opHistoryBlocks {
+		if op != opHistoryBlocks {
 			return resp, fmt.Errorf("%w: %s", ErrNoVersion, resp.Error)
 		}
 		return resp, fmt.Errorf("%w: %s", errRemote, resp.Error)
 	case codeElsewhere:
-		return resp, fmt.Errorf("%w: %s", ErrNoHistory, resp.Error)
+		return resp, fmt.Errorf("%w: %s (%w)", ErrNoHistory, resp.Error, errHistoryElsewhere)
 	}
 	return resp, fmt.Errorf("%w: %s", errRemote, resp.Error)
 }

@@ -15,7 +15,7 @@ import (
 // TestCheckPassword: an agent asks its user's home server whether a
 // password is the user's, for its console: the right one passes, a wrong
 // one is denied and, repeated, rate-limited; another user's name is
-// refused without asking; a server is no agent to ask.
+// refused without asking.
 func TestCheckPassword(t *testing.T) {
 	c := loginCluster(t)
 	ann := startDevice(t, c, "ann-laptop", 0, "ann", "ann's secret") // homed at s2
@@ -64,7 +64,35 @@ func TestCheckPassword(t *testing.T) {
 	if err := ann.CheckPassword(ctx, "ann", []byte("ann's secret"), "192.0.2.1"); !errors.As(err, &limited) {
 		t.Errorf("the right password while limited = %v; want a RateLimitError", err)
 	}
-	if err := c.Node(0).CheckPassword(ctx, "ann", []byte("ann's secret"), ""); !errors.Is(err, peer.ErrNotLoggedIn) {
-		t.Errorf("a server asked = %v; want ErrNotLoggedIn", err)
+}
+
+// TestServerCheckPassword: a server checks a user's password for its
+// console at the user's home server: itself, or another server of the
+// chain, which takes the question from a server for its own users only.
+func TestServerCheckPassword(t *testing.T) {
+	c := loginCluster(t) // ann homed at s2, bob at s3
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		at             int
+		user, password string
+		want           error
+	}{
+		{1, "ann", "ann's secret", nil},                 // at her home server
+		{0, "ann", "ann's secret", nil},                 // asked of s2
+		{0, "bob", "bob's secret", nil},                 // asked of s3
+		{0, "ann", "bob's secret", peer.ErrLoginDenied}, // wrong, at s2
+		{1, "ann", "a guess", peer.ErrLoginDenied},      // wrong, here
+		{0, "nosuch", "anything", peer.ErrLoginDenied},  // no such user
+		{2, "ann", "", peer.ErrLoginDenied},             // no password
+	} {
+		err := c.Node(tc.at).CheckPassword(ctx, tc.user, []byte(tc.password), "192.0.2.9")
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("s%d CheckPassword(%s, %q) = %v; want %v", tc.at+1, tc.user, tc.password, err, tc.want)
+		}
+	}
+	// s2 answers a server only for its own users: bob is s3's.
+	if err := peer.RawPasswordCheck(ctx, c.Node(0), c.Members[1].Key.ID(), "bob", []byte("bob's secret")); err == nil || !strings.Contains(err.Error(), "not the user's home server") {
+		t.Errorf("bob's password asked of s2 by s1 = %v; want refused", err)
 	}
 }

@@ -128,8 +128,28 @@ func TestReplicaWhileHomeIsDown(t *testing.T) {
 	if connectedTo(ann, bob.ID()) || connectedTo(bob, ann.ID()) {
 		t.Error("ann's laptop and bob's desk connected while the home server was down")
 	}
+	// The history, asked of the home server until now, comes from the
+	// replica's own store while the home server is down.
+	var vs []peer.FolderVersion
+	c.WaitFor("b.txt in the folder's history on ann's laptop, from the replica", 30*time.Second, func() bool {
+		vs, err = ann.FolderHistory(ctx, f.ID, "b.txt")
+		return err == nil && len(vs) > 0
+	})
+	if last := vs[len(vs)-1]; last.Entry.Name != "b.txt" || last.Entry.Deleted || last.Device != bob.ID().String() {
+		t.Errorf("the last version of b.txt in the history from the replica: %+v; want b.txt by bob's desk", last)
+	}
+	exported := t.TempDir()
+	if _, err := bob.ExportFolder(ctx, f.ID, peer.HistoryPoint{}, exported); err != nil {
+		t.Errorf("ExportFolder on bob's desk with the home server down: %v", err)
+	} else if got := readFiles(t, exported); !sameFiles(got, second) {
+		t.Errorf("the export from the replica holds %v; want %v", got, second)
+	}
 
 	c.Start(home)
 	c.WaitFor("b.txt on the restarted home server", 60*time.Second, func() bool { return sameFiles(readFiles(t, homeDir), second) })
 	c.WaitFor("ann's laptop to sync with both servers again", 60*time.Second, func() bool { return syncsWith(ann, f.ID, hosts...) })
 }
+
+// keepOpt is the options change setting a folder's retention policy to
+// text (checked by the home server).
+func keepOpt(text string) collections.OptionsPatch { return collections.OptionsPatch{Keep: &text} }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
 )
 
@@ -15,30 +17,35 @@ import (
 func newUserCmd(env *cliEnv) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "user",
-		Short: "Provision users: add, remove, list (at the master); passwd (at their home server)",
+		Short: "Provision users: add, set, remove, list (at the master); passwd (at their home server)",
 		Long: `Users are provisioned in the Domain, at the master: each has a home server,
 where the user logs in and where their folders are hosted. These commands ask
 the running daemon ('baton run') of this home.`,
 		Args: groupArgs,
 		RunE: groupRun,
 	}
-	cmd.AddCommand(newUserAddCmd(env), newUserRemoveCmd(env), newUserListCmd(env), newUserPasswdCmd(env))
+	cmd.AddCommand(newUserAddCmd(env), newUserSetCmd(env), newUserRemoveCmd(env), newUserListCmd(env), newUserPasswdCmd(env))
 	return cmd
 }
 
 func newUserAddCmd(env *cliEnv) *cobra.Command {
 	var (
 		homeServer string
+		quota      string
+		admin      bool
 		wait       time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "add NAME --home-server SERVER",
+		Use:   "add NAME --home-server SERVER [--quota SIZE] [--admin]",
 		Short: "Add a user with a home server (at the master)",
 		Long: `Add user NAME to the domain. SERVER, a server of the chain given by host
 name or peer ID, is the user's home server: the user logs in there and their
-folders are hosted there. Run at the master.`,
-		Example: `  baton user add ann --home-server s2`,
-		Args:    usageArgs(cobra.ExactArgs(1)),
+folders are hosted there. --quota bounds the bytes of the folders the user
+owns, as the home server holds them; --admin makes the user an administrator,
+who may log in to a server's console with their password. Run at the master.`,
+		Example: `  baton user add ann --home-server s2
+  baton user add ann --home-server s2 --quota 10GiB --admin`,
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := identity.ValidateName(args[0]); err != nil {
 				return usageErrorf("user add: user name: %v", err)
@@ -49,14 +56,90 @@ folders are hosted there. Run at the master.`,
 			if err := checkWait(cmd, wait); err != nil {
 				return err
 			}
+			req := control.AddUserRequest{Name: args[0], HomeServer: homeServer, Admin: admin}
+			if quota != "" {
+				q, err := parseQuota(quota)
+				if err != nil {
+					return usageErrorf("user add: %v", err)
+				}
+				req.Quota = q
+			}
 			c, err := env.controlClient()
 			if err != nil {
 				return err
 			}
-			return printMutation(cmd)(c.AddUser(cmd.Context(), wait, control.AddUserRequest{Name: args[0], HomeServer: homeServer}))
+			return printMutation(cmd)(c.AddUser(cmd.Context(), wait, req))
 		},
 	}
 	cmd.Flags().StringVar(&homeServer, "home-server", "", "the user's home `SERVER`: a server's host name or peer ID")
+	cmd.Flags().StringVar(&quota, "quota", "", "bound the bytes of the user's folders at their home server (`SIZE`: 10GiB, 500MiB, 2TB; none: no bound)")
+	cmd.Flags().BoolVar(&admin, "admin", false, "make the user an administrator of the domain")
+	waitFlag(cmd, &wait)
+	return cmd
+}
+
+// parseQuota reads --quota: a size, or none (0: no bound).
+func parseQuota(s string) (int64, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "none") {
+		return 0, nil
+	}
+	q, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("--quota: %v (or none)", err)
+	}
+	return q, nil
+}
+
+func newUserSetCmd(env *cliEnv) *cobra.Command {
+	var (
+		quota string
+		admin bool
+		wait  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "set NAME [--quota SIZE|none] [--admin[=false]]",
+		Short: "Change a user's quota or admin flag (at the master)",
+		Long: `Change user NAME's settings; those not given stay as they are.
+--quota SIZE bounds the bytes of the folders the user owns, as their home
+server holds them (the current files, not their history): a device's change
+that would take the user past it is refused by the servers hosting the folder
+and waits on the device, which keeps its files, until there is room; --quota
+none removes the bound. --admin makes the user an administrator of the domain, who may log
+in to a server's console with their password; --admin=false takes it back.
+Only the server's own command line or an admin may change these. Run at the
+master.`,
+		Example: `  baton user set ann --quota 10GiB
+  baton user set ann --quota none
+  baton user set ann --admin
+  baton user set ann --admin=false`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req control.SetUserRequest
+			if cmd.Flags().Changed("quota") {
+				q, err := parseQuota(quota)
+				if err != nil {
+					return usageErrorf("user set: %v", err)
+				}
+				req.Quota = &q
+			}
+			if cmd.Flags().Changed("admin") {
+				req.Admin = &admin
+			}
+			if req.Quota == nil && req.Admin == nil {
+				return usageErrorf("user set: nothing to change: give --quota SIZE|none or --admin[=false]")
+			}
+			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			c, err := env.controlClient()
+			if err != nil {
+				return err
+			}
+			return printMutation(cmd)(c.SetUser(cmd.Context(), wait, args[0], req))
+		},
+	}
+	cmd.Flags().StringVar(&quota, "quota", "", "bound the bytes of the user's folders at their home server (`SIZE`: 10GiB, 500MiB, 2TB), or none")
+	cmd.Flags().BoolVar(&admin, "admin", false, "make the user an administrator (--admin=false: no longer)")
 	waitFlag(cmd, &wait)
 	return cmd
 }
@@ -116,14 +199,21 @@ func newUserListCmd(env *cliEnv) *cobra.Command {
 				fmt.Fprintln(w, "no users")
 				return nil
 			}
-			fmt.Fprintf(w, "%-20s %-16s %s\n", "USER", "HOME SERVER", "HOME SERVER ID")
+			fmt.Fprintf(w, "%-20s %-16s %-10s %-6s %s\n", "USER", "HOME SERVER", "QUOTA", "ADMIN", "HOME SERVER ID")
 			for _, u := range users {
-				fmt.Fprintf(w, "%-20s %-16s %s\n", u.Name, u.HomeServerName, u.HomeServer)
+				quota, adm := "none", "-"
+				if u.Quota > 0 {
+					quota = strings.ReplaceAll(bytesize.Format(u.Quota), " ", "")
+				}
+				if u.Admin {
+					adm = "yes"
+				}
+				fmt.Fprintf(w, "%-20s %-16s %-10s %-6s %s\n", u.Name, u.HomeServerName, quota, adm, u.HomeServer)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {name, home_server, home_server_name})")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {name, home_server, home_server_name, quota, admin})")
 	return cmd
 }
 

@@ -542,10 +542,30 @@ func TestServerFolderRescan(t *testing.T) {
 		f.statuses = []foldersync.FolderStatus{{Role: "server", State: foldersync.StateIdle, InSync: true, LocalFiles: 2}}
 	})
 	out := c.ok("folder", "status", "Photos", "--owner", "cy")
-	for _, want := range []string{"folder Photos (00000000000000c1) at " + filepath.Join(c.home, dataDirName, "folders", "00000000000000c1") + ": in sync", "role:          server"} {
+	for _, want := range []string{"folder Photos (00000000000000c1) at " + filepath.Join(c.home, dataDirName, "folders", "00000000000000c1") + ": in sync", "role:          server",
+		"devices:       none connected\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("folder status on a server printed\n%s\nwant it to contain %q", out, want)
 		}
+	}
+
+	// The member devices syncing through this server, named from their
+	// certificates.
+	d.addDevice(t, "ann", "ann-lap", "ann's laptop")
+	lap := identitytest.Key("ann-lap").ID().String()
+	d.set(func(f *fakeDaemon) {
+		f.statuses = []foldersync.FolderStatus{{Role: "server", State: foldersync.StateIdle, InSync: true, LocalFiles: 2,
+			Devices: []foldersync.DeviceSync{{ID: lap, User: "ann", LastRequest: testNow}}}}
+	})
+	if out := c.ok("folder", "status", "Photos", "--owner", "cy"); !strings.Contains(out, "\n  devices:       ann's laptop (ann)\n") {
+		t.Errorf("folder status on a server printed\n%s\nwant ann's laptop among its devices", out)
+	}
+	var st control.FolderStatus
+	if err := json.Unmarshal([]byte(c.ok("folder", "status", "Photos", "--owner", "cy", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Devices) != 1 || st.Devices[0].ID != lap || st.Devices[0].Name != "ann's laptop" || st.Devices[0].User != "ann" {
+		t.Errorf("folder status --json: devices %+v; want ann's laptop", st.Devices)
 	}
 }
 

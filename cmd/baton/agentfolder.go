@@ -491,6 +491,19 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 		}
 		fmt.Fprintf(w, "  syncing with:  %s\n", servers)
 	}
+	if st.Role == "server" || len(st.Devices) > 0 {
+		// The member devices syncing through this server (on an agent:
+		// with this device directly).
+		devices := "none connected"
+		if len(st.Devices) > 0 {
+			var names []string
+			for _, d := range st.Devices {
+				names = append(names, printable(d.Name)+" ("+printable(d.User)+")")
+			}
+			devices = strings.Join(names, ", ")
+		}
+		fmt.Fprintf(w, "  devices:       %s\n", devices)
+	}
 	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
 	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
 	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)
@@ -504,6 +517,12 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 			what = "not accepted (read-only): 'baton folder revert " + st.Name + "' undoes them"
 		}
 		fmt.Fprintf(w, "  local changes: %d, %s\n", st.LocalChanges, what)
+	}
+	if q := st.Quota; q != nil {
+		fmt.Fprintf(w, "  quota:         %s of %s used (%s's)\n", byteSize(q.Used), byteSize(q.Limit), printable(q.User))
+	}
+	if st.QuotaRefused != "" {
+		fmt.Fprintf(w, "  refused:       %s\n", st.QuotaRefused)
 	}
 	if st.LastError != "" {
 		fmt.Fprintf(w, "  error:         %s\n", st.LastError)

@@ -414,10 +414,12 @@ func (f *fakeDaemon) folderChange(folder collections.Folder) error {
 }
 
 func (f *fakeDaemon) CreateFolder(ctx context.Context, name string) (collections.Folder, error) {
-	return f.CreateFolderWith(ctx, name, collections.FolderOptions{})
+	return f.CreateFolderWith(ctx, name, collections.OptionsPatch{})
 }
 
-func (f *fakeDaemon) CreateFolderWith(_ context.Context, name string, opts collections.FolderOptions) (collections.Folder, error) {
+// CreateFolderWith makes the folder as the home server does, with the
+// collections' builder.
+func (f *fakeDaemon) CreateFolderWith(_ context.Context, name string, p collections.OptionsPatch) (collections.Folder, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.user == "" {
@@ -426,13 +428,16 @@ func (f *fakeDaemon) CreateFolderWith(_ context.Context, name string, opts colle
 	home, _ := f.state.HomeServer(f.user)
 	var b [8]byte
 	rand.Read(b[:])
-	folder := collections.Folder{ID: hex.EncodeToString(b[:]), Name: name, Owner: f.user, Server: home.String(),
-		Members: map[string]collections.Right{f.user: collections.RightOwner}, FolderOptions: opts}
+	_, folder, err := f.state.CreateFolderWith(hex.EncodeToString(b[:]), name, f.user, home, p)
+	if err != nil {
+		return collections.Folder{}, err
+	}
 	return folder, f.folderChange(folder)
 }
 
-// SetFolderOptions sets folder id's options as its owner may.
-func (f *fakeDaemon) SetFolderOptions(_ context.Context, id string, opts collections.FolderOptions) error {
+// SetFolderOptions sets folder id's options as its owner may, with the
+// collections' builder as the home server does.
+func (f *fakeDaemon) SetFolderOptions(_ context.Context, id string, p collections.OptionsPatch) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	folder, ok := f.state.Folder(id)
@@ -442,17 +447,10 @@ func (f *fakeDaemon) SetFolderOptions(_ context.Context, id string, opts collect
 	if folder.Owner != f.user {
 		return fmt.Errorf("%w: only the owner of folder %s, %s, sets its options", peer.ErrFolderDenied, folder.Name, folder.Owner)
 	}
-	// As the hosting server: Keep "" leaves the policy as it is.
-	keep := folder.Keep
-	if opts.Keep != "" {
-		k, err := peer.ParseKeep(opts.Keep)
-		if err != nil {
-			return err
-		}
-		keep = k
+	_, folder, err := f.state.SetFolderOptions(id, f.user, p)
+	if err != nil {
+		return err
 	}
-	opts.Keep = keep
-	folder.FolderOptions = opts
 	return f.folderChange(folder)
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/control"
 )
@@ -56,6 +57,7 @@ func newFolderCreateCmd(env *cliEnv) *cobra.Command {
 		wait         time.Duration
 		allowOutside bool
 		keep         string
+		replicas     int
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME PATH | create NAME --owner USER",
@@ -73,12 +75,23 @@ all trusted; 'folder set' changes it later.
 
 --keep POLICY sets the retention policy of the folder's history on its hosting
 server (see 'folder set'); the default keeps every version for a day, then one
-a day for 30 days, then one a week for a year.`,
+a day for 30 days, then one a week for a year.
+
+--replicas N: how many servers beside the home server host the folder, each
+with its own copy and history, so that members keep syncing through them while
+the home server is down: the next N servers of the chain after the home server.
+The default is 1 (when the domain has two servers or more); 0 hosts it on the
+home server alone. Asking more than the chain has gets every other server.`,
 		Example: `  baton folder create Photos ~/Photos          # on an agent
-  baton folder create Photos --owner ann        # on ann's home server`,
+  baton folder create Photos --owner ann        # on ann's home server
+  baton folder create Archive ~/Archive --replicas 2`,
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkWait(cmd, wait); err != nil {
+				return err
+			}
+			reps, err := replicasFlag(cmd, "folder create", replicas)
+			if err != nil {
 				return err
 			}
 			c, err := env.controlClient()
@@ -103,7 +116,7 @@ a day for 30 days, then one a week for a year.`,
 				if err != nil {
 					return err
 				}
-				return c.printAgentResult(cmd, env)(c.AgentCreate(cmd.Context(), wait, control.AgentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside, Keep: keep}))
+				return c.printAgentResult(cmd, env)(c.AgentCreate(cmd.Context(), wait, control.AgentCreateRequest{Name: args[0], Path: path, OutsideSymlinks: allowOutside, Keep: keep, Replicas: reps}))
 			}
 			if len(args) != 1 {
 				return usageErrorf("folder create: on a server, give NAME and --owner USER (PATH is for agents)")
@@ -117,9 +130,10 @@ a day for 30 days, then one a week for a year.`,
 			if strings.TrimSpace(args[0]) == "" {
 				return usageErrorf("folder create: the folder name is empty")
 			}
-			return printMutation(cmd)(c.CreateFolder(cmd.Context(), wait, control.CreateFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside, Keep: keep}))
+			return printMutation(cmd)(c.CreateFolder(cmd.Context(), wait, control.CreateFolderRequest{Name: args[0], Owner: owner, OutsideSymlinks: allowOutside, Keep: keep, Replicas: reps}))
 		},
 	}
+	cmd.Flags().IntVar(&replicas, "replicas", collections.DefaultReplicas, "how many servers beside the home server host the folder (`N`; 0: the home server alone)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the owning `USER` (servers: this server must be their home server)")
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
 	cmd.Flags().StringVar(&keep, "keep", "", "the retention `POLICY` of the folder's history, such as all:1d,daily:30d,weekly:365d (the default)")
@@ -184,9 +198,10 @@ func newFolderSetCmd(env *cliEnv) *cobra.Command {
 		wait         time.Duration
 		allowOutside bool
 		keep         string
+		replicas     int
 	)
 	cmd := &cobra.Command{
-		Use:   "set NAME [--allow-outside-symlinks[=false]] [--keep POLICY]",
+		Use:   "set NAME [--allow-outside-symlinks[=false]] [--keep POLICY] [--replicas N]",
 		Short: "Set a folder's options (its owner, or the administrator of its hosting server)",
 		Long: `Set the options of the folder NAME, recorded in its Catalog record.
 
@@ -207,20 +222,32 @@ version for a day, then the last of each day for 30 days, then of each week for
 a year; --keep default sets it back. The server prunes and then deletes the
 blocks no kept version references at its start and every hour.
 
+--replicas N: how many servers beside the home server host the folder (0: the
+home server alone). The servers hosting it now stay, the last ones dropped
+when N is smaller; more are taken in chain order after the home server. A
+server that joins starts syncing the folder; one that leaves stops and keeps
+its copy and history on disk. Asking more than the chain has gets every other
+server, and says so.
+
 On a desktop agent: only the folder's owner sets its options; the agent asks
 the folder's hosting server. On a server: the folder must be hosted on this
 server; --owner tells same-named folders apart.`,
 		Example: `  baton folder set Builds --allow-outside-symlinks
   baton folder set Builds --allow-outside-symlinks=false
-  baton folder set Photos --keep all:2d,daily:90d,weekly:forever`,
+  baton folder set Photos --keep all:2d,daily:90d,weekly:forever
+  baton folder set Photos --replicas 2`,
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var outside *bool
 			if cmd.Flags().Changed("allow-outside-symlinks") {
 				outside = &allowOutside
 			}
-			if outside == nil && !cmd.Flags().Changed("keep") {
-				return usageErrorf("folder set: give an option to set: --allow-outside-symlinks[=false] or --keep POLICY")
+			reps, err := replicasFlag(cmd, "folder set", replicas)
+			if err != nil {
+				return err
+			}
+			if outside == nil && !cmd.Flags().Changed("keep") && reps == nil {
+				return usageErrorf("folder set: give an option to set: --allow-outside-symlinks[=false], --keep POLICY or --replicas N")
 			}
 			if cmd.Flags().Changed("keep") && strings.TrimSpace(keep) == "" {
 				return usageErrorf("folder set: --keep needs a POLICY (or default)")
@@ -240,12 +267,13 @@ server; --owner tells same-named folders apart.`,
 				if owner != "" {
 					return usageErrorf("folder set: --owner is for servers; on an agent name the folder as OWNER/NAME")
 				}
-				return c.printAgentResult(cmd, env)(c.AgentSetOptions(cmd.Context(), wait, control.AgentOptionsRequest{Folder: args[0], OutsideSymlinks: outside, Keep: keep}))
+				return c.printAgentResult(cmd, env)(c.AgentSetOptions(cmd.Context(), wait, control.AgentOptionsRequest{Folder: args[0], OutsideSymlinks: outside, Keep: keep, Replicas: reps}))
 			}
 			return printMutation(cmd)(c.SetFolderOptions(cmd.Context(), wait,
-				control.FolderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: outside, Keep: keep}))
+				control.FolderOptionsRequest{Folder: args[0], Owner: owner, OutsideSymlinks: outside, Keep: keep, Replicas: reps}))
 		},
 	}
+	cmd.Flags().IntVar(&replicas, "replicas", collections.DefaultReplicas, "how many servers beside the home server host the folder (`N`; 0: the home server alone)")
 	cmd.Flags().BoolVar(&allowOutside, "allow-outside-symlinks", false, "the hosting server and every member create members' symlinks whose target is absolute or leaves the folder")
 	cmd.Flags().StringVar(&keep, "keep", "", "the retention `POLICY` of the folder's history (all:1d,daily:30d,weekly:365d by default; default sets it back)")
 	cmd.Flags().StringVar(&owner, "owner", "", "the folder's owner `USER`, if several folders here have that name")
@@ -299,7 +327,7 @@ server: every folder of the domain, with its members and their roles.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}]}; on an agent also right (the user's role) and path)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (a list of {id, name, owner, server, server_name, members: [{user, right}], hosts, replicas}; on an agent also right (the user's role) and path)")
 	return cmd
 }
 
@@ -402,4 +430,15 @@ func newReportShowCmd(env *cliEnv) *cobra.Command {
 		},
 	}
 	return cmd
+}
+
+// replicasFlag is the --replicas flag's value if it was given, else nil.
+func replicasFlag(cmd *cobra.Command, what string, n int) (*int, error) {
+	if !cmd.Flags().Changed("replicas") {
+		return nil, nil
+	}
+	if n < 0 {
+		return nil, usageErrorf("%s: --replicas %d: give 0 (the home server alone) or more", what, n)
+	}
+	return &n, nil
 }

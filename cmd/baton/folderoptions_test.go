@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,4 +96,88 @@ func TestAgentFolderOptionsCLI(t *testing.T) {
 		t.Errorf("folder list --json = %s; want the policy", out)
 	}
 	c.fail(1, []string{"folder", "set", "Builds", "--keep", "hourly"}, "invalid retention policy")
+}
+
+// TestFolderReplicasCLI: on a server, --replicas on folder create and
+// folder set records the hosting set in the folder's Catalog record, capped
+// by the chain (s1, s2, s3) with a message saying so.
+func TestFolderReplicasCLI(t *testing.T) {
+	c := newCLI(t)
+	d := newFakeDaemon(t, "s2")
+	serveFake(t, c.home, d)
+	setupUsers(t, c, d)
+
+	hosts := func(name string) (int, []string) {
+		t.Helper()
+		st, _ := d.State(t.Context())
+		for _, f := range st.Folders() {
+			if f.Name == name {
+				var out []string
+				for _, h := range st.FolderHosts(f) {
+					r, _ := st.HostByID(h)
+					out = append(out, r.Name)
+				}
+				return f.Replicas, out
+			}
+		}
+		t.Fatalf("no folder %s", name)
+		return 0, nil
+	}
+	check := func(what, name string, replicas int, want ...string) {
+		t.Helper()
+		if n, got := hosts(name); n != replicas || !slices.Equal(got, want) {
+			t.Errorf("%s: folder %s has %d replicas, hosts %v; want %d, %v", what, name, n, got, replicas, want)
+		}
+	}
+
+	if out := c.okMutation("folder", "create", "Photos", "--owner", "ann"); !strings.Contains(out, "on s2, replicas s3") {
+		t.Errorf("folder create says %q; want the hosting servers", out)
+	}
+	check("created with the default", "Photos", 1, "s2", "s3")
+	if out := c.okMutation("folder", "create", "Solo", "--owner", "ann", "--replicas", "0"); !strings.Contains(out, "no replica") {
+		t.Errorf("folder create --replicas 0 says %q", out)
+	}
+	check("created with --replicas 0", "Solo", 0, "s2")
+	out := c.okMutation("folder", "create", "Wide", "--owner", "ann", "--replicas", "5")
+	if !strings.Contains(out, "5 replicas asked, but the chain has only 2 servers besides the home server") {
+		t.Errorf("folder create --replicas 5 says %q; want the cap explained", out)
+	}
+	check("created with --replicas 5", "Wide", 2, "s2", "s3", "s1")
+
+	c.okMutation("folder", "set", "Photos", "--replicas", "2")
+	check("set --replicas 2", "Photos", 2, "s2", "s3", "s1")
+	c.okMutation("folder", "set", "Photos", "--keep", "all:2d")
+	check("set --keep", "Photos", 2, "s2", "s3", "s1")
+	if out := c.okMutation("folder", "set", "Photos", "--replicas", "1"); !strings.Contains(out, "1 replica") {
+		t.Errorf("folder set --replicas 1 says %q", out)
+	}
+	check("set --replicas 1", "Photos", 1, "s2", "s3")
+	c.fail(2, []string{"folder", "set", "Photos", "--replicas", "-1"}, "give 0")
+	c.fail(1, []string{"folder", "set", "Photos", "--replicas", "1"}, "has these options exists already")
+	if out := c.ok("folder", "list", "--json"); !strings.Contains(out, `"replicas": 2`) {
+		t.Errorf("folder list --json = %s; want Wide's 2 replicas", out)
+	}
+}
+
+// TestAgentFolderReplicasCLI: on an agent, the owner chooses the replicas
+// of a folder; the home server caps them.
+func TestAgentFolderReplicasCLI(t *testing.T) {
+	c, d := agentCLI(t, nil)
+	c.ok("folder", "create", "Builds", filepath.Join(t.TempDir(), "Builds"), "--replicas", "0")
+	st, _ := d.State(t.Context())
+	fs := st.Folders()
+	if len(fs) != 1 || fs[0].Replicas != 0 || len(st.FolderHosts(fs[0])) != 1 {
+		t.Fatalf("folders after create --replicas 0: %+v", fs)
+	}
+	if out := c.ok("folder", "set", "Builds", "--replicas", "9"); !strings.Contains(out, "9 replicas asked, but the chain has only 2") {
+		t.Errorf("folder set --replicas 9 says %q; want the cap explained", out)
+	}
+	st, _ = d.State(t.Context())
+	if f, _ := st.Folder(fs[0].ID); f.Replicas != 2 || len(st.FolderHosts(f)) != 3 {
+		t.Errorf("folder after set --replicas 9: %+v; want 2 replicas, 3 hosts", f)
+	}
+	if out := c.ok("folder", "list", "--json"); !strings.Contains(out, `"replicas": 2`) {
+		t.Errorf("folder list --json = %s; want 2 replicas", out)
+	}
+	c.fail(2, []string{"folder", "create", "X", t.TempDir(), "--replicas", "-3"}, "give 0")
 }

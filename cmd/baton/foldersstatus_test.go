@@ -24,3 +24,27 @@ func TestPrintFolderStatusSkipped(t *testing.T) {
 		}
 	}
 }
+
+// 'folder status' shows the owner's quota at the home server, and why the
+// home server did not take this device's changes.
+func TestPrintFolderStatusQuota(t *testing.T) {
+	st := control.FolderStatus{ID: "f1", Name: "docs", Root: "/d", State: "idle", LocalChanges: 1,
+		Quota:        &foldersync.QuotaStatus{User: "ann", Used: 9 << 30, Limit: 10 << 30},
+		QuotaRefused: "quota exceeded: ann's quota is full"}
+	var b strings.Builder
+	printFolderStatus(&b, st)
+	for _, want := range []string{
+		"  quota:         9.0 GiB of 10.0 GiB used (ann's)\n",
+		"  refused:       quota exceeded: ann's quota is full\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("printFolderStatus(%+v) =\n%s\nwant a line %q", st, b.String(), want)
+		}
+	}
+	b.Reset()
+	st.Quota, st.QuotaRefused = nil, ""
+	printFolderStatus(&b, st)
+	if strings.Contains(b.String(), "quota") {
+		t.Errorf("printFolderStatus without a quota =\n%s\nwant no quota line", b.String())
+	}
+}

@@ -33,15 +33,15 @@ type guiOptions struct {
 }
 
 func (o *guiOptions) bind(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.addr, "gui", console.AddrAuto, "serve the web console at `ADDR`: HOST:PORT on loopback (an agent's, with --gui-tls, on any address), "+console.AddrAuto+" (127.0.0.1, the last port if free) or "+console.AddrOff)
+	cmd.Flags().StringVar(&o.addr, "gui", console.AddrAuto, "serve the web console at `ADDR`: HOST:PORT on loopback (with --gui-tls, on any address: an agent's for its user, a server's for the domain's admins), "+console.AddrAuto+" (127.0.0.1, the last port if free) or "+console.AddrOff)
 	cmd.Flags().BoolVar(&o.tls, "gui-tls", false, "serve the console over HTTPS with a self-signed certificate kept in the home")
 }
 
 // listenConsole listens for the console as 'baton run's flags say and
 // returns what serves it until its context ends (nothing with --gui off).
-// An agent's console checks its user's password at the home server with
-// passwords (the node).
-func (e *cliEnv) listenConsole(home string, ctl *control.Server, mon *console.Monitor, log *slog.Logger, agent bool, passwords console.PasswordChecker) (func(context.Context), error) {
+// The console checks passwords at the users' home servers with passwords
+// (the node): an agent's for its user, a server's for the domain's admins.
+func (e *cliEnv) listenConsole(home string, ctl *control.Server, mon *console.Monitor, log *slog.Logger, passwords console.PasswordChecker) (func(context.Context), error) {
 	if console.Off(e.gui.addr) {
 		return func(context.Context) {}, nil
 	}
@@ -49,10 +49,7 @@ func (e *cliEnv) listenConsole(home string, ctl *control.Server, mon *console.Mo
 	if err != nil {
 		return nil, err
 	}
-	if !agent {
-		passwords = nil // a server's console takes the token only
-	}
-	ln, err := console.Listen(console.ListenConfig{Home: home, Addr: e.gui.addr, TLS: e.gui.tls, Agent: agent, Passwords: passwords != nil, Now: e.now, Rand: e.rand})
+	ln, err := console.Listen(console.ListenConfig{Home: home, Addr: e.gui.addr, TLS: e.gui.tls, Passwords: passwords != nil, Now: e.now, Rand: e.rand})
 	if err != nil {
 		return nil, err
 	}

@@ -140,6 +140,7 @@ func TestRunGUIOffAndRefused(t *testing.T) {
 		return &fakeNode{fakeDaemon: newFakeDaemon(t, "s2"), cfg: cfg, started: make(chan struct{})}, nil
 	}
 	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0"}, "--gui-tls")
-	// A server's console stays on loopback, even with TLS.
-	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0", "--gui-tls"}, "server's console is served on loopback only", "password", "SSH tunnel")
+	// Without a password check at the home servers (this fake node has
+	// none), a console stays on loopback, even with TLS.
+	s2.fail(1, []string{"run", "--gui", "0.0.0.0:0", "--gui-tls"}, "password checked at the home server", "SSH tunnel")
 }

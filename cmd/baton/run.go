@@ -144,7 +144,7 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOption
 		return err
 	}
 	passwords, _ := n.(console.PasswordChecker) // *peer.Node; nil for a node that has none
-	serveGUI, err := e.listenConsole(home, ctl, mon, log, cfg.Role == identity.RoleAgent, passwords)
+	serveGUI, err := e.listenConsole(home, ctl, mon, log, passwords)
 	if err != nil {
 		ln.Close()
 		return err

@@ -43,7 +43,7 @@ func isShown(r rune) bool { return r == ' ' || unicode.IsPrint(r) }
 
 // printableStatus returns st with its text fields printable, for human output.
 func printableStatus(st control.FolderStatus) control.FolderStatus {
-	for _, p := range []*string{&st.ID, &st.Name, &st.Root, &st.Role, &st.State, &st.LastError, &st.Hint} {
+	for _, p := range []*string{&st.ID, &st.Name, &st.Root, &st.Role, &st.State, &st.LastError, &st.QuotaRefused, &st.Hint} {
 		*p = printable(*p)
 	}
 	return st

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/peer"
 )
 
 // Actions are the changes the pages offer: control API operations, one
@@ -29,6 +31,9 @@ type Actions interface {
 	AgentSetOptions(ctx context.Context, wait time.Duration, req control.AgentOptionsRequest) (control.AgentResult, error)
 	RestoreFolder(ctx context.Context, req control.RestoreRequest) (control.RestoreResult, error)
 	SetPassword(ctx context.Context, user string, password []byte) (control.OKResult, error)
+	SetUser(ctx context.Context, wait time.Duration, name string, req control.SetUserRequest) (control.MutationResult, error)
+	ExportFolder(ctx context.Context, req control.ExportRequest) (control.ExportResult, error)
+	PromoteForce(ctx context.Context) (peer.Promotion, error)
 }
 
 var _ Actions = (*control.Client)(nil)
@@ -116,6 +121,57 @@ var actions = map[string]action{
 		}
 		return restoreDone(a.RestoreFolder(ctx, req))
 	},
+	"user-set": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		var req control.SetUserRequest
+		if q := strings.TrimSpace(f.Get("quota")); q != "" {
+			n := int64(0)
+			if !strings.EqualFold(q, "none") {
+				var err error
+				if n, err = bytesize.Parse(q); err != nil {
+					return "", fmt.Errorf("quota: %v (or none)", err)
+				}
+			}
+			req.Quota = &n
+		}
+		switch f.Get("admin") {
+		case "yes":
+			req.Admin = new(bool)
+			*req.Admin = true
+		case "no":
+			req.Admin = new(bool)
+		}
+		if req.Quota == nil && req.Admin == nil {
+			return "", errors.New("nothing to change: give a quota (such as 10GiB, or none) or choose admin yes or no")
+		}
+		r, err := a.SetUser(ctx, actionWait, f.Get("name"), req)
+		return mutationDone(r), err
+	},
+	"folder-export": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		dir, err := absPath(f.Get("dir"))
+		if err != nil {
+			return "", err
+		}
+		req := control.ExportRequest{FolderRefRequest: control.FolderRefRequest{Folder: f.Get("folder")}, Dir: dir}
+		if req.Version, err = formVersion(f); err != nil {
+			return "", err
+		}
+		if req.At, err = formTime(f.Get("at"), time.Local); err != nil {
+			return "", err
+		}
+		r, err := a.ExportFolder(ctx, req)
+		return r.Done, err
+	},
+	"server-promote": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		if f.Get("confirm") != promoteConfirm {
+			return "", errors.New("a forced promotion needs its confirmation: tick the box saying that the other servers are lost for good and this one becomes the chain's only voter")
+		}
+		p, err := a.PromoteForce(ctx)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("this server is the chain's only voter (generation %d; its log ends at term %d, index %d); the log as it was is kept in %s",
+			p.Generation, p.Term, p.Index, p.OldLog), nil
+	},
 	"user-passwd": func(ctx context.Context, a Actions, f url.Values) (string, error) {
 		pw, again := f.Get("password"), f.Get("password_again")
 		switch {
@@ -130,6 +186,9 @@ var actions = map[string]action{
 		return r.Done, err
 	},
 }
+
+// promoteConfirm is the value of the forced promotion's confirmation box.
+const promoteConfirm = "lost-for-good"
 
 // formVersion is a form's version (0 when absent).
 func formVersion(f url.Values) (uint64, error) {
@@ -217,6 +276,11 @@ func (c *Console) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := control.WithSource(r.Context(), "console "+r.RemoteAddr)
+	if user := sessionUser(r); user != "" {
+		// A user's session (an admin's, on a server): the changes are
+		// theirs, and the collections' rules check that they may.
+		ctx = control.WithUser(ctx, user)
+	}
 	done, err := fn(ctx, c.cfg.Actions, r.PostForm)
 	back := backTo(r.PostForm.Get("back"))
 	q := back.Query()

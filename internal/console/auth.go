@@ -109,6 +109,9 @@ type session struct {
 	// user is the user whose password opened it; "" for the console
 	// token (or a login code made with it).
 	user string
+	// admin: opened on a server's console by an admin of the domain, who
+	// must still be one at each request.
+	admin bool
 }
 
 func newSessions(token string, now func() time.Time, rnd io.Reader) *sessions {
@@ -125,11 +128,12 @@ func (s *sessions) login(tok string) (string, error) {
 	if !s.tokenOK(tok) {
 		return "", ErrBadToken
 	}
-	return s.newSession("")
+	return s.newSession("", false)
 }
 
-// newSession opens a session for user ("" for the token).
-func (s *sessions) newSession(user string) (string, error) {
+// newSession opens a session for user ("" for the token), an admin on a
+// server's console if admin.
+func (s *sessions) newSession(user string, admin bool) (string, error) {
 	id, err := randomString(s.rnd, 32)
 	if err != nil {
 		return "", fmt.Errorf("making a session: %w", err)
@@ -147,15 +151,15 @@ func (s *sessions) newSession(user string) (string, error) {
 		}
 		delete(s.byID, oldest)
 	}
-	s.byID[id] = session{expires: now.Add(SessionTTL), user: user}
+	s.byID[id] = session{expires: now.Add(SessionTTL), user: user, admin: admin}
 	return id, nil
 }
 
-// valid reports whether id is a live session, and whose: "" for the
-// token's.
-func (s *sessions) valid(id string) (user string, ok bool) {
+// valid reports whether id is a live session, and returns it (its user
+// "" for the token's).
+func (s *sessions) valid(id string) (session, bool) {
 	if id == "" {
-		return "", false
+		return session{}, false
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -163,9 +167,9 @@ func (s *sessions) valid(id string) (user string, ok bool) {
 	ss, ok := s.byID[id]
 	if ok && !now.Before(ss.expires) {
 		delete(s.byID, id)
-		return "", false
+		return session{}, false
 	}
-	return ss.user, ok
+	return ss, ok
 }
 
 // logout ends session id.
@@ -203,7 +207,7 @@ func (s *sessions) redeem(code string) (string, error) {
 	if !ok || !now.Before(exp) {
 		return "", ErrBadToken
 	}
-	return s.newSession("")
+	return s.newSession("", false)
 }
 
 // expire drops what has expired. s.mu is held.

@@ -37,9 +37,9 @@ type Config struct {
 	// Token is the home's console token (LoadToken).
 	Token string
 	// Passwords checks a user's password at the user's home server, for
-	// the login form's user name and password (an agent's console, which
-	// may then listen beyond loopback with TLS); nil: the console takes
-	// the token only.
+	// the login form's user name and password (an agent's console for its
+	// user, a server's for an admin of the domain; it may then listen
+	// beyond loopback with TLS); nil: the console takes the token only.
 	Passwords PasswordChecker
 	// Secure: the console is served over TLS (cookies are Secure).
 	Secure bool
@@ -144,9 +144,14 @@ var (
 // errTokenOnly refuses a user's session what takes the console token.
 var errTokenOnly = errors.New("a session opened with a user's password reaches the pages only: the API, the metrics and login codes take the console token")
 
+// errNoLongerAdmin ends an admin's session on a server's console once the
+// Domain no longer says the user is an admin.
+var errNoLongerAdmin = errors.New("your session ended: you are no longer an admin of the domain")
+
 // authenticated reports whether r carries the token (Bearer) or a live
 // session cookie, whose user ("" for the token's), and the error to
-// answer when not.
+// answer when not. An admin's session on a server's console holds while
+// the user is still an admin.
 func (c *Console) authenticated(r *http.Request) (user string, err error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
@@ -156,12 +161,43 @@ func (c *Console) authenticated(r *http.Request) (user string, err error) {
 		return "", errWrongAuth
 	}
 	if ck, err := r.Cookie(SessionCookie); err == nil {
-		if user, ok := c.sessions.valid(ck.Value); ok {
-			return user, nil
+		ss, ok := c.sessions.valid(ck.Value)
+		if !ok {
+			return "", errWrongAuth
 		}
-		return "", errWrongAuth
+		if ss.admin {
+			ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout)
+			defer cancel()
+			if err := c.isAdmin(ctx, ss.user); err != nil {
+				c.sessions.logout(ck.Value)
+				c.cfg.Log.Info("console session of an admin ended", "user", ss.user, "remote", r.RemoteAddr, "err", err)
+				return "", errNoLongerAdmin
+			}
+		}
+		return ss.user, nil
 	}
 	return "", errNoAuth
+}
+
+// ErrNotAdmin refuses a password login at a server's console to a user
+// who is not an admin of the domain.
+var ErrNotAdmin = errors.New("not an admin of the domain")
+
+// isAdmin checks that user is an admin in the Domain as this host has it.
+func (c *Console) isAdmin(ctx context.Context, user string) error {
+	users, err := c.cfg.Source.Users(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the users: %w", err)
+	}
+	for _, u := range users {
+		if u.Name == user {
+			if u.Admin {
+				return nil
+			}
+			break
+		}
+	}
+	return fmt.Errorf("%s is %w", user, ErrNotAdmin)
 }
 
 // authToken serves h to the token and its sessions only: a user's
@@ -176,13 +212,23 @@ func (c *Console) authToken(h http.Handler) http.Handler {
 	}), true)
 }
 
+// sessionUserKey is the context key of the user of an authenticated
+// request ("" for the token's), set by auth.
+type sessionUserKey struct{}
+
+// sessionUser is the user whose session made r ("" for the token's).
+func sessionUser(r *http.Request) string {
+	u, _ := r.Context().Value(sessionUserKey{}).(string)
+	return u
+}
+
 // auth serves h to authenticated requests only. Others get 401 (api) or
 // a redirect to the login page.
 func (c *Console) auth(h http.Handler, api bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, err := c.authenticated(r)
+		user, err := c.authenticated(r)
 		if err == nil {
-			h.ServeHTTP(w, r)
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionUserKey{}, user)))
 			return
 		}
 		if !api {
@@ -253,10 +299,11 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user str
 		c.loginFailed(w, r, err, "The daemon does not answer: try again.")
 		return
 	}
-	if err := passwordLogin(st.Role, c.cfg.Passwords != nil); err != nil {
+	if err := passwordLogin(c.cfg.Passwords != nil); err != nil {
 		c.loginFailed(w, r, err, "No password login here: "+err.Error()+". Log in with the console token.")
 		return
 	}
+	server := !isAgent(st)
 	source := clientSource(r.RemoteAddr)
 	if wait := c.limiter.Wait(user, source, c.cfg.Now()); wait > 0 {
 		c.loginFailed(w, r, errors.New("rate-limited"), retryMessage(wait))
@@ -278,13 +325,21 @@ func (c *Console) passwordLogin(w http.ResponseWriter, r *http.Request, user str
 		return
 	}
 	c.limiter.Succeeded(user, source)
-	id, err := c.sessions.newSession(user)
+	if server {
+		// The password is the user's; a server's console is for admins.
+		if err := c.isAdmin(ctx, user); err != nil {
+			c.loginFailed(w, r, err, "The password is right, but "+user+" is not an admin of the domain: a server's console takes an admin's password only. "+
+				"An admin, or the server's command line, can make a user one ('baton user set "+user+" --admin').")
+			return
+		}
+	}
+	id, err := c.sessions.newSession(user, server)
 	if err != nil {
 		c.loginFailed(w, r, err, "No session: "+err.Error())
 		return
 	}
 	c.cfg.Monitor.consoleLogins.WithLabelValues("succeeded").Inc()
-	c.cfg.Log.Info("console login with a password", "user", user, "remote", r.RemoteAddr)
+	c.cfg.Log.Info("console login with a password", "user", user, "admin", server, "remote", r.RemoteAddr)
 	c.setSession(w, id)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

@@ -20,13 +20,16 @@
 // /login/code for 'baton gui') for a session cookie (HttpOnly,
 // SameSite=Strict, Secure over TLS). Requests that change something are
 // refused when they come from another origin (http.CrossOriginProtection).
-// An address other than loopback is for an agent's console over TLS
-// only: its login form also takes the agent's user's name and password,
-// checked at the user's home server ([PasswordChecker], *peer.Node) and
-// rate-limited here per browser address; such a session reaches the
-// pages, not the API, metrics or login codes. A server's console stays
-// on loopback ([ErrRemoteServer]): the Domain has no administrator role
-// to check a password against.
+// An address other than loopback needs TLS and a password check at the
+// users' home servers ([PasswordChecker], *peer.Node, rate-limited here
+// per browser address): an agent's login form also takes its user's name
+// and password; a server's takes an admin's of the domain (a user whose
+// record says Admin: 'baton user set NAME --admin'), and refuses other
+// users with a clear message. Such a session reaches the pages and their
+// changes (an admin's are made in the admin's name, control.WithUser, so
+// the collections' rules check them), not the API, metrics or login
+// codes; an admin's session ends once the Domain no longer says the user
+// is an admin.
 //
 // Usage: the daemon makes a [Monitor] before its node (its LogHandler
 // wraps the node's log handler, ObserveCommit is peer.Config.OnCommit),

@@ -31,9 +31,9 @@ const (
 var (
 	// ErrNotLoopback: an address other than loopback without TLS.
 	ErrNotLoopback = errors.New("the console listens beyond this machine only with --gui-tls")
-	// ErrNoPasswordCheck: an address other than loopback with TLS on an
-	// agent whose console cannot check its user's password at the home
-	// server (no PasswordChecker). A server's is ErrRemoteServer.
+	// ErrNoPasswordCheck: an address other than loopback with TLS on a
+	// host whose console cannot check a user's password at the home
+	// server (no PasswordChecker).
 	ErrNoPasswordCheck = errors.New("the console beyond this machine needs the user's password checked at the home server, which is not set up here")
 )
 
@@ -44,12 +44,9 @@ type ListenConfig struct {
 	Addr string
 	// TLS serves HTTPS with the self-signed certificate kept in Home.
 	TLS bool
-	// Agent: the host is an agent, whose console (with Passwords) may
-	// serve its user beyond loopback, over TLS. A server's console stays
-	// on loopback (ErrRemoteServer).
-	Agent bool
-	// Passwords: the console will check its user's password at the home
-	// server (Config.Passwords is set).
+	// Passwords: the console will check a user's password at the user's
+	// home server (Config.Passwords is set): it may then listen beyond
+	// loopback, over TLS, for an agent's user or a server's admins.
 	Passwords bool
 	Now       func() time.Time
 	Rand      io.Reader
@@ -66,10 +63,9 @@ type Listener struct {
 func Off(addr string) bool { return addr == AddrOff }
 
 // Listen listens for the console as cfg says, and writes the URL to
-// <home>/gui.url. A host other than loopback is for an agent's console
-// over TLS that checks its user's password at the home server; else it
-// is refused (ErrNotLoopback without TLS, ErrRemoteServer on a server,
-// ErrNoPasswordCheck without the check).
+// <home>/gui.url. A host other than loopback is for a console over TLS
+// that checks passwords at the users' home servers; else it is refused
+// (ErrNotLoopback without TLS, ErrNoPasswordCheck without the check).
 func Listen(cfg ListenConfig) (*Listener, error) {
 	addr := cfg.Addr
 	auto := addr == "" || addr == AddrAuto
@@ -83,7 +79,7 @@ func Listen(cfg ListenConfig) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gui %q: want HOST:PORT (e.g. 127.0.0.1:8384), %s or %s: %w", cfg.Addr, AddrAuto, AddrOff, err)
 	}
-	switch err := remoteListen(host, cfg.TLS, cfg.Agent, cfg.Passwords); {
+	switch err := remoteListen(host, cfg.TLS, cfg.Passwords); {
 	case err == nil:
 	case errors.Is(err, ErrNotLoopback):
 		return nil, fmt.Errorf("--gui %s: %w: passwords and the token would travel in clear; add --gui-tls, or use a loopback address (and an SSH tunnel: ssh -L 8384:127.0.0.1:PORT HOST)", cfg.Addr, err)

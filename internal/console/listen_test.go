@@ -64,12 +64,11 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 		{"0.0.0.0:0", false, ErrNotLoopback},
 		{":0", false, ErrNotLoopback},
 		{"192.0.2.1:8384", false, ErrNotLoopback},
-		{"0.0.0.0:0", true, ErrRemoteServer},
-		{"[::]:0", true, ErrRemoteServer},
+		{"0.0.0.0:0", true, ErrNoPasswordCheck},
+		{"[::]:0", true, ErrNoPasswordCheck},
 	} {
-		// A server's console (Agent unset); an agent's without the
-		// password check below. None listens: only refusals are tried
-		// beyond loopback.
+		// A console without the password check. None listens: only
+		// refusals are tried beyond loopback.
 		ln, err := Listen(ListenConfig{Home: home, Addr: tc.addr, TLS: tc.tls})
 		if err == nil {
 			ln.Close()
@@ -77,12 +76,6 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 		if !errors.Is(err, tc.want) {
 			t.Errorf("Listen(%s, tls=%v) = %v; want %v", tc.addr, tc.tls, err, tc.want)
 		}
-	}
-	if ln, err := Listen(ListenConfig{Home: home, Addr: "0.0.0.0:0", TLS: true, Agent: true}); !errors.Is(err, ErrNoPasswordCheck) {
-		if err == nil {
-			ln.Close()
-		}
-		t.Errorf("an agent's console beyond loopback without the password check: %v; want ErrNoPasswordCheck", err)
 	}
 	if _, err := Listen(ListenConfig{Home: home, Addr: "localhost"}); err == nil {
 		t.Error("Listen(localhost) without a port succeeded")

@@ -1,7 +1,8 @@
 package console
 
 // Logins from beyond this machine: a user's password, checked at the
-// user's home server, for an agent's console.
+// user's home server, for an agent's console (its user) or a server's (an
+// admin of the domain).
 
 import (
 	"context"
@@ -13,45 +14,37 @@ import (
 )
 
 // PasswordChecker checks a user's password at the user's home server
-// (*peer.Node on an agent: CheckPassword). It answers nil when the
-// password is the user's; a wrong password, or a user other than the
-// agent's own, is an error (peer.ErrLoginDenied), and so is too many
-// failures (a *peer.RateLimitError). client is the browser's address, for
+// (*peer.Node: CheckPassword). It answers nil when the password is the
+// user's; a wrong password, or on an agent a user other than its own, is
+// an error (peer.ErrLoginDenied), and so is too many failures (a
+// *peer.RateLimitError). client is the browser's address, for
 // the server's log.
 type PasswordChecker interface {
 	CheckPassword(ctx context.Context, user string, password []byte, client string) error
 }
 
-// ErrRemoteServer refuses a server's console beyond this machine.
-var ErrRemoteServer = errors.New("a server's console is served on loopback only: the Domain has no administrator role " +
-	"whose password the console could check, and the console token should not travel")
-
 // remoteListen decides whether the console may listen on host: loopback
-// always; another address only with TLS, on an agent, whose console
-// checks its user's password at the user's home server (passwords). It
-// is pure.
-func remoteListen(host string, tls, agent, passwords bool) error {
+// always; another address only with TLS and a password check at the home
+// server (passwords): an agent's console for its user, a server's for an
+// admin of the domain. It is pure.
+func remoteListen(host string, tls, passwords bool) error {
 	switch {
 	case isLoopback(host):
 		return nil
 	case !tls:
 		return ErrNotLoopback
-	case !agent:
-		return ErrRemoteServer
 	case !passwords:
 		return ErrNoPasswordCheck
 	}
 	return nil
 }
 
-// passwordLogin decides whether a console whose host has role may take a
-// user's password: an agent's, for its own user (its home server says
-// whether the user is); never a server's (ErrRemoteServer). It is pure.
-func passwordLogin(role string, checker bool) error {
-	switch {
-	case role != "agent":
-		return ErrRemoteServer
-	case !checker:
+// passwordLogin decides whether a console may take a user's password: when
+// it can check it at the user's home server (checker). Who may then log
+// in is the agent's own user (its home server says), or on a server an
+// admin of the domain. It is pure.
+func passwordLogin(checker bool) error {
+	if !checker {
 		return errors.New("this console takes the console token only: the password check at the home server is not set up")
 	}
 	return nil

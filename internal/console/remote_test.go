@@ -20,38 +20,32 @@ import (
 
 func TestRemoteListen(t *testing.T) {
 	for _, tc := range []struct {
-		host                  string
-		tls, agent, passwords bool
-		want                  error
+		host           string
+		tls, passwords bool
+		want           error
 	}{
-		{"127.0.0.1", false, false, false, nil},
-		{"::1", true, true, true, nil},
-		{"localhost", false, true, false, nil},
-		{"0.0.0.0", false, true, true, ErrNotLoopback},
-		{"192.0.2.1", false, false, false, ErrNotLoopback},
-		{"0.0.0.0", true, false, true, ErrRemoteServer},
-		{"::", true, false, false, ErrRemoteServer},
-		{"0.0.0.0", true, true, false, ErrNoPasswordCheck},
-		{"192.0.2.1", true, true, true, nil},
-		{"::", true, true, true, nil},
+		{"127.0.0.1", false, false, nil},
+		{"::1", true, true, nil},
+		{"localhost", false, false, nil},
+		{"0.0.0.0", false, true, ErrNotLoopback},
+		{"192.0.2.1", false, false, ErrNotLoopback},
+		{"0.0.0.0", true, false, ErrNoPasswordCheck},
+		{"::", true, false, ErrNoPasswordCheck},
+		{"192.0.2.1", true, true, nil},
+		{"::", true, true, nil},
 	} {
-		if got := remoteListen(tc.host, tc.tls, tc.agent, tc.passwords); !errors.Is(got, tc.want) || (tc.want == nil) != (got == nil) {
-			t.Errorf("remoteListen(%s, tls %v, agent %v, passwords %v) = %v; want %v", tc.host, tc.tls, tc.agent, tc.passwords, got, tc.want)
+		if got := remoteListen(tc.host, tc.tls, tc.passwords); !errors.Is(got, tc.want) || (tc.want == nil) != (got == nil) {
+			t.Errorf("remoteListen(%s, tls %v, passwords %v) = %v; want %v", tc.host, tc.tls, tc.passwords, got, tc.want)
 		}
 	}
 }
 
 func TestPasswordLoginDecision(t *testing.T) {
-	if err := passwordLogin("agent", true); err != nil {
-		t.Errorf("an agent with the check: %v", err)
+	if err := passwordLogin(true); err != nil {
+		t.Errorf("with the check: %v", err)
 	}
-	for _, role := range []string{"master", "slave", "candidate", ""} {
-		if err := passwordLogin(role, true); !errors.Is(err, ErrRemoteServer) {
-			t.Errorf("a %q host: %v; want ErrRemoteServer", role, err)
-		}
-	}
-	if err := passwordLogin("agent", false); err == nil {
-		t.Error("an agent without the check takes passwords")
+	if err := passwordLogin(false); err == nil {
+		t.Error("a console without the check takes passwords")
 	}
 }
 
@@ -69,6 +63,8 @@ type fakeChecker struct {
 	mu      sync.Mutex
 	calls   int
 	limited bool // the home server answers rate-limited
+	// also: other users' passwords (by name) the home server takes.
+	also map[string]string
 }
 
 func (f *fakeChecker) CheckPassword(_ context.Context, user string, password []byte, client string) error {
@@ -79,6 +75,8 @@ func (f *fakeChecker) CheckPassword(_ context.Context, user string, password []b
 	case f.limited:
 		return &peer.RateLimitError{User: user, RetryAfter: 90 * time.Second}
 	case user == "alice" && string(password) == "right" && client == "127.0.0.1":
+		return nil
+	case f.also[user] != "" && f.also[user] == string(password):
 		return nil
 	}
 	return peer.ErrLoginDenied
@@ -93,11 +91,10 @@ func (f *fakeChecker) count() int {
 // TestPasswordLoginTLS: an agent's console over TLS takes its user's
 // name and password, checked by the home server (a fake here), and opens
 // a session for the pages only; wrong passwords are refused and, after
-// the free failures, rate-limited here without asking the home server. A
-// server's console takes no password.
+// the free failures, rate-limited here without asking the home server.
 func TestPasswordLoginTLS(t *testing.T) {
 	home := t.TempDir()
-	ln, err := Listen(ListenConfig{Home: home, Addr: "127.0.0.1:0", TLS: true, Agent: true, Passwords: true, Rand: rand.Reader})
+	ln, err := Listen(ListenConfig{Home: home, Addr: "127.0.0.1:0", TLS: true, Passwords: true, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,15 +190,6 @@ func TestPasswordLoginTLS(t *testing.T) {
 		t.Errorf("limited at the home server: %s %q", resp.Status, body)
 	}
 
-	// A server's console takes no password, and says why.
-	src.set(func(f *fakeSource) { f.status.Role = "master" })
-	asked = checker.count()
-	if resp, body := do("POST", "/login", url.Values{"user": {"alice"}, "password": {"right"}}); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "No password login here: a server&#39;s console is served on loopback only") {
-		t.Errorf("a password at a server's console: %s %q", resp.Status, body)
-	}
-	if checker.count() != asked {
-		t.Error("a server's console asked for a password check")
-	}
 }
 
 func TestLocalHost(t *testing.T) {

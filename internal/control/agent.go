@@ -3,7 +3,6 @@ package control
 // The control API's user, device and agent folder endpoints.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,12 +44,17 @@ type (
 		// Keep: the folder's retention policy of its history ("" the
 		// default).
 		Keep string `json:"keep,omitempty"`
+		// Hosts: the servers hosting it, the home server first, then its
+		// replicas; Replicas: the folder option (Folder's).
+		Hosts    []string `json:"hosts"`
+		Replicas int      `json:"replicas"`
 	}
 	AgentCreateRequest struct {
 		Name            string `json:"name"`
 		Path            string `json:"path"`                       // absolute
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
 		Keep            string `json:"keep,omitempty"`             // the retention policy; "" the default
+		Replicas        *int   `json:"replicas,omitempty"`         // servers beside the home server; nil the default
 	}
 	// AgentOptionsRequest sets the options given; one left out (null, "")
 	// stays as it is.
@@ -58,6 +62,7 @@ type (
 		Folder          string `json:"folder"` // ID, name or OWNER/NAME
 		OutsideSymlinks *bool  `json:"outside_symlinks,omitempty"`
 		Keep            string `json:"keep,omitempty"` // a retention policy, or "default"
+		Replicas        *int   `json:"replicas,omitempty"`
 	}
 	AgentShareRequest struct {
 		Folder string `json:"folder"` // ID, name or OWNER/NAME
@@ -172,7 +177,8 @@ func (s *Server) agentView(ctx context.Context) (agentView, error) {
 func (v agentView) toJSON(f collections.Folder) AgentFolder {
 	fj := folderToJSON(v.st, f)
 	out := AgentFolder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: fj.ServerName,
-		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep}
+		Right: string(f.Members[v.user]), Members: fj.Members, OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep,
+		Hosts: fj.Hosts, Replicas: fj.Replicas}
 	for _, l := range v.local {
 		if l.ID == f.ID {
 			out.Path = l.Path
@@ -299,11 +305,11 @@ func (s *Server) agentCreate(ctx context.Context, req AgentCreateRequest) (Agent
 			return AgentResult{}, errConflict("%s already has a folder named %s (%s)", v.user, f.Name, f.ID)
 		}
 	}
-	keep, err := peer.ParseKeep(req.Keep)
+	p, err := peer.ParseOptions(&req.OutsideSymlinks, req.Keep, req.Replicas)
 	if err != nil {
 		return AgentResult{}, errInvalid("%v", err)
 	}
-	f, err := s.d.CreateFolderWith(ctx, req.Name, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep})
+	f, err := s.d.CreateFolderWith(ctx, req.Name, p)
 	queued, err := agentChange(err)
 	if err != nil {
 		return AgentResult{}, err
@@ -318,7 +324,7 @@ func (s *Server) agentCreate(ctx context.Context, req AgentCreateRequest) (Agent
 		return AgentResult{}, fmt.Errorf("folder %s (%s) was created, but recording it failed: %w; run 'baton folder accept %s PATH'", f.Name, f.ID, err, f.ID)
 	}
 	v.local = append(v.local, LocalFolder{ID: f.ID, Path: path})
-	return AgentResult{Done: fmt.Sprintf("folder %s (%s) created, synced at %s", f.Name, f.ID, path), Queued: queued,
+	return AgentResult{Done: fmt.Sprintf("folder %s (%s) created, synced at %s%s", f.Name, f.ID, path, noteText(p.CappedNote(f))), Queued: queued,
 		Folder: v.toJSON(f), Warning: warning}, nil
 }
 
@@ -370,28 +376,26 @@ func (s *Server) agentSetOptions(ctx context.Context, req AgentOptionsRequest) (
 	if err != nil {
 		return AgentResult{}, err
 	}
-	if req.OutsideSymlinks == nil && req.Keep == "" {
+	p, err := peer.ParseOptions(req.OutsideSymlinks, req.Keep, req.Replicas)
+	if err != nil {
+		return AgentResult{}, errInvalid("%v", err)
+	}
+	if p.Empty() {
 		return AgentResult{}, errInvalid("no option to set")
 	}
-	// The options not given stay as this agent sees them (the hosting
-	// server leaves the policy as it is when none is sent).
-	opts := f.FolderOptions
-	opts.Keep = ""
-	if req.OutsideSymlinks != nil {
-		opts.OutsideSymlinks = *req.OutsideSymlinks
-	}
-	if req.Keep != "" {
-		keep, err := peer.ParseKeep(req.Keep)
-		if err != nil {
-			return AgentResult{}, errInvalid("%v", err)
-		}
-		opts.Keep = cmp.Or(keep, peer.KeepDefault)
-	}
-	queued, err := agentChange(s.d.SetFolderOptions(ctx, f.ID, opts))
+	queued, err := agentChange(s.d.SetFolderOptions(ctx, f.ID, p))
 	if err != nil {
 		return AgentResult{}, err
 	}
-	return s.agentAfter(ctx, f.ID, fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts)), queued)
+	done := fmt.Sprintf("folder %s (%s) options set", f.Name, f.ID)
+	if !queued {
+		if v, err := s.agentView(ctx); err == nil {
+			if nf, ok := v.st.Folder(f.ID); ok {
+				done += ": " + optionsText(nf.FolderOptions) + noteText(p.CappedNote(nf))
+			}
+		}
+	}
+	return s.agentAfter(ctx, f.ID, done, queued)
 }
 
 // agentAfter answers a change to folder id with the folder as this agent

@@ -172,6 +172,11 @@ func (c *Client) RemoveUser(ctx context.Context, wait time.Duration, name string
 	return mutate[MutationResult](ctx, c, wait, http.MethodDelete, "/v1/users/"+url.PathEscape(name), req)
 }
 
+// SetUser changes user name's quota or admin flag.
+func (c *Client) SetUser(ctx context.Context, wait time.Duration, name string, req SetUserRequest) (MutationResult, error) {
+	return mutate[MutationResult](ctx, c, wait, http.MethodPatch, "/v1/users/"+url.PathEscape(name), req)
+}
+
 // Servers lists the chain, in order.
 func (c *Client) Servers(ctx context.Context) ([]ChainServer, error) {
 	return get[[]ChainServer](ctx, c, "/v1/servers", nil)

@@ -9,6 +9,7 @@
 //	GET    /v1/status                 peer.Status
 //	GET    /v1/users                  []User
 //	POST   /v1/users                  AddUserRequest        -> MutationResult
+//	PATCH  /v1/users/{name}           SetUserRequest        -> MutationResult
 //	DELETE /v1/users/{name}                                 -> MutationResult
 //	GET    /v1/servers                []ChainServer (the chain, in order)
 //	POST   /v1/servers                AddServerRequest      -> MutationResult
@@ -38,8 +39,9 @@
 //	GET    /v1/reports/{id}           Report (with content)
 //	POST   /v1/reports                GenerateReportRequest -> MutationResult
 //
-// The history endpoints are for the folders a server hosts (its store),
-// and on an agent for its user's folders, asked of the hosting server: a
+// The history endpoints are for the folders a server hosts, as home server
+// or replica (its store), and on an agent for its user's folders, asked of
+// a hosting server (the home server, or its replica while it is down): a
 // read-only member may list and export, not restore (code denied).
 //
 // Mutations take ?wait=DURATION: how long to wait for the master's receipt

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -31,6 +33,12 @@ type (
 		Name           string `json:"name"`
 		HomeServer     string `json:"home_server"`
 		HomeServerName string `json:"home_server_name"`
+		// Quota: the bytes the user's folders may hold at their home
+		// server (0 or absent: no bound).
+		Quota int64 `json:"quota,omitempty"`
+		// Admin: the user administers the domain (and may log in to a
+		// server's console).
+		Admin bool `json:"admin,omitempty"`
 	}
 	ChainServer struct {
 		Position     int      `json:"position"` // 1-based place in the chain
@@ -51,8 +59,11 @@ type (
 		ServerName string   `json:"server_name"`
 		Members    []Member `json:"members"` // the owner first, then by name
 		// Hosts: the servers hosting it, its home server (Server) first,
-		// then its replica (collections.FolderHosts).
+		// then its replicas (collections.FolderHosts).
 		Hosts []string `json:"hosts"`
+		// Replicas: the folder option, how many servers beside the home
+		// server host it (fewer while the chain has fewer).
+		Replicas int `json:"replicas"`
 		// OutsideSymlinks: the folder option (members' symlinks pointing
 		// outside it are created).
 		OutsideSymlinks bool `json:"outside_symlinks,omitempty"`
@@ -72,7 +83,15 @@ type (
 
 	AddUserRequest struct {
 		Name       string `json:"name"`
-		HomeServer string `json:"home_server"` // host name or peer ID
+		HomeServer string `json:"home_server"`     // host name or peer ID
+		Quota      int64  `json:"quota,omitempty"` // bytes; 0: no bound
+		Admin      bool   `json:"admin,omitempty"`
+	}
+	// SetUserRequest changes a user's settings; one left out (null)
+	// stays as it is.
+	SetUserRequest struct {
+		Quota *int64 `json:"quota,omitempty"` // bytes; 0 removes the bound
+		Admin *bool  `json:"admin,omitempty"`
 	}
 	AddServerRequest struct {
 		Record   []byte `json:"record"`   // signed host record (envelope bytes)
@@ -86,6 +105,7 @@ type (
 		Owner           string `json:"owner"`
 		OutsideSymlinks bool   `json:"outside_symlinks,omitempty"` // the folder option
 		Keep            string `json:"keep,omitempty"`             // the retention policy; "" the default
+		Replicas        *int   `json:"replicas,omitempty"`         // servers beside the home server; nil the default
 	}
 	// FolderOptionsRequest sets the options given; one left out (null,
 	// "") stays as it is.
@@ -94,6 +114,7 @@ type (
 		Owner           string `json:"owner"`  // optional: tells same-named folders apart
 		OutsideSymlinks *bool  `json:"outside_symlinks,omitempty"`
 		Keep            string `json:"keep,omitempty"` // a retention policy, or "default"
+		Replicas        *int   `json:"replicas,omitempty"`
 	}
 	ShareFolderRequest struct {
 		Folder string `json:"folder"` // name or ID
@@ -230,7 +251,7 @@ func (s *Server) listUsers(ctx context.Context, _ struct{}) ([]User, error) {
 	}
 	out := []User{}
 	for _, u := range st.Users() {
-		out = append(out, User{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer)})
+		out = append(out, User{Name: u.Name, HomeServer: u.HomeServer, HomeServerName: hostName(st, u.HomeServer), Quota: u.Quota, Admin: u.Admin})
 	}
 	return out, nil
 }
@@ -264,7 +285,17 @@ func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResul
 	if err != nil {
 		return MutationResult{}, err
 	}
-	u, _, err := st.AddUser(req.Name, home.ID(), id)
+	if req.Quota < 0 {
+		return MutationResult{}, errInvalid("quota %d: want 0 (none) or a number of bytes", req.Quota)
+	}
+	settings := collections.UserSettings{}
+	if req.Quota > 0 {
+		settings.Quota = &req.Quota
+	}
+	if req.Admin {
+		settings.Admin = &req.Admin
+	}
+	u, _, err := st.AddUserWith(req.Name, home.ID(), id, RequestUser(ctx), settings)
 	if err != nil {
 		return MutationResult{}, builderErr(err)
 	}
@@ -274,7 +305,79 @@ func (s *Server) addUser(ctx context.Context, req AddUserRequest) (MutationResul
 		}
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("user %s added (home server %s)", req.Name, home.Name)), nil
+	done := fmt.Sprintf("user %s added (home server %s", req.Name, home.Name)
+	if req.Quota > 0 {
+		done += ", quota " + bytesize.Format(req.Quota)
+	}
+	if req.Admin {
+		done += ", admin"
+	}
+	return sb.result(done + ")"), nil
+}
+
+// userChange is PATCH /v1/users/{name}.
+type userChange struct {
+	name string
+	SetUserRequest
+}
+
+func readUserChange(r *http.Request) (userChange, error) {
+	req := userChange{name: r.PathValue("name")}
+	err := decodeBody(r, &req.SetUserRequest)
+	return req, err
+}
+
+// setUser changes a user's quota or admin flag, asked by the server's
+// operator or, through the console, by an admin (RequestUser).
+func (s *Server) setUser(ctx context.Context, req userChange) (MutationResult, error) {
+	switch {
+	case req.Quota == nil && req.Admin == nil:
+		return MutationResult{}, errInvalid("nothing to change: give a quota or the admin flag")
+	case req.Quota != nil && *req.Quota < 0:
+		return MutationResult{}, errInvalid("quota %d: want 0 (none) or a number of bytes", *req.Quota)
+	}
+	sb := s.submitter()
+	if err := s.requireMaster(ctx); err != nil {
+		return MutationResult{}, err
+	}
+	st, err := s.d.State(ctx)
+	if err != nil {
+		return MutationResult{}, err
+	}
+	if _, ok := st.User(req.name); !ok {
+		return MutationResult{}, errNotFound("no user %s in the domain", req.name)
+	}
+	by := RequestUser(ctx)
+	u, _, err := st.SetUser(req.name, by, collections.UserSettings{Quota: req.Quota, Admin: req.Admin})
+	if err != nil {
+		if errors.Is(err, collections.ErrNotAllowed) {
+			return MutationResult{}, &apiError{CodeDenied, err.Error()}
+		}
+		return MutationResult{}, builderErr(err)
+	}
+	if err := sb.submit(ctx, u); err != nil {
+		if errors.Is(err, collections.ErrConflict) {
+			return MutationResult{}, errConflict("user %s changed meanwhile (another change came first): run the command again", req.name)
+		}
+		return MutationResult{}, err
+	}
+	var what []string
+	if req.Quota != nil {
+		if *req.Quota == 0 {
+			what = append(what, "no quota")
+		} else {
+			what = append(what, "quota "+bytesize.Format(*req.Quota))
+		}
+	}
+	if req.Admin != nil {
+		if *req.Admin {
+			what = append(what, "an admin")
+		} else {
+			what = append(what, "not an admin")
+		}
+	}
+	s.log.Info("user changed", "user", req.name, "by", by, "source", requestSource(ctx))
+	return sb.result(fmt.Sprintf("user %s: %s", req.name, strings.Join(what, ", "))), nil
 }
 
 // refuseWitness refuses server as a user's home server when it is known to
@@ -443,7 +546,10 @@ func (s *Server) listFolders(ctx context.Context, _ struct{}) ([]Folder, error) 
 
 func folderToJSON(st *collections.State, f collections.Folder) Folder {
 	fj := Folder{ID: f.ID, Name: f.Name, Owner: f.Owner, Server: f.Server, ServerName: hostName(st, f.Server), Members: []Member{},
-		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Hosts: []string{}}
+		OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Hosts: []string{}, Replicas: f.Replicas}
+	if f.Hosts == nil {
+		fj.Replicas = collections.DefaultReplicas
+	}
 	for _, h := range st.FolderHosts(f) {
 		fj.Hosts = append(fj.Hosts, h.String())
 	}
@@ -492,18 +598,18 @@ func (s *Server) createFolder(ctx context.Context, req CreateFolderRequest) (Mut
 	if err != nil {
 		return MutationResult{}, err
 	}
-	keep, err := peer.ParseKeep(req.Keep)
+	p, err := peer.ParseOptions(&req.OutsideSymlinks, req.Keep, req.Replicas)
 	if err != nil {
 		return MutationResult{}, errInvalid("%v", err)
 	}
-	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, collections.FolderOptions{OutsideSymlinks: req.OutsideSymlinks, Keep: keep})
+	up, f, err := st.CreateFolderWith(id, req.Name, req.Owner, self, p)
 	if err != nil {
 		return MutationResult{}, builderErr(err)
 	}
 	if err := sb.submit(ctx, up); err != nil {
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("folder %s (%s) created for %s on %s", f.Name, f.ID, f.Owner, hostName(st, f.Server))), nil
+	return sb.result(fmt.Sprintf("folder %s (%s) created for %s %s%s", f.Name, f.ID, f.Owner, hostingText(st, f), noteText(p.CappedNote(f)))), nil
 }
 
 func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (MutationResult, error) {
@@ -529,34 +635,47 @@ func (s *Server) shareFolder(ctx context.Context, req ShareFolderRequest) (Mutat
 }
 
 func (s *Server) setFolderOptions(ctx context.Context, req FolderOptionsRequest) (MutationResult, error) {
-	if req.OutsideSymlinks == nil && req.Keep == "" {
+	p, err := peer.ParseOptions(req.OutsideSymlinks, req.Keep, req.Replicas)
+	if err != nil {
+		return MutationResult{}, errInvalid("%v", err)
+	}
+	if p.Empty() {
 		return MutationResult{}, errInvalid("no option to set")
 	}
-	var keep string
-	if req.Keep != "" {
-		var err error
-		if keep, err = peer.ParseKeep(req.Keep); err != nil {
-			return MutationResult{}, errInvalid("%v", err)
-		}
-	}
 	sb := s.submitter()
-	var opts collections.FolderOptions
+	var set collections.Folder
 	f, err := s.changeHosted(ctx, sb, req.Folder, req.Owner, "set its options there", func(st *collections.State, f collections.Folder) (collections.Update, error) {
-		// The options not given stay as they are.
-		opts = f.FolderOptions
-		if req.OutsideSymlinks != nil {
-			opts.OutsideSymlinks = *req.OutsideSymlinks
-		}
-		if req.Keep != "" {
-			opts.Keep = keep
-		}
-		up, _, err := st.SetFolderOptions(f.ID, "", opts)
+		up, nf, err := st.SetFolderOptions(f.ID, "", p)
+		set = nf
 		return up, err
 	})
 	if err != nil {
 		return MutationResult{}, err
 	}
-	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s", f.Name, f.ID, optionsText(opts))), nil
+	return sb.result(fmt.Sprintf("folder %s (%s) options set: %s%s", f.Name, f.ID, optionsText(set.FolderOptions), noteText(p.CappedNote(set)))), nil
+}
+
+// hostingText says where folder f is hosted: "on s1" or "on s1, replicas
+// s2, s3".
+func hostingText(st *collections.State, f collections.Folder) string {
+	hosts := st.FolderHosts(f)
+	text := "on " + hostName(st, f.Server)
+	if len(hosts) < 2 {
+		return text + ", no replica"
+	}
+	names := make([]string, 0, len(hosts)-1)
+	for _, h := range hosts[1:] {
+		names = append(names, hostName(st, h.String()))
+	}
+	return text + ", replicas " + strings.Join(names, ", ")
+}
+
+// noteText is "" or "; " and the note.
+func noteText(note string) string {
+	if note == "" {
+		return ""
+	}
+	return "; " + note
 }
 
 // changeHosted builds a change of the folder ref (owned by owner if not
@@ -593,12 +712,18 @@ func optionsText(o collections.FolderOptions) string {
 	if o.OutsideSymlinks {
 		text = "members' symlinks pointing outside the folder are created"
 	}
-	switch o.Keep {
-	case "":
-	case peer.KeepDefault:
+	if o.Keep == "" {
 		text += "; history kept by the default policy"
-	default:
+	} else {
 		text += "; history kept by the policy " + o.Keep
+	}
+	switch o.Replicas {
+	case 0:
+		text += "; hosted by the home server alone"
+	case 1:
+		text += "; 1 replica"
+	default:
+		text += fmt.Sprintf("; %d replicas", o.Replicas)
 	}
 	return text
 }

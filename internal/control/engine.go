@@ -42,7 +42,11 @@ type FolderStatus struct {
 	// Servers (on an agent) are the servers hosting the folder that this
 	// device syncs with now (connected, and answered its last request):
 	// the home server and its replica when both are up.
-	Servers   []FolderServer `json:"servers,omitempty"`
+	Servers []FolderServer `json:"servers,omitempty"`
+	// Devices (on a server) are the member devices syncing the folder
+	// through this server now: connected, and asking for its index (on an
+	// agent: other devices syncing with this one directly).
+	Devices   []FolderDevice `json:"devices,omitempty"`
 	LastError string         `json:"last_error,omitempty"`
 	// Failed lists changes that could not be applied (path, reason,
 	// attempts in a row); Stuck: one failed so often that the folder will
@@ -75,6 +79,12 @@ type FolderStatus struct {
 	Served  int64 `json:"served"`
 	// LastScan is when the folder was last scanned (absent: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
+	// Quota: the folder owner's quota at the folder's home server, and
+	// their bytes there (absent: no quota, or not known yet).
+	// QuotaRefused (on an agent): why the home server did not take some
+	// of this device's changes; they stay here and go when there is room.
+	Quota        *foldersync.QuotaStatus `json:"quota,omitempty"`
+	QuotaRefused string                  `json:"quota_refused,omitempty"`
 	// History: what the folder's history holds on its hosting server
 	// (absent: not known, such as when an agent cannot reach it).
 	History *HistoryStatus `json:"history,omitempty"`
@@ -84,6 +94,16 @@ type FolderStatus struct {
 type FolderServer struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+}
+
+// FolderDevice is a member device syncing a folder with this host: its
+// peer ID, name and user (from its certificate), and when it last asked
+// for this host's index.
+type FolderDevice struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	User        string    `json:"user"`
+	LastRequest time.Time `json:"last_request"`
 }
 
 // newFolderStatus is st as 'folder status' shows it, without the name
@@ -113,6 +133,8 @@ func newFolderStatus(st foldersync.FolderStatus) FolderStatus {
 		Resumed:      st.Resumed,
 		Served:       st.Served,
 		LastScan:     st.LastScan,
+		Quota:        st.Quota,
+		QuotaRefused: st.QuotaRefused,
 	}
 }
 

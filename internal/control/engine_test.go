@@ -34,6 +34,10 @@ func fillNonZero(t *testing.T, v reflect.Value) {
 				fillNonZero(t, e)
 			}
 			f.Set(s)
+		case reflect.Pointer:
+			p := reflect.New(f.Type().Elem())
+			fillNonZero(t, p.Elem())
+			f.Set(p)
 		case reflect.Struct:
 			if f.Type() != reflect.TypeFor[time.Time]() {
 				t.Fatalf("field %s: a struct fillNonZero does not know", v.Type().Field(i).Name)
@@ -66,9 +70,11 @@ func TestNewFolderStatus(t *testing.T) {
 	var st foldersync.FolderStatus
 	fillNonZero(t, reflect.ValueOf(&st).Elem())
 	engine, shown := jsonFields(t, st), jsonFields(t, newFolderStatus(st))
-	// The servers are shown by ID and name: folderStatus names them from
-	// the state (TestAgentFolderStatus in cmd/baton checks it).
+	// The servers are shown by ID and name, the devices also with their
+	// user: folderStatus names them from the state (TestAgentFolderStatus
+	// and TestServerFolderStatusDevices in cmd/baton check it).
 	delete(engine, "servers")
+	delete(engine, "devices")
 	var onlyEngine, onlyShown []string
 	for k, v := range engine {
 		got, ok := shown[k]

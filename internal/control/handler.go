@@ -17,6 +17,25 @@ func WithSource(ctx context.Context, source string) context.Context {
 	return context.WithValue(ctx, sourceKey{}, source)
 }
 
+// userKey is the context key of the user a request acts for.
+type userKey struct{}
+
+// WithUser returns ctx for a request made by user, an admin logged in to
+// the console with their password: changes of users then go through the
+// collections' rule that only an admin may make them. Without it a
+// request is the host's operator's (the control socket, the console
+// token).
+func WithUser(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, userKey{}, user)
+}
+
+// RequestUser is the user a request with ctx acts for (WithUser), "" for
+// the host's operator.
+func RequestUser(ctx context.Context) string {
+	u, _ := ctx.Value(userKey{}).(string)
+	return u
+}
+
 // requestSource is the source the log gives for a request with ctx: the
 // control socket unless WithSource said otherwise.
 func requestSource(ctx context.Context) string {

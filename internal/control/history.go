@@ -70,7 +70,12 @@ type HistoryStatus struct {
 	Blocks   int       `json:"blocks"`
 	Bytes    int64     `json:"bytes"` // of the blocks the kept versions reference
 	Keep     string    `json:"keep"`  // the retention policy applied
-	// Quota is not built: no per-user limit applies.
+	// Tree is the digest of the latest kept version's tree
+	// (folderstore.TreeDigest, hex), on the hosting server itself only:
+	// two servers holding the same files at the same versions show the
+	// same, whatever their histories.
+	Tree string `json:"tree,omitempty"`
+	// The owner's quota does not count the history (FolderStatus.Quota).
 }
 
 // historyStatusTimeout bounds the question an agent's 'folder status' asks
@@ -87,7 +92,11 @@ func (s *Server) historyStatus(ctx context.Context, id string) *HistoryStatus {
 	if err != nil {
 		return nil
 	}
-	return &HistoryStatus{Versions: u.Versions, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+	hs := &HistoryStatus{Versions: u.Versions, Oldest: u.Oldest, Latest: u.Latest, Blocks: u.Blocks, Bytes: u.Bytes, Keep: u.Keep}
+	if u.Tree != (syncfs.Hash{}) {
+		hs.Tree = fmt.Sprintf("%x", u.Tree[:])
+	}
+	return hs
 }
 
 // HistoryRequest names a folder (as FolderRefRequest) and, optionally, a
@@ -132,7 +141,8 @@ type ExportResult struct {
 }
 
 // historyFolder resolves the folder of a history request: on an agent one
-// of its user's folders (synced here or not), on a server one it hosts.
+// of its user's folders (synced here or not), on a server one it hosts, as
+// its home server or as its replica (each keeps a history of its own).
 func (s *Server) historyFolder(ctx context.Context, req FolderRefRequest) (collections.Folder, error) {
 	if strings.TrimSpace(req.Folder) == "" {
 		return collections.Folder{}, errInvalid("no folder named")
@@ -151,7 +161,7 @@ func (s *Server) historyFolder(ctx context.Context, req FolderRefRequest) (colle
 	if err != nil {
 		return collections.Folder{}, err
 	}
-	return hostedFolder(st, s.d.ID(), req.Folder, req.Owner, "its history is kept there")
+	return replicatedFolder(st, s.d.ID(), req.Folder, req.Owner, "its history is kept there")
 }
 
 // historyError gives the history errors their codes.

@@ -41,8 +41,8 @@ type Daemon interface {
 
 	// Folder changes an agent asks of the hosting server.
 	CreateFolder(ctx context.Context, name string) (collections.Folder, error)
-	CreateFolderWith(ctx context.Context, name string, opts collections.FolderOptions) (collections.Folder, error)
-	SetFolderOptions(ctx context.Context, id string, opts collections.FolderOptions) error
+	CreateFolderWith(ctx context.Context, name string, p collections.OptionsPatch) (collections.Folder, error)
+	SetFolderOptions(ctx context.Context, id string, p collections.OptionsPatch) error
 	ShareFolder(ctx context.Context, id, user string, right collections.Right) error
 	UnshareFolder(ctx context.Context, id, user string) error
 	LeaveFolder(ctx context.Context, id string) error
@@ -151,6 +151,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/users", handle(s, noRequest, s.listUsers))
 	mux.HandleFunc("POST /v1/users", mutation(s, body[AddUserRequest], s.addUser))
 	mux.HandleFunc("DELETE /v1/users/{name}", mutation(s, readUserRemoval, s.removeUser))
+	mux.HandleFunc("PATCH /v1/users/{name}", mutation(s, readUserChange, s.setUser))
 	mux.HandleFunc("GET /v1/servers", handle(s, noRequest, s.listServers))
 	mux.HandleFunc("POST /v1/servers", mutation(s, body[AddServerRequest], s.addServer))
 	mux.HandleFunc("DELETE /v1/servers/{name}", mutation(s, pathValue("name"), s.removeServer))

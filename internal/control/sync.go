@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	lpeer "github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
@@ -95,14 +97,23 @@ func (s *Server) folderStatus(ctx context.Context, req FolderRefRequest) (Folder
 	}
 	st := newFolderStatus(fs)
 	st.ID, st.Name, st.Role = h.f.ID, h.f.Name, h.role()
-	if len(fs.Servers) > 0 {
-		cs, _ := s.d.State(ctx) // nil: servers shown by ID
+	if len(fs.Servers) > 0 || len(fs.Devices) > 0 {
+		cs, _ := s.d.State(ctx) // nil: hosts shown by ID
 		for _, id := range fs.Servers {
 			name := id
 			if cs != nil {
 				name = hostName(cs, id)
 			}
 			st.Servers = append(st.Servers, FolderServer{ID: id, Name: name})
+		}
+		for _, d := range fs.Devices {
+			fd := FolderDevice{ID: d.ID, Name: d.ID, User: d.User, LastRequest: d.LastRequest}
+			if pid, err := lpeer.Decode(d.ID); err == nil && cs != nil {
+				if _, cert, ok := cs.Device(pid); ok {
+					fd.Name = cert.Name
+				}
+			}
+			st.Devices = append(st.Devices, fd)
 		}
 	}
 	if st.Root == "" {

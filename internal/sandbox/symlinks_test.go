@@ -86,10 +86,11 @@ func TestFolderOptionOutsideSymlinks(t *testing.T) {
 	}
 
 	// A member may not set the option; the owner may.
-	if err := bob.Node().SetFolderOptions(ctx, id, collections.FolderOptions{OutsideSymlinks: true}); err == nil {
+	yes := true
+	if err := bob.Node().SetFolderOptions(ctx, id, collections.OptionsPatch{OutsideSymlinks: &yes}); err == nil {
 		t.Errorf("bob, a member, set the folder's options")
 	}
-	if err := alice.Node().SetFolderOptions(ctx, id, collections.FolderOptions{OutsideSymlinks: true}); err != nil {
+	if err := alice.Node().SetFolderOptions(ctx, id, collections.OptionsPatch{OutsideSymlinks: &yes}); err != nil {
 		t.Fatalf("alice sets the folder's options: %v", err)
 	}
 	// bob touches his links again so that the change is planned at once

@@ -110,8 +110,9 @@
 //
 // # What is not built yet
 //
-// Per-user quotas, the removal of a folder's history, and any backend but
-// the local disk. Files of format version 1 (before roots and signatures)
+// The removal of a folder's history, and any backend but the local disk.
+// (Per-user quotas count the current trees, not the history: package
+// foldersync.) Files of format version 1 (before roots and signatures)
 // are refused.
 //
 // # Usage

@@ -4,8 +4,9 @@
 // # Topology and rights
 //
 // Each folder (an iFolder of the Catalog) is hosted by its owner's home
-// server and by a replica (Access.Hosts: collections.FolderHosts), which
-// both keep a copy and take each other's changes as any peer's; its
+// server and by the replicas its Catalog record names (Access.Hosts:
+// collections.FolderHosts), which all keep a copy and take each other's
+// changes as any peer's; its
 // member devices sync with every hosting server (the connected ones
 // first) and with each other: a device takes the index of every hosting
 // server and of every
@@ -37,6 +38,21 @@
 // the index of the first hosting server the device reached at its last
 // request (FolderStatus.Servers lists them), so it stays false while no
 // hosting server is reachable, whatever the devices exchanged.
+//
+// # Quotas
+//
+// A server hosting a folder (its home server, and its replica, so that a
+// change one refuses does not reach it through the other) takes a member
+// device's changes only while the owner's bytes (the current files of the
+// owner's folders it hosts; their history does not count) stay within the
+// owner's quota (Config.Quota): quotaAdmit, a pure decision over the plan,
+// takes every change that adds nothing (and counts the room it frees) and
+// the others in plan order while they fit. The hosting servers take each
+// other's changes as they are. What is held back stays on the device,
+// whose next pull of a hosting server's index hears why (the index
+// header's quota fields; FolderStatus.Quota and QuotaRefused), and is
+// planned again at the device's next index or the server's next pull.
+// Nothing is deleted.
 //
 // # Protocols
 //
@@ -117,7 +133,11 @@
 // files were synced in it (a drive that is not mounted) stops the folder
 // with ErrEmptied until Engine.Rescan says it was emptied on purpose.
 // Deleting every file but the marker (rm -rf dir/*) deletes them
-// everywhere, as any deletion.
+// everywhere, as any deletion. A hosting server's copy is one of several:
+// its directory found empty or gone, without the marker, while files were
+// synced there, is a lost copy (a lost disk), never deletions: the server
+// forgets its index of the folder and takes it afresh from the other
+// hosting servers and the devices (lost.go).
 //
 // # Memory
 //

@@ -29,6 +29,9 @@ var (
 	// ErrNotReadOnly: Revert is for read-only members, whose local changes
 	// nobody accepts; a read-write member's changes go to the server.
 	ErrNotReadOnly = errors.New("not a read-only member of the folder")
+	// ErrQuota: the folder owner's quota is full; the hosting servers do
+	// not take a device's changes that would add bytes.
+	ErrQuota = errors.New("quota exceeded")
 )
 
 // Access is what the engine needs to know of the replicated collections.
@@ -102,6 +105,14 @@ type Config struct {
 	// here, and are listed in FolderStatus.Skipped. On Windows the rules
 	// always apply. It is called at every apply and must return quickly.
 	WindowsNames func(folder string) bool
+
+	// Quota, if set, returns user's quota in bytes (0: none). A server
+	// hosting a folder (its home server or its replica) refuses a member
+	// device's change that would take the owner's bytes (their folders'
+	// current files, as this host holds them) past it, and says so to the
+	// device; changes that add nothing are always taken. It is called at
+	// every apply of a device's changes and must return quickly.
+	Quota func(user string) int64
 
 	// Archive, if set, is told on the folder's goroutine of every change
 	// of the index this host publishes for a folder: the folder, its

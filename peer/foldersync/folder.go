@@ -48,13 +48,19 @@ type folder struct {
 
 	pub                              atomic.Pointer[published]
 	fetched, copied, resumed, served atomic.Int64
+	// refusals: on a server hosting the folder, why the last changes of
+	// each member device were not taken (ErrQuota), for the index handler
+	// to tell the device. Written by the folder goroutine only, copied on
+	// write.
+	refusals atomic.Pointer[map[lpeer.ID]string]
 
 	mu          sync.Mutex
 	notified    map[lpeer.ID]bool // peers whose index may have changed
 	rescanAll   bool
 	rescanPaths []string
-	notifying   map[lpeer.ID]int // notifications being sent: 1, or 2 to send again
-	acceptEmpty bool             // the next full scan may find the directory emptied
+	notifying   map[lpeer.ID]int       // notifications being sent: 1, or 2 to send again
+	acceptEmpty bool                   // the next full scan may find the directory emptied
+	requested   map[lpeer.ID]time.Time // devices that asked for this host's index, when last
 	st          FolderStatus
 	bg          sync.WaitGroup // notifications being sent
 
@@ -194,7 +200,48 @@ func (f *folder) status() FolderStatus {
 			return !slices.ContainsFunc(connected, func(p lpeer.ID) bool { return p.String() == s })
 		})
 	}
+	st.Devices = f.devices()
 	return st
+}
+
+// noteRequest records that the device p asked for this host's index.
+func (f *folder) noteRequest(p lpeer.ID) {
+	now := f.e.cfg.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.requested == nil {
+		f.requested = map[lpeer.ID]time.Time{}
+	}
+	f.requested[p] = now
+}
+
+// devices is FolderStatus.Devices: the devices that asked for this host's
+// index and are connected now, by ID. Those no longer connected are
+// forgotten.
+func (f *folder) devices() []DeviceSync {
+	f.mu.Lock()
+	if len(f.requested) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	connected := f.e.cfg.Transport.Peers()
+	var out []DeviceSync
+	for p, at := range f.requested {
+		if !slices.Contains(connected, p) {
+			delete(f.requested, p)
+			continue
+		}
+		out = append(out, DeviceSync{ID: p.String(), LastRequest: at})
+	}
+	f.mu.Unlock()
+	a := f.e.cfg.Access()
+	for i := range out {
+		if p, err := lpeer.Decode(out[i].ID); err == nil {
+			out[i].User, _ = a.UserOf(p)
+		}
+	}
+	slices.SortFunc(out, func(a, b DeviceSync) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 func (f *folder) setStatus(fn func(st *FolderStatus)) {
@@ -216,6 +263,10 @@ func (f *folder) run(ctx context.Context) {
 		err := f.serve(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errCopyLost) {
+			f.log.Warn("starting the folder again", "err", err)
+			continue
 		}
 		f.log.Warn("folder cannot be synced now", "err", err)
 		f.setStatus(func(st *FolderStatus) {
@@ -244,6 +295,9 @@ func (f *folder) run(ctx context.Context) {
 
 // serve sets the folder up and runs its loop.
 func (f *folder) serve(ctx context.Context) error {
+	if err := f.remakeRoot(); err != nil {
+		return err
+	}
 	fi, err := os.Stat(f.root)
 	if err != nil {
 		return fmt.Errorf("folder directory: %w", err)
@@ -253,6 +307,9 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 	local, err := f.e.db.Local(f.dbKey())
 	if err != nil {
+		return err
+	}
+	if local, err = f.lostCopy(local); err != nil {
 		return err
 	}
 	ignore, text, err := loadIgnore(f.root)
@@ -441,7 +498,7 @@ func (f *folder) work(ctx context.Context) error {
 			paths = []string{""}
 		}
 		if len(paths) > 0 {
-			if err := f.scan(ctx, paths...); errors.Is(err, ErrEmptied) {
+			if err := f.scan(ctx, paths...); errors.Is(err, ErrEmptied) || errors.Is(err, errCopyLost) {
 				return err
 			} else if err != nil && ctx.Err() == nil {
 				f.log.Warn("scan failed", "err", err)
@@ -523,7 +580,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, err := f.e.requestIndex(ctx, p, f.id, held, f.share)
+	ri, note, err := f.e.requestIndexNote(ctx, p, f.id, held, f.share)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
@@ -545,6 +602,14 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.remotes[p] = ri
 	if hosting(a, fo, p) {
 		f.reached[p] = true
+		// Each hosting server enforces the owner's quota: the last one
+		// asked says how it stands.
+		f.setStatus(func(st *FolderStatus) {
+			st.Quota, st.QuotaRefused = nil, note.Refused
+			if note.QuotaLimit > 0 {
+				st.Quota = &QuotaStatus{User: fo.Owner, Used: note.QuotaUsed, Limit: note.QuotaLimit}
+			}
+		})
 	}
 	if ri != held {
 		// A partial file of a version this index supersedes (a file
@@ -665,7 +730,22 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
-	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())))
+	actions := syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())
+	held := false
+	if limit, ok := f.e.quotaOf(a, fo, p); ok {
+		used := f.e.usage(a, fo.Owner)
+		var ref quotaRefusal
+		actions, ref = quotaAdmit(actions, f.local.Files, used, limit)
+		msg := ""
+		if ref.changes > 0 {
+			held = true
+			msg = quotaMessage(fo.Owner, used, limit, ref)
+		}
+		f.noteRefusal(p, msg)
+	} else if !a.Server(p) {
+		f.noteRefusal(p, "") // no quota (any more)
+	}
+	res.add(f.applyTracked(ctx, peers, actions))
 	f.noteFailures(p, res)
 	if res.failed > 0 {
 		if f.stuck {
@@ -686,7 +766,38 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 		f.scheduleRetry()
 		return false
 	}
-	return res.skipped == 0
+	// Changes held back by the quota are planned again at the device's
+	// next index or the next pull, which take them once there is room.
+	return res.skipped == 0 && !held
+}
+
+// noteRefusal records why p's last changes were not taken ("" if they
+// were), for the index handler to tell p.
+func (f *folder) noteRefusal(p lpeer.ID, msg string) {
+	cur := f.refusals.Load()
+	if cur == nil && msg == "" || cur != nil && (*cur)[p] == msg {
+		return
+	}
+	next := map[lpeer.ID]string{}
+	if cur != nil {
+		maps.Copy(next, *cur)
+	}
+	if msg == "" {
+		delete(next, p)
+		f.log.Info("a device's changes are taken again: the owner's quota has room", "peer", p.String())
+	} else {
+		next[p] = msg
+		f.log.Info("a device's changes not taken: the owner's quota is full", "peer", p.String(), "why", msg)
+	}
+	f.refusals.Store(&next)
+}
+
+// refusal is why p's last changes were not taken, "" if they were.
+func (f *folder) refusal(p lpeer.ID) string {
+	if m := f.refusals.Load(); m != nil {
+		return (*m)[p]
+	}
+	return ""
 }
 
 // planOptions returns how the folder plans to take other hosts' changes.
@@ -1206,10 +1317,17 @@ func (f *folder) refreshStatus(a Access, fo collections.Folder) {
 	if hosting(a, fo, self) {
 		f.statusChanged = emptied(f.statusChanged) // nothing is counted on the server
 		f.statusAll = true
+		var quota *QuotaStatus
+		if fo.Owner != "" && f.e.cfg.Quota != nil {
+			if limit := f.e.cfg.Quota(fo.Owner); limit > 0 {
+				quota = &QuotaStatus{User: fo.Owner, Used: f.e.usage(a, fo.Owner), Limit: limit}
+			}
+		}
 		f.setStatus(func(st *FolderStatus) {
 			st.Role = roleServer.String()
 			st.InSync = st.NeedFiles == 0 && f.failures == 0
 			st.LocalChanges = 0
+			st.Quota = quota
 		})
 		return
 	}

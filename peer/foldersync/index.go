@@ -377,12 +377,21 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 		fail("folder not synced here")
 		return
 	}
+	if !e.cfg.Access().Server(p) {
+		f.noteRequest(p)
+	}
 	pub := f.pub.Load()
 	if pub == nil {
 		fail("folder not scanned yet")
 		return
 	}
 	hdr := indexHeader{Status: statusFull, Session: pub.session, Sequence: pub.seq}
+	a := e.access()
+	if fo, ok := a.Folder(req.Folder); ok {
+		if limit, ok := e.quotaOf(a, fo, p); ok {
+			hdr.QuotaUsed, hdr.QuotaLimit, hdr.Refused = e.usage(a, fo.Owner), limit, f.refusal(p)
+		}
+	}
 	since := uint64(0)
 	if req.Session == pub.session {
 		switch {
@@ -489,6 +498,29 @@ var errRefused = errors.New("refused")
 // through share (if not nil) before it is kept, for it to share memory
 // with what the caller holds.
 func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, error) {
+	ri, _, err := e.requestIndexNote(ctx, p, folder, held, share)
+	return ri, err
+}
+
+// indexNote is what a server hosting a folder says besides its index: the
+// owner's quota, and why the requester's changes were not taken.
+type indexNote struct {
+	QuotaUsed, QuotaLimit int64
+	Refused               string
+}
+
+// requestIndexNote is requestIndex, also returning the responder's note.
+func (e *Engine) requestIndexNote(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, indexNote, error) {
+	var hdr indexHeader
+	ri, err := e.readIndex(ctx, p, folder, held, share, &hdr)
+	if err != nil {
+		return nil, indexNote{}, err
+	}
+	return ri, indexNote{QuotaUsed: hdr.QuotaUsed, QuotaLimit: hdr.QuotaLimit, Refused: hdr.Refused}, nil
+}
+
+// readIndex does requestIndex's work, filling in *hdr as received.
+func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo, hdrOut *indexHeader) (*remoteIndex, error) {
 	req := indexRequest{Folder: folder}
 	if held != nil {
 		req.Session, req.Have = held.session, held.seq
@@ -512,6 +544,7 @@ func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, he
 		_ = s.Reset()
 		return nil, fmt.Errorf("index from %s: %w", p, err)
 	}
+	*hdrOut = hdr
 	switch hdr.Status {
 	case statusError:
 		return nil, fmt.Errorf("%w: %s has no index of folder %s: %s", errRefused, p, folder, hdr.Error)

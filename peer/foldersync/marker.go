@@ -3,7 +3,6 @@ package foldersync
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,14 +42,15 @@ func (f *folder) checkMarker() error {
 			live++
 		}
 	}
+	if f.copyLost(live) { // on a hosting server, whatever a rescan said
+		return fmt.Errorf("%w: %s is empty or gone and its %s file too, but %d entries were synced there", errCopyLost, f.root, MarkerFile, live)
+	}
 	if !force && live > 0 {
-		d, err := os.Open(f.root)
+		empty, err := emptyDir(f.root)
 		if err != nil {
 			return err
 		}
-		names, err := d.Readdirnames(1)
-		d.Close()
-		if len(names) == 0 && errors.Is(err, io.EOF) {
+		if empty {
 			return fmt.Errorf("%w: %s is empty and its %s file is gone, but %d entries were synced there; if it is on a drive that is not mounted, mount it; if they were deleted on purpose, rescan the folder to delete them everywhere", ErrEmptied, f.root, MarkerFile, live)
 		}
 	}

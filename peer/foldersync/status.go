@@ -39,6 +39,13 @@ type FolderStatus struct {
 	// on a read-write device, the server also has every local change.
 	InSync    bool   `json:"in_sync"`
 	LastError string `json:"last_error,omitempty"`
+	// Quota is the folder owner's quota and usage, as the hosting server
+	// asked last said (on a device) or as this hosting server holds them;
+	// nil when the owner has none. QuotaRefused (on a device): why that
+	// server did not take some of this device's changes (ErrQuota's
+	// text); they stay here, and go when there is room.
+	Quota        *QuotaStatus `json:"quota,omitempty"`
+	QuotaRefused string       `json:"quota_refused,omitempty"`
 	// Failed lists changes that could not be applied at the last attempt
 	// (at most MaxFailedShown of them, those tried most often first), with
 	// why and how many attempts in a row failed. Stuck: one of them failed
@@ -77,6 +84,11 @@ type FolderStatus struct {
 	// its last request, the home server first. ServerSequence, InSync and
 	// LocalChanges speak of the first one's index.
 	Servers []string `json:"servers,omitempty"`
+	// Devices lists the member devices that sync the folder with this
+	// host: connected now, and whose request for this host's index it
+	// answered since the engine started, by ID. On a server, the devices
+	// syncing through it; on a device, others syncing with it directly.
+	Devices []DeviceSync `json:"devices,omitempty"`
 	// Fetched, Copied, Resumed and Served count block bytes since the
 	// engine started: received from peers, reused from local files, taken
 	// from the temporary file an interrupted fetch left (instead of being
@@ -91,6 +103,14 @@ type FolderStatus struct {
 	// took another host's changes (zero: not yet).
 	LastScan time.Time `json:"last_scan,omitzero"`
 	LastSync time.Time `json:"last_sync,omitzero"`
+}
+
+// DeviceSync is a member device syncing a folder with this host.
+type DeviceSync struct {
+	ID   string `json:"id"`   // its peer ID
+	User string `json:"user"` // its user ("" if no longer a valid device)
+	// LastRequest is when it last asked for this host's index.
+	LastRequest time.Time `json:"last_request"`
 }
 
 // MaxFailedShown bounds FolderStatus.Failed.

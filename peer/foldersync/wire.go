@@ -66,6 +66,12 @@ type indexHeader struct {
 	Sequence uint64 `cbor:"3,keyasint,omitempty"`
 	Pages    uint32 `cbor:"4,keyasint,omitempty"`
 	Error    string `cbor:"5,keyasint,omitempty"`
+	// From a server hosting the folder to a member device, when the
+	// owner has a quota: the owner's bytes and quota, and why the
+	// requester's last changes were not taken ("" if they were).
+	QuotaUsed  int64  `cbor:"6,keyasint,omitempty"`
+	QuotaLimit int64  `cbor:"7,keyasint,omitempty"`
+	Refused    string `cbor:"8,keyasint,omitempty"`
 }
 
 // blockRef names one block.

@@ -305,6 +305,11 @@ type folderStatus struct {
 	Copied   int64   `json:"copied"`
 	Resumed  int64   `json:"resumed"`
 	Served   int64   `json:"served"`
+	// History: what the hosting server keeps; Tree only on the server.
+	History *struct {
+		Versions int    `json:"versions"`
+		Tree     string `json:"tree"`
+	} `json:"history"`
 }
 
 func (s folderStatus) String() string {
