@@ -531,10 +531,10 @@ func (x *applyRun) emptyDir(a Action, p string) (kept bool, err error) {
 		return false, nil
 	}
 	why := fmt.Sprintf("directory not deleted: it holds %s, not synced here", fewNames(foreign))
-	if a.Also.Name != a.Name || a.Also.Type != TypeDir || a.Also.Deleted {
+	if a.Also == nil || a.Also.Name != a.Name || a.Also.Type != TypeDir || a.Also.Deleted {
 		return false, fmt.Errorf("%w: %s", ErrDirNotEmpty, why)
 	}
-	if err := x.record(a.Name, a.Also); err != nil {
+	if err := x.record(a.Name, *a.Also); err != nil {
 		return false, err
 	}
 	x.res.Conflict = why
@@ -564,7 +564,11 @@ func (x *applyRun) keepConflict(ctx context.Context, a Action) error {
 		return fmt.Errorf("keeping conflict copy: %w", err)
 	}
 	delete(x.local.Disk, a.Name)
-	if err := x.record(a.ConflictName, a.Also); err != nil {
+	also, err := alsoOf(a, a.ConflictName)
+	if err != nil {
+		return err
+	}
+	if err := x.record(a.ConflictName, also); err != nil {
 		return err
 	}
 	return nil
@@ -643,6 +647,10 @@ func (x *applyRun) meta(a Action) error {
 }
 
 func (x *applyRun) rename(ctx context.Context, a Action) error {
+	gone, err := alsoOf(a, a.From)
+	if err != nil {
+		return err
+	}
 	from, err := x.check(a.From)
 	if err != nil {
 		return err
@@ -674,8 +682,8 @@ func (x *applyRun) rename(ctx context.Context, a Action) error {
 		return err
 	}
 	delete(x.local.Disk, a.From)
-	x.local.Files[a.From] = a.Also
-	x.recorded(a.From, a.Also)
+	x.local.Files[a.From] = gone
+	x.recorded(a.From, gone)
 	if err := x.root.Chmod(to, localPerm(fs.FileMode(a.File.Mode&PermMask))); err != nil {
 		return err
 	}

@@ -268,7 +268,7 @@ func TestApplyDeleteDirKeepsUnknown(t *testing.T) {
 	put(t, rootB, "e/"+TempPrefix+"0123456789abcdef", []byte("partial"), 0o600, time.Now())
 	b, _ = mustScan(t, scanner(rootB, devB), b)
 	del := Action{Kind: ActDelete, Name: "e", File: FileInfo{Name: "e", Type: TypeDir, Deleted: true, Version: b.Files["e"].Version.Update(devA)}}
-	del.Also = b.Files["e"]
+	del.Also = ptr(b.Files["e"])
 	res := ap.Apply(context.Background(), &b, []Action{del})[0]
 	if !errors.Is(res.Err, ErrDirNotEmpty) || res.Conflict != "" {
 		t.Errorf("deleting e, which holds a live entry: err %v, conflict %q; want ErrDirNotEmpty", res.Err, res.Conflict)

@@ -330,10 +330,19 @@ func supersedes(e FileInfo, v Vector, here bool) bool {
 // none is left in a directory to delete); it must not run at the same
 // time as Apply on the folder.
 func (ap *Applier) DropSuperseded(s Snapshot) int {
+	return ap.DropSupersededBy(func(name string) (Vector, bool) {
+		e, ok := s[name]
+		return e.Version, ok
+	})
+}
+
+// DropSupersededBy is DropSuperseded for a snapshot not held in memory:
+// version returns the version of the entry it holds under a name.
+func (ap *Applier) DropSupersededBy(version func(name string) (Vector, bool)) int {
 	ap.mu.Lock()
 	var drop []string
 	for name, k := range ap.kept {
-		if e, ok := s[name]; ok && supersedes(e, k.version, false) {
+		if v, ok := version(name); ok && supersedes(FileInfo{Version: v}, k.version, false) {
 			drop = append(drop, k.path)
 			delete(ap.kept, name)
 		}

@@ -59,6 +59,10 @@
 //     directory watch misses.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
 //     signed index of every other device.
+//   - PeerStore, PeerSummary: other devices' index entries on disk (a
+//     cache, made anew at each start), so that a host keeps in memory only
+//     a digest of each entry's version and loads the entries that differ
+//     from its own.
 //
 // # Usage
 //

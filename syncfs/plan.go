@@ -78,7 +78,7 @@ type Action struct {
 	File         FileInfo    // the entry Name holds afterwards (Delete: the tombstone)
 	From         string      // Rename: the local file moved to Name
 	ConflictName string      // Conflict: where the local entry at Name is kept
-	Also         FileInfo    // Conflict: the entry recorded for ConflictName; Rename: the tombstone recorded for From; Delete of a directory: the entry recorded if it holds entries not synced here (kept)
+	Also         *FileInfo   // Conflict: the entry recorded for ConflictName; Rename: the tombstone recorded for From; Delete of a directory: the entry recorded if it holds entries not synced here (kept). A pointer: most actions have none, and a large plan holds many actions
 	Need         []Block     // Fetch, Conflict: blocks to get from peers
 	Copy         []BlockCopy // Fetch, Conflict: blocks to copy from local files
 	Reason       string      // Skip, Record and conflicts: why
@@ -268,7 +268,7 @@ func (p *planner) decide(r FileInfo) {
 		s := p.create(merged, phaseMain, "conflict: remote version wins")
 		s.Kind = ActConflict
 		s.ConflictName = cn
-		s.Also = p.copyOf(l, cn)
+		s.Also = ptr(p.copyOf(l, cn))
 		return
 	}
 	// Our version wins: record the merged version and keep the remote one
@@ -455,7 +455,7 @@ func (p *planner) detectRenames() {
 		del.drop = true
 		s.Kind = ActRename
 		s.From = del.Name
-		s.Also = del.File
+		s.Also = ptr(del.File)
 	}
 }
 
@@ -535,7 +535,7 @@ func (p *planner) keptDir(name string, v Vector) FileInfo {
 func (p *planner) keepUnknownContent() {
 	for _, s := range p.steps {
 		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && !l.Deleted && l.Type == TypeDir {
-			s.Also = p.keptDir(s.Name, s.File.Version)
+			s.Also = ptr(p.keptDir(s.Name, s.File.Version))
 		}
 	}
 }
@@ -623,7 +623,7 @@ func (p *planner) checkClashes() {
 		if s.Kind == ActRename {
 			// Keep the source rather than delete it for a move we skip.
 			s.From = ""
-			s.Also = FileInfo{}
+			s.Also = nil
 		}
 		s.Kind, s.phase, s.Need, s.Copy = ActSkip, phaseMain, nil, nil
 	}
@@ -725,4 +725,16 @@ func (p *planner) ordered() []Action {
 		out[i] = s.Action
 	}
 	return out
+}
+
+// ptr returns a pointer to a copy of f.
+func ptr(f FileInfo) *FileInfo { return &f }
+
+// alsoOf returns a's Also, and an error naming what lacks it if it has
+// none.
+func alsoOf(a Action, what string) (FileInfo, error) {
+	if a.Also == nil {
+		return FileInfo{}, fmt.Errorf("%w: %s of %q without the entry to record for %s", ErrBadIndex, a.Kind, a.Name, what)
+	}
+	return *a.Also, nil
 }

@@ -205,10 +205,10 @@ func (o *overrides) override(n string, l, s FileInfo, okS bool) {
 		switch {
 		case sLive:
 			a := createAction(s, o.have, "the server's version wins")
-			a.Kind, a.ConflictName, a.Also = ActConflict, cn, o.copyOf(l, cn)
+			a.Kind, a.ConflictName, a.Also = ActConflict, cn, ptr(o.copyOf(l, cn))
 			o.acts = append(o.acts, a)
 		case l.Type == TypeFile:
-			o.acts = append(o.acts, Action{Kind: ActRename, Name: cn, From: n, File: o.copyOf(l, cn), Also: o.gone(l, s, okS), Reason: "kept: not on the server"})
+			o.acts = append(o.acts, Action{Kind: ActRename, Name: cn, From: n, File: o.copyOf(l, cn), Also: ptr(o.gone(l, s, okS)), Reason: "kept: not on the server"})
 		default: // a symlink
 			o.acts = append(o.acts, Action{Kind: ActSymlink, Name: cn, File: o.copyOf(l, cn), Reason: "kept: not on the server"})
 			o.dels = append(o.dels, Action{Kind: ActDelete, Name: n, File: o.gone(l, s, okS), Reason: "not on the server"})

@@ -67,9 +67,11 @@ func (r *applied) fail(name string, err error) {
 // file removals are applied in batches (each touches only its own name
 // and entry), written by several workers at once and made durable
 // together; everything else in order. It returns how
-// many actions failed and the first error.
+// many actions failed and the first error. It takes actions over: the
+// skips are dropped in place, so a plan of a large folder is not held
+// twice while it is applied.
 func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
-	work := actions[:0:0]
+	work := actions[:0]
 	var (
 		need progress
 		res  applied

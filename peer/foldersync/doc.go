@@ -139,6 +139,14 @@
 // forgets its index of the folder and takes it afresh from the other
 // hosting servers and the devices (lost.go).
 //
+// # Memory
+//
+// The indexes of the peers a folder syncs with are kept on disk
+// (syncfs.PeerStore, peers.db in Config.DataDir, made anew at each
+// start), with only a digest of each entry's version in memory: a plan
+// loads the entries at another version than the local ones, which are
+// the only ones Plan acts on.
+//
 // # History
 //
 // A server that keeps its folders' history sets Config.Archive: it is

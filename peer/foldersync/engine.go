@@ -193,7 +193,9 @@ type Engine struct {
 	self    lpeer.ID
 	log     *slog.Logger
 	running atomic.Bool
-	db      *syncfs.DB // set by Run
+	db      *syncfs.DB        // set by Run
+	peers   *syncfs.PeerStore // set by Run: the entries of the peers' indexes
+	peerKey atomic.Uint64     // the last key drawn for an index in peers
 
 	mu      sync.Mutex
 	want    map[string]string  // folder ID -> root, as SetFolders said
@@ -323,6 +325,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.db = db
 	defer db.Close()
+	ps, err := syncfs.OpenPeerStore(filepath.Join(e.cfg.DataDir, "peers.db"))
+	if err != nil {
+		return err
+	}
+	e.peers = ps
+	defer ps.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -257,6 +258,7 @@ func (f *folder) setState(state string) {
 // start (its directory is missing, its ignore file is malformed).
 func (f *folder) run(ctx context.Context) {
 	defer f.bg.Wait()
+	defer f.dropRemotes()
 	for {
 		err := f.serve(ctx)
 		if ctx.Err() != nil {
@@ -613,7 +615,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		// A partial file of a version this index supersedes (a file
 		// changed or deleted before it arrived) is not resumed: it goes
 		// now, not when a plan happens to touch its name.
-		if n := f.applier.DropSuperseded(ri.snap); n > 0 {
+		if n := f.applier.DropSupersededBy(func(n string) (syncfs.Vector, bool) { return f.e.remoteVersion(ri, n) }); n > 0 {
 			f.log.Debug("partial files of superseded versions removed", "peer", p.String(), "files", n)
 		}
 	}
@@ -629,21 +631,45 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		f.refreshStatus(a, fo)
 		return
 	}
-	remote := ri.snap
-	if !sc.all {
-		remote = make(syncfs.Snapshot, len(sc.names))
-		for n := range sc.names {
-			if fi, ok := ri.snap[n]; ok {
-				remote[n] = fi
-			}
-		}
+	// Only the entries at another version than the local ones are
+	// loaded: Plan does nothing with the others, and the local entry
+	// stands for them where it looks a name up.
+	remote, err := f.loadRemote(ri, ri.differing(f.local.Files, sc.names, sc.all))
+	if err != nil {
+		f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+		f.scheduleRetry()
+		return
 	}
-	if f.apply(ctx, a, fo, p, ri.snap, remote) {
+	if f.apply(ctx, a, fo, p, ri, remote) {
 		sc.all, sc.names = false, nil
 	} else {
 		sc.all = true
 	}
 	f.refreshStatus(a, fo)
+}
+
+// dropRemotes forgets the peers' indexes the folder holds, as it stops.
+func (f *folder) dropRemotes() {
+	for p, ri := range f.remotes {
+		if err := f.e.peers.Drop(ri.key); err != nil {
+			f.log.Debug("peer index not dropped", "peer", p.String(), "err", err)
+		}
+		delete(f.remotes, p)
+	}
+}
+
+// loadRemote returns ri's entries of names (strings that ri's summaries
+// hold as keys: the entries' names are those), sharing what they can with
+// the Local's entries (share), which the entries planned become.
+func (f *folder) loadRemote(ri *remoteIndex, names []string) (syncfs.Snapshot, error) {
+	got, err := f.e.loadRemote(ri, names)
+	if err != nil {
+		return nil, err
+	}
+	for n, fi := range got {
+		got[n] = f.share(fi)
+	}
+	return got, nil
 }
 
 // planScope is which entries of a peer's index the next plan looks at:
@@ -680,10 +706,10 @@ func (f *folder) replanAll() {
 	}
 }
 
-// apply makes the folder take the changes of remote, a part of p's index
-// full (or all of it). It reports whether everything planned was applied
-// and nothing skipped.
-func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full, remote syncfs.Snapshot) bool {
+// apply makes the folder take the changes of remote, entries of p's index
+// full (those that differ from the local ones, or some of them). It
+// reports whether everything planned was applied and nothing skipped.
+func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full *remoteIndex, remote syncfs.Snapshot) bool {
 	self := f.e.self.String()
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
@@ -691,8 +717,16 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	if !hosting(a, fo, f.e.self) && roleOf(a, fo, f.e.self) == roleReader {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
-		// the local one is kept as a conflict copy.
-		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(full), self, false, f.e.cfg.Now())
+		// the local one is kept as a conflict copy. ReadOnlyOverrides
+		// leaves alone the entries at the local version and, here, the
+		// names the server lacks: it needs only the entries that differ.
+		server, err := f.loadRemote(full, full.differing(f.local.Files, nil, true))
+		if err != nil {
+			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+			f.scheduleRetry()
+			return false
+		}
+		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(server), self, false, f.e.cfg.Now())
 		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
@@ -1170,9 +1204,9 @@ func (f *folder) touchAll() {
 	f.pubAll, f.statusAll = true, true
 }
 
-// applyTracked applies actions as applyActions does, with every name they
-// may change watched, so that the progress published while they run
-// includes them.
+// applyTracked applies actions as applyActions does (taking them over),
+// with every name they may change watched, so that the progress published
+// while they run includes them.
 func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) applied {
 	var names []string
 	for _, a := range actions {
@@ -1371,12 +1405,46 @@ func (f *folder) reachedAny(a Access, fo collections.Folder) bool {
 // countChanges returns len(syncfs.LocalChanges(local, visible server index)),
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
+	// The server's entries at another version than the local ones are
+	// loaded. The others are at the local version, and the local entry
+	// stands for them: counting needs of them only that they are there
+	// and no local change; nor does it look at the server's entries of
+	// names the Local lacks, but that they are there.
+	var loaded syncfs.Snapshot
 	server := func(n string) (syncfs.FileInfo, bool) {
-		s, ok := ri.snap[n]
-		if ok && f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
+		s, ok := loaded[n]
+		if !ok {
+			if _, has := ri.sums[n]; !has {
+				return syncfs.FileInfo{}, false
+			}
+			if s, ok = f.local.Files[n]; !ok {
+				s = syncfs.FileInfo{Name: n}
+			}
+		}
+		if f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
 			return syncfs.FileInfo{}, false
 		}
-		return s, ok
+		return s, true
+	}
+	load := func(names iter.Seq[string]) {
+		var need []string
+		for n := range names {
+			if s, ok := ri.sums[n]; ok {
+				if l, okL := f.local.Files[n]; okL && syncfs.SummaryOf(l) != s {
+					need = append(need, n)
+				}
+			}
+		}
+		if len(need) == 0 {
+			loaded = nil
+			return
+		}
+		var err error
+		if loaded, err = f.loadRemote(ri, need); err != nil {
+			// Counted from the summaries, and again in full next time.
+			f.log.Debug("index not loaded for the status", "err", err)
+			f.statusAll = true
+		}
 	}
 	local := func(n string) (syncfs.FileInfo, bool) {
 		l, ok := f.local.Files[n]
@@ -1391,6 +1459,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
 		st.Reset()
+		load(maps.Keys(f.local.Files))
 		for n, l := range f.local.Files {
 			s, ok := server(n)
 			st.Update(n, l, true, s, ok)
@@ -1401,6 +1470,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		}
 	}
 	st.remote, st.session, st.seq = ri, ri.session, ri.seq
+	load(maps.Keys(f.statusChanged))
 	for n := range f.statusChanged {
 		l, okL := local(n)
 		s, okS := server(n)

@@ -346,3 +346,15 @@ func breakBlocksAfter(d *testNode, n int32) *atomic.Bool {
 	})
 	return broken
 }
+
+// openPeerStore returns a peer index store for an engine that is not run
+// (Run opens its own), closed when the test ends.
+func openPeerStore(t *testing.T) *syncfs.PeerStore {
+	t.Helper()
+	ps, err := syncfs.OpenPeerStore(filepath.Join(t.TempDir(), "peers.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	return ps
+}

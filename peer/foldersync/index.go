@@ -421,13 +421,72 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 	}
 }
 
-// remoteIndex is the latest verified index of another host.
+// remoteIndex is the latest verified index of another host. Its entries
+// are in the Engine's PeerStore under key; in memory it keeps only their
+// summaries (a digest of the version), which tell the entries at the local
+// version (nothing to plan) from those to load.
 type remoteIndex struct {
 	session uint64
 	seq     uint64
-	snap    syncfs.Snapshot
-	delta   []string // the names that came in the delta that made it; nil if it came whole
-	base    uint64   // the sequence the delta came over
+	key     string                        // of its entries in Engine.peers
+	sums    map[string]syncfs.PeerSummary // by name
+	delta   []string                      // the names that came in the delta that made it; nil if it came whole
+	base    uint64                        // the sequence the delta came over
+}
+
+// differing returns, of names (every name of ri if all), those ri holds at
+// another version than local's entry, or that local lacks: the entries a
+// plan may act on.
+func (ri *remoteIndex) differing(local syncfs.Snapshot, names map[string]bool, all bool) []string {
+	var out []string
+	check := func(n string, s syncfs.PeerSummary) {
+		if l, ok := local[n]; !ok || syncfs.SummaryOf(l) != s {
+			out = append(out, n)
+		}
+	}
+	if all {
+		for n, s := range ri.sums {
+			check(n, s)
+		}
+		return out
+	}
+	for n := range names {
+		if s, ok := ri.sums[n]; ok {
+			check(n, s)
+		}
+	}
+	return out
+}
+
+// remoteVersion returns the version of ri's entry named n, loaded from the
+// store.
+func (e *Engine) remoteVersion(ri *remoteIndex, n string) (syncfs.Vector, bool) {
+	if _, ok := ri.sums[n]; !ok {
+		return syncfs.Vector{}, false
+	}
+	got, err := e.loadRemote(ri, []string{n})
+	if err != nil {
+		e.log.Debug("peer index entry not loaded", "name", n, "err", err)
+		return syncfs.Vector{}, false
+	}
+	fi, ok := got[n]
+	return fi.Version, ok
+}
+
+// newPeerKey returns a new key for the entries of p's index of folder in
+// e.peers.
+func (e *Engine) newPeerKey(folder string, p lpeer.ID) string {
+	return fmt.Sprintf("%s/%s/%d", folder, p, e.peerKey.Add(1))
+}
+
+// loadRemote returns ri's entries of names.
+func (e *Engine) loadRemote(ri *remoteIndex, names []string) (syncfs.Snapshot, error) {
+	return e.peers.Get(ri.key, names)
+}
+
+// loadRemoteAll returns every entry of ri.
+func (e *Engine) loadRemoteAll(ri *remoteIndex) (syncfs.Snapshot, error) {
+	return e.peers.All(ri.key)
 }
 
 var errRefused = errors.New("refused")
@@ -509,7 +568,7 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 		share = func(fi syncfs.FileInfo) syncfs.FileInfo { return fi }
 	}
 	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
-	// A full index goes straight into a new snapshot, page by page (it
+	// A full index goes into a new key of the store, page by page (it
 	// is dropped on an error); a delta's entries wait until every page
 	// verified, to go into held's.
 	var (
@@ -519,54 +578,75 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	if hdr.Status == statusFull {
 		hint := 0
 		if held != nil {
-			hint = len(held.snap)
+			hint = len(held.sums)
 		}
-		out.snap = make(syncfs.Snapshot, hint)
+		out.key = e.newPeerKey(folder, p)
+		out.sums = make(map[string]syncfs.PeerSummary, hint)
+	}
+	fail := func(err error) (*remoteIndex, error) {
+		if out.key != "" {
+			if derr := e.peers.Drop(out.key); derr != nil {
+				e.log.Debug("peer index not dropped", "err", derr)
+			}
+		}
+		return nil, err
 	}
 	for i := range hdr.Pages {
 		_ = s.SetDeadline(time.Now().Add(ioTimeout))
 		b, err := wire.ReadFrame(br, syncfs.MaxIndexSize)
 		if err != nil {
 			_ = s.Reset()
-			return nil, fmt.Errorf("index from %s: page %d: %w", p, i, err)
+			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 		}
 		idx, _, err := syncfs.OpenIndex(b)
 		if err != nil {
-			return nil, fmt.Errorf("index from %s: page %d: %w", p, i, err)
+			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 		}
 		switch {
 		case idx.Device != p.String():
-			return nil, fmt.Errorf("%w: index from %s is %s's", identity.ErrWrongSigner, p, idx.Device)
+			return fail(fmt.Errorf("%w: index from %s is %s's", identity.ErrWrongSigner, p, idx.Device))
 		case idx.Folder != folder:
-			return nil, fmt.Errorf("index from %s: folder %s, asked for %s", p, idx.Folder, folder)
+			return fail(fmt.Errorf("index from %s: folder %s, asked for %s", p, idx.Folder, folder))
 		case idx.Sequence != hdr.Sequence:
-			return nil, fmt.Errorf("index from %s: page %d at sequence %d, header says %d", p, i, idx.Sequence, hdr.Sequence)
+			return fail(fmt.Errorf("index from %s: page %d at sequence %d, header says %d", p, i, idx.Sequence, hdr.Sequence))
 		}
 		if len(idx.Files) > 0 {
 			if i > 0 && strings.Compare(idx.Files[0].Name, last) <= 0 {
-				return nil, fmt.Errorf("index from %s: page %d overlaps the previous one", p, i)
+				return fail(fmt.Errorf("index from %s: page %d overlaps the previous one", p, i))
 			}
 			last = idx.Files[len(idx.Files)-1].Name
 		}
 		if hdr.Status == statusFull {
+			if err := e.peers.Put(out.key, idx.Files); err != nil {
+				return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
+			}
 			for _, fi := range idx.Files {
 				fi = share(fi)
-				out.snap[fi.Name] = fi
+				out.sums[fi.Name] = syncfs.SummaryOf(fi)
 			}
 			continue
 		}
 		entries = append(entries, idx.Files...)
 	}
 	if hdr.Status == statusFull {
+		if held != nil && held.key != "" {
+			// The caller replaces held by out.
+			if err := e.peers.Drop(held.key); err != nil {
+				e.log.Debug("peer index not dropped", "err", err)
+			}
+		}
 		return out, nil
 	}
-	// Every page verified: the delta goes into the held snapshot, which
-	// the new index replaces.
-	out.snap, out.base = held.snap, held.seq
+	// Every page verified: the delta goes into held's entries, which the
+	// new index replaces.
+	if err := e.peers.Put(held.key, entries); err != nil {
+		return nil, fmt.Errorf("index from %s: %w", p, err)
+	}
+	out.key, out.sums, out.base = held.key, held.sums, held.seq
 	out.delta = make([]string, 0, len(entries))
 	for _, fi := range entries {
 		fi = share(fi)
-		out.snap[fi.Name] = fi
+		out.sums[fi.Name] = syncfs.SummaryOf(fi)
 		out.delta = append(out.delta, fi.Name)
 	}
 	return out, nil

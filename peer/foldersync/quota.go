@@ -41,7 +41,11 @@ func growth(a syncfs.Action, local syncfs.Snapshot) int64 {
 		return 0
 	case syncfs.ActConflict:
 		// The local entry stays, as the conflict copy.
-		return liveSize(a.File) - liveSize(local[a.Name]) + liveSize(a.Also)
+		var kept syncfs.FileInfo
+		if a.Also != nil {
+			kept = *a.Also
+		}
+		return liveSize(a.File) - liveSize(local[a.Name]) + liveSize(kept)
 	case syncfs.ActRename:
 		return liveSize(a.File) - liveSize(local[a.Name]) - liveSize(local[a.From])
 	}

@@ -43,7 +43,7 @@ func TestQuotaAdmit(t *testing.T) {
 		{"a deletion makes room for a later file", []syncfs.Action{fetch(file("a", 500)), del("old")}, 700, 1000, []string{"a", "old"}, 0, 0},
 		{"in plan order while it fits", []syncfs.Action{fetch(file("a", 200)), fetch(file("b", 200)), fetch(file("c", 50))}, 700, 1000, []string{"a", "c"}, 1, 200},
 		{"a directory adds nothing", []syncfs.Action{{Kind: syncfs.ActMkDir, Name: "d", File: syncfs.FileInfo{Name: "d", Type: syncfs.TypeDir}}}, 5000, 1000, []string{"d"}, 0, 0},
-		{"a conflict keeps the local copy", []syncfs.Action{{Kind: syncfs.ActConflict, Name: "small", File: file("small", 100), Also: file("small.conflict", 100)}}, 950, 1000, nil, 1, 100},
+		{"a conflict keeps the local copy", []syncfs.Action{{Kind: syncfs.ActConflict, Name: "small", File: file("small", 100), Also: ptrTo(file("small.conflict", 100))}}, 950, 1000, nil, 1, 100},
 		{"a rename adds nothing", []syncfs.Action{{Kind: syncfs.ActRename, Name: "moved", From: "mine", File: file("moved", 50)}}, 5000, 1000, []string{"moved"}, 0, 0},
 		{"a skip adds nothing", []syncfs.Action{{Kind: syncfs.ActSkip, Name: "x", File: file("x", 1<<40)}}, 999, 1000, []string{"x"}, 0, 0},
 	}
@@ -138,3 +138,6 @@ func TestQuotaAtHomeServer(t *testing.T) {
 		t.Errorf("the deletion of b.txt did not reach the server over the quota")
 	}
 }
+
+// ptrTo returns a pointer to a copy of f.
+func ptrTo(f syncfs.FileInfo) *syncfs.FileInfo { return &f }

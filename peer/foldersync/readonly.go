@@ -44,7 +44,11 @@ func (f *folder) revert(ctx context.Context) error {
 	}
 	f.remotes[hub] = ri
 	f.reached[hub] = true
-	remote := f.visible(ri.snap)
+	all, err := f.e.loadRemoteAll(ri)
+	if err != nil {
+		return fmt.Errorf("reverting folder %s: %w", f.id, err)
+	}
+	remote := f.visible(all)
 	peers := f.sources(a, fo, hub)
 	acts, stuck := syncfs.ReadOnlyOverrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())
 	res := f.applyTracked(ctx, peers, f.safeActions(acts))

@@ -61,9 +61,14 @@ func TestStrangersGetNothing(t *testing.T) {
 	// A read-only member may read: it gets the server's index.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ri, err := n.nodes["bob"].eng.requestIndex(ctx, server.host.ID(), n.folder, nil, nil)
-	if err != nil || ri.snap["secret.txt"].FileHash != entry.FileHash {
-		t.Errorf("bob (read-only) asking the server for its index: %v", err)
+	bob := n.nodes["bob"].eng
+	ri, err := bob.requestIndex(ctx, server.host.ID(), n.folder, nil, nil)
+	if err != nil {
+		t.Fatalf("bob (read-only) asking the server for its index: %v", err)
+	}
+	got, err := bob.loadRemote(ri, []string{"secret.txt"})
+	if err != nil || got["secret.txt"].FileHash != entry.FileHash {
+		t.Errorf("bob (read-only) loading the server's entry of secret.txt: %v, %v; want the hash of the server's", got["secret.txt"], err)
 	}
 }
 
@@ -104,6 +109,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			e.peers = openPeerStore(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil, nil); err == nil {
@@ -122,6 +128,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 		_ = wire.WriteFrame(s, sign(fake.key, self, "f1", 7))
 	})
 	e, _ := New(Config{Transport: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
+	e.peers = openPeerStore(t)
 	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil, nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}

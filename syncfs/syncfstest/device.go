@@ -371,7 +371,7 @@ func (d *Device) rename(a syncfs.Action, exists bool) error {
 	if err := d.put(&Node{Name: a.Name, Type: syncfs.TypeFile, Data: src.Data, Mode: a.File.Mode, ModTime: a.File.ModTime}); err != nil {
 		return err
 	}
-	d.Index[a.From] = a.Also
+	d.Index[a.From] = *a.Also
 	return nil
 }
 
@@ -396,7 +396,7 @@ func (d *Device) conflict(a syncfs.Action, cur *Node, fetch func(syncfs.Hash) ([
 	if err := d.put(&kept); err != nil {
 		return err
 	}
-	d.Index[a.ConflictName] = a.Also
+	d.Index[a.ConflictName] = *a.Also
 	return d.put(n)
 }
 

@@ -97,7 +97,8 @@ func TestMemoryFootprint(t *testing.T) {
 	for _, n := range procs {
 		hwm := procStatusBytes(t, n, "VmHWM")
 		rss := procStatusBytes(t, n, "VmRSS")
-		t.Logf("%s: peak RSS %.0f MiB, RSS now %.0f MiB", n.name, float64(hwm)/(1<<20), float64(rss)/(1<<20))
+		anon, file := procStatusBytes(t, n, "RssAnon"), procStatusBytes(t, n, "RssFile")
+		t.Logf("%s: peak RSS %.0f MiB, RSS now %.0f MiB (%.0f MiB anonymous, %.0f MiB of mapped files: the executable and the index databases)", n.name, float64(hwm)/(1<<20), float64(rss)/(1<<20), float64(anon)/(1<<20), float64(file)/(1<<20))
 		if n != s1.node && files <= 100000 && hwm >= agentTarget {
 			t.Errorf("%s: peak RSS %.0f MiB with %d files; want under %d MiB", n.name, float64(hwm)/(1<<20), files, agentTarget>>20)
 		}

@@ -1,0 +1,188 @@
+package syncfs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"os"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/baton-sync/baton/internal/canon"
+)
+
+// PeerStore holds other devices' index entries on disk, so that a host
+// keeps in memory only what its plans compare (see PeerSummary), not every
+// entry of every peer it syncs with. Each index is a set of entries under
+// a key the caller chooses; entries are stored one per name, canonically
+// encoded.
+//
+// It is a cache, not a record: its file is made anew when opened, written
+// without fsync, and whatever it held before is fetched from the peers
+// again. The caller verifies the entries before it puts them. PeerStore is
+// safe for concurrent use.
+type PeerStore struct {
+	b *bbolt.DB
+}
+
+// OpenPeerStore makes a new, empty store at path, replacing any file there.
+func OpenPeerStore(path string) (*PeerStore, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
+	}
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: time.Second, NoSync: true, NoFreelistSync: true,
+		// Mapped at once to what 100,000 entries of a few peers take,
+		// not grown (each growth copies every node of the transaction).
+		InitialMmapSize: peerStoreMmap,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
+	}
+	return &PeerStore{b: b}, nil
+}
+
+// peerStoreMmap is the address space a PeerStore maps at first. Only the
+// pages read count in memory; on Windows the file is made this large.
+const peerStoreMmap = 64 << 20
+
+// Close closes the store; its file stays until the next OpenPeerStore.
+func (s *PeerStore) Close() error { return s.b.Close() }
+
+// Put stores files (each validated by the caller) under key, replacing the
+// entries of the same names. Entries sorted by name are the cheapest to
+// put.
+func (s *PeerStore) Put(key string, files []FileInfo) error {
+	if len(files) == 0 {
+		return nil
+	}
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte(key))
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 0.9 // pages come in name order
+		for _, f := range files {
+			v, err := canon.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("encoding %q: %w", f.Name, err)
+			}
+			if err := b.Put([]byte(f.Name), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing %d entries of peer index %s: %w", len(files), key, err)
+	}
+	return nil
+}
+
+// Get returns the entries of names (those key holds) stored under key.
+// Their names are the strings of names, not copies.
+func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
+	out := make(Snapshot, len(names))
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		if b == nil {
+			return nil
+		}
+		for _, n := range names {
+			v := b.Get([]byte(n))
+			if v == nil {
+				continue
+			}
+			f, err := decodePeerEntry(n, v)
+			if err != nil {
+				return err
+			}
+			f.Name = n
+			out[n] = f
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading entries of peer index %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// All returns every entry stored under key.
+func (s *PeerStore) All(key string) (Snapshot, error) {
+	out := Snapshot{}
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			f, err := decodePeerEntry(string(k), v)
+			if err != nil {
+				return err
+			}
+			out[f.Name] = f
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading peer index %s: %w", key, err)
+	}
+	return out, nil
+}
+
+// Drop forgets the entries stored under key.
+func (s *PeerStore) Drop(key string) error {
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		if tx.Bucket([]byte(key)) == nil {
+			return nil
+		}
+		return tx.DeleteBucket([]byte(key))
+	})
+	if err != nil {
+		return fmt.Errorf("dropping peer index %s: %w", key, err)
+	}
+	return nil
+}
+
+// decodePeerEntry decodes the entry stored under the name n.
+func decodePeerEntry(n string, v []byte) (FileInfo, error) {
+	var f FileInfo
+	if err := canon.Unmarshal(v, &f, maxEntrySize); err != nil {
+		return FileInfo{}, fmt.Errorf("%w: entry %q: %v", ErrBadDB, n, err)
+	}
+	if f.Name != n {
+		return FileInfo{}, fmt.Errorf("%w: entry %q stored under %q", ErrBadDB, f.Name, n)
+	}
+	return f, nil
+}
+
+// PeerSummary is what a host keeps in memory of one entry of a peer's
+// index held in a PeerStore: a digest of its version, enough to tell,
+// without loading the entry, that it is at the version of the local one
+// (and so that a plan has nothing to do with it). The digest is keyed
+// with a seed drawn when the process starts, so no peer can choose a
+// version whose digest is another's; two versions of a name sharing a
+// digest by chance (one in 2^64) would leave that change unplanned until
+// the entry changes again.
+type PeerSummary uint64
+
+// SummaryOf returns f's summary.
+func SummaryOf(f FileInfo) PeerSummary {
+	var h maphash.Hash
+	h.SetSeed(summarySeed)
+	var b [8]byte
+	for _, c := range f.Version.Counters {
+		binary.LittleEndian.PutUint64(b[:], uint64(len(c.Device)))
+		h.Write(b[:])
+		h.WriteString(c.Device)
+		binary.LittleEndian.PutUint64(b[:], c.Value)
+		h.Write(b[:])
+	}
+	return PeerSummary(h.Sum64())
+}
+
+// summarySeed keys SummaryOf.
+var summarySeed = maphash.MakeSeed()
