@@ -344,7 +344,8 @@ func (d *driver) spawn(ctx context.Context, work func(ctx context.Context, e *ed
 
 // loop is the driver goroutine.
 func (d *driver) loop(ctx context.Context) error {
-	tick := time.NewTicker(d.cfg.TickInterval)
+	every := tickEvery(d.cfg.TickInterval, d.core != nil)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	d.onStart(ctx)
 	for {
@@ -366,7 +367,30 @@ func (d *driver) loop(ctx context.Context) error {
 			d.log.Error("stopping: the consensus log cannot be kept", "err", err)
 			return err
 		}
+		if e := tickEvery(d.cfg.TickInterval, d.core != nil); e != every {
+			every = e // the host joined or left the chain
+			tick.Reset(every)
+		}
 	}
+}
+
+// coreLessTicks is how many TickIntervals apart a host without a
+// consensus core (an agent, a host outside the chain) ticks. Nothing it
+// does at a tick needs the consensus engine's resolution: it dials every
+// second, runs anti-entropy every few seconds, flushes its outbox every
+// half second and checks a changed data file once WatchDebounce passed,
+// each at most one tick late; and a folder at rest wakes it a fifth as
+// often.
+const coreLessTicks = 5
+
+// tickEvery is the driver's tick: interval on a host that runs the
+// consensus core (it counts the domain's failover settings in ticks),
+// coreLessTicks times that on any other.
+func tickEvery(interval time.Duration, core bool) time.Duration {
+	if core {
+		return interval
+	}
+	return coreLessTicks * interval
 }
 
 // drainEvents runs up to n tasks that are already queued, without waiting.
