@@ -23,3 +23,27 @@ func TestTickEvery(t *testing.T) {
 		}
 	}
 }
+
+// The periodic anti-entropy pulls of a peer space out while they bring
+// nothing, doubling up to syncBackoff intervals, and come back to the
+// interval as soon as one brings anything.
+func TestNextSyncEvery(t *testing.T) {
+	const base = 3 * time.Second
+	for _, tc := range []struct {
+		cur     time.Duration
+		applied int
+		want    time.Duration
+	}{
+		{base, 0, 2 * base},
+		{2 * base, 0, 4 * base},
+		{4 * base, 0, syncBackoff * base},
+		{syncBackoff * base, 0, syncBackoff * base},
+		{syncBackoff * base, 1, base},
+		{2 * base, 5, base},
+		{0, 0, base}, // not set yet
+	} {
+		if got := nextSyncEvery(tc.cur, base, tc.applied); got != tc.want {
+			t.Errorf("nextSyncEvery(%v, %v, %d) = %v; want %v", tc.cur, base, tc.applied, got, tc.want)
+		}
+	}
+}
