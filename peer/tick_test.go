@@ -47,3 +47,14 @@ func TestNextSyncEvery(t *testing.T) {
 		}
 	}
 }
+
+// A device's gossipsub heartbeat runs at gossipsub's default of a second;
+// a host of the domain keeps the fast one that forms the mesh quickly.
+func TestGossipHeartbeat(t *testing.T) {
+	if got := gossipParams(false).HeartbeatInterval; got != 200*time.Millisecond {
+		t.Errorf("a host's gossipsub heartbeat every %v; want 200ms", got)
+	}
+	if got := gossipParams(true).HeartbeatInterval; got != time.Second {
+		t.Errorf("a device's gossipsub heartbeat every %v; want 1s", got)
+	}
+}
