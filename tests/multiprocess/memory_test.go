@@ -20,8 +20,8 @@ import (
 // alice's side and moved into her folder at once. It reports each
 // daemon's peak resident set (VmHWM) once bob's copy is complete and in
 // sync, the CPU the three daemons use in the 10 s after that and at rest
-// (for 20 s from 10 s after the server kept every file in its history),
-// and fails if a figure misses its target: an agent
+// (for 20 s from 10 s after the server is done keeping the files in its
+// history), and fails if a figure misses its target: an agent
 // under 100 MiB, the three at rest under 1% of a core. With
 // GODEBUG=gctrace=1 it also reports each daemon's heap, from its log; with
 // BATON_MEM_PROFILE=DIR it builds the daemons with the batonprofile tag and
@@ -41,7 +41,7 @@ func TestMemoryFootprint(t *testing.T) {
 	const (
 		agentTarget = 100 << 20
 		idleWindow  = 10 * time.Second // right after sync
-		restAfter   = 10 * time.Second // the window at rest starts this long after the server's history is complete
+		restAfter   = 10 * time.Second // the window at rest starts this long after the server settled
 		restWindow  = 20 * time.Second
 		idleTarget  = 0.01 // of one core, the three daemons together
 	)
@@ -91,21 +91,18 @@ func TestMemoryFootprint(t *testing.T) {
 	t.Logf("in the %v after bob is in sync:", idleWindow)
 	measureCPU(t, procs, idleWindow, "")
 	// The server keeps every file in its history (a block file each, made
-	// durable one by one): until it has, the folder is not at rest.
-	d.waitFor(timeout, fmt.Sprintf("the %d files in s1's history", files), func() (bool, string) {
-		h, r := d.history(s1.node, p.name, "")
-		kept := 0
-		for _, v := range h.Versions {
-			if !v.Deleted && v.Size == int64(size) {
-				kept++
-			}
-		}
-		return kept >= files, fmt.Sprintf("%d files kept; %s", kept, r.stderr)
+	// durable one by one) after bob is in sync: until it has, the folder is
+	// not at rest. Its history of 100,000 files is too long to list while
+	// it works, so the end of that work is seen in its CPU.
+	d.waitFor(timeout, "s1 to keep the files in its history (under 5% of a core over 2 s)", func() (bool, string) {
+		c0 := procCPU(t, s1.node)
+		time.Sleep(2 * time.Second) // the CPU of this time is the condition
+		used := procCPU(t, s1.node) - c0
+		return used < 100*time.Millisecond, fmt.Sprintf("s1 used %v of CPU in 2 s", used)
 	})
-	kept := time.Since(start)
-	t.Logf("s1 kept every file in its history %v after the move", kept.Round(time.Millisecond))
+	t.Logf("s1 done with the files %v after the move", time.Since(start).Round(time.Millisecond))
 	time.Sleep(restAfter) // the measurement is of this quiet time itself
-	t.Logf("at rest, from %v after the history is complete, for %v:", restAfter, restWindow)
+	t.Logf("at rest, from %v after s1 settled, for %v:", restAfter, restWindow)
 	share := measureCPU(t, procs, restWindow, os.Getenv("BATON_MEM_PROFILE"))
 	t.Logf("all three at rest: %.2f%% of a core (target < %.0f%%)", 100*share, 100*idleTarget)
 	for _, n := range procs {
