@@ -75,7 +75,9 @@ type Config struct {
 	// domain's failover settings are counted in it.
 	TickInterval time.Duration
 	// SyncInterval is how often anti-entropy runs with each connected
-	// server (default 3 s). It also runs on connect and on a detected gap.
+	// server (default 3 s) on a host outside the chain; while the pulls
+	// bring nothing they space out, up to eight times that. It also runs
+	// on connect.
 	SyncInterval time.Duration
 	// WatchDebounce is the quiet time before a changed data file is checked
 	// (default 100 ms).

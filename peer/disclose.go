@@ -327,6 +327,7 @@ func (e *edge) handleFeed(s network.Stream) {
 func (d *driver) onFeed(from lpeer.ID, cs []collections.Certified) {
 	if from != d.agentView.master || d.agentView.master == "" {
 		d.counters.GossipRefused += int64(len(cs))
+		d.syncSoon() // the next pulls bring them, if they are the master's
 		return
 	}
 	d.lastGossip = d.cfg.Now()

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,9 +93,12 @@ type driver struct {
 	waiters map[[32]byte][]func(submitResult)
 	// inflight: updates sent to the master (or proposed here) and not yet
 	// applied here or failed.
-	inflight  map[[32]byte]bool
-	syncing   map[lpeer.ID]bool
-	lastSync  map[lpeer.ID]time.Time
+	inflight map[[32]byte]bool
+	syncing  map[lpeer.ID]bool
+	lastSync map[lpeer.ID]time.Time
+	// syncEvery is how far apart the periodic anti-entropy pulls of each
+	// peer are (nextSyncEvery); SyncInterval if not set.
+	syncEvery map[lpeer.ID]time.Duration
 	dialing   map[lpeer.ID]bool
 	dialTries map[lpeer.ID]int
 	nextDial  map[lpeer.ID]time.Time
@@ -133,6 +137,7 @@ func newDriver(n *Node, store *datafile.Store) (*driver, error) {
 		inflight:     map[[32]byte]bool{},
 		syncing:      map[lpeer.ID]bool{},
 		lastSync:     map[lpeer.ID]time.Time{},
+		syncEvery:    map[lpeer.ID]time.Duration{},
 		dialing:      map[lpeer.ID]bool{},
 		dialTries:    map[lpeer.ID]int{},
 		nextDial:     map[lpeer.ID]time.Time{},
@@ -333,8 +338,8 @@ func (d *driver) onTick(ctx context.Context) {
 	// so it waits for a quiet moment (at most three intervals).
 	busy := now.Sub(d.lastGossip) < time.Second
 	for _, p := range d.syncTargets() {
-		due := now.Sub(d.lastSync[p])
-		if due >= d.cfg.SyncInterval && !busy || due >= 3*d.cfg.SyncInterval {
+		due, every := now.Sub(d.lastSync[p]), cmp.Or(d.syncEvery[p], d.cfg.SyncInterval)
+		if due >= every && !busy || due >= 3*every {
 			d.syncWith(ctx, p, nil)
 		}
 	}
@@ -493,6 +498,7 @@ func (d *driver) onHeartbeat(_ context.Context, m *pubsub.Message) {
 	// Agents (and servers outside the chain) only follow the master.
 	if from != d.agentView.master {
 		d.log.Info("following master", "master", hb.From, "name", d.hostName(from), "epoch", hb.Epoch)
+		d.syncSoon() // what the new master sent before this was not taken
 	}
 	d.agentView.master, d.agentView.epoch, d.agentView.gen, d.agentView.heard = from, hb.Epoch, hb.Generation, d.cfg.Now()
 }

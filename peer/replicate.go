@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -443,6 +444,7 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 			if applied > 0 {
 				d.log.Debug("anti-entropy pulled updates", "peer", p.String(), "applied", applied)
 			}
+			d.syncEvery[p] = nextSyncEvery(cmp.Or(d.syncEvery[p], d.cfg.SyncInterval), d.cfg.SyncInterval, applied)
 			if resp.More {
 				d.syncWith(ctx, p, done)
 				return
@@ -453,6 +455,30 @@ func (d *driver) syncWith(ctx context.Context, p lpeer.ID, done func(ctx context
 		}
 	})
 }
+
+// syncBackoff bounds the periodic anti-entropy spacing: at most this many
+// SyncIntervals.
+const syncBackoff = 8
+
+// nextSyncEvery is the spacing of the periodic anti-entropy pulls of a
+// peer after one that applied applied updates, spaced cur: base again
+// once a pull brings anything, twice cur (up to syncBackoff times base)
+// while they bring nothing. Pulls are the safety net: changes arrive by
+// gossip and, on a device, by the master's feed, and a pull still runs
+// at once on connecting; a host at
+// rest asks every few tens of seconds instead of every few seconds. See
+// also syncSoon.
+func nextSyncEvery(cur, base time.Duration, applied int) time.Duration {
+	if applied > 0 || cur < base {
+		return base
+	}
+	return min(2*cur, syncBackoff*base)
+}
+
+// syncSoon brings the periodic anti-entropy pulls back to every
+// SyncInterval: what this host was sent may not all have been taken (a
+// feed from a master it did not follow yet).
+func (d *driver) syncSoon() { clear(d.syncEvery) }
 
 func (e *edge) pull(ctx context.Context, p lpeer.ID, proto protocol.ID, req []byte) (syncResponse, error) {
 	return call[syncResponse](ctx, e.host, lpeer.AddrInfo{ID: p}, proto, req, maxResponse)

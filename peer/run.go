@@ -235,19 +235,32 @@ type topics struct {
 	updSub, hbSub *pubsub.Subscription // updSub is nil on a device
 }
 
+// gossipParams are the gossipsub parameters of a host. Mesh publishing
+// (not flood publishing) keeps the master's bytes per update flat as the
+// domain grows: it sends to its mesh peers (at most D), which forward. A
+// fast gossipsub heartbeat on the servers forms the mesh within ~100 ms of
+// connecting; anti-entropy covers anything published before. A device
+// publishes nothing and forwards to no one: its own heartbeat, which
+// keeps its mesh and emits gossip, runs at gossipsub's default of a
+// second, so that a device at rest is not woken five times a second for
+// it (the servers graft it, and answer its requests, at their pace).
+func gossipParams(device bool) pubsub.GossipSubParams {
+	gs := pubsub.DefaultGossipSubParams()
+	gs.HeartbeatInterval = 200 * time.Millisecond
+	if device {
+		gs.HeartbeatInterval = time.Second
+	}
+	gs.HeartbeatInitialDelay = 20 * time.Millisecond
+	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
+	return gs
+}
+
 // joinTopics starts gossipsub on e's host and joins the updates and
 // heartbeat topics, validated by e; a device does not subscribe to the
 // updates.
 func (e *edge) joinTopics(ctx context.Context, device bool) (t topics, err error) {
 	h, g := e.host, e.cfg.Genesis
-	// Mesh publishing (not flood publishing) keeps the master's bytes per
-	// update flat as the domain grows: it sends to its mesh peers (at most
-	// D), which forward. A fast gossipsub heartbeat forms the mesh within
-	// ~100 ms of connecting; anti-entropy covers anything published before.
-	gs := pubsub.DefaultGossipSubParams()
-	gs.HeartbeatInterval = 200 * time.Millisecond
-	gs.HeartbeatInitialDelay = 20 * time.Millisecond
-	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
+	gs := gossipParams(device)
 	updName, hbName := topicName(g, "updates"), topicName(g, "heartbeat")
 	// Updates go to the Domain's hosts only: devices get their view
 	// (disclose.go).
@@ -364,7 +377,8 @@ func (d *driver) spawn(ctx context.Context, work func(ctx context.Context, e *ed
 
 // loop is the driver goroutine.
 func (d *driver) loop(ctx context.Context) error {
-	tick := time.NewTicker(d.cfg.TickInterval)
+	every := tickEvery(d.cfg.TickInterval, d.core != nil)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	d.onStart(ctx)
 	for {
@@ -386,7 +400,30 @@ func (d *driver) loop(ctx context.Context) error {
 			d.log.Error("stopping: the consensus log cannot be kept", "err", err)
 			return err
 		}
+		if e := tickEvery(d.cfg.TickInterval, d.core != nil); e != every {
+			every = e // the host joined or left the chain
+			tick.Reset(every)
+		}
 	}
+}
+
+// coreLessTicks is how many TickIntervals apart a host without a
+// consensus core (an agent, a host outside the chain) ticks. Nothing it
+// does at a tick needs the consensus engine's resolution: it dials every
+// second, runs anti-entropy every few seconds, flushes its outbox every
+// half second and checks a changed data file once WatchDebounce passed,
+// each at most one tick late; and a folder at rest wakes it a fifth as
+// often.
+const coreLessTicks = 5
+
+// tickEvery is the driver's tick: interval on a host that runs the
+// consensus core (it counts the domain's failover settings in ticks),
+// coreLessTicks times that on any other.
+func tickEvery(interval time.Duration, core bool) time.Duration {
+	if core {
+		return interval
+	}
+	return coreLessTicks * interval
 }
 
 // drainEvents runs up to n tasks that are already queued, without waiting.

@@ -127,6 +127,9 @@ type Core struct {
 	witness   bool
 	witnesses map[uint64]bool
 	gen       Generation
+	// snapIndex is the stored snapshot's index as Compact last saw it:
+	// the index only grows, so it stays a lower bound.
+	snapIndex uint64
 }
 
 // New builds a Core from restored storage. It does no I/O.

@@ -342,6 +342,37 @@ func TestSnapshotCatchUp(t *testing.T) {
 	c.checkConverged()
 }
 
+// Compact, asked after every Ready and tick, costs nothing while fewer
+// than every entries were applied since the last snapshot: it does not
+// copy the stored snapshot (the whole state) to find that out. It still
+// snapshots once they were.
+func TestCompactWithNothingToDoCopiesNothing(t *testing.T) {
+	c := newTestCluster(t, 3)
+	settle(t, c)
+	for i := range 6 {
+		mustCommit(t, c, userUpdate(t, fmt.Sprintf("u%d", i), "s1"))
+	}
+	settle(t, c)
+	core := c.nodes[c.leader()].core
+	if snap, err := core.Compact(5, 2); err != nil || snap == nil {
+		t.Fatalf("Compact(5, 2) after 6 entries = %v, %v; want a snapshot", snap, err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		if snap, err := core.Compact(5, 2); err != nil || snap != nil {
+			t.Fatalf("Compact(5, 2) right after a snapshot = %v, %v; want nothing", snap, err)
+		}
+	}); allocs != 0 {
+		t.Errorf("Compact with nothing to do allocates %v times; want 0", allocs)
+	}
+	for i := range 5 {
+		mustCommit(t, c, userUpdate(t, fmt.Sprintf("v%d", i), "s1"))
+	}
+	settle(t, c)
+	if snap, err := core.Compact(5, 2); err != nil || snap == nil {
+		t.Fatalf("Compact(5, 2) after 5 more entries = %v, %v; want a snapshot", snap, err)
+	}
+}
+
 // A leader's proposal that the others committed after it lost touch with
 // them is not lost, even when the leader catches up from a snapshot.
 func TestCommittedProposalNotReportedLostAfterSnapshot(t *testing.T) {

@@ -99,12 +99,18 @@ func (m memStorage) Load(k collections.Kind) (collections.Loaded, error) {
 // snapshot. It returns the snapshot for the caller to store durably
 // (before anything else is written). It does nothing (nil) if fewer than
 // every entries were applied since the last snapshot.
+// The driver asks after every Ready and tick: with nothing to do it
+// returns at once, without copying the stored snapshot (which holds the
+// whole state).
 func (c *Core) Compact(every, keep uint64) (*raftpb.Snapshot, error) {
+	if c.applied < c.snapIndex+every {
+		return nil, nil
+	}
 	old, err := c.storage.Snapshot()
 	if err != nil {
 		return nil, err
 	}
-	if c.applied < old.GetMetadata().GetIndex()+every {
+	if c.snapIndex = old.GetMetadata().GetIndex(); c.applied < c.snapIndex+every {
 		return nil, nil
 	}
 	data, err := EncodeState(c.state)
@@ -115,6 +121,7 @@ func (c *Core) Compact(every, keep uint64) (*raftpb.Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating snapshot: %w", err)
 	}
+	c.snapIndex = c.applied
 	if c.applied > keep {
 		if err := c.storage.Compact(c.applied - keep); err != nil {
 			return nil, fmt.Errorf("compacting log: %w", err)

@@ -47,6 +47,7 @@ type folder struct {
 	fetchSem chan struct{}
 
 	pub                              atomic.Pointer[published]
+	rounds                           atomic.Int64 // times the goroutine woke to work (tests)
 	fetched, copied, resumed, served atomic.Int64
 	// refusals: on a server hosting the folder, why the last changes of
 	// each member device were not taken (ErrQuota), for the index handler
@@ -368,10 +369,21 @@ func (f *folder) serve(ctx context.Context) error {
 	defer rescan.Stop()
 	pull := time.NewTicker(f.e.cfg.PullInterval)
 	defer pull.Stop()
-	flush := time.NewTicker(flushEvery)
+	// The flush timer runs only while a store is held back (see persist):
+	// a folder at rest is not woken every flushEvery for nothing.
+	flush := time.NewTimer(flushEvery)
+	flush.Stop()
 	defer flush.Stop()
+	flushing := false
 	var quiet *published // the index seen at the last pull tick
 	for {
+		switch held := f.heldBack(); {
+		case held && !flushing:
+			flush.Reset(flushEvery)
+		case !held && flushing:
+			flush.Stop() // stored meanwhile
+		}
+		flushing = f.heldBack()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -401,10 +413,12 @@ func (f *folder) serve(ctx context.Context) error {
 			f.pullAll()
 		case <-flush.C:
 			// What a store held back (see persist) is stored below.
+			flushing = false
 		case fn := <-f.ctl:
 			fn(ctx)
 		case <-f.wake:
 		}
+		f.rounds.Add(1)
 		if err := f.work(ctx); err != nil {
 			return err
 		}
@@ -1238,6 +1252,11 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 // every file the old directory held for deleted.
 func (f *folder) dbKey() string { return f.id + "|" + f.root }
 
+// heldBack reports whether entries of the Local wait to be stored: a
+// store persist held back, or one that failed. The folder's goroutine then
+// calls persist again within flushEvery.
+func (f *folder) heldBack() bool { return f.storeAll || len(f.unstored) > 0 }
+
 // persist stores the entries of the Local changed since the last store,
 // at most every putEvery unless forced; those not stored (the store
 // failed) stay to be stored, and the next try waits at least flushEvery.
@@ -1251,7 +1270,7 @@ func (f *folder) dbKey() string { return f.id + "|" + f.root }
 // replaces the whole Local costs the folder: while busy, stores are then
 // spaced to ten times their cost.
 func (f *folder) persist(force bool) {
-	if !f.storeAll && len(f.unstored) == 0 || !force && time.Since(f.lastPut) < f.putEvery {
+	if !f.heldBack() || !force && time.Since(f.lastPut) < f.putEvery {
 		return
 	}
 	if len(f.undurable) > 0 {

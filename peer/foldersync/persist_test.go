@@ -1,6 +1,7 @@
 package foldersync
 
 import (
+	"context"
 	"log/slog"
 	"maps"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/baton-sync/baton/collections"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -162,4 +164,57 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	if err != nil || len(got.Files) != 1 || len(f.undurable) != 0 || len(f.unstored) != 0 {
 		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, unstored %v; want a stored, nothing left", got.Files, err, f.undurable, f.unstored)
 	}
+}
+
+// A folder at rest, with nothing held back to store, waits for work
+// without waking (its periodic pulls and rescans are far off here): once
+// the sync's last events (the watcher's report of the write, a retry) are
+// done, a few flushEvery pass without a round of work. A store held back
+// (see persist) is still made within flushEvery, with no other event to
+// wake the folder.
+func TestFolderAtRestSleepsAndFlushes(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) {
+		c.RescanInterval, c.PullInterval = time.Hour, time.Hour
+	})
+	alice := n.nodes["alice"]
+	alice.write(t, "a.txt", "at rest")
+	n.waitEqual(alice)
+	f := n.running(alice)
+	held := func() bool {
+		out := make(chan bool)
+		f.ctl <- func(context.Context) { out <- f.heldBack() }
+		return <-out
+	}
+	waitFor(t, 10*time.Second, "alice's folder to store its index", func() bool { return !held() })
+
+	// At rest: no round of work for a few flushEvery.
+	woke := int64(-1)
+	for try := 0; try < 5 && woke != 0; try++ {
+		before := f.rounds.Load()
+		time.Sleep(3 * flushEvery) // the absence of wake-ups is what is measured
+		woke = f.rounds.Load() - before
+	}
+	if woke != 0 {
+		t.Fatalf("a folder at rest still woke %d times in %v, five times over; want none", woke, 3*flushEvery)
+	}
+
+	// A store held back: an entry changed right after a store. It is
+	// watched for in the database, not by asking the folder (which would
+	// wake it).
+	done := make(chan struct{})
+	f.ctl <- func(context.Context) {
+		f.local.Files["held"] = dirEntry("held", "dev1")
+		f.touch("held")
+		f.lastPut = time.Now()
+		close(done)
+	}
+	<-done
+	waitFor(t, 5*flushEvery, "the held-back entry to be stored", func() bool {
+		l, err := f.e.db.Local(f.dbKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, ok := l.Files["held"]
+		return ok
+	})
 }

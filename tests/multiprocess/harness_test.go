@@ -57,7 +57,11 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(code)
 	}
-	build := exec.Command("go", "build", "-o", batonBin, "github.com/baton-sync/baton/cmd/baton")
+	args := []string{"build", "-o", batonBin}
+	if os.Getenv("BATON_MEM_PROFILE") != "" {
+		args = append(args, "-tags", "batonprofile") // TestMemoryFootprint's idle profile
+	}
+	build := exec.Command("go", append(args, "github.com/baton-sync/baton/cmd/baton")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "multiprocess: go build ./cmd/baton: %v\n%s", err, out)
 		os.RemoveAll(dir)

@@ -1,0 +1,60 @@
+package peer
+
+import (
+	"testing"
+	"time"
+)
+
+// A host that runs the consensus core ticks at the configured interval
+// (the failover settings are counted in its ticks); any other (an agent,
+// a host outside the chain) coreLessTicks times less often.
+func TestTickEvery(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		core     bool
+		want     time.Duration
+	}{
+		{100 * time.Millisecond, true, 100 * time.Millisecond},
+		{100 * time.Millisecond, false, 500 * time.Millisecond},
+		{10 * time.Millisecond, false, 50 * time.Millisecond},
+	} {
+		if got := tickEvery(tc.interval, tc.core); got != tc.want {
+			t.Errorf("tickEvery(%v, core %v) = %v; want %v", tc.interval, tc.core, got, tc.want)
+		}
+	}
+}
+
+// The periodic anti-entropy pulls of a peer space out while they bring
+// nothing, doubling up to syncBackoff intervals, and come back to the
+// interval as soon as one brings anything.
+func TestNextSyncEvery(t *testing.T) {
+	const base = 3 * time.Second
+	for _, tc := range []struct {
+		cur     time.Duration
+		applied int
+		want    time.Duration
+	}{
+		{base, 0, 2 * base},
+		{2 * base, 0, 4 * base},
+		{4 * base, 0, syncBackoff * base},
+		{syncBackoff * base, 0, syncBackoff * base},
+		{syncBackoff * base, 1, base},
+		{2 * base, 5, base},
+		{0, 0, base}, // not set yet
+	} {
+		if got := nextSyncEvery(tc.cur, base, tc.applied); got != tc.want {
+			t.Errorf("nextSyncEvery(%v, %v, %d) = %v; want %v", tc.cur, base, tc.applied, got, tc.want)
+		}
+	}
+}
+
+// A device's gossipsub heartbeat runs at gossipsub's default of a second;
+// a host of the domain keeps the fast one that forms the mesh quickly.
+func TestGossipHeartbeat(t *testing.T) {
+	if got := gossipParams(false).HeartbeatInterval; got != 200*time.Millisecond {
+		t.Errorf("a host's gossipsub heartbeat every %v; want 200ms", got)
+	}
+	if got := gossipParams(true).HeartbeatInterval; got != time.Second {
+		t.Errorf("a device's gossipsub heartbeat every %v; want 1s", got)
+	}
+}
