@@ -16,7 +16,9 @@ func (d *syncDomain) listenOn(n *node) string {
 	d.t.Helper()
 	st := d.mustStatus(n)
 	for _, a := range st.Listen {
-		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") {
+		// Its own address, not one through a server's relay (which
+		// starts the same way).
+		if strings.HasPrefix(a, "/ip4/127.0.0.1/tcp/") && !strings.Contains(a, "/p2p-circuit") {
 			return a + "/p2p/" + n.id
 		}
 	}
