@@ -353,7 +353,8 @@ func (d *driver) onTick(ctx context.Context) {
 }
 
 // heartbeatEvery is how often a server of the chain publishes its
-// heartbeat: the domain's heartbeat setting (default 250 ms).
+// heartbeat: the domain's heartbeat setting (collections.DefaultFailover
+// sets 250 ms), or every second while the Domain has no setting.
 func (d *driver) heartbeatEvery() time.Duration {
 	if ms := d.state.DomainInfo().Settings.HeartbeatMillis; ms > 0 {
 		return time.Duration(ms) * time.Millisecond
