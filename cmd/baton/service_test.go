@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"os"
@@ -152,5 +153,133 @@ func TestInstallService(t *testing.T) {
 	}
 	if err := env.installService("freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
 		t.Errorf("installService(freebsd) = %v; want errNoUserService", err)
+	}
+}
+
+// fakeSystemctl records the systemctl commands run, and fails those that
+// begin with fail.
+type fakeSystemctl struct {
+	calls []string
+	fail  string
+}
+
+func (f *fakeSystemctl) run(_ context.Context, args ...string) error {
+	c := strings.Join(args, " ")
+	f.calls = append(f.calls, c)
+	if f.fail != "" && strings.HasPrefix(c, f.fail) {
+		return errors.New("systemctl failed")
+	}
+	return nil
+}
+
+func TestInstallSystemService(t *testing.T) {
+	dir := t.TempDir()
+	sc := &fakeSystemctl{}
+	uid := 1000
+	var out bytes.Buffer
+	env := &cliEnv{stdout: &out, systemctl: sc.run, euid: func() int { return uid }, systemUnitDir: dir}
+	s := systemSpec{serviceSpec: serviceSpec{Exe: "/usr/bin/baton", Home: "/srv/baton"}, User: "baton", Group: "baton"}
+	p := filepath.Join(dir, "baton.service")
+
+	if err := env.installSystemService(context.Background(), "linux", s); !errors.Is(err, errNeedRoot) || !strings.Contains(err.Error(), "sudo") {
+		t.Errorf("install as uid 1000 = %v; want errNeedRoot saying sudo", err)
+	}
+	if _, err := os.Stat(p); err == nil || len(sc.calls) != 0 {
+		t.Errorf("install as uid 1000 wrote %s or ran systemctl %q", p, sc.calls)
+	}
+	if err := env.installSystemService(context.Background(), "darwin", s); !errors.Is(err, errNoSystemService) {
+		t.Errorf("install on darwin = %v; want errNoSystemService", err)
+	}
+
+	uid = 0
+	if err := env.installSystemService(context.Background(), "linux", s); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the system unit was not written: %v", err)
+	}
+	if !bytes.Equal(data, systemdSystemUnit(s)) {
+		t.Errorf("%s holds another unit:\n%s", p, data)
+	}
+	if want := []string{"daemon-reload", "enable --now baton.service"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if !strings.Contains(out.String(), "Wrote "+p) {
+		t.Errorf("output:\n%s", out.String())
+	}
+
+	sc.calls, sc.fail = nil, "enable"
+	if err := env.installSystemService(context.Background(), "linux", s); err == nil || !strings.Contains(err.Error(), "systemctl failed") {
+		t.Errorf("install with a failing systemctl = %v; want its error", err)
+	}
+}
+
+func TestRemoveService(t *testing.T) {
+	dir, userHome := t.TempDir(), t.TempDir()
+	sc := &fakeSystemctl{}
+	uid := 1000
+	var out bytes.Buffer
+	env := &cliEnv{stdout: &out, systemctl: sc.run, euid: func() int { return uid }, systemUnitDir: dir}
+	ctx := context.Background()
+
+	// The per-user unit: nothing to remove, then the one install wrote.
+	if err := env.removeService(ctx, "linux", true, userHome); !errors.Is(err, errNoServiceInstalled) {
+		t.Errorf("remove --user with no unit = %v; want errNoServiceInstalled", err)
+	}
+	if err := env.installService("linux", "/usr/bin/baton", t.TempDir(), userHome); err != nil {
+		t.Fatal(err)
+	}
+	up := filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
+	sc.fail = "--user disable"
+	if err := env.removeService(ctx, "linux", true, userHome); err == nil {
+		t.Error("remove --user with a failing systemctl succeeded")
+	}
+	if _, err := os.Stat(up); err != nil {
+		t.Errorf("a failed remove deleted the unit: %v", err)
+	}
+	sc.calls, sc.fail = nil, ""
+	if err := env.removeService(ctx, "linux", true, userHome); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"--user disable --now baton.service", "--user daemon-reload"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if _, err := os.Stat(up); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("remove --user left %s: %v", up, err)
+	}
+
+	// The system unit: root alone.
+	sp := filepath.Join(dir, "baton.service")
+	if err := os.WriteFile(sp, []byte("[Unit]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc.calls = nil
+	if err := env.removeService(ctx, "linux", false, userHome); !errors.Is(err, errNeedRoot) {
+		t.Errorf("remove as uid 1000 = %v; want errNeedRoot", err)
+	}
+	if _, err := os.Stat(sp); err != nil || len(sc.calls) != 0 {
+		t.Errorf("remove as uid 1000 deleted the unit (%v) or ran systemctl %q", err, sc.calls)
+	}
+	uid = 0
+	if err := env.removeService(ctx, "linux", false, userHome); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"disable --now baton.service", "daemon-reload"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if _, err := os.Stat(sp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("remove left %s: %v", sp, err)
+	}
+	if err := env.removeService(ctx, "linux", false, userHome); !errors.Is(err, errNoServiceInstalled) {
+		t.Errorf("a second remove = %v; want errNoServiceInstalled", err)
+	}
+
+	// Elsewhere: not built, with the commands to run by hand.
+	if err := env.removeService(ctx, "windows", true, userHome); !errors.Is(err, errNoSystemService) || !strings.Contains(err.Error(), "schtasks /Delete") {
+		t.Errorf("remove --user on windows = %v; want errNoSystemService with the schtasks command", err)
+	}
+	if err := env.removeService(ctx, "darwin", false, userHome); !errors.Is(err, errNoSystemService) {
+		t.Errorf("remove on darwin = %v; want errNoSystemService", err)
 	}
 }
