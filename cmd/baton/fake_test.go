@@ -67,9 +67,9 @@ type fakeDaemon struct {
 	state  *collections.State
 	// certExpires is the device certificate's expiry DeviceStatus gives.
 	certExpires time.Time
-	epoch  uint64
-	seq    uint64
-	queue  bool // Submit answers Queued
+	epoch       uint64
+	seq         uint64
+	queue       bool // Submit answers Queued
 	// revoking is the devices whose revocation Submit queued.
 	revoking map[lpeer.ID]bool
 	reject   error                // Submit fails with this
