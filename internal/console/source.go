@@ -20,6 +20,7 @@ type Source interface {
 	Users(ctx context.Context) ([]control.User, error)
 	Folders(ctx context.Context) ([]control.Folder, error)
 	AgentFolders(ctx context.Context) ([]control.AgentFolder, error)
+	AgentDevice(ctx context.Context) (control.AgentDevice, error)
 	FolderStatus(ctx context.Context, ref control.FolderRefRequest) (control.FolderStatus, error)
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
 	FolderHistory(ctx context.Context, req control.HistoryRequest) (control.FolderHistory, error)
