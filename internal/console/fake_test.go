@@ -23,7 +23,7 @@ type fakeSource struct {
 	folders []control.Folder
 	fstatus map[string]control.FolderStatus
 	devices []peer.DeviceInfo
-	device  control.AgentDevice // an agent's login
+	device  control.AgentDevice                 // an agent's login
 	calls   []apiCall                           // what the fake API was asked to change
 	notHere map[string]bool                     // an agent's folders not synced here
 	history map[string][]control.HistoryVersion // folder ID -> versions, oldest first
