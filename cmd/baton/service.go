@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,10 +36,11 @@ executable; then enables and starts it. Its output goes to the journal
 (journalctl -u baton).
 
 With --user: writes what makes this home's daemon start at the user's login
-and restart if it fails, and prints how to start it now: on macOS a launchd
-agent in ~/Library/LaunchAgents (output in HOME/baton.log), on Windows a
-scheduled task at logon (its XML in HOME, registered with schtasks), on Linux
-a systemd user unit in ~/.config/systemd/user (output in the journal).
+and restart if it fails: on Linux a systemd user unit in
+~/.config/systemd/user (output in the journal), which it enables and starts;
+on macOS a launchd agent in ~/Library/LaunchAgents (output in HOME/baton.log)
+and on Windows a scheduled task at logon (its XML in HOME, registered with
+schtasks), printing how to start them.
 
 The key must be usable without a prompt: unencrypted, or with
 --passphrase-file, which the service is given. 'baton service remove'
@@ -64,7 +66,7 @@ undoes it.`,
 			if err != nil {
 				return fmt.Errorf("finding the user's home directory: %w", err)
 			}
-			return env.installService(runtime.GOOS, exe, home, userHome)
+			return env.installService(cmd.Context(), runtime.GOOS, exe, home, userHome)
 		},
 	}
 	cmd.Flags().BoolVar(&user, "user", false, "install for the current user, started at login")
@@ -114,8 +116,9 @@ func (e *cliEnv) systemSpec(exe, home string) (systemSpec, error) {
 }
 
 // installService writes the per-user service of goos for the daemon of
-// home run by exe, and says what it wrote and how to start it.
-func (e *cliEnv) installService(goos, exe, home, userHome string) error {
+// home run by exe, and says what it wrote and how to start it; on Linux
+// it also enables and starts the systemd user unit.
+func (e *cliEnv) installService(ctx context.Context, goos, exe, home, userHome string) error {
 	spec := serviceSpec{Exe: exe, Home: home, LogFile: filepath.Join(home, "baton.log")}
 	if e.passphraseFile != "" {
 		abs, err := filepath.Abs(e.passphraseFile)
@@ -140,6 +143,20 @@ func (e *cliEnv) installService(goos, exe, home, userHome string) error {
 		for _, a := range spec.args() {
 			line += " " + shellQuote(a)
 		}
+	}
+	if goos == "linux" {
+		for _, args := range [][]string{{"--user", "daemon-reload"}, {"--user", "enable", "--now", systemdUnitName}} {
+			if err := e.runSystemctl(ctx, args...); err != nil {
+				return fmt.Errorf("wrote %s but did not start it (start it with 'systemctl --user enable --now %s' in the user's session): %w", f.Path, systemdUnitName, err)
+			}
+		}
+		fmt.Fprintf(e.stdout, "Wrote %s, enabled and started it (systemctl --user enable --now %s): it runs %s at login.\n", f.Path, systemdUnitName, line)
+		fmt.Fprintf(e.stdout, "To run it also while you are logged out: loginctl enable-linger \"$USER\"\n")
+		fmt.Fprintln(e.stdout, "Stop and remove it with: baton service remove --user, or:")
+		for _, c := range f.Stop {
+			fmt.Fprintf(e.stdout, "  %s\n", c)
+		}
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "Wrote %s: it runs %s at login.\nStart it now with:\n", f.Path, line)
 	for _, c := range f.Start {

@@ -110,8 +110,9 @@ func TestScheduledTaskXML(t *testing.T) {
 func TestInstallService(t *testing.T) {
 	home, userHome := t.TempDir(), t.TempDir()
 	var out bytes.Buffer
-	env := &cliEnv{stdout: &out}
-	if err := env.installService("darwin", "/usr/local/bin/baton", home, userHome); err != nil {
+	sc := &fakeSystemctl{}
+	env := &cliEnv{stdout: &out, systemctl: sc.run}
+	if err := env.installService(context.Background(), "darwin", "/usr/local/bin/baton", home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(userHome, "Library", "LaunchAgents", serviceLabel+".plist")
@@ -128,14 +129,14 @@ func TestInstallService(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := env.installService("windows", `C:\baton\baton.exe`, home, userHome); err != nil {
+	if err := env.installService(context.Background(), "windows", `C:\baton\baton.exe`, home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `schtasks /Create /TN `+serviceLabel+` /XML "`+home+`\baton-task.xml"`) {
 		t.Errorf("output does not say how to register the task:\n%s", out.String())
 	}
 	out.Reset()
-	if err := env.installService("linux", "/usr/bin/baton", home, userHome); err != nil {
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	p = filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
@@ -146,12 +147,20 @@ func TestInstallService(t *testing.T) {
 	if !bytes.Equal(data, systemdUserUnit(serviceSpec{Exe: "/usr/bin/baton", Home: home, LogFile: filepath.Join(home, "baton.log")})) {
 		t.Errorf("%s holds another unit:\n%s", p, data)
 	}
-	for _, w := range []string{"Wrote " + p, "systemctl --user enable --now baton.service", "systemctl --user disable --now baton.service"} {
+	for _, w := range []string{"Wrote " + p + ", enabled and started it", "loginctl enable-linger", "baton service remove --user", "systemctl --user disable --now baton.service"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output does not say %q:\n%s", w, out.String())
 		}
 	}
-	if err := env.installService("freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
+	// Only Linux's is started; the others print how.
+	if want := []string{"--user daemon-reload", "--user enable --now baton.service"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	sc.fail = "--user enable"
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", home, userHome); err == nil || !strings.Contains(err.Error(), "wrote "+p+" but did not start it") {
+		t.Errorf("install --user with a failing systemctl = %v; want it to say the unit was written and not started", err)
+	}
+	if err := env.installService(context.Background(), "freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
 		t.Errorf("installService(freebsd) = %v; want errNoUserService", err)
 	}
 }
@@ -227,9 +236,10 @@ func TestRemoveService(t *testing.T) {
 	if err := env.removeService(ctx, "linux", true, userHome); !errors.Is(err, errNoServiceInstalled) {
 		t.Errorf("remove --user with no unit = %v; want errNoServiceInstalled", err)
 	}
-	if err := env.installService("linux", "/usr/bin/baton", t.TempDir(), userHome); err != nil {
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", t.TempDir(), userHome); err != nil {
 		t.Fatal(err)
 	}
+	sc.calls = nil
 	up := filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
 	sc.fail = "--user disable"
 	if err := env.removeService(ctx, "linux", true, userHome); err == nil {
