@@ -618,17 +618,26 @@ func TestAgentDevice(t *testing.T) {
 		!got.Expires.Equal(testNow.Add(time.Hour)) || got.Expired || !got.Accepted {
 		t.Errorf("AgentDevice = %+v; want ann's, at s2, expiring in an hour", got)
 	}
+	if out := c.ok("status"); !strings.Contains(out, "login:       ann at s2, certificate until "+testNow.Add(time.Hour).UTC().Format(time.RFC3339)+"\n") {
+		t.Errorf("status printed\n%s\nwant the login", out)
+	}
 	d.mu.Lock()
 	d.certExpires = testNow.Add(-time.Minute)
 	d.mu.Unlock()
 	if got, err := cl.AgentDevice(t.Context()); err != nil || !got.Expired {
 		t.Errorf("AgentDevice after the expiry = %+v, %v; want expired", got, err)
 	}
+	if out := c.ok("status"); !strings.Contains(out, "expired at "+testNow.Add(-time.Minute).UTC().Format(time.RFC3339)+": log in again with 'baton login ann@ADDRESS'") {
+		t.Errorf("status printed\n%s\nwant the expired login", out)
+	}
 	d.mu.Lock()
 	d.user = ""
 	d.mu.Unlock()
 	if got, err := cl.AgentDevice(t.Context()); err != nil || got.LoggedIn || got.User != "" {
 		t.Errorf("AgentDevice without a login = %+v, %v; want not logged in", got, err)
+	}
+	if out := c.ok("status"); !strings.Contains(out, "login:       none") {
+		t.Errorf("status printed\n%s\nwant no login", out)
 	}
 
 	s := newCLI(t)
