@@ -603,3 +603,46 @@ func mustDecode(t *testing.T, s string) lpeer.ID {
 	}
 	return p
 }
+
+// TestAgentDevice: GET /v1/agent/device gives the agent's login (user,
+// home server by name, expiry) and whether it expired at the daemon's
+// clock; without a login it says so, and a server has none.
+func TestAgentDevice(t *testing.T) {
+	c, d := agentCLI(t, func(d *fakeDaemon) { d.certExpires = testNow.Add(time.Hour) })
+	cl := control.NewClient(c.home)
+	got, err := cl.AgentDevice(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LoggedIn || got.User != "ann" || got.HomeServer != id("s2") || got.HomeServerName != "s2" || got.Device != id("lap") ||
+		!got.Expires.Equal(testNow.Add(time.Hour)) || got.Expired || !got.Accepted {
+		t.Errorf("AgentDevice = %+v; want ann's, at s2, expiring in an hour", got)
+	}
+	if out := c.ok("status"); !strings.Contains(out, "login:       ann at s2, certificate until "+testNow.Add(time.Hour).UTC().Format(time.RFC3339)+"\n") {
+		t.Errorf("status printed\n%s\nwant the login", out)
+	}
+	d.mu.Lock()
+	d.certExpires = testNow.Add(-time.Minute)
+	d.mu.Unlock()
+	if got, err := cl.AgentDevice(t.Context()); err != nil || !got.Expired {
+		t.Errorf("AgentDevice after the expiry = %+v, %v; want expired", got, err)
+	}
+	if out := c.ok("status"); !strings.Contains(out, "expired at "+testNow.Add(-time.Minute).UTC().Format(time.RFC3339)+": log in again with 'baton login ann@ADDRESS'") {
+		t.Errorf("status printed\n%s\nwant the expired login", out)
+	}
+	d.mu.Lock()
+	d.user = ""
+	d.mu.Unlock()
+	if got, err := cl.AgentDevice(t.Context()); err != nil || got.LoggedIn || got.User != "" {
+		t.Errorf("AgentDevice without a login = %+v, %v; want not logged in", got, err)
+	}
+	if out := c.ok("status"); !strings.Contains(out, "login:       none") {
+		t.Errorf("status printed\n%s\nwant no login", out)
+	}
+
+	s := newCLI(t)
+	serveFake(t, s.home, newFakeDaemon(t, "s1"))
+	if _, err := control.NewClient(s.home).AgentDevice(t.Context()); err == nil || !strings.Contains(err.Error(), "is a server") {
+		t.Errorf("AgentDevice on a server = %v; want refused", err)
+	}
+}

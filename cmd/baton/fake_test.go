@@ -65,9 +65,11 @@ type fakeDaemon struct {
 	self   *identity.PrivateKey // the host the daemon runs as
 	master *identity.PrivateKey // nil: no master reachable
 	state  *collections.State
-	epoch  uint64
-	seq    uint64
-	queue  bool // Submit answers Queued
+	// certExpires is the device certificate's expiry DeviceStatus gives.
+	certExpires time.Time
+	epoch       uint64
+	seq         uint64
+	queue       bool // Submit answers Queued
 	// revoking is the devices whose revocation Submit queued.
 	revoking map[lpeer.ID]bool
 	reject   error                // Submit fails with this
@@ -388,7 +390,7 @@ func (f *fakeDaemon) DeviceStatus(context.Context) (peer.DeviceStatus, bool, err
 		return peer.DeviceStatus{}, false, nil
 	}
 	home, _ := f.state.HomeServer(f.user)
-	return peer.DeviceStatus{User: f.user, Device: f.self.ID().String(), HomeServer: home.String(), Accepted: true}, true, nil
+	return peer.DeviceStatus{User: f.user, Device: f.self.ID().String(), HomeServer: home.String(), Accepted: true, Expires: f.certExpires}, true, nil
 }
 
 // --- agent folder changes, made as the hosting server would ---

@@ -51,6 +51,12 @@ type cliEnv struct {
 	newNode func(peer.Config) (node, error)
 	// login logs a device in ('baton login'); nil means peer.Login.
 	login loginFunc
+	// systemctl runs systemctl for 'service install' and 'service
+	// remove'; nil means the real one. euid stands for os.Geteuid and
+	// systemUnitDir for /etc/systemd/system when set.
+	systemctl     func(ctx context.Context, args ...string) error
+	euid          func() int
+	systemUnitDir string
 	// stdoutTTY: stdout is a terminal (progress bars).
 	stdoutTTY bool
 

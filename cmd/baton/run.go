@@ -38,8 +38,9 @@ func newPeerNode(cfg peer.Config) (node, error) {
 
 func newRunCmd(env *cliEnv) *cobra.Command {
 	var (
-		logLevel string
-		opts     runOptions
+		logLevel  string
+		logFormat string
+		opts      runOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -52,7 +53,8 @@ commands. The data files, outbox and epoch live in <home>/data. It also serves
 the web console, the HTTP API, /metrics and /events on 127.0.0.1 (--gui;
 'baton gui' opens it).
 
-Logs go to stderr (log/slog text). SIGINT or SIGTERM stops the daemon cleanly:
+Logs go to stderr: log/slog's text by default, one JSON object a line
+with --log-format json (for log collectors). SIGINT or SIGTERM stops the daemon cleanly:
 data files are flushed, connections closed and the control socket removed,
 and it exits with status 0.`,
 		Args: noArgs,
@@ -61,10 +63,17 @@ and it exits with status 0.`,
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf("run: --log-level %q: want debug, info, warn or error", logLevel)
 			}
+			switch logFormat {
+			case "text", "json":
+				opts.jsonLog = logFormat == "json"
+			default:
+				return usageErrorf("run: --log-format %q: want text or json", logFormat)
+			}
 			return env.runDaemon(cmd.Context(), level, opts)
 		},
 	}
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log `FORMAT`: text (log/slog's key=value) or json (one object a line, for log collectors)")
 	env.gui.bind(cmd)
 	cmd.Flags().BoolVar(&opts.noLAN, "no-lan", false, "agents: do not look for the other devices of shared folders on the local network (mDNS)")
 	cmd.Flags().BoolVar(&opts.noRelay, "no-relay", false, "agents: do not reach the other devices of shared folders through the servers' relays")
@@ -77,6 +86,7 @@ type runOptions struct {
 	noLAN   bool     // --no-lan
 	noRelay bool     // --no-relay
 	peers   []string // --peer
+	jsonLog bool     // --log-format json
 }
 
 // runDaemon is 'baton run': it returns nil after a clean stop on ctx's end.
@@ -99,7 +109,11 @@ func (e *cliEnv) runDaemon(ctx context.Context, level slog.Level, opts runOption
 		return fmt.Errorf("creating the data directory: %w", err)
 	}
 	mon := console.NewMonitor(e.now) // the console's metrics and events
-	log := slog.New(mon.LogHandler(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})))
+	var out slog.Handler = slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	if opts.jsonLog {
+		out = slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(mon.LogHandler(out))
 
 	newNode := e.newNode
 	if newNode == nil {

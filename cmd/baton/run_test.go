@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,4 +159,45 @@ func TestRunNode(t *testing.T) {
 	if _, err := os.Stat(control.SocketPath(s1.home)); err == nil {
 		t.Error("run left the control socket behind")
 	}
+}
+
+// TestRunLogFormatJSON: with --log-format json every line of the daemon's
+// log is a JSON object with its level and message.
+func TestRunLogFormatJSON(t *testing.T) {
+	s1 := newServer(t, "s1", "server")
+	s1.ok("domain", "create", "--name", "example", "--chain", s1.host)
+	started := make(chan struct{})
+	s1.newNode = func(cfg peer.Config) (node, error) {
+		return &fakeNode{fakeDaemon: newFakeDaemon(t, "s1"), cfg: cfg, started: started}, nil
+	}
+	stop := startRun(t, s1.cli, "--log-format", "json", "--gui", "off")
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not start the node")
+	}
+	r := stop()
+	if r.code != 0 {
+		t.Fatalf("run after cancel: exit %d, stderr %q; want 0", r.code, r.stderr)
+	}
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		if rec.Level == "" || rec.Msg == "" {
+			t.Errorf("log line %q: no level or msg", line)
+		}
+		msgs = append(msgs, rec.Msg)
+	}
+	for _, want := range []string{"starting", "started", "stopped"} {
+		if !slices.Contains(msgs, want) {
+			t.Errorf("logged messages %q; want %q", msgs, want)
+		}
+	}
+	s1.fail(2, []string{"run", "--log-format", "xml"}, "--log-format")
 }

@@ -74,7 +74,10 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	}
 	dir := t.TempDir()
 	units := map[string][]byte{
-		"generated.service": systemdUserUnit(serviceSpec{Exe: exe, Home: "/home/ann/My Baton %x", PassphraseFile: "/home/ann/pass phrase"}),
+		"generated.service":      systemdUserUnit(serviceSpec{Exe: exe, Home: "/home/ann/My Baton %x", PassphraseFile: "/home/ann/pass phrase"}),
+		"system-default.service": systemdSystemUnit(systemSpec{serviceSpec: serviceSpec{Exe: exe, Home: "/var/lib/baton"}, User: "root", Group: "root"}),
+		"system-home.service":    systemdSystemUnit(systemSpec{serviceSpec: serviceSpec{Exe: exe, Home: "/home/ann/My Baton %x"}, User: "root", Group: "root"}),
+		"system-srv.service":     systemdSystemUnit(systemSpec{serviceSpec: serviceSpec{Exe: exe, Home: "/srv/baton"}, User: "root", Group: "root"}),
 	}
 	for _, name := range []string{"baton-server.service", "baton-agent.service"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "contrib", "systemd", name))
@@ -94,6 +97,46 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		out, err := exec.Command(analyze, "verify", p).CombinedOutput()
 		if err != nil || len(bytes.TrimSpace(out)) != 0 {
 			t.Errorf("systemd-analyze verify %s: %v\n%s\n%s", name, err, out, data)
+		}
+	}
+}
+
+// TestSystemdServerUnitInStep: the server unit in contrib/systemd is the
+// one 'service install' writes for /var/lib/baton, but for the command
+// line.
+func TestSystemdServerUnitInStep(t *testing.T) {
+	repo, err := os.ReadFile(filepath.FromSlash("../../contrib/systemd/baton-server.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := systemdSystemUnit(systemSpec{serviceSpec: serviceSpec{Exe: "/usr/local/bin/baton", Home: "/var/lib/baton"}, User: "baton", Group: "baton"})
+	got, want := directives(t, repo, "ExecStart"), directives(t, gen, "ExecStart")
+	if !slices.Equal(got, want) {
+		t.Errorf("contrib/systemd/baton-server.service settings\n%s\nwant those 'service install' writes\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestSystemdSystemUnitHome: a home other than /var/lib/baton is made
+// writable, and one under /home bound into the hidden home directories.
+func TestSystemdSystemUnitHome(t *testing.T) {
+	for home, want := range map[string][]string{
+		"/var/lib/baton":     {"ProtectHome=yes"},
+		"/srv/baton":         {"ProtectHome=yes", "ReadWritePaths=/srv/baton"},
+		"/home/ann/my baton": {"ProtectHome=tmpfs", `BindPaths="/home/ann/my baton"`},
+		"/root/baton":        {"ProtectHome=tmpfs", "BindPaths=/root/baton"},
+	} {
+		unit := systemdSystemUnit(systemSpec{serviceSpec: serviceSpec{Exe: "/usr/bin/baton", Home: home}, User: "ann", Group: "ann"})
+		var got []string
+		for _, d := range directives(t, unit) {
+			if strings.HasPrefix(d, "ProtectHome=") || strings.HasPrefix(d, "BindPaths=") || strings.HasPrefix(d, "ReadWritePaths=") {
+				got = append(got, d)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("home %s: %q; want %q", home, got, want)
+		}
+		if d := directives(t, unit); !slices.Contains(d, "ExecStart=/usr/bin/baton --home "+systemdQuote(home)+" run") || !slices.Contains(d, "User=ann") {
+			t.Errorf("home %s: unit\n%s", home, unit)
 		}
 	}
 }

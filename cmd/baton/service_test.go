@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"os"
@@ -109,8 +110,9 @@ func TestScheduledTaskXML(t *testing.T) {
 func TestInstallService(t *testing.T) {
 	home, userHome := t.TempDir(), t.TempDir()
 	var out bytes.Buffer
-	env := &cliEnv{stdout: &out}
-	if err := env.installService("darwin", "/usr/local/bin/baton", home, userHome); err != nil {
+	sc := &fakeSystemctl{}
+	env := &cliEnv{stdout: &out, systemctl: sc.run}
+	if err := env.installService(context.Background(), "darwin", "/usr/local/bin/baton", home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(userHome, "Library", "LaunchAgents", serviceLabel+".plist")
@@ -127,14 +129,14 @@ func TestInstallService(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := env.installService("windows", `C:\baton\baton.exe`, home, userHome); err != nil {
+	if err := env.installService(context.Background(), "windows", `C:\baton\baton.exe`, home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `schtasks /Create /TN `+serviceLabel+` /XML "`+home+`\baton-task.xml"`) {
 		t.Errorf("output does not say how to register the task:\n%s", out.String())
 	}
 	out.Reset()
-	if err := env.installService("linux", "/usr/bin/baton", home, userHome); err != nil {
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", home, userHome); err != nil {
 		t.Fatal(err)
 	}
 	p = filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
@@ -145,12 +147,149 @@ func TestInstallService(t *testing.T) {
 	if !bytes.Equal(data, systemdUserUnit(serviceSpec{Exe: "/usr/bin/baton", Home: home, LogFile: filepath.Join(home, "baton.log")})) {
 		t.Errorf("%s holds another unit:\n%s", p, data)
 	}
-	for _, w := range []string{"Wrote " + p, "systemctl --user enable --now baton.service", "systemctl --user disable --now baton.service"} {
+	for _, w := range []string{"Wrote " + p + ", enabled and started it", "loginctl enable-linger", "baton service remove --user", "systemctl --user disable --now baton.service"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output does not say %q:\n%s", w, out.String())
 		}
 	}
-	if err := env.installService("freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
+	// Only Linux's is started; the others print how.
+	if want := []string{"--user daemon-reload", "--user enable --now baton.service"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	sc.fail = "--user enable"
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", home, userHome); err == nil || !strings.Contains(err.Error(), "wrote "+p+" but did not start it") {
+		t.Errorf("install --user with a failing systemctl = %v; want it to say the unit was written and not started", err)
+	}
+	if err := env.installService(context.Background(), "freebsd", "/usr/bin/baton", home, userHome); !errors.Is(err, errNoUserService) {
 		t.Errorf("installService(freebsd) = %v; want errNoUserService", err)
+	}
+}
+
+// fakeSystemctl records the systemctl commands run, and fails those that
+// begin with fail.
+type fakeSystemctl struct {
+	calls []string
+	fail  string
+}
+
+func (f *fakeSystemctl) run(_ context.Context, args ...string) error {
+	c := strings.Join(args, " ")
+	f.calls = append(f.calls, c)
+	if f.fail != "" && strings.HasPrefix(c, f.fail) {
+		return errors.New("systemctl failed")
+	}
+	return nil
+}
+
+func TestInstallSystemService(t *testing.T) {
+	dir := t.TempDir()
+	sc := &fakeSystemctl{}
+	uid := 1000
+	var out bytes.Buffer
+	env := &cliEnv{stdout: &out, systemctl: sc.run, euid: func() int { return uid }, systemUnitDir: dir}
+	s := systemSpec{serviceSpec: serviceSpec{Exe: "/usr/bin/baton", Home: "/srv/baton"}, User: "baton", Group: "baton"}
+	p := filepath.Join(dir, "baton.service")
+
+	if err := env.installSystemService(context.Background(), "linux", s); !errors.Is(err, errNeedRoot) || !strings.Contains(err.Error(), "sudo") {
+		t.Errorf("install as uid 1000 = %v; want errNeedRoot saying sudo", err)
+	}
+	if _, err := os.Stat(p); err == nil || len(sc.calls) != 0 {
+		t.Errorf("install as uid 1000 wrote %s or ran systemctl %q", p, sc.calls)
+	}
+	if err := env.installSystemService(context.Background(), "darwin", s); !errors.Is(err, errNoSystemService) {
+		t.Errorf("install on darwin = %v; want errNoSystemService", err)
+	}
+
+	uid = 0
+	if err := env.installSystemService(context.Background(), "linux", s); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("the system unit was not written: %v", err)
+	}
+	if !bytes.Equal(data, systemdSystemUnit(s)) {
+		t.Errorf("%s holds another unit:\n%s", p, data)
+	}
+	if want := []string{"daemon-reload", "enable --now baton.service"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if !strings.Contains(out.String(), "Wrote "+p) {
+		t.Errorf("output:\n%s", out.String())
+	}
+
+	sc.calls, sc.fail = nil, "enable"
+	if err := env.installSystemService(context.Background(), "linux", s); err == nil || !strings.Contains(err.Error(), "systemctl failed") {
+		t.Errorf("install with a failing systemctl = %v; want its error", err)
+	}
+}
+
+func TestRemoveService(t *testing.T) {
+	dir, userHome := t.TempDir(), t.TempDir()
+	sc := &fakeSystemctl{}
+	uid := 1000
+	var out bytes.Buffer
+	env := &cliEnv{stdout: &out, systemctl: sc.run, euid: func() int { return uid }, systemUnitDir: dir}
+	ctx := context.Background()
+
+	// The per-user unit: nothing to remove, then the one install wrote.
+	if err := env.removeService(ctx, "linux", true, userHome); !errors.Is(err, errNoServiceInstalled) {
+		t.Errorf("remove --user with no unit = %v; want errNoServiceInstalled", err)
+	}
+	if err := env.installService(context.Background(), "linux", "/usr/bin/baton", t.TempDir(), userHome); err != nil {
+		t.Fatal(err)
+	}
+	sc.calls = nil
+	up := filepath.Join(userHome, ".config", "systemd", "user", "baton.service")
+	sc.fail = "--user disable"
+	if err := env.removeService(ctx, "linux", true, userHome); err == nil {
+		t.Error("remove --user with a failing systemctl succeeded")
+	}
+	if _, err := os.Stat(up); err != nil {
+		t.Errorf("a failed remove deleted the unit: %v", err)
+	}
+	sc.calls, sc.fail = nil, ""
+	if err := env.removeService(ctx, "linux", true, userHome); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"--user disable --now baton.service", "--user daemon-reload"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if _, err := os.Stat(up); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("remove --user left %s: %v", up, err)
+	}
+
+	// The system unit: root alone.
+	sp := filepath.Join(dir, "baton.service")
+	if err := os.WriteFile(sp, []byte("[Unit]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc.calls = nil
+	if err := env.removeService(ctx, "linux", false, userHome); !errors.Is(err, errNeedRoot) {
+		t.Errorf("remove as uid 1000 = %v; want errNeedRoot", err)
+	}
+	if _, err := os.Stat(sp); err != nil || len(sc.calls) != 0 {
+		t.Errorf("remove as uid 1000 deleted the unit (%v) or ran systemctl %q", err, sc.calls)
+	}
+	uid = 0
+	if err := env.removeService(ctx, "linux", false, userHome); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"disable --now baton.service", "daemon-reload"}; !slices.Equal(sc.calls, want) {
+		t.Errorf("systemctl ran %q; want %q", sc.calls, want)
+	}
+	if _, err := os.Stat(sp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("remove left %s: %v", sp, err)
+	}
+	if err := env.removeService(ctx, "linux", false, userHome); !errors.Is(err, errNoServiceInstalled) {
+		t.Errorf("a second remove = %v; want errNoServiceInstalled", err)
+	}
+
+	// Elsewhere: not built, with the commands to run by hand.
+	if err := env.removeService(ctx, "windows", true, userHome); !errors.Is(err, errNoSystemService) || !strings.Contains(err.Error(), "schtasks /Delete") {
+		t.Errorf("remove --user on windows = %v; want errNoSystemService with the schtasks command", err)
+	}
+	if err := env.removeService(ctx, "darwin", false, userHome); !errors.Is(err, errNoSystemService) {
+		t.Errorf("remove on darwin = %v; want errNoSystemService", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,9 @@ starting, or not started) is waited for too. It gives up after --timeout
 (default 30s) with an error naming the role of the daemon's last answer, or
 saying that it never answered. Scripts use it rather than sleeping: 'baton
 status --wait master' after starting the servers or killing the master.
+
+An agent adds its login: the user and home server and the certificate's
+expiry, or how to log in again when it expired or there is none.
 
 A witness ('baton init --witness') says so on a line of its own ("witness": true
 in JSON), and the voters known to be witnesses are marked.
@@ -81,6 +85,13 @@ last_update}, outbox, quarantined [{time, collection, file, moved_to, reason}].`
 				return writeJSON(w, st)
 			}
 			printStatus(w, st)
+			if st.Role == "agent" {
+				if d, err := c.AgentDevice(cmd.Context()); err != nil {
+					fmt.Fprintf(w, "login:       unknown: %v\n", err)
+				} else {
+					printLogin(w, d)
+				}
+			}
 			return nil
 		},
 	}
@@ -135,6 +146,20 @@ func (c *controlClient) waitRole(ctx context.Context, role string, timeout time.
 			return peer.Status{}, fmt.Errorf("waited %s for the daemon in %s to be %s; its last answer was %s", timeout, c.Home(), role, last)
 		case <-tick.C:
 		}
+	}
+}
+
+// printLogin prints an agent's login for people: who, where, until when,
+// and how to log in again when it expired or there is none.
+func printLogin(w io.Writer, d control.AgentDevice) {
+	switch {
+	case !d.LoggedIn:
+		fmt.Fprintf(w, "login:       none: log in with 'baton login USER@ADDRESS', then restart 'baton run'\n")
+	case d.Expired:
+		fmt.Fprintf(w, "login:       %s at %s: expired at %s: log in again with 'baton login %s@ADDRESS', then restart 'baton run'\n",
+			d.User, cmp.Or(d.HomeServerName, d.HomeServer), d.Expires.Format(time.RFC3339), d.User)
+	default:
+		fmt.Fprintf(w, "login:       %s at %s, certificate until %s\n", d.User, cmp.Or(d.HomeServerName, d.HomeServer), d.Expires.Format(time.RFC3339))
 	}
 }
 

@@ -29,6 +29,7 @@ type Actions interface {
 	AgentRevert(ctx context.Context, req control.AgentFolderRequest) (control.AgentResult, error)
 	AgentUnshare(ctx context.Context, wait time.Duration, req control.AgentShareRequest) (control.AgentResult, error)
 	AgentSetOptions(ctx context.Context, wait time.Duration, req control.AgentOptionsRequest) (control.AgentResult, error)
+	SetFolderOptions(ctx context.Context, wait time.Duration, req control.FolderOptionsRequest) (control.MutationResult, error)
 	RestoreFolder(ctx context.Context, req control.RestoreRequest) (control.RestoreResult, error)
 	SetPassword(ctx context.Context, user string, password []byte) (control.OKResult, error)
 	SetUser(ctx context.Context, wait time.Duration, name string, req control.SetUserRequest) (control.MutationResult, error)
@@ -95,6 +96,23 @@ var actions = map[string]action{
 		outside := f.Get("outside_symlinks") == "on" // the form's checkbox: always set
 		r, err := a.AgentSetOptions(ctx, actionWait, control.AgentOptionsRequest{Folder: f.Get("folder"), OutsideSymlinks: &outside})
 		return agentDone(r), err
+	},
+	// hosted-folder-options: a server's folder's options, as 'baton
+	// folder set' on the server; every field of the form is sent (keep
+	// empty is the default policy).
+	"hosted-folder-options": func(ctx context.Context, a Actions, f url.Values) (string, error) {
+		outside := f.Get("outside_symlinks") == "on"
+		req := control.FolderOptionsRequest{Folder: f.Get("folder"), Owner: f.Get("owner"), OutsideSymlinks: &outside, Keep: strings.TrimSpace(f.Get("keep"))}
+		if req.Keep == "" {
+			req.Keep = "default"
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f.Get("replicas")))
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("replicas: want a number of servers, 0 or more (not %q)", f.Get("replicas"))
+		}
+		req.Replicas = &n
+		r, err := a.SetFolderOptions(ctx, actionWait, req)
+		return mutationDone(r), err
 	},
 	"folder-restore": func(ctx context.Context, a Actions, f url.Values) (string, error) {
 		req := control.RestoreRequest{FolderRefRequest: control.FolderRefRequest{Folder: f.Get("folder")}, Path: f.Get("path")}

@@ -23,6 +23,7 @@ type fakeSource struct {
 	folders []control.Folder
 	fstatus map[string]control.FolderStatus
 	devices []peer.DeviceInfo
+	device  control.AgentDevice                 // an agent's login
 	calls   []apiCall                           // what the fake API was asked to change
 	notHere map[string]bool                     // an agent's folders not synced here
 	history map[string][]control.HistoryVersion // folder ID -> versions, oldest first
@@ -84,6 +85,12 @@ func (f *fakeSource) Folders(context.Context) ([]control.Folder, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.folders, nil
+}
+
+func (f *fakeSource) AgentDevice(context.Context) (control.AgentDevice, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.device, nil
 }
 
 func (f *fakeSource) AgentFolders(context.Context) ([]control.AgentFolder, error) {

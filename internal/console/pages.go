@@ -84,6 +84,10 @@ type homeData struct {
 	Users    []control.User
 	Devices  []peer.DeviceInfo
 	Security []Event
+	// Device is an agent's device and its login; DeviceErr says why it
+	// is not known.
+	Device    control.AgentDevice
+	DeviceErr string
 	// Shared are an agent's folders not synced here (to accept).
 	Shared []control.AgentFolder
 	// CanAct: the page offers its changes (Config.Actions is set).
@@ -105,6 +109,9 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	d := homeData{view: v, Agent: isAgent(v.Status), Now: c.cfg.Now(), CanAct: c.cfg.Actions != nil,
 		Done: r.URL.Query().Get("done"), Error: r.URL.Query().Get("error")}
 	if d.Agent && err == nil {
+		if d.Device, err = c.cfg.Source.AgentDevice(ctx); err != nil {
+			d.DeviceErr = err.Error()
+		}
 		if all, err := c.cfg.Source.AgentFolders(ctx); err == nil {
 			for _, f := range all {
 				if f.Path == "" {

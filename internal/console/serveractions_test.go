@@ -43,6 +43,7 @@ func (s *serverAPI) handler(src *fakeSource) http.Handler {
 	mux.HandleFunc("POST /v1/folders/export", record(control.ExportResult{Done: "exported folder", Version: 4}))
 	mux.HandleFunc("POST /v1/servers/promote", record(peer.Promotion{Generation: 1, Term: 2, Index: 9, OldLog: "/srv/baton/data/raft-generation-0.db"}))
 	mux.HandleFunc("PATCH /v1/users/{name}", record(control.MutationResult{Done: "user changed"}))
+	mux.HandleFunc("POST /v1/folders/options", record(control.MutationResult{Done: "folder options set"}))
 	mux.Handle("/", fakeAPI(src))
 	return mux
 }
@@ -53,7 +54,10 @@ func (s *serverAPI) handler(src *fakeSource) http.Handler {
 // only with a session, and from the console's own pages.
 func TestServerPageActions(t *testing.T) {
 	src := newFakeServer()
-	src.set(func(f *fakeSource) { f.users[0].Quota, f.users[0].Admin = 10<<30, true })
+	src.set(func(f *fakeSource) {
+		f.users[0].Quota, f.users[0].Admin = 10<<30, true
+		f.folders[0].Keep, f.folders[0].Replicas = "all:2d", 1
+	})
 	api := &serverAPI{}
 	h := api.handler(src)
 	c, err := New(Config{API: h, Source: src, Actions: control.NewHandlerClient("test", h), Monitor: NewMonitor(nil), Token: testToken, PollInterval: 20 * time.Millisecond})
@@ -89,6 +93,9 @@ func TestServerPageActions(t *testing.T) {
 		`action="/action/folder-export"`, `name="dir"`,
 		`action="/action/server-promote"`, `value="lost-for-good" required`, "Forced promotion", "only voter", "lost for good",
 		`action="/action/user-set"`, "10.0 GiB", "(admin)")
+	contains(t, "a hosted folder's page", page(t, base, "/folder/F1"),
+		`action="/action/hosted-folder-options"`, `name="keep" value="all:2d"`, `name="replicas" type="number" min="0" value="1"`,
+		`<span data-field="keep">all:2d</span>`, `<span data-field="replicas">1</span>`, `<span data-field="outside">refused</span>`)
 
 	for _, tc := range []struct {
 		action string
@@ -101,6 +108,10 @@ func TestServerPageActions(t *testing.T) {
 		{"server-promote", url.Values{"confirm": {"lost-for-good"}}, apiCall{"POST", "/v1/servers/promote", map[string]any{"force": true}}, "only voter (generation 1; its log ends at term 2, index 9); the log as it was is kept in /srv/baton/data/raft-generation-0.db"},
 		{"user-set", url.Values{"name": {"alice"}, "quota": {"5GiB"}, "admin": {"no"}}, apiCall{"PATCH", "/v1/users/alice", map[string]any{"quota": float64(5 << 30), "admin": false}}, "user changed"},
 		{"user-set", url.Values{"name": {"alice"}, "quota": {"none"}}, apiCall{"PATCH", "/v1/users/alice", map[string]any{"quota": float64(0)}}, "user changed"},
+		{"hosted-folder-options", url.Values{"folder": {"F1"}, "owner": {"alice"}, "keep": {"all:7d"}, "replicas": {"2"}, "outside_symlinks": {"on"}},
+			apiCall{"POST", "/v1/folders/options", map[string]any{"folder": "F1", "owner": "alice", "keep": "all:7d", "replicas": float64(2), "outside_symlinks": true}}, "folder options set"},
+		{"hosted-folder-options", url.Values{"folder": {"F1"}, "owner": {"alice"}, "keep": {""}, "replicas": {"0"}},
+			apiCall{"POST", "/v1/folders/options", map[string]any{"folder": "F1", "owner": "alice", "keep": "default", "replicas": float64(0), "outside_symlinks": false}}, "folder options set"},
 	} {
 		// From another site: refused, nothing done.
 		if resp, _ := post(tc.action, tc.form, "cross-site"); resp.StatusCode != http.StatusForbidden {
@@ -139,6 +150,8 @@ func TestServerPageActions(t *testing.T) {
 		{"folder-export", url.Values{"folder": {"F1"}, "dir": {"/srv/x"}, "at": {"last week"}}, "want a date and time"},
 		{"user-set", url.Values{"name": {"alice"}}, "nothing to change"},
 		{"user-set", url.Values{"name": {"alice"}, "quota": {"lots"}}, "quota"},
+		{"hosted-folder-options", url.Values{"folder": {"F1"}, "replicas": {"-1"}}, "replicas: want a number"},
+		{"hosted-folder-options", url.Values{"folder": {"F1"}}, "replicas: want a number"},
 	} {
 		_, q := post(tc.action, tc.form, "same-origin")
 		if e := q.Get("error"); !strings.Contains(e, tc.want) {

@@ -20,6 +20,7 @@ type Source interface {
 	Users(ctx context.Context) ([]control.User, error)
 	Folders(ctx context.Context) ([]control.Folder, error)
 	AgentFolders(ctx context.Context) ([]control.AgentFolder, error)
+	AgentDevice(ctx context.Context) (control.AgentDevice, error)
 	FolderStatus(ctx context.Context, ref control.FolderRefRequest) (control.FolderStatus, error)
 	Devices(ctx context.Context, user string) ([]peer.DeviceInfo, error)
 	FolderHistory(ctx context.Context, req control.HistoryRequest) (control.FolderHistory, error)
@@ -42,6 +43,8 @@ type folderView struct {
 	Members         []control.Member
 	Right           string // an agent's user's right; "server" on the host
 	OutsideSymlinks bool   // the folder option
+	Keep            string // a hosted folder's retention policy ("" the default)
+	Replicas        int    // a hosted folder's replicas option
 	Status          control.FolderStatus
 	StatusErr       string // why there is no status (not synced yet)
 	Conflicts       int    // changes applied as conflict copies since the daemon started
@@ -82,7 +85,7 @@ func readView(ctx context.Context, src Source) (view, error) {
 			if !slices.Contains(f.Hosts, st.ID) { // its home server or its replica
 				continue
 			}
-			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: "server", OutsideSymlinks: f.OutsideSymlinks})
+			v.Folders = append(v.Folders, folderView{ID: f.ID, Name: f.Name, Owner: f.Owner, Members: f.Members, Right: "server", OutsideSymlinks: f.OutsideSymlinks, Keep: f.Keep, Replicas: f.Replicas})
 		}
 	}
 	for i := range v.Folders {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	lpeer "github.com/libp2p/go-libp2p/core/peer"
 
@@ -26,6 +27,29 @@ type (
 	// of this host's (or whose certification the daemon already checked).
 	OKResult struct {
 		Done string `json:"done"`
+	}
+
+	// AgentDevice is an agent's device and its login: the certificate
+	// 'baton login' got from the user's home server, renewed while the
+	// daemon runs.
+	AgentDevice struct {
+		// LoggedIn: the agent has a device certificate; the other
+		// fields are empty without one.
+		LoggedIn       bool      `json:"logged_in"`
+		User           string    `json:"user,omitempty"`
+		Device         string    `json:"device,omitempty"` // its peer ID
+		Name           string    `json:"name,omitempty"`
+		HomeServer     string    `json:"home_server,omitempty"`
+		HomeServerName string    `json:"home_server_name,omitempty"`
+		Issued         time.Time `json:"issued,omitzero"`
+		Expires        time.Time `json:"expires,omitzero"`
+		RenewAt        time.Time `json:"renew_at,omitzero"`
+		// Accepted: this agent's copy of the Catalog holds the device as
+		// valid (not revoked).
+		Accepted bool `json:"accepted"`
+		// Expired: the certificate expired (at the daemon's clock): the
+		// device logs in again with 'baton login'.
+		Expired bool `json:"expired"`
 	}
 
 	// AgentFolder is a folder this agent's user may sync.
@@ -172,6 +196,28 @@ func (s *Server) agentView(ctx context.Context) (agentView, error) {
 		return agentView{}, err
 	}
 	return agentView{st: st, user: ds.User, local: local}, nil
+}
+
+// agentDevice is GET /v1/agent/device.
+func (s *Server) agentDevice(ctx context.Context, _ struct{}) (AgentDevice, error) {
+	if s.home == "" {
+		return AgentDevice{}, errConflict("this host is a server: it has no device login")
+	}
+	ds, ok, err := s.d.DeviceStatus(ctx)
+	if err != nil || !ok {
+		return AgentDevice{}, err
+	}
+	out := AgentDevice{LoggedIn: true, User: ds.User, Device: ds.Device, Name: ds.Name, HomeServer: ds.HomeServer,
+		Issued: ds.Issued.UTC(), Expires: ds.Expires.UTC(), RenewAt: ds.RenewAt.UTC(), Accepted: ds.Accepted}
+	if st, err := s.d.State(ctx); err == nil {
+		out.HomeServerName = hostName(st, ds.HomeServer)
+	}
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	out.Expired = !now().Before(ds.Expires)
+	return out, nil
 }
 
 func (v agentView) toJSON(f collections.Folder) AgentFolder {

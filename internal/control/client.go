@@ -237,6 +237,11 @@ func (c *Client) RevokeDevice(ctx context.Context, id string) (MutationResult, e
 	return call[MutationResult](ctx, c, DefaultWait+QueryTimeout, http.MethodDelete, "/v1/devices/"+url.PathEscape(id), nil, nil)
 }
 
+// AgentDevice is an agent's device and its login.
+func (c *Client) AgentDevice(ctx context.Context) (AgentDevice, error) {
+	return get[AgentDevice](ctx, c, "/v1/agent/device", nil)
+}
+
 // AgentFolders lists an agent's folders: its user's and those shared with
 // it.
 func (c *Client) AgentFolders(ctx context.Context) ([]AgentFolder, error) {

@@ -161,6 +161,7 @@ var schemaTypes = map[string]any{
 	"OKResult":              OKResult{},
 	"MutationResult":        MutationResult{},
 	"AgentFolder":           AgentFolder{},
+	"AgentDevice":           AgentDevice{},
 	"AgentCreateRequest":    AgentCreateRequest{},
 	"AgentOptionsRequest":   AgentOptionsRequest{},
 	"AgentShareRequest":     AgentShareRequest{},

@@ -165,6 +165,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/devices", handle(s, queryValue("user"), s.listDevices))
 	mux.HandleFunc("DELETE /v1/devices/{id}", handle(s, pathValue("id"), s.revokeDevice))
 	mux.HandleFunc("GET /v1/agent/folders", handle(s, noRequest, s.agentFolders))
+	mux.HandleFunc("GET /v1/agent/device", handle(s, noRequest, s.agentDevice))
 	mux.HandleFunc("POST /v1/agent/folders", mutation(s, body[AgentCreateRequest], s.agentCreate))
 	mux.HandleFunc("POST /v1/agent/folders/share", mutation(s, body[AgentShareRequest], s.agentShare))
 	mux.HandleFunc("POST /v1/agent/folders/unshare", mutation(s, body[AgentShareRequest], s.agentUnshare))
