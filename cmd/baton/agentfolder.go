@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer/foldersync"
 )
@@ -304,7 +305,7 @@ func (fl *folderWaitFlags) waitFolder(cmd *cobra.Command, env *cliEnv, get func(
 	p := progressPrinter{w: cmd.OutOrStdout(), tty: env.stdoutTTY && !fl.asJSON, quiet: fl.asJSON}
 	defer p.end()
 	notInSync := func() error {
-		return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, fl.timeout, st.NeedFiles, byteSize(st.NeedBytes))
+		return fmt.Errorf("folder %s is not in sync after %s: %d files, %s still needed", st.Name, fl.timeout, st.NeedFiles, bytesize.FormatTenths(st.NeedBytes))
 	}
 	tick := time.NewTicker(statusPoll)
 	defer tick.Stop()
@@ -504,12 +505,12 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 		}
 		fmt.Fprintf(w, "  devices:       %s\n", devices)
 	}
-	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, byteSize(st.LocalBytes))
-	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, byteSize(st.NeedBytes))
+	fmt.Fprintf(w, "  local:         %d files, %d directories, %s\n", st.LocalFiles, st.LocalDirs, bytesize.FormatTenths(st.LocalBytes))
+	fmt.Fprintf(w, "  needed:        %d files, %s\n", st.NeedFiles, bytesize.FormatTenths(st.NeedBytes))
 	fmt.Fprintf(w, "  progress:      %.0f%%\n", 100*st.Progress)
 	if st.Fetched != 0 || st.Copied != 0 || st.Resumed != 0 || st.Served != 0 {
 		fmt.Fprintf(w, "  transfer:      %s fetched, %s reused, %s resumed, %s served (since the daemon started)\n",
-			byteSize(st.Fetched), byteSize(st.Copied), byteSize(st.Resumed), byteSize(st.Served))
+			bytesize.FormatTenths(st.Fetched), bytesize.FormatTenths(st.Copied), bytesize.FormatTenths(st.Resumed), bytesize.FormatTenths(st.Served))
 	}
 	if st.LocalChanges > 0 {
 		what := "not yet accepted by the server"
@@ -519,7 +520,7 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 		fmt.Fprintf(w, "  local changes: %d, %s\n", st.LocalChanges, what)
 	}
 	if q := st.Quota; q != nil {
-		fmt.Fprintf(w, "  quota:         %s of %s used (%s's)\n", byteSize(q.Used), byteSize(q.Limit), printable(q.User))
+		fmt.Fprintf(w, "  quota:         %s of %s used (%s's)\n", bytesize.FormatTenths(q.Used), bytesize.FormatTenths(q.Limit), printable(q.User))
 	}
 	if st.QuotaRefused != "" {
 		fmt.Fprintf(w, "  refused:       %s\n", st.QuotaRefused)
@@ -544,7 +545,7 @@ func printFolderStatus(w io.Writer, st control.FolderStatus) {
 			fmt.Fprintf(w, "  history:       no version kept yet (kept by %s)\n", h.Keep)
 		} else {
 			fmt.Fprintf(w, "  history:       %d versions since %s, %s in %d blocks, kept by %s\n",
-				h.Versions, h.Oldest.Local().Format("2006-01-02 15:04"), byteSize(h.Bytes), h.Blocks, h.Keep)
+				h.Versions, h.Oldest.Local().Format("2006-01-02 15:04"), bytesize.FormatTenths(h.Bytes), h.Blocks, h.Keep)
 		}
 	}
 	if st.Hint != "" {
@@ -567,7 +568,7 @@ func (p *progressPrinter) show(st control.FolderStatus) {
 	if p.quiet {
 		return
 	}
-	line := fmt.Sprintf("%s: %s, %d files, %s to go", st.Name, st.State, st.NeedFiles, byteSize(st.NeedBytes))
+	line := fmt.Sprintf("%s: %s, %d files, %s to go", st.Name, st.State, st.NeedFiles, bytesize.FormatTenths(st.NeedBytes))
 	if st.LastError != "" {
 		line += " (" + st.LastError + ")"
 	}
@@ -591,20 +592,6 @@ func (p *progressPrinter) end() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
-}
-
-// byteSize is n in B, KiB, MiB, GiB or TiB.
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, i := float64(n), -1
-	for v >= unit && i < 3 {
-		v /= unit
-		i++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
 }
 
 // isTerminal reports whether w is a terminal.

@@ -10,19 +10,35 @@ import (
 // Format is n in B, KiB, MiB, GiB, ... (one decimal above bytes;
 // a whole number when exact).
 func Format(n int64) string {
-	const unit = 1024
-	if n < unit {
+	if div, exp := scale(n); exp >= 0 && n%div == 0 {
+		return fmt.Sprintf("%d %ciB", n/div, "KMGTPE"[exp])
+	}
+	return FormatTenths(n)
+}
+
+// FormatTenths is n in B, KiB, MiB, GiB, ... with one decimal above
+// bytes, exact or not (for columns and progress that keep their width).
+func FormatTenths(n int64) string {
+	div, exp := scale(n)
+	if exp < 0 {
 		return fmt.Sprintf("%d B", n)
 	}
-	div, exp := int64(unit), 0
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// scale is the largest power of 1024 (div) not above n, and its unit's
+// index in "KMGTPE" (-1 for bytes).
+func scale(n int64) (div int64, exp int) {
+	const unit = 1024
+	if n < unit {
+		return 1, -1
+	}
+	div, exp = unit, 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	if n%div == 0 {
-		return fmt.Sprintf("%d %ciB", n/div, "KMGTPE"[exp])
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return div, exp
 }
 
 // units are the units Parse takes, lower case.

@@ -25,3 +25,11 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatTenths(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 10 << 30: "10.0 GiB", 3 << 50: "3.0 PiB"} {
+		if got := FormatTenths(n); got != want {
+			t.Errorf("FormatTenths(%d) = %q; want %q", n, got, want)
+		}
+	}
+}

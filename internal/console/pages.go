@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/baton-sync/baton/internal/bytesize"
 	"github.com/baton-sync/baton/internal/control"
 	"github.com/baton-sync/baton/peer"
 )
@@ -18,7 +19,7 @@ import (
 var webFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"bytes":   humanBytes,
+	"bytes":   bytesize.FormatTenths,
 	"percent": func(f float64) string { return fmt.Sprintf("%.0f%%", f*100) },
 	"since": func(t time.Time) string {
 		if t.IsZero() {
@@ -31,7 +32,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 		if r < 1 {
 			return "–"
 		}
-		return humanBytes(int64(r)) + "/s"
+		return bytesize.FormatTenths(int64(r)) + "/s"
 	},
 	"short": func(s string) string {
 		if len(s) > 12 {
@@ -145,18 +146,4 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request) {
 	if err := pages.ExecuteTemplate(w, "home.html", d); err != nil {
 		c.cfg.Log.Warn("console: rendering the home page", "err", err)
 	}
-}
-
-// humanBytes is n in B, KiB, MiB, ...
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
