@@ -281,7 +281,11 @@ func logStarted(ctx context.Context, f daemonFiles, n node, log *slog.Logger) {
 	select {
 	case <-n.Started():
 	case <-ctx.Done():
-		return
+		select {
+		case <-n.Started(): // started, and stopping already: say both
+		default:
+			return
+		}
 	}
 	if len(f.local) > 0 {
 		log.Info("syncing folders", "count", len(f.local))
