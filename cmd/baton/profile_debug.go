@@ -19,7 +19,20 @@ import (
 // multi-process test TestMemoryFootprint uses it for its idle profile
 // (BATON_MEM_PROFILE). Release builds have no such handler. The runtime
 // says once that it cannot set the rate: the profile is at profileHz all the same.
+// SIGUSR2 writes a heap profile (as of the last collection) to
+// baton-heap.PID.N.pprof in the same directory.
 func init() {
+	heap := make(chan os.Signal, 1)
+	signal.Notify(heap, syscall.SIGUSR2)
+	go func() {
+		for n := 1; ; n++ {
+			<-heap
+			name := filepath.Join(os.TempDir(), fmt.Sprintf("baton-heap.%d.%d.pprof", os.Getpid(), n))
+			if err := writeHeap(name); err != nil {
+				fmt.Fprintln(os.Stderr, "baton: heap profile:", err)
+			}
+		}
+	}()
 	const profileHz = 1000
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
@@ -58,4 +71,20 @@ func init() {
 			}
 		}
 	}()
+}
+
+// writeHeap writes the heap profile to name, whole once it has its name.
+func writeHeap(name string) error {
+	f, err := os.Create(name + ".part")
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(name+".part", name)
 }

@@ -85,6 +85,9 @@ func TestMemoryFootprint(t *testing.T) {
 	}
 
 	procs := []*node{s1.node, alice.node, bob.node}
+	if dir := os.Getenv("BATON_MEM_PROFILE"); dir != "" {
+		heapProfiles(t, procs, dir, "sync")
+	}
 	// The first window, right after bob is in sync, may catch the tail
 	// of the sync (the last store of an index, a pull or two); the second,
 	// from restAfter on, is the folder at rest, which the target is about.
@@ -105,6 +108,9 @@ func TestMemoryFootprint(t *testing.T) {
 	time.Sleep(restAfter) // the measurement is of this quiet time itself
 	t.Logf("at rest, from %v after s1 settled, for %v:", restAfter, restWindow)
 	share := measureCPU(t, procs, restWindow, os.Getenv("BATON_MEM_PROFILE"))
+	if dir := os.Getenv("BATON_MEM_PROFILE"); dir != "" {
+		heapProfiles(t, procs, dir, "rest")
+	}
 	t.Logf("all three at rest: %.2f%% of a core (target < %.0f%%)", 100*share, 100*idleTarget)
 	for _, n := range procs {
 		hwm := procStatusBytes(t, n, "VmHWM")
@@ -194,6 +200,39 @@ func measureCPU(t *testing.T, procs []*node, window time.Duration, profiles stri
 		}
 	}
 	return all.Seconds() / took.Seconds()
+}
+
+// heapProfiles has each daemon of procs, a build with the batonprofile
+// tag, write its heap profile, and moves it to dir/NAME-when.heap.
+func heapProfiles(t *testing.T, procs []*node, dir, when string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range procs {
+		pid := n.proc.Process.Pid
+		old, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("baton-heap.%d.*.pprof", pid)))
+		for _, o := range old {
+			os.Remove(o)
+		}
+		if err := n.proc.Process.Signal(syscall.SIGUSR2); err != nil {
+			t.Fatalf("%s: %v", n.name, err)
+		}
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); len(got) == 0 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond) // polls for the file the daemon writes
+			got, _ = filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("baton-heap.%d.*.pprof", pid)))
+		}
+		if len(got) == 0 {
+			t.Errorf("%s: no heap profile written (built with -tags batonprofile?)", n.name)
+			continue
+		}
+		dst := filepath.Join(dir, n.name+"-"+when+".heap")
+		if err := os.Rename(got[0], dst); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("  %s: heap profile (%s) in %s", n.name, when, dst)
+	}
 }
 
 // profileSignal starts or stops the CPU profile of n's daemon, a build
