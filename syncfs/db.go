@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/baton-sync/baton/internal/canon"
@@ -42,7 +44,7 @@ type DB struct {
 // OpenDB opens or creates the database at path. It fails after a second if
 // another process holds it.
 func OpenDB(path string) (*DB, error) {
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, InitialMmapSize: initialMmap(0)})
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
@@ -67,6 +69,23 @@ func OpenDB(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
 	return &DB{b: b}, nil
+}
+
+// initialMmap is the address space a database maps at first: a growth of
+// the mapping in a write transaction copies every key and value the
+// transaction has touched onto the heap (bbolt dereferences its nodes
+// before it remaps), which for a store of 100,000 entries at once took
+// 68 MB. Only the pages read count in memory, so on 64-bit systems a
+// gibibyte is mapped from the start. On Windows the file is made as large
+// as its mapping: there it is windows bytes (0: bbolt's own growth).
+func initialMmap(windows int) int {
+	switch {
+	case runtime.GOOS == "windows":
+		return windows
+	case strconv.IntSize == 64:
+		return 1 << 30
+	}
+	return 0
 }
 
 // Close closes the database.

@@ -34,9 +34,7 @@ func OpenPeerStore(path string) (*PeerStore, error) {
 	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: time.Second, NoSync: true, NoFreelistSync: true,
-		// Mapped at once to what 100,000 entries of a few peers take,
-		// not grown (each growth copies every node of the transaction).
-		InitialMmapSize: peerStoreMmap,
+		InitialMmapSize: initialMmap(peerStoreMmapWindows),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
@@ -44,9 +42,10 @@ func OpenPeerStore(path string) (*PeerStore, error) {
 	return &PeerStore{b: b}, nil
 }
 
-// peerStoreMmap is the address space a PeerStore maps at first. Only the
-// pages read count in memory; on Windows the file is made this large.
-const peerStoreMmap = 64 << 20
+// peerStoreMmapWindows is the address space a PeerStore maps at first on
+// Windows, where the file is made this large: what 100,000 entries of a
+// few peers take.
+const peerStoreMmapWindows = 64 << 20
 
 // Close closes the store; its file stays until the next OpenPeerStore.
 func (s *PeerStore) Close() error { return s.b.Close() }

@@ -3,10 +3,13 @@
 package multiprocess
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +90,9 @@ func TestMemoryFootprint(t *testing.T) {
 	procs := []*node{s1.node, alice.node, bob.node}
 	if dir := os.Getenv("BATON_MEM_PROFILE"); dir != "" {
 		heapProfiles(t, procs, dir, "sync")
+		for _, n := range procs {
+			logMappedFiles(t, n)
+		}
 	}
 	// The first window, right after bob is in sync, may catch the tail
 	// of the sync (the last store of an index, a pull or two); the second,
@@ -232,6 +238,37 @@ func heapProfiles(t *testing.T, procs []*node, dir, when string) {
 			t.Fatal(err)
 		}
 		t.Logf("  %s: heap profile (%s) in %s", n.name, when, dst)
+	}
+}
+
+// logMappedFiles logs the files mapped into n's daemon that take a MiB or
+// more of its resident set (from /proc/PID/smaps), largest first.
+func logMappedFiles(t *testing.T, n *node) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", n.proc.Process.Pid))
+	if err != nil {
+		t.Fatalf("%s: %v", n.name, err)
+	}
+	rss := map[string]int64{}
+	var name string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-"):
+			name = "[anonymous]"
+			if len(f) >= 6 {
+				name = f[5]
+			}
+		case len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			rss[name] += kb << 10
+		}
+	}
+	names := slices.SortedFunc(maps.Keys(rss), func(a, b string) int { return cmp.Compare(rss[b], rss[a]) })
+	for _, m := range names {
+		if rss[m] >= 1<<20 {
+			t.Logf("  %s: %.0f MiB resident of %s", n.name, float64(rss[m])/(1<<20), m)
+		}
 	}
 }
 
