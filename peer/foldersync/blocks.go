@@ -257,8 +257,8 @@ const (
 // pfEntry is one block the plan needs.
 type pfEntry struct {
 	ref     blockRef
-	pos     int // its place in the queue
-	last    int // the last action that needs it
+	pos     int // its place in the queue (counted from the first entry ever queued)
+	last    int // the last action that needs it, of those indexed so far
 	uses    int // Block calls still expected
 	state   int
 	evict   bool // drop when fetched
@@ -267,6 +267,16 @@ type pfEntry struct {
 	data    fetchedBlock // holding one reference while ok
 	ok      bool         // data was fetched
 }
+
+// Bounds of a source's memory whatever the size of the plan: it indexes
+// the blocks of the plan's actions only while fewer than queueAhead are
+// queued and not yet fetched, and holds at most maxHeld fetched blocks
+// (besides Config.Prefetch bytes): a plan of 100,000 small files held an
+// entry for each block and ran 37,000 blocks of 1 KiB ahead, 73 MB.
+const (
+	queueAhead = 4096
+	maxHeld    = 4096
+)
 
 // source is the BlockSource of one apply: it fetches blocks from peers
 // (the one whose index is applied first, then the folder's other members
@@ -280,13 +290,17 @@ type source struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
+	actions  []syncfs.Action // the plan; actions[:indexed] have their blocks queued
+	indexed  int
 	entries  map[syncfs.Hash]*pfEntry
-	queue    []*pfEntry
-	next     int
+	queue    []*pfEntry // the entries from position qbase on
+	qbase    int
+	next     int // the position of the first entry a worker may take
 	byLast   map[int][]*pfEntry
 	finished map[int]bool // actions finished above low
 	low      int          // every action below it is finished
 	held     int64        // bytes fetched or in flight, not yet used or evicted
+	heldN    int          // blocks fetched or in flight, not yet used or evicted
 	budget   int64
 	closed   bool
 }
@@ -296,31 +310,46 @@ type source struct {
 func (f *folder) newSource(ctx context.Context, peers []lpeer.ID, actions []syncfs.Action) *source {
 	ctx, stop := context.WithCancel(ctx)
 	s := &source{
-		f: f, peers: peers, stop: stop,
+		f: f, peers: peers, stop: stop, actions: actions,
 		entries: map[syncfs.Hash]*pfEntry{}, byLast: map[int][]*pfEntry{}, finished: map[int]bool{},
 		budget: f.e.cfg.Prefetch,
 	}
 	s.cond = sync.NewCond(&s.mu)
-	for i, a := range actions {
-		for _, b := range a.Need {
-			ent := s.entries[b.Hash]
-			if ent == nil {
-				ent = &pfEntry{ref: blockRef{Hash: b.Hash, Size: b.Size}, pos: len(s.queue), done: make(chan struct{})}
-				s.entries[b.Hash] = ent
-				s.queue = append(s.queue, ent)
-			}
-			ent.uses++
-			ent.last = i
-		}
-	}
-	for _, ent := range s.entries {
-		s.byLast[ent.last] = append(s.byLast[ent.last], ent)
-	}
+	s.index()
 	workers := max(1, f.e.cfg.Fetches/2)
 	for range workers {
 		s.wg.Go(func() { s.prefetch(ctx) })
 	}
 	return s
+}
+
+// index queues the blocks of the next actions of the plan while fewer
+// than queueAhead entries wait for a worker. A block already queued or
+// held is counted once more. s.mu is held.
+func (s *source) index() {
+	for s.indexed < len(s.actions) && s.qbase+len(s.queue)-s.next < queueAhead {
+		i := s.indexed
+		s.indexed++
+		for _, b := range s.actions[i].Need {
+			ent := s.entries[b.Hash]
+			if ent == nil {
+				ent = &pfEntry{ref: blockRef{Hash: b.Hash, Size: b.Size}, pos: s.qbase + len(s.queue), last: -1, done: make(chan struct{})}
+				s.entries[b.Hash] = ent
+				s.queue = append(s.queue, ent)
+			}
+			ent.uses++
+			if ent.last != i {
+				ent.last = i
+				s.byLast[i] = append(s.byLast[i], ent)
+			}
+		}
+	}
+	// The entries before next are a worker's or done: the queue forgets them.
+	if k := s.next - s.qbase; k >= queueAhead {
+		clear(s.queue[:k])
+		s.queue = append(s.queue[:0], s.queue[k:]...)
+		s.qbase = s.next
+	}
 }
 
 // close stops the prefetching and waits for it.
@@ -339,15 +368,19 @@ func (s *source) prefetch(ctx context.Context) {
 	for {
 		s.mu.Lock()
 		for {
-			for s.next < len(s.queue) && s.queue[s.next].state != pfQueued {
+			s.index()
+			for s.next < s.qbase+len(s.queue) && s.queue[s.next-s.qbase].state != pfQueued {
 				s.next++
 			}
-			if s.closed || s.next >= len(s.queue) {
+			if s.closed || s.next >= s.qbase+len(s.queue) && s.indexed == len(s.actions) {
 				s.mu.Unlock()
 				return
 			}
-			if first := s.queue[s.next]; s.held == 0 || s.held+int64(first.ref.Size) <= s.budget {
-				break
+			if s.next < s.qbase+len(s.queue) {
+				first := s.queue[s.next-s.qbase]
+				if s.held == 0 || s.held+int64(first.ref.Size) <= s.budget && s.heldN < maxHeld {
+					break
+				}
 			}
 			s.cond.Wait()
 		}
@@ -355,18 +388,19 @@ func (s *source) prefetch(ctx context.Context) {
 			batch []*pfEntry
 			bytes int64
 		)
-		for s.next < len(s.queue) && len(batch) < maxBatch {
-			ent := s.queue[s.next]
+		for s.next < s.qbase+len(s.queue) && len(batch) < maxBatch {
+			ent := s.queue[s.next-s.qbase]
 			if ent.state != pfQueued {
 				s.next++
 				continue
 			}
 			sz := int64(ent.ref.Size)
-			if len(batch) > 0 && (bytes+sz > maxBatchBytes || s.held+sz > s.budget) {
+			if len(batch) > 0 && (bytes+sz > maxBatchBytes || s.held+sz > s.budget || s.heldN >= maxHeld) {
 				break
 			}
 			ent.state, ent.counted = pfInflight, true
 			s.held += sz
+			s.heldN++
 			bytes += sz
 			batch = append(batch, ent)
 			s.next++
@@ -395,6 +429,7 @@ func (s *source) prefetch(ctx context.Context) {
 func (s *source) release(ent *pfEntry) {
 	if ent.counted {
 		s.held -= int64(ent.ref.Size)
+		s.heldN--
 		ent.counted = false
 	}
 	if s.entries[ent.ref.Hash] == ent {
@@ -417,6 +452,9 @@ func (s *source) done(i int) {
 	for s.finished[s.low] {
 		delete(s.finished, s.low)
 		for _, ent := range s.byLast[s.low] {
+			if ent.last != s.low || s.entries[ent.ref.Hash] != ent {
+				continue // needed by a later action too, or released
+			}
 			switch ent.state {
 			case pfQueued:
 				ent.state = pfClaimed
@@ -430,11 +468,13 @@ func (s *source) done(i int) {
 		delete(s.byLast, s.low)
 		s.low++
 	}
+	s.cond.Broadcast() // the workers may index further
 }
 
 // Block implements syncfs.BlockSource.
 func (s *source) Block(ctx context.Context, hash syncfs.Hash, size uint32) (syncfs.VerifiedBlock, error) {
 	s.mu.Lock()
+	s.index()
 	ent := s.entries[hash]
 	if ent != nil && ent.ref.Size == size {
 		if ent.state == pfQueued && ent.pos >= s.next+nearQueue {

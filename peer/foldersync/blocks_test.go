@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,4 +307,79 @@ func tempNames(t *testing.T, root string) []string {
 		}
 	}
 	return out
+}
+
+// A plan of many small blocks that the applier does not take yet holds at
+// most maxHeld fetched blocks and indexes at most queueAhead more, not an
+// entry and a fetched block for every block of the plan; every block
+// still comes once the applier asks, in plan order.
+func TestSourceMemoryBounded(t *testing.T) {
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, nil)
+	bob, server := n.nodes["bob"], n.server
+	const blocks = 3 * (queueAhead + maxHeld)
+	data := map[syncfs.Hash][]byte{}
+	actions := make([]syncfs.Action, blocks)
+	for i := range actions {
+		b := randomBytes(512)
+		h := syncfs.HashBytes(b)
+		data[h] = b
+		actions[i] = syncfs.Action{Kind: syncfs.ActFetch, Name: fmt.Sprintf("f%05d", i), Need: []syncfs.Block{{Hash: h, Size: uint32(len(b))}}}
+	}
+	var served atomic.Int64
+	server.host.SetHandler(ProtoBlock, func(s Stream, _ lpeer.ID) {
+		defer s.Close()
+		var req blockRequest
+		if wire.ReadMsg(bufio.NewReader(s), maxRequest, &req) != nil {
+			_ = s.Reset()
+			return
+		}
+		for _, ref := range req.Blocks {
+			served.Add(1)
+			if wire.WriteFrame(s, append([]byte{blockOK}, data[ref.Hash]...)) != nil {
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	src := n.running(bob).newSource(ctx, []lpeer.ID{server.host.ID()}, actions)
+	defer src.close()
+	state := func() (held, entries int) {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.heldN, len(src.entries)
+	}
+	// The workers stop once they hold maxHeld blocks.
+	for {
+		if held, _ := state(); held >= maxHeld {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			held, entries := state()
+			t.Fatalf("the workers hold %d blocks (%d entries); want them to reach %d", held, entries, maxHeld)
+		case <-time.After(10 * time.Millisecond): // polls the source's state
+		}
+	}
+	if held, entries := state(); held > maxHeld || entries > maxHeld+queueAhead {
+		t.Errorf("holding %d fetched blocks and %d entries of a plan of %d; want at most %d and %d", held, entries, blocks, maxHeld, maxHeld+queueAhead)
+	}
+	if s := served.Load(); s > maxHeld+maxBatch {
+		t.Errorf("%d blocks fetched ahead of the applier; want at most %d", s, maxHeld+maxBatch)
+	}
+	for i, a := range actions {
+		b := a.Need[0]
+		vb, err := src.Block(ctx, b.Hash, b.Size)
+		if err != nil {
+			t.Fatalf("block of action %d: %v", i, err)
+		}
+		if !bytes.Equal(vb.Data(), data[b.Hash]) {
+			t.Fatalf("block of action %d: wrong bytes", i)
+		}
+		vb.Release()
+		src.done(i)
+	}
+	if held, entries := state(); held != 0 || entries != 0 {
+		t.Errorf("after the plan: %d blocks held, %d entries; want none", held, entries)
+	}
 }
