@@ -172,11 +172,33 @@ func (hs *Hasher) HashFile(r io.Reader) ([]Block, Hash, error) {
 			}
 		}
 	}()
-	for {
-		if bufs[cur] == nil {
-			bufs[cur] = hasherBuf(hasherWindows * max)
+	// The input's first bytes go into a small buffer: an input that fits
+	// in it never takes the large ones (hasherWindows*MaxSize, 6 MiB each
+	// at the default chunking: a scan of 100,000 small files held 24 MB
+	// of them).
+	var small *[]byte
+	if max > smallHashed {
+		small = hasherBuf(smallHashed + 1) // one more: an input of smallHashed bytes ends in it
+		defer freeHasherBuf(small)
+		n, err := io.ReadFull(r, *small)
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			eof = true
+		case err != nil:
+			return nil, Hash{}, fmt.Errorf("chunking: %w", err)
 		}
-		buf := *bufs[cur]
+		tail = (*small)[:n]
+	}
+	for {
+		var buf []byte
+		if eof && small != nil && bufs[cur] == nil {
+			buf = *small // the whole input, read into it before the loop
+		} else {
+			if bufs[cur] == nil {
+				bufs[cur] = hasherBuf(hasherWindows * max)
+			}
+			buf = *bufs[cur]
+		}
 		end := copy(buf, tail) // tail may be in buf itself: copy moves overlapping bytes
 		if !eof {
 			n, err := io.ReadFull(r, buf[end:])
@@ -242,6 +264,9 @@ func (j hashJob) hash() {
 		data = data[j.blocks[i].Size:]
 	}
 }
+
+// smallHashed is the size of HashFile's first, small buffer.
+const smallHashed = 64 << 10
 
 // parallelHashBytes is how much a buffer's blocks must hold before they
 // are hashed on another goroutine.
