@@ -400,6 +400,9 @@ func (sc *scan) hashAll(ctx context.Context, c Chunking) error {
 			todo = append(todo, f)
 		}
 	}
+	// Each file is forgotten once recorded (a scan of 100,000 new
+	// files held 25 MB of them until the last was hashed).
+	sc.found = nil
 	if len(todo) == 0 {
 		return ctx.Err()
 	}
@@ -445,6 +448,7 @@ func (sc *scan) hashAll(ctx context.Context, c Chunking) error {
 		}
 		select {
 		case out <- next:
+			todo[sent] = nil // the worker's now
 			sent++
 			busy++
 		case r := <-results:
