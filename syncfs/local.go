@@ -60,20 +60,23 @@ func inTemp(name string) bool {
 // applier) last recorded it. It never leaves the device: it lets a rescan
 // trust an unchanged file without rehashing it, and lets the applier check
 // that a file did not change since the plan.
+//
+// The fields are in the order that packs them best (a Local holds one per
+// entry); the encoding orders them by key.
 type DiskStat struct {
 	Size    int64  `cbor:"1,keyasint,omitempty"`
 	ModTime int64  `cbor:"2,keyasint,omitempty"` // Unix nanoseconds
-	Mode    uint32 `cbor:"3,keyasint,omitempty"` // fs.FileMode, type and permission bits
 	Inode   uint64 `cbor:"4,keyasint,omitempty"` // the FileID's Index: the inode number on unix; zero where unknown
 	Ctime   int64  `cbor:"5,keyasint,omitempty"` // inode change time, zero where unknown
-	// Racy marks a stat taken so soon after the file's last change that a
-	// later change within the filesystem's timestamp granularity could
-	// leave the stat equal: the next scan rehashes the file anyway.
-	Racy bool `cbor:"6,keyasint,omitempty"`
 	// Volume and InodeHigh are the rest of the FileID where the system
 	// has more than an inode number (Windows).
 	Volume    uint64 `cbor:"7,keyasint,omitempty"`
 	InodeHigh uint64 `cbor:"8,keyasint,omitempty"`
+	Mode      uint32 `cbor:"3,keyasint,omitempty"` // fs.FileMode, type and permission bits
+	// Racy marks a stat taken so soon after the file's last change that a
+	// later change within the filesystem's timestamp granularity could
+	// leave the stat equal: the next scan rehashes the file anyway.
+	Racy bool `cbor:"6,keyasint,omitempty"`
 }
 
 // statOf returns the DiskStat of fi.
