@@ -399,3 +399,46 @@ func BenchmarkPutLocal(b *testing.B) {
 		}
 	}
 }
+
+// A whole store of a Local that differs from the stored one in a few
+// entries writes the pages of those, not of the whole folder, and still
+// stores exactly that Local.
+func TestPutLocalWritesWhatChanged(t *testing.T) {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := NewLocal()
+	for i := range 20_000 {
+		n := fmt.Sprintf("d%02d/f%06d", i%50, i)
+		l.Files[n] = FileInfo{Name: n, Type: TypeFile, Version: Vector{}.Update(devA), ModTime: int64(i), FileHash: FileHashOf(nil)}
+		l.Disk[n] = DiskStat{Size: 0, ModTime: int64(i), Inode: uint64(i) + 1}
+	}
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	written := func() int64 { st := db.b.Stats(); return st.TxStats.GetWrite() }
+	all := written()
+	// One entry changed, one removed, one added.
+	f := l.Files["d07/f000007"]
+	f.Version = f.Version.Update(devB)
+	l.Files[f.Name] = f
+	delete(l.Files, "d08/f000008")
+	delete(l.Disk, "d08/f000008")
+	l.Files["new"] = FileInfo{Name: "new", Type: TypeDir, Version: Vector{}.Update(devA)}
+	before := written()
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	if w := written() - before; w > all/20 {
+		t.Errorf("storing 3 changed entries of 20,000 wrote %d pages; the whole folder took %d", w, all)
+	}
+	got, err := db.Local("f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(l, got); diff != "" {
+		t.Fatalf("stored Local differs:\n%s", diff)
+	}
+}

@@ -326,9 +326,8 @@ func (f *folder) serve(ctx context.Context) error {
 	w.Rescan = 0
 	f.local, f.ignoreText, f.ready = local, text, false
 	f.touchAll()
-	// The first store after loading replaces the whole stored Local: it
-	// packs the pages that entry-by-entry stores leave half full, and
-	// stores again the entries the loader upgraded.
+	// The first store after loading compares the whole Local with the
+	// stored one: it stores again the entries the loader upgraded.
 	clear(f.unstored)
 	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
@@ -1304,9 +1303,9 @@ func (f *folder) persist(force bool) {
 }
 
 // storeWhole reports whether a store of the Local, of which changed of
-// total entries changed (unless all may have), replaces it whole: when
-// what changed is unknown, or a large part of it (rewriting every entry
-// in key order then costs little more, and packs the stored pages).
+// total entries changed (unless all may have), compares it whole with the
+// stored one (syncfs.DB.PutLocal): when what changed is unknown, or a
+// large part of it (encoding every entry then costs little more).
 func storeWhole(all bool, changed, total int) bool {
 	return all || changed > 256 && 4*changed > total
 }
