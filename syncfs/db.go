@@ -112,12 +112,22 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 	return fs.CreateBucketIfNotExists([]byte(folder))
 }
 
-// PutLocal replaces folder's stored Local with l, in one transaction. It
-// encodes every entry but writes only those that differ from the stored
-// ones, and removes the stored entries l lacks: the transaction holds what
-// changed, not the folder (a store of 100,000 entries rewritten whole held
-// 34 MB of pages until it committed). To store a few changed entries,
-// PutLocalEntries costs only what it writes.
+// maxTxEntries bounds the entries one transaction of PutLocal or
+// PutLocalEntries writes: bbolt holds a transaction's changed pages and
+// nodes in memory until it commits (40 MB for 100,000 new entries at
+// once).
+const maxTxEntries = 8192
+
+// PutLocal replaces folder's stored Local with l. It encodes every entry
+// but writes only those that differ from the stored ones, and removes the
+// stored entries l lacks. To store a few changed entries, PutLocalEntries
+// costs only what it writes.
+//
+// The entries are written in transactions of at most maxTxEntries. A
+// crash between two leaves some entries as stored before: each stored
+// entry is still one that was on disk (the stored Local lags the disk,
+// never runs ahead of it), and the first scan after a restart finds what
+// the store did not record.
 func (db *DB) PutLocal(folder string, l Local) error {
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
@@ -140,22 +150,13 @@ func (db *DB) PutLocal(folder string, l Local) error {
 				return fmt.Errorf("removing %s: %w", k, err)
 			}
 		}
-		// The names sorted, not the entries: a copy of every entry
-		// would cost the Local's size again while the store runs.
-		for _, n := range slices.Sorted(maps.Keys(l.Files)) {
-			v, err := encodeEntry(l, l.Files[n])
-			if err != nil {
-				return err
-			}
-			if bytes.Equal(lb.Get([]byte(n)), v) {
-				continue
-			}
-			if err := lb.Put([]byte(n), v); err != nil {
-				return fmt.Errorf("storing %s: %w", n, err)
-			}
-		}
 		return nil
 	})
+	if err == nil {
+		// The names sorted, not the entries: a copy of every entry
+		// would cost the Local's size again while the store runs.
+		err = db.putEntries(folder, l, slices.Sorted(maps.Keys(l.Files)), true)
+	}
 	if err != nil {
 		return fmt.Errorf("storing local index of folder %s: %w", folder, err)
 	}
@@ -163,48 +164,71 @@ func (db *DB) PutLocal(folder string, l Local) error {
 }
 
 // PutLocalEntries updates folder's stored Local with the entries names of
-// l, in one transaction: each is stored as l holds it (with its disk
-// stat), or removed if l has no such entry. The entries not named are left
-// as stored. It costs what it writes, not the folder: after a change of a
-// few entries, it stores the same Local as PutLocal(folder, l) would if
-// the stored Local was l before the change.
+// l: each is stored as l holds it (with its disk stat), or removed if l
+// has no such entry. The entries not named are left as stored. It costs
+// what it writes, not the folder: after a change of a few entries, it
+// stores the same Local as PutLocal(folder, l) would if the stored Local
+// was l before the change. Like PutLocal, it writes in transactions of at
+// most maxTxEntries.
 func (db *DB) PutLocalEntries(folder string, l Local, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
 	names = slices.Clone(names)
 	slices.Sort(names) // neighbours share pages
-	err := db.b.Update(func(tx *bbolt.Tx) error {
-		fb, err := folderBucket(tx, folder, true)
-		if err != nil {
-			return err
-		}
-		lb, err := fb.CreateBucketIfNotExists(bucketLocal)
-		if err != nil {
-			return err
-		}
-		for i, n := range names {
-			if i > 0 && names[i-1] == n {
-				continue
-			}
-			f, ok := l.Files[n]
-			if !ok {
-				if err := lb.Delete([]byte(n)); err != nil {
-					return fmt.Errorf("removing %s: %w", n, err)
-				}
-				continue
-			}
-			if f.Name != n {
-				return fmt.Errorf("entry %q holds %q", n, f.Name)
-			}
-			if err := putEntry(lb, l, f); err != nil {
+	names = slices.Compact(names)
+	if err := db.putEntries(folder, l, names, false); err != nil {
+		return fmt.Errorf("storing %d entries of the local index of folder %s: %w", len(names), folder, err)
+	}
+	return nil
+}
+
+// putEntries stores the entries names (sorted, unique) of l, or removes
+// those l lacks, maxTxEntries a transaction. With unchanged set, an entry
+// whose stored form is the same is not written again.
+func (db *DB) putEntries(folder string, l Local, names []string, unchanged bool) error {
+	for len(names) > 0 {
+		chunk := names[:min(len(names), maxTxEntries)]
+		names = names[len(chunk):]
+		err := db.b.Update(func(tx *bbolt.Tx) error {
+			fb, err := folderBucket(tx, folder, true)
+			if err != nil {
 				return err
 			}
+			lb, err := fb.CreateBucketIfNotExists(bucketLocal)
+			if err != nil {
+				return err
+			}
+			if last, _ := lb.Cursor().Last(); last == nil || string(last) < chunk[0] {
+				lb.FillPercent = 0.9 // written after every stored key, in key order
+			}
+			for _, n := range chunk {
+				f, ok := l.Files[n]
+				if !ok {
+					if err := lb.Delete([]byte(n)); err != nil {
+						return fmt.Errorf("removing %s: %w", n, err)
+					}
+					continue
+				}
+				if f.Name != n {
+					return fmt.Errorf("entry %q holds %q", n, f.Name)
+				}
+				v, err := encodeEntry(l, f)
+				if err != nil {
+					return err
+				}
+				if unchanged && bytes.Equal(lb.Get([]byte(n)), v) {
+					continue
+				}
+				if err := lb.Put([]byte(n), v); err != nil {
+					return fmt.Errorf("storing %s: %w", n, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storing %d entries of the local index of folder %s: %w", len(names), folder, err)
 	}
 	return nil
 }
@@ -221,18 +245,6 @@ func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 		return nil, fmt.Errorf("encoding %s: %w", f.Name, err)
 	}
 	return v, nil
-}
-
-// putEntry stores f, an entry of l, with its disk stat in lb.
-func putEntry(lb *bbolt.Bucket, l Local, f FileInfo) error {
-	v, err := encodeEntry(l, f)
-	if err != nil {
-		return err
-	}
-	if err := lb.Put([]byte(f.Name), v); err != nil {
-		return fmt.Errorf("storing %s: %w", f.Name, err)
-	}
-	return nil
 }
 
 // Local returns folder's stored Local, empty if none was stored. Every entry

@@ -442,3 +442,49 @@ func TestPutLocalWritesWhatChanged(t *testing.T) {
 		t.Fatalf("stored Local differs:\n%s", diff)
 	}
 }
+
+// A store of many entries commits at most maxTxEntries in a transaction,
+// and stores them all.
+func TestPutLocalBoundedTransactions(t *testing.T) {
+	db, err := OpenDB(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	txid := func() int {
+		var id int
+		if err := db.b.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	l := NewLocal()
+	const n = 3*maxTxEntries + 10
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("d%02d/f%06d", i%50, i)
+		names = append(names, name)
+		l.Files[name] = FileInfo{Name: name, Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
+	}
+	for _, store := range []func() error{
+		func() error { return db.PutLocal("f", l) },
+		func() error { return db.PutLocalEntries("g", l, names) },
+	} {
+		before := txid()
+		if err := store(); err != nil {
+			t.Fatal(err)
+		}
+		if commits := txid() - before; commits < n/maxTxEntries+1 {
+			t.Errorf("%d entries stored in %d transactions; want at most %d in each", n, commits, maxTxEntries)
+		}
+	}
+	for _, folder := range []string{"f", "g"} {
+		got, err := db.Local(folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(l, got); diff != "" {
+			t.Fatalf("stored Local of %s differs:\n%s", folder, diff)
+		}
+	}
+}
