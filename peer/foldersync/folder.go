@@ -1266,8 +1266,8 @@ func (f *folder) heldBack() bool { return f.storeAll || len(f.unstored) > 0 }
 // Storing a few entries costs a small transaction whatever the folder's
 // size, so it is done soon after each change (at most every
 // persistEvery): little is left to rehash after a crash. A store that
-// replaces the whole Local costs the folder: while busy, stores are then
-// spaced to ten times their cost.
+// compares the whole Local with the stored one costs the folder: while
+// busy, stores are spaced to ten times their cost.
 func (f *folder) persist(force bool) {
 	if !f.heldBack() || !force && time.Since(f.lastPut) < f.putEvery {
 		return
@@ -1285,8 +1285,11 @@ func (f *folder) persist(force bool) {
 	}
 	began := time.Now()
 	var err error
-	whole := storeWhole(f.storeAll, len(f.unstored), len(f.local.Files))
-	if whole {
+	// Only the entries known to have changed are stored, unless that is
+	// not known: comparing every entry with the stored one costs the
+	// folder, and reads every stored page (which counts in the memory of
+	// the process while mapped).
+	if f.storeAll {
 		err = f.e.db.PutLocal(f.dbKey(), f.local)
 	} else {
 		err = f.e.db.PutLocalEntries(f.dbKey(), f.local, slices.Collect(maps.Keys(f.unstored)))
@@ -1302,13 +1305,6 @@ func (f *folder) persist(force bool) {
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
 
-// storeWhole reports whether a store of the Local, of which changed of
-// total entries changed (unless all may have), compares it whole with the
-// stored one (syncfs.DB.PutLocal): when what changed is unknown, or a
-// large part of it (encoding every entry then costs little more).
-func storeWhole(all bool, changed, total int) bool {
-	return all || changed > 256 && 4*changed > total
-}
 
 // visible drops from a remote snapshot the names this folder ignores (at
 // least the marker file).

@@ -117,25 +117,6 @@ func TestNoteDisk(t *testing.T) {
 	}
 }
 
-func TestStoreWhole(t *testing.T) {
-	for _, c := range []struct {
-		all           bool
-		changed, size int
-		want          bool
-	}{
-		{true, 0, 10, true},
-		{false, 1, 1, false},
-		{false, 1, 100_000, false},
-		{false, 200, 300, false}, // few: entry by entry whatever the folder
-		{false, 1000, 100_000, false},
-		{false, 30_000, 100_000, true},
-	} {
-		if got := storeWhole(c.all, c.changed, c.size); got != c.want {
-			t.Errorf("storeWhole(%v, %d, %d) = %v; want %v", c.all, c.changed, c.size, got, c.want)
-		}
-	}
-}
-
 // TestPersistWaitsForDurability: a change the applier could not make
 // durable is not stored while the barrier over it fails (here the folder's
 // directory is gone), and is stored once the barrier goes through.
