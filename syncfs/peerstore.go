@@ -1,6 +1,7 @@
 package syncfs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,30 +55,73 @@ func (s *PeerStore) Close() error { return s.b.Close() }
 // entries of the same names. Entries sorted by name are the cheapest to
 // put.
 func (s *PeerStore) Put(key string, files []FileInfo) error {
-	if len(files) == 0 {
-		return nil
-	}
-	err := s.b.Update(func(tx *bbolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(key))
-		if err != nil {
-			return err
-		}
-		b.FillPercent = 0.9 // pages come in name order
-		for _, f := range files {
-			v, err := canon.Marshal(f)
+	// In transactions of at most maxTxEntries: bbolt holds a
+	// transaction's pages until it commits.
+	for len(files) > 0 {
+		chunk := files[:min(len(files), maxTxEntries)]
+		files = files[len(chunk):]
+		err := s.b.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte(key))
 			if err != nil {
-				return fmt.Errorf("encoding %q: %w", f.Name, err)
-			}
-			if err := b.Put([]byte(f.Name), v); err != nil {
 				return err
 			}
+			b.FillPercent = 0.9 // pages come in name order
+			for _, f := range chunk {
+				v, err := canon.Marshal(f)
+				if err != nil {
+					return fmt.Errorf("encoding %q: %w", f.Name, err)
+				}
+				if err := b.Put([]byte(f.Name), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("storing %d entries of peer index %s: %w", len(chunk), key, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("storing %d entries of peer index %s: %w", len(files), key, err)
 	}
 	return nil
+}
+
+// Move puts the entries stored under src into dst, replacing those of the
+// same names, and drops src. It writes at most maxTxEntries entries a
+// transaction: on an error, dst may hold some of src's entries.
+func (s *PeerStore) Move(dst, src string) error {
+	var last []byte
+	for done := false; !done; {
+		err := s.b.Update(func(tx *bbolt.Tx) error {
+			from := tx.Bucket([]byte(src))
+			if from == nil {
+				done = true
+				return nil
+			}
+			to, err := tx.CreateBucketIfNotExists([]byte(dst))
+			if err != nil {
+				return err
+			}
+			c := from.Cursor()
+			k, v := c.First()
+			if last != nil {
+				if k, v = c.Seek(last); k != nil && bytes.Equal(k, last) {
+					k, v = c.Next()
+				}
+			}
+			for n := 0; k != nil && n < maxTxEntries; k, v = c.Next() {
+				if err := to.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+					return err
+				}
+				last = bytes.Clone(k)
+				n++
+			}
+			done = k == nil
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("moving peer index %s into %s: %w", src, dst, err)
+		}
+	}
+	return s.Drop(src)
 }
 
 // Get returns the entries of names (those key holds) stored under key.

@@ -1,12 +1,14 @@
 package syncfs
 
 import (
+	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 // TestPeerStore puts entries of two indexes, replaces some, and checks
@@ -46,14 +48,14 @@ func TestPeerStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("All(f/A/1) differs (-want +got):\n%s", diff)
 	}
 	got, err = s.Get("f/A/1", []string{"d/b.txt", "missing", "d/c.txt"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Snapshot{"d/b.txt": newer, "d/c.txt": gone}, got); diff != "" {
+	if diff := gocmp.Diff(Snapshot{"d/b.txt": newer, "d/c.txt": gone}, got); diff != "" {
 		t.Errorf("Get(f/A/1) differs (-want +got):\n%s", diff)
 	}
 	got, err = s.Get("f/B/2", []string{"d/a.txt", "d/b.txt"})
@@ -128,5 +130,60 @@ func TestSummaryOf(t *testing.T) {
 		if got := SummaryOf(FileInfo{Name: "b", Type: TypeDir, Version: same}); got != s {
 			t.Errorf("SummaryOf of a copy of %v = %x; want %x", v, got, s)
 		}
+	}
+}
+
+// Move puts every entry of one key into another, over the entries of the
+// same names, however many transactions it takes, and drops the first.
+func TestPeerStoreMove(t *testing.T) {
+	s, err := OpenPeerStore(filepath.Join(t.TempDir(), "peers.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v1 := Vector{}.Update(devA)
+	v2 := v1.Update(devB)
+	entry := func(i int, v Vector) FileInfo {
+		return FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%7, i), Type: TypeFile, Version: v, FileHash: FileHashOf(nil)}
+	}
+	var held, delta []FileInfo
+	want := Snapshot{}
+	for i := range 2 * maxTxEntries {
+		held = append(held, entry(i, v1))
+		want[held[i].Name] = held[i]
+	}
+	for i := maxTxEntries; i < 4*maxTxEntries+3; i++ { // half over held's, the rest new
+		e := entry(i, v2)
+		delta = append(delta, e)
+		want[e.Name] = e
+	}
+	slices.SortFunc(held, func(a, b FileInfo) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(delta, func(a, b FileInfo) int { return cmp.Compare(a.Name, b.Name) })
+	if err := s.Put("held", held); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put("stage", delta); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Move("held", "stage"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.All("held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("held has %d entries after the move; want %d", len(got), len(want))
+	}
+	for n, w := range want {
+		if !got[n].Version.Equal(w.Version) {
+			t.Fatalf("%s at %v after the move; want %v", n, got[n].Version, w.Version)
+		}
+	}
+	if rest, err := s.All("stage"); err != nil || len(rest) != 0 {
+		t.Errorf("the moved key still holds %d entries (%v)", len(rest), err)
+	}
+	if err := s.Move("held", "nothing"); err != nil {
+		t.Errorf("moving a key that holds nothing: %v", err)
 	}
 }

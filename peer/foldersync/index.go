@@ -569,12 +569,21 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	}
 	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
 	// A full index goes into a new key of the store, page by page (it
-	// is dropped on an error); a delta's entries wait until every page
-	// verified, to go into held's.
+	// is dropped on an error); so does a delta (staged), whose entries go
+	// into held's once every page verified: only their names and
+	// summaries are held in memory meanwhile.
+	type staged struct {
+		name string
+		sum  syncfs.PeerSummary
+	}
 	var (
-		entries []syncfs.FileInfo
+		stage   string
+		pending []staged
 		last    string
 	)
+	if hdr.Status == statusDelta {
+		stage = e.newPeerKey(folder, p)
+	}
 	if hdr.Status == statusFull {
 		hint := 0
 		if held != nil {
@@ -584,8 +593,11 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 		out.sums = make(map[string]syncfs.PeerSummary, hint)
 	}
 	fail := func(err error) (*remoteIndex, error) {
-		if out.key != "" {
-			if derr := e.peers.Drop(out.key); derr != nil {
+		for _, k := range []string{out.key, stage} {
+			if k == "" {
+				continue
+			}
+			if derr := e.peers.Drop(k); derr != nil {
 				e.log.Debug("peer index not dropped", "err", derr)
 			}
 		}
@@ -626,7 +638,13 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 			}
 			continue
 		}
-		entries = append(entries, idx.Files...)
+		if err := e.peers.Put(stage, idx.Files); err != nil {
+			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
+		}
+		for _, fi := range idx.Files {
+			fi = share(fi)
+			pending = append(pending, staged{fi.Name, syncfs.SummaryOf(fi)})
+		}
 	}
 	if hdr.Status == statusFull {
 		if held != nil && held.key != "" {
@@ -638,16 +656,17 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 		return out, nil
 	}
 	// Every page verified: the delta goes into held's entries, which the
-	// new index replaces.
-	if err := e.peers.Put(held.key, entries); err != nil {
-		return nil, fmt.Errorf("index from %s: %w", p, err)
+	// new index replaces. Should the store fail midway, held's stored
+	// entries may be newer than its summaries say, which the next delta
+	// (asked from held's sequence) mends.
+	if err := e.peers.Move(held.key, stage); err != nil {
+		return fail(fmt.Errorf("index from %s: %w", p, err))
 	}
 	out.key, out.sums, out.base = held.key, held.sums, held.seq
-	out.delta = make([]string, 0, len(entries))
-	for _, fi := range entries {
-		fi = share(fi)
-		out.sums[fi.Name] = syncfs.SummaryOf(fi)
-		out.delta = append(out.delta, fi.Name)
+	out.delta = make([]string, 0, len(pending))
+	for _, st := range pending {
+		out.sums[st.name] = st.sum
+		out.delta = append(out.delta, st.name)
 	}
 	return out, nil
 }
