@@ -65,9 +65,7 @@ type published struct {
 
 	blocks *blockIndex // shared with the other indexes of the session
 
-	mu     sync.Mutex
-	full   [][]byte            // the signed full pages, once made
-	deltas map[uint64][][]byte // signed deltas since a sequence, a few
+	cache pageCache // its signed pages
 }
 
 // newPublished returns the index at seq: prev (nil: none) with the entries
@@ -261,97 +259,6 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 		a.SymlinkTarget == b.SymlinkTarget && a.Version.Equal(b.Version)
 }
 
-// pages returns the signed pages of the entries changed after since (all
-// of them when since is zero), kept for the next request of the same
-// (every member device asks for the same delta when the server's index
-// changes) until dropPages.
-
-func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if since == 0 && p.full != nil {
-		return p.full, nil
-	}
-	if d, ok := p.deltas[since]; ok {
-		return d, nil
-	}
-	var (
-		out   [][]byte
-		page  []syncfs.FileInfo
-		bytes int
-	)
-	flush := func() error {
-		signed, err := p.sign(key, page)
-		if err != nil {
-			return err
-		}
-		out = append(out, signed...)
-		page, bytes = nil, 0
-		return nil
-	}
-	for e := range p.tree.since(since) {
-		sz := entrySize(e.fi)
-		if len(page) > 0 && bytes+sz > pageTarget {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-		page = append(page, e.fi)
-		bytes += sz
-	}
-	if len(page) > 0 || len(out) == 0 && since == 0 {
-		if err := flush(); err != nil {
-			return nil, err
-		}
-	}
-	if len(out) > maxPages {
-		return nil, fmt.Errorf("index of folder %s needs %d pages, limit %d", p.folder, len(out), maxPages)
-	}
-	if since == 0 {
-		p.full = out
-	} else {
-		if p.deltas == nil || len(p.deltas) >= 8 {
-			p.deltas = map[uint64][][]byte{}
-		}
-		p.deltas[since] = out
-	}
-	return out, nil
-}
-
-// dropPages forgets the signed pages kept: for a large folder they hold as
-// much memory as its index again. The folder drops them once its index
-// stayed the same for a while; a peer that asks later has them signed
-// again.
-func (p *published) dropPages() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.full, p.deltas = nil, nil
-}
-
-// sign signs files as one page, or as several if the encoding turns out
-// larger than an index may be.
-func (p *published) sign(key *identity.PrivateKey, files []syncfs.FileInfo) ([][]byte, error) {
-	signed, err := syncfs.SignIndex(key, syncfs.Index{Folder: p.folder, Device: p.device, Sequence: p.seq, Files: files})
-	if err == nil && len(signed) <= syncfs.MaxIndexSize {
-		return [][]byte{signed}, nil
-	}
-	if len(files) < 2 {
-		if err == nil {
-			err = fmt.Errorf("entry %s does not fit in an index", files[0].Name)
-		}
-		return nil, err
-	}
-	a, err := p.sign(key, files[:len(files)/2])
-	if err != nil {
-		return nil, err
-	}
-	b, err := p.sign(key, files[len(files)/2:])
-	if err != nil {
-		return nil, err
-	}
-	return append(a, b...), nil
-}
-
 // entrySize estimates an entry's encoded size, generously.
 func entrySize(f syncfs.FileInfo) int {
 	return 128 + len(f.Name) + len(f.SymlinkTarget) + 64*len(f.Blocks) + 80*len(f.Version.Counters)
@@ -409,15 +316,14 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 		fail("cannot make the index")
 		return
 	}
-	hdr.Pages = uint32(len(pages))
+	defer pub.release(pages)
+	hdr.Pages = uint32(pages.len())
 	if err := wire.WriteMsg(s, hdr); err != nil {
 		return
 	}
-	for _, pg := range pages {
-		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if err := wire.WriteFrame(s, pg); err != nil {
-			return
-		}
+	err = pages.send(s, func() { _ = s.SetDeadline(time.Now().Add(ioTimeout)) })
+	if err != nil {
+		e.log.Debug("index not sent", "peer", p.String(), "folder", req.Folder, "err", err)
 	}
 }
 
