@@ -33,12 +33,6 @@ import (
 // restarts. A stale index cannot undo anything: Plan ignores entries whose
 // versions are not newer than the local ones.
 
-// pubEntry is one entry of a published index.
-type pubEntry struct {
-	fi      syncfs.FileInfo
-	changed uint64 // the sequence that last changed it
-}
-
 // blockLoc is where a published block is: a file and an offset.
 type blockLoc struct {
 	name   string
