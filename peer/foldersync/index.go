@@ -84,11 +84,13 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 		p.files, p.dirs, p.bytes, p.nblocks = prev.files, prev.dirs, prev.bytes, prev.nblocks
 	}
 	var (
-		changes []pubEntry
-		added   []syncfs.FileInfo // files whose blocks the block index lacks
+		changed []string
+		added   []string // files whose blocks the block index lacks
 	)
-	// Only what changed is sorted: names may list many entries that are
-	// as published (those an apply under way has not reached yet).
+	// Only the names of what changed are kept and sorted, not copies of
+	// the entries: names may list every entry (a whole folder, or many
+	// that are as published, those an apply under way has not reached
+	// yet).
 	for _, n := range names {
 		fi, ok := files[n]
 		if !ok {
@@ -106,28 +108,36 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 			p.count(old.fi, -1)
 		}
 		p.count(fi, 1)
-		changes = append(changes, pubEntry{fi: fi, changed: seq})
-		if !fi.Deleted && fi.Type == syncfs.TypeFile && len(fi.Blocks) > 0 && (!had || old.fi.FileHash != fi.FileHash || old.fi.Deleted) {
-			added = append(added, fi)
+		changed = append(changed, n)
+		if prev != nil && !fi.Deleted && fi.Type == syncfs.TypeFile && len(fi.Blocks) > 0 && (!had || old.fi.FileHash != fi.FileHash || old.fi.Deleted) {
+			added = append(added, n)
 		}
 	}
-	if len(changes) == 0 && prev != nil {
+	if len(changed) == 0 && prev != nil {
 		return nil, nil
 	}
-	slices.SortFunc(changes, func(a, b pubEntry) int { return strings.Compare(a.fi.Name, b.fi.Name) })
-	p.tree = p.tree.with(changes)
+	slices.Sort(changed)
+	// The entries go into the tree a batch at a time.
+	batch := make([]pubEntry, 0, min(len(changed), pubBatch))
+	for i := 0; i < len(changed); i += pubBatch {
+		batch = batch[:0]
+		for _, n := range changed[i:min(i+pubBatch, len(changed))] {
+			batch = append(batch, pubEntry{fi: files[n], changed: seq})
+		}
+		p.tree = p.tree.with(batch)
+	}
 	if prev != nil && prev.blocks.keep(p.nblocks) {
 		p.blocks = prev.blocks
-		p.blocks.add(added)
+		p.blocks.add(files, added)
 	} else {
 		p.blocks = newBlockIndex(p.tree)
 	}
-	changed := make([]string, len(changes))
-	for i, e := range changes {
-		changed[i] = e.fi.Name
-	}
 	return p, changed
 }
+
+// pubBatch is how many changed entries newPublished puts in a tree at a
+// time.
+const pubBatch = 1024
 
 // count adds (sign 1) or removes (sign -1) fi from p's counts.
 func (p *published) count(fi syncfs.FileInfo, sign int) {
@@ -193,14 +203,15 @@ func (b *blockIndex) keep(live int) bool {
 	return b.n <= 2*live+4096
 }
 
-func (b *blockIndex) add(files []syncfs.FileInfo) {
-	if len(files) == 0 {
+// add adds the blocks of the files of files named in names.
+func (b *blockIndex) add(files syncfs.Snapshot, names []string) {
+	if len(names) == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, fi := range files {
-		b.addFile(fi)
+	for _, n := range names {
+		b.addFile(files[n])
 	}
 }
 
