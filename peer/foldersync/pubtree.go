@@ -128,7 +128,7 @@ func (t pubTree) with(changes []pubEntry) pubTree {
 	}
 	if len(t.chunks) == 0 {
 		out := pubTree{}
-		out.chunks = appendSplit(nil, changes)
+		out.chunks = appendSplit(nil, merge(nil, changes))
 		out.n = len(changes)
 		return out
 	}
@@ -147,8 +147,9 @@ func (t pubTree) with(changes []pubEntry) pubTree {
 				j++
 			}
 		}
-		merged, added := merge(c.entries(), changes[:j])
-		out.n += added
+		old := c.items()
+		merged := merge(old, changes[:j])
+		out.n += len(merged) - len(old)
 		out.chunks = appendSplit(out.chunks, merged)
 		changes = changes[j:]
 		ci = k + 1
@@ -159,125 +160,100 @@ func (t pubTree) with(changes []pubEntry) pubTree {
 
 func cmpEntry(e pubEntry, name string) int { return strings.Compare(e.fi.Name, name) }
 
-// merge returns a new slice of old with changes put in, and how many of
-// changes were new names.
-func merge(old, changes []pubEntry) ([]pubEntry, int) {
-	out := make([]pubEntry, 0, len(old)+len(changes))
-	added := 0
+// chunkItem is an entry to encode in a chunk: a new one, or one of
+// another chunk, copied from its encoding (not decoded: a change in a
+// chunk costs no decoding of the entries it leaves as they were).
+type chunkItem struct {
+	name string
+	new  *pubEntry
+	src  *pubChunk // the chunk body is in
+	body []byte
+}
+
+// changed returns the sequence that last changed it.
+func (it chunkItem) changed() uint64 {
+	if it.new != nil {
+		return it.new.changed
+	}
+	d, _ := binary.Uvarint(it.body)
+	return it.src.changed - d
+}
+
+// items returns c's entries as they are encoded.
+func (c *pubChunk) items() []chunkItem {
+	out := make([]chunkItem, 0, c.n)
+	r := chunkReader{c: c}
+	for r.next() {
+		out = append(out, chunkItem{name: string(r.name), src: c, body: r.body})
+	}
+	return out
+}
+
+// merge returns old with changes put in, replacing the entries of the
+// same names.
+func merge(old []chunkItem, changes []pubEntry) []chunkItem {
+	out := make([]chunkItem, 0, len(old)+len(changes))
 	i, j := 0, 0
 	for i < len(old) || j < len(changes) {
 		switch {
-		case j == len(changes) || i < len(old) && old[i].fi.Name < changes[j].fi.Name:
+		case j == len(changes) || i < len(old) && old[i].name < changes[j].fi.Name:
 			out = append(out, old[i])
 			i++
-		case i == len(old) || changes[j].fi.Name < old[i].fi.Name:
-			out = append(out, changes[j])
-			added++
-			j++
 		default:
-			out = append(out, changes[j])
-			i++
+			if i < len(old) && old[i].name == changes[j].fi.Name {
+				i++
+			}
+			out = append(out, chunkItem{name: changes[j].fi.Name, new: &changes[j]})
 			j++
 		}
 	}
-	return out, added
+	return out
 }
 
-// appendSplit appends entries to chunks as chunks of at most chunkMax
+// appendSplit appends items to chunks as chunks of at most chunkMax
 // entries (half full when split).
-func appendSplit(chunks []*pubChunk, entries []pubEntry) []*pubChunk {
-	size := len(entries)
+func appendSplit(chunks []*pubChunk, items []chunkItem) []*pubChunk {
+	size := len(items)
 	if size > chunkMax {
 		size = chunkMax / 2
 	}
-	var buf []byte
-	for len(entries) > 0 {
-		k := min(size, len(entries))
-		if len(entries)-k < chunkMax/4 && len(entries) <= chunkMax {
-			k = len(entries) // no tiny last chunk
+	var buf, body []byte
+	for len(items) > 0 {
+		k := min(size, len(items))
+		if len(items)-k < chunkMax/4 && len(items) <= chunkMax {
+			k = len(items) // no tiny last chunk
 		}
 		var c *pubChunk
-		c, buf = encodeChunk(entries[:k], buf[:0])
+		c, buf, body = encodeChunk(items[:k], buf[:0], body)
 		chunks = append(chunks, c)
-		entries = entries[k:]
+		items = items[k:]
 	}
 	return chunks
 }
 
-// encodeChunk returns a chunk of entries (sorted, not empty), using buf
-// as scratch space, which it returns.
-func encodeChunk(entries []pubEntry, buf []byte) (*pubChunk, []byte) {
-	c := &pubChunk{n: len(entries), last: entries[len(entries)-1].fi.Name}
-	for _, e := range entries {
-		c.changed = max(c.changed, e.changed)
+// encodeChunk returns a chunk of items (sorted, not empty), using buf and
+// body as scratch space, which it returns.
+func encodeChunk(items []chunkItem, buf, body []byte) (*pubChunk, []byte, []byte) {
+	c := &pubChunk{n: len(items), last: items[len(items)-1].name}
+	for _, it := range items {
+		c.changed = max(c.changed, it.changed())
 	}
-	var body []byte
 	prev := ""
-	for i, e := range entries {
-		fi := e.fi
-		shared := commonPrefix(prev, fi.Name)
+	for i, it := range items {
+		shared := commonPrefix(prev, it.name)
 		if i%restartEvery == 0 {
 			c.restarts = append(c.restarts, uint32(len(buf)))
 			shared = 0
 		}
 		buf = binary.AppendUvarint(buf, uint64(shared))
-		buf = binary.AppendUvarint(buf, uint64(len(fi.Name)-shared))
-		buf = append(buf, fi.Name[shared:]...)
-		prev = fi.Name
-
-		body = binary.AppendUvarint(body[:0], c.changed-e.changed)
-		flags := byte(0)
-		if fi.Deleted {
-			flags |= flagDeleted
-		}
-		if fi.SymlinkTarget != "" {
-			flags |= flagSymlink
-		}
-		shareBlocks := len(fi.Blocks) > inlineBlocks
-		if shareBlocks {
-			flags |= flagShared
-		}
-		switch {
-		case fi.FileHash == syncfs.Hash{}:
-		case !shareBlocks && fi.FileHash == syncfs.FileHashOf(fi.Blocks):
-			flags |= flagDerived
-		default:
-			flags |= flagHash
-		}
-		body = append(body, flags)
-		body = binary.AppendUvarint(body, uint64(fi.Type))
-		body = binary.AppendUvarint(body, uint64(fi.Size))
-		body = binary.AppendVarint(body, fi.ModTime)
-		body = binary.AppendUvarint(body, uint64(fi.Mode))
-		body = binary.AppendUvarint(body, uint64(len(fi.Version.Counters)))
-		for _, ct := range fi.Version.Counters {
-			d := slices.Index(c.devs, ct.Device)
-			if d < 0 {
-				d = len(c.devs)
-				c.devs = append(c.devs, ct.Device)
-			}
-			body = binary.AppendUvarint(body, uint64(d))
-			body = binary.AppendUvarint(body, ct.Value)
-		}
-		if flags&flagSymlink != 0 {
-			body = binary.AppendUvarint(body, uint64(len(fi.SymlinkTarget)))
-			body = append(body, fi.SymlinkTarget...)
-		}
-		if flags&flagHash != 0 {
-			body = append(body, fi.FileHash[:]...)
-		}
-		if shareBlocks {
-			body = binary.AppendUvarint(body, uint64(len(c.blocks)))
-			c.blocks = append(c.blocks, fi.Blocks)
+		buf = binary.AppendUvarint(buf, uint64(len(it.name)-shared))
+		buf = append(buf, it.name[shared:]...)
+		prev = it.name
+		body = binary.AppendUvarint(body[:0], c.changed-it.changed())
+		if it.new != nil {
+			body = c.appendBody(body, it.new.fi)
 		} else {
-			body = binary.AppendUvarint(body, uint64(len(fi.Blocks)))
-			end := int64(0)
-			for _, b := range fi.Blocks {
-				body = binary.AppendVarint(body, b.Offset-end)
-				body = binary.AppendUvarint(body, uint64(b.Size))
-				body = append(body, b.Hash[:]...)
-				end = b.Offset + int64(b.Size)
-			}
+			body = c.copyBody(body, it.src, it.body)
 		}
 		buf = binary.AppendUvarint(buf, uint64(len(body)))
 		buf = append(buf, body...)
@@ -285,7 +261,118 @@ func encodeChunk(entries []pubEntry, buf []byte) (*pubChunk, []byte) {
 	c.data = slices.Clone(buf)
 	c.devs = slices.Clip(c.devs)
 	c.blocks = slices.Clip(c.blocks)
-	return c, buf
+	return c, buf, body
+}
+
+// dev returns the index of device in c.devs, adding it if new.
+func (c *pubChunk) dev(device string) int {
+	d := slices.Index(c.devs, device)
+	if d < 0 {
+		d = len(c.devs)
+		c.devs = append(c.devs, device)
+	}
+	return d
+}
+
+// appendBody appends fi's body, past its changed, to body.
+func (c *pubChunk) appendBody(body []byte, fi syncfs.FileInfo) []byte {
+	flags := byte(0)
+	if fi.Deleted {
+		flags |= flagDeleted
+	}
+	if fi.SymlinkTarget != "" {
+		flags |= flagSymlink
+	}
+	shareBlocks := len(fi.Blocks) > inlineBlocks
+	if shareBlocks {
+		flags |= flagShared
+	}
+	switch {
+	case fi.FileHash == syncfs.Hash{}:
+	case !shareBlocks && fi.FileHash == syncfs.FileHashOf(fi.Blocks):
+		flags |= flagDerived
+	default:
+		flags |= flagHash
+	}
+	body = append(body, flags)
+	body = binary.AppendUvarint(body, uint64(fi.Type))
+	body = binary.AppendUvarint(body, uint64(fi.Size))
+	body = binary.AppendVarint(body, fi.ModTime)
+	body = binary.AppendUvarint(body, uint64(fi.Mode))
+	body = binary.AppendUvarint(body, uint64(len(fi.Version.Counters)))
+	for _, ct := range fi.Version.Counters {
+		body = binary.AppendUvarint(body, uint64(c.dev(ct.Device)))
+		body = binary.AppendUvarint(body, ct.Value)
+	}
+	if flags&flagSymlink != 0 {
+		body = binary.AppendUvarint(body, uint64(len(fi.SymlinkTarget)))
+		body = append(body, fi.SymlinkTarget...)
+	}
+	if flags&flagHash != 0 {
+		body = append(body, fi.FileHash[:]...)
+	}
+	if shareBlocks {
+		body = binary.AppendUvarint(body, uint64(len(c.blocks)))
+		c.blocks = append(c.blocks, fi.Blocks)
+		return body
+	}
+	body = binary.AppendUvarint(body, uint64(len(fi.Blocks)))
+	end := int64(0)
+	for _, b := range fi.Blocks {
+		body = binary.AppendVarint(body, b.Offset-end)
+		body = binary.AppendUvarint(body, uint64(b.Size))
+		body = append(body, b.Hash[:]...)
+		end = b.Offset + int64(b.Size)
+	}
+	return body
+}
+
+// copyBody appends the body of an entry of src, past its changed, to
+// body: as it is but for its references to src's devices and block lists.
+func (c *pubChunk) copyBody(body []byte, src *pubChunk, from []byte) []byte {
+	b := from
+	skip := func() []byte { // one varint
+		_, n := binary.Uvarint(b)
+		if n <= 0 {
+			panic("foldersync: a published index entry is corrupt")
+		}
+		v := b[:n]
+		b = b[n:]
+		return v
+	}
+	uv := func() uint64 {
+		v, _ := binary.Uvarint(skip())
+		return v
+	}
+	skip() // changed
+	start := b
+	flags := b[0]
+	b = b[1:]
+	for range 4 { // type, size, modtime, mode
+		skip()
+	}
+	k := uv()
+	body = append(body, start[:len(start)-len(b)]...)
+	for range k {
+		d := uv()
+		body = binary.AppendUvarint(body, uint64(c.dev(src.devs[d])))
+		body = append(body, skip()...)
+	}
+	if flags&flagShared == 0 {
+		return append(body, b...) // the symlink, hash and blocks as they are
+	}
+	start = b
+	if flags&flagSymlink != 0 {
+		b = b[uv():]
+	}
+	if flags&flagHash != 0 {
+		b = b[len(syncfs.Hash{}):]
+	}
+	body = append(body, start[:len(start)-len(b)]...)
+	i := uv()
+	body = binary.AppendUvarint(body, uint64(len(c.blocks)))
+	c.blocks = append(c.blocks, src.blocks[i])
+	return body
 }
 
 // cmpName compares name b with s, as strings.Compare.

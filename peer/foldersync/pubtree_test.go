@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -284,4 +285,66 @@ func TestPubTreeKeepsEntries(t *testing.T) {
 	if count != want {
 		t.Errorf("since(1020) yields %d entries; want %d", count, want)
 	}
+}
+
+// BenchmarkPublished publishes a folder of 100,000 files of one block
+// whole, then changes of 100 of them, and looks every entry up, as a
+// host does when it starts, as its folder changes and as it serves
+// blocks. The heap the index holds is reported as index-B.
+func BenchmarkPublished(b *testing.B) {
+	const n = 100000
+	files := syncfs.Snapshot{}
+	names := make([]string, 0, n)
+	put := func(i int, v uint64) {
+		name := fmt.Sprintf("d%02d/f%07d", i%100, i)
+		blocks := []syncfs.Block{{Size: 1024, Hash: syncfs.Hash{byte(i), byte(i >> 8), byte(i >> 16), byte(v)}}}
+		files[name] = syncfs.FileInfo{Name: name, Size: 1024, ModTime: int64(i) << 20, Mode: 0o644,
+			Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "12D3KooWAlice", Value: v}}},
+			Blocks:  blocks, FileHash: syncfs.FileHashOf(blocks)}
+	}
+	for i := range n {
+		put(i, 1)
+	}
+	for name := range files {
+		names = append(names, name)
+	}
+	b.Run("whole", func(b *testing.B) {
+		var held uint64
+		for b.Loop() {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			held = after.HeapAlloc - before.HeapAlloc
+			runtime.KeepAlive(p)
+		}
+		b.ReportMetric(float64(held), "index-B")
+	})
+	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+	b.Run("change100", func(b *testing.B) {
+		seq := uint64(101)
+		for b.Loop() {
+			changed := make([]string, 0, 100)
+			for k := range 100 {
+				i := (int(seq)*7919 + k*104729) % n
+				put(i, seq)
+				changed = append(changed, fmt.Sprintf("d%02d/f%07d", i%100, i))
+			}
+			if next, _ := newPublished(p, "f", "a", 7, seq, files, changed, false); next != nil {
+				p = next
+			}
+			seq++
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, ok := p.get(names[i%n]); !ok {
+				b.Fatal("entry not found")
+			}
+			i++
+		}
+	})
 }
