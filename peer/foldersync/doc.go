@@ -147,6 +147,15 @@
 // loads the entries at another version than the local ones, which are
 // the only ones Plan acts on.
 //
+// A host's own published index is a tree of chunks that hold their
+// entries encoded (pubtree.go), sharing the block lists of large files
+// with the Local. Its signed pages are made once for every peer that asks
+// the same (the whole index, or the delta since a sequence); those of
+// more than 256 KiB go to a file in the pages directory of
+// Config.DataDir (emptied at each start) and are sent from it, so they
+// sit in the kernel's page cache, not in the heap. An index's files go
+// once it is replaced and the last request sending them ended.
+//
 // # History
 //
 // A server that keeps its folders' history sets Config.Archive: it is

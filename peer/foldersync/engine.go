@@ -195,6 +195,7 @@ type Engine struct {
 	running atomic.Bool
 	db      *syncfs.DB        // set by Run
 	peers   *syncfs.PeerStore // set by Run: the entries of the peers' indexes
+	pages   string            // set by Run: the cache directory of signed index pages
 	peerKey atomic.Uint64     // the last key drawn for an index in peers
 
 	mu      sync.Mutex
@@ -331,6 +332,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.peers = ps
 	defer ps.Close()
+	if e.pages, err = resetPagesDir(e.cfg.DataDir); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

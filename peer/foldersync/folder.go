@@ -260,6 +260,11 @@ func (f *folder) setState(state string) {
 func (f *folder) run(ctx context.Context) {
 	defer f.bg.Wait()
 	defer f.dropRemotes()
+	defer func() {
+		if p := f.pub.Load(); p != nil {
+			p.close()
+		}
+	}()
 	for {
 		err := f.serve(ctx)
 		if ctx.Err() != nil {
@@ -1139,7 +1144,11 @@ func (f *folder) publish(ctx context.Context) {
 		f.unstored[n] = true
 	}
 	f.seq++
+	p.cache.dir = f.e.pages
 	f.pub.Store(p)
+	if old != nil {
+		old.close() // its page files go
+	}
 	f.archive(changed, old == nil)
 	f.setStatus(func(st *FolderStatus) {
 		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, p.files, p.dirs, p.bytes

@@ -33,12 +33,6 @@ import (
 // restarts. A stale index cannot undo anything: Plan ignores entries whose
 // versions are not newer than the local ones.
 
-// pubEntry is one entry of a published index.
-type pubEntry struct {
-	fi      syncfs.FileInfo
-	changed uint64 // the sequence that last changed it
-}
-
 // blockLoc is where a published block is: a file and an offset.
 type blockLoc struct {
 	name   string
@@ -65,9 +59,7 @@ type published struct {
 
 	blocks *blockIndex // shared with the other indexes of the session
 
-	mu     sync.Mutex
-	full   [][]byte            // the signed full pages, once made
-	deltas map[uint64][][]byte // signed deltas since a sequence, a few
+	cache pageCache // its signed pages
 }
 
 // newPublished returns the index at seq: prev (nil: none) with the entries
@@ -92,11 +84,13 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 		p.files, p.dirs, p.bytes, p.nblocks = prev.files, prev.dirs, prev.bytes, prev.nblocks
 	}
 	var (
-		changes []pubEntry
-		added   []syncfs.FileInfo // files whose blocks the block index lacks
+		changed []string
+		added   []string // files whose blocks the block index lacks
 	)
-	// Only what changed is sorted: names may list many entries that are
-	// as published (those an apply under way has not reached yet).
+	// Only the names of what changed are kept and sorted, not copies of
+	// the entries: names may list every entry (a whole folder, or many
+	// that are as published, those an apply under way has not reached
+	// yet).
 	for _, n := range names {
 		fi, ok := files[n]
 		if !ok {
@@ -114,28 +108,36 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 			p.count(old.fi, -1)
 		}
 		p.count(fi, 1)
-		changes = append(changes, pubEntry{fi: fi, changed: seq})
-		if !fi.Deleted && fi.Type == syncfs.TypeFile && len(fi.Blocks) > 0 && (!had || old.fi.FileHash != fi.FileHash || old.fi.Deleted) {
-			added = append(added, fi)
+		changed = append(changed, n)
+		if prev != nil && !fi.Deleted && fi.Type == syncfs.TypeFile && len(fi.Blocks) > 0 && (!had || old.fi.FileHash != fi.FileHash || old.fi.Deleted) {
+			added = append(added, n)
 		}
 	}
-	if len(changes) == 0 && prev != nil {
+	if len(changed) == 0 && prev != nil {
 		return nil, nil
 	}
-	slices.SortFunc(changes, func(a, b pubEntry) int { return strings.Compare(a.fi.Name, b.fi.Name) })
-	p.tree = p.tree.with(changes)
+	slices.Sort(changed)
+	// The entries go into the tree a batch at a time.
+	batch := make([]pubEntry, 0, min(len(changed), pubBatch))
+	for i := 0; i < len(changed); i += pubBatch {
+		batch = batch[:0]
+		for _, n := range changed[i:min(i+pubBatch, len(changed))] {
+			batch = append(batch, pubEntry{fi: files[n], changed: seq})
+		}
+		p.tree = p.tree.with(batch)
+	}
 	if prev != nil && prev.blocks.keep(p.nblocks) {
 		p.blocks = prev.blocks
-		p.blocks.add(added)
+		p.blocks.add(files, added)
 	} else {
 		p.blocks = newBlockIndex(p.tree)
 	}
-	changed := make([]string, len(changes))
-	for i, e := range changes {
-		changed[i] = e.fi.Name
-	}
 	return p, changed
 }
+
+// pubBatch is how many changed entries newPublished puts in a tree at a
+// time.
+const pubBatch = 1024
 
 // count adds (sign 1) or removes (sign -1) fi from p's counts.
 func (p *published) count(fi syncfs.FileInfo, sign int) {
@@ -201,14 +203,15 @@ func (b *blockIndex) keep(live int) bool {
 	return b.n <= 2*live+4096
 }
 
-func (b *blockIndex) add(files []syncfs.FileInfo) {
-	if len(files) == 0 {
+// add adds the blocks of the files of files named in names.
+func (b *blockIndex) add(files syncfs.Snapshot, names []string) {
+	if len(names) == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, fi := range files {
-		b.addFile(fi)
+	for _, n := range names {
+		b.addFile(files[n])
 	}
 }
 
@@ -259,97 +262,6 @@ func sameEntry(a, b syncfs.FileInfo) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.Deleted == b.Deleted && a.Size == b.Size &&
 		a.Mode == b.Mode && a.ModTime == b.ModTime && a.FileHash == b.FileHash &&
 		a.SymlinkTarget == b.SymlinkTarget && a.Version.Equal(b.Version)
-}
-
-// pages returns the signed pages of the entries changed after since (all
-// of them when since is zero), kept for the next request of the same
-// (every member device asks for the same delta when the server's index
-// changes) until dropPages.
-
-func (p *published) pages(key *identity.PrivateKey, since uint64) ([][]byte, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if since == 0 && p.full != nil {
-		return p.full, nil
-	}
-	if d, ok := p.deltas[since]; ok {
-		return d, nil
-	}
-	var (
-		out   [][]byte
-		page  []syncfs.FileInfo
-		bytes int
-	)
-	flush := func() error {
-		signed, err := p.sign(key, page)
-		if err != nil {
-			return err
-		}
-		out = append(out, signed...)
-		page, bytes = nil, 0
-		return nil
-	}
-	for e := range p.tree.since(since) {
-		sz := entrySize(e.fi)
-		if len(page) > 0 && bytes+sz > pageTarget {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-		page = append(page, e.fi)
-		bytes += sz
-	}
-	if len(page) > 0 || len(out) == 0 && since == 0 {
-		if err := flush(); err != nil {
-			return nil, err
-		}
-	}
-	if len(out) > maxPages {
-		return nil, fmt.Errorf("index of folder %s needs %d pages, limit %d", p.folder, len(out), maxPages)
-	}
-	if since == 0 {
-		p.full = out
-	} else {
-		if p.deltas == nil || len(p.deltas) >= 8 {
-			p.deltas = map[uint64][][]byte{}
-		}
-		p.deltas[since] = out
-	}
-	return out, nil
-}
-
-// dropPages forgets the signed pages kept: for a large folder they hold as
-// much memory as its index again. The folder drops them once its index
-// stayed the same for a while; a peer that asks later has them signed
-// again.
-func (p *published) dropPages() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.full, p.deltas = nil, nil
-}
-
-// sign signs files as one page, or as several if the encoding turns out
-// larger than an index may be.
-func (p *published) sign(key *identity.PrivateKey, files []syncfs.FileInfo) ([][]byte, error) {
-	signed, err := syncfs.SignIndex(key, syncfs.Index{Folder: p.folder, Device: p.device, Sequence: p.seq, Files: files})
-	if err == nil && len(signed) <= syncfs.MaxIndexSize {
-		return [][]byte{signed}, nil
-	}
-	if len(files) < 2 {
-		if err == nil {
-			err = fmt.Errorf("entry %s does not fit in an index", files[0].Name)
-		}
-		return nil, err
-	}
-	a, err := p.sign(key, files[:len(files)/2])
-	if err != nil {
-		return nil, err
-	}
-	b, err := p.sign(key, files[len(files)/2:])
-	if err != nil {
-		return nil, err
-	}
-	return append(a, b...), nil
 }
 
 // entrySize estimates an entry's encoded size, generously.
@@ -409,15 +321,14 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 		fail("cannot make the index")
 		return
 	}
-	hdr.Pages = uint32(len(pages))
+	defer pub.release(pages)
+	hdr.Pages = uint32(pages.len())
 	if err := wire.WriteMsg(s, hdr); err != nil {
 		return
 	}
-	for _, pg := range pages {
-		_ = s.SetDeadline(time.Now().Add(ioTimeout))
-		if err := wire.WriteFrame(s, pg); err != nil {
-			return
-		}
+	err = pages.send(s, func() { _ = s.SetDeadline(time.Now().Add(ioTimeout)) })
+	if err != nil {
+		e.log.Debug("index not sent", "peer", p.String(), "folder", req.Folder, "err", err)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -84,8 +86,8 @@ func checkTree(t *testing.T, what string, tree pubTree, model map[string]uint64)
 		t.Errorf("%s: get of an absent name found it", what)
 	}
 	for i, c := range tree.chunks {
-		if len(c.entries) == 0 || len(c.entries) > chunkMax {
-			t.Errorf("%s: chunk %d holds %d entries", what, i, len(c.entries))
+		if n := len(c.entries()); n == 0 || n > chunkMax || n != c.n {
+			t.Errorf("%s: chunk %d holds %d entries, says %d", what, i, n, c.n)
 		}
 	}
 }
@@ -189,4 +191,160 @@ func TestBlockIndexPlaces(t *testing.T) {
 	if loc, ok := p3.block(b); !ok || loc.name != "x2" {
 		t.Errorf("block b at the end: %+v, %v; want in x2", loc, ok)
 	}
+}
+
+// randomEntry returns an entry named name with random fields of every
+// kind an index holds.
+func randomEntry(rng *rand.Rand, name string, seq uint64) pubEntry {
+	fi := syncfs.FileInfo{Name: name, ModTime: rng.Int64() - rng.Int64(), Mode: uint32(rng.IntN(0o1000))}
+	devs := []string{"12D3KooWAlice", "12D3KooWBob", "12D3KooWServer"}
+	for _, d := range devs {
+		if rng.IntN(2) == 0 {
+			fi.Version.Counters = append(fi.Version.Counters, syncfs.Counter{Device: d, Value: rng.Uint64N(1<<40) + 1})
+		}
+	}
+	randomHash := func() syncfs.Hash {
+		var h syncfs.Hash
+		for i := range h {
+			h[i] = byte(rng.IntN(256))
+		}
+		return h
+	}
+	switch rng.IntN(5) {
+	case 0:
+		fi.Type = syncfs.TypeDir
+	case 1:
+		fi.Type, fi.SymlinkTarget = syncfs.TypeSymlink, "../target/"+name
+	case 2:
+		fi.Deleted = true
+	default:
+		off := int64(0)
+		for range rng.IntN(6) {
+			off += int64(rng.IntN(3)) // a gap now and then
+			b := syncfs.Block{Offset: off, Size: uint32(rng.IntN(1 << 20)), Hash: randomHash()}
+			fi.Blocks = append(fi.Blocks, b)
+			off += int64(b.Size)
+		}
+		fi.Size = off
+		switch rng.IntN(3) {
+		case 0:
+			fi.FileHash = syncfs.FileHashOf(fi.Blocks)
+		case 1:
+			fi.FileHash = randomHash() // not what the blocks give: kept as it is
+		}
+	}
+	return pubEntry{fi: fi, changed: seq}
+}
+
+// Every field of every kind of entry comes out of a tree as it went in,
+// by get and by since.
+func TestPubTreeKeepsEntries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	model := map[string]pubEntry{}
+	var tree pubTree
+	for seq := uint64(1000); seq < 1040; seq++ {
+		byName := map[string]pubEntry{}
+		for range rng.IntN(300) + 1 {
+			n := fmt.Sprintf("dir%d/sub/file-%04d.txt", rng.IntN(4), rng.IntN(1500))
+			byName[n] = randomEntry(rng, n, seq)
+		}
+		var changes []pubEntry
+		for _, n := range slices.Sorted(maps.Keys(byName)) {
+			changes = append(changes, byName[n])
+			model[n] = byName[n]
+		}
+		tree = tree.with(changes)
+	}
+	same := func(what string, got, want pubEntry) {
+		t.Helper()
+		if got.changed != want.changed || !reflect.DeepEqual(got.fi, want.fi) {
+			t.Errorf("%s %s:\n got %+v at %d\nwant %+v at %d", what, want.fi.Name, got.fi, got.changed, want.fi, want.changed)
+		}
+	}
+	for n, want := range model {
+		got, ok := tree.get(n)
+		if !ok {
+			t.Fatalf("get(%s) found nothing", n)
+		}
+		same("get", got, want)
+	}
+	count := 0
+	for got := range tree.since(1020) {
+		count++
+		same("since", got, model[got.fi.Name])
+		if got.changed <= 1020 {
+			t.Errorf("since(1020) yields %s changed at %d", got.fi.Name, got.changed)
+		}
+	}
+	want := 0
+	for _, e := range model {
+		if e.changed > 1020 {
+			want++
+		}
+	}
+	if count != want {
+		t.Errorf("since(1020) yields %d entries; want %d", count, want)
+	}
+}
+
+// BenchmarkPublished publishes a folder of 100,000 files of one block
+// whole, then changes of 100 of them, and looks every entry up, as a
+// host does when it starts, as its folder changes and as it serves
+// blocks. The heap the index holds is reported as index-B.
+func BenchmarkPublished(b *testing.B) {
+	const n = 100000
+	files := syncfs.Snapshot{}
+	names := make([]string, 0, n)
+	put := func(i int, v uint64) {
+		name := fmt.Sprintf("d%02d/f%07d", i%100, i)
+		blocks := []syncfs.Block{{Size: 1024, Hash: syncfs.Hash{byte(i), byte(i >> 8), byte(i >> 16), byte(v)}}}
+		files[name] = syncfs.FileInfo{Name: name, Size: 1024, ModTime: int64(i) << 20, Mode: 0o644,
+			Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "12D3KooWAlice", Value: v}}},
+			Blocks:  blocks, FileHash: syncfs.FileHashOf(blocks)}
+	}
+	for i := range n {
+		put(i, 1)
+	}
+	for name := range files {
+		names = append(names, name)
+	}
+	b.Run("whole", func(b *testing.B) {
+		var held uint64
+		for b.Loop() {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			held = after.HeapAlloc - before.HeapAlloc
+			runtime.KeepAlive(p)
+		}
+		b.ReportMetric(float64(held), "index-B")
+	})
+	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+	b.Run("change100", func(b *testing.B) {
+		seq := uint64(101)
+		for b.Loop() {
+			changed := make([]string, 0, 100)
+			for k := range 100 {
+				i := (int(seq)*7919 + k*104729) % n
+				put(i, seq)
+				changed = append(changed, fmt.Sprintf("d%02d/f%07d", i%100, i))
+			}
+			if next, _ := newPublished(p, "f", "a", 7, seq, files, changed, false); next != nil {
+				p = next
+			}
+			seq++
+		}
+	})
+	b.Run("get", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if _, ok := p.get(names[i%n]); !ok {
+				b.Fatal("entry not found")
+			}
+			i++
+		}
+	})
 }

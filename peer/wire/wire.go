@@ -25,16 +25,19 @@ type Stream interface {
 // ErrTooLarge: a frame is longer than its reader allows.
 var ErrTooLarge = errors.New("frame too large")
 
+// AppendFrameHeader appends to dst what comes before n bytes in a frame.
+func AppendFrameHeader(dst []byte, n int) []byte { return binary.AppendUvarint(dst, uint64(n)) }
+
 // WriteFrame writes b as one frame.
 func WriteFrame(w io.Writer, b []byte) error {
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(b)))
+	var buf [binary.MaxVarintLen64]byte
+	hdr := AppendFrameHeader(buf[:0], len(b))
 	if len(b) <= 64<<10 {
 		// One write: a small frame goes out in one packet.
-		_, err := w.Write(append(append(make([]byte, 0, n+len(b)), hdr[:n]...), b...))
+		_, err := w.Write(append(append(make([]byte, 0, len(hdr)+len(b)), hdr...), b...))
 		return err
 	}
-	if _, err := w.Write(hdr[:n]); err != nil {
+	if _, err := w.Write(hdr); err != nil {
 		return err
 	}
 	_, err := w.Write(b)
