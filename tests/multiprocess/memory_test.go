@@ -88,6 +88,11 @@ func TestMemoryFootprint(t *testing.T) {
 	}
 
 	procs := []*node{s1.node, alice.node, bob.node}
+	// The peaks are those of the sync: told now, since the server's
+	// settling may take minutes on a busy machine.
+	for _, n := range procs {
+		t.Logf("%s: peak RSS %.0f MiB once bob is in sync", n.name, float64(procStatusBytes(t, n, "VmHWM"))/(1<<20))
+	}
 	if dir := os.Getenv("BATON_MEM_PROFILE"); dir != "" {
 		heapProfiles(t, procs, dir, "sync")
 		for _, n := range procs {
