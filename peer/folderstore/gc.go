@@ -197,7 +197,8 @@ func (s *Store) sweepOne(h syncfs.Hash, ager Ager, cutoff time.Time) (bool, erro
 
 // mark returns every block a snapshot of any folder references, read in
 // one transaction: the block lists of snapshots of Commit and the live
-// files of every entry of snapshots of Append. A snapshot that does not
+// files of every entry of snapshots of Append, and of the pending entries
+// of an Append under way. A snapshot that does not
 // match its signed root stops the collection (ErrTampered).
 func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
 	marked := map[syncfs.Hash]struct{}{}
@@ -205,6 +206,19 @@ func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
 		return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
 			fb, err := openFolder(tx, string(name))
 			if err != nil || fb == nil {
+				return err
+			}
+			// The entries of an Append under way reference their blocks
+			// too (not checked: marking more only keeps more).
+			err = fb.eachPending(0, func(seq uint64, e rawEntry) error {
+				if fi, err := e.decode(seq); err == nil {
+					for _, b := range liveBlocks(fi) {
+						marked[b.Hash] = struct{}{}
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			return fb.snaps.ForEach(func(k, v []byte) error {

@@ -79,9 +79,17 @@ func WithEvidence(pages ...[]byte) AppendOption {
 // the folder); a block it cannot give, or gives wrong (the file changed
 // again since it was indexed), leaves its entry out of this snapshot, and
 // Append returns the names left out: a later snapshot holds their newer
-// version. Blocks are stored before the snapshot is committed (see Commit),
-// and pinned (see Pin) until it is. A snapshot's time is never before its
-// predecessor's: an earlier at is raised to it.
+// version. A snapshot's time is never before its predecessor's: an earlier
+// at is raised to it.
+//
+// Changes are taken appendChunk at a time: their blocks are stored (and
+// pinned, see Pin, until their entries are written), then their entries
+// written in one transaction; once all are, the snapshot's header is
+// committed in a last one (see pending.go), so that what Append holds does
+// not grow with the change, and a crash leaves the folder as it was or
+// with the new snapshot, whole. Changes in name order are written fastest.
+// It returns the snapshot's header: Entries and Blocks are not filled in
+// (Snapshot reads them).
 //
 // When no entry is kept (changes is empty, or every one was left out),
 // nothing is committed: Append returns the zero Snapshot (Seq 0) and the
@@ -91,55 +99,179 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	for _, f := range opts {
 		f(&o)
 	}
-	var all []syncfs.Hash
-	for _, fi := range changes {
-		for _, b := range liveBlocks(fi) {
-			all = append(all, b.Hash)
+	if s.db == nil {
+		return Snapshot{}, nil, ErrClosed
+	}
+	if folder == "" {
+		return Snapshot{}, nil, errors.New("writing a snapshot: no folder name")
+	}
+	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: author, Delta: true, Evidence: o.evidence,
+		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
+	var ev *evidence
+	if len(o.evidence) > 0 {
+		var err error
+		if ev, err = openEvidence(snap); err != nil {
+			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
 		}
 	}
-	release := s.Pin(all...)
-	defer release()
-	kept := []syncfs.FileInfo{}
-	var refs []syncfs.Hash
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.dropPending(folder); err != nil {
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	var seq uint64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if fb != nil {
+			seq = fb.lastSeq()
+		}
+		return err
+	})
+	if err != nil {
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	seq++
 	var skipped []string
-	for _, fi := range changes {
+	var count uint64
+	for rest := changes; len(rest) > 0; {
+		n, kept, sk, err := s.appendChunk(folder, seq, rest, read, ev)
+		skipped = append(skipped, sk...)
+		if err != nil {
+			s.abandon(folder)
+			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+		}
+		rest, count = rest[n:], count+uint64(kept)
+	}
+	if count == 0 {
+		return Snapshot{}, skipped, nil
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		if fb == nil {
+			return fmt.Errorf("the folder's entries are gone: %w", ErrSnapshotNotFound)
+		}
+		if k, v := fb.snaps.Cursor().Last(); k != nil {
+			last, err := decodeHeader(folder, k, v)
+			if err != nil {
+				return err
+			}
+			snap.Prev = last.Root
+			snap.Time = max(snap.Time, last.Time)
+			if last.Seq+1 != seq {
+				return fmt.Errorf("the last snapshot is %d, the entries were written as %d", last.Seq, seq)
+			}
+		}
+		snap.Seq, snap.Count = seq, count
+		var written uint64
+		if err := s.seal(&snap, func(r *rooter) error {
+			return fb.eachRaw(seq, func(e rawEntry) error {
+				r.addRaw(e)
+				written++
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+		if written != count {
+			return fmt.Errorf("%d entries written for the snapshot, %d stored", count, written)
+		}
+		if err := s.step("put"); err != nil {
+			return err
+		}
+		if err := fb.putHeader(snap); err != nil {
+			return err
+		}
+		return s.step("tx")
+	})
+	if err != nil {
+		s.abandon(folder)
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	return snap, skipped, nil
+}
+
+// appendChunk stores the blocks of the first changes, up to s.chunk of
+// them or appendChunkBytes of encoded entries, and writes the entries kept
+// as snapshot seq's, pending, in one transaction. It returns how many
+// changes it took, how many it wrote, and the names left out.
+func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), ev *evidence) (int, int, []string, error) {
+	var hs []syncfs.Hash
+	n, size := 0, 0
+	for n < len(changes) && n < s.chunk && size < appendChunkBytes {
+		for _, b := range liveBlocks(changes[n]) {
+			hs = append(hs, b.Hash)
+		}
+		size += 64 + 40*len(changes[n].Blocks)
+		n++
+	}
+	// Pinned until the entries that reference them are written and told
+	// to a collection under way, which from then counts them.
+	release := s.Pin(hs...)
+	defer release()
+	if err := s.step("check"); err != nil {
+		return n, 0, nil, err
+	}
+	var skipped []string
+	raws := make([]rawEntry, 0, n)
+	for _, fi := range changes[:n] {
 		ok, err := s.storeBlocks(fi, read)
 		if err != nil {
-			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+			return n, 0, skipped, err
 		}
 		if !ok {
 			skipped = append(skipped, fi.Name)
 			continue
 		}
-		kept = append(kept, fi)
-		for _, b := range liveBlocks(fi) {
-			refs = append(refs, b.Hash)
-		}
-	}
-	if len(kept) == 0 {
-		return Snapshot{}, skipped, nil
-	}
-	slices.SortStableFunc(kept, compareNames)
-	for i := 1; i < len(kept); i++ {
-		if kept[i].Name == kept[i-1].Name {
-			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %q changes twice", folder, kept[i].Name)
-		}
-	}
-	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author, Delta: true, Evidence: o.evidence,
-		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
-	if len(o.evidence) > 0 {
-		ev, err := openEvidence(snap)
+		raw, err := encodeEntry(fi)
 		if err != nil {
-			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+			return n, 0, skipped, err
 		}
-		for _, fi := range kept {
-			if err := ev.covers(fi); err != nil {
-				return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+		if ev != nil {
+			if err := ev.coversRaw(raw); err != nil {
+				return n, 0, skipped, fmt.Errorf("%v: %w", err, ErrBadEvidence)
 			}
 		}
+		raws = append(raws, raw)
 	}
-	snap, err := s.commit(snap)
-	return snap, skipped, err
+	if len(raws) == 0 {
+		return n, 0, skipped, nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := s.step("entries"); err != nil {
+			return err
+		}
+		fb, err := createFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		for _, e := range raws {
+			k := entryKey(seq, e.name)
+			if fb.entries.Get(k) != nil {
+				return fmt.Errorf("%q changes twice", e.name)
+			}
+			if err := fb.putEntry(seq, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, 0, skipped, err
+	}
+	s.noteCommitted(hs)
+	return n, len(raws), skipped, nil
+}
+
+// abandon removes the pending entries of an Append that failed; what it
+// cannot remove the next Append, Commit or Open does.
+func (s *Store) abandon(folder string) {
+	if s.step("cleanup") != nil {
+		return
+	}
+	_ = s.dropPending(folder)
 }
 
 func liveBlocks(fi syncfs.FileInfo) []syncfs.Block {
@@ -360,12 +492,16 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 		if err != nil || fb == nil {
 			return err
 		}
+		last := fb.lastSeq()
 		scan := func(prefix []byte) error {
 			c := fb.paths.Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 				name, seq, ok := splitPathKey(k)
 				if !ok {
 					return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+				}
+				if seq > last {
+					continue // pending: an Append under way
 				}
 				pl.add(seq, name)
 			}
