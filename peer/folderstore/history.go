@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -435,6 +436,76 @@ func (s *Store) Tree(folder string, seq uint64) (syncfs.Snapshot, error) {
 		return nil, err
 	}
 	return tree, nil
+}
+
+// Changed returns those of entries (names unique) whose path's version in
+// folder's latest snapshot's tree is absent or not same as it, in the
+// order given: all of them for a folder with no snapshot. It reads, in
+// one read transaction, each path's version with a seek in the paths
+// index and a lookup of its entry, then checks every snapshot it took one
+// from against its signed root (ErrTampered), so that it holds what it
+// returns and the set of those snapshots, never the tree.
+func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stored, entry syncfs.FileInfo) bool) ([]syncfs.FileInfo, error) {
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	var out []syncfs.FileInfo
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		out = nil
+		fb, err := openFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		if fb == nil {
+			out = entries
+			return nil
+		}
+		last := fb.lastSeq()
+		used := map[uint64]bool{}
+		c := fb.paths.Cursor()
+		for _, fi := range entries {
+			at := pathKey(fi.Name, last)
+			k, _ := c.Seek(at)
+			if k == nil || !bytes.Equal(k, at) {
+				if k == nil {
+					k, _ = c.Last()
+				} else {
+					k, _ = c.Prev()
+				}
+			}
+			name, seq, ok := splitPathKey(k)
+			if !ok || name != fi.Name || seq > last {
+				out = append(out, fi)
+				continue
+			}
+			v := fb.entries.Get(entryKey(seq, name))
+			if v == nil {
+				return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, seq, ErrTampered)
+			}
+			stored, err := rawEntry{name, v}.decode(seq)
+			if err != nil {
+				return err
+			}
+			used[seq] = true
+			if !same(stored, fi) {
+				out = append(out, fi)
+			}
+		}
+		for _, seq := range slices.Sorted(maps.Keys(used)) {
+			hdr, err := fb.header(seq)
+			if err != nil {
+				return err
+			}
+			if err := s.checkSnapshot(fb, hdr, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("comparing %d entries with the history of %q: %w", len(entries), folder, err)
+	}
+	return out, nil
 }
 
 // SeqAt returns the last snapshot of folder committed at or before at, or
