@@ -252,29 +252,32 @@ func cloneTree(m map[string]syncfs.FileInfo) map[string]syncfs.FileInfo {
 }
 
 // TestGCSparesBlocksOfAppendUnderWay runs a collection while an Append is
-// between storing its first block and committing: the block, pinned, is
-// not deleted although no snapshot references it yet and it is older than
-// the grace; once committed the snapshot verifies and exports.
+// between storing its blocks and writing the entries that reference them:
+// the blocks, pinned, are not deleted although no snapshot references
+// them yet and they are older than the grace; once committed the snapshot
+// verifies and exports.
 func TestGCSparesBlocksOfAppendUnderWay(t *testing.T) {
 	c := newCrashSetup(t, 0)
 	one, two := []byte("first block of the file"), []byte("second block of the file")
 	fi := c.w.fileEntry("w", "dev-a", one, two)
 	var gcErr error
 	var gcStats folderstore.GCStats
-	read := func(name string, b syncfs.Block) ([]byte, error) {
-		if b.Hash == syncfs.HashBytes(two) {
-			// The first block is stored by now; collect with a grace that
+	ran := false
+	folderstore.SetStoreFault(c.st, func(step string) error {
+		if step == "entries" && !ran {
+			ran = true
+			// The blocks are stored by now; collect with a grace that
 			// spares nothing by age.
 			gcStats, gcErr = c.st.GC(folderstore.GCOptions{Now: time.Now().Add(time.Hour), Grace: time.Nanosecond})
 		}
-		return c.w.read(name, b)
-	}
-	snap, _, err := c.st.Append(c.w.folder, c.w.now, []syncfs.FileInfo{fi}, "dev-a", read)
+		return nil
+	})
+	snap, _, err := c.st.Append(c.w.folder, c.w.now, []syncfs.FileInfo{fi}, "dev-a", c.w.read)
 	if err != nil {
 		t.Fatalf("Append with a collection under way: %v", err)
 	}
-	if gcErr != nil || gcStats.Spared != 1 {
-		t.Fatalf("collection during the Append: %+v, %v; want the first block spared", gcStats, gcErr)
+	if gcErr != nil || gcStats.Spared != 2 {
+		t.Fatalf("collection during the Append: %+v, %v; want both blocks spared", gcStats, gcErr)
 	}
 	c.w.tree[fi.Name] = fi
 	c.w.trees[snap.Seq] = cloneTree(c.w.tree)

@@ -217,8 +217,9 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 	}
 	var skipped []string
 	raws := make([]rawEntry, 0, n)
+	bb := &blockBatch{queued: map[syncfs.Hash]bool{}}
 	for _, fi := range changes[:n] {
-		ok, err := s.storeBlocks(fi, read)
+		ok, err := s.storeBlocks(fi, read, bb)
 		if err != nil {
 			return n, 0, skipped, err
 		}
@@ -236,6 +237,10 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 			}
 		}
 		raws = append(raws, raw)
+	}
+	// Every block durable before an entry references it.
+	if err := s.flushBlocks(bb); err != nil {
+		return n, 0, skipped, err
 	}
 	if len(raws) == 0 {
 		return n, 0, skipped, nil
@@ -282,10 +287,26 @@ func liveBlocks(fi syncfs.FileInfo) []syncfs.Block {
 	return fi.Blocks
 }
 
-// storeBlocks puts fi's blocks not yet held, read with read. It reports
-// false if read could not give one right.
-func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error)) (bool, error) {
+// blockBatchBytes bounds the blocks an Append reads before it stores
+// them (BatchPutter).
+const blockBatchBytes = 8 << 20
+
+// blockBatch is blocks read and not stored yet.
+type blockBatch struct {
+	hs     []syncfs.Hash
+	data   [][]byte
+	size   int
+	queued map[syncfs.Hash]bool // read, stored or not
+}
+
+// storeBlocks reads fi's blocks not yet held with read into bb, storing
+// bb whenever it is full. It reports false if read could not give one
+// right.
+func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), bb *blockBatch) (bool, error) {
 	for _, b := range liveBlocks(fi) {
+		if bb.queued[b.Hash] {
+			continue
+		}
 		held, err := s.blocks.Has(b.Hash)
 		if err != nil {
 			return false, err
@@ -297,11 +318,37 @@ func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) 
 		if err != nil || uint32(len(data)) != b.Size || syncfs.HashBytes(data) != b.Hash {
 			return false, nil
 		}
-		if err := s.blocks.Put(b.Hash, data); err != nil {
-			return false, err
+		bb.hs, bb.data, bb.size = append(bb.hs, b.Hash), append(bb.data, data), bb.size+len(data)
+		bb.queued[b.Hash] = true
+		if bb.size >= blockBatchBytes {
+			if err := s.flushBlocks(bb); err != nil {
+				return false, err
+			}
 		}
 	}
 	return true, nil
+}
+
+// flushBlocks stores the blocks of bb, at once if the block store is a
+// BatchPutter.
+func (s *Store) flushBlocks(bb *blockBatch) error {
+	if len(bb.hs) == 0 {
+		return nil
+	}
+	if bp, ok := s.blocks.(BatchPutter); ok {
+		if err := bp.PutBatch(bb.hs, bb.data); err != nil {
+			return err
+		}
+	} else {
+		for i, h := range bb.hs {
+			if err := s.blocks.Put(h, bb.data[i]); err != nil {
+				return err
+			}
+		}
+	}
+	clear(bb.data)
+	bb.hs, bb.data, bb.size = bb.hs[:0], bb.data[:0], 0
+	return nil
 }
 
 // plan is which entries make up a folder's tree at one snapshot: for each
