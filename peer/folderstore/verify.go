@@ -16,7 +16,9 @@ import (
 // go back), that each one's header and entries hash to its root, its root
 // is signed by a trusted server key (when the store has one) and its
 // evidence, if any, covers its entries; that the paths and times indexes
-// hold exactly the snapshots' entries and times (else ErrTampered); and that
+// hold exactly the snapshots' entries and times (else ErrTampered; the
+// pending entries of an Append under way, after the last snapshot, are
+// neither counted nor checked: no read returns them); and that
 // every block a snapshot references is held and hashes to its name
 // (ErrMissingBlock, ErrCorruptBlock). It returns every problem found,
 // joined, or nil. It reads every block once.
