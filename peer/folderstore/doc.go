@@ -94,8 +94,9 @@
 // to check its root. References is a seek per block; Usage scans the
 // folder's headers and refs index, holding nothing that grows with them. History reads the snapshots that hold the path's
 // versions. Prune rehashes the snapshots from the first dropped one on.
-// GC and Verify hold the set of referenced block hashes (32 bytes each
-// plus the map's overhead). No call holds all snapshots. Append holds
+// GC holds the set of referenced blocks, 8 bytes each (the first 8 of
+// their hash: blocks that share them are kept together), and Verify the
+// set of their hashes (32 bytes each plus the map's overhead). No call holds all snapshots. Append holds
 // one chunk of its changes at a time, encoded, with their blocks and a
 // transaction of their entries (BenchmarkAppendWhole: a 100,000-entry
 // Append in one call). Changed, which compares a folder's whole index with
