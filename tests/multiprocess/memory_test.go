@@ -69,8 +69,15 @@ func TestMemoryFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	timeout := max(2*time.Minute, time.Duration(files)*2*time.Millisecond)
+	// A busy agent answers late with a million files: a status not
+	// answered in time is asked again, not a failure.
+	statusTimeout := max(cliTimeout, time.Duration(files)*200*time.Microsecond)
 	d.waitFor(timeout, fmt.Sprintf("%d files on bob, in sync", files), func() (bool, string) {
-		st, err := d.folderStatus(bob, p.name)
+		r, err := d.cluster.execBaton(d.cluster.ctx, statusTimeout, []string{"--home", bob.home, "folder", "status", p.name, "--json"})
+		if err != nil {
+			return false, err.Error()
+		}
+		st, err := parseFolderStatus(r)
 		if err != nil {
 			return false, err.Error()
 		}
