@@ -216,7 +216,8 @@ func (heldBlocks) List(func(syncfs.Hash) error) error { return nil }
 // BenchmarkAppendWhole appends a folder's whole index of BATON_BENCH_FILES
 // entries (100,000 unless set), each a file of one block of its own, as
 // ONE Append, as a server does with the first index of a folder it comes
-// to (the blocks held already: the metadata alone is measured). It reports
+// to (the blocks held already: the metadata alone is measured; with
+// BATON_BENCH_DISK set, stored in a Disk too). It reports
 // the heap at its largest above what it was before, sampled every
 // millisecond (heap-peak-MiB: live and not yet collected, GOGC as set), the bytes
 // allocated (alloc-MiB) and the time per entry.
@@ -225,11 +226,20 @@ func BenchmarkAppendWhole(b *testing.B) {
 	if n <= 0 {
 		n = 100000
 	}
+	// With BATON_BENCH_DISK set, the blocks are stored too, in a Disk:
+	// each file's 1 KiB, read from memory.
+	disk := os.Getenv("BATON_BENCH_DISK") != ""
 	rng := rand.New(rand.NewPCG(1, 2))
 	changes := make([]syncfs.FileInfo, n)
+	content := map[syncfs.Hash][]byte{}
 	for i := range changes {
 		var h syncfs.Hash
 		copy(h[:], randomBytes(rng, len(h)))
+		if disk {
+			data := randomBytes(rng, 1024)
+			h = syncfs.HashBytes(data)
+			content[h] = data
+		}
 		bl := []syncfs.Block{{Size: 1024, Hash: h}}
 		changes[i] = syncfs.FileInfo{Name: fmt.Sprintf("d%02d/f%07d", i%100, i), Type: syncfs.TypeFile, Size: 1024, Mode: 0o644,
 			ModTime: epoch.UnixNano(), Blocks: bl, FileHash: syncfs.FileHashOf(bl),
@@ -241,7 +251,11 @@ func BenchmarkAppendWhole(b *testing.B) {
 	for i := range b.N {
 		b.StopTimer()
 		dir := b.TempDir()
-		st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), heldBlocks{}, folderstore.WithServerKey(identitytest.Key("server")))
+		var blocks folderstore.BlockStore = heldBlocks{}
+		if disk {
+			blocks = folderstore.NewDisk(filepath.Join(dir, "blocks"))
+		}
+		st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), blocks, folderstore.WithServerKey(identitytest.Key("server")))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -251,7 +265,8 @@ func BenchmarkAppendWhole(b *testing.B) {
 		stop, sampled := make(chan struct{}), make(chan uint64)
 		go func() { sampled <- sampleHeap(stop) }()
 		b.StartTimer()
-		snap, _, err := st.Append("f", epoch.Add(time.Duration(i)), changes, "dev", nil)
+		read := func(_ string, b syncfs.Block) ([]byte, error) { return content[b.Hash], nil }
+		snap, _, err := st.Append("f", epoch.Add(time.Duration(i)), changes, "dev", read)
 		b.StopTimer()
 		close(stop)
 		top := <-sampled
