@@ -3,6 +3,7 @@
 package multiprocess
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,6 +47,11 @@ func TestMemoryFootprint(t *testing.T) {
 		idleTarget  = 0.01 // of one core, the three daemons together
 	)
 	d, alice, bob := newPairDomain(t)
+	// The count of files sets the test's deadline (syncTestTimeout is for
+	// small folders): a million take long.
+	ctx, cancel := context.WithTimeout(t.Context(), max(syncTestTimeout, time.Duration(files)*6*time.Millisecond))
+	t.Cleanup(cancel)
+	d.cluster.ctx = ctx
 	s1 := d.servers[0]
 	p := d.sharePair(alice, bob, "Many", "rw", nil)
 
