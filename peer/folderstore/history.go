@@ -366,6 +366,21 @@ func (p *plan) add(seq uint64, name string) {
 	p.names[seq] = append(p.names[seq], name)
 }
 
+// atOrBefore moves c to the last key at or before key and returns it (nil
+// if there is none).
+func atOrBefore(c *bbolt.Cursor, key []byte) []byte {
+	k, _ := c.Seek(key)
+	if k != nil && bytes.Equal(k, key) {
+		return k
+	}
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	return k
+}
+
 // treePlan finds, with one seek per path in the paths index (never a replay
 // of the history), the version of each path in folder's tree at seq.
 func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
@@ -385,14 +400,7 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 			}
 			// The last key at or before name ‖ 0 ‖ seq.
 			at := pathKey(name, seq)
-			k2, _ := c.Seek(at)
-			if k2 == nil || !bytes.Equal(k2, at) {
-				if k2 == nil {
-					k2, _ = c.Last()
-				} else {
-					k2, _ = c.Prev()
-				}
-			}
+			k2 := atOrBefore(c, at)
 			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
 				p.add(s2, name)
 			}
@@ -512,14 +520,7 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 		c := fb.paths.Cursor()
 		for _, fi := range entries {
 			at := pathKey(fi.Name, last)
-			k, _ := c.Seek(at)
-			if k == nil || !bytes.Equal(k, at) {
-				if k == nil {
-					k, _ = c.Last()
-				} else {
-					k, _ = c.Prev()
-				}
-			}
+			k := atOrBefore(c, at)
 			name, seq, ok := splitPathKey(k)
 			if !ok || name != fi.Name || seq > last {
 				out = append(out, fi)
@@ -569,14 +570,7 @@ func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
 		}
 		c := fb.times.Cursor()
 		limit := timeKey(at.UnixNano(), math.MaxUint64)
-		k, _ := c.Seek(limit)
-		if k == nil || !bytes.Equal(k, limit) {
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
-		}
+		k := atOrBefore(c, limit)
 		if k == nil {
 			return nil
 		}
