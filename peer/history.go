@@ -32,8 +32,9 @@ import (
 // server's copy of the file. A file changed again before it is read is
 // left out of that snapshot (and logged): the change that made it newer
 // brings a later snapshot with it. The first change after the folder
-// starts is the whole index: only the entries that differ from the
-// store's last tree are kept, so a restart adds nothing, and a folder
+// starts is the whole index (queued as told, not copied): only the
+// entries that differ from the store's last tree are kept (compared a
+// path at a time, folderstore.Changed), so a restart adds nothing, and a folder
 // hosted before the store existed gets its whole index as its first
 // snapshot. Changes queued while the archiver is busy are merged by name
 // (a whole index replaces what is queued), so what waits is bounded by the
@@ -68,14 +69,50 @@ const (
 	historyGCGrace     = folderstore.DefaultGrace
 )
 
-// archiveBatch is changes of a folder to append as one snapshot: by name,
-// each the latest told (so that a batch holds at most the folder's
-// entries), the whole index if whole, asked by by (a restore).
+// archiveBatch is changes of a folder to append as one snapshot: the
+// whole index if whole (sorted by name, as told: the slice Archive was
+// given), then the changes told since, by name, each the latest (so that
+// a batch holds at most twice the folder's entries), asked by by (a
+// restore).
 type archiveBatch struct {
+	whole   []syncfs.FileInfo
 	changes map[string]syncfs.FileInfo
-	whole   bool
 	by      foldersync.Requester
 }
+
+// take returns the batch's entries sorted by name, each once (a change
+// over the whole index's entry), and lets go of the batch's own copies.
+func (b *archiveBatch) take() []syncfs.FileInfo {
+	more := make([]syncfs.FileInfo, 0, len(b.changes))
+	for _, fi := range b.changes {
+		more = append(more, fi)
+	}
+	b.changes = nil
+	slices.SortFunc(more, byName)
+	whole := b.whole
+	b.whole = nil
+	if len(whole) == 0 {
+		return more
+	}
+	if len(more) == 0 {
+		return whole
+	}
+	out := make([]syncfs.FileInfo, 0, len(whole)+len(more))
+	i := 0
+	for _, fi := range whole {
+		for i < len(more) && more[i].Name < fi.Name {
+			out = append(out, more[i])
+			i++
+		}
+		if i < len(more) && more[i].Name == fi.Name {
+			continue // the later change, added below
+		}
+		out = append(out, fi)
+	}
+	return append(out, more[i:]...)
+}
+
+func byName(a, b syncfs.FileInfo) int { return strings.Compare(a.Name, b.Name) }
 
 // archivePending is what is queued for one folder: batches in order, a new
 // one begun only when the requester changes (a restore between changes).
@@ -118,6 +155,10 @@ func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Tim
 // is then kept without its requester); other changes merge by name into
 // the last batch if it was asked by the same requester.
 func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester) {
+	if whole {
+		// Ours (Archive's contract): kept as it is, sorted, not copied.
+		slices.SortFunc(changes, byName)
+	}
 	a.mu.Lock()
 	p := a.pending[folder]
 	if p == nil {
@@ -128,16 +169,20 @@ func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole boo
 	var b *archiveBatch
 	switch {
 	case whole:
-		p.batches = nil
+		p.batches = []*archiveBatch{{whole: changes, by: by}}
 	case len(p.batches) > 0 && p.batches[len(p.batches)-1].by == by:
 		b = p.batches[len(p.batches)-1]
-	}
-	if b == nil {
-		b = &archiveBatch{changes: make(map[string]syncfs.FileInfo, len(changes)), whole: whole, by: by}
+	default:
+		b = &archiveBatch{by: by}
 		p.batches = append(p.batches, b)
 	}
-	for _, fi := range changes {
-		b.changes[fi.Name] = fi
+	if b != nil {
+		if b.changes == nil {
+			b.changes = make(map[string]syncfs.FileInfo, len(changes))
+		}
+		for _, fi := range changes {
+			b.changes[fi.Name] = fi
+		}
 	}
 	a.mu.Unlock()
 	select {
@@ -153,7 +198,7 @@ func (a *archiver) queued() int {
 	n := 0
 	for _, p := range a.pending {
 		for _, b := range p.batches {
-			n += len(b.changes)
+			n += len(b.whole) + len(b.changes)
 		}
 	}
 	return n
@@ -191,9 +236,10 @@ func (a *archiver) drain() {
 		}
 		for _, folder := range slices.Sorted(maps.Keys(q)) {
 			p := q[folder]
-			for _, b := range p.batches {
-				if err := a.write(folder, p.root, b); err != nil {
-					a.log.Error("folder history: a change was not kept", "folder", folder, "entries", len(b.changes), "err", err)
+			for i, b := range p.batches {
+				p.batches[i] = nil // let go of it once written
+				if n, err := a.write(folder, p.root, b); err != nil {
+					a.log.Error("folder history: a change was not kept", "folder", folder, "entries", n, "err", err)
 				}
 			}
 		}
@@ -201,24 +247,25 @@ func (a *archiver) drain() {
 }
 
 // write appends one batch of changes of folder, whose directory is root,
-// to the store.
-func (a *archiver) write(folder, root string, b *archiveBatch) error {
-	changes := make([]syncfs.FileInfo, 0, len(b.changes))
-	for _, name := range slices.Sorted(maps.Keys(b.changes)) {
-		changes = append(changes, b.changes[name])
-	}
-	if b.whole {
+// to the store, and returns how many entries it held. A whole index is
+// compared with the store's latest tree first (folderstore.Changed): what
+// is already kept is not appended again.
+func (a *archiver) write(folder, root string, b *archiveBatch) (int, error) {
+	whole := b.whole != nil
+	changes := b.take()
+	n := len(changes)
+	if whole {
 		var err error
-		if changes, err = a.newSince(folder, changes); err != nil {
-			return err
+		if changes, err = a.store.Changed(folder, changes, sameVersion); err != nil {
+			return n, err
 		}
 	}
 	if len(changes) == 0 {
-		return nil
+		return n, nil
 	}
 	dir, err := os.OpenRoot(root)
 	if err != nil {
-		return fmt.Errorf("opening the folder's directory: %w", err)
+		return n, fmt.Errorf("opening the folder's directory: %w", err)
 	}
 	defer dir.Close()
 	r := &fileReader{root: dir}
@@ -229,7 +276,7 @@ func (a *archiver) write(folder, root string, b *archiveBatch) error {
 	}
 	snap, skipped, err := a.store.Append(folder, a.now(), changes, author(changes), r.read, opts...)
 	if err != nil {
-		return err
+		return n, err
 	}
 	if len(skipped) > 0 {
 		a.log.Warn("folder history: files changed again before they were kept; their newer version will be",
@@ -238,7 +285,7 @@ func (a *archiver) write(folder, root string, b *archiveBatch) error {
 	if snap.Seq == 1 {
 		a.log.Info(firstVersionLog, "folder", folder, "entries", len(changes), "time", snap.At())
 	}
-	return nil
+	return n, nil
 }
 
 // firstVersionLog is logged when a folder's first version is kept here:
@@ -276,26 +323,10 @@ func (a *archiver) upkeep() {
 	}
 }
 
-// newSince returns the entries of whole, a folder's whole index, that
-// differ from the store's last tree of the folder.
-func (a *archiver) newSince(folder string, whole []syncfs.FileInfo) ([]syncfs.FileInfo, error) {
-	snaps, err := a.store.Snapshots(folder)
-	if err != nil || len(snaps) == 0 {
-		return whole, err
-	}
-	tree, err := a.store.Tree(folder, snaps[len(snaps)-1].Seq)
-	if err != nil {
-		return nil, err
-	}
-	var out []syncfs.FileInfo
-	for _, fi := range whole {
-		old, ok := tree[fi.Name]
-		if ok && old.Deleted == fi.Deleted && old.Version.Compare(fi.Version) == syncfs.Equal && old.SameContent(fi) {
-			continue
-		}
-		out = append(out, fi)
-	}
-	return out, nil
+// sameVersion reports whether a whole index's entry is the version the
+// store keeps already.
+func sameVersion(stored, fi syncfs.FileInfo) bool {
+	return stored.Deleted == fi.Deleted && stored.Version.Compare(fi.Version) == syncfs.Equal && stored.SameContent(fi)
 }
 
 // author is the device that authored most of changes (folderstore.Author

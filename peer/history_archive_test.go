@@ -256,3 +256,54 @@ func TestArchiverUpkeep(t *testing.T) {
 		t.Errorf("restore of version %d, dropped by retention, succeeded", snaps[0].Seq-1)
 	}
 }
+
+// A whole index queued and changes told after it, before the archiver
+// runs, make one snapshot: the whole index with each later change in
+// place of its entry (a later version of one of its files, a file
+// removed) or added (a new file, sorting before and after every other).
+// The whole index is queued as told, not copied.
+func TestArchiverWholeThenChanges(t *testing.T) {
+	s := newArchiveSetup(t, nil)
+	for _, n := range []string{"b.txt", "c.txt", "d.txt"} {
+		s.write(n, n)
+	}
+	whole, _ := s.scan()
+	s.a.add("f", s.root, whole, true, foldersync.Requester{})
+	if p := s.a.pending["f"]; len(p.batches) != 1 || &p.batches[0].whole[0] != &whole[0] {
+		t.Fatal("the whole index was copied into the queue")
+	}
+	s.write("c.txt", "c, later")
+	s.write("a.txt", "a")
+	s.write("e.txt", "e")
+	if err := os.Remove(filepath.Join(s.root, "d.txt")); err != nil {
+		t.Fatal(err)
+	}
+	_, changed := s.scan()
+	s.a.add("f", s.root, changed, false, foldersync.Requester{})
+	s.a.drain()
+	snaps := s.snapshots()
+	if len(snaps) != 1 || snaps[0].Count != 5 {
+		t.Fatalf("%d snapshots (%+v); want one of 5 entries", len(snaps), snaps)
+	}
+	tree, err := s.st.Tree("f", snaps[0].Seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a.txt": "a", "b.txt": "b.txt", "c.txt": "c, later", "e.txt": "e"}
+	for name, fi := range tree {
+		if fi.Deleted {
+			if name != "d.txt" {
+				t.Errorf("%s deleted in the snapshot", name)
+			}
+			continue
+		}
+		var buf bytes.Buffer
+		if err := s.st.ReadFile(fi, &buf); err != nil || buf.String() != want[name] {
+			t.Errorf("%s = %q, %v; want %q", name, buf.String(), err, want[name])
+		}
+		delete(want, name)
+	}
+	if len(want) > 0 || !tree["d.txt"].Deleted {
+		t.Errorf("files missing from the snapshot: %v, d.txt %+v", want, tree["d.txt"])
+	}
+}

@@ -2,13 +2,17 @@ package folderstore_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +199,105 @@ func BenchmarkLargeFolder(b *testing.B) {
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 	b.ReportMetric(appendTime.Seconds(), "append-s")
+}
+
+// heldBlocks is a BlockStore that holds every block (Has is always true):
+// an Append then writes metadata only.
+type heldBlocks struct{}
+
+func (heldBlocks) Put(syncfs.Hash, []byte) error { return nil }
+func (heldBlocks) Get(syncfs.Hash) ([]byte, error) {
+	return nil, errors.New("heldBlocks holds no data")
+}
+func (heldBlocks) Has(syncfs.Hash) (bool, error)      { return true, nil }
+func (heldBlocks) Delete(syncfs.Hash) error           { return nil }
+func (heldBlocks) List(func(syncfs.Hash) error) error { return nil }
+
+// BenchmarkAppendWhole appends a folder's whole index of BATON_BENCH_FILES
+// entries (100,000 unless set), each a file of one block of its own, as
+// ONE Append, as a server does with the first index of a folder it comes
+// to (the blocks held already: the metadata alone is measured; with
+// BATON_BENCH_DISK set, stored in a Disk too). It reports
+// the heap at its largest above what it was before, sampled every
+// millisecond (heap-peak-MiB: live and not yet collected, GOGC as set), the bytes
+// allocated (alloc-MiB) and the time per entry.
+func BenchmarkAppendWhole(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("BATON_BENCH_FILES"))
+	if n <= 0 {
+		n = 100000
+	}
+	// With BATON_BENCH_DISK set, the blocks are stored too, in a Disk:
+	// each file's 1 KiB, read from memory.
+	disk := os.Getenv("BATON_BENCH_DISK") != ""
+	rng := rand.New(rand.NewPCG(1, 2))
+	changes := make([]syncfs.FileInfo, n)
+	content := map[syncfs.Hash][]byte{}
+	for i := range changes {
+		var h syncfs.Hash
+		copy(h[:], randomBytes(rng, len(h)))
+		if disk {
+			data := randomBytes(rng, 1024)
+			h = syncfs.HashBytes(data)
+			content[h] = data
+		}
+		bl := []syncfs.Block{{Size: 1024, Hash: h}}
+		changes[i] = syncfs.FileInfo{Name: fmt.Sprintf("d%02d/f%07d", i%100, i), Type: syncfs.TypeFile, Size: 1024, Mode: 0o644,
+			ModTime: epoch.UnixNano(), Blocks: bl, FileHash: syncfs.FileHashOf(bl),
+			Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "dev", Value: uint64(i + 1)}}}}
+	}
+	slices.SortFunc(changes, func(a, b syncfs.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	var peak, allocs uint64
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		var blocks folderstore.BlockStore = heldBlocks{}
+		if disk {
+			blocks = folderstore.NewDisk(filepath.Join(dir, "blocks"))
+		}
+		st, err := folderstore.Open(filepath.Join(dir, "snapshots.db"), blocks, folderstore.WithServerKey(identitytest.Key("server")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		stop, sampled := make(chan struct{}), make(chan uint64)
+		go func() { sampled <- sampleHeap(stop) }()
+		b.StartTimer()
+		read := func(_ string, b syncfs.Block) ([]byte, error) { return content[b.Hash], nil }
+		snap, _, err := st.Append("f", epoch.Add(time.Duration(i)), changes, "dev", read)
+		b.StopTimer()
+		close(stop)
+		top := <-sampled
+		if err != nil || snap.Count != uint64(n) {
+			b.Fatalf("Append = %d entries, %v; want %d", snap.Count, err, n)
+		}
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		allocs += after.TotalAlloc - before.TotalAlloc
+		peak = max(peak, top-min(top, before.HeapAlloc))
+		st.Close()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "heap-peak-MiB")
+	b.ReportMetric(float64(allocs)/float64(b.N)/(1<<20), "alloc-MiB")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/entry")
+}
+
+// sampleHeap returns the largest heap (objects live or not yet
+// collected) it saw, reading it every millisecond until stop is closed.
+func sampleHeap(stop <-chan struct{}) uint64 {
+	m := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var top uint64
+	for {
+		metrics.Read(m)
+		top = max(top, m[0].Value.Uint64())
+		select {
+		case <-stop:
+			return top
+		case <-tick.C:
+		}
+	}
 }

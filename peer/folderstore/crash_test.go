@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,6 +115,9 @@ func crashAtEachStep(t *testing.T, setup func(t *testing.T) *crashSetup, op func
 				t.Fatalf("failing at step %d (%s) = %v; want the injected error", k, steps[k], err)
 			}
 			c.reopen(t)
+			if n, err := folderstore.PendingEntries(c.st, c.w.folder); err != nil || n != 0 {
+				t.Fatalf("after a failure at step %d (%s) and a restart, %d entries of no snapshot are left (%v); want none", k, steps[k], n, err)
+			}
 			c.w.checkAll(c.st)
 			if got := keptSeqs(t, c.st, c.w.folder); !reflect.DeepEqual(got, before) {
 				t.Fatalf("snapshots after a failure at step %d (%s) = %v; want those before, %v", k, steps[k], got, before)
@@ -145,6 +149,41 @@ func TestAppendCrashAtEachStep(t *testing.T) {
 		return err
 	}
 	crashAtEachStep(t, setup, op, []string{"mkdir", "create", "write", "fsync", "close", "rename", "syncdir", "check", "put", "tx"}, nil)
+}
+
+// TestAppendChunkedCrashAtEachStep fails an Append of five files written
+// two per transaction at each step: its entries written so far belong to
+// no snapshot, a restart removes them, and the folder is as it was.
+func TestAppendChunkedCrashAtEachStep(t *testing.T) {
+	setup := func(t *testing.T) *crashSetup { return newCrashSetup(t, 5) }
+	op := func(c *crashSetup) error {
+		folderstore.SetAppendChunk(c.st, 2)
+		c.w.now = c.w.now.Add(time.Minute)
+		var changes []syncfs.FileInfo
+		for i := range 5 {
+			changes = append(changes, c.w.fileEntry(fmt.Sprintf("big/f%d", i), "dev-a", []byte(fmt.Sprintf("block of file %d", i)), c.w.chunks[i]))
+		}
+		snap, _, err := c.st.Append(c.w.folder, c.w.now, changes, "dev-a", c.w.read)
+		if err == nil {
+			for _, fi := range changes {
+				c.w.tree[fi.Name] = fi
+			}
+			c.w.trees[snap.Seq] = cloneTree(c.w.tree)
+		}
+		return err
+	}
+	var steps []string
+	{
+		c := setup(t)
+		folderstore.SetStoreFault(c.st, recordSteps(&steps))
+		if err := op(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(strings.Join(steps, " "), "entries"); n != 3 {
+		t.Fatalf("steps %v: %d transactions of entries; want 3 (5 entries, 2 a time)", steps, n)
+	}
+	crashAtEachStep(t, setup, op, []string{"create", "fsync", "rename", "check", "entries", "put", "tx"}, nil)
 }
 
 // TestPruneCrashAtEachStep fails a Prune at each step: it runs in one
@@ -213,29 +252,32 @@ func cloneTree(m map[string]syncfs.FileInfo) map[string]syncfs.FileInfo {
 }
 
 // TestGCSparesBlocksOfAppendUnderWay runs a collection while an Append is
-// between storing its first block and committing: the block, pinned, is
-// not deleted although no snapshot references it yet and it is older than
-// the grace; once committed the snapshot verifies and exports.
+// between storing its blocks and writing the entries that reference them:
+// the blocks, pinned, are not deleted although no snapshot references
+// them yet and they are older than the grace; once committed the snapshot
+// verifies and exports.
 func TestGCSparesBlocksOfAppendUnderWay(t *testing.T) {
 	c := newCrashSetup(t, 0)
 	one, two := []byte("first block of the file"), []byte("second block of the file")
 	fi := c.w.fileEntry("w", "dev-a", one, two)
 	var gcErr error
 	var gcStats folderstore.GCStats
-	read := func(name string, b syncfs.Block) ([]byte, error) {
-		if b.Hash == syncfs.HashBytes(two) {
-			// The first block is stored by now; collect with a grace that
+	ran := false
+	folderstore.SetStoreFault(c.st, func(step string) error {
+		if step == "entries" && !ran {
+			ran = true
+			// The blocks are stored by now; collect with a grace that
 			// spares nothing by age.
 			gcStats, gcErr = c.st.GC(folderstore.GCOptions{Now: time.Now().Add(time.Hour), Grace: time.Nanosecond})
 		}
-		return c.w.read(name, b)
-	}
-	snap, _, err := c.st.Append(c.w.folder, c.w.now, []syncfs.FileInfo{fi}, "dev-a", read)
+		return nil
+	})
+	snap, _, err := c.st.Append(c.w.folder, c.w.now, []syncfs.FileInfo{fi}, "dev-a", c.w.read)
 	if err != nil {
 		t.Fatalf("Append with a collection under way: %v", err)
 	}
-	if gcErr != nil || gcStats.Spared != 1 {
-		t.Fatalf("collection during the Append: %+v, %v; want the first block spared", gcStats, gcErr)
+	if gcErr != nil || gcStats.Spared != 2 {
+		t.Fatalf("collection during the Append: %+v, %v; want both blocks spared", gcStats, gcErr)
 	}
 	c.w.tree[fi.Name] = fi
 	c.w.trees[snap.Seq] = cloneTree(c.w.tree)

@@ -12,7 +12,11 @@
 // BlockStore and the only one for now, keeps one file per block at
 // DIR/ab/abcdef… (64 hex digits under a directory named by the first two),
 // plain files a backup tool can copy, each written to a temporary file,
-// fsynced, renamed into place and its directory fsynced.
+// fsynced, renamed into place and its directory fsynced. A BlockStore that
+// is a BatchPutter stores a batch at once: Disk.PutBatch, on Linux, makes
+// a batch's temporary files durable with one syncfs(2), renames them and
+// makes the renames durable with a second, so that a crash still leaves
+// each block whole or absent.
 //
 // # Snapshots
 //
@@ -46,10 +50,17 @@
 // block. A paths index altered to hide a version makes Tree return the
 // authentic earlier version; Verify reports it.
 //
-// Writes are crash-safe: Append stores and pins its blocks, then commits
-// the snapshot in one fsynced bbolt transaction, so a crash leaves the
+// Writes are crash-safe: Append takes its changes 1,024 at a time
+// (appendChunk), stores and pins their blocks, makes them durable, then
+// writes their entries in one fsynced bbolt transaction as pending
+// entries of the snapshot to be; once every chunk is written, it commits
+// the snapshot's header in a last transaction, and the snapshot exists
+// from then on. Reads never see pending entries (they stop at a folder's
+// last header), a collection counts their blocks as referenced, and the
+// next Append or Commit of the folder, or the next Open, removes those of
+// an Append that failed or a process that died. So a crash leaves the
 // folder as it was or with the new snapshot complete, never one with a
-// missing block. Snapshot times never go back: an Append dated before its
+// missing block, and an Append's memory does not grow with its change. Snapshot times never go back: an Append dated before its
 // predecessor gets the predecessor's time. An Append that keeps no entry
 // commits nothing. WithRequester records who asked for a change its author
 // made on their behalf (a server's restore); History shows it.
@@ -83,11 +94,14 @@
 // to check its root. References is a seek per block; Usage scans the
 // folder's headers and refs index, holding nothing that grows with them. History reads the snapshots that hold the path's
 // versions. Prune rehashes the snapshots from the first dropped one on.
-// GC and Verify hold the set of referenced block hashes (32 bytes each
-// plus the map's overhead). No call holds all snapshots. Append holds its
-// changes and writes them in one transaction, whose memory grows with
-// them: a server appends a large folder page by page, as its index
-// arrives (BenchmarkLargeFolder: 1,000,000 files in pages of 10,000).
+// GC holds the set of referenced blocks, 8 bytes each (the first 8 of
+// their hash: blocks that share them are kept together), and Verify the
+// set of their hashes (32 bytes each plus the map's overhead). No call holds all snapshots. Append holds
+// one chunk of its changes at a time, encoded, with their blocks and a
+// transaction of their entries (BenchmarkAppendWhole: a 100,000-entry
+// Append in one call). Changed, which compares a folder's whole index with
+// its latest tree, holds what differs and the set of snapshots it read
+// from, never the tree.
 //
 // # References and usage
 //

@@ -1,8 +1,10 @@
 package folderstore
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -126,11 +128,11 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("collecting blocks: %w", err)
 	}
-	st.Referenced = len(marked)
+	st.Referenced = marked.len()
 	ager, _ := s.blocks.(Ager)
 	var candidates []syncfs.Hash
 	err = s.blocks.List(func(h syncfs.Hash) error {
-		if _, ok := marked[h]; !ok {
+		if !marked.has(h) {
 			candidates = append(candidates, h)
 		}
 		return nil
@@ -197,14 +199,28 @@ func (s *Store) sweepOne(h syncfs.Hash, ager Ager, cutoff time.Time) (bool, erro
 
 // mark returns every block a snapshot of any folder references, read in
 // one transaction: the block lists of snapshots of Commit and the live
-// files of every entry of snapshots of Append. A snapshot that does not
+// files of every entry of snapshots of Append, and of the pending entries
+// of an Append under way. A snapshot that does not
 // match its signed root stops the collection (ErrTampered).
-func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
-	marked := map[syncfs.Hash]struct{}{}
+func (s *Store) mark() (*blockSet, error) {
+	marked := &blockSet{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
 			fb, err := openFolder(tx, string(name))
 			if err != nil || fb == nil {
+				return err
+			}
+			// The entries of an Append under way reference their blocks
+			// too (not checked: marking more only keeps more).
+			err = fb.eachPending(0, func(seq uint64, e rawEntry) error {
+				if fi, err := e.decode(seq); err == nil {
+					for _, b := range liveBlocks(fi) {
+						marked.add(b.Hash)
+					}
+				}
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			return fb.snaps.ForEach(func(k, v []byte) error {
@@ -213,19 +229,53 @@ func (s *Store) mark() (map[syncfs.Hash]struct{}, error) {
 					return err
 				}
 				for _, h := range hdr.Blocks {
-					marked[h] = struct{}{}
+					marked.add(h)
 				}
 				// Checked against its root: an entry altered on disk must not
 				// make the collector delete the blocks it really references.
 				return s.checkSnapshot(fb, hdr, func(e rawEntry) error {
 					fi, err := e.decode(hdr.Seq)
 					for _, b := range liveBlocks(fi) {
-						marked[b.Hash] = struct{}{}
+						marked.add(b.Hash)
 					}
 					return err
 				})
 			})
 		})
 	})
+	marked.compact()
 	return marked, err
 }
+
+// blockSet is a set of blocks by the first 8 bytes of their hash, sorted:
+// 8 bytes a block (a map of whole hashes takes about 60). Two blocks whose
+// hashes share those bytes are one to it: the collector keeps both when
+// one is referenced, which only keeps more.
+type blockSet struct {
+	keys   []uint64
+	sorted int // keys[:sorted] are sorted and distinct
+}
+
+func (b *blockSet) add(h syncfs.Hash) {
+	b.keys = append(b.keys, binary.BigEndian.Uint64(h[:8]))
+	if len(b.keys) >= 2*max(b.sorted, 1<<16) {
+		b.compact()
+	}
+}
+
+// compact sorts the keys and drops repeats (a block referenced by many
+// entries).
+func (b *blockSet) compact() {
+	slices.Sort(b.keys)
+	b.keys = slices.Compact(b.keys)
+	b.sorted = len(b.keys)
+}
+
+// has reports whether h (its first 8 bytes) is in the set; the set must be
+// compact.
+func (b *blockSet) has(h syncfs.Hash) bool {
+	_, ok := slices.BinarySearch(b.keys[:b.sorted], binary.BigEndian.Uint64(h[:8]))
+	return ok
+}
+
+func (b *blockSet) len() int { return b.sorted }

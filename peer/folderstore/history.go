@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -79,9 +80,17 @@ func WithEvidence(pages ...[]byte) AppendOption {
 // the folder); a block it cannot give, or gives wrong (the file changed
 // again since it was indexed), leaves its entry out of this snapshot, and
 // Append returns the names left out: a later snapshot holds their newer
-// version. Blocks are stored before the snapshot is committed (see Commit),
-// and pinned (see Pin) until it is. A snapshot's time is never before its
-// predecessor's: an earlier at is raised to it.
+// version. A snapshot's time is never before its predecessor's: an earlier
+// at is raised to it.
+//
+// Changes are taken appendChunk at a time: their blocks are stored (and
+// pinned, see Pin, until their entries are written), then their entries
+// written in one transaction; once all are, the snapshot's header is
+// committed in a last one (see pending.go), so that what Append holds does
+// not grow with the change, and a crash leaves the folder as it was or
+// with the new snapshot, whole. Changes in name order are written fastest.
+// It returns the snapshot's header: Entries and Blocks are not filled in
+// (Snapshot reads them).
 //
 // When no entry is kept (changes is empty, or every one was left out),
 // nothing is committed: Append returns the zero Snapshot (Seq 0) and the
@@ -91,55 +100,184 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	for _, f := range opts {
 		f(&o)
 	}
-	var all []syncfs.Hash
-	for _, fi := range changes {
-		for _, b := range liveBlocks(fi) {
-			all = append(all, b.Hash)
+	if s.db == nil {
+		return Snapshot{}, nil, ErrClosed
+	}
+	if folder == "" {
+		return Snapshot{}, nil, errors.New("writing a snapshot: no folder name")
+	}
+	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: author, Delta: true, Evidence: o.evidence,
+		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
+	var ev *evidence
+	if len(o.evidence) > 0 {
+		var err error
+		if ev, err = openEvidence(snap); err != nil {
+			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
 		}
 	}
-	release := s.Pin(all...)
-	defer release()
-	kept := []syncfs.FileInfo{}
-	var refs []syncfs.Hash
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.dropPending(folder); err != nil {
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	var seq uint64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if fb != nil {
+			seq = fb.lastSeq()
+		}
+		return err
+	})
+	if err != nil {
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	seq++
 	var skipped []string
-	for _, fi := range changes {
-		ok, err := s.storeBlocks(fi, read)
+	var count uint64
+	for rest := changes; len(rest) > 0; {
+		n, kept, sk, err := s.appendChunk(folder, seq, rest, read, ev)
+		skipped = append(skipped, sk...)
 		if err != nil {
+			s.abandon(folder)
 			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+		}
+		rest, count = rest[n:], count+uint64(kept)
+	}
+	if count == 0 {
+		return Snapshot{}, skipped, nil
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		fb, err := openFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		if fb == nil {
+			return fmt.Errorf("the folder's entries are gone: %w", ErrSnapshotNotFound)
+		}
+		if k, v := fb.snaps.Cursor().Last(); k != nil {
+			last, err := decodeHeader(folder, k, v)
+			if err != nil {
+				return err
+			}
+			snap.Prev = last.Root
+			snap.Time = max(snap.Time, last.Time)
+			if last.Seq+1 != seq {
+				return fmt.Errorf("the last snapshot is %d, the entries were written as %d", last.Seq, seq)
+			}
+		}
+		snap.Seq, snap.Count = seq, count
+		var written uint64
+		if err := s.seal(&snap, func(r *rooter) error {
+			return fb.eachRaw(seq, func(e rawEntry) error {
+				r.addRaw(e)
+				written++
+				return nil
+			})
+		}); err != nil {
+			return err
+		}
+		if written != count {
+			return fmt.Errorf("%d entries written for the snapshot, %d stored", count, written)
+		}
+		if err := s.step("put"); err != nil {
+			return err
+		}
+		if err := fb.putHeader(snap); err != nil {
+			return err
+		}
+		return s.step("tx")
+	})
+	if err != nil {
+		s.abandon(folder)
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
+	}
+	return snap, skipped, nil
+}
+
+// appendChunk stores the blocks of the first changes, up to s.chunk of
+// them or appendChunkBytes of encoded entries, and writes the entries kept
+// as snapshot seq's, pending, in one transaction. It returns how many
+// changes it took, how many it wrote, and the names left out.
+func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), ev *evidence) (int, int, []string, error) {
+	var hs []syncfs.Hash
+	n, size := 0, 0
+	for n < len(changes) && n < s.chunk && size < appendChunkBytes {
+		for _, b := range liveBlocks(changes[n]) {
+			hs = append(hs, b.Hash)
+		}
+		size += 64 + 40*len(changes[n].Blocks)
+		n++
+	}
+	// Pinned until the entries that reference them are written and told
+	// to a collection under way, which from then counts them.
+	release := s.Pin(hs...)
+	defer release()
+	if err := s.step("check"); err != nil {
+		return n, 0, nil, err
+	}
+	var skipped []string
+	raws := make([]rawEntry, 0, n)
+	bb := &blockBatch{queued: map[syncfs.Hash]bool{}}
+	for _, fi := range changes[:n] {
+		ok, err := s.storeBlocks(fi, read, bb)
+		if err != nil {
+			return n, 0, skipped, err
 		}
 		if !ok {
 			skipped = append(skipped, fi.Name)
 			continue
 		}
-		kept = append(kept, fi)
-		for _, b := range liveBlocks(fi) {
-			refs = append(refs, b.Hash)
-		}
-	}
-	if len(kept) == 0 {
-		return Snapshot{}, skipped, nil
-	}
-	slices.SortStableFunc(kept, compareNames)
-	for i := 1; i < len(kept); i++ {
-		if kept[i].Name == kept[i-1].Name {
-			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %q changes twice", folder, kept[i].Name)
-		}
-	}
-	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Blocks: refs, Entries: kept, Author: author, Delta: true, Evidence: o.evidence,
-		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
-	if len(o.evidence) > 0 {
-		ev, err := openEvidence(snap)
+		raw, err := encodeEntry(fi)
 		if err != nil {
-			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+			return n, 0, skipped, err
 		}
-		for _, fi := range kept {
-			if err := ev.covers(fi); err != nil {
-				return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %v: %w", folder, err, ErrBadEvidence)
+		if ev != nil {
+			if err := ev.coversRaw(raw); err != nil {
+				return n, 0, skipped, fmt.Errorf("%v: %w", err, ErrBadEvidence)
 			}
 		}
+		raws = append(raws, raw)
 	}
-	snap, err := s.commit(snap)
-	return snap, skipped, err
+	// Every block durable before an entry references it.
+	if err := s.flushBlocks(bb); err != nil {
+		return n, 0, skipped, err
+	}
+	if len(raws) == 0 {
+		return n, 0, skipped, nil
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := s.step("entries"); err != nil {
+			return err
+		}
+		fb, err := createFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		for _, e := range raws {
+			k := entryKey(seq, e.name)
+			if fb.entries.Get(k) != nil {
+				return fmt.Errorf("%q changes twice", e.name)
+			}
+			if err := fb.putEntry(seq, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return n, 0, skipped, err
+	}
+	s.noteCommitted(hs)
+	return n, len(raws), skipped, nil
+}
+
+// abandon removes the pending entries of an Append that failed; what it
+// cannot remove the next Append, Commit or Open does.
+func (s *Store) abandon(folder string) {
+	if s.step("cleanup") != nil {
+		return
+	}
+	_ = s.dropPending(folder)
 }
 
 func liveBlocks(fi syncfs.FileInfo) []syncfs.Block {
@@ -149,10 +287,26 @@ func liveBlocks(fi syncfs.FileInfo) []syncfs.Block {
 	return fi.Blocks
 }
 
-// storeBlocks puts fi's blocks not yet held, read with read. It reports
-// false if read could not give one right.
-func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error)) (bool, error) {
+// blockBatchBytes bounds the blocks an Append reads before it stores
+// them (BatchPutter).
+const blockBatchBytes = 8 << 20
+
+// blockBatch is blocks read and not stored yet.
+type blockBatch struct {
+	hs     []syncfs.Hash
+	data   [][]byte
+	size   int
+	queued map[syncfs.Hash]bool // read, stored or not
+}
+
+// storeBlocks reads fi's blocks not yet held with read into bb, storing
+// bb whenever it is full. It reports false if read could not give one
+// right.
+func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), bb *blockBatch) (bool, error) {
 	for _, b := range liveBlocks(fi) {
+		if bb.queued[b.Hash] {
+			continue
+		}
 		held, err := s.blocks.Has(b.Hash)
 		if err != nil {
 			return false, err
@@ -164,11 +318,37 @@ func (s *Store) storeBlocks(fi syncfs.FileInfo, read func(string, syncfs.Block) 
 		if err != nil || uint32(len(data)) != b.Size || syncfs.HashBytes(data) != b.Hash {
 			return false, nil
 		}
-		if err := s.blocks.Put(b.Hash, data); err != nil {
-			return false, err
+		bb.hs, bb.data, bb.size = append(bb.hs, b.Hash), append(bb.data, data), bb.size+len(data)
+		bb.queued[b.Hash] = true
+		if bb.size >= blockBatchBytes {
+			if err := s.flushBlocks(bb); err != nil {
+				return false, err
+			}
 		}
 	}
 	return true, nil
+}
+
+// flushBlocks stores the blocks of bb, at once if the block store is a
+// BatchPutter.
+func (s *Store) flushBlocks(bb *blockBatch) error {
+	if len(bb.hs) == 0 {
+		return nil
+	}
+	if bp, ok := s.blocks.(BatchPutter); ok {
+		if err := bp.PutBatch(bb.hs, bb.data); err != nil {
+			return err
+		}
+	} else {
+		for i, h := range bb.hs {
+			if err := s.blocks.Put(h, bb.data[i]); err != nil {
+				return err
+			}
+		}
+	}
+	clear(bb.data)
+	bb.hs, bb.data, bb.size = bb.hs[:0], bb.data[:0], 0
+	return nil
 }
 
 // plan is which entries make up a folder's tree at one snapshot: for each
@@ -184,6 +364,21 @@ func (p *plan) add(seq uint64, name string) {
 		p.seqs = append(p.seqs, seq)
 	}
 	p.names[seq] = append(p.names[seq], name)
+}
+
+// atOrBefore moves c to the last key at or before key and returns it (nil
+// if there is none).
+func atOrBefore(c *bbolt.Cursor, key []byte) []byte {
+	k, _ := c.Seek(key)
+	if k != nil && bytes.Equal(k, key) {
+		return k
+	}
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	return k
 }
 
 // treePlan finds, with one seek per path in the paths index (never a replay
@@ -205,14 +400,7 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 			}
 			// The last key at or before name ‖ 0 ‖ seq.
 			at := pathKey(name, seq)
-			k2, _ := c.Seek(at)
-			if k2 == nil || !bytes.Equal(k2, at) {
-				if k2 == nil {
-					k2, _ = c.Last()
-				} else {
-					k2, _ = c.Prev()
-				}
-			}
+			k2 := atOrBefore(c, at)
 			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
 				p.add(s2, name)
 			}
@@ -305,6 +493,69 @@ func (s *Store) Tree(folder string, seq uint64) (syncfs.Snapshot, error) {
 	return tree, nil
 }
 
+// Changed returns those of entries (names unique) whose path's version in
+// folder's latest snapshot's tree is absent or not same as it, in the
+// order given: all of them for a folder with no snapshot. It reads, in
+// one read transaction, each path's version with a seek in the paths
+// index and a lookup of its entry, then checks every snapshot it took one
+// from against its signed root (ErrTampered), so that it holds what it
+// returns and the set of those snapshots, never the tree.
+func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stored, entry syncfs.FileInfo) bool) ([]syncfs.FileInfo, error) {
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	var out []syncfs.FileInfo
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		out = nil
+		fb, err := openFolder(tx, folder)
+		if err != nil {
+			return err
+		}
+		if fb == nil {
+			out = entries
+			return nil
+		}
+		last := fb.lastSeq()
+		used := map[uint64]bool{}
+		c := fb.paths.Cursor()
+		for _, fi := range entries {
+			at := pathKey(fi.Name, last)
+			k := atOrBefore(c, at)
+			name, seq, ok := splitPathKey(k)
+			if !ok || name != fi.Name || seq > last {
+				out = append(out, fi)
+				continue
+			}
+			v := fb.entries.Get(entryKey(seq, name))
+			if v == nil {
+				return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, seq, ErrTampered)
+			}
+			stored, err := rawEntry{name, v}.decode(seq)
+			if err != nil {
+				return err
+			}
+			used[seq] = true
+			if !same(stored, fi) {
+				out = append(out, fi)
+			}
+		}
+		for _, seq := range slices.Sorted(maps.Keys(used)) {
+			hdr, err := fb.header(seq)
+			if err != nil {
+				return err
+			}
+			if err := s.checkSnapshot(fb, hdr, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("comparing %d entries with the history of %q: %w", len(entries), folder, err)
+	}
+	return out, nil
+}
+
 // SeqAt returns the last snapshot of folder committed at or before at, or
 // an error wrapping ErrNoVersion. It is one seek in the times index.
 func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
@@ -319,14 +570,7 @@ func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
 		}
 		c := fb.times.Cursor()
 		limit := timeKey(at.UnixNano(), math.MaxUint64)
-		k, _ := c.Seek(limit)
-		if k == nil || !bytes.Equal(k, limit) {
-			if k == nil {
-				k, _ = c.Last()
-			} else {
-				k, _ = c.Prev()
-			}
-		}
+		k := atOrBefore(c, limit)
 		if k == nil {
 			return nil
 		}
@@ -360,12 +604,16 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 		if err != nil || fb == nil {
 			return err
 		}
+		last := fb.lastSeq()
 		scan := func(prefix []byte) error {
 			c := fb.paths.Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 				name, seq, ok := splitPathKey(k)
 				if !ok {
 					return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+				}
+				if seq > last {
+					continue // pending: an Append under way
 				}
 				pl.add(seq, name)
 			}

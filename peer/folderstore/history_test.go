@@ -1,7 +1,9 @@
 package folderstore_test
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.etcd.io/bbolt"
 
 	"github.com/baton-sync/baton/peer/folderstore"
 	"github.com/baton-sync/baton/syncfs"
@@ -145,5 +148,73 @@ func TestHistoryOfDirectory(t *testing.T) {
 	}
 	if want := []string{"d1", "d1/sub/q", "d1/x"}; !slices.Equal(names, want) {
 		t.Fatalf("History(d1) = %v; want %v", names, want)
+	}
+}
+
+// TestChangedAgainstTree compares Changed with the latest Tree over
+// random histories (pruned too): given every path of the tree, some
+// changed, and new paths, it returns exactly those whose latest version
+// differs or is absent, in the order given; and it refuses a history whose
+// snapshot holding a version it read was altered.
+func TestChangedAgainstTree(t *testing.T) {
+	same := func(a, b syncfs.FileInfo) bool {
+		return a.Deleted == b.Deleted && a.Version.Compare(b.Version) == syncfs.Equal
+	}
+	for seed := range uint64(6) {
+		c := newCrashSetup(t, 0)
+		c.w = newWorld(t, seed, "docs")
+		for range 25 {
+			c.w.appendChange(c.st)
+		}
+		if seed%2 == 1 {
+			p, _ := folderstore.ParsePolicy("all:6h,daily:forever")
+			if _, err := c.st.Prune(c.w.folder, p, c.w.now); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snaps, err := c.st.Snapshots(c.w.folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree, err := c.st.Tree(c.w.folder, snaps[len(snaps)-1].Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var entries, want []syncfs.FileInfo
+		for i, name := range slices.Sorted(maps.Keys(tree)) {
+			fi := tree[name]
+			if i%3 == 1 {
+				fi.Version = c.w.version("dev-z")
+				want = append(want, fi)
+			}
+			entries = append(entries, fi)
+		}
+		for _, name := range []string{"new/a", "0-first", "zz"} {
+			fi := c.w.fileEntry(name, "dev-z", []byte(name))
+			entries, want = append(entries, fi), append(want, fi)
+		}
+		got, err := c.st.Changed(c.w.folder, entries, same)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cmp.Equal(got, want) {
+			t.Fatalf("seed %d: Changed (-want +got):\n%s", seed, cmp.Diff(want, got))
+		}
+		if got, err := c.st.Changed("another", entries, same); err != nil || len(got) != len(entries) {
+			t.Fatalf("Changed of a folder with no history = %d entries, %v; want all %d", len(got), err, len(entries))
+		}
+		if seed > 0 {
+			continue
+		}
+		last := snaps[len(snaps)-1]
+		editDB(t, c, func(tx *bbolt.Tx) error {
+			hdr := getHeader(t, tx, c.w.folder, last.Seq)
+			hdr.Time--
+			putHeader(t, tx, hdr)
+			return nil
+		})
+		if _, err := c.st.Changed(c.w.folder, entries, same); !errors.Is(err, folderstore.ErrTampered) {
+			t.Fatalf("Changed over an altered snapshot = %v; want ErrTampered", err)
+		}
 	}
 }

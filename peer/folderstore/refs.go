@@ -31,10 +31,14 @@ func (s *Store) References(folder string, hs ...syncfs.Hash) ([]bool, error) {
 		if err != nil || fb == nil {
 			return err
 		}
+		last := fb.lastSeq()
 		c := fb.refs.Cursor()
 		for i, h := range hs {
+			// A block's keys are in sequence order: the first is of a
+			// kept snapshot unless the block is only pending's.
 			k, _ := c.Seek(h[:])
-			out[i] = k != nil && bytes.HasPrefix(k, h[:])
+			seq, ok := refSeq(k)
+			out[i] = ok && bytes.HasPrefix(k, h[:]) && seq <= last
 		}
 		return nil
 	})
@@ -82,10 +86,15 @@ func (s *Store) Usage(folder string) (Usage, error) {
 			u.Snapshots++
 		}
 		var last []byte
+		lastSeq := fb.lastSeq()
 		rc := fb.refs.Cursor()
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
-			if len(k) < len(syncfs.Hash{})+8 || len(v) != 4 {
+			seq, ok := refSeq(k)
+			if !ok || len(v) != 4 {
 				return fmt.Errorf("refs index key %x: %w", k, ErrTampered)
+			}
+			if seq > lastSeq {
+				continue // pending: an Append under way
 			}
 			h := k[:len(syncfs.Hash{})]
 			if bytes.Equal(h, last) {

@@ -269,6 +269,8 @@ func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error
 	if err := p.Validate(); err != nil {
 		return st, err
 	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
 		fb, err := openFolder(tx, folder)

@@ -151,6 +151,13 @@ type Store struct {
 	// takes entries from (tests).
 	onRead func(seq uint64)
 
+	// chunk bounds the entries Append writes in one transaction
+	// (appendChunk; tests set less).
+	chunk int
+	// writeMu serializes the writers of snapshots (Append, Commit,
+	// Prune): an Append spans several transactions.
+	writeMu sync.Mutex
+
 	gcRun sync.Mutex // one collection at a time
 	pinMu sync.Mutex // guards pins, sweeping, recent; held by the collector around each delete
 	pins  map[syncfs.Hash]int
@@ -174,9 +181,26 @@ func Open(path string, blocks BlockStore, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening folder store %s: %w", path, err)
 	}
-	s := &Store{path: path, db: db, blocks: blocks, pins: map[syncfs.Hash]int{}}
+	s := &Store{path: path, db: db, blocks: blocks, pins: map[syncfs.Hash]int{}, chunk: appendChunk}
 	for _, o := range opts {
 		o(s)
+	}
+	// What an Append that did not commit (a crash) left.
+	var folders []string
+	err = db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketSnapshots).ForEachBucket(func(k []byte) error {
+			folders = append(folders, string(k))
+			return nil
+		})
+	})
+	for _, f := range folders {
+		if err == nil {
+			err = s.dropPending(f)
+		}
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening folder store %s: %w", path, err)
 	}
 	return s, nil
 }
@@ -292,6 +316,11 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 		return Snapshot{}, errors.New("committing a snapshot: no folder name")
 	}
 	snap.Blocks = sortHashes(snap.Blocks)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.dropPending(folder); err != nil {
+		return Snapshot{}, fmt.Errorf("committing a snapshot of %q: %w", folder, err)
+	}
 	// Pinned from the check until the record is committed, so that a
 	// collection running now cannot delete a block between the two.
 	release := s.Pin(snap.Blocks...)
@@ -692,8 +721,12 @@ func (s *Store) Folders() ([]string, error) {
 	}
 	var out []string
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketSnapshots).ForEachBucket(func(k []byte) error {
-			out = append(out, string(k))
+		return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
+			// A folder whose first Append is under way (or did not
+			// commit) has buckets but no snapshot yet.
+			if k, _ := tx.Bucket(bucketSnapshots).Bucket(name).Cursor().First(); k != nil {
+				out = append(out, string(name))
+			}
 			return nil
 		})
 	})

@@ -4,6 +4,7 @@ package multiprocess
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -49,6 +50,11 @@ func TestMemoryFootprint(t *testing.T) {
 		idleTarget  = 0.01 // of one core, the three daemons together
 	)
 	d, alice, bob := newPairDomain(t)
+	// The count of files sets the test's deadline (syncTestTimeout is for
+	// small folders): a million take long.
+	ctx, cancel := context.WithTimeout(t.Context(), max(syncTestTimeout, time.Duration(files)*6*time.Millisecond))
+	t.Cleanup(cancel)
+	d.cluster.ctx = ctx
 	s1 := d.servers[0]
 	p := d.sharePair(alice, bob, "Many", "rw", nil)
 
@@ -72,8 +78,15 @@ func TestMemoryFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	timeout := max(2*time.Minute, time.Duration(files)*2*time.Millisecond)
+	// A busy agent answers late with a million files: a status not
+	// answered in time is asked again, not a failure.
+	statusTimeout := max(cliTimeout, time.Duration(files)*200*time.Microsecond)
 	d.waitFor(timeout, fmt.Sprintf("%d files on bob, in sync", files), func() (bool, string) {
-		st, err := d.folderStatus(bob, p.name)
+		r, err := d.cluster.execBaton(d.cluster.ctx, statusTimeout, []string{"--home", bob.home, "folder", "status", p.name, "--json"})
+		if err != nil {
+			return false, err.Error()
+		}
+		st, err := parseFolderStatus(r)
 		if err != nil {
 			return false, err.Error()
 		}
