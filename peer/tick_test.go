@@ -58,3 +58,23 @@ func TestGossipHeartbeat(t *testing.T) {
 		t.Errorf("a device's gossipsub heartbeat every %v; want 1s", got)
 	}
 }
+
+// The master beats every masterBeat whatever the domain's heartbeat
+// setting, so that a host outside the chain, which drops a master not
+// heard for masterHeardFor, keeps following a live one with two beats
+// lost; the other servers beat every slaveBeats heartbeat periods, never
+// more often than the master.
+func TestBeatPeriod(t *testing.T) {
+	for _, hb := range []time.Duration{10 * time.Millisecond, 250 * time.Millisecond, time.Second, 5 * time.Second, time.Minute} {
+		m := beatPeriod(true, hb)
+		if 3*m > masterHeardFor {
+			t.Errorf("heartbeat setting %v: the master beats every %v; want three beats within masterHeardFor (%v)", hb, m, masterHeardFor)
+		}
+		if m < 500*time.Millisecond {
+			t.Errorf("heartbeat setting %v: the master beats every %v; want at most two a second", hb, m)
+		}
+		if s := beatPeriod(false, hb); s < m || s != max(m, slaveBeats*hb) {
+			t.Errorf("heartbeat setting %v: a slave beats every %v; want %v", hb, s, max(m, slaveBeats*hb))
+		}
+	}
+}
