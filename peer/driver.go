@@ -312,21 +312,22 @@ func (d *driver) onStart(ctx context.Context) {
 
 func (d *driver) onTick(ctx context.Context) {
 	now := d.cfg.Now()
+	tick := d.tickEvery()
 	if d.core != nil {
 		d.refreshWitnesses()
 		d.core.Tick()
-		if now.Sub(d.lastBeat) >= d.beatEvery() {
+		if due(now, d.lastBeat, d.beatEvery(), tick) {
 			d.lastBeat = now
 			d.sendHeartbeat(ctx)
 		}
 	}
-	if now.Sub(d.lastDial) >= time.Second {
+	if due(now, d.lastDial, time.Second, tick) {
 		d.lastDial = now
 		d.dialPeers(ctx)
 		d.dialDevices(ctx)
 		d.reserveRelays(ctx)
 	}
-	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
+	if due(now, d.lastFlush, 500*time.Millisecond, tick) {
 		d.flushOutbox(ctx)
 	}
 	// Periodic anti-entropy (hosts outside the chain). While gossip is

@@ -48,12 +48,13 @@ func TestRefreshViews(t *testing.T) {
 	// With nothing applied, it rebuilds every refreshEvery.
 	cancel()
 	<-done
-	ctx, cancel = context.WithCancel(t.Context())
-	done = make(chan struct{})
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	done2 := make(chan struct{})
 	go func() {
-		defer close(done)
-		refreshViews(ctx, fr.dirty, time.Hour, 30*time.Millisecond, func() { refreshed <- time.Now() })
+		defer close(done2)
+		refreshViews(ctx2, fr.dirty, time.Hour, 30*time.Millisecond, func() { refreshed <- time.Now() })
 	}()
+	defer func() { cancel2(); <-done2 }()
 	for i := range 2 {
 		select {
 		case <-refreshed:

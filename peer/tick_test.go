@@ -5,21 +5,52 @@ import (
 	"time"
 )
 
-// A host that runs the consensus core ticks at the configured interval
-// (the failover settings are counted in its ticks); any other (an agent,
-// a host outside the chain) coreLessTicks times less often.
-func TestTickEvery(t *testing.T) {
+// A server of the chain with others ticks at the configured interval (the
+// failover settings are counted in its ticks); one that leads a chain of
+// itself alone aloneTicks times less often; any other host (an agent, a
+// host outside the chain) coreLessTicks times less often.
+func TestTickPeriod(t *testing.T) {
 	for _, tc := range []struct {
 		interval time.Duration
-		core     bool
+		mode     tickMode
 		want     time.Duration
 	}{
-		{100 * time.Millisecond, true, 100 * time.Millisecond},
-		{100 * time.Millisecond, false, 500 * time.Millisecond},
-		{10 * time.Millisecond, false, 50 * time.Millisecond},
+		{100 * time.Millisecond, tickCore, 100 * time.Millisecond},
+		{100 * time.Millisecond, tickAlone, time.Second},
+		{100 * time.Millisecond, tickCoreLess, 500 * time.Millisecond},
+		{10 * time.Millisecond, tickCoreLess, 50 * time.Millisecond},
 	} {
-		if got := tickEvery(tc.interval, tc.core); got != tc.want {
-			t.Errorf("tickEvery(%v, core %v) = %v; want %v", tc.interval, tc.core, got, tc.want)
+		if got := tickPeriod(tc.interval, tc.mode); got != tc.want {
+			t.Errorf("tickPeriod(%v, mode %d) = %v; want %v", tc.interval, tc.mode, got, tc.want)
+		}
+	}
+	// Whatever the tick, the master's beat comes at most a tick late: a
+	// host outside the chain keeps following it with a beat lost.
+	for _, mode := range []tickMode{tickCore, tickAlone, tickCoreLess} {
+		if tick := tickPeriod(DefaultTickInterval, mode); 2*masterBeat+tick > masterHeardFor {
+			t.Errorf("mode %d: a tick of %v; two beats and a tick (%v) exceed masterHeardFor (%v)", mode, tick, 2*masterBeat+tick, masterHeardFor)
+		}
+	}
+}
+
+// Something done every period is due at the tick that comes when the
+// period has passed, half a tick early included; a period of a whole number
+// of ticks is not stretched by one when a tick comes early.
+func TestDue(t *testing.T) {
+	last := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		after, period, tick time.Duration
+		want                bool
+	}{
+		{time.Second, time.Second, time.Second, true},
+		{999 * time.Millisecond, time.Second, time.Second, true}, // the tick came a little early
+		{400 * time.Millisecond, time.Second, time.Second, false},
+		{950 * time.Millisecond, time.Second, 100 * time.Millisecond, true},
+		{900 * time.Millisecond, time.Second, 100 * time.Millisecond, false},
+		{500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond, true},
+	} {
+		if got := due(last.Add(tc.after), last, tc.period, tc.tick); got != tc.want {
+			t.Errorf("due(%v after, every %v, tick %v) = %v; want %v", tc.after, tc.period, tc.tick, got, tc.want)
 		}
 	}
 }
