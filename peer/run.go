@@ -237,19 +237,17 @@ type topics struct {
 
 // gossipParams are the gossipsub parameters of a host. Mesh publishing
 // (not flood publishing) keeps the master's bytes per update flat as the
-// domain grows: it sends to its mesh peers (at most D), which forward. A
-// fast gossipsub heartbeat on the servers forms the mesh within ~100 ms of
-// connecting; anti-entropy covers anything published before. A device
-// publishes nothing and forwards to no one: its own heartbeat, which
-// keeps its mesh and emits gossip, runs at gossipsub's default of a
-// second, so that a device at rest is not woken five times a second for
-// it (the servers graft it, and answer its requests, at their pace).
-func gossipParams(device bool) pubsub.GossipSubParams {
+// domain grows: it sends to its mesh peers (at most D), which forward.
+// Every host's gossipsub heartbeat, which keeps its mesh and emits gossip,
+// runs at gossipsub's default of a second, so that a host at rest is not
+// woken five times a second for it: a host that connects joins the mesh of
+// the hosts it connects to within a second (at the next heartbeat of
+// either); what is published before reaches it otherwise (the master's
+// heartbeat a second later, committed updates by anti-entropy, a device's
+// view by its feed). A device publishes nothing and forwards to no one.
+func gossipParams() pubsub.GossipSubParams {
 	gs := pubsub.DefaultGossipSubParams()
-	gs.HeartbeatInterval = 200 * time.Millisecond
-	if device {
-		gs.HeartbeatInterval = time.Second
-	}
+	gs.HeartbeatInterval = time.Second
 	gs.HeartbeatInitialDelay = 20 * time.Millisecond
 	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
 	return gs
@@ -260,7 +258,7 @@ func gossipParams(device bool) pubsub.GossipSubParams {
 // updates.
 func (e *edge) joinTopics(ctx context.Context, device bool) (t topics, err error) {
 	h, g := e.host, e.cfg.Genesis
-	gs := gossipParams(device)
+	gs := gossipParams()
 	updName, hbName := topicName(g, "updates"), topicName(g, "heartbeat")
 	// Updates go to the Domain's hosts only: devices get their view
 	// (disclose.go).

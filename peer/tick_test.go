@@ -79,17 +79,13 @@ func TestNextSyncEvery(t *testing.T) {
 	}
 }
 
-// A device's gossipsub heartbeat runs at gossipsub's default of a second;
-// a host of the domain keeps the fast one that forms the mesh quickly.
+// Every host's gossipsub heartbeat runs at gossipsub's default of a
+// second.
 func TestGossipHeartbeat(t *testing.T) {
-	if got := gossipParams(false).HeartbeatInterval; got != 200*time.Millisecond {
-		t.Errorf("a host's gossipsub heartbeat every %v; want 200ms", got)
-	}
-	if got := gossipParams(true).HeartbeatInterval; got != time.Second {
-		t.Errorf("a device's gossipsub heartbeat every %v; want 1s", got)
+	if got := gossipParams().HeartbeatInterval; got != time.Second {
+		t.Errorf("gossipsub heartbeat every %v; want 1s", got)
 	}
 }
-
 // The master beats every masterBeat whatever the domain's heartbeat
 // setting, so that a host outside the chain, which drops a master not
 // heard for masterHeardFor, keeps following a live one with two beats
