@@ -400,8 +400,8 @@ func beatPeriod(master bool, heartbeat time.Duration) time.Duration {
 }
 
 // heartbeat is what each server of the chain publishes: that it is alive
-// (agents redial it), and on the master, every heartbeat period, that it
-// is master, with its term (agents follow it). Servers of the chain do not act on it (raft
+// (agents redial it), and on the master, every masterBeat, that it is
+// master, with its term (agents follow it). Servers of the chain do not act on it (raft
 // decides), so a replayed one misleads nobody about leadership.
 type heartbeat struct {
 	From   string `cbor:"2,keyasint"`
