@@ -86,6 +86,7 @@ func TestGossipHeartbeat(t *testing.T) {
 		t.Errorf("gossipsub heartbeat every %v; want 1s", got)
 	}
 }
+
 // The master beats every masterBeat whatever the domain's heartbeat
 // setting, so that a host outside the chain, which drops a master not
 // heard for masterHeardFor, keeps following a live one with two beats
