@@ -72,7 +72,9 @@ type Config struct {
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 	// TickInterval is the consensus engine's tick (default 100 ms): the
-	// domain's failover settings are counted in it.
+	// domain's failover settings are counted in it. A server that leads a
+	// chain of itself alone ticks aloneTicks times less often, a host
+	// without the consensus core coreLessTicks times less often.
 	TickInterval time.Duration
 	// SyncInterval is how often anti-entropy runs with each connected
 	// server (default 3 s) on a host outside the chain; while the pulls

@@ -280,7 +280,7 @@ func (d *driver) master() lpeer.ID {
 	if d.core != nil {
 		return d.raftPeers[d.core.Lead()]
 	}
-	if time.Since(d.agentView.heard) > 3*time.Second {
+	if time.Since(d.agentView.heard) > masterHeardFor {
 		return ""
 	}
 	return d.agentView.master
@@ -312,25 +312,22 @@ func (d *driver) onStart(ctx context.Context) {
 
 func (d *driver) onTick(ctx context.Context) {
 	now := d.cfg.Now()
+	tick := d.tickEvery()
 	if d.core != nil {
 		d.refreshWitnesses()
 		d.core.Tick()
-		every := d.heartbeatEvery()
-		if !d.isMaster() {
-			every *= slaveBeats
-		}
-		if now.Sub(d.lastBeat) >= every {
+		if due(now, d.lastBeat, d.beatEvery(), tick) {
 			d.lastBeat = now
 			d.sendHeartbeat(ctx)
 		}
 	}
-	if now.Sub(d.lastDial) >= time.Second {
+	if due(now, d.lastDial, time.Second, tick) {
 		d.lastDial = now
 		d.dialPeers(ctx)
 		d.dialDevices(ctx)
 		d.reserveRelays(ctx)
 	}
-	if now.Sub(d.lastFlush) >= 500*time.Millisecond {
+	if due(now, d.lastFlush, 500*time.Millisecond, tick) {
 		d.flushOutbox(ctx)
 	}
 	// Periodic anti-entropy (hosts outside the chain). While gossip is
@@ -352,9 +349,8 @@ func (d *driver) onTick(ctx context.Context) {
 	d.onAuthTick(ctx)
 }
 
-// heartbeatEvery is how often a server of the chain publishes its
-// heartbeat: the domain's heartbeat setting (collections.DefaultFailover
-// sets 250 ms), or every second while the Domain has no setting.
+// heartbeatEvery is the domain's heartbeat setting (collections.DefaultFailover
+// sets 250 ms), or a second while the Domain has no setting.
 func (d *driver) heartbeatEvery() time.Duration {
 	if ms := d.state.DomainInfo().Settings.HeartbeatMillis; ms > 0 {
 		return time.Duration(ms) * time.Millisecond
@@ -362,15 +358,50 @@ func (d *driver) heartbeatEvery() time.Duration {
 	return time.Second
 }
 
-// slaveBeats: a server of the chain that is not master publishes a
-// heartbeat every slaveBeats heartbeat periods. Every server verifies every
-// heartbeat it relays (twice: the pubsub signature and the envelope), so
-// with n servers the cost grows as n²; only the master's are timed.
-const slaveBeats = 4
+// beatEvery is how often this server of the chain publishes its heartbeat
+// (beatPeriod).
+func (d *driver) beatEvery() time.Duration {
+	return beatPeriod(d.isMaster(), d.heartbeatEvery())
+}
+
+// Heartbeats of the chain's servers, by which hosts outside the chain
+// follow the master.
+//
+// The chain's failover is not timed by them: raft's own messages are (the
+// domain's heartbeat and fail-after settings, raftTicks). A host outside
+// the chain follows the master whose heartbeat it heard last and drops it
+// once it has not heard it for masterHeardFor; a new master beats at once
+// (onLeadership). So the master beats every masterBeat, whatever the
+// domain's heartbeat setting: a host outside the chain follows a new
+// master as soon as its first beat arrives (a beat later if that one is
+// lost), and stops following a master that failed within masterHeardFor
+// (two beats may be lost before then). At rest that is one signed message
+// a second to every host (each verifies it twice: the pubsub signature and
+// the envelope), not one per 250 ms.
+const (
+	masterBeat     = time.Second
+	masterHeardFor = 3 * masterBeat
+	// slaveBeats: a server of the chain that is not master publishes
+	// every slaveBeats of the domain's heartbeat periods (and no more
+	// often than the master): that it is alive, for heardFrom. Every
+	// server verifies every heartbeat it relays, so with n servers the
+	// cost grows as n².
+	slaveBeats = 4
+)
+
+// beatPeriod is how often a server of the chain publishes its heartbeat:
+// every masterBeat on the master, every slaveBeats heartbeat periods (at
+// least masterBeat) on the others.
+func beatPeriod(master bool, heartbeat time.Duration) time.Duration {
+	if master {
+		return masterBeat
+	}
+	return max(masterBeat, slaveBeats*heartbeat)
+}
 
 // heartbeat is what each server of the chain publishes: that it is alive
-// (agents redial it), and on the master, every heartbeat period, that it
-// is master, with its term (agents follow it). Servers of the chain do not act on it (raft
+// (agents redial it), and on the master, every masterBeat, that it is
+// master, with its term (agents follow it). Servers of the chain do not act on it (raft
 // decides), so a replayed one misleads nobody about leadership.
 type heartbeat struct {
 	From   string `cbor:"2,keyasint"`
@@ -468,7 +499,13 @@ func (d *driver) heardFrom(id lpeer.ID) {
 
 // validateHeartbeat runs on pubsub's goroutines: it checks the signature and
 // that the sender is a server of the chain, and touches no driver state.
-func (e *edge) validateHeartbeat(_ context.Context, _ lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
+// This server's own heartbeat, which pubsub validates as it publishes it,
+// is not opened again (it was sealed here a moment ago, and no
+// subscription here takes it).
+func (e *edge) validateHeartbeat(_ context.Context, from lpeer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	if from == e.self && m.GetFrom() == e.self {
+		return pubsub.ValidationAccept
+	}
 	if !e.sh.isServer(m.GetFrom()) {
 		return pubsub.ValidationIgnore
 	}

@@ -34,7 +34,8 @@ import (
 
 // viewRefresh bounds how stale the engine's view of the collections may get
 // when nothing changes (certificates that become valid), and
-// viewDebounce how soon an applied update shows in it.
+// viewDebounce how soon after an applied update the view is rebuilt
+// (the updates applied meanwhile go into the same rebuild).
 const (
 	viewRefresh  = 30 * time.Second
 	viewDebounce = 200 * time.Millisecond
@@ -54,11 +55,50 @@ type folderRuntime struct {
 	history   *folderstore.Store
 
 	view  atomic.Pointer[folderView]
-	dirty atomic.Bool // an update was applied since the view was made
+	dirty chan struct{} // an update was applied since the view was made (one slot)
 }
 
 func newFolderRuntime(wanted map[string]string) *folderRuntime {
-	return &folderRuntime{wanted: maps.Clone(wanted), hosted: map[string]string{}}
+	return &folderRuntime{wanted: maps.Clone(wanted), hosted: map[string]string{}, dirty: make(chan struct{}, 1)}
+}
+
+// markDirty says that an update was applied: the view is rebuilt within
+// viewDebounce (refreshViews).
+func (fr *folderRuntime) markDirty() {
+	select {
+	case fr.dirty <- struct{}{}:
+	default: // already said
+	}
+}
+
+// refreshViews calls refresh viewDebounce after each mark on dirty (the
+// marks meanwhile go with it), and every refreshEvery when there is none,
+// until ctx ends. It waits on nothing else: a folder at rest wakes it
+// every refreshEvery only.
+func refreshViews(ctx context.Context, dirty <-chan struct{}, debounce, refreshEvery time.Duration, refresh func()) {
+	every := time.NewTimer(refreshEvery)
+	defer every.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-every.C:
+		case <-dirty:
+			t := time.NewTimer(debounce)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			select { // the marks while it waited are covered by this refresh
+			case <-dirty:
+			default:
+			}
+		}
+		refresh()
+		every.Reset(refreshEvery)
+	}
 }
 
 // access returns the current view for the engine.
@@ -144,7 +184,6 @@ func (v *folderView) Hosts(f collections.Folder) []lpeer.ID {
 // server, the set of folders it hosts.
 func (d *driver) refreshFolderView() {
 	fr := d.cfg.folders
-	fr.dirty.Store(false)
 	now := d.cfg.Now()
 	v := &folderView{folders: map[string]collections.Folder{}, devices: map[lpeer.ID]collections.DeviceCert{}, servers: map[lpeer.ID]bool{}, now: d.cfg.Now}
 	for _, f := range d.state.Folders() {
@@ -248,7 +287,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 	}
 	user := d.cfg.OnApplied
 	d.cfg.OnApplied = func(c collections.Certified) {
-		fr.dirty.Store(true)
+		fr.markDirty()
 		if user != nil {
 			user(c)
 		}
@@ -269,21 +308,9 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 	}()
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(viewDebounce)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if !fr.dirty.Load() && time.Since(last) < viewRefresh {
-				continue
-			}
-			last = time.Now()
+		refreshViews(ctx, fr.dirty, viewDebounce, viewRefresh, func() {
 			d.post(func(context.Context, *driver) { d.refreshFolderView() })
-		}
+		})
 	}()
 	return nil
 }

@@ -237,19 +237,17 @@ type topics struct {
 
 // gossipParams are the gossipsub parameters of a host. Mesh publishing
 // (not flood publishing) keeps the master's bytes per update flat as the
-// domain grows: it sends to its mesh peers (at most D), which forward. A
-// fast gossipsub heartbeat on the servers forms the mesh within ~100 ms of
-// connecting; anti-entropy covers anything published before. A device
-// publishes nothing and forwards to no one: its own heartbeat, which
-// keeps its mesh and emits gossip, runs at gossipsub's default of a
-// second, so that a device at rest is not woken five times a second for
-// it (the servers graft it, and answer its requests, at their pace).
-func gossipParams(device bool) pubsub.GossipSubParams {
+// domain grows: it sends to its mesh peers (at most D), which forward.
+// Every host's gossipsub heartbeat, which keeps its mesh and emits gossip,
+// runs at gossipsub's default of a second, so that a host at rest is not
+// woken five times a second for it: a host that connects joins the mesh of
+// the hosts it connects to within a second (at the next heartbeat of
+// either); what is published before reaches it otherwise (the master's
+// heartbeat a second later, committed updates by anti-entropy, a device's
+// view by its feed). A device publishes nothing and forwards to no one.
+func gossipParams() pubsub.GossipSubParams {
 	gs := pubsub.DefaultGossipSubParams()
-	gs.HeartbeatInterval = 200 * time.Millisecond
-	if device {
-		gs.HeartbeatInterval = time.Second
-	}
+	gs.HeartbeatInterval = time.Second
 	gs.HeartbeatInitialDelay = 20 * time.Millisecond
 	gs.D, gs.Dlo, gs.Dhi, gs.Dscore, gs.Dout, gs.Dlazy, gs.GossipFactor = 4, 3, 6, 2, 1, 2, 0.1
 	return gs
@@ -260,7 +258,7 @@ func gossipParams(device bool) pubsub.GossipSubParams {
 // updates.
 func (e *edge) joinTopics(ctx context.Context, device bool) (t topics, err error) {
 	h, g := e.host, e.cfg.Genesis
-	gs := gossipParams(device)
+	gs := gossipParams()
 	updName, hbName := topicName(g, "updates"), topicName(g, "heartbeat")
 	// Updates go to the Domain's hosts only: devices get their view
 	// (disclose.go).
@@ -377,7 +375,7 @@ func (d *driver) spawn(ctx context.Context, work func(ctx context.Context, e *ed
 
 // loop is the driver goroutine.
 func (d *driver) loop(ctx context.Context) error {
-	every := tickEvery(d.cfg.TickInterval, d.core != nil)
+	every := d.tickEvery()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	d.onStart(ctx)
@@ -400,8 +398,8 @@ func (d *driver) loop(ctx context.Context) error {
 			d.log.Error("stopping: the consensus log cannot be kept", "err", err)
 			return err
 		}
-		if e := tickEvery(d.cfg.TickInterval, d.core != nil); e != every {
-			every = e // the host joined or left the chain
+		if e := d.tickEvery(); e != every {
+			every = e // the host joined or left the chain, or is alone in it or no more
 			tick.Reset(every)
 		}
 	}
@@ -416,14 +414,57 @@ func (d *driver) loop(ctx context.Context) error {
 // often.
 const coreLessTicks = 5
 
-// tickEvery is the driver's tick: interval on a host that runs the
-// consensus core (it counts the domain's failover settings in ticks),
-// coreLessTicks times that on any other.
-func tickEvery(interval time.Duration, core bool) time.Duration {
-	if core {
-		return interval
+// aloneTicks is how many TickIntervals apart a server ticks while it
+// leads a chain of itself alone (chain.Core.Alone): raft's ticks time
+// nothing then (no other server to send heartbeats to, no election to
+// hold), and what else it does at a tick is done at most a tick late: its
+// heartbeat to the hosts outside the chain every masterBeat (a second),
+// dials every second, its outbox every half second, a changed data file
+// once WatchDebounce passed. Once the chain names another server, the
+// next tick (Core.Tick) starts the change of configuration and the server
+// ticks at the interval again.
+const aloneTicks = 10
+
+// tickMode is what a host's tick is for.
+type tickMode int
+
+const (
+	tickCoreLess tickMode = iota // no consensus core: an agent, a host outside the chain
+	tickCore                     // a server of the chain with others
+	tickAlone                    // a server that leads a chain of itself alone
+)
+
+// tickEvery is the driver's tick (tickPeriod).
+func (d *driver) tickEvery() time.Duration {
+	switch {
+	case d.core == nil:
+		return tickPeriod(d.cfg.TickInterval, tickCoreLess)
+	case d.core.Alone():
+		return tickPeriod(d.cfg.TickInterval, tickAlone)
 	}
-	return coreLessTicks * interval
+	return tickPeriod(d.cfg.TickInterval, tickCore)
+}
+
+// tickPeriod is the driver's tick: interval on a server of the chain with
+// others (it counts the domain's failover settings in ticks), aloneTicks
+// times that on a server alone in the chain, coreLessTicks times that on
+// any other host.
+func tickPeriod(interval time.Duration, mode tickMode) time.Duration {
+	switch mode {
+	case tickAlone:
+		return aloneTicks * interval
+	case tickCoreLess:
+		return coreLessTicks * interval
+	}
+	return interval
+}
+
+// due reports whether something done every period, last at last, is due
+// at a tick at now: half a tick early counts, so that a period that is a
+// whole number of ticks is not stretched by one when a tick comes a little
+// early.
+func due(now, last time.Time, period, tick time.Duration) bool {
+	return now.Sub(last) >= period-tick/2
 }
 
 // drainEvents runs up to n tasks that are already queued, without waiting.

@@ -242,6 +242,12 @@ func (b *broker) Run(ctx context.Context) error {
 	defer t.Stop()
 	poll()
 	for {
+		// Nobody listens: no need to read the status, nor to wake for
+		// it (a timer channel no one waits on does not wake the process).
+		var tick <-chan time.Time
+		if len(subs) > 0 {
+			tick = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -271,10 +277,8 @@ func (b *broker) Run(ctx context.Context) error {
 			}
 		case e := <-b.mon.events:
 			publish(e)
-		case <-t.C:
-			if len(subs) > 0 { // nobody listens: no need to read the status
-				poll()
-			}
+		case <-tick:
+			poll()
 		}
 	}
 }

@@ -196,6 +196,24 @@ func (c *Core) ConfState() *raftpb.ConfState { return c.conf }
 // IsLeader reports whether this server leads its current term.
 func (c *Core) IsLeader() bool { return c.rn.BasicStatus().RaftState == raft.StateLeader }
 
+// Alone reports whether this server leads a configuration of itself only
+// (no other voter or learner, no change under way) and the chain names no
+// other server. Its ticks then time nothing: no other server to send
+// heartbeats to or hear from, and no configuration to move until the
+// chain changes (which Tick, on the leader, then starts).
+func (c *Core) Alone() bool {
+	if !c.IsLeader() || c.confIndex > c.applied {
+		return false
+	}
+	cs := c.conf
+	if len(cs.GetVoters()) != 1 || cs.GetVoters()[0] != c.self || len(cs.GetLearners()) > 0 ||
+		len(cs.GetVotersOutgoing()) > 0 || len(cs.GetLearnersNext()) > 0 {
+		return false
+	}
+	chain := c.state.Chain().IDs()
+	return len(chain) == 1 && RaftID(chain[0]) == c.self
+}
+
 // Lead is the raft ID of the leader this server knows of (0: none).
 func (c *Core) Lead() uint64 { return c.rn.BasicStatus().Lead }
 

@@ -569,3 +569,27 @@ func TestNewLeaderDoesNotRefuseFromStaleState(t *testing.T) {
 		t.Errorf("the compare-and-set: %v, %v; want accepted", a.Verdict.Outcome, a.Err)
 	}
 }
+
+// A server alone in the chain is Alone once it leads; a server of a chain
+// of three never is, leader or not.
+func TestAlone(t *testing.T) {
+	c := newTestCluster(t, 1)
+	if c.nodes[0].core.Alone() {
+		t.Error("a single server is Alone before it leads")
+	}
+	settle(t, c)
+	if l := c.leader(); l != 0 || !c.nodes[0].core.Alone() {
+		t.Errorf("a single server that leads (leader %d): Alone() = %v; want true", l, c.nodes[0].core.Alone())
+	}
+
+	c = newTestCluster(t, 3)
+	settle(t, c)
+	if c.leader() < 0 {
+		t.Fatal("no leader")
+	}
+	for _, n := range c.nodes {
+		if n.core.Alone() {
+			t.Errorf("%s of three (leader %v): Alone() = true", n.name, n.core.IsLeader())
+		}
+	}
+}
