@@ -1314,7 +1314,6 @@ func (f *folder) persist(force bool) {
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
 
-
 // visible drops from a remote snapshot the names this folder ignores (at
 // least the marker file).
 func (f *folder) visible(remote syncfs.Snapshot) syncfs.Snapshot {
