@@ -112,6 +112,10 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 	return fs.CreateBucketIfNotExists([]byte(folder))
 }
 
+// dropAfter is the number of entries from which a read or write of a
+// store lets go of the mapped pages it touched (dropMapped).
+const dropAfter = 1024
+
 // maxTxEntries bounds the entries one transaction of PutLocal or
 // PutLocalEntries writes: bbolt holds a transaction's changed pages and
 // nodes in memory until it commits (40 MB for 100,000 new entries at
@@ -129,6 +133,7 @@ const maxTxEntries = 8192
 // never runs ahead of it), and the first scan after a restart finds what
 // the store did not record.
 func (db *DB) PutLocal(folder string, l Local) error {
+	defer dropMapped(db.b)
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
 		if err != nil {
@@ -173,6 +178,9 @@ func (db *DB) PutLocal(folder string, l Local) error {
 func (db *DB) PutLocalEntries(folder string, l Local, names []string) error {
 	if len(names) == 0 {
 		return nil
+	}
+	if len(names) >= dropAfter {
+		defer dropMapped(db.b)
 	}
 	names = slices.Clone(names)
 	slices.Sort(names) // neighbours share pages
@@ -250,6 +258,7 @@ func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 // Local returns folder's stored Local, empty if none was stored. Every entry
 // is validated.
 func (db *DB) Local(folder string) (Local, error) {
+	defer dropMapped(db.b)
 	l := NewLocal()
 	err := db.b.View(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, false)

@@ -55,6 +55,9 @@ func (s *PeerStore) Close() error { return s.b.Close() }
 // entries of the same names. Entries sorted by name are the cheapest to
 // put.
 func (s *PeerStore) Put(key string, files []FileInfo) error {
+	if len(files) >= dropAfter {
+		defer dropMapped(s.b)
+	}
 	// In transactions of at most maxTxEntries: bbolt holds a
 	// transaction's pages until it commits.
 	for len(files) > 0 {
@@ -88,6 +91,7 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 // same names, and drops src. It writes at most maxTxEntries entries a
 // transaction: on an error, dst may hold some of src's entries.
 func (s *PeerStore) Move(dst, src string) error {
+	defer dropMapped(s.b)
 	var last []byte
 	for done := false; !done; {
 		err := s.b.Update(func(tx *bbolt.Tx) error {
@@ -127,6 +131,9 @@ func (s *PeerStore) Move(dst, src string) error {
 // Get returns the entries of names (those key holds) stored under key.
 // Their names are the strings of names, not copies.
 func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
+	if len(names) >= dropAfter {
+		defer dropMapped(s.b)
+	}
 	out := make(Snapshot, len(names))
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
@@ -155,6 +162,7 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 
 // All returns every entry stored under key.
 func (s *PeerStore) All(key string) (Snapshot, error) {
+	defer dropMapped(s.b)
 	out := Snapshot{}
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
@@ -178,6 +186,7 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 
 // Drop forgets the entries stored under key.
 func (s *PeerStore) Drop(key string) error {
+	defer dropMapped(s.b)
 	err := s.b.Update(func(tx *bbolt.Tx) error {
 		if tx.Bucket([]byte(key)) == nil {
 			return nil

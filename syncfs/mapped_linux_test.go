@@ -1,0 +1,85 @@
+//go:build linux
+
+package syncfs
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// After a bulk read or write, a store's file does not stay resident in
+// the process through its memory map.
+func TestStoresLetGoOfMappedPages(t *testing.T) {
+	dir := t.TempDir()
+	ps, err := OpenPeerStore(filepath.Join(dir, "peers.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	db, err := OpenDB(filepath.Join(dir, "folders.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var files []FileInfo
+	l := NewLocal()
+	for i := range 30_000 {
+		f := FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
+		files = append(files, f)
+		l.Files[f.Name] = f
+	}
+	if err := ps.Put("k", files); err != nil {
+		t.Fatal(err)
+	}
+	if all, err := ps.All("k"); err != nil || len(all) != len(files) {
+		t.Fatalf("All: %d entries, %v", len(all), err)
+	}
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Local("f"); err != nil || len(got.Files) != len(files) {
+		t.Fatalf("Local: %d entries, %v", len(got.Files), err)
+	}
+	for _, name := range []string{"peers.db", "folders.db"} {
+		path := filepath.Join(dir, name)
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rss := mappedRSS(t, path)
+		t.Logf("%s: %d bytes, %d resident through the map", name, fi.Size(), rss)
+		if fi.Size() < 2<<20 {
+			t.Fatalf("%s holds only %d bytes: the test measures nothing", name, fi.Size())
+		}
+		if rss > fi.Size()/8 {
+			t.Errorf("%s: %d of its %d bytes stay resident through the map", name, rss, fi.Size())
+		}
+	}
+}
+
+// mappedRSS returns how much of path's mappings in this process is
+// resident, from /proc/self/smaps.
+func mappedRSS(t *testing.T, path string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bool
+	var total int64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			in = len(f) >= 6 && f[5] == path
+		case in && len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			total += kb << 10
+		}
+	}
+	return total
+}
