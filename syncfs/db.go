@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
-	"strconv"
 	"time"
 
+	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/internal/canon"
 	"go.etcd.io/bbolt"
 )
@@ -44,7 +43,7 @@ type DB struct {
 // OpenDB opens or creates the database at path. It fails after a second if
 // another process holds it.
 func OpenDB(path string) (*DB, error) {
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, InitialMmapSize: initialMmap(0)})
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, InitialMmapSize: boltmap.InitialMmap(0)})
 	if err != nil {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
@@ -69,23 +68,6 @@ func OpenDB(path string) (*DB, error) {
 		return nil, fmt.Errorf("opening index database %s: %w", path, err)
 	}
 	return &DB{b: b}, nil
-}
-
-// initialMmap is the address space a database maps at first: a growth of
-// the mapping in a write transaction copies every key and value the
-// transaction has touched onto the heap (bbolt dereferences its nodes
-// before it remaps), which for a store of 100,000 entries at once took
-// 68 MB. Only the pages read count in memory, so on 64-bit systems a
-// gibibyte is mapped from the start. On Windows the file is made as large
-// as its mapping: there it is windows bytes (0: bbolt's own growth).
-func initialMmap(windows int) int {
-	switch {
-	case runtime.GOOS == "windows":
-		return windows
-	case strconv.IntSize == 64:
-		return 1 << 30
-	}
-	return 0
 }
 
 // Close closes the database.
@@ -113,7 +95,7 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 }
 
 // dropAfter is the number of entries from which a read or write of a
-// store lets go of the mapped pages it touched (dropMapped).
+// store lets go of the mapped pages it touched (boltmap.Release).
 const dropAfter = 1024
 
 // maxTxEntries bounds the entries one transaction of PutLocal or
@@ -133,7 +115,7 @@ const maxTxEntries = 8192
 // never runs ahead of it), and the first scan after a restart finds what
 // the store did not record.
 func (db *DB) PutLocal(folder string, l Local) error {
-	defer dropMapped(db.b)
+	defer boltmap.Release(db.b)
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
 		if err != nil {
@@ -180,7 +162,7 @@ func (db *DB) PutLocalEntries(folder string, l Local, names []string) error {
 		return nil
 	}
 	if len(names) >= dropAfter {
-		defer dropMapped(db.b)
+		defer boltmap.Release(db.b)
 	}
 	names = slices.Clone(names)
 	slices.Sort(names) // neighbours share pages
@@ -258,7 +240,7 @@ func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 // Local returns folder's stored Local, empty if none was stored. Every entry
 // is validated.
 func (db *DB) Local(folder string) (Local, error) {
-	defer dropMapped(db.b)
+	defer boltmap.Release(db.b)
 	l := NewLocal()
 	err := db.b.View(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, false)

@@ -11,6 +11,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/internal/canon"
 )
 
@@ -35,7 +36,7 @@ func OpenPeerStore(path string) (*PeerStore, error) {
 	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: time.Second, NoSync: true, NoFreelistSync: true,
-		InitialMmapSize: initialMmap(peerStoreMmapWindows),
+		InitialMmapSize: boltmap.InitialMmap(peerStoreMmapWindows),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening peer index store %s: %w", path, err)
@@ -56,7 +57,7 @@ func (s *PeerStore) Close() error { return s.b.Close() }
 // put.
 func (s *PeerStore) Put(key string, files []FileInfo) error {
 	if len(files) >= dropAfter {
-		defer dropMapped(s.b)
+		defer boltmap.Release(s.b)
 	}
 	// In transactions of at most maxTxEntries: bbolt holds a
 	// transaction's pages until it commits.
@@ -91,7 +92,7 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 // same names, and drops src. It writes at most maxTxEntries entries a
 // transaction: on an error, dst may hold some of src's entries.
 func (s *PeerStore) Move(dst, src string) error {
-	defer dropMapped(s.b)
+	defer boltmap.Release(s.b)
 	var last []byte
 	for done := false; !done; {
 		err := s.b.Update(func(tx *bbolt.Tx) error {
@@ -132,7 +133,7 @@ func (s *PeerStore) Move(dst, src string) error {
 // Their names are the strings of names, not copies.
 func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 	if len(names) >= dropAfter {
-		defer dropMapped(s.b)
+		defer boltmap.Release(s.b)
 	}
 	out := make(Snapshot, len(names))
 	err := s.b.View(func(tx *bbolt.Tx) error {
@@ -162,7 +163,7 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 
 // All returns every entry stored under key.
 func (s *PeerStore) All(key string) (Snapshot, error) {
-	defer dropMapped(s.b)
+	defer boltmap.Release(s.b)
 	out := Snapshot{}
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
@@ -186,7 +187,7 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 
 // Drop forgets the entries stored under key.
 func (s *PeerStore) Drop(key string) error {
-	defer dropMapped(s.b)
+	defer boltmap.Release(s.b)
 	err := s.b.Update(func(tx *bbolt.Tx) error {
 		if tx.Bucket([]byte(key)) == nil {
 			return nil

@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -106,6 +107,7 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 	if s.db == nil {
 		return st, ErrClosed
 	}
+	defer boltmap.Release(s.db) // the mark read every snapshot
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}

@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -105,6 +106,9 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	}
 	if folder == "" {
 		return Snapshot{}, nil, errors.New("writing a snapshot: no folder name")
+	}
+	if len(changes) >= releaseAfter {
+		defer boltmap.Release(s.db)
 	}
 	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: author, Delta: true, Evidence: o.evidence,
 		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
@@ -503,6 +507,9 @@ func (s *Store) Tree(folder string, seq uint64) (syncfs.Snapshot, error) {
 func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stored, entry syncfs.FileInfo) bool) ([]syncfs.FileInfo, error) {
 	if s.db == nil {
 		return nil, ErrClosed
+	}
+	if len(entries) >= releaseAfter {
+		defer boltmap.Release(s.db)
 	}
 	var out []syncfs.FileInfo
 	err := s.db.View(func(tx *bbolt.Tx) error {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/baton-sync/baton/internal/boltmap"
 )
 
 // ErrBadPolicy is returned by ParsePolicy for a retention policy it cannot
@@ -266,6 +268,7 @@ func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error
 	if s.db == nil {
 		return st, ErrClosed
 	}
+	defer boltmap.Release(s.db)
 	if err := p.Validate(); err != nil {
 		return st, err
 	}

@@ -14,6 +14,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/baton-sync/baton/identity"
+	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/internal/canon"
 	"github.com/baton-sync/baton/syncfs"
 )
@@ -47,6 +48,11 @@ const PurposeSnapshot identity.Purpose = "baton/folder-snapshot/v1"
 // openTimeout is how long Open waits for another process's lock on the
 // metadata file before giving up.
 const openTimeout = time.Second
+
+// releaseAfter is the number of entries from which an Append or a
+// comparison lets go of the mapped pages of the file it touched
+// (boltmap.Release).
+const releaseAfter = 1024
 
 // maxRecord bounds a decoded snapshot header (index bytes, block list of a
 // snapshot committed with Commit, evidence pages).
@@ -170,7 +176,7 @@ type Store struct {
 // Open opens (creating if needed) the snapshot metadata file at path, over
 // the block store blocks. Only one process may have the file open.
 func Open(path string, blocks BlockStore, opts ...Option) (*Store, error) {
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout, InitialMmapSize: boltmap.InitialMmap(0)})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening folder store %s: file is in use by another process (still locked after %v): %w", path, openTimeout, err)
 	}
