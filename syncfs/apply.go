@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/baton-sync/baton/internal/durable"
 )
 
 // Errors the applier reports, for callers to branch on.
@@ -446,7 +448,7 @@ func Barrier(root string, names []string) error {
 		if syncEachFile {
 			err = d.Sync()
 		} else {
-			err = syncFS(d)
+			err = durable.SyncFS(d)
 		}
 		d.Close()
 		if err != nil {

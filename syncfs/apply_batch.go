@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/baton-sync/baton/internal/durable"
 )
 
 // DefaultBatchConcurrency is how many files of a batch ApplyBatch writes at
@@ -217,7 +219,7 @@ func (b *batch) write(ctx context.Context, items []*batchItem) {
 		}
 	}
 	if len(synced) > 0 && !syncEachFile {
-		if err := syncFS(b.fsDir); err != nil {
+		if err := durable.SyncFS(b.fsDir); err != nil {
 			for _, it := range synced {
 				it.fail(err)
 			}
@@ -305,7 +307,7 @@ func (b *batch) place(ctx context.Context, items []*batchItem) {
 		return
 	}
 	if !syncEachFile {
-		if err := syncFS(b.fsDir); err != nil {
+		if err := durable.SyncFS(b.fsDir); err != nil {
 			for _, it := range dirs {
 				it.fail(notDurable(it.a.Name, err))
 			}

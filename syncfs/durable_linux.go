@@ -1,33 +1,16 @@
 package syncfs
 
 import (
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/baton-sync/baton/internal/durable"
 )
 
 // syncEachFile is false on Linux: a batch's barrier is one syncfs(2) of
 // the folder's filesystem, which also makes directory entries durable.
-const syncEachFile = false
-
-// syncFS flushes the filesystem holding d to disk (syncfs(2)). It reports
-// a write-back error on that filesystem since d was opened, so d is to be
-// opened before the writes it makes durable.
-func syncFS(d *os.File) error {
-	rc, err := d.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Syncfs(int(fd)) }); err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("syncfs %s: %w", d.Name(), serr)
-	}
-	return nil
-}
+const syncEachFile = !durable.Batched
 
 // startWriteback asks the kernel to start writing f's dirty pages to disk
 // now, without waiting for them (sync_file_range(2) with

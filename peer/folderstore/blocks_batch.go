@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/baton-sync/baton/internal/durable"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -27,7 +28,7 @@ func (d *Disk) PutBatch(hs []syncfs.Hash, data [][]byte) error {
 	if len(hs) != len(data) {
 		return fmt.Errorf("storing blocks: %d hashes for %d blocks", len(hs), len(data))
 	}
-	if !batchDurable {
+	if !durable.Batched {
 		for i, h := range hs {
 			if err := d.Put(h, data[i]); err != nil {
 				return err
@@ -122,7 +123,7 @@ func (d *Disk) PutBatch(hs []syncfs.Hash, data [][]byte) error {
 	if err := d.step("fsync"); err != nil {
 		return fmt.Errorf("storing blocks: %w", err)
 	}
-	if err := syncFS(root); err != nil {
+	if err := durable.SyncFS(root); err != nil {
 		return fmt.Errorf("storing blocks: %w", err)
 	}
 	for _, t := range temps {
@@ -137,7 +138,7 @@ func (d *Disk) PutBatch(hs []syncfs.Hash, data [][]byte) error {
 	if err := d.step("syncdir"); err != nil {
 		return fmt.Errorf("storing blocks: %w", err)
 	}
-	if err := syncFS(root); err != nil {
+	if err := durable.SyncFS(root); err != nil {
 		return fmt.Errorf("storing blocks: %w", err)
 	}
 	return nil
