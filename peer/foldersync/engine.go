@@ -128,9 +128,15 @@ type Config struct {
 	// (a test seam: failures of the file system, such as Windows'
 	// sharing violations, on any system).
 	wrapFS func(syncfs.WriteFS) syncfs.WriteFS
+	// planWindow, if set, is the most entries of a peer's index one plan
+	// takes (a test seam: planWindow by default).
+	planWindow int
 }
 
 func (c *Config) setDefaults() {
+	if c.planWindow <= 0 {
+		c.planWindow = planWindow
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

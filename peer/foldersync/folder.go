@@ -652,18 +652,104 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// Only the entries at another version than the local ones are
 	// loaded: Plan does nothing with the others, and the local entry
 	// stands for them where it looks a name up.
-	remote, err := f.loadRemote(ri, ri.differing(f.local.Files, sc.names, sc.all))
-	if err != nil {
-		f.log.Warn("index not loaded", "peer", p.String(), "err", err)
-		f.scheduleRetry()
-		return
+	names := ri.differing(f.local.Files, sc.names, sc.all)
+	var ok bool
+	if len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) {
+		ok = f.applyWindows(ctx, a, fo, p, ri, names)
+	} else {
+		remote, err := f.loadRemote(ri, names)
+		if err != nil {
+			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+			f.scheduleRetry()
+			return
+		}
+		ok = f.apply(ctx, a, fo, p, ri, remote)
 	}
-	if f.apply(ctx, a, fo, p, ri, remote) {
+	if ok {
 		sc.all, sc.names = false, nil
 	} else {
 		sc.all = true
 	}
 	f.refreshStatus(a, fo)
+}
+
+// planWindow is the most entries of a peer's index that one plan takes
+// (a device that only reads the folder plans them all at once): a larger
+// change is loaded, planned and applied a window at a time, so that a sync
+// of 100,000 entries holds a window of entries and actions, not all of
+// them (a plan holds about 600 bytes an entry, twice while it is ordered).
+const planWindow = 8192
+
+// applyWindows applies the entries names of p's index ri in windows of
+// planWindow entries (Config.planWindow): first, by name, the entries that add or change
+// something (a directory comes before what it holds, in its window or an
+// earlier one), then, by name from the last, the deletions and the entries
+// that replace a directory (what a directory holds is deleted before it
+// is). A directory whose deletion was planned with the entries it holds
+// still live would be kept, and recorded as changed here: in this order a
+// deletion of a tree, in any number of windows, deletes it.
+//
+// Windows cost what a plan of the whole change does not: a moved file is
+// fetched, copying its blocks from the old one, and then the old one is
+// deleted, rather than renamed; names that clash on a case-insensitive
+// filesystem are skipped only where they meet in a window; a change held
+// back by the quota until deletions of the same change freed room is
+// taken at the next plan. It reports, as apply does, whether everything
+// was applied and nothing skipped.
+func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, ri *remoteIndex, names []string) bool {
+	slices.Sort(names)
+	ok := true
+	var late []string
+	for w := range slices.Chunk(names, f.e.cfg.planWindow) {
+		if ctx.Err() != nil {
+			return false
+		}
+		remote, err := f.loadRemote(ri, w)
+		if err != nil {
+			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+			f.scheduleRetry()
+			return false
+		}
+		for n, r := range remote {
+			if removes(f.local.Files, r) {
+				late = append(late, n)
+				delete(remote, n)
+			}
+		}
+		if len(remote) > 0 {
+			ok = f.apply(ctx, a, fo, p, ri, remote) && ok
+		}
+	}
+	slices.SortFunc(late, func(x, y string) int { return strings.Compare(y, x) })
+	for w := range slices.Chunk(late, f.e.cfg.planWindow) {
+		if ctx.Err() != nil {
+			return false
+		}
+		remote, err := f.loadRemote(ri, w)
+		if err != nil {
+			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
+			f.scheduleRetry()
+			return false
+		}
+		ok = f.apply(ctx, a, fo, p, ri, remote) && ok
+	}
+	return ok
+}
+
+// removes reports whether taking r may remove a local entry that others
+// depend on: r deletes its name, or puts something other than a directory
+// where a directory is.
+func removes(local syncfs.Snapshot, r syncfs.FileInfo) bool {
+	if r.Deleted {
+		return true
+	}
+	l, ok := local[r.Name]
+	return ok && !l.Deleted && l.Type == syncfs.TypeDir && r.Type != syncfs.TypeDir
+}
+
+// readOnly reports whether this host is a read-only member's device of fo.
+func (f *folder) readOnly(a Access, fo collections.Folder) bool {
+	return !hosting(a, fo, f.e.self) && roleOf(a, fo, f.e.self) == roleReader
 }
 
 // dropRemotes forgets the peers' indexes the folder holds, as it stops.
@@ -732,7 +818,7 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
 	var res applied
-	if !hosting(a, fo, f.e.self) && roleOf(a, fo, f.e.self) == roleReader {
+	if f.readOnly(a, fo) {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
 		// the local one is kept as a conflict copy. ReadOnlyOverrides
