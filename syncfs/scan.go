@@ -359,6 +359,15 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		}
 	}
 	sc.seen[name] = true
+	if t == TypeFile && !f.hash {
+		// An unchanged file is recorded as it is found, so that a rescan
+		// of a large folder does not hold an entry of every file until
+		// the walk ends (22 MB for 100,000 files). Recording it changes
+		// at most its disk stat: its parent directory's place in the
+		// order of what is recorded does not matter.
+		sc.record(f)
+		return true
+	}
 	sc.found = append(sc.found, f)
 	return true
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,39 @@ func TestUpdateOfOnePathLeavesTheRest(t *testing.T) {
 	}
 	if want := []string{"d", "d/b", "d/c"}; !slices.Equal(st.Names, want) {
 		t.Errorf("after removing d: changed %q; want %q", st.Names, want)
+	}
+}
+
+// A rescan records each unchanged file as it finds it: what it holds until
+// the walk ends is the directories and the files to hash, not an entry of
+// every file of the folder.
+func TestRescanHoldsOnlyWhatToHash(t *testing.T) {
+	root := t.TempDir()
+	for i := range 50 {
+		put(t, root, filepath.Join("d", "f"+strconv.Itoa(i)), []byte(strconv.Itoa(i)), 0o644, baseTime)
+	}
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	put(t, root, "d/f7", []byte("changed"), 0o644, baseTime.Add(time.Second))
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var stats ScanStats
+	sc := &scan{s: s, root: rootFS{r}, l: &l, now: time.Now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+	if err := sc.walkScope(t.Context(), ""); err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, f := range sc.found {
+		held = append(held, f.info.Name)
+	}
+	slices.Sort(held)
+	if want := []string{"d", "d/f7"}; !slices.Equal(held, want) {
+		t.Errorf("the walk holds %q; want %q (the directory and the changed file)", held, want)
+	}
+	if len(sc.seen) != 51 {
+		t.Errorf("the walk saw %d names; want 51", len(sc.seen))
 	}
 }
