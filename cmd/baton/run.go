@@ -15,6 +15,7 @@ import (
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/internal/console"
 	"github.com/baton-sync/baton/internal/control"
+	"github.com/baton-sync/baton/internal/memtrim"
 	"github.com/baton-sync/baton/peer"
 )
 
@@ -262,6 +263,9 @@ func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(conte
 	})
 	wg.Go(func() { serveGUI(runCtx) })
 	wg.Go(func() { logStarted(runCtx, f, n, log) })
+	// A daemon at rest gives back what a burst of work (a large sync)
+	// left free in its heap.
+	wg.Go(func() { memtrim.New(log).Run(runCtx) })
 
 	runErr := n.Run(runCtx)
 	stop()
