@@ -697,17 +697,24 @@ const planWindow = 8192
 // taken at the next plan. It reports, as apply does, whether everything
 // was applied and nothing skipped.
 func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, ri *remoteIndex, names []string) bool {
-	slices.Sort(names)
-	ok := true
-	var late []string
-	for w := range slices.Chunk(names, f.e.cfg.planWindow) {
+	load := func(w []string) (syncfs.Snapshot, bool) {
 		if ctx.Err() != nil {
-			return false
+			return nil, false
 		}
 		remote, err := f.loadRemote(ri, w)
 		if err != nil {
 			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
 			f.scheduleRetry()
+			return nil, false
+		}
+		return remote, true
+	}
+	slices.Sort(names)
+	ok := true
+	var late []string
+	for w := range slices.Chunk(names, f.e.cfg.planWindow) {
+		remote, loaded := load(w)
+		if !loaded {
 			return false
 		}
 		for n, r := range remote {
@@ -722,13 +729,8 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 	}
 	slices.SortFunc(late, func(x, y string) int { return strings.Compare(y, x) })
 	for w := range slices.Chunk(late, f.e.cfg.planWindow) {
-		if ctx.Err() != nil {
-			return false
-		}
-		remote, err := f.loadRemote(ri, w)
-		if err != nil {
-			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
-			f.scheduleRetry()
+		remote, loaded := load(w)
+		if !loaded {
 			return false
 		}
 		ok = f.apply(ctx, a, fo, p, ri, remote) && ok
