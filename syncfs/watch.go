@@ -61,7 +61,8 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	expect  map[string]expected
-	pruneAt int // prune expired expectations when there are more
+	pruneAt int           // prune expired expectations when there are more
+	noted   chan struct{} // Expect's note to Run: expectations wait to expire
 
 	// addWatch adds a watch; a test seam for watch-limit errors.
 	addWatch func(b dirBackend, path string) error
@@ -99,6 +100,7 @@ func NewWatcher(root string, ignore *Matcher, c AggregatorConfig, log *slog.Logg
 		out:      make(chan []string),
 		expect:   map[string]expected{},
 		pruneAt:  1024,
+		noted:    make(chan struct{}, 1),
 		addWatch: func(b dirBackend, p string) error { return b.Add(p) },
 		DirsOnly: dirsOnlyDefault,
 		Rescan:   DefaultDirsRescan,
@@ -130,6 +132,28 @@ func (w *Watcher) Expect(name string, size, modTime int64) {
 		w.pruneAt = max(1024, 2*len(w.expect))
 	}
 	w.expect[name] = expected{size: size, mtime: modTime, until: now.Add(expectTTL)}
+	select {
+	case w.noted <- struct{}{}:
+	default:
+	}
+}
+
+// pruneExpired forgets the expectations expired at now and returns how
+// many remain. A map emptied is made anew: a map keeps the room of the
+// most entries it held (an apply of 100,000 files: 3 MB), and a folder at
+// rest expects nothing.
+func (w *Watcher) pruneExpired(now time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for n, e := range w.expect {
+		if now.After(e.until) {
+			delete(w.expect, n)
+		}
+	}
+	if len(w.expect) == 0 {
+		w.expect, w.pruneAt = map[string]expected{}, 1024
+	}
+	return len(w.expect)
 }
 
 // own reports whether an event on name is the echo of an expected write.
@@ -196,6 +220,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Expectations are forgotten once expired, while there are some.
+	prune := time.NewTimer(time.Hour)
+	prune.Stop()
+	defer prune.Stop()
+	pruning := false
 	for {
 		if next, ok := agg.Next(); ok {
 			timer.Reset(time.Until(next))
@@ -232,6 +261,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 			st.error(err, time.Now())
 		case <-timer.C:
 			st.send(agg.Tick(time.Now()))
+		case <-w.noted:
+			if !pruning {
+				prune.Reset(expectTTL + time.Second)
+				pruning = true
+			}
+		case <-prune.C:
+			pruning = false
+			if w.pruneExpired(time.Now()) > 0 {
+				prune.Reset(expectTTL)
+				pruning = true
+			}
 		case out <- st.pending:
 			st.pending = nil
 		}

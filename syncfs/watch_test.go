@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -342,5 +343,51 @@ func TestWatcherAtomicSaveAndMovedDirs(t *testing.T) {
 				t.Errorf("batch %q reports a change in a directory moved out of the folder", b)
 			}
 		}
+	}
+}
+
+// A running watcher forgets the applier's expected writes once they
+// expired, and makes their map anew: a folder at rest holds none.
+func TestWatcherForgetsExpiredExpectations(t *testing.T) {
+	w, err := NewWatcher(t.TempDir(), nil, watchConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startWatcher(t, w)
+	for i := range 2000 {
+		w.Expect("f"+strconv.Itoa(i), 1, 1)
+	}
+	held := func() int {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.expect)
+	}
+	deadline := time.Now().Add(4 * expectTTL)
+	for held() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d expectations held %v after they were made", held(), 4*expectTTL)
+		}
+		time.Sleep(50 * time.Millisecond) // polls what Run's timer does
+	}
+	// A map made anew: the next expectation is still honoured.
+	w.Expect("again", -1, 0)
+	if !w.own("again", time.Now()) {
+		t.Error("an expectation after the prune is not honoured")
+	}
+}
+
+// pruneExpired keeps what has not expired.
+func TestPruneExpiredKeepsFresh(t *testing.T) {
+	w, err := NewWatcher(t.TempDir(), nil, watchConfig, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Expect("old", 1, 1)
+	now := time.Now()
+	if n := w.pruneExpired(now); n != 1 {
+		t.Errorf("%d left right after Expect; want 1", n)
+	}
+	if n := w.pruneExpired(now.Add(2 * expectTTL)); n != 0 {
+		t.Errorf("%d left after expiry; want 0", n)
 	}
 }

@@ -654,7 +654,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// stands for them where it looks a name up.
 	names := ri.differing(f.local.Files, sc.names, sc.all)
 	var ok bool
-	if len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) {
+	if _, quota := f.e.quotaOf(a, fo, p); len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) && !quota {
 		ok = f.applyWindows(ctx, a, fo, p, ri, names)
 	} else {
 		remote, err := f.loadRemote(ri, names)
@@ -674,28 +674,33 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 }
 
 // planWindow is the most entries of a peer's index that one plan takes
-// (a device that only reads the folder plans them all at once): a larger
+// (a device that only reads the folder, and a server taking a device's
+// changes under the owner's quota, plan them all at once: additions and
+// the deletions that make room for them are weighed together): a larger
 // change is loaded, planned and applied a window at a time, so that a sync
 // of 100,000 entries holds a window of entries and actions, not all of
 // them (a plan holds about 600 bytes an entry, twice while it is ordered).
 const planWindow = 8192
 
 // applyWindows applies the entries names of p's index ri in windows of
-// planWindow entries (Config.planWindow): first, by name, the entries that add or change
-// something (a directory comes before what it holds, in its window or an
-// earlier one), then, by name from the last, the deletions and the entries
-// that replace a directory (what a directory holds is deleted before it
-// is). A directory whose deletion was planned with the entries it holds
-// still live would be kept, and recorded as changed here: in this order a
-// deletion of a tree, in any number of windows, deletes it.
+// planWindow entries (Config.planWindow): first, by name, the entries that
+// add or change something (a directory comes before what it holds, in its
+// window or an earlier one), then, by name from the last, the deletions
+// and the entries that replace a directory (what a directory holds is
+// deleted before it is). A directory whose deletion was planned with the
+// entries it holds still live would be kept, and recorded as changed
+// here: in this order a deletion of a tree, in any number of windows,
+// deletes it, and a window of deletions in which some failed ends the
+// pass, to be planned again, rather than keep their directories. What
+// the windows came to is shown once, as for one plan.
 //
 // Windows cost what a plan of the whole change does not: a moved file is
 // fetched, copying its blocks from the old one, and then the old one is
 // deleted, rather than renamed; names that clash on a case-insensitive
-// filesystem are skipped only where they meet in a window; a change held
-// back by the quota until deletions of the same change freed room is
-// taken at the next plan. It reports, as apply does, whether everything
-// was applied and nothing skipped.
+// filesystem are skipped only where they meet in a window (a directory
+// renamed in case only is fetched again at the replan that follows at
+// once). It reports, as apply does, whether everything was applied and
+// nothing skipped.
 func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, ri *remoteIndex, names []string) bool {
 	load := func(w []string) (syncfs.Snapshot, bool) {
 		if ctx.Err() != nil {
@@ -710,7 +715,7 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 		return remote, true
 	}
 	slices.Sort(names)
-	ok := true
+	var out outcome
 	var late []string
 	for w := range slices.Chunk(names, f.e.cfg.planWindow) {
 		remote, loaded := load(w)
@@ -723,17 +728,28 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 				delete(remote, n)
 			}
 		}
-		if len(remote) > 0 {
-			ok = f.apply(ctx, a, fo, p, ri, remote) && ok
+		if len(remote) > 0 && !f.applyPart(ctx, a, fo, p, ri, remote, &out) {
+			return false
 		}
 	}
+	skipped := out.res.skipped
 	slices.SortFunc(late, func(x, y string) int { return strings.Compare(y, x) })
 	for w := range slices.Chunk(late, f.e.cfg.planWindow) {
 		remote, loaded := load(w)
 		if !loaded {
 			return false
 		}
-		ok = f.apply(ctx, a, fo, p, ri, remote) && ok
+		if !f.applyPart(ctx, a, fo, p, ri, remote, &out) {
+			return false
+		}
+		if out.res.failed > 0 || len(out.res.busy) > 0 {
+			break
+		}
+	}
+	ok := f.noteOutcome(p, out)
+	if skipped > 0 && len(late) > 0 {
+		// What was skipped for a name the deletions freed is taken now.
+		f.scheduleRetry()
 	}
 	return ok
 }
@@ -816,10 +832,29 @@ func (f *folder) replanAll() {
 // full (those that differ from the local ones, or some of them). It
 // reports whether everything planned was applied and nothing skipped.
 func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full *remoteIndex, remote syncfs.Snapshot) bool {
+	var out outcome
+	if !f.applyPart(ctx, a, fo, p, full, remote, &out) {
+		return false
+	}
+	return f.noteOutcome(p, out)
+}
+
+// outcome is what the applies of a peer's change (one, or a window's
+// each) came to.
+type outcome struct {
+	res     applied
+	held    bool   // the quota held changes back
+	refusal string // why, for p (the last window's that held some)
+	quota   bool   // a refusal is to be noted (p is a device, or a quota applies)
+}
+
+// applyPart plans and applies remote, entries of p's index full, adding
+// what came of it to out. It reports false if the plan could not be made
+// (full could not be read; a retry is scheduled).
+func (f *folder) applyPart(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, full *remoteIndex, remote syncfs.Snapshot, out *outcome) bool {
 	self := f.e.self.String()
 	remote = f.visible(remote)
 	peers := f.sources(a, fo, p)
-	var res applied
 	if f.readOnly(a, fo) {
 		// A read-only device follows the server: where the server changed
 		// an entry this device also changed, the server's version wins and
@@ -833,25 +868,34 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 			return false
 		}
 		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(server), self, false, f.e.cfg.Now())
-		res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
+		out.res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
 		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
 	}
 	actions := syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())
-	held := false
 	if limit, ok := f.e.quotaOf(a, fo, p); ok {
 		used := f.e.usage(a, fo.Owner)
 		var ref quotaRefusal
 		actions, ref = quotaAdmit(actions, f.local.Files, used, limit)
-		msg := ""
+		out.quota = true
 		if ref.changes > 0 {
-			held = true
-			msg = quotaMessage(fo.Owner, used, limit, ref)
+			out.held = true
+			out.refusal = quotaMessage(fo.Owner, used, limit, ref)
 		}
-		f.noteRefusal(p, msg)
 	} else if !a.Server(p) {
-		f.noteRefusal(p, "") // no quota (any more)
+		out.quota = true // no quota (any more)
 	}
-	res.add(f.applyTracked(ctx, peers, actions))
+	out.res.add(f.applyTracked(ctx, peers, actions))
+	return true
+}
+
+// noteOutcome shows what the applies of p's change came to (refusals,
+// failures, skips), schedules a retry if some change waits, and reports
+// whether everything planned was applied and nothing skipped.
+func (f *folder) noteOutcome(p lpeer.ID, out outcome) bool {
+	res := out.res
+	if out.quota {
+		f.noteRefusal(p, out.refusal)
+	}
 	f.noteFailures(p, res)
 	if res.failed > 0 {
 		if f.stuck {
@@ -874,7 +918,7 @@ func (f *folder) apply(ctx context.Context, a Access, fo collections.Folder, p l
 	}
 	// Changes held back by the quota are planned again at the device's
 	// next index or the next pull, which take them once there is room.
-	return res.skipped == 0 && !held
+	return res.skipped == 0 && !out.held
 }
 
 // noteRefusal records why p's last changes were not taken ("" if they

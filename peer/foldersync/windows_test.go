@@ -2,9 +2,11 @@ package foldersync
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +73,96 @@ func TestChangeAppliedInWindows(t *testing.T) {
 		}
 		if st := n.status(d); len(st.Failed) != 0 || st.Stuck {
 			t.Errorf("%s: failed %v, stuck %v", d.name, st.Failed, st.Stuck)
+		}
+	}
+}
+
+// failingFS is a folder's disk on which removing (or writing over) the
+// names in fail fails while failing is set.
+type failingFS struct {
+	syncfs.WriteFS
+	fail    map[string]bool
+	failing *atomic.Bool
+}
+
+func (f failingFS) Remove(name string) error {
+	if f.failing.Load() && f.fail[filepath.ToSlash(name)] {
+		return fmt.Errorf("remove %s: %w", name, fs.ErrPermission)
+	}
+	return f.WriteFS.Remove(name)
+}
+
+func (f failingFS) Rename(from, to string) error {
+	if f.failing.Load() && f.fail[filepath.ToSlash(to)] {
+		return fmt.Errorf("rename %s %s: %w", from, to, fs.ErrPermission)
+	}
+	return f.WriteFS.Rename(from, to)
+}
+
+// A change that fails in one window is shown, counted and retried as in
+// one plan: the windows after it (here of symlinks the server skips, which
+// every plan looks at again) do not clear it, and the folder says it is
+// stuck after StuckAfter attempts.
+func TestWindowFailureShown(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) {
+		c.planWindow = 3 // a/0's window comes first
+		c.StuckAfter = 2
+		c.wrapFS = func(fsys syncfs.WriteFS) syncfs.WriteFS {
+			return failingFS{fsys, map[string]bool{"a/0": true}, &failing}
+		}
+	})
+	alice, server := n.nodes["alice"], n.server
+	alice.write(t, "a/0", "fails on the server")
+	for i := range 6 {
+		if err := os.MkdirAll(filepath.Join(alice.root, "z"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/etc/passwd", filepath.Join(alice.root, "z", fmt.Sprintf("l%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 60*time.Second, "the server stuck on a/0", func() bool {
+		st := n.status(server)
+		return st.Stuck && len(st.Failed) == 1 && st.Failed[0].Path == "a/0" && len(st.Skipped) == 6
+	})
+}
+
+// A deletion of a tree that fails for one file in an early window keeps
+// no directory as "not empty": once the file can go, the whole tree is
+// gone everywhere, never brought back.
+func TestWindowDeletionFailureKeepsNoDirectory(t *testing.T) {
+	var failing atomic.Bool
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner}, func(c *Config) {
+		c.planWindow = 2
+		c.StuckAfter = 2
+		c.wrapFS = func(fsys syncfs.WriteFS) syncfs.WriteFS {
+			return failingFS{fsys, map[string]bool{"d/sub/x5": true}, &failing}
+		}
+	})
+	alice, server := n.nodes["alice"], n.server
+	for i := range 6 {
+		alice.write(t, fmt.Sprintf("d/sub/x%d", i), fmt.Sprintf("file %d", i))
+	}
+	alice.write(t, "keep", "kept")
+	n.waitEqual(alice, server)
+	failing.Store(true)
+	if err := os.RemoveAll(filepath.Join(alice.root, "d")); err != nil {
+		t.Fatal(err)
+	}
+	n.running(alice).requestRescan()
+	waitFor(t, 60*time.Second, "the server's deletion of d/sub/x5 to fail", func() bool {
+		st := n.status(server)
+		return len(st.Failed) == 1 && st.Failed[0].Path == "d/sub/x5"
+	})
+	failing.Store(false)
+	n.waitEqual(alice, server)
+	for _, d := range []*testNode{alice, server} {
+		for name := range readTree(t, d.root) {
+			if name == "d" || strings.HasPrefix(name, "d/") {
+				t.Errorf("%s: %s is back", d.name, name)
+			}
 		}
 	}
 }
