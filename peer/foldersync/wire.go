@@ -34,7 +34,7 @@ func OverLimited(proto protocol.ID) bool { return proto == ProtoIndex || proto =
 const (
 	maxRequest    = 64 << 10 // one request frame
 	maxHeader     = 4 << 10  // an index response header
-	maxPages      = 64       // pages in one index response (64 × 4 MiB)
+	maxPages      = 512      // pages in one index response: about 8,000,000 files of one block (64 did not hold 1,000,000)
 	pageTarget    = 2 << 20  // estimated bytes of entries per index page
 	maxBatch      = 64       // blocks in one block request
 	maxBatchBytes = 8 << 20  // bytes of blocks in one block request
