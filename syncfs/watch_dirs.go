@@ -104,7 +104,19 @@ func (st *watchState) dirChanged(dir string, now time.Time) {
 		}
 		return // gone: its parent's change reports it
 	}
-	for _, c := range diffListing(st.listings[dir], cur) {
+	changes := diffListing(st.listings[dir], cur)
+	// The watches of what went go first: a directory renamed within dir
+	// is the same directory under its new name, and inotify gives it the
+	// same watch, which removing the old name's after watching the new
+	// name would remove (files then made in it went unseen).
+	for _, c := range changes {
+		if c.gone && dir != "" {
+			st.unwatch(dir + "/" + c.name)
+		} else if c.gone {
+			st.unwatch(c.name)
+		}
+	}
+	for _, c := range changes {
 		name := c.name
 		if dir != "" {
 			name = dir + "/" + c.name
