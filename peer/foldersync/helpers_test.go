@@ -3,6 +3,7 @@ package foldersync
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,13 +235,16 @@ type entry struct {
 	data string // content or target
 }
 
-// readTree reads the folder at root, without temporary files.
+// readTree reads the folder at root, without temporary files. An entry
+// that goes while it reads (removed, or under a directory that became a
+// file) is left out: callers poll a tree a sync is changing.
 func readTree(t testing.TB, root string) map[string]entry {
 	t.Helper()
 	out := map[string]entry{}
+	gone := func(err error) bool { return os.IsNotExist(err) || errors.Is(err, syscall.ENOTDIR) }
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if os.IsNotExist(err) {
+			if gone(err) {
 				return nil
 			}
 			return err
@@ -250,7 +255,7 @@ func readTree(t testing.TB, root string) map[string]entry {
 		}
 		fi, err := os.Lstat(p)
 		if err != nil {
-			if os.IsNotExist(err) {
+			if gone(err) {
 				return nil
 			}
 			return err
@@ -265,7 +270,7 @@ func readTree(t testing.TB, root string) map[string]entry {
 		default:
 			b, err := os.ReadFile(p)
 			if err != nil {
-				if os.IsNotExist(err) {
+				if gone(err) {
 					return nil
 				}
 				return err
