@@ -473,9 +473,16 @@ func (p *planner) keepNonEmptyDirs() {
 	if len(dels) == 0 {
 		return
 	}
+	// Only the entries under a directory to delete can keep it: the
+	// others are not held, so that a plan costs what it changes, not the
+	// whole local index.
+	deleting := make(map[string]bool, len(dels))
+	for _, d := range dels {
+		deleting[d.Name] = true
+	}
 	exists := map[string]bool{}
 	for n, l := range p.local {
-		if !l.Deleted {
+		if !l.Deleted && underAny(n, deleting) {
 			exists[n] = true
 		}
 	}
@@ -517,6 +524,16 @@ func (p *planner) keepNonEmptyDirs() {
 			}
 		}
 	}
+}
+
+// underAny reports whether a directory above name is in dirs.
+func underAny(name string, dirs map[string]bool) bool {
+	for i := strings.LastIndexByte(name, '/'); i > 0; i = strings.LastIndexByte(name[:i], '/') {
+		if dirs[name[:i]] {
+			return true
+		}
+	}
+	return false
 }
 
 // keptDir returns the local directory name as recorded when its deletion
@@ -586,9 +603,18 @@ func (p *planner) checkClashes() {
 		l, ok := p.local[name]
 		return ok && !l.Deleted && l.Type == TypeDir && !gone[name]
 	}
+	// A local name can clash only with a new name of its canonical form:
+	// the index holds those alone, not the whole local index.
+	wanted := make(map[string]bool, len(created))
+	for n := range created {
+		wanted[Canonical(n)] = true
+	}
 	idx := NewClashIndex()
 	for n, l := range p.local {
-		if !l.Deleted && !created[n] && !removed[Canonical(n)] {
+		if l.Deleted || created[n] {
+			continue
+		}
+		if c := Canonical(n); wanted[c] && !removed[c] {
 			idx.Add(n)
 		}
 	}

@@ -453,3 +453,46 @@ func TestConflictName(t *testing.T) {
 var propSeeds = 400
 
 func init() { flag.IntVar(&propSeeds, "seeds", propSeeds, "random scenarios per Plan property test") }
+
+// A plan of a few changes costs what they change, not the local index:
+// a new name that clashes and a directory whose deletion is refused
+// are found without an index of every local name.
+func TestPlanCostsWhatItChanges(t *testing.T) {
+	const n = 20000
+	v := syncfs.Vector{}.Update(devL)
+	local := syncfs.Snapshot{
+		"big":       {Name: "big", Type: syncfs.TypeDir, Mode: 0o755, Version: v},
+		"gone":      {Name: "gone", Type: syncfs.TypeDir, Mode: 0o755, Version: v},
+		"gone/kept": fileInfo("gone/kept", "x", 1, syncfs.Vector{}.Update(devL).Update(devL)),
+		"readme":    fileInfo("readme", "r", 1, v),
+	}
+	for i := range n {
+		name := fmt.Sprintf("big/f%06d", i)
+		local[name] = fileInfo(name, name, 1, v)
+	}
+	remote := syncfs.Snapshot{
+		"README": fileInfo("README", "new", 2, syncfs.Vector{}.Update(devR)),
+		"new":    fileInfo("new", "n", 2, syncfs.Vector{}.Update(devR)),
+		"gone":   {Name: "gone", Type: syncfs.TypeDir, Deleted: true, Version: v.Update(devR)},
+	}
+	var acts []syncfs.Action
+	allocated := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			acts = syncfs.Plan(local, remote, devL)
+		}
+	}).AllocedBytesPerOp()
+	got := map[string]string{}
+	for _, a := range acts {
+		got[a.Name] = a.Kind.String() + " " + a.Reason
+	}
+	for name, want := range map[string]string{"README": "clashes with", "gone": "not empty", "new": "fetch"} {
+		if !strings.Contains(got[name], want) {
+			t.Errorf("%s: %q; want %q in it\nplan:\n%s", name, got[name], want, planString(acts))
+		}
+	}
+	// An index of the 20,000 local names is over a MB.
+	if allocated > 256<<10 {
+		t.Errorf("a plan of 3 changes over %d local entries allocated %d bytes; want it not to grow with the local index", n, allocated)
+	}
+}
