@@ -88,6 +88,10 @@ type ScanStats struct {
 	Unstable              []string // files still changing after several attempts: left as they were, rescan them
 	Skipped               []string // entries not synced, with why: bad names, special files, read errors
 	TempRemoved           int      // stale temporary files removed
+	// Restated names the entries whose disk stat the scan changed, set
+	// or removed without a new version (a file found unchanged under a
+	// new stat, or no longer racy), for a store of the Local to write.
+	Restated []string
 }
 
 // Scan walks the folder and returns the new Local: prev with the entries
@@ -567,7 +571,10 @@ func (sc *scan) record(f *found) {
 	case f.unstable:
 		sc.stats.Unstable = append(sc.stats.Unstable, name)
 		sc.keep[name] = true
-		delete(next.Disk, name) // not trusted: hash it next time
+		if _, ok := next.Disk[name]; ok {
+			delete(next.Disk, name) // not trusted: hash it next time
+			sc.stats.Restated = append(sc.stats.Restated, name)
+		}
 		return
 	case f.gone:
 		delete(sc.seen, name)
@@ -576,7 +583,10 @@ func (sc *scan) record(f *found) {
 	if f.info.Type != TypeFile && !f.hash {
 		f.st.Racy = false
 	}
-	next.Disk[name] = f.st
+	if d, ok := next.Disk[name]; !ok || d != f.st {
+		next.Disk[name] = f.st
+		sc.stats.Restated = append(sc.stats.Restated, name)
+	}
 	if f.info.Type != TypeSymlink {
 		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
 	}
@@ -600,7 +610,10 @@ func (sc *scan) deletions(scopes []string, walk bool) {
 			return
 		}
 		next.Files[name] = tombstone(p, p.Version.Update(sc.s.Self))
-		delete(next.Disk, name)
+		if _, ok := next.Disk[name]; ok {
+			delete(next.Disk, name)
+			sc.stats.Restated = append(sc.stats.Restated, name)
+		}
 		sc.stats.Changed++
 		sc.stats.Deleted++
 		sc.stats.Names = append(sc.stats.Names, name)

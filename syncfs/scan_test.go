@@ -304,3 +304,59 @@ func TestRescanHoldsOnlyWhatToHash(t *testing.T) {
 		t.Errorf("the walk saw %d names; want 51", len(sc.seen))
 	}
 }
+
+// A scan names the entries whose disk stat it changed without a new
+// version, and only those, for a store to write them.
+func TestScanRestated(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"a", "b", "c", "d/e"} {
+		put(t, root, n, []byte(n), 0o644, baseTime)
+	}
+	now := time.Now() // every file was changed just now (its ctime): racy
+	s := &Scanner{Root: root, Self: devA, Now: func() time.Time { return now }}
+	check := func(prev Local, st ScanStats, next Local, want ...string) {
+		t.Helper()
+		var changed []string
+		for n, d := range next.Disk {
+			if p, ok := prev.Disk[n]; !ok || p != d {
+				changed = append(changed, n)
+			}
+		}
+		for n := range prev.Disk {
+			if _, ok := next.Disk[n]; !ok {
+				changed = append(changed, n)
+			}
+		}
+		slices.Sort(changed)
+		got := slices.Compact(slices.Sorted(slices.Values(st.Restated)))
+		if !slices.Equal(got, changed) || !slices.Equal(got, want) {
+			t.Errorf("restated %q; the stats that changed are %q; want %q", got, changed, want)
+		}
+	}
+	l1, st := mustScan(t, s, Local{})
+	check(Local{}, st, l1, "a", "b", "c", "d", "d/e")
+
+	now = now.Add(time.Hour)
+	l2, st := mustScan(t, s, l1)
+	if st.Changed != 0 {
+		t.Fatalf("a rescan of files no longer racy changed %q", st.Names)
+	}
+	check(l1, st, l2, "a", "b", "c", "d/e")
+
+	l3, st := mustScan(t, s, l2)
+	check(l2, st, l3)
+
+	// b replaced by a copy of itself (a new inode), c removed.
+	put(t, root, "b.new", []byte("b"), 0o644, baseTime)
+	if err := os.Rename(filepath.Join(root, "b.new"), filepath.Join(root, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "c")); err != nil {
+		t.Fatal(err)
+	}
+	l4, st := mustScan(t, s, l3)
+	if !slices.Equal(st.Names, []string{"c"}) {
+		t.Errorf("changed %q; want only c's deletion", st.Names)
+	}
+	check(l3, st, l4, "b", "c")
+}

@@ -1214,10 +1214,13 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 			f.publish(ctx)
 		}
 	}
-	disk := diskOf(f.local, full, paths)
 	stats, err := f.scanner.Update(ctx, &f.local, paths...)
 	f.scanner.Progress = nil
-	f.noteDisk(disk, full, paths)
+	// Stats changed without a new version are stored too, else a
+	// restart would hash those files again.
+	for _, n := range stats.Restated {
+		f.unstored[n] = true
+	}
 	if err != nil {
 		f.setStatus(func(st *FolderStatus) { st.LastError = "scanning: " + err.Error() })
 		f.publish(ctx)
@@ -1295,50 +1298,6 @@ func (f *folder) touch(names ...string) {
 		f.changed[n] = true
 		f.statusChanged[n] = true
 		f.unstored[n] = true
-	}
-}
-
-// diskOf returns the disk stats of l a scan of paths (all of them if
-// full) may change without a new version: all of them, or those of the
-// paths themselves.
-func diskOf(l syncfs.Local, full bool, paths []string) map[string]syncfs.DiskStat {
-	if full {
-		return maps.Clone(l.Disk)
-	}
-	out := make(map[string]syncfs.DiskStat, len(paths))
-	for _, p := range paths {
-		if d, ok := l.Disk[p]; ok {
-			out[p] = d
-		}
-	}
-	return out
-}
-
-// noteDisk notes to be stored the entries whose disk stat a scan changed
-// without a new version (a file found unchanged, or no longer racy), before
-// being diskOf what it scanned: else the stored stats would stay stale and
-// a restart would hash those files again. Below the paths of a partial
-// scan, such changes are left for a later store.
-func (f *folder) noteDisk(before map[string]syncfs.DiskStat, full bool, paths []string) {
-	changed := func(n string) {
-		d, ok := f.local.Disk[n]
-		if b, okB := before[n]; ok != okB || d != b {
-			f.unstored[n] = true
-		}
-	}
-	if !full {
-		for _, p := range paths {
-			changed(p)
-		}
-		return
-	}
-	for n := range f.local.Disk {
-		changed(n)
-	}
-	for n := range before {
-		if _, ok := f.local.Disk[n]; !ok {
-			f.unstored[n] = true
-		}
 	}
 }
 

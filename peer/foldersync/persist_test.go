@@ -89,34 +89,6 @@ func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
 	}
 }
 
-// TestNoteDisk checks that the entries whose disk stat a scan changed are
-// to be stored: those of the paths scanned, or all of them after a full
-// scan.
-func TestNoteDisk(t *testing.T) {
-	l := syncfs.NewLocal()
-	for _, n := range []string{"a", "b", "c", "d"} {
-		l.Disk[n] = syncfs.DiskStat{Size: 1, ModTime: 1, Inode: 1, Racy: true}
-	}
-	scan := func(full bool, paths ...string) []string {
-		f := &folder{local: l.Clone(), unstored: map[string]bool{}}
-		before := diskOf(f.local, full, paths)
-		f.local.Disk["a"] = syncfs.DiskStat{Size: 1, ModTime: 1, Inode: 1} // no longer racy
-		delete(f.local.Disk, "b")                                          // not trusted
-		f.local.Disk["e"] = syncfs.DiskStat{Size: 2}                       // new
-		f.noteDisk(before, full, paths)
-		return slices.Sorted(maps.Keys(f.unstored))
-	}
-	if got, want := scan(true), []string{"a", "b", "e"}; !slices.Equal(got, want) {
-		t.Errorf("full scan: unstored %q; want %q", got, want)
-	}
-	if got, want := scan(false, "a", "c"), []string{"a"}; !slices.Equal(got, want) {
-		t.Errorf("scan of a, c: unstored %q; want %q", got, want)
-	}
-	if got, want := scan(false, "b", "e", "x"), []string{"b", "e"}; !slices.Equal(got, want) {
-		t.Errorf("scan of b, e, x: unstored %q; want %q", got, want)
-	}
-}
-
 // TestPersistWaitsForDurability: a change the applier could not make
 // durable is not stored while the barrier over it fails (here the folder's
 // directory is gone), and is stored once the barrier goes through.
