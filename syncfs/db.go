@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -128,7 +127,7 @@ func (db *DB) PutLocal(folder string, l Local) error {
 		var stale [][]byte
 		c := lb.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if _, ok := l.Files[string(k)]; !ok {
+			if _, ok := l.Get(string(k)); !ok {
 				stale = append(stale, bytes.Clone(k))
 			}
 		}
@@ -142,7 +141,7 @@ func (db *DB) PutLocal(folder string, l Local) error {
 	if err == nil {
 		// The names sorted, not the entries: a copy of every entry
 		// would cost the Local's size again while the store runs.
-		err = db.putEntries(folder, l, slices.Sorted(maps.Keys(l.Files)), true)
+		err = db.putEntries(folder, l, slices.Sorted(l.Names()), true)
 	}
 	if err != nil {
 		return fmt.Errorf("storing local index of folder %s: %w", folder, err)
@@ -193,7 +192,7 @@ func (db *DB) putEntries(folder string, l Local, names []string, unchanged bool)
 				lb.FillPercent = 0.9 // written after every stored key, in key order
 			}
 			for _, n := range chunk {
-				f, ok := l.Files[n]
+				f, ok := l.Get(n)
 				if !ok {
 					if err := lb.Delete([]byte(n)); err != nil {
 						return fmt.Errorf("removing %s: %w", n, err)
@@ -227,7 +226,7 @@ func (db *DB) putEntries(folder string, l Local, names []string, unchanged bool)
 // stat.
 func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 	var d *DiskStat
-	if st, ok := l.Disk[f.Name]; ok {
+	if st, ok := l.Stat(f.Name); ok {
 		d = &st
 	}
 	v, err := canon.Marshal(storedEntry{File: f, Disk: d})
@@ -256,9 +255,9 @@ func (db *DB) Local(folder string) (Local, error) {
 			if err != nil {
 				return err
 			}
-			l.Files[e.File.Name] = e.File
+			l.Set(e.File)
 			if e.Disk != nil {
-				l.Disk[e.File.Name] = *e.Disk
+				l.SetStat(e.File.Name, *e.Disk)
 			}
 			return nil
 		})

@@ -143,7 +143,6 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	if s.Now != nil {
 		now = s.Now
 	}
-	l.init()
 	sc := &scan{s: s, root: fsys, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
 
 	scopes := scopesOf(paths)
@@ -151,7 +150,7 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	// deleted entries under them: asked before anything is recorded.
 	walk := false
 	for _, p := range scopes {
-		if e, ok := l.Files[p]; p == "" || ok && e.Type == TypeDir {
+		if e, ok := l.Get(p); p == "" || ok && e.Type == TypeDir {
 			walk = true
 		}
 	}
@@ -345,8 +344,8 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	case TypeFile:
 		sc.stats.Files++
 		f.info.Mode = uint32(fi.Mode() & PermMask)
-		p, okP := sc.l.Files[name]
-		d, okD := sc.l.Disk[name]
+		p, okP := sc.l.Get(name)
+		d, okD := sc.l.Stat(name)
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) && sc.sameFile(name, fi, d, &st) {
 			sc.stats.Reused++
 			f.info = p
@@ -567,7 +566,7 @@ func (sc *scan) record(f *found) {
 	case f.unstable:
 		sc.stats.Unstable = append(sc.stats.Unstable, name)
 		sc.keep[name] = true
-		delete(next.Disk, name) // not trusted: hash it next time
+		next.DropStat(name) // not trusted: hash it next time
 		return
 	case f.gone:
 		delete(sc.seen, name)
@@ -576,16 +575,16 @@ func (sc *scan) record(f *found) {
 	if f.info.Type != TypeFile && !f.hash {
 		f.st.Racy = false
 	}
-	next.Disk[name] = f.st
+	next.SetStat(name, f.st)
 	if f.info.Type != TypeSymlink {
 		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
 	}
-	p, ok := next.Files[name]
+	p, ok := next.Get(name)
 	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
 		return
 	}
 	f.info.Version = p.Version.Update(sc.s.Self)
-	next.Files[name] = f.info
+	next.Set(f.info)
 	sc.stats.Changed++
 	sc.stats.Names = append(sc.stats.Names, name)
 }
@@ -599,29 +598,30 @@ func (sc *scan) deletions(scopes []string, walk bool) {
 		if p.Deleted || sc.seen[name] || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
 			return
 		}
-		next.Files[name] = tombstone(p, p.Version.Update(sc.s.Self))
-		delete(next.Disk, name)
+		next.Set(tombstone(p, p.Version.Update(sc.s.Self)))
+		next.DropStat(name)
 		sc.stats.Changed++
 		sc.stats.Deleted++
 		sc.stats.Names = append(sc.stats.Names, name)
 	}
 	if !walk {
 		for _, s := range scopes {
-			if p, ok := next.Files[s]; ok {
+			if p, ok := next.Get(s); ok {
 				gone(s, p)
 			}
 		}
 		return
 	}
 	var names []string
-	for name := range next.Files {
+	for name := range next.Names() {
 		if inScopes(name, scopes) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		gone(name, next.Files[name])
+		p, _ := next.Get(name)
+		gone(name, p)
 	}
 }
 
@@ -653,7 +653,8 @@ func (sc *scan) kept(name string) bool {
 // (Scanner.IgnorePerms, Windows). It reads the Local: only record, on the
 // scan's own goroutine, calls it.
 func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
-	return recordedPerm(sc.s.IgnorePerms || onWindows, sc.l.Files[name], t, disk)
+	prev, _ := sc.l.Get(name)
+	return recordedPerm(sc.s.IgnorePerms || onWindows, prev, t, disk)
 }
 
 // recordedPerm returns the permission bits to record for an entry of type
