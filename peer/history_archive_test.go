@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -55,16 +54,16 @@ func (s *archiveSetup) write(name, data string) {
 // that changed.
 func (s *archiveSetup) scan() (whole, changed []syncfs.FileInfo) {
 	s.t.Helper()
-	old := maps.Clone(s.loc.Files)
+	old := s.loc.Snapshot()
 	if _, err := s.sc.Update(context.Background(), &s.loc); err != nil {
 		s.t.Fatal(err)
 	}
-	for _, fi := range s.loc.Files.Sorted() {
+	for _, fi := range s.loc.Snapshot().Sorted() {
 		if o, ok := old[fi.Name]; !ok || o.Version.Compare(fi.Version) != syncfs.Equal {
 			changed = append(changed, fi)
 		}
 	}
-	return s.loc.Files.Sorted(), changed
+	return s.loc.Snapshot().Sorted(), changed
 }
 
 func (s *archiveSetup) snapshots() []folderstore.Snapshot {

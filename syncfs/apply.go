@@ -176,7 +176,6 @@ type Result struct {
 // the rest still run; a failure leaves the entry as it was. Apply must not
 // run at the same time as Scan on the same folder.
 func (ap *Applier) Apply(ctx context.Context, local *Local, actions []Action) []Result {
-	local.init()
 	results := make([]Result, len(actions))
 	fsys, done, err := ap.open()
 	for i, a := range actions {
@@ -268,9 +267,9 @@ func (x *applyRun) do(ctx context.Context, a Action) error {
 		if _, err := x.check(a.Name); err != nil {
 			return err
 		}
-		x.local.Files[a.Name] = a.File
+		x.local.Set(a.File)
 		if a.File.Deleted {
-			delete(x.local.Disk, a.Name)
+			x.local.DropStat(a.Name)
 		}
 		x.recorded(a.Name, a.File)
 		return nil
@@ -328,7 +327,7 @@ func (x *applyRun) unchanged(name string) error {
 // checkUnchanged is unchanged given what Lstat said of name (fi, err),
 // with readlink reading it as a symlink.
 func checkUnchanged(local *Local, name string, fi fs.FileInfo, err error, readlink func() (string, error)) error {
-	f, ok := local.Files[name]
+	f, ok := local.Get(name)
 	live := ok && !f.Deleted
 	if errors.Is(err, fs.ErrNotExist) {
 		if live {
@@ -352,7 +351,7 @@ func checkUnchanged(local *Local, name string, fi fs.FileInfo, err error, readli
 		}
 	case TypeFile:
 		st := statOf(fi)
-		if d, ok := local.Disk[name]; ok {
+		if d, ok := local.Stat(name); ok {
 			if !d.same(st) {
 				return fmt.Errorf("%w: %s", ErrChangedMeanwhile, name)
 			}
@@ -393,18 +392,18 @@ func (x *applyRun) absent(name string) error {
 
 // record notes that name now holds f, as on disk.
 func (x *applyRun) record(name string, f FileInfo) error {
-	x.local.Files[name] = f
+	x.local.Set(f)
 	x.recorded(name, f)
 	if f.Deleted {
-		delete(x.local.Disk, name)
+		x.local.DropStat(name)
 		return nil
 	}
 	fi, err := x.root.Lstat(filepath.FromSlash(name))
 	if err != nil {
-		delete(x.local.Disk, name)
+		x.local.DropStat(name)
 		return fmt.Errorf("checking %s after writing: %w", name, err)
 	}
-	x.local.Disk[name] = statOf(fi)
+	x.local.SetStat(name, statOf(fi))
 	return nil
 }
 
@@ -476,7 +475,7 @@ func (x *applyRun) remove(ctx context.Context, a Action) error {
 		}
 		// Already gone: nothing to lose.
 	} else {
-		if l := x.local.Files[a.Name]; l.Type == TypeDir && !l.Deleted {
+		if l, _ := x.local.Get(a.Name); l.Type == TypeDir && !l.Deleted {
 			kept, err := x.emptyDir(a, p)
 			if err != nil || kept {
 				return err
@@ -511,7 +510,7 @@ func (x *applyRun) emptyDir(a Action, p string) (kept bool, err error) {
 	var temps, live, foreign []string
 	for _, e := range ents {
 		child := a.Name + "/" + e.Name()
-		switch l, ok := x.local.Files[child]; {
+		switch l, ok := x.local.Get(child); {
 		case IsTemp(e.Name()) && (e.Type().IsRegular() || e.Type()&fs.ModeSymlink != 0):
 			temps = append(temps, e.Name())
 		case ok && !l.Deleted:
@@ -557,7 +556,7 @@ func (x *applyRun) keepConflict(ctx context.Context, a Action) error {
 	if err := x.absent(a.ConflictName); err != nil {
 		return err
 	}
-	st := x.local.Disk[a.Name]
+	st, _ := x.local.Stat(a.Name)
 	x.expect(a.ConflictName, st.Size, st.ModTime)
 	x.expect(a.Name, -1, 0)
 	if err := x.ap.retryBusy(ctx, a.Name, func() error {
@@ -565,7 +564,7 @@ func (x *applyRun) keepConflict(ctx context.Context, a Action) error {
 	}); err != nil {
 		return fmt.Errorf("keeping conflict copy: %w", err)
 	}
-	delete(x.local.Disk, a.Name)
+	x.local.DropStat(a.Name)
 	also, err := alsoOf(a, a.ConflictName)
 	if err != nil {
 		return err
@@ -582,15 +581,14 @@ func (x *applyRun) undoConflict(a Action) {
 	if x.absent(a.Name) != nil {
 		return // the copy stays, recorded; nothing is lost
 	}
-	st := x.local.Disk[a.ConflictName]
+	st, _ := x.local.Stat(a.ConflictName)
 	x.expect(a.Name, st.Size, st.ModTime)
 	if x.root.Rename(filepath.FromSlash(a.ConflictName), filepath.FromSlash(a.Name)) != nil {
 		return
 	}
-	delete(x.local.Files, a.ConflictName)
-	delete(x.local.Disk, a.ConflictName)
+	x.local.Delete(a.ConflictName)
 	if fi, err := x.root.Lstat(filepath.FromSlash(a.Name)); err == nil {
-		x.local.Disk[a.Name] = statOf(fi)
+		x.local.SetStat(a.Name, statOf(fi))
 	}
 }
 
@@ -661,7 +659,7 @@ func (x *applyRun) rename(ctx context.Context, a Action) error {
 	if err != nil {
 		return err
 	}
-	if f := x.local.Files[a.From]; f.Deleted || f.Type != TypeFile || !f.SameContent(a.File) {
+	if f, _ := x.local.Get(a.From); f.Deleted || f.Type != TypeFile || !f.SameContent(a.File) {
 		return fmt.Errorf("%w: rename source %s is not the file recorded", ErrChangedMeanwhile, a.From)
 	}
 	if err := x.unchanged(a.From); err != nil {
@@ -683,8 +681,8 @@ func (x *applyRun) rename(ctx context.Context, a Action) error {
 	if err := x.ap.retryBusy(ctx, a.From, func() error { return x.root.Rename(from, to) }); err != nil {
 		return err
 	}
-	delete(x.local.Disk, a.From)
-	x.local.Files[a.From] = gone
+	x.local.DropStat(a.From)
+	x.local.Set(gone)
 	x.recorded(a.From, gone)
 	if err := x.root.Chmod(to, localPerm(fs.FileMode(a.File.Mode&PermMask))); err != nil {
 		return err
@@ -998,7 +996,7 @@ func (s *sourceFiles) openSource(name string) *sourceFile {
 	}
 	src := &sourceFile{f: f}
 	if fi, err := f.Stat(); err == nil {
-		d, ok := s.x.local.Disk[name]
+		d, ok := s.x.local.Stat(name)
 		// Only where the stat has a ctime: no write can keep that,
 		// while size and mtime can be put back.
 		src.unchanged = ok && !d.Racy && d.Ctime != 0 && fi.Mode().IsRegular() && d.same(statOf(fi))
@@ -1010,7 +1008,7 @@ func (s *sourceFiles) openSource(name string) *sourceFile {
 // listed reports whether the Local's entry for c.From lists c's block at
 // c.FromOffset, as the plan found it.
 func (s *sourceFiles) listed(c BlockCopy) bool {
-	e, ok := s.x.local.Files[c.From]
+	e, ok := s.x.local.Get(c.From)
 	if !ok || e.Deleted || e.Type != TypeFile {
 		return false
 	}

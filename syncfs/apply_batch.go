@@ -29,7 +29,7 @@ func Batchable(a Action, local *Local) bool {
 	case ActFetch:
 		return a.File.Type == TypeFile && !a.File.Deleted
 	case ActDelete:
-		l, ok := local.Files[a.Name]
+		l, ok := local.Get(a.Name)
 		return ok && l.Type != TypeDir && a.File.Type != TypeDir
 	}
 	return false
@@ -52,7 +52,6 @@ func (ap *Applier) ApplyBatch(ctx context.Context, local *Local, actions []Actio
 	if ap.FS != nil {
 		return ap.Apply(ctx, local, actions)
 	}
-	local.init()
 	results := make([]Result, len(actions))
 	root, err := os.OpenRoot(ap.Root)
 	if err != nil {
@@ -374,18 +373,18 @@ func (b *batch) unchanged(it *batchItem) error {
 // record notes that it's name now holds its action's File, as on disk.
 func (b *batch) record(it *batchItem) error {
 	name, f := it.a.Name, it.a.File
-	b.local.Files[name] = f
+	b.local.Set(f)
 	it.x.recorded(name, f)
 	if f.Deleted {
-		delete(b.local.Disk, name)
+		b.local.DropStat(name)
 		return nil
 	}
 	fi, err := it.dir.root.Lstat(it.base)
 	if err != nil {
-		delete(b.local.Disk, name)
+		b.local.DropStat(name)
 		return fmt.Errorf("checking %s after writing: %w", name, err)
 	}
-	b.local.Disk[name] = statOf(fi)
+	b.local.SetStat(name, statOf(fi))
 	return nil
 }
 

@@ -21,11 +21,11 @@ func TestApplyCopyTrustsOnlyUnchangedSources(t *testing.T) {
 		// The test scanner's clock is an hour ahead: the stats are not
 		// racy.
 		l, _ := mustScan(t, scanner(root, devA), Local{})
-		old := l.Files["old.bin"]
+		old := l.Entry("old.bin")
 		if len(old.Blocks) < 2 {
 			t.Fatalf("old.bin has %d blocks; want several", len(old.Blocks))
 		}
-		if d := l.Disk["old.bin"]; d.Racy {
+		if d, _ := l.Stat("old.bin"); d.Racy {
 			t.Fatal("old.bin's stat was recorded as racy")
 		}
 		return root, &l, old
@@ -70,7 +70,7 @@ func TestApplyCopyTrustsOnlyUnchangedSources(t *testing.T) {
 			// the change, beside the old content's blocks.
 			d := statOf(fi)
 			d.Racy = true
-			l.Disk["old.bin"] = d
+			l.SetStat("old.bin", d)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,7 +95,7 @@ func TestApplyCopyHashesSourceWrittenDuringCopy(t *testing.T) {
 	root := t.TempDir()
 	put(t, root, "old.bin", rnd(1, size), 0o644, baseTime)
 	l, _ := mustScan(t, scanner(root, devA), Local{})
-	old := l.Files["old.bin"]
+	old := l.Entry("old.bin")
 	if len(old.Blocks) < 2 {
 		t.Fatalf("old.bin has %d blocks; want several", len(old.Blocks))
 	}

@@ -17,7 +17,7 @@ type folderBlocks struct {
 }
 
 func (s folderBlocks) Block(_ context.Context, h syncfs.Hash, size uint32) (syncfs.VerifiedBlock, error) {
-	for _, f := range s.local.Files {
+	for _, f := range s.local.All() {
 		for _, b := range f.Blocks {
 			if b.Hash == h && b.Size == size {
 				data, err := os.ReadFile(filepath.Join(s.root, filepath.FromSlash(f.Name)))
@@ -46,7 +46,7 @@ func ExampleApplier() {
 	localA, _, _ := (&syncfs.Scanner{Root: a, Self: "12D3KooWDeviceA"}).Scan(ctx, syncfs.NewLocal())
 	localB, _, _ := (&syncfs.Scanner{Root: b, Self: "12D3KooWDeviceB"}).Scan(ctx, syncfs.NewLocal())
 
-	plan := syncfs.Plan(localB.Files, localA.Files, "12D3KooWDeviceB")
+	plan := syncfs.Plan(&localB, localA.Snapshot(), "12D3KooWDeviceB")
 	ap := &syncfs.Applier{Root: b, Source: folderBlocks{a, localA}}
 	for _, r := range ap.Apply(ctx, &localB, plan) {
 		fmt.Println(r.Action, r.Err)

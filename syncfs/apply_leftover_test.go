@@ -115,7 +115,7 @@ func TestApplyLeavesNoTemporaries(t *testing.T) {
 			ap := &Applier{Root: rootB}
 			cut := func() {
 				t.Helper()
-				plan := Plan(b.Files, a.local.Files, devB)
+				plan := Plan(&b, a.local.Snapshot(), devB)
 				ap.Source = &cutSource{inner: newDirSource(a.root, a.local), after: 2}
 				ap.Concurrency = 1
 				failed := false
@@ -134,7 +134,7 @@ func TestApplyLeavesNoTemporaries(t *testing.T) {
 			}
 
 			// B takes A's changes: every one must go through.
-			plan := Plan(b.Files, a.local.Files, devB)
+			plan := Plan(&b, a.local.Snapshot(), devB)
 			ap.Source, ap.Concurrency = newDirSource(a.root, a.local), 0
 			ap.Resume(context.Background(), plan)
 			for _, r := range ap.Apply(context.Background(), &b, plan) {
@@ -149,7 +149,7 @@ func TestApplyLeavesNoTemporaries(t *testing.T) {
 				t.Errorf("B differs from A:\n%s", d)
 			}
 			// Nothing left to do.
-			if plan := Plan(b.Files, a.local.Files, devB); len(plan) > 0 {
+			if plan := Plan(&b, a.local.Snapshot(), devB); len(plan) > 0 {
 				t.Errorf("plan after applying: %v; want none", plan)
 			}
 		})
@@ -182,17 +182,17 @@ func TestDropSuperseded(t *testing.T) {
 			syncInto(t, &b, rootB, devB, a.local, a.root)
 			a.write(big, rnd(41, 3<<20))
 			ap := &Applier{Root: rootB, Source: &cutSource{inner: newDirSource(a.root, a.local), after: 2}, Concurrency: 1}
-			ap.Apply(context.Background(), &b, Plan(b.Files, a.local.Files, devB))
+			ap.Apply(context.Background(), &b, Plan(&b, a.local.Snapshot(), devB))
 			if tmp := tempFiles(t, rootB); len(tmp) != 1 {
 				t.Fatalf("after the cut fetch: temporary files %v; want the partial file", tmp)
 			}
 			tc.then(a)
-			if got := ap.DropSuperseded(a.local.Files); got != tc.want || len(tempFiles(t, rootB)) != 1-tc.want {
+			if got := ap.DropSuperseded(a.local.Snapshot()); got != tc.want || len(tempFiles(t, rootB)) != 1-tc.want {
 				t.Errorf("DropSuperseded removed %d, left %v; want %d removed", got, tempFiles(t, rootB), tc.want)
 			}
 			// What is left is resumed, or there is nothing left.
 			ap.Source, ap.Concurrency = newDirSource(a.root, a.local), 0
-			for _, r := range ap.Apply(context.Background(), &b, Plan(b.Files, a.local.Files, devB)) {
+			for _, r := range ap.Apply(context.Background(), &b, Plan(&b, a.local.Snapshot(), devB)) {
 				if r.Err != nil {
 					t.Error(r.Err)
 				}
@@ -227,7 +227,7 @@ func TestApplyDeleteDirKeepsUnknown(t *testing.T) {
 	put(t, rootB, "d/new.txt", []byte("not scanned yet\n"), 0o644, time.Now())
 	a.removeAll("d")
 
-	plan := Plan(b.Files, a.local.Files, devB)
+	plan := Plan(&b, a.local.Snapshot(), devB)
 	ap := &Applier{Root: rootB, Source: newDirSource(a.root, a.local)}
 	var conflict string
 	for _, r := range ap.Apply(context.Background(), &b, plan) {
@@ -252,7 +252,7 @@ func TestApplyDeleteDirKeepsUnknown(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(rootB, "d/sub")); err == nil {
 		t.Error("d/sub, which held only temporary files, was not deleted")
 	}
-	d, dA := b.Files["d"], a.local.Files["d"]
+	d, dA := b.Entry("d"), a.local.Entry("d")
 	if d.Deleted || d.Type != TypeDir || d.Version.Compare(dA.Version) != Greater {
 		t.Errorf("B records d as %+v; want a live directory, newer than A's %v", d, dA.Version)
 	}
@@ -267,13 +267,13 @@ func TestApplyDeleteDirKeepsUnknown(t *testing.T) {
 	put(t, rootB, "e/y", []byte("y\n"), 0o644, baseTime)
 	put(t, rootB, "e/"+TempPrefix+"0123456789abcdef", []byte("partial"), 0o600, time.Now())
 	b, _ = mustScan(t, scanner(rootB, devB), b)
-	del := Action{Kind: ActDelete, Name: "e", File: FileInfo{Name: "e", Type: TypeDir, Deleted: true, Version: b.Files["e"].Version.Update(devA)}}
-	del.Also = ptr(b.Files["e"])
+	del := Action{Kind: ActDelete, Name: "e", File: FileInfo{Name: "e", Type: TypeDir, Deleted: true, Version: b.Entry("e").Version.Update(devA)}}
+	del.Also = ptr(b.Entry("e"))
 	res := ap.Apply(context.Background(), &b, []Action{del})[0]
 	if !errors.Is(res.Err, ErrDirNotEmpty) || res.Conflict != "" {
 		t.Errorf("deleting e, which holds a live entry: err %v, conflict %q; want ErrDirNotEmpty", res.Err, res.Conflict)
 	}
-	if len(tempFiles(t, rootB)) != 1 || b.Files["e"].Deleted {
-		t.Errorf("after the refused deletion: temporary files %v, e recorded deleted %v; want both kept", tempFiles(t, rootB), b.Files["e"].Deleted)
+	if len(tempFiles(t, rootB)) != 1 || b.Entry("e").Deleted {
+		t.Errorf("after the refused deletion: temporary files %v, e recorded deleted %v; want both kept", tempFiles(t, rootB), b.Entry("e").Deleted)
 	}
 }

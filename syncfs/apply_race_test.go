@@ -104,16 +104,16 @@ func TestApplySymlinkSwapRace(t *testing.T) {
 		}
 	}
 	for r := 0; r < rounds && ctx.Err() == nil; r++ {
-		big := named(src.Files["big"], fmt.Sprintf("d/big-%d", r))
+		big := named(src.Entry("big"), fmt.Sprintf("d/big-%d", r))
 		count(ap.Apply(ctx, &local, []Action{{Kind: ActFetch, Name: big.Name, File: big, Need: big.Blocks}}))
 		var batch []Action
 		for i := range 4 {
-			small := named(src.Files["small"], fmt.Sprintf("d/small-%d-%d", r, i))
+			small := named(src.Entry("small"), fmt.Sprintf("d/small-%d-%d", r, i))
 			batch = append(batch, Action{Kind: ActFetch, Name: small.Name, File: small, Need: small.Blocks})
 		}
 		for i := range removals {
 			n := fmt.Sprintf("d/old-%d-%d", r, i)
-			l := local.Files[n]
+			l := local.Entry(n)
 			batch = append(batch, Action{Kind: ActDelete, Name: n, File: tombstone(l, l.Version.Update(devA))})
 		}
 		count(ap.ApplyBatch(ctx, &local, batch))

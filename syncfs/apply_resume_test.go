@@ -41,7 +41,7 @@ func resumeSetup(t *testing.T, data []byte) (rootA, rootB string, a, b Local, pl
 	put(t, rootA, "big", data, 0o444, baseTime)
 	a, _ = mustScan(t, scanner(rootA, devA), Local{})
 	b, _ = mustScan(t, scanner(rootB, devB), Local{})
-	plan = Plan(b.Files, a.Files, devB)
+	plan = Plan(&b, a.Snapshot(), devB)
 	if len(plan) != 1 || plan[0].Kind != ActFetch || len(plan[0].Need) < 8 {
 		t.Fatalf("plan = %v; want one fetch of many blocks", plan)
 	}
@@ -203,7 +203,7 @@ func TestApplyResumeOtherVersion(t *testing.T) {
 	v2 := rnd(23, 4<<20)
 	put(t, rootA, "big", v2, 0o644, baseTime.Add(time.Hour))
 	a, _ = mustScan(t, scanner(rootA, devA), a)
-	plan = Plan(b.Files, a.Files, devB)
+	plan = Plan(&b, a.Snapshot(), devB)
 	if partialName("big", plan[0].File.FileHash) == old {
 		t.Fatal("two versions share a partial file name")
 	}
@@ -246,7 +246,7 @@ func TestApplyResumeUnusable(t *testing.T) {
 					t.Fatal(err)
 				}
 				b, _ = mustScan(t, scanner(rootB, devB), b)
-				plan = Plan(b.Files, a.Files, devB)
+				plan = Plan(&b, a.Snapshot(), devB)
 				plan[0].Copy, plan[0].Need = nil, plan[0].File.Blocks // fetch it all
 			case "dir":
 				if err := os.MkdirAll(filepath.Join(tp, "sub"), 0o755); err != nil {
@@ -294,7 +294,7 @@ func TestScanKeepsFreshPartial(t *testing.T) {
 	name := partialName("big", Hash{1})
 	put(t, root, name, []byte("partial"), 0o600, time.Now())
 	l, st := mustScan(t, &Scanner{Root: root, Self: devA}, Local{})
-	if _, ok := l.Files[name]; ok || st.TempRemoved != 0 || len(tempFiles(t, root)) != 1 {
+	if _, ok := l.Get(name); ok || st.TempRemoved != 0 || len(tempFiles(t, root)) != 1 {
 		t.Errorf("fresh partial file: indexed %v, removed %d; want neither", ok, st.TempRemoved)
 	}
 	s := &Scanner{Root: root, Self: devA, Now: func() time.Time { return time.Now().Add(DefaultStaleTemp + time.Hour) }}

@@ -53,7 +53,7 @@ func TestApplyCrashSafety(t *testing.T) {
 					b, _ = mustScan(t, scanner(rootB, devB), b)
 				}
 				before, _ := os.ReadFile(filepath.Join(rootB, "f"))
-				plan := Plan(b.Files, a.Files, devB)
+				plan := Plan(&b, a.Snapshot(), devB)
 				if len(plan) != 1 || plan[0].Kind != map[bool]ActionKind{false: ActFetch, true: ActConflict}[conflict] {
 					t.Fatalf("plan = %v", plan)
 				}
@@ -126,7 +126,7 @@ func TestScanRemovesStaleTemp(t *testing.T) {
 	s := scanner(root, devA)
 	s.StaleTemp = 2 * time.Hour // the clock is an hour ahead: not stale yet
 	l, st := mustScan(t, s, Local{})
-	if _, ok := l.Files["d/"+TempPrefix+"abc"]; ok || st.TempRemoved != 0 {
+	if _, ok := l.Get("d/" + TempPrefix + "abc"); ok || st.TempRemoved != 0 {
 		t.Fatalf("fresh temp file: indexed %v, removed %d; want neither", ok, st.TempRemoved)
 	}
 	s.StaleTemp = -1
@@ -158,7 +158,7 @@ func TestApplyHostileNames(t *testing.T) {
 	srcRoot := t.TempDir()
 	put(t, srcRoot, "x", []byte("hostile"), 0o644, baseTime)
 	src, _ := mustScan(t, scanner(srcRoot, devA), Local{})
-	x := src.Files["x"]
+	x := src.Entry("x")
 
 	var plan []Action
 	names := []string{"../x", "/etc/x", "a/../../x", "abs/x", "rel/x", "abs/keep.txt", "rel/keep.txt", "rel/new/x", "", ".", "a\x00b",
@@ -200,7 +200,7 @@ func TestApplyHostileNames(t *testing.T) {
 	if entries, _ := os.ReadDir(base); len(entries) != 2 {
 		t.Errorf("entries beside the folder: %v; want folder and sentinel only", entries)
 	}
-	for n := range local.Files {
+	for n := range local.All() {
 		if CheckName(n) != nil || strings.HasPrefix(n, "abs/") || strings.HasPrefix(n, "rel/") {
 			t.Errorf("recorded hostile name %q", n)
 		}
@@ -208,7 +208,7 @@ func TestApplyHostileNames(t *testing.T) {
 
 	// Replacing the symlinks themselves is fine: the link is replaced,
 	// never followed.
-	link := FileInfo{Name: "abs", Type: TypeFile, Size: x.Size, Blocks: x.Blocks, FileHash: x.FileHash, Mode: 0o644, ModTime: x.ModTime, Version: local.Files["abs"].Version.Update(devA)}
+	link := FileInfo{Name: "abs", Type: TypeFile, Size: x.Size, Blocks: x.Blocks, FileHash: x.FileHash, Mode: 0o644, ModTime: x.ModTime, Version: local.Entry("abs").Version.Update(devA)}
 	res := (&Applier{Root: root, Source: newDirSource(srcRoot, src)}).Apply(context.Background(), &local, []Action{{Kind: ActFetch, Name: "abs", File: link, Need: x.Blocks}})
 	if res[0].Err != nil {
 		t.Fatal(res[0].Err)
@@ -240,7 +240,7 @@ func TestApplyChangedMeanwhile(t *testing.T) {
 	put(t, rootA, "f", []byte("version 2 from A"), 0o644, baseTime.Add(time.Hour))
 	os.Remove(filepath.Join(rootA, "g"))
 	a, _ = mustScan(t, scanner(rootA, devA), a)
-	plan := Plan(b.Files, a.Files, devB)
+	plan := Plan(&b, a.Snapshot(), devB)
 
 	// The user edits both on B before the plan is applied (no scan yet).
 	put(t, rootB, "f", []byte("user edit on B"), 0o644, baseTime.Add(2*time.Hour))
@@ -295,7 +295,7 @@ func TestApplyBatchCrashSafety(t *testing.T) {
 				os.Remove(filepath.Join(rootA, "d/gone"))
 				a, _ = mustScan(t, scanner(rootA, devA), a)
 				before := tree(t, rootB)
-				plan := Plan(b.Files, a.Files, devB)
+				plan := Plan(&b, a.Snapshot(), devB)
 				for _, act := range plan {
 					if !Batchable(act, &b) {
 						t.Fatalf("plan action %v not batchable", act)
@@ -369,7 +369,7 @@ func TestApplyBatchMixed(t *testing.T) {
 	}
 	a, _ := mustScan(t, scanner(rootA, devA), Local{})
 	b, _ := mustScan(t, scanner(rootB, devB), Local{})
-	plan := Plan(b.Files, a.Files, devB)
+	plan := Plan(&b, a.Snapshot(), devB)
 	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a)}
 	for _, r := range ap.ApplyBatch(context.Background(), &b, plan) {
 		if r.Err != nil {
@@ -383,7 +383,7 @@ func TestApplyBatchMixed(t *testing.T) {
 	if st.Changed != 0 || st.Hashed != 0 {
 		t.Errorf("scan after ApplyBatch: %+v; want nothing changed or rehashed (the records match the disk)", st)
 	}
-	if len(Plan(b2.Files, a.Files, devB)) != 0 {
+	if len(Plan(&b2, a.Snapshot(), devB)) != 0 {
 		t.Errorf("plan after ApplyBatch not empty")
 	}
 }
@@ -405,7 +405,7 @@ func TestApplyBatchDirGone(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(rootB, "d")); err != nil { // gone before B's next scan
 		t.Fatal(err)
 	}
-	plan := Plan(b.Files, a.Files, devB)
+	plan := Plan(&b, a.Snapshot(), devB)
 	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a)}
 	n := 0
 	for _, r := range ap.ApplyBatch(context.Background(), &b, plan) {
@@ -414,7 +414,7 @@ func TestApplyBatchDirGone(t *testing.T) {
 			if r.Err != nil && !errors.Is(r.Err, ErrNotDurable) { // its directory cannot be fsynced: it is gone
 				t.Errorf("%v: %v; want the removal recorded", r.Action, r.Err)
 			}
-			if f := b.Files[r.Action.Name]; !f.Deleted {
+			if f := b.Entry(r.Action.Name); !f.Deleted {
 				t.Errorf("%s recorded as %+v; want a tombstone", r.Action.Name, f)
 			}
 		}

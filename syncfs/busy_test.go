@@ -81,7 +81,7 @@ func (b *busyFolder) newer(t *testing.T, data string) syncfs.FileInfo {
 	for _, bl := range blocks {
 		b.blocks[bl.Hash] = []byte(data)
 	}
-	f := b.local.Files["doc.txt"]
+	f := b.local.Entry("doc.txt")
 	f.Blocks, f.Size, f.FileHash, f.ModTime = blocks, int64(len(data)), syncfs.FileHashOf(blocks), fakeTime.Add(time.Minute).UnixNano()
 	f.Version = f.Version.Update(devR)
 	return f
@@ -94,7 +94,7 @@ func TestApplyRetriesBusyFile(t *testing.T) {
 	t.Run("let go", func(t *testing.T) {
 		b := newBusyFolder(t)
 		b.busyFor("rename", "doc.txt", 2)
-		r := b.ap.Apply(context.Background(), &b.local, syncfs.Plan(b.local.Files, syncfs.Snapshot{"doc.txt": b.newer(t, "new")}, devL))
+		r := b.ap.Apply(context.Background(), &b.local, syncfs.Plan(&b.local, syncfs.Snapshot{"doc.txt": b.newer(t, "new")}, devL))
 		if len(r) != 1 || r[0].Err != nil {
 			t.Fatalf("Apply = %+v; want the fetch applied", r)
 		}
@@ -111,15 +111,15 @@ func TestApplyRetriesBusyFile(t *testing.T) {
 	}{
 		{"replace", "rename", func(t *testing.T, b *busyFolder) syncfs.FileInfo { return b.newer(t, "new") }},
 		{"delete", "remove", func(t *testing.T, b *busyFolder) syncfs.FileInfo {
-			f := b.local.Files["doc.txt"]
+			f := b.local.Entry("doc.txt")
 			return syncfs.FileInfo{Name: f.Name, Type: f.Type, Deleted: true, ModTime: f.ModTime, Version: f.Version.Update(devR)}
 		}},
 	} {
 		t.Run("held "+c.name, func(t *testing.T) {
 			b := newBusyFolder(t)
-			before := b.local.Files["doc.txt"]
+			before := b.local.Entry("doc.txt")
 			b.busyFor(c.op, "doc.txt", -1)
-			r := b.ap.Apply(context.Background(), &b.local, syncfs.Plan(b.local.Files, syncfs.Snapshot{"doc.txt": c.remote(t, b)}, devL))
+			r := b.ap.Apply(context.Background(), &b.local, syncfs.Plan(&b.local, syncfs.Snapshot{"doc.txt": c.remote(t, b)}, devL))
 			if len(r) != 1 || !errors.Is(r[0].Err, syncfs.ErrBusy) || errors.Is(r[0].Err, syncfs.ErrChangedMeanwhile) {
 				t.Fatalf("Apply = %+v; want one result, busy", r)
 			}
@@ -129,12 +129,12 @@ func TestApplyRetriesBusyFile(t *testing.T) {
 			if got, _ := b.fsys.ReadFile("doc.txt"); string(got) != "old" {
 				t.Errorf("doc.txt = %q; want it as it was", got)
 			}
-			if got := b.local.Files["doc.txt"]; got.Version.Compare(before.Version) != syncfs.Equal || got.Deleted {
+			if got := b.local.Entry("doc.txt"); got.Version.Compare(before.Version) != syncfs.Equal || got.Deleted {
 				t.Errorf("doc.txt recorded as %+v; want the record as it was", got)
 			}
 			// The program lets go: the next attempt applies.
 			b.fsys.Fail(nil)
-			r = b.ap.Apply(context.Background(), &b.local, syncfs.Plan(b.local.Files, syncfs.Snapshot{"doc.txt": c.remote(t, b)}, devL))
+			r = b.ap.Apply(context.Background(), &b.local, syncfs.Plan(&b.local, syncfs.Snapshot{"doc.txt": c.remote(t, b)}, devL))
 			if len(r) != 1 || r[0].Err != nil {
 				t.Fatalf("Apply again = %+v; want it applied", r)
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -129,7 +128,7 @@ func (db *DB) PutLocal(folder string, l Local) error {
 		var stale [][]byte
 		c := lb.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			if _, ok := l.Files[string(k)]; !ok {
+			if _, ok := l.Get(string(k)); !ok {
 				stale = append(stale, bytes.Clone(k))
 			}
 		}
@@ -155,8 +154,9 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			if fb != nil {
 				lb = fb.Bucket(bucketLocal)
 			}
-			for _, n := range slices.Sorted(maps.Keys(l.Files)) {
-				v, err := encodeEntry(l, l.Files[n])
+			for _, n := range slices.Sorted(l.Names()) {
+				f, _ := l.Get(n)
+				v, err := encodeEntry(l, f)
 				if err != nil {
 					return err
 				}
@@ -218,7 +218,7 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 				lb.FillPercent = 0.9 // written after every stored key, in key order
 			}
 			for _, n := range chunk {
-				f, ok := l.Files[n]
+				f, ok := l.Get(n)
 				if !ok {
 					if err := lb.Delete([]byte(n)); err != nil {
 						return fmt.Errorf("removing %s: %w", n, err)
@@ -249,7 +249,7 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 // stat.
 func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 	var d *DiskStat
-	if st, ok := l.Disk[f.Name]; ok {
+	if st, ok := l.Stat(f.Name); ok {
 		d = &st
 	}
 	v, err := canon.Marshal(storedEntry{File: f, Disk: d})
@@ -278,9 +278,9 @@ func (db *DB) Local(folder string) (Local, error) {
 			if err != nil {
 				return err
 			}
-			l.Files[e.File.Name] = e.File
+			l.Set(e.File)
 			if e.Disk != nil {
-				l.Disk[e.File.Name] = *e.Disk
+				l.SetStat(e.File.Name, *e.Disk)
 			}
 			return nil
 		})

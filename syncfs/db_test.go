@@ -24,7 +24,7 @@ func TestDBRestartDoesNotRehash(t *testing.T) {
 	put(t, root, "d/b.bin", rnd(4, 300<<10), 0o600, baseTime)
 	s := scanner(root, devA)
 	l, _ := mustScan(t, s, Local{})
-	l.Files["old"] = tombstone(FileInfo{Name: "old", Type: TypeFile}, Vector{}.Update(devA))
+	l.Set(tombstone(FileInfo{Name: "old", Type: TypeFile}, Vector{}.Update(devA)))
 
 	path := filepath.Join(t.TempDir(), "index.db")
 	db, err := OpenDB(path)
@@ -50,7 +50,7 @@ func TestDBRestartDoesNotRehash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(l, got); diff != "" {
+	if diff := cmp.Diff(stateOf(&l), stateOf(&got)); diff != "" {
 		t.Fatalf("Local after reopening differs:\n%s", diff)
 	}
 	if _, st := mustScan(t, s, got); st.Hashed != 0 || st.Changed != 0 {
@@ -65,23 +65,22 @@ func TestDBRestartDoesNotRehash(t *testing.T) {
 	if devs, err := db.Remotes("folder-1"); err != nil || !slices.Equal(devs, []string{devB}) {
 		t.Errorf("Remotes = %q, %v", devs, err)
 	}
-	if empty, err := db.Local("other"); err != nil || len(empty.Files) != 0 {
+	if empty, err := db.Local("other"); err != nil || empty.Len() != 0 {
 		t.Errorf("Local of an unknown folder = %v, %v; want empty", empty, err)
 	}
 
 	// Replacing drops entries no longer there.
-	delete(l.Files, "a.txt")
-	delete(l.Disk, "a.txt")
+	l.Delete("a.txt")
 	if err := db.PutLocal("folder-1", l); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Local("folder-1"); cmp.Diff(l, got) != "" {
-		t.Errorf("after replacing: %s", cmp.Diff(l, got))
+	if got, _ := db.Local("folder-1"); cmp.Diff(stateOf(&l), stateOf(&got)) != "" {
+		t.Errorf("after replacing: %s", cmp.Diff(stateOf(&l), stateOf(&got)))
 	}
 	if err := db.DeleteFolder("folder-1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.Local("folder-1"); len(got.Files) != 0 {
+	if got, _ := db.Local("folder-1"); got.Len() != 0 {
 		t.Error("DeleteFolder left entries")
 	}
 	if err := db.PutRemote("f", devB, make([]byte, MaxIndexSize+1)); err == nil {
@@ -96,7 +95,7 @@ func TestDBRefusesBadRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := NewLocal()
-	l.Files["x"] = FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)}
+	l.Set(FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)})
 	if err := db.PutLocal("f", l); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +105,7 @@ func TestDBRefusesBadRecords(t *testing.T) {
 		err := db.b.Update(func(tx *bbolt.Tx) error {
 			fb, _ := folderBucket(tx, "f", false)
 			lb := fb.Bucket(bucketLocal)
-			e := l.Files["x"]
+			e := l.Entry("x")
 			e.Name = bad[1]
 			v, err := marshalEntry(e)
 			if err != nil {
@@ -159,7 +158,7 @@ func TestDBUpgradesFileHash(t *testing.T) {
 		t.Fatal("an entry with the whole-content hash validates; the test is not exercising the upgrade")
 	}
 	l := NewLocal()
-	l.Files["x"] = FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)}
+	l.Set(FileInfo{Name: "x", Type: TypeDir, Version: Vector{}.Update(devA)})
 	if err := db.PutLocal("f", l); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +177,7 @@ func TestDBUpgradesFileHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := got.Files["a"]; f.FileHash != FileHashOf(blocks) || f.Validate() != nil {
+	if f := got.Entry("a"); f.FileHash != FileHashOf(blocks) || f.Validate() != nil {
 		t.Errorf("loaded entry FileHash = %x; want FileHashOf its blocks %x", f.FileHash, FileHashOf(blocks))
 	}
 }
@@ -257,8 +256,8 @@ func TestDBPutLocalEntries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(l, got) {
-				t.Fatalf("seed %d step %d: loaded Local differs:\n%s", seed, step, cmp.Diff(l, got))
+			if !reflect.DeepEqual(stateOf(&l), stateOf(&got)) {
+				t.Fatalf("seed %d step %d: loaded Local differs:\n%s", seed, step, cmp.Diff(stateOf(&l), stateOf(&got)))
 			}
 			if err := whole.PutLocal("f", l); err != nil {
 				t.Fatal(err)
@@ -281,15 +280,16 @@ func TestDBPutLocalEntriesFirst(t *testing.T) {
 	if err := db.PutLocalEntries("f", l, []string{"b", "a", "b"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.Local("f"); err != nil || cmp.Diff(l, got) != "" {
+	if got, err := db.Local("f"); err != nil || cmp.Diff(stateOf(&l), stateOf(&got)) != "" {
 		t.Fatalf("Local = %v, %v; want %v", got, err, l)
 	}
-	bad := l.Clone()
-	bad.Files["c"] = bad.Files["a"]
+	files := l.Snapshot()
+	files["c"] = files["a"]
+	bad := LocalOf(files, maps.Collect(l.Stats()))
 	if err := db.PutLocalEntries("f", bad, []string{"b", "c"}); err == nil {
 		t.Error("PutLocalEntries stored entry a under c")
 	}
-	if got, err := db.Local("f"); err != nil || cmp.Diff(l, got) != "" {
+	if got, err := db.Local("f"); err != nil || cmp.Diff(stateOf(&l), stateOf(&got)) != "" {
 		t.Errorf("after a refused store, Local = %v, %v; want it unchanged", got, err)
 	}
 	if err := db.PutLocalEntries("", l, []string{"a"}); err == nil {
@@ -313,7 +313,7 @@ func openTestDB(t testing.TB) *DB {
 // changeEntry changes, adds or removes l's entry n at random: a file, a
 // directory or a tombstone, with or without a disk stat.
 func changeEntry(r *rand.Rand, l *Local, n string) {
-	p := l.Files[n]
+	p := l.Entry(n)
 	v := p.Version.Update(devA)
 	if p.Version.IsZero() {
 		v = Vector{}.Update(devB)
@@ -321,8 +321,7 @@ func changeEntry(r *rand.Rand, l *Local, n string) {
 	var fi FileInfo
 	switch r.IntN(5) {
 	case 0:
-		delete(l.Files, n)
-		delete(l.Disk, n)
+		l.Delete(n)
 		return
 	case 1:
 		fi = FileInfo{Name: n, Type: TypeDir, Mode: 0o755, Version: v}
@@ -334,11 +333,11 @@ func changeEntry(r *rand.Rand, l *Local, n string) {
 		fi = FileInfo{Name: n, Type: TypeFile, Size: int64(size), Mode: 0o644, ModTime: r.Int64(), Version: v,
 			Blocks: blocks, FileHash: FileHashOf(blocks)}
 	}
-	l.Files[n] = fi
+	l.Set(fi)
 	if fi.Deleted || r.IntN(3) == 0 {
-		delete(l.Disk, n)
+		l.DropStat(n)
 	} else {
-		l.Disk[n] = DiskStat{Size: fi.Size, ModTime: fi.ModTime, Inode: r.Uint64(), Racy: r.IntN(2) == 0}
+		l.SetStat(n, DiskStat{Size: fi.Size, ModTime: fi.ModTime, Inode: r.Uint64(), Racy: r.IntN(2) == 0})
 	}
 }
 
@@ -412,8 +411,8 @@ func TestPutLocalWritesWhatChanged(t *testing.T) {
 	l := NewLocal()
 	for i := range 20_000 {
 		n := fmt.Sprintf("d%02d/f%06d", i%50, i)
-		l.Files[n] = FileInfo{Name: n, Type: TypeFile, Version: Vector{}.Update(devA), ModTime: int64(i), FileHash: FileHashOf(nil)}
-		l.Disk[n] = DiskStat{Size: 0, ModTime: int64(i), Inode: uint64(i) + 1}
+		l.Set(FileInfo{Name: n, Type: TypeFile, Version: Vector{}.Update(devA), ModTime: int64(i), FileHash: FileHashOf(nil)})
+		l.SetStat(n, DiskStat{Size: 0, ModTime: int64(i), Inode: uint64(i) + 1})
 	}
 	if err := db.PutLocal("f", l); err != nil {
 		t.Fatal(err)
@@ -421,12 +420,11 @@ func TestPutLocalWritesWhatChanged(t *testing.T) {
 	written := func() int64 { st := db.b.Stats(); return st.TxStats.GetWrite() }
 	all := written()
 	// One entry changed, one removed, one added.
-	f := l.Files["d07/f000007"]
+	f := l.Entry("d07/f000007")
 	f.Version = f.Version.Update(devB)
-	l.Files[f.Name] = f
-	delete(l.Files, "d08/f000008")
-	delete(l.Disk, "d08/f000008")
-	l.Files["new"] = FileInfo{Name: "new", Type: TypeDir, Version: Vector{}.Update(devA)}
+	l.Set(f)
+	l.Delete("d08/f000008")
+	l.Set(FileInfo{Name: "new", Type: TypeDir, Version: Vector{}.Update(devA)})
 	before := written()
 	if err := db.PutLocal("f", l); err != nil {
 		t.Fatal(err)
@@ -438,7 +436,7 @@ func TestPutLocalWritesWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(l, got); diff != "" {
+	if diff := cmp.Diff(stateOf(&l), stateOf(&got)); diff != "" {
 		t.Fatalf("stored Local differs:\n%s", diff)
 	}
 }
@@ -464,7 +462,7 @@ func TestPutLocalBoundedTransactions(t *testing.T) {
 	for i := range n {
 		name := fmt.Sprintf("d%02d/f%06d", i%50, i)
 		names = append(names, name)
-		l.Files[name] = FileInfo{Name: name, Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
+		l.Set(FileInfo{Name: name, Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)})
 	}
 	for _, store := range []func() error{
 		func() error { return db.PutLocal("f", l) },
@@ -483,7 +481,7 @@ func TestPutLocalBoundedTransactions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(l, got); diff != "" {
+		if diff := cmp.Diff(stateOf(&l), stateOf(&got)); diff != "" {
 			t.Fatalf("stored Local of %s differs:\n%s", folder, diff)
 		}
 	}

@@ -69,6 +69,17 @@ func mustScan(t testing.TB, s *Scanner, prev Local, paths ...string) (Local, Sca
 	return l, st
 }
 
+// localState is what a Local holds, in a form cmp and reflect compare.
+type localState struct {
+	Files Snapshot
+	Disk  map[string]DiskStat
+}
+
+// stateOf returns what l holds.
+func stateOf(l *Local) localState {
+	return localState{Files: l.Snapshot(), Disk: maps.Collect(l.Stats())}
+}
+
 // tree describes every entry under root (temp files included) in a form
 // two synced folders share: type, mode, content hash and mtime of files,
 // symlink targets. Directory mtimes are not synced.
@@ -148,7 +159,7 @@ type blockAt struct {
 
 func newDirSource(root string, l Local) *dirSource {
 	s := &dirSource{root: root, byHash: map[Hash]blockAt{}}
-	for _, f := range l.Files {
+	for _, f := range l.All() {
 		if f.Deleted || f.Type != TypeFile {
 			continue
 		}
@@ -184,7 +195,7 @@ func (s *dirSource) Block(_ context.Context, h Hash, size uint32) (VerifiedBlock
 // bytes fetched and the actions that changed something.
 func syncInto(t testing.TB, dst *Local, dstRoot, dstID string, src Local, srcRoot string) (fetched int64, acts []Action) {
 	t.Helper()
-	plan := Plan(dst.Files, src.Files, dstID)
+	plan := Plan(dst, src.Snapshot(), dstID)
 	ap := &Applier{Root: dstRoot, Source: newDirSource(srcRoot, src)}
 	for _, r := range ap.Apply(context.Background(), dst, plan) {
 		if r.Err != nil {

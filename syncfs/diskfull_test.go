@@ -59,7 +59,7 @@ func TestApplyDiskFull(t *testing.T) {
 	b := scan(dst, "B", syncfs.NewLocal())
 	apply := func() (failed []syncfs.Result) {
 		t.Helper()
-		plan := syncfs.Plan(b.Files, a.Files, "B")
+		plan := syncfs.Plan(&b, a.Snapshot(), "B")
 		ap := &syncfs.Applier{Root: dst, Source: fileSource(t, src, a)}
 		var alone, batch []syncfs.Action
 		for _, act := range plan {
@@ -173,7 +173,7 @@ func tempFiles(t *testing.T, root string) []string {
 func fileSource(t *testing.T, root string, l syncfs.Local) syncfs.BlockSource {
 	t.Helper()
 	blocks := map[syncfs.Hash][]byte{}
-	for n, f := range l.Files {
+	for n, f := range l.All() {
 		if f.Deleted || f.Type != syncfs.TypeFile {
 			continue
 		}

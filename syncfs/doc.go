@@ -82,7 +82,7 @@
 //		case msg := <-indexes:
 //			idx, signer, err := syncfs.OpenIndex(msg) // verify, then check rights
 //			ap.DropSuperseded(idx.Snapshot())         // partial files of versions gone
-//			plan := syncfs.Plan(local.Files, idx.Snapshot(), self)
+//			plan := syncfs.Plan(&local, idx.Snapshot(), self)
 //			results := ap.Apply(ctx, &local, plan)  // records what it did in local
 //			// ErrChangedMeanwhile: the next scan and plan sort it out
 //		}

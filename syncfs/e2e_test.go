@@ -84,7 +84,7 @@ func TestSyncFoldersEndToEnd(t *testing.T) {
 		t.Errorf("after a %d-byte edit in a %d-byte file, fetched %d bytes; want about the edit, not the file", editLen, bigSize, fetched)
 	}
 	t.Logf("a %d KiB edit in an %d MiB file fetched %d KiB", editLen>>10, bigSize>>20, fetched>>10)
-	if f := b.Files["docs/deep/b.txt"]; !f.Deleted {
+	if f := b.Entry("docs/deep/b.txt"); !f.Deleted {
 		t.Errorf("B's entry for the renamed-away file = %+v; want a tombstone", f)
 	}
 

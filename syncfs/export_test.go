@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// Entry returns l's entry of name, the zero FileInfo if l has none: Get,
+// for a test's expressions.
+func (l *Local) Entry(name string) FileInfo {
+	f, _ := l.Get(name)
+	return f
+}
+
 // Cut exposes Chunking.cut to the external tests.
 func Cut(c Chunking, data []byte) int { return c.cut(data) }
 

@@ -28,7 +28,7 @@ func TestScanReplacedFileSameStat(t *testing.T) {
 	if _, err := sc.Update(ctx, &l); err != nil {
 		t.Fatal(err)
 	}
-	firstHash := l.Files["doc.txt"].FileHash
+	firstHash := l.Entry("doc.txt").FileHash
 
 	// A second scan with nothing changed reuses both hashes.
 	st, err := sc.Update(ctx, &l)
@@ -58,8 +58,8 @@ func TestScanReplacedFileSameStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := l.Files["doc.txt"]
-	if got.FileHash == firstHash || got.FileHash != rl.Files["doc.txt"].FileHash {
+	got := l.Entry("doc.txt")
+	if got.FileHash == firstHash || got.FileHash != rl.Entry("doc.txt").FileHash {
 		t.Fatalf("replaced file with the same stat: hash %x kept; want the new content's (stats %+v)", got.FileHash, st)
 	}
 	if st.Reused != 1 || st.Changed != 1 {
@@ -131,7 +131,7 @@ func TestScanReplacedWhileHashed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := l.Files["doc.txt"].FileHash, rl.Files["doc.txt"].FileHash; got != want || st.Hashed != 2 {
+	if got, want := l.Entry("doc.txt").FileHash, rl.Entry("doc.txt").FileHash; got != want || st.Hashed != 2 {
 		t.Errorf("file replaced while hashed: recorded hash %x after %d hashings; want %x (the content now there) after 2", got, st.Hashed, want)
 	}
 }

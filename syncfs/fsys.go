@@ -177,7 +177,7 @@ func recordedName(fsys FS, l *Local, listed string, fi fs.FileInfo) string {
 	if norm.NFC.IsNormalString(listed) {
 		return listed
 	}
-	if f, ok := l.Files[listed]; ok && !f.Deleted {
+	if f, ok := l.Get(listed); ok && !f.Deleted {
 		return listed
 	}
 	nfc := norm.NFC.String(listed)

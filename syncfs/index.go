@@ -3,6 +3,8 @@ package syncfs
 import (
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"slices"
 	"strings"
 
@@ -176,8 +178,35 @@ func (idx Index) Validate() error {
 	return nil
 }
 
-// Snapshot is a folder's entries by name.
+// Snapshot is a folder's entries by name. It is an Entries.
 type Snapshot map[string]FileInfo
+
+// Entries is a read-only view of a device's entries by name: a Snapshot,
+// or a *Local.
+type Entries interface {
+	// Get returns the entry of name, false if there is none.
+	Get(name string) (FileInfo, bool)
+	// Len returns how many entries there are.
+	Len() int
+	// All returns every entry by name, in no particular order.
+	All() iter.Seq2[string, FileInfo]
+}
+
+// Get returns the entry of name, false if s has none.
+func (s Snapshot) Get(name string) (FileInfo, bool) {
+	f, ok := s[name]
+	return f, ok
+}
+
+// Len returns how many entries s holds.
+func (s Snapshot) Len() int {
+	return len(s)
+}
+
+// All returns every entry of s by name, in no particular order.
+func (s Snapshot) All() iter.Seq2[string, FileInfo] {
+	return maps.All(s)
+}
 
 // Snapshot returns idx's entries by name.
 func (idx Index) Snapshot() Snapshot {

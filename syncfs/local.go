@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io/fs"
+	"iter"
 	"maps"
 	"strings"
 )
@@ -93,33 +94,121 @@ func (d DiskStat) same(o DiskStat) bool {
 }
 
 // Local is a device's own record of a folder: the entries it announces
-// (Files, the local side of Plan) and, for the live ones, what was on disk
-// when they were recorded (Disk). The scanner produces it, the applier
-// updates it as it writes, and DB persists it so a restart does not rehash.
+// (the local side of Plan) and, for the live ones, what was on disk when
+// they were recorded (their disk stats). The scanner produces it, the
+// applier updates it as it writes, and DB persists it so a restart does not
+// rehash.
+//
+// Its entries and stats are reached through its methods only, so that how
+// it holds them is its own business. A *Local is an Entries. The zero
+// Local is empty and ready to use. Copying a Local by value does not copy
+// what it holds: of a Local and its copies, only one may be changed (and
+// then the others not used); Clone makes one that is separate.
 type Local struct {
-	Files Snapshot            `cbor:"1,keyasint"`
-	Disk  map[string]DiskStat `cbor:"2,keyasint"`
+	files Snapshot
+	disk  map[string]DiskStat
 }
 
 // NewLocal returns an empty Local.
 func NewLocal() Local {
-	return Local{Files: Snapshot{}, Disk: map[string]DiskStat{}}
+	return Local{files: Snapshot{}, disk: map[string]DiskStat{}}
 }
 
-// Clone returns a copy of l that shares no maps with it.
-func (l Local) Clone() Local {
+// LocalOf returns a Local holding a copy of files and of disk (nil for no
+// disk stats). Each entry of files must be held under its own Name.
+func LocalOf(files Snapshot, disk map[string]DiskStat) Local {
+	l := Local{files: maps.Clone(files), disk: maps.Clone(disk)}
+	if l.files == nil {
+		l.files = Snapshot{}
+	}
+	if l.disk == nil {
+		l.disk = map[string]DiskStat{}
+	}
+	return l
+}
+
+// Clone returns a copy of l that shares nothing with it.
+func (l *Local) Clone() Local {
 	c := NewLocal()
-	maps.Copy(c.Files, l.Files)
-	maps.Copy(c.Disk, l.Disk)
+	maps.Copy(c.files, l.files)
+	maps.Copy(c.disk, l.disk)
 	return c
 }
 
-// init makes l's nil maps empty.
-func (l *Local) init() {
-	if l.Files == nil {
-		l.Files = Snapshot{}
+// Get returns the entry of name, false if l has none (a deleted entry,
+// a tombstone, is an entry).
+func (l *Local) Get(name string) (FileInfo, bool) {
+	f, ok := l.files[name]
+	return f, ok
+}
+
+// Len returns how many entries l holds, tombstones included.
+func (l *Local) Len() int {
+	return len(l.files)
+}
+
+// All returns every entry of l by name, in no particular order. The loop
+// over it may change l (Set, Delete, SetStat, DropStat) with the
+// guarantees of a range over a Go map, and no more: an entry removed
+// before the loop reaches it is not produced, one added may be produced or
+// not, and one changed is produced as it is when reached.
+func (l *Local) All() iter.Seq2[string, FileInfo] {
+	return maps.All(l.files)
+}
+
+// Names returns the names of every entry of l, in no particular order,
+// with the same guarantees as All.
+func (l *Local) Names() iter.Seq[string] {
+	return maps.Keys(l.files)
+}
+
+// Set records f as the entry of its name, f.Name, replacing any there. The
+// entry's disk stat, if any, is left as it is.
+func (l *Local) Set(f FileInfo) {
+	if l.files == nil {
+		l.files = Snapshot{}
 	}
-	if l.Disk == nil {
-		l.Disk = map[string]DiskStat{}
+	l.files[f.Name] = f
+}
+
+// Delete removes the entry of name, and its disk stat. This is not a
+// deletion to announce (that is a tombstone, Set): l no longer knows name.
+func (l *Local) Delete(name string) {
+	delete(l.files, name)
+	delete(l.disk, name)
+}
+
+// Stat returns the disk stat recorded for name, false if none is.
+func (l *Local) Stat(name string) (DiskStat, bool) {
+	d, ok := l.disk[name]
+	return d, ok
+}
+
+// SetStat records d as the disk stat of name.
+func (l *Local) SetStat(name string, d DiskStat) {
+	if l.disk == nil {
+		l.disk = map[string]DiskStat{}
 	}
+	l.disk[name] = d
+}
+
+// DropStat removes the disk stat of name, if any: the next scan hashes
+// the file again.
+func (l *Local) DropStat(name string) {
+	delete(l.disk, name)
+}
+
+// Stats returns every disk stat of l by name, in no particular order,
+// with the same guarantees as All.
+func (l *Local) Stats() iter.Seq2[string, DiskStat] {
+	return maps.All(l.disk)
+}
+
+// Snapshot returns a copy of l's entries.
+func (l *Local) Snapshot() Snapshot {
+	s := maps.Clone(l.files)
+	if s == nil {
+		s = Snapshot{}
+	}
+	return s
 }

@@ -30,7 +30,7 @@ func TestStoresLetGoOfMappedPages(t *testing.T) {
 	for i := range 30_000 {
 		f := FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
 		files = append(files, f)
-		l.Files[f.Name] = f
+		l.Set(f)
 	}
 	if err := ps.Put("k", files); err != nil {
 		t.Fatal(err)
@@ -41,8 +41,8 @@ func TestStoresLetGoOfMappedPages(t *testing.T) {
 	if err := db.PutLocal("f", l); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.Local("f"); err != nil || len(got.Files) != len(files) {
-		t.Fatalf("Local: %d entries, %v", len(got.Files), err)
+	if got, err := db.Local("f"); err != nil || got.Len() != len(files) {
+		t.Fatalf("Local: %d entries, %v", got.Len(), err)
 	}
 	for _, name := range []string{"peers.db", "folders.db"} {
 		path := filepath.Join(dir, name)

@@ -3,7 +3,6 @@ package syncfs_test
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +37,7 @@ func (d *fakeDevice) scan(t *testing.T) {
 // take plans from o's index, applies with the Applier, and rescans.
 func (d *fakeDevice) take(t *testing.T, o *fakeDevice, blocks blockMap) {
 	t.Helper()
-	plan := syncfs.Plan(d.local.Files, o.local.Files, d.id)
+	plan := syncfs.Plan(&d.local, o.local.Snapshot(), d.id)
 	d.skips = map[string]string{}
 	for _, a := range plan {
 		if a.Kind == syncfs.ActSkip {
@@ -92,19 +91,19 @@ func TestFakeFSNormalizingConverges(t *testing.T) {
 	write(mac, "\u00c9t\u00e9/pla\u00e7a.txt", "from the mac")
 	lin.scan(t)
 	mac.scan(t)
-	for name := range mac.local.Files {
+	for name := range mac.local.All() {
 		if !norm.NFC.IsNormalString(name) {
 			t.Errorf("mac recorded %q, not in NFC, for a name typed in NFC", name)
 		}
 	}
-	linFirst := maps.Clone(lin.local.Files)
+	linFirst := lin.local.Snapshot()
 
 	rounds := 0
 	for ; rounds < 8; rounds++ {
-		before := fmt.Sprint(lin.local.Files, mac.local.Files)
+		before := fmt.Sprint(lin.local.Snapshot(), mac.local.Snapshot())
 		mac.take(t, lin, blocks)
 		lin.take(t, mac, blocks)
-		if fmt.Sprint(lin.local.Files, mac.local.Files) == before {
+		if fmt.Sprint(lin.local.Snapshot(), mac.local.Snapshot()) == before {
 			break
 		}
 	}
@@ -113,14 +112,14 @@ func TestFakeFSNormalizingConverges(t *testing.T) {
 	}
 	// Nothing made on Linux changed there, nor got a version from the mac.
 	for name, f := range linFirst {
-		got := lin.local.Files[name]
+		got := lin.local.Entry(name)
 		if got.Deleted || got.FileHash != f.FileHash || got.Version.Counter(devR) != 0 {
 			t.Errorf("linux %s: %+v; want it as it was made (%v), untouched by the mac", name, got, f.Version)
 		}
 	}
 	// The mac's own files reached Linux, under their NFC names.
 	for _, name := range []string{"\u00c9t\u00e9", "\u00c9t\u00e9/pla\u00e7a.txt"} {
-		if f, ok := lin.local.Files[name]; !ok || f.Deleted {
+		if f, ok := lin.local.Get(name); !ok || f.Deleted {
 			t.Errorf("linux: %q missing; have %q", name, lin.fsys.Stored())
 		}
 	}
@@ -129,8 +128,8 @@ func TestFakeFSNormalizingConverges(t *testing.T) {
 	}
 	// The mac holds one of each set of twins, the other skipped with why.
 	for _, twins := range [][2]string{{"Docs/" + nfc, "Docs/" + nfd}, {"README.md", "Readme.md"}} {
-		_, ok0 := mac.local.Files[twins[0]]
-		_, ok1 := mac.local.Files[twins[1]]
+		_, ok0 := mac.local.Get(twins[0])
+		_, ok1 := mac.local.Get(twins[1])
 		skipped := mac.skips[twins[0]] + mac.skips[twins[1]]
 		if ok0 == ok1 || !strings.Contains(skipped, "clashes") {
 			t.Errorf("mac: %q recorded %v, %q recorded %v, skipped %q; want one recorded, the other skipped as a clash", twins[0], ok0, twins[1], ok1, skipped)
@@ -139,8 +138,8 @@ func TestFakeFSNormalizingConverges(t *testing.T) {
 	if got, _ := mac.fsys.ReadFile("r\u00e9sum\u00e9.pdf"); string(got) != "résumé in NFC, alone" {
 		t.Errorf("mac: résumé.pdf = %q; stored %q", got, mac.fsys.Stored())
 	}
-	if f := mac.local.Files["r\u00e9sum\u00e9.pdf"]; f.Version.Compare(lin.local.Files["r\u00e9sum\u00e9.pdf"].Version) != syncfs.Equal {
-		t.Errorf("mac: résumé.pdf at %v, linux at %v; want the same version", f.Version, lin.local.Files["r\u00e9sum\u00e9.pdf"].Version)
+	if f := mac.local.Entry("r\u00e9sum\u00e9.pdf"); f.Version.Compare(lin.local.Entry("r\u00e9sum\u00e9.pdf").Version) != syncfs.Equal {
+		t.Errorf("mac: résumé.pdf at %v, linux at %v; want the same version", f.Version, lin.local.Entry("r\u00e9sum\u00e9.pdf").Version)
 	}
 }
 
@@ -182,10 +181,10 @@ func TestFakeFSCaseClash(t *testing.T) {
 			if rounds == 4 {
 				t.Fatalf("%s: not settled after %d rounds", what, rounds)
 			}
-			before := fmt.Sprint(lin.local.Files, win.local.Files)
+			before := fmt.Sprint(lin.local.Snapshot(), win.local.Snapshot())
 			win.take(t, lin, blocks)
 			lin.take(t, win, blocks)
-			if fmt.Sprint(lin.local.Files, win.local.Files) == before {
+			if fmt.Sprint(lin.local.Snapshot(), win.local.Snapshot()) == before {
 				return
 			}
 		}
@@ -199,7 +198,7 @@ func TestFakeFSCaseClash(t *testing.T) {
 	if string(got) == "other notes, same name on Windows" {
 		kept = "NOTES.txt"
 	}
-	if f, ok := win.local.Files[kept]; !ok || f.Version.Compare(lin.local.Files[kept].Version) != syncfs.Equal {
+	if f, ok := win.local.Get(kept); !ok || f.Version.Compare(lin.local.Entry(kept).Version) != syncfs.Equal {
 		t.Errorf("windows records %s as %+v; want linux' version", kept, f)
 	}
 	for _, n := range []string{"Notes.txt", "NOTES.txt"} {
@@ -220,7 +219,7 @@ func TestFakeFSCaseClash(t *testing.T) {
 	if got, _ := win.fsys.ReadFile("Report.TXT"); string(got) != "a report" {
 		t.Errorf("windows: Report.TXT = %q", got)
 	}
-	if f := win.local.Files["report.txt"]; !f.Deleted {
+	if f := win.local.Entry("report.txt"); !f.Deleted {
 		t.Errorf("windows records report.txt as %+v; want it deleted (moved)", f)
 	}
 }

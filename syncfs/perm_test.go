@@ -22,19 +22,19 @@ func TestScanIgnorePerms(t *testing.T) {
 		if ignore {
 			wantNew = 0o644
 		}
-		if got := l.Files["new.txt"].Mode; got != wantNew {
+		if got := l.Entry("new.txt").Mode; got != wantNew {
 			t.Errorf("ignore=%v: new.txt recorded with mode %o; want %o", ignore, got, wantNew)
 		}
 		// As if the entry had come from a peer with the executable bit.
-		f := l.Files["tool.sh"]
+		f := l.Entry("tool.sh")
 		f.Mode = 0o755
-		l.Files["tool.sh"] = f
+		l.Set(f)
 		v := f.Version
 		if err := os.Chmod(filepath.Join(root, "tool.sh"), 0o640); err != nil {
 			t.Fatal(err)
 		}
 		l, st := mustScan(t, s, l)
-		got := l.Files["tool.sh"]
+		got := l.Entry("tool.sh")
 		if ignore && (got.Mode != 0o755 || got.Version.Compare(v) != Equal || st.Changed != 0) {
 			t.Errorf("ignore perms: tool.sh mode %o version %v (changed %d); want 755 kept at %v, nothing changed", got.Mode, got.Version, st.Changed, v)
 		}

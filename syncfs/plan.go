@@ -128,7 +128,7 @@ func (a Action) String() string {
 // its name is kept, unless opts say otherwise (PlanWith): a member cannot
 // plant a link to /etc or ../.. on the other devices. Symlinks made on this
 // device are its own and are not looked at.
-func Plan(local, remote Snapshot, self string) []Action {
+func Plan(local Entries, remote Snapshot, self string) []Action {
 	return PlanWith(local, remote, self, PlanOptions{})
 }
 
@@ -151,7 +151,7 @@ type PlanOptions struct {
 }
 
 // PlanWith is Plan with options.
-func PlanWith(local, remote Snapshot, self string, opts PlanOptions) []Action {
+func PlanWith(local Entries, remote Snapshot, self string, opts PlanOptions) []Action {
 	p := &planner{local: local, remote: remote, self: self}
 	// Sorting the names, not the entries, keeps a large remote cheap.
 	for _, n := range slices.Sorted(maps.Keys(remote)) {
@@ -189,9 +189,10 @@ type step struct {
 }
 
 type planner struct {
-	local, remote Snapshot
-	self          string
-	steps         []*step
+	local  Entries
+	remote Snapshot
+	self   string
+	steps  []*step
 }
 
 func (p *planner) add(kind ActionKind, phase int, f FileInfo, reason string) *step {
@@ -223,13 +224,13 @@ func (p *planner) copyOf(f FileInfo, name string) FileInfo {
 
 // taken reports whether name is used in either snapshot by a live entry.
 func (p *planner) taken(name string) bool {
-	l, okL := p.local[name]
+	l, okL := p.local.Get(name)
 	r, okR := p.remote[name]
 	return okL && !l.Deleted || okR && !r.Deleted
 }
 
 func (p *planner) decide(r FileInfo) {
-	l, ok := p.local[r.Name]
+	l, ok := p.local.Get(r.Name)
 	if !ok {
 		if !r.Deleted {
 			p.create(r, phaseMain, "")
@@ -428,7 +429,7 @@ func refuseUnportable(a *Action, rules NameRules) bool {
 func (p *planner) detectRenames() {
 	byHash := map[Hash][]*step{}
 	for _, s := range p.steps {
-		l, ok := p.local[s.Name]
+		l, ok := p.local.Get(s.Name)
 		if s.Kind == ActDelete && s.phase == phaseDelete && ok && !l.Deleted && l.Type == TypeFile && l.Size > 0 {
 			byHash[l.FileHash] = append(byHash[l.FileHash], s)
 		}
@@ -440,7 +441,7 @@ func (p *planner) detectRenames() {
 		if s.Kind != ActFetch || s.phase != phaseMain || s.Reason != "" {
 			continue
 		}
-		if l, ok := p.local[s.Name]; ok && !l.Deleted {
+		if l, ok := p.local.Get(s.Name); ok && !l.Deleted {
 			continue
 		}
 		cands := byHash[s.File.FileHash]
@@ -466,7 +467,7 @@ func (p *planner) detectRenames() {
 func (p *planner) keepNonEmptyDirs() {
 	var dels []*step
 	for _, s := range p.steps {
-		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && l.Type == TypeDir && !l.Deleted {
+		if l, ok := p.local.Get(s.Name); !s.drop && s.Kind == ActDelete && ok && l.Type == TypeDir && !l.Deleted {
 			dels = append(dels, s)
 		}
 	}
@@ -481,7 +482,7 @@ func (p *planner) keepNonEmptyDirs() {
 		deleting[d.Name] = true
 	}
 	exists := map[string]bool{}
-	for n, l := range p.local {
+	for n, l := range p.local.All() {
 		if !l.Deleted && underAny(n, deleting) {
 			exists[n] = true
 		}
@@ -540,7 +541,7 @@ func underAny(name string, dirs map[string]bool) bool {
 // at version v is refused: a version that supersedes v, made here, so
 // that peers bring the directory back.
 func (p *planner) keptDir(name string, v Vector) FileInfo {
-	l := p.local[name]
+	l, _ := p.local.Get(name)
 	l.Version = v.Merge(l.Version).Update(p.self)
 	return l
 }
@@ -551,7 +552,7 @@ func (p *planner) keptDir(name string, v Vector) FileInfo {
 // directory then, as a conflict, rather than delete what is not synced.
 func (p *planner) keepUnknownContent() {
 	for _, s := range p.steps {
-		if l, ok := p.local[s.Name]; !s.drop && s.Kind == ActDelete && ok && !l.Deleted && l.Type == TypeDir {
+		if l, ok := p.local.Get(s.Name); !s.drop && s.Kind == ActDelete && ok && !l.Deleted && l.Type == TypeDir {
 			s.Also = ptr(p.keptDir(s.Name, s.File.Version))
 		}
 	}
@@ -585,7 +586,7 @@ func (p *planner) checkClashes() {
 			removed[Canonical(s.From)] = true
 		}
 		if isCreate(s.Kind) {
-			if l, ok := p.local[s.Name]; !ok || l.Deleted || s.phase == phaseLate || s.phase == phaseDirs && l.Type != TypeDir {
+			if l, ok := p.local.Get(s.Name); !ok || l.Deleted || s.phase == phaseLate || s.phase == phaseDirs && l.Type != TypeDir {
 				created[s.Name] = true
 			}
 		}
@@ -600,7 +601,7 @@ func (p *planner) checkClashes() {
 		if name == "" || newDirs[name] {
 			return true
 		}
-		l, ok := p.local[name]
+		l, ok := p.local.Get(name)
 		return ok && !l.Deleted && l.Type == TypeDir && !gone[name]
 	}
 	// A local name can clash only with a new name of its canonical form:
@@ -610,7 +611,7 @@ func (p *planner) checkClashes() {
 		wanted[Canonical(n)] = true
 	}
 	idx := NewClashIndex()
-	for n, l := range p.local {
+	for n, l := range p.local.All() {
 		if l.Deleted || created[n] {
 			continue
 		}
@@ -699,7 +700,7 @@ func (p *planner) fillBlocks() {
 	if len(have) == 0 {
 		return
 	}
-	for _, l := range p.local {
+	for _, l := range p.local.All() {
 		if l.Deleted || l.Type != TypeFile || touched[l.Name] {
 			continue
 		}
@@ -715,7 +716,7 @@ func (p *planner) fillBlocks() {
 			continue
 		}
 		own := map[key]int64{}
-		if l, ok := p.local[s.Name]; ok && !l.Deleted && l.Type == TypeFile {
+		if l, ok := p.local.Get(s.Name); ok && !l.Deleted && l.Type == TypeFile {
 			for _, b := range l.Blocks {
 				if _, dup := own[key{b.Hash, b.Size}]; !dup {
 					own[key{b.Hash, b.Size}] = b.Offset

@@ -42,9 +42,9 @@ func isLocalChange(l, s FileInfo, ok bool) bool {
 // (whose index is server) has not accepted. Conflict copies the server
 // does not have, and the directories holding them, are not counted: they
 // are kept for the user and never reverted.
-func LocalChanges(local, server Snapshot) []string {
+func LocalChanges(local Entries, server Snapshot) []string {
 	holders := map[string]bool{}
-	for n, l := range local {
+	for n, l := range local.All() {
 		if _, ok := server[n]; !ok && !l.Deleted && IsConflictCopy(n) {
 			for d := path.Dir(n); d != "."; d = path.Dir(d) {
 				holders[d] = true
@@ -52,7 +52,7 @@ func LocalChanges(local, server Snapshot) []string {
 		}
 	}
 	var out []string
-	for n, l := range local {
+	for n, l := range local.All() {
 		s, ok := server[n]
 		if !ok && (IsConflictCopy(n) || l.Type == TypeDir && holders[n]) {
 			continue
@@ -117,10 +117,10 @@ func (c *ChangeCount) Count(local, server func(string) (FileInfo, bool)) int {
 // WithoutConcurrent returns remote without the entries whose versions are
 // concurrent with the local ones: on a read-only device, those are left
 // to ReadOnlyOverrides, never to Plan's winner rule.
-func WithoutConcurrent(local, remote Snapshot) Snapshot {
+func WithoutConcurrent(local Entries, remote Snapshot) Snapshot {
 	out := make(Snapshot, len(remote))
 	for n, r := range remote {
-		if l, ok := local[n]; ok && r.Version.Compare(l.Version) == Concurrent && !sameState(l, r) {
+		if l, ok := local.Get(n); ok && r.Version.Compare(l.Version) == Concurrent && !sameState(l, r) {
 			continue
 		}
 		out[n] = r
@@ -136,15 +136,15 @@ func WithoutConcurrent(local, remote Snapshot) Snapshot {
 // not have, is kept as a conflict copy. It also returns, with why, the
 // local changes it cannot undo (a directory where the server has a file).
 // Entries that are new on the server are left to Plan.
-func ReadOnlyOverrides(local, server Snapshot, self string, all bool, now time.Time) ([]Action, []string) {
+func ReadOnlyOverrides(local Entries, server Snapshot, self string, all bool, now time.Time) ([]Action, []string) {
 	o := &overrides{local: local, server: server, self: self, now: now, chosen: map[string]bool{}, have: blockSources(local)}
-	names := make([]string, 0, len(local))
-	for n := range local {
+	names := make([]string, 0, local.Len())
+	for n := range local.All() {
 		names = append(names, n)
 	}
 	slices.Sort(names)
 	for _, n := range names {
-		l := local[n]
+		l, _ := local.Get(n)
 		s, okS := server[n]
 		if okS {
 			if c := l.Version.Compare(s.Version); c == Equal || c == Lesser {
@@ -171,10 +171,11 @@ func ReadOnlyOverrides(local, server Snapshot, self string, all bool, now time.T
 // overrides is one run of ReadOnlyOverrides: its inputs and what it has
 // planned so far.
 type overrides struct {
-	local, server Snapshot
-	self          string
-	now           time.Time
-	have          map[Hash]blockLocal
+	local  Entries
+	server Snapshot
+	self   string
+	now    time.Time
+	have   map[Hash]blockLocal
 
 	acts, dels []Action
 	stuck      []string
@@ -218,7 +219,7 @@ func (o *overrides) override(n string, l, s FileInfo, okS bool) {
 
 // taken: the name n is in use, or chosen for a conflict copy.
 func (o *overrides) taken(n string) bool {
-	l, okL := o.local[n]
+	l, okL := o.local.Get(n)
 	s, okS := o.server[n]
 	return o.chosen[n] || okL && !l.Deleted || okS && !s.Deleted
 }
@@ -261,7 +262,7 @@ func (o *overrides) holdsConflictCopy(d Action) bool {
 			return true
 		}
 	}
-	for n, l := range o.local {
+	for n, l := range o.local.All() {
 		if !l.Deleted && IsConflictCopy(n) && strings.HasPrefix(n, d.Name+"/") {
 			return true
 		}
@@ -276,9 +277,9 @@ type blockLocal struct {
 }
 
 // blockSources maps the blocks of local's live files to where they are.
-func blockSources(local Snapshot) map[Hash]blockLocal {
+func blockSources(local Entries) map[Hash]blockLocal {
 	have := map[Hash]blockLocal{}
-	for n, l := range local {
+	for n, l := range local.All() {
 		if l.Deleted || l.Type != TypeFile {
 			continue
 		}

@@ -147,7 +147,6 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	if s.Now != nil {
 		now = s.Now
 	}
-	l.init()
 	sc := &scan{s: s, root: fsys, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
 
 	scopes := scopesOf(paths)
@@ -155,7 +154,7 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	// deleted entries under them: asked before anything is recorded.
 	walk := false
 	for _, p := range scopes {
-		if e, ok := l.Files[p]; p == "" || ok && e.Type == TypeDir {
+		if e, ok := l.Get(p); p == "" || ok && e.Type == TypeDir {
 			walk = true
 		}
 	}
@@ -349,8 +348,8 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 	case TypeFile:
 		sc.stats.Files++
 		f.info.Mode = uint32(fi.Mode() & PermMask)
-		p, okP := sc.l.Files[name]
-		d, okD := sc.l.Disk[name]
+		p, okP := sc.l.Get(name)
+		d, okD := sc.l.Stat(name)
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) && sc.sameFile(name, fi, d, &st) {
 			sc.stats.Reused++
 			f.info = p
@@ -571,8 +570,8 @@ func (sc *scan) record(f *found) {
 	case f.unstable:
 		sc.stats.Unstable = append(sc.stats.Unstable, name)
 		sc.keep[name] = true
-		if _, ok := next.Disk[name]; ok {
-			delete(next.Disk, name) // not trusted: hash it next time
+		if _, ok := next.Stat(name); ok {
+			next.DropStat(name) // not trusted: hash it next time
 			sc.stats.Restated = append(sc.stats.Restated, name)
 		}
 		return
@@ -583,19 +582,19 @@ func (sc *scan) record(f *found) {
 	if f.info.Type != TypeFile && !f.hash {
 		f.st.Racy = false
 	}
-	if d, ok := next.Disk[name]; !ok || d != f.st {
-		next.Disk[name] = f.st
+	if d, ok := next.Stat(name); !ok || d != f.st {
+		next.SetStat(name, f.st)
 		sc.stats.Restated = append(sc.stats.Restated, name)
 	}
 	if f.info.Type != TypeSymlink {
 		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
 	}
-	p, ok := next.Files[name]
+	p, ok := next.Get(name)
 	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
 		return
 	}
 	f.info.Version = p.Version.Update(sc.s.Self)
-	next.Files[name] = f.info
+	next.Set(f.info)
 	sc.stats.Changed++
 	sc.stats.Names = append(sc.stats.Names, name)
 }
@@ -609,9 +608,9 @@ func (sc *scan) deletions(scopes []string, walk bool) {
 		if p.Deleted || sc.seen[name] || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
 			return
 		}
-		next.Files[name] = tombstone(p, p.Version.Update(sc.s.Self))
-		if _, ok := next.Disk[name]; ok {
-			delete(next.Disk, name)
+		next.Set(tombstone(p, p.Version.Update(sc.s.Self)))
+		if _, ok := next.Stat(name); ok {
+			next.DropStat(name)
 			sc.stats.Restated = append(sc.stats.Restated, name)
 		}
 		sc.stats.Changed++
@@ -620,21 +619,22 @@ func (sc *scan) deletions(scopes []string, walk bool) {
 	}
 	if !walk {
 		for _, s := range scopes {
-			if p, ok := next.Files[s]; ok {
+			if p, ok := next.Get(s); ok {
 				gone(s, p)
 			}
 		}
 		return
 	}
 	var names []string
-	for name := range next.Files {
+	for name := range next.Names() {
 		if inScopes(name, scopes) {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		gone(name, next.Files[name])
+		p, _ := next.Get(name)
+		gone(name, p)
 	}
 }
 
@@ -666,7 +666,8 @@ func (sc *scan) kept(name string) bool {
 // (Scanner.IgnorePerms, Windows). It reads the Local: only record, on the
 // scan's own goroutine, calls it.
 func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
-	return recordedPerm(sc.s.IgnorePerms || onWindows, sc.l.Files[name], t, disk)
+	prev, _ := sc.l.Get(name)
+	return recordedPerm(sc.s.IgnorePerms || onWindows, prev, t, disk)
 }
 
 // recordedPerm returns the permission bits to record for an entry of type

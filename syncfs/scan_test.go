@@ -32,7 +32,7 @@ func TestScanFindsEntries(t *testing.T) {
 	l, st := mustScan(t, s, Local{})
 
 	var names []string
-	for _, f := range l.Files.Sorted() {
+	for _, f := range l.Snapshot().Sorted() {
 		names = append(names, f.Name)
 		if err := f.Validate(); err != nil {
 			t.Errorf("entry %s: %v", f.Name, err)
@@ -47,14 +47,14 @@ func TestScanFindsEntries(t *testing.T) {
 	if len(st.Skipped) != 2 {
 		t.Errorf("skipped %q; want the bad name and the pipe", st.Skipped)
 	}
-	f := l.Files["d/e/f.bin"]
+	f := l.Entry("d/e/f.bin")
 	data, _ := os.ReadFile(filepath.Join(root, "d/e/f.bin"))
 	blocks, sum, _ := HashFile(strings.NewReader(string(data)))
 	if diff := cmp.Diff(blocks, f.Blocks); diff != "" || sum != f.FileHash || f.Mode != 0o600 || f.ModTime != baseTime.UnixNano() {
 		t.Errorf("f.bin entry wrong: mode %o mtime %d blocks diff %s", f.Mode, f.ModTime, diff)
 	}
-	if l.Files["link"].SymlinkTarget != "a.txt" || l.Files["d"].Mode != 0o755 {
-		t.Errorf("link %+v, d %+v", l.Files["link"], l.Files["d"])
+	if l.Entry("link").SymlinkTarget != "a.txt" || l.Entry("d").Mode != 0o755 {
+		t.Errorf("link %+v, d %+v", l.Entry("link"), l.Entry("d"))
 	}
 	if st.Files != 3 || st.Dirs != 2 || st.Symlinks != 1 || st.Hashed != 3 || st.Changed != 6 {
 		t.Errorf("stats %+v", st)
@@ -73,7 +73,7 @@ func TestScanDetectsChanges(t *testing.T) {
 	if st.Reused != 3 || st.Hashed != 0 || st.Changed != 0 {
 		t.Fatalf("rescan without changes: %+v; want 3 reused, nothing hashed or changed", st)
 	}
-	if diff := cmp.Diff(l1, l2); diff != "" {
+	if diff := cmp.Diff(stateOf(&l1), stateOf(&l2)); diff != "" {
 		t.Fatalf("rescan without changes changed the Local:\n%s", diff)
 	}
 
@@ -85,24 +85,24 @@ func TestScanDetectsChanges(t *testing.T) {
 	if st.Changed != 2 || st.Deleted != 1 || st.Hashed != 1 {
 		t.Fatalf("stats %+v; want edit.txt rehashed and changed, gone.txt deleted", st)
 	}
-	if e := l3.Files["edit.txt"]; e.FileHash != fileHashOf([]byte("bbbb")) || e.Version.Compare(l2.Files["edit.txt"].Version) != Greater {
+	if e := l3.Entry("edit.txt"); e.FileHash != fileHashOf([]byte("bbbb")) || e.Version.Compare(l2.Entry("edit.txt").Version) != Greater {
 		t.Errorf("edit.txt = %+v; want the new hash at a newer version", e)
 	}
-	g := l3.Files["gone.txt"]
-	if !g.Deleted || g.Version.Compare(l2.Files["gone.txt"].Version) != Greater || g.Validate() != nil {
+	g := l3.Entry("gone.txt")
+	if !g.Deleted || g.Version.Compare(l2.Entry("gone.txt").Version) != Greater || g.Validate() != nil {
 		t.Errorf("gone.txt = %+v; want a valid tombstone at a newer version", g)
 	}
-	if _, ok := l3.Disk["gone.txt"]; ok {
+	if _, ok := l3.Stat("gone.txt"); ok {
 		t.Error("tombstone kept a disk stat")
 	}
 	// Back again: a version after the tombstone's.
 	put(t, root, "gone.txt", []byte("back"), 0o644, baseTime)
 	l4, _ := mustScan(t, s, l3)
-	if g4 := l4.Files["gone.txt"]; g4.Deleted || g4.Version.Compare(g.Version) != Greater {
+	if g4 := l4.Entry("gone.txt"); g4.Deleted || g4.Version.Compare(g.Version) != Greater {
 		t.Errorf("re-created gone.txt = %+v; want live at a version after the tombstone", g4)
 	}
 	// The previous Local is not modified.
-	if !l3.Files["gone.txt"].Deleted {
+	if !l3.Entry("gone.txt").Deleted {
 		t.Error("Scan modified prev")
 	}
 }
@@ -118,7 +118,7 @@ func TestScanFileChangingWhileHashed(t *testing.T) {
 		}
 	}
 	l, st := mustScan(t, s, Local{})
-	if got := l.Files["f"].FileHash; got != fileHashOf([]byte("second, longer")) || st.Hashed != 2 || len(st.Unstable) != 0 {
+	if got := l.Entry("f").FileHash; got != fileHashOf([]byte("second, longer")) || st.Hashed != 2 || len(st.Unstable) != 0 {
 		t.Fatalf("after a change during hashing: hash matches new content %v, stats %+v; want the new content after 2 attempts", got == fileHashOf([]byte("second, longer")), st)
 	}
 
@@ -132,10 +132,10 @@ func TestScanFileChangingWhileHashed(t *testing.T) {
 	if !slices.Equal(st.Unstable, []string{"f"}) || st.Changed != 0 {
 		t.Fatalf("stats %+v; want f unstable and nothing changed", st)
 	}
-	if diff := cmp.Diff(l.Files["f"], l2.Files["f"]); diff != "" {
+	if diff := cmp.Diff(l.Entry("f"), l2.Entry("f")); diff != "" {
 		t.Errorf("unstable file's entry changed:\n%s", diff)
 	}
-	if _, ok := l2.Disk["f"]; ok {
+	if _, ok := l2.Stat("f"); ok {
 		t.Error("unstable file kept a trusted disk stat")
 	}
 	s.afterHash = nil
@@ -150,14 +150,14 @@ func TestScanRacyFileIsRehashed(t *testing.T) {
 	put(t, root, "f", []byte("abc"), 0o644, time.Now())
 	s := &Scanner{Root: root, Self: devA} // the real clock: f was just written
 	l, _ := mustScan(t, s, Local{})
-	if !l.Disk["f"].Racy {
+	if d, _ := l.Stat("f"); !d.Racy {
 		t.Fatal("a file changed just now is not marked racy")
 	}
 	// Same size, same mtime: only a rehash can see this.
-	mt := time.Unix(0, l.Files["f"].ModTime)
+	mt := time.Unix(0, l.Entry("f").ModTime)
 	put(t, root, "f", []byte("abd"), 0o644, mt)
 	l2, st := mustScan(t, s, l)
-	if st.Hashed != 1 || l2.Files["f"].FileHash != fileHashOf([]byte("abd")) {
+	if st.Hashed != 1 || l2.Entry("f").FileHash != fileHashOf([]byte("abd")) {
 		t.Errorf("racy file not rehashed: %+v", st)
 	}
 }
@@ -173,15 +173,15 @@ func TestScanPaths(t *testing.T) {
 	os.Remove(filepath.Join(root, "b/3"))
 	put(t, root, "a/new/4", []byte("4"), 0o644, baseTime)
 	l2, st := mustScan(t, s, l, "a/new", "a/1", "a/new/4")
-	if !l2.Files["a/1"].Deleted || l2.Files["b/3"].Deleted || l2.Files["a/new/4"].Name == "" || l2.Files["a/new"].Type != TypeDir {
-		t.Errorf("partial scan: a/1 %+v, b/3 %+v, a/new/4 %+v", l2.Files["a/1"], l2.Files["b/3"], l2.Files["a/new/4"])
+	if !l2.Entry("a/1").Deleted || l2.Entry("b/3").Deleted || l2.Entry("a/new/4").Name == "" || l2.Entry("a/new").Type != TypeDir {
+		t.Errorf("partial scan: a/1 %+v, b/3 %+v, a/new/4 %+v", l2.Entry("a/1"), l2.Entry("b/3"), l2.Entry("a/new/4"))
 	}
 	if st.Changed != 3 {
 		t.Errorf("partial scan stats %+v; want a/1 deleted, a/new and a/new/4 new", st)
 	}
 	l3, st := mustScan(t, s, l2, "")
-	if !l3.Files["b/3"].Deleted || st.Changed != 1 {
-		t.Errorf("full scan after partial: b/3 %+v, stats %+v", l3.Files["b/3"], st)
+	if !l3.Entry("b/3").Deleted || st.Changed != 1 {
+		t.Errorf("full scan after partial: b/3 %+v, stats %+v", l3.Entry("b/3"), st)
 	}
 }
 
@@ -216,11 +216,11 @@ func TestUpdateReportsProgressWithoutEarlyDeletions(t *testing.T) {
 		if slices.Contains(names, "gone.txt") {
 			return // the last report
 		}
-		if l.Files["gone.txt"].Deleted {
+		if l.Entry("gone.txt").Deleted {
 			t.Errorf("report %d: gone.txt deleted while the scan runs", calls)
 		}
 		for _, n := range names {
-			if _, ok := l.Files[n]; !ok {
+			if _, ok := l.Get(n); !ok {
 				t.Errorf("report %d: %s reported but not recorded", calls, n)
 			}
 		}
@@ -235,8 +235,8 @@ func TestUpdateReportsProgressWithoutEarlyDeletions(t *testing.T) {
 	if !slices.Equal(reported, st.Names) || len(st.Names) != st.Changed || st.Changed != 8 {
 		t.Errorf("reported %q, stats name %q (%d changed); want the same 8 names", reported, st.Names, st.Changed)
 	}
-	if !l.Files["gone.txt"].Deleted || l.Files["d/fc"].Deleted {
-		t.Errorf("after the scan: gone.txt %+v, d/fc %+v", l.Files["gone.txt"], l.Files["d/fc"])
+	if !l.Entry("gone.txt").Deleted || l.Entry("d/fc").Deleted {
+		t.Errorf("after the scan: gone.txt %+v, d/fc %+v", l.Entry("gone.txt"), l.Entry("d/fc"))
 	}
 }
 
@@ -256,8 +256,8 @@ func TestUpdateOfOnePathLeavesTheRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(st.Names, []string{"d/c"}) || l.Files["a"].Deleted || l.Files["d/c"].Deleted {
-		t.Errorf("changed %q, a %+v, d/c %+v; want only d/c recorded", st.Names, l.Files["a"], l.Files["d/c"])
+	if !slices.Equal(st.Names, []string{"d/c"}) || l.Entry("a").Deleted || l.Entry("d/c").Deleted {
+		t.Errorf("changed %q, a %+v, d/c %+v; want only d/c recorded", st.Names, l.Entry("a"), l.Entry("d/c"))
 	}
 	if err := os.RemoveAll(filepath.Join(root, "d")); err != nil {
 		t.Fatal(err)
@@ -317,13 +317,13 @@ func TestScanRestated(t *testing.T) {
 	check := func(prev Local, st ScanStats, next Local, want ...string) {
 		t.Helper()
 		var changed []string
-		for n, d := range next.Disk {
-			if p, ok := prev.Disk[n]; !ok || p != d {
+		for n, d := range next.Stats() {
+			if p, ok := prev.Stat(n); !ok || p != d {
 				changed = append(changed, n)
 			}
 		}
-		for n := range prev.Disk {
-			if _, ok := next.Disk[n]; !ok {
+		for n := range prev.Stats() {
+			if _, ok := next.Stat(n); !ok {
 				changed = append(changed, n)
 			}
 		}

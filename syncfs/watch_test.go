@@ -168,7 +168,7 @@ func TestWatcherDropsOwnWrites(t *testing.T) {
 	put(t, rootB, "gone.txt", []byte("to delete"), 0o644, baseTime)
 	a, _ := mustScan(t, scanner(rootA, devA), Local{})
 	b, _ := mustScan(t, scanner(rootB, devB), Local{})
-	a.Files["gone.txt"] = tombstone(b.Files["gone.txt"], b.Files["gone.txt"].Version.Update(devA))
+	a.Set(tombstone(b.Entry("gone.txt"), b.Entry("gone.txt").Version.Update(devA)))
 
 	w, err := NewWatcher(rootB, nil, watchConfig, nil)
 	if err != nil {
@@ -176,7 +176,7 @@ func TestWatcherDropsOwnWrites(t *testing.T) {
 	}
 	startWatcher(t, w)
 	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a), Expect: w.Expect}
-	for _, r := range ap.Apply(context.Background(), &b, Plan(b.Files, a.Files, devB)) {
+	for _, r := range ap.Apply(context.Background(), &b, Plan(&b, a.Snapshot(), devB)) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}
@@ -203,7 +203,7 @@ func TestWatcherSeesChmodAfterOwnWrite(t *testing.T) {
 	w.DirsOnly = false // a chmod is reported at once, on macOS too
 	startWatcher(t, w)
 	ap := &Applier{Root: rootB, Source: newDirSource(rootA, a), Expect: w.Expect}
-	for _, r := range ap.Apply(context.Background(), &b, Plan(b.Files, a.Files, devB)) {
+	for _, r := range ap.Apply(context.Background(), &b, Plan(&b, a.Snapshot(), devB)) {
 		if r.Err != nil {
 			t.Fatal(r.Err)
 		}

@@ -18,7 +18,7 @@ func (f *folder) archive(changed []string, whole bool) {
 	}
 	entries := make([]syncfs.FileInfo, 0, len(changed))
 	for _, n := range changed {
-		if fi, ok := f.local.Files[n]; ok {
+		if fi, ok := f.local.Get(n); ok {
 			entries = append(entries, fi)
 		}
 	}

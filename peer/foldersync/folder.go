@@ -434,7 +434,7 @@ func (f *folder) serve(ctx context.Context) error {
 // memory with the local entry of its name and with the other entries
 // received (see syncfs.Interner).
 func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
-	like, ok := f.local.Files[fi.Name]
+	like, ok := f.local.Get(fi.Name)
 	return f.intern.Entry(fi, like, ok)
 }
 
@@ -463,7 +463,7 @@ func rescanDue(since, cost time.Duration, watched bool) bool {
 // grown with the entries added since (a folder that was empty when it was
 // last scanned in full may hold many files now).
 func (f *folder) rescanCost() time.Duration {
-	return f.fullScanCost * time.Duration(len(f.local.Files)+1) / time.Duration(f.fullScanEntries+1)
+	return f.fullScanCost * time.Duration(f.local.Len()+1) / time.Duration(f.fullScanEntries+1)
 }
 
 // maxRescanSpacing is the longest rescanDue waits (a first scan that hashed
@@ -652,7 +652,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// Only the entries at another version than the local ones are
 	// loaded: Plan does nothing with the others, and the local entry
 	// stands for them where it looks a name up.
-	names := ri.differing(f.local.Files, sc.names, sc.all)
+	names := ri.differing(&f.local, sc.names, sc.all)
 	var ok bool
 	if _, quota := f.e.quotaOf(a, fo, p); len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) && !quota {
 		ok = f.applyWindows(ctx, a, fo, p, ri, names)
@@ -723,7 +723,7 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 			return false
 		}
 		for n, r := range remote {
-			if removes(f.local.Files, r) {
+			if removes(&f.local, r) {
 				late = append(late, n)
 				delete(remote, n)
 			}
@@ -757,11 +757,11 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 // removes reports whether taking r may remove a local entry that others
 // depend on: r deletes its name, or puts something other than a directory
 // where a directory is.
-func removes(local syncfs.Snapshot, r syncfs.FileInfo) bool {
+func removes(local syncfs.Entries, r syncfs.FileInfo) bool {
 	if r.Deleted {
 		return true
 	}
-	l, ok := local[r.Name]
+	l, ok := local.Get(r.Name)
 	return ok && !l.Deleted && l.Type == syncfs.TypeDir && r.Type != syncfs.TypeDir
 }
 
@@ -861,21 +861,21 @@ func (f *folder) applyPart(ctx context.Context, a Access, fo collections.Folder,
 		// the local one is kept as a conflict copy. ReadOnlyOverrides
 		// leaves alone the entries at the local version and, here, the
 		// names the server lacks: it needs only the entries that differ.
-		server, err := f.loadRemote(full, full.differing(f.local.Files, nil, true))
+		server, err := f.loadRemote(full, full.differing(&f.local, nil, true))
 		if err != nil {
 			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
 			f.scheduleRetry()
 			return false
 		}
-		pre, _ := syncfs.ReadOnlyOverrides(f.local.Files, f.visible(server), self, false, f.e.cfg.Now())
+		pre, _ := syncfs.ReadOnlyOverrides(&f.local, f.visible(server), self, false, f.e.cfg.Now())
 		out.res.add(f.applyTracked(ctx, peers, f.safeActions(pre)))
-		remote = syncfs.WithoutConcurrent(f.local.Files, remote)
+		remote = syncfs.WithoutConcurrent(&f.local, remote)
 	}
-	actions := syncfs.PlanWith(f.local.Files, remote, self, f.planOptions())
+	actions := syncfs.PlanWith(&f.local, remote, self, f.planOptions())
 	if limit, ok := f.e.quotaOf(a, fo, p); ok {
 		used := f.e.usage(a, fo.Owner)
 		var ref quotaRefusal
-		actions, ref = quotaAdmit(actions, f.local.Files, used, limit)
+		actions, ref = quotaAdmit(actions, &f.local, used, limit)
 		out.quota = true
 		if ref.changes > 0 {
 			out.held = true
@@ -1203,7 +1203,7 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	if full {
 		began := time.Now()
 		defer func() {
-			f.fullScanAt, f.fullScanCost, f.fullScanEntries = time.Now(), time.Since(began), len(f.local.Files)
+			f.fullScanAt, f.fullScanCost, f.fullScanEntries = time.Now(), time.Since(began), f.local.Len()
 		}()
 	}
 	// What is hashed is recorded and published as the scan goes, so that
@@ -1268,7 +1268,7 @@ func (f *folder) publish(ctx context.Context) {
 	}
 	all := f.pubAll
 	f.changed, f.pubAll = map[string]bool{}, false
-	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, f.local.Files, names, all)
+	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, &f.local, names, all)
 	if p == nil {
 		return
 	}
@@ -1530,7 +1530,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 			if _, has := ri.sums[n]; !has {
 				return syncfs.FileInfo{}, false
 			}
-			if s, ok = f.local.Files[n]; !ok {
+			if s, ok = f.local.Get(n); !ok {
 				s = syncfs.FileInfo{Name: n}
 			}
 		}
@@ -1543,7 +1543,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		var need []string
 		for n := range names {
 			if s, ok := ri.sums[n]; ok {
-				if l, okL := f.local.Files[n]; okL && syncfs.SummaryOf(l) != s {
+				if l, okL := f.local.Get(n); okL && syncfs.SummaryOf(l) != s {
 					need = append(need, n)
 				}
 			}
@@ -1560,8 +1560,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		}
 	}
 	local := func(n string) (syncfs.FileInfo, bool) {
-		l, ok := f.local.Files[n]
-		return l, ok
+		return f.local.Get(n)
 	}
 	st := &f.statusCount
 	counted := st.remote != nil && st.hub == hub && st.ignore == f.ignoreText
@@ -1572,8 +1571,8 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
 		st.Reset()
-		load(maps.Keys(f.local.Files))
-		for n, l := range f.local.Files {
+		load(f.local.Names())
+		for n, l := range f.local.All() {
 			s, ok := server(n)
 			st.Update(n, l, true, s, ok)
 		}

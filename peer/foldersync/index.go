@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -68,7 +67,7 @@ type published struct {
 // that changed; it returns nil if none did (and there is a prev). Entries are never removed from
 // a published index: one dropped from the Local (which the engine never
 // does) stays as it was.
-func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Snapshot, names []string, all bool) (*published, []string) {
+func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Entries, names []string, all bool) (*published, []string) {
 	if prev != nil && prev.session != session {
 		prev = nil
 	}
@@ -76,7 +75,10 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 		all = true
 	}
 	if all {
-		names = slices.Collect(maps.Keys(files))
+		names = make([]string, 0, files.Len())
+		for n := range files.All() {
+			names = append(names, n)
+		}
 	}
 	p := &published{folder: folder, device: device, session: session, seq: seq, base: seq}
 	if prev != nil {
@@ -92,7 +94,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 	// that are as published, those an apply under way has not reached
 	// yet).
 	for _, n := range names {
-		fi, ok := files[n]
+		fi, ok := files.Get(n)
 		if !ok {
 			continue
 		}
@@ -122,7 +124,8 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 	for i := 0; i < len(changed); i += pubBatch {
 		batch = batch[:0]
 		for _, n := range changed[i:min(i+pubBatch, len(changed))] {
-			batch = append(batch, pubEntry{fi: files[n], changed: seq})
+			fi, _ := files.Get(n)
+			batch = append(batch, pubEntry{fi: fi, changed: seq})
 		}
 		p.tree = p.tree.with(batch)
 	}
@@ -204,14 +207,15 @@ func (b *blockIndex) keep(live int) bool {
 }
 
 // add adds the blocks of the files of files named in names.
-func (b *blockIndex) add(files syncfs.Snapshot, names []string) {
+func (b *blockIndex) add(files syncfs.Entries, names []string) {
 	if len(names) == 0 {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, n := range names {
-		b.addFile(files[n])
+		fi, _ := files.Get(n)
+		b.addFile(fi)
 	}
 }
 
@@ -348,10 +352,10 @@ type remoteIndex struct {
 // differing returns, of names (every name of ri if all), those ri holds at
 // another version than local's entry, or that local lacks: the entries a
 // plan may act on.
-func (ri *remoteIndex) differing(local syncfs.Snapshot, names map[string]bool, all bool) []string {
+func (ri *remoteIndex) differing(local syncfs.Entries, names map[string]bool, all bool) []string {
 	var out []string
 	check := func(n string, s syncfs.PeerSummary) {
-		if l, ok := local[n]; !ok || syncfs.SummaryOf(l) != s {
+		if l, ok := local.Get(n); !ok || syncfs.SummaryOf(l) != s {
 			out = append(out, n)
 		}
 	}

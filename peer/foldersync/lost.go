@@ -68,7 +68,7 @@ func (f *folder) lostCopy(local syncfs.Local) (syncfs.Local, error) {
 		return local, nil
 	}
 	live := 0
-	for _, fi := range local.Files {
+	for _, fi := range local.All() {
 		if !fi.Deleted {
 			live++
 		}

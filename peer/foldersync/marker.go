@@ -37,7 +37,7 @@ func (f *folder) checkMarker() error {
 		return nil
 	}
 	live := 0
-	for _, fi := range f.local.Files {
+	for _, fi := range f.local.All() {
 		if !fi.Deleted {
 			live++
 		}

@@ -31,6 +31,17 @@ func persistFolder(t *testing.T, path string) *folder {
 	return f
 }
 
+// localState is what a Local holds, in a form cmp compares.
+type localState struct {
+	Files syncfs.Snapshot
+	Disk  map[string]syncfs.DiskStat
+}
+
+// stateOf returns what l holds.
+func stateOf(l *syncfs.Local) localState {
+	return localState{Files: l.Snapshot(), Disk: maps.Collect(l.Stats())}
+}
+
 func dirEntry(name, dev string) syncfs.FileInfo {
 	return syncfs.FileInfo{Name: name, Type: syncfs.TypeDir, Mode: 0o755, Version: syncfs.Vector{}.Update(dev)}
 }
@@ -41,17 +52,17 @@ func dirEntry(name, dev string) syncfs.FileInfo {
 func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	f := persistFolder(t, path)
-	f.local.Files["a"] = dirEntry("a", "dev1")
-	f.local.Files["b"] = dirEntry("b", "dev1")
+	f.local.Set(dirEntry("a", "dev1"))
+	f.local.Set(dirEntry("b", "dev1"))
 	f.storeAll = true
 	f.persist(true)
 	if f.storeAll || len(f.unstored) != 0 {
 		t.Fatalf("after a whole store: storeAll %v, unstored %v; want nothing left", f.storeAll, f.unstored)
 	}
 
-	f.local.Files["a"] = dirEntry("a", "dev2")
-	delete(f.local.Files, "b")
-	f.local.Files["c"] = dirEntry("c", "dev2")
+	f.local.Set(dirEntry("a", "dev2"))
+	f.local.Delete("b")
+	f.local.Set(dirEntry("c", "dev2"))
 	f.touch("a", "b", "c")
 	want := []string{"a", "b", "c"}
 	f.e.db.Close()
@@ -84,7 +95,7 @@ func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(f.local, got); diff != "" {
+	if diff := cmp.Diff(stateOf(&f.local), stateOf(&got)); diff != "" {
 		t.Errorf("stored Local differs:\n%s", diff)
 	}
 }
@@ -95,15 +106,15 @@ func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
 func TestPersistWaitsForDurability(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	f := persistFolder(t, path)
-	f.local.Files["a"] = dirEntry("a", "dev1")
+	f.local.Set(dirEntry("a", "dev1"))
 	f.touch("a")
 	f.undurable["a"] = true
 	if err := os.Remove(f.root); err != nil {
 		t.Fatal(err)
 	}
 	f.persist(true)
-	if got, err := f.e.db.Local(f.dbKey()); err != nil || len(got.Files) != 0 {
-		t.Fatalf("stored while the change was not durable: %v, %v", got.Files, err)
+	if got, err := f.e.db.Local(f.dbKey()); err != nil || got.Len() != 0 {
+		t.Fatalf("stored while the change was not durable: %v, %v", got.Snapshot(), err)
 	}
 	if !f.unstored["a"] || !f.undurable["a"] {
 		t.Fatalf("after a failed barrier: unstored %v, undurable %v; want a in both", f.unstored, f.undurable)
@@ -114,8 +125,8 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	}
 	f.persist(true)
 	got, err := f.e.db.Local(f.dbKey())
-	if err != nil || len(got.Files) != 1 || len(f.undurable) != 0 || len(f.unstored) != 0 {
-		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, unstored %v; want a stored, nothing left", got.Files, err, f.undurable, f.unstored)
+	if err != nil || got.Len() != 1 || len(f.undurable) != 0 || len(f.unstored) != 0 {
+		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, unstored %v; want a stored, nothing left", got.Snapshot(), err, f.undurable, f.unstored)
 	}
 }
 
@@ -156,7 +167,7 @@ func TestFolderAtRestSleepsAndFlushes(t *testing.T) {
 	// wake it).
 	done := make(chan struct{})
 	f.ctl <- func(context.Context) {
-		f.local.Files["held"] = dirEntry("held", "dev1")
+		f.local.Set(dirEntry("held", "dev1"))
 		f.touch("held")
 		f.lastPut = time.Now()
 		close(done)
@@ -167,7 +178,7 @@ func TestFolderAtRestSleepsAndFlushes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, ok := l.Files["held"]
+		_, ok := l.Get("held")
 		return ok
 	})
 }

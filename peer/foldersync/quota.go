@@ -35,7 +35,7 @@ func liveSize(fi syncfs.FileInfo) int64 {
 
 // growth is how many bytes action a adds to a folder whose entries are
 // local (negative: it frees some).
-func growth(a syncfs.Action, local syncfs.Snapshot) int64 {
+func growth(a syncfs.Action, local syncfs.Entries) int64 {
 	switch a.Kind {
 	case syncfs.ActSkip:
 		return 0
@@ -45,11 +45,18 @@ func growth(a syncfs.Action, local syncfs.Snapshot) int64 {
 		if a.Also != nil {
 			kept = *a.Also
 		}
-		return liveSize(a.File) - liveSize(local[a.Name]) + liveSize(kept)
+		return liveSize(a.File) - liveSize(entryOf(local, a.Name)) + liveSize(kept)
 	case syncfs.ActRename:
-		return liveSize(a.File) - liveSize(local[a.Name]) - liveSize(local[a.From])
+		return liveSize(a.File) - liveSize(entryOf(local, a.Name)) - liveSize(entryOf(local, a.From))
 	}
-	return liveSize(a.File) - liveSize(local[a.Name])
+	return liveSize(a.File) - liveSize(entryOf(local, a.Name))
+}
+
+// entryOf returns the entry of name in local, the zero FileInfo (of no
+// size) if there is none.
+func entryOf(local syncfs.Entries, name string) syncfs.FileInfo {
+	fi, _ := local.Get(name)
+	return fi
 }
 
 // quotaRefusal is what quotaAdmit held back.
@@ -64,7 +71,7 @@ type quotaRefusal struct {
 // action that adds nothing is taken, and frees room first; an action that
 // adds bytes is taken, in plan order, while what it adds fits. The actions
 // taken keep their order. It is pure.
-func quotaAdmit(actions []syncfs.Action, local syncfs.Snapshot, used, limit int64) ([]syncfs.Action, quotaRefusal) {
+func quotaAdmit(actions []syncfs.Action, local syncfs.Entries, used, limit int64) ([]syncfs.Action, quotaRefusal) {
 	g := make([]int64, len(actions))
 	room := limit - used
 	for i, a := range actions {

@@ -50,9 +50,9 @@ func (f *folder) revert(ctx context.Context) error {
 	}
 	remote := f.visible(all)
 	peers := f.sources(a, fo, hub)
-	acts, stuck := syncfs.ReadOnlyOverrides(f.local.Files, remote, self.String(), true, f.e.cfg.Now())
+	acts, stuck := syncfs.ReadOnlyOverrides(&f.local, remote, self.String(), true, f.e.cfg.Now())
 	res := f.applyTracked(ctx, peers, f.safeActions(acts))
-	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(f.local.Files, syncfs.WithoutConcurrent(f.local.Files, remote), self.String(), f.planOptions())))
+	res.add(f.applyTracked(ctx, peers, syncfs.PlanWith(&f.local, syncfs.WithoutConcurrent(&f.local, remote), self.String(), f.planOptions())))
 	f.noteFailures(hub, res)
 	f.replanAll()
 	f.refreshStatus(a, fo)

@@ -39,7 +39,7 @@ func TestRescanDue(t *testing.T) {
 func TestRescanCostGrowsWithEntries(t *testing.T) {
 	f := &folder{fullScanCost: time.Millisecond, local: syncfs.NewLocal()}
 	for i := range 100000 {
-		f.local.Files[fmt.Sprint(i)] = syncfs.FileInfo{}
+		f.local.Set(syncfs.FileInfo{Name: fmt.Sprint(i)})
 	}
 	if got := f.rescanCost(); got < 50*time.Second {
 		t.Errorf("rescanCost of 100,000 entries after a full scan of none that took 1 ms = %v; want about 100 s", got)

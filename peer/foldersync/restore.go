@@ -50,7 +50,7 @@ func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileIn
 			paths = append(paths, fi.Name)
 		}
 	}
-	return e.restore(ctx, id, paths, func(syncfs.Snapshot) []syncfs.FileInfo { return entries }, blocks, Requester{})
+	return e.restore(ctx, id, paths, func(syncfs.Entries) []syncfs.FileInfo { return entries }, blocks, Requester{})
 }
 
 // RestoreTree restores the path p of a folder ("" for all of it) to then,
@@ -62,13 +62,13 @@ func (e *Engine) Restore(ctx context.Context, id string, entries []syncfs.FileIn
 // else: what the rescan found is published before).
 func (e *Engine) RestoreTree(ctx context.Context, id string, then syncfs.Snapshot, p string, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	p = strings.Trim(path.Clean("/"+p), "/")
-	return e.restore(ctx, id, []string{p}, func(now syncfs.Snapshot) []syncfs.FileInfo { return RestoreEntries(then, now, p) }, blocks, by)
+	return e.restore(ctx, id, []string{p}, func(now syncfs.Entries) []syncfs.FileInfo { return RestoreEntries(then, now, p) }, blocks, by)
 }
 
 // restore runs a restore on the folder's goroutine: paths are rescanned
 // ("" or none: everything), then entries gives what to restore from the
 // folder's current index.
-func (e *Engine) restore(ctx context.Context, id string, paths []string, entries func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
+func (e *Engine) restore(ctx context.Context, id string, paths []string, entries func(syncfs.Entries) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	f := e.folder(id)
 	if f == nil {
 		return RestoreResult{}, fmt.Errorf("%w: %s", ErrUnknownFolder, id)
@@ -96,14 +96,14 @@ func (e *Engine) restore(ctx context.Context, id string, paths []string, entries
 	}
 }
 
-func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syncfs.Snapshot) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
+func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syncfs.Entries) []syncfs.FileInfo, blocks func(syncfs.Hash) ([]byte, error), by Requester) (RestoreResult, error) {
 	if !f.ready {
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: not scanned yet", f.id)
 	}
 	if err := f.scan(ctx, paths...); err != nil {
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: %w", f.id, err)
 	}
-	entries := entriesOf(f.local.Files)
+	entries := entriesOf(&f.local)
 	for _, fi := range entries {
 		if err := fi.Validate(); err != nil {
 			return RestoreResult{}, fmt.Errorf("restoring in folder %s: entry %q: %w", f.id, fi.Name, err)
@@ -113,7 +113,7 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 		return RestoreResult{}, fmt.Errorf("restoring in folder %s: %w", f.id, err)
 	}
 	self := f.e.self.String()
-	want, unchanged := restoreTargets(f.local.Files, entries, self)
+	want, unchanged := restoreTargets(&f.local, entries, self)
 	res := RestoreResult{Unchanged: unchanged}
 	if len(want) == 0 {
 		return res, nil
@@ -122,7 +122,7 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 	// now, so that the restore's own publish below holds only its changes,
 	// given to Config.Archive as asked by by.
 	f.publish(ctx)
-	acts := syncfs.PlanWith(f.local.Files, want, self, f.planOptions())
+	acts := syncfs.PlanWith(&f.local, want, self, f.planOptions())
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	f.applier.Source = restoreSource(blocks)
@@ -164,11 +164,11 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 // restoreTargets returns the entries of the restore that change the
 // folder, each with a version that dominates the local one, updated by
 // self, and how many entries were already as asked.
-func restoreTargets(local syncfs.Snapshot, entries []syncfs.FileInfo, self string) (syncfs.Snapshot, int) {
+func restoreTargets(local syncfs.Entries, entries []syncfs.FileInfo, self string) (syncfs.Snapshot, int) {
 	want := syncfs.Snapshot{}
 	unchanged := 0
 	for _, e := range entries {
-		l, ok := local[e.Name]
+		l, ok := local.Get(e.Name)
 		switch {
 		case e.Deleted && (!ok || l.Deleted):
 			unchanged++
@@ -232,23 +232,25 @@ func (s restoreSource) Block(_ context.Context, h syncfs.Hash, size uint32) (syn
 // tombstones): every entry of then at or under p, and a tombstone for
 // every live entry of now there that then does not hold live. It is
 // Restore's entries for a file, a directory or the whole folder.
-func RestoreEntries(then, now syncfs.Snapshot, p string) []syncfs.FileInfo {
+func RestoreEntries(then syncfs.Snapshot, now syncfs.Entries, p string) []syncfs.FileInfo {
 	var out []syncfs.FileInfo
 	for _, fi := range then.Sorted() {
 		if under(fi.Name, p) {
 			out = append(out, fi)
 		}
 	}
-	for _, fi := range now.Sorted() {
+	var gone []syncfs.FileInfo
+	for _, fi := range now.All() {
 		if fi.Deleted || !under(fi.Name, p) {
 			continue
 		}
 		if _, ok := then[fi.Name]; ok {
 			continue // listed above, live or a tombstone
 		}
-		out = append(out, syncfs.FileInfo{Name: fi.Name, Type: fi.Type, Deleted: true, ModTime: fi.ModTime, Version: fi.Version})
+		gone = append(gone, syncfs.FileInfo{Name: fi.Name, Type: fi.Type, Deleted: true, ModTime: fi.ModTime, Version: fi.Version})
 	}
-	return out
+	slices.SortFunc(gone, func(a, b syncfs.FileInfo) int { return strings.Compare(a.Name, b.Name) })
+	return append(out, gone...)
 }
 
 // under reports whether name is p or inside the directory p ("" holds
