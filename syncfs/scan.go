@@ -211,6 +211,7 @@ type found struct {
 	info     FileInfo // without version
 	st       DiskStat
 	hash     bool // to be hashed
+	reused   bool // info is the recorded entry, unchanged
 	unstable bool
 	gone     bool // disappeared before it could be hashed
 	err      error
@@ -352,7 +353,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		d, okD := sc.l.Stat(name)
 		if okP && okD && !p.Deleted && p.Type == TypeFile && !d.Racy && d.same(st) && sc.sameFile(name, fi, d, &st) {
 			sc.stats.Reused++
-			f.info = p
+			f.info, f.reused = p, true
 			f.st = d
 			if st.id().Known() {
 				f.st = d.withID(st.id()) // d's, or d had none
@@ -586,10 +587,14 @@ func (sc *scan) record(f *found) {
 		next.SetStat(name, f.st)
 		sc.stats.Restated = append(sc.stats.Restated, name)
 	}
-	if f.info.Type != TypeSymlink {
-		f.info.Mode = sc.perm(name, f.info.Type, fs.FileMode(f.info.Mode))
+	// A reused file's info is its entry: no need to decode it again.
+	p, ok := f.info, f.reused
+	if !f.reused {
+		p, ok = next.Get(name)
 	}
-	p, ok := next.Get(name)
+	if f.info.Type != TypeSymlink {
+		f.info.Mode = recordedPerm(sc.s.IgnorePerms || onWindows, p, f.info.Type, fs.FileMode(f.info.Mode))
+	}
 	if ok && !p.Deleted && p.SameContent(f.info) && p.SameMetadata(f.info) {
 		return
 	}
@@ -659,15 +664,6 @@ func (sc *scan) kept(name string) bool {
 		}
 	}
 	return false
-}
-
-// perm returns the permission bits to record for name, of type t, which
-// the disk gives as disk: those, unless the scanner ignores them
-// (Scanner.IgnorePerms, Windows). It reads the Local: only record, on the
-// scan's own goroutine, calls it.
-func (sc *scan) perm(name string, t FileType, disk fs.FileMode) uint32 {
-	prev, _ := sc.l.Get(name)
-	return recordedPerm(sc.s.IgnorePerms || onWindows, prev, t, disk)
 }
 
 // recordedPerm returns the permission bits to record for an entry of type
