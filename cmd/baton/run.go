@@ -251,6 +251,9 @@ func saveRenewedCerts(home string, log *slog.Logger) (onCert func([]byte), stop 
 // runWithControl runs the node and serve, the control API, until ctx
 // ends or either stops; the control API failing stops the node.
 func runWithControl(ctx context.Context, f daemonFiles, n node, serve func(context.Context) error, serveGUI func(context.Context), log *slog.Logger) error {
+	// A daemon's heap grows less between collections than Go's default
+	// lets it (memtrim.GCPercent), unless GOGC says otherwise.
+	log.Debug("collector target", "gogc", memtrim.SetGC(os.Getenv))
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup

@@ -2,6 +2,7 @@ package memtrim
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,25 @@ func TestRead(t *testing.T) {
 	b := read()
 	if b.Allocs == 0 || b.Allocs < a.Allocs {
 		t.Errorf("allocs %d then %d; want a growing count", a.Allocs, b.Allocs)
+	}
+}
+
+func TestSetGC(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if got := SetGC(getenv); got != GCPercent {
+		t.Errorf("SetGC without GOGC = %d; want %d", got, GCPercent)
+	}
+	if got := debug.SetGCPercent(100); got != GCPercent {
+		t.Errorf("the collector's target is %d; want %d", got, GCPercent)
+	}
+	env["GOGC"] = "200"
+	if got := SetGC(getenv); got != 200 {
+		t.Errorf("SetGC with GOGC=200 = %d; want 200", got)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("SetGC with GOGC set changed the collector's target to %d", got)
 	}
 }
