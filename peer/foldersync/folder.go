@@ -88,7 +88,6 @@ type folder struct {
 	// reached: the hosting servers whose index this device fetched at
 	// its last request (those it syncs with now).
 	reached    map[lpeer.ID]bool
-	intern     syncfs.Interner // shares the remote indexes' memory with local's
 	scopes     map[lpeer.ID]*planScope
 	scanner    *syncfs.Scanner
 	applier    *syncfs.Applier
@@ -430,14 +429,6 @@ func (f *folder) serve(ctx context.Context) error {
 	}
 }
 
-// share returns fi, an entry just received in a peer's index, sharing
-// memory with the local entry of its name and with the other entries
-// received (see syncfs.Interner).
-func (f *folder) share(fi syncfs.FileInfo) syncfs.FileInfo {
-	like, ok := f.local.Get(fi.Name)
-	return f.intern.Entry(fi, like, ok)
-}
-
 // Periodic full rescans take at most this share of the time: one in
 // rescanShareWatched while the watcher reports changes (the rescan is only
 // its safety net), one in rescanShareUnwatched when it does not.
@@ -598,7 +589,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	f.setState(StateSyncing)
 	defer f.setState(StateIdle)
 	held := f.remotes[p]
-	ri, note, err := f.e.requestIndexNote(ctx, p, f.id, held, f.share)
+	ri, note, err := f.e.requestIndexNote(ctx, p, f.id, held)
 	if err != nil {
 		if ctx.Err() == nil {
 			f.log.Debug("index not fetched", "peer", p.String(), "err", err)
@@ -781,17 +772,10 @@ func (f *folder) dropRemotes() {
 }
 
 // loadRemote returns ri's entries of names (strings that ri's summaries
-// hold as keys: the entries' names are those), sharing what they can with
-// the Local's entries (share), which the entries planned become.
+// hold as keys: the entries' names are those, and so are the keys of the
+// Local's entries the planned ones become).
 func (f *folder) loadRemote(ri *remoteIndex, names []string) (syncfs.Snapshot, error) {
-	got, err := f.e.loadRemote(ri, names)
-	if err != nil {
-		return nil, err
-	}
-	for n, fi := range got {
-		got[n] = f.share(fi)
-	}
-	return got, nil
+	return f.e.loadRemote(ri, names)
 }
 
 // planScope is which entries of a peer's index the next plan looks at:

@@ -409,11 +409,9 @@ var errRefused = errors.New("refused")
 // requestIndex asks p for its index of folder, holding held (nil: none),
 // verifies it and returns the new index (held itself if not modified). A
 // delta is merged into held's snapshot, which the caller replaces by the
-// result; on an error held is left as it was. Each entry received goes
-// through share (if not nil) before it is kept, for it to share memory
-// with what the caller holds.
-func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, error) {
-	ri, _, err := e.requestIndexNote(ctx, p, folder, held, share)
+// result; on an error held is left as it was.
+func (e *Engine) requestIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex) (*remoteIndex, error) {
+	ri, _, err := e.requestIndexNote(ctx, p, folder, held)
 	return ri, err
 }
 
@@ -425,9 +423,9 @@ type indexNote struct {
 }
 
 // requestIndexNote is requestIndex, also returning the responder's note.
-func (e *Engine) requestIndexNote(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo) (*remoteIndex, indexNote, error) {
+func (e *Engine) requestIndexNote(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex) (*remoteIndex, indexNote, error) {
 	var hdr indexHeader
-	ri, err := e.readIndex(ctx, p, folder, held, share, &hdr)
+	ri, err := e.readIndex(ctx, p, folder, held, &hdr)
 	if err != nil {
 		return nil, indexNote{}, err
 	}
@@ -435,7 +433,7 @@ func (e *Engine) requestIndexNote(ctx context.Context, p lpeer.ID, folder string
 }
 
 // readIndex does requestIndex's work, filling in *hdr as received.
-func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, share func(syncfs.FileInfo) syncfs.FileInfo, hdrOut *indexHeader) (*remoteIndex, error) {
+func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held *remoteIndex, hdrOut *indexHeader) (*remoteIndex, error) {
 	req := indexRequest{Folder: folder}
 	if held != nil {
 		req.Session, req.Have = held.session, held.seq
@@ -478,9 +476,6 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	}
 	if hdr.Pages > maxPages {
 		return nil, fmt.Errorf("index from %s: %d pages, limit %d", p, hdr.Pages, maxPages)
-	}
-	if share == nil {
-		share = func(fi syncfs.FileInfo) syncfs.FileInfo { return fi }
 	}
 	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
 	// A full index goes into a new key of the store, page by page (it
@@ -548,7 +543,6 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 				return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 			}
 			for _, fi := range idx.Files {
-				fi = share(fi)
 				out.sums[fi.Name] = syncfs.SummaryOf(fi)
 			}
 			continue
@@ -557,7 +551,6 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 		}
 		for _, fi := range idx.Files {
-			fi = share(fi)
 			pending = append(pending, staged{fi.Name, syncfs.SummaryOf(fi)})
 		}
 	}

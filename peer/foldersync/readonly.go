@@ -34,7 +34,7 @@ func (f *folder) revert(ctx context.Context) error {
 	var ri *remoteIndex
 	err := fmt.Errorf("folder %s has no hosting server", f.id)
 	for _, h := range f.hubs(a, fo) {
-		if ri, err = f.e.requestIndex(ctx, h, f.id, f.remotes[h], f.share); err == nil {
+		if ri, err = f.e.requestIndex(ctx, h, f.id, f.remotes[h]); err == nil {
 			hub = h
 			break
 		}

@@ -45,7 +45,7 @@ func TestStrangersGetNothing(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		for _, target := range []*testNode{server, alice} {
-			if _, err := e.requestIndex(ctx, target.host.ID(), n.folder, nil, nil); err == nil {
+			if _, err := e.requestIndex(ctx, target.host.ID(), n.folder, nil); err == nil {
 				t.Errorf("%s got %s's index", d.name, target.name)
 			}
 			var got int
@@ -62,7 +62,7 @@ func TestStrangersGetNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	bob := n.nodes["bob"].eng
-	ri, err := bob.requestIndex(ctx, server.host.ID(), n.folder, nil, nil)
+	ri, err := bob.requestIndex(ctx, server.host.ID(), n.folder, nil)
 	if err != nil {
 		t.Fatalf("bob (read-only) asking the server for its index: %v", err)
 	}
@@ -112,7 +112,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 			e.peers = openPeerStore(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil, nil); err == nil {
+			if _, err := e.requestIndex(ctx, fake.host.ID(), "f1", nil); err == nil {
 				t.Errorf("index %s accepted", name)
 			} else if name == "signed by another host" && !errors.Is(err, identity.ErrWrongSigner) {
 				t.Errorf("index %s: %v; want ErrWrongSigner", name, err)
@@ -129,7 +129,7 @@ func TestIndexFromWrongSigner(t *testing.T) {
 	})
 	e, _ := New(Config{Transport: asker.host, Key: asker.key, DataDir: asker.dataDir, Access: func() Access { return &foldersynctest.Access{} }})
 	e.peers = openPeerStore(t)
-	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil, nil); err != nil {
+	if _, err := e.requestIndex(context.Background(), fake.host.ID(), "f1", nil); err != nil {
 		t.Errorf("a properly signed index: %v", err)
 	}
 }
