@@ -158,22 +158,18 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 			walk = true
 		}
 	}
+	sc.chunking = c
 	for _, p := range scopes {
-		if err := ctx.Err(); err != nil {
-			return stats, err
+		err := ctx.Err()
+		if err == nil {
+			err = sc.walkScope(ctx, p)
 		}
-		if err := sc.walkScope(ctx, p); err != nil {
+		if err != nil {
+			sc.report()
 			return stats, err
 		}
 	}
-	// What needs no hashing first (directories, before the files in
-	// them), then files as they are hashed.
-	for _, f := range sc.found {
-		if !f.hash {
-			sc.record(f)
-		}
-	}
-	err := sc.hashAll(ctx, c)
+	err := sc.flush(ctx)
 	if err == nil {
 		sc.deletions(scopes, walk)
 	}
@@ -218,16 +214,17 @@ type found struct {
 }
 
 type scan struct {
-	s     *Scanner
-	root  FS
-	l     *Local // the previous entries, updated in place
-	fresh int    // stats.Names[fresh:] are not reported to Progress yet
-	start time.Time
-	now   func() time.Time
-	stats *ScanStats
-	found []*found
-	seen  map[string]bool // names present on disk (found, or kept as they were)
-	keep  map[string]bool // names whose prev entries stay (unreadable, unstable, ignored)
+	s        *Scanner
+	root     FS
+	l        *Local // the previous entries, updated in place
+	fresh    int    // stats.Names[fresh:] are not reported to Progress yet
+	start    time.Time
+	now      func() time.Time
+	stats    *ScanStats
+	found    []*found // entries found and not recorded yet, at most about scanBatch
+	chunking Chunking
+	seen     map[string]bool // names present on disk (found, or kept as they were)
+	keep     map[string]bool // names whose prev entries stay (unreadable, unstable, ignored)
 }
 
 func (sc *scan) skip(name, why string) {
@@ -300,8 +297,30 @@ func (sc *scan) walkDir(ctx context.Context, dir string) error {
 				return err
 			}
 		}
+		if len(sc.found) >= scanBatch {
+			if err := sc.flush(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// scanBatch is how many entries found a walk holds before it records and
+// hashes them: a scan of a million new files held them all (about 220 MB)
+// until the walk ended.
+const scanBatch = 4096
+
+// flush records the entries found so far: what needs no hashing first
+// (directories, before the files in them, which the walk finds after
+// them), then files as they are hashed.
+func (sc *scan) flush(ctx context.Context) error {
+	for _, f := range sc.found {
+		if !f.hash {
+			sc.record(f)
+		}
+	}
+	return sc.hashAll(ctx, sc.chunking)
 }
 
 // entry records name, described by fi; it reports whether name is part of

@@ -2,11 +2,14 @@ package syncfs
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -359,4 +362,49 @@ func TestScanRestated(t *testing.T) {
 		t.Errorf("changed %q; want only c's deletion", st.Names)
 	}
 	check(l3, st, l4, "b", "c")
+}
+
+// readDirCounter counts the directories a scan lists.
+type readDirCounter struct {
+	FS
+	n atomic.Int32
+}
+
+func (c *readDirCounter) ReadDir(name string) ([]fs.DirEntry, error) {
+	c.n.Add(1)
+	return c.FS.ReadDir(name)
+}
+
+// A scan of many new files records and hashes them as the walk goes, a
+// batch at a time, not once it has found them all: the first are
+// reported before the last directory is listed.
+func TestScanRecordsAsItWalks(t *testing.T) {
+	root := t.TempDir()
+	dirs := []string{"a", "b", "c"}
+	for _, d := range dirs {
+		for i := range scanBatch * 2 / 3 {
+			put(t, root, fmt.Sprintf("%s/%05d", d, i), []byte{byte(i)}, 0o644, baseTime)
+		}
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	counter := &readDirCounter{FS: DirFS(r)}
+	s := scanner(root, devA)
+	s.FS = counter
+	listed := int32(-1) // directories listed when Progress is first called
+	s.Progress = func([]string) {
+		if listed < 0 {
+			listed = counter.n.Load()
+		}
+	}
+	l, st := mustScan(t, s, Local{})
+	if want := len(dirs) * (scanBatch * 2 / 3); st.Files != want || st.Hashed != want || l.Len() != want+len(dirs) {
+		t.Fatalf("found %d files, hashed %d, %d entries; want %d files and the directories", st.Files, st.Hashed, l.Len(), want)
+	}
+	if all := int32(1 + len(dirs)); listed < 0 || listed >= all {
+		t.Errorf("first progress after %d of %d directories were listed; want it before the last", listed, all)
+	}
 }
