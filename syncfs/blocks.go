@@ -51,6 +51,22 @@ func FileHashOf(blocks []Block) Hash {
 	return sum
 }
 
+// AppendBlocks appends blocks to b in the compact form that a Local and a
+// published index hold them in: uvarint count, then each block's varint
+// offset past the previous block's end (0 for blocks that follow one
+// another), uvarint size and hash.
+func AppendBlocks(b []byte, blocks []Block) []byte {
+	b = binary.AppendUvarint(b, uint64(len(blocks)))
+	end := int64(0)
+	for _, bl := range blocks {
+		b = binary.AppendVarint(b, bl.Offset-end)
+		b = binary.AppendUvarint(b, uint64(bl.Size))
+		b = append(b, bl.Hash[:]...)
+		end = bl.Offset + int64(bl.Size)
+	}
+	return b
+}
+
 // Block is one content-defined chunk of a file.
 type Block struct {
 	Offset int64  `cbor:"1,keyasint"`

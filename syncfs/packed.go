@@ -16,9 +16,8 @@ import (
 //	    uvarint mode
 //	[entry] byte type, uvarint mode, uvarint counters, each uvarint
 //	    device (in the Local's deviceTable) and uvarint value,
-//	    uvarint len(symlink target), target, uvarint blocks, each varint
-//	    offset past the previous block's end, uvarint size, hash; the
-//	    file hash unless it is zero or FileHashOf(blocks)
+//	    uvarint len(symlink target), target, the blocks (AppendBlocks),
+//	    the file hash unless it is zero or FileHashOf(blocks)
 //
 // The name is the key the string is held under. A string is never
 // changed: a change packs the name's entry again.
@@ -96,14 +95,7 @@ func (t *localTable) pack(f *FileInfo, st DiskStat, hasStat bool) string {
 		}
 		b = binary.AppendUvarint(b, uint64(len(f.SymlinkTarget)))
 		b = append(b, f.SymlinkTarget...)
-		b = binary.AppendUvarint(b, uint64(len(f.Blocks)))
-		end := int64(0)
-		for _, bl := range f.Blocks {
-			b = binary.AppendVarint(b, bl.Offset-end)
-			b = binary.AppendUvarint(b, uint64(bl.Size))
-			b = append(b, bl.Hash[:]...)
-			end = bl.Offset + int64(bl.Size)
-		}
+		b = AppendBlocks(b, f.Blocks)
 		if flags&(packedHashZero|packedHashOf) == 0 {
 			b = append(b, f.FileHash[:]...)
 		}
@@ -142,12 +134,14 @@ func (t *localTable) restat(v string, st *DiskStat) string {
 	u := unpacker{s: v}
 	var flags byte
 	var f *FileInfo
+	head := 0 // where the flags and the entry's size and modtime end
 	if v != "" {
 		flags = u.byte()
 		if flags&packedFile != 0 {
 			// Only its size and modtime, which the stat may share.
 			f = &FileInfo{Size: u.varint(), ModTime: u.varint()}
 		}
+		head = u.i
 		if flags&packedStat != 0 {
 			u.skipStat(flags)
 		}
@@ -156,7 +150,7 @@ func (t *localTable) restat(v string, st *DiskStat) string {
 		return ""
 	}
 	b := t.buf[:0]
-	b = append(b, v[:u.headEnd(flags)]...)
+	b = append(b, v[:head]...)
 	if len(b) == 0 {
 		b = append(b, 0)
 	}
@@ -288,18 +282,4 @@ func (u *unpacker) stat(flags byte, d *DiskStat) {
 func (u *unpacker) skipStat(flags byte) {
 	var d DiskStat
 	u.stat(flags, &d)
-}
-
-// headEnd returns where the flags and the entry's size and modtime end in
-// what u reads, whose flags are flags.
-func (u *unpacker) headEnd(flags byte) int {
-	if u.s == "" {
-		return 0
-	}
-	h := unpacker{s: u.s, i: 1}
-	if flags&packedFile != 0 {
-		h.varint()
-		h.varint()
-	}
-	return h.i
 }

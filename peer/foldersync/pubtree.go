@@ -317,15 +317,7 @@ func (c *pubChunk) appendBody(body []byte, fi syncfs.FileInfo) []byte {
 		c.blocks = append(c.blocks, fi.Blocks)
 		return body
 	}
-	body = binary.AppendUvarint(body, uint64(len(fi.Blocks)))
-	end := int64(0)
-	for _, b := range fi.Blocks {
-		body = binary.AppendVarint(body, b.Offset-end)
-		body = binary.AppendUvarint(body, uint64(b.Size))
-		body = append(body, b.Hash[:]...)
-		end = b.Offset + int64(b.Size)
-	}
-	return body
+	return syncfs.AppendBlocks(body, fi.Blocks)
 }
 
 // copyBody appends the body of an entry of src, past its changed, to
