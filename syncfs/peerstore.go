@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"iter"
 	"os"
 	"time"
 
@@ -16,10 +17,11 @@ import (
 )
 
 // PeerStore holds other devices' index entries on disk, so that a host
-// keeps in memory only what its plans compare (see PeerSummary), not every
-// entry of every peer it syncs with. Each index is a set of entries under
-// a key the caller chooses; entries are stored one per name, canonically
-// encoded.
+// keeps none of them in memory, not even their names: a plan compares the
+// local entries with the stored entries' summaries (see PeerSummary,
+// Summaries and EachSummary) and loads only those that differ. Each index
+// is a set of entries under a key the caller chooses; entries are stored
+// one per name, each as its summary and then its canonical encoding.
 //
 // It is a cache, not a record: its file is made anew when opened, written
 // without fsync, and whatever it held before is fetched from the peers
@@ -71,11 +73,13 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 			}
 			b.FillPercent = 0.9 // pages come in name order
 			for _, f := range chunk {
-				v, err := canon.Marshal(f)
+				enc, err := canon.Marshal(f)
 				if err != nil {
 					return fmt.Errorf("encoding %q: %w", f.Name, err)
 				}
-				if err := b.Put([]byte(f.Name), v); err != nil {
+				v := make([]byte, summaryLen, summaryLen+len(enc))
+				binary.LittleEndian.PutUint64(v, uint64(SummaryOf(f)))
+				if err := b.Put([]byte(f.Name), append(v, enc...)); err != nil {
 					return err
 				}
 			}
@@ -185,6 +189,94 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 	return out, nil
 }
 
+// Summaries calls fn with each of names and the summary of its entry
+// stored under key (ok false if key holds none), in one read transaction.
+// fn must not use the store.
+func (s *PeerStore) Summaries(key string, names iter.Seq[string], fn func(name string, sum PeerSummary, ok bool)) error {
+	n := 0
+	defer func() {
+		if n >= dropAfter {
+			boltmap.Release(s.b)
+		}
+	}()
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		for name := range names {
+			n++
+			if b == nil {
+				fn(name, 0, false)
+				continue
+			}
+			v := b.Get([]byte(name))
+			if v == nil {
+				fn(name, 0, false)
+				continue
+			}
+			sum, err := summaryIn(name, v)
+			if err != nil {
+				return err
+			}
+			fn(name, sum, true)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading summaries of peer index %s: %w", key, err)
+	}
+	return nil
+}
+
+// EachSummary calls fn with the name and summary of every entry stored
+// under key, in name order, in one read transaction. The name's bytes are
+// the store's: valid only during the call, and never to be modified. fn
+// must not use the store.
+func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary)) error {
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte(key))
+		if b == nil {
+			return nil
+		}
+		n := 0
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			sum, err := summaryIn(string(k), v)
+			if err != nil {
+				return err
+			}
+			fn(k, sum)
+			// The pages read so far are let go as the walk goes on: a
+			// walk of a million entries would otherwise keep the whole
+			// file resident until it ends.
+			if n++; n%releaseEvery == 0 {
+				boltmap.ReleaseIn(tx)
+			}
+		}
+		if n >= dropAfter {
+			boltmap.ReleaseIn(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading summaries of peer index %s: %w", key, err)
+	}
+	return nil
+}
+
+// releaseEvery is how many entries EachSummary reads between letting go
+// of the mapped pages it touched.
+const releaseEvery = 64 << 10
+
+// summaryLen is the size of the summary a stored entry begins with.
+const summaryLen = 8
+
+// summaryIn returns the summary of the entry v stored under the name n.
+func summaryIn(n string, v []byte) (PeerSummary, error) {
+	if len(v) < summaryLen {
+		return 0, fmt.Errorf("%w: entry %q of %d bytes", ErrBadDB, n, len(v))
+	}
+	return PeerSummary(binary.LittleEndian.Uint64(v)), nil
+}
+
 // Drop forgets the entries stored under key.
 func (s *PeerStore) Drop(key string) error {
 	defer boltmap.Release(s.b)
@@ -202,8 +294,11 @@ func (s *PeerStore) Drop(key string) error {
 
 // decodePeerEntry decodes the entry stored under the name n.
 func decodePeerEntry(n string, v []byte) (FileInfo, error) {
+	if _, err := summaryIn(n, v); err != nil {
+		return FileInfo{}, err
+	}
 	var f FileInfo
-	if err := canon.Unmarshal(v, &f, maxEntrySize); err != nil {
+	if err := canon.Unmarshal(v[summaryLen:], &f, maxEntrySize); err != nil {
 		return FileInfo{}, fmt.Errorf("%w: entry %q: %v", ErrBadDB, n, err)
 	}
 	if f.Name != n {
@@ -212,8 +307,8 @@ func decodePeerEntry(n string, v []byte) (FileInfo, error) {
 	return f, nil
 }
 
-// PeerSummary is what a host keeps in memory of one entry of a peer's
-// index held in a PeerStore: a digest of its version, enough to tell,
+// PeerSummary is what a PeerStore keeps beside each entry of a peer's
+// index, to be read without decoding the entry: a digest of its version, enough to tell,
 // without loading the entry, that it is at the version of the local one
 // (and so that a plan has nothing to do with it). The digest is keyed
 // with a seed drawn when the process starts, so no peer can choose a

@@ -66,6 +66,44 @@ func TestPeerStore(t *testing.T) {
 		t.Errorf("Get(f/B/2) = %v; want B's d/a.txt alone", got)
 	}
 
+	// The summaries stored beside the entries are those of what was put
+	// last, read by name or all in name order.
+	sums := map[string]PeerSummary{}
+	for n, f := range want {
+		sums[n] = SummaryOf(f)
+	}
+	var walked []string
+	err = s.EachSummary("f/A/1", func(n []byte, sum PeerSummary) {
+		walked = append(walked, string(n))
+		if sum != sums[string(n)] {
+			t.Errorf("EachSummary(f/A/1): %s's summary %x; want %x", n, sum, sums[string(n)])
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"d", "d/a.txt", "d/b.txt", "d/c.txt"}; !slices.Equal(walked, want) {
+		t.Errorf("EachSummary(f/A/1) walked %q; want %q", walked, want)
+	}
+	asked := []string{"d/b.txt", "missing", "d"}
+	var read []string
+	err = s.Summaries("f/A/1", slices.Values(asked), func(n string, sum PeerSummary, ok bool) {
+		read = append(read, fmt.Sprintf("%s %v %v", n, ok, ok && sum == sums[n]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"d/b.txt true true", "missing false false", "d true true"}; !slices.Equal(read, want) {
+		t.Errorf("Summaries(f/A/1, %q) = %q; want %q", asked, read, want)
+	}
+	read = nil
+	err = s.Summaries("never-put", slices.Values(asked[:1]), func(n string, _ PeerSummary, ok bool) {
+		read = append(read, fmt.Sprintf("%s %v", n, ok))
+	})
+	if err != nil || !slices.Equal(read, []string{"d/b.txt false"}) {
+		t.Errorf("Summaries(never-put) = %q, %v; want d/b.txt not there", read, err)
+	}
+
 	if err := s.Drop("f/A/1"); err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,17 @@ import (
 // in place meanwhile (bbolt remaps only once no read transaction is open).
 func Release(b *bbolt.DB) {
 	_ = b.View(func(tx *bbolt.Tx) error {
-		if size := tx.Size(); size > 0 {
-			_, _, _ = unix.Syscall(unix.SYS_MADVISE, b.Info().Data, uintptr(size), unix.MADV_DONTNEED)
-		}
+		ReleaseIn(tx)
 		return nil
 	})
+}
+
+// ReleaseIn is Release from inside a read transaction, tx, which keeps the
+// map in place: for a long walk of a database to let go of what it read
+// as it goes on (Release itself would open a second read transaction,
+// which waits forever behind a write transaction waiting to grow the map).
+func ReleaseIn(tx *bbolt.Tx) {
+	if size := tx.Size(); size > 0 {
+		_, _, _ = unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(size), unix.MADV_DONTNEED)
+	}
 }

@@ -643,7 +643,12 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// Only the entries at another version than the local ones are
 	// loaded: Plan does nothing with the others, and the local entry
 	// stands for them where it looks a name up.
-	names := ri.differing(&f.local, sc.names, sc.all)
+	names, err := f.e.differing(ri, &f.local, sc.names, sc.all)
+	if err != nil {
+		f.log.Warn("index not read", "peer", p.String(), "err", err)
+		f.scheduleRetry()
+		return
+	}
 	var ok bool
 	if _, quota := f.e.quotaOf(a, fo, p); len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) && !quota {
 		ok = f.applyWindows(ctx, a, fo, p, ri, names)
@@ -845,7 +850,11 @@ func (f *folder) applyPart(ctx context.Context, a Access, fo collections.Folder,
 		// the local one is kept as a conflict copy. ReadOnlyOverrides
 		// leaves alone the entries at the local version and, here, the
 		// names the server lacks: it needs only the entries that differ.
-		server, err := f.loadRemote(full, full.differing(&f.local, nil, true))
+		names, err := f.e.differing(full, &f.local, nil, true)
+		var server syncfs.Snapshot
+		if err == nil {
+			server, err = f.loadRemote(full, names)
+		}
 		if err != nil {
 			f.log.Warn("index not loaded", "peer", p.String(), "err", err)
 			f.scheduleRetry()
@@ -1502,51 +1511,51 @@ func (f *folder) reachedAny(a Access, fo collections.Folder) bool {
 // countChanges returns len(syncfs.LocalChanges(local, visible server index)),
 // hub's index being ri.
 func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
-	// The server's entries at another version than the local ones are
-	// loaded. The others are at the local version, and the local entry
-	// stands for them: counting needs of them only that they are there
-	// and no local change; nor does it look at the server's entries of
-	// names the Local lacks, but that they are there.
-	var loaded syncfs.Snapshot
-	server := func(n string) (syncfs.FileInfo, bool) {
-		s, ok := loaded[n]
-		if !ok {
-			if _, has := ri.sums[n]; !has {
-				return syncfs.FileInfo{}, false
-			}
-			if s, ok = f.local.Get(n); !ok {
-				s = syncfs.FileInfo{Name: n}
-			}
-		}
-		if f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
+	// Of the server's entries, only those at another version than the
+	// local ones are loaded (their summaries tell which). The others are
+	// at the local version, and the local entry stands for them: counting
+	// needs of them only that they are there and no local change; nor
+	// does it look at the server's entries of names the Local lacks, but
+	// that they are there.
+	visible := func(n string, s syncfs.FileInfo, ok bool) (syncfs.FileInfo, bool) {
+		if !ok || f.scanner.Ignore.Match(n, s.Type == syncfs.TypeDir) {
 			return syncfs.FileInfo{}, false
 		}
 		return s, true
 	}
-	load := func(names iter.Seq[string]) {
+	st := &f.statusCount
+	// recount counts names again, reading their summaries in one pass.
+	recount := func(names iter.Seq[string]) {
 		var need []string
-		for n := range names {
-			if s, ok := ri.sums[n]; ok {
-				if l, okL := f.local.Get(n); okL && syncfs.SummaryOf(l) != s {
-					need = append(need, n)
-				}
+		err := f.e.peers.Summaries(ri.key, names, func(n string, sum syncfs.PeerSummary, ok bool) {
+			l, okL := f.local.Get(n)
+			switch {
+			case ok && okL && syncfs.SummaryOf(l) != sum:
+				need = append(need, n)
+			case ok && okL:
+				s, okS := visible(n, l, true)
+				st.Update(n, l, okL, s, okS)
+			default:
+				s, okS := visible(n, syncfs.FileInfo{Name: n}, ok)
+				st.Update(n, l, okL, s, okS)
 			}
+		})
+		var loaded syncfs.Snapshot
+		if err == nil && len(need) > 0 {
+			loaded, err = f.loadRemote(ri, need)
 		}
-		if len(need) == 0 {
-			loaded = nil
-			return
-		}
-		var err error
-		if loaded, err = f.loadRemote(ri, need); err != nil {
-			// Counted from the summaries, and again in full next time.
+		if err != nil {
+			// Counted from what was read, and again in full next time.
 			f.log.Debug("index not loaded for the status", "err", err)
 			f.statusAll = true
 		}
+		for _, n := range need {
+			l, okL := f.local.Get(n)
+			s, okS := loaded[n]
+			s, okS = visible(n, s, okS)
+			st.Update(n, l, okL, s, okS)
+		}
 	}
-	local := func(n string) (syncfs.FileInfo, bool) {
-		return f.local.Get(n)
-	}
-	st := &f.statusCount
 	counted := st.remote != nil && st.hub == hub && st.ignore == f.ignoreText
 	// An index that came as a delta over the one counted: its names are
 	// the server's side of what changed.
@@ -1555,23 +1564,24 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
 		st.Reset()
-		load(f.local.Names())
-		for n, l := range f.local.All() {
-			s, ok := server(n)
-			st.Update(n, l, true, s, ok)
-		}
+		recount(f.local.Names())
 	} else if moved {
 		for _, n := range ri.delta {
 			f.statusChanged[n] = true
 		}
 	}
 	st.remote, st.session, st.seq = ri, ri.session, ri.seq
-	load(maps.Keys(f.statusChanged))
-	for n := range f.statusChanged {
-		l, okL := local(n)
-		s, okS := server(n)
-		st.Update(n, l, okL, s, okS)
-	}
+	recount(maps.Keys(f.statusChanged))
 	f.statusChanged = emptied(f.statusChanged)
-	return st.Count(local, server)
+	// Count looks up the few directories that hold conflict copies.
+	server := func(n string) (syncfs.FileInfo, bool) {
+		got, err := f.loadRemote(ri, []string{n})
+		if err != nil {
+			f.log.Debug("index not loaded for the status", "err", err)
+			f.statusAll = true
+		}
+		s, ok := got[n]
+		return visible(n, s, ok)
+	}
+	return st.Count(f.local.Get, server)
 }

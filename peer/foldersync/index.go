@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -337,48 +338,44 @@ func (e *Engine) handleIndex(s Stream, p lpeer.ID) {
 }
 
 // remoteIndex is the latest verified index of another host. Its entries
-// are in the Engine's PeerStore under key; in memory it keeps only their
-// summaries (a digest of the version), which tell the entries at the local
-// version (nothing to plan) from those to load.
+// are in the Engine's PeerStore under key, each with its summary (a digest
+// of its version), which tells the entries at the local version (nothing
+// to plan) from those to load; in memory it keeps none of them.
 type remoteIndex struct {
 	session uint64
 	seq     uint64
-	key     string                        // of its entries in Engine.peers
-	sums    map[string]syncfs.PeerSummary // by name
-	delta   []string                      // the names that came in the delta that made it; nil if it came whole
-	base    uint64                        // the sequence the delta came over
+	key     string   // of its entries in Engine.peers
+	delta   []string // the names that came in the delta that made it; nil if it came whole
+	base    uint64   // the sequence the delta came over
 }
 
 // differing returns, of names (every name of ri if all), those ri holds at
 // another version than local's entry, or that local lacks: the entries a
 // plan may act on.
-func (ri *remoteIndex) differing(local syncfs.Entries, names map[string]bool, all bool) []string {
+func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names map[string]bool, all bool) ([]string, error) {
 	var out []string
-	check := func(n string, s syncfs.PeerSummary) {
-		if l, ok := local.Get(n); !ok || syncfs.SummaryOf(l) != s {
+	if all {
+		err := e.peers.EachSummary(ri.key, func(n []byte, s syncfs.PeerSummary) {
+			if l, ok := local.Get(string(n)); !ok || syncfs.SummaryOf(l) != s {
+				out = append(out, string(n))
+			}
+		})
+		return out, err
+	}
+	err := e.peers.Summaries(ri.key, maps.Keys(names), func(n string, s syncfs.PeerSummary, ok bool) {
+		if !ok {
+			return
+		}
+		if l, okL := local.Get(n); !okL || syncfs.SummaryOf(l) != s {
 			out = append(out, n)
 		}
-	}
-	if all {
-		for n, s := range ri.sums {
-			check(n, s)
-		}
-		return out
-	}
-	for n := range names {
-		if s, ok := ri.sums[n]; ok {
-			check(n, s)
-		}
-	}
-	return out
+	})
+	return out, err
 }
 
 // remoteVersion returns the version of ri's entry named n, loaded from the
 // store.
 func (e *Engine) remoteVersion(ri *remoteIndex, n string) (syncfs.Vector, bool) {
-	if _, ok := ri.sums[n]; !ok {
-		return syncfs.Vector{}, false
-	}
 	got, err := e.loadRemote(ri, []string{n})
 	if err != nil {
 		e.log.Debug("peer index entry not loaded", "name", n, "err", err)
@@ -480,27 +477,18 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	out := &remoteIndex{session: hdr.Session, seq: hdr.Sequence}
 	// A full index goes into a new key of the store, page by page (it
 	// is dropped on an error); so does a delta (staged), whose entries go
-	// into held's once every page verified: only their names and
-	// summaries are held in memory meanwhile.
-	type staged struct {
-		name string
-		sum  syncfs.PeerSummary
-	}
+	// into held's once every page verified: only their names are held in
+	// memory meanwhile.
 	var (
 		stage   string
-		pending []staged
+		pending []string
 		last    string
 	)
 	if hdr.Status == statusDelta {
 		stage = e.newPeerKey(folder, p)
 	}
 	if hdr.Status == statusFull {
-		hint := 0
-		if held != nil {
-			hint = len(held.sums)
-		}
 		out.key = e.newPeerKey(folder, p)
-		out.sums = make(map[string]syncfs.PeerSummary, hint)
 	}
 	fail := func(err error) (*remoteIndex, error) {
 		for _, k := range []string{out.key, stage} {
@@ -542,16 +530,13 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 			if err := e.peers.Put(out.key, idx.Files); err != nil {
 				return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 			}
-			for _, fi := range idx.Files {
-				out.sums[fi.Name] = syncfs.SummaryOf(fi)
-			}
 			continue
 		}
 		if err := e.peers.Put(stage, idx.Files); err != nil {
 			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 		}
 		for _, fi := range idx.Files {
-			pending = append(pending, staged{fi.Name, syncfs.SummaryOf(fi)})
+			pending = append(pending, fi.Name)
 		}
 	}
 	if hdr.Status == statusFull {
@@ -565,16 +550,14 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	}
 	// Every page verified: the delta goes into held's entries, which the
 	// new index replaces. Should the store fail midway, held's stored
-	// entries may be newer than its summaries say, which the next delta
+	// entries may be newer than its sequence says, which the next delta
 	// (asked from held's sequence) mends.
 	if err := e.peers.Move(held.key, stage); err != nil {
 		return fail(fmt.Errorf("index from %s: %w", p, err))
 	}
-	out.key, out.sums, out.base = held.key, held.sums, held.seq
-	out.delta = make([]string, 0, len(pending))
-	for _, st := range pending {
-		out.sums[st.name] = st.sum
-		out.delta = append(out.delta, st.name)
+	out.key, out.base, out.delta = held.key, held.seq, pending
+	if out.delta == nil {
+		out.delta = []string{}
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,7 +15,7 @@ import (
 // TestPlanOfDifferingEntries checks what syncWith relies on to keep a
 // peer's index on disk: for random local and remote snapshots, a plan of
 // the remote entries loaded from the store that are at another version
-// than the local ones (remoteIndex.differing) is the plan of the whole
+// than the local ones (Engine.differing) is the plan of the whole
 // remote snapshot.
 func TestPlanOfDifferingEntries(t *testing.T) {
 	const self, other, third = "12D3KooWSelfDeviceAAAA", "12D3KooWOtherDeviceBBB", "12D3KooWThirdDeviceCCC"
@@ -68,14 +69,15 @@ func TestPlanOfDifferingEntries(t *testing.T) {
 				local[name], remote[name] = l, r
 			}
 		}
-		ri := &remoteIndex{key: fmt.Sprintf("f/p/%d", seed), sums: map[string]syncfs.PeerSummary{}}
+		ri := &remoteIndex{key: fmt.Sprintf("f/p/%d", seed)}
 		if err := ps.Put(ri.key, remote.Sorted()); err != nil {
 			t.Fatal(err)
 		}
-		for n, r := range remote {
-			ri.sums[n] = syncfs.SummaryOf(r)
+		names, err := e.differing(ri, local, nil, true)
+		if err != nil {
+			t.Fatal(err)
 		}
-		subset, err := e.loadRemote(ri, ri.differing(local, nil, true))
+		subset, err := e.loadRemote(ri, names)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,18 +87,34 @@ func TestPlanOfDifferingEntries(t *testing.T) {
 			t.Fatalf("seed %d: the plan of the differing entries differs from the whole's (-whole +differing):\n%s", seed, diff)
 		}
 		// A scope names some entries: those of them that differ.
-		names := map[string]bool{}
+		scope := map[string]bool{}
 		for n := range remote {
 			if rng.IntN(2) == 0 {
-				names[n] = true
+				scope[n] = true
 			}
 		}
-		for _, n := range ri.differing(local, names, false) {
-			if !names[n] {
-				t.Fatalf("seed %d: differing in scope %v gave %q, not in it", seed, names, n)
+		if rng.IntN(2) == 0 {
+			scope["not/in/the/index"] = true
+		}
+		inScope, err := e.differing(ri, local, scope, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range inScope {
+			if !scope[n] {
+				t.Fatalf("seed %d: differing in scope %v gave %q, not in it", seed, scope, n)
 			}
 			if l, ok := local[n]; ok && l.Version.Equal(remote[n].Version) {
 				t.Fatalf("seed %d: differing gave %q, at the local version", seed, n)
+			}
+			if _, ok := remote[n]; !ok {
+				t.Fatalf("seed %d: differing gave %q, which the index lacks", seed, n)
+			}
+		}
+		for n := range scope {
+			r, ok := remote[n]
+			if l, okL := local[n]; ok && (!okL || !l.Version.Equal(r.Version)) && !slices.Contains(inScope, n) {
+				t.Fatalf("seed %d: differing in scope %v left out %q, at another version there", seed, scope, n)
 			}
 		}
 	}
