@@ -61,7 +61,7 @@
 //
 //   - ProtoIndex: {Folder, Session, Have} → a header {Status, Session,
 //     Sequence, Pages} and that many signed pages (syncfs.SignIndex, about
-//     2 MiB each): the whole index, or only the entries changed since
+//     512 KiB each): the whole index, or only the entries changed since
 //     Have when the requester holds an earlier index of the same session,
 //     or NotModified.
 //   - ProtoBlock: {Folder, Blocks: [{Hash, Size}...]} (up to 64 blocks,

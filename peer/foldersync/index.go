@@ -134,7 +134,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 		p.blocks = prev.blocks
 		p.blocks.add(files, added)
 	} else {
-		p.blocks = newBlockIndex(p.tree)
+		p.blocks = newBlockIndex(p.tree, p.nblocks)
 	}
 	return p, changed
 }
@@ -170,30 +170,54 @@ func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
 // Places that went stale are dropped by making a new one when they
 // outnumber the live blocks.
 //
-// It is keyed by the first 8 bytes of a hash, and a hash's first place is
-// held in the map itself: most blocks are in one place, and a folder of
-// many small files has about one block per file. A lookup checks the
-// whole hash against the file's entry, so two hashes that share their
+// The places are two arrays sorted by the first 8 bytes of their hash:
+// main, and tail, what was added since main was made, merged into main
+// once it grows past a part of it. A place takes 32 bytes (a map took
+// about 73 a block of a folder of small files). The arrays are never
+// modified once made: an add makes a new tail (and sometimes a new main),
+// so a lookup reads the ones it found without the lock. A lookup checks
+// the whole hash against the file's entry, so two hashes that share their
 // first bytes only cost a look at the other's places.
 type blockIndex struct {
-	mu    sync.RWMutex
-	first map[uint64]blockLoc
-	more  map[uint64][]blockLoc // the places after the first, in order
-	n     int                   // places held
+	mu   sync.RWMutex
+	main []blockPlace
+	tail []blockPlace
 }
 
-// blockKey is what blockIndex keys h by.
+// blockPlace is where a block is: a file and an offset. Its size is the
+// file's entry's.
+type blockPlace struct {
+	key    uint64 // blockKey of its hash
+	offset int64
+	name   string
+}
+
+// blockKey is what blockIndex sorts h by.
 func blockKey(h syncfs.Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
-// newBlockIndex returns the index of t's live files' blocks.
-func newBlockIndex(t pubTree) *blockIndex {
-	b := &blockIndex{first: map[uint64]blockLoc{}, more: map[uint64][]blockLoc{}}
+// newBlockIndex returns the index of t's live files' blocks, of which
+// there are about n.
+func newBlockIndex(t pubTree, n int) *blockIndex {
+	places := make([]blockPlace, 0, n)
 	for e := range t.all() {
 		if !e.fi.Deleted && e.fi.Type == syncfs.TypeFile {
-			b.addFile(e.fi)
+			places = appendPlaces(places, e.fi)
 		}
 	}
-	return b
+	sortPlaces(places)
+	return &blockIndex{main: slices.Clip(places)}
+}
+
+// appendPlaces appends the places of fi's blocks to places.
+func appendPlaces(places []blockPlace, fi syncfs.FileInfo) []blockPlace {
+	for _, blk := range fi.Blocks {
+		places = append(places, blockPlace{key: blockKey(blk.Hash), offset: blk.Offset, name: fi.Name})
+	}
+	return places
+}
+
+func sortPlaces(places []blockPlace) {
+	slices.SortFunc(places, func(a, b blockPlace) int { return cmp.Compare(a.key, b.key) })
 }
 
 // keep reports whether b may go on serving an index with live blocks:
@@ -204,7 +228,7 @@ func (b *blockIndex) keep(live int) bool {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.n <= 2*live+4096
+	return len(b.main)+len(b.tail) <= 2*live+4096
 }
 
 // add adds the blocks of the files of files named in names.
@@ -212,54 +236,65 @@ func (b *blockIndex) add(files syncfs.Entries, names []string) {
 	if len(names) == 0 {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	var added []blockPlace
 	for _, n := range names {
 		fi, _ := files.Get(n)
-		b.addFile(fi)
+		added = appendPlaces(added, fi)
 	}
+	sortPlaces(added)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tail := mergePlaces(b.tail, added)
+	if len(tail) > len(b.main)/8+4096 {
+		b.main, b.tail = mergePlaces(b.main, tail), nil
+		return
+	}
+	b.tail = tail
 }
 
-func (b *blockIndex) addFile(fi syncfs.FileInfo) {
-	for _, blk := range fi.Blocks {
-		k, loc := blockKey(blk.Hash), blockLoc{name: fi.Name, offset: blk.Offset, size: blk.Size}
-		if _, ok := b.first[k]; !ok {
-			b.first[k] = loc
+// mergePlaces returns a new array of the places of a and b, both sorted.
+func mergePlaces(a, b []blockPlace) []blockPlace {
+	out := make([]blockPlace, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].key < a[0].key {
+			out, b = append(out, b[0]), b[1:]
 		} else {
-			b.more[k] = append(b.more[k], loc)
+			out, a = append(out, a[0]), a[1:]
 		}
-		b.n++
 	}
+	return append(append(out, a...), b...)
 }
 
 // find returns a place of h that t holds.
 func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
 	k := blockKey(h)
 	b.mu.RLock()
-	first, ok := b.first[k]
-	more := b.more[k]
+	main, tail := b.main, b.tail
 	b.mu.RUnlock()
-	if !ok {
-		return blockLoc{}, false
-	}
-	// The first place is never replaced, and the slice's first len(more)
-	// elements are never written again (add only appends), so they are
-	// read without the lock.
-	for i := -1; i < len(more); i++ {
-		loc := first
-		if i >= 0 {
-			loc = more[i]
-		}
-		e, ok := t.get(loc.name)
-		if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
-			continue
-		}
-		j, found := slices.BinarySearchFunc(e.fi.Blocks, loc.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
-		if found && e.fi.Blocks[j].Hash == h && e.fi.Blocks[j].Size == loc.size {
-			return loc, true
+	// The latest places first: a block's earlier places are the likelier
+	// to be stale.
+	for _, places := range [][]blockPlace{tail, main} {
+		i, _ := slices.BinarySearchFunc(places, k, func(p blockPlace, k uint64) int { return cmp.Compare(p.key, k) })
+		for ; i < len(places) && places[i].key == k; i++ {
+			if loc, ok := placeIn(t, places[i], h); ok {
+				return loc, true
+			}
 		}
 	}
 	return blockLoc{}, false
+}
+
+// placeIn returns the block p names if t's entry still holds h there.
+func placeIn(t pubTree, p blockPlace, h syncfs.Hash) (blockLoc, bool) {
+	e, ok := t.get(p.name)
+	if !ok || e.fi.Deleted || e.fi.Type != syncfs.TypeFile {
+		return blockLoc{}, false
+	}
+	j, found := slices.BinarySearchFunc(e.fi.Blocks, p.offset, func(blk syncfs.Block, off int64) int { return cmp.Compare(blk.Offset, off) })
+	if !found || e.fi.Blocks[j].Hash != h {
+		return blockLoc{}, false
+	}
+	return blockLoc{name: p.name, offset: p.offset, size: e.fi.Blocks[j].Size}, true
 }
 
 // sameEntry reports whether a and b are the same entry at the same version.

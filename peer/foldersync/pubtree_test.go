@@ -193,6 +193,83 @@ func TestBlockIndexPlaces(t *testing.T) {
 	}
 }
 
+// Over random sequences of published indexes, each finds every block its
+// live files hold, at a place that holds it, and none that only earlier or
+// later indexes hold: through adds, merges of the block index and its
+// remaking when stale places outnumber the live ones.
+func TestBlockIndexRandom(t *testing.T) {
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		files := syncfs.Snapshot{}
+		hash := func() syncfs.Hash {
+			var h syncfs.Hash
+			// Few distinct first bytes: some hashes share a key.
+			h[0], h[1], h[9] = byte(rng.IntN(4)), byte(rng.IntN(64)), byte(rng.IntN(256))
+			h[20] = byte(rng.IntN(256))
+			return h
+		}
+		var pubs []*published
+		var snaps []syncfs.Snapshot
+		var prev *published
+		every := map[syncfs.Hash]bool{} // every block of every round
+		for round := range 20 {
+			var names []string
+			for range 1 + rng.IntN(150) {
+				n := fmt.Sprintf("d/f%03d", rng.IntN(200))
+				names = append(names, n)
+				v := syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: uint64(round + 1)}}}
+				if rng.IntN(5) == 0 {
+					files[n] = syncfs.FileInfo{Name: n, Deleted: true, Version: v}
+					continue
+				}
+				var blocks []syncfs.Block
+				off := int64(0)
+				for range 1 + rng.IntN(4) {
+					sz := uint32(1 + rng.IntN(100))
+					blocks = append(blocks, syncfs.Block{Offset: off, Size: sz, Hash: hash()})
+					every[blocks[len(blocks)-1].Hash] = true
+					off += int64(sz)
+				}
+				files[n] = syncfs.FileInfo{Name: n, Size: off, Blocks: blocks, FileHash: syncfs.FileHashOf(blocks), Version: v}
+			}
+			slices.Sort(names)
+			names = slices.Compact(names)
+			p, _ := newPublished(prev, "f", "a", 7, uint64(100+round), files, names, false)
+			if p == nil {
+				continue
+			}
+			prev = p
+			pubs = append(pubs, p)
+			snaps = append(snaps, maps.Clone(files))
+		}
+		for i, p := range pubs {
+			live := map[syncfs.Hash]bool{}
+			for _, fi := range snaps[i] {
+				if fi.Deleted {
+					continue
+				}
+				for _, b := range fi.Blocks {
+					live[b.Hash] = true
+					loc, ok := p.block(b.Hash)
+					if !ok {
+						t.Fatalf("seed %d, index %d: block %x of %s not found", seed, i, b.Hash[:10], fi.Name)
+					}
+					held, _ := p.get(loc.name)
+					j := slices.IndexFunc(held.fi.Blocks, func(hb syncfs.Block) bool { return hb.Offset == loc.offset })
+					if held.fi.Deleted || j < 0 || held.fi.Blocks[j].Hash != b.Hash || held.fi.Blocks[j].Size != loc.size {
+						t.Fatalf("seed %d, index %d: block %x found at %+v, which does not hold it", seed, i, b.Hash[:10], loc)
+					}
+				}
+			}
+			for h := range every {
+				if _, ok := p.block(h); ok != live[h] {
+					t.Fatalf("seed %d, index %d: block %x found %v; live %v", seed, i, h[:10], ok, live[h])
+				}
+			}
+		}
+	}
+}
+
 // randomEntry returns an entry named name with random fields of every
 // kind an index holds.
 func randomEntry(rng *rand.Rand, name string, seq uint64) pubEntry {

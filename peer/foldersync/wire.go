@@ -32,12 +32,12 @@ func OverLimited(proto protocol.ID) bool { return proto == ProtoIndex || proto =
 
 // Caps and deadlines of the protocols.
 const (
-	maxRequest    = 64 << 10 // one request frame
-	maxHeader     = 4 << 10  // an index response header
-	maxPages      = 512      // pages in one index response: about 8,000,000 files of one block (64 did not hold 1,000,000)
-	pageTarget    = 2 << 20  // estimated bytes of entries per index page
-	maxBatch      = 64       // blocks in one block request
-	maxBatchBytes = 8 << 20  // bytes of blocks in one block request
+	maxRequest    = 64 << 10  // one request frame
+	maxHeader     = 4 << 10   // an index response header
+	maxPages      = 2048      // pages in one index response: about 8,000,000 files of one block (64 of 2 MiB did not hold 1,000,000)
+	pageTarget    = 512 << 10 // estimated bytes of entries per index page: a page is held decoded while it is made and while it is read
+	maxBatch      = 64        // blocks in one block request
+	maxBatchBytes = 8 << 20   // bytes of blocks in one block request
 	ioTimeout     = 10 * time.Second
 	dialTimeout   = 5 * time.Second
 )
