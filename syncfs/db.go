@@ -126,8 +126,10 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			return err
 		}
 		var stale [][]byte
+		n := 0
 		c := lb.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			boltmap.Touched(tx, &n)
 			if _, ok := l.Get(string(k)); !ok {
 				stale = append(stale, bytes.Clone(k))
 			}
@@ -154,7 +156,9 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			if fb != nil {
 				lb = fb.Bucket(bucketLocal)
 			}
+			touched := 0
 			for _, n := range slices.Sorted(l.Names()) {
+				boltmap.Touched(tx, &touched)
 				f, _ := l.Get(n)
 				v, err := encodeEntry(l, f)
 				if err != nil {
@@ -217,7 +221,9 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 			if last, _ := lb.Cursor().Last(); last == nil || string(last) < chunk[0] {
 				lb.FillPercent = 0.9 // written after every stored key, in key order
 			}
+			touched := 0
 			for _, n := range chunk {
+				boltmap.Touched(tx, &touched)
 				f, ok := l.Get(n)
 				if !ok {
 					if err := lb.Delete([]byte(n)); err != nil {
@@ -273,7 +279,9 @@ func (db *DB) Local(folder string) (Local, error) {
 		if lb == nil {
 			return nil
 		}
+		n := 0
 		return lb.ForEach(func(k, v []byte) error {
+			boltmap.Touched(tx, &n)
 			e, err := decodeEntry(k, v)
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,56 @@ func TestStoresLetGoOfMappedPages(t *testing.T) {
 		if rss > fi.Size()/8 {
 			t.Errorf("%s: %d of its %d bytes stay resident through the map", name, rss, fi.Size())
 		}
+	}
+}
+
+// A walk of a store's summaries, whole or by name, lets go of the pages
+// it read as it goes: at no point is most of the file resident.
+func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "peers.db")
+	ps, err := OpenPeerStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	var files []FileInfo
+	var names []string
+	for i := range 30_000 {
+		f := FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
+		files = append(files, f)
+		names = append(names, f.Name)
+	}
+	if err := ps.Put("k", files); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() < 2<<20 {
+		t.Fatalf("the store holds only %d bytes: the test measures nothing", fi.Size())
+	}
+	var most int64
+	measure := func(i int) {
+		if i%1000 == 999 {
+			most = max(most, mappedRSS(t, path))
+		}
+	}
+	i := 0
+	if err := ps.EachSummary("k", func([]byte, PeerSummary) { measure(i); i++ }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("EachSummary: at most %d of %d bytes resident", most, fi.Size())
+	if most > fi.Size()/8 {
+		t.Errorf("EachSummary: %d of the store's %d bytes resident at once", most, fi.Size())
+	}
+	most, i = 0, 0
+	if err := ps.Summaries("k", slices.Values(names), func(string, PeerSummary, bool) { measure(i); i++ }); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Summaries: at most %d of %d bytes resident", most, fi.Size())
+	if most > fi.Size()/8 {
+		t.Errorf("Summaries: %d of the store's %d bytes resident at once", most, fi.Size())
 	}
 }
 

@@ -72,7 +72,9 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 				return err
 			}
 			b.FillPercent = 0.9 // pages come in name order
+			n := 0
 			for _, f := range chunk {
+				boltmap.Touched(tx, &n)
 				enc, err := canon.Marshal(f)
 				if err != nil {
 					return fmt.Errorf("encoding %q: %w", f.Name, err)
@@ -117,11 +119,11 @@ func (s *PeerStore) Move(dst, src string) error {
 				}
 			}
 			for n := 0; k != nil && n < maxTxEntries; k, v = c.Next() {
+				boltmap.Touched(tx, &n)
 				if err := to.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
 					return err
 				}
 				last = bytes.Clone(k)
-				n++
 			}
 			done = k == nil
 			return nil
@@ -145,7 +147,9 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 		if b == nil {
 			return nil
 		}
+		touched := 0
 		for _, n := range names {
+			boltmap.Touched(tx, &touched)
 			v := b.Get([]byte(n))
 			if v == nil {
 				continue
@@ -174,7 +178,9 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 		if b == nil {
 			return nil
 		}
+		n := 0
 		return b.ForEach(func(k, v []byte) error {
+			boltmap.Touched(tx, &n)
 			f, err := decodePeerEntry(string(k), v)
 			if err != nil {
 				return err
@@ -202,7 +208,7 @@ func (s *PeerStore) Summaries(key string, names iter.Seq[string], fn func(name s
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
 		for name := range names {
-			n++
+			boltmap.Touched(tx, &n)
 			if b == nil {
 				fn(name, 0, false)
 				continue
@@ -244,12 +250,7 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 				return err
 			}
 			fn(k, sum)
-			// The pages read so far are let go as the walk goes on: a
-			// walk of a million entries would otherwise keep the whole
-			// file resident until it ends.
-			if n++; n%releaseEvery == 0 {
-				boltmap.ReleaseIn(tx)
-			}
+			boltmap.Touched(tx, &n)
 		}
 		if n >= dropAfter {
 			boltmap.ReleaseIn(tx)
@@ -261,10 +262,6 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 	}
 	return nil
 }
-
-// releaseEvery is how many entries EachSummary reads between letting go
-// of the mapped pages it touched.
-const releaseEvery = 64 << 10
 
 // summaryLen is the size of the summary a stored entry begins with.
 const summaryLen = 8
