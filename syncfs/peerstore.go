@@ -274,17 +274,40 @@ func summaryIn(n string, v []byte) (PeerSummary, error) {
 	return PeerSummary(binary.LittleEndian.Uint64(v)), nil
 }
 
-// Drop forgets the entries stored under key.
+// Drop forgets the entries stored under key. They are deleted
+// maxTxEntries a transaction before the bucket is: bbolt deletes a bucket
+// by reading every page of it, which made a peer's 100,000 entries (14
+// MiB) resident at once.
 func (s *PeerStore) Drop(key string) error {
 	defer boltmap.Release(s.b)
-	err := s.b.Update(func(tx *bbolt.Tx) error {
-		if tx.Bucket([]byte(key)) == nil {
+	for done := false; !done; {
+		err := s.b.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte(key))
+			if b == nil {
+				done = true
+				return nil
+			}
+			var keys [][]byte
+			n := 0
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < maxTxEntries; k, _ = c.Next() {
+				boltmap.Touched(tx, &n)
+				keys = append(keys, bytes.Clone(k))
+			}
+			if len(keys) == 0 {
+				done = true
+				return tx.DeleteBucket([]byte(key))
+			}
+			for _, k := range keys {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
 			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("dropping peer index %s: %w", key, err)
 		}
-		return tx.DeleteBucket([]byte(key))
-	})
-	if err != nil {
-		return fmt.Errorf("dropping peer index %s: %w", key, err)
 	}
 	return nil
 }
