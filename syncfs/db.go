@@ -36,7 +36,8 @@ const maxEntrySize = canon.MaxSize
 // file per agent. Entries are stored one per key under a bucket per
 // folder. DB is safe for concurrent use.
 type DB struct {
-	b *bbolt.DB
+	b   *bbolt.DB
+	rel boltmap.Releaser
 }
 
 // OpenDB opens or creates the database at path. It fails after a second if
@@ -126,10 +127,9 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			return err
 		}
 		var stale [][]byte
-		n := 0
 		c := lb.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			boltmap.Touched(tx, &n)
+			db.rel.Touched(tx)
 			if _, ok := l.Get(string(k)); !ok {
 				stale = append(stale, bytes.Clone(k))
 			}
@@ -156,9 +156,8 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			if fb != nil {
 				lb = fb.Bucket(bucketLocal)
 			}
-			touched := 0
 			for _, n := range slices.Sorted(l.Names()) {
-				boltmap.Touched(tx, &touched)
+				db.rel.Touched(tx)
 				f, _ := l.Get(n)
 				v, err := encodeEntry(l, f)
 				if err != nil {
@@ -221,9 +220,8 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 			if last, _ := lb.Cursor().Last(); last == nil || string(last) < chunk[0] {
 				lb.FillPercent = 0.9 // written after every stored key, in key order
 			}
-			touched := 0
 			for _, n := range chunk {
-				boltmap.Touched(tx, &touched)
+				db.rel.Touched(tx)
 				f, ok := l.Get(n)
 				if !ok {
 					if err := lb.Delete([]byte(n)); err != nil {
@@ -279,9 +277,8 @@ func (db *DB) Local(folder string) (Local, error) {
 		if lb == nil {
 			return nil
 		}
-		n := 0
 		return lb.ForEach(func(k, v []byte) error {
-			boltmap.Touched(tx, &n)
+			db.rel.Touched(tx)
 			e, err := decodeEntry(k, v)
 			if err != nil {
 				return err

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"iter"
 	"os"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -28,7 +28,8 @@ import (
 // again. The caller verifies the entries before it puts them. PeerStore is
 // safe for concurrent use.
 type PeerStore struct {
-	b *bbolt.DB
+	b   *bbolt.DB
+	rel boltmap.Releaser
 }
 
 // OpenPeerStore makes a new, empty store at path, replacing any file there.
@@ -72,9 +73,8 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 				return err
 			}
 			b.FillPercent = 0.9 // pages come in name order
-			n := 0
 			for _, f := range chunk {
-				boltmap.Touched(tx, &n)
+				s.rel.Touched(tx)
 				enc, err := canon.Marshal(f)
 				if err != nil {
 					return fmt.Errorf("encoding %q: %w", f.Name, err)
@@ -119,11 +119,12 @@ func (s *PeerStore) Move(dst, src string) error {
 				}
 			}
 			for n := 0; k != nil && n < maxTxEntries; k, v = c.Next() {
-				boltmap.Touched(tx, &n)
+				s.rel.Touched(tx)
 				if err := to.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
 					return err
 				}
 				last = bytes.Clone(k)
+				n++
 			}
 			done = k == nil
 			return nil
@@ -136,10 +137,16 @@ func (s *PeerStore) Move(dst, src string) error {
 }
 
 // Get returns the entries of names (those key holds) stored under key.
-// Their names are the strings of names, not copies.
+// Their names are the strings of names, not copies. The names are looked
+// up in order (sorted first if they are not): each lookup then finds its
+// page where the one before it left off, rather than touch one in no
+// order.
 func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 	if len(names) >= dropAfter {
 		defer boltmap.Release(s.b)
+	}
+	if !slices.IsSorted(names) {
+		names = slices.Sorted(slices.Values(names))
 	}
 	out := make(Snapshot, len(names))
 	err := s.b.View(func(tx *bbolt.Tx) error {
@@ -147,9 +154,8 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 		if b == nil {
 			return nil
 		}
-		touched := 0
 		for _, n := range names {
-			boltmap.Touched(tx, &touched)
+			s.rel.Touched(tx)
 			v := b.Get([]byte(n))
 			if v == nil {
 				continue
@@ -178,9 +184,8 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 		if b == nil {
 			return nil
 		}
-		n := 0
 		return b.ForEach(func(k, v []byte) error {
-			boltmap.Touched(tx, &n)
+			s.rel.Touched(tx)
 			f, err := decodePeerEntry(string(k), v)
 			if err != nil {
 				return err
@@ -197,8 +202,12 @@ func (s *PeerStore) All(key string) (Snapshot, error) {
 
 // Summaries calls fn with each of names and the summary of its entry
 // stored under key (ok false if key holds none), in one read transaction.
-// fn must not use the store.
-func (s *PeerStore) Summaries(key string, names iter.Seq[string], fn func(name string, sum PeerSummary, ok bool)) error {
+// It sorts names first, in place, and looks them up in that order, as Get
+// does. fn must not use the store.
+func (s *PeerStore) Summaries(key string, names []string, fn func(name string, sum PeerSummary, ok bool)) error {
+	if !slices.IsSorted(names) {
+		slices.Sort(names)
+	}
 	n := 0
 	defer func() {
 		if n >= dropAfter {
@@ -207,8 +216,9 @@ func (s *PeerStore) Summaries(key string, names iter.Seq[string], fn func(name s
 	}()
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
-		for name := range names {
-			boltmap.Touched(tx, &n)
+		for _, name := range names {
+			n++
+			s.rel.Touched(tx)
 			if b == nil {
 				fn(name, 0, false)
 				continue
@@ -250,7 +260,8 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 				return err
 			}
 			fn(k, sum)
-			boltmap.Touched(tx, &n)
+			s.rel.Touched(tx)
+			n++
 		}
 		if n >= dropAfter {
 			boltmap.ReleaseIn(tx)
@@ -288,10 +299,9 @@ func (s *PeerStore) Drop(key string) error {
 				return nil
 			}
 			var keys [][]byte
-			n := 0
 			c := b.Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < maxTxEntries; k, _ = c.Next() {
-				boltmap.Touched(tx, &n)
+				s.rel.Touched(tx)
 				keys = append(keys, bytes.Clone(k))
 			}
 			if len(keys) == 0 {

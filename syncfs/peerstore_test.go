@@ -87,17 +87,17 @@ func TestPeerStore(t *testing.T) {
 	}
 	asked := []string{"d/b.txt", "missing", "d"}
 	var read []string
-	err = s.Summaries("f/A/1", slices.Values(asked), func(n string, sum PeerSummary, ok bool) {
+	err = s.Summaries("f/A/1", slices.Clone(asked), func(n string, sum PeerSummary, ok bool) {
 		read = append(read, fmt.Sprintf("%s %v %v", n, ok, ok && sum == sums[n]))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"d/b.txt true true", "missing false false", "d true true"}; !slices.Equal(read, want) {
+	if want := []string{"d true true", "d/b.txt true true", "missing false false"}; !slices.Equal(read, want) {
 		t.Errorf("Summaries(f/A/1, %q) = %q; want %q", asked, read, want)
 	}
 	read = nil
-	err = s.Summaries("never-put", slices.Values(asked[:1]), func(n string, _ PeerSummary, ok bool) {
+	err = s.Summaries("never-put", slices.Clone(asked[:1]), func(n string, _ PeerSummary, ok bool) {
 		read = append(read, fmt.Sprintf("%s %v", n, ok))
 	})
 	if err != nil || !slices.Equal(read, []string{"d/b.txt false"}) {

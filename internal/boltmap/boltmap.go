@@ -3,6 +3,7 @@ package boltmap
 import (
 	"runtime"
 	"strconv"
+	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 )
@@ -25,18 +26,23 @@ func InitialMmap(windows int) int {
 	return 0
 }
 
-// releaseEvery is how many entries Touched counts between letting go of
-// the mapped pages: the kernel maps 64 KiB around each page read, so 1,024
-// entries of a store that was written in many transactions may take a
-// mebibyte.
-const releaseEvery = 1024
+// releaseEvery is how many entries a Releaser counts between letting go
+// of the mapped pages. The kernel maps 64 KiB around each page read, so
+// entries read in no order may each cost 64 KiB: 64 of them, 4 MiB at
+// most; in key order, a page or two.
+const releaseEvery = 64
 
-// Touched counts one more entry that tx read or wrote in *n, and lets go
-// of the mapped pages touched so far (ReleaseIn) every releaseEvery
-// entries: a walk of 100,000 entries otherwise makes the whole file
-// resident for a moment, which counts in the process's peak.
-func Touched(tx *bbolt.Tx, n *int) {
-	if *n++; *n%releaseEvery == 0 {
+// Releaser lets go of a database's mapped pages (ReleaseIn) every
+// releaseEvery entries its transactions touch, whichever transactions
+// they are: a walk or a bulk write of 100,000 entries would otherwise
+// make the whole file resident for a moment, and many small reads would
+// make it resident for good, which counts in the process's resident
+// memory. The zero value is ready; it is safe for concurrent use.
+type Releaser struct{ n atomic.Uint64 }
+
+// Touched counts one more entry that tx read or wrote.
+func (r *Releaser) Touched(tx *bbolt.Tx) {
+	if r.n.Add(1)%releaseEvery == 0 {
 		ReleaseIn(tx)
 	}
 }

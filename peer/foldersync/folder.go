@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -1525,7 +1524,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	}
 	st := &f.statusCount
 	// recount counts names again, reading their summaries in one pass.
-	recount := func(names iter.Seq[string]) {
+	recount := func(names []string) {
 		var need []string
 		err := f.e.peers.Summaries(ri.key, names, func(n string, sum syncfs.PeerSummary, ok bool) {
 			l, okL := f.local.Get(n)
@@ -1564,14 +1563,14 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 	if f.statusAll || !counted || moved && !delta {
 		f.statusAll, st.hub, st.ignore = false, hub, f.ignoreText
 		st.Reset()
-		recount(f.local.Names())
+		recount(slices.Collect(f.local.Names()))
 	} else if moved {
 		for _, n := range ri.delta {
 			f.statusChanged[n] = true
 		}
 	}
 	st.remote, st.session, st.seq = ri, ri.session, ri.seq
-	recount(maps.Keys(f.statusChanged))
+	recount(slices.Collect(maps.Keys(f.statusChanged)))
 	f.statusChanged = emptied(f.statusChanged)
 	// Count looks up the few directories that hold conflict copies.
 	server := func(n string) (syncfs.FileInfo, bool) {

@@ -397,7 +397,7 @@ func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names map[stri
 		})
 		return out, err
 	}
-	err := e.peers.Summaries(ri.key, maps.Keys(names), func(n string, s syncfs.PeerSummary, ok bool) {
+	err := e.peers.Summaries(ri.key, slices.Collect(maps.Keys(names)), func(n string, s syncfs.PeerSummary, ok bool) {
 		if !ok {
 			return
 		}
