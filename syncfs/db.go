@@ -94,10 +94,6 @@ func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, erro
 	return fs.CreateBucketIfNotExists([]byte(folder))
 }
 
-// dropAfter is the number of entries from which a read or write of a
-// store lets go of the mapped pages it touched (boltmap.Release).
-const dropAfter = 1024
-
 // maxTxEntries bounds the entries one transaction of PutLocal or
 // PutLocalEntries writes: bbolt holds a transaction's changed pages and
 // nodes in memory until it commits (40 MB for 100,000 new entries at
@@ -116,7 +112,7 @@ const maxTxEntries = 1024
 // never runs ahead of it), and the first scan after a restart finds what
 // the store did not record.
 func (db *DB) PutLocal(folder string, l Local) error {
-	defer boltmap.Release(db.b)
+	defer db.rel.Settle(db.b)
 	err := db.b.Update(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, true)
 		if err != nil {
@@ -190,9 +186,7 @@ func (db *DB) PutLocalEntries(folder string, l Local, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
-	if len(names) >= dropAfter {
-		defer boltmap.Release(db.b)
-	}
+	defer db.rel.Settle(db.b)
 	names = slices.Clone(names)
 	slices.Sort(names) // neighbours share pages
 	names = slices.Compact(names)
@@ -266,7 +260,7 @@ func encodeEntry(l Local, f FileInfo) ([]byte, error) {
 // Local returns folder's stored Local, empty if none was stored. Every entry
 // is validated.
 func (db *DB) Local(folder string) (Local, error) {
-	defer boltmap.Release(db.b)
+	defer db.rel.Settle(db.b)
 	l := NewLocal()
 	err := db.b.View(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, folder, false)

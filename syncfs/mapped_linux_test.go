@@ -62,6 +62,47 @@ func TestStoresLetGoOfMappedPages(t *testing.T) {
 	}
 }
 
+// Small writes of entries here and there do not leave the store resident
+// either.
+func TestSmallWritesLetGoOfMappedPages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "folders.db")
+	db, err := OpenDB(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := NewLocal()
+	entry := func(i int, v Vector) FileInfo {
+		return FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%100, i), Type: TypeFile, Version: v, FileHash: FileHashOf(nil)}
+	}
+	for i := range 30_000 {
+		l.Set(entry(i, Vector{}.Update(devA)))
+	}
+	if err := db.PutLocal("f", l); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := 0; i < 30_000; i += 7 {
+		f := entry(i, Vector{}.Update(devA).Update(devA))
+		l.Set(f)
+		if names = append(names, f.Name); len(names) == 300 {
+			if err := db.PutLocalEntries("f", l, names); err != nil {
+				t.Fatal(err)
+			}
+			names = names[:0]
+		}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss := mappedRSS(t, path)
+	t.Logf("%d of %d bytes resident after writes of 300 entries", rss, fi.Size())
+	if rss > fi.Size()/8 {
+		t.Errorf("writes of 300 entries left %d of the store's %d bytes resident", rss, fi.Size())
+	}
+}
+
 // A walk of a store's summaries, whole or by name, lets go of the pages
 // it read as it goes: at no point is most of the file resident.
 func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {

@@ -59,9 +59,7 @@ func (s *PeerStore) Close() error { return s.b.Close() }
 // entries of the same names. Entries sorted by name are the cheapest to
 // put.
 func (s *PeerStore) Put(key string, files []FileInfo) error {
-	if len(files) >= dropAfter {
-		defer boltmap.Release(s.b)
-	}
+	defer s.rel.Settle(s.b)
 	// In transactions of at most maxTxEntries: bbolt holds a
 	// transaction's pages until it commits.
 	for len(files) > 0 {
@@ -98,7 +96,7 @@ func (s *PeerStore) Put(key string, files []FileInfo) error {
 // same names, and drops src. It writes at most maxTxEntries entries a
 // transaction: on an error, dst may hold some of src's entries.
 func (s *PeerStore) Move(dst, src string) error {
-	defer boltmap.Release(s.b)
+	defer s.rel.Settle(s.b)
 	var last []byte
 	for done := false; !done; {
 		err := s.b.Update(func(tx *bbolt.Tx) error {
@@ -142,9 +140,7 @@ func (s *PeerStore) Move(dst, src string) error {
 // page where the one before it left off, rather than touch one in no
 // order.
 func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
-	if len(names) >= dropAfter {
-		defer boltmap.Release(s.b)
-	}
+	defer s.rel.Settle(s.b)
 	if !slices.IsSorted(names) {
 		names = slices.Sorted(slices.Values(names))
 	}
@@ -177,7 +173,7 @@ func (s *PeerStore) Get(key string, names []string) (Snapshot, error) {
 
 // All returns every entry stored under key.
 func (s *PeerStore) All(key string) (Snapshot, error) {
-	defer boltmap.Release(s.b)
+	defer s.rel.Settle(s.b)
 	out := Snapshot{}
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
@@ -208,16 +204,10 @@ func (s *PeerStore) Summaries(key string, names []string, fn func(name string, s
 	if !slices.IsSorted(names) {
 		slices.Sort(names)
 	}
-	n := 0
-	defer func() {
-		if n >= dropAfter {
-			boltmap.Release(s.b)
-		}
-	}()
+	defer s.rel.Settle(s.b)
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
 		for _, name := range names {
-			n++
 			s.rel.Touched(tx)
 			if b == nil {
 				fn(name, 0, false)
@@ -247,12 +237,12 @@ func (s *PeerStore) Summaries(key string, names []string, fn func(name string, s
 // the store's: valid only during the call, and never to be modified. fn
 // must not use the store.
 func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary)) error {
+	defer s.rel.Settle(s.b)
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
 		if b == nil {
 			return nil
 		}
-		n := 0
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			sum, err := summaryIn(string(k), v)
@@ -261,10 +251,6 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 			}
 			fn(k, sum)
 			s.rel.Touched(tx)
-			n++
-		}
-		if n >= dropAfter {
-			boltmap.ReleaseIn(tx)
 		}
 		return nil
 	})
@@ -290,7 +276,7 @@ func summaryIn(n string, v []byte) (PeerSummary, error) {
 // by reading every page of it, which made a peer's 100,000 entries (14
 // MiB) resident at once.
 func (s *PeerStore) Drop(key string) error {
-	defer boltmap.Release(s.b)
+	defer s.rel.Settle(s.b)
 	for done := false; !done; {
 		err := s.b.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket([]byte(key))

@@ -34,15 +34,25 @@ const releaseEvery = 64
 
 // Releaser lets go of a database's mapped pages (ReleaseIn) every
 // releaseEvery entries its transactions touch, whichever transactions
-// they are: a walk or a bulk write of 100,000 entries would otherwise
-// make the whole file resident for a moment, and many small reads would
-// make it resident for good, which counts in the process's resident
-// memory. The zero value is ready; it is safe for concurrent use.
-type Releaser struct{ n atomic.Uint64 }
+// they are, and once a read or write is done with them (Settle): a walk
+// or a bulk write of 100,000 entries would otherwise make the whole file
+// resident for a moment, and many small reads or writes would make it
+// resident for good, which counts in the process's resident memory. The
+// zero value is ready; it is safe for concurrent use.
+type Releaser struct{ n, settled atomic.Uint64 }
 
 // Touched counts one more entry that tx read or wrote.
 func (r *Releaser) Touched(tx *bbolt.Tx) {
 	if r.n.Add(1)%releaseEvery == 0 {
 		ReleaseIn(tx)
+	}
+}
+
+// Settle lets go of b's pages if entries were touched since they were
+// last let go of. It opens a read transaction: it is called after a
+// read or write of b, never inside one.
+func (r *Releaser) Settle(b *bbolt.DB) {
+	if n := r.n.Load(); n%releaseEvery != 0 && r.settled.Swap(n) != n {
+		Release(b)
 	}
 }
