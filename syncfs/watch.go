@@ -63,6 +63,7 @@ type Watcher struct {
 	expect  map[string]expected
 	pruneAt int           // prune expired expectations when there are more
 	noted   chan struct{} // Expect's note to Run: expectations wait to expire
+	epoch   time.Time     // what expectations' times count from (see since)
 
 	// addWatch adds a watch; a test seam for watch-limit errors.
 	addWatch func(b dirBackend, path string) error
@@ -78,7 +79,7 @@ type dirBackend interface {
 
 type expected struct {
 	size, mtime int64
-	until       time.Time
+	until       time.Duration // since Watcher.epoch: a third less than a time.Time, in a map of every file an apply wrote
 }
 
 // NewWatcher returns a Watcher for the folder at root; it starts nothing.
@@ -123,7 +124,7 @@ func (w *Watcher) Expect(name string, size, modTime int64) {
 	defer w.mu.Unlock()
 	if len(w.expect) > w.pruneAt {
 		for n, e := range w.expect {
-			if now.After(e.until) {
+			if w.since(now) > e.until {
 				delete(w.expect, n)
 			}
 		}
@@ -131,11 +132,20 @@ func (w *Watcher) Expect(name string, size, modTime int64) {
 		// files costs linear time, not quadratic.
 		w.pruneAt = max(1024, 2*len(w.expect))
 	}
-	w.expect[name] = expected{size: size, mtime: modTime, until: now.Add(expectTTL)}
+	w.expect[name] = expected{size: size, mtime: modTime, until: w.since(now) + expectTTL}
 	select {
 	case w.noted <- struct{}{}:
 	default:
 	}
+}
+
+// since returns how long after w's epoch (the first time it asks) now
+// is; w.mu is held.
+func (w *Watcher) since(now time.Time) time.Duration {
+	if w.epoch.IsZero() {
+		w.epoch = now
+	}
+	return now.Sub(w.epoch)
 }
 
 // pruneExpired forgets the expectations expired at now and returns how
@@ -146,7 +156,7 @@ func (w *Watcher) pruneExpired(now time.Time) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for n, e := range w.expect {
-		if now.After(e.until) {
+		if w.since(now) > e.until {
 			delete(w.expect, n)
 		}
 	}
@@ -164,7 +174,7 @@ func (w *Watcher) own(name string, now time.Time) bool {
 	if !ok {
 		return false
 	}
-	if now.After(e.until) {
+	if w.since(now) > e.until {
 		delete(w.expect, name)
 		return false
 	}
