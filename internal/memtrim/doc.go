@@ -11,6 +11,14 @@
 // it keeps, not what its last burst of work needed. A busy daemon is left
 // alone: what it freed, it uses again.
 //
+// The executable's code and constant data count in the resident memory
+// too, once touched (the kernel maps 64 KiB around each page read): 29
+// MiB of an agent's, most of it touched only while starting. At its first
+// look and whenever it returns heap memory, a Trimmer lets go of those
+// pages (ReleaseExecutable); the page cache keeps them, and what runs is
+// mapped again at once (16 MiB at rest, 22 during a sync of 100,000
+// files).
+//
 //	t := memtrim.New(log)
 //	go t.Run(ctx)
 package memtrim

@@ -39,9 +39,10 @@ type Trimmer struct {
 	// Every is how often it looks (DefaultEvery if zero).
 	Every time.Duration
 
-	log  *slog.Logger
-	read func() Sample
-	free func()
+	log     *slog.Logger
+	read    func() Sample
+	free    func()
+	release func() int64 // lets go of the executable's pages
 }
 
 // New returns a Trimmer of this process that logs what it returns to log
@@ -50,7 +51,7 @@ func New(log *slog.Logger) *Trimmer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Trimmer{log: log, read: read, free: debug.FreeOSMemory}
+	return &Trimmer{log: log, read: read, free: debug.FreeOSMemory, release: ReleaseExecutable}
 }
 
 // Run looks at the process's memory every t.Every and returns its free
@@ -64,16 +65,20 @@ func (t *Trimmer) Run(ctx context.Context) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	prev := t.read()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
+		if first {
+			// What only starting needed goes.
+			t.log.Debug("executable's pages let go of", "bytes", t.release())
+		}
 		cur := t.read()
 		if Due(prev, cur) {
 			t.free()
-			t.log.Debug("free heap memory returned to the system", "bytes", cur.Free)
+			t.log.Debug("free heap memory returned to the system", "bytes", cur.Free, "executable", t.release())
 			cur = t.read()
 		}
 		prev = cur

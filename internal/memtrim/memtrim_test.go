@@ -53,6 +53,13 @@ func TestRunTrimsAtRest(t *testing.T) {
 		trims++
 		s.Free = 0
 	}
+	releases := 0
+	tr.release = func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		releases++
+		return 1
+	}
 	lookedAtLeast := func(n int) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -75,13 +82,18 @@ func TestRunTrimsAtRest(t *testing.T) {
 	if trims != 0 {
 		t.Errorf("trimmed %d times while busy", trims)
 	}
+	// The executable's pages go at the first look, and then with the
+	// heap's memory only.
+	if releases != 1 {
+		t.Errorf("let go of the executable's pages %d times while busy; want once, at the first look", releases)
+	}
 	busy = false
 	at := looks
 	mu.Unlock()
 	lookedAtLeast(at + 20)
 	mu.Lock()
-	if trims != 1 {
-		t.Errorf("trimmed %d times at rest; want once", trims)
+	if trims != 1 || releases != 2 {
+		t.Errorf("trimmed %d times at rest, letting go of the executable's pages %d times in all; want once and twice", trims, releases)
 	}
 	mu.Unlock()
 	cancel()
