@@ -127,7 +127,7 @@ func (f *folder) applyActions(ctx context.Context, peers []lpeer.ID, actions []s
 				f.log.Warn("a change may not survive a crash yet", "err", r.Err)
 				for _, n := range []string{r.Action.Name, r.Action.From, r.Action.ConflictName} {
 					if n != "" {
-						f.undurable[n] = true
+						f.undurable.add(n)
 					}
 				}
 			}

@@ -66,10 +66,10 @@ type folder struct {
 
 	// Owned by the folder goroutine.
 	local     syncfs.Local
-	archiveBy Requester       // who asked for the change being published (a restore)
-	changed   map[string]bool // entries of local changed since the last publish
-	watched   map[string]bool // entries an apply under way may change
-	pubAll    bool            // the next publish compares every entry
+	archiveBy Requester // who asked for the change being published (a restore)
+	changed   nameSet   // entries of local changed since the last publish
+	watched   nameSet   // entries an apply under way may change
+	pubAll    bool      // the next publish compares every entry
 	// The count of local changes against the server's index (remote),
 	// and the entries to look at again (all of them if statusAll).
 	statusCount struct {
@@ -80,7 +80,7 @@ type folder struct {
 		session uint64       // of the index counted
 		seq     uint64
 	}
-	statusChanged map[string]bool
+	statusChanged nameSet
 	statusAll     bool
 	seq           uint64
 	remotes       map[lpeer.ID]*remoteIndex
@@ -96,12 +96,12 @@ type folder struct {
 	// the periodic ones (rescanDue).
 	fullScanAt      time.Time
 	fullScanCost    time.Duration
-	fullScanEntries int             // the Local's entries after it
-	unstored        map[string]bool // entries of local changed since the last store
+	fullScanEntries int     // the Local's entries after it
+	unstored        nameSet // entries of local changed since the last store
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
-	undurable map[string]bool
+	undurable nameSet
 	storeAll  bool // the next store replaces the whole stored Local
 	lastPut   time.Time
 	lastPub   time.Time
@@ -145,11 +145,11 @@ func newFolder(e *Engine, id, root string) *folder {
 		skipped:       map[lpeer.ID][]SkippedEntry{},
 		busy:          map[lpeer.ID][]BusyEntry{},
 		scopes:        map[lpeer.ID]*planScope{},
-		changed:       map[string]bool{},
-		watched:       map[string]bool{},
-		statusChanged: map[string]bool{},
-		unstored:      map[string]bool{},
-		undurable:     map[string]bool{},
+		changed:       nameSet{},
+		watched:       nameSet{},
+		statusChanged: nameSet{},
+		unstored:      nameSet{},
+		undurable:     nameSet{},
 		st:            FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
 }
@@ -788,7 +788,7 @@ func (f *folder) loadRemote(ri *remoteIndex, names []string) (syncfs.Snapshot, e
 // so an entry planned and applied needs no second look until it changes.
 type planScope struct {
 	all   bool
-	names map[string]bool
+	names nameSet
 }
 
 // add widens the scope by what changed in ri.
@@ -801,10 +801,10 @@ func (sc *planScope) add(ri *remoteIndex) {
 		return
 	}
 	if sc.names == nil {
-		sc.names = map[string]bool{}
+		sc.names = nameSet{}
 	}
 	for _, n := range ri.delta {
-		sc.names[n] = true
+		sc.names.add(n)
 	}
 }
 
@@ -1211,7 +1211,7 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	// Stats changed without a new version are stored too, else a
 	// restart would hash those files again.
 	for _, n := range stats.Restated {
-		f.unstored[n] = true
+		f.unstored.add(n)
 	}
 	if err != nil {
 		f.setStatus(func(st *FolderStatus) { st.LastError = "scanning: " + err.Error() })
@@ -1254,12 +1254,12 @@ func (f *folder) publish(ctx context.Context) {
 		names = append(names, n)
 	}
 	for n := range f.watched {
-		if !f.changed[n] {
+		if !f.changed.has(n) {
 			names = append(names, n)
 		}
 	}
 	all := f.pubAll
-	f.changed, f.pubAll = map[string]bool{}, false
+	f.changed, f.pubAll = nameSet{}, false
 	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, &f.local, names, all)
 	if p == nil {
 		return
@@ -1268,7 +1268,7 @@ func (f *folder) publish(ctx context.Context) {
 		delete(f.watched, n)
 		// An apply under way touches its names when it ends; what it
 		// recorded so far is stored with what was published of it.
-		f.unstored[n] = true
+		f.unstored.add(n)
 	}
 	f.seq++
 	p.cache.dir = f.e.pages
@@ -1287,22 +1287,29 @@ func (f *folder) publish(ctx context.Context) {
 // status refresh and store look at them.
 func (f *folder) touch(names ...string) {
 	for _, n := range names {
-		f.changed[n] = true
-		f.statusChanged[n] = true
-		f.unstored[n] = true
+		f.changed.add(n)
+		f.statusChanged.add(n)
+		f.unstored.add(n)
 	}
 }
 
 // emptied returns m emptied: cleared if it is small, else a new map, since
 // a cleared map keeps the memory it grew to (a sync of many files would
 // hold it for good).
-func emptied(m map[string]bool) map[string]bool {
+func emptied(m nameSet) nameSet {
 	if len(m) > 1024 {
-		return map[string]bool{}
+		return nameSet{}
 	}
 	clear(m)
 	return m
 }
+
+// nameSet is a set of names: a third smaller than a map[string]bool, in
+// the sets that note every name a sync of many files changed.
+type nameSet map[string]struct{}
+
+func (s nameSet) add(n string)      { s[n] = struct{}{} }
+func (s nameSet) has(n string) bool { _, ok := s[n]; return ok }
 
 // touchAll notes that any entry of the Local may have changed.
 func (f *folder) touchAll() {
@@ -1327,7 +1334,7 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 		}
 	}
 	for _, n := range names {
-		f.watched[n] = true
+		f.watched.add(n)
 	}
 	res := f.applyActions(ctx, peers, actions)
 	// A name changed twice (by two actions) may have left the watch
@@ -1566,7 +1573,7 @@ func (f *folder) countChanges(hub lpeer.ID, ri *remoteIndex) int {
 		recount(slices.Collect(f.local.Names()))
 	} else if moved {
 		for _, n := range ri.delta {
-			f.statusChanged[n] = true
+			f.statusChanged.add(n)
 		}
 	}
 	st.remote, st.session, st.seq = ri, ri.session, ri.seq

@@ -387,7 +387,7 @@ type remoteIndex struct {
 // differing returns, of names (every name of ri if all), those ri holds at
 // another version than local's entry, or that local lacks: the entries a
 // plan may act on.
-func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names map[string]bool, all bool) ([]string, error) {
+func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names nameSet, all bool) ([]string, error) {
 	var out []string
 	if all {
 		err := e.peers.EachSummary(ri.key, func(n []byte, s syncfs.PeerSummary) {

@@ -108,7 +108,7 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	f := persistFolder(t, path)
 	f.local.Set(dirEntry("a", "dev1"))
 	f.touch("a")
-	f.undurable["a"] = true
+	f.undurable.add("a")
 	if err := os.Remove(f.root); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	if got, err := f.e.db.Local(f.dbKey()); err != nil || got.Len() != 0 {
 		t.Fatalf("stored while the change was not durable: %v, %v", got.Snapshot(), err)
 	}
-	if !f.unstored["a"] || !f.undurable["a"] {
+	if !f.unstored.has("a") || !f.undurable.has("a") {
 		t.Fatalf("after a failed barrier: unstored %v, undurable %v; want a in both", f.unstored, f.undurable)
 	}
 

@@ -87,21 +87,21 @@ func TestPlanOfDifferingEntries(t *testing.T) {
 			t.Fatalf("seed %d: the plan of the differing entries differs from the whole's (-whole +differing):\n%s", seed, diff)
 		}
 		// A scope names some entries: those of them that differ.
-		scope := map[string]bool{}
+		scope := nameSet{}
 		for n := range remote {
 			if rng.IntN(2) == 0 {
-				scope[n] = true
+				scope.add(n)
 			}
 		}
 		if rng.IntN(2) == 0 {
-			scope["not/in/the/index"] = true
+			scope.add("not/in/the/index")
 		}
 		inScope, err := e.differing(ri, local, scope, false)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, n := range inScope {
-			if !scope[n] {
+			if !scope.has(n) {
 				t.Fatalf("seed %d: differing in scope %v gave %q, not in it", seed, scope, n)
 			}
 			if l, ok := local[n]; ok && l.Version.Equal(remote[n].Version) {

@@ -142,7 +142,7 @@ func (f *folder) restore(ctx context.Context, paths []string, entriesOf func(syn
 		case a.Kind == syncfs.ActSkip:
 			res.Failed = append(res.Failed, fmt.Sprintf("%s: %s", a.Name, a.Reason))
 		case r.Err != nil && errors.Is(r.Err, syncfs.ErrNotDurable):
-			f.undurable[a.Name] = true
+			f.undurable.add(a.Name)
 			res.Changed++
 		case r.Err != nil:
 			res.Failed = append(res.Failed, r.Err.Error())
