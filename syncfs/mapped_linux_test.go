@@ -106,21 +106,10 @@ func TestSmallWritesLetGoOfMappedPages(t *testing.T) {
 // A walk of a store's summaries, whole or by name, lets go of the pages
 // it read as it goes: at no point is most of the file resident.
 func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "peers.db")
-	ps, err := OpenPeerStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	var files []FileInfo
+	path, ps, files := peerStoreOf(t, 30_000)
 	var names []string
-	for i := range 30_000 {
-		f := FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)}
-		files = append(files, f)
+	for _, f := range files {
 		names = append(names, f.Name)
-	}
-	if err := ps.Put("k", files); err != nil {
-		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -153,6 +142,26 @@ func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {
 	if most > fi.Size()/8 {
 		t.Errorf("Summaries: %d of the store's %d bytes resident at once", most, fi.Size())
 	}
+}
+
+// peerStoreOf returns a new peer store, and its path, holding n entries
+// under the key "k", which it also returns.
+func peerStoreOf(t *testing.T, n int) (string, *PeerStore, []FileInfo) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "peers.db")
+	ps, err := OpenPeerStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	files := make([]FileInfo, 0, n)
+	for i := range n {
+		files = append(files, FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)})
+	}
+	if err := ps.Put("k", files); err != nil {
+		t.Fatal(err)
+	}
+	return path, ps, files
 }
 
 // mappedRSS returns how much of path's mappings in this process is

@@ -3,10 +3,8 @@
 package syncfs
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -18,19 +16,7 @@ import (
 // grows by much less than the pages the index takes. (Not under the race
 // detector, whose shadow memory grows the peak with every allocation.)
 func TestDropLetsGoOfMappedPages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "peers.db")
-	ps, err := OpenPeerStore(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ps.Close()
-	var files []FileInfo
-	for i := range 100_000 {
-		files = append(files, FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%10, i), Type: TypeFile, Version: Vector{}.Update(devA), FileHash: FileHashOf(nil)})
-	}
-	if err := ps.Put("k", files); err != nil {
-		t.Fatal(err)
-	}
+	path, ps, files := peerStoreOf(t, 100_000)
 	// Many small reads, in no order, do not make the file resident
 	// either: the store lets go of its pages every so many entries,
 	// whichever reads touched them.
