@@ -60,9 +60,9 @@
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
 //     signed index of every other device.
 //   - PeerStore, PeerSummary: other devices' index entries on disk (a
-//     cache, made anew at each start), so that a host keeps in memory only
-//     a digest of each entry's version and loads the entries that differ
-//     from its own.
+//     cache, made anew at each start), each beside a digest of its version,
+//     so that a host keeps none of them in memory: it reads the digests
+//     and loads the entries that differ from its own.
 //
 // # Usage
 //
