@@ -245,7 +245,7 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 		}
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			sum, err := summaryIn(string(k), v)
+			sum, err := summaryIn(k, v)
 			if err != nil {
 				return err
 			}
@@ -263,8 +263,9 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 // summaryLen is the size of the summary a stored entry begins with.
 const summaryLen = 8
 
-// summaryIn returns the summary of the entry v stored under the name n.
-func summaryIn(n string, v []byte) (PeerSummary, error) {
+// summaryIn returns the summary of the entry v stored under the name n
+// (a string or the store's bytes: a walk converts no name it reads).
+func summaryIn[N string | []byte](n N, v []byte) (PeerSummary, error) {
 	if len(v) < summaryLen {
 		return 0, fmt.Errorf("%w: entry %q of %d bytes", ErrBadDB, n, len(v))
 	}
