@@ -125,7 +125,7 @@ func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {
 		}
 	}
 	i := 0
-	if err := ps.EachSummary("k", func([]byte, PeerSummary) { measure(i); i++ }); err != nil {
+	if err := ps.EachSummary("k", "", func([]byte, PeerSummary) bool { measure(i); i++; return true }); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("EachSummary: at most %d of %d bytes resident", most, fi.Size())

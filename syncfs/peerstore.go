@@ -232,11 +232,12 @@ func (s *PeerStore) Summaries(key string, names []string, fn func(name string, s
 	return nil
 }
 
-// EachSummary calls fn with the name and summary of every entry stored
-// under key, in name order, in one read transaction. The name's bytes are
-// the store's: valid only during the call, and never to be modified. fn
-// must not use the store.
-func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary)) error {
+// EachSummary calls fn with the name and summary of each entry stored
+// under key after the name after ("": from the first), in name order, in
+// one read transaction, until fn returns false. The name's bytes are the
+// store's: valid only during the call, and never to be modified. fn must
+// not use the store.
+func (s *PeerStore) EachSummary(key, after string, fn func(name []byte, sum PeerSummary) bool) error {
 	defer s.rel.Settle(s.b)
 	err := s.b.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(key))
@@ -244,13 +245,22 @@ func (s *PeerStore) EachSummary(key string, fn func(name []byte, sum PeerSummary
 			return nil
 		}
 		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
 			sum, err := summaryIn(k, v)
 			if err != nil {
 				return err
 			}
-			fn(k, sum)
 			s.rel.Touched(tx)
+			if !fn(k, sum) {
+				return nil
+			}
 		}
 		return nil
 	})

@@ -73,17 +73,42 @@ func TestPeerStore(t *testing.T) {
 		sums[n] = SummaryOf(f)
 	}
 	var walked []string
-	err = s.EachSummary("f/A/1", func(n []byte, sum PeerSummary) {
+	err = s.EachSummary("f/A/1", "", func(n []byte, sum PeerSummary) bool {
 		walked = append(walked, string(n))
 		if sum != sums[string(n)] {
 			t.Errorf("EachSummary(f/A/1): %s's summary %x; want %x", n, sum, sums[string(n)])
 		}
+		return true
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"d", "d/a.txt", "d/b.txt", "d/c.txt"}; !slices.Equal(walked, want) {
 		t.Errorf("EachSummary(f/A/1) walked %q; want %q", walked, want)
+	}
+	// A walk from after a name, stored or not, that stops when told.
+	for _, c := range []struct {
+		after string
+		stop  int
+		want  []string
+	}{
+		{"d", 0, []string{"d/a.txt", "d/b.txt", "d/c.txt"}},
+		{"d/a", 0, []string{"d/a.txt", "d/b.txt", "d/c.txt"}},
+		{"d/a.txt", 1, []string{"d/b.txt"}},
+		{"d/c.txt", 0, nil},
+		{"", 2, []string{"d", "d/a.txt"}},
+	} {
+		walked = nil
+		err = s.EachSummary("f/A/1", c.after, func(n []byte, _ PeerSummary) bool {
+			walked = append(walked, string(n))
+			return c.stop == 0 || len(walked) < c.stop
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(walked, c.want) {
+			t.Errorf("EachSummary(f/A/1) after %q, stopping after %d: walked %q; want %q", c.after, c.stop, walked, c.want)
+		}
 	}
 	asked := []string{"d/b.txt", "missing", "d"}
 	var read []string

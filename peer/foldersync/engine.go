@@ -131,11 +131,17 @@ type Config struct {
 	// planWindow, if set, is the most entries of a peer's index one plan
 	// takes (a test seam: planWindow by default).
 	planWindow int
+	// scopeNames, if set, is the most names a plan's scope or an index's
+	// delta notes (a test seam: maxScopeNames by default).
+	scopeNames int
 }
 
 func (c *Config) setDefaults() {
 	if c.planWindow <= 0 {
 		c.planWindow = planWindow
+	}
+	if c.scopeNames <= 0 {
+		c.scopeNames = maxScopeNames
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -633,7 +633,7 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 		f.scopes[p] = sc
 	}
 	if ri != held {
-		sc.add(ri)
+		sc.add(ri, f.e.cfg.scopeNames)
 	}
 	if !sc.all && len(sc.names) == 0 {
 		f.refreshStatus(a, fo)
@@ -642,15 +642,42 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 	// Only the entries at another version than the local ones are
 	// loaded: Plan does nothing with the others, and the local entry
 	// stands for them where it looks a name up.
-	names, err := f.e.differing(ri, &f.local, sc.names, sc.all)
+	// A read-only device, and a server taking a device's changes under
+	// the owner's quota, plan them all at once (see planWindow); others
+	// a window at a time when they are many.
+	_, quota := f.e.quotaOf(a, fo, p)
+	window := f.e.cfg.planWindow
+	if f.readOnly(a, fo) || quota {
+		window = 0
+	}
+	var (
+		names []string
+		more  bool
+		next  func(after string) ([]string, bool, error)
+	)
+	if sc.all {
+		next = func(after string) ([]string, bool, error) { return f.e.differingAfter(ri, &f.local, after, window) }
+		names, more, err = next("")
+	} else if names, err = f.e.differing(ri, &f.local, sc.names); err == nil && window > 0 && len(names) > window {
+		all := names
+		next = func(after string) ([]string, bool, error) {
+			i, found := slices.BinarySearch(all, after)
+			if found {
+				i++
+			}
+			w := all[i:min(i+window, len(all))]
+			return w, i+len(w) < len(all), nil
+		}
+		names, more, err = next("")
+	}
 	if err != nil {
 		f.log.Warn("index not read", "peer", p.String(), "err", err)
 		f.scheduleRetry()
 		return
 	}
 	var ok bool
-	if _, quota := f.e.quotaOf(a, fo, p); len(names) > f.e.cfg.planWindow && !f.readOnly(a, fo) && !quota {
-		ok = f.applyWindows(ctx, a, fo, p, ri, names)
+	if more {
+		ok = f.applyWindows(ctx, a, fo, p, ri, names, next)
 	} else {
 		remote, err := f.loadRemote(ri, names)
 		if err != nil {
@@ -677,8 +704,10 @@ func (f *folder) syncWith(ctx context.Context, a Access, fo collections.Folder, 
 // them (a plan holds about 600 bytes an entry, twice while it is ordered).
 const planWindow = 8192
 
-// applyWindows applies the entries names of p's index ri in windows of
-// planWindow entries (Config.planWindow): first, by name, the entries that
+// applyWindows applies the differing entries of p's index ri in windows
+// of planWindow entries (Config.planWindow), first the window first, then
+// each that next returns after the last name of the one before, until one
+// says no more follow: first, by name, the entries that
 // add or change something (a directory comes before what it holds, in its
 // window or an earlier one), then, by name from the last, the deletions
 // and the entries that replace a directory (what a directory holds is
@@ -696,7 +725,7 @@ const planWindow = 8192
 // renamed in case only is fetched again at the replan that follows at
 // once). It reports, as apply does, whether everything was applied and
 // nothing skipped.
-func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, ri *remoteIndex, names []string) bool {
+func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Folder, p lpeer.ID, ri *remoteIndex, first []string, next func(after string) ([]string, bool, error)) bool {
 	load := func(w []string) (syncfs.Snapshot, bool) {
 		if ctx.Err() != nil {
 			return nil, false
@@ -709,10 +738,9 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 		}
 		return remote, true
 	}
-	slices.Sort(names)
 	var out outcome
 	var late []string
-	for w := range slices.Chunk(names, f.e.cfg.planWindow) {
+	for w, more := first, true; len(w) > 0; {
 		remote, loaded := load(w)
 		if !loaded {
 			return false
@@ -724,6 +752,15 @@ func (f *folder) applyWindows(ctx context.Context, a Access, fo collections.Fold
 			}
 		}
 		if len(remote) > 0 && !f.applyPart(ctx, a, fo, p, ri, remote, &out) {
+			return false
+		}
+		if !more {
+			break
+		}
+		var err error
+		if w, more, err = next(w[len(w)-1]); err != nil {
+			f.log.Warn("index not read", "peer", p.String(), "err", err)
+			f.scheduleRetry()
 			return false
 		}
 	}
@@ -791,10 +828,18 @@ type planScope struct {
 	names nameSet
 }
 
-// add widens the scope by what changed in ri.
-func (sc *planScope) add(ri *remoteIndex) {
-	if ri.delta == nil {
-		sc.all = true
+// maxScopeNames is the most names a plan's scope, or an index's delta,
+// notes one by one. Past it, the next plan looks at every entry of the
+// peer's index, a window at a time: a walk of its summaries on disk,
+// where a set of the names of a large change (a million files arriving)
+// would take tens of MB.
+const maxScopeNames = 1 << 16
+
+// add widens the scope by what changed in ri, to every entry if that is
+// more than limit names.
+func (sc *planScope) add(ri *remoteIndex, limit int) {
+	if ri.delta == nil || len(sc.names)+len(ri.delta) > limit {
+		sc.all, sc.names = true, nil
 		return
 	}
 	if sc.all {
@@ -849,7 +894,7 @@ func (f *folder) applyPart(ctx context.Context, a Access, fo collections.Folder,
 		// the local one is kept as a conflict copy. ReadOnlyOverrides
 		// leaves alone the entries at the local version and, here, the
 		// names the server lacks: it needs only the entries that differ.
-		names, err := f.e.differing(full, &f.local, nil, true)
+		names, _, err := f.e.differingAfter(full, &f.local, "", 0)
 		var server syncfs.Snapshot
 		if err == nil {
 			server, err = f.loadRemote(full, names)
@@ -1285,11 +1330,27 @@ func (f *folder) publish(ctx context.Context) {
 
 // touch notes that the Local's entries names changed: the next publish,
 // status refresh and store look at them.
+//
+// A set of more than Config.scopeNames names gives way to looking at
+// every entry (to publish, to count): a large change (a million files
+// arriving) would hold every name of it, for a comparison that then costs
+// about what a whole one does. The entries to store are stored instead.
 func (f *folder) touch(names ...string) {
 	for _, n := range names {
-		f.changed.add(n)
-		f.statusChanged.add(n)
+		if !f.pubAll {
+			f.changed.add(n)
+		}
+		if !f.statusAll {
+			f.statusChanged.add(n)
+		}
 		f.unstored.add(n)
+	}
+	limit := f.e.cfg.scopeNames
+	if len(f.changed) > limit {
+		f.changed, f.pubAll = nameSet{}, true
+	}
+	if len(f.statusChanged) > limit {
+		f.statusChanged, f.statusAll = nameSet{}, true
 	}
 }
 
@@ -1356,7 +1417,9 @@ func (f *folder) dbKey() string { return f.id + "|" + f.root }
 func (f *folder) heldBack() bool { return f.storeAll || len(f.unstored) > 0 }
 
 // persist stores the entries of the Local changed since the last store,
-// at most every putEvery unless forced; those not stored (the store
+// at most every putEvery unless forced (every flushEvery at most once they
+// are more than Config.scopeNames, which bounds the set of their names);
+// those not stored (the store
 // failed) stay to be stored, and the next try waits at least flushEvery.
 //
 // The Local records only what the applier wrote (or the scanner found)
@@ -1368,7 +1431,11 @@ func (f *folder) heldBack() bool { return f.storeAll || len(f.unstored) > 0 }
 // compares the whole Local with the stored one costs the folder: while
 // busy, stores are spaced to ten times their cost.
 func (f *folder) persist(force bool) {
-	if !f.heldBack() || !force && time.Since(f.lastPut) < f.putEvery {
+	wait := f.putEvery
+	if len(f.unstored) > f.e.cfg.scopeNames {
+		wait = min(wait, flushEvery)
+	}
+	if !f.heldBack() || !force && time.Since(f.lastPut) < wait {
 		return
 	}
 	if len(f.undurable) > 0 {

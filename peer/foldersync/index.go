@@ -380,23 +380,15 @@ type remoteIndex struct {
 	session uint64
 	seq     uint64
 	key     string   // of its entries in Engine.peers
-	delta   []string // the names that came in the delta that made it; nil if it came whole
+	delta   []string // the names that came in the delta that made it; nil if it came whole or as more than Config.scopeNames
 	base    uint64   // the sequence the delta came over
 }
 
-// differing returns, of names (every name of ri if all), those ri holds at
+// differing returns, in name order, those of names that ri holds at
 // another version than local's entry, or that local lacks: the entries a
 // plan may act on.
-func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names nameSet, all bool) ([]string, error) {
+func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names nameSet) ([]string, error) {
 	var out []string
-	if all {
-		err := e.peers.EachSummary(ri.key, func(n []byte, s syncfs.PeerSummary) {
-			if l, ok := local.Get(string(n)); !ok || syncfs.SummaryOf(l) != s {
-				out = append(out, string(n))
-			}
-		})
-		return out, err
-	}
 	err := e.peers.Summaries(ri.key, slices.Collect(maps.Keys(names)), func(n string, s syncfs.PeerSummary, ok bool) {
 		if !ok {
 			return
@@ -406,6 +398,26 @@ func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names nameSet,
 		}
 	})
 	return out, err
+}
+
+// differingAfter is differing over every name of ri after the name after
+// (""): from the first), returning at most limit names (0: all), and
+// whether the walk stopped at the limit with names left to look at. A
+// walk of a peer's whole index a window at a time holds a window of
+// names, not every name of a large change.
+func (e *Engine) differingAfter(ri *remoteIndex, local syncfs.Entries, after string, limit int) (names []string, more bool, err error) {
+	err = e.peers.EachSummary(ri.key, after, func(n []byte, s syncfs.PeerSummary) bool {
+		if l, ok := local.Get(string(n)); ok && syncfs.SummaryOf(l) == s {
+			return true
+		}
+		if limit > 0 && len(names) == limit {
+			more = true
+			return false
+		}
+		names = append(names, string(n))
+		return true
+	})
+	return names, more, err
 }
 
 // remoteVersion returns the version of ri's entry named n, loaded from the
@@ -517,6 +529,7 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	var (
 		stage   string
 		pending []string
+		tooMany bool // pending would pass scopeNames: none are held
 		last    string
 	)
 	if hdr.Status == statusDelta {
@@ -570,8 +583,15 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 		if err := e.peers.Put(stage, idx.Files); err != nil {
 			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
 		}
-		for _, fi := range idx.Files {
-			pending = append(pending, fi.Name)
+		if !tooMany && len(pending)+len(idx.Files) > e.cfg.scopeNames {
+			// Taken as a whole index would be (every entry looked at),
+			// rather than held name by name.
+			tooMany, pending = true, nil
+		}
+		if !tooMany {
+			for _, fi := range idx.Files {
+				pending = append(pending, fi.Name)
+			}
 		}
 	}
 	if hdr.Status == statusFull {
@@ -591,7 +611,7 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 		return fail(fmt.Errorf("index from %s: %w", p, err))
 	}
 	out.key, out.base, out.delta = held.key, held.seq, pending
-	if out.delta == nil {
+	if out.delta == nil && !tooMany {
 		out.delta = []string{}
 	}
 	return out, nil

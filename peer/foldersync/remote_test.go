@@ -73,9 +73,28 @@ func TestPlanOfDifferingEntries(t *testing.T) {
 		if err := ps.Put(ri.key, remote.Sorted()); err != nil {
 			t.Fatal(err)
 		}
-		names, err := e.differing(ri, local, nil, true)
-		if err != nil {
-			t.Fatal(err)
+		names, more, err := e.differingAfter(ri, local, "", 0)
+		if err != nil || more {
+			t.Fatal(err, more)
+		}
+		// A walk a window at a time finds the same names, in name order.
+		limit := 1 + rng.IntN(5)
+		var windows []string
+		for w, more := []string(nil), true; more; {
+			after := ""
+			if len(w) > 0 {
+				after = w[len(w)-1]
+			}
+			if w, more, err = e.differingAfter(ri, local, after, limit); err != nil {
+				t.Fatal(err)
+			}
+			if len(w) > limit || more && len(w) < limit {
+				t.Fatalf("seed %d: a window of %d names (limit %d, more %v)", seed, len(w), limit, more)
+			}
+			windows = append(windows, w...)
+		}
+		if !slices.Equal(windows, names) || !slices.IsSorted(names) {
+			t.Fatalf("seed %d: windows of %d gave %q; the whole walk %q", seed, limit, windows, names)
 		}
 		subset, err := e.loadRemote(ri, names)
 		if err != nil {
@@ -96,7 +115,7 @@ func TestPlanOfDifferingEntries(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			scope.add("not/in/the/index")
 		}
-		inScope, err := e.differing(ri, local, scope, false)
+		inScope, err := e.differing(ri, local, scope)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,10 +1,12 @@
 package foldersync
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,5 +166,111 @@ func TestWindowDeletionFailureKeepsNoDirectory(t *testing.T) {
 				t.Errorf("%s: %s is back", d.name, name)
 			}
 		}
+	}
+}
+
+// A change of more names than a scope notes one by one is taken as a
+// whole index would be: the delta that brings it holds no names, and the
+// plans, publications, counts and stores that follow look at every entry
+// (a window at a time). Everything arrives, and deletions are not lost.
+func TestChangeBeyondScopeLimit(t *testing.T) {
+	const limit = 4
+	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, func(c *Config) {
+		c.planWindow = 3
+		c.scopeNames = limit
+	})
+	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
+	for i := range 12 {
+		alice.write(t, fmt.Sprintf("d/f%02d", i), fmt.Sprintf("first %d", i))
+	}
+	n.waitEqual(alice, server, bob)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	held, err := bob.eng.requestIndex(ctx, server.host.ID(), n.folder, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, large := []string{"d/f00"}, []string{"d/f01", "d/f02", "d/f03", "d/f04", "d/f05"}
+	for _, c := range []struct {
+		names []string
+		delta bool
+	}{{small, true}, {large, false}} {
+		for _, name := range c.names {
+			alice.write(t, name, "changed "+name)
+		}
+		n.running(alice).requestRescan()
+		waitFor(t, 20*time.Second, "the change on the server", func() bool { return server.read(t, c.names[0]) == "changed "+c.names[0] })
+		n.waitEqual(alice, server)
+		ri, err := bob.eng.requestIndex(ctx, server.host.ID(), n.folder, held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ri.key != held.key || ri.base != held.seq {
+			t.Fatalf("a change of %d names came whole (key %s base %d; held %s at %d); want a delta", len(c.names), ri.key, ri.base, held.key, held.seq)
+		}
+		switch {
+		case c.delta && !slices.Equal(ri.delta, c.names):
+			t.Errorf("a delta of %d names (limit %d) noted %q; want %q", len(c.names), limit, ri.delta, c.names)
+		case !c.delta && ri.delta != nil:
+			t.Errorf("a delta of %d names (limit %d) noted %q; want none noted (every entry looked at)", len(c.names), limit, ri.delta)
+		}
+		got, err := bob.eng.loadRemote(ri, c.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range c.names {
+			if fi := got[name]; fi.Size != int64(len("changed "+name)) {
+				t.Errorf("the delta's entry of %s: size %d; want the changed file's", name, fi.Size)
+			}
+		}
+		held = ri
+	}
+
+	// Many names at once on every host: more than any set notes.
+	for i := range 12 {
+		name := fmt.Sprintf("d/f%02d", i)
+		if i%3 == 0 {
+			if err := os.Remove(filepath.Join(alice.root, name)); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		alice.write(t, name, fmt.Sprintf("second %d", i))
+		alice.write(t, fmt.Sprintf("e/g%02d", i), fmt.Sprintf("new %d", i))
+	}
+	n.running(alice).requestRescan()
+	waitFor(t, 60*time.Second, "the change on bob", func() bool {
+		_, err := os.Lstat(filepath.Join(bob.root, "d/f09"))
+		return bob.read(t, "e/g11") == "new 11" && bob.read(t, "d/f10") == "second 10" && os.IsNotExist(err)
+	})
+	n.waitEqual(alice, server, bob)
+	for _, d := range []*testNode{server, bob} {
+		if st := n.status(d); len(st.Failed) != 0 || st.Stuck || d == bob && (!st.InSync || st.LocalFiles != 16) {
+			t.Errorf("%s: %+v; want in sync with 16 files, nothing failed", d.name, st)
+		}
+	}
+}
+
+// A plan's scope notes the names of deltas up to its limit, then widens
+// to every entry; an index that came whole widens it at once.
+func TestPlanScopeLimit(t *testing.T) {
+	var sc planScope
+	sc.add(&remoteIndex{delta: []string{"a", "b"}}, 3)
+	if sc.all || len(sc.names) != 2 || !sc.names.has("a") || !sc.names.has("b") {
+		t.Fatalf("scope after a delta of 2 (limit 3): all %v, names %v; want a and b", sc.all, sc.names)
+	}
+	sc.add(&remoteIndex{delta: []string{"a"}}, 3)
+	if sc.all || len(sc.names) != 2 {
+		t.Fatalf("scope after a name it holds: all %v, names %v", sc.all, sc.names)
+	}
+	sc.add(&remoteIndex{delta: []string{"c", "d"}}, 3)
+	if !sc.all || sc.names != nil {
+		t.Fatalf("scope past its limit: all %v, names %v; want every entry, no names held", sc.all, sc.names)
+	}
+	sc = planScope{}
+	sc.add(&remoteIndex{}, 3)
+	if !sc.all {
+		t.Fatalf("scope after a whole index: all %v; want every entry", sc.all)
 	}
 }
