@@ -22,7 +22,7 @@ func SetAppendChunk(s *Store, n int) { s.chunk = n }
 func PendingEntries(s *Store, folder string) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}

@@ -9,7 +9,6 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -107,7 +106,7 @@ func (s *Store) GC(opts GCOptions) (GCStats, error) {
 	if s.db == nil {
 		return st, ErrClosed
 	}
-	defer boltmap.Release(s.db) // the mark read every snapshot
+	defer s.settle()
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGrace
 	}
@@ -208,7 +207,7 @@ func (s *Store) mark() (*blockSet, error) {
 	marked := &blockSet{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
-			fb, err := openFolder(tx, string(name))
+			fb, err := s.openFolder(tx, string(name))
 			if err != nil || fb == nil {
 				return err
 			}

@@ -15,7 +15,6 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/baton-sync/baton/internal/boltmap"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -107,9 +106,7 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	if folder == "" {
 		return Snapshot{}, nil, errors.New("writing a snapshot: no folder name")
 	}
-	if len(changes) >= releaseAfter {
-		defer boltmap.Release(s.db)
-	}
+	defer s.settle()
 	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: author, Delta: true, Evidence: o.evidence,
 		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
 	var ev *evidence
@@ -126,7 +123,7 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	}
 	var seq uint64
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if fb != nil {
 			seq = fb.lastSeq()
 		}
@@ -151,7 +148,7 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 		return Snapshot{}, skipped, nil
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil {
 			return err
 		}
@@ -253,7 +250,7 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 		if err := s.step("entries"); err != nil {
 			return err
 		}
-		fb, err := createFolder(tx, folder)
+		fb, err := s.createFolder(tx, folder)
 		if err != nil {
 			return err
 		}
@@ -398,6 +395,7 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
 		c := fb.paths.Cursor()
 		for k, _ := c.First(); k != nil; {
+			fb.touched()
 			name, _, ok := splitPathKey(k)
 			if !ok {
 				return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
@@ -462,6 +460,7 @@ func (s *Store) pick(folder string, seq uint64, names []string) (Snapshot, []syn
 // signed root before any of it is passed on. It holds the plan (the paths)
 // and one snapshot's share, never the history.
 func (s *Store) eachTreeEntry(folder string, seq uint64, fn func(syncfs.FileInfo) error) error {
+	defer s.settle()
 	p, err := s.treePlan(folder, seq)
 	if err != nil {
 		return err
@@ -508,13 +507,11 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 	if s.db == nil {
 		return nil, ErrClosed
 	}
-	if len(entries) >= releaseAfter {
-		defer boltmap.Release(s.db)
-	}
+	defer s.settle()
 	var out []syncfs.FileInfo
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		out = nil
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil {
 			return err
 		}
@@ -537,6 +534,7 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 			if v == nil {
 				return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, seq, ErrTampered)
 			}
+			fb.touched()
 			stored, err := rawEntry{name, v}.decode(seq)
 			if err != nil {
 				return err
@@ -571,7 +569,7 @@ func (s *Store) SeqAt(folder string, at time.Time) (uint64, error) {
 	}
 	var seq uint64
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}
@@ -604,10 +602,11 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 	if s.db == nil {
 		return nil, ErrClosed
 	}
+	defer s.settle()
 	p = strings.Trim(path.Clean("/"+p), "/")
 	pl := &plan{names: map[uint64][]string{}}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}
@@ -615,6 +614,7 @@ func (s *Store) History(folder, p string) ([]Version, error) {
 		scan := func(prefix []byte) error {
 			c := fb.paths.Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				fb.touched()
 				name, seq, ok := splitPathKey(k)
 				if !ok {
 					return fmt.Errorf("paths index key %x: %w", k, ErrTampered)

@@ -62,6 +62,7 @@ func (f *folderTx) eachPending(limit int, fn func(seq uint64, e rawEntry) error)
 		if len(k) < 8 {
 			return fmt.Errorf("entry key %x: %w", k, ErrTampered)
 		}
+		f.touched()
 		if err := fn(binary.BigEndian.Uint64(k[:8]), rawEntry{string(k[8:]), v}); err != nil {
 			return err
 		}
@@ -76,7 +77,7 @@ func (f *folderTx) eachPending(limit int, fn func(seq uint64, e rawEntry) error)
 func (s *Store) dropPending(folder string) error {
 	found := false
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}
@@ -88,7 +89,7 @@ func (s *Store) dropPending(folder string) error {
 	for {
 		more := false
 		err := s.db.Update(func(tx *bbolt.Tx) error {
-			fb, err := openFolder(tx, folder)
+			fb, err := s.openFolder(tx, folder)
 			if err != nil || fb == nil {
 				return err
 			}

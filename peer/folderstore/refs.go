@@ -27,7 +27,7 @@ func (s *Store) References(folder string, hs ...syncfs.Hash) ([]bool, error) {
 	}
 	out := make([]bool, len(hs))
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}
@@ -69,7 +69,7 @@ func (s *Store) Usage(folder string) (Usage, error) {
 		return u, ErrClosed
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/baton-sync/baton/internal/boltmap"
 )
 
 // ErrBadPolicy is returned by ParsePolicy for a retention policy it cannot
@@ -268,7 +266,7 @@ func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error
 	if s.db == nil {
 		return st, ErrClosed
 	}
-	defer boltmap.Release(s.db)
+	defer s.settle()
 	if err := p.Validate(); err != nil {
 		return st, err
 	}
@@ -276,7 +274,7 @@ func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error
 	defer s.writeMu.Unlock()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}

@@ -49,11 +49,6 @@ const PurposeSnapshot identity.Purpose = "baton/folder-snapshot/v1"
 // metadata file before giving up.
 const openTimeout = time.Second
 
-// releaseAfter is the number of entries from which an Append or a
-// comparison lets go of the mapped pages of the file it touched
-// (boltmap.Release).
-const releaseAfter = 1024
-
 // maxRecord bounds a decoded snapshot header (index bytes, block list of a
 // snapshot committed with Commit, evidence pages).
 const maxRecord = 1 << 30
@@ -164,6 +159,11 @@ type Store struct {
 	// Prune): an Append spans several transactions.
 	writeMu sync.Mutex
 
+	// rel lets go of the map's pages that transactions touched: every
+	// releaseEvery entries (folderTx.touched) and after each operation
+	// (settle).
+	rel boltmap.Releaser
+
 	gcRun sync.Mutex // one collection at a time
 	pinMu sync.Mutex // guards pins, sweeping, recent; held by the collector around each delete
 	pins  map[syncfs.Hash]int
@@ -247,7 +247,7 @@ func initFile(tx *bbolt.Tx) error {
 // addRefs fills the refs index of a version 2 file from its snapshots.
 func addRefs(tx *bbolt.Tx) error {
 	return tx.Bucket(bucketSnapshots).ForEachBucket(func(name []byte) error {
-		fb, err := createFolder(tx, string(name))
+		fb, err := createFolder(tx, string(name), nil)
 		if err != nil {
 			return err
 		}
@@ -273,6 +273,14 @@ func addRefs(tx *bbolt.Tx) error {
 			return fb.putRefs(seq, fi)
 		})
 	})
+}
+
+// settle lets go of the map's pages an operation touched (see rel). It
+// is called once the operation's transactions are done.
+func (s *Store) settle() {
+	if db := s.db; db != nil {
+		s.rel.Settle(db)
+	}
 }
 
 // Close closes the metadata file. The block store needs no closing.
@@ -318,6 +326,7 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 	if s.db == nil {
 		return Snapshot{}, ErrClosed
 	}
+	defer s.settle()
 	if folder == "" {
 		return Snapshot{}, errors.New("committing a snapshot: no folder name")
 	}
@@ -351,7 +360,7 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 		}
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		fb, err := createFolder(tx, folder)
+		fb, err := s.createFolder(tx, folder)
 		if err != nil {
 			return err
 		}
@@ -423,9 +432,25 @@ func sortHashes(hs []syncfs.Hash) []syncfs.Hash {
 type folderTx struct {
 	folder                             string
 	snaps, entries, paths, times, refs *bbolt.Bucket
+	rel                                *boltmap.Releaser // the Store's
 }
 
-func createFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
+// touched counts an entry the transaction read or wrote (see
+// boltmap.Releaser): a walk or a write of many entries lets go of the
+// pages of the map as it goes.
+func (f *folderTx) touched() {
+	if f.rel != nil {
+		f.rel.Touched(f.snaps.Tx())
+	}
+}
+
+func (s *Store) createFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
+	return createFolder(tx, folder, &s.rel)
+}
+
+// createFolder returns folder's buckets, made if need be, counting what
+// they touch in rel (nil: nothing).
+func createFolder(tx *bbolt.Tx, folder string, rel *boltmap.Releaser) (*folderTx, error) {
 	var bs [5]*bbolt.Bucket
 	for i, name := range folderBuckets {
 		b, err := tx.Bucket(name).CreateBucketIfNotExists([]byte(folder))
@@ -434,11 +459,11 @@ func createFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
 		}
 		bs[i] = b
 	}
-	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4]}, nil
+	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4], rel}, nil
 }
 
 // openFolder returns folder's buckets, or nil if it has none.
-func openFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
+func (s *Store) openFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
 	var bs [5]*bbolt.Bucket
 	for i, name := range folderBuckets {
 		bs[i] = tx.Bucket(name).Bucket([]byte(folder))
@@ -451,7 +476,7 @@ func openFolder(tx *bbolt.Tx, folder string) (*folderTx, error) {
 			return nil, fmt.Errorf("folder %q has snapshots but no %s bucket: %w", folder, folderBuckets[i], ErrTampered)
 		}
 	}
-	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4]}, nil
+	return &folderTx{folder, bs[0], bs[1], bs[2], bs[3], bs[4], &s.rel}, nil
 }
 
 func (f *folderTx) putHeader(snap Snapshot) error {
@@ -560,6 +585,7 @@ func (e rawEntry) decode(seq uint64) (syncfs.FileInfo, error) {
 }
 
 func (f *folderTx) putEntry(seq uint64, e rawEntry) error {
+	f.touched()
 	fi, err := e.decode(seq)
 	if err != nil {
 		return err
@@ -574,6 +600,7 @@ func (f *folderTx) putEntry(seq uint64, e rawEntry) error {
 }
 
 func (f *folderTx) deleteEntry(seq uint64, name string) error {
+	f.touched()
 	if v := f.entries.Get(entryKey(seq, name)); v != nil {
 		fi, err := rawEntry{name, v}.decode(seq)
 		if err != nil {
@@ -605,6 +632,7 @@ func (f *folderTx) eachRaw(seq uint64, fn func(rawEntry) error) error {
 	prefix := seqKey(seq)
 	c := f.entries.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		f.touched()
 		if err := fn(rawEntry{string(k[8:]), v}); err != nil {
 			return err
 		}
@@ -645,7 +673,7 @@ func (s *Store) Snapshots(folder string) ([]Snapshot, error) {
 	}
 	var out []Snapshot
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
 			return err
 		}
@@ -705,7 +733,7 @@ func (s *Store) viewSnapshot(folder string, seq uint64, fn func(fb *folderTx, hd
 		return ErrClosed
 	}
 	return s.db.View(func(tx *bbolt.Tx) error {
-		fb, err := openFolder(tx, folder)
+		fb, err := s.openFolder(tx, folder)
 		if err != nil {
 			return err
 		}

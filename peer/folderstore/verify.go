@@ -23,6 +23,7 @@ import (
 // (ErrMissingBlock, ErrCorruptBlock). It returns every problem found,
 // joined, or nil. It reads every block once.
 func (s *Store) Verify() error {
+	defer s.settle()
 	folders, err := s.Folders()
 	if err != nil {
 		return err
@@ -54,7 +55,7 @@ func (s *Store) Verify() error {
 // verifyFolder checks folder's chain, roots, signatures, evidence and
 // indexes, and calls onRef with each block its snapshots reference.
 func (s *Store) verifyFolder(tx *bbolt.Tx, folder string, onRef func(uint64, syncfs.Hash)) error {
-	fb, err := openFolder(tx, folder)
+	fb, err := s.openFolder(tx, folder)
 	if err != nil || fb == nil {
 		return err
 	}
