@@ -101,7 +101,10 @@
 // transaction of their entries (BenchmarkAppendWhole: a 100,000-entry
 // Append in one call). Changed, which compares a folder's whole index with
 // its latest tree, holds what differs and the set of snapshots it read
-// from, never the tree.
+// from, never the tree. Every call lets go of the pages of the file's
+// memory map it read or wrote, every 64 entries and once it is done
+// (boltmap.Releaser), so that a walk of the history does not stay in the
+// process's resident memory.
 //
 // # References and usage
 //

@@ -143,9 +143,17 @@
 //
 // The indexes of the peers a folder syncs with are kept on disk
 // (syncfs.PeerStore, peers.db in Config.DataDir, made anew at each
-// start), with only a digest of each entry's version in memory: a plan
-// loads the entries at another version than the local ones, which are
-// the only ones Plan acts on.
+// start), each entry beside a digest of its version, and nothing of them
+// in memory: a plan reads the digests and loads the entries at another
+// version than the local ones, which are the only ones Plan acts on.
+//
+// The sets of names a folder notes (the entries to plan again, to
+// publish, to count, to store, and the names a delta brought) hold at
+// most 65,536 names (maxScopeNames). Past it, the next plan walks the
+// peer's whole index on disk, a window of planWindow entries at a time
+// (differingAfter), the next publication and count look at every entry,
+// and the entries to store are stored sooner: a change of a million
+// files costs walks of the indexes, not a set of a million names.
 //
 // A host's own published index is a tree of chunks that hold their
 // entries encoded (pubtree.go), sharing the block lists of large files
