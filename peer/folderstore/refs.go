@@ -25,6 +25,7 @@ func (s *Store) References(folder string, hs ...syncfs.Hash) ([]bool, error) {
 	if s.db == nil {
 		return nil, ErrClosed
 	}
+	defer s.settle()
 	out := make([]bool, len(hs))
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		fb, err := s.openFolder(tx, folder)
@@ -37,6 +38,7 @@ func (s *Store) References(folder string, hs ...syncfs.Hash) ([]bool, error) {
 			// A block's keys are in sequence order: the first is of a
 			// kept snapshot unless the block is only pending's.
 			k, _ := c.Seek(h[:])
+			fb.touched()
 			seq, ok := refSeq(k)
 			out[i] = ok && bytes.HasPrefix(k, h[:]) && seq <= last
 		}
@@ -68,6 +70,7 @@ func (s *Store) Usage(folder string) (Usage, error) {
 	if s.db == nil {
 		return u, ErrClosed
 	}
+	defer s.settle()
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {
@@ -75,6 +78,7 @@ func (s *Store) Usage(folder string) (Usage, error) {
 		}
 		c := fb.snaps.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			fb.touched()
 			hdr, err := decodeHeader(folder, k, v)
 			if err != nil {
 				return err
@@ -89,6 +93,7 @@ func (s *Store) Usage(folder string) (Usage, error) {
 		lastSeq := fb.lastSeq()
 		rc := fb.refs.Cursor()
 		for k, v := rc.First(); k != nil; k, v = rc.Next() {
+			fb.touched()
 			seq, ok := refSeq(k)
 			if !ok || len(v) != 4 {
 				return fmt.Errorf("refs index key %x: %w", k, ErrTampered)

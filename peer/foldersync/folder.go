@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -69,7 +70,10 @@ type folder struct {
 	archiveBy Requester // who asked for the change being published (a restore)
 	changed   nameSet   // entries of local changed since the last publish
 	watched   nameSet   // entries an apply under way may change
-	pubAll    bool      // the next publish compares every entry
+	// replacing holds the names an apply under way deletes and creates
+	// again (replaced): not published until it ends.
+	replacing nameSet
+	pubAll    bool // the next publish compares every entry
 	// The count of local changes against the server's index (remote),
 	// and the entries to look at again (all of them if statusAll).
 	statusCount struct {
@@ -1305,7 +1309,11 @@ func (f *folder) publish(ctx context.Context) {
 	}
 	all := f.pubAll
 	f.changed, f.pubAll = nameSet{}, false
-	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, &f.local, names, all)
+	var files syncfs.Entries = &f.local
+	if len(f.replacing) > 0 {
+		files = withheld{&f.local, f.replacing}
+	}
+	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, files, names, all)
 	if p == nil {
 		return
 	}
@@ -1397,13 +1405,69 @@ func (f *folder) applyTracked(ctx context.Context, peers []lpeer.ID, actions []s
 	for _, n := range names {
 		f.watched.add(n)
 	}
+	f.replacing = replaced(actions)
 	res := f.applyActions(ctx, peers, actions)
+	f.replacing = nil
 	// A name changed twice (by two actions) may have left the watch
 	// after the first: look at all of them once more.
 	f.watched = emptied(f.watched)
 	f.touch(names...)
 	f.publish(ctx)
 	return res
+}
+
+// replaced returns the names that actions delete and then create again:
+// an entry replaced by one of another type (a file by a directory, a
+// directory by a file). The deletion records a tombstone at the version
+// of the entry that replaces it; published on its own, by a publication
+// while the apply goes on, a peer would take the deletion at that
+// version, and then take the entry that replaces it, at the same
+// version, for one it holds already.
+func replaced(actions []syncfs.Action) nameSet {
+	var deleted, out nameSet
+	for _, a := range actions {
+		switch a.Kind {
+		case syncfs.ActSkip:
+		case syncfs.ActDelete:
+			if deleted == nil {
+				deleted = nameSet{}
+			}
+			deleted.add(a.Name)
+		default:
+			if deleted.has(a.Name) {
+				if out == nil {
+					out = nameSet{}
+				}
+				out.add(a.Name)
+			}
+		}
+	}
+	return out
+}
+
+// withheld is the Local as a publication sees it while an apply goes on:
+// without the names being replaced (folder.replacing), which stay as
+// published until the apply ends.
+type withheld struct {
+	*syncfs.Local
+	names nameSet
+}
+
+func (w withheld) Get(name string) (syncfs.FileInfo, bool) {
+	if w.names.has(name) {
+		return syncfs.FileInfo{}, false
+	}
+	return w.Local.Get(name)
+}
+
+func (w withheld) All() iter.Seq2[string, syncfs.FileInfo] {
+	return func(yield func(string, syncfs.FileInfo) bool) {
+		for n, fi := range w.Local.All() {
+			if !w.names.has(n) && !yield(n, fi) {
+				return
+			}
+		}
+	}
 }
 
 // dbKey is where the folder's Local is stored: by folder and directory,
