@@ -13,15 +13,21 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
-// Appends of a few entries at a time, and reads of the tree, do not leave
-// the history's file resident in the process through its memory map (a
-// server keeping a million files' history made 230 MiB of it resident).
+// Appends of a few entries at a time, and reads of the tree and of the
+// usage, do not leave the history's file resident in the process through
+// its memory map (a server keeping a million files' history made 230 MiB
+// of it resident).
 func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 	dir := t.TempDir()
 	st, _ := openStore(t, dir)
 	path := filepath.Join(dir, "snapshots.db")
+	// Every file holds the same block: one block file, and a reference
+	// to it from each entry.
+	data := []byte("x")
+	blocks := []syncfs.Block{{Size: 1, Hash: syncfs.HashBytes(data)}}
+	read := func(string, syncfs.Block) ([]byte, error) { return data, nil }
 	entry := func(i int, v uint64) syncfs.FileInfo {
-		return syncfs.FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%100, i), Type: syncfs.TypeFile, FileHash: syncfs.FileHashOf(nil),
+		return syncfs.FileInfo{Name: fmt.Sprintf("d%02d/f%06d", i%100, i), Type: syncfs.TypeFile, Size: 1, Blocks: blocks, FileHash: syncfs.FileHashOf(blocks),
 			Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "dev", Value: v}}}}
 	}
 	const files = 20_000
@@ -29,7 +35,7 @@ func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 	for i := range files {
 		changes = append(changes, entry(i, 1))
 	}
-	if _, _, err := st.Append("f", epoch, changes, "dev", nil); err != nil {
+	if _, _, err := st.Append("f", epoch, changes, "dev", read); err != nil {
 		t.Fatal(err)
 	}
 	check := func(what string) {
@@ -49,7 +55,7 @@ func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 	}
 	check("an Append of 20,000 entries")
 	for i := 0; i < files; i += 97 {
-		if _, _, err := st.Append("f", epoch, []syncfs.FileInfo{entry(i, 2)}, "dev", nil); err != nil {
+		if _, _, err := st.Append("f", epoch, []syncfs.FileInfo{entry(i, 2)}, "dev", read); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -62,6 +68,10 @@ func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 		t.Fatalf("Tree: %d entries, %v", len(tree), err)
 	}
 	check("a read of the tree")
+	if u, err := st.Usage("f"); err != nil || u.Snapshots != 2+files/97 || u.Blocks != 1 {
+		t.Fatalf("Usage: %+v, %v", u, err)
+	}
+	check("a read of the usage")
 }
 
 // mappedRSS returns how much of path's mappings in this process is
