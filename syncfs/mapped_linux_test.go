@@ -7,9 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/baton-sync/baton/internal/boltmap/boltmaptest"
 )
 
 // After a bulk read or write, a store's file does not stay resident in
@@ -51,7 +51,7 @@ func TestStoresLetGoOfMappedPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rss := mappedRSS(t, path)
+		rss := boltmaptest.MappedRSS(t, path)
 		t.Logf("%s: %d bytes, %d resident through the map", name, fi.Size(), rss)
 		if fi.Size() < 2<<20 {
 			t.Fatalf("%s holds only %d bytes: the test measures nothing", name, fi.Size())
@@ -96,7 +96,7 @@ func TestSmallWritesLetGoOfMappedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rss := mappedRSS(t, path)
+	rss := boltmaptest.MappedRSS(t, path)
 	t.Logf("%d of %d bytes resident after writes of 300 entries", rss, fi.Size())
 	if rss > fi.Size()/8 {
 		t.Errorf("writes of 300 entries left %d of the store's %d bytes resident", rss, fi.Size())
@@ -121,7 +121,7 @@ func TestSummaryWalksLetGoOfMappedPages(t *testing.T) {
 	var most int64
 	measure := func(i int) {
 		if i%1000 == 999 {
-			most = max(most, mappedRSS(t, path))
+			most = max(most, boltmaptest.MappedRSS(t, path))
 		}
 	}
 	i := 0
@@ -162,27 +162,4 @@ func peerStoreOf(t *testing.T, n int) (string, *PeerStore, []FileInfo) {
 		t.Fatal(err)
 	}
 	return path, ps, files
-}
-
-// mappedRSS returns how much of path's mappings in this process is
-// resident, from /proc/self/smaps.
-func mappedRSS(t *testing.T, path string) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in bool
-	var total int64
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			in = len(f) >= 6 && f[5] == path
-		case in && len(f) == 3 && f[0] == "Rss:":
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	return total
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/baton-sync/baton/internal/boltmap/boltmaptest"
 )
 
 // Dropping a peer's index does not make it resident: the process's peak
@@ -25,7 +27,7 @@ func TestDropLetsGoOfMappedPages(t *testing.T) {
 			t.Fatalf("Get(%s) = %v, %v", files[i].Name, got, err)
 		}
 	}
-	if rss := mappedRSS(t, path); rss > 6<<20 {
+	if rss := boltmaptest.MappedRSS(t, path); rss > 6<<20 {
 		t.Errorf("20,000 reads of an entry each left %d bytes of the store resident", rss)
 	}
 	files = nil

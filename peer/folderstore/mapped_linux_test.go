@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
+	"github.com/baton-sync/baton/internal/boltmap/boltmaptest"
 	"github.com/baton-sync/baton/syncfs"
 )
 
@@ -47,7 +46,7 @@ func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 		if fi.Size() < 4<<20 {
 			t.Fatalf("the history holds only %d bytes: the test measures nothing", fi.Size())
 		}
-		rss := mappedRSS(t, path)
+		rss := boltmaptest.MappedRSS(t, path)
 		t.Logf("after %s: %d of %d bytes resident", what, rss, fi.Size())
 		if rss > fi.Size()/8 {
 			t.Errorf("%s left %d of the history's %d bytes resident", what, rss, fi.Size())
@@ -72,27 +71,4 @@ func TestHistoryLetsGoOfMappedPages(t *testing.T) {
 		t.Fatalf("Usage: %+v, %v", u, err)
 	}
 	check("a read of the usage")
-}
-
-// mappedRSS returns how much of path's mappings in this process is
-// resident, from /proc/self/smaps.
-func mappedRSS(t *testing.T, path string) int64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var in bool
-	var total int64
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
-			in = len(f) >= 6 && f[5] == path
-		case in && len(f) == 3 && f[0] == "Rss:":
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	return total
 }
