@@ -401,7 +401,7 @@ func (e *Engine) differing(ri *remoteIndex, local syncfs.Entries, names nameSet)
 }
 
 // differingAfter is differing over every name of ri after the name after
-// (""): from the first), returning at most limit names (0: all), and
+// ("": from the first), returning at most limit names (0: all), and
 // whether the walk stopped at the limit with names left to look at. A
 // walk of a peer's whole index a window at a time holds a window of
 // names, not every name of a large change.
