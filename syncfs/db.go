@@ -292,23 +292,33 @@ func (db *DB) Local(folder string) (Local, error) {
 
 // decodeEntry decodes and validates the stored entry v under key k.
 func decodeEntry(k, v []byte) (storedEntry, error) {
+	e, _, err := decodeStored(k, v)
+	return e, err
+}
+
+// decodeStored decodes and validates the stored entry v under key k, and
+// reports whether it upgraded it from an older form.
+func decodeStored(k, v []byte) (storedEntry, bool, error) {
 	var e storedEntry
 	if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
-		return storedEntry{}, fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
+		return storedEntry{}, false, fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
 	}
 	if e.File.Name != string(k) {
-		return storedEntry{}, fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
+		return storedEntry{}, false, fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
 	}
+	upgraded := false
 	if e.File.Type == TypeFile && !e.File.Deleted {
 		// Entries stored before FileHash was derived from the block list
 		// hold a hash of the whole content: derive it again (the blocks
 		// are what the scanner hashed, and Validate checks them).
-		e.File.FileHash = FileHashOf(e.File.Blocks)
+		h := FileHashOf(e.File.Blocks)
+		upgraded = h != e.File.FileHash
+		e.File.FileHash = h
 	}
 	if err := e.File.Validate(); err != nil {
-		return storedEntry{}, fmt.Errorf("%w: %v", ErrBadDB, err)
+		return storedEntry{}, false, fmt.Errorf("%w: %v", ErrBadDB, err)
 	}
-	return e, nil
+	return e, upgraded, nil
 }
 
 // PutRemote stores signed, the latest signed index (as SignIndex made it)

@@ -109,16 +109,23 @@ func (d DiskStat) same(o DiskStat) bool {
 // packed.go): about 130 bytes a file of one block with its stat, where a
 // map of FileInfo and one of DiskStat held about 370. Get decodes the
 // entry each time.
+//
+// A Local opened from a DB (DB.OpenLocal) holds its entries there: in
+// memory, all of them while the folder has at most a limit of entries
+// (DefaultLocalWhole), and beyond it only those changed since the last
+// Flush; the others are read from the DB at each Get and walked there, a
+// window at a time, by All, Names and Stats (see localstore.go).
 type Local struct {
 	t *localTable
 }
 
 // localTable is what a Local and its copies share.
 type localTable struct {
-	m     map[string]string // by name: the packed entry, its stat, or both
+	m     map[string]string // by name: the packed entry, its stat, both, or gone
 	files int               // names with an entry (not a stat alone)
 	devs  deviceTable       // the devices of the entries' versions
 	buf   []byte            // scratch for packing
+	st    *localStore       // the DB the entries are kept in; nil: all in m
 }
 
 // NewLocal returns an empty Local.
@@ -138,6 +145,80 @@ func (l *Local) table() *localTable {
 	return l.t
 }
 
+// held is what a Local holds of one name: packed in its map, or read
+// from its DB (s).
+type held struct {
+	v string
+	s *storedEntry
+}
+
+func (h held) hasFile() bool { return h.s != nil || packedHasFile(h.v) }
+
+func (h held) stat() (DiskStat, bool) {
+	if h.s == nil {
+		return unpackStat(h.v)
+	}
+	if h.s.Disk == nil {
+		return DiskStat{}, false
+	}
+	return *h.s.Disk, true
+}
+
+// file returns the entry h holds of name (h.hasFile()).
+func (t *localTable) file(name string, h held) FileInfo {
+	if h.s != nil {
+		return h.s.File
+	}
+	return t.unpackFile(name, h.v)
+}
+
+// lookup returns what t holds of name: its map's, else its DB's. It
+// changes nothing: readers may call it at once.
+func (t *localTable) lookup(name string) (held, bool) {
+	if v, ok := t.m[name]; ok || t.st == nil || t.st.whole {
+		return held{v: v}, ok
+	}
+	return t.st.read(name)
+}
+
+// put records v, packed, as name's.
+func (t *localTable) put(name, v string) {
+	t.m[name] = v
+	if t.st != nil {
+		t.st.dirty[name] = struct{}{}
+	}
+}
+
+// remove forgets name's entry and stat.
+func (t *localTable) remove(name string) {
+	switch {
+	case t.st == nil:
+		delete(t.m, name)
+		return
+	case t.st.whole:
+		delete(t.m, name)
+	default:
+		t.m[name] = gone // the DB may hold it
+	}
+	t.st.dirty[name] = struct{}{}
+}
+
+// each returns what t holds of every name, in no particular order,
+// with the guarantees of All.
+func (t *localTable) each() iter.Seq2[string, held] {
+	return func(yield func(string, held) bool) {
+		if t.st != nil && !t.st.whole {
+			t.st.each(t, yield)
+			return
+		}
+		for n, v := range t.m {
+			if !yield(n, held{v: v}) {
+				return
+			}
+		}
+	}
+}
+
 // LocalOf returns a Local holding the entries of files (each under its
 // own Name, whatever its key in files) and the stats of disk (nil for
 // none).
@@ -152,13 +233,26 @@ func LocalOf(files Snapshot, disk map[string]DiskStat) Local {
 	return l
 }
 
-// Clone returns a copy of l that shares nothing with it.
+// Clone returns a copy of l that shares nothing with it, held in memory
+// (a Local opened from a DB too).
 func (l *Local) Clone() Local {
 	if l.t == nil {
 		return NewLocal()
 	}
 	t := l.t
-	return Local{t: &localTable{m: maps.Clone(t.m), files: t.files, devs: t.devs.clone()}}
+	if t.st == nil {
+		return Local{t: &localTable{m: maps.Clone(t.m), files: t.files, devs: t.devs.clone()}}
+	}
+	c := Local{t: newLocalTable(t.files)}
+	for n, h := range t.each() {
+		if h.hasFile() {
+			c.Set(t.file(n, h))
+		}
+		if d, ok := h.stat(); ok {
+			c.SetStat(n, d)
+		}
+	}
+	return c
 }
 
 // Get returns the entry of name, false if l has none (a deleted entry,
@@ -167,11 +261,11 @@ func (l *Local) Get(name string) (FileInfo, bool) {
 	if l.t == nil {
 		return FileInfo{}, false
 	}
-	v, ok := l.t.m[name]
-	if !ok || !packedHasFile(v) {
+	h, ok := l.t.lookup(name)
+	if !ok || !h.hasFile() {
 		return FileInfo{}, false
 	}
-	return l.t.unpackFile(name, v), true
+	return l.t.file(name, h), true
 }
 
 // Len returns how many entries l holds, tombstones included.
@@ -186,14 +280,15 @@ func (l *Local) Len() int {
 // over it may change l (Set, Delete, SetStat, DropStat) with the
 // guarantees of a range over a Go map, and no more: an entry removed
 // before the loop reaches it is not produced, one added may be produced or
-// not, and one changed is produced as it is when reached.
+// not, and one changed is produced as it is when reached. It may not
+// Flush l.
 func (l *Local) All() iter.Seq2[string, FileInfo] {
 	return func(yield func(string, FileInfo) bool) {
 		if l.t == nil {
 			return
 		}
-		for n, v := range l.t.m {
-			if packedHasFile(v) && !yield(n, l.t.unpackFile(n, v)) {
+		for n, h := range l.t.each() {
+			if h.hasFile() && !yield(n, l.t.file(n, h)) {
 				return
 			}
 		}
@@ -207,8 +302,8 @@ func (l *Local) Names() iter.Seq[string] {
 		if l.t == nil {
 			return
 		}
-		for n, v := range l.t.m {
-			if packedHasFile(v) && !yield(n) {
+		for n, h := range l.t.each() {
+			if h.hasFile() && !yield(n) {
 				return
 			}
 		}
@@ -219,16 +314,16 @@ func (l *Local) Names() iter.Seq[string] {
 // entry's disk stat, if any, is left as it is.
 func (l *Local) Set(f FileInfo) {
 	t := l.table()
-	old, had := t.m[f.Name]
+	old, had := t.lookup(f.Name)
 	var st DiskStat
 	hasStat := false
 	if had {
-		st, hasStat = unpackStat(old)
+		st, hasStat = old.stat()
 	}
-	if !had || !packedHasFile(old) {
+	if !had || !old.hasFile() {
 		t.files++
 	}
-	t.m[f.Name] = t.pack(&f, st, hasStat)
+	t.put(f.Name, t.pack(&f, st, hasStat))
 }
 
 // Delete removes the entry of name, and its disk stat. This is not a
@@ -237,11 +332,11 @@ func (l *Local) Delete(name string) {
 	if l.t == nil {
 		return
 	}
-	if v, ok := l.t.m[name]; ok {
-		if packedHasFile(v) {
+	if h, ok := l.t.lookup(name); ok {
+		if h.hasFile() {
 			l.t.files--
 		}
-		delete(l.t.m, name)
+		l.t.remove(name)
 	}
 }
 
@@ -250,17 +345,22 @@ func (l *Local) Stat(name string) (DiskStat, bool) {
 	if l.t == nil {
 		return DiskStat{}, false
 	}
-	v, ok := l.t.m[name]
+	h, ok := l.t.lookup(name)
 	if !ok {
 		return DiskStat{}, false
 	}
-	return unpackStat(v)
+	return h.stat()
 }
 
 // SetStat records d as the disk stat of name.
 func (l *Local) SetStat(name string, d DiskStat) {
 	t := l.table()
-	t.m[name] = t.restat(t.m[name], &d)
+	h, _ := t.lookup(name)
+	if h.s != nil {
+		t.put(name, t.pack(&h.s.File, d, true))
+		return
+	}
+	t.put(name, t.restat(h.v, &d))
 }
 
 // DropStat removes the disk stat of name, if any: the next scan hashes
@@ -269,13 +369,17 @@ func (l *Local) DropStat(name string) {
 	if l.t == nil {
 		return
 	}
-	v, ok := l.t.m[name]
+	h, ok := l.t.lookup(name)
 	switch {
 	case !ok:
-	case !packedHasFile(v):
-		delete(l.t.m, name)
-	case packedHasStat(v):
-		l.t.m[name] = l.t.restat(v, nil)
+	case !h.hasFile():
+		l.t.remove(name)
+	case h.s != nil:
+		if h.s.Disk != nil {
+			l.t.put(name, l.t.pack(&h.s.File, DiskStat{}, false))
+		}
+	case packedHasStat(h.v):
+		l.t.put(name, l.t.restat(h.v, nil))
 	}
 }
 
@@ -286,8 +390,8 @@ func (l *Local) Stats() iter.Seq2[string, DiskStat] {
 		if l.t == nil {
 			return
 		}
-		for n, v := range l.t.m {
-			if d, ok := unpackStat(v); ok && !yield(n, d) {
+		for n, h := range l.t.each() {
+			if d, ok := h.stat(); ok && !yield(n, d) {
 				return
 			}
 		}

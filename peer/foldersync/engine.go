@@ -134,6 +134,9 @@ type Config struct {
 	// scopeNames, if set, is the most names a plan's scope or an index's
 	// delta notes (a test seam: maxScopeNames by default).
 	scopeNames int
+	// localWhole, if set, is the most entries a folder's Local holds in
+	// memory whole (a test seam: syncfs.DefaultLocalWhole by default).
+	localWhole int
 }
 
 func (c *Config) setDefaults() {
@@ -142,6 +145,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.scopeNames <= 0 {
 		c.scopeNames = maxScopeNames
+	}
+	if c.localWhole <= 0 {
+		c.localWhole = syncfs.DefaultLocalWhole
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

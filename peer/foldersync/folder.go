@@ -100,13 +100,11 @@ type folder struct {
 	// the periodic ones (rescanDue).
 	fullScanAt      time.Time
 	fullScanCost    time.Duration
-	fullScanEntries int     // the Local's entries after it
-	unstored        nameSet // entries of local changed since the last store
+	fullScanEntries int // the Local's entries after it
 	// undurable: names whose change the applier recorded but could not
 	// make durable (syncfs.ErrNotDurable); nothing is stored until a
 	// syncfs.Barrier over them succeeds.
 	undurable nameSet
-	storeAll  bool // the next store replaces the whole stored Local
 	lastPut   time.Time
 	lastPub   time.Time
 	pubEvery  time.Duration // how often to announce progress during an apply
@@ -152,7 +150,6 @@ func newFolder(e *Engine, id, root string) *folder {
 		changed:       nameSet{},
 		watched:       nameSet{},
 		statusChanged: nameSet{},
-		unstored:      nameSet{},
 		undurable:     nameSet{},
 		st:            FolderStatus{ID: id, Root: root, State: StateIdle},
 	}
@@ -313,7 +310,7 @@ func (f *folder) serve(ctx context.Context) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("folder directory %s is not a directory", f.root)
 	}
-	local, err := f.e.db.Local(f.dbKey())
+	local, err := f.e.db.OpenLocal(f.dbKey(), f.e.cfg.localWhole)
 	if err != nil {
 		return err
 	}
@@ -333,10 +330,6 @@ func (f *folder) serve(ctx context.Context) error {
 	w.Rescan = 0
 	f.local, f.ignoreText, f.ready = local, text, false
 	f.touchAll()
-	// The first store after loading compares the whole Local with the
-	// stored one: it stores again the entries the loader upgraded.
-	clear(f.unstored)
-	f.storeAll = true
 	f.scanner = &syncfs.Scanner{Root: f.root, Self: f.e.self.String(), Ignore: ignore, Chunking: f.e.cfg.Chunking, Now: f.e.cfg.Now}
 	f.applier = &syncfs.Applier{Root: f.root, Expect: w.Expect}
 	if f.noSymlinks = syncfs.SymlinkProblem(f.root); f.noSymlinks != "" {
@@ -1257,11 +1250,6 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 	}
 	stats, err := f.scanner.Update(ctx, &f.local, paths...)
 	f.scanner.Progress = nil
-	// Stats changed without a new version are stored too, else a
-	// restart would hash those files again.
-	for _, n := range stats.Restated {
-		f.unstored.add(n)
-	}
 	if err != nil {
 		f.setStatus(func(st *FolderStatus) { st.LastError = "scanning: " + err.Error() })
 		f.publish(ctx)
@@ -1319,9 +1307,6 @@ func (f *folder) publish(ctx context.Context) {
 	}
 	for _, n := range changed {
 		delete(f.watched, n)
-		// An apply under way touches its names when it ends; what it
-		// recorded so far is stored with what was published of it.
-		f.unstored.add(n)
 	}
 	f.seq++
 	p.cache.dir = f.e.pages
@@ -1351,7 +1336,6 @@ func (f *folder) touch(names ...string) {
 		if !f.statusAll {
 			f.statusChanged.add(n)
 		}
-		f.unstored.add(n)
 	}
 	limit := f.e.cfg.scopeNames
 	if len(f.changed) > limit {
@@ -1478,28 +1462,32 @@ func (f *folder) dbKey() string { return f.id + "|" + f.root }
 // heldBack reports whether entries of the Local wait to be stored: a
 // store persist held back, or one that failed. The folder's goroutine then
 // calls persist again within flushEvery.
-func (f *folder) heldBack() bool { return f.storeAll || len(f.unstored) > 0 }
+func (f *folder) heldBack() bool { return f.local.Unflushed() > 0 }
 
-// persist stores the entries of the Local changed since the last store,
-// at most every putEvery unless forced (every flushEvery at most once they
-// are more than Config.scopeNames, which bounds the set of their names);
-// those not stored (the store
-// failed) stay to be stored, and the next try waits at least flushEvery.
+// persist stores the entries of the Local changed since the last store
+// (syncfs.Local.Flush), at most every putEvery unless forced (every
+// flushEvery at most once they are more than Config.scopeNames: past its
+// limit, the Local holds in memory only what it has not stored); those
+// not stored (the store failed) stay to be stored, and the next try waits
+// at least flushEvery.
 //
 // The Local records only what the applier wrote (or the scanner found)
 // on disk, so the stored Local lags the disk but never runs ahead of it;
 // the first scan after a restart hashes what changed since it was stored.
 // Storing a few entries costs a small transaction whatever the folder's
 // size, so it is done soon after each change (at most every
-// persistEvery): little is left to rehash after a crash. A store that
-// compares the whole Local with the stored one costs the folder: while
-// busy, stores are spaced to ten times their cost.
+// persistEvery): little is left to rehash after a crash. While busy,
+// stores are spaced to ten times their cost.
 func (f *folder) persist(force bool) {
 	wait := f.putEvery
-	if len(f.unstored) > f.e.cfg.scopeNames {
+	if f.local.Unflushed() > f.e.cfg.scopeNames {
 		wait = min(wait, flushEvery)
 	}
-	if !f.heldBack() || !force && time.Since(f.lastPut) < wait {
+	if !f.heldBack() || !force && time.Since(f.lastPut) < wait || len(f.replacing) > 0 {
+		// An apply replacing entries by entries of another type stores
+		// nothing until it ends: a crash between a deletion and the
+		// creation after it would leave a stored tombstone at the
+		// version of the entry that replaces it.
 		return
 	}
 	if len(f.undurable) > 0 {
@@ -1514,24 +1502,14 @@ func (f *folder) persist(force bool) {
 		f.undurable = emptied(f.undurable)
 	}
 	began := time.Now()
-	var err error
-	// Only the entries known to have changed are stored, unless that is
-	// not known: comparing every entry with the stored one costs the
-	// folder, and reads every stored page (which counts in the memory of
-	// the process while mapped).
-	if f.storeAll {
-		err = f.e.db.PutLocal(f.dbKey(), f.local)
-	} else {
-		err = f.e.db.PutLocalEntries(f.dbKey(), f.local, slices.Collect(maps.Keys(f.unstored)))
-	}
-	if err != nil {
+	// The Local stores the entries changed since it last did.
+	if err := f.local.Flush(); err != nil {
 		// Try again, with what changes meanwhile, a while later.
 		f.log.Error("storing the folder's index", "err", err)
 		f.lastPut, f.putEvery = time.Now(), max(f.putEvery, flushEvery)
 		return
 	}
-	f.unstored = emptied(f.unstored)
-	f.storeAll, f.lastPut = false, time.Now()
+	f.lastPut = time.Now()
 	f.putEvery = max(persistEvery, 10*f.lastPut.Sub(began))
 }
 

@@ -83,7 +83,7 @@ func (f *folder) lostCopy(local syncfs.Local) (syncfs.Local, error) {
 	}
 	// Peers holding this host's earlier index take the next one whole.
 	f.session, f.pubAll = newSession(), true
-	return syncfs.NewLocal(), nil
+	return f.e.db.OpenLocal(f.dbKey(), f.e.cfg.localWhole)
 }
 
 // emptyDir reports whether the directory dir holds nothing (an error if

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -27,7 +26,9 @@ func persistFolder(t *testing.T, path string) *folder {
 	t.Cleanup(func() { db.Close() })
 	e := &Engine{db: db, log: slog.New(slog.DiscardHandler), cfg: Config{Now: time.Now, Fetches: 1}}
 	f := newFolder(e, "f1", t.TempDir())
-	f.local = syncfs.NewLocal()
+	if f.local, err = db.OpenLocal(f.dbKey(), syncfs.DefaultLocalWhole); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -47,56 +48,40 @@ func dirEntry(name, dev string) syncfs.FileInfo {
 }
 
 // TestPersistKeepsUnstoredOnFailure stores a folder's changed entries
-// into a closed database: they stay to be stored, and are stored by the
-// next store that goes through, whole or entry by entry.
+// into a closed database: they stay to be stored, held in the Local, and
+// the next try waits.
 func TestPersistKeepsUnstoredOnFailure(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "index.db")
 	f := persistFolder(t, path)
 	f.local.Set(dirEntry("a", "dev1"))
 	f.local.Set(dirEntry("b", "dev1"))
-	f.storeAll = true
 	f.persist(true)
-	if f.storeAll || len(f.unstored) != 0 {
-		t.Fatalf("after a whole store: storeAll %v, unstored %v; want nothing left", f.storeAll, f.unstored)
+	if f.heldBack() {
+		t.Fatalf("after a store: %d entries left", f.local.Unflushed())
+	}
+	stored, err := f.e.db.Local(f.dbKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(stateOf(&f.local), stateOf(&stored)); diff != "" {
+		t.Errorf("stored Local differs:\n%s", diff)
 	}
 
 	f.local.Set(dirEntry("a", "dev2"))
 	f.local.Delete("b")
 	f.local.Set(dirEntry("c", "dev2"))
 	f.touch("a", "b", "c")
-	want := []string{"a", "b", "c"}
+	want := stateOf(&f.local)
 	f.e.db.Close()
 	f.persist(true)
-	if got := slices.Sorted(maps.Keys(f.unstored)); !slices.Equal(got, want) {
-		t.Fatalf("after a failed store, unstored = %q; want %q", got, want)
+	if got := f.local.Unflushed(); got != 3 {
+		t.Fatalf("after a failed store, %d entries left to store; want 3", got)
 	}
-	f.storeAll = true
-	f.persist(true)
-	if !f.storeAll {
-		t.Fatal("after a failed whole store, storeAll was cleared")
+	if diff := cmp.Diff(want, stateOf(&f.local)); diff != "" {
+		t.Errorf("the Local changed with a failed store:\n%s", diff)
 	}
-	f.storeAll = false
-
-	db, err := syncfs.OpenDB(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	f.e.db = db
-	f.persist(false)
-	if len(f.unstored) != 3 {
-		t.Fatalf("a store right after a failed one was not held back: unstored = %v", f.unstored)
-	}
-	f.persist(true)
-	if len(f.unstored) != 0 {
-		t.Fatalf("after a store, unstored = %v; want none", f.unstored)
-	}
-	got, err := db.Local(f.dbKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(stateOf(&f.local), stateOf(&got)); diff != "" {
-		t.Errorf("stored Local differs:\n%s", diff)
+	if f.putEvery < flushEvery {
+		t.Fatalf("after a failed store, the next waits %v; want at least %v", f.putEvery, flushEvery)
 	}
 }
 
@@ -116,8 +101,8 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	if got, err := f.e.db.Local(f.dbKey()); err != nil || got.Len() != 0 {
 		t.Fatalf("stored while the change was not durable: %v, %v", got.Snapshot(), err)
 	}
-	if !f.unstored.has("a") || !f.undurable.has("a") {
-		t.Fatalf("after a failed barrier: unstored %v, undurable %v; want a in both", f.unstored, f.undurable)
+	if f.local.Unflushed() != 1 || !f.undurable.has("a") {
+		t.Fatalf("after a failed barrier: %d unstored, undurable %v; want a in both", f.local.Unflushed(), f.undurable)
 	}
 
 	if err := os.Mkdir(f.root, 0o755); err != nil {
@@ -125,8 +110,8 @@ func TestPersistWaitsForDurability(t *testing.T) {
 	}
 	f.persist(true)
 	got, err := f.e.db.Local(f.dbKey())
-	if err != nil || got.Len() != 1 || len(f.undurable) != 0 || len(f.unstored) != 0 {
-		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, unstored %v; want a stored, nothing left", got.Snapshot(), err, f.undurable, f.unstored)
+	if err != nil || got.Len() != 1 || len(f.undurable) != 0 || f.heldBack() {
+		t.Fatalf("after the barrier went through: stored %v (%v), undurable %v, %d unstored; want a stored, nothing left", got.Snapshot(), err, f.undurable, f.local.Unflushed())
 	}
 }
 

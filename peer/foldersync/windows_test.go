@@ -178,6 +178,7 @@ func TestChangeBeyondScopeLimit(t *testing.T) {
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, func(c *Config) {
 		c.planWindow = 3
 		c.scopeNames = limit
+		c.localWhole = limit
 	})
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
 	for i := range 12 {
