@@ -58,7 +58,11 @@
 //     is sent for a rescan every Watcher.Rescan for the writes in place a
 //     directory watch misses.
 //   - DB: the per-agent bbolt store of each folder's Local and the latest
-//     signed index of every other device.
+//     signed index of every other device. A Local opened from it
+//     (OpenLocal) is kept there: whole in memory up to DefaultLocalWhole
+//     entries, and past that only what changed since its last Flush,
+//     which stores it; Get reads the others from the DB and All walks it
+//     a window at a time.
 //   - PeerStore, PeerSummary: other devices' index entries on disk (a
 //     cache, made anew at each start), each beside a digest of its version,
 //     so that a host keeps none of them in memory: it reads the digests

@@ -147,6 +147,12 @@
 // in memory: a plan reads the digests and loads the entries at another
 // version than the local ones, which are the only ones Plan acts on.
 //
+// The folder's own Local is kept in its database too
+// (syncfs.DB.OpenLocal): whole in memory up to 65,536 entries, and past
+// that only the entries changed since it was last stored, the others
+// read from the database at each look and walked there a window at a
+// time. A store (persist) writes what changed and lets go of it.
+//
 // The sets of names a folder notes (the entries to plan again, to
 // publish, to count, to store, and the names a delta brought) hold at
 // most 65,536 names (maxScopeNames). Past it, the next plan walks the
