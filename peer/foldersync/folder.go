@@ -1241,11 +1241,13 @@ func (f *folder) scan(ctx context.Context, paths ...string) error {
 		}()
 	}
 	// What is hashed is recorded and published as the scan goes, so that
-	// peers start fetching the first files of a long scan at once.
+	// peers start fetching the first files of a long scan at once, and
+	// stored, so that the Local need not hold a long scan's entries.
 	f.scanner.Progress = func(names []string) {
 		f.touch(names...)
 		if time.Since(f.lastPub) >= f.pubEvery {
 			f.publish(ctx)
+			f.persist(false)
 		}
 	}
 	stats, err := f.scanner.Update(ctx, &f.local, paths...)
