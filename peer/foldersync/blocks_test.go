@@ -106,7 +106,7 @@ func TestOpenPublishedChecksStat(t *testing.T) {
 		"f":    {Name: "f", Type: syncfs.TypeFile, Size: int64(len(data)), Mode: 0o644, ModTime: mtime.UnixNano(), Version: v, Blocks: blocks, FileHash: sum},
 		"gone": {Name: "gone", Type: syncfs.TypeFile, Deleted: true, Version: v},
 	}
-	pub, _ := newPublished(nil, "f1", "dev", 1, 1, files, nil, true)
+	pub, _ := newPublished(nil, "f1", "dev", 1, 1, files, nil, true, nil)
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		t.Fatal(err)

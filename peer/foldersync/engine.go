@@ -214,6 +214,7 @@ type Engine struct {
 	db      *syncfs.DB        // set by Run
 	peers   *syncfs.PeerStore // set by Run: the entries of the peers' indexes
 	pages   string            // set by Run: the cache directory of signed index pages
+	chunks  *chunkStore       // set by Run: the entries of large published indexes
 	peerKey atomic.Uint64     // the last key drawn for an index in peers
 
 	mu      sync.Mutex
@@ -350,6 +351,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.peers = ps
 	defer ps.Close()
+	cs, err := openChunkStore(filepath.Join(e.cfg.DataDir, "pubchunks.db"), e.log)
+	if err != nil {
+		return err
+	}
+	e.chunks = cs
+	defer cs.Close()
 	if e.pages, err = resetPagesDir(e.cfg.DataDir); err != nil {
 		return err
 	}

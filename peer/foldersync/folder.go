@@ -1303,7 +1303,7 @@ func (f *folder) publish(ctx context.Context) {
 	if len(f.replacing) > 0 {
 		files = withheld{&f.local, f.replacing}
 	}
-	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, files, names, all)
+	p, changed := newPublished(old, f.id, f.e.self.String(), f.session, f.seq+1, files, names, all, f.e.chunks)
 	if p == nil {
 		return
 	}

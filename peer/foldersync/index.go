@@ -67,8 +67,9 @@ type published struct {
 // of another session), every entry of files. It also returns the names
 // that changed; it returns nil if none did (and there is a prev). Entries are never removed from
 // a published index: one dropped from the Local (which the engine never
-// does) stays as it was.
-func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Entries, names []string, all bool) (*published, []string) {
+// does) stays as it was. A new tree (no prev) keeps the entries of its
+// chunks in store (nil: in memory) once it is large.
+func newPublished(prev *published, folder, device string, session, seq uint64, files syncfs.Entries, names []string, all bool, store *chunkStore) (*published, []string) {
 	if prev != nil && prev.session != session {
 		prev = nil
 	}
@@ -81,7 +82,7 @@ func newPublished(prev *published, folder, device string, session, seq uint64, f
 			names = append(names, n)
 		}
 	}
-	p := &published{folder: folder, device: device, session: session, seq: seq, base: seq}
+	p := &published{folder: folder, device: device, session: session, seq: seq, base: seq, tree: pubTree{store: store}}
 	if prev != nil {
 		p.base, p.tree = prev.base, prev.tree
 		p.files, p.dirs, p.bytes, p.nblocks = prev.files, prev.dirs, prev.bytes, prev.nblocks

@@ -32,7 +32,7 @@ func pagesFixture(t *testing.T, n int) (*identity.PrivateKey, *published) {
 		name := fmt.Sprintf("dir/file%06d", i)
 		snap[name] = syncfs.FileInfo{Name: name, Type: syncfs.TypeDir, Version: syncfs.Vector{}.Update(dev)}
 	}
-	p, _ := newPublished(nil, "f", dev, 1, 5, snap, nil, true)
+	p, _ := newPublished(nil, "f", dev, 1, 5, snap, nil, true, nil)
 	return key, p
 }
 

@@ -23,11 +23,13 @@ const chunkMax = 128
 //
 // A chunk holds its entries encoded (see pubChunk): a file of one block
 // in about 66 bytes instead of a 144-byte FileInfo and its changed, a
-// tombstone in about 21. A folder's index is held whole by every host
-// that syncs it.
+// tombstone in about 21. A tree of more than its store's limit of
+// entries (spillAbove) keeps the entries of the chunks it makes in the
+// store (chunkStore), and only their bounds in memory.
 type pubTree struct {
 	chunks []*pubChunk
 	n      int
+	store  *chunkStore // nil: every chunk in memory
 }
 
 // pubChunk is a run of entries, encoded one after the other in data, in
@@ -49,7 +51,9 @@ type pubTree struct {
 // A file of more than inlineBlocks blocks keeps its block list as the
 // slice it was published with (the Local's, shared), not a copy.
 type pubChunk struct {
-	data     []byte
+	data     []byte      // nil once in store
+	store    *chunkStore // where its data is, under id, if it is not in data
+	id       uint64
 	restarts []uint32         // where every restartEvery-th entry starts, its name whole
 	devs     []string         // the devices of the entries' versions
 	blocks   [][]syncfs.Block // the block lists held as they were
@@ -80,6 +84,17 @@ const inlineBlocks = 2
 // to search them.
 const restartEvery = 16
 
+// bytes returns c's data, from its store if it is there.
+func (c *pubChunk) bytes() []byte {
+	if c.store == nil {
+		return c.data
+	}
+	return c.store.get(c.id)
+}
+
+// reader returns a reader of c's entries.
+func (c *pubChunk) reader() chunkReader { return chunkReader{c: c, data: c.bytes()} }
+
 // len returns how many entries t holds.
 func (t pubTree) len() int { return t.n }
 
@@ -97,16 +112,28 @@ func (t pubTree) get(name string) (pubEntry, bool) {
 		return pubEntry{}, false
 	}
 	c := t.chunks[t.chunkFor(name)]
+	if c.store == nil {
+		return c.get(c.data, name)
+	}
+	var e pubEntry
+	ok := false
+	c.store.view(c.id, func(data []byte) { e, ok = c.get(data, name) })
+	return e, ok
+}
+
+// get returns the entry named name of c, whose data is data. The entry
+// shares nothing with data.
+func (c *pubChunk) get(data []byte, name string) (pubEntry, bool) {
 	// The last restart at or before name, then the entries from there.
 	k, _ := slices.BinarySearchFunc(c.restarts, name, func(off uint32, name string) int {
-		r := chunkReader{c: c, off: int(off)}
+		r := chunkReader{c: c, data: data, off: int(off)}
 		r.next()
 		if cmpName(r.name, name) <= 0 {
 			return -1
 		}
 		return 1
 	})
-	r := chunkReader{c: c}
+	r := chunkReader{c: c, data: data}
 	if k > 0 {
 		r.off = int(c.restarts[k-1])
 	}
@@ -128,12 +155,14 @@ func (t pubTree) with(changes []pubEntry) pubTree {
 		return t
 	}
 	if len(t.chunks) == 0 {
-		out := pubTree{}
+		out := pubTree{store: t.store}
 		out.chunks = appendSplit(nil, merge(nil, changes))
 		out.n = len(changes)
+		out.spill(out.chunks)
 		return out
 	}
-	out := pubTree{chunks: make([]*pubChunk, 0, len(t.chunks)+len(changes)/chunkMax+1), n: t.n}
+	out := pubTree{chunks: make([]*pubChunk, 0, len(t.chunks)+len(changes)/chunkMax+1), n: t.n, store: t.store}
+	var made []*pubChunk
 	ci := 0
 	for len(changes) > 0 {
 		k := t.chunkFor(changes[0].fi.Name)
@@ -151,12 +180,23 @@ func (t pubTree) with(changes []pubEntry) pubTree {
 		old := c.items()
 		merged := merge(old, changes[:j])
 		out.n += len(merged) - len(old)
+		before := len(out.chunks)
 		out.chunks = appendSplit(out.chunks, merged)
+		made = append(made, out.chunks[before:]...)
 		changes = changes[j:]
 		ci = k + 1
 	}
 	out.chunks = append(out.chunks, t.chunks[ci:]...)
+	out.spill(made)
 	return out
+}
+
+// spill puts made, chunks of t no other tree holds yet, in t's store if t
+// holds more entries than it keeps in memory.
+func (t pubTree) spill(made []*pubChunk) {
+	if t.store != nil && t.n > t.store.above && len(made) > 0 {
+		t.store.put(made)
+	}
 }
 
 func cmpEntry(e pubEntry, name string) int { return strings.Compare(e.fi.Name, name) }
@@ -183,7 +223,7 @@ func (it chunkItem) changed() uint64 {
 // items returns c's entries as they are encoded.
 func (c *pubChunk) items() []chunkItem {
 	out := make([]chunkItem, 0, c.n)
-	r := chunkReader{c: c}
+	r := c.reader()
 	for r.next() {
 		out = append(out, chunkItem{name: string(r.name), src: c, body: r.body})
 	}
@@ -400,7 +440,7 @@ func commonPrefix(a, b string) int {
 // entries returns c's entries, decoded.
 func (c *pubChunk) entries() []pubEntry {
 	out := make([]pubEntry, 0, c.n)
-	r := chunkReader{c: c}
+	r := c.reader()
 	for r.next() {
 		out = append(out, r.entry(string(r.name)))
 	}
@@ -411,27 +451,28 @@ func (c *pubChunk) entries() []pubEntry {
 // decodes the rest.
 type chunkReader struct {
 	c    *pubChunk
-	off  int    // in c.data, past the current name
+	data []byte // c's
+	off  int    // in data, past the current name
 	body []byte // the current entry's body
 	name []byte // the current entry's name
 }
 
 func (r *chunkReader) next() bool {
-	if r.off >= len(r.c.data) {
+	if r.off >= len(r.data) {
 		return false
 	}
 	shared := r.uvarint()
 	n := r.uvarint()
-	r.name = append(r.name[:shared], r.c.data[r.off:r.off+int(n)]...)
+	r.name = append(r.name[:shared], r.data[r.off:r.off+int(n)]...)
 	r.off += int(n)
 	size := int(r.uvarint())
-	r.body = r.c.data[r.off : r.off+size]
+	r.body = r.data[r.off : r.off+size]
 	r.off += size
 	return true
 }
 
 func (r *chunkReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.c.data[r.off:])
+	v, n := binary.Uvarint(r.data[r.off:])
 	if n <= 0 {
 		panic("foldersync: a published index chunk is corrupt")
 	}
@@ -516,7 +557,7 @@ func (t pubTree) since(seq uint64) iter.Seq[pubEntry] {
 			if c.changed <= seq {
 				continue
 			}
-			r := chunkReader{c: c}
+			r := c.reader()
 			for r.next() {
 				// The distance below the chunk's changed comes first in
 				// the body: an entry not changed after seq is skipped

@@ -2,8 +2,10 @@ package foldersync
 
 import (
 	"fmt"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -12,12 +14,36 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
+// testStores returns the stores a tree is tested with: none (every chunk
+// in memory), and stores that keep the chunks of trees of more than 0 and
+// 100 entries.
+func testStores(t *testing.T) map[string]*chunkStore {
+	out := map[string]*chunkStore{"in memory": nil}
+	for _, above := range []int{0, 100} {
+		s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.above = above
+		out[fmt.Sprintf("stored above %d", above)] = s
+	}
+	return out
+}
+
 // A pubTree holds what a map would, in name order, and an older tree is
-// left as it was by the changes made after it.
+// left as it was by the changes made after it; whether its chunks are in
+// memory or in a store.
 func TestPubTreeMatchesMap(t *testing.T) {
+	for name, store := range testStores(t) {
+		t.Run(name, func(t *testing.T) { testPubTreeMatchesMap(t, store) })
+	}
+}
+
+func testPubTreeMatchesMap(t *testing.T, store *chunkStore) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	model := map[string]uint64{}
-	var tree pubTree
+	tree := pubTree{store: store}
 	type version struct {
 		tree  pubTree
 		model map[string]uint64
@@ -104,13 +130,13 @@ func TestNewPublishedIncremental(t *testing.T) {
 	for i := range 300 {
 		put(fmt.Sprintf("f%03d", i), i, 1)
 	}
-	p1, changed := newPublished(nil, "f", "a", 7, 100, files, nil, false)
+	p1, changed := newPublished(nil, "f", "a", 7, 100, files, nil, false, nil)
 	if len(changed) != 300 || p1.files != 300 || p1.bytes != 3000 {
 		t.Fatalf("first index: %d changed, %d files, %d bytes; want 300, 300, 3000", len(changed), p1.files, p1.bytes)
 	}
 	put("f010", 1000, 2)                                                                                                                      // new content
 	files["f020"] = syncfs.FileInfo{Name: "f020", Deleted: true, Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: 2}}}} // deleted
-	p2, changed := newPublished(p1, "f", "a", 7, 101, files, []string{"f010", "f020", "f030"}, false)
+	p2, changed := newPublished(p1, "f", "a", 7, 101, files, []string{"f010", "f020", "f030"}, false, nil)
 	if want := []string{"f010", "f020"}; !slices.Equal(changed, want) {
 		t.Fatalf("changed = %v; want %v", changed, want)
 	}
@@ -136,10 +162,10 @@ func TestNewPublishedIncremental(t *testing.T) {
 	if want := []string{"f010", "f020"}; !slices.Equal(delta, want) {
 		t.Errorf("delta since 100 = %v; want %v", delta, want)
 	}
-	if p, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"f010"}, false); p != nil {
+	if p, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"f010"}, false, nil); p != nil {
 		t.Errorf("an index with nothing changed was made")
 	}
-	full, _ := newPublished(p2, "f", "a", 7, 102, files, nil, true)
+	full, _ := newPublished(p2, "f", "a", 7, 102, files, nil, true, nil)
 	if full != nil {
 		t.Errorf("comparing everything found a change that is not there")
 	}
@@ -147,7 +173,7 @@ func TestNewPublishedIncremental(t *testing.T) {
 
 // An empty folder is published too: peers learn it has nothing.
 func TestNewPublishedEmpty(t *testing.T) {
-	p, _ := newPublished(nil, "f", "a", 7, 100, syncfs.Snapshot{}, nil, true)
+	p, _ := newPublished(nil, "f", "a", 7, 100, syncfs.Snapshot{}, nil, true, nil)
 	if p == nil || p.tree.len() != 0 {
 		t.Fatalf("newPublished of an empty folder = %v; want an empty index", p)
 	}
@@ -167,7 +193,7 @@ func TestBlockIndexPlaces(t *testing.T) {
 	put("x1", a, 1)
 	put("x2", b, 1)
 	put("x3", a, 1)
-	p1, _ := newPublished(nil, "f", "a", 7, 100, files, nil, false)
+	p1, _ := newPublished(nil, "f", "a", 7, 100, files, nil, false, nil)
 	if loc, ok := p1.block(a); !ok || loc.name != "x1" && loc.name != "x3" {
 		t.Errorf("block a: %+v, %v; want in x1 or x3", loc, ok)
 	}
@@ -178,10 +204,10 @@ func TestBlockIndexPlaces(t *testing.T) {
 	var c syncfs.Hash
 	c[0] = 9
 	put("x1", c, 2)
-	p2, _ := newPublished(p1, "f", "a", 7, 101, files, []string{"x1"}, false)
+	p2, _ := newPublished(p1, "f", "a", 7, 101, files, []string{"x1"}, false, nil)
 	put("x3", c, 2)
 	put("x1", a, 3)
-	p3, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"x1", "x3"}, false)
+	p3, _ := newPublished(p2, "f", "a", 7, 102, files, []string{"x1", "x3"}, false, nil)
 	if loc, ok := p2.block(a); !ok || loc.name != "x3" {
 		t.Errorf("block a after x1 changed: %+v, %v; want in x3", loc, ok)
 	}
@@ -198,7 +224,17 @@ func TestBlockIndexPlaces(t *testing.T) {
 // later indexes hold: through adds, merges of the block index and its
 // remaking when stale places outnumber the live ones.
 func TestBlockIndexRandom(t *testing.T) {
-	for seed := range uint64(6) {
+	for name, store := range testStores(t) {
+		t.Run(name, func(t *testing.T) { testBlockIndexRandom(t, store) })
+	}
+}
+
+func testBlockIndexRandom(t *testing.T, store *chunkStore) {
+	seeds := uint64(6)
+	if store != nil {
+		seeds = 2 // each lookup reads the store: a few times the time
+	}
+	for seed := range seeds {
 		rng := rand.New(rand.NewPCG(seed, 11))
 		files := syncfs.Snapshot{}
 		hash := func() syncfs.Hash {
@@ -234,7 +270,7 @@ func TestBlockIndexRandom(t *testing.T) {
 			}
 			slices.Sort(names)
 			names = slices.Compact(names)
-			p, _ := newPublished(prev, "f", "a", 7, uint64(100+round), files, names, false)
+			p, _ := newPublished(prev, "f", "a", 7, uint64(100+round), files, names, false, store)
 			if p == nil {
 				continue
 			}
@@ -316,9 +352,15 @@ func randomEntry(rng *rand.Rand, name string, seq uint64) pubEntry {
 // Every field of every kind of entry comes out of a tree as it went in,
 // by get and by since.
 func TestPubTreeKeepsEntries(t *testing.T) {
+	for name, store := range testStores(t) {
+		t.Run(name, func(t *testing.T) { testPubTreeKeepsEntries(t, store) })
+	}
+}
+
+func testPubTreeKeepsEntries(t *testing.T, store *chunkStore) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	model := map[string]pubEntry{}
-	var tree pubTree
+	tree := pubTree{store: store}
 	for seq := uint64(1000); seq < 1040; seq++ {
 		byName := map[string]pubEntry{}
 		for range rng.IntN(300) + 1 {
@@ -391,7 +433,7 @@ func BenchmarkPublished(b *testing.B) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+			p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true, nil)
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			held = after.HeapAlloc - before.HeapAlloc
@@ -399,7 +441,7 @@ func BenchmarkPublished(b *testing.B) {
 		}
 		b.ReportMetric(float64(held), "index-B")
 	})
-	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true)
+	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true, nil)
 	b.Run("change100", func(b *testing.B) {
 		seq := uint64(101)
 		for b.Loop() {
@@ -409,7 +451,7 @@ func BenchmarkPublished(b *testing.B) {
 				put(i, seq)
 				changed = append(changed, fmt.Sprintf("d%02d/f%07d", i%100, i))
 			}
-			if next, _ := newPublished(p, "f", "a", 7, seq, files, changed, false); next != nil {
+			if next, _ := newPublished(p, "f", "a", 7, seq, files, changed, false, nil); next != nil {
 				p = next
 			}
 			seq++

@@ -299,9 +299,9 @@ func TestReplacedNotPublishedMidway(t *testing.T) {
 	local := syncfs.NewLocal()
 	local.Set(syncfs.FileInfo{Name: "x", Deleted: true, Version: v})
 	local.Set(syncfs.FileInfo{Name: "other", Type: syncfs.TypeDir, Version: v})
-	prev, _ := newPublished(nil, "f", "dev", 1, 1, syncfs.Snapshot{"x": {Name: "x", Type: syncfs.TypeFile, Version: syncfs.Vector{}.Update("old")}}, nil, true)
+	prev, _ := newPublished(nil, "f", "dev", 1, 1, syncfs.Snapshot{"x": {Name: "x", Type: syncfs.TypeFile, Version: syncfs.Vector{}.Update("old")}}, nil, true, nil)
 	for _, all := range []bool{false, true} {
-		p, changed := newPublished(prev, "f", "dev", 1, 2, withheld{&local, got}, []string{"x", "other"}, all)
+		p, changed := newPublished(prev, "f", "dev", 1, 2, withheld{&local, got}, []string{"x", "other"}, all, nil)
 		if !slices.Equal(changed, []string{"other"}) {
 			t.Errorf("published midway (all %v): %q; want other alone", all, changed)
 		}
