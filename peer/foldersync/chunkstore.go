@@ -34,10 +34,13 @@ type chunkStore struct {
 	log   *slog.Logger
 	above int // spill the chunks of trees of more entries than this
 
-	mu     sync.Mutex
-	next   uint64   // the next chunk's key
-	freed  []uint64 // chunks no tree holds: removed at the next put
-	failed bool     // a write failed (logged once)
+	mu    sync.Mutex
+	next  uint64   // the next chunk's key
+	freed []uint64 // chunks no tree holds: removed at the next put
+	// freedPlaces are the buckets of the block indexes no published index
+	// holds: removed at the next put.
+	freedPlaces [][]byte
+	failed      bool // a write failed (logged once)
 }
 
 var bucketChunks = []byte("chunks")
@@ -84,6 +87,7 @@ func chunkKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) 
 // transaction, with the removal of the freed ones, and lets go of their
 // data. A chunk whose store fails keeps its data.
 func (s *chunkStore) put(chunks []*pubChunk) {
+	s.dropFreed()
 	s.mu.Lock()
 	freed := s.freed
 	s.freed = nil
@@ -153,5 +157,127 @@ func (s *chunkStore) view(id uint64, fn func(data []byte)) {
 	})
 	if err != nil && !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
 		panic(fmt.Sprintf("foldersync: reading published index chunk %d: %v", id, err))
+	}
+}
+
+// The places of a block index kept in the store (see blockIndex): a
+// bucket per index, each place a key of its block's key, its offset (8
+// bytes each, big-endian) and its file's name, with no value. A bucket
+// goes at the first store after no index holds it.
+
+// newPlaces returns the name of a new, empty bucket of places.
+func (s *chunkStore) newPlaces() ([]byte, error) {
+	s.mu.Lock()
+	id := s.next
+	s.next++
+	s.mu.Unlock()
+	name := append([]byte("places"), chunkKey(id)...)
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucket(name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("making a block index in the published index store: %w", err)
+	}
+	return name, nil
+}
+
+// placesTx is the most places one transaction writes: bbolt holds a
+// transaction's pages in memory until it commits.
+const placesTx = 8192
+
+// putPlaces adds places (sorted by key) to bucket.
+func (s *chunkStore) putPlaces(bucket []byte, places []blockPlace) error {
+	defer s.rel.Settle(s.b)
+	var key []byte
+	for len(places) > 0 {
+		batch := places[:min(len(places), placesTx)]
+		places = places[len(batch):]
+		err := s.b.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(bucket)
+			if b == nil {
+				return fmt.Errorf("block index %x missing", bucket)
+			}
+			for _, p := range batch {
+				s.rel.Touched(tx)
+				key = placeKey(key[:0], p)
+				if err := b.Put(key, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("storing a block index's places: %w", err)
+		}
+	}
+	return nil
+}
+
+func placeKey(b []byte, p blockPlace) []byte {
+	b = binary.BigEndian.AppendUint64(b, p.key)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.offset))
+	return append(b, p.name...)
+}
+
+// findPlaces calls fn with the places in bucket of blocks whose key is
+// key, until it returns false.
+func (s *chunkStore) findPlaces(bucket []byte, key uint64, fn func(blockPlace) bool) {
+	var found []blockPlace // fn runs outside the transaction
+	err := s.b.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return fmt.Errorf("block index %x missing", bucket)
+		}
+		s.rel.Touched(tx)
+		prefix := binary.BigEndian.AppendUint64(nil, key)
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); len(k) >= 16 && string(k[:8]) == string(prefix); k, _ = c.Next() {
+			found = append(found, blockPlace{key: key, offset: int64(binary.BigEndian.Uint64(k[8:16])), name: string(k[16:])})
+		}
+		return nil
+	})
+	if err != nil {
+		if !errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+			s.fail("reading a block index", err)
+		}
+		return
+	}
+	for _, p := range found {
+		if !fn(p) {
+			return
+		}
+	}
+}
+
+// freePlaces notes that no index holds bucket any more.
+func (s *chunkStore) freePlaces(bucket []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.freedPlaces = append(s.freedPlaces, bucket)
+}
+
+// dropFreed removes the buckets of places no index holds.
+func (s *chunkStore) dropFreed() {
+	s.mu.Lock()
+	freed := s.freedPlaces
+	s.freedPlaces = nil
+	s.mu.Unlock()
+	if len(freed) == 0 {
+		return
+	}
+	err := s.b.Update(func(tx *bbolt.Tx) error {
+		for _, name := range freed {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.mu.Lock()
+		s.freedPlaces = append(s.freedPlaces, freed...)
+		s.mu.Unlock()
+		s.fail("removing a block index", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -89,4 +90,90 @@ func TestChunkStoreLetsGoOfOldChunks(t *testing.T) {
 		}
 	}
 	runtime.KeepAlive(tree)
+}
+
+// A block index past its store's limit keeps its places on disk: every
+// block of the index in use is found, wherever its place is (the tail in
+// memory, the places stored whole, or the tail merged into them since),
+// a block no file holds any more is not, and an index no published index
+// holds any more is removed at the next store.
+func TestBlockIndexOnDisk(t *testing.T) {
+	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.above = 0
+	files := syncfs.Snapshot{}
+	hashOf := func(i, round int) syncfs.Hash {
+		return syncfs.HashBytes(fmt.Appendf(nil, "%d/%d", i, round))
+	}
+	const n = 3000
+	put := func(i, round int) {
+		name := fmt.Sprintf("d%d/f%05d", i%7, i)
+		blocks := []syncfs.Block{{Offset: 0, Size: 10, Hash: hashOf(i, round)}, {Offset: 10, Size: 5, Hash: hashOf(i+n, round)}}
+		files[name] = syncfs.FileInfo{Name: name, Size: 15, Blocks: blocks, FileHash: syncfs.FileHashOf(blocks),
+			Version: syncfs.Vector{Counters: []syncfs.Counter{{Device: "a", Value: uint64(round + 1)}}}}
+	}
+	for i := range n {
+		put(i, 0)
+	}
+	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true, s)
+	if p.blocks.disk == nil || p.blocks.main != nil {
+		t.Fatal("the block index is not on disk")
+	}
+	current := make([]int, 2*n) // the round of each block's file
+	first := p.blocks
+	for round := 1; round <= 4; round++ {
+		var names []string
+		for i := range n {
+			if (i+round)%3 != 0 {
+				put(i, round)
+				current[i], current[i+n] = round, round
+				names = append(names, fmt.Sprintf("d%d/f%05d", i%7, i))
+			}
+		}
+		slices.Sort(names)
+		p, _ = newPublished(p, "f", "a", 7, uint64(100+round), files, names, false, s)
+		for i := range 2 * n {
+			k := i % n
+			if _, ok := p.block(hashOf(k+i/n*n, current[i])); !ok {
+				t.Fatalf("round %d: block %d (of round %d) not found", round, i, current[i])
+			}
+			if current[i] > 0 {
+				if _, ok := p.block(hashOf(k+i/n*n, current[i]-1)); ok && current[i] == round {
+					t.Fatalf("round %d: block %d of round %d, no file's any more, found", round, i, current[i]-1)
+				}
+			}
+		}
+	}
+	if p.blocks == first {
+		t.Fatal("the block index was never made anew: the test checks no removal")
+	}
+	buckets := func() int {
+		k := 0
+		s.b.View(func(tx *bbolt.Tx) error {
+			return tx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+				if len(name) > 6 && string(name[:6]) == "places" {
+					k++
+				}
+				return nil
+			})
+		})
+		return k
+	}
+	first = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for buckets() > 1 && time.Now().Before(deadline) {
+		runtime.GC()
+		s.put(nil) // a store: freed indexes go
+		time.Sleep(10 * time.Millisecond)
+	}
+	if k := buckets(); k != 1 {
+		t.Fatalf("%d block indexes stored; want the one in use", k)
+	}
+	if _, ok := p.block(hashOf(1, current[1])); !ok {
+		t.Fatal("the block index in use lost its places")
+	}
+	runtime.KeepAlive(p)
 }

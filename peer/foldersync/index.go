@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -179,10 +180,18 @@ func (p *published) block(h syncfs.Hash) (blockLoc, bool) {
 // so a lookup reads the ones it found without the lock. A lookup checks
 // the whole hash against the file's entry, so two hashes that share their
 // first bytes only cost a look at the other's places.
+//
+// An index of more places than its store's limit (spillAbove) keeps
+// main in the store (chunkStore.putPlaces), as a bucket of its own that
+// goes once no published index holds the blockIndex, and merges its
+// tail into it.
 type blockIndex struct {
-	mu   sync.RWMutex
-	main []blockPlace
-	tail []blockPlace
+	mu    sync.RWMutex
+	main  []blockPlace // in memory, unless in store
+	tail  []blockPlace
+	store *chunkStore
+	disk  []byte // the bucket of main's places in store; nil: none
+	mainN int    // the places in main, wherever they are
 }
 
 // blockPlace is where a block is: a file and an offset. Its size is the
@@ -197,7 +206,8 @@ type blockPlace struct {
 func blockKey(h syncfs.Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 // newBlockIndex returns the index of t's live files' blocks, of which
-// there are about n.
+// there are about n: in t's store if they are more than it keeps in
+// memory (in memory if that fails).
 func newBlockIndex(t pubTree, n int) *blockIndex {
 	places := make([]blockPlace, 0, n)
 	for e := range t.all() {
@@ -206,7 +216,20 @@ func newBlockIndex(t pubTree, n int) *blockIndex {
 		}
 	}
 	sortPlaces(places)
-	return &blockIndex{main: slices.Clip(places)}
+	b := &blockIndex{main: slices.Clip(places), mainN: len(places)}
+	if s := t.store; s != nil && len(places) > s.above {
+		disk, err := s.newPlaces()
+		if err == nil {
+			err = s.putPlaces(disk, places)
+		}
+		if err != nil {
+			s.fail("storing a block index", err)
+			return b
+		}
+		b.main, b.store, b.disk = nil, s, disk
+		runtime.AddCleanup(b, s.freePlaces, disk)
+	}
+	return b
 }
 
 // appendPlaces appends the places of fi's blocks to places.
@@ -229,7 +252,7 @@ func (b *blockIndex) keep(live int) bool {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return len(b.main)+len(b.tail) <= 2*live+4096
+	return b.mainN+len(b.tail) <= 2*live+4096
 }
 
 // add adds the blocks of the files of files named in names.
@@ -244,13 +267,25 @@ func (b *blockIndex) add(files syncfs.Entries, names []string) {
 	}
 	sortPlaces(added)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	tail := mergePlaces(b.tail, added)
-	if len(tail) > len(b.main)/8+4096 {
-		b.main, b.tail = mergePlaces(b.main, tail), nil
+	b.tail = tail
+	merge := len(tail) > b.mainN/8+4096
+	if merge && b.disk == nil {
+		b.main, b.tail, b.mainN = mergePlaces(b.main, tail), nil, b.mainN+len(tail)
+	}
+	b.mu.Unlock()
+	if !merge || b.disk == nil {
 		return
 	}
-	b.tail = tail
+	// Only the folder's goroutine adds. Lookups meanwhile find the
+	// places in the tail, and on disk once stored.
+	if err := b.store.putPlaces(b.disk, tail); err != nil {
+		b.store.fail("storing a block index", err)
+		return
+	}
+	b.mu.Lock()
+	b.tail, b.mainN = nil, b.mainN+len(tail)
+	b.mu.Unlock()
 }
 
 // mergePlaces returns a new array of the places of a and b, both sorted.
@@ -282,7 +317,15 @@ func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
 			}
 		}
 	}
-	return blockLoc{}, false
+	var loc blockLoc
+	found := false
+	if b.disk != nil {
+		b.store.findPlaces(b.disk, k, func(p blockPlace) bool {
+			loc, found = placeIn(t, p, h)
+			return !found
+		})
+	}
+	return loc, found
 }
 
 // placeIn returns the block p names if t's entry still holds h there.
