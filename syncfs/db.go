@@ -118,6 +118,9 @@ func (db *DB) PutLocal(folder string, l Local) error {
 		if err != nil {
 			return err
 		}
+		if err := fb.Delete(keyIndexed); err != nil { // made anew at the next OpenLocal
+			return err
+		}
 		lb, err := fb.CreateBucketIfNotExists(bucketLocal)
 		if err != nil {
 			return err
@@ -205,6 +208,10 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 		err := db.b.Update(func(tx *bbolt.Tx) error {
 			fb, err := folderBucket(tx, folder, true)
 			if err != nil {
+				return err
+			}
+			// Its indexes are made anew at the next OpenLocal.
+			if err := fb.Delete(keyIndexed); err != nil {
 				return err
 			}
 			lb, err := fb.CreateBucketIfNotExists(bucketLocal)

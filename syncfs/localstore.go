@@ -85,6 +85,18 @@ func (db *DB) OpenLocal(folder string, whole int) (Local, error) {
 	if err != nil {
 		return Local{}, fmt.Errorf("loading local index of folder %s: %w", folder, err)
 	}
+	indexed := false
+	err = db.b.View(func(tx *bbolt.Tx) error {
+		fb, err := folderBucket(tx, folder, false)
+		indexed = fb != nil && fb.Get(keyIndexed) != nil
+		return err
+	})
+	if err == nil && !indexed {
+		err = db.makeIndexes(folder)
+	}
+	if err != nil {
+		return Local{}, err
+	}
 	return Local{t: t}, nil
 }
 
@@ -303,19 +315,37 @@ func (s *localStore) write(tx *bbolt.Tx, t *localTable, names []string) error {
 	if err != nil {
 		return err
 	}
+	ix, err := openIndexes(fb)
+	if err != nil {
+		return err
+	}
 	if last, _ := lb.Cursor().Last(); last == nil || bytes.Compare(last, []byte(names[0])) < 0 {
 		lb.FillPercent = 0.9 // written after every stored key, in key order
 	}
 	for _, n := range names {
 		s.db.rel.Touched(tx)
+		var old *storedEntry
+		if ov := lb.Get([]byte(n)); ov != nil {
+			o, _, err := decodeStored([]byte(n), ov)
+			if err != nil {
+				return err
+			}
+			old = &o
+		}
 		v := t.m[n]
 		if !packedHasFile(v) {
 			if err := lb.Delete([]byte(n)); err != nil {
 				return fmt.Errorf("removing %s: %w", n, err)
 			}
+			if err := ix.index(n, old, nil); err != nil {
+				return fmt.Errorf("unindexing %s: %w", n, err)
+			}
 			continue
 		}
 		e := storedEntry{File: t.unpackFile(n, v)}
+		if err := ix.index(n, old, &e.File); err != nil {
+			return fmt.Errorf("indexing %s: %w", n, err)
+		}
 		if d, ok := unpackStat(v); ok {
 			e.Disk = &d
 		}

@@ -293,3 +293,84 @@ func TestOpenLocalFlushFails(t *testing.T) {
 		t.Fatalf("Flush after a failed read: %v; want the read's error", err)
 	}
 }
+
+// A plan against a Local held past its limit, which looks up the names
+// that clash with new ones and the local holders of needed blocks in its
+// indexes, equals the plan against the same entries in memory, which
+// walks them: random folders whose names clash by case and whose files
+// share blocks, changed, flushed or not, and opened again.
+func TestPlanWithIndexedLocal(t *testing.T) {
+	names := []string{"a", "A", "b", "d/x", "d/X", "D/x", "e/f", "E/F", "g", "h/i"}
+	blocks := make([]Block, 6)
+	for i := range blocks {
+		blocks[i] = Block{Size: uint32(10 + i%2), Hash: HashBytes([]byte{byte(i)})}
+	}
+	file := func(r *rand.Rand, n, dev string, value uint64) FileInfo {
+		var bs []Block
+		off := int64(0)
+		for range 1 + r.IntN(3) {
+			b := blocks[r.IntN(len(blocks))]
+			b.Offset = off
+			off += int64(b.Size)
+			bs = append(bs, b)
+		}
+		return FileInfo{Name: n, Type: TypeFile, Size: off, Mode: 0o644, Blocks: bs, FileHash: FileHashOf(bs),
+			Version: Vector{Counters: []Counter{{Device: dev, Value: value}}}}
+	}
+	for seed := range uint64(150) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		db := openTestDB(t)
+		db.b.NoSync = true
+		l, err := db.OpenLocal("f", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			switch r.IntN(4) {
+			case 0:
+			case 1:
+				l.Set(FileInfo{Name: n, Type: TypeDir, Mode: 0o755, Version: Vector{}.Update(devA)})
+			case 2:
+				l.Set(tombstone(FileInfo{Name: n, Type: TypeFile}, Vector{}.Update(devA)))
+			default:
+				l.Set(file(r, n, devA, uint64(i+1)))
+			}
+			if r.IntN(3) == 0 {
+				if err := l.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := l.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if r.IntN(3) == 0 {
+			if l, err = db.OpenLocal("f", 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range r.IntN(3) { // changed since, not flushed
+			n := names[r.IntN(len(names))]
+			if r.IntN(3) == 0 {
+				l.Delete(n)
+			} else {
+				l.Set(file(r, n, devA, 99))
+			}
+		}
+		if indexedLocal(&l) == nil && l.Len() > 0 {
+			t.Fatalf("seed %d: the Local is not held on disk", seed)
+		}
+		remote := Snapshot{}
+		for _, n := range names {
+			if r.IntN(2) == 0 {
+				remote[n] = file(r, n, devB, 1)
+			}
+		}
+		mem := l.Clone()
+		want := PlanWith(&mem, remote, devA, PlanOptions{})
+		got := PlanWith(&l, remote, devA, PlanOptions{})
+		if !reflect.DeepEqual(want, got) {
+			t.Fatalf("seed %d: the plan differs:\n%s", seed, cmp.Diff(want, got))
+		}
+	}
+}

@@ -611,12 +611,26 @@ func (p *planner) checkClashes() {
 		wanted[Canonical(n)] = true
 	}
 	idx := NewClashIndex()
-	for n, l := range p.local.All() {
-		if l.Deleted || created[n] {
-			continue
+	if t := indexedLocal(p.local); t != nil {
+		// Looked up, not walked: a Local held on disk.
+		for c := range wanted {
+			if removed[c] {
+				continue
+			}
+			for _, n := range t.sameCanonical(c) {
+				if l, ok := p.local.Get(n); ok && !l.Deleted && !created[n] {
+					idx.Add(n)
+				}
+			}
 		}
-		if c := Canonical(n); wanted[c] && !removed[c] {
-			idx.Add(n)
+	} else {
+		for n, l := range p.local.All() {
+			if l.Deleted || created[n] {
+				continue
+			}
+			if c := Canonical(n); wanted[c] && !removed[c] {
+				idx.Add(n)
+			}
 		}
 	}
 	var creates []*step
@@ -680,10 +694,7 @@ func (p *planner) fillBlocks() {
 	// known by its hash and size: the applier reads as many bytes as the
 	// remote entry says to verify a copy, so a remote block is copied only
 	// from a local block of its size.
-	type key struct {
-		hash Hash
-		size uint32
-	}
+	type key = sizedBlock
 	type src struct {
 		name string
 		off  int64
@@ -700,14 +711,27 @@ func (p *planner) fillBlocks() {
 	if len(have) == 0 {
 		return
 	}
-	for _, l := range p.local.All() {
-		if l.Deleted || l.Type != TypeFile || touched[l.Name] {
-			continue
+	if t := indexedLocal(p.local); t != nil {
+		// Looked up, not walked: a Local held on disk.
+		want := make(map[key]bool, len(have))
+		for k := range have {
+			want[k] = true
 		}
-		for _, b := range l.Blocks {
-			k := key{b.Hash, b.Size}
-			if h, ok := have[k]; ok && (h.name == "" || l.Name < h.name) {
-				have[k] = src{l.Name, b.Offset}
+		t.blockHolders(want, touched, func(k key, name string, off int64) {
+			if h := have[k]; h.name == "" || name < h.name {
+				have[k] = src{name, off}
+			}
+		})
+	} else {
+		for _, l := range p.local.All() {
+			if l.Deleted || l.Type != TypeFile || touched[l.Name] {
+				continue
+			}
+			for _, b := range l.Blocks {
+				k := key{b.Hash, b.Size}
+				if h, ok := have[k]; ok && (h.name == "" || l.Name < h.name) {
+					have[k] = src{l.Name, b.Offset}
+				}
 			}
 		}
 	}

@@ -189,7 +189,6 @@ const placesTx = 8192
 // putPlaces adds places (sorted by key) to bucket.
 func (s *chunkStore) putPlaces(bucket []byte, places []blockPlace) error {
 	defer s.rel.Settle(s.b)
-	var key []byte
 	for len(places) > 0 {
 		batch := places[:min(len(places), placesTx)]
 		places = places[len(batch):]
@@ -200,8 +199,8 @@ func (s *chunkStore) putPlaces(bucket []byte, places []blockPlace) error {
 			}
 			for _, p := range batch {
 				s.rel.Touched(tx)
-				key = placeKey(key[:0], p)
-				if err := b.Put(key, nil); err != nil {
+				// A new key each: bbolt holds it until the transaction ends.
+				if err := b.Put(placeKey(nil, p), nil); err != nil {
 					return err
 				}
 			}
