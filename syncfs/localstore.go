@@ -18,6 +18,11 @@ import (
 // from the DB costs a few microseconds).
 const DefaultLocalWhole = 1 << 16
 
+// localCache is how many entries a Local held past its limit keeps in
+// memory after a Flush, the last ones written (those the sync that wrote
+// them is likeliest to read again): past it, a Flush lets go of all.
+const localCache = 1 << 14
+
 // gone, held in a Local's map, says the name has neither entry nor
 // stat, whatever its DB holds.
 const gone = "\x00"
@@ -28,15 +33,17 @@ const eachWindow = 512
 
 // localStore is where a Local opened from a DB keeps its entries: in the
 // DB's bucket of the folder, as PutLocal stores them. Its map holds
-// every stored entry while whole, and otherwise only the names changed
-// since the last Flush (or gone), and the stats of names without an
-// entry, which the DB does not hold.
+// every stored entry while whole, and otherwise the names changed since
+// the last Flush (or gone), the stats of names without an entry, which
+// the DB does not hold, and up to localCache entries written by the last
+// Flushes.
 type localStore struct {
 	db     *DB
 	folder string
 	dirty  map[string]struct{} // names changed since the last Flush
 	whole  bool                // the map holds every stored entry
 	limit  int                 // entries held whole at most
+	cache  int                 // entries kept after a Flush once not whole (localCache)
 
 	mu  sync.Mutex
 	err error // the first read that failed
@@ -50,7 +57,7 @@ type localStore struct {
 // otherwise (PutLocal, PutLocalEntries, DeleteFolder) meanwhile.
 func (db *DB) OpenLocal(folder string, whole int) (Local, error) {
 	defer db.rel.Settle(db.b)
-	s := &localStore{db: db, folder: folder, dirty: map[string]struct{}{}, whole: true, limit: whole}
+	s := &localStore{db: db, folder: folder, dirty: map[string]struct{}{}, whole: true, limit: whole, cache: localCache}
 	t := newLocalTable(0)
 	t.st = s
 	err := db.b.View(func(tx *bbolt.Tx) error {
@@ -290,7 +297,7 @@ func (s *localStore) flush(t *localTable) error {
 	if s.whole && len(t.m) > s.limit {
 		s.whole = false
 	}
-	if !s.whole && len(t.m) > 0 {
+	if !s.whole && len(t.m) > s.cache {
 		// Only the stats of names without an entry stay: the DB does
 		// not hold them.
 		keep := map[string]string{}
