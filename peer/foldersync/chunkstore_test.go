@@ -177,3 +177,45 @@ func TestBlockIndexOnDisk(t *testing.T) {
 	}
 	runtime.KeepAlive(p)
 }
+
+// A block index made in memory moves its places to disk once it grows
+// past its store's limit, and finds them there.
+func TestBlockIndexGrowsOntoDisk(t *testing.T) {
+	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.above = 6000
+	files := syncfs.Snapshot{}
+	var names []string
+	add := func(from, to int) {
+		names = names[:0]
+		for i := from; i < to; i++ {
+			name := fmt.Sprintf("f%05d", i)
+			blocks := []syncfs.Block{{Size: 7, Hash: syncfs.HashBytes(fmt.Appendf(nil, "%d", i))}}
+			files[name] = syncfs.FileInfo{Name: name, Size: 7, Blocks: blocks, FileHash: syncfs.FileHashOf(blocks), Version: syncfs.Vector{}.Update("a")}
+			names = append(names, name)
+		}
+	}
+	add(0, 1000)
+	p, _ := newPublished(nil, "f", "a", 7, 100, files, nil, true, s)
+	if p.blocks.disk != nil {
+		t.Fatal("a small block index is on disk")
+	}
+	for round := 1; p.blocks.disk == nil; round++ {
+		if round > 5 {
+			t.Fatalf("the block index of %d places is still in memory", len(files))
+		}
+		add(round*2500, (round+1)*2500)
+		p, _ = newPublished(p, "f", "a", 7, uint64(100+round), files, names, false, s)
+	}
+	if p.blocks.main != nil {
+		t.Fatal("the block index holds its places in memory and on disk")
+	}
+	for n, fi := range files {
+		if loc, ok := p.block(fi.Blocks[0].Hash); !ok || loc.name != n {
+			t.Fatalf("the block of %s: %+v, %v", n, loc, ok)
+		}
+	}
+}

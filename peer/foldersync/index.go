@@ -216,20 +216,30 @@ func newBlockIndex(t pubTree, n int) *blockIndex {
 		}
 	}
 	sortPlaces(places)
-	b := &blockIndex{main: slices.Clip(places), mainN: len(places)}
-	if s := t.store; s != nil && len(places) > s.above {
-		disk, err := s.newPlaces()
-		if err == nil {
-			err = s.putPlaces(disk, places)
-		}
-		if err != nil {
-			s.fail("storing a block index", err)
-			return b
-		}
-		b.main, b.store, b.disk = nil, s, disk
-		runtime.AddCleanup(b, s.freePlaces, disk)
+	b := &blockIndex{main: slices.Clip(places), mainN: len(places), store: t.store}
+	if b.store != nil && len(places) > b.store.above {
+		b.toDisk(places)
 	}
 	return b
+}
+
+// toDisk puts places, all of b's (sorted), in a bucket of b's store of
+// its own, and then lets go of them in memory; they stay there if that
+// fails. Only the folder's goroutine calls it.
+func (b *blockIndex) toDisk(places []blockPlace) {
+	s := b.store
+	disk, err := s.newPlaces()
+	if err == nil {
+		err = s.putPlaces(disk, places)
+	}
+	if err != nil {
+		s.fail("storing a block index", err)
+		return
+	}
+	b.mu.Lock()
+	b.main, b.tail, b.disk, b.mainN = nil, nil, disk, len(places)
+	b.mu.Unlock()
+	runtime.AddCleanup(b, s.freePlaces, disk)
 }
 
 // appendPlaces appends the places of fi's blocks to places.
@@ -271,7 +281,15 @@ func (b *blockIndex) add(files syncfs.Entries, names []string) {
 	b.tail = tail
 	merge := len(tail) > b.mainN/8+4096
 	if merge && b.disk == nil {
-		b.main, b.tail, b.mainN = mergePlaces(b.main, tail), nil, b.mainN+len(tail)
+		main := mergePlaces(b.main, tail)
+		if b.store != nil && len(main) > b.store.above {
+			// Grown past what is kept in memory. Lookups meanwhile find
+			// the places in memory.
+			b.mu.Unlock()
+			b.toDisk(main)
+			return
+		}
+		b.main, b.tail, b.mainN = main, nil, len(main)
 	}
 	b.mu.Unlock()
 	if !merge || b.disk == nil {
@@ -305,7 +323,7 @@ func mergePlaces(a, b []blockPlace) []blockPlace {
 func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
 	k := blockKey(h)
 	b.mu.RLock()
-	main, tail := b.main, b.tail
+	main, tail, disk := b.main, b.tail, b.disk
 	b.mu.RUnlock()
 	// The latest places first: a block's earlier places are the likelier
 	// to be stale.
@@ -319,8 +337,8 @@ func (b *blockIndex) find(h syncfs.Hash, t pubTree) (blockLoc, bool) {
 	}
 	var loc blockLoc
 	found := false
-	if b.disk != nil {
-		b.store.findPlaces(b.disk, k, func(p blockPlace) bool {
+	if disk != nil {
+		b.store.findPlaces(disk, k, func(p blockPlace) bool {
 			loc, found = placeIn(t, p, h)
 			return !found
 		})
