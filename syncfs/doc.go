@@ -61,8 +61,11 @@
 //     signed index of every other device. A Local opened from it
 //     (OpenLocal) is kept there: whole in memory up to DefaultLocalWhole
 //     entries, and past that only what changed since its last Flush,
-//     which stores it; Get reads the others from the DB and All walks it
-//     a window at a time.
+//     which stores it (and the last entries it wrote); Get reads the
+//     others from the DB and All walks it a window at a time. Such a
+//     Local keeps indexes of its stored blocks and canonical names
+//     beside it, so that Plan looks up what it needs instead of walking
+//     every entry.
 //   - PeerStore, PeerSummary: other devices' index entries on disk (a
 //     cache, made anew at each start), each beside a digest of its version,
 //     so that a host keeps none of them in memory: it reads the digests

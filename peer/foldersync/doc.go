@@ -162,8 +162,12 @@
 // files costs walks of the indexes, not a set of a million names.
 //
 // A host's own published index is a tree of chunks that hold their
-// entries encoded (pubtree.go), sharing the block lists of large files
-// with the Local. Its signed pages are made once for every peer that asks
+// entries encoded (pubtree.go). Past 65,536 entries (spillAbove), the
+// chunks it makes keep their entries in pubchunks.db in Config.DataDir
+// (chunkStore: a cache made anew at each start, written without fsync)
+// and only their bounds in memory; so does the block index of what it
+// publishes, past as many places. A chunk's or a block index's record
+// goes once no published index holds it. Its signed pages are made once for every peer that asks
 // the same (the whole index, or the delta since a sequence); those of
 // more than 256 KiB go to a file in the pages directory of
 // Config.DataDir (emptied at each start) and are sent from it, so they
