@@ -221,12 +221,14 @@ func (t *localTable) blockHolders(want map[sizedBlock]bool, skip map[string]bool
 		return
 	}
 	for _, h := range hits {
-		if _, changed := t.m[h.name]; !changed && !skip[h.name] {
+		if _, changed := s.dirty[h.name]; !changed && !skip[h.name] {
 			fn(h.b, h.name, h.off)
 		}
 	}
-	// What changed since the last Flush, as it is now.
-	for n, v := range t.m {
+	// What changed since the last Flush, as it is now (the other names
+	// the map holds are as stored).
+	for n := range s.dirty {
+		v := t.m[n]
 		if skip[n] || !packedHasFile(v) {
 			continue
 		}
@@ -239,12 +241,11 @@ func (t *localTable) blockHolders(want map[sizedBlock]bool, skip map[string]bool
 	}
 }
 
-// sameCanonical returns the names of t's entries (tombstones too) whose
-// canonical form is c.
-func (t *localTable) sameCanonical(c string) []string {
-	var out []string
+// sameCanonical returns, for each canonical form of wanted, the names of
+// t's entries (tombstones too) of that form.
+func (t *localTable) sameCanonical(wanted []string) map[string][]string {
+	out := map[string][]string{}
 	s := t.st
-	prefix := append([]byte(c), 0)
 	err := s.db.b.View(func(tx *bbolt.Tx) error {
 		fb, err := folderBucket(tx, s.folder, false)
 		if err != nil || fb == nil {
@@ -254,10 +255,15 @@ func (t *localTable) sameCanonical(c string) []string {
 		if cb == nil {
 			return nil
 		}
-		s.db.rel.Touched(tx)
 		cur := cb.Cursor()
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			out = append(out, string(k[len(prefix):]))
+		for _, c := range wanted {
+			s.db.rel.Touched(tx)
+			prefix := append([]byte(c), 0)
+			for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+				if n := string(k[len(prefix):]); !s.changed(n) {
+					out[c] = append(out[c], n)
+				}
+			}
 		}
 		return nil
 	})
@@ -265,15 +271,23 @@ func (t *localTable) sameCanonical(c string) []string {
 		s.fail(fmt.Errorf("reading the names index of folder %s: %w", s.folder, err))
 		return nil
 	}
-	// Those stored and since removed, and those added since the last Flush.
-	out = slices.DeleteFunc(out, func(n string) bool {
-		v, ok := t.m[n]
-		return ok && !packedHasFile(v)
-	})
-	for n, v := range t.m {
-		if packedHasFile(v) && Canonical(n) == c && !slices.Contains(out, n) {
-			out = append(out, n)
+	// Those changed since the last Flush, as they are now.
+	want := make(map[string]bool, len(wanted))
+	for _, c := range wanted {
+		want[c] = true
+	}
+	for n := range s.dirty {
+		if v := t.m[n]; packedHasFile(v) {
+			if c := Canonical(n); want[c] {
+				out[c] = append(out[c], n)
+			}
 		}
 	}
 	return out
+}
+
+// changed reports whether name changed since the last Flush.
+func (s *localStore) changed(name string) bool {
+	_, ok := s.dirty[name]
+	return ok
 }

@@ -613,11 +613,15 @@ func (p *planner) checkClashes() {
 	idx := NewClashIndex()
 	if t := indexedLocal(p.local); t != nil {
 		// Looked up, not walked: a Local held on disk.
+		var forms []string
 		for c := range wanted {
-			if removed[c] {
-				continue
+			if !removed[c] {
+				forms = append(forms, c)
 			}
-			for _, n := range t.sameCanonical(c) {
+		}
+		slices.Sort(forms)
+		for _, names := range t.sameCanonical(forms) {
+			for _, n := range names {
 				if l, ok := p.local.Get(n); ok && !l.Deleted && !created[n] {
 					idx.Add(n)
 				}
