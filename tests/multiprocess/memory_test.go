@@ -77,7 +77,7 @@ func TestMemoryFootprint(t *testing.T) {
 	if err := os.Rename(stage, filepath.Join(p.aDir, "data")); err != nil {
 		t.Fatal(err)
 	}
-	timeout := max(2*time.Minute, time.Duration(files)*2*time.Millisecond)
+	timeout := max(2*time.Minute, time.Duration(files)*3*time.Millisecond)
 	// A busy agent answers late with a million files: a status not
 	// answered in time is asked again, not a failure.
 	statusTimeout := max(cliTimeout, time.Duration(files)*200*time.Microsecond)
