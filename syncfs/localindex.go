@@ -68,6 +68,9 @@ func firstBlocks(f *FileInfo) []Block {
 // index updates ix for name, stored as old (nil: not stored) and now as
 // f (nil: removed).
 func (ix localIndexes) index(name string, old *storedEntry, f *FileInfo) error {
+	if old != nil && f != nil && slices.Equal(firstBlocks(&old.File), firstBlocks(f)) {
+		return nil // a stat, a version or a mode changed: nothing indexed did
+	}
 	if old != nil {
 		for _, b := range firstBlocks(&old.File) {
 			if err := ix.blocks.Delete(blockKey(b.Hash, name)); err != nil {

@@ -1468,7 +1468,7 @@ func (f *folder) heldBack() bool { return f.local.Unflushed() > 0 }
 
 // persist stores the entries of the Local changed since the last store
 // (syncfs.Local.Flush), at most every putEvery unless forced (every
-// flushEvery at most once they are more than Config.scopeNames: past its
+// flushEvery at most once they are more than a plan's window: past its
 // limit, the Local holds in memory only what it has not stored); those
 // not stored (the store failed) stay to be stored, and the next try waits
 // at least flushEvery.
@@ -1482,7 +1482,8 @@ func (f *folder) heldBack() bool { return f.local.Unflushed() > 0 }
 // stores are spaced to ten times their cost.
 func (f *folder) persist(force bool) {
 	wait := f.putEvery
-	if f.local.Unflushed() > f.e.cfg.scopeNames {
+	if f.local.Unflushed() > f.e.cfg.planWindow {
+		// Past its limit, the Local holds what it has not stored.
 		wait = min(wait, flushEvery)
 	}
 	if !f.heldBack() || !force && time.Since(f.lastPut) < wait || len(f.replacing) > 0 {
