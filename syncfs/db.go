@@ -79,6 +79,18 @@ type storedEntry struct {
 	Disk *DiskStat `cbor:"2,keyasint,omitempty"`
 }
 
+// seekAfter positions c at the first key after after, or at the first
+// key if after is nil, and returns it.
+func seekAfter(c *bbolt.Cursor, after []byte) (k, v []byte) {
+	if after == nil {
+		return c.First()
+	}
+	if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+		k, v = c.Next()
+	}
+	return k, v
+}
+
 // folderBucket returns folder's bucket, creating it if create.
 func folderBucket(tx *bbolt.Tx, folder string, create bool) (*bbolt.Bucket, error) {
 	if folder == "" {

@@ -129,12 +129,7 @@ func (db *DB) makeIndexes(folder string) error {
 				return err
 			}
 			c := lb.Cursor()
-			k, v := c.First()
-			if after != nil {
-				if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
-			}
+			k, v := seekAfter(c, after)
 			for i := 0; k != nil && i < maxTxEntries; k, v = c.Next() {
 				db.rel.Touched(tx)
 				e, _, err := decodeStored(k, v)
@@ -158,9 +153,6 @@ func (db *DB) makeIndexes(folder string) error {
 		}
 		if done {
 			return nil
-		}
-		if after == nil {
-			after = []byte{}
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/baton-sync/baton/internal/canon"
 	"go.etcd.io/bbolt"
 )
 
@@ -64,10 +63,16 @@ func (db *DB) OpenLocal(folder string, whole int) (Local, error) {
 	s := &localStore{db: db, folder: folder, dirty: map[string]struct{}{}, whole: true, limit: whole, cache: localCache}
 	t := newLocalTable(0)
 	t.st = s
+	indexed := false // the indexes beside the entries are made
 	err := db.b.View(func(tx *bbolt.Tx) error {
-		lb, err := localBucket(tx, folder)
-		if err != nil || lb == nil {
+		fb, err := folderBucket(tx, folder, false)
+		if err != nil || fb == nil {
 			return err
+		}
+		indexed = fb.Get(keyIndexed) != nil
+		lb := fb.Bucket(bucketLocal)
+		if lb == nil {
+			return nil
 		}
 		return lb.ForEach(func(k, v []byte) error {
 			db.rel.Touched(tx)
@@ -96,17 +101,10 @@ func (db *DB) OpenLocal(folder string, whole int) (Local, error) {
 	if err != nil {
 		return Local{}, fmt.Errorf("loading local index of folder %s: %w", folder, err)
 	}
-	indexed := false
-	err = db.b.View(func(tx *bbolt.Tx) error {
-		fb, err := folderBucket(tx, folder, false)
-		indexed = fb != nil && fb.Get(keyIndexed) != nil
-		return err
-	})
-	if err == nil && !indexed {
-		err = db.makeIndexes(folder)
-	}
-	if err != nil {
-		return Local{}, err
+	if !indexed {
+		if err := db.makeIndexes(folder); err != nil {
+			return Local{}, err
+		}
 	}
 	return Local{t: t}, nil
 }
@@ -194,9 +192,9 @@ type storedWindow struct {
 	e    *storedEntry
 }
 
-// window returns the stored entries after the name after (from the first
-// unless started), at most n.
-func (s *localStore) window(after string, started bool, n int) ([]storedWindow, error) {
+// window returns the stored entries after the name after (nil: from the
+// first), at most n.
+func (s *localStore) window(after []byte, n int) ([]storedWindow, error) {
 	var out []storedWindow
 	err := s.db.b.View(func(tx *bbolt.Tx) error {
 		lb, err := localBucket(tx, s.folder)
@@ -204,13 +202,7 @@ func (s *localStore) window(after string, started bool, n int) ([]storedWindow, 
 			return err
 		}
 		c := lb.Cursor()
-		k, v := c.First()
-		if started {
-			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
-				k, v = c.Next()
-			}
-		}
-		for ; k != nil && len(out) < n; k, v = c.Next() {
+		for k, v := seekAfter(c, after); k != nil && len(out) < n; k, v = c.Next() {
 			s.db.rel.Touched(tx)
 			e, _, err := decodeStored(k, v)
 			if err != nil {
@@ -248,9 +240,9 @@ func (s *localStore) each(t *localTable, yield func(string, held) bool) {
 		return
 	}
 	slices.Sort(fresh)
-	after, started := "", false
+	var after []byte
 	for {
-		win, err := s.window(after, started, eachWindow)
+		win, err := s.window(after, eachWindow)
 		if err != nil {
 			s.fail(fmt.Errorf("walking the local index of folder %s: %w", s.folder, err))
 			return
@@ -267,7 +259,7 @@ func (s *localStore) each(t *localTable, yield func(string, held) bool) {
 		if len(win) < eachWindow {
 			break
 		}
-		after, started = win[len(win)-1].name, true
+		after = []byte(win[len(win)-1].name)
 	}
 	for _, n := range fresh {
 		if h, ok := t.lookup(n); ok && !yield(n, h) {
@@ -353,16 +345,13 @@ func (s *localStore) write(tx *bbolt.Tx, t *localTable, names []string) error {
 			}
 			continue
 		}
-		e := storedEntry{File: t.unpackFile(n, v)}
-		if err := ix.index(n, old, &e.File); err != nil {
+		f := t.unpackFile(n, v)
+		if err := ix.index(n, old, &f); err != nil {
 			return fmt.Errorf("indexing %s: %w", n, err)
 		}
-		if d, ok := unpackStat(v); ok {
-			e.Disk = &d
-		}
-		b, err := canon.Marshal(e)
+		b, err := encodeEntry(Local{t: t}, f)
 		if err != nil {
-			return fmt.Errorf("encoding %s: %w", n, err)
+			return err
 		}
 		if err := lb.Put([]byte(n), b); err != nil {
 			return fmt.Errorf("storing %s: %w", n, err)

@@ -110,12 +110,7 @@ func (s *PeerStore) Move(dst, src string) error {
 				return err
 			}
 			c := from.Cursor()
-			k, v := c.First()
-			if last != nil {
-				if k, v = c.Seek(last); k != nil && bytes.Equal(k, last) {
-					k, v = c.Next()
-				}
-			}
+			k, v := seekAfter(c, last)
 			for n := 0; k != nil && n < maxTxEntries; k, v = c.Next() {
 				s.rel.Touched(tx)
 				if err := to.Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
