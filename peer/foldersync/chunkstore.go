@@ -84,18 +84,22 @@ func (s *chunkStore) fail(what string, err error) {
 func chunkKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
 
 // put stores the data of chunks (made in memory, not shared yet) in one
-// transaction, with the removal of the freed ones, and lets go of their
-// data. A chunk whose store fails keeps its data.
+// transaction, with the removal of the freed chunks and block indexes,
+// and lets go of their data. A chunk whose store fails keeps its data.
 func (s *chunkStore) put(chunks []*pubChunk) {
-	s.dropFreed()
 	s.mu.Lock()
-	freed := s.freed
-	s.freed = nil
+	freed, freedPlaces := s.freed, s.freedPlaces
+	s.freed, s.freedPlaces = nil, nil
 	first := s.next
 	s.next += uint64(len(chunks))
 	s.mu.Unlock()
 	defer s.rel.Settle(s.b)
 	err := s.b.Update(func(tx *bbolt.Tx) error {
+		for _, name := range freedPlaces {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+				return err
+			}
+		}
 		b := tx.Bucket(bucketChunks)
 		for _, id := range freed {
 			s.rel.Touched(tx)
@@ -117,6 +121,7 @@ func (s *chunkStore) put(chunks []*pubChunk) {
 	if err != nil {
 		s.mu.Lock()
 		s.freed = append(s.freed, freed...)
+		s.freedPlaces = append(s.freedPlaces, freedPlaces...)
 		s.mu.Unlock()
 		s.fail("storing chunks", err)
 		return
@@ -254,29 +259,4 @@ func (s *chunkStore) freePlaces(bucket []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.freedPlaces = append(s.freedPlaces, bucket)
-}
-
-// dropFreed removes the buckets of places no index holds.
-func (s *chunkStore) dropFreed() {
-	s.mu.Lock()
-	freed := s.freedPlaces
-	s.freedPlaces = nil
-	s.mu.Unlock()
-	if len(freed) == 0 {
-		return
-	}
-	err := s.b.Update(func(tx *bbolt.Tx) error {
-		for _, name := range freed {
-			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		s.mu.Lock()
-		s.freedPlaces = append(s.freedPlaces, freed...)
-		s.mu.Unlock()
-		s.fail("removing a block index", err)
-	}
 }

@@ -14,6 +14,19 @@ import (
 	"github.com/baton-sync/baton/syncfs"
 )
 
+// testChunkStore returns an empty store, closed at the test's end, that
+// keeps the chunks of trees of more than above entries.
+func testChunkStore(t *testing.T, above int) *chunkStore {
+	t.Helper()
+	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.above = above
+	return s
+}
+
 // storedChunks returns how many chunks s holds on disk.
 func storedChunks(t *testing.T, s *chunkStore) int {
 	t.Helper()
@@ -32,12 +45,7 @@ func storedChunks(t *testing.T, s *chunkStore) int {
 // memory, and once the trees that held a chunk are gone, its record goes
 // at the next store: the store holds what the trees in use hold.
 func TestChunkStoreLetsGoOfOldChunks(t *testing.T) {
-	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.above = 300
+	s := testChunkStore(t, 300)
 	entry := func(i, seq int) pubEntry {
 		n := fmt.Sprintf("d/f%04d", i)
 		return pubEntry{fi: syncfs.FileInfo{Name: n, Size: int64(seq), Version: syncfs.Vector{}.Update("a")}, changed: uint64(seq)}
@@ -98,12 +106,7 @@ func TestChunkStoreLetsGoOfOldChunks(t *testing.T) {
 // a block no file holds any more is not, and an index no published index
 // holds any more is removed at the next store.
 func TestBlockIndexOnDisk(t *testing.T) {
-	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.above = 0
+	s := testChunkStore(t, 0)
 	files := syncfs.Snapshot{}
 	hashOf := func(i, round int) syncfs.Hash {
 		return syncfs.HashBytes(fmt.Appendf(nil, "%d/%d", i, round))
@@ -181,12 +184,7 @@ func TestBlockIndexOnDisk(t *testing.T) {
 // A block index made in memory moves its places to disk once it grows
 // past its store's limit, and finds them there.
 func TestBlockIndexGrowsOntoDisk(t *testing.T) {
-	s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.above = 6000
+	s := testChunkStore(t, 6000)
 	files := syncfs.Snapshot{}
 	var names []string
 	add := func(from, to int) {

@@ -2,10 +2,8 @@ package foldersync
 
 import (
 	"fmt"
-	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"slices"
@@ -20,13 +18,7 @@ import (
 func testStores(t *testing.T) map[string]*chunkStore {
 	out := map[string]*chunkStore{"in memory": nil}
 	for _, above := range []int{0, 100} {
-		s, err := openChunkStore(filepath.Join(t.TempDir(), "pubchunks.db"), slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		s.above = above
-		out[fmt.Sprintf("stored above %d", above)] = s
+		out[fmt.Sprintf("stored above %d", above)] = testChunkStore(t, above)
 	}
 	return out
 }
