@@ -694,7 +694,8 @@ type HistoryUsage struct {
 	Keep           string    // the retention policy applied, text
 	// Tree is the digest of the latest kept snapshot's tree
 	// (folderstore.TreeDigest), on the hosting server itself only (zero
-	// when asked of a server, or with no snapshot): it reads the tree.
+	// when asked of a server, with no snapshot, or when ctx ended before
+	// the walk of the tree's paths did).
 	Tree syncfs.Hash
 }
 
@@ -702,8 +703,8 @@ type HistoryUsage struct {
 // server's store if it hosts the folder, else (an agent) asked of the
 // folder's hosting server. Its cost on the server is a scan of the
 // folder's snapshot headers and block references, no block read, and on
-// the server itself (its own 'folder status') a read of the latest tree
-// for Tree.
+// the server itself (its own 'folder status') a walk of the latest tree's
+// paths for Tree, holding none of them (folderstore.Store.TreeDigest).
 func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage, error) {
 	if n.cfg.Role != identity.RoleServer {
 		return n.remoteUsage(ctx, id)
@@ -721,11 +722,12 @@ func (n *Node) FolderHistoryUsage(ctx context.Context, id string) (HistoryUsage,
 	if err != nil {
 		return u, err
 	}
-	tree, err := st.Tree(id, seq)
-	if err != nil {
-		return u, err
+	u.Tree, err = st.TreeDigest(ctx, id, seq)
+	if err != nil && ctx.Err() != nil {
+		// A large tree takes longer than the caller waits: the rest
+		// stands without it.
+		return u, nil
 	}
-	u.Tree, err = folderstore.TreeDigest(tree)
 	return u, err
 }
 

@@ -2,6 +2,7 @@ package folderstore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -154,8 +155,9 @@ func BenchmarkExport(b *testing.B) {
 // unless set; 1000000 for the million-file case) in snapshots of 10,000
 // entries (as a server appends an agent's index page by page), then 100
 // snapshots of one changed file each, and times reading its latest tree
-// (Tree: a seek per path, each snapshot holding its entries read once),
-// reporting the heap in use after the tree is dropped.
+// (Tree: a seek per path, each snapshot holding its entries read once,
+// reporting the heap in use after the tree is dropped) and its digest
+// (TreeDigest: the same reads, holding no entry).
 func BenchmarkLargeFolder(b *testing.B) {
 	n, _ := strconv.Atoi(os.Getenv("BATON_BENCH_FILES"))
 	if n <= 0 {
@@ -186,19 +188,29 @@ func BenchmarkLargeFolder(b *testing.B) {
 		}
 		seq = snap.Seq
 	}
-	b.ResetTimer()
-	for range b.N {
-		tree, err := st.Tree("f", seq)
-		if err != nil || len(tree) != n {
-			b.Fatal(len(tree), err)
-		}
-	}
-	b.StopTimer()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 	b.ReportMetric(appendTime.Seconds(), "append-s")
+	b.Run("Tree", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			tree, err := st.Tree("f", seq)
+			if err != nil || len(tree) != n {
+				b.Fatal(len(tree), err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	})
+	b.Run("TreeDigest", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if _, err := st.TreeDigest(context.Background(), "f", seq); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // heldBlocks is a BlockStore that holds every block (Has is always true):

@@ -1,7 +1,12 @@
 package folderstore
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
+	"hash"
+	"maps"
+	"slices"
 
 	"github.com/zeebo/blake3"
 
@@ -24,17 +29,88 @@ const TreeContext = "baton 2026-12-05 folder tree digest v1"
 func TreeDigest(tree syncfs.Snapshot) (syncfs.Hash, error) {
 	h := blake3.NewDeriveKey(TreeContext)
 	for _, fi := range tree.Sorted() {
-		if fi.Deleted {
-			continue
-		}
-		e, err := encodeEntry(fi)
-		if err != nil {
+		if err := digestEntry(h, fi); err != nil {
 			return syncfs.Hash{}, err
 		}
-		h.Write(binary.AppendUvarint(nil, uint64(len(e.enc))))
-		h.Write(e.enc)
 	}
+	return sum(h), nil
+}
+
+func digestEntry(h hash.Hash, fi syncfs.FileInfo) error {
+	if fi.Deleted {
+		return nil
+	}
+	e, err := encodeEntry(fi)
+	if err != nil {
+		return err
+	}
+	h.Write(binary.AppendUvarint(nil, uint64(len(e.enc))))
+	h.Write(e.enc)
+	return nil
+}
+
+func sum(h hash.Hash) syncfs.Hash {
 	var out syncfs.Hash
 	copy(out[:], h.Sum(nil))
-	return out, nil
+	return out
+}
+
+// TreeDigest returns the TreeDigest of folder's tree as of snapshot seq,
+// or an error wrapping ErrSnapshotNotFound if there is no such snapshot.
+// Unlike TreeDigest(Tree(folder, seq)) it holds neither the tree nor its
+// names: one read transaction walks the paths index in name order, takes
+// each path's version at seq, and then checks every snapshot it took one
+// from against its signed root (ErrTampered), holding only their
+// sequence numbers. It stops with ctx's error when ctx is done.
+func (s *Store) TreeDigest(ctx context.Context, folder string, seq uint64) (syncfs.Hash, error) {
+	h := blake3.NewDeriveKey(TreeContext)
+	if seq == 0 {
+		return sum(h), nil
+	}
+	defer s.settle()
+	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
+		used := map[uint64]bool{}
+		c := fb.paths.Cursor()
+		n := 0
+		for k, _ := c.First(); k != nil; {
+			if n++; n%4096 == 0 && ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fb.touched()
+			name, _, ok := splitPathKey(k)
+			if !ok {
+				return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+			}
+			k2 := atOrBefore(c, pathKey(name, seq))
+			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
+				v := fb.entries.Get(entryKey(s2, name))
+				if v == nil {
+					return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, s2, ErrTampered)
+				}
+				fi, err := rawEntry{name, v}.decode(s2)
+				if err != nil {
+					return err
+				}
+				used[s2] = true
+				if err := digestEntry(h, fi); err != nil {
+					return err
+				}
+			}
+			k, _ = c.Seek(append([]byte(name), 1))
+		}
+		for _, sq := range slices.Sorted(maps.Keys(used)) {
+			hdr, err := fb.header(sq)
+			if err != nil {
+				return err
+			}
+			if err := s.checkSnapshot(fb, hdr, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return syncfs.Hash{}, fmt.Errorf("digesting the tree of %q at snapshot %d: %w", folder, seq, err)
+	}
+	return sum(h), nil
 }

@@ -1,6 +1,7 @@
 package folderstore_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -37,6 +38,9 @@ func TestTreeDigest(t *testing.T) {
 		d, err := folderstore.TreeDigest(tree)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if read, err := st.TreeDigest(context.Background(), "f", last.Seq); err != nil || read != d {
+			t.Errorf("the store's TreeDigest of snapshot %d = %x, %v; want %x, the digest of its Tree", last.Seq, read[:8], err, d[:8])
 		}
 		return last, d
 	}

@@ -2,6 +2,7 @@ package folderstore_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -232,6 +233,9 @@ func TestTamperedSnapshotRecord(t *testing.T) {
 			}
 			if _, err := c.st.Tree(c.w.folder, seq); !errors.Is(err, folderstore.ErrTampered) {
 				t.Fatalf("Tree = %v; want ErrTampered", err)
+			}
+			if _, err := c.st.TreeDigest(context.Background(), c.w.folder, seq); !errors.Is(err, folderstore.ErrTampered) {
+				t.Fatalf("TreeDigest = %v; want ErrTampered", err)
 			}
 			if _, err := c.st.Snapshot(c.w.folder, seq); !errors.Is(err, folderstore.ErrTampered) {
 				t.Fatalf("Snapshot = %v; want ErrTampered", err)

@@ -2,6 +2,7 @@ package folderstore_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io/fs"
 	"maps"
@@ -214,6 +215,13 @@ func (w *world) checkAll(st *folderstore.Store) {
 		}
 		if !reflect.DeepEqual(map[string]syncfs.FileInfo(got), want) {
 			w.t.Fatalf("Tree(%d) (-want +got):\n%s", seq, cmp.Diff(want, map[string]syncfs.FileInfo(got)))
+		}
+		wantDigest, err := folderstore.TreeDigest(want)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if d, err := st.TreeDigest(context.Background(), w.folder, seq); err != nil || d != wantDigest {
+			w.t.Fatalf("TreeDigest(%d) = %x, %v; want %x", seq, d[:8], err, wantDigest[:8])
 		}
 		w.checkExport(st, seq, want)
 	}
