@@ -170,10 +170,7 @@ func (db *DB) PutLocal(folder string, l Local) error {
 			for _, n := range slices.Sorted(l.Names()) {
 				db.rel.Touched(tx)
 				f, _ := l.Get(n)
-				v, err := encodeEntry(l, f)
-				if err != nil {
-					return err
-				}
+				v := encodeEntry(l, f)
 				if lb == nil || !bytes.Equal(lb.Get([]byte(n)), v) {
 					changed = append(changed, n)
 				}
@@ -245,11 +242,7 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 				if f.Name != n {
 					return fmt.Errorf("entry %q holds %q", n, f.Name)
 				}
-				v, err := encodeEntry(l, f)
-				if err != nil {
-					return err
-				}
-				if err := lb.Put([]byte(n), v); err != nil {
+				if err := lb.Put([]byte(n), encodeEntry(l, f)); err != nil {
 					return fmt.Errorf("storing %s: %w", n, err)
 				}
 			}
@@ -264,16 +257,12 @@ func (db *DB) putEntries(folder string, l Local, names []string) error {
 
 // encodeEntry returns the stored form of f, an entry of l, with its disk
 // stat.
-func encodeEntry(l Local, f FileInfo) ([]byte, error) {
+func encodeEntry(l Local, f FileInfo) []byte {
 	var d *DiskStat
 	if st, ok := l.Stat(f.Name); ok {
 		d = &st
 	}
-	v, err := canon.Marshal(storedEntry{File: f, Disk: d})
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s: %w", f.Name, err)
-	}
-	return v, nil
+	return appendStored(nil, &f, d)
 }
 
 // Local returns folder's stored Local, empty if none was stored. Every entry
@@ -319,14 +308,20 @@ func decodeEntry(k, v []byte) (storedEntry, error) {
 // reports whether it upgraded it from an older form.
 func decodeStored(k, v []byte) (storedEntry, bool, error) {
 	var e storedEntry
-	if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
+	derive := true // the file hash is stored, not derived from the blocks
+	if len(v) > 0 && v[0] == storedPacked {
+		var err error
+		if e, derive, err = decodePacked(string(k), v); err != nil {
+			return storedEntry{}, false, fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
+		}
+	} else if err := canon.Unmarshal(v, &e, maxEntrySize); err != nil {
 		return storedEntry{}, false, fmt.Errorf("%w: entry %q: %v", ErrBadDB, k, err)
 	}
 	if e.File.Name != string(k) {
 		return storedEntry{}, false, fmt.Errorf("%w: entry %q holds %q", ErrBadDB, k, e.File.Name)
 	}
 	upgraded := false
-	if e.File.Type == TypeFile && !e.File.Deleted {
+	if derive && e.File.Type == TypeFile && !e.File.Deleted {
 		// Entries stored before FileHash was derived from the block list
 		// hold a hash of the whole content: derive it again (the blocks
 		// are what the scanner hashed, and Validate checks them).

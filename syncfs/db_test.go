@@ -200,6 +200,7 @@ func FuzzDecodeEntry(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add([]byte("a/b"), v)
+		f.Add([]byte("a/b"), appendStored(nil, &e.File, e.Disk))
 	}
 	f.Fuzz(func(t *testing.T, k, v []byte) {
 		e, err := decodeEntry(k, v)
@@ -216,7 +217,65 @@ func FuzzDecodeEntry(f *testing.F) {
 		if _, err := decodeEntry(k, again); err != nil {
 			t.Fatalf("re-encoded entry does not decode: %v", err)
 		}
+		packed := appendStored(nil, &e.File, e.Disk)
+		if e2, err := decodeEntry(k, packed); err != nil || !reflect.DeepEqual(e2, e) {
+			t.Fatalf("entry stored packed decodes to %+v, %v; want %+v", e2, err, e)
+		}
 	})
+}
+
+// The packed stored form holds exactly the entry and stat it was given,
+// whatever their values (random, valid or not), and every shorter or
+// longer record, or one with a byte changed in its counts, is refused or
+// read without a crash.
+func TestStoredFormRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 9))
+	for i := range 3000 {
+		f := randomEntry(r, fmt.Sprintf("d/f%d", i))
+		var st *DiskStat
+		if r.IntN(2) == 0 {
+			d := randomStat(r, f)
+			st = &d
+		}
+		v := appendStored(nil, &f, st)
+		if v[0] != storedPacked {
+			t.Fatalf("stored form starts with %#x; want %#x", v[0], storedPacked)
+		}
+		e, derived, err := decodePacked(f.Name, v)
+		if err != nil {
+			t.Fatalf("decoding %+v stored: %v", f, err)
+		}
+		want := storedEntry{File: f, Disk: st}
+		if !reflect.DeepEqual(normalStored(e), normalStored(want)) {
+			t.Fatalf("stored %+v / %+v, read %+v / %+v", f, st, e.File, e.Disk)
+		}
+		if wantDerived := f.FileHash != (Hash{}) && !(f.Type == TypeFile && f.FileHash == FileHashOf(f.Blocks)); derived != wantDerived {
+			t.Fatalf("%+v: decodePacked says the hash was stored: %v; want %v", f, derived, wantDerived)
+		}
+		for n := range len(v) {
+			if _, _, err := decodePacked(f.Name, v[:n]); err == nil {
+				t.Fatalf("%+v stored, cut to %d of %d bytes: decoded", f, n, len(v))
+			}
+		}
+		if _, _, err := decodePacked(f.Name, append(v, 0)); err == nil {
+			t.Fatalf("%+v stored, with a byte more: decoded", f)
+		}
+		bad := slices.Clone(v)
+		j := 1 + r.IntN(len(bad)-1)
+		bad[j] ^= byte(1 + r.IntN(255))
+		decodePacked(f.Name, bad) // must not crash
+	}
+}
+
+// normalStored is e with empty slices nil, as decoding leaves them.
+func normalStored(e storedEntry) storedEntry {
+	if len(e.File.Blocks) == 0 {
+		e.File.Blocks = nil
+	}
+	if len(e.File.Version.Counters) == 0 {
+		e.File.Version.Counters = nil
+	}
+	return e
 }
 
 // TestDBPutLocalEntries applies random sequences of changes to a Local and

@@ -349,11 +349,7 @@ func (s *localStore) write(tx *bbolt.Tx, t *localTable, names []string) error {
 		if err := ix.index(n, old, &f); err != nil {
 			return fmt.Errorf("indexing %s: %w", n, err)
 		}
-		b, err := encodeEntry(Local{t: t}, f)
-		if err != nil {
-			return err
-		}
-		if err := lb.Put([]byte(n), b); err != nil {
+		if err := lb.Put([]byte(n), encodeEntry(Local{t: t}, f)); err != nil {
 			return fmt.Errorf("storing %s: %w", n, err)
 		}
 	}

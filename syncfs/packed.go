@@ -63,7 +63,19 @@ func (d *deviceTable) clone() deviceTable {
 
 // pack returns f (nil: none) and, if hasStat, st packed.
 func (t *localTable) pack(f *FileInfo, st DiskStat, hasStat bool) string {
-	b := t.buf[:0]
+	var stp *DiskStat
+	if hasStat {
+		stp = &st
+	}
+	t.buf = appendPacked(t.buf[:0], f, stp, &t.devs)
+	return string(t.buf)
+}
+
+// appendPacked appends f (nil: none) and st (nil: none) packed, the
+// devices of f's version numbered in devs, or held inline (a uvarint
+// length and the ID) if devs is nil.
+func appendPacked(b []byte, f *FileInfo, st *DiskStat, devs *deviceTable) []byte {
+	at := len(b)
 	b = append(b, 0)
 	var flags byte
 	if f != nil {
@@ -80,9 +92,9 @@ func (t *localTable) pack(f *FileInfo, st DiskStat, hasStat bool) string {
 		b = binary.AppendVarint(b, f.Size)
 		b = binary.AppendVarint(b, f.ModTime)
 	}
-	if hasStat {
+	if st != nil {
 		var sf byte
-		b, sf = appendStat(b, f, &st)
+		b, sf = appendStat(b, f, st)
 		flags |= sf
 	}
 	if f != nil {
@@ -90,7 +102,12 @@ func (t *localTable) pack(f *FileInfo, st DiskStat, hasStat bool) string {
 		b = binary.AppendUvarint(b, uint64(f.Mode))
 		b = binary.AppendUvarint(b, uint64(len(f.Version.Counters)))
 		for _, c := range f.Version.Counters {
-			b = binary.AppendUvarint(b, t.devs.id(c.Device))
+			if devs != nil {
+				b = binary.AppendUvarint(b, devs.id(c.Device))
+			} else {
+				b = binary.AppendUvarint(b, uint64(len(c.Device)))
+				b = append(b, c.Device...)
+			}
 			b = binary.AppendUvarint(b, c.Value)
 		}
 		b = binary.AppendUvarint(b, uint64(len(f.SymlinkTarget)))
@@ -100,9 +117,8 @@ func (t *localTable) pack(f *FileInfo, st DiskStat, hasStat bool) string {
 			b = append(b, f.FileHash[:]...)
 		}
 	}
-	b[0] = flags
-	t.buf = b
-	return string(b)
+	b[at] = flags
+	return b
 }
 
 // appendStat appends st, the stat of f (nil: of no entry), and returns
