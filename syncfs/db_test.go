@@ -241,7 +241,7 @@ func TestStoredFormRoundTrip(t *testing.T) {
 		if v[0] != storedPacked {
 			t.Fatalf("stored form starts with %#x; want %#x", v[0], storedPacked)
 		}
-		e, derived, err := decodePacked(f.Name, v)
+		e, hashStored, err := decodePacked(f.Name, v)
 		if err != nil {
 			t.Fatalf("decoding %+v stored: %v", f, err)
 		}
@@ -249,8 +249,8 @@ func TestStoredFormRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(normalStored(e), normalStored(want)) {
 			t.Fatalf("stored %+v / %+v, read %+v / %+v", f, st, e.File, e.Disk)
 		}
-		if wantDerived := f.FileHash != (Hash{}) && !(f.Type == TypeFile && f.FileHash == FileHashOf(f.Blocks)); derived != wantDerived {
-			t.Fatalf("%+v: decodePacked says the hash was stored: %v; want %v", f, derived, wantDerived)
+		if want := f.FileHash == (Hash{}) || f.Type != TypeFile || f.FileHash != FileHashOf(f.Blocks); hashStored != want {
+			t.Fatalf("%+v: decodePacked says the hash was stored: %v; want %v", f, hashStored, want)
 		}
 		for n := range len(v) {
 			if _, _, err := decodePacked(f.Name, v[:n]); err == nil {

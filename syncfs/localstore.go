@@ -12,14 +12,23 @@ import (
 
 // DefaultLocalWhole is how many entries a Local opened from a DB holds
 // in memory, all of them, while the folder has no more: a folder's every
-// lookup is then a map's (about 10 MB at the limit). Past it, the Local
+// lookup is then a map's (about 5 MB at the limit). Past it, the Local
 // holds only what changed since its last Flush and the last entries it
 // wrote (about 150 bytes an entry in memory otherwise), and a read from
-// the DB costs a few microseconds (decoding the stored entry): a sync of
-// 100,000 files takes about 30% more CPU with its Locals held so, and an
-// agent's peak with such a folder is 20 MiB lower (at 131,072, alice and
-// bob peaked at 105 and 103 MiB, against 85 and 80).
-const DefaultLocalWhole = 1 << 16
+// the DB costs a microsecond or two (the packed form, storedform.go). A
+// folder that grows past the limit in a sync is held whole until it does:
+// with 100,000 files, the agents peaked at 102 and 84 MiB with a limit of
+// 65,536, at 90 and 82 MiB with this one (and at 103 to 105 MiB with
+// 131,072).
+const DefaultLocalWhole = 1 << 15
+
+// flushTxEntries bounds the entries one transaction of a Flush writes.
+// With its indexes, an entry's block key lands on a page of its own in
+// the block index (keys begin with a hash): bbolt holds each such page
+// read and written (about 7 KB) until the transaction commits, 7 MB for
+// 1,024 new entries, the most of an agent's heap at its peak in a sync
+// of 100,000 files.
+const flushTxEntries = 256
 
 // localCache is how many entries a Local held past its limit keeps in
 // memory after a Flush, the last ones written (those the sync that wrote
@@ -278,7 +287,7 @@ func (s *localStore) flush(t *localTable) error {
 		defer s.db.rel.Settle(s.db.b)
 		names := slices.Sorted(maps.Keys(s.dirty))
 		for len(names) > 0 {
-			chunk := names[:min(len(names), maxTxEntries)]
+			chunk := names[:min(len(names), flushTxEntries)]
 			names = names[len(chunk):]
 			if err := s.db.b.Update(func(tx *bbolt.Tx) error { return s.write(tx, t, chunk) }); err != nil {
 				return fmt.Errorf("storing %d entries of the local index of folder %s: %w", len(s.dirty), s.folder, err)

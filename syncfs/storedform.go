@@ -23,7 +23,8 @@ var errShortStored = errors.New("packed entry cut short or malformed")
 
 // decodePacked decodes v, an entry in the packed form stored under name,
 // checking every length against what v holds. It reports whether the
-// entry's file hash was stored rather than derived from its blocks.
+// entry's file hash was stored (or left zero) rather than derived from
+// its blocks.
 func decodePacked(name string, v []byte) (storedEntry, bool, error) {
 	r := storedReader{b: v, i: 1}
 	flags := r.byte()
@@ -69,19 +70,18 @@ func decodePacked(name string, v []byte) (storedEntry, bool, error) {
 			end = bl.Offset + int64(bl.Size)
 		}
 	}
-	stored := false
 	switch {
 	case flags&packedHashZero != 0:
 	case flags&packedHashOf != 0:
 		f.FileHash = FileHashOf(f.Blocks)
 	default:
-		f.FileHash, stored = r.hash(), true
+		f.FileHash = r.hash()
 	}
 	if r.bad || r.i != len(v) {
 		return storedEntry{}, false, errShortStored
 	}
 	e.File = f
-	return e, stored, nil
+	return e, flags&packedHashOf == 0, nil
 }
 
 // storedReader reads a packed entry from the database: unlike unpacker

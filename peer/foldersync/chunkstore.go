@@ -18,8 +18,10 @@ import (
 // spillAbove is how many entries a published index holds in memory
 // whole: past it, the chunks it makes keep their entries in the
 // engine's chunkStore, and only their bounds in memory (about 60 bytes
-// an entry of a small file otherwise).
-const spillAbove = 1 << 16
+// an entry of a small file otherwise): as the Local's limit
+// (syncfs.DefaultLocalWhole), a folder that grows through it while it
+// syncs holds that many in memory at its peak.
+const spillAbove = 1 << 15
 
 // chunkStore keeps the encoded entries of published index chunks on disk
 // (pubchunks.db in Config.DataDir: a cache, made anew at each start and

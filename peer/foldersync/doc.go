@@ -148,7 +148,7 @@
 // version than the local ones, which are the only ones Plan acts on.
 //
 // The folder's own Local is kept in its database too
-// (syncfs.DB.OpenLocal): whole in memory up to 65,536 entries, and past
+// (syncfs.DB.OpenLocal): whole in memory up to 32,768 entries, and past
 // that only the entries changed since it was last stored, the others
 // read from the database at each look and walked there a window at a
 // time. A store (persist) writes what changed and lets go of it.
@@ -162,7 +162,7 @@
 // files costs walks of the indexes, not a set of a million names.
 //
 // A host's own published index is a tree of chunks that hold their
-// entries encoded (pubtree.go). Past 65,536 entries (spillAbove), the
+// entries encoded (pubtree.go). Past 32,768 entries (spillAbove), the
 // chunks it makes keep their entries in pubchunks.db in Config.DataDir
 // (chunkStore: a cache made anew at each start, written without fsync)
 // and only their bounds in memory; so does the block index of what it
