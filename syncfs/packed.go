@@ -15,7 +15,8 @@ import (
 //	    uvarint inode, varint ctime less modtime, uvarint volume, uvarint inode high,
 //	    uvarint mode
 //	[entry] byte type, uvarint mode, uvarint counters, each uvarint
-//	    device (in the Local's deviceTable) and uvarint value,
+//	    device (in the Local's deviceTable; stored in a database, the
+//	    uvarint length of its ID and the ID) and uvarint value,
 //	    uvarint len(symlink target), target, the blocks (AppendBlocks),
 //	    the file hash unless it is zero or FileHashOf(blocks)
 //

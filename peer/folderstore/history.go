@@ -147,7 +147,7 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	if count == 0 {
 		return Snapshot{}, skipped, nil
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.update(func(tx *bbolt.Tx) error {
 		fb, err := s.openFolder(tx, folder)
 		if err != nil {
 			return err
@@ -246,7 +246,7 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 	if len(raws) == 0 {
 		return n, 0, skipped, nil
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		if err := s.step("entries"); err != nil {
 			return err
 		}

@@ -88,7 +88,7 @@ func (s *Store) dropPending(folder string) error {
 	}
 	for {
 		more := false
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			fb, err := s.openFolder(tx, folder)
 			if err != nil || fb == nil {
 				return err

@@ -64,12 +64,18 @@ type Usage struct {
 
 // Usage returns what folder's kept snapshots hold. It reads the folder's
 // snapshot headers and its refs index in one read transaction, holding
-// nothing that grows with them.
+// nothing that grows with them; callers that ask while a read is under
+// way share it, and later ones take its result while nothing was written
+// since it began (usageMemo).
 func (s *Store) Usage(folder string) (Usage, error) {
-	var u Usage
 	if s.db == nil {
-		return u, ErrClosed
+		return Usage{}, ErrClosed
 	}
+	return s.usage.get(folder, &s.gen, s.readUsage)
+}
+
+func (s *Store) readUsage(folder string) (Usage, error) {
+	var u Usage
 	defer s.settle()
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		fb, err := s.openFolder(tx, folder)

@@ -272,7 +272,7 @@ func (s *Store) Prune(folder string, p Policy, now time.Time) (PruneStats, error
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		st = PruneStats{}
 		fb, err := s.openFolder(tx, folder)
 		if err != nil || fb == nil {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -163,6 +164,11 @@ type Store struct {
 	// releaseEvery entries (folderTx.touched) and after each operation
 	// (settle).
 	rel boltmap.Releaser
+
+	// gen counts the write transactions done; usage holds each folder's
+	// last Usage walk and the gen it began at (usage.go).
+	gen   atomic.Uint64
+	usage usageMemo
 
 	gcRun sync.Mutex // one collection at a time
 	pinMu sync.Mutex // guards pins, sweeping, recent; held by the collector around each delete
@@ -359,7 +365,7 @@ func (s *Store) commit(snap Snapshot) (Snapshot, error) {
 			return Snapshot{}, fmt.Errorf("committing a snapshot of %q: %w", folder, err)
 		}
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		fb, err := s.createFolder(tx, folder)
 		if err != nil {
 			return err
