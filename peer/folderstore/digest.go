@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
-	"maps"
-	"slices"
 
 	"github.com/zeebo/blake3"
 
@@ -70,44 +68,26 @@ func (s *Store) TreeDigest(ctx context.Context, folder string, seq uint64) (sync
 	defer s.settle()
 	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
 		used := map[uint64]bool{}
-		c := fb.paths.Cursor()
 		n := 0
-		for k, _ := c.First(); k != nil; {
+		err := fb.eachPathAt(seq, func(name string, at uint64) error {
 			if n++; n%4096 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
-			fb.touched()
-			name, _, ok := splitPathKey(k)
-			if !ok {
-				return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+			v := fb.entries.Get(entryKey(at, name))
+			if v == nil {
+				return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, at, ErrTampered)
 			}
-			k2 := atOrBefore(c, pathKey(name, seq))
-			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
-				v := fb.entries.Get(entryKey(s2, name))
-				if v == nil {
-					return fmt.Errorf("the paths index names %q in snapshot %d, which does not hold it: %w", name, s2, ErrTampered)
-				}
-				fi, err := rawEntry{name, v}.decode(s2)
-				if err != nil {
-					return err
-				}
-				used[s2] = true
-				if err := digestEntry(h, fi); err != nil {
-					return err
-				}
-			}
-			k, _ = c.Seek(append([]byte(name), 1))
-		}
-		for _, sq := range slices.Sorted(maps.Keys(used)) {
-			hdr, err := fb.header(sq)
+			fi, err := rawEntry{name, v}.decode(at)
 			if err != nil {
 				return err
 			}
-			if err := s.checkSnapshot(fb, hdr, nil); err != nil {
-				return err
-			}
+			used[at] = true
+			return digestEntry(h, fi)
+		})
+		if err != nil {
+			return err
 		}
-		return nil
+		return s.checkUsed(fb, used)
 	})
 	if err != nil {
 		return syncfs.Hash{}, fmt.Errorf("digesting the tree of %q at snapshot %d: %w", folder, seq, err)

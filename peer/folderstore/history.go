@@ -393,28 +393,54 @@ func (s *Store) treePlan(folder string, seq uint64) (*plan, error) {
 		return p, nil
 	}
 	err := s.viewSnapshot(folder, seq, func(fb *folderTx, _ Snapshot) error {
-		c := fb.paths.Cursor()
-		for k, _ := c.First(); k != nil; {
-			fb.touched()
-			name, _, ok := splitPathKey(k)
-			if !ok {
-				return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
-			}
-			// The last key at or before name ‖ 0 ‖ seq.
-			at := pathKey(name, seq)
-			k2 := atOrBefore(c, at)
-			if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
-				p.add(s2, name)
-			}
-			k, _ = c.Seek(append([]byte(name), 1))
-		}
-		return nil
+		return fb.eachPathAt(seq, func(name string, at uint64) error {
+			p.add(at, name)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the tree of %q at snapshot %d: %w", folder, seq, err)
 	}
 	slices.Sort(p.seqs)
 	return p, nil
+}
+
+// eachPathAt calls fn, in name order, with each path of the tree at
+// snapshot seq (tombstones included) and the snapshot that holds its
+// version there: a seek per path in the paths index.
+func (f *folderTx) eachPathAt(seq uint64, fn func(name string, at uint64) error) error {
+	c := f.paths.Cursor()
+	for k, _ := c.First(); k != nil; {
+		f.touched()
+		name, _, ok := splitPathKey(k)
+		if !ok {
+			return fmt.Errorf("paths index key %x: %w", k, ErrTampered)
+		}
+		// The last key at or before name ‖ 0 ‖ seq.
+		k2 := atOrBefore(c, pathKey(name, seq))
+		if n2, s2, ok := splitPathKey(k2); ok && n2 == name && s2 <= seq {
+			if err := fn(name, s2); err != nil {
+				return err
+			}
+		}
+		k, _ = c.Seek(append([]byte(name), 1))
+	}
+	return nil
+}
+
+// checkUsed checks each of the snapshots used (those a read took entries
+// from) against its signed root.
+func (s *Store) checkUsed(fb *folderTx, used map[uint64]bool) error {
+	for _, seq := range slices.Sorted(maps.Keys(used)) {
+		hdr, err := fb.header(seq)
+		if err != nil {
+			return err
+		}
+		if err := s.checkSnapshot(fb, hdr, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pick reads, checked (checkSnapshot), snapshot seq's header and its
@@ -544,16 +570,7 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 				out = append(out, fi)
 			}
 		}
-		for _, seq := range slices.Sorted(maps.Keys(used)) {
-			hdr, err := fb.header(seq)
-			if err != nil {
-				return err
-			}
-			if err := s.checkSnapshot(fb, hdr, nil); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.checkUsed(fb, used)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("comparing %d entries with the history of %q: %w", len(entries), folder, err)
