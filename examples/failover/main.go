@@ -56,13 +56,14 @@ func newDomain(root string, n int) ([]*server, error) {
 			return nil, err
 		}
 		// The port goes into the signed host record before the node
-		// listens on it.
+		// listens on it; it stays bound until every server has one, so
+		// that no two get the same.
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
+		defer l.Close()
 		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port)
-		l.Close()
 		env, err := identity.SignHostRecord(key, identity.HostRecord{
 			Name: name, PublicKey: key.Public(), Role: identity.RoleServer, Issued: now.UnixNano(),
 			PrivateAddrs: []string{addr}, PublicAddrs: []string{addr},

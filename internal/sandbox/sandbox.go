@@ -188,18 +188,20 @@ func (sb *Sandbox) key(name string) (*identity.PrivateKey, error) {
 func (sb *Sandbox) makeDomain() error {
 	var hosts [][]byte
 	var chain collections.Chain
+	var ports portSet
+	defer ports.release()
 	add := func(name string, role identity.Role, oneAddr bool) error {
 		key, err := sb.key(name)
 		if err != nil {
 			return err
 		}
-		priv, err := freeAddr()
+		priv, err := ports.addr()
 		if err != nil {
 			return err
 		}
 		pub := priv
 		if !oneAddr {
-			if pub, err = freeAddr(); err != nil {
+			if pub, err = ports.addr(); err != nil {
 				return err
 			}
 		}
@@ -246,25 +248,30 @@ func (sb *Sandbox) makeDomain() error {
 	return nil
 }
 
-// freeAddr returns a TCP multiaddr on 127.0.0.1 with a port the OS found
-// free. The port goes into the signed host record before a node listens on
-// it.
-func freeAddr() (string, error) {
-	port, err := FreePort()
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), nil
-}
+// portSet hands out ports the OS found free, each a different one: every
+// port stays bound until release, so the OS cannot hand it out twice. The
+// ports go into the signed host records before the nodes listen on them,
+// and nodes listen with SO_REUSEPORT: two hosts given one port would both
+// listen on it, and the kernel would share its connections between them.
+type portSet struct{ held []net.Listener }
 
-// FreePort asks the OS for a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
+// addr returns a TCP multiaddr on 127.0.0.1 with a free port that no
+// earlier call returned.
+func (p *portSet) addr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
+		return "", fmt.Errorf("finding a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	p.held = append(p.held, l)
+	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// release frees every port handed out, for the nodes to listen on.
+func (p *portSet) release() {
+	for _, l := range p.held {
+		_ = l.Close()
+	}
+	p.held = nil
 }
 
 // Root is the sandbox's directory: a subdirectory per host (its data) and

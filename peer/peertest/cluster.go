@@ -57,16 +57,6 @@ type Options struct {
 	Settings collections.FailoverSettings
 }
 
-// FreePort asks the OS for a free TCP port on 127.0.0.1.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	port, err := sandbox.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // NewCluster makes (but does not start) a domain of n servers named s1..sn,
 // in chain order, with the given failover settings.
 func NewCluster(t testing.TB, n int, settings collections.FailoverSettings) *Cluster {

@@ -153,7 +153,8 @@ type cluster struct {
 	nodes  []*node
 	epochs map[string][]uint64 // per host: every master epoch its status reported, in order
 	wants  []want
-	absent []want // users removed and updates refused: must be nowhere
+	absent []want          // users removed and updates refused: must be nowhere
+	ports  map[string]bool // every ip:port freePortOn handed out
 }
 
 // node is one baton home and, while it runs, its daemon.
@@ -224,20 +225,29 @@ func (c *cluster) dumpLogs() {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	return freePortOn(t, "127.0.0.1")
-}
+func (c *cluster) freePort() int { return c.freePortOn("127.0.0.1") }
 
-// freePortOn returns a TCP port on ip that was free a moment ago.
-func freePortOn(t *testing.T, ip string) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
+// freePortOn returns a TCP port on ip that was free a moment ago and that
+// it never handed out before: daemons listen with SO_REUSEPORT, so two
+// given one port would both listen on it and share its connections.
+func (c *cluster) freePortOn(ip string) int {
+	c.t.Helper()
+	for {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		key := net.JoinHostPort(ip, fmt.Sprint(port))
+		if !c.ports[key] {
+			if c.ports == nil {
+				c.ports = map[string]bool{}
+			}
+			c.ports[key] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // result is a finished CLI command.
@@ -347,7 +357,7 @@ func (c *cluster) addHostAt(name, role, ip string) *node {
 		name:    name,
 		ip:      ip,
 		home:    filepath.Join(c.dir, name),
-		port:    freePortOn(c.t, ip),
+		port:    c.freePortOn(ip),
 		record:  filepath.Join(c.dir, name+".host"),
 		logPath: filepath.Join(c.dir, name+".log"),
 	}

@@ -100,11 +100,8 @@ func newSyncDomain(t *testing.T, servers int) *syncDomain {
 func (d *syncDomain) addServer(name string) *server {
 	c := d.cluster
 	c.t.Helper()
-	priv := freePort(c.t)
-	pub := freePort(c.t)
-	for pub == priv {
-		pub = freePort(c.t)
-	}
+	priv := c.freePort()
+	pub := c.freePort()
 	n := &node{
 		name:    name,
 		home:    filepath.Join(c.dir, name),
@@ -193,7 +190,7 @@ func (d *syncDomain) addAgentAt(device, user, pwFile string, at, wantHome *serve
 	c.nodes = append(c.nodes, n)
 	listen := "/ip4/127.0.0.1/tcp/0"
 	if ip != "" {
-		n.ip, n.port = ip, freePortOn(c.t, ip)
+		n.ip, n.port = ip, c.freePortOn(ip)
 		listen = fmt.Sprintf("/ip4/%s/tcp/%d", ip, n.port)
 	}
 	out := c.mustCLI(n, "init", "--agent", "--name", device, "--listen", listen, "--json")
