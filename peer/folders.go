@@ -18,7 +18,6 @@ import (
 	"github.com/baton-sync/baton/identity"
 	"github.com/baton-sync/baton/peer/folderstore"
 	"github.com/baton-sync/baton/peer/foldersync"
-	"github.com/baton-sync/baton/syncfs"
 )
 
 // Folder sync: the node runs a foldersync.Engine on its host. An agent
@@ -258,7 +257,7 @@ func (d *driver) logHosting(before, after map[string]string) {
 // the refreshing of its view) on wg until ctx ends.
 func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Host) error {
 	fr := d.cfg.folders
-	var archive func(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester)
+	var archive func(folder, root string, ix foldersync.Published, by foldersync.Requester)
 	engineDone := make(chan struct{})
 	if d.cfg.Role == identity.RoleServer {
 		a, err := d.openHistory(ctx, wg, engineDone)
@@ -266,7 +265,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 			close(engineDone)
 			return err
 		}
-		archive = a.add
+		archive = a.archive
 	}
 	e, err := foldersync.New(foldersync.Config{
 		Transport: FolderTransport(h),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -25,20 +26,24 @@ import (
 
 // Folder history: a server keeps every version of the folders it hosts in
 // a folderstore.Store in DataDir/store (blocks/, one file per block, and
-// snapshots.db). The folder sync engine tells the archiver of every change
-// of a hosted folder's index (foldersync.Config.Archive, on the folder's
-// goroutine); the archiver queues it and its own goroutine appends it to
-// the store as a snapshot, reading the blocks the store lacks from the
-// server's copy of the file. A file changed again before it is read is
-// left out of that snapshot (and logged): the change that made it newer
-// brings a later snapshot with it. The first change after the folder
-// starts is the whole index (queued as told, not copied): only the
-// entries that differ from the store's last tree are kept (compared a
-// path at a time, folderstore.Changed), so a restart adds nothing, and a folder
+// snapshots.db). The folder sync engine tells the archiver of every index
+// it publishes for a hosted folder (foldersync.Config.Archive, on the
+// folder's goroutine); the archiver queues the index, which holds every
+// change since the last index it kept, and its own goroutine appends the
+// entries changed since then to the store as a snapshot, read from the
+// index a window at a time (folderstore.Store.AppendFrom), reading the
+// blocks the store lacks from the server's copy of the file. A file
+// changed again before it is read is left out of that snapshot (and
+// logged): the change that made it newer brings a later snapshot with it.
+// The first index of a session (the folder started) is compared with the
+// store's last tree a window at a time (folderstore.Comparison): only the
+// entries that differ are kept, so a restart adds nothing, and a folder
 // hosted before the store existed gets its whole index as its first
-// snapshot. Changes queued while the archiver is busy are merged by name
-// (a whole index replaces what is queued), so what waits is bounded by the
-// folders' size; a restore's change is kept apart, with who asked for it.
+// snapshot. Indexes told while the archiver is busy replace each other
+// (the last holds every change), so what waits is an index per folder,
+// whatever the number of changes and files; a restore's change is kept
+// apart, with who asked for it. A change that could not be kept is queued
+// again and tried at the folder's next change or the next upkeep.
 // The store is signed with the node's key (folderstore.WithServerKey):
 // every read checks each snapshot against its signed root. At its start
 // and every hour the archiver prunes each folder of the store by its
@@ -69,63 +74,41 @@ const (
 	historyGCGrace     = folderstore.DefaultGrace
 )
 
-// archiveBatch is changes of a folder to append as one snapshot: the
-// whole index if whole (sorted by name, as told: the slice Archive was
-// given), then the changes told since, by name, each the latest (so that
-// a batch holds at most twice the folder's entries), asked by by (a
-// restore).
+// archivable is a published index as the archiver reads it
+// (foldersync.Published): its session, its sequence, and its entries
+// changed after a sequence of the session, in name order.
+type archivable interface {
+	Session() uint64
+	Seq() uint64
+	Since(seq uint64) iter.Seq2[syncfs.FileInfo, error]
+}
+
+// archiveBatch is a change of a folder to append as one snapshot: the
+// entries of ix changed after the last index of its session kept (every
+// entry, compared with the store, when none of its session was), asked
+// by by (a restore).
 type archiveBatch struct {
-	whole   []syncfs.FileInfo
-	changes map[string]syncfs.FileInfo
-	by      foldersync.Requester
+	ix archivable
+	by foldersync.Requester
 }
-
-// take returns the batch's entries sorted by name, each once (a change
-// over the whole index's entry), and lets go of the batch's own copies.
-func (b *archiveBatch) take() []syncfs.FileInfo {
-	more := make([]syncfs.FileInfo, 0, len(b.changes))
-	for _, fi := range b.changes {
-		more = append(more, fi)
-	}
-	b.changes = nil
-	slices.SortFunc(more, byName)
-	whole := b.whole
-	b.whole = nil
-	if len(whole) == 0 {
-		return more
-	}
-	if len(more) == 0 {
-		return whole
-	}
-	out := make([]syncfs.FileInfo, 0, len(whole)+len(more))
-	i := 0
-	for _, fi := range whole {
-		for i < len(more) && more[i].Name < fi.Name {
-			out = append(out, more[i])
-			i++
-		}
-		if i < len(more) && more[i].Name == fi.Name {
-			continue // the later change, added below
-		}
-		out = append(out, fi)
-	}
-	return append(out, more[i:]...)
-}
-
-func byName(a, b syncfs.FileInfo) int { return strings.Compare(a.Name, b.Name) }
 
 // archivePending is what is queued for one folder: batches in order, a new
 // one begun only when the requester changes (a restore between changes).
 type archivePending struct {
 	root    string
-	batches []*archiveBatch
+	batches []archiveBatch
 }
+
+// archived is the last index of a folder whose change was kept.
+type archived struct{ session, seq uint64 }
 
 // archiver appends the changes of hosted folders to the store and keeps
 // the store within each folder's retention policy. add queues (it never
-// blocks the folder goroutine that calls it), coalescing a folder's
-// pending changes by name, so that what waits is bounded by the folders'
-// size, not by the number of changes; Run owns the writes and the upkeep.
+// blocks the folder goroutine that calls it) the index told, which holds
+// every change since the last one kept: a folder's pending changes are a
+// few indexes, whatever the number of changes or of entries; Run owns the
+// writes, which read the entries from the index a window at a time, and
+// the upkeep.
 type archiver struct {
 	store *folderstore.Store
 	log   *slog.Logger
@@ -139,6 +122,8 @@ type archiver struct {
 	mu      sync.Mutex
 	pending map[string]*archivePending
 	wake    chan struct{}
+
+	done map[string]archived // Run's own
 }
 
 func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Time, policy func(string) folderstore.Policy) *archiver {
@@ -146,19 +131,16 @@ func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Tim
 		policy = func(string) folderstore.Policy { return folderstore.DefaultPolicy }
 	}
 	return &archiver{store: store, log: log, now: now, policy: policy, every: historyUpkeepEvery, grace: historyGCGrace,
-		pending: map[string]*archivePending{}, wake: make(chan struct{}, 1)}
+		pending: map[string]*archivePending{}, wake: make(chan struct{}, 1), done: map[string]archived{}}
 }
 
-// add queues a change (foldersync.Config.Archive). A whole index replaces
-// what is queued for the folder (it holds every entry, as new as any
-// queued; a restore queued before it, when the folder restarts at once,
-// is then kept without its requester); other changes merge by name into
-// the last batch if it was asked by the same requester.
-func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole bool, by foldersync.Requester) {
-	if whole {
-		// Ours (Archive's contract): kept as it is, sorted, not copied.
-		slices.SortFunc(changes, byName)
-	}
+// archive is foldersync.Config.Archive.
+func (a *archiver) archive(folder, root string, ix foldersync.Published, by foldersync.Requester) {
+	a.add(folder, root, ix, by)
+}
+
+// add queues an index told (appendBatch).
+func (a *archiver) add(folder, root string, ix archivable, by foldersync.Requester) {
 	a.mu.Lock()
 	p := a.pending[folder]
 	if p == nil {
@@ -166,24 +148,7 @@ func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole boo
 		a.pending[folder] = p
 	}
 	p.root = root
-	var b *archiveBatch
-	switch {
-	case whole:
-		p.batches = []*archiveBatch{{whole: changes, by: by}}
-	case len(p.batches) > 0 && p.batches[len(p.batches)-1].by == by:
-		b = p.batches[len(p.batches)-1]
-	default:
-		b = &archiveBatch{by: by}
-		p.batches = append(p.batches, b)
-	}
-	if b != nil {
-		if b.changes == nil {
-			b.changes = make(map[string]syncfs.FileInfo, len(changes))
-		}
-		for _, fi := range changes {
-			b.changes[fi.Name] = fi
-		}
-	}
+	p.batches = appendBatch(p.batches, archiveBatch{ix: ix, by: by})
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -191,15 +156,30 @@ func (a *archiver) add(folder, root string, changes []syncfs.FileInfo, whole boo
 	}
 }
 
-// queued returns how many entries are queued (tests).
+// appendBatch queues b after batches. An index of another session than
+// the last queued replaces them (its entries are compared with the store
+// whole; a restore queued before it, when the folder restarts at once, is
+// then kept without its requester); one asked by the same requester as
+// the last queued replaces that one (it holds its changes too).
+func appendBatch(batches []archiveBatch, b archiveBatch) []archiveBatch {
+	n := len(batches)
+	switch {
+	case n > 0 && batches[n-1].ix.Session() != b.ix.Session():
+		return []archiveBatch{b}
+	case n > 0 && batches[n-1].by == b.by:
+		batches[n-1] = b
+		return batches
+	}
+	return append(batches, b)
+}
+
+// queued returns how many indexes are queued (tests).
 func (a *archiver) queued() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for _, p := range a.pending {
-		for _, b := range p.batches {
-			n += len(b.whole) + len(b.changes)
-		}
+		n += len(p.batches)
 	}
 	return n
 }
@@ -225,47 +205,85 @@ func (a *archiver) Run(ctx context.Context) error {
 	}
 }
 
+// drain writes what is queued. A change that could not be kept is logged
+// and queued again, without waking Run: the folder's next change, or the
+// next upkeep, tries again (and once the folder's engine stopped, the
+// folder's next start, which compares its whole index with the store).
 func (a *archiver) drain() {
+	retry := map[string]*archivePending{}
 	for {
 		a.mu.Lock()
 		q := a.pending
 		a.pending = map[string]*archivePending{}
 		a.mu.Unlock()
 		if len(q) == 0 {
-			return
+			break
 		}
 		for _, folder := range slices.Sorted(maps.Keys(q)) {
 			p := q[folder]
-			for i, b := range p.batches {
-				p.batches[i] = nil // let go of it once written
-				if n, err := a.write(folder, p.root, b); err != nil {
-					a.log.Error("folder history: a change was not kept", "folder", folder, "entries", n, "err", err)
-				}
+			if r := retry[folder]; r != nil {
+				delete(retry, folder)
+				p.batches = mergeBatches(r.batches, p.batches)
 			}
+			for i, b := range p.batches {
+				if err := a.write(folder, p.root, b); err != nil {
+					if errors.Is(err, foldersync.ErrIndexGone) {
+						a.log.Info("folder history: changes not kept before the folder stopped; its next start compares its files with the history", "folder", folder)
+					} else {
+						a.log.Error("folder history: a change was not kept yet; it is tried again at the next change", "folder", folder, "err", err)
+					}
+					retry[folder] = &archivePending{root: p.root, batches: p.batches[i:]}
+					break
+				}
+				p.batches[i] = archiveBatch{} // let go of it once written
+			}
+		}
+	}
+	if len(retry) == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for folder, r := range retry {
+		if p := a.pending[folder]; p != nil {
+			p.batches = mergeBatches(r.batches, p.batches)
+		} else {
+			a.pending[folder] = r
 		}
 	}
 }
 
-// write appends one batch of changes of folder, whose directory is root,
-// to the store, and returns how many entries it held. A whole index is
-// compared with the store's latest tree first (folderstore.Changed): what
-// is already kept is not appended again.
-func (a *archiver) write(folder, root string, b *archiveBatch) (int, error) {
-	whole := b.whole != nil
-	changes := b.take()
-	n := len(changes)
-	if whole {
-		var err error
-		if changes, err = a.store.Changed(folder, changes, sameVersion); err != nil {
-			return n, err
-		}
+// mergeBatches returns the batches queued after old (each appendBatch'd).
+func mergeBatches(old, later []archiveBatch) []archiveBatch {
+	for _, b := range later {
+		old = appendBatch(old, b)
 	}
-	if len(changes) == 0 {
-		return n, nil
+	return old
+}
+
+// historyWindow is how many entries of a whole index the archiver compares
+// with the store at a time.
+const historyWindow = 1024
+
+// write appends one batch of folder, whose directory is root, to the
+// store. The entries of an index of a session none of whose indexes was
+// kept are compared with the store's latest tree first, a window at a time
+// (folderstore.Comparison): what is already kept is not appended again.
+func (a *archiver) write(folder, root string, b archiveBatch) error {
+	last, ok := a.done[folder]
+	whole := !ok || last.session != b.ix.Session()
+	var changes iter.Seq2[syncfs.FileInfo, error]
+	if whole {
+		changes = changedOnly(b.ix.Since(0), a.store.Compare(folder, sameVersion))
+	} else {
+		if b.ix.Seq() <= last.seq {
+			return nil // kept already
+		}
+		changes = b.ix.Since(last.seq)
 	}
 	dir, err := os.OpenRoot(root)
 	if err != nil {
-		return n, fmt.Errorf("opening the folder's directory: %w", err)
+		return fmt.Errorf("opening the folder's directory: %w", err)
 	}
 	defer dir.Close()
 	r := &fileReader{root: dir}
@@ -274,18 +292,53 @@ func (a *archiver) write(folder, root string, b *archiveBatch) (int, error) {
 	if b.by != (foldersync.Requester{}) {
 		opts = append(opts, folderstore.WithRequester(b.by.User, b.by.Device))
 	}
-	snap, skipped, err := a.store.Append(folder, a.now(), changes, author(changes), r.read, opts...)
+	snap, skipped, err := a.store.AppendFrom(folder, a.now(), changes, r.read, opts...)
 	if err != nil {
-		return n, err
+		return err
 	}
+	a.done[folder] = archived{b.ix.Session(), b.ix.Seq()}
 	if len(skipped) > 0 {
 		a.log.Warn("folder history: files changed again before they were kept; their newer version will be",
 			"folder", folder, "snapshot", snap.Seq, "files", skipped)
 	}
 	if snap.Seq == 1 {
-		a.log.Info(firstVersionLog, "folder", folder, "entries", len(changes), "time", snap.At())
+		a.log.Info(firstVersionLog, "folder", folder, "entries", snap.Count, "time", snap.At())
 	}
-	return n, nil
+	return nil
+}
+
+// changedOnly yields those of entries that c finds changed, comparing
+// them a window of historyWindow at a time.
+func changedOnly(entries iter.Seq2[syncfs.FileInfo, error], c *folderstore.Comparison) iter.Seq2[syncfs.FileInfo, error] {
+	return func(yield func(syncfs.FileInfo, error) bool) {
+		window := make([]syncfs.FileInfo, 0, historyWindow)
+		flush := func() bool {
+			changed, err := c.Changed(window)
+			window = window[:0]
+			if err != nil {
+				yield(syncfs.FileInfo{}, err)
+				return false
+			}
+			for _, fi := range changed {
+				if !yield(fi, nil) {
+					return false
+				}
+			}
+			return true
+		}
+		for fi, err := range entries {
+			if err != nil {
+				yield(syncfs.FileInfo{}, err)
+				return
+			}
+			if window = append(window, fi); len(window) == historyWindow && !flush() {
+				return
+			}
+		}
+		if len(window) > 0 {
+			flush()
+		}
+	}
 }
 
 // firstVersionLog is logged when a folder's first version is kept here:
@@ -327,22 +380,6 @@ func (a *archiver) upkeep() {
 // store keeps already.
 func sameVersion(stored, fi syncfs.FileInfo) bool {
 	return stored.Deleted == fi.Deleted && stored.Version.Compare(fi.Version) == syncfs.Equal && stored.SameContent(fi)
-}
-
-// author is the device that authored most of changes (folderstore.Author
-// of each; the first by name among equals).
-func author(changes []syncfs.FileInfo) string {
-	count := map[string]int{}
-	for _, fi := range changes {
-		count[folderstore.Author(fi)]++
-	}
-	best := ""
-	for _, d := range slices.Sorted(maps.Keys(count)) {
-		if count[d] > count[best] || best == "" {
-			best = d
-		}
-	}
-	return best
 }
 
 // fileReader reads blocks from the files of a folder, keeping the last

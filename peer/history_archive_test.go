@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -17,7 +19,8 @@ import (
 )
 
 // archiveSetup is an archiver over a signed store, a folder directory and
-// a scanner of it, on a clock the test moves.
+// a scanner of it, on a clock the test moves, and the indexes a folder's
+// engine would publish of it.
 type archiveSetup struct {
 	t    *testing.T
 	st   *folderstore.Store
@@ -27,6 +30,10 @@ type archiveSetup struct {
 	now  time.Time
 	sc   *syncfs.Scanner
 	loc  syncfs.Local
+	// The index's session and sequence, and the sequence that last
+	// changed each entry.
+	session, seq uint64
+	changed      map[string]uint64
 }
 
 func newArchiveSetup(t *testing.T, policy func(string) folderstore.Policy) *archiveSetup {
@@ -37,7 +44,8 @@ func newArchiveSetup(t *testing.T, policy func(string) folderstore.Policy) *arch
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s := &archiveSetup{t: t, st: st, logs: &bytes.Buffer{}, root: t.TempDir(), now: time.Unix(1_000_000, 0), loc: syncfs.NewLocal()}
+	s := &archiveSetup{t: t, st: st, logs: &bytes.Buffer{}, root: t.TempDir(), now: time.Unix(1_000_000, 0), loc: syncfs.NewLocal(),
+		session: 1, seq: 100, changed: map[string]uint64{}}
 	s.sc = &syncfs.Scanner{Root: s.root, Self: "server"}
 	s.a = newArchiver(st, slog.New(slog.NewTextHandler(s.logs, nil)), func() time.Time { return s.now }, policy)
 	return s
@@ -50,20 +58,74 @@ func (s *archiveSetup) write(name, data string) {
 	}
 }
 
-// scan rescans the folder and returns its whole index, and the entries
-// that changed.
-func (s *archiveSetup) scan() (whole, changed []syncfs.FileInfo) {
+// scan rescans the folder and returns the index published after it: the
+// entries that changed get the next sequence.
+func (s *archiveSetup) scan() testIndex {
 	s.t.Helper()
 	old := s.loc.Snapshot()
 	if _, err := s.sc.Update(context.Background(), &s.loc); err != nil {
 		s.t.Fatal(err)
 	}
+	s.seq++
 	for _, fi := range s.loc.Snapshot().Sorted() {
 		if o, ok := old[fi.Name]; !ok || o.Version.Compare(fi.Version) != syncfs.Equal {
-			changed = append(changed, fi)
+			s.changed[fi.Name] = s.seq
 		}
 	}
-	return s.loc.Snapshot().Sorted(), changed
+	return s.index()
+}
+
+// restart rescans the folder and returns the first index of a new session
+// (the folder restarted): every entry changed at its sequence.
+func (s *archiveSetup) restart() testIndex {
+	s.t.Helper()
+	s.session++
+	s.scan()
+	for n := range s.changed {
+		s.changed[n] = s.seq
+	}
+	return s.index()
+}
+
+func (s *archiveSetup) index() testIndex {
+	ix := testIndex{session: s.session, seq: s.seq}
+	for _, fi := range s.loc.Snapshot().Sorted() {
+		ix.entries = append(ix.entries, fi)
+		ix.changed = append(ix.changed, s.changed[fi.Name])
+	}
+	return ix
+}
+
+// testIndex is an index as a folder's engine publishes it
+// (foldersync.Published): every entry, in name order, with the sequence
+// that last changed it. failAfter, if positive, makes Since yield an
+// error after that many entries.
+type testIndex struct {
+	session, seq uint64
+	entries      []syncfs.FileInfo
+	changed      []uint64
+	failAfter    int
+}
+
+func (ix testIndex) Session() uint64 { return ix.session }
+func (ix testIndex) Seq() uint64     { return ix.seq }
+
+func (ix testIndex) Since(seq uint64) iter.Seq2[syncfs.FileInfo, error] {
+	return func(yield func(syncfs.FileInfo, error) bool) {
+		n := 0
+		for i, fi := range ix.entries {
+			if ix.changed[i] <= seq {
+				continue
+			}
+			if n++; ix.failAfter > 0 && n > ix.failAfter {
+				yield(syncfs.FileInfo{}, foldersync.ErrIndexGone)
+				return
+			}
+			if !yield(fi, nil) {
+				return
+			}
+		}
+	}
 }
 
 func (s *archiveSetup) snapshots() []folderstore.Snapshot {
@@ -89,31 +151,30 @@ func (s *archiveSetup) entryNames(seq uint64) []string {
 	return names
 }
 
-// The archiver's first change of a folder is its whole index: with an
-// empty store it becomes the first snapshot, whole; at a restart, when
-// nothing changed, it adds nothing, and what changed is all it adds. A
-// file changed again before it is read is left out and logged; a change
+// The archiver's first index of a folder's session is compared whole:
+// with an empty store it becomes the first snapshot, whole; at a restart,
+// when nothing changed, it adds nothing, and what changed is all it adds.
+// A file changed again before it is read is left out and logged; a change
 // all of whose files are left out makes no snapshot.
 func TestArchiverWholeIndex(t *testing.T) {
 	s := newArchiveSetup(t, nil)
 	s.write("a.txt", "A")
 	s.write("b.txt", "B")
-	whole, _ := s.scan()
-	s.a.add("f", s.root, whole, true, foldersync.Requester{})
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
 	s.a.drain()
 	if snaps := s.snapshots(); len(snaps) != 1 || snaps[0].Count != 2 {
 		t.Fatalf("after the first whole index: %d snapshots (%+v); want one of both files", len(snaps), snaps)
 	}
-	s.a.add("f", s.root, whole, true, foldersync.Requester{})
+	s.a.add("f", s.root, s.restart(), foldersync.Requester{})
 	s.a.drain()
 	if snaps := s.snapshots(); len(snaps) != 1 {
 		t.Fatalf("the same whole index again made %d snapshots; want still 1", len(snaps))
 	}
 	s.write("b.txt", "B2")
 	s.write("c.txt", "C")
-	whole, _ = s.scan()
+	ix := s.restart()
 	s.write("b.txt", "B3, written after the scan") // the indexed blocks are gone
-	s.a.add("f", s.root, whole, true, foldersync.Requester{})
+	s.a.add("f", s.root, ix, foldersync.Requester{})
 	s.a.drain()
 	snaps := s.snapshots()
 	if len(snaps) != 2 {
@@ -135,36 +196,112 @@ func TestArchiverWholeIndex(t *testing.T) {
 	}
 
 	// Only b.txt changed, and again before it was read: no snapshot.
-	_, changed := s.scan()
+	ix = s.scan()
 	s.write("b.txt", "B4, written after the scan")
-	s.a.add("f", s.root, changed, false, foldersync.Requester{})
+	s.a.add("f", s.root, ix, foldersync.Requester{})
 	s.a.drain()
 	if n := len(s.snapshots()); n != 2 {
 		t.Errorf("a change whose every file was left out made a snapshot: %d snapshots; want 2", n)
 	}
+	// Its newer version comes with the next index.
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	s.a.drain()
+	if snaps := s.snapshots(); len(snaps) != 3 || s.entryNames(snaps[2].Seq)[0] != "b.txt" {
+		t.Errorf("b.txt's next version was not kept: %d snapshots", len(snaps))
+	}
 }
 
-// Changes queued while the archiver is busy coalesce by name: what waits
-// is bounded by the folder's entries, not by the changes. A restore's
+// A whole index of more entries than a window (historyWindow) is compared
+// with the store a window at a time: every changed entry, and only those,
+// is kept, in one snapshot.
+func TestArchiverWholeIndexWindows(t *testing.T) {
+	s := newArchiveSetup(t, nil)
+	const n = 3*historyWindow + 10
+	for i := range n {
+		s.write(fmt.Sprintf("f%05d", i), fmt.Sprint(i))
+	}
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	s.a.drain()
+	for i := 0; i < n; i += 700 {
+		s.write(fmt.Sprintf("f%05d", i), fmt.Sprint("changed ", i))
+	}
+	s.a.add("f", s.root, s.restart(), foldersync.Requester{})
+	s.a.drain()
+	snaps := s.snapshots()
+	if len(snaps) != 2 || snaps[0].Count != n {
+		t.Fatalf("snapshots %+v; want one of %d entries, then one of the changed", snaps, n)
+	}
+	var want []string
+	for i := 0; i < n; i += 700 {
+		want = append(want, fmt.Sprintf("f%05d", i))
+	}
+	if got := s.entryNames(snaps[1].Seq); !slices.Equal(got, want) {
+		t.Errorf("the restart's snapshot holds %v; want %v", got, want)
+	}
+}
+
+// A change that could not be kept (its index could not be read, its
+// folder's directory could not be opened) is queued again, and kept at
+// the next try; nothing is committed of it before.
+func TestArchiverRetries(t *testing.T) {
+	s := newArchiveSetup(t, nil)
+	for i := range 10 {
+		s.write(fmt.Sprintf("f%d", i), fmt.Sprint(i))
+	}
+	ix := s.scan()
+	broken := ix
+	broken.failAfter = 5
+	s.a.add("f", s.root, broken, foldersync.Requester{})
+	s.a.drain()
+	if n := len(s.snapshots()); n != 0 || s.a.queued() != 1 {
+		t.Fatalf("an index that failed to read: %d snapshots, %d queued; want none kept and it queued again", n, s.a.queued())
+	}
+	if err := s.st.Verify(); err != nil {
+		t.Fatalf("Verify after a failed change: %v", err)
+	}
+	s.a.add("f", s.root, ix, foldersync.Requester{}) // the same index, read whole
+	s.a.drain()
+	if snaps := s.snapshots(); len(snaps) != 1 || snaps[0].Count != 10 || s.a.queued() != 0 {
+		t.Fatalf("after the retry: %d snapshots, %d queued; want one snapshot of 10", len(snaps), s.a.queued())
+	}
+
+	s.write("f1", "changed")
+	ix = s.scan()
+	s.a.add("f", filepath.Join(s.root, "missing"), ix, foldersync.Requester{})
+	s.a.drain()
+	if n := len(s.snapshots()); n != 1 || s.a.queued() != 1 {
+		t.Fatalf("a change whose directory is missing: %d snapshots, %d queued; want 1 and it queued again", n, s.a.queued())
+	}
+	if !bytes.Contains(s.logs.Bytes(), []byte("not kept yet")) {
+		t.Errorf("the failure was not logged: %s", s.logs.String())
+	}
+	s.a.mu.Lock()
+	s.a.pending["f"].root = s.root // as the folder's next change would tell
+	s.a.mu.Unlock()
+	s.a.drain() // as the next upkeep does
+	if snaps := s.snapshots(); len(snaps) != 2 || s.entryNames(snaps[1].Seq)[0] != "f1" {
+		t.Errorf("after the retry: %d snapshots; want 2, the second f1's change", len(snaps))
+	}
+}
+
+// Changes queued while the archiver is busy coalesce: the last index
+// holds them all, so what waits is an index, not the changes. A restore's
 // change is kept apart, as a snapshot asked by its requester.
 func TestArchiverCoalesces(t *testing.T) {
 	s := newArchiveSetup(t, nil)
 	for i := range 200 {
 		s.write("a.txt", fmt.Sprintf("version %d", i))
 		s.write(fmt.Sprintf("f%d.txt", i%5), fmt.Sprint(i))
-		_, changed := s.scan()
-		s.a.add("f", s.root, changed, false, foldersync.Requester{})
+		s.a.add("f", s.root, s.scan(), foldersync.Requester{})
 	}
-	if n := s.a.queued(); n != 6 {
-		t.Fatalf("200 changes of 6 files queued %d entries; want 6", n)
+	if n := s.a.queued(); n != 1 {
+		t.Fatalf("200 changes queued %d indexes; want 1, the last", n)
 	}
 	ann := foldersync.Requester{User: "ann", Device: "ann-laptop"}
 	s.write("b.txt", "restored")
-	_, changed := s.scan()
-	s.a.add("f", s.root, changed, false, ann)
+	s.a.add("f", s.root, s.scan(), ann)
 	s.write("c.txt", "after")
-	_, changed = s.scan()
-	s.a.add("f", s.root, changed, false, foldersync.Requester{})
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
 	s.a.drain()
 	snaps := s.snapshots()
 	if len(snaps) != 3 {
@@ -202,8 +339,7 @@ func TestArchiverUpkeep(t *testing.T) {
 	for i := range 4 * 24 {
 		data := fmt.Sprintf("version %d", i)
 		s.write("a.txt", data)
-		_, changed := s.scan()
-		s.a.add("f", s.root, changed, false, foldersync.Requester{})
+		s.a.add("f", s.root, s.scan(), foldersync.Requester{})
 		s.a.drain()
 		snaps := s.snapshots()
 		contents[snaps[len(snaps)-1].Seq] = data
@@ -260,25 +396,22 @@ func TestArchiverUpkeep(t *testing.T) {
 // runs, make one snapshot: the whole index with each later change in
 // place of its entry (a later version of one of its files, a file
 // removed) or added (a new file, sorting before and after every other).
-// The whole index is queued as told, not copied.
 func TestArchiverWholeThenChanges(t *testing.T) {
 	s := newArchiveSetup(t, nil)
 	for _, n := range []string{"b.txt", "c.txt", "d.txt"} {
 		s.write(n, n)
 	}
-	whole, _ := s.scan()
-	s.a.add("f", s.root, whole, true, foldersync.Requester{})
-	if p := s.a.pending["f"]; len(p.batches) != 1 || &p.batches[0].whole[0] != &whole[0] {
-		t.Fatal("the whole index was copied into the queue")
-	}
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
 	s.write("c.txt", "c, later")
 	s.write("a.txt", "a")
 	s.write("e.txt", "e")
 	if err := os.Remove(filepath.Join(s.root, "d.txt")); err != nil {
 		t.Fatal(err)
 	}
-	_, changed := s.scan()
-	s.a.add("f", s.root, changed, false, foldersync.Requester{})
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	if n := s.a.queued(); n != 1 {
+		t.Fatalf("%d indexes queued; want 1, the last", n)
+	}
 	s.a.drain()
 	snaps := s.snapshots()
 	if len(snaps) != 1 || snaps[0].Count != 5 {

@@ -87,7 +87,7 @@ func (s *Store) TreeDigest(ctx context.Context, folder string, seq uint64) (sync
 		if err != nil {
 			return err
 		}
-		return s.checkUsed(fb, used)
+		return s.checkUsed(fb, used, nil)
 	})
 	if err != nil {
 		return syncfs.Hash{}, fmt.Errorf("digesting the tree of %q at snapshot %d: %w", folder, seq, err)

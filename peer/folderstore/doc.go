@@ -60,8 +60,14 @@
 // next Append or Commit of the folder, or the next Open, removes those of
 // an Append that failed or a process that died. So a crash leaves the
 // folder as it was or with the new snapshot complete, never one with a
-// missing block, and an Append's memory does not grow with its change. Snapshot times never go back: an Append dated before its
-// predecessor gets the predecessor's time. An Append that keeps no entry
+// missing block, and an Append's memory does not grow with its change.
+// AppendFrom takes the changes from an iterator, read a chunk at a time as
+// they are written, so that a change of a million entries is never held
+// whole (a server's archiver reads them from the folder's published
+// index); a Comparison compares entries with a folder's latest tree a
+// window at a time, checking each snapshot it reads from once. Snapshot
+// times never go back: an Append dated before its predecessor gets the
+// predecessor's time. An Append that keeps no entry
 // commits nothing. WithRequester records who asked for a change its author
 // made on their behalf (a server's restore); History shows it.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"math"
 	"path"
@@ -54,6 +55,15 @@ type AppendOption func(*appendOptions)
 type appendOptions struct {
 	evidence           [][]byte
 	reqUser, reqDevice string
+	author             string
+	authorSet          bool
+}
+
+// WithAuthor names the device that made the change (Snapshot.Author).
+// AppendFrom without it records the device that authored most of the
+// entries kept (Author of each; the first by ID among equals).
+func WithAuthor(device string) AppendOption {
+	return func(o *appendOptions) { o.author, o.authorSet = device, true }
 }
 
 // WithRequester records who asked for the change, when the author made it
@@ -75,27 +85,44 @@ func WithEvidence(pages ...[]byte) AppendOption {
 
 // Append records a new snapshot of folder at time at: changes are the
 // entries that changed since the folder's previous snapshot (tombstones for
-// deletions), author the device that made the change. read returns the
-// content of a block the store does not hold yet (from the server's copy of
-// the folder); a block it cannot give, or gives wrong (the file changed
-// again since it was indexed), leaves its entry out of this snapshot, and
-// Append returns the names left out: a later snapshot holds their newer
-// version. A snapshot's time is never before its predecessor's: an earlier
-// at is raised to it.
+// deletions), author the device that made the change. It is AppendFrom
+// with the entries of a slice and WithAuthor(author).
+func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, author string, read func(name string, b syncfs.Block) ([]byte, error), opts ...AppendOption) (Snapshot, []string, error) {
+	all := func(yield func(syncfs.FileInfo, error) bool) {
+		for _, fi := range changes {
+			if !yield(fi, nil) {
+				return
+			}
+		}
+	}
+	return s.AppendFrom(folder, at, all, read, append(opts, WithAuthor(author))...)
+}
+
+// AppendFrom records a new snapshot of folder at time at: changes yields
+// the entries that changed since the folder's previous snapshot
+// (tombstones for deletions), each name once; an error it yields ends the
+// Append with nothing committed. read returns the content of a block the
+// store does not hold yet (from the server's copy of the folder); a block
+// it cannot give, or gives wrong (the file changed again since it was
+// indexed), leaves its entry out of this snapshot, and AppendFrom returns
+// the names left out: a later snapshot holds their newer version. A
+// snapshot's time is never before its predecessor's: an earlier at is
+// raised to it.
 //
 // Changes are taken appendChunk at a time: their blocks are stored (and
 // pinned, see Pin, until their entries are written), then their entries
 // written in one transaction; once all are, the snapshot's header is
-// committed in a last one (see pending.go), so that what Append holds does
-// not grow with the change, and a crash leaves the folder as it was or
-// with the new snapshot, whole. Changes in name order are written fastest.
-// It returns the snapshot's header: Entries and Blocks are not filled in
-// (Snapshot reads them).
+// committed in a last one (see pending.go), so that what AppendFrom holds
+// does not grow with the change (changes is read as it goes, never
+// whole), and a crash leaves the folder as it was or with the new
+// snapshot, whole. Changes in name order are written fastest. It returns
+// the snapshot's header: Entries and Blocks are not filled in (Snapshot
+// reads them).
 //
-// When no entry is kept (changes is empty, or every one was left out),
-// nothing is committed: Append returns the zero Snapshot (Seq 0) and the
-// names left out.
-func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, author string, read func(name string, b syncfs.Block) ([]byte, error), opts ...AppendOption) (Snapshot, []string, error) {
+// When no entry is kept (changes yields none, or every one was left
+// out), nothing is committed: AppendFrom returns the zero Snapshot (Seq 0)
+// and the names left out.
+func (s *Store) AppendFrom(folder string, at time.Time, changes iter.Seq2[syncfs.FileInfo, error], read func(name string, b syncfs.Block) ([]byte, error), opts ...AppendOption) (Snapshot, []string, error) {
 	var o appendOptions
 	for _, f := range opts {
 		f(&o)
@@ -106,8 +133,11 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	if folder == "" {
 		return Snapshot{}, nil, errors.New("writing a snapshot: no folder name")
 	}
+	if len(o.evidence) > 0 && !o.authorSet {
+		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: evidence without its author: %w", folder, ErrBadEvidence)
+	}
 	defer s.settle()
-	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: author, Delta: true, Evidence: o.evidence,
+	snap := Snapshot{Folder: folder, Time: at.UnixNano(), Author: o.author, Delta: true, Evidence: o.evidence,
 		ReqUser: o.reqUser, ReqDevice: o.reqDevice}
 	var ev *evidence
 	if len(o.evidence) > 0 {
@@ -133,19 +163,34 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 		return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
 	}
 	seq++
-	var skipped []string
-	var count uint64
-	for rest := changes; len(rest) > 0; {
-		n, kept, sk, err := s.appendChunk(folder, seq, rest, read, ev)
-		skipped = append(skipped, sk...)
+	var (
+		skipped []string
+		count   uint64
+		authors = authorCount{}
+		window  []syncfs.FileInfo
+	)
+	next, stop := iter.Pull2(changes)
+	defer stop()
+	for more := true; more; {
+		window, more, err = s.nextChunk(window[:0], next)
+		if err == nil && len(window) > 0 {
+			var kept []syncfs.FileInfo
+			var sk []string
+			kept, sk, err = s.appendChunk(folder, seq, window, read, ev)
+			skipped = append(skipped, sk...)
+			count += uint64(len(kept))
+			authors.add(kept)
+		}
 		if err != nil {
 			s.abandon(folder)
 			return Snapshot{}, nil, fmt.Errorf("writing a snapshot of %q: %w", folder, err)
 		}
-		rest, count = rest[n:], count+uint64(kept)
 	}
 	if count == 0 {
 		return Snapshot{}, skipped, nil
+	}
+	if !o.authorSet {
+		snap.Author = authors.most()
 	}
 	err = s.update(func(tx *bbolt.Tx) error {
 		fb, err := s.openFolder(tx, folder)
@@ -195,34 +240,71 @@ func (s *Store) Append(folder string, at time.Time, changes []syncfs.FileInfo, a
 	return snap, skipped, nil
 }
 
-// appendChunk stores the blocks of the first changes, up to s.chunk of
-// them or appendChunkBytes of encoded entries, and writes the entries kept
-// as snapshot seq's, pending, in one transaction. It returns how many
-// changes it took, how many it wrote, and the names left out.
-func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), ev *evidence) (int, int, []string, error) {
+// nextChunk appends to window the next changes next yields, up to s.chunk
+// of them or appendChunkBytes of encoded entries, and reports whether
+// next may yield more.
+func (s *Store) nextChunk(window []syncfs.FileInfo, next func() (syncfs.FileInfo, error, bool)) ([]syncfs.FileInfo, bool, error) {
+	size := 0
+	for len(window) < s.chunk && size < appendChunkBytes {
+		fi, err, ok := next()
+		if !ok {
+			return window, false, nil
+		}
+		if err != nil {
+			return window, false, fmt.Errorf("reading the changes: %w", err)
+		}
+		window = append(window, fi)
+		size += 64 + 40*len(fi.Blocks)
+	}
+	return window, true, nil
+}
+
+// authorCount counts the entries each device authored (Author).
+type authorCount map[string]int
+
+func (a authorCount) add(entries []syncfs.FileInfo) {
+	for _, fi := range entries {
+		a[Author(fi)]++
+	}
+}
+
+// most returns the device that authored most entries, the first by ID
+// among equals.
+func (a authorCount) most() string {
+	best := ""
+	for _, d := range slices.Sorted(maps.Keys(a)) {
+		if a[d] > a[best] || best == "" {
+			best = d
+		}
+	}
+	return best
+}
+
+// appendChunk stores the blocks of changes and writes the entries kept
+// as snapshot seq's, pending, in one transaction. It returns the entries
+// it wrote and the names left out.
+func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo, read func(string, syncfs.Block) ([]byte, error), ev *evidence) ([]syncfs.FileInfo, []string, error) {
 	var hs []syncfs.Hash
-	n, size := 0, 0
-	for n < len(changes) && n < s.chunk && size < appendChunkBytes {
-		for _, b := range liveBlocks(changes[n]) {
+	for _, fi := range changes {
+		for _, b := range liveBlocks(fi) {
 			hs = append(hs, b.Hash)
 		}
-		size += 64 + 40*len(changes[n].Blocks)
-		n++
 	}
 	// Pinned until the entries that reference them are written and told
 	// to a collection under way, which from then counts them.
 	release := s.Pin(hs...)
 	defer release()
 	if err := s.step("check"); err != nil {
-		return n, 0, nil, err
+		return nil, nil, err
 	}
 	var skipped []string
-	raws := make([]rawEntry, 0, n)
+	kept := make([]syncfs.FileInfo, 0, len(changes))
+	raws := make([]rawEntry, 0, len(changes))
 	bb := &blockBatch{queued: map[syncfs.Hash]bool{}}
-	for _, fi := range changes[:n] {
+	for _, fi := range changes {
 		ok, err := s.storeBlocks(fi, read, bb)
 		if err != nil {
-			return n, 0, skipped, err
+			return nil, skipped, err
 		}
 		if !ok {
 			skipped = append(skipped, fi.Name)
@@ -230,21 +312,22 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 		}
 		raw, err := encodeEntry(fi)
 		if err != nil {
-			return n, 0, skipped, err
+			return nil, skipped, err
 		}
 		if ev != nil {
 			if err := ev.coversRaw(raw); err != nil {
-				return n, 0, skipped, fmt.Errorf("%v: %w", err, ErrBadEvidence)
+				return nil, skipped, fmt.Errorf("%v: %w", err, ErrBadEvidence)
 			}
 		}
 		raws = append(raws, raw)
+		kept = append(kept, fi)
 	}
 	// Every block durable before an entry references it.
 	if err := s.flushBlocks(bb); err != nil {
-		return n, 0, skipped, err
+		return nil, skipped, err
 	}
 	if len(raws) == 0 {
-		return n, 0, skipped, nil
+		return nil, skipped, nil
 	}
 	err := s.update(func(tx *bbolt.Tx) error {
 		if err := s.step("entries"); err != nil {
@@ -266,10 +349,10 @@ func (s *Store) appendChunk(folder string, seq uint64, changes []syncfs.FileInfo
 		return nil
 	})
 	if err != nil {
-		return n, 0, skipped, err
+		return nil, skipped, err
 	}
 	s.noteCommitted(hs)
-	return n, len(raws), skipped, nil
+	return kept, skipped, nil
 }
 
 // abandon removes the pending entries of an Append that failed; what it
@@ -429,15 +512,23 @@ func (f *folderTx) eachPathAt(seq uint64, fn func(name string, at uint64) error)
 }
 
 // checkUsed checks each of the snapshots used (those a read took entries
-// from) against its signed root.
-func (s *Store) checkUsed(fb *folderTx, used map[uint64]bool) error {
+// from) against its signed root. checked, if not nil, holds the roots of
+// snapshots checked already (skipped while their header names the same
+// root) and gets those checked now.
+func (s *Store) checkUsed(fb *folderTx, used map[uint64]bool, checked map[uint64]syncfs.Hash) error {
 	for _, seq := range slices.Sorted(maps.Keys(used)) {
 		hdr, err := fb.header(seq)
 		if err != nil {
 			return err
 		}
+		if root, ok := checked[seq]; ok && root == hdr.Root {
+			continue
+		}
 		if err := s.checkSnapshot(fb, hdr, nil); err != nil {
 			return err
+		}
+		if checked != nil {
+			checked[seq] = hdr.Root
 		}
 	}
 	return nil
@@ -524,12 +615,38 @@ func (s *Store) Tree(folder string, seq uint64) (syncfs.Snapshot, error) {
 
 // Changed returns those of entries (names unique) whose path's version in
 // folder's latest snapshot's tree is absent or not same as it, in the
-// order given: all of them for a folder with no snapshot. It reads, in
-// one read transaction, each path's version with a seek in the paths
-// index and a lookup of its entry, then checks every snapshot it took one
-// from against its signed root (ErrTampered), so that it holds what it
-// returns and the set of those snapshots, never the tree.
+// order given: all of them for a folder with no snapshot. It is
+// Compare(folder, same).Changed(entries).
 func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stored, entry syncfs.FileInfo) bool) ([]syncfs.FileInfo, error) {
+	return s.Compare(folder, same).Changed(entries)
+}
+
+// Comparison compares entries with a folder's latest tree a window at a
+// time (Changed), so that a comparison of a whole folder holds a window,
+// never the folder: each snapshot it takes a stored entry from is checked
+// against its signed root once, at the first window that reads one.
+type Comparison struct {
+	s       *Store
+	folder  string
+	same    func(stored, entry syncfs.FileInfo) bool
+	checked map[uint64]syncfs.Hash // the snapshots checked, and their roots
+}
+
+// Compare returns a comparison of entries with folder's latest tree,
+// where same says whether an entry is the version stored.
+func (s *Store) Compare(folder string, same func(stored, entry syncfs.FileInfo) bool) *Comparison {
+	return &Comparison{s: s, folder: folder, same: same, checked: map[uint64]syncfs.Hash{}}
+}
+
+// Changed returns those of entries (names unique) whose path's version in
+// the folder's latest snapshot's tree (at the time of this call) is absent
+// or not the same, in the order given: all of them for a folder with no
+// snapshot. It reads, in one read transaction, each path's version with a
+// seek in the paths index and a lookup of its entry, then checks every
+// snapshot it took one from and that no earlier window of the comparison
+// checked against its signed root (ErrTampered).
+func (c *Comparison) Changed(entries []syncfs.FileInfo) ([]syncfs.FileInfo, error) {
+	s := c.s
 	if s.db == nil {
 		return nil, ErrClosed
 	}
@@ -537,7 +654,7 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 	var out []syncfs.FileInfo
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		out = nil
-		fb, err := s.openFolder(tx, folder)
+		fb, err := s.openFolder(tx, c.folder)
 		if err != nil {
 			return err
 		}
@@ -547,10 +664,10 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 		}
 		last := fb.lastSeq()
 		used := map[uint64]bool{}
-		c := fb.paths.Cursor()
+		cur := fb.paths.Cursor()
 		for _, fi := range entries {
 			at := pathKey(fi.Name, last)
-			k := atOrBefore(c, at)
+			k := atOrBefore(cur, at)
 			name, seq, ok := splitPathKey(k)
 			if !ok || name != fi.Name || seq > last {
 				out = append(out, fi)
@@ -566,14 +683,14 @@ func (s *Store) Changed(folder string, entries []syncfs.FileInfo, same func(stor
 				return err
 			}
 			used[seq] = true
-			if !same(stored, fi) {
+			if !c.same(stored, fi) {
 				out = append(out, fi)
 			}
 		}
-		return s.checkUsed(fb, used)
+		return s.checkUsed(fb, used, c.checked)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("comparing %d entries with the history of %q: %w", len(entries), folder, err)
+		return nil, fmt.Errorf("comparing %d entries with the history of %q: %w", len(entries), c.folder, err)
 	}
 	return out, nil
 }

@@ -218,3 +218,119 @@ func TestChangedAgainstTree(t *testing.T) {
 		}
 	}
 }
+
+// AppendFrom reads its changes as it writes them, a chunk at a time: a
+// stream of several chunks makes one snapshot, authored by the device
+// that made most of its entries; a stream that fails part way commits
+// nothing, leaves no pending entries and a store that verifies, and the
+// next Append takes the same sequence.
+func TestAppendFromStream(t *testing.T) {
+	st, _ := openStore(t, t.TempDir())
+	folderstore.SetAppendChunk(st, 4)
+	content := map[syncfs.Hash][]byte{}
+	read := func(_ string, b syncfs.Block) ([]byte, error) { return content[b.Hash], nil }
+	var entries []syncfs.FileInfo
+	for i := range 11 {
+		data := []byte(fmt.Sprint("file ", i))
+		dev := "dev1"
+		if i%3 == 0 {
+			dev = "dev2"
+		}
+		fi := fileOf(fmt.Sprintf("f%02d", i), data, dev, 1)
+		content[fi.Blocks[0].Hash] = data
+		entries = append(entries, fi)
+	}
+	stream := func(failAt int) func(func(syncfs.FileInfo, error) bool) {
+		return func(yield func(syncfs.FileInfo, error) bool) {
+			for i, fi := range entries {
+				if i == failAt {
+					yield(syncfs.FileInfo{}, errors.New("the index went away"))
+					return
+				}
+				if !yield(fi, nil) {
+					return
+				}
+			}
+		}
+	}
+	if _, _, err := st.AppendFrom("f", epoch, stream(9), read); err == nil {
+		t.Fatal("AppendFrom of a stream that failed after two chunks succeeded")
+	}
+	if snaps, err := st.Snapshots("f"); err != nil || len(snaps) != 0 {
+		t.Fatalf("after a failed stream: %d snapshots, %v; want none", len(snaps), err)
+	}
+	if n, err := folderstore.PendingEntries(st, "f"); err != nil || n != 0 {
+		t.Fatalf("after a failed stream: %d pending entries, %v; want none", n, err)
+	}
+	if err := st.Verify(); err != nil {
+		t.Fatalf("Verify after a failed stream: %v", err)
+	}
+	snap, skipped, err := st.AppendFrom("f", epoch, stream(-1), read)
+	if err != nil || len(skipped) > 0 {
+		t.Fatalf("AppendFrom: %v, skipped %v", err, skipped)
+	}
+	if snap.Seq != 1 || snap.Count != 11 || snap.Author != "dev1" {
+		t.Errorf("snapshot %d of %d entries by %q; want 1 of 11 by dev1 (7 of them)", snap.Seq, snap.Count, snap.Author)
+	}
+	tree, err := st.Tree("f", snap.Seq)
+	if err != nil || len(tree) != 11 {
+		t.Fatalf("tree of %d entries, %v; want 11", len(tree), err)
+	}
+	if _, _, err := st.AppendFrom("f", epoch, stream(-1), read, folderstore.WithEvidence([]byte("pages"))); !errors.Is(err, folderstore.ErrBadEvidence) {
+		t.Errorf("evidence without an author = %v; want ErrBadEvidence", err)
+	}
+}
+
+// A Comparison's windows each compare with the latest tree, and find a
+// tampered snapshot in any window, whichever checked it first.
+func TestComparisonWindows(t *testing.T) {
+	c := &crashSetup{dir: t.TempDir()}
+	c.open(t)
+	st := c.st
+	content := map[syncfs.Hash][]byte{}
+	read := func(_ string, b syncfs.Block) ([]byte, error) { return content[b.Hash], nil }
+	var all []syncfs.FileInfo
+	for i := range 20 {
+		data := []byte(fmt.Sprint("file ", i))
+		fi := fileOf(fmt.Sprintf("f%02d", i), data, "dev1", 1)
+		content[fi.Blocks[0].Hash] = data
+		all = append(all, fi)
+	}
+	if _, _, err := st.Append("f", epoch, all[:10], "dev1", read); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Append("f", epoch, all[10:], "dev1", read); err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b syncfs.FileInfo) bool { return a.FileHash == b.FileHash }
+	changed := all[3]
+	changed.FileHash[0] ^= 1
+	cmp := st.Compare("f", same)
+	for i, w := range [][]syncfs.FileInfo{{all[0], changed}, {all[4], all[12]}, {all[5], all[13], fileOf("new", []byte("x"), "dev1", 1)}} {
+		got, err := cmp.Changed(w)
+		if err != nil {
+			t.Fatalf("window %d: %v", i, err)
+		}
+		var names []string
+		for _, fi := range got {
+			names = append(names, fi.Name)
+		}
+		want := [][]string{{"f03"}, nil, {"new"}}[i]
+		if !slices.Equal(names, want) {
+			t.Errorf("window %d: changed %v; want %v", i, names, want)
+		}
+	}
+	editDB(t, c, func(tx *bbolt.Tx) error {
+		hdr := getHeader(t, tx, "f", 2)
+		hdr.Time -= int64(time.Minute)
+		putHeader(t, tx, hdr)
+		return nil
+	})
+	cmp = c.st.Compare("f", same)
+	if _, err := cmp.Changed(all[:2]); err != nil {
+		t.Fatalf("a window of the untampered snapshot: %v", err)
+	}
+	if _, err := cmp.Changed(all[14:16]); !errors.Is(err, folderstore.ErrTampered) {
+		t.Errorf("a window of the tampered snapshot = %v; want ErrTampered", err)
+	}
+}

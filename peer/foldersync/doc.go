@@ -177,9 +177,10 @@
 // # History
 //
 // A server that keeps its folders' history sets Config.Archive: it is
-// told, on the folder's goroutine, of every change of the index it
-// publishes (the whole index at the first publication after the folder
-// starts). Engine.Restore makes versions from that history the current
+// told, on the folder's goroutine, of every index it publishes
+// (Published: immutable, read from any goroutine, its entries changed
+// since a sequence yielded in name order; every entry at the first index
+// after the folder starts, which begins a session). Engine.Restore makes versions from that history the current
 // ones, on the folder's goroutine: every block is read and checked first,
 // each entry gets a version vector that dominates the current one,
 // updated by this host, the plan is applied from the given blocks (the

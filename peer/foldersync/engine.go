@@ -114,15 +114,16 @@ type Config struct {
 	// every apply of a device's changes and must return quickly.
 	Quota func(user string) int64
 
-	// Archive, if set, is told on the folder's goroutine of every change
-	// of the index this host publishes for a folder: the folder, its
-	// directory, the entries that changed (tombstones for deletions) and
-	// whether they are the whole index (the first publication since the
-	// folder started), and who asked for the change when this host made it
-	// on their behalf (a restore's Requester; zero otherwise). A server
-	// keeps its hosted folders' history with it (see archive.go). It must
-	// return quickly and must not keep entries' slices it would modify.
-	Archive func(folder, root string, changes []syncfs.FileInfo, whole bool, by Requester)
+	// Archive, if set, is told on the folder's goroutine of every index
+	// this host publishes for a folder: the folder, its directory, the
+	// index (whose entries changed after the previous index's sequence are
+	// the change; every entry at the first index of a session, which
+	// begins when the folder starts), and who asked for the change when
+	// this host made it on their behalf (a restore's Requester; zero
+	// otherwise). A server keeps its hosted folders' history with it (see
+	// archive.go). It must return quickly: it may keep the index and read
+	// it later, on any goroutine.
+	Archive func(folder, root string, ix Published, by Requester)
 
 	// wrapFS, if set, wraps the disk a folder's applier writes through
 	// (a test seam: failures of the file system, such as Windows'

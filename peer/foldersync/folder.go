@@ -1316,7 +1316,7 @@ func (f *folder) publish(ctx context.Context) {
 	if old != nil {
 		old.close() // its page files go
 	}
-	f.archive(changed, old == nil)
+	f.archive(p)
 	f.setStatus(func(st *FolderStatus) {
 		st.Sequence, st.LocalFiles, st.LocalDirs, st.LocalBytes = p.seq, p.files, p.dirs, p.bytes
 	})

@@ -552,24 +552,32 @@ func (t pubTree) all() iter.Seq[pubEntry] { return t.since(0) }
 
 // since yields, in name order, t's entries changed after seq.
 func (t pubTree) since(seq uint64) iter.Seq[pubEntry] {
-	return func(yield func(pubEntry) bool) {
-		for _, c := range t.chunks {
-			if c.changed <= seq {
+	return func(yield func(pubEntry) bool) { t.eachSince(seq, yield) }
+}
+
+// eachSince calls fn, in name order, with t's entries changed after seq,
+// until fn returns false. It returns false if a chunk's entries could not
+// be read (its store is closed: the engine stopped).
+func (t pubTree) eachSince(seq uint64, fn func(pubEntry) bool) bool {
+	for _, c := range t.chunks {
+		if c.changed <= seq {
+			continue
+		}
+		r := c.reader()
+		if r.data == nil {
+			return false // a chunk holds at least one entry
+		}
+		for r.next() {
+			// The distance below the chunk's changed comes first in the
+			// body: an entry not changed after seq is skipped undecoded.
+			d, _ := binary.Uvarint(r.body)
+			if c.changed-d <= seq {
 				continue
 			}
-			r := c.reader()
-			for r.next() {
-				// The distance below the chunk's changed comes first in
-				// the body: an entry not changed after seq is skipped
-				// undecoded.
-				d, _ := binary.Uvarint(r.body)
-				if c.changed-d <= seq {
-					continue
-				}
-				if !yield(r.entry(string(r.name))) {
-					return
-				}
+			if !fn(r.entry(string(r.name))) {
+				return true
 			}
 		}
 	}
+	return true
 }

@@ -23,6 +23,8 @@ type history struct {
 	blocks map[syncfs.Hash][]byte
 	// calls holds each call's names, by who asked for them.
 	calls []archiveCall
+	// session and seq are those of the last index told.
+	session, seq uint64
 }
 
 type archiveCall struct {
@@ -30,10 +32,27 @@ type archiveCall struct {
 	by    Requester
 }
 
-func (h *history) archive(t testing.TB) func(string, string, []syncfs.FileInfo, bool, Requester) {
-	return func(_, root string, changes []syncfs.FileInfo, whole bool, by Requester) {
+func (h *history) archive(t testing.TB) func(string, string, Published, Requester) {
+	return func(_, root string, ix Published, by Requester) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		whole := ix.Session() != h.session
+		since := h.seq
+		if whole {
+			since = 0
+		}
+		if !whole && ix.Seq() <= h.seq {
+			t.Errorf("index %d told after %d", ix.Seq(), h.seq)
+		}
+		h.session, h.seq = ix.Session(), ix.Seq()
+		var changes []syncfs.FileInfo
+		for fi, err := range ix.Since(since) {
+			if err != nil {
+				t.Errorf("reading the index told: %v", err)
+				return
+			}
+			changes = append(changes, fi)
+		}
 		call := archiveCall{by: by}
 		for _, fi := range changes {
 			call.names = append(call.names, fi.Name)
