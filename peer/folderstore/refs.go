@@ -66,7 +66,8 @@ type Usage struct {
 // snapshot headers and its refs index in one read transaction, holding
 // nothing that grows with them; callers that ask while a read is under
 // way share it, and later ones take its result while nothing was written
-// since it began (usageMemo).
+// since it began, or, after a read of 50 ms or more, for 20 times as long
+// as it took (usageMemo).
 func (s *Store) Usage(folder string) (Usage, error) {
 	if s.db == nil {
 		return Usage{}, ErrClosed

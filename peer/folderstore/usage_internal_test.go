@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // A usage read is shared by the callers that come while it is under way
@@ -59,6 +60,39 @@ func TestUsageMemo(t *testing.T) {
 	}
 	if u, err := m.get("f", &gen, read); err != nil || u.Snapshots != 5 {
 		t.Errorf("after a failed read, get = read %d, %v; want a new read (5)", u.Snapshots, err)
+	}
+}
+
+// After a long read, its result stands for usageReuse times as long as it
+// took, writes or not; then a write makes the next caller read anew. A
+// short read's result never stands past a write.
+func TestUsageMemoLongRead(t *testing.T) {
+	now := time.Unix(1000, 0)
+	m := usageMemo{now: func() time.Time { return now }}
+	var gen atomic.Uint64
+	reads := 0
+	read := func(took time.Duration) func(string) (Usage, error) {
+		return func(string) (Usage, error) {
+			reads++
+			now = now.Add(took)
+			return Usage{Snapshots: reads}, nil
+		}
+	}
+	if u, _ := m.get("f", &gen, read(time.Second)); u.Snapshots != 1 {
+		t.Fatalf("first get = read %d", u.Snapshots)
+	}
+	gen.Add(1)
+	now = now.Add(usageReuse*time.Second - time.Millisecond)
+	if u, _ := m.get("f", &gen, read(time.Second)); u.Snapshots != 1 {
+		t.Errorf("a write %v after a read of 1 s: get = read %d; want the first read's", usageReuse*time.Second-time.Millisecond, u.Snapshots)
+	}
+	now = now.Add(time.Millisecond)
+	if u, _ := m.get("f", &gen, read(time.Millisecond)); u.Snapshots != 2 {
+		t.Errorf("%v after a read of 1 s and a write: get = read %d; want a new read (2)", usageReuse*time.Second, u.Snapshots)
+	}
+	gen.Add(1)
+	if u, _ := m.get("f", &gen, read(time.Millisecond)); u.Snapshots != 3 {
+		t.Errorf("a write at once after a read of 1 ms: get = read %d; want a new read (3)", u.Snapshots)
 	}
 }
 
