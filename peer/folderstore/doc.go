@@ -50,7 +50,7 @@
 // block. A paths index altered to hide a version makes Tree return the
 // authentic earlier version; Verify reports it.
 //
-// Writes are crash-safe: Append takes its changes 1,024 at a time
+// Writes are crash-safe: Append takes its changes 256 at a time
 // (appendChunk), stores and pins their blocks, makes them durable, then
 // writes their entries in one fsynced bbolt transaction as pending
 // entries of the snapshot to be; once every chunk is written, it commits

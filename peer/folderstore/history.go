@@ -241,11 +241,11 @@ func (s *Store) AppendFrom(folder string, at time.Time, changes iter.Seq2[syncfs
 }
 
 // nextChunk appends to window the next changes next yields, up to s.chunk
-// of them or appendChunkBytes of encoded entries, and reports whether
-// next may yield more.
+// of them or appendChunkBlocks of their blocks, and reports whether next
+// may yield more.
 func (s *Store) nextChunk(window []syncfs.FileInfo, next func() (syncfs.FileInfo, error, bool)) ([]syncfs.FileInfo, bool, error) {
-	size := 0
-	for len(window) < s.chunk && size < appendChunkBytes {
+	blocks := 0
+	for len(window) < s.chunk && blocks < appendChunkBlocks {
 		fi, err, ok := next()
 		if !ok {
 			return window, false, nil
@@ -254,7 +254,7 @@ func (s *Store) nextChunk(window []syncfs.FileInfo, next func() (syncfs.FileInfo
 			return window, false, fmt.Errorf("reading the changes: %w", err)
 		}
 		window = append(window, fi)
-		size += 64 + 40*len(fi.Blocks)
+		blocks += len(fi.Blocks)
 	}
 	return window, true, nil
 }
