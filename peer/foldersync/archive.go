@@ -35,9 +35,6 @@ func (ix Published) Session() uint64 { return ix.p.session }
 // Seq is the index's sequence: it grows with every index of a session.
 func (ix Published) Seq() uint64 { return ix.p.seq }
 
-// Len is how many entries the index holds.
-func (ix Published) Len() int { return ix.p.tree.len() }
-
 // Since yields, in name order, the index's entries changed after seq (of
 // the same session; every entry for 0), each as it is in this index. It
 // yields ErrIndexGone, and stops, if the engine stopped before it read
