@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -147,7 +148,7 @@ func (s *Scanner) Update(ctx context.Context, l *Local, paths ...string) (ScanSt
 	if s.Now != nil {
 		now = s.Now
 	}
-	sc := &scan{s: s, root: fsys, l: l, start: now(), now: now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+	sc := &scan{s: s, root: fsys, l: l, start: now(), now: now, stats: &stats, seen: newSeenSet(), gone: map[string]bool{}, keep: map[string]bool{}}
 
 	scopes := scopesOf(paths)
 	// Only scopes that were directories (or the whole folder) may hold
@@ -223,8 +224,31 @@ type scan struct {
 	stats    *ScanStats
 	found    []*found // entries found and not recorded yet, at most about scanBatch
 	chunking Chunking
-	seen     map[string]bool // names present on disk (found, or kept as they were)
+	seen     seenSet         // names present on disk (found, or kept as they were)
+	gone     map[string]bool // names found that disappeared before they were hashed
 	keep     map[string]bool // names whose prev entries stay (unreadable, unstable, ignored)
+}
+
+// seenSet is the set of names a scan found: a 64-bit hash of each, with a
+// seed drawn for the scan, not the names themselves (a rescan of a million
+// files held 80 MB of them; the hashes take about 16). Two names whose
+// hashes collide, one in a million million at a million names, are taken
+// for one: the second found is skipped (its change waits for the next
+// scan), or a deleted one is taken for present (its deletion waits for
+// the next scan, whose seed differs). Never the other way: a name found
+// is never taken for deleted.
+type seenSet struct {
+	seed maphash.Seed
+	m    map[uint64]struct{}
+}
+
+func newSeenSet() seenSet { return seenSet{seed: maphash.MakeSeed(), m: map[uint64]struct{}{}} }
+
+func (s seenSet) add(name string) { s.m[maphash.String(s.seed, name)] = struct{}{} }
+
+func (s seenSet) has(name string) bool {
+	_, ok := s.m[maphash.String(s.seed, name)]
+	return ok
 }
 
 func (sc *scan) skip(name, why string) {
@@ -343,7 +367,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 		sc.skip(name, "not a regular file, directory or symlink")
 		return false
 	}
-	if sc.seen[name] {
+	if sc.seen.has(name) {
 		return false
 	}
 	st := statOf(fi)
@@ -381,7 +405,7 @@ func (sc *scan) entry(name string, fi fs.FileInfo) bool {
 			f.hash = true
 		}
 	}
-	sc.seen[name] = true
+	sc.seen.add(name)
 	if t == TypeFile && !f.hash {
 		// An unchanged file is recorded as it is found, so that a rescan
 		// of a large folder does not hold an entry of every file until
@@ -596,7 +620,7 @@ func (sc *scan) record(f *found) {
 		}
 		return
 	case f.gone:
-		delete(sc.seen, name)
+		sc.gone[name] = true
 		return
 	}
 	if f.info.Type != TypeFile && !f.hash {
@@ -628,8 +652,9 @@ func (sc *scan) record(f *found) {
 // entries under them, so only they are looked at.
 func (sc *scan) deletions(scopes []string, walk bool) {
 	next := sc.l
+	present := func(name string) bool { return sc.seen.has(name) && !sc.gone[name] }
 	gone := func(name string, p FileInfo) {
-		if p.Deleted || sc.seen[name] || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
+		if p.Deleted || present(name) || sc.kept(name) || sc.s.Ignore.Match(name, p.Type == TypeDir) {
 			return
 		}
 		next.Set(tombstone(p, p.Version.Update(sc.s.Self)))
@@ -649,9 +674,11 @@ func (sc *scan) deletions(scopes []string, walk bool) {
 		}
 		return
 	}
+	// Only the names not found are held (those of deleted entries and of
+	// tombstones), not every name of the Local.
 	var names []string
 	for name := range next.Names() {
-		if inScopes(name, scopes) {
+		if !present(name) && inScopes(name, scopes) {
 			names = append(names, name)
 		}
 	}

@@ -110,6 +110,32 @@ func TestScanDetectsChanges(t *testing.T) {
 	}
 }
 
+// A file found by the walk and removed before it could be hashed is
+// deleted: its previous entry becomes a tombstone, and the files beside it
+// stay.
+func TestScanFileRemovedWhileHashed(t *testing.T) {
+	root := t.TempDir()
+	put(t, root, "f", []byte("first"), 0o644, baseTime)
+	put(t, root, "g", []byte("stays"), 0o644, baseTime)
+	s := scanner(root, devA)
+	l, _ := mustScan(t, s, Local{})
+	put(t, root, "f", []byte("second, longer"), 0o644, baseTime.Add(time.Second))
+	s.afterHash = func(name string) {
+		if name == "f" {
+			if err := os.Remove(filepath.Join(root, "f")); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	l2, st := mustScan(t, s, l)
+	if f := l2.Entry("f"); !f.Deleted || st.Deleted != 1 {
+		t.Errorf("f removed while hashed: %+v, %d deleted; want a tombstone", f, st.Deleted)
+	}
+	if g := l2.Entry("g"); g.Deleted {
+		t.Error("g, untouched, was deleted")
+	}
+}
+
 func TestScanFileChangingWhileHashed(t *testing.T) {
 	root := t.TempDir()
 	put(t, root, "f", []byte("first"), 0o644, baseTime)
@@ -291,7 +317,7 @@ func TestRescanHoldsOnlyWhatToHash(t *testing.T) {
 	}
 	defer r.Close()
 	var stats ScanStats
-	sc := &scan{s: s, root: rootFS{r}, l: &l, now: time.Now, stats: &stats, seen: map[string]bool{}, keep: map[string]bool{}}
+	sc := &scan{s: s, root: rootFS{r}, l: &l, now: time.Now, stats: &stats, seen: newSeenSet(), gone: map[string]bool{}, keep: map[string]bool{}}
 	if err := sc.walkScope(t.Context(), ""); err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +329,8 @@ func TestRescanHoldsOnlyWhatToHash(t *testing.T) {
 	if want := []string{"d", "d/f7"}; !slices.Equal(held, want) {
 		t.Errorf("the walk holds %q; want %q (the directory and the changed file)", held, want)
 	}
-	if len(sc.seen) != 51 {
-		t.Errorf("the walk saw %d names; want 51", len(sc.seen))
+	if len(sc.seen.m) != 51 {
+		t.Errorf("the walk saw %d names; want 51", len(sc.seen.m))
 	}
 }
 
@@ -406,5 +432,26 @@ func TestScanRecordsAsItWalks(t *testing.T) {
 	}
 	if all := int32(1 + len(dirs)); listed < 0 || listed >= all {
 		t.Errorf("first progress after %d of %d directories were listed; want it before the last", listed, all)
+	}
+}
+
+// A seenSet holds every name added and, but for hash collisions (one in
+// a million million at a million names), no other; each scan draws its
+// own seed.
+func TestSeenSet(t *testing.T) {
+	s := newSeenSet()
+	for i := range 100000 {
+		s.add("d" + strconv.Itoa(i%100) + "/f" + strconv.Itoa(i))
+	}
+	for i := range 100000 {
+		if n := "d" + strconv.Itoa(i%100) + "/f" + strconv.Itoa(i); !s.has(n) {
+			t.Fatalf("%s added and not held", n)
+		}
+		if n := "d" + strconv.Itoa(i%100) + "/g" + strconv.Itoa(i); s.has(n) {
+			t.Errorf("%s held though never added", n)
+		}
+	}
+	if o := newSeenSet(); o.seed == s.seed {
+		t.Error("two scans drew the same seed")
 	}
 }
