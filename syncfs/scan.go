@@ -232,8 +232,8 @@ type scan struct {
 // seenSet is the set of names a scan found: a 64-bit hash of each, with a
 // seed drawn for the scan, not the names themselves (a rescan of a million
 // files held 80 MB of them; the hashes take about 16). Two names whose
-// hashes collide, one in a million million at a million names, are taken
-// for one: the second found is skipped (its change waits for the next
+// hashes collide (in about one scan in 40 million, at a million names)
+// are taken for one: the second found is skipped (its change waits for the next
 // scan), or a deleted one is taken for present (its deletion waits for
 // the next scan, whose seed differs). Never the other way: a name found
 // is never taken for deleted.

@@ -435,9 +435,9 @@ func TestScanRecordsAsItWalks(t *testing.T) {
 	}
 }
 
-// A seenSet holds every name added and, but for hash collisions (one in
-// a million million at a million names), no other; each scan draws its
-// own seed.
+// A seenSet holds every name added and, but for hash collisions (about
+// one scan in 40 million at a million names), no other; each scan draws
+// its own seed.
 func TestSeenSet(t *testing.T) {
 	s := newSeenSet()
 	for i := range 100000 {
