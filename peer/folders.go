@@ -48,10 +48,12 @@ type folderRuntime struct {
 	wanted map[string]string // an agent's folders: ID -> directory
 	hosted map[string]string // a server's folders: ID -> directory
 	// history is a server's store of its folders' versions while it
-	// runs (history.go); nil on agents. historyMu guards it: read-held
-	// while the store is used, so that it is closed only when unused.
+	// runs (history.go), archiver what writes to it; nil on agents.
+	// historyMu guards them: read-held while the store is used, so that
+	// it is closed only when unused.
 	historyMu sync.RWMutex
 	history   *folderstore.Store
+	archiver  *archiver
 
 	view  atomic.Pointer[folderView]
 	dirty chan struct{} // an update was applied since the view was made (one slot)
@@ -259,8 +261,9 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 	fr := d.cfg.folders
 	var archive func(folder, root string, ix foldersync.Published, by foldersync.Requester)
 	engineDone := make(chan struct{})
+	transfers := new(foldersync.Activity)
 	if d.cfg.Role == identity.RoleServer {
-		a, err := d.openHistory(ctx, wg, engineDone)
+		a, err := d.openHistory(ctx, wg, engineDone, transfers)
 		if err != nil {
 			close(engineDone)
 			return err
@@ -279,6 +282,7 @@ func (d *driver) startFolders(ctx context.Context, wg *sync.WaitGroup, h host.Ho
 		WindowsNames:    d.cfg.WindowsNames,
 		Quota:           fr.quota,
 		Archive:         archive,
+		Activity:        transfers,
 	})
 	if err != nil {
 		close(engineDone)

@@ -74,6 +74,31 @@ const (
 	historyGCGrace     = folderstore.DefaultGrace
 )
 
+// The archiver keeps changes once the server's transfers are quiet: its
+// reads, hashes and writes of every block again would otherwise take the
+// CPU and the disk from the sync under way (on two cores, a gigabyte
+// synced through a server took half as long again).
+const (
+	// historyQuiet is how long no block may have moved before queued
+	// changes are written.
+	historyQuiet = time.Second
+	// historyMaxHold is the longest a change waits for quiet transfers:
+	// a server that syncs without a pause still keeps its changes this
+	// often.
+	historyMaxHold = 30 * time.Second
+)
+
+// historyHold returns how long changes queued since queuedAt wait, at
+// now, before they are written: until no block moved for quiet since
+// lastMoved, and no longer than most after queuedAt. Zero: write now.
+func historyHold(now, lastMoved, queuedAt time.Time, quiet, most time.Duration) time.Duration {
+	if queuedAt.IsZero() {
+		return 0
+	}
+	wait := min(lastMoved.Add(quiet).Sub(now), queuedAt.Add(most).Sub(now))
+	return max(wait, 0)
+}
+
 // archivable is a published index as the archiver reads it
 // (foldersync.Published): its session, its sequence, and its entries
 // changed after a sequence of the session, in name order.
@@ -118,10 +143,17 @@ type archiver struct {
 	// every is how often Run prunes and collects (and once at its start);
 	// grace is GCOptions.Grace.
 	every, grace time.Duration
+	// transfers, if set, says when a block last moved: Run holds what is
+	// queued while transfers are under way (historyHold with quiet and
+	// maxHold).
+	transfers      interface{ Last() time.Time }
+	quiet, maxHold time.Duration
 
-	mu      sync.Mutex
-	pending map[string]*archivePending
-	wake    chan struct{}
+	mu       sync.Mutex
+	pending  map[string]*archivePending
+	queuedAt time.Time // when the oldest change of pending was queued by add
+	draining bool      // drain is writing
+	wake     chan struct{}
 
 	done map[string]archived // Run's own
 }
@@ -131,6 +163,7 @@ func newArchiver(store *folderstore.Store, log *slog.Logger, now func() time.Tim
 		policy = func(string) folderstore.Policy { return folderstore.DefaultPolicy }
 	}
 	return &archiver{store: store, log: log, now: now, policy: policy, every: historyUpkeepEvery, grace: historyGCGrace,
+		quiet: historyQuiet, maxHold: historyMaxHold,
 		pending: map[string]*archivePending{}, wake: make(chan struct{}, 1), done: map[string]archived{}}
 }
 
@@ -149,6 +182,9 @@ func (a *archiver) add(folder, root string, ix archivable, by foldersync.Request
 	}
 	p.root = root
 	p.batches = appendBatch(p.batches, archiveBatch{ix: ix, by: by})
+	if a.queuedAt.IsZero() {
+		a.queuedAt = a.now()
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -184,25 +220,59 @@ func (a *archiver) queued() int {
 	return n
 }
 
+// backlog returns how many folders have changes queued, plus one while
+// changes are being written.
+func (a *archiver) backlog() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := len(a.pending)
+	if a.draining {
+		n++
+	}
+	return n
+}
+
 // Run appends the queued changes until ctx ends, then those still queued;
-// at its start and every a.every it prunes and collects (upkeep).
+// at its start and every a.every it prunes and collects (upkeep). Changes
+// wait while transfers are under way (hold).
 func (a *archiver) Run(ctx context.Context) error {
 	tick := time.NewTicker(a.every)
 	defer tick.Stop()
 	a.drain()
 	a.upkeep()
+	var held <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			a.drain()
 			return nil
 		case <-a.wake:
-			a.drain()
+		case <-held:
 		case <-tick.C:
+			held = nil
 			a.drain()
 			a.upkeep()
+			continue
 		}
+		if d := a.hold(); d > 0 {
+			held = time.After(d)
+			continue
+		}
+		held = nil
+		a.drain()
 	}
+}
+
+// hold returns how long what is queued waits (historyHold); zero without
+// a.transfers.
+func (a *archiver) hold() time.Duration {
+	if a.transfers == nil {
+		return 0
+	}
+	a.mu.Lock()
+	at := a.queuedAt
+	a.mu.Unlock()
+	return historyHold(a.now(), a.transfers.Last(), at, a.quiet, a.maxHold)
 }
 
 // drain writes what is queued. A change that could not be kept is logged
@@ -211,10 +281,17 @@ func (a *archiver) Run(ctx context.Context) error {
 // folder's next start, which compares its whole index with the store).
 func (a *archiver) drain() {
 	retry := map[string]*archivePending{}
+	defer func() {
+		a.mu.Lock()
+		a.draining = false
+		a.mu.Unlock()
+	}()
 	for {
 		a.mu.Lock()
 		q := a.pending
 		a.pending = map[string]*archivePending{}
+		a.queuedAt = time.Time{}
+		a.draining = true
 		a.mu.Unlock()
 		if len(q) == 0 {
 			break
@@ -416,7 +493,7 @@ func (r *fileReader) close() {
 // openHistory opens the server's folder store and runs its archiver on wg
 // until ctx ends; the store is closed once the archiver and stop (closed
 // when the folder sync engine has stopped) are done.
-func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-chan struct{}) (*archiver, error) {
+func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-chan struct{}, transfers *foldersync.Activity) (*archiver, error) {
 	dir := filepath.Join(d.cfg.DataDir, storeDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("folder history: %w", err)
@@ -430,15 +507,16 @@ func (d *driver) openHistory(ctx context.Context, wg *sync.WaitGroup, stopped <-
 	fr := d.cfg.folders
 	log := d.log.With("part", "history")
 	a := newArchiver(st, log, d.cfg.Now, fr.retention(log))
+	a.transfers = transfers
 	fr.historyMu.Lock()
-	fr.history = st
+	fr.history, fr.archiver = st, a
 	fr.historyMu.Unlock()
 	wg.Go(func() {
 		_ = a.Run(ctx)
 		<-stopped
 		a.drain()           // what the engine told it as it stopped
 		fr.historyMu.Lock() // waits for every user of the store
-		fr.history = nil
+		fr.history, fr.archiver = nil, nil
 		fr.historyMu.Unlock()
 		if err := st.Close(); err != nil {
 			d.log.Error("folder history", "err", err)
@@ -506,6 +584,20 @@ func (fr *folderRuntime) historyStore() (st *folderstore.Store, release func()) 
 		return nil, func() {}
 	}
 	return fr.history, fr.historyMu.RUnlock
+}
+
+// HistoryBacklog returns how many hosted folders have changes this server
+// has yet to keep in their history, plus one while it writes some: 0 when
+// the history holds every change published (and on an agent). Changes
+// wait while blocks are moving (see historyQuiet).
+func (n *Node) HistoryBacklog() int {
+	fr := n.cfg.folders
+	fr.historyMu.RLock()
+	defer fr.historyMu.RUnlock()
+	if fr.archiver == nil {
+		return 0
+	}
+	return fr.archiver.backlog()
 }
 
 // HistoryPoint names a version of a folder: the snapshot Seq, or the last

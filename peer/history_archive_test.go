@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -437,5 +438,127 @@ func TestArchiverWholeThenChanges(t *testing.T) {
 	}
 	if len(want) > 0 || !tree["d.txt"].Deleted {
 		t.Errorf("files missing from the snapshot: %v, d.txt %+v", want, tree["d.txt"])
+	}
+}
+
+// historyHold holds queued changes until no block moved for the quiet
+// time, and never longer than the most after the first was queued.
+func TestHistoryHold(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	quiet, most := time.Second, 30*time.Second
+	for _, c := range []struct {
+		what              string
+		lastMoved, queued time.Time
+		now               time.Time
+		want              time.Duration
+	}{
+		{"nothing queued", t0, time.Time{}, t0, 0},
+		{"no block ever moved", time.Time{}, t0, t0, 0},
+		{"a block moved just now", t0, t0, t0, time.Second},
+		{"a block moved 400 ms ago", t0.Add(-400 * time.Millisecond), t0, t0, 600 * time.Millisecond},
+		{"quiet for a second", t0.Add(-time.Second), t0, t0, 0},
+		{"queued 29.5 s ago, blocks still moving", t0, t0.Add(-29500 * time.Millisecond), t0, 500 * time.Millisecond},
+		{"queued 31 s ago, blocks still moving", t0, t0.Add(-31 * time.Second), t0, 0},
+	} {
+		if got := historyHold(c.now, c.lastMoved, c.queued, quiet, most); got != c.want {
+			t.Errorf("%s: hold %v; want %v", c.what, got, c.want)
+		}
+	}
+}
+
+// fakeTransfers is what archiver.transfers reads: when a block last moved.
+type fakeTransfers struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (f *fakeTransfers) Last() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+func (f *fakeTransfers) set(t time.Time) {
+	f.mu.Lock()
+	f.last = t
+	f.mu.Unlock()
+}
+
+// While blocks move, Run holds what is queued: a change is kept once
+// transfers have been quiet for the quiet time, or once it waited the
+// longest hold, and at once when no transfer is under way.
+func TestArchiverHoldsForTransfers(t *testing.T) {
+	s := newArchiveSetup(t, nil)
+	tr := &fakeTransfers{}
+	s.a.now = time.Now
+	s.a.transfers = tr
+	s.a.quiet, s.a.maxHold = 300*time.Millisecond, 900*time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.a.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	// kept waits until the store holds n snapshots and returns how long
+	// that took since from.
+	kept := func(n int, from time.Time) time.Duration {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			snaps, err := s.st.Snapshots("f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snaps) >= n {
+				return time.Since(from)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the store holds %d snapshots after 10 s; want %d", len(snaps), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// A block moved just now: the change waits for quiet.
+	s.write("a.txt", "one")
+	start := time.Now()
+	tr.set(start)
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	if took := kept(1, start); took < s.a.quiet {
+		t.Errorf("a change queued while a block had just moved was kept after %v; want at least the quiet time, %v", took, s.a.quiet)
+	}
+
+	// Blocks keep moving: the change waits the longest hold, no more.
+	s.write("a.txt", "two")
+	start = time.Now()
+	stop := make(chan struct{})
+	moving := make(chan struct{})
+	go func() {
+		defer close(moving)
+		for {
+			tr.set(time.Now())
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	took := kept(2, start)
+	close(stop)
+	<-moving
+	if took < s.a.maxHold {
+		t.Errorf("a change queued while blocks kept moving was kept after %v; want at least the longest hold, %v", took, s.a.maxHold)
+	}
+
+	// Quiet for long: kept at once (well within the quiet time).
+	tr.set(time.Now().Add(-time.Hour))
+	s.write("a.txt", "three")
+	start = time.Now()
+	s.a.add("f", s.root, s.scan(), foldersync.Requester{})
+	if took := kept(3, start); took >= 5*time.Second {
+		t.Errorf("a change queued with no transfer under way took %v to be kept", took)
 	}
 }

@@ -463,6 +463,9 @@ func (b *bench) timed(ctx context.Context, dataset string, run int, start func()
 				ph.Server = d
 			}
 			ph.CPU = cpuTime() - cpu0
+			if err := b.waitHistory(ctx, t0, cpu0, deadline, &ph); err != nil {
+				return 0, ph, err
+			}
 			return d, ph, nil
 		}
 		if now.After(deadline) {
@@ -474,6 +477,30 @@ func (b *bench) timed(ctx context.Context, dataset string, run int, start func()
 		select {
 		case <-ctx.Done():
 			return 0, ph, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// waitHistory waits, after a run arrived, until the server has kept it in
+// its folder's history (which waits for transfers to be quiet), and notes
+// when and the CPU used until then in ph: the next run starts once the
+// server is done.
+func (b *bench) waitHistory(ctx context.Context, t0 time.Time, cpu0 time.Duration, deadline time.Time, ph *phases) error {
+	if _, ok := b.d.HistoryBacklog(); !ok {
+		return nil
+	}
+	for {
+		if n, _ := b.d.HistoryBacklog(); n == 0 {
+			ph.History, ph.HistoryCPU = time.Since(t0), cpuTime()-cpu0
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the server's history not done after %v", b.o.timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(time.Millisecond):
 		}
 	}
@@ -508,6 +535,9 @@ func (b *bench) waitQuiet(ctx context.Context, files int) (foldersync.FolderStat
 			(files < 0 || dst.LocalFiles == files)
 		if srv, ok := b.d.ServerStatus(); ok && quiet {
 			quiet = inSync(srv) && srv.LocalFiles == dst.LocalFiles && srv.LocalBytes == dst.LocalBytes
+		}
+		if n, ok := b.d.HistoryBacklog(); ok && quiet {
+			quiet = n == 0
 		}
 		switch {
 		case !quiet:

@@ -34,6 +34,9 @@ type domain interface {
 	SourceStatus() (foldersync.FolderStatus, bool)
 	TargetStatus() (foldersync.FolderStatus, bool)
 	ServerStatus() (foldersync.FolderStatus, bool)
+	// HistoryBacklog is how many changes the server has yet to keep in
+	// its folders' history (ok false if it keeps none).
+	HistoryBacklog() (n int, ok bool)
 	// Close stops everything and waits for it.
 	Close() error
 }
@@ -263,6 +266,9 @@ func (d *engineDomain) Target() string { return d.bob.root }
 func (d *engineDomain) SourceStatus() (foldersync.FolderStatus, bool) { return d.alice.status() }
 func (d *engineDomain) TargetStatus() (foldersync.FolderStatus, bool) { return d.bob.status() }
 func (d *engineDomain) ServerStatus() (foldersync.FolderStatus, bool) { return d.server.status() }
+
+// HistoryBacklog: the engines alone keep no history.
+func (d *engineDomain) HistoryBacklog() (int, bool) { return 0, false }
 
 // Close stops the devices, then the server.
 func (d *engineDomain) Close() error {

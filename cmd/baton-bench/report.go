@@ -55,6 +55,10 @@ type datasetResult struct {
 	IndexedMS float64  `json:"indexed_ms"`
 	ServerMS  float64  `json:"server_ms,omitempty"`
 	CPUMS     float64  `json:"cpu_ms,omitempty"`
+	// HistoryMS and HistoryCPUMS: the medians of phases.History and
+	// HistoryCPU (absent without history).
+	HistoryMS    float64 `json:"history_ms,omitempty"`
+	HistoryCPUMS float64 `json:"history_cpu_ms,omitempty"`
 	// PeakRSS is the process's peak resident set during the dataset
 	// (reset before it where the OS allows), in bytes.
 	PeakRSS int64 `json:"peak_rss"`
@@ -83,6 +87,11 @@ type phases struct {
 	Indexed time.Duration
 	Server  time.Duration
 	CPU     time.Duration
+	// History is when the server's history had kept the run (after bob
+	// had it all: the server holds it until transfers are quiet), and
+	// HistoryCPU the CPU time used until then; 0 without history.
+	History    time.Duration
+	HistoryCPU time.Duration
 }
 
 func (p phases) String() string {
@@ -92,6 +101,9 @@ func (p phases) String() string {
 	}
 	if p.CPU > 0 {
 		s += ", " + durText(p.CPU) + " of CPU"
+	}
+	if p.History > 0 {
+		s += "; kept in the server's history at " + durText(p.History) + ", " + durText(p.HistoryCPU) + " of CPU by then"
 	}
 	return s
 }
@@ -109,7 +121,7 @@ func (r *datasetResult) finish() {
 		r.TimesMS = append(r.TimesMS, ms(d))
 	}
 	r.MedianMS, r.TargetMS = ms(r.Median), ms(r.Target)
-	var ix, sv, cpu []time.Duration
+	var ix, sv, cpu, hist, histCPU []time.Duration
 	for _, p := range r.Phases {
 		ix = append(ix, p.Indexed)
 		if p.Server > 0 {
@@ -118,8 +130,12 @@ func (r *datasetResult) finish() {
 		if p.CPU > 0 {
 			cpu = append(cpu, p.CPU)
 		}
+		if p.History > 0 {
+			hist, histCPU = append(hist, p.History), append(histCPU, p.HistoryCPU)
+		}
 	}
 	r.IndexedMS, r.ServerMS, r.CPUMS = ms(median(ix)), ms(median(sv)), ms(median(cpu))
+	r.HistoryMS, r.HistoryCPUMS = ms(median(hist)), ms(median(histCPU))
 	if s := r.Median.Seconds(); s > 0 {
 		r.MBPerSec = float64(r.Bytes) / s / 1e6
 		r.FilesPerSec = float64(r.Files) / s
@@ -176,6 +192,19 @@ func writeTable(w io.Writer, res *results) {
 		}
 		fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s  %8s\n", width, r.Label, durText(time.Duration(r.IndexedMS*float64(time.Millisecond))), srv, durText(r.Median),
 			durText(time.Duration(r.CPUMS*float64(time.Millisecond))))
+	}
+	var kept bool
+	for _, r := range res.Datasets {
+		kept = kept || r.HistoryMS > 0
+	}
+	if kept {
+		fmt.Fprintf(w, "\nmedian of a run's data kept in the server's history (which waits for transfers to be quiet; CPU time used by then, all hosts):\n")
+		for _, r := range res.Datasets {
+			if r.HistoryMS > 0 {
+				fmt.Fprintf(w, "  %-*s  %8s  %8s\n", width, r.Label, durText(time.Duration(r.HistoryMS*float64(time.Millisecond))),
+					durText(time.Duration(r.HistoryCPUMS*float64(time.Millisecond))))
+			}
+		}
 	}
 	for _, r := range res.Datasets {
 		if len(r.Transfers) > 0 {

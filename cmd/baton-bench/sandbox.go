@@ -22,6 +22,7 @@ type sandboxDomain struct {
 	source       string
 	target       string
 	serverStatus func(context.Context, string) (foldersync.FolderStatus, error)
+	backlog      func() int
 }
 
 // statusCallTimeout bounds one status call to a node.
@@ -68,6 +69,9 @@ func newSandboxDomain(ctx context.Context, o domainOptions) (_ *sandboxDomain, e
 	if n, ok := any(sb.Server(0).Node()).(folderStatuser); ok {
 		d.serverStatus = n.FolderStatus
 	}
+	if n, ok := any(sb.Server(0).Node()).(interface{ HistoryBacklog() int }); ok {
+		d.backlog = n.HistoryBacklog
+	}
 	for _, a := range []*sandbox.Agent{d.alice, d.bob} {
 		if err := a.WaitInSync(ctx, d.id); err != nil {
 			return nil, err
@@ -104,6 +108,13 @@ func (d *sandboxDomain) ServerStatus() (foldersync.FolderStatus, bool) {
 	defer cancel()
 	st, err := d.serverStatus(ctx, d.id)
 	return st, err == nil
+}
+
+func (d *sandboxDomain) HistoryBacklog() (int, bool) {
+	if d.backlog == nil {
+		return 0, false
+	}
+	return d.backlog(), true
 }
 
 func (d *sandboxDomain) Close() error {

@@ -25,6 +25,13 @@ type BatchPutter interface {
 // leaves each block whole under its name, or absent (its temporary file
 // is removed by CleanTemp). Elsewhere it Puts each block.
 func (d *Disk) PutBatch(hs []syncfs.Hash, data [][]byte) error {
+	return d.putBatch(hs, data, false)
+}
+
+// putBatch is PutBatch; hashed says the caller has just hashed each block
+// (Append, which reads them from a folder's files), which are then not
+// hashed again.
+func (d *Disk) putBatch(hs []syncfs.Hash, data [][]byte, hashed bool) error {
 	if len(hs) != len(data) {
 		return fmt.Errorf("storing blocks: %d hashes for %d blocks", len(hs), len(data))
 	}
@@ -36,9 +43,11 @@ func (d *Disk) PutBatch(hs []syncfs.Hash, data [][]byte) error {
 		}
 		return nil
 	}
-	for i, h := range hs {
-		if got := syncfs.HashBytes(data[i]); got != h {
-			return fmt.Errorf("storing block %x: content hashes to %x: %w", h[:8], got[:8], ErrCorruptBlock)
+	if !hashed {
+		for i, h := range hs {
+			if got := syncfs.HashBytes(data[i]); got != h {
+				return fmt.Errorf("storing block %x: content hashes to %x: %w", h[:8], got[:8], ErrCorruptBlock)
+			}
 		}
 	}
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {

@@ -419,7 +419,12 @@ func (s *Store) flushBlocks(bb *blockBatch) error {
 	if len(bb.hs) == 0 {
 		return nil
 	}
-	if bp, ok := s.blocks.(BatchPutter); ok {
+	if d, ok := s.blocks.(*Disk); ok {
+		// storeBlocks hashed each block as it read it.
+		if err := d.putBatch(bb.hs, bb.data, true); err != nil {
+			return err
+		}
+	} else if bp, ok := s.blocks.(BatchPutter); ok {
 		if err := bp.PutBatch(bb.hs, bb.data); err != nil {
 			return err
 		}

@@ -124,6 +124,9 @@ type Config struct {
 	// archive.go). It must return quickly: it may keep the index and read
 	// it later, on any goroutine.
 	Archive func(folder, root string, ix Published, by Requester)
+	// Activity, if set, is told of every block this engine sends or
+	// receives (a server's history waits for transfers to be quiet).
+	Activity *Activity
 
 	// wrapFS, if set, wraps the disk a folder's applier writes through
 	// (a test seam: failures of the file system, such as Windows'
@@ -138,6 +141,10 @@ type Config struct {
 	// localWhole, if set, is the most entries a folder's Local holds in
 	// memory whole (a test seam: syncfs.DefaultLocalWhole by default).
 	localWhole int
+	// stagedWindow, if set, is the most entries of a peer's index delta
+	// held in memory until verified (a test seam: stagedInMemory by
+	// default).
+	stagedWindow int
 }
 
 func (c *Config) setDefaults() {
@@ -149,6 +156,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.localWhole <= 0 {
 		c.localWhole = syncfs.DefaultLocalWhole
+	}
+	if c.stagedWindow <= 0 {
+		c.stagedWindow = stagedInMemory
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
