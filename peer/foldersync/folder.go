@@ -825,6 +825,12 @@ type planScope struct {
 	names nameSet
 }
 
+// stagedInMemory is the most entries of a peer's index delta held in
+// memory until all its pages are verified (about 1 MB); a larger delta is
+// staged in the peer store and moved into place (readIndex). A sync of
+// many small changes then writes each entry once, not three times.
+const stagedInMemory = 4096
+
 // maxScopeNames is the most names a plan's scope, or an index's delta,
 // notes one by one. Past it, the next plan looks at every entry of the
 // peer's index, a window at a time: a walk of its summaries on disk,

@@ -587,16 +587,15 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	// A full index goes into a new key of the store, page by page (it
 	// is dropped on an error); so does a delta (staged), whose entries go
 	// into held's once every page verified: only their names are held in
-	// memory meanwhile.
+	// memory meanwhile. A delta of at most stagedInMemory entries is held
+	// in memory instead, and written once, into held's.
 	var (
 		stage   string
+		inMem   []syncfs.FileInfo // the delta's entries while it is small
 		pending []string
 		tooMany bool // pending would pass scopeNames: none are held
 		last    string
 	)
-	if hdr.Status == statusDelta {
-		stage = e.newPeerKey(folder, p)
-	}
 	if hdr.Status == statusFull {
 		out.key = e.newPeerKey(folder, p)
 	}
@@ -642,8 +641,19 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 			}
 			continue
 		}
-		if err := e.peers.Put(stage, idx.Files); err != nil {
-			return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
+		if stage == "" && len(inMem)+len(idx.Files) <= e.cfg.stagedWindow {
+			inMem = append(inMem, idx.Files...)
+		} else {
+			if stage == "" {
+				stage = e.newPeerKey(folder, p)
+				if err := e.peers.Put(stage, inMem); err != nil {
+					return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
+				}
+				inMem = nil
+			}
+			if err := e.peers.Put(stage, idx.Files); err != nil {
+				return fail(fmt.Errorf("index from %s: page %d: %w", p, i, err))
+			}
 		}
 		if !tooMany && len(pending)+len(idx.Files) > e.cfg.scopeNames {
 			// Taken as a whole index would be (every entry looked at),
@@ -669,7 +679,13 @@ func (e *Engine) readIndex(ctx context.Context, p lpeer.ID, folder string, held 
 	// new index replaces. Should the store fail midway, held's stored
 	// entries may be newer than its sequence says, which the next delta
 	// (asked from held's sequence) mends.
-	if err := e.peers.Move(held.key, stage); err != nil {
+	if stage == "" {
+		if len(inMem) > 0 {
+			if err := e.peers.Put(held.key, inMem); err != nil {
+				return fail(fmt.Errorf("index from %s: %w", p, err))
+			}
+		}
+	} else if err := e.peers.Move(held.key, stage); err != nil {
 		return fail(fmt.Errorf("index from %s: %w", p, err))
 	}
 	out.key, out.base, out.delta = held.key, held.seq, pending

@@ -173,12 +173,15 @@ func TestWindowDeletionFailureKeepsNoDirectory(t *testing.T) {
 // whole index would be: the delta that brings it holds no names, and the
 // plans, publications, counts and stores that follow look at every entry
 // (a window at a time). Everything arrives, and deletions are not lost.
+// A delta of more entries than are held in memory until verified is
+// staged in the peer store (the five names), a smaller one is not.
 func TestChangeBeyondScopeLimit(t *testing.T) {
 	const limit = 4
 	n := newTestNet(t, map[string]collections.Right{"alice": collections.RightOwner, "bob": collections.RightReadWrite}, func(c *Config) {
 		c.planWindow = 3
 		c.scopeNames = limit
 		c.localWhole = limit
+		c.stagedWindow = 2
 	})
 	alice, bob, server := n.nodes["alice"], n.nodes["bob"], n.server
 	for i := range 12 {
