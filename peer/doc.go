@@ -36,7 +36,9 @@
 // folder sync engine tells an archiver of each change of a hosted folder's
 // index (pending changes merged by name, so what waits is bounded by the
 // folder's size), and the archiver's goroutine appends it as a snapshot,
-// signed with the node's key; at its start and hourly it prunes each
+// signed with the node's key, once the server's transfers are quiet (a
+// second without a block moving, at most 30 s after the change came:
+// foldersync.Activity), so that it never slows a sync; at its start and hourly it prunes each
 // folder by its retention policy (the folder option Keep) and collects
 // unreferenced blocks. A restore's snapshot records who asked for it.
 // Node.FolderHistory, RestoreFolder and ExportFolder read it on the server;
