@@ -151,7 +151,7 @@ type archiver struct {
 
 	mu       sync.Mutex
 	pending  map[string]*archivePending
-	queuedAt time.Time // when the oldest change of pending was queued by add
+	queuedAt time.Time // when the oldest change of pending was queued by add (system clock)
 	draining bool      // drain is writing
 	wake     chan struct{}
 
@@ -183,7 +183,7 @@ func (a *archiver) add(folder, root string, ix archivable, by foldersync.Request
 	p.root = root
 	p.batches = appendBatch(p.batches, archiveBatch{ix: ix, by: by})
 	if a.queuedAt.IsZero() {
-		a.queuedAt = a.now()
+		a.queuedAt = time.Now() // the hold times real transfers: not a.now
 	}
 	a.mu.Unlock()
 	select {
@@ -272,7 +272,7 @@ func (a *archiver) hold() time.Duration {
 	a.mu.Lock()
 	at := a.queuedAt
 	a.mu.Unlock()
-	return historyHold(a.now(), a.transfers.Last(), at, a.quiet, a.maxHold)
+	return historyHold(time.Now(), a.transfers.Last(), at, a.quiet, a.maxHold)
 }
 
 // drain writes what is queued. A change that could not be kept is logged

@@ -486,12 +486,12 @@ func (f *fakeTransfers) set(t time.Time) {
 
 // While blocks move, Run holds what is queued: a change is kept once
 // transfers have been quiet for the quiet time, or once it waited the
-// longest hold, and at once when no transfer is under way.
+// longest hold, and at once when no transfer is under way, by the
+// system's clock whatever the archiver's clock says.
 func TestArchiverHoldsForTransfers(t *testing.T) {
 	s := newArchiveSetup(t, nil)
 	tr := &fakeTransfers{}
-	s.a.now = time.Now
-	s.a.transfers = tr
+	s.a.transfers = tr // s.a.now stays the setup's frozen clock: the hold times real transfers
 	s.a.quiet, s.a.maxHold = 300*time.Millisecond, 900*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

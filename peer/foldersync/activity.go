@@ -6,9 +6,10 @@ import (
 )
 
 // Activity records when an engine last sent or received a block of any
-// folder (Config.Activity). Work that can wait, such as a server's
-// history, waits for transfers to be quiet with it. Safe for concurrent
-// use; the zero value is ready (no block moved yet).
+// folder (Config.Activity), by the system's clock (not Config.Now: it
+// times real transfers). Work that can wait, such as a server's history,
+// waits for transfers to be quiet with it. Safe for concurrent use; the
+// zero value is ready (no block moved yet).
 type Activity struct{ last atomic.Int64 }
 
 // moved records that a block moved at t.

@@ -92,7 +92,7 @@ func (e *Engine) handleBlock(s Stream, p lpeer.ID) {
 		_, err := s.Write(frame) // Write does not keep frame (io.Writer)
 		if len(frame) > len(missing) {
 			syncfs.FreeBlockBuffer(frame)
-			e.cfg.Activity.moved(e.cfg.Now())
+			e.cfg.Activity.moved(time.Now())
 		}
 		if err != nil {
 			return
@@ -165,7 +165,7 @@ func (e *Engine) requestBlocks(ctx context.Context, p lpeer.ID, folder string, r
 			return append(missing, refs[i:]...), err
 		}
 		if ok {
-			e.cfg.Activity.moved(e.cfg.Now())
+			e.cfg.Activity.moved(time.Now())
 			got(ref, fb)
 			continue
 		}
